@@ -1,0 +1,98 @@
+//! The LIP-155 payment-streams program.
+//!
+//! Pure logic in LEZ's program shape: [`PaymentStreamsProgram::execute`] takes pre-states and
+//! instruction bytes and returns post-states, claims, chained calls and typed events, or a
+//! numbered [`StreamError`]. No I/O, no clock reads: time comes from the clock account the caller
+//! passes. Every instruction validates everything before it computes its outputs, and returns an
+//! error instead of partial output, so a failed instruction leaves state untouched.
+
+pub mod accounts;
+pub mod error;
+pub mod event;
+pub mod fold;
+pub mod instruction;
+mod instructions;
+pub mod pda;
+pub mod receipt;
+pub mod state;
+
+use borsh::BorshDeserialize as _;
+use paystreams_lez_core::{
+    program::Program, AccountPostState, ChainedCall, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+};
+
+pub use error::StreamError;
+pub use event::Event;
+pub use instruction::{ExtensionSettings, Instruction};
+
+/// The payment-streams program's id on this implementation's chain. On LEZ proper it is the
+/// deployed guest's image id; every address helper takes the id as an argument.
+#[must_use]
+pub fn payment_streams_program_id() -> ProgramId {
+    ProgramId::from_name("payment_streams")
+}
+
+/// Largest instruction the program accepts, in bytes (the biggest variant is a claim with a
+/// receipt, about 200 bytes).
+pub const INSTRUCTION_MAX_LEN: usize = 512;
+
+/// The program, with the id it runs under.
+#[derive(Clone, Copy, Debug)]
+pub struct PaymentStreamsProgram {
+    id: ProgramId,
+}
+
+impl PaymentStreamsProgram {
+    #[must_use]
+    pub const fn new(id: ProgramId) -> Self {
+        Self { id }
+    }
+}
+
+impl Default for PaymentStreamsProgram {
+    fn default() -> Self {
+        Self::new(payment_streams_program_id())
+    }
+}
+
+/// What an instruction handler produces.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub post_states: Vec<AccountPostState>,
+    pub chained_calls: Vec<ChainedCall>,
+    pub events: Vec<Event>,
+}
+
+impl PaymentStreamsProgram {
+    /// Runs one instruction and returns typed effects.
+    ///
+    /// # Errors
+    /// Any [`StreamError`]; nothing is produced then.
+    pub fn process(&self, input: ProgramInput<'_>) -> Result<ProgramOutput, StreamError> {
+        if input.instruction_data.len() > INSTRUCTION_MAX_LEN {
+            return Err(StreamError::InvalidInstruction);
+        }
+        let instruction =
+            Instruction::try_from_slice(input.instruction_data).map_err(|_| StreamError::InvalidInstruction)?;
+        let effects = instructions::dispatch(&self.id, instruction, input.pre_states)?;
+        Ok(ProgramOutput {
+            post_states: effects.post_states,
+            chained_calls: effects.chained_calls,
+            events: effects.events.iter().map(|e| borsh::to_vec(e).unwrap_or_default()).collect(),
+        })
+    }
+}
+
+impl Program for PaymentStreamsProgram {
+    fn id(&self) -> ProgramId {
+        self.id
+    }
+
+    fn name(&self) -> &'static str {
+        "payment_streams"
+    }
+
+    fn execute(&self, input: ProgramInput<'_>) -> Result<ProgramOutput, ProgramError> {
+        self.process(input).map_err(ProgramError::from)
+    }
+}

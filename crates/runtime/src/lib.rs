@@ -1,0 +1,1 @@
+//! LEZ-shaped runtime (being written).
