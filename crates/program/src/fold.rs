@@ -128,3 +128,121 @@ pub fn planned_stop(stream: &StreamConfig) -> Option<u64> {
         .flatten();
     Some(auto_pause.map_or(depletion, |at| at.min(depletion)))
 }
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::AccountId;
+
+    use super::*;
+    use crate::state::{StreamExtensions, DEFAULT_VERSION, STREAM_VERSION_EXTENDED};
+
+    fn stream(accrued: u128, allocation: u128, rate: u64, as_of: u64, state: StreamState) -> StreamConfig {
+        StreamConfig {
+            version: DEFAULT_VERSION,
+            stream_id: 0,
+            provider: AccountId([1; 32]),
+            rate,
+            allocation,
+            accrued,
+            state,
+            accrued_as_of: as_of,
+            extensions: None,
+        }
+    }
+
+    fn active(accrued: u128, allocation: u128, rate: u64, as_of: u64) -> StreamConfig {
+        stream(accrued, allocation, rate, as_of, StreamState::Active)
+    }
+
+    #[test]
+    fn reference_fold_vectors() {
+        assert_eq!(fold(&active(0, 1000, 10, 100), 99).err(), Some(StreamError::TimeRegression));
+        assert_eq!(fold(&active(500, 100, 10, 100), 100).err(), Some(StreamError::StreamExceedsAllocation));
+        assert_eq!(fold(&active(0, 100, 0, 0), 0).err(), Some(StreamError::ZeroStreamRate));
+        assert_eq!(fold(&active(0, 0, 10, 0), 0).err(), Some(StreamError::ZeroStreamAllocation));
+        let paused = stream(0, 0, 10, 100, StreamState::Paused);
+        assert_eq!(fold(&paused, 200).expect("ok").stream, paused);
+        let unchanged = active(50, 1000, 10, 100);
+        assert_eq!(fold(&unchanged, 100).expect("ok").stream, unchanged);
+        let folded = fold(&active(0, 1000, 10, 100), 105).expect("ok");
+        assert_eq!((folded.stream.accrued, folded.stream.accrued_as_of, folded.stream.state), (50, 105, StreamState::Active));
+        let paused = stream(100, 1000, 10, 100, StreamState::Paused);
+        assert_eq!(fold(&paused, 200).expect("ok").stream.accrued, 100);
+        for t in [50, 100] {
+            let folded = fold(&active(0, 100, 10, 0), t).expect("ok");
+            assert_eq!((folded.stream.accrued, folded.stream.state, folded.stream.accrued_as_of), (100, StreamState::Paused, 10));
+            assert_eq!(folded.auto_paused, Some(AutoPause { at: 10, depleted: true }));
+        }
+    }
+
+    #[test]
+    fn depletion_instant_rounds_up() {
+        // 95 left at rate 10: accrued reaches allocation during second 10 -> instant 10.
+        let folded = fold(&active(5, 100, 10, 0), 1000).expect("ok");
+        assert_eq!(folded.stream.accrued_as_of, 10);
+        assert_eq!(folded.stream.accrued, 100);
+    }
+
+    #[test]
+    fn time_regression_is_rejected_in_every_state() {
+        for state in [StreamState::Active, StreamState::Paused, StreamState::Closed] {
+            assert_eq!(fold(&stream(0, 100, 1, 50, state), 49).err(), Some(StreamError::TimeRegression));
+        }
+    }
+
+    #[test]
+    fn huge_values_do_not_overflow() {
+        let folded = fold(&active(0, u128::MAX, u64::MAX, 0), u64::MAX).expect("ok");
+        assert_eq!(folded.stream.accrued, u128::from(u64::MAX) * u128::from(u64::MAX));
+        assert_eq!(folded.stream.state, StreamState::Active);
+    }
+
+    fn extended(extensions: StreamExtensions) -> StreamConfig {
+        let mut s = active(0, 1000, 1, 0);
+        s.version = STREAM_VERSION_EXTENDED;
+        s.extensions = Some(extensions);
+        s
+    }
+
+    #[test]
+    fn auto_pause_stops_accrual_at_the_duration() {
+        let s = extended(StreamExtensions { auto_pause_after: 60, ..StreamExtensions::default() });
+        let folded = fold(&s, 30).expect("ok");
+        assert_eq!((folded.stream.state, folded.stream.accrued), (StreamState::Active, 30));
+        let folded = fold(&folded.stream, 500).expect("ok");
+        assert_eq!((folded.stream.state, folded.stream.accrued, folded.stream.accrued_as_of), (StreamState::Paused, 60, 60));
+        assert_eq!(folded.auto_paused, Some(AutoPause { at: 60, depleted: false }));
+        // Exactly at the instant it pauses too.
+        assert_eq!(fold(&s, 60).expect("ok").stream.state, StreamState::Paused);
+    }
+
+    #[test]
+    fn depletion_before_auto_pause_wins() {
+        let mut s = extended(StreamExtensions { auto_pause_after: 600, ..StreamExtensions::default() });
+        s.allocation = 100;
+        let folded = fold(&s, 1000).expect("ok");
+        assert_eq!(folded.auto_paused, Some(AutoPause { at: 100, depleted: true }));
+    }
+
+    #[test]
+    fn activation_charges_the_fee_and_restarts_auto_pause() {
+        let mut s = extended(StreamExtensions { auto_pause_after: 60, activation_fee: 40, ..StreamExtensions::default() });
+        s.state = StreamState::Paused;
+        assert_eq!(activate(&mut s, 500), Ok(40));
+        assert_eq!((s.accrued, s.state, s.accrued_as_of), (40, StreamState::Active, 500));
+        assert_eq!(s.extensions.map(|e| e.auto_pause_anchor), Some(500));
+        let mut poor = extended(StreamExtensions { activation_fee: 2000, ..StreamExtensions::default() });
+        assert_eq!(activate(&mut poor, 0), Err(StreamError::ActivationFeeExceedsUnaccrued));
+        let mut exact = extended(StreamExtensions { activation_fee: 1000, ..StreamExtensions::default() });
+        assert_eq!(activate(&mut exact, 7), Ok(1000));
+        assert_eq!(exact.state, StreamState::Paused);
+    }
+
+    #[test]
+    fn planned_stop_is_the_earlier_of_depletion_and_auto_pause() {
+        assert_eq!(planned_stop(&active(0, 100, 10, 5)), Some(15));
+        let s = extended(StreamExtensions { auto_pause_after: 60, auto_pause_anchor: 0, ..StreamExtensions::default() });
+        assert_eq!(planned_stop(&s), Some(60));
+        assert_eq!(planned_stop(&stream(0, 100, 10, 5, StreamState::Paused)), None);
+    }
+}

@@ -6,7 +6,10 @@
 //! passes. Every instruction validates everything before it computes its outputs, and returns an
 //! error instead of partial output, so a failed instruction leaves state untouched.
 
+#![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 pub mod accounts;
+pub mod client;
 pub mod error;
 pub mod event;
 pub mod fold;

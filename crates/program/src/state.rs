@@ -155,17 +155,17 @@ impl StreamConfig {
 
 impl BorshSerialize for StreamConfig {
     fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
-        self.version.serialize(writer)?;
-        self.stream_id.serialize(writer)?;
-        self.provider.serialize(writer)?;
-        self.rate.serialize(writer)?;
-        self.allocation.serialize(writer)?;
-        self.accrued.serialize(writer)?;
-        self.state.serialize(writer)?;
-        self.accrued_as_of.serialize(writer)?;
+        BorshSerialize::serialize(&self.version, writer)?;
+        BorshSerialize::serialize(&self.stream_id, writer)?;
+        BorshSerialize::serialize(&self.provider, writer)?;
+        BorshSerialize::serialize(&self.rate, writer)?;
+        BorshSerialize::serialize(&self.allocation, writer)?;
+        BorshSerialize::serialize(&self.accrued, writer)?;
+        BorshSerialize::serialize(&self.state, writer)?;
+        BorshSerialize::serialize(&self.accrued_as_of, writer)?;
         match (self.version, &self.extensions) {
             (DEFAULT_VERSION, None) => Ok(()),
-            (STREAM_VERSION_EXTENDED, Some(extensions)) => extensions.serialize(writer),
+            (STREAM_VERSION_EXTENDED, Some(extensions)) => BorshSerialize::serialize(extensions, writer),
             _ => Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "stream version and extension presence disagree",
@@ -211,4 +211,111 @@ pub fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
 /// [`StreamError::InvalidAccountData`] on any malformed or trailing byte.
 pub fn decode<T: BorshDeserialize>(bytes: &[u8]) -> Result<T, StreamError> {
     T::try_from_slice(bytes).map_err(|_| StreamError::InvalidAccountData)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vault_config() -> VaultConfig {
+        VaultConfig {
+            version: DEFAULT_VERSION,
+            owner: AccountId([43; 32]),
+            vault_id: 34,
+            next_stream_id: 2,
+            total_allocated: 300,
+            privacy_tier: VaultPrivacyTier::Public,
+            token_id: NATIVE_TOKEN_ID,
+        }
+    }
+
+    fn stream(extensions: Option<StreamExtensions>) -> StreamConfig {
+        StreamConfig {
+            version: if extensions.is_some() { STREAM_VERSION_EXTENDED } else { DEFAULT_VERSION },
+            stream_id: 7,
+            provider: AccountId([5; 32]),
+            rate: 10,
+            allocation: 200,
+            accrued: 0,
+            state: StreamState::Active,
+            accrued_as_of: 12_345,
+            extensions,
+        }
+    }
+
+    #[test]
+    fn reference_sizes_are_exact() {
+        assert_eq!(encode(&vault_config()).len(), VAULT_CONFIG_LEN);
+        assert_eq!(encode(&VaultHolding { version: 1 }).len(), VAULT_HOLDING_LEN);
+        assert_eq!(encode(&stream(None)).len(), STREAM_CONFIG_V1_LEN);
+    }
+
+    #[test]
+    fn reference_offsets_hold() {
+        let bytes = encode(&stream(None));
+        // state byte at offset 81, accrued_as_of at 82 (reference layout).
+        assert_eq!(bytes.get(81), Some(&0));
+        assert_eq!(bytes.get(82..90), Some(&12_345_u64.to_le_bytes()[..]));
+        let vault = encode(&vault_config());
+        assert_eq!(vault.get(49..65), Some(&300_u128.to_le_bytes()[..]));
+        assert_eq!(vault.get(65), Some(&0));
+    }
+
+    #[test]
+    fn snapshots_of_every_layout() {
+        insta::assert_snapshot!("vault_config", hex::encode(encode(&vault_config())));
+        let mut token_vault = vault_config();
+        token_vault.token_id = [9; 32];
+        token_vault.privacy_tier = VaultPrivacyTier::PseudonymousFunding;
+        insta::assert_snapshot!("vault_config_token_pf", hex::encode(encode(&token_vault)));
+        insta::assert_snapshot!("vault_holding", hex::encode(encode(&VaultHolding { version: 1 })));
+        insta::assert_snapshot!("stream_config_v1", hex::encode(encode(&stream(None))));
+        let extensions = StreamExtensions {
+            auto_pause_after: 3600,
+            auto_pause_anchor: 12_345,
+            activation_fee: 25,
+            auto_claim_on_provider_close: true,
+            receipt_key: Some([3; 32]),
+            receipt_paid: 40,
+        };
+        insta::assert_snapshot!("stream_config_v2", hex::encode(encode(&stream(Some(extensions)))));
+    }
+
+    #[test]
+    fn decoding_is_exact() {
+        for bytes in [encode(&vault_config()), encode(&stream(None))] {
+            let short = bytes.get(..bytes.len() - 1).unwrap_or_default();
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(decode::<VaultConfig>(short).is_err() && decode::<StreamConfig>(short).is_err());
+            assert!(decode::<VaultConfig>(&long).is_err() && decode::<StreamConfig>(&long).is_err());
+        }
+        let mut bad_state = encode(&stream(None));
+        if let Some(byte) = bad_state.get_mut(81) {
+            *byte = 3;
+        }
+        assert_eq!(decode::<StreamConfig>(&bad_state), Err(crate::StreamError::InvalidAccountData));
+    }
+
+    /// A reader of the version-1 layout (fixed 90 bytes, version byte 1) refuses an extended
+    /// stream: the version byte is 2 and the length is longer.
+    #[test]
+    fn version_one_reader_rejects_extended_streams() {
+        let extended = encode(&stream(Some(StreamExtensions { auto_pause_after: 1, ..StreamExtensions::default() })));
+        assert_eq!(extended.first(), Some(&STREAM_VERSION_EXTENDED));
+        assert!(extended.len() > STREAM_CONFIG_V1_LEN);
+        let mut as_v1 = extended.clone();
+        as_v1.truncate(STREAM_CONFIG_V1_LEN);
+        // Even cut to 90 bytes, version 2 without its extension block does not decode.
+        assert!(decode::<StreamConfig>(&as_v1).is_err());
+        let round = decode::<StreamConfig>(&extended).expect("decodes");
+        assert_eq!(round.extensions.map(|e| e.auto_pause_after), Some(1));
+    }
+
+    #[test]
+    fn version_and_extension_presence_must_agree_to_encode() {
+        let mut inconsistent = stream(None);
+        inconsistent.version = STREAM_VERSION_EXTENDED;
+        assert!(borsh::to_vec(&inconsistent).is_err());
+    }
 }
