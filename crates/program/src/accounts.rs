@@ -128,6 +128,9 @@ pub(crate) fn load_stream(
     stream_id: u64,
 ) -> Result<StreamConfig, StreamError> {
     require_address(stream, &pda::stream_config_id(program_id, config_id, stream_id))?;
+    if stream_id >= vault.config.next_stream_id {
+        return Err(StreamError::StreamIdMismatch);
+    }
     if stream.account.program_owner != *program_id {
         return Err(StreamError::InvalidAccountData);
     }
@@ -137,7 +140,7 @@ pub(crate) fn load_stream(
     {
         return Err(StreamError::VersionMismatch);
     }
-    if stream_id >= vault.config.next_stream_id || config.stream_id != stream_id {
+    if config.stream_id != stream_id {
         return Err(StreamError::StreamIdMismatch);
     }
     Ok(config)

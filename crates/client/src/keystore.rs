@@ -1,0 +1,244 @@
+//! A local keystore: one JSON file per named key in a directory, files at mode 0600 and the
+//! directory at 0700. The node writes its dev accounts here; the CLI and engines read it.
+//!
+//! File `NAME.json`: `{"name", "secret_key" (hex), "public_key" (hex x-only), "account_id"
+//! (base58)}`. Writes go to a temporary file that is renamed into place, so a crash never leaves
+//! a half-written key.
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use paystreams_lez_core::{
+    crypto::{secret_key_from_hex, SecretKey},
+    AccountId,
+};
+use serde::{Deserialize, Serialize};
+
+/// Longest key name.
+pub const KEY_NAME_MAX_LEN: usize = 64;
+
+/// Why a keystore operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("key name {0:?} is invalid: use 1-64 letters, digits, '-', '_' or '.' (not starting with '.')")]
+    InvalidName(String),
+    #[error("no key named {name:?} in {dir}; list keys with `paystream keys list` or create one with `paystream keys new {name}`")]
+    NotFound { name: String, dir: PathBuf },
+    #[error("a key named {name:?} already exists in {dir}; pick another name")]
+    AlreadyExists { name: String, dir: PathBuf },
+    #[error("key file {path} is corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("keystore I/O on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    name: String,
+    secret_key: String,
+    public_key: String,
+    account_id: AccountId,
+}
+
+/// A named key.
+#[derive(Clone, Debug)]
+pub struct NamedKey {
+    pub name: String,
+    pub key: SecretKey,
+}
+
+impl NamedKey {
+    #[must_use]
+    pub fn account_id(&self) -> AccountId {
+        self.key.account_id()
+    }
+}
+
+/// A keystore directory.
+#[derive(Clone, Debug)]
+pub struct Keystore {
+    dir: PathBuf,
+}
+
+/// The default keystore: `$PAYSTREAMS_HOME/keystore`, else the user data dir's
+/// `paystreams/keystore`.
+#[must_use]
+pub fn default_keystore_dir() -> PathBuf {
+    default_home().join("keystore")
+}
+
+/// `$PAYSTREAMS_HOME`, else `<data dir>/paystreams` (e.g. `~/.local/share/paystreams`).
+#[must_use]
+pub fn default_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("PAYSTREAMS_HOME") {
+        return PathBuf::from(home);
+    }
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("paystreams")
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= KEY_NAME_MAX_LEN
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
+    move |source| KeystoreError::Io { path: path.to_path_buf(), source }
+}
+
+impl Keystore {
+    /// Opens (creating if needed) the keystore at `dir`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeystoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
+        }
+        Ok(Self { dir })
+    }
+
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// Stores `key` under `name`; refuses to overwrite.
+    ///
+    /// # Errors
+    /// Invalid name, existing key, or I/O failure.
+    pub fn insert(&self, name: &str, key: &SecretKey) -> Result<NamedKey, KeystoreError> {
+        if !valid_name(name) {
+            return Err(KeystoreError::InvalidName(name.to_owned()));
+        }
+        let path = self.path(name);
+        if path.exists() {
+            return Err(KeystoreError::AlreadyExists { name: name.to_owned(), dir: self.dir.clone() });
+        }
+        let file = KeyFile {
+            name: name.to_owned(),
+            secret_key: hex::encode(key.to_bytes()),
+            public_key: key.public_key().to_string(),
+            account_id: key.account_id(),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| KeystoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        let tmp = self.dir.join(format!(".{name}.json.tmp"));
+        {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            let mut handle = options.open(&tmp).map_err(io_err(&tmp))?;
+            handle.write_all(&json).map_err(io_err(&tmp))?;
+            handle.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        Ok(NamedKey { name: name.to_owned(), key: key.clone() })
+    }
+
+    /// Generates and stores a fresh key.
+    ///
+    /// # Errors
+    /// As [`Keystore::insert`].
+    pub fn generate(&self, name: &str) -> Result<NamedKey, KeystoreError> {
+        self.insert(name, &SecretKey::generate())
+    }
+
+    /// Loads the key `name`.
+    ///
+    /// # Errors
+    /// Unknown or corrupt key.
+    pub fn get(&self, name: &str) -> Result<NamedKey, KeystoreError> {
+        if !valid_name(name) {
+            return Err(KeystoreError::InvalidName(name.to_owned()));
+        }
+        let path = self.path(name);
+        if !path.exists() {
+            return Err(KeystoreError::NotFound { name: name.to_owned(), dir: self.dir.clone() });
+        }
+        Self::read(&path)
+    }
+
+    fn read(path: &Path) -> Result<NamedKey, KeystoreError> {
+        let corrupt = |detail: String| KeystoreError::Corrupt { path: path.to_path_buf(), detail };
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let key = secret_key_from_hex(&file.secret_key).map_err(|e| corrupt(e.to_string()))?;
+        if key.account_id() != file.account_id {
+            return Err(corrupt("account_id does not match the secret key".to_owned()));
+        }
+        Ok(NamedKey { name: file.name, key })
+    }
+
+    /// Every key, sorted by name.
+    ///
+    /// # Errors
+    /// I/O failure or a corrupt key file.
+    pub fn list(&self) -> Result<Vec<NamedKey>, KeystoreError> {
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let path = entry.map_err(io_err(&self.dir))?.path();
+            let is_key = path.extension().is_some_and(|e| e == "json")
+                && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'));
+            if is_key {
+                keys.push(Self::read(&path)?);
+            }
+        }
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(keys)
+    }
+
+    /// Finds a key by name or by base58 account id.
+    ///
+    /// # Errors
+    /// When neither matches.
+    pub fn resolve(&self, name_or_id: &str) -> Result<NamedKey, KeystoreError> {
+        if let Ok(id) = name_or_id.parse::<AccountId>()
+            && let Some(found) = self.list()?.into_iter().find(|k| k.account_id() == id)
+        {
+            return Ok(found);
+        }
+        self.get(name_or_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_with_private_permissions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Keystore::open(dir.path().join("ks")).expect("open");
+        let created = store.generate("alice").expect("generate");
+        let loaded = store.get("alice").expect("get");
+        assert_eq!(created.account_id(), loaded.account_id());
+        assert_eq!(store.resolve(&created.account_id().to_string()).expect("by id").name, "alice");
+        assert!(matches!(store.generate("alice"), Err(KeystoreError::AlreadyExists { .. })));
+        assert!(matches!(store.get("bob"), Err(KeystoreError::NotFound { .. })));
+        assert!(matches!(store.generate("../x"), Err(KeystoreError::InvalidName(_))));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(store.dir().join("alice.json")).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(store.list().expect("list").len(), 1);
+    }
+}

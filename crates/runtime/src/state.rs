@@ -1,0 +1,252 @@
+//! Account state: a sorted map from id to account, views over it, and diffs.
+//!
+//! Only non-default accounts are stored. A lookup of an unknown id returns
+//! `Account::default()`, exactly as LEZ's `get_account_by_id` does, so "absent" and
+//! "never touched" are the same thing and the state root does not depend on whether a default
+//! account was ever written.
+
+use std::collections::BTreeMap;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use paystreams_lez_core::{domain_prefix, sha256, Account, AccountId};
+use serde::{Deserialize, Serialize};
+
+/// Read access to accounts. Unknown ids read as `Account::default()`.
+///
+/// Implemented by [`State`] (committed state) and [`Overlay`] (state plus uncommitted diffs), so
+/// a node can execute a block's transactions one after another without committing each.
+pub trait StateView {
+    /// The account at `id`, or the default account when it was never written.
+    fn account(&self, id: &AccountId) -> Account;
+}
+
+impl<T: StateView + ?Sized> StateView for &T {
+    fn account(&self, id: &AccountId) -> Account {
+        (**self).account(id)
+    }
+}
+
+/// The post values of every account a transaction (or a clock update) changed.
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct StateDiff {
+    pub accounts: BTreeMap<AccountId, Account>,
+}
+
+impl StateDiff {
+    /// True when nothing changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+}
+
+/// Committed state: every non-default account, sorted by id.
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct State {
+    accounts: BTreeMap<AccountId, Account>,
+}
+
+/// Domain prefix of a state-root leaf hash.
+const LEAF_PREFIX: [u8; 32] = domain_prefix("/paystreams/v1/StateRoot/Leaf/");
+/// Domain prefix of a state-root inner node hash.
+const NODE_PREFIX: [u8; 32] = domain_prefix("/paystreams/v1/StateRoot/Node/");
+/// Domain prefix hashed alone for the root of the empty state.
+const EMPTY_PREFIX: [u8; 32] = domain_prefix("/paystreams/v1/StateRoot/Empty/");
+
+impl State {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes one account. Writing the default account removes it, so the stored map and the
+    /// state root only ever cover non-default accounts.
+    pub fn insert(&mut self, id: AccountId, account: Account) {
+        if account.is_default() {
+            self.accounts.remove(&id);
+        } else {
+            self.accounts.insert(id, account);
+        }
+    }
+
+    /// Commits a diff (post values replace current values).
+    pub fn apply_diff(&mut self, diff: &StateDiff) {
+        for (id, account) in &diff.accounts {
+            self.insert(*id, account.clone());
+        }
+    }
+
+    /// The stored account, if it is not default.
+    #[must_use]
+    pub fn get(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// Every non-default account, sorted by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.accounts.iter()
+    }
+
+    /// Number of non-default accounts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// A commitment to the whole state: a binary Merkle tree over the non-default accounts in
+    /// ascending id order.
+    ///
+    /// - leaf = `SHA-256(LEAF_PREFIX || id (32 bytes) || borsh(account))`
+    /// - node = `SHA-256(NODE_PREFIX || left || right)`; an odd last node is carried up unchanged
+    ///   (not duplicated, so two different leaf lists never share a root)
+    /// - the empty state's root is `SHA-256(EMPTY_PREFIX)`
+    ///
+    /// Prefixes are 32-byte NUL-padded ASCII (`/paystreams/v1/StateRoot/{Leaf,Node,Empty}/`), so
+    /// a leaf can never be mistaken for a node. The tree shape lets a later version hand out
+    /// inclusion proofs without changing the root.
+    #[must_use]
+    pub fn state_root(&self) -> [u8; 32] {
+        let mut level: Vec<[u8; 32]> = self
+            .accounts
+            .iter()
+            .filter(|(_, account)| !account.is_default())
+            .map(|(id, account)| leaf_hash(id, account))
+            .collect();
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| match pair {
+                    [left, right] => sha256(&[&NODE_PREFIX, left, right]),
+                    [single] => *single,
+                    // `chunks(2)` yields one or two items; this arm is never taken.
+                    _ => [0; 32],
+                })
+                .collect();
+        }
+        level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX]))
+    }
+}
+
+fn leaf_hash(id: &AccountId, account: &Account) -> [u8; 32] {
+    // Writing Borsh into a Vec cannot fail.
+    let encoded = borsh::to_vec(account).unwrap_or_default();
+    sha256(&[&LEAF_PREFIX, &id.0, &encoded])
+}
+
+impl StateView for State {
+    fn account(&self, id: &AccountId) -> Account {
+        self.accounts.get(id).cloned().unwrap_or_default()
+    }
+}
+
+impl FromIterator<(AccountId, Account)> for State {
+    fn from_iter<I: IntoIterator<Item = (AccountId, Account)>>(iter: I) -> Self {
+        let mut state = Self::new();
+        for (id, account) in iter {
+            state.insert(id, account);
+        }
+        state
+    }
+}
+
+/// A base view plus uncommitted diffs layered on top, read as one state.
+///
+/// A block producer applies each accepted transaction's diff to an overlay over the committed
+/// state, so later transactions in the block see earlier ones, and commits
+/// [`Overlay::into_diff`] (or discards the overlay) at the end.
+#[derive(Clone, Debug)]
+pub struct Overlay<'a, S: StateView + ?Sized> {
+    base: &'a S,
+    accounts: BTreeMap<AccountId, Account>,
+}
+
+impl<'a, S: StateView + ?Sized> Overlay<'a, S> {
+    #[must_use]
+    pub const fn new(base: &'a S) -> Self {
+        Self { base, accounts: BTreeMap::new() }
+    }
+
+    /// Layers a diff on top of everything applied so far.
+    pub fn apply_diff(&mut self, diff: &StateDiff) {
+        for (id, account) in &diff.accounts {
+            self.accounts.insert(*id, account.clone());
+        }
+    }
+
+    /// The combined diff of everything layered so far, relative to the base.
+    #[must_use]
+    pub fn diff(&self) -> StateDiff {
+        StateDiff { accounts: self.accounts.clone() }
+    }
+
+    #[must_use]
+    pub fn into_diff(self) -> StateDiff {
+        StateDiff { accounts: self.accounts }
+    }
+}
+
+impl<S: StateView + ?Sized> StateView for Overlay<'_, S> {
+    fn account(&self, id: &AccountId) -> Account {
+        self.accounts.get(id).cloned().unwrap_or_else(|| self.base.account(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::ProgramId;
+
+    use super::*;
+
+    fn account(balance: u128) -> Account {
+        Account { program_owner: ProgramId([1; 8]), balance, data: vec![], nonce: 0 }
+    }
+
+    #[test]
+    fn unknown_ids_read_as_default_and_default_writes_are_removed() {
+        let mut state = State::new();
+        assert_eq!(state.account(&AccountId([1; 32])), Account::default());
+        state.insert(AccountId([1; 32]), account(5));
+        assert_eq!(state.len(), 1);
+        state.insert(AccountId([1; 32]), Account::default());
+        assert!(state.is_empty());
+    }
+
+    #[test]
+    fn state_root_is_order_independent_and_sensitive_to_every_account() {
+        let a: State = [(AccountId([1; 32]), account(1)), (AccountId([2; 32]), account(2))].into_iter().collect();
+        let b: State = [(AccountId([2; 32]), account(2)), (AccountId([1; 32]), account(1))].into_iter().collect();
+        assert_eq!(a.state_root(), b.state_root());
+        let mut c = a.clone();
+        c.insert(AccountId([3; 32]), account(3));
+        assert_ne!(a.state_root(), c.state_root());
+        let mut d = a.clone();
+        d.insert(AccountId([2; 32]), account(7));
+        assert_ne!(a.state_root(), d.state_root());
+        // A default write does not change the root.
+        let mut e = a.clone();
+        e.insert(AccountId([9; 32]), Account::default());
+        assert_eq!(a.state_root(), e.state_root());
+        assert_ne!(State::new().state_root(), a.state_root());
+    }
+
+    #[test]
+    fn overlay_layers_diffs_over_the_base() {
+        let base: State = [(AccountId([1; 32]), account(1))].into_iter().collect();
+        let mut overlay = Overlay::new(&base);
+        let mut diff = StateDiff::default();
+        diff.accounts.insert(AccountId([1; 32]), account(9));
+        diff.accounts.insert(AccountId([2; 32]), account(2));
+        overlay.apply_diff(&diff);
+        assert_eq!(overlay.account(&AccountId([1; 32])).balance, 9);
+        assert_eq!(overlay.account(&AccountId([2; 32])).balance, 2);
+        assert_eq!(base.account(&AccountId([1; 32])).balance, 1);
+        let mut committed = base.clone();
+        committed.apply_diff(&overlay.into_diff());
+        assert_eq!(committed.account(&AccountId([1; 32])).balance, 9);
+    }
+}
