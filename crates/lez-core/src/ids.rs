@@ -175,6 +175,21 @@ mod tests {
         assert!(matches!("0OIl".parse::<AccountId>(), Err(IdParseError::Base58(_))));
     }
 
+    /// The public account id of the secp256k1 generator's x-only key (secret key 1), with LEZ's
+    /// v0.3 prefix.
+    #[test]
+    fn public_account_id_vector() {
+        let pk = hex::decode("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").expect("hex");
+        let pk: [u8; 32] = pk.try_into().expect("32 bytes");
+        assert_eq!(
+            hex::encode(AccountId::from_public_key(&pk).0),
+            "af31cf2514f1ffb48b310d21703897d0accb8fb77ca0c98742f901881165a26e"
+        );
+        let mut prefix = [0_u8; 32];
+        prefix[..27].copy_from_slice(b"/LEE/v0.3/AccountId/Public/");
+        assert_eq!(PUBLIC_ACCOUNT_ID_PREFIX, prefix);
+    }
+
     #[test]
     fn ids_serialize_as_text_in_json() {
         let id = AccountId([7; 32]);

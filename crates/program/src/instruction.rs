@@ -90,3 +90,54 @@ impl Instruction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::ReceiptBody;
+
+    /// Every instruction's Borsh bytes, so a wire change is a reviewed diff. The first byte is
+    /// the reference's discriminant (0-10).
+    #[test]
+    fn snapshots_of_every_instruction() {
+        let provider = AccountId([5; 32]);
+        let receipt = DeliveryReceipt {
+            body: ReceiptBody {
+                program_id: ProgramId([1; 8]),
+                stream_config: AccountId([2; 32]),
+                stream_id: 0,
+                acknowledged_total: 30,
+                deliveries_digest: [4; 32],
+            },
+            signature: [6; 64],
+        };
+        let all = [
+            Instruction::InitializeVault { vault_id: 1, privacy_tier: VaultPrivacyTier::Public, token_id: [0; 32] },
+            Instruction::Deposit { vault_id: 1, amount: 500, authenticated_transfer_program_id: ProgramId([7; 8]) },
+            Instruction::Withdraw { vault_id: 1, amount: 5 },
+            Instruction::CreateStream {
+                vault_id: 1,
+                stream_id: 0,
+                provider,
+                rate: 10,
+                allocation: 200,
+                extensions: ExtensionSettings::default(),
+            },
+            Instruction::PauseStream { vault_id: 1, stream_id: 0 },
+            Instruction::ResumeStream { vault_id: 1, stream_id: 0 },
+            Instruction::TopUpStream { vault_id: 1, stream_id: 0, vault_total_allocated_increase: 9 },
+            Instruction::CloseStreamByOwner { vault_id: 1, stream_id: 0 },
+            Instruction::Claim { vault_id: 1, stream_id: 0, receipt: Some(receipt) },
+            Instruction::CloseStreamByProvider { vault_id: 1, stream_id: 0, receipt: None },
+            Instruction::WithdrawToOwner { vault_id: 1, amount: 5 },
+        ];
+        let mut lines = String::new();
+        for (discriminant, instruction) in all.iter().enumerate() {
+            let bytes = instruction.to_bytes();
+            assert_eq!(bytes.first().map(|b| usize::from(*b)), Some(discriminant));
+            assert_eq!(Instruction::try_from_slice(&bytes).ok().as_ref(), Some(instruction));
+            lines.push_str(&format!("{}: {}\n", instruction.name(), hex::encode(&bytes)));
+        }
+        insta::assert_snapshot!("instructions", lines);
+    }
+}
