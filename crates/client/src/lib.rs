@@ -1,4 +1,30 @@
-//! Typed client for the paystreams node: JSON-RPC, transaction building and signing, and the
-//! local keystore.
+//! Typed client for the paystreams node: JSON-RPC, transaction building and signing, the local
+//! keystore, derived token holdings, and failure explanations that name the cause and the fix.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), paystreams_client::ClientError> {
+//! use paystreams_client::Client;
+//! let client = Client::connect("http://127.0.0.1:3040")?;
+//! let owner = paystreams_lez_core::crypto::SecretKey::generate();
+//! client.init_vault(&owner, 0, None).await?;
+//! client.deposit(&owner, 0, 1_000).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod amount;
+mod client;
+pub mod error;
+pub mod explain;
+pub mod holding;
 pub mod keystore;
+
+pub use amount::{parse_amount, AmountError};
+pub use client::{
+    claimed_amount, sign_receipt, stream_events, Client, Progress, ProgressFn, TokenRecipient, DEFAULT_INCLUSION_TIMEOUT,
+    DEFAULT_RPC_URL,
+};
+pub use error::{ClientError, Result, TxFailure};
+pub use explain::{explain, preflight, Facts, Operation};
+pub use holding::{holding_id, holding_key};
+pub use keystore::{default_keystore_dir, Keystore, KeystoreError, NamedKey};
+pub use paystreams_rpc as rpc;

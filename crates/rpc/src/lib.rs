@@ -9,6 +9,7 @@
 //! base64 of their Borsh bytes (LEZ's encoding), chain time in milliseconds, stream time in
 //! seconds.
 
+pub mod chain_view;
 pub mod types;
 pub mod views;
 

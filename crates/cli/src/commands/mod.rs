@@ -1,6 +1,15 @@
 //! Subcommands. Each lives in its own module and returns the process exit code.
 
+pub mod account;
+pub mod demo;
+pub mod keys;
+pub mod node;
+pub mod output;
+pub mod pda;
 pub mod sim;
+pub mod stream;
+pub mod token;
+pub mod vault;
 
 use std::process::ExitCode;
 
@@ -14,14 +23,38 @@ pub struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run the whole payment-stream lifecycle on an embedded chain, narrated, in one command.
+    Demo(demo::DemoArgs),
     /// Run scenario files through the real runtime and print the resulting JSON.
     Sim(sim::SimArgs),
+    /// Local keys: new, list, show.
+    Keys(keys::KeysArgs),
+    /// Native accounts: balance, transfer, init.
+    Account(account::AccountArgs),
+    /// Fungible tokens: create, mint, transfer, balance.
+    Token(token::TokenArgs),
+    /// Vaults: init, deposit, withdraw, show, list.
+    Vault(vault::VaultArgs),
+    /// Payment streams: create, pause, resume, top-up, close, claim, show, list, watch.
+    Stream(stream::StreamArgs),
+    /// Derive vault-config, vault-holding and stream-config addresses (offline).
+    Pda(pda::PdaArgs),
+    /// Run the local chain (blocks, storage, JSON-RPC, dev accounts), or --verify a data dir.
+    Node(node::NodeArgs),
 }
 
 /// Dispatches a parsed command line.
 #[must_use]
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::Keys(args) => keys::run(&args),
+        Command::Account(args) => account::run(&args),
+        Command::Token(args) => token::run(&args),
+        Command::Vault(args) => vault::run(&args),
+        Command::Stream(args) => stream::run(&args),
+        Command::Pda(args) => pda::run(&args),
+        Command::Node(args) => node::run(&args),
     }
 }

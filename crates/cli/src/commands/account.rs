@@ -1,0 +1,128 @@
+//! `paystream account`: native balances and transfers.
+
+use clap::Subcommand;
+use paystreams_lez_core::{token::token_program_id, transfer::authenticated_transfer_program_id, Account};
+use serde_json::json;
+
+use super::output::{amount_arg, fields, CliError, CmdResult, CommonArgs, Ctx};
+
+/// Native-token accounts: balances, transfers, initialisation.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  paystream account balance dev-0
+  paystream account transfer --from dev-0 --to 9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin --amount 1000
+  # a never-used recipient must co-sign the transfer that creates it:
+  paystream keys new bob
+  paystream account transfer --from dev-0 --to bob --to-key bob --amount 1000
+  # or be initialised on its own (needed before it can receive stream payouts):
+  paystream account init bob")]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Show an account's native balance, nonce and owner program.
+    Balance {
+        /// Key name or base58 account id.
+        account: String,
+    },
+    /// Move native balance from a key to an account.
+    Transfer {
+        /// Sending key (name or account id of a keystore key).
+        #[arg(long)]
+        from: String,
+        /// Recipient: base58 account id or key name.
+        #[arg(long)]
+        to: String,
+        /// Amount, a whole number.
+        #[arg(long, value_parser = amount_arg)]
+        amount: u128,
+        /// Co-sign with the recipient's key: required when the recipient has never been used.
+        #[arg(long, value_name = "NAME")]
+        to_key: Option<String>,
+    },
+    /// Initialise a never-used account so it can receive payouts (the key signs).
+    Init {
+        /// Key name.
+        key: String,
+    },
+}
+
+pub fn run(args: &AccountArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(args.common.clone());
+    let result = ctx.block_on(run_inner(&ctx, &args.command));
+    ctx.finish(result)
+}
+
+fn owner_label(account: &Account) -> String {
+    if account.is_default() {
+        "none (never used)".to_owned()
+    } else if account.program_owner == authenticated_transfer_program_id() {
+        "authenticated_transfer (native account)".to_owned()
+    } else if account.program_owner == token_program_id() {
+        "token".to_owned()
+    } else if account.program_owner == paystreams_program::payment_streams_program_id() {
+        "payment_streams".to_owned()
+    } else {
+        account.program_owner.to_string()
+    }
+}
+
+async fn run_inner(ctx: &Ctx, command: &AccountCommand) -> CmdResult {
+    let client = ctx.client()?;
+    match command {
+        AccountCommand::Balance { account } => {
+            let id = ctx.account_id(account)?;
+            let state = client.account(id).await?;
+            let value = json!({
+                "account_id": id.to_string(),
+                "balance": state.balance.to_string(),
+                "nonce": state.nonce.to_string(),
+                "program_owner": state.program_owner.to_string(),
+                "initialized": !state.is_default(),
+            });
+            ctx.emit(&value, || {
+                fields(&[
+                    ("account", id.to_string()),
+                    ("balance", state.balance.to_string()),
+                    ("nonce", state.nonce.to_string()),
+                    ("owner", owner_label(&state)),
+                ])
+            });
+        }
+        AccountCommand::Transfer { from, to, amount, to_key } => {
+            let from = ctx.key(from)?;
+            let to_id = ctx.account_id(to)?;
+            let to_key = to_key.as_deref().map(|k| ctx.key(k)).transpose()?;
+            if let Some(key) = &to_key
+                && key.account_id() != to_id
+            {
+                return Err(CliError::Usage(format!(
+                    "--to-key {} is account {}, but --to is {to_id}; they must be the same account",
+                    key.name,
+                    key.account_id()
+                )));
+            }
+            let receipt = client.transfer(&from.key, to_id, *amount, to_key.as_ref().map(|k| &k.key)).await?;
+            ctx.tx_done(
+                &format!("transferred {amount} from {} to {to_id}", from.name),
+                &receipt,
+                json!({ "from": from.account_id().to_string(), "to": to_id.to_string(), "amount": amount.to_string() }),
+            );
+        }
+        AccountCommand::Init { key } => {
+            let key = ctx.key(key)?;
+            let receipt = client.init_account(&key.key).await?;
+            ctx.tx_done(
+                &format!("initialised {} ({})", key.name, key.account_id()),
+                &receipt,
+                json!({ "account_id": key.account_id().to_string() }),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! `paystream node`: run the local chain (docs/node.md), or `--verify` a data dir offline.
+//!
+//! Exit codes: 0 after a clean stop (Ctrl-C / SIGTERM) or a successful `--verify`; 1 when the
+//! node cannot start (port in use, unwritable data dir, corrupt database) or verification
+//! finds a mismatch.
+
+use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Chain data directory [default: <user data dir>/paystreams/chain, or $PAYSTREAMS_HOME/chain].
+    #[arg(long, value_name = "DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the chain in memory only (nothing is written; the chain is gone on exit).
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// JSON-RPC address (HTTP and WebSocket on one port; `/health` and `/metrics` too).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_RPC_ADDR)]
+    pub rpc_addr: SocketAddr,
+    /// Block interval, e.g. `1s`, `500ms`, `2m` (ignored with --automine).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub block_time: Duration,
+    /// Mine one block per transaction as it arrives, and no timed blocks.
+    #[arg(long)]
+    pub automine: bool,
+    /// Enable the dev-only methods `devAdvanceTime` and `devMine`.
+    #[arg(long)]
+    pub dev: bool,
+    /// Funded dev accounts created at genesis (first start of a data dir only).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_DEV_ACCOUNTS)]
+    pub dev_accounts: u32,
+    /// Native balance of each dev account.
+    #[arg(long, value_name = "AMOUNT", default_value_t = DEFAULT_DEV_BALANCE)]
+    pub dev_balance: u128,
+    /// Keystore the dev keys are saved to as dev-0, dev-1, ... [default: the CLI's keystore].
+    #[arg(long, value_name = "DIR")]
+    pub keystore: Option<PathBuf>,
+    /// Replay every stored block from genesis, check state roots, receipts and supply, print a
+    /// JSON report and exit (0 = consistent).
+    #[arg(long, conflicts_with = "ephemeral")]
+    pub verify: bool,
+}
+
+/// Parses `1s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; use e.g. 1s or 500ms"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        other => return Err(format!("unknown unit {other:?}; use ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("the block time must be positive".into());
+    }
+    Ok(duration)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Another subscriber already installed is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the node until Ctrl-C / SIGTERM, or verifies a data dir.
+#[must_use]
+pub fn run(args: &NodeArgs) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("paystream node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data_dir = if args.ephemeral {
+        None
+    } else {
+        Some(
+            args.data_dir
+                .clone()
+                .unwrap_or_else(|| paystreams_client::keystore::default_home().join("chain")),
+        )
+    };
+    if args.verify {
+        return verify(data_dir);
+    }
+    let config = NodeConfig {
+        data_dir: data_dir.clone(),
+        rpc_addr: args.rpc_addr,
+        block_time: args.block_time,
+        automine: args.automine,
+        dev: args.dev,
+        dev_accounts: args.dev_accounts,
+        dev_balance: args.dev_balance,
+        keystore_dir: Some(
+            args.keystore
+                .clone()
+                .unwrap_or_else(paystreams_client::keystore::default_keystore_dir),
+        ),
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paystream node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(data_dir: Option<PathBuf>) -> ExitCode {
+    let storage = match paystreams_node::open_storage(data_dir.as_deref()) {
+        Ok(storage) => storage,
+        Err(e) => {
+            eprintln!("paystream node --verify: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match paystreams_node::verify(storage.as_ref()) {
+        Ok(report) => {
+            let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paystream node --verify: chain is inconsistent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let keystore = config.keystore_dir.clone();
+    let (automine, block_time, dev) = (config.automine, config.block_time, config.dev);
+    let node = paystreams_node::start(config).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "paystream node listening on {} (WebSocket {})",
+            node.rpc_url(),
+            node.ws_url()
+        )?;
+        writeln!(
+            out,
+            "  health:  {}/health   metrics: {}/metrics",
+            node.rpc_url(),
+            node.rpc_url()
+        )?;
+        match &data_dir {
+            Some(dir) => writeln!(out, "  data dir: {}", dir.display())?,
+            None => writeln!(
+                out,
+                "  data dir: none (--ephemeral: the chain is gone on exit)"
+            )?,
+        }
+        let mode = if automine {
+            "automine (one block per transaction)".to_owned()
+        } else {
+            format!("a block every {block_time:?}")
+        };
+        writeln!(
+            out,
+            "  blocks:  {mode}; height {}; dev methods {}",
+            node.chain().head_height(),
+            if dev { "on" } else { "off" }
+        )?;
+        if let Some(dir) = &keystore {
+            writeln!(out, "  keystore: {}", dir.display())?;
+        }
+        writeln!(
+            out,
+            "\nDev accounts (test keys: never use them on a real network):"
+        )?;
+        for (i, key) in node.dev_keys().iter().enumerate() {
+            let name = node.dev_key_names().get(i).map_or("-", String::as_str);
+            let id = key.account_id();
+            writeln!(
+                out,
+                "  ({i}) {name:<10} {id}  balance {}",
+                node.chain().account(&id).balance
+            )?;
+            writeln!(out, "      secret key {}", hex::encode(key.to_bytes()))?;
+        }
+        writeln!(out)?;
+        out.flush()?;
+    }
+    wait_for_stop().await;
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

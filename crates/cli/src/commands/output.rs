@@ -1,0 +1,253 @@
+//! Shared pieces of the wallet commands: common flags, output (tables or JSON), the spinner,
+//! name resolution, and errors mapped to exit codes.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    io::IsTerminal as _,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use indicatif::{ProgressBar, ProgressStyle};
+use paystreams_client::{
+    default_keystore_dir, parse_amount, Client, ClientError, Keystore, KeystoreError, NamedKey, ProgressFn,
+    DEFAULT_RPC_URL,
+};
+use paystreams_lez_core::AccountId;
+use paystreams_rpc::ReceiptInfo;
+use serde_json::{json, Value};
+
+/// Exit code when the operation failed: a transaction failed or was refused, or something
+/// named does not exist.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for arguments that parse but make no sense (clap's own usage errors also exit 2).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the node cannot be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Flags every wallet command takes (also after the subcommand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(long, global = true, env = "PAYSTREAMS_RPC", default_value = DEFAULT_RPC_URL, value_name = "URL")]
+    pub rpc: String,
+    /// Keystore directory [default: $PAYSTREAMS_HOME/keystore, else <user data dir>/paystreams/keystore].
+    #[arg(long, global = true, env = "PAYSTREAMS_KEYSTORE", value_name = "DIR")]
+    pub keystore: Option<PathBuf>,
+    /// Print JSON on stdout instead of tables (u128 amounts as decimal strings); no spinner.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(ClientError::Connection { .. }) => EXIT_UNREACHABLE,
+            Self::Usage(_) | Self::Keystore(KeystoreError::InvalidName(_) | KeystoreError::NotFound { .. }) => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Client(ClientError::Transaction(failure)) => json!({ "error": {
+                "code": failure.code,
+                "name": failure.name,
+                "message": failure.explanation,
+                "detail": failure.message,
+                "tx_hash": failure.hash.map(|h| h.to_string()),
+                "block_id": failure.block_id,
+                "preflight": failure.is_preflight(),
+            }}),
+            other => json!({ "error": { "message": other.to_string() } }),
+        }
+    }
+}
+
+/// Result of a command.
+pub type CmdResult<T = ()> = Result<T, CliError>;
+
+/// Parses an amount argument (for clap's `value_parser`).
+///
+/// # Errors
+/// The amount parser's message.
+pub fn amount_arg(text: &str) -> Result<u128, String> {
+    parse_amount(text).map_err(|e| e.to_string())
+}
+
+/// Everything a command needs: flags, keystore, client, spinner, output.
+pub struct Ctx {
+    pub common: CommonArgs,
+    spinner: Option<ProgressBar>,
+}
+
+impl Ctx {
+    #[must_use]
+    pub fn new(common: CommonArgs) -> Self {
+        let spinner = (!common.json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::hidden();
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar
+        });
+        Self { common, spinner }
+    }
+
+    pub fn keystore(&self) -> CmdResult<Keystore> {
+        let dir = self.common.keystore.clone().unwrap_or_else(default_keystore_dir);
+        Ok(Keystore::open(dir)?)
+    }
+
+    pub fn key(&self, name_or_id: &str) -> CmdResult<NamedKey> {
+        Ok(self.keystore()?.resolve(name_or_id)?)
+    }
+
+    /// A base58 account id, or the account of a keystore key.
+    pub fn account_id(&self, name_or_id: &str) -> CmdResult<AccountId> {
+        if let Ok(id) = name_or_id.parse::<AccountId>() {
+            return Ok(id);
+        }
+        Ok(self.key(name_or_id)?.account_id())
+    }
+
+    /// A token definition: base58 id, a keystore key, or `NAME` for the key `token-NAME`.
+    pub fn token_id(&self, text: &str) -> CmdResult<AccountId> {
+        if let Ok(id) = text.parse::<AccountId>() {
+            return Ok(id);
+        }
+        let store = self.keystore()?;
+        match store.get(text) {
+            Ok(key) => Ok(key.account_id()),
+            Err(KeystoreError::NotFound { .. }) => match store.get(&format!("token-{text}")) {
+                Ok(key) => Ok(key.account_id()),
+                Err(_) => Err(CliError::Usage(format!(
+                    "{text:?} is neither a base58 token id nor a key in {} (tried {text:?} and \"token-{text}\"); \
+                     create a token with `paystream token create`",
+                    store.dir().display()
+                ))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The client, with keystore names for explanations and the spinner wired to progress.
+    pub fn client(&self) -> CmdResult<Client> {
+        let mut client = Client::connect(&self.common.rpc)?;
+        if let Ok(store) = self.keystore()
+            && let Ok(keys) = store.list()
+        {
+            client.set_names(keys.into_iter().map(|k| (k.account_id(), k.name)).collect::<BTreeMap<_, _>>());
+        }
+        if let Some(bar) = &self.spinner {
+            let bar = bar.clone();
+            let callback: ProgressFn = Arc::new(move |progress| {
+                if bar.is_hidden() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                }
+                bar.set_message(progress.to_string());
+            });
+            client.set_progress(Some(callback));
+        }
+        Ok(client)
+    }
+
+    fn clear_spinner(&self) {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Prints `json` with --json, else the human text.
+    pub fn emit(&self, json: &Value, human: impl FnOnce() -> String) {
+        self.clear_spinner();
+        if self.common.json {
+            println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    /// Prints the outcome of a transaction: `what` happened, plus `extra` fields.
+    pub fn tx_done(&self, what: &str, receipt: &ReceiptInfo, extra: Value) {
+        let mut object = json!({
+            "tx_hash": receipt.hash.to_string(),
+            "block_id": receipt.block_id,
+            "status": receipt.status,
+            "events": receipt.events,
+        });
+        if let (Some(target), Value::Object(more)) = (object.as_object_mut(), extra) {
+            target.extend(more);
+        }
+        self.emit(&object, || {
+            format!(
+                "✓ {what}\n  tx {} in block {}",
+                receipt.hash,
+                receipt.block_id.map_or_else(|| "?".to_owned(), |b| b.to_string())
+            )
+        });
+    }
+
+    /// Runs an async command body on a fresh runtime.
+    pub fn block_on<T>(&self, future: impl Future<Output = CmdResult<T>>) -> CmdResult<T> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(future)
+    }
+
+    /// Reports the result as an exit code (errors on stderr, and as JSON on stdout with --json).
+    #[must_use]
+    pub fn finish(&self, result: CmdResult) -> ExitCode {
+        self.clear_spinner();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                if self.common.json {
+                    println!("{}", serde_json::to_string_pretty(&error.to_json()).unwrap_or_default());
+                }
+                eprintln!("error: {error}");
+                ExitCode::from(error.exit_code())
+            }
+        }
+    }
+}
+
+/// A two-column table of fields.
+#[must_use]
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    for (name, value) in rows {
+        table.add_row(vec![(*name).to_owned(), value.clone()]);
+    }
+    table.to_string()
+}
+
+/// A table with a header row.
+#[must_use]
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table.to_string()
+}

@@ -1,0 +1,849 @@
+//! The typed client: reads, transaction building and signing, submission with inclusion wait,
+//! and failures explained from chain state.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use paystreams_lez_core::{
+    crypto::SecretKey,
+    token::{token_program_id, TokenInstruction},
+    transfer::{authenticated_transfer_program_id, transfer_instruction},
+    Account, AccountId, ProgramId,
+};
+use paystreams_program::{
+    client::{self as builders, Call, VaultRef},
+    payment_streams_program_id,
+    receipt::{DeliveryReceipt, ReceiptBody},
+    state::VaultPrivacyTier,
+    Event, ExtensionSettings, StreamError,
+};
+use paystreams_rpc::{
+    BlockInfo, EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
+    TxStatus, VaultView,
+};
+use paystreams_runtime::{
+    builtins::{token::TokenError, transfer::TransferError},
+    Message, ReceiptEvent, Transaction,
+};
+
+use crate::{
+    error::{ClientError, Result, TxFailure},
+    explain::{explain, preflight, token_balance, Facts, Operation},
+    holding::holding_key,
+};
+
+/// The default node address.
+pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:3040";
+
+/// How long [`Client::wait`] waits for inclusion by default.
+pub const DEFAULT_INCLUSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a submission is doing, for progress displays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Reading chain state for the pre-flight checks.
+    Checking,
+    /// Fetching nonces, signing and sending.
+    Sending,
+    /// Sent; waiting for a block to include it.
+    Waiting { hash: HexHash, elapsed: Duration },
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Checking => f.write_str("checking chain state"),
+            Self::Sending => f.write_str("signing and sending"),
+            Self::Waiting { hash, elapsed } => {
+                write!(f, "waiting for inclusion of {}… ({} s)", &hash.to_string()[..12], elapsed.as_secs())
+            }
+        }
+    }
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Who receives tokens: a user key (its derived holding is used, and signs when it is new) or an
+/// existing holding account.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenRecipient<'a> {
+    User(&'a SecretKey),
+    Holding(AccountId),
+}
+
+/// A client of one node.
+#[derive(Clone)]
+pub struct Client {
+    url: String,
+    http: HttpClient,
+    program_id: ProgramId,
+    names: BTreeMap<AccountId, String>,
+    preflight: bool,
+    inclusion_timeout: Duration,
+    poll_interval: Duration,
+    progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("url", &self.url).field("program_id", &self.program_id).finish_non_exhaustive()
+    }
+}
+
+fn failure_name(code: u32) -> String {
+    StreamError::from_code(code)
+        .map(StreamError::name)
+        .or_else(|| TransferError::from_code(code).map(TransferError::name))
+        .or_else(|| TokenError::from_code(code).map(TokenError::name))
+        .unwrap_or("Error")
+        .to_owned()
+}
+
+fn failure_description(code: u32) -> String {
+    StreamError::from_code(code)
+        .map(StreamError::description)
+        .or_else(|| TransferError::from_code(code).map(TransferError::description))
+        .or_else(|| TokenError::from_code(code).map(TokenError::description))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Parses a vault's token label ("native" or a base58 definition id).
+fn token_id_of(view: &VaultView) -> Result<[u8; 32]> {
+    if view.token_id == "native" {
+        return Ok([0; 32]);
+    }
+    view.token_id
+        .parse::<AccountId>()
+        .map(|id| id.0)
+        .map_err(|e| ClientError::Invalid(format!("the node returned an unreadable token id {:?}: {e}", view.token_id)))
+}
+
+/// The payment-streams events of a receipt.
+pub fn stream_events(receipt: &ReceiptInfo) -> impl Iterator<Item = &Event> {
+    receipt.events.iter().filter_map(|e| match e {
+        ReceiptEvent::PaymentStreams { event } => Some(event),
+        _ => None,
+    })
+}
+
+/// What a receipt paid out to providers (sum of its `Claimed` events).
+#[must_use]
+pub fn claimed_amount(receipt: &ReceiptInfo) -> u128 {
+    stream_events(receipt)
+        .filter_map(|e| match e {
+            Event::Claimed { amount, .. } => Some(*amount),
+            _ => None,
+        })
+        .fold(0_u128, u128::saturating_add)
+}
+
+/// Signs a delivery receipt for a stream: the user acknowledges `acknowledged_total` delivered.
+#[must_use]
+pub fn sign_receipt(
+    receipt_key: &SecretKey,
+    vault: &VaultRef,
+    stream_id: u64,
+    acknowledged_total: u128,
+    deliveries_digest: [u8; 32],
+) -> DeliveryReceipt {
+    let body = ReceiptBody {
+        program_id: vault.program_id,
+        stream_config: vault.stream(stream_id),
+        stream_id,
+        acknowledged_total,
+        deliveries_digest,
+    };
+    let signature = receipt_key.sign(&body.digest()).0;
+    DeliveryReceipt { body, signature }
+}
+
+impl Client {
+    /// A client of the node at `url` (`http://` or `https://`). Nothing is sent yet.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect(url: &str) -> Result<Self> {
+        let http = HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(30))
+            .build(url)
+            .map_err(|e| ClientError::Connection { url: url.to_owned(), detail: e.to_string() })?;
+        Ok(Self {
+            url: url.to_owned(),
+            http,
+            program_id: payment_streams_program_id(),
+            names: BTreeMap::new(),
+            preflight: true,
+            inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT,
+            poll_interval: Duration::from_millis(25),
+            progress: None,
+        })
+    }
+
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The WebSocket URL on the same port (`ws://` for `http://`).
+    #[must_use]
+    pub fn ws_url(&self) -> String {
+        if let Some(rest) = self.url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    #[must_use]
+    pub const fn rpc(&self) -> &HttpClient {
+        &self.http
+    }
+
+    #[must_use]
+    pub const fn program_id(&self) -> ProgramId {
+        self.program_id
+    }
+
+    /// Uses another payment-streams program id.
+    #[must_use]
+    pub const fn with_program_id(mut self, program_id: ProgramId) -> Self {
+        self.program_id = program_id;
+        self
+    }
+
+    /// Local names for accounts (e.g. keystore names), used in error explanations.
+    pub fn set_names(&mut self, names: BTreeMap<AccountId, String>) {
+        self.names = names;
+    }
+
+    /// Turns the pre-flight checks on (default) or off (then every failure comes from a receipt).
+    pub const fn set_preflight(&mut self, enabled: bool) {
+        self.preflight = enabled;
+    }
+
+    pub const fn set_inclusion_timeout(&mut self, timeout: Duration) {
+        self.inclusion_timeout = timeout;
+    }
+
+    /// Called as a submission progresses.
+    pub fn set_progress(&mut self, progress: Option<ProgressFn>) {
+        self.progress = progress;
+    }
+
+    fn report(&self, progress: &Progress) {
+        if let Some(callback) = &self.progress {
+            callback(progress);
+        }
+    }
+
+    fn rpc_err(&self, method: &'static str) -> impl FnOnce(jsonrpsee::core::ClientError) -> ClientError + '_ {
+        move |e| ClientError::from_rpc(&self.url, method, e)
+    }
+
+    /// A vault ref for this client's program.
+    #[must_use]
+    pub const fn vault_ref(&self, owner: AccountId, vault_id: u64, token_id: [u8; 32]) -> VaultRef {
+        VaultRef { program_id: self.program_id, owner, vault_id, token_id }
+    }
+
+    // ----- Reads -----
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn account(&self, id: AccountId) -> Result<Account> {
+        self.http.get_account(id).await.map_err(self.rpc_err("getAccount"))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>> {
+        let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))?;
+        Ok(nonces.into_iter().map(|n| n.0).collect())
+    }
+
+    /// The native balance of an account.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn balance(&self, id: AccountId) -> Result<u128> {
+        Ok(self.account(id).await?.balance)
+    }
+
+    /// The token balance of a holding account (0 when it does not exist yet).
+    ///
+    /// # Errors
+    /// RPC failure, or an account that exists but is not a token holding.
+    pub async fn token_balance(&self, holding: AccountId) -> Result<u128> {
+        let account = self.account(holding).await?;
+        if account.is_default() {
+            return Ok(0);
+        }
+        token_balance(&account).ok_or_else(|| ClientError::Invalid(format!("account {holding} is not a token holding")))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn vault(&self, owner: AccountId, vault_id: u64) -> Result<Option<VaultView>> {
+        self.http.get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
+    }
+
+    /// The vault, or an error telling how to create it.
+    ///
+    /// # Errors
+    /// RPC failure, or no such vault.
+    pub async fn require_vault(&self, owner: AccountId, vault_id: u64) -> Result<(VaultView, VaultRef)> {
+        let view = self.vault(owner, vault_id).await?.ok_or_else(|| {
+            let name = self.names.get(&owner).map_or_else(|| owner.to_string(), |n| format!("{n} ({owner})"));
+            ClientError::NotFound(format!(
+                "vault {vault_id} of {name} does not exist: create it with `paystream vault init --owner KEY --vault-id {vault_id}`"
+            ))
+        })?;
+        let vault = self.vault_ref(owner, vault_id, token_id_of(&view)?);
+        Ok((view, vault))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn list_vaults(&self, owner: AccountId) -> Result<Vec<VaultView>> {
+        self.http.list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>> {
+        self.http.get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
+    }
+
+    /// The stream, or an error naming what exists.
+    ///
+    /// # Errors
+    /// RPC failure, or no such stream.
+    pub async fn require_stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<StreamView> {
+        if let Some(stream) = self.stream(owner, vault_id, stream_id).await? {
+            return Ok(stream);
+        }
+        let (view, _) = self.require_vault(owner, vault_id).await?;
+        Err(ClientError::NotFound(format!(
+            "vault {vault_id} has no stream {stream_id} (it has {} streams, ids 0..{}): list them with `paystream stream list --owner {owner}`",
+            view.next_stream_id, view.next_stream_id
+        )))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn list_streams(&self, filter: StreamFilter) -> Result<Vec<StreamView>> {
+        self.http.list_streams(filter).await.map_err(self.rpc_err("listStreams"))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn last_block_id(&self) -> Result<u64> {
+        self.http.get_last_block_id().await.map_err(self.rpc_err("getLastBlockId"))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn block(&self, block_id: u64) -> Result<Option<BlockInfo>> {
+        self.http.get_block(block_id).await.map_err(self.rpc_err("getBlock"))
+    }
+
+    /// The latest block's time in seconds.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn chain_time(&self) -> Result<u64> {
+        let height = self.last_block_id().await?;
+        let block = self.block(height).await?.ok_or_else(|| ClientError::NotFound(format!("block {height} is missing")))?;
+        Ok(block.header.timestamp_ms / 1000)
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn program_ids(&self) -> Result<BTreeMap<String, String>> {
+        self.http.get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
+    }
+
+    /// Dev only: moves the chain clock forward and mines a block.
+    ///
+    /// # Errors
+    /// RPC failure or a node without `--dev`.
+    pub async fn advance_time(&self, seconds: u64) -> Result<BlockInfo> {
+        self.http.dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
+    }
+
+    /// Dev only: mines blocks.
+    ///
+    /// # Errors
+    /// RPC failure or a node without `--dev`.
+    pub async fn mine(&self, blocks: Option<u32>) -> Result<BlockInfo> {
+        self.http.dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
+    }
+
+    /// # Errors
+    /// RPC failure.
+    pub async fn receipt(&self, hash: HexHash) -> Result<Option<ReceiptInfo>> {
+        self.http.get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
+    }
+
+    /// Subscribes to payment-stream events over WebSocket.
+    ///
+    /// # Errors
+    /// Connection or RPC failure.
+    pub async fn subscribe_events(
+        &self,
+        filter: EventFilter,
+    ) -> Result<jsonrpsee::core::client::Subscription<EventNotification>> {
+        let ws_url = self.ws_url();
+        let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+            .build(&ws_url)
+            .await
+            .map_err(|e| ClientError::Connection { url: ws_url.clone(), detail: e.to_string() })?;
+        paystreams_rpc::PaystreamsApiClient::subscribe_events(&ws, filter)
+            .await
+            .map_err(|e| ClientError::from_rpc(&ws_url, "subscribeEvents", e))
+    }
+
+    /// The chain state that explains or pre-checks `op`.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn facts(&self, op: &Operation) -> Result<Facts> {
+        let mut facts = Facts { names: self.names.clone(), ..Facts::default() };
+        if let Some(vault) = op.vault() {
+            facts.vault = self.vault(vault.owner, vault.vault_id).await?;
+            if let (Some(stream_id), false) = (op.stream_id(), matches!(op, Operation::CreateStream { .. })) {
+                facts.stream = self.stream(vault.owner, vault.vault_id, stream_id).await?;
+            }
+        }
+        for id in op.accounts() {
+            let account = self.account(id).await?;
+            facts.accounts.insert(id, account);
+        }
+        Ok(facts)
+    }
+
+    // ----- Submission -----
+
+    /// Signs `call` with `signers` (current nonces), sends it and waits for inclusion.
+    ///
+    /// # Errors
+    /// RPC failure, timeout, or [`ClientError::Transaction`] for a failed receipt.
+    pub async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<ReceiptInfo> {
+        self.execute(&Operation::Other, call.program_id, call.account_ids.clone(), call.instruction_data(), signers).await
+    }
+
+    /// Like [`Client::submit`], with the operation it performs: pre-flight checks run first and
+    /// failures are explained.
+    ///
+    /// # Errors
+    /// As [`Client::submit`], plus pre-flight refusals (a [`TxFailure`] without hash).
+    pub async fn submit_op(&self, op: &Operation, call: &Call, signers: &[&SecretKey]) -> Result<ReceiptInfo> {
+        self.execute(op, call.program_id, call.account_ids.clone(), call.instruction_data(), signers).await
+    }
+
+    /// Any program, any accounts, any instruction bytes.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn execute(
+        &self,
+        op: &Operation,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        instruction_data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Result<ReceiptInfo> {
+        if self.preflight && *op != Operation::Other {
+            self.report(&Progress::Checking);
+            let facts = self.facts(op).await?;
+            if let Some(code) = preflight(op, &facts) {
+                let description = failure_description(code);
+                return Err(ClientError::Transaction(Box::new(TxFailure {
+                    code,
+                    name: failure_name(code),
+                    explanation: explain(op, code, &description, &facts),
+                    message: description,
+                    hash: None,
+                    block_id: None,
+                })));
+            }
+        }
+        let hash = self.send(program_id, account_ids, instruction_data, signers).await?;
+        let receipt = self.wait(hash).await?;
+        if receipt.status == TxStatus::Included {
+            return Ok(receipt);
+        }
+        let (code, name, message) = receipt
+            .error
+            .as_ref()
+            .map_or((0, "Unknown".to_owned(), "failed without an error".to_owned()), |e| {
+                (e.code, e.name.clone(), e.message.clone())
+            });
+        let facts = match self.facts(op).await {
+            Ok(facts) => facts,
+            Err(_) => Facts { names: self.names.clone(), ..Facts::default() },
+        };
+        Err(ClientError::Transaction(Box::new(TxFailure {
+            code,
+            name,
+            explanation: explain(op, code, &message, &facts),
+            message,
+            hash: Some(hash),
+            block_id: receipt.block_id,
+        })))
+    }
+
+    /// Fetches the signers' nonces, signs and sends; returns the hash without waiting.
+    ///
+    /// # Errors
+    /// RPC failure or a stateless refusal by the node.
+    pub async fn send(
+        &self,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        instruction_data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Result<HexHash> {
+        self.report(&Progress::Sending);
+        let nonces = self.nonces(signers.iter().map(|k| k.account_id()).collect()).await?;
+        let message = Message { program_id, account_ids, nonces, instruction_data };
+        let tx = Transaction::sign(message, signers);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        self.http.send_transaction(encoded).await.map_err(self.rpc_err("sendTransaction"))
+    }
+
+    /// Waits until `hash` is included or failed, up to the inclusion timeout.
+    ///
+    /// # Errors
+    /// RPC failure or timeout.
+    pub async fn wait(&self, hash: HexHash) -> Result<ReceiptInfo> {
+        let start = Instant::now();
+        let mut interval = self.poll_interval;
+        loop {
+            if let Some(receipt) = self.receipt(hash).await?
+                && receipt.status != TxStatus::Pending
+            {
+                return Ok(receipt);
+            }
+            let elapsed = start.elapsed();
+            if elapsed > self.inclusion_timeout {
+                return Err(ClientError::Timeout { hash, waited: elapsed });
+            }
+            self.report(&Progress::Waiting { hash, elapsed });
+            tokio::time::sleep(interval).await;
+            interval = (interval.saturating_mul(2)).min(Duration::from_millis(250));
+        }
+    }
+
+    // ----- Native accounts -----
+
+    /// Initialises a fresh account under authenticated transfer (so payouts can reach it).
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn init_account(&self, key: &SecretKey) -> Result<ReceiptInfo> {
+        let account = key.account_id();
+        self.execute(
+            &Operation::InitAccount { account },
+            authenticated_transfer_program_id(),
+            vec![account],
+            transfer_instruction(0),
+            &[key],
+        )
+        .await
+    }
+
+    /// Moves native balance. A fresh recipient must co-sign: pass its key as `to_key`.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; `to_key` not matching `to`.
+    pub async fn transfer(&self, from: &SecretKey, to: AccountId, amount: u128, to_key: Option<&SecretKey>) -> Result<ReceiptInfo> {
+        let mut signers = vec![from];
+        if let Some(key) = to_key {
+            if key.account_id() != to {
+                return Err(ClientError::Invalid(format!("the recipient key is for {}, not {to}", key.account_id())));
+            }
+            signers.push(key);
+        }
+        let op = Operation::NativeTransfer { from: from.account_id(), to, amount };
+        self.execute(&op, authenticated_transfer_program_id(), vec![from.account_id(), to], transfer_instruction(amount), &signers)
+            .await
+    }
+
+    // ----- Tokens -----
+
+    /// Creates a token: `definition` is the new definition's key; the whole supply goes to
+    /// `holder`'s derived holding. Returns the receipt and the holding id.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn token_create(
+        &self,
+        definition: &SecretKey,
+        holder: &SecretKey,
+        name: &str,
+        supply: u128,
+    ) -> Result<(ReceiptInfo, AccountId)> {
+        let definition_id = definition.account_id();
+        let holding = holding_key(holder, &definition_id);
+        let holding_id = holding.account_id();
+        let op = Operation::TokenCreate { definition: definition_id, holding: holding_id, supply };
+        let data = TokenInstruction::NewFungibleDefinition { name: name.to_owned(), total_supply: supply }.to_bytes();
+        let receipt =
+            self.execute(&op, token_program_id(), vec![definition_id, holding_id], data, &[definition, &holding]).await?;
+        Ok((receipt, holding_id))
+    }
+
+    async fn recipient_holding(&self, definition: &AccountId, to: TokenRecipient<'_>) -> Result<(AccountId, Option<SecretKey>)> {
+        match to {
+            TokenRecipient::Holding(id) => Ok((id, None)),
+            TokenRecipient::User(user) => {
+                let key = holding_key(user, definition);
+                let id = key.account_id();
+                let fresh = self.account(id).await?.is_default();
+                Ok((id, fresh.then_some(key)))
+            }
+        }
+    }
+
+    /// Mints `amount` to a recipient (signed by the definition key).
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn token_mint(&self, definition: &SecretKey, to: TokenRecipient<'_>, amount: u128) -> Result<ReceiptInfo> {
+        let definition_id = definition.account_id();
+        let (holding, holding_signer) = self.recipient_holding(&definition_id, to).await?;
+        let mut signers = vec![definition];
+        signers.extend(holding_signer.as_ref());
+        let op = Operation::TokenMint { definition: definition_id, to: holding, amount };
+        self.execute(&op, token_program_id(), vec![definition_id, holding], TokenInstruction::Mint { amount }.to_bytes(), &signers)
+            .await
+    }
+
+    /// Transfers tokens from `from`'s derived holding.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn token_transfer(
+        &self,
+        from: &SecretKey,
+        definition: AccountId,
+        to: TokenRecipient<'_>,
+        amount: u128,
+    ) -> Result<ReceiptInfo> {
+        let source = holding_key(from, &definition);
+        let (destination, destination_signer) = self.recipient_holding(&definition, to).await?;
+        let mut signers = vec![&source];
+        signers.extend(destination_signer.as_ref());
+        let op = Operation::TokenTransfer { from: source.account_id(), to: destination, amount };
+        self.execute(
+            &op,
+            token_program_id(),
+            vec![source.account_id(), destination],
+            TokenInstruction::Transfer { amount }.to_bytes(),
+            &signers,
+        )
+        .await
+    }
+
+    // ----- Vaults -----
+
+    /// Creates vault `vault_id` of `owner` for the native token or a token definition.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`].
+    pub async fn init_vault(&self, owner: &SecretKey, vault_id: u64, token: Option<AccountId>) -> Result<ReceiptInfo> {
+        let vault = self.vault_ref(owner.account_id(), vault_id, token.map_or([0; 32], |t| t.0));
+        let call = builders::initialize_vault(&vault, VaultPrivacyTier::Public);
+        self.submit_op(&Operation::InitVault { vault }, &call, &[owner]).await
+    }
+
+    /// Deposits from the owner (native) or the owner's derived token holding.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault.
+    pub async fn deposit(&self, owner: &SecretKey, vault_id: u64, amount: u128) -> Result<ReceiptInfo> {
+        let (_, vault) = self.require_vault(owner.account_id(), vault_id).await?;
+        if vault.is_native() {
+            let call = builders::deposit(&vault, amount, authenticated_transfer_program_id(), None);
+            let op = Operation::Deposit { vault, amount, source: owner.account_id() };
+            return self.submit_op(&op, &call, &[owner]).await;
+        }
+        let source = holding_key(owner, &AccountId(vault.token_id));
+        let call = builders::deposit(&vault, amount, authenticated_transfer_program_id(), Some(source.account_id()));
+        let op = Operation::Deposit { vault, amount, source: source.account_id() };
+        self.submit_op(&op, &call, &[owner, &source]).await
+    }
+
+    /// Withdraws unallocated funds: native vaults to the owner (or `to`); token vaults to the
+    /// owner's derived holding (or the holding `to`).
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault.
+    pub async fn withdraw(&self, owner: &SecretKey, vault_id: u64, amount: u128, to: Option<AccountId>) -> Result<ReceiptInfo> {
+        let (_, vault) = self.require_vault(owner.account_id(), vault_id).await?;
+        if vault.is_native() {
+            let call = builders::withdraw(&vault, amount, to);
+            let op = Operation::Withdraw { vault, amount, to: to.unwrap_or(vault.owner) };
+            return self.submit_op(&op, &call, &[owner]).await;
+        }
+        let own = holding_key(owner, &AccountId(vault.token_id));
+        let destination = to.unwrap_or_else(|| own.account_id());
+        let mut signers = vec![owner];
+        if destination == own.account_id() && self.account(destination).await?.is_default() {
+            signers.push(&own);
+        }
+        let call = builders::withdraw(&vault, amount, Some(destination));
+        let op = Operation::Withdraw { vault, amount, to: destination };
+        self.submit_op(&op, &call, &signers).await
+    }
+
+    // ----- Streams -----
+
+    /// Creates a stream with the vault's next stream id; returns that id and the receipt.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault.
+    pub async fn create_stream(
+        &self,
+        owner: &SecretKey,
+        vault_id: u64,
+        provider: AccountId,
+        rate: u64,
+        allocation: u128,
+        extensions: ExtensionSettings,
+    ) -> Result<(u64, ReceiptInfo)> {
+        let (view, vault) = self.require_vault(owner.account_id(), vault_id).await?;
+        let stream_id = view.next_stream_id;
+        let call = builders::create_stream(&vault, stream_id, provider, rate, allocation, extensions);
+        let op = Operation::CreateStream { vault, stream_id, provider, rate, allocation, extensions };
+        let receipt = self.submit_op(&op, &call, &[owner]).await?;
+        Ok((stream_id, receipt))
+    }
+
+    async fn owner_op(
+        &self,
+        owner: &SecretKey,
+        vault_id: u64,
+        stream_id: u64,
+        build: impl FnOnce(&VaultRef) -> (Call, Operation),
+    ) -> Result<ReceiptInfo> {
+        let (_, vault) = self.require_vault(owner.account_id(), vault_id).await?;
+        self.require_stream(vault.owner, vault_id, stream_id).await?;
+        let (call, op) = build(&vault);
+        self.submit_op(&op, &call, &[owner]).await
+    }
+
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn pause(&self, owner: &SecretKey, vault_id: u64, stream_id: u64) -> Result<ReceiptInfo> {
+        self.owner_op(owner, vault_id, stream_id, |v| (builders::pause_stream(v, stream_id), Operation::Pause { vault: *v, stream_id }))
+            .await
+    }
+
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn resume(&self, owner: &SecretKey, vault_id: u64, stream_id: u64) -> Result<ReceiptInfo> {
+        self.owner_op(owner, vault_id, stream_id, |v| {
+            (builders::resume_stream(v, stream_id), Operation::Resume { vault: *v, stream_id })
+        })
+        .await
+    }
+
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn top_up(&self, owner: &SecretKey, vault_id: u64, stream_id: u64, amount: u128) -> Result<ReceiptInfo> {
+        self.owner_op(owner, vault_id, stream_id, |v| {
+            (builders::top_up_stream(v, stream_id, amount), Operation::TopUp { vault: *v, stream_id, amount })
+        })
+        .await
+    }
+
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn close_by_owner(&self, owner: &SecretKey, vault_id: u64, stream_id: u64) -> Result<ReceiptInfo> {
+        self.owner_op(owner, vault_id, stream_id, |v| {
+            (builders::close_stream_by_owner(v, stream_id), Operation::CloseByOwner { vault: *v, stream_id })
+        })
+        .await
+    }
+
+    async fn payout_holding(&self, vault: &VaultRef, provider: &SecretKey) -> Result<(Option<AccountId>, Option<SecretKey>)> {
+        if vault.is_native() {
+            return Ok((None, None));
+        }
+        let key = holding_key(provider, &AccountId(vault.token_id));
+        let id = key.account_id();
+        let fresh = self.account(id).await?.is_default();
+        Ok((Some(id), fresh.then_some(key)))
+    }
+
+    /// The provider claims what has accrued (token vaults pay into the provider's derived
+    /// holding). With delivery receipts, pass the user's signed receipt.
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn claim(
+        &self,
+        provider: &SecretKey,
+        owner: AccountId,
+        vault_id: u64,
+        stream_id: u64,
+        receipt: Option<DeliveryReceipt>,
+    ) -> Result<ReceiptInfo> {
+        let (_, vault) = self.require_vault(owner, vault_id).await?;
+        self.require_stream(owner, vault_id, stream_id).await?;
+        let (payout, payout_signer) = self.payout_holding(&vault, provider).await?;
+        let call = builders::claim(&vault, stream_id, provider.account_id(), payout, receipt);
+        let mut signers = vec![provider];
+        signers.extend(payout_signer.as_ref());
+        let op = Operation::Claim {
+            vault,
+            stream_id,
+            signer: provider.account_id(),
+            destination: payout.unwrap_or_else(|| provider.account_id()),
+            with_receipt: receipt.is_some(),
+        };
+        self.submit_op(&op, &call, &signers).await
+    }
+
+    /// The provider closes a stream (with auto-claim, also paid out).
+    ///
+    /// # Errors
+    /// As [`Client::submit_op`]; no such vault or stream.
+    pub async fn close_by_provider(
+        &self,
+        provider: &SecretKey,
+        owner: AccountId,
+        vault_id: u64,
+        stream_id: u64,
+        receipt: Option<DeliveryReceipt>,
+    ) -> Result<ReceiptInfo> {
+        let (_, vault) = self.require_vault(owner, vault_id).await?;
+        let stream = self.require_stream(owner, vault_id, stream_id).await?;
+        let auto_claim = stream.extensions.as_ref().is_some_and(|e| e.auto_claim_on_provider_close);
+        let (payout, payout_signer) =
+            if auto_claim { self.payout_holding(&vault, provider).await? } else { (None, None) };
+        let call = builders::close_stream_by_provider(&vault, stream_id, provider.account_id(), payout, receipt);
+        let mut signers = vec![provider];
+        signers.extend(payout_signer.as_ref());
+        let op = Operation::CloseByProvider {
+            vault,
+            stream_id,
+            signer: provider.account_id(),
+            destination: payout.unwrap_or_else(|| provider.account_id()),
+        };
+        self.submit_op(&op, &call, &signers).await
+    }
+}

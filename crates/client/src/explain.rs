@@ -1,0 +1,594 @@
+//! Turning failure codes into sentences that name the cause and the fix, using chain state.
+//!
+//! [`explain`] maps a code (runtime 1xxx, authenticated transfer 2xxx, token 3xxx, payment
+//! streams 6xxx) plus the attempted [`Operation`] and the [`Facts`] read from the chain into one
+//! sentence such as "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower
+//! --allocation". [`preflight`] runs the cheap checks the chain would run, on the same facts, and
+//! returns the code the chain would return, so a refused command and a failed receipt read the
+//! same.
+
+use std::collections::BTreeMap;
+
+use paystreams_lez_core::{token::token_program_id, token::TokenHolding, Account, AccountId};
+use paystreams_program::{client::VaultRef, state::StreamState, ExtensionSettings, StreamError};
+use paystreams_rpc::{StreamView, VaultView};
+
+/// What a transaction tried to do, in the caller's terms.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Operation {
+    /// Authenticated-transfer initialisation of a fresh account.
+    InitAccount { account: AccountId },
+    NativeTransfer { from: AccountId, to: AccountId, amount: u128 },
+    TokenCreate { definition: AccountId, holding: AccountId, supply: u128 },
+    TokenMint { definition: AccountId, to: AccountId, amount: u128 },
+    TokenTransfer { from: AccountId, to: AccountId, amount: u128 },
+    InitVault { vault: VaultRef },
+    /// `source` is the owner (native vaults) or the owner's token holding.
+    Deposit { vault: VaultRef, amount: u128, source: AccountId },
+    Withdraw { vault: VaultRef, amount: u128, to: AccountId },
+    CreateStream {
+        vault: VaultRef,
+        stream_id: u64,
+        provider: AccountId,
+        rate: u64,
+        allocation: u128,
+        extensions: ExtensionSettings,
+    },
+    Pause { vault: VaultRef, stream_id: u64 },
+    Resume { vault: VaultRef, stream_id: u64 },
+    TopUp { vault: VaultRef, stream_id: u64, amount: u128 },
+    CloseByOwner { vault: VaultRef, stream_id: u64 },
+    CloseByProvider { vault: VaultRef, stream_id: u64, signer: AccountId, destination: AccountId },
+    Claim { vault: VaultRef, stream_id: u64, signer: AccountId, destination: AccountId, with_receipt: bool },
+    /// Anything else (raw calls).
+    Other,
+}
+
+impl Operation {
+    /// The vault the operation concerns.
+    #[must_use]
+    pub const fn vault(&self) -> Option<&VaultRef> {
+        match self {
+            Self::InitVault { vault }
+            | Self::Deposit { vault, .. }
+            | Self::Withdraw { vault, .. }
+            | Self::CreateStream { vault, .. }
+            | Self::Pause { vault, .. }
+            | Self::Resume { vault, .. }
+            | Self::TopUp { vault, .. }
+            | Self::CloseByOwner { vault, .. }
+            | Self::CloseByProvider { vault, .. }
+            | Self::Claim { vault, .. } => Some(vault),
+            _ => None,
+        }
+    }
+
+    /// The stream the operation concerns (for create: the id it will get).
+    #[must_use]
+    pub const fn stream_id(&self) -> Option<u64> {
+        match self {
+            Self::CreateStream { stream_id, .. }
+            | Self::Pause { stream_id, .. }
+            | Self::Resume { stream_id, .. }
+            | Self::TopUp { stream_id, .. }
+            | Self::CloseByOwner { stream_id, .. }
+            | Self::CloseByProvider { stream_id, .. }
+            | Self::Claim { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        }
+    }
+
+    /// Plain accounts whose state helps explain a failure.
+    #[must_use]
+    pub fn accounts(&self) -> Vec<AccountId> {
+        match self {
+            Self::InitAccount { account } => vec![*account],
+            Self::NativeTransfer { from, to, .. } | Self::TokenTransfer { from, to, .. } => vec![*from, *to],
+            Self::TokenCreate { definition, holding, .. } => vec![*definition, *holding],
+            Self::TokenMint { definition, to, .. } => vec![*definition, *to],
+            Self::InitVault { vault } => vec![vault.owner],
+            Self::Deposit { vault, source, .. } => vec![vault.owner, *source],
+            Self::Withdraw { to, .. } => vec![*to],
+            Self::CreateStream { provider, .. } => vec![*provider],
+            Self::CloseByProvider { signer, destination, .. } | Self::Claim { signer, destination, .. } => {
+                vec![*signer, *destination]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// Chain state read to explain or pre-check an operation.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub vault: Option<VaultView>,
+    pub stream: Option<StreamView>,
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Local names (keystore) for accounts, used in messages.
+    pub names: BTreeMap<AccountId, String>,
+}
+
+impl Facts {
+    fn account(&self, id: &AccountId) -> Account {
+        self.accounts.get(id).cloned().unwrap_or_default()
+    }
+
+    fn label(&self, id: &AccountId) -> String {
+        match self.names.get(id) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_string(),
+        }
+    }
+
+    fn token_balance(&self, id: &AccountId) -> Option<u128> {
+        token_balance(&self.account(id))
+    }
+}
+
+/// The token balance of a holding account, `None` when it is not a token holding.
+#[must_use]
+pub fn token_balance(account: &Account) -> Option<u128> {
+    if account.program_owner != token_program_id() {
+        return None;
+    }
+    borsh::from_slice::<TokenHolding>(&account.data).ok().map(|h| h.balance())
+}
+
+fn state_name(state: StreamState) -> &'static str {
+    match state {
+        StreamState::Active => "active",
+        StreamState::Paused => "paused",
+        StreamState::Closed => "closed",
+    }
+}
+
+fn vault_missing(vault: &VaultRef, facts: &Facts) -> String {
+    format!(
+        "vault {} of {} does not exist: create it with `paystream vault init --owner KEY --vault-id {}`",
+        vault.vault_id,
+        facts.label(&vault.owner),
+        vault.vault_id
+    )
+}
+
+fn stream_missing(vault: &VaultRef, stream_id: u64, facts: &Facts) -> String {
+    match &facts.vault {
+        Some(v) => format!(
+            "vault {} has no stream {stream_id} (its streams are 0..{}): list them with `paystream stream list --owner {}`",
+            vault.vault_id, v.next_stream_id, vault.owner
+        ),
+        None => vault_missing(vault, facts),
+    }
+}
+
+/// One sentence naming the cause of failure `code` and the fix, from what was attempted and the
+/// chain state now. `message` is the node's own text, used when nothing better is known.
+#[must_use]
+#[expect(clippy::too_many_lines, reason = "one arm per failure code keeps the table readable")]
+pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> String {
+    let vault_label = op.vault().map_or_else(String::new, |v| format!("vault {}", v.vault_id));
+    let stream_label = op.stream_id().map_or_else(String::new, |s| format!("stream {s}"));
+    let unallocated = facts.vault.as_ref().map(|v| v.unallocated.0);
+    match (StreamError::from_code(code), op) {
+        (Some(StreamError::AllocationExceedsUnallocated), Operation::CreateStream { allocation, .. }) => {
+            let have = unallocated.unwrap_or(0);
+            format!(
+                "{vault_label} has {have} unallocated, stream needs {allocation}: deposit {} more or lower --allocation",
+                allocation.saturating_sub(have)
+            )
+        }
+        (Some(StreamError::AllocationExceedsUnallocated), Operation::TopUp { amount, .. }) => {
+            let have = unallocated.unwrap_or(0);
+            format!(
+                "{vault_label} has {have} unallocated, the top-up needs {amount}: deposit {} more or lower --amount",
+                amount.saturating_sub(have)
+            )
+        }
+        (Some(StreamError::InsufficientFunds), Operation::Withdraw { vault, amount, .. }) => match &facts.vault {
+            Some(v) => format!(
+                "{vault_label} has {} unallocated (balance {}, {} allocated to streams), withdrawal asks for {amount}: \
+                 withdraw at most {} or close streams to release their unaccrued funds",
+                v.unallocated.0, v.balance.0, v.total_allocated.0, v.unallocated.0
+            ),
+            None => vault_missing(vault, facts),
+        },
+        (Some(StreamError::InsufficientFunds), _) => {
+            format!("{vault_label} does not hold enough funds for this payout ({message}); the vault state may be corrupt")
+        }
+        (Some(StreamError::ZeroClaimAmount), _) => match &facts.stream {
+            Some(s) if s.state == StreamState::Active && s.rate > 0 => {
+                let next = s.accrued_as_of.saturating_add(1);
+                format!(
+                    "{stream_label} has nothing accrued yet: it accrues {} per second since {}; the first funds accrue at \
+                     chain time {next} (in about {} s), claim after that",
+                    s.rate,
+                    s.accrued_as_of,
+                    next.saturating_sub(s.as_of).max(1)
+                )
+            }
+            Some(s) if s.state == StreamState::Paused && s.unaccrued.0 > 0 => format!(
+                "{stream_label} is paused with nothing accrued: nothing accrues until the owner resumes it \
+                 (`paystream stream resume`)"
+            ),
+            Some(s) => format!(
+                "{stream_label} is {} with nothing accrued and nothing left to accrue: there is nothing to claim",
+                state_name(s.state)
+            ),
+            None => format!("{stream_label} has nothing accrued to claim yet"),
+        },
+        (Some(err @ (StreamError::ClaimUnauthorized | StreamError::CloseUnauthorized)), op) => {
+            let verb = if err == StreamError::ClaimUnauthorized { "claim from" } else { "close" };
+            let signer = match op {
+                Operation::Claim { signer, .. } | Operation::CloseByProvider { signer, .. } => Some(*signer),
+                _ => None,
+            };
+            match (&facts.stream, signer) {
+                (Some(s), Some(signer)) => format!(
+                    "only the provider {} may {verb} {stream_label}, but {} signed: pass the provider's key",
+                    facts.label(&s.provider),
+                    facts.label(&signer)
+                ),
+                (Some(s), None) => {
+                    format!("only the provider {} may {verb} {stream_label}: sign with the provider's key", facts.label(&s.provider))
+                }
+                _ => format!("only the stream's provider may {verb} {stream_label}: sign with the provider's key"),
+            }
+        }
+        (Some(StreamError::ProviderEqualsOwner), _) => {
+            let owner = op.vault().map(|v| facts.label(&v.owner)).unwrap_or_default();
+            format!("the provider is the vault owner {owner}: a stream pays someone else, pass another --provider")
+        }
+        (Some(StreamError::ResumeZeroUnaccrued), _) => {
+            let allocation = facts.stream.as_ref().map_or(0, |s| s.allocation.0);
+            format!(
+                "{stream_label} is depleted (all {allocation} of its allocation accrued), so resuming cannot restart it: \
+                 top it up instead (`paystream stream top-up --amount N`), which adds funds and resumes it"
+            )
+        }
+        (Some(StreamError::StreamNotPaused), _) => {
+            let state = facts.stream.as_ref().map_or("not paused", |s| state_name(s.state));
+            if state == "active" {
+                format!("{stream_label} is already active: only a paused stream can be resumed")
+            } else {
+                format!("{stream_label} is {state}: only a paused stream can be resumed")
+            }
+        }
+        (Some(StreamError::StreamNotActive), _) => match &facts.stream {
+            Some(s) if s.state == StreamState::Paused && s.unaccrued.0 == 0 => format!(
+                "{stream_label} is already paused: it depleted (all {} accrued); top it up to restart it",
+                s.allocation.0
+            ),
+            Some(s) if s.state == StreamState::Paused => {
+                format!("{stream_label} is already paused (since chain time {}): resume it instead", s.accrued_as_of)
+            }
+            Some(s) => format!("{stream_label} is {}: only an active stream can be paused", state_name(s.state)),
+            None => format!("{stream_label} is not active: only an active stream can be paused"),
+        },
+        (Some(StreamError::StreamClosed), _) => format!(
+            "{stream_label} is closed for good; only claiming what already accrued is still possible: \
+             create a new stream (`paystream stream create`) to pay this provider again"
+        ),
+        (Some(StreamError::DestinationUninitialized), op) => {
+            let destination = match op {
+                Operation::Withdraw { to, .. } => Some(*to),
+                Operation::Claim { destination, .. } | Operation::CloseByProvider { destination, .. } => Some(*destination),
+                _ => None,
+            };
+            let who = destination.map_or_else(|| "the destination".to_owned(), |d| format!("the destination {}", facts.label(&d)));
+            format!(
+                "{who} has never been used on chain and a payout cannot create it: initialise the destination first \
+                 (`paystream account init KEY`, or send it funds with `paystream account transfer --to-key KEY`)"
+            )
+        }
+        (Some(StreamError::ZeroDepositAmount | StreamError::ZeroWithdrawAmount | StreamError::ZeroTopUpAmount), _) => {
+            "the amount is zero: pass --amount above 0".to_owned()
+        }
+        (Some(StreamError::ZeroStreamRate), _) => "the rate is zero: pass --rate of at least 1 per second".to_owned(),
+        (Some(StreamError::ZeroStreamAllocation), _) => "the allocation is zero: pass --allocation above 0".to_owned(),
+        (Some(StreamError::ActivationFeeExceedsUnaccrued), op) => {
+            let fee = match op {
+                Operation::CreateStream { extensions, .. } => extensions.activation_fee,
+                _ => facts.stream.as_ref().and_then(|s| s.extensions.as_ref()).map_or(0, |e| e.activation_fee.0),
+            };
+            let unaccrued = match op {
+                Operation::CreateStream { allocation, .. } => *allocation,
+                _ => facts.stream.as_ref().map_or(0, |s| s.unaccrued.0),
+            };
+            format!(
+                "the activation fee {fee} exceeds the {unaccrued} the stream has left to accrue: raise the allocation \
+                 (or top up) by at least {}, or lower --activation-fee",
+                fee.saturating_sub(unaccrued)
+            )
+        }
+        (Some(StreamError::AccountAlreadyInitialized), Operation::InitVault { vault }) => format!(
+            "{} already has a vault {}: pick another --vault-id (see `paystream vault list --owner {}`)",
+            facts.label(&vault.owner),
+            vault.vault_id,
+            vault.owner
+        ),
+        (Some(StreamError::AccountAlreadyInitialized), Operation::CreateStream { .. }) => format!(
+            "{stream_label} already exists: the next stream id is {}; retry so the client reads it again",
+            facts.vault.as_ref().map_or(0, |v| v.next_stream_id)
+        ),
+        (Some(StreamError::StreamIdMismatch), Operation::CreateStream { stream_id, .. }) => format!(
+            "stream id {stream_id} is not the vault's next stream id ({}): another stream was created meanwhile; retry",
+            facts.vault.as_ref().map_or(0, |v| v.next_stream_id)
+        ),
+        (Some(StreamError::StreamIdMismatch), op) => {
+            op.vault().map_or_else(|| message.to_owned(), |v| stream_missing(v, op.stream_id().unwrap_or(0), facts))
+        }
+        (Some(StreamError::PdaMismatch | StreamError::InvalidAccountData), op) if facts.vault.is_none() => {
+            op.vault().map_or_else(|| message.to_owned(), |v| vault_missing(v, facts))
+        }
+        (Some(StreamError::VaultOwnerMismatch), op) => format!(
+            "{vault_label} belongs to another owner than {}: sign with the vault owner's key",
+            op.vault().map(|v| facts.label(&v.owner)).unwrap_or_default()
+        ),
+        (Some(StreamError::MissingSignature), _) => {
+            "a required signer did not sign: the owner signs vault and stream operations, the provider signs claims and \
+             provider closes, and a token holding being debited signs too"
+                .to_owned()
+        }
+        (Some(StreamError::UnsupportedTokenId), _) => {
+            "the --token is not a token definition on this chain: create one with `paystream token create` and pass its id"
+                .to_owned()
+        }
+        (Some(StreamError::TokenHoldingMismatch), _) => {
+            "the token holding is for another token than the vault's: pass a holding of the vault's token".to_owned()
+        }
+        (Some(StreamError::WithdrawToOwnerNotNative), _) => {
+            "this is a token vault: withdraw to a token holding (`--to HOLDING_ID`, default: your own holding)".to_owned()
+        }
+        (Some(StreamError::ReceiptRequired), _) => {
+            let key = facts.stream.as_ref().and_then(|s| s.extensions.as_ref()).and_then(|e| e.receipt_key.clone());
+            format!(
+                "{stream_label} pays only against delivery receipts signed by key {}: ask the user for a receipt \
+                 (`paystream stream receipt`) and pass it with --receipt",
+                key.unwrap_or_else(|| "(unknown)".to_owned())
+            )
+        }
+        (Some(StreamError::ReceiptNotExpected), _) => {
+            format!("{stream_label} does not use delivery receipts (or this close does not pay out): drop --receipt")
+        }
+        (Some(StreamError::InvalidReceiptSignature), _) => {
+            format!("the receipt's signature does not verify under {stream_label}'s receipt key: have the user sign it with the key committed at creation")
+        }
+        (Some(StreamError::ReceiptStreamMismatch), _) => {
+            format!("the receipt names another stream or program than {stream_label}: get a receipt for this stream")
+        }
+        (Some(StreamError::ReceiptAcknowledgesNothing), _) => {
+            let paid = facts.stream.as_ref().and_then(|s| s.extensions.as_ref()).map_or(0, |e| e.receipt_paid.0);
+            format!(
+                "the receipt acknowledges nothing beyond the {paid} already paid under receipts: ask the user for a receipt \
+                 with an acknowledged total above {paid}"
+            )
+        }
+        (Some(StreamError::InvalidReceiptKey), _) => {
+            "--receipt-key is not a valid x-only public key: pass the 32-byte hex public key shown by `paystream keys show`".to_owned()
+        }
+        (Some(err), _) => format!("{}: {}", err.name(), err.description()),
+        (None, op) => explain_non_program(op, code, message, facts),
+    }
+}
+
+fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) -> String {
+    match (code, op) {
+        // Authenticated transfer: InsufficientBalance.
+        (2006, Operation::Deposit { vault, amount, .. }) => {
+            let have = facts.account(&vault.owner).balance;
+            format!(
+                "{} has {have} native balance, the deposit needs {amount}: lower --amount or fund the owner with {} more \
+                 (`paystream account transfer`)",
+                facts.label(&vault.owner),
+                amount.saturating_sub(have)
+            )
+        }
+        (2006, Operation::NativeTransfer { from, amount, .. }) => {
+            let have = facts.account(from).balance;
+            format!(
+                "{} has {have} native balance, the transfer needs {amount}: lower --amount or fund it with {} more",
+                facts.label(from),
+                amount.saturating_sub(have)
+            )
+        }
+        (2005, Operation::NativeTransfer { from, .. } | Operation::Deposit { source: from, .. }) => format!(
+            "{} is not a native account (never funded or owned by a program): fund it first with `paystream account transfer`",
+            facts.label(from)
+        ),
+        (2004, Operation::InitAccount { account }) => format!("{} is already initialised: nothing to do", facts.label(account)),
+        (1043 | 1045 | 2003, Operation::NativeTransfer { to, .. }) if facts.account(to).is_default() => format!(
+            "the recipient {} has never been used on chain: a transfer that creates it must be signed by the recipient too \
+             (pass --to-key NAME) or the recipient must be initialised first (`paystream account init NAME`)",
+            facts.label(to)
+        ),
+        (1043 | 1045 | 3003, Operation::TokenTransfer { to, .. } | Operation::TokenMint { to, .. })
+            if facts.account(to).is_default() =>
+        {
+            format!(
+                "the receiving token holding {} does not exist yet: it must sign the transaction that creates it \
+                 (name the recipient's key so the wallet can sign for its holding)",
+                facts.label(to)
+            )
+        }
+        (3009, Operation::TokenTransfer { from, amount, .. } | Operation::Deposit { source: from, amount, .. }) => {
+            let have = facts.token_balance(from).unwrap_or(0);
+            format!(
+                "the token holding {} has {have}, this needs {amount}: lower --amount or receive {} more tokens first",
+                facts.label(from),
+                amount.saturating_sub(have)
+            )
+        }
+        (3007, Operation::Deposit { source, .. } | Operation::TokenTransfer { from: source, .. }) => format!(
+            "the token holding {} does not exist (it has never received this token): mint or transfer tokens to it first",
+            facts.label(source)
+        ),
+        (3004, Operation::TokenCreate { definition, .. }) => {
+            format!("the token definition {} already exists: pick another --name", facts.label(definition))
+        }
+        (1013, _) => format!(
+            "{message}. Another transaction from the same key was included first; run the command again (the wallet \
+             fetches fresh nonces)"
+        ),
+        (1012, _) => format!("{message}. The key that signed is not the key of the account; check the keystore file"),
+        _ => message.to_owned(),
+    }
+}
+
+/// The code the chain would return for `op` given `facts`, for checks that cannot change before
+/// the transaction is included (or `None` when nothing is known to fail).
+#[must_use]
+pub fn preflight(op: &Operation, facts: &Facts) -> Option<u32> {
+    let stream_state = facts.stream.as_ref().map(|s| s.state);
+    match op {
+        Operation::CreateStream { vault, provider, rate, allocation, extensions, .. } => {
+            let v = facts.vault.as_ref()?;
+            if *rate == 0 {
+                return Some(StreamError::ZeroStreamRate.code());
+            }
+            if *allocation == 0 {
+                return Some(StreamError::ZeroStreamAllocation.code());
+            }
+            if *provider == vault.owner {
+                return Some(StreamError::ProviderEqualsOwner.code());
+            }
+            if *allocation > v.unallocated.0 {
+                return Some(StreamError::AllocationExceedsUnallocated.code());
+            }
+            (extensions.activation_fee > *allocation).then_some(StreamError::ActivationFeeExceedsUnaccrued.code())
+        }
+        Operation::TopUp { amount, .. } => {
+            let v = facts.vault.as_ref()?;
+            if stream_state == Some(StreamState::Closed) {
+                return Some(StreamError::StreamClosed.code());
+            }
+            if *amount == 0 {
+                return Some(StreamError::ZeroTopUpAmount.code());
+            }
+            (*amount > v.unallocated.0).then_some(StreamError::AllocationExceedsUnallocated.code())
+        }
+        Operation::Withdraw { vault, amount, to } => {
+            let v = facts.vault.as_ref()?;
+            if *amount == 0 {
+                return Some(StreamError::ZeroWithdrawAmount.code());
+            }
+            if *amount > v.unallocated.0 {
+                return Some(StreamError::InsufficientFunds.code());
+            }
+            let uninitialised_native = vault.is_native() && facts.accounts.get(to).is_some_and(Account::is_default);
+            uninitialised_native.then_some(StreamError::DestinationUninitialized.code())
+        }
+        Operation::Deposit { vault, amount, source } => {
+            facts.vault.as_ref()?;
+            if *amount == 0 {
+                return Some(StreamError::ZeroDepositAmount.code());
+            }
+            if vault.is_native() {
+                let owner = facts.accounts.get(&vault.owner)?;
+                (owner.balance < *amount).then_some(2006)
+            } else {
+                let balance = facts.token_balance(source)?;
+                (balance < *amount).then_some(3009)
+            }
+        }
+        Operation::Pause { .. } => match stream_state? {
+            StreamState::Closed => Some(StreamError::StreamClosed.code()),
+            StreamState::Paused => Some(StreamError::StreamNotActive.code()),
+            StreamState::Active => None,
+        },
+        Operation::Resume { .. } => {
+            let s = facts.stream.as_ref()?;
+            match s.state {
+                StreamState::Closed => Some(StreamError::StreamClosed.code()),
+                StreamState::Paused if s.unaccrued.0 == 0 => Some(StreamError::ResumeZeroUnaccrued.code()),
+                _ => None,
+            }
+        }
+        Operation::CloseByOwner { .. } => (stream_state? == StreamState::Closed).then_some(StreamError::StreamClosed.code()),
+        Operation::CloseByProvider { signer, .. } => {
+            let s = facts.stream.as_ref()?;
+            if s.provider != *signer {
+                return Some(StreamError::CloseUnauthorized.code());
+            }
+            (s.state == StreamState::Closed).then_some(StreamError::StreamClosed.code())
+        }
+        Operation::Claim { vault, signer, destination, with_receipt, .. } => {
+            let s = facts.stream.as_ref()?;
+            if s.provider != *signer {
+                return Some(StreamError::ClaimUnauthorized.code());
+            }
+            if s.state != StreamState::Active && s.accrued.0 == 0 {
+                return Some(StreamError::ZeroClaimAmount.code());
+            }
+            let needs_receipt = s.extensions.as_ref().is_some_and(|e| e.receipt_key.is_some());
+            if needs_receipt && !with_receipt {
+                return Some(StreamError::ReceiptRequired.code());
+            }
+            if !needs_receipt && *with_receipt {
+                return Some(StreamError::ReceiptNotExpected.code());
+            }
+            let uninitialised_native = vault.is_native() && facts.accounts.get(destination).is_some_and(Account::is_default);
+            uninitialised_native.then_some(StreamError::DestinationUninitialized.code())
+        }
+        Operation::NativeTransfer { from, amount, .. } => {
+            let account = facts.accounts.get(from)?;
+            (account.balance < *amount).then_some(2006)
+        }
+        Operation::TokenTransfer { from, amount, .. } => {
+            let balance = facts.token_balance(from)?;
+            (balance < *amount).then_some(3009)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::ProgramId;
+    use paystreams_program::state::VaultPrivacyTier;
+    use paystreams_rpc::Amount;
+
+    use super::*;
+
+    fn vault_view(balance: u128, allocated: u128) -> VaultView {
+        VaultView {
+            owner: AccountId([1; 32]),
+            vault_id: 3,
+            vault_config: AccountId([2; 32]),
+            vault_holding: AccountId([3; 32]),
+            token_id: "native".into(),
+            privacy_tier: VaultPrivacyTier::Public,
+            balance: Amount(balance),
+            total_allocated: Amount(allocated),
+            unallocated: Amount(balance - allocated),
+            next_stream_id: 0,
+        }
+    }
+
+    #[test]
+    fn allocation_too_big_names_numbers_and_fix() {
+        let vault = VaultRef::native(ProgramId([1; 8]), AccountId([1; 32]), 3);
+        let op = Operation::CreateStream {
+            vault,
+            stream_id: 0,
+            provider: AccountId([9; 32]),
+            rate: 1,
+            allocation: 200,
+            extensions: ExtensionSettings::default(),
+        };
+        let facts = Facts { vault: Some(vault_view(120, 0)), ..Facts::default() };
+        assert_eq!(preflight(&op, &facts), Some(6011));
+        assert_eq!(
+            explain(&op, 6011, "", &facts),
+            "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower --allocation"
+        );
+    }
+
+    #[test]
+    fn every_stream_error_has_a_sentence() {
+        let op = Operation::Other;
+        for error in StreamError::ALL {
+            assert!(!explain(&op, error.code(), "raw", &Facts::default()).is_empty());
+        }
+        assert_eq!(explain(&op, 99, "raw", &Facts::default()), "raw");
+    }
+}

@@ -1,0 +1,748 @@
+//! The chain: committed state in memory, the mempool, block production and the indexes the RPC
+//! reads. Synchronous; the service runs block production on blocking threads.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
+use paystreams_program::{
+    Event, payment_streams_program_id, pda,
+    state::{StreamConfig, VAULT_CONFIG_LEN, VaultConfig, decode},
+};
+use paystreams_rpc::{
+    BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo,
+    TxErrorInfo, TxStatus, VaultView, views,
+};
+use paystreams_runtime::{
+    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TxError,
+};
+use tokio::sync::broadcast;
+
+use crate::{
+    metrics::Metrics,
+    storage::{
+        GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt,
+        transactions_root,
+    },
+};
+
+/// Most transactions waiting in the mempool. At the runtime's ~tens of thousands of tx/s this is
+/// several seconds of work; beyond it `sendTransaction` answers -32002 so clients back off
+/// instead of the node growing without bound.
+pub const MEMPOOL_MAX: usize = 50_000;
+
+/// Most user transactions in one block. Bounds the time the chain lock is held (and the size of
+/// one redb write) to well under a block interval; the rest waits for the next block.
+pub const MAX_TXS_PER_BLOCK: usize = 5_000;
+
+/// Most blocks one `devMine` call may produce, so a single request cannot stall the node.
+pub const DEV_MINE_MAX: u32 = 1_000;
+
+/// Most streams or vaults one list call returns.
+pub const LIST_MAX: usize = 10_000;
+
+/// Capacity of the committed-block broadcast; a subscriber further behind skips blocks.
+const BROADCAST_CAPACITY: usize = 1_024;
+
+/// Why the chain refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("transaction rejected: {0}")]
+    Rejected(TxError),
+    #[error("transaction {0} was already submitted")]
+    Duplicate(HexHash),
+    #[error("the mempool is full ({MEMPOOL_MAX} transactions); retry in a few blocks")]
+    MempoolFull,
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("block production failed: {0}")]
+    Production(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// A block as it was committed, with its payment-streams events, for subscribers.
+#[derive(Clone, Debug)]
+pub struct CommittedBlock {
+    pub info: BlockInfo,
+    pub events: Vec<EventNotification>,
+}
+
+/// owner → vault ids, provider → (owner, vault id, stream id).
+#[derive(Default, Debug)]
+struct Index {
+    vaults: BTreeMap<AccountId, BTreeSet<u64>>,
+    provider_streams: BTreeMap<AccountId, BTreeSet<(AccountId, u64, u64)>>,
+}
+
+impl Index {
+    fn record(&mut self, event: &Event) {
+        match event {
+            Event::VaultInitialized {
+                owner, vault_id, ..
+            } => {
+                self.vaults.entry(*owner).or_default().insert(*vault_id);
+            }
+            Event::StreamCreated { stream, .. } => {
+                self.provider_streams
+                    .entry(stream.provider)
+                    .or_default()
+                    .insert((stream.owner, stream.vault_id, stream.stream_id));
+            }
+            _ => {}
+        }
+    }
+
+    /// Rebuilds the index from state: every vault config, then every stream of each vault.
+    fn rebuild(state: &State, program_id: &ProgramId) -> Self {
+        let mut index = Self::default();
+        for (id, account) in state.iter() {
+            if account.program_owner != *program_id || account.data.len() != VAULT_CONFIG_LEN {
+                continue;
+            }
+            let Ok(config) = decode::<VaultConfig>(&account.data) else {
+                continue;
+            };
+            if pda::vault_config_id(program_id, &config.owner, config.vault_id) != *id {
+                continue;
+            }
+            index
+                .vaults
+                .entry(config.owner)
+                .or_default()
+                .insert(config.vault_id);
+            for stream_id in 0..config.next_stream_id {
+                let stream_account =
+                    state.account(&pda::stream_config_id(program_id, id, stream_id));
+                if let Ok(stream) = decode::<StreamConfig>(&stream_account.data) {
+                    index
+                        .provider_streams
+                        .entry(stream.provider)
+                        .or_default()
+                        .insert((config.owner, config.vault_id, stream_id));
+                }
+            }
+        }
+        index
+    }
+}
+
+/// Everything guarded by the chain lock.
+struct Inner {
+    state: State,
+    head: StoredBlock,
+    time_offset_ms: u64,
+    index: Index,
+}
+
+/// Transactions admitted but not yet committed. A hash stays in `pending` until its block is
+/// committed, so a resubmission during block production is still seen as a duplicate.
+#[derive(Default)]
+struct Mempool {
+    queue: VecDeque<[u8; 32]>,
+    pending: HashMap<[u8; 32], Transaction>,
+}
+
+/// The chain.
+pub struct Chain {
+    runtime: Runtime,
+    program_id: ProgramId,
+    storage: Arc<dyn Storage>,
+    genesis: GenesisSpec,
+    dev_keys: Vec<SecretKey>,
+    inner: Mutex<Inner>,
+    mempool: Mutex<Mempool>,
+    blocks: broadcast::Sender<Arc<CommittedBlock>>,
+    pub(crate) metrics: Metrics,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Wall-clock Unix milliseconds (0 if the clock is before 1970).
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Builds the genesis state of a spec.
+#[must_use]
+pub fn genesis_state(spec: &GenesisSpec) -> State {
+    let funded: Vec<(AccountId, u128)> = spec
+        .accounts
+        .iter()
+        .filter_map(|a| {
+            SecretKey::from_bytes(&a.secret_key)
+                .ok()
+                .map(|k| (k.account_id(), a.balance))
+        })
+        .collect();
+    paystreams_runtime::genesis(&funded, spec.timestamp_ms)
+}
+
+/// Block 0 for a genesis state.
+#[must_use]
+pub fn genesis_block(spec: &GenesisSpec, state: &State) -> StoredBlock {
+    let header = Header {
+        height: 0,
+        parent_hash: [0; 32],
+        timestamp_ms: spec.timestamp_ms,
+        state_root: state.state_root(),
+        transactions_root: transactions_root(&[]),
+    };
+    StoredBlock {
+        hash: header.hash(),
+        header,
+        transactions: vec![],
+        time_offset_ms: 0,
+    }
+}
+
+/// The block view the RPC serves.
+#[must_use]
+pub fn block_info(block: &StoredBlock) -> BlockInfo {
+    let h = &block.header;
+    BlockInfo {
+        header: BlockHeader {
+            height: h.height,
+            parent_hash: HexHash(h.parent_hash),
+            timestamp_ms: h.timestamp_ms,
+            state_root: HexHash(h.state_root),
+            transactions_root: HexHash(h.transactions_root),
+            hash: HexHash(block.hash),
+        },
+        transactions: block
+            .transactions
+            .iter()
+            .map(|tx| HexHash(tx.hash()))
+            .collect(),
+    }
+}
+
+fn error_info(error: &TxError) -> TxErrorInfo {
+    let name = match error {
+        TxError::Program { name, .. } if error.name() == "ProgramError" => name.clone(),
+        _ => error.name().to_owned(),
+    };
+    TxErrorInfo {
+        code: error.code(),
+        name,
+        message: error.to_string(),
+    }
+}
+
+impl Chain {
+    /// Opens the chain in `storage`: resumes from its head, or writes a new genesis with
+    /// `dev_accounts` fresh keys of `dev_balance` each.
+    ///
+    /// # Errors
+    /// Storage failures, or a stored state that does not match its head block's state root.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dev_accounts: u32,
+        dev_balance: u128,
+    ) -> Result<Self, ChainError> {
+        let runtime = Runtime::new();
+        let (genesis, state, head) = if let Some(genesis) = storage.genesis()? {
+            let height = storage.load_head()?.ok_or_else(|| StorageError::Corrupt {
+                what: "head".into(),
+                detail: "genesis present but no head".into(),
+            })?;
+            let head = storage
+                .block(height)?
+                .ok_or_else(|| StorageError::Corrupt {
+                    what: format!("block {height}"),
+                    detail: "head block missing".into(),
+                })?;
+            let state = storage.load_state()?;
+            if state.state_root() != head.header.state_root {
+                return Err(StorageError::Corrupt {
+                    what: "accounts".into(),
+                    detail: format!("state root does not match block {height}'s header"),
+                }
+                .into());
+            }
+            (genesis, state, head)
+        } else {
+            let accounts = (0..dev_accounts)
+                .map(|_| GenesisAccount {
+                    secret_key: SecretKey::generate().to_bytes(),
+                    balance: dev_balance,
+                })
+                .collect();
+            let genesis = GenesisSpec {
+                timestamp_ms: now_ms(),
+                accounts,
+            };
+            let state = genesis_state(&genesis);
+            let head = genesis_block(&genesis, &state);
+            storage.init(&genesis, &head, &state)?;
+            (genesis, state, head)
+        };
+        let dev_keys = genesis
+            .accounts
+            .iter()
+            .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok())
+            .collect();
+        let program_id = payment_streams_program_id();
+        let index = Index::rebuild(&state, &program_id);
+        let metrics = Metrics::default();
+        metrics.set_height(head.header.height);
+        let (blocks, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Ok(Self {
+            runtime,
+            program_id,
+            storage,
+            dev_keys,
+            inner: Mutex::new(Inner {
+                state,
+                time_offset_ms: head.time_offset_ms,
+                head,
+                index,
+            }),
+            genesis,
+            mempool: Mutex::new(Mempool::default()),
+            blocks,
+            metrics,
+        })
+    }
+
+    #[must_use]
+    pub fn dev_keys(&self) -> &[SecretKey] {
+        &self.dev_keys
+    }
+
+    #[must_use]
+    pub fn genesis(&self) -> &GenesisSpec {
+        &self.genesis
+    }
+
+    #[must_use]
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// New committed blocks.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBlock>> {
+        self.blocks.subscribe()
+    }
+
+    #[must_use]
+    pub fn mempool_len(&self) -> usize {
+        lock(&self.mempool).queue.len()
+    }
+
+    /// Stateless checks, duplicate and capacity checks, then admission to the mempool.
+    ///
+    /// # Errors
+    /// [`ChainError::Rejected`] naming the failed check, [`ChainError::Duplicate`],
+    /// [`ChainError::MempoolFull`], or a storage failure.
+    pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], ChainError> {
+        tx.check_structure().map_err(ChainError::Rejected)?;
+        tx.verify_signatures().map_err(ChainError::Rejected)?;
+        let hash = tx.hash();
+        if self.storage.receipt(&hash)?.is_some() {
+            return Err(ChainError::Duplicate(HexHash(hash)));
+        }
+        let mut mempool = lock(&self.mempool);
+        if mempool.pending.contains_key(&hash) {
+            return Err(ChainError::Duplicate(HexHash(hash)));
+        }
+        if mempool.queue.len() >= MEMPOOL_MAX {
+            return Err(ChainError::MempoolFull);
+        }
+        mempool.queue.push_back(hash);
+        mempool.pending.insert(hash, tx);
+        self.metrics.set_mempool(mempool.queue.len());
+        Ok(hash)
+    }
+
+    /// Decodes base64 Borsh and submits.
+    ///
+    /// # Errors
+    /// As [`Chain::submit`], plus undecodable input.
+    pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], ChainError> {
+        use base64::Engine as _;
+        // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
+        let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES
+            .saturating_div(3)
+            .saturating_add(1)
+            .saturating_mul(4);
+        if encoded.len() > max_chars {
+            return Err(ChainError::Rejected(TxError::TransactionTooLarge {
+                size: encoded.len().saturating_div(4).saturating_mul(3),
+                max: paystreams_runtime::MAX_TRANSACTION_BYTES,
+            }));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| {
+                ChainError::Rejected(TxError::MalformedTransaction {
+                    detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
+                })
+            })?;
+        let tx = Transaction::decode(&bytes).map_err(ChainError::Rejected)?;
+        self.submit(tx)
+    }
+
+    /// True while the transaction is admitted but not committed.
+    #[must_use]
+    pub fn is_pending(&self, hash: &[u8; 32]) -> bool {
+        lock(&self.mempool).pending.contains_key(hash)
+    }
+
+    /// Produces one block from the head of the mempool (at most `max_txs` transactions), after
+    /// moving the dev clock forward by `advance_ms`. Commits it durably before returning.
+    ///
+    /// # Errors
+    /// Storage failure (the block is then discarded, its transactions go back to the mempool
+    /// and the dev clock is not moved) or a failing clock update.
+    pub fn produce_block(
+        &self,
+        max_txs: usize,
+        advance_ms: u64,
+    ) -> Result<Arc<CommittedBlock>, ChainError> {
+        let mut inner = lock(&self.inner);
+        let batch: Vec<([u8; 32], Transaction)> = {
+            let mut mempool = lock(&self.mempool);
+            let take = max_txs.min(mempool.queue.len());
+            let hashes: Vec<[u8; 32]> = mempool.queue.drain(..take).collect();
+            hashes
+                .into_iter()
+                .filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx)))
+                .collect()
+        };
+        let height = inner
+            .head
+            .header
+            .height
+            .checked_add(1)
+            .ok_or_else(|| ChainError::Production("height overflow".into()))?;
+        let time_offset_ms = inner.time_offset_ms.saturating_add(advance_ms);
+        let timestamp_ms = now_ms()
+            .saturating_add(time_offset_ms)
+            .max(inner.head.header.timestamp_ms);
+        let ctx = BlockContext {
+            block_id: height,
+            timestamp_ms,
+        };
+
+        let mut receipts = Vec::with_capacity(batch.len());
+        let mut notifications = Vec::new();
+        let mut failures: Vec<u32> = Vec::new();
+        let diff = {
+            let mut overlay = Overlay::new(&inner.state);
+            for (index, (hash, tx)) in batch.iter().enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let (error, events) = match self.runtime.apply_verified(&overlay, tx, &ctx) {
+                    Ok(applied) => {
+                        overlay.apply_diff(&applied.diff);
+                        (None, applied.receipt.events)
+                    }
+                    Err(e) => {
+                        failures.push(e.code());
+                        (Some(error_info(&e)), vec![])
+                    }
+                };
+                for event in &events {
+                    if let ReceiptEvent::PaymentStreams { event } = event {
+                        notifications.push(EventNotification {
+                            block_id: height,
+                            timestamp_ms,
+                            tx_hash: HexHash(*hash),
+                            event: event.clone(),
+                        });
+                    }
+                }
+                receipts.push(StoredReceipt {
+                    tx_hash: *hash,
+                    block_id: height,
+                    index,
+                    error,
+                    events,
+                });
+            }
+            let clock = self.runtime.clock_update(&overlay, &ctx).map_err(|e| {
+                let message = format!("clock update of block {height} failed: {e}");
+                tracing::error!("{message}");
+                ChainError::Production(message)
+            });
+            let clock = match clock {
+                Ok(clock) => clock,
+                Err(e) => {
+                    drop(overlay);
+                    self.requeue(&batch);
+                    return Err(e);
+                }
+            };
+            overlay.apply_diff(&clock);
+            overlay.into_diff()
+        };
+
+        // Apply in memory (keeping the previous values), compute the root, commit durably; undo
+        // the in-memory change if the commit fails.
+        let undo = StateDiff {
+            accounts: diff
+                .accounts
+                .keys()
+                .map(|id| (*id, inner.state.account(id)))
+                .collect(),
+        };
+        inner.state.apply_diff(&diff);
+        let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
+        let header = Header {
+            height,
+            parent_hash: inner.head.hash,
+            timestamp_ms,
+            state_root: inner.state.state_root(),
+            transactions_root: transactions_root(&hashes),
+        };
+        let block = StoredBlock {
+            hash: header.hash(),
+            header,
+            transactions: batch.iter().map(|(_, tx)| tx.clone()).collect(),
+            time_offset_ms,
+        };
+        if let Err(e) = self.storage.commit_block(&block, &receipts, &diff) {
+            inner.state.apply_diff(&undo);
+            self.requeue(&batch);
+            tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
+            return Err(e.into());
+        }
+        for receipt in &receipts {
+            for event in &receipt.events {
+                if let ReceiptEvent::PaymentStreams { event } = event {
+                    inner.index.record(event);
+                }
+            }
+        }
+        let info = block_info(&block);
+        inner.head = block;
+        inner.time_offset_ms = time_offset_ms;
+        drop(inner);
+        {
+            let mut mempool = lock(&self.mempool);
+            for hash in &hashes {
+                mempool.pending.remove(hash);
+            }
+            self.metrics.set_mempool(mempool.queue.len());
+        }
+        self.metrics.record_block(height, hashes.len(), &failures);
+        tracing::info!(
+            height,
+            txs = hashes.len(),
+            failed = failures.len(),
+            timestamp_ms,
+            hash = %info.header.hash,
+            "block committed"
+        );
+        let committed = Arc::new(CommittedBlock {
+            info,
+            events: notifications,
+        });
+        // No subscriber is not an error.
+        let _ = self.blocks.send(Arc::clone(&committed));
+        Ok(committed)
+    }
+
+    /// Puts a discarded batch back at the front of the queue, in order.
+    fn requeue(&self, batch: &[([u8; 32], Transaction)]) {
+        let mut mempool = lock(&self.mempool);
+        for (hash, _) in batch.iter().rev() {
+            mempool.queue.push_front(*hash);
+        }
+    }
+
+    // --- reads -----------------------------------------------------------------------------
+
+    #[must_use]
+    pub fn head_height(&self) -> u64 {
+        lock(&self.inner).head.header.height
+    }
+
+    #[must_use]
+    pub fn head_info(&self) -> BlockInfo {
+        block_info(&lock(&self.inner).head)
+    }
+
+    /// Latest block time in seconds (stream time).
+    #[must_use]
+    pub fn now_secs(&self) -> u64 {
+        lock(&self.inner)
+            .head
+            .header
+            .timestamp_ms
+            .saturating_div(1000)
+    }
+
+    #[must_use]
+    pub fn state_root(&self) -> [u8; 32] {
+        lock(&self.inner).state.state_root()
+    }
+
+    #[must_use]
+    pub fn account(&self, id: &AccountId) -> paystreams_lez_core::Account {
+        lock(&self.inner).state.account(id)
+    }
+
+    /// Sum of every native balance.
+    #[must_use]
+    pub fn native_supply(&self) -> u128 {
+        lock(&self.inner)
+            .state
+            .iter()
+            .fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
+    }
+
+    /// A block by height.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, ChainError> {
+        Ok(self.storage.block(height)?)
+    }
+
+    /// The receipt view of a transaction.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn receipt(&self, hash: &[u8; 32]) -> Result<Option<ReceiptInfo>, ChainError> {
+        if self.is_pending(hash) {
+            return Ok(Some(ReceiptInfo {
+                hash: HexHash(*hash),
+                status: TxStatus::Pending,
+                block_id: None,
+                error: None,
+                events: vec![],
+            }));
+        }
+        Ok(self.storage.receipt(hash)?.map(|r| ReceiptInfo {
+            hash: HexHash(r.tx_hash),
+            status: if r.error.is_some() {
+                TxStatus::Failed
+            } else {
+                TxStatus::Included
+            },
+            block_id: Some(r.block_id),
+            error: r.error,
+            events: r.events,
+        }))
+    }
+
+    /// The transaction and where it was included.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, ChainError> {
+        use base64::Engine as _;
+        let encode =
+            |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        if let Some(tx) = lock(&self.mempool).pending.get(hash) {
+            return Ok(Some(TransactionInfo {
+                hash: HexHash(*hash),
+                transaction: encode(tx),
+                block_id: None,
+            }));
+        }
+        let Some(receipt) = self.storage.receipt(hash)? else {
+            return Ok(None);
+        };
+        let block = self.storage.block(receipt.block_id)?;
+        let tx = block.and_then(|b| {
+            b.transactions
+                .into_iter()
+                .nth(usize::try_from(receipt.index).unwrap_or(usize::MAX))
+        });
+        Ok(tx.map(|tx| TransactionInfo {
+            hash: HexHash(*hash),
+            transaction: encode(&tx),
+            block_id: Some(receipt.block_id),
+        }))
+    }
+
+    #[must_use]
+    pub fn vault(&self, owner: &AccountId, vault_id: u64) -> Option<VaultView> {
+        views::vault_view(&lock(&self.inner).state, &self.program_id, owner, vault_id)
+    }
+
+    #[must_use]
+    pub fn vaults(&self, owner: &AccountId) -> Vec<VaultView> {
+        let inner = lock(&self.inner);
+        let ids = inner.index.vaults.get(owner).cloned().unwrap_or_default();
+        ids.into_iter()
+            .filter_map(|id| views::vault_view(&inner.state, &self.program_id, owner, id))
+            .take(LIST_MAX)
+            .collect()
+    }
+
+    #[must_use]
+    pub fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Option<StreamView> {
+        let inner = lock(&self.inner);
+        let now = inner.head.header.timestamp_ms.saturating_div(1000);
+        views::stream_view(
+            &inner.state,
+            &self.program_id,
+            owner,
+            vault_id,
+            stream_id,
+            now,
+        )
+    }
+
+    /// Streams of an owner and/or a provider.
+    ///
+    /// # Errors
+    /// [`ChainError::InvalidArgument`] when neither is given.
+    pub fn streams(
+        &self,
+        owner: Option<&AccountId>,
+        provider: Option<&AccountId>,
+    ) -> Result<Vec<StreamView>, ChainError> {
+        let inner = lock(&self.inner);
+        let now = inner.head.header.timestamp_ms.saturating_div(1000);
+        let view = |o: &AccountId, v: u64, s: u64| {
+            views::stream_view(&inner.state, &self.program_id, o, v, s, now)
+        };
+        let keys: Vec<(AccountId, u64, u64)> = match (owner, provider) {
+            (_, Some(provider)) => inner
+                .index
+                .provider_streams
+                .get(provider)
+                .map(|set| {
+                    set.iter()
+                        .filter(|(o, _, _)| owner.is_none_or(|w| w == o))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            (Some(owner), None) => {
+                let mut keys = Vec::new();
+                for vault_id in inner.index.vaults.get(owner).into_iter().flatten() {
+                    if let Some(config) =
+                        views::read_vault_config(&inner.state, &self.program_id, owner, *vault_id)
+                    {
+                        keys.extend((0..config.next_stream_id).map(|s| (*owner, *vault_id, s)));
+                    }
+                }
+                keys
+            }
+            (None, None) => {
+                return Err(ChainError::InvalidArgument(
+                    "give an owner, a provider or both".into(),
+                ));
+            }
+        };
+        Ok(keys
+            .into_iter()
+            .filter_map(|(o, v, s)| view(&o, v, s))
+            .take(LIST_MAX)
+            .collect())
+    }
+}

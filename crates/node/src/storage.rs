@@ -1,0 +1,486 @@
+//! Durable chain storage behind the [`Storage`] trait: redb on disk ([`RedbStorage`]) and a map in
+//! memory ([`MemStorage`]) for ephemeral chains and tests.
+//!
+//! One call to [`Storage::commit_block`] writes the block, its receipts (which double as the
+//! transaction index: hash → block and position), the account changes and the new head in one
+//! redb write transaction with [`redb::Durability::Immediate`], so after a crash either all of a
+//! block is on disk or none of it is.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Mutex, PoisonError},
+};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use paystreams_lez_core::{Account, AccountId, sha256};
+use paystreams_rpc::TxErrorInfo;
+use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// A storage failure. The node stops producing blocks rather than diverge from its disk.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[from] redb::Error),
+    #[error(
+        "the database at {path} is already open in another process; stop the other node or pass a different --data-dir"
+    )]
+    AlreadyOpen { path: String },
+    #[error(
+        "corrupt database record {what}: {detail}; move the data dir away (or pass --ephemeral) to start a new chain"
+    )]
+    Corrupt { what: String, detail: String },
+}
+
+impl StorageError {
+    fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                Self::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// The block header, as hashed: `hash = SHA-256(borsh(header))`.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Header {
+    pub height: u64,
+    pub parent_hash: [u8; 32],
+    pub timestamp_ms: u64,
+    pub state_root: [u8; 32],
+    pub transactions_root: [u8; 32],
+}
+
+impl Header {
+    /// `SHA-256(borsh(header))`.
+    #[must_use]
+    pub fn hash(&self) -> [u8; 32] {
+        // Writing Borsh into a Vec cannot fail.
+        sha256(&[&borsh::to_vec(self).unwrap_or_default()])
+    }
+}
+
+/// Domain prefix of the transactions root.
+const TX_ROOT_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/TxRoot/");
+
+/// `SHA-256(prefix || hash_1 || ... || hash_n)` over the block's transaction hashes in order.
+#[must_use]
+pub fn transactions_root(hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(hashes.len().saturating_add(1));
+    parts.push(&TX_ROOT_PREFIX);
+    parts.extend(hashes.iter().map(<[u8; 32]>::as_slice));
+    sha256(&parts)
+}
+
+/// A committed block: header, its hash, the transactions in execution order (successful and
+/// failed), and the dev time offset in force (node-local, not hashed) so a restart keeps it.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct StoredBlock {
+    pub header: Header,
+    pub hash: [u8; 32],
+    pub transactions: Vec<Transaction>,
+    pub time_offset_ms: u64,
+}
+
+/// The outcome of one included transaction.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct StoredReceipt {
+    #[serde(with = "hex32")]
+    pub tx_hash: [u8; 32],
+    pub block_id: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// `None` when the transaction succeeded.
+    pub error: Option<TxErrorInfo>,
+    pub events: Vec<ReceiptEvent>,
+}
+
+/// The genesis: dev keys, their balances and the genesis time. Stored so that restarts and
+/// replays rebuild the same chain.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct GenesisSpec {
+    pub timestamp_ms: u64,
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// One funded dev account (the secret key is kept: these are dev keys, printed at startup).
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct GenesisAccount {
+    pub secret_key: [u8; 32],
+    pub balance: u128,
+}
+
+/// Where blocks, receipts and accounts live.
+pub trait Storage: Send + Sync + 'static {
+    /// The stored genesis, `None` for a fresh store.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError>;
+
+    /// Height of the last committed block, `None` for a fresh store.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn load_head(&self) -> Result<Option<u64>, StorageError>;
+
+    /// Writes the genesis, block 0 and the genesis state atomically.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn init(
+        &self,
+        genesis: &GenesisSpec,
+        block: &StoredBlock,
+        state: &State,
+    ) -> Result<(), StorageError>;
+
+    /// Commits a block, its receipts and its state changes atomically, and moves the head.
+    ///
+    /// # Errors
+    /// Storage failure; nothing of the block is then stored.
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+    ) -> Result<(), StorageError>;
+
+    /// A block by height.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The receipt of an included transaction.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError>;
+
+    /// One stored account (`None` when default).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError>;
+
+    /// Every stored account.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn load_state(&self) -> Result<State, StorageError>;
+}
+
+fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
+    // Writing Borsh into a Vec cannot fail.
+    borsh::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    T::try_from_slice(bytes).map_err(|e| StorageError::corrupt(what, e))
+}
+
+fn encode_receipt(receipt: &StoredReceipt) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(receipt).map_err(|e| StorageError::corrupt("receipt", e))
+}
+
+fn decode_receipt(bytes: &[u8]) -> Result<StoredReceipt, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::corrupt("receipt", e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// In memory
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct MemInner {
+    genesis: Option<GenesisSpec>,
+    head: Option<u64>,
+    blocks: BTreeMap<u64, StoredBlock>,
+    receipts: BTreeMap<[u8; 32], StoredReceipt>,
+    state: State,
+}
+
+/// Storage in memory: gone when the node stops.
+#[derive(Default)]
+pub struct MemStorage {
+    inner: Mutex<MemInner>,
+}
+
+impl MemStorage {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Storage for MemStorage {
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError> {
+        Ok(self.lock().genesis.clone())
+    }
+
+    fn load_head(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self.lock().head)
+    }
+
+    fn init(
+        &self,
+        genesis: &GenesisSpec,
+        block: &StoredBlock,
+        state: &State,
+    ) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        inner.genesis = Some(genesis.clone());
+        inner.blocks.insert(block.header.height, block.clone());
+        inner.head = Some(block.header.height);
+        inner.state = state.clone();
+        Ok(())
+    }
+
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+    ) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        inner.blocks.insert(block.header.height, block.clone());
+        for receipt in receipts {
+            inner.receipts.insert(receipt.tx_hash, receipt.clone());
+        }
+        inner.state.apply_diff(diff);
+        inner.head = Some(block.header.height);
+        Ok(())
+    }
+
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        Ok(self.lock().blocks.get(&height).cloned())
+    }
+
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
+        Ok(self.lock().receipts.get(tx_hash).cloned())
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
+        Ok(self.lock().state.get(id).cloned())
+    }
+
+    fn load_state(&self) -> Result<State, StorageError> {
+        Ok(self.lock().state.clone())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// redb
+// ---------------------------------------------------------------------------------------------
+
+/// `"genesis"` → borsh [`GenesisSpec`], `"head"` → u64 LE.
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// height → borsh [`StoredBlock`].
+const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+/// tx hash → JSON [`StoredReceipt`] (also the transaction index).
+const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
+/// account id → borsh account; default accounts are removed.
+const ACCOUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("accounts");
+
+/// Storage in a redb file (`chain.redb` in the data dir).
+pub struct RedbStorage {
+    db: redb::Database,
+}
+
+impl RedbStorage {
+    /// Opens (creating if needed) the database file `path`.
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyOpen`] when another process holds it; other failures as
+    /// [`StorageError::Database`].
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let db = redb::Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen {
+                path: path.display().to_string(),
+            },
+            other => StorageError::Database(other.into()),
+        })?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(BLOCKS)?;
+            txn.open_table(RECEIPTS)?;
+            txn.open_table(ACCOUNTS)?;
+        }
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    fn write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        Ok(txn)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+fn write_accounts<'a>(
+    txn: &redb::WriteTransaction,
+    accounts: impl Iterator<Item = (&'a AccountId, &'a Account)>,
+) -> Result<(), StorageError> {
+    let mut table = txn.open_table(ACCOUNTS)?;
+    for (id, account) in accounts {
+        if account.is_default() {
+            table.remove(id.0.as_slice())?;
+        } else {
+            table.insert(id.0.as_slice(), encode(account).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+impl Storage for RedbStorage {
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError> {
+        self.meta("genesis")?
+            .map(|bytes| decode("genesis", &bytes))
+            .transpose()
+    }
+
+    fn load_head(&self) -> Result<Option<u64>, StorageError> {
+        self.meta("head")?
+            .map(|bytes| decode("head", &bytes))
+            .transpose()
+    }
+
+    fn init(
+        &self,
+        genesis: &GenesisSpec,
+        block: &StoredBlock,
+        state: &State,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("genesis", encode(genesis).as_slice())?;
+            meta.insert("head", encode(&block.header.height).as_slice())?;
+            txn.open_table(BLOCKS)?
+                .insert(block.header.height, encode(block).as_slice())?;
+            write_accounts(&txn, state.iter())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        {
+            txn.open_table(BLOCKS)?
+                .insert(block.header.height, encode(block).as_slice())?;
+            let mut table = txn.open_table(RECEIPTS)?;
+            for receipt in receipts {
+                table.insert(
+                    receipt.tx_hash.as_slice(),
+                    encode_receipt(receipt)?.as_slice(),
+                )?;
+            }
+            drop(table);
+            write_accounts(&txn, diff.accounts.iter())?;
+            txn.open_table(META)?
+                .insert("head", encode(&block.header.height).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOCKS)?;
+        table
+            .get(height)?
+            .map(|v| decode(&format!("block {height}"), v.value()))
+            .transpose()
+    }
+
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECEIPTS)?;
+        table
+            .get(tx_hash.as_slice())?
+            .map(|v| decode_receipt(v.value()))
+            .transpose()
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        table
+            .get(id.0.as_slice())?
+            .map(|v| decode("account", v.value()))
+            .transpose()
+    }
+
+    fn load_state(&self) -> Result<State, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let mut state = State::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let id: [u8; 32] = key
+                .value()
+                .try_into()
+                .map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+            state.insert(AccountId(id), decode("account", value.value())?);
+        }
+        Ok(state)
+    }
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &[u8; 32],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(value))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<[u8; 32], D::Error> {
+        let text = <String as Deserialize>::deserialize(deserializer)?;
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))
+    }
+}

@@ -1,0 +1,98 @@
+//! Errors only corrupt state or unusual account lists can reach, and malformed instructions.
+
+mod common;
+
+use common::*;
+use paystreams_lez_core::AccountId;
+use paystreams_program::{client, payment_streams_program_id, StreamError};
+use paystreams_runtime::StateView as _;
+
+fn expect_code(result: Result<(), paystreams_runtime::TxError>, expected: StreamError) {
+    match result {
+        Err(error) => assert_eq!(error.code(), expected.code(), "expected {expected}, got {error}"),
+        Ok(()) => panic!("expected {expected}, but it succeeded"),
+    }
+}
+
+#[test]
+fn garbage_instruction_bytes_are_refused() {
+    let (mut chain, a, vault) = deposited(1);
+    let ids = vec![vault.config(), vault.holding(), a.owner.account_id()];
+    for bytes in [vec![], vec![11], vec![0xff; 600], vec![3, 1, 2]] {
+        let result = chain.exec_raw(payment_streams_program_id(), ids.clone(), bytes, &[&a.owner]);
+        expect_code(result, StreamError::InvalidInstruction);
+    }
+}
+
+#[test]
+fn wrong_account_counts_are_refused_everywhere() {
+    let (mut chain, a, vault) = streaming(1, 1, 10);
+    let mut deposit_call = deposit(&vault, 5);
+    deposit_call.account_ids.push(a.alt.account_id());
+    chain.expect_err(deposit_call, &[&a.owner], StreamError::WrongAccountCount);
+    let mut withdraw_call = client::withdraw(&vault, 5, Some(a.recipient.account_id()));
+    withdraw_call.account_ids.pop();
+    // Three accounts is WithdrawToOwner's shape, but the instruction is Withdraw.
+    chain.expect_err(withdraw_call, &[&a.owner], StreamError::WrongAccountCount);
+    let mut close = client::close_stream_by_provider(&vault, 0, a.provider.account_id(), None, None);
+    close.account_ids.push(a.recipient.account_id());
+    chain.expect_err(close, &[&a.provider], StreamError::WrongAccountCount);
+}
+
+#[test]
+fn corrupt_vault_data_is_refused() {
+    let (mut chain, a, vault) = deposited(1);
+    let mut config = chain.state.account(&vault.config());
+    config.data.truncate(10);
+    chain.put(vault.config(), config);
+    chain.expect_err(deposit(&vault, 5), &[&a.owner], StreamError::InvalidAccountData);
+}
+
+#[test]
+fn releasing_more_than_total_allocated_is_refused() {
+    let (mut chain, a, vault) = streaming(0, 1, 100);
+    chain.patch_vault(&vault, |c| c.total_allocated = 10);
+    chain.expect_err(client::close_stream_by_owner(&vault, 0), &[&a.owner], StreamError::TotalAllocatedUnderflow);
+}
+
+#[test]
+fn claims_never_pay_into_an_uninitialised_account() {
+    let (mut chain, a, vault) = deposited(0);
+    let fresh = key("fresh-provider");
+    chain.ok(client::create_stream(&vault, 0, fresh.account_id(), 1, 100, Default::default()), &[&a.owner]);
+    chain.set_time(10);
+    chain.expect_err(client::claim(&vault, 0, fresh.account_id(), None, None), &[&fresh], StreamError::DestinationUninitialized);
+    // Once initialised with authenticated transfer, the same claim pays.
+    let init = paystreams_lez_core::transfer::transfer_instruction(0);
+    chain
+        .exec_raw(paystreams_lez_core::transfer::authenticated_transfer_program_id(), vec![fresh.account_id()], init, &[&fresh])
+        .expect("initialised");
+    chain.ok(client::claim(&vault, 0, fresh.account_id(), None, None), &[&fresh]);
+    assert_eq!(chain.balance(&fresh.account_id()), 10);
+}
+
+#[test]
+fn receipts_on_a_provider_close_without_auto_claim_are_refused() {
+    let (mut chain, a, vault) = streaming(0, 1, 100);
+    let receipt = paystreams_program::receipt::DeliveryReceipt {
+        body: paystreams_program::receipt::ReceiptBody {
+            program_id: payment_streams_program_id(),
+            stream_config: vault.stream(0),
+            stream_id: 0,
+            acknowledged_total: 1,
+            deliveries_digest: [0; 32],
+        },
+        signature: [0; 64],
+    };
+    let call = client::close_stream_by_provider(&vault, 0, a.provider.account_id(), None, Some(receipt));
+    chain.expect_err(call, &[&a.provider], StreamError::ReceiptNotExpected);
+}
+
+#[test]
+fn a_stream_in_another_vault_cannot_be_named() {
+    let (mut chain, a, vault) = streaming(0, 1, 100);
+    let mut call = client::pause_stream(&vault, 0);
+    // The stream account of vault 1 of another owner sits at a different PDA.
+    call.account_ids[2] = AccountId([3; 32]);
+    chain.expect_err(call, &[&a.owner], StreamError::PdaMismatch);
+}

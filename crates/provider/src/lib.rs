@@ -1,0 +1,20 @@
+//! LIP-155 stream-backed eligibility, provider side ("Stream-Backed Eligibility for
+//! Request-Response Services"), transport-agnostic: a service calls [`Provider::handle`] with the
+//! request's canonical digest and the raw `EligibilityProof` bytes, serves only on a grant, and
+//! calls [`Provider::finish_response`] with the response size before sending.
+//!
+//! See `docs/eligibility.md` for every rule, its status code, and what goes beyond the spec.
+
+#![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
+pub mod claims;
+pub mod engine;
+pub mod policy;
+pub mod session;
+pub mod store;
+
+pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
+pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
+pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
+pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
+pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};

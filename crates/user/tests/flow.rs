@@ -1,0 +1,278 @@
+//! Both engines over an in-process transport (direct calls) against the in-memory chain.
+
+use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
+use paystreams_program::{
+    client::{self, VaultRef},
+    payment_streams_program_id,
+    state::{StreamState, VaultPrivacyTier},
+};
+use paystreams_provider::{
+    ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderAdvert, ProviderPolicy, Verdict,
+};
+use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
+use paystreams_user::{Advert, AutoTopUp, MemoryKeyStore, Notice, Reaction, Terms, User, UserConfig, UserError};
+use paystreams_wire::{CanonicalStoreRequest, RequestDigest as _, StatusCode, TokenStreamPolicy};
+
+const SERVICE: &str = "/vac/waku/store-query/3.0.0";
+
+fn key(byte: u8) -> SecretKey {
+    SecretKey::from_bytes(&[byte; 32]).expect("key")
+}
+
+type Engine = Provider<InMemoryChain, MemoryStore, ChainClaimer<InMemoryChain>>;
+
+struct Net {
+    chain: InMemoryChain,
+    provider: Engine,
+    provider_key: SecretKey,
+    user: User<InMemoryChain, MemoryKeyStore>,
+    cursor: usize,
+    requests: u64,
+}
+
+fn net(config: UserConfig, min_rate: u64) -> Net {
+    let (alice, provider_key) = (key(1), key(2));
+    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], 1_000).expect("chain");
+    let vault = VaultRef::native(payment_streams_program_id(), alice.account_id(), 0);
+    for call in [
+        client::initialize_vault(&vault, VaultPrivacyTier::Public),
+        client::deposit(&vault, 10_000, authenticated_transfer_program_id(), None),
+    ] {
+        assert!(chain.submit_now(&call, &[&alice]).expect("submit").is_included());
+    }
+    let policy = ProviderPolicy::new(
+        provider_key.account_id().0,
+        vec![SERVICE.into()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate, min_allocation: 100 }],
+    );
+    let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
+    let provider = Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
+    let user = User::new(alice, chain.clone(), MemoryKeyStore::default(), config);
+    Net { chain, provider, provider_key, user, cursor: 0, requests: 0 }
+}
+
+/// Discovery: the provider's advert, encoded and decoded as a discovery record would be.
+fn advert(n: &Net) -> Advert {
+    let decoded = ProviderAdvert::decode(&n.provider.policy().advert().encode()).expect("advert");
+    Advert {
+        policy: decoded.policy,
+        provider_id: decoded.provider_id,
+        service_ids: decoded.service_ids,
+        deferred_first_proof: decoded.deferred_first_proof,
+    }
+}
+
+fn terms(rate: u64, allocation: u64) -> Terms {
+    Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE.into(), rate, allocation }
+}
+
+impl Net {
+    fn now_ms(&self) -> u64 {
+        self.chain.now_secs().expect("now") * 1000
+    }
+
+    fn request(&mut self) -> CanonicalStoreRequest {
+        self.requests += 1;
+        CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
+    }
+
+    /// The transport: the provider judges, the service answers `response_len` bytes when allowed.
+    async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64) -> Verdict {
+        let verdict = self.provider.handle(&request.digest(), Some(proof), self.now_ms()).await;
+        if let Some(grant) = verdict.grant
+            && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
+        {
+            return refusal;
+        }
+        verdict
+    }
+
+    async fn sync(&mut self) {
+        let events = self.chain.events_since(self.cursor).expect("events");
+        self.cursor += events.len();
+        for event in events {
+            self.provider.on_event(&event).await.expect("on_event");
+        }
+    }
+
+    async fn advance(&mut self, secs: u64) {
+        self.chain.advance_by(secs).expect("advance");
+        self.sync().await;
+    }
+
+    fn provider_id(&self) -> [u8; 32] {
+        self.provider_key.account_id().0
+    }
+
+    /// Proposal, first response, stream creation.
+    async fn open(&mut self) -> u64 {
+        let advert = advert(self);
+        let request = self.request();
+        let bytes = self.user.propose(&advert, &terms(1, 10)).await.expect("propose");
+        let verdict = self.send(&request, &bytes, 1_000).await;
+        assert_eq!(verdict.code(), Some(StatusCode::Ok), "{verdict:?}");
+        let reaction = self.user.on_proposal_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        let Reaction::StreamCreated { stream_id } = reaction else { panic!("{reaction:?}") };
+        self.sync().await;
+        stream_id
+    }
+
+    async fn proof_request(&mut self) -> (Verdict, Reaction) {
+        let request = self.request();
+        let bytes = self.user.proof(&self.provider_id(), &request).await.expect("proof");
+        let verdict = self.send(&request, &bytes, 500).await;
+        let reaction = self.user.on_proof_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        (verdict, reaction)
+    }
+}
+
+#[tokio::test]
+async fn full_flow_then_permanent_termination_recovers_funds() {
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await;
+    let view = n.chain.stream(&key(1).account_id(), 0, stream_id).await.expect("read").expect("stream");
+    // Raised to the provider's minimums.
+    assert_eq!((view.rate, view.allocation.0, view.state), (5, 100, StreamState::Active));
+    for _ in 0..3 {
+        let (verdict, reaction) = n.proof_request().await;
+        assert!(verdict.is_granted());
+        assert_eq!(reaction, Reaction::Served);
+        n.advance(2).await;
+    }
+    let id = {
+        let request = n.request();
+        let bytes = n.user.proof(&n.provider_id(), &request).await.expect("proof");
+        n.send(&request, &bytes, 10).await.session.expect("session")
+    };
+    n.provider.terminate_for_abuse(id).await.expect("terminate");
+    let (verdict, reaction) = n.proof_request().await;
+    assert!(!verdict.is_granted());
+    assert_eq!(reaction, Reaction::Closed { stream_id: Some(stream_id) });
+    let view = n.chain.stream(&key(1).account_id(), 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!(view.state, StreamState::Closed);
+    let vault = n.chain.vault(&key(1).account_id(), 0).await.expect("read").expect("vault");
+    // Only what accrued (6 s at rate 5) stays allocated for the provider to claim.
+    assert_eq!(vault.total_allocated.0, view.accrued.0);
+    assert_eq!(n.provider.claim_all().await.expect("claims"), 1);
+}
+
+#[tokio::test]
+async fn the_promise_ledger_never_double_promises_a_vault() {
+    let n = net(UserConfig::default(), 5);
+    let a = advert(&n);
+    n.user.propose(&a, &terms(5, 6_000)).await.expect("first");
+    let mut b = a.clone();
+    b.provider_id = key(3).account_id().0;
+    assert!(matches!(n.user.propose(&b, &terms(5, 6_000)).await, Err(UserError::Overpromise(_))));
+    assert!(matches!(n.user.propose(&a, &terms(5, 100)).await, Err(UserError::ProposalPending(_))));
+    n.user.propose(&b, &terms(5, 4_000)).await.expect("fits beside the first");
+}
+
+#[tokio::test]
+async fn params_rejected_adjusts_within_the_retry_cap() {
+    // The advert the user holds is stale: the provider now wants rate 50.
+    let mut n = net(UserConfig::default(), 50);
+    let mut stale = advert(&n);
+    if let Some(t) = stale.policy.accepted_tokens.first_mut() {
+        t.min_rate = 5;
+    }
+    for _ in 0..5 {
+        let request = n.request();
+        let bytes = n.user.propose(&stale, &terms(5, 100)).await.expect("propose");
+        let verdict = n.send(&request, &bytes, 10).await;
+        assert_eq!(verdict.code(), Some(StatusCode::ParamsRejected));
+        let reaction = n.user.on_proposal_status(&n.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        assert!(matches!(reaction, Reaction::Adjust { .. }), "{reaction:?}");
+    }
+    assert!(matches!(n.user.propose(&advert(&n), &terms(5, 100)).await, Err(UserError::RetryCap(_))));
+    n.advance(600).await;
+    n.open().await;
+}
+
+#[tokio::test]
+async fn temporary_termination_pauses_until_resume_after() {
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await;
+    let (verdict, _) = n.proof_request().await;
+    let id = verdict.session.expect("session");
+    let resume = n.chain.now_secs().expect("now") + 20;
+    n.provider.suspend_session(id, resume).await.expect("suspend");
+    let (verdict, reaction) = n.proof_request().await;
+    assert_eq!(verdict.code(), Some(StatusCode::StreamNotActive));
+    assert_eq!(reaction, Reaction::WaitUntil { resume_after: resume });
+    let view = n.chain.stream(&key(1).account_id(), 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!(view.state, StreamState::Paused);
+    let request = n.request();
+    assert!(matches!(n.user.proof(&n.provider_id(), &request).await, Err(UserError::Paused(_))));
+    n.advance(21).await;
+    let (verdict, reaction) = n.proof_request().await;
+    assert!(verdict.is_granted(), "{verdict:?}");
+    assert_eq!(reaction, Reaction::Served);
+}
+
+#[tokio::test]
+async fn monitoring_warns_tops_up_and_reports_depletion() {
+    let config = UserConfig { warn_before_secs: 30, ..UserConfig::default() };
+    let mut n = net(config, 5);
+    n.open().await; // 100 at rate 5: 20 s
+    let notices = n.user.monitor().await.expect("monitor");
+    assert!(matches!(notices.as_slice(), [Notice::DepletionSoon { .. }]), "{notices:?}");
+    n.advance(25).await;
+    let (verdict, reaction) = n.proof_request().await;
+    assert_eq!(verdict.code(), Some(StatusCode::StreamNotActive));
+    assert!(matches!(reaction, Reaction::StreamInactive { state: Some(StreamState::Paused), .. }), "{reaction:?}");
+
+    let config = UserConfig { auto_top_up: Some(AutoTopUp { when_remaining_secs: 30, amount: 500 }), ..UserConfig::default() };
+    let mut n = net(config, 5);
+    let stream_id = n.open().await;
+    let notices = n.user.monitor().await.expect("monitor");
+    assert_eq!(notices, vec![Notice::ToppedUp { provider: n.provider_id(), stream_id, amount: 500 }]);
+    n.advance(25).await;
+    assert!(n.proof_request().await.0.is_granted());
+
+    let config = UserConfig { auto_close_depleted: true, ..UserConfig::default() };
+    let mut n = net(config, 5);
+    let stream_id = n.open().await;
+    n.advance(25).await;
+    let notices = n.user.monitor().await.expect("monitor");
+    assert_eq!(notices, vec![Notice::Closed { provider: n.provider_id(), stream_id }]);
+}
+
+#[tokio::test]
+async fn replayed_request_asks_for_a_fresh_one() {
+    let mut n = net(UserConfig::default(), 5);
+    n.open().await;
+    let request = n.request();
+    let bytes = n.user.proof(&n.provider_id(), &request).await.expect("proof");
+    assert!(n.send(&request, &bytes, 10).await.is_granted());
+    let verdict = n.send(&request, &bytes, 10).await;
+    assert_eq!(verdict.code(), Some(StatusCode::ProofInvalid));
+    let reaction = n.user.on_proof_status(&n.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+    assert!(matches!(reaction, Reaction::ResendFresh { .. }), "{reaction:?}");
+    assert!(n.proof_request().await.0.is_granted());
+}
+
+#[tokio::test]
+async fn session_keys_live_in_0600_files_for_the_session_only() {
+    let n = net(UserConfig::default(), 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = paystreams_user::FileKeyStore::open(&dir.path().join("keys")).expect("keys");
+    let user = User::new(key(1), n.chain.clone(), keys, UserConfig::default());
+    let bytes = user.propose(&advert(&n), &terms(5, 100)).await.expect("propose");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("keys")).expect("dir").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(files.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(files.first().expect("file")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let request = CanonicalStoreRequest { request_id: "r1".into(), ..CanonicalStoreRequest::default() };
+    let verdict = n.provider.handle(&request.digest(), Some(&bytes), n.now_ms()).await;
+    assert!(verdict.is_granted());
+    // A PROOF_INVALID-style abandon (here: the user gives up) deletes the key.
+    let invalid = paystreams_wire::EligibilityStatus::new(StatusCode::ProofInvalid, "x");
+    let reaction = user.on_proposal_status(&n.provider_id(), &invalid, None).await.expect("react");
+    assert!(matches!(reaction, Reaction::Abandon { .. }));
+    assert_eq!(std::fs::read_dir(dir.path().join("keys")).expect("dir").count(), 0);
+}
