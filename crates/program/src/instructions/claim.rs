@@ -1,12 +1,12 @@
 //! Claim: the provider takes all accrued funds (or, with delivery receipts, what the receipts
 //! acknowledge).
 
-use paystreams_lez_core::{Account, AccountId, AccountPostState, AccountWithMetadata, ProgramId};
+use paystreams_lez_core::{AccountId, AccountPostState, AccountWithMetadata, ProgramId};
 
 use crate::{
-    accounts::{load_stream, load_vault, read_clock, require_signer},
+    accounts::{load_stream, load_vault, read_clock, require_signer, Vault},
     error::StreamError,
-    event::Event,
+    event::{Event, StreamRef},
     instructions::{fold_with_events, pay_out, stream_ref},
     receipt::DeliveryReceipt,
     state::{encode, StreamConfig, VaultConfig},
@@ -90,35 +90,53 @@ pub(crate) fn payable(
     Ok(payout)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one argument per account slot keeps the order visible")]
-pub(crate) fn push_provider_posts(
-    effects: &mut Effects,
-    mut config: Account,
-    vault_config: &VaultConfig,
-    holding_post: AccountPostState,
-    mut stream_account: Account,
-    stream: &StreamConfig,
-    owner: Account,
-    provider: Account,
-    clock: Account,
-    has_payout_holding: bool,
-    destination_post: AccountPostState,
-) {
-    config.data = encode(vault_config);
-    stream_account.data = encode(stream);
-    effects.post_states.extend([
-        AccountPostState::new(config),
-        holding_post,
-        AccountPostState::new(stream_account),
-        AccountPostState::new(owner),
-    ]);
-    if has_payout_holding {
-        effects.post_states.push(AccountPostState::new(provider));
-        effects.post_states.push(AccountPostState::new(clock));
-        effects.post_states.push(destination_post);
-    } else {
-        effects.post_states.push(destination_post);
-        effects.post_states.push(AccountPostState::new(clock));
+impl ProviderAccounts {
+    /// Pays `payout` (if any) from the holding to the provider (or its token holding), lowers
+    /// `total_allocated` by it, records the claim event, and writes every post-state in slot
+    /// order.
+    #[expect(clippy::too_many_arguments, reason = "the settlement needs the whole folded context")]
+    pub(crate) fn settle(
+        self,
+        vault: &Vault,
+        mut vault_config: VaultConfig,
+        stream: &StreamConfig,
+        stream_ref: StreamRef,
+        payout: u128,
+        now: u64,
+        effects: &mut Effects,
+    ) -> Result<(), StreamError> {
+        let Self { config, holding, stream: stream_account, owner, provider, clock, payout_holding } = self;
+        let has_payout_holding = payout_holding.is_some();
+        let destination = payout_holding.unwrap_or_else(|| provider.clone());
+        let destination_id = destination.account_id;
+        let (holding_post, destination_post) = if payout > 0 {
+            vault_config.total_allocated =
+                vault_config.total_allocated.checked_sub(payout).ok_or(StreamError::TotalAllocatedUnderflow)?;
+            let posts = pay_out(vault, &config, holding, destination, payout, effects)?;
+            effects.events.push(Event::Claimed { stream: stream_ref, amount: payout, to: destination_id, state: stream.state, at: now });
+            posts
+        } else {
+            (AccountPostState::new(holding.account), AccountPostState::new(destination.account))
+        };
+        let mut config_post = config.account;
+        config_post.data = encode(&vault_config);
+        let mut stream_post = stream_account.account;
+        stream_post.data = encode(stream);
+        effects.post_states.extend([
+            AccountPostState::new(config_post),
+            holding_post,
+            AccountPostState::new(stream_post),
+            AccountPostState::new(owner.account),
+        ]);
+        if has_payout_holding {
+            effects.post_states.push(AccountPostState::new(provider.account));
+            effects.post_states.push(AccountPostState::new(clock.account));
+            effects.post_states.push(destination_post);
+        } else {
+            effects.post_states.push(destination_post);
+            effects.post_states.push(AccountPostState::new(clock.account));
+        }
+        Ok(())
     }
 }
 
@@ -146,27 +164,6 @@ pub(crate) fn process(
         return Err(StreamError::ZeroClaimAmount);
     }
     let payout = payable(program_id, &mut stream, &accounts.stream.account_id, receipt.as_ref())?;
-    let mut vault_config = vault.config.clone();
-    vault_config.total_allocated =
-        vault_config.total_allocated.checked_sub(payout).ok_or(StreamError::TotalAllocatedUnderflow)?;
-
-    let ProviderAccounts { config, holding, stream: stream_account, owner, provider, clock, payout_holding } = accounts;
-    let destination = payout_holding.clone().unwrap_or_else(|| provider.clone());
-    let destination_id = destination.account_id;
-    let (holding_post, destination_post) = pay_out(&vault, &config, holding, destination, payout, &mut effects)?;
-    effects.events.push(Event::Claimed { stream: stream_ref, amount: payout, to: destination_id, state: stream.state, at: now });
-    push_provider_posts(
-        &mut effects,
-        config.account,
-        &vault_config,
-        holding_post,
-        stream_account.account,
-        &stream,
-        owner.account,
-        provider.account,
-        clock.account,
-        payout_holding.is_some(),
-        destination_post,
-    );
+    accounts.settle(&vault, vault.config.clone(), &stream, stream_ref, payout, now, &mut effects)?;
     Ok(effects)
 }

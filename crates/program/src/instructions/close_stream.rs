@@ -1,12 +1,12 @@
 //! CloseStreamByOwner and CloseStreamByProvider.
 
-use paystreams_lez_core::{AccountPostState, AccountWithMetadata, ProgramId};
+use paystreams_lez_core::{AccountWithMetadata, ProgramId};
 
 use crate::{
     accounts::{load_stream, load_vault, read_clock, require_signer},
     error::StreamError,
     event::{Closer, Event},
-    instructions::{claim::payable, fold_with_events, pay_out, stream_ref, OwnerStreamContext},
+    instructions::{claim::payable, fold_with_events, stream_ref, OwnerStreamContext},
     receipt::DeliveryReceipt,
     state::{StreamConfig, StreamState, VaultConfig},
     Effects,
@@ -73,7 +73,7 @@ pub(crate) fn by_provider(
     let mut effects = Effects::default();
     let stream_ref = stream_ref(&vault, &accounts.stream, &stored);
     let mut stream = fold_with_events(&stored, now, stream_ref, &mut effects)?;
-    let (released, mut vault_config) = close(&mut stream, &vault.config)?;
+    let (released, vault_config) = close(&mut stream, &vault.config)?;
     effects.events.push(Event::StreamClosed {
         stream: stream_ref,
         by: Closer::Provider,
@@ -92,32 +92,6 @@ pub(crate) fn by_provider(
     } else {
         0
     };
-    let super::claim::ProviderAccounts { config, holding, stream: stream_account, owner, provider, clock, payout_holding } =
-        accounts;
-    let destination = payout_holding.clone().unwrap_or_else(|| provider.clone());
-    let destination_id = destination.account_id;
-    let (holding_post, destination_post) = if payout > 0 {
-        vault_config.total_allocated =
-            vault_config.total_allocated.checked_sub(payout).ok_or(StreamError::TotalAllocatedUnderflow)?;
-        pay_out(&vault, &config, holding, destination, payout, &mut effects)?
-    } else {
-        (AccountPostState::new(holding.account), AccountPostState::new(destination.account))
-    };
-    if payout > 0 {
-        effects.events.push(Event::Claimed { stream: stream_ref, amount: payout, to: destination_id, state: stream.state, at: now });
-    }
-    super::claim::push_provider_posts(
-        &mut effects,
-        config.account,
-        &vault_config,
-        holding_post,
-        stream_account.account,
-        &stream,
-        owner.account,
-        provider.account,
-        clock.account,
-        payout_holding.is_some(),
-        destination_post,
-    );
+    accounts.settle(&vault, vault_config, &stream, stream_ref, payout, now, &mut effects)?;
     Ok(effects)
 }
