@@ -24,7 +24,7 @@ use paystreams_program::{
     Event, ExtensionSettings, StreamError,
 };
 use paystreams_rpc::{
-    BlockInfo, EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
+    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
     TxStatus, VaultView,
 };
 use paystreams_runtime::{
@@ -394,24 +394,6 @@ impl Client {
     /// RPC failure.
     pub async fn receipt(&self, hash: HexHash) -> Result<Option<ReceiptInfo>> {
         self.http.get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
-    }
-
-    /// Subscribes to payment-stream events over WebSocket.
-    ///
-    /// # Errors
-    /// Connection or RPC failure.
-    pub async fn subscribe_events(
-        &self,
-        filter: EventFilter,
-    ) -> Result<jsonrpsee::core::client::Subscription<EventNotification>> {
-        let ws_url = self.ws_url();
-        let ws = jsonrpsee::ws_client::WsClientBuilder::default()
-            .build(&ws_url)
-            .await
-            .map_err(|e| ClientError::Connection { url: ws_url.clone(), detail: e.to_string() })?;
-        paystreams_rpc::PaystreamsApiClient::subscribe_events(&ws, filter)
-            .await
-            .map_err(|e| ClientError::from_rpc(&ws_url, "subscribeEvents", e))
     }
 
     /// The chain state that explains or pre-checks `op`.

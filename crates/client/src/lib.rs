@@ -12,6 +12,7 @@
 //! ```
 
 pub mod amount;
+pub mod chain;
 mod client;
 pub mod error;
 pub mod explain;
@@ -19,6 +20,7 @@ pub mod holding;
 pub mod keystore;
 
 pub use amount::{parse_amount, AmountError};
+pub use chain::{follow_events, RpcChain, RpcClaimer, WsEvents, WsSubscription};
 pub use client::{
     claimed_amount, sign_receipt, stream_events, Client, Progress, ProgressFn, TokenRecipient, DEFAULT_INCLUSION_TIMEOUT,
     DEFAULT_RPC_URL,

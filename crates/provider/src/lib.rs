@@ -9,12 +9,14 @@
 
 pub mod claims;
 pub mod engine;
+pub mod follow;
 pub mod policy;
 pub mod session;
 pub mod store;
 
 pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
 pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
+pub use follow::{run_follower, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness};
 pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};

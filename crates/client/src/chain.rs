@@ -1,0 +1,197 @@
+//! The engines' chain access over a node's JSON-RPC: [`RpcChain`] implements
+//! [`ChainView`] and [`ChainWriter`] over a [`Client`], [`RpcClaimer`] is the provider's claim
+//! submitter over it, and [`WsEvents`] feeds the provider's event follower from the node's
+//! `subscribeEvents` WebSocket subscription ([`follow_events`] wires them together).
+
+use std::future::Future;
+
+use jsonrpsee::{
+    core::client::Subscription,
+    ws_client::{WsClient, WsClientBuilder},
+};
+use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_program::client::Call;
+use paystreams_provider::{
+    run_follower, ChainClaimer, ClaimSubmitter, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness,
+    Provider, SessionStore,
+};
+use paystreams_rpc::{
+    chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
+    EventFilter, EventNotification, PaystreamsApiClient as _, StreamView, VaultView,
+};
+use tracing::warn;
+
+use crate::{client::stream_events, error::ClientError, Client};
+
+fn unavailable(error: &ClientError) -> ChainError {
+    ChainError::Unavailable(error.to_string())
+}
+
+/// [`ChainView`] and [`ChainWriter`] over a node's JSON-RPC.
+///
+/// The head is the latest block (`getLastBlockId` + `getBlock`): its height, its timestamp in
+/// seconds, and as `observed_at_ms` the wall-clock time this process fetched it — capped, when a
+/// [`Liveness`] is attached, by the last time the event follower knew its subscription to be
+/// open, so the provider engine fails closed while it may be missing events.
+#[derive(Clone, Debug)]
+pub struct RpcChain {
+    client: Client,
+    liveness: Option<Liveness>,
+}
+
+impl RpcChain {
+    #[must_use]
+    pub const fn new(client: Client) -> Self {
+        Self { client, liveness: None }
+    }
+
+    /// Caps `observed_at_ms` by the follower's liveness (share it with [`FollowerConfig`]).
+    #[must_use]
+    pub fn with_liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = Some(liveness);
+        self
+    }
+
+    #[must_use]
+    pub const fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl ChainView for RpcChain {
+    async fn head(&self) -> Result<ChainHead, ChainError> {
+        let height = self.client.last_block_id().await.map_err(|e| unavailable(&e))?;
+        let block = self
+            .client
+            .block(height)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
+        let fetched_at = paystreams_provider::follow::wall_clock_ms();
+        let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
+        Ok(ChainHead { height, time_secs: block.header.timestamp_ms / 1000, observed_at_ms })
+    }
+
+    async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
+        self.client.vault(*owner, vault_id).await.map_err(|e| unavailable(&e))
+    }
+
+    async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
+        self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e))
+    }
+}
+
+impl ChainWriter for RpcChain {
+    /// Signs with current nonces, sends, and waits for inclusion ([`Client::submit`], no
+    /// pre-flight): a failed receipt is [`SubmitOutcome::Failed`] with its code and name; RPC
+    /// failures and inclusion timeouts are [`ChainError::Unavailable`].
+    async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+        match self.client.submit(call, signers).await {
+            Ok(receipt) => Ok(SubmitOutcome::Included {
+                tx_hash: receipt.hash,
+                block_id: receipt.block_id.unwrap_or_default(),
+                events: stream_events(&receipt).cloned().collect(),
+            }),
+            Err(ClientError::Transaction(failure)) => Ok(SubmitOutcome::Failed { code: failure.code, name: failure.name }),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+}
+
+/// The provider's claim submitter over RPC: `Claim` signed by the provider key (token vaults
+/// pay into `payout_holding`).
+#[derive(Debug)]
+pub struct RpcClaimer(ChainClaimer<RpcChain>);
+
+impl RpcClaimer {
+    #[must_use]
+    pub fn new(chain: RpcChain, provider_key: SecretKey, payout_holding: Option<AccountId>) -> Self {
+        let program_id = chain.client().program_id();
+        Self(ChainClaimer::new(chain, provider_key, program_id, payout_holding))
+    }
+}
+
+impl ClaimSubmitter for RpcClaimer {
+    fn claim(
+        &self,
+        stream: paystreams_provider::StreamKey,
+        token_id: [u8; 32],
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send {
+        self.0.claim(stream, token_id)
+    }
+}
+
+/// Opens `subscribeEvents` subscriptions on a node's WebSocket endpoint.
+#[derive(Clone, Debug)]
+pub struct WsEvents {
+    ws_url: String,
+    filter: EventFilter,
+}
+
+impl WsEvents {
+    /// Events matching `filter` from the node `client` talks to (same port, `ws://`).
+    #[must_use]
+    pub fn new(client: &Client, filter: EventFilter) -> Self {
+        Self { ws_url: client.ws_url(), filter }
+    }
+
+    /// Every event naming `provider`.
+    #[must_use]
+    pub fn for_provider(client: &Client, provider: AccountId) -> Self {
+        Self::new(client, EventFilter { provider: Some(provider), ..EventFilter::default() })
+    }
+}
+
+/// An open subscription; owns its WebSocket connection (dropping it closes both).
+#[derive(Debug)]
+pub struct WsSubscription {
+    subscription: Subscription<EventNotification>,
+    _ws: WsClient,
+}
+
+impl EventSubscription for WsSubscription {
+    async fn next_event(&mut self) -> Option<EventNotification> {
+        loop {
+            match self.subscription.next().await? {
+                Ok(notification) => return Some(notification),
+                Err(e) => warn!(error = %e, "undecodable event notification skipped"),
+            }
+        }
+    }
+}
+
+impl EventSource for WsEvents {
+    type Subscription = WsSubscription;
+
+    async fn subscribe(&self) -> Result<WsSubscription, String> {
+        let ws = WsClientBuilder::default()
+            .build(&self.ws_url)
+            .await
+            .map_err(|e| ClientError::Connection { url: self.ws_url.clone(), detail: e.to_string() }.to_string())?;
+        let subscription = ws
+            .subscribe_events(self.filter.clone())
+            .await
+            .map_err(|e| ClientError::from_rpc(&self.ws_url, "subscribeEvents", e).to_string())?;
+        Ok(WsSubscription { subscription, _ws: ws })
+    }
+}
+
+/// Follows the node `client` talks to for `provider` until `shutdown` completes: events naming
+/// the provider's id go to [`Provider::on_event`], [`Provider::tick`] runs on
+/// `config.tick_interval`, and a lost subscription is reopened with backoff. Attach the same
+/// [`Liveness`] to the engine's [`RpcChain`] and to `config.liveness` to fail closed while
+/// disconnected.
+pub async fn follow_events<C, S, K>(
+    provider: &Provider<C, S, K>,
+    client: &Client,
+    config: FollowerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> FollowerStats
+where
+    C: ChainView,
+    S: SessionStore,
+    K: ClaimSubmitter,
+{
+    let source = WsEvents::for_provider(client, AccountId(provider.policy().provider_id));
+    run_follower(provider, &source, config, shutdown).await
+}
