@@ -10,7 +10,9 @@
 pub mod claims;
 pub mod engine;
 pub mod follow;
+pub mod pg_store;
 pub mod policy;
+pub mod report;
 pub mod session;
 pub mod store;
 
@@ -18,5 +20,7 @@ pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
 pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
 pub use follow::{run_follower, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness};
 pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
+pub use pg_store::{PgKv, PgStore};
+pub use report::{ProviderReport, SessionReport};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};

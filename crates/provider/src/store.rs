@@ -143,6 +143,21 @@ impl Table {
     const ALL: [Self; 8] =
         [Self::Sessions, Self::Pending, Self::Used, Self::Index, Self::Bound, Self::Replay, Self::Attempts, Self::Claimable];
 
+    /// Stable numeric code (the PostgreSQL backend's table column). Append-only.
+    #[must_use]
+    pub const fn code(self) -> i16 {
+        match self {
+            Self::Sessions => 1,
+            Self::Pending => 2,
+            Self::Used => 3,
+            Self::Index => 4,
+            Self::Bound => 5,
+            Self::Replay => 6,
+            Self::Attempts => 7,
+            Self::Claimable => 8,
+        }
+    }
+
     const fn name(self) -> &'static str {
         match self {
             Self::Sessions => "sessions",
@@ -181,10 +196,12 @@ pub trait KvTxn {
 }
 
 /// A transactional key-value store: `transact` runs `f` atomically, committing only on `Ok`.
+/// `f` may run more than once (a shared backend retries a transaction that lost a race), so it
+/// must not have effects outside the transaction.
 pub trait Kv: Send + Sync {
     /// # Errors
     /// `f`'s error (nothing is committed) or a storage failure.
-    fn transact<R>(&self, f: impl FnOnce(&mut dyn KvTxn) -> Result<R, StoreError>) -> Result<R, StoreError>;
+    fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError>;
 }
 
 /// In-memory backend: one lock, copy-on-write per transaction (tests and small deployments).
@@ -224,7 +241,7 @@ impl KvTxn for MemoryTxn<'_> {
 }
 
 impl Kv for MemoryKv {
-    fn transact<R>(&self, f: impl FnOnce(&mut dyn KvTxn) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut data = self.data.lock()?;
         let mut copy = data.clone();
         let result = f(&mut MemoryTxn { data: &mut copy })?;
@@ -299,7 +316,7 @@ impl KvTxn for RedbTxn<'_> {
 }
 
 impl Kv for RedbKv {
-    fn transact<R>(&self, f: impl FnOnce(&mut dyn KvTxn) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         match f(&mut RedbTxn { txn: &txn }) {
@@ -319,6 +336,13 @@ impl Kv for RedbKv {
 #[derive(Debug, Default)]
 pub struct KvStore<K: Kv> {
     kv: K,
+}
+
+impl<K: Kv> KvStore<K> {
+    /// The store over an opened backend.
+    pub const fn with_kv(kv: K) -> Self {
+        Self { kv }
+    }
 }
 
 /// In-memory session store.
@@ -693,5 +717,105 @@ mod tests {
         assert_eq!(store.accept(&extra, 0).await.expect("accept"), AcceptOutcome::CandidatesFull);
         assert_eq!(store.candidates(0).await.expect("candidates").len(), MAX_CANDIDATES_PER_STREAM_ID);
         assert!(!store.index(extra.id, 0).await.expect("index"));
+    }
+
+    /// A fresh database on the server `PAYSTREAMS_TEST_POSTGRES` names, dropped at the end.
+    /// Skips (returns `None`) without a server unless `PAYSTREAMS_REQUIRE_POSTGRES=1`.
+    struct PgTestDb {
+        admin_url: String,
+        name: String,
+        url: String,
+    }
+
+    impl PgTestDb {
+        fn create(tag: &str) -> Option<Self> {
+            let Ok(admin_url) = std::env::var("PAYSTREAMS_TEST_POSTGRES") else {
+                assert!(
+                    std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
+                );
+                eprintln!("skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL session-store tests");
+                return None;
+            };
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let name = format!("paystreams_sessions_{tag}_{}_{stamp:x}", std::process::id());
+            let admin = admin_url.clone();
+            let create = format!("CREATE DATABASE {name}");
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test server");
+                client.batch_execute(&create).expect("create database");
+            })
+            .join()
+            .expect("create thread");
+            let base = admin_url.split('?').next().unwrap_or(&admin_url).to_owned();
+            let url = match base.rfind('/') {
+                Some(i) if i > "postgres://".len() => format!("{}/{name}", base.get(..i).unwrap_or_default()),
+                _ => format!("{base}/{name}"),
+            };
+            Some(Self { admin_url, name, url })
+        }
+    }
+
+    impl Drop for PgTestDb {
+        fn drop(&mut self) {
+            let (admin, name) = (self.admin_url.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            })
+            .join();
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_store_rules_and_reconnect() {
+        let Some(db) = PgTestDb::create("rules") else { return };
+        let store = crate::PgStore::connect(&db.url).expect("connect");
+        exercise(&store).await;
+        drop(store);
+        let reopened = crate::PgStore::connect(&db.url).expect("reconnect");
+        assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
+        assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
+        assert!(crate::PgStore::connect("postgres://nobody@127.0.0.1:1/none").expect_err("refused").to_string().contains("is the server running"));
+    }
+
+    /// Two stores on one database (two provider processes) racing from many threads, each
+    /// thread with its own runtime: every check-and-write succeeds exactly once.
+    #[test]
+    fn postgres_races_between_processes_have_one_winner() {
+        let Some(db) = PgTestDb::create("races") else { return };
+        let stores = [crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b")];
+        let race = |op: &(dyn Fn(&crate::PgStore, usize) -> bool + Sync)| -> usize {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8).map(|i| {
+                    let store = &stores[i % 2];
+                    s.spawn(move || op(store, i))
+                }).collect();
+                handles.into_iter().map(|h| h.join().expect("thread")).filter(|won| *won).count()
+            })
+        };
+        let run = |f: std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>>| {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+        };
+        // The same request digest recorded by eight racers: one records it.
+        let a = session(30, 7, 100);
+        run(Box::pin(async { stores[0].accept(&a, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+        assert_eq!(race(&|store, _| run(Box::pin(async move { store.record_request(a.id, [5; 32]).await.expect("record") }))), 1);
+        // Eight different proposals for one vault: one is accepted (one pending per vault).
+        let accepted = race(&|store, i| {
+            let mut s = session(40, 8, 100);
+            s.id = SessionId([40 + u8::try_from(i).expect("small"); 32]);
+            run(Box::pin(async move { store.accept(&s, 1).await.expect("accept") == AcceptOutcome::Accepted }))
+        });
+        assert_eq!(accepted, 1);
+        // One pending session bound by eight racers (to two different stream ids): one binds.
+        let b = session(50, 9, 100);
+        run(Box::pin(async { stores[1].accept(&b, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+        let bound = race(&|store, i| {
+            let stream_id = 5 + u64::try_from(i % 2).expect("small");
+            run(Box::pin(async move { store.bind_stream(b.id, stream_id).await.expect("bind") == BindOutcome::Bound }))
+        });
+        assert_eq!(bound, 1, "a session binds once");
     }
 }

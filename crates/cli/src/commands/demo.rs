@@ -1,44 +1,62 @@
-//! `paystream demo`: one command, nothing else to start. Runs the embedded chain in-process and
-//! walks a user and a provider through a stream's whole on-chain lifecycle, narrating each step
-//! and checking that the final balances add up exactly.
-//!
-//! The Store service and the off-chain eligibility flow join this demo as they land; today it
-//! covers funded accounts, vault deposit, stream creation, live accrual, pause and resume, a
-//! claim, a provider close, the final claim and withdrawal.
+//! `paystream demo`: one command, nothing else to start. Runs the embedded chain, a Store
+//! provider (libp2p, with a seeded SQLite archive) and a user in one process, and narrates the
+//! whole lifecycle of a paid service: funded accounts, vault deposit, policy discovery, the
+//! proposal and first response, stream creation, paid pages, live accrual, a pause and resume,
+//! an unpaid query refused, the provider ending service, the claim, and final balances that
+//! add up exactly.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context as _};
-use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id, AccountId};
-use paystreams_program::{
-    client::{self as calls, Call, VaultRef},
-    payment_streams_program_id,
-    state::VaultPrivacyTier,
-    ExtensionSettings,
+use paystreams_client::{Client, RpcChain};
+use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_rpc::StreamView;
+use paystreams_store::{
+    archive::{SqliteArchive, StoredMessage},
+    client::{PaidStore, StoreClient},
+    provider::{start, ProviderConfig, SessionBackend},
+    wire::{StoreQueryRequest, WakuMessage},
+    Archive as _, QueryError, STORE_SERVICE_ID,
 };
-use paystreams_client::Client;
-use paystreams_rpc::{ReceiptInfo, StreamView, VaultView};
+use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_wire::{StatusCode, TokenStreamPolicy};
 
 const DEPOSIT: u128 = 10_000;
-const RATE: u64 = 5;
-const ALLOCATION: u128 = 3_000;
+const MIN_RATE: u64 = 5;
+const MIN_ALLOCATION: u64 = 3_000;
+/// Small enough that the first page is visibly trimmed to it.
+const FIRST_RESPONSE_CAP: u64 = 1_024;
+const PAGE_SIZE: u64 = 8;
+const PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
+const CHAT_TOPIC: &str = "/demo/1/chat/proto";
+const NEWS_TOPIC: &str = "/demo/1/news/proto";
+/// Messages seeded into the provider's archive.
+const SEEDED_MESSAGES: u32 = 48;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "The demo leaves its data (chain, archive, sessions, keys) in the printed directory.
+With --keep-running the chain and the Store provider stay up until Ctrl-C, for the CLI
+(`paystream stream list --rpc URL --owner dev-0`, `paystream store query ...`) and the
+dashboard (`paystream dashboard --rpc URL --provider-admin http://ADMIN`).")]
 pub struct DemoArgs {
-    /// Keep the chain running after the walkthrough (for the CLI and dashboard) until Ctrl-C.
+    /// Keep the chain and the provider running after the walkthrough until Ctrl-C.
     #[arg(long)]
     pub keep_running: bool,
-    /// Where the demo chain is stored (default: a new directory under the paystreams home).
+    /// Where the demo stores its data (default: a new directory under the paystreams home).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// RPC address of the demo chain; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub rpc_addr: std::net::SocketAddr,
+    /// Admin HTTP address of the demo provider (sessions for the dashboard); port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub admin_addr: std::net::SocketAddr,
 }
 
 #[must_use]
 pub fn run(args: &DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("paystream demo: cannot start the async runtime: {e}");
@@ -54,40 +72,14 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     }
 }
 
-struct Demo {
-    client: Client,
-}
-
-impl Demo {
-    async fn send(&self, call: Call, signers: &[&SecretKey]) -> anyhow::Result<ReceiptInfo> {
-        Ok(self.client.submit(&call, signers).await?)
-    }
-
-    async fn balance(&self, id: AccountId) -> anyhow::Result<u128> {
-        Ok(self.client.balance(id).await?)
-    }
-
-    async fn vault(&self, vault: &VaultRef) -> anyhow::Result<VaultView> {
-        self.client.vault(vault.owner, vault.vault_id).await?.context("the demo vault is missing")
-    }
-
-    async fn stream(&self, vault: &VaultRef) -> anyhow::Result<StreamView> {
-        self.client.stream(vault.owner, vault.vault_id, 0).await?.context("the demo stream is missing")
-    }
-
-    async fn advance(&self, seconds: u64) -> anyhow::Result<()> {
-        self.client.advance_time(seconds).await?;
-        Ok(())
-    }
-}
-
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
 fn show_stream(stream: &StreamView) {
     println!(
-        "    stream 0: {:?}, rate {}/s, allocation {}, accrued {}, unaccrued {}{}",
+        "    stream {}: {:?}, rate {}/s, allocation {}, accrued {}, unaccrued {}{}",
+        stream.stream_id,
         stream.state,
         stream.rate,
         stream.allocation.0,
@@ -97,6 +89,36 @@ fn show_stream(stream: &StreamView) {
     );
 }
 
+fn show_page(response: &paystreams_store::StoreQueryResponse) {
+    for entry in &response.messages {
+        if let Some((m, _)) = &entry.message {
+            println!("      {}  {}", m.content_topic, String::from_utf8_lossy(&m.payload));
+        }
+    }
+}
+
+/// The archive the demo provider serves: chat and news messages a minute apart.
+fn seed_messages() -> anyhow::Result<Vec<StoredMessage>> {
+    const BASE_NS: i64 = 1_700_000_000_000_000_000;
+    (0..SEEDED_MESSAGES)
+        .map(|i| {
+            let (topic, text) = if i % 3 == 2 {
+                (NEWS_TOPIC, format!("news #{i}: block production steady"))
+            } else {
+                (CHAT_TOPIC, format!("chat #{i}: hello from the archive"))
+            };
+            let message = WakuMessage {
+                payload: text.into_bytes(),
+                content_topic: topic.to_owned(),
+                timestamp: Some(BASE_NS.saturating_add(i64::from(i).saturating_mul(60_000_000_000))),
+                ..WakuMessage::default()
+            };
+            StoredMessage::new(PUBSUB_TOPIC.to_owned(), message).map_err(anyhow::Error::msg)
+        })
+        .collect()
+}
+
+#[expect(clippy::too_many_lines, reason = "one narrated walkthrough, step by step")]
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
@@ -105,8 +127,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             paystreams_client::keystore::default_home().join("demo").join(format!("run-{stamp}"))
         }
     };
-    println!("paystreams demo: a payment stream from a user to a provider, on an embedded chain.");
-    println!("Chain data: {}", data_dir.display());
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    println!("paystreams demo: a user pays a Store provider by the second for message history.");
+    println!("Everything runs here: an embedded chain, a Store provider on libp2p, and a user.");
+    println!("Data: {}", data_dir.display());
     let config = paystreams_node::NodeConfig {
         data_dir: Some(data_dir.join("chain")),
         rpc_addr: args.rpc_addr,
@@ -117,88 +141,230 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         ..paystreams_node::NodeConfig::default()
     };
     let node = paystreams_node::start(config).await.context("starting the embedded chain")?;
-    let demo = Demo { client: Client::connect(&node.rpc_url()).context("connecting to the chain")? };
+    let client = Client::connect(&node.rpc_url()).context("connecting to the chain")?;
     let keys = node.dev_keys();
-    let (Some(user), Some(provider)) = (keys.first().cloned(), keys.get(1).cloned()) else {
+    let (Some(user_key), Some(provider_key)) = (keys.first().cloned(), keys.get(1).cloned()) else {
         bail!("the demo chain has no dev accounts (was {} started before with --dev-accounts 0?)", data_dir.display());
     };
-    let program = payment_streams_program_id();
-    let vault = VaultRef::native(program, user.account_id(), next_vault_id(&demo, &user).await?);
+    let (user, provider) = (user_key.account_id(), provider_key.account_id());
+    let vault_id = next_vault_id(&client, &user_key).await?;
 
     step(1, "Funded accounts");
-    let user_start = demo.balance(user.account_id()).await?;
-    let provider_start = demo.balance(provider.account_id()).await?;
-    println!("    user     {}  balance {user_start}", user.account_id());
-    println!("    provider {}  balance {provider_start}", provider.account_id());
-    println!("    chain RPC {}", node.rpc_url());
+    let user_start = client.balance(user).await?;
+    let provider_start = client.balance(provider).await?;
+    println!("    user     {user}  balance {user_start}");
+    println!("    provider {provider}  balance {provider_start}");
+    println!("    chain JSON-RPC {}", node.rpc_url());
 
-    step(2, &format!("The user opens vault {} and deposits {DEPOSIT}", vault.vault_id));
-    demo.send(calls::initialize_vault(&vault, VaultPrivacyTier::Public), &[&user]).await?;
-    demo.send(calls::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), None), &[&user]).await?;
-    let view = demo.vault(&vault).await?;
+    step(2, &format!("The user opens vault {vault_id} and deposits {DEPOSIT}"));
+    client.init_vault(&user_key, vault_id, None).await?;
+    client.deposit(&user_key, vault_id, DEPOSIT).await?;
+    let view = client.vault(user, vault_id).await?.context("the demo vault is missing")?;
     println!("    vault balance {}, unallocated {}", view.balance.0, view.unallocated.0);
 
-    step(3, &format!("The user streams to the provider: {RATE} per second, allocation {ALLOCATION}"));
-    demo.send(calls::create_stream(&vault, 0, provider.account_id(), RATE, ALLOCATION, ExtensionSettings::default()), &[&user]).await?;
-    show_stream(&demo.stream(&vault).await?);
+    step(3, "The provider starts its Store service on libp2p with a seeded message archive");
+    let archive = Arc::new(SqliteArchive::open(&data_dir.join("archive.sqlite")).context("opening the archive")?);
+    let seeded = seed_messages()?;
+    let added = archive.insert(&seeded).context("seeding the archive")?;
+    println!("    archive {} holds {} messages ({added} added now)", data_dir.join("archive.sqlite").display(), archive.count()?);
+    let mut policy = ProviderPolicy::new(
+        provider.0,
+        vec![STORE_SERVICE_ID.to_owned()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: MIN_RATE, min_allocation: MIN_ALLOCATION }],
+    );
+    policy.first_response_cap = FIRST_RESPONSE_CAP;
+    let provider_config = ProviderConfig {
+        rpc_url: node.rpc_url(),
+        provider_key: provider_key.clone(),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().context("listen address")?,
+        policy,
+        limits: EngineLimits { recheck_lead_secs: 5, ..EngineLimits::default() },
+        sessions: SessionBackend::Redb(data_dir.join("sessions.redb")),
+        admin: Some(args.admin_addr),
+        tick_interval: Duration::from_millis(500),
+        claim_on_shutdown: true,
+    };
+    let service = start(provider_config, archive).await.context("starting the Store provider")?;
+    let address = service.addrs().first().context("the provider has no listen address")?.to_string();
+    println!("    listening on {address}");
+    if let Some(admin) = service.admin_addr() {
+        println!("    admin endpoint http://{admin}/sessions");
+    }
 
-    step(4, "Sixty seconds of service pass: the stream accrues, lazily, at chain time");
-    demo.advance(60).await?;
-    let stream = demo.stream(&vault).await?;
+    step(4, "Discovery: the user asks the provider for its policy (/paystreams/policy/1.0.0)");
+    let store = StoreClient::connect(&address).await?;
+    let owner_chain = RpcChain::new(client.clone());
+    let engine = Arc::new(User::new(user_key.clone(), owner_chain, MemoryKeyStore::default(), UserConfig::default()));
+    let terms = Terms { vault_id, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
+    let paid = PaidStore::new(store.clone(), Arc::clone(&engine), terms).await?;
+    let token = paid.advert().policy.accepted_tokens.first().context("the policy lists no token")?;
+    println!(
+        "    provider {}: serves {:?}, native token at least {}/s and allocation {}, first response at most {} bytes",
+        AccountId(paid.advert().provider_id),
+        paid.advert().service_ids,
+        token.min_rate,
+        token.min_allocation,
+        paid.advert().policy.vault_proof_max_response_bytes
+    );
+
+    step(5, "First query: a signed StreamProposal rides on the request; the provider accepts and answers");
+    let mut request = StoreQueryRequest {
+        include_data: true,
+        pubsub_topic: Some(PUBSUB_TOPIC.to_owned()),
+        content_topics: vec![CHAT_TOPIC.to_owned()],
+        pagination_forward: true,
+        pagination_limit: Some(PAGE_SIZE),
+        ..StoreQueryRequest::default()
+    };
+    let first = paid.page(&request).await?;
+    let first_len = first.response.encode().len();
+    println!(
+        "    status {} with eligibility {:?}; {} messages in {first_len} bytes (asked for {PAGE_SIZE}: trimmed to the {FIRST_RESPONSE_CAP}-byte first-response cap, with a cursor to continue)",
+        first.response.status_code.unwrap_or_default(),
+        first.response.eligibility.as_ref().map(|e| e.status.status_desc.clone()).unwrap_or_default(),
+        first.response.messages.len(),
+    );
+    show_page(&first.response);
+
+    step(6, "The user creates the matching stream on chain, before the proposal's deadline");
+    let stream_id = first.stream_created.context("the first page did not create a stream")?;
+    let stream = client.require_stream(user, vault_id, stream_id).await?;
     show_stream(&stream);
+    request.pagination_cursor = first.response.pagination_cursor;
 
-    step(5, "The provider claims what has accrued so far");
-    let receipt = demo.send(calls::claim(&vault, 0, provider.account_id(), None, None), &[&provider]).await?;
-    println!("    included in block {}; provider balance {}", receipt.block_id.unwrap_or_default(), demo.balance(provider.account_id()).await?);
+    step(7, "Paid pages: each request carries a StreamProof signed with the session key");
+    let mut pages = 1u32;
+    let mut received = first.response.messages.len();
+    while let Some(cursor) = request.pagination_cursor {
+        let _ = cursor;
+        let page = paid.page(&request).await?;
+        pages = pages.saturating_add(1);
+        received = received.saturating_add(page.response.messages.len());
+        println!("    page {pages}: {} messages", page.response.messages.len());
+        request.pagination_cursor = page.response.pagination_cursor;
+    }
+    println!("    {received} chat messages in {pages} pages; the archive had no more");
 
-    step(6, "The user pauses the stream; a hundred seconds pass without accrual; the user resumes");
-    demo.send(calls::pause_stream(&vault, 0), &[&user]).await?;
-    let before = demo.stream(&vault).await?.accrued.0;
-    demo.advance(100).await?;
-    let after = demo.stream(&vault).await?.accrued.0;
-    println!("    accrued while paused: {} -> {}", before, after);
+    step(8, "Live accrual: a minute of service passes; the stream accrues lazily, at chain time");
+    client.advance_time(60).await?;
+    show_stream(&client.require_stream(user, vault_id, stream_id).await?);
+
+    step(9, "The user pauses the stream: the provider stops serving; the user resumes: service is back");
+    client.pause(&user_key, vault_id, stream_id).await?;
+    let news = StoreQueryRequest { content_topics: vec![NEWS_TOPIC.to_owned()], pagination_cursor: None, ..request.clone() };
+    match paid.page(&news).await {
+        Err(QueryError::StreamInactive(desc)) => println!("    while paused: refused, STREAM_NOT_ACTIVE ({desc})"),
+        other => bail!("a paused stream was served: {other:?}"),
+    }
+    let before = client.require_stream(user, vault_id, stream_id).await?.accrued.0;
+    client.advance_time(100).await?;
+    let after = client.require_stream(user, vault_id, stream_id).await?.accrued.0;
     if before != after {
         bail!("a paused stream accrued");
     }
-    demo.send(calls::resume_stream(&vault, 0), &[&user]).await?;
-    demo.advance(30).await?;
-    show_stream(&demo.stream(&vault).await?);
+    println!("    a hundred seconds paused: accrued stays {after}");
+    client.resume(&user_key, vault_id, stream_id).await?;
+    let page = paid.page(&news).await?;
+    println!("    resumed: {} news messages served", page.response.messages.len());
+    show_page(&page.response);
 
-    step(7, "The provider stops serving and closes the stream: unaccrued funds return to the vault");
-    demo.send(calls::close_stream_by_provider(&vault, 0, provider.account_id(), None, None), &[&provider]).await?;
-    show_stream(&demo.stream(&vault).await?);
+    step(10, "A query without payment is refused: Store status 400, PROOF_INVALID, no messages");
+    let unpaid = store.send(&StoreQueryRequest { request_id: "unpaid-1".into(), ..news.clone() }).await?;
+    let verdict = unpaid.eligibility.as_ref().map(|e| (e.status.code(), e.status.status_desc.clone()));
+    let (code, desc) = verdict.clone().unwrap_or((None, String::new()));
+    println!(
+        "    Store status {}, eligibility {:?} (\"{desc}\"), {} messages",
+        unpaid.status_code.unwrap_or_default(),
+        code.map_or_else(|| "none".to_owned(), |c| format!("{c:?}")),
+        unpaid.messages.len()
+    );
+    if unpaid.status_code != Some(400) || !unpaid.messages.is_empty() || code != Some(StatusCode::ProofInvalid) {
+        bail!("an unpaid query was not refused as expected");
+    }
 
-    step(8, "The provider claims the rest; the user withdraws everything left in the vault");
-    demo.send(calls::claim(&vault, 0, provider.account_id(), None, None), &[&provider]).await?;
-    let view = demo.vault(&vault).await?;
-    demo.send(calls::withdraw(&vault, view.unallocated.0, None), &[&user]).await?;
+    step(11, "Thirty seconds later the provider ends service: it closes the stream on chain");
+    client.advance_time(30).await?;
+    client.close_by_provider(&provider_key, user, vault_id, stream_id, None).await?;
+    show_stream(&client.require_stream(user, vault_id, stream_id).await?);
+    // The provider's follower sees the close and ends the session; the user's next request
+    // gets a PERMANENT ServiceTermination and the engine closes out.
+    let mut terminated = false;
+    for _ in 0..50 {
+        match paid.page(&news).await {
+            Err(QueryError::Terminated { stream }) => {
+                let outcome = stream.map_or_else(
+                    || "the stream was already closed, so there was nothing left to close".to_owned(),
+                    |id| format!("it closed stream {id}"),
+                );
+                println!("    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}");
+                terminated = true;
+                break;
+            }
+            Err(QueryError::StreamInactive(_)) | Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => bail!("unexpected answer after the provider closed: {e}"),
+        }
+    }
+    if !terminated {
+        bail!("the user never received the provider's termination");
+    }
 
-    step(9, "Final balances");
-    let user_end = demo.balance(user.account_id()).await?;
-    let provider_end = demo.balance(provider.account_id()).await?;
-    let vault_end = demo.vault(&vault).await?.balance.0;
-    let paid = provider_end.checked_sub(provider_start).context("provider balance went down")?;
+    step(12, "The provider claims what accrued; the user withdraws what is left in the vault");
+    let accrued = client.require_stream(user, vault_id, stream_id).await?.accrued.0;
+    if accrued > 0 {
+        // The provider's follower claims on the close event; claim here if it has not yet.
+        let mut claimed = false;
+        for _ in 0..50 {
+            if client.require_stream(user, vault_id, stream_id).await?.accrued.0 == 0 {
+                claimed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !claimed {
+            client.claim(&provider_key, user, vault_id, stream_id, None).await?;
+        }
+    }
+    println!("    provider balance {}", client.balance(provider).await?);
+    let view = client.vault(user, vault_id).await?.context("the demo vault is missing")?;
+    client.withdraw(&user_key, vault_id, view.unallocated.0, None).await?;
+
+    step(13, "Final balances");
+    let user_end = client.balance(user).await?;
+    let provider_end = client.balance(provider).await?;
+    let vault_end = client.vault(user, vault_id).await?.context("the demo vault is missing")?.balance.0;
+    let paid_out = provider_end.checked_sub(provider_start).context("provider balance went down")?;
     let spent = user_start.checked_sub(user_end).context("user balance went up")?;
     println!("    user     {user_end} (spent {spent})");
-    println!("    provider {provider_end} (earned {paid}: {} s of service at {RATE}/s)", paid / u128::from(RATE));
+    println!("    provider {provider_end} (earned {paid_out}: {} s of service at {MIN_RATE}/s)", paid_out / u128::from(MIN_RATE));
     println!("    vault    {vault_end}");
-    if spent != paid || vault_end != 0 || paid == 0 {
-        bail!("balances do not add up: user spent {spent}, provider earned {paid}, vault holds {vault_end}");
+    if spent != paid_out || vault_end != 0 || paid_out == 0 {
+        bail!("balances do not add up: user spent {spent}, provider earned {paid_out}, vault holds {vault_end}");
     }
     println!("    user spent exactly what the provider earned; nothing was created or lost.");
 
     if args.keep_running {
-        println!("\nThe chain keeps running at {} (data in {}). Press Ctrl-C to stop.", node.rpc_url(), data_dir.display());
-        println!("Try: paystream --rpc {} stream list --owner {}", node.rpc_url(), user.account_id());
+        println!("\nThe chain and the Store provider keep running. Press Ctrl-C to stop.");
+        println!("  chain     {}", node.rpc_url());
+        println!("  provider  {address}");
+        if let Some(admin) = service.admin_addr() {
+            println!("  admin     http://{admin}/sessions");
+            println!("Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin}", node.rpc_url(), data_dir.join("keystore").display());
+        }
+        println!(
+            "     paystream store query --rpc {} --keystore {} --provider {address} --from dev-0 --vault-id {vault_id} --content-topic {CHAT_TOPIC}",
+            node.rpc_url(),
+            data_dir.join("keystore").display()
+        );
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     }
+    service.shutdown().await;
     node.shutdown().await;
-    println!("\nDemo complete. Chain data left for inspection in {}", data_dir.display());
+    println!("\nDemo complete. Data left for inspection in {}", data_dir.display());
     Ok(())
 }
 
 /// The first vault id the user does not have yet, so the demo can run again on the same data.
-async fn next_vault_id(demo: &Demo, user: &SecretKey) -> anyhow::Result<u64> {
-    let vaults = demo.client.list_vaults(user.account_id()).await?;
+async fn next_vault_id(client: &Client, user: &SecretKey) -> anyhow::Result<u64> {
+    let vaults = client.list_vaults(user.account_id()).await?;
     Ok(vaults.iter().map(|v| v.vault_id).max().map_or(0, |m| m.saturating_add(1)))
 }

@@ -1,12 +1,14 @@
 //! Subcommands. Each lives in its own module and returns the process exit code.
 
 pub mod account;
+pub mod dashboard;
 pub mod demo;
 pub mod keys;
 pub mod node;
 pub mod output;
 pub mod pda;
 pub mod sim;
+pub mod store;
 pub mod stream;
 pub mod token;
 pub mod vault;
@@ -41,6 +43,11 @@ pub enum Command {
     Pda(pda::PdaArgs),
     /// Run the local chain (blocks, storage, JSON-RPC, dev accounts), or --verify a data dir.
     Node(node::NodeArgs),
+    /// Serve the live web dashboard: balances, vaults, streams ticking live, charts, provider
+    /// view, and confirmed actions (default http://127.0.0.1:8040).
+    Dashboard(dashboard::DashboardArgs),
+    /// Store v3 history over libp2p, paid by stream: serve, import, query.
+    Store(store::StoreArgs),
 }
 
 /// Dispatches a parsed command line.
@@ -56,5 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stream(args) => stream::run(&args),
         Command::Pda(args) => pda::run(&args),
         Command::Node(args) => node::run(&args),
+        Command::Dashboard(args) => dashboard::run(&args),
+        Command::Store(args) => store::run(&args),
     }
 }

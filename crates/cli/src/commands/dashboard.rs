@@ -1,0 +1,140 @@
+//! `paystream dashboard`: the live web dashboard (docs/dashboard.md).
+//!
+//! Exit codes: 0 after a clean stop (Ctrl-C / SIGTERM); 1 when it cannot start (port in use,
+//! unusable URL); 2 for arguments that make no sense (a non-loopback --listen without
+//! --allow-remote, a bad --provider-admin).
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+use paystreams_client::{default_keystore_dir, DEFAULT_RPC_URL};
+use paystreams_dashboard::{DashboardConfig, HttpSessions, SessionSource, DEFAULT_LISTEN, HISTORY_BLOCKS_DEFAULT};
+
+/// Serve the live web dashboard: balances, vaults and streams of your keystore identities with
+/// accrual ticking every second, stream charts and histories, a provider view, and actions
+/// (deposit, withdraw, create/pause/resume/top-up/close a stream, claim) each confirmed before
+/// it is signed.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  paystream node --dev &                                     # a local chain; saves dev-0.. keys
+  paystream dashboard                                        # then open http://127.0.0.1:8040
+  paystream dashboard --rpc http://127.0.0.1:3040 --keystore ~/.local/share/paystreams/keystore
+  paystream dashboard --provider-admin http://127.0.0.1:8041 # also show the Store provider's sessions
+
+The dashboard signs with the keys in --keystore, so it listens on loopback only and refuses
+requests whose Host is not that address; other web sites cannot post to it (anti-forgery
+token and Origin check). It loads nothing from the internet.")]
+pub struct DashboardArgs {
+    /// Address to serve the dashboard on (loopback unless --allow-remote).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// The node's JSON-RPC URL; live updates use its WebSocket on the same port.
+    #[arg(long, env = "PAYSTREAMS_RPC", default_value = DEFAULT_RPC_URL, value_name = "URL")]
+    pub rpc: String,
+    /// Keystore whose identities are shown and may sign actions
+    /// [default: $PAYSTREAMS_HOME/keystore, else <user data dir>/paystreams/keystore].
+    #[arg(long, env = "PAYSTREAMS_KEYSTORE", value_name = "DIR")]
+    pub keystore: Option<PathBuf>,
+    /// Admin address of a running Store provider (its `GET /sessions` lists the provider
+    /// engine's sessions: pending, bound, terminated). Without it the provider view shows
+    /// on-chain earnings only.
+    #[arg(long, value_name = "URL")]
+    pub provider_admin: Option<String>,
+    /// Allow a non-loopback --listen address. Anyone who can reach it can then act with every
+    /// key in the keystore: only on a network you trust.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Blocks read back at start for stream histories and charts.
+    #[arg(long, value_name = "N", default_value_t = HISTORY_BLOCKS_DEFAULT)]
+    pub history_blocks: u64,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Another subscriber already installed is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the dashboard until Ctrl-C / SIGTERM.
+#[must_use]
+pub fn run(args: &DashboardArgs) -> ExitCode {
+    init_tracing();
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        eprintln!(
+            "error: --listen {} is not a loopback address; the dashboard signs with your keystore's keys, so it listens on \
+             127.0.0.1 unless you add --allow-remote (only on a network you trust)",
+            args.listen
+        );
+        return ExitCode::from(2);
+    }
+    let sessions: Option<Arc<dyn SessionSource>> = match args.provider_admin.as_deref().map(HttpSessions::new) {
+        None => None,
+        Some(Ok(source)) => Some(Arc::new(source)),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let keystore_dir = args.keystore.clone().unwrap_or_else(default_keystore_dir);
+    let config = DashboardConfig {
+        listen: args.listen,
+        rpc_url: args.rpc.clone(),
+        keystore_dir,
+        allow_remote: args.allow_remote,
+        history_blocks: args.history_blocks,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut handle = match paystreams_dashboard::start(config, sessions).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!("paystreams dashboard at {}/ (Ctrl-C to stop)", handle.url());
+        let result = tokio::select! {
+            () = wait_for_signal() => Ok(()),
+            result = handle.stopped() => result,
+        };
+        handle.shutdown().await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

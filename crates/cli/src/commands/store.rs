@@ -1,0 +1,446 @@
+//! `paystream store`: the Store v3 history service over libp2p, paid by payment streams.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use clap::Subcommand;
+use paystreams_client::{keystore::default_home, RpcChain};
+use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_store::{
+    archive::{is_postgres_url, open_archive, parse_import, INSERT_BATCH_MAX},
+    client::{PaidStore, StoreClient},
+    provider::{start, ProviderConfig, SessionBackend},
+    wire::StoreQueryRequest,
+    Archive, QueryError, STORE_SERVICE_ID,
+};
+use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_wire::TokenStreamPolicy;
+use serde_json::json;
+
+use super::output::{table, CliError, CmdResult, CommonArgs, Ctx};
+
+/// The pubsub topic queries use when `--content-topic` is given without `--pubsub-topic`.
+pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
+
+/// Store v3 history queries over libp2p, paid by stream: serve, import, query.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (with `paystream node --dev` running):
+  paystream store import messages.jsonl
+  paystream store serve --provider dev-1 --listen /ip4/127.0.0.1/tcp/60010
+      # prints: listening on /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo…
+  paystream vault init --owner dev-0 --vault-id 0 && paystream vault deposit --owner dev-0 --vault-id 0 --amount 10000
+  paystream store query --provider /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo… --from dev-0 --content-topic /demo/1/chat/proto
+
+The first query to a provider carries a signed proposal; when the provider accepts, the user
+creates the stream on chain and every later page carries a proof signed with a session key.
+The query closes its stream when done (pass --keep-stream to keep paying for later queries).
+
+Several `store serve` processes can serve one provider id from one PostgreSQL database:
+  paystream store serve --provider dev-1 --archive postgres://postgres@127.0.0.1/store")]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Serve Store queries as a provider until Ctrl-C (then claim what accrued).
+    Serve(ServeArgs),
+    /// Load messages (JSON lines) into the archive; all or nothing.
+    Import(ImportArgs),
+    /// Query a provider, paying by stream; prints messages and what they cost.
+    Query(QueryArgs),
+}
+
+/// `store serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Provider key (streams must name its account; claims are signed with it).
+    #[arg(long)]
+    pub provider: String,
+    /// libp2p listen address; tcp/0 picks a free port.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0", value_name = "MULTIADDR")]
+    pub listen: String,
+    /// Message archive: a SQLite file path, or postgres://… (then sessions live there too).
+    #[arg(long, value_name = "PATH|URL")]
+    pub archive: Option<String>,
+    /// Session store: a redb file path or postgres://… [default: PostgreSQL when --archive is,
+    /// else <home>/store/sessions-<provider>.redb].
+    #[arg(long, value_name = "PATH|URL")]
+    pub sessions: Option<String>,
+    /// Smallest rate per second accepted.
+    #[arg(long, default_value_t = 1)]
+    pub min_rate: u64,
+    /// Smallest allocation accepted.
+    #[arg(long, default_value_t = 100)]
+    pub min_allocation: u64,
+    /// Largest first (proposal-backed) response in bytes; larger pages are trimmed.
+    #[arg(long, default_value_t = paystreams_provider::policy::DEFAULT_FIRST_RESPONSE_CAP)]
+    pub first_response_cap: u64,
+    /// Admin HTTP endpoint (/health, /metrics, /sessions); "off" disables it.
+    #[arg(long, default_value = "127.0.0.1:8041", value_name = "ADDR|off")]
+    pub admin: String,
+    /// Fail closed when no chain event or block was seen for this long.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub staleness_ms: u64,
+}
+
+/// `store import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// JSON lines: {"pubsub_topic","content_topic","text" or "payload" (base64),"timestamp" (ns)[,"meta","version"]}.
+    pub file: PathBuf,
+    /// Message archive: a SQLite file path or postgres://… [default: <home>/store/archive.sqlite].
+    #[arg(long, value_name = "PATH|URL")]
+    pub archive: Option<String>,
+}
+
+/// `store query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The provider's address as it printed it: /ip4/HOST/tcp/PORT/p2p/PEER_ID.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub provider: String,
+    /// Key that owns the paying vault.
+    #[arg(long)]
+    pub from: String,
+    /// The paying vault (native token).
+    #[arg(long, default_value_t = 0)]
+    pub vault_id: u64,
+    /// Content topic to match (repeatable, at most 10).
+    #[arg(long = "content-topic", value_name = "TOPIC")]
+    pub content_topics: Vec<String>,
+    /// Pubsub topic [default with --content-topic: /waku/2/default-waku/proto].
+    #[arg(long, value_name = "TOPIC")]
+    pub pubsub_topic: Option<String>,
+    /// Oldest message time, inclusive: Unix nanoseconds, or seconds with an `s` suffix.
+    #[arg(long, value_parser = parse_time)]
+    pub start: Option<i64>,
+    /// Newest message time, exclusive: Unix nanoseconds, or seconds with an `s` suffix.
+    #[arg(long, value_parser = parse_time)]
+    pub end: Option<i64>,
+    /// Look up these message hashes (hex) instead of filtering (repeatable).
+    #[arg(long = "hash", value_name = "HEX", value_parser = parse_hash)]
+    pub hashes: Vec<[u8; 32]>,
+    /// Messages per page (the provider caps it at 100).
+    #[arg(long, default_value_t = 20)]
+    pub page_size: u64,
+    /// Stop after this many pages.
+    #[arg(long, default_value_t = 50)]
+    pub max_pages: u32,
+    /// Newest first (Store's backward pagination).
+    #[arg(long)]
+    pub backward: bool,
+    /// Hashes only (Store's include_data = false).
+    #[arg(long)]
+    pub hashes_only: bool,
+    /// Rate per second to offer [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Allocation to offer [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub allocation: u64,
+    /// Leave the stream open after the query (it keeps accruing until closed).
+    #[arg(long)]
+    pub keep_stream: bool,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    let (digits, scale) = match text.strip_suffix('s') {
+        Some(secs) => (secs, 1_000_000_000i64),
+        None => (text, 1),
+    };
+    let value: i64 = digits.parse().map_err(|_| format!("{text:?} is not a time: give Unix nanoseconds, or seconds with an `s` suffix"))?;
+    value.checked_mul(scale).ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+fn parse_hash(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|_| format!("{text:?} is not hex"))?;
+    bytes.try_into().map_err(|_| "a message hash is 32 bytes (64 hex characters)".to_owned())
+}
+
+/// The default archive file.
+#[must_use]
+pub fn default_archive() -> String {
+    default_home().join("store").join("archive.sqlite").display().to_string()
+}
+
+fn open_archive_at(spec: &str) -> CmdResult<Arc<dyn Archive>> {
+    if !is_postgres_url(spec)
+        && let Some(parent) = std::path::Path::new(spec).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    open_archive(spec).map(Arc::from).map_err(|e| CliError::Failed(e.to_string()))
+}
+
+pub fn run(args: &StoreArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(args.common.clone());
+    let result = match &args.command {
+        StoreCommand::Import(a) => import(&ctx, a),
+        StoreCommand::Serve(a) => serve_runtime(&ctx, a),
+        StoreCommand::Query(a) => ctx.block_on(query(&ctx, a)),
+    };
+    ctx.finish(result)
+}
+
+fn import(ctx: &Ctx, args: &ImportArgs) -> CmdResult {
+    let text = std::fs::read_to_string(&args.file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let messages = parse_import(&text).map_err(|e| CliError::Usage(format!("{}: {e}; nothing was imported", args.file.display())))?;
+    let spec = args.archive.clone().unwrap_or_else(default_archive);
+    let archive = open_archive_at(&spec)?;
+    let mut inserted = 0u64;
+    for chunk in messages.chunks(INSERT_BATCH_MAX) {
+        inserted = inserted.saturating_add(archive.insert(chunk).map_err(|e| CliError::Failed(e.to_string()))?);
+    }
+    let total = archive.count().map_err(|e| CliError::Failed(e.to_string()))?;
+    let skipped = u64::try_from(messages.len()).unwrap_or(u64::MAX).saturating_sub(inserted);
+    ctx.emit(&json!({ "imported": inserted, "already_stored": skipped, "archive_total": total, "archive": spec }), || {
+        format!("✓ imported {inserted} messages ({skipped} already stored); the archive at {spec} holds {total}")
+    });
+    Ok(())
+}
+
+fn serve_runtime(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(ctx, args))
+}
+
+async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
+    let provider = ctx.key(&args.provider)?;
+    let listen = args.listen.parse().map_err(|e| CliError::Usage(format!("--listen {:?} is not a multiaddr: {e}", args.listen)))?;
+    let admin = match args.admin.as_str() {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|_| CliError::Usage(format!("--admin {addr:?} is not HOST:PORT or \"off\"")))?),
+    };
+    let archive_spec = args.archive.clone().unwrap_or_else(default_archive);
+    let sessions = match (&args.sessions, is_postgres_url(&archive_spec)) {
+        (Some(s), _) if is_postgres_url(s) => SessionBackend::Postgres(s.clone()),
+        (Some(path), _) => SessionBackend::Redb(PathBuf::from(path)),
+        (None, true) => SessionBackend::Postgres(archive_spec.clone()),
+        (None, false) => {
+            let dir = default_home().join("store");
+            std::fs::create_dir_all(&dir).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            SessionBackend::Redb(dir.join(format!("sessions-{}.redb", provider.account_id())))
+        }
+    };
+    let archive_for_open = archive_spec.clone();
+    let archive = tokio::task::spawn_blocking(move || open_archive_at(&archive_for_open))
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))??;
+    let count = {
+        let archive = Arc::clone(&archive);
+        tokio::task::spawn_blocking(move || archive.count()).await.map_err(|e| CliError::Failed(e.to_string()))?.map_err(|e| CliError::Failed(e.to_string()))?
+    };
+    let mut policy = ProviderPolicy::new(
+        provider.account_id().0,
+        vec![STORE_SERVICE_ID.to_owned()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: args.min_rate, min_allocation: args.min_allocation }],
+    );
+    policy.first_response_cap = args.first_response_cap;
+    let config = ProviderConfig {
+        rpc_url: ctx.common.rpc.clone(),
+        provider_key: provider.key.clone(),
+        listen,
+        policy,
+        limits: EngineLimits { staleness_bound_ms: args.staleness_ms, ..EngineLimits::default() },
+        sessions: sessions.clone(),
+        admin,
+        tick_interval: Duration::from_secs(2),
+        claim_on_shutdown: true,
+    };
+    let handle = start(config, archive).await.map_err(|e| CliError::Failed(e.to_string()))?;
+    let addrs: Vec<String> = handle.addrs().iter().map(ToString::to_string).collect();
+    let sessions_text = match &sessions {
+        SessionBackend::Memory => "memory".to_owned(),
+        SessionBackend::Redb(p) => p.display().to_string(),
+        SessionBackend::Postgres(url) => paystreams_store::archive::redact_url(url),
+    };
+    ctx.emit(
+        &json!({
+            "event": "listening",
+            "addrs": addrs,
+            "peer_id": handle.peer_id().to_string(),
+            "provider": provider.account_id().to_string(),
+            "admin": handle.admin_addr().map(|a| format!("http://{a}")),
+            "archive_messages": count,
+        }),
+        || {
+            let mut text = String::new();
+            for addr in &addrs {
+                text.push_str(&format!("listening on {addr}\n"));
+            }
+            text.push_str(&format!(
+                "provider {} ({}), archive {} ({count} messages), sessions {sessions_text}\n",
+                provider.name,
+                provider.account_id(),
+                paystreams_store::archive::redact_url(&archive_spec)
+            ));
+            if let Some(admin) = handle.admin_addr() {
+                text.push_str(&format!("admin http://{admin}/sessions  /metrics  /health\n"));
+            }
+            text.push_str("Ctrl-C stops serving and claims what accrued.");
+            text
+        },
+    );
+    tokio::signal::ctrl_c().await.map_err(|e| CliError::Failed(format!("waiting for Ctrl-C: {e}")))?;
+    let stats = handle.shutdown().await;
+    eprintln!("stopped; {} claims on shutdown", stats.shutdown_claims);
+    Ok(())
+}
+
+fn message_row(entry: &paystreams_store::wire::MessageKeyValue) -> Vec<String> {
+    let hash = hex::encode(entry.message_hash);
+    match &entry.message {
+        Some((m, _)) => {
+            let text = match std::str::from_utf8(&m.payload) {
+                Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+                _ => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(&m.payload)),
+            };
+            vec![m.timestamp.unwrap_or(0).to_string(), m.content_topic.clone(), text, hash.get(..16).unwrap_or_default().to_owned()]
+        }
+        None => vec![String::new(), String::new(), String::new(), hash],
+    }
+}
+
+fn message_json(entry: &paystreams_store::wire::MessageKeyValue) -> serde_json::Value {
+    match &entry.message {
+        Some((m, pubsub)) => json!({
+            "hash": hex::encode(entry.message_hash),
+            "pubsub_topic": pubsub,
+            "content_topic": m.content_topic,
+            "timestamp": m.timestamp.unwrap_or(0).to_string(),
+            "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
+            "text": std::str::from_utf8(&m.payload).ok(),
+        }),
+        None => json!({ "hash": hex::encode(entry.message_hash) }),
+    }
+}
+
+async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
+    if args.content_topics.len() > paystreams_store::wire::CONTENT_TOPICS_MAX {
+        return Err(CliError::Usage("at most 10 --content-topic".into()));
+    }
+    if !args.hashes.is_empty() && (!args.content_topics.is_empty() || args.start.is_some() || args.end.is_some()) {
+        return Err(CliError::Usage("--hash lookups cannot be combined with --content-topic, --start or --end".into()));
+    }
+    if args.page_size == 0 {
+        return Err(CliError::Usage("--page-size must be at least 1".into()));
+    }
+    let owner = ctx.key(&args.from)?;
+    let client = ctx.client()?;
+    let (vault, _) = client.require_vault(owner.account_id(), args.vault_id).await?;
+    let store = StoreClient::connect(&args.provider).await.map_err(|e| CliError::Usage(e.to_string()))?;
+    let chain = RpcChain::new(client.clone());
+    let user = Arc::new(User::new(owner.key.clone(), chain, MemoryKeyStore::default(), UserConfig::default()));
+    let terms = Terms { vault_id: args.vault_id, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: args.rate, allocation: args.allocation };
+    let paid = PaidStore::new(store, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let provider_id = paystreams_lez_core::AccountId(paid.advert().provider_id);
+    if !ctx.common.json {
+        let token = paid.advert().policy.accepted_tokens.first();
+        eprintln!(
+            "provider {provider_id}: min rate {}/s, min allocation {}; paying from vault {} (unallocated {})",
+            token.map_or(0, |t| t.min_rate),
+            token.map_or(0, |t| t.min_allocation),
+            args.vault_id,
+            vault.unallocated.0
+        );
+    }
+    let pubsub_topic = match (&args.pubsub_topic, args.content_topics.is_empty()) {
+        (Some(t), _) => Some(t.clone()),
+        (None, false) => Some(DEFAULT_PUBSUB_TOPIC.to_owned()),
+        (None, true) => None,
+    };
+    let mut request = StoreQueryRequest {
+        include_data: !args.hashes_only,
+        pubsub_topic,
+        content_topics: args.content_topics.clone(),
+        time_start: args.start,
+        time_end: args.end,
+        message_hashes: args.hashes.clone(),
+        pagination_forward: !args.backward,
+        pagination_limit: Some(args.page_size),
+        ..StoreQueryRequest::default()
+    };
+    let mut rows = Vec::new();
+    let mut pages = 0u32;
+    let mut outcome: Result<(), QueryError> = Ok(());
+    while pages < args.max_pages {
+        match paid.page(&request).await {
+            Ok(page) => {
+                pages = pages.saturating_add(1);
+                if let Some(stream_id) = page.stream_created
+                    && !ctx.common.json
+                {
+                    eprintln!("provider accepted the proposal; created stream {stream_id} on chain");
+                }
+                for entry in &page.response.messages {
+                    if ctx.common.json {
+                        println!("{}", message_json(entry));
+                    } else {
+                        rows.push(message_row(entry));
+                    }
+                }
+                match page.response.pagination_cursor {
+                    Some(cursor) => request.pagination_cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    if !ctx.common.json {
+        println!("{}", table(&["timestamp (ns)", "content topic", "payload", "hash"], rows));
+    }
+    // What it cost: the stream's accrual; close it unless asked to keep it.
+    let stream_id = paid.stream_id().map_err(query_error)?.or(match &outcome {
+        Err(QueryError::Terminated { stream }) => *stream,
+        _ => None,
+    });
+    if let Some(stream_id) = stream_id {
+        let mut closed = false;
+        if !args.keep_stream && matches!(client.stream(owner.account_id(), args.vault_id, stream_id).await?, Some(v) if v.state != paystreams_program::state::StreamState::Closed)
+        {
+            client.close_by_owner(&owner.key, args.vault_id, stream_id).await?;
+            closed = true;
+        }
+        let view = client.require_stream(owner.account_id(), args.vault_id, stream_id).await?;
+        let summary = json!({
+            "summary": {
+                "pages": pages,
+                "stream_id": stream_id,
+                "rate": view.rate.to_string(),
+                "cost": view.accrued.0.to_string(),
+                "stream_state": format!("{:?}", view.state),
+                "closed_now": closed,
+            }
+        });
+        if ctx.common.json {
+            println!("{summary}");
+        } else {
+            eprintln!(
+                "{pages} page(s); cost {} (stream {stream_id} at {}/s){}",
+                view.accrued.0,
+                view.rate,
+                if closed { "; stream closed, the rest of its allocation is back in the vault" } else { "; the stream is still open" }
+            );
+        }
+    }
+    outcome.map_err(query_error)
+}
+
+fn query_error(e: QueryError) -> CliError {
+    match e {
+        QueryError::Net(n) => CliError::Failed(format!("{n} (is the provider running at that address?)")),
+        other => CliError::Failed(other.to_string()),
+    }
+}

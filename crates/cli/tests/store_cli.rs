@@ -1,0 +1,282 @@
+//! `paystream store` through the real binary: import, serve (separate provider processes) and a
+//! paid query; and two provider processes sharing one PostgreSQL database serving one user's
+//! session alternately, with a request replayed to the other process refused.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use paystreams_client::{Client, RpcChain};
+use paystreams_node::NodeConfig;
+use paystreams_program::state::StreamState;
+use paystreams_store::{
+    client::{new_request_id, PaidStore, StoreClient},
+    wire::StoreQueryRequest,
+    STORE_SERVICE_ID,
+};
+use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_wire::StatusCode;
+
+const TOPIC: &str = "/cli/1/chat/proto";
+const PUBSUB: &str = "/waku/2/default-waku/proto";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_paystream"))
+}
+
+/// Kills the child when dropped (a failed assertion must not leave providers running).
+struct Provider {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_messages(path: &Path, n: u32) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "pubsub_topic": PUBSUB,
+                "content_topic": TOPIC,
+                "text": format!("line {i:02}"),
+                "timestamp": 1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000_000,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").expect("write import file");
+}
+
+fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
+    bin()
+        .args(["store", "--rpc", rpc, "--keystore"])
+        .arg(keystore)
+        .args(["import"])
+        .arg(file)
+        .args(["--archive", archive])
+        .output()
+        .expect("runs")
+}
+
+/// Starts `store serve` and waits for its "listening on" line.
+fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
+    let mut child = bin()
+        .args(["store", "--rpc", rpc, "--keystore"])
+        .arg(keystore)
+        .args(["serve", "--provider", "dev-1", "--admin", "off", "--first-response-cap", "100000"])
+        .args(extra)
+        .env("PAYSTREAMS_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(60)).expect("the provider printed its address");
+    Provider { child, address }
+}
+
+struct Chain {
+    node: paystreams_node::NodeHandle,
+    client: Client,
+    _dir: tempfile::TempDir,
+    keystore: std::path::PathBuf,
+}
+
+async fn chain() -> Chain {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keystore = dir.path().join("keystore");
+    let node = paystreams_node::start(NodeConfig { keystore_dir: Some(keystore.clone()), ..NodeConfig::ephemeral_dev() })
+        .await
+        .expect("node");
+    let client = Client::connect(&node.rpc_url()).expect("client");
+    let user = node.dev_keys()[0].clone();
+    client.init_vault(&user, 0, None).await.expect("vault");
+    client.deposit(&user, 0, 50_000).await.expect("deposit");
+    Chain { node, client, _dir: dir, keystore }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_serve_and_query_through_the_binary() {
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = work.path().join("archive.sqlite").display().to_string();
+
+    // A bad line fails the whole import and writes nothing.
+    let bad = work.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{{\"pubsub_topic\":\"{PUBSUB}\",\"content_topic\":\"{TOPIC}\",\"text\":\"ok\",\"timestamp\":1}}\n{{\"pubsub_topic\":\"{PUBSUB}\"}}\n")).expect("write");
+    let out = import(&rpc, &chain.keystore, &bad, &archive);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let good = work.path().join("messages.jsonl");
+    write_messages(&good, 12);
+    let out = import(&rpc, &chain.keystore, &good, &archive);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 12 messages (0 already stored)"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let sessions = work.path().join("sessions.redb").display().to_string();
+    let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"]);
+    let query = tokio::task::spawn_blocking({
+        let (rpc, keystore, address) = (rpc.clone(), chain.keystore.clone(), provider.address.clone());
+        move || {
+            bin()
+                .args(["store", "--rpc", &rpc, "--keystore"])
+                .arg(&keystore)
+                .args(["--json", "query", "--provider", &address, "--from", "dev-0", "--content-topic", TOPIC, "--page-size", "5"])
+                .output()
+                .expect("runs")
+        }
+    })
+    .await
+    .expect("query task");
+    let stdout = String::from_utf8_lossy(&query.stdout);
+    assert!(query.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&query.stderr));
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+    let texts: Vec<&str> = lines.iter().filter_map(|l| l["text"].as_str()).collect();
+    let expected: Vec<String> = (0..12).map(|i| format!("line {i:02}")).collect();
+    assert_eq!(texts, expected);
+    let summary = &lines.last().expect("summary")["summary"];
+    assert_eq!(summary["pages"], 3);
+    assert_eq!(summary["closed_now"], true);
+    let stream_id = summary["stream_id"].as_u64().expect("stream id");
+    let user = chain.node.dev_keys()[0].account_id();
+    let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
+    assert_eq!(view.state, StreamState::Closed);
+    assert_eq!(summary["cost"], view.accrued.0.to_string());
+    assert_eq!(view.allocation.0, view.accrued.0, "a closed stream keeps only what accrued");
+
+    // A query to an address without a provider fails clearly.
+    let dead = bin()
+        .args(["store", "--rpc", &rpc, "--keystore"])
+        .arg(&chain.keystore)
+        .args(["query", "--provider", "/ip4/127.0.0.1/tcp/9", "--from", "dev-0"])
+        .output()
+        .expect("runs");
+    assert_eq!(dead.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("/p2p/"), "{}", String::from_utf8_lossy(&dead.stderr));
+    drop(provider);
+    chain.node.shutdown().await;
+}
+
+/// A fresh database on the test server, dropped at the end.
+struct TestDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("PAYSTREAMS_TEST_POSTGRES") else {
+            assert!(
+                std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
+            );
+            eprintln!("skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the shared-database test");
+            return None;
+        };
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let name = format!("paystreams_cli_{}_{stamp:x}", std::process::id());
+        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect to the test server");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let url = match base.rfind('/') {
+            Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
+            _ => format!("{base}/{name}"),
+        };
+        Some(Self { admin_url, name, url })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // The synchronous client cannot run on a thread that drives (or belongs to) a runtime.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                }
+            });
+        });
+    }
+}
+
+fn request() -> StoreQueryRequest {
+    StoreQueryRequest {
+        request_id: new_request_id(),
+        include_data: true,
+        pubsub_topic: Some(PUBSUB.into()),
+        content_topics: vec![TOPIC.into()],
+        pagination_forward: true,
+        pagination_limit: Some(3),
+        ..StoreQueryRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_provider_processes_share_one_postgres_database() {
+    let Some(db) = std::thread::spawn(TestDb::create).join().expect("db thread") else { return };
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("messages.jsonl");
+    write_messages(&file, 9);
+    let out = import(&rpc, &chain.keystore, &file, &db.url);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Two processes, one provider id, one database (archive and sessions).
+    let a = serve(&rpc, &chain.keystore, work.path(), &["--archive", &db.url, "--min-allocation", "500"]);
+    let b = serve(&rpc, &chain.keystore, work.path(), &["--archive", &db.url, "--min-allocation", "500"]);
+    assert_ne!(a.address, b.address);
+
+    let user_key = chain.node.dev_keys()[0].clone();
+    let provider_id = chain.node.dev_keys()[1].account_id().0;
+    let user = Arc::new(User::new(user_key, RpcChain::new(chain.client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let to_a = StoreClient::connect(&a.address).await.expect("client a");
+    let to_b = StoreClient::connect(&b.address).await.expect("client b");
+    let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
+
+    // The proposal goes to A; the session lives in the shared database.
+    let paid = PaidStore::new(to_a.clone(), Arc::clone(&user), terms).await.expect("policy");
+    let first = paid.page(&request()).await.expect("first page from A");
+    assert!(first.stream_created.is_some());
+
+    // Stream-proof-backed requests alternate between the processes; each is served once.
+    for (i, client) in [&to_b, &to_a, &to_b, &to_a].into_iter().enumerate() {
+        let mut r = request();
+        r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
+        let response = client.send(&r).await.expect("answer");
+        assert_eq!(response.status_code, Some(200), "request {i}: {response:?}");
+        let status = response.eligibility.expect("status").status;
+        assert_eq!(user.on_proof_status(&provider_id, &status, None).await.expect("react"), Reaction::Served);
+        assert_eq!(response.messages.len(), 3);
+
+        // The same request replayed to the other process is refused: one shared replay record.
+        let other = if std::ptr::eq(client, &to_a) { &to_b } else { &to_a };
+        let replay = other.send(&r).await.expect("answer");
+        assert_eq!(replay.status_code, Some(400), "replay {i}");
+        assert!(replay.messages.is_empty());
+        assert_eq!(replay.eligibility.expect("status").status.code(), Some(StatusCode::ProofInvalid));
+    }
+    drop((a, b));
+    drop(db);
+    chain.node.shutdown().await;
+}

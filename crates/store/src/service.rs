@@ -1,0 +1,337 @@
+//! The provider's Store service: every query goes through the provider engine before the
+//! archive is read.
+//!
+//! Order of work per query (cheapest first, and nothing charged for a malformed query):
+//! 1. decode (bounded) and check Store's own rules → 400 without an eligibility verdict;
+//! 2. the engine judges the `EligibilityProof` against the canonical request digest → on
+//!    refusal 400 `BAD_REQUEST`, no messages, the verdict at field 30 (with a termination if any);
+//! 3. the archive page is read; a proposal-backed first response is trimmed to the
+//!    first-response cap (fewer messages, with a cursor to continue) rather than refused;
+//! 4. the engine accounts the response size (`finish_response`); then 200 with `{0, "ok"}`.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use libp2p::PeerId;
+use paystreams_provider::{follow::wall_clock_ms, ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_rpc::chain_view::ChainView;
+use paystreams_wire::{EligibilityStatus, RequestDigest as _};
+use tracing::{debug, warn};
+
+use crate::{
+    archive::{Archive, ArchiveError, ArchivePage, ArchiveQuery},
+    net::{Inbound, Proto},
+    wire::{status, Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse},
+};
+
+/// Page size when the request sets none (Logos Delivery's default).
+pub const PAGE_SIZE_DEFAULT: u32 = 20;
+/// Largest page served, whatever the request asks (Logos Delivery's maximum).
+pub const PAGE_SIZE_MAX: u32 = 100;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub queries: AtomicU64,
+    pub served: AtomicU64,
+    pub bad_requests: AtomicU64,
+    /// Refusals by eligibility code: params rejected, proof invalid, stream not active.
+    pub refused: [AtomicU64; 3],
+    pub messages_served: AtomicU64,
+    pub bytes_served: AtomicU64,
+    pub first_responses_trimmed: AtomicU64,
+    pub archive_errors: AtomicU64,
+    pub policy_requests: AtomicU64,
+    /// Queries answered 429 because the provider was at capacity.
+    pub busy: AtomicU64,
+}
+
+impl Metrics {
+    fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let [params, proof, inactive] = &self.refused;
+        format!(
+            "# TYPE paystreams_store_queries_total counter\npaystreams_store_queries_total {}\n\
+             # TYPE paystreams_store_served_total counter\npaystreams_store_served_total {}\n\
+             # TYPE paystreams_store_bad_requests_total counter\npaystreams_store_bad_requests_total {}\n\
+             # TYPE paystreams_store_refused_total counter\n\
+             paystreams_store_refused_total{{status=\"params_rejected\"}} {}\n\
+             paystreams_store_refused_total{{status=\"proof_invalid\"}} {}\n\
+             paystreams_store_refused_total{{status=\"stream_not_active\"}} {}\n\
+             # TYPE paystreams_store_messages_served_total counter\npaystreams_store_messages_served_total {}\n\
+             # TYPE paystreams_store_bytes_served_total counter\npaystreams_store_bytes_served_total {}\n\
+             # TYPE paystreams_store_first_responses_trimmed_total counter\npaystreams_store_first_responses_trimmed_total {}\n\
+             # TYPE paystreams_store_archive_errors_total counter\npaystreams_store_archive_errors_total {}\n\
+             # TYPE paystreams_store_policy_requests_total counter\npaystreams_store_policy_requests_total {}\n\
+             # TYPE paystreams_store_busy_total counter\npaystreams_store_busy_total {}\n",
+            get(&self.queries),
+            get(&self.served),
+            get(&self.bad_requests),
+            get(params),
+            get(proof),
+            get(inactive),
+            get(&self.messages_served),
+            get(&self.bytes_served),
+            get(&self.first_responses_trimmed),
+            get(&self.archive_errors),
+            get(&self.policy_requests),
+            get(&self.busy),
+        )
+    }
+}
+
+/// The Store service over one provider engine and one archive.
+pub struct StoreService<C, S, K> {
+    provider: Arc<Provider<C, S, K>>,
+    archive: Arc<dyn Archive>,
+    advert: Vec<u8>,
+    metrics: Arc<Metrics>,
+}
+
+impl<C, S, K> std::fmt::Debug for StoreService<C, S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreService").field("archive", &self.archive).finish_non_exhaustive()
+    }
+}
+
+fn bad_request(request_id: String, why: &str) -> StoreQueryResponse {
+    StoreQueryResponse {
+        request_id,
+        status_code: Some(status::BAD_REQUEST),
+        status_desc: Some(format!("BAD_REQUEST: {why}")),
+        ..StoreQueryResponse::default()
+    }
+}
+
+fn refusal(request_id: String, verdict: Verdict) -> StoreQueryResponse {
+    StoreQueryResponse {
+        request_id,
+        status_code: Some(status::BAD_REQUEST),
+        status_desc: Some("BAD_REQUEST".into()),
+        eligibility: Some(Eligibility { status: verdict.status, termination: verdict.termination }),
+        ..StoreQueryResponse::default()
+    }
+}
+
+/// Builds the success response for a page; `trim_to` trims it to at most that many encoded bytes
+/// (dropping entries from the end the next page continues from).
+fn page_response(request: &StoreQueryRequest, page: ArchivePage, eligibility: Eligibility, trim_to: Option<u64>) -> (StoreQueryResponse, bool) {
+    let entries: Vec<MessageKeyValue> = page
+        .messages
+        .into_iter()
+        .map(|m| MessageKeyValue {
+            message_hash: m.hash,
+            message: request.include_data.then_some((m.message, m.pubsub_topic)),
+        })
+        .collect();
+    let mut response = StoreQueryResponse {
+        request_id: request.request_id.clone(),
+        status_code: Some(status::OK),
+        status_desc: Some("OK".into()),
+        messages: entries,
+        eligibility: Some(eligibility),
+        pagination_cursor: None,
+    };
+    let mut has_more = page.has_more;
+    let set_cursor = |response: &mut StoreQueryResponse, has_more: bool| {
+        response.pagination_cursor = if has_more {
+            let edge = if request.pagination_forward { response.messages.last() } else { response.messages.first() };
+            edge.map(|m| m.message_hash).or(request.pagination_cursor)
+        } else {
+            None
+        };
+    };
+    set_cursor(&mut response, has_more);
+    let mut trimmed = false;
+    if let Some(cap) = trim_to {
+        let mut size = u64::try_from(response.encode().len()).unwrap_or(u64::MAX);
+        while size > cap && response.messages.len() > 1 {
+            // Forward pages continue after their last entry, backward pages before their first:
+            // drop from the side the next page will fetch again.
+            if request.pagination_forward {
+                response.messages.pop();
+            } else {
+                response.messages.remove(0);
+            }
+            has_more = true;
+            trimmed = true;
+            set_cursor(&mut response, has_more);
+            size = u64::try_from(response.encode().len()).unwrap_or(u64::MAX);
+        }
+    }
+    (response, trimmed)
+}
+
+impl<C, S, K> StoreService<C, S, K>
+where
+    C: ChainView + 'static,
+    S: SessionStore + 'static,
+    K: ClaimSubmitter + 'static,
+{
+    #[must_use]
+    pub fn new(provider: Arc<Provider<C, S, K>>, archive: Arc<dyn Archive>, metrics: Arc<Metrics>) -> Self {
+        let advert = provider.policy().advert().encode();
+        Self { provider, archive, advert, metrics }
+    }
+
+    #[must_use]
+    pub const fn provider(&self) -> &Arc<Provider<C, S, K>> {
+        &self.provider
+    }
+
+    /// Answers one encoded `StoreQueryRequest` with an encoded `StoreQueryResponse`.
+    pub async fn query(&self, body: &[u8]) -> Vec<u8> {
+        Metrics::bump(&self.metrics.queries, 1);
+        let response = self.query_response(body).await;
+        if response.is_success() {
+            Metrics::bump(&self.metrics.served, 1);
+            Metrics::bump(&self.metrics.messages_served, u64::try_from(response.messages.len()).unwrap_or(0));
+        }
+        let bytes = response.encode();
+        if response.is_success() {
+            Metrics::bump(&self.metrics.bytes_served, u64::try_from(bytes.len()).unwrap_or(0));
+        }
+        bytes
+    }
+
+    async fn query_response(&self, body: &[u8]) -> StoreQueryResponse {
+        let request = match StoreQueryRequest::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                Metrics::bump(&self.metrics.bad_requests, 1);
+                return bad_request(String::new(), &format!("malformed StoreQueryRequest: {e}"));
+            }
+        };
+        if let Err(why) = request.validate() {
+            Metrics::bump(&self.metrics.bad_requests, 1);
+            return bad_request(request.request_id, &why);
+        }
+        let digest = request.canonical().digest();
+        let verdict = self.provider.handle(&digest, request.eligibility_proof.as_deref(), wall_clock_ms()).await;
+        let Some(grant) = verdict.grant else {
+            self.count_refusal(&verdict);
+            return refusal(request.request_id, verdict);
+        };
+        let query = ArchiveQuery {
+            pubsub_topic: request.pubsub_topic.clone(),
+            content_topics: request.content_topics.clone(),
+            time_start: request.time_start,
+            time_end: request.time_end,
+            message_hashes: request.message_hashes.clone(),
+            cursor: request.pagination_cursor,
+            forward: request.pagination_forward,
+            limit: request
+                .pagination_limit
+                .map_or(PAGE_SIZE_DEFAULT, |l| u32::try_from(l).unwrap_or(u32::MAX))
+                .clamp(1, PAGE_SIZE_MAX),
+        };
+        let archive = Arc::clone(&self.archive);
+        let page = match tokio::task::spawn_blocking(move || archive.query(&query)).await {
+            Ok(Ok(page)) => page,
+            Ok(Err(ArchiveError::CursorNotFound)) => {
+                Metrics::bump(&self.metrics.bad_requests, 1);
+                return bad_request(request.request_id, "pagination_cursor does not name a stored message");
+            }
+            Ok(Err(e)) => {
+                Metrics::bump(&self.metrics.archive_errors, 1);
+                warn!(error = %e, "archive query failed");
+                return StoreQueryResponse {
+                    request_id: request.request_id,
+                    status_code: Some(status::SERVICE_UNAVAILABLE),
+                    status_desc: Some("SERVICE_UNAVAILABLE: the archive is unavailable; retry shortly".into()),
+                    ..StoreQueryResponse::default()
+                };
+            }
+            Err(e) => {
+                Metrics::bump(&self.metrics.archive_errors, 1);
+                warn!(error = %e, "archive task failed");
+                return StoreQueryResponse {
+                    request_id: request.request_id,
+                    status_code: Some(status::SERVICE_UNAVAILABLE),
+                    status_desc: Some("SERVICE_UNAVAILABLE: internal error".into()),
+                    ..StoreQueryResponse::default()
+                };
+            }
+        };
+        let trim_to = match grant.kind {
+            GrantKind::First { max_response_bytes } => Some(max_response_bytes),
+            GrantKind::Stream { .. } => None,
+        };
+        let eligibility = Eligibility { status: EligibilityStatus::ok(), termination: verdict.termination };
+        let (response, trimmed) = page_response(&request, page, eligibility, trim_to);
+        if trimmed {
+            Metrics::bump(&self.metrics.first_responses_trimmed, 1);
+        }
+        let len = u64::try_from(response.encode().len()).unwrap_or(u64::MAX);
+        match self.provider.finish_response(&grant, len).await {
+            Ok(Ok(())) => response,
+            Ok(Err(refused)) => {
+                self.count_refusal(&refused);
+                refusal(request.request_id, refused)
+            }
+            Err(e) => {
+                warn!(error = %e, "engine failed accounting a response");
+                StoreQueryResponse {
+                    request_id: request.request_id,
+                    status_code: Some(status::SERVICE_UNAVAILABLE),
+                    status_desc: Some("SERVICE_UNAVAILABLE: internal error".into()),
+                    ..StoreQueryResponse::default()
+                }
+            }
+        }
+    }
+
+    fn count_refusal(&self, verdict: &Verdict) {
+        let index = match verdict.status.status_code {
+            1 => 0,
+            2 => 1,
+            _ => 2,
+        };
+        if let Some(counter) = self.metrics.refused.get(index) {
+            Metrics::bump(counter, 1);
+        }
+        debug!(code = verdict.status.status_code, desc = %verdict.status.status_desc, "query refused");
+    }
+}
+
+impl<C, S, K> Inbound for StoreService<C, S, K>
+where
+    C: ChainView + 'static,
+    S: SessionStore + 'static,
+    K: ClaimSubmitter + 'static,
+{
+    async fn answer(&self, proto: Proto, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+        match proto {
+            Proto::Policy => {
+                Metrics::bump(&self.metrics.policy_requests, 1);
+                self.advert.clone()
+            }
+            Proto::Store => self.query(&request).await,
+        }
+    }
+
+    fn busy(&self, proto: Proto, request: &[u8]) -> Vec<u8> {
+        match proto {
+            Proto::Policy => self.advert.clone(),
+            Proto::Store => {
+                Metrics::bump(&self.metrics.busy, 1);
+                let request_id = StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default();
+                StoreQueryResponse {
+                    request_id,
+                    status_code: Some(status::TOO_MANY_REQUESTS),
+                    status_desc: Some("TOO_MANY_REQUESTS: the provider is at capacity; retry shortly".into()),
+                    ..StoreQueryResponse::default()
+                }
+                .encode()
+            }
+        }
+    }
+}
