@@ -210,8 +210,14 @@ pub struct MemoryKv {
     data: Mutex<MemoryMap>,
 }
 
+/// A key and the value it had before a write (`None`: absent).
+type UndoEntry = ((Table, Vec<u8>), Option<Vec<u8>>);
+
 struct MemoryTxn<'a> {
     data: &'a mut MemoryMap,
+    /// Previous values of every key written, in write order, to roll back on error (cheaper
+    /// than copying the whole map per transaction, which made every request O(sessions)).
+    undo: Vec<UndoEntry>,
 }
 
 impl KvTxn for MemoryTxn<'_> {
@@ -220,12 +226,16 @@ impl KvTxn for MemoryTxn<'_> {
     }
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.data.insert((table, key.to_vec()), value.to_vec());
+        let k = (table, key.to_vec());
+        let old = self.data.insert(k.clone(), value.to_vec());
+        self.undo.push((k, old));
         Ok(())
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
-        self.data.remove(&(table, key.to_vec()));
+        let k = (table, key.to_vec());
+        let old = self.data.remove(&k);
+        self.undo.push((k, old));
         Ok(())
     }
 
@@ -243,10 +253,17 @@ impl KvTxn for MemoryTxn<'_> {
 impl Kv for MemoryKv {
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut data = self.data.lock()?;
-        let mut copy = data.clone();
-        let result = f(&mut MemoryTxn { data: &mut copy })?;
-        *data = copy;
-        Ok(result)
+        let mut txn = MemoryTxn { data: &mut data, undo: Vec::new() };
+        let result = f(&mut txn);
+        if result.is_err() {
+            for (key, old) in txn.undo.into_iter().rev() {
+                match old {
+                    Some(value) => txn.data.insert(key, value),
+                    None => txn.data.remove(&key),
+                };
+            }
+        }
+        result
     }
 }
 
@@ -688,6 +705,21 @@ mod tests {
         assert_eq!(store.accept(&a, 500).await.expect("accept"), AcceptOutcome::ProposalUsed);
     }
 
+    #[test]
+    fn a_failed_memory_transaction_changes_nothing() {
+        let kv = MemoryKv::default();
+        kv.transact(|t| t.put(Table::Used, b"keep", b"1")).expect("commit");
+        let failed: Result<(), StoreError> = kv.transact(|t| {
+            t.put(Table::Used, b"new", b"2")?;
+            t.put(Table::Used, b"keep", b"changed")?;
+            t.delete(Table::Used, b"keep")?;
+            Err(StoreError::Database("injected".into()))
+        });
+        assert!(failed.is_err());
+        let (keep, new) = kv.transact(|t| Ok((t.get(Table::Used, b"keep")?, t.get(Table::Used, b"new")?))).expect("read");
+        assert_eq!((keep.as_deref(), new), (Some(&b"1"[..]), None));
+    }
+
     #[tokio::test]
     async fn memory_store_rules() {
         exercise(&MemoryStore::new()).await;
@@ -785,11 +817,11 @@ mod tests {
     #[test]
     fn postgres_races_between_processes_have_one_winner() {
         let Some(db) = PgTestDb::create("races") else { return };
-        let stores = [crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b")];
+        let (store_a, store_b) = (crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b"));
         let race = |op: &(dyn Fn(&crate::PgStore, usize) -> bool + Sync)| -> usize {
             std::thread::scope(|s| {
                 let handles: Vec<_> = (0..8).map(|i| {
-                    let store = &stores[i % 2];
+                    let store = if i % 2 == 0 { &store_a } else { &store_b };
                     s.spawn(move || op(store, i))
                 }).collect();
                 handles.into_iter().map(|h| h.join().expect("thread")).filter(|won| *won).count()
@@ -800,7 +832,7 @@ mod tests {
         };
         // The same request digest recorded by eight racers: one records it.
         let a = session(30, 7, 100);
-        run(Box::pin(async { stores[0].accept(&a, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+        run(Box::pin(async { store_a.accept(&a, 1).await.expect("accept") == AcceptOutcome::Accepted }));
         assert_eq!(race(&|store, _| run(Box::pin(async move { store.record_request(a.id, [5; 32]).await.expect("record") }))), 1);
         // Eight different proposals for one vault: one is accepted (one pending per vault).
         let accepted = race(&|store, i| {
@@ -811,7 +843,7 @@ mod tests {
         assert_eq!(accepted, 1);
         // One pending session bound by eight racers (to two different stream ids): one binds.
         let b = session(50, 9, 100);
-        run(Box::pin(async { stores[1].accept(&b, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+        run(Box::pin(async { store_b.accept(&b, 1).await.expect("accept") == AcceptOutcome::Accepted }));
         let bound = race(&|store, i| {
             let stream_id = 5 + u64::try_from(i % 2).expect("small");
             run(Box::pin(async move { store.bind_stream(b.id, stream_id).await.expect("bind") == BindOutcome::Bound }))

@@ -121,9 +121,119 @@ fn refusal(request_id: String, verdict: Verdict) -> StoreQueryResponse {
     }
 }
 
+/// Decodes a request and checks Store's own rules; the error is the response to send.
+fn decode_valid(body: &[u8], metrics: &Metrics) -> Result<StoreQueryRequest, Box<StoreQueryResponse>> {
+    let request = StoreQueryRequest::decode(body).map_err(|e| {
+        Metrics::bump(&metrics.bad_requests, 1);
+        Box::new(bad_request(String::new(), &format!("malformed StoreQueryRequest: {e}")))
+    })?;
+    if let Err(why) = request.validate() {
+        Metrics::bump(&metrics.bad_requests, 1);
+        return Err(Box::new(bad_request(request.request_id, &why)));
+    }
+    Ok(request)
+}
+
+fn unavailable(request_id: String, desc: &str) -> StoreQueryResponse {
+    StoreQueryResponse {
+        request_id,
+        status_code: Some(status::SERVICE_UNAVAILABLE),
+        status_desc: Some(format!("SERVICE_UNAVAILABLE: {desc}")),
+        ..StoreQueryResponse::default()
+    }
+}
+
+/// Reads the request's page off the async runtime; the error is the response to send.
+async fn read_page(archive: &Arc<dyn Archive>, request: &StoreQueryRequest, metrics: &Metrics) -> Result<ArchivePage, Box<StoreQueryResponse>> {
+    let query = ArchiveQuery {
+        pubsub_topic: request.pubsub_topic.clone(),
+        content_topics: request.content_topics.clone(),
+        time_start: request.time_start,
+        time_end: request.time_end,
+        message_hashes: request.message_hashes.clone(),
+        cursor: request.pagination_cursor,
+        forward: request.pagination_forward,
+        limit: request.pagination_limit.map_or(PAGE_SIZE_DEFAULT, |l| u32::try_from(l).unwrap_or(u32::MAX)).clamp(1, PAGE_SIZE_MAX),
+    };
+    let archive = Arc::clone(archive);
+    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
+        Ok(Ok(page)) => Ok(page),
+        Ok(Err(ArchiveError::CursorNotFound)) => {
+            Metrics::bump(&metrics.bad_requests, 1);
+            Err(Box::new(bad_request(request.request_id.clone(), "pagination_cursor does not name a stored message")))
+        }
+        Ok(Err(e)) => {
+            Metrics::bump(&metrics.archive_errors, 1);
+            warn!(error = %e, "archive query failed");
+            Err(Box::new(unavailable(request.request_id.clone(), "the archive is unavailable; retry shortly")))
+        }
+        Err(e) => {
+            Metrics::bump(&metrics.archive_errors, 1);
+            warn!(error = %e, "archive task failed");
+            Err(Box::new(unavailable(request.request_id.clone(), "internal error")))
+        }
+    }
+}
+
+/// A plain Store v3 service without payment: every well-formed query is served and responses
+/// carry no eligibility status. The baseline the paid service is measured against, and a
+/// Store node for archives that are free to read.
+#[derive(Debug)]
+pub struct FreeStoreService {
+    archive: Arc<dyn Archive>,
+    metrics: Arc<Metrics>,
+}
+
+impl FreeStoreService {
+    #[must_use]
+    pub fn new(archive: Arc<dyn Archive>, metrics: Arc<Metrics>) -> Self {
+        Self { archive, metrics }
+    }
+
+    /// Answers one encoded `StoreQueryRequest`.
+    pub async fn query(&self, body: &[u8]) -> Vec<u8> {
+        Metrics::bump(&self.metrics.queries, 1);
+        let response = match decode_valid(body, &self.metrics) {
+            Err(response) => *response,
+            Ok(request) => match read_page(&self.archive, &request, &self.metrics).await {
+                Err(response) => *response,
+                Ok(page) => {
+                    let (mut response, _) = page_response(&request, page, None, None);
+                    response.eligibility = None;
+                    Metrics::bump(&self.metrics.served, 1);
+                    Metrics::bump(&self.metrics.messages_served, u64::try_from(response.messages.len()).unwrap_or(0));
+                    response
+                }
+            },
+        };
+        response.encode()
+    }
+}
+
+impl Inbound for FreeStoreService {
+    async fn answer(&self, proto: Proto, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+        match proto {
+            // A free node advertises no payment policy.
+            Proto::Policy => Vec::new(),
+            Proto::Store => self.query(&request).await,
+        }
+    }
+
+    fn busy(&self, _proto: Proto, request: &[u8]) -> Vec<u8> {
+        Metrics::bump(&self.metrics.busy, 1);
+        StoreQueryResponse {
+            request_id: StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default(),
+            status_code: Some(status::TOO_MANY_REQUESTS),
+            status_desc: Some("TOO_MANY_REQUESTS: at capacity; retry shortly".into()),
+            ..StoreQueryResponse::default()
+        }
+        .encode()
+    }
+}
+
 /// Builds the success response for a page; `trim_to` trims it to at most that many encoded bytes
 /// (dropping entries from the end the next page continues from).
-fn page_response(request: &StoreQueryRequest, page: ArchivePage, eligibility: Eligibility, trim_to: Option<u64>) -> (StoreQueryResponse, bool) {
+fn page_response(request: &StoreQueryRequest, page: ArchivePage, eligibility: Option<Eligibility>, trim_to: Option<u64>) -> (StoreQueryResponse, bool) {
     let entries: Vec<MessageKeyValue> = page
         .messages
         .into_iter()
@@ -137,7 +247,7 @@ fn page_response(request: &StoreQueryRequest, page: ArchivePage, eligibility: El
         status_code: Some(status::OK),
         status_desc: Some("OK".into()),
         messages: entries,
-        eligibility: Some(eligibility),
+        eligibility,
         pagination_cursor: None,
     };
     let mut has_more = page.has_more;
@@ -203,70 +313,26 @@ where
     }
 
     async fn query_response(&self, body: &[u8]) -> StoreQueryResponse {
-        let request = match StoreQueryRequest::decode(body) {
+        let request = match decode_valid(body, &self.metrics) {
             Ok(r) => r,
-            Err(e) => {
-                Metrics::bump(&self.metrics.bad_requests, 1);
-                return bad_request(String::new(), &format!("malformed StoreQueryRequest: {e}"));
-            }
+            Err(response) => return *response,
         };
-        if let Err(why) = request.validate() {
-            Metrics::bump(&self.metrics.bad_requests, 1);
-            return bad_request(request.request_id, &why);
-        }
         let digest = request.canonical().digest();
         let verdict = self.provider.handle(&digest, request.eligibility_proof.as_deref(), wall_clock_ms()).await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
             return refusal(request.request_id, verdict);
         };
-        let query = ArchiveQuery {
-            pubsub_topic: request.pubsub_topic.clone(),
-            content_topics: request.content_topics.clone(),
-            time_start: request.time_start,
-            time_end: request.time_end,
-            message_hashes: request.message_hashes.clone(),
-            cursor: request.pagination_cursor,
-            forward: request.pagination_forward,
-            limit: request
-                .pagination_limit
-                .map_or(PAGE_SIZE_DEFAULT, |l| u32::try_from(l).unwrap_or(u32::MAX))
-                .clamp(1, PAGE_SIZE_MAX),
-        };
-        let archive = Arc::clone(&self.archive);
-        let page = match tokio::task::spawn_blocking(move || archive.query(&query)).await {
-            Ok(Ok(page)) => page,
-            Ok(Err(ArchiveError::CursorNotFound)) => {
-                Metrics::bump(&self.metrics.bad_requests, 1);
-                return bad_request(request.request_id, "pagination_cursor does not name a stored message");
-            }
-            Ok(Err(e)) => {
-                Metrics::bump(&self.metrics.archive_errors, 1);
-                warn!(error = %e, "archive query failed");
-                return StoreQueryResponse {
-                    request_id: request.request_id,
-                    status_code: Some(status::SERVICE_UNAVAILABLE),
-                    status_desc: Some("SERVICE_UNAVAILABLE: the archive is unavailable; retry shortly".into()),
-                    ..StoreQueryResponse::default()
-                };
-            }
-            Err(e) => {
-                Metrics::bump(&self.metrics.archive_errors, 1);
-                warn!(error = %e, "archive task failed");
-                return StoreQueryResponse {
-                    request_id: request.request_id,
-                    status_code: Some(status::SERVICE_UNAVAILABLE),
-                    status_desc: Some("SERVICE_UNAVAILABLE: internal error".into()),
-                    ..StoreQueryResponse::default()
-                };
-            }
+        let page = match read_page(&self.archive, &request, &self.metrics).await {
+            Ok(page) => page,
+            Err(response) => return *response,
         };
         let trim_to = match grant.kind {
             GrantKind::First { max_response_bytes } => Some(max_response_bytes),
             GrantKind::Stream { .. } => None,
         };
         let eligibility = Eligibility { status: EligibilityStatus::ok(), termination: verdict.termination };
-        let (response, trimmed) = page_response(&request, page, eligibility, trim_to);
+        let (response, trimmed) = page_response(&request, page, Some(eligibility), trim_to);
         if trimmed {
             Metrics::bump(&self.metrics.first_responses_trimmed, 1);
         }

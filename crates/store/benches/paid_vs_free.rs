@@ -1,0 +1,193 @@
+//! Paid versus unpaid Store queries over libp2p on loopback, same archive and query mix, in one
+//! run: throughput ratio and p50/p99 latency ratios.
+//!
+//! The paid provider runs the whole eligibility path on every query (proof decode, session
+//! lookup, BIP-340 verification, replay record, stream check against the chain view) and the
+//! user signs a stream proof per request; the free provider serves the same archive with no
+//! payment. Rounds alternate between the two so both see the same machine conditions.
+//!
+//! `cargo bench -p paystreams-store --bench paid_vs_free` (env `BENCH_REQUESTS`, default 2000
+//! per mode; `BENCH_CONCURRENCY`, default 8 requests in flight).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::{stream, StreamExt as _};
+use libp2p::identity::Keypair;
+use paystreams_client::{Client, RpcChain};
+use paystreams_node::NodeConfig;
+use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_store::{
+    archive::{SqliteArchive, StoredMessage},
+    client::{new_request_id, PaidStore, StoreClient},
+    net::P2p,
+    provider::{start, ProviderConfig, SessionBackend},
+    service::{FreeStoreService, Metrics},
+    wire::{StoreQueryRequest, WakuMessage},
+    Archive as _, STORE_SERVICE_ID,
+};
+use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_wire::TokenStreamPolicy;
+
+const PUBSUB: &str = "/waku/2/default-waku/proto";
+const TOPICS: [&str; 4] = ["/bench/1/a/proto", "/bench/1/b/proto", "/bench/1/c/proto", "/bench/1/d/proto"];
+const MESSAGES: u32 = 2_000;
+const ROUNDS: usize = 4;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn request(i: usize) -> StoreQueryRequest {
+    StoreQueryRequest {
+        request_id: new_request_id(),
+        include_data: true,
+        pubsub_topic: Some(PUBSUB.into()),
+        content_topics: vec![TOPICS[i % TOPICS.len()].into()],
+        pagination_forward: i % 2 == 0,
+        pagination_limit: Some(20),
+        ..StoreQueryRequest::default()
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+struct Run {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(bench());
+}
+
+#[expect(clippy::too_many_lines, reason = "setup, measurement and report in one place")]
+async fn bench() {
+    let per_mode = env_usize("BENCH_REQUESTS", 2_000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 8);
+    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node");
+    let client = Client::connect(&node.rpc_url()).expect("client");
+    let (user_key, provider_key) = (node.dev_keys()[0].clone(), node.dev_keys()[1].clone());
+    client.init_vault(&user_key, 0, None).await.expect("vault");
+    client.deposit(&user_key, 0, 1_000_000_000).await.expect("deposit");
+
+    let archive = Arc::new(SqliteArchive::in_memory().expect("archive"));
+    let messages: Vec<StoredMessage> = (0..MESSAGES)
+        .map(|i| {
+            let m = WakuMessage {
+                payload: format!("benchmark message {i:05} with a payload of typical chat length").into_bytes(),
+                content_topic: TOPICS[i as usize % TOPICS.len()].into(),
+                timestamp: Some(1_700_000_000_000_000_000 + i64::from(i) * 1_000_000),
+                ..WakuMessage::default()
+            };
+            StoredMessage::new(PUBSUB.into(), m).expect("valid")
+        })
+        .collect();
+    archive.insert(&messages).expect("seed");
+
+    let mut policy = ProviderPolicy::new(
+        provider_key.account_id().0,
+        vec![STORE_SERVICE_ID.into()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: 1, min_allocation: 1_000_000 }],
+    );
+    policy.first_response_cap = 1 << 20;
+    let paid_provider = start(
+        ProviderConfig {
+            rpc_url: node.rpc_url(),
+            provider_key: provider_key.clone(),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("addr"),
+            policy,
+            limits: EngineLimits::default(),
+            sessions: SessionBackend::Memory,
+            admin: None,
+            tick_interval: Duration::from_secs(1),
+            claim_on_shutdown: false,
+        },
+        archive.clone(),
+    )
+    .await
+    .expect("paid provider");
+    let free = Arc::new(FreeStoreService::new(archive.clone(), Arc::new(Metrics::default())));
+    let free_node = P2p::start(Keypair::generate_ed25519(), Some("/ip4/127.0.0.1/tcp/0".parse().expect("addr")), Some(free))
+        .await
+        .expect("free provider");
+
+    let user = Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let to_paid = StoreClient::connect(&paid_provider.addrs()[0].to_string()).await.expect("client");
+    let to_free = StoreClient::connect(&free_node.listen_addrs()[0].to_string()).await.expect("client");
+    let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 1, allocation: 1_000_000 };
+    let paid = PaidStore::new(to_paid.clone(), Arc::clone(&user), terms).await.expect("policy");
+    paid.page(&request(0)).await.expect("proposal and stream creation");
+    let provider_id = provider_key.account_id().0;
+
+    // Warm both paths.
+    for i in 0..50 {
+        let r = request(i);
+        assert_eq!(to_free.send(&r).await.expect("free").status_code, Some(200));
+        let mut r = request(i);
+        r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
+        assert_eq!(to_paid.send(&r).await.expect("paid").status_code, Some(200));
+    }
+
+    let per_round = per_mode / ROUNDS;
+    let mut paid_runs = Vec::new();
+    let mut free_runs = Vec::new();
+    for _ in 0..ROUNDS {
+        for paid_mode in [true, false] {
+            let started = Instant::now();
+            let latencies: Vec<Duration> = stream::iter(0..per_round)
+                .map(|i| {
+                    let (user, to_paid, to_free) = (Arc::clone(&user), to_paid.clone(), to_free.clone());
+                    async move {
+                        let t = Instant::now();
+                        let mut r = request(i);
+                        let response = if paid_mode {
+                            r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
+                            to_paid.send(&r).await.expect("paid")
+                        } else {
+                            to_free.send(&r).await.expect("free")
+                        };
+                        assert_eq!(response.status_code, Some(200), "{response:?}");
+                        assert_eq!(response.messages.len(), 20);
+                        t.elapsed()
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            let run = Run { elapsed: started.elapsed(), latencies };
+            if paid_mode { paid_runs.push(run) } else { free_runs.push(run) }
+        }
+    }
+
+    let summarize = |runs: &[Run]| {
+        let total: usize = runs.iter().map(|r| r.latencies.len()).sum();
+        let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
+        let mut all: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        all.sort();
+        let qps = total as f64 / elapsed.as_secs_f64();
+        (qps, percentile(&all, 50), percentile(&all, 99), total)
+    };
+    let (paid_qps, paid_p50, paid_p99, paid_n) = summarize(&paid_runs);
+    let (free_qps, free_p50, free_p99, free_n) = summarize(&free_runs);
+    println!("Store queries over libp2p on loopback, {concurrency} in flight, 20 messages per page, {MESSAGES} archived");
+    println!("  paid: {paid_n} queries, {paid_qps:.0} q/s, p50 {:.3} ms, p99 {:.3} ms", paid_p50.as_secs_f64() * 1e3, paid_p99.as_secs_f64() * 1e3);
+    println!("  free: {free_n} queries, {free_qps:.0} q/s, p50 {:.3} ms, p99 {:.3} ms", free_p50.as_secs_f64() * 1e3, free_p99.as_secs_f64() * 1e3);
+    println!("  throughput ratio paid/free: {:.2} (target >= 0.80)", paid_qps / free_qps);
+    println!(
+        "  latency ratio paid/free: p50 {:.2}, p99 {:.2}",
+        paid_p50.as_secs_f64() / free_p50.as_secs_f64(),
+        paid_p99.as_secs_f64() / free_p99.as_secs_f64()
+    );
+    paid_provider.shutdown().await;
+    free_node.shutdown().await;
+    node.shutdown().await;
+}
