@@ -37,12 +37,33 @@ fn unavailable(error: &ClientError) -> ChainError {
 pub struct RpcChain {
     client: Client,
     liveness: Option<Liveness>,
+    head_cache: Option<HeadCache>,
+}
+
+/// The last head read and when (wall-clock ms), shared by clones.
+#[derive(Clone, Debug)]
+struct HeadCache {
+    ttl_ms: u64,
+    last: std::sync::Arc<std::sync::Mutex<Option<(u64, u64, u64)>>>,
 }
 
 impl RpcChain {
     #[must_use]
     pub const fn new(client: Client) -> Self {
-        Self { client, liveness: None }
+        Self { client, liveness: None, head_cache: None }
+    }
+
+    /// Reuses a head read within the last `ttl` instead of two round trips per call. Chain time
+    /// moves in whole blocks, so a head up to `ttl` old differs from a fresh one by at most the
+    /// blocks produced meanwhile; `observed_at_ms` stays the time of the actual read, so the
+    /// staleness bound still holds. A provider answering many requests per second uses it.
+    #[must_use]
+    pub fn with_head_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.head_cache = Some(HeadCache {
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            last: std::sync::Arc::default(),
+        });
+        self
     }
 
     /// Caps `observed_at_ms` by the follower's liveness (share it with [`FollowerConfig`]).
@@ -60,6 +81,15 @@ impl RpcChain {
 
 impl ChainView for RpcChain {
     async fn head(&self) -> Result<ChainHead, ChainError> {
+        let now = paystreams_provider::follow::wall_clock_ms();
+        let cached = self.head_cache.as_ref().and_then(|cache| {
+            let last = *cache.last.lock().ok()?;
+            last.filter(|(_, _, fetched_at)| now.saturating_sub(*fetched_at) < cache.ttl_ms)
+        });
+        if let Some((height, time_secs, fetched_at)) = cached {
+            let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
+            return Ok(ChainHead { height, time_secs, observed_at_ms });
+        }
         let height = self.client.last_block_id().await.map_err(|e| unavailable(&e))?;
         let block = self
             .client
@@ -68,8 +98,14 @@ impl ChainView for RpcChain {
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
         let fetched_at = paystreams_provider::follow::wall_clock_ms();
+        let time_secs = block.header.timestamp_ms / 1000;
+        if let Some(cache) = &self.head_cache
+            && let Ok(mut last) = cache.last.lock()
+        {
+            *last = Some((height, time_secs, fetched_at));
+        }
         let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
-        Ok(ChainHead { height, time_secs: block.header.timestamp_ms / 1000, observed_at_ms })
+        Ok(ChainHead { height, time_secs, observed_at_ms })
     }
 
     async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {

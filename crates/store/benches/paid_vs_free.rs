@@ -46,7 +46,7 @@ fn request(i: usize) -> StoreQueryRequest {
         include_data: true,
         pubsub_topic: Some(PUBSUB.into()),
         content_topics: vec![TOPICS[i % TOPICS.len()].into()],
-        pagination_forward: i % 2 == 0,
+        pagination_forward: i.is_multiple_of(2),
         pagination_limit: Some(20),
         ..StoreQueryRequest::default()
     }

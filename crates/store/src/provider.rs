@@ -28,6 +28,10 @@ use crate::{
     service::{Metrics, StoreService},
 };
 
+/// How long the provider reuses a chain head it read (saves two round trips per request; a
+/// quarter second is far below a block's worth of accrual and any deadline's granularity).
+pub const HEAD_CACHE_TTL: Duration = Duration::from_millis(250);
+
 /// Where the engine keeps its sessions.
 #[derive(Clone, Debug)]
 pub enum SessionBackend {
@@ -169,7 +173,7 @@ async fn start_with<S: SessionStore + 'static>(
         .await
         .map_err(|e| StartError::Chain(format!("{e} (is the chain running at {}? start it with `paystream node`)", config.rpc_url)))?;
     let liveness = Liveness::new();
-    let chain = RpcChain::new(client.clone()).with_liveness(liveness.clone());
+    let chain = RpcChain::new(client.clone()).with_liveness(liveness.clone()).with_head_cache(HEAD_CACHE_TTL);
     let claimer = RpcClaimer::new(chain.clone(), config.provider_key.clone(), None);
     let provider: Arc<Engine<S>> =
         Arc::new(Provider::new(config.policy.clone(), config.limits, chain, store, claimer).map_err(|e| StartError::Policy(e.to_string()))?);
