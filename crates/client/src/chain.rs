@@ -57,6 +57,9 @@ impl RpcChain {
     /// moves in whole blocks, so a head up to `ttl` old differs from a fresh one by at most the
     /// blocks produced meanwhile; `observed_at_ms` stays the time of the actual read, so the
     /// staleness bound still holds. A provider answering many requests per second uses it.
+    /// When the node cannot be reached, the last head is reported with its read time, so an
+    /// engine's staleness bound fails closed with a TEMPORARY termination rather than an
+    /// opaque error.
     #[must_use]
     pub fn with_head_cache(mut self, ttl: std::time::Duration) -> Self {
         self.head_cache = Some(HeadCache {
@@ -90,20 +93,35 @@ impl ChainView for RpcChain {
             let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
             return Ok(ChainHead { height, time_secs, observed_at_ms });
         }
-        let height = self.client.last_block_id().await.map_err(|e| unavailable(&e))?;
-        let block = self
-            .client
-            .block(height)
-            .await
-            .map_err(|e| unavailable(&e))?
-            .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
-        let fetched_at = paystreams_provider::follow::wall_clock_ms();
-        let time_secs = block.header.timestamp_ms / 1000;
-        if let Some(cache) = &self.head_cache
-            && let Ok(mut last) = cache.last.lock()
-        {
-            *last = Some((height, time_secs, fetched_at));
+        let fetched = async {
+            let height = self.client.last_block_id().await.map_err(|e| unavailable(&e))?;
+            let block = self
+                .client
+                .block(height)
+                .await
+                .map_err(|e| unavailable(&e))?
+                .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
+            Ok::<_, ChainError>((height, block.header.timestamp_ms / 1000))
         }
+        .await;
+        let (height, time_secs, fetched_at) = match (fetched, &self.head_cache) {
+            (Ok((height, time_secs)), cache) => {
+                let fetched_at = paystreams_provider::follow::wall_clock_ms();
+                if let Some(cache) = cache
+                    && let Ok(mut last) = cache.last.lock()
+                {
+                    *last = Some((height, time_secs, fetched_at));
+                }
+                (height, time_secs, fetched_at)
+            }
+            // The node is unreachable: report the last head with the time it was read, so the
+            // engine's staleness bound turns this into a TEMPORARY termination once exceeded.
+            (Err(e), Some(cache)) => match cache.last.lock().ok().and_then(|last| *last) {
+                Some(last) => last,
+                None => return Err(e),
+            },
+            (Err(e), None) => return Err(e),
+        };
         let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
         Ok(ChainHead { height, time_secs, observed_at_ms })
     }
