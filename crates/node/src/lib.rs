@@ -243,6 +243,15 @@ fn save_dev_keys(dir: &Path, keys: &[SecretKey]) -> anyhow::Result<Vec<String>> 
 /// Storage, keystore or listening failures, each naming the flag to change.
 pub async fn start(config: NodeConfig) -> anyhow::Result<NodeHandle> {
     let storage = open_storage(config.data_dir.as_deref())?;
+    start_with_storage(config, storage).await
+}
+
+/// Starts a node over a given storage (`config.data_dir` is ignored): for embedding and for
+/// fault-injection tests.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -> anyhow::Result<NodeHandle> {
     let chain = tokio::task::spawn_blocking({
         let (accounts, balance) = (config.dev_accounts, config.dev_balance);
         move || Chain::open(storage, accounts, balance)
