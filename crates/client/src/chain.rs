@@ -38,7 +38,25 @@ pub struct RpcChain {
     client: Client,
     liveness: Option<Liveness>,
     head_cache: Option<HeadCache>,
+    stream_cache: Option<StreamCache>,
 }
+
+/// Stream views read at one chain height, shared by clones. A view folded at a given block is
+/// the same whoever asks, so every request at that height after the first is answered
+/// locally; the map is emptied when the head moves to another height.
+#[derive(Clone, Debug, Default)]
+struct StreamCache {
+    inner: std::sync::Arc<std::sync::Mutex<StreamCacheInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StreamCacheInner {
+    height: u64,
+    views: std::collections::HashMap<(AccountId, u64, u64), Option<StreamView>>,
+}
+
+/// Most stream views kept for one height; beyond it the map starts over.
+const STREAM_CACHE_MAX: usize = 100_000;
 
 /// The last head read and when (wall-clock ms), shared by clones.
 #[derive(Clone, Debug)]
@@ -50,7 +68,16 @@ struct HeadCache {
 impl RpcChain {
     #[must_use]
     pub const fn new(client: Client) -> Self {
-        Self { client, liveness: None, head_cache: None }
+        Self { client, liveness: None, head_cache: None, stream_cache: None }
+    }
+
+    /// Answers [`ChainView::stream`] from views already read at the current head's height
+    /// (see [`RpcChain::with_head_cache`] for how current the head is). Saves the `getStream`
+    /// round trip for every request after the first on a stream within one block.
+    #[must_use]
+    pub fn with_stream_cache(mut self) -> Self {
+        self.stream_cache = Some(StreamCache::default());
+        self
     }
 
     /// Reuses a head read within the last `ttl` instead of two round trips per call. Chain time
@@ -79,6 +106,30 @@ impl RpcChain {
     #[must_use]
     pub const fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+impl RpcChain {
+    /// Reads the stream from the node and keeps it for readers at `height`.
+    async fn read_and_cache(
+        &self,
+        cache: &StreamCache,
+        height: u64,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<StreamView>, ChainError> {
+        let view = self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e))?;
+        // The node answered at its latest height, at or above `height`: at least as fresh as
+        // what this height's readers expect, so it may serve them.
+        if let Ok(mut inner) = cache.inner.lock() {
+            if inner.height != height || inner.views.len() >= STREAM_CACHE_MAX {
+                inner.height = height;
+                inner.views.clear();
+            }
+            inner.views.insert((*owner, vault_id, stream_id), view.clone());
+        }
+        Ok(view)
     }
 }
 
@@ -131,7 +182,34 @@ impl ChainView for RpcChain {
     }
 
     async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
-        self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e))
+        let Some(cache) = &self.stream_cache else {
+            return self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e));
+        };
+        let height = self.head().await?.height;
+        let key = (*owner, vault_id, stream_id);
+        if let Ok(inner) = cache.inner.lock()
+            && inner.height == height
+            && let Some(view) = inner.views.get(&key)
+        {
+            return Ok(view.clone());
+        }
+        self.read_and_cache(cache, height, owner, vault_id, stream_id).await
+    }
+
+    async fn stream_fresh(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
+        let Some(cache) = &self.stream_cache else {
+            return self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e));
+        };
+        let height = self.head().await?.height;
+        self.read_and_cache(cache, height, owner, vault_id, stream_id).await
+    }
+
+    fn forget_stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) {
+        if let Some(cache) = &self.stream_cache
+            && let Ok(mut inner) = cache.inner.lock()
+        {
+            inner.views.remove(&(*owner, vault_id, stream_id));
+        }
     }
 }
 

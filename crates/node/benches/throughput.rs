@@ -99,9 +99,21 @@ fn b64(tx: &Transaction) -> String {
     base64::engine::general_purpose::STANDARD.encode(tx.to_bytes())
 }
 
-/// Submits each owner's list in order, `CLIENTS` owners at a time; waits for every receipt.
-/// Returns (elapsed, failed).
-async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>) -> (Duration, usize) {
+/// How the node receives the transactions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Submit {
+    /// One `sendTransaction` per transaction from `CLIENTS` concurrent clients.
+    One,
+    /// `sendTransactions` with up to `BATCH` transactions per call from `CLIENTS` clients.
+    Batch,
+}
+
+/// Transactions per `sendTransactions` call.
+const BATCH: usize = 500;
+
+/// Submits each owner's list in order, `CLIENTS` clients at a time, and returns when the last
+/// transaction every client sent is committed: (elapsed, hashes in submission order).
+async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) -> (Duration, Vec<HexHash>) {
     let started = Instant::now();
     let queue = Arc::new(std::sync::Mutex::new(per_owner));
     let mut tasks = vec![];
@@ -110,48 +122,126 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>) -> (Duration, 
         tasks.push(tokio::spawn(async move {
             let rpc = HttpClientBuilder::default()
                 .request_timeout(Duration::from_secs(60))
+                .max_request_size(64 * 1024 * 1024)
                 .build(url)
                 .unwrap();
             let mut hashes: Vec<HexHash> = vec![];
             loop {
-                let Some(list) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                for tx in &list {
-                    loop {
-                        match rpc.send_transaction(b64(tx)).await {
-                            Ok(hash) => {
-                                hashes.push(hash);
-                                break;
-                            }
-                            // Mempool full: back off and retry.
-                            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                        }
-                    }
-                }
-            }
-            let mut failed = 0;
-            for hash in hashes {
-                loop {
-                    let receipt = rpc.get_transaction_receipt(hash).await.unwrap().unwrap();
-                    match receipt.status {
-                        TxStatus::Pending => tokio::time::sleep(Duration::from_millis(10)).await,
-                        TxStatus::Failed => {
-                            failed += 1;
+                // A batch takes whole owner lists (each in nonce order) up to BATCH transactions.
+                let lists: Vec<Vec<Transaction>> = {
+                    let mut queue = queue.lock().unwrap();
+                    let mut taken = vec![];
+                    let mut count = 0;
+                    while let Some(list) = queue.last() {
+                        if !taken.is_empty() && (mode == Submit::One || count + list.len() > BATCH) {
                             break;
                         }
-                        TxStatus::Included => break,
+                        count += list.len();
+                        taken.push(queue.pop().unwrap());
+                    }
+                    taken
+                };
+                if lists.is_empty() {
+                    break;
+                }
+                let txs: Vec<&Transaction> = lists.iter().flatten().collect();
+                match mode {
+                    Submit::One => {
+                        for tx in txs {
+                            loop {
+                                match rpc.send_transaction(b64(tx)).await {
+                                    Ok(hash) => {
+                                        hashes.push(hash);
+                                        break;
+                                    }
+                                    // Mempool full: back off and retry.
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                                }
+                            }
+                        }
+                    }
+                    Submit::Batch => {
+                        let encoded: Vec<String> = txs.iter().map(|tx| b64(tx)).collect();
+                        let outcomes = rpc.send_transactions(encoded).await.unwrap();
+                        for outcome in outcomes {
+                            assert!(outcome.error.is_none(), "refused: {:?}", outcome.error);
+                            hashes.push(outcome.hash.unwrap());
+                        }
                     }
                 }
             }
-            failed
+            // The mempool is first in, first out: once this client's last transaction is
+            // committed, so are all of its earlier ones.
+            if let Some(last) = hashes.last() {
+                loop {
+                    let receipt = rpc.get_transaction_receipt(*last).await.unwrap().unwrap();
+                    if receipt.status == TxStatus::Pending {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            hashes
         }));
     }
-    let mut failed = 0;
+    let mut hashes = vec![];
     for task in tasks {
-        failed += task.await.unwrap();
+        hashes.extend(task.await.unwrap());
     }
-    (started.elapsed(), failed)
+    (started.elapsed(), hashes)
+}
+
+/// Failed receipts among `hashes` (read after the timing; every one must be committed).
+async fn failed_receipts(url: &str, hashes: &[HexHash]) -> usize {
+    let rpc = HttpClientBuilder::default().build(url).unwrap();
+    let mut failed = 0;
+    for hash in hashes {
+        let receipt = rpc.get_transaction_receipt(*hash).await.unwrap().unwrap();
+        match receipt.status {
+            TxStatus::Failed => failed += 1,
+            TxStatus::Included => {}
+            TxStatus::Pending => panic!("transaction {hash} still pending after the timing ended"),
+        }
+    }
+    failed
+}
+
+/// One node run: a fresh durable node, the setup (not timed), then the timed workload.
+/// Returns (keys, setup, work, elapsed, failed receipts, blocks).
+#[allow(clippy::type_complexity, reason = "a benchmark's one internal result")]
+fn measure_node(
+    runtime: &tokio::runtime::Runtime,
+    owners: usize,
+    rounds: u64,
+    mode: Submit,
+) -> (Vec<SecretKey>, Vec<Vec<Transaction>>, Vec<Vec<Transaction>>, Duration, usize, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        data_dir: Some(dir.path().join("chain")),
+        automine: false,
+        block_time: Duration::from_millis(100),
+        dev_accounts: u32::try_from(owners * 2).unwrap(),
+        ..NodeConfig::ephemeral_dev()
+    };
+    let node = runtime.block_on(start(config)).unwrap();
+    let keys = node.dev_keys().to_vec();
+    let (owner_keys, provider_keys) = keys.split_at(owners);
+    let (mut setup, mut work): (Vec<Vec<Transaction>>, Vec<Vec<Transaction>>) = (vec![], vec![]);
+    for (owner, provider) in owner_keys.iter().zip(provider_keys) {
+        let (s, w) = transactions(owner, provider, rounds);
+        setup.push(s);
+        work.push(w);
+    }
+    let url = node.rpc_url();
+    let (_, setup_hashes) = runtime.block_on(run_on_node(&url, setup.clone(), Submit::Batch));
+    assert_eq!(runtime.block_on(failed_receipts(&url, &setup_hashes)), 0);
+    let start_height = node.chain().head_height();
+    let (elapsed, hashes) = runtime.block_on(run_on_node(&url, work.clone(), mode));
+    let height = node.chain().head_height() - start_height;
+    let failed = runtime.block_on(failed_receipts(&url, &hashes));
+    runtime.block_on(node.shutdown());
+    (keys, setup, work, elapsed, failed, height)
 }
 
 /// Applies blocks of transactions on an in-memory state. Returns (elapsed, failed).
@@ -204,34 +294,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = NodeConfig {
-        data_dir: Some(dir.path().join("chain")),
-        automine: false,
-        block_time: Duration::from_millis(100),
-        dev_accounts: u32::try_from(owners * 2).unwrap(),
-        ..NodeConfig::ephemeral_dev()
-    };
-    let node = runtime.block_on(start(config)).unwrap();
-    let keys = node.dev_keys().to_vec();
-    let (owner_keys, provider_keys) = keys.split_at(owners);
-    let (mut setup, mut work): (Vec<Vec<Transaction>>, Vec<Vec<Transaction>>) = (vec![], vec![]);
-    for (owner, provider) in owner_keys.iter().zip(provider_keys) {
-        let (s, w) = transactions(owner, provider, rounds);
-        setup.push(s);
-        work.push(w);
-    }
+
+    let (_, _, _, one_elapsed, one_failed, one_blocks) = measure_node(&runtime, owners, rounds, Submit::One);
+    let (keys, setup, work, batch_elapsed, batch_failed, batch_blocks) =
+        measure_node(&runtime, owners, rounds, Submit::Batch);
     let total: usize = work.iter().map(Vec::len).sum();
+    let owner_keys = &keys[..owners];
 
-    // Node: setup first (not timed), then the timed workload.
-    let url = node.rpc_url();
-    let (_, setup_failed) = runtime.block_on(run_on_node(&url, setup.clone()));
-    assert_eq!(setup_failed, 0);
-    let (node_elapsed, node_failed) = runtime.block_on(run_on_node(&url, work.clone()));
-    let height = node.chain().head_height();
-    runtime.block_on(node.shutdown());
-
-    // Runtime: the same genesis balances, the same transactions.
+    // Runtime: the same genesis balances, the same transactions as the batch run.
     let rt = Runtime::new();
     let funded: Vec<_> = keys
         .iter()
@@ -249,16 +319,20 @@ fn main() {
     let (rt_elapsed, rt_failed) = run_on_runtime(&rt, &mut state, &work_flat, &mut block);
     assert!(state.account(&owner_keys[0].account_id()).nonce > 0);
 
-    let node_rate = rate(total, node_elapsed);
+    let one_rate = rate(total, one_elapsed);
+    let batch_rate = rate(total, batch_elapsed);
     let rt_rate = rate(total, rt_elapsed);
     println!(
         "workload: {owners} owners x {rounds} rounds x (create, top-up, pause, resume, claim) = {total} transactions"
     );
     println!(
-        "node    (JSON-RPC + redb, 100 ms blocks): {node_rate:>10.0} tx/s  ({node_elapsed:.2?}, {node_failed} failed receipts, {height} blocks)"
+        "node, sendTransaction x{CLIENTS} clients:      {one_rate:>10.0} tx/s  ({one_elapsed:.2?}, {one_failed} failed receipts, {one_blocks} blocks)"
     );
     println!(
-        "runtime (in memory, same blocks):          {rt_rate:>10.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)"
+        "node, sendTransactions ({BATCH}/call):      {batch_rate:>10.0} tx/s  ({batch_elapsed:.2?}, {batch_failed} failed receipts, {batch_blocks} blocks)"
     );
-    println!("node/runtime ratio: {:.3}", node_rate / rt_rate);
+    println!(
+        "runtime (in memory, one thread, same blocks): {rt_rate:>10.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)"
+    );
+    println!("node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction)", batch_rate / rt_rate, one_rate / rt_rate);
 }

@@ -237,6 +237,31 @@ fn error_info(error: &TxError) -> TxErrorInfo {
     }
 }
 
+/// Decodes a transaction sent as base64 of its Borsh bytes, refusing oversized text before
+/// decoding it.
+fn decode_base64_transaction(encoded: &str) -> Result<Transaction, ChainError> {
+    use base64::Engine as _;
+    // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
+    let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES
+        .saturating_div(3)
+        .saturating_add(1)
+        .saturating_mul(4);
+    if encoded.len() > max_chars {
+        return Err(ChainError::Rejected(TxError::TransactionTooLarge {
+            size: encoded.len().saturating_div(4).saturating_mul(3),
+            max: paystreams_runtime::MAX_TRANSACTION_BYTES,
+        }));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|e| {
+            ChainError::Rejected(TxError::MalformedTransaction {
+                detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
+            })
+        })?;
+    Transaction::decode(&bytes).map_err(ChainError::Rejected)
+}
+
 impl Chain {
     /// Opens the chain in `storage`: resumes from its head, or writes a new genesis with
     /// `dev_accounts` fresh keys of `dev_balance` each.
@@ -345,8 +370,20 @@ impl Chain {
     /// [`ChainError::Rejected`] naming the failed check, [`ChainError::Duplicate`],
     /// [`ChainError::MempoolFull`], or a storage failure.
     pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], ChainError> {
+        let tx = Self::check(tx)?;
+        self.admit(tx)
+    }
+
+    /// The stateless checks: structure and every signature. Needs no lock, so callers run it in
+    /// parallel.
+    fn check(tx: Transaction) -> Result<Transaction, ChainError> {
         tx.check_structure().map_err(ChainError::Rejected)?;
         tx.verify_signatures().map_err(ChainError::Rejected)?;
+        Ok(tx)
+    }
+
+    /// Duplicate and capacity checks, then admission of a checked transaction.
+    fn admit(&self, tx: Transaction) -> Result<[u8; 32], ChainError> {
         let hash = tx.hash();
         if self.storage.receipt(&hash)?.is_some() {
             return Err(ChainError::Duplicate(HexHash(hash)));
@@ -369,27 +406,48 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`], plus undecodable input.
     pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], ChainError> {
-        use base64::Engine as _;
-        // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
-        let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES
-            .saturating_div(3)
-            .saturating_add(1)
-            .saturating_mul(4);
-        if encoded.len() > max_chars {
-            return Err(ChainError::Rejected(TxError::TransactionTooLarge {
-                size: encoded.len().saturating_div(4).saturating_mul(3),
-                max: paystreams_runtime::MAX_TRANSACTION_BYTES,
-            }));
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| {
-                ChainError::Rejected(TxError::MalformedTransaction {
-                    detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
+        self.submit(decode_base64_transaction(encoded)?)
+    }
+
+    /// Submits a batch of base64 Borsh transactions: decodes and verifies them on every core in
+    /// parallel, then admits the ones that passed in the given order. One result per input, in
+    /// order; a refusal does not stop the rest. Blocks the calling thread while verifying.
+    pub fn submit_encoded_batch(&self, encoded: &[String]) -> Vec<Result<[u8; 32], ChainError>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, encoded.len().max(1));
+        let per_thread = encoded.len().div_ceil(threads).max(1);
+        let checked: Vec<Result<Transaction, ChainError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = encoded
+                .chunks(per_thread)
+                .map(|part| {
+                    let handle = scope.spawn(move || {
+                        part.iter()
+                            .map(|text| decode_base64_transaction(text).and_then(Self::check))
+                            .collect::<Vec<_>>()
+                    });
+                    (part.len(), handle)
                 })
-            })?;
-        let tx = Transaction::decode(&bytes).map_err(ChainError::Rejected)?;
-        self.submit(tx)
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|(len, handle)| {
+                    handle.join().unwrap_or_else(|_| {
+                        (0..len)
+                            .map(|_| {
+                                Err(ChainError::Production(
+                                    "signature verification worker failed; resubmit".into(),
+                                ))
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        });
+        checked
+            .into_iter()
+            .map(|tx| tx.and_then(|tx| self.admit(tx)))
+            .collect()
     }
 
     /// True while the transaction is admitted but not committed.

@@ -9,7 +9,7 @@ use jsonrpsee::{
 };
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::{
-    AccountInfo, Amount, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, PaystreamsApiServer,
+    AccountInfo, Amount, BLOCK_RANGE_MAX, SEND_BATCH_MAX, SubmitError, SubmitOutcome, BlockInfo, EventFilter, HexHash, PaystreamsApiServer,
     ReceiptInfo, RpcResult, StreamFilter, StreamView, TransactionInfo, VaultView, codes,
 };
 use tokio::sync::broadcast::error::RecvError;
@@ -122,6 +122,46 @@ impl PaystreamsApiServer for RpcServer {
             .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
         }
         Ok(HexHash(hash))
+    }
+
+    async fn send_transactions(&self, transactions: Vec<String>) -> RpcResult<Vec<SubmitOutcome>> {
+        let count = u64::try_from(transactions.len()).unwrap_or(u64::MAX);
+        if count > SEND_BATCH_MAX {
+            return Err(error(
+                INVALID_PARAMS_CODE,
+                format!("{count} transactions in one call; send at most {SEND_BATCH_MAX} per call"),
+            ));
+        }
+        let chain = Arc::clone(&self.chain);
+        let results = tokio::task::spawn_blocking(move || chain.submit_encoded_batch(&transactions))
+            .await
+            .map_err(|e| error(codes::STORAGE, format!("submission task failed: {e}")))?;
+        let outcomes: Vec<SubmitOutcome> = results
+            .into_iter()
+            .map(|result| match result {
+                Ok(hash) => SubmitOutcome { hash: Some(HexHash(hash)), error: None },
+                Err(e) => {
+                    let object = ErrorObjectOwned::from(e);
+                    SubmitOutcome {
+                        hash: None,
+                        error: Some(SubmitError { code: object.code(), message: object.message().to_owned() }),
+                    }
+                }
+            })
+            .collect();
+        if self.automine {
+            let pending: Vec<[u8; 32]> = outcomes.iter().filter_map(|o| o.hash.map(|h| h.0)).collect();
+            let chain = Arc::clone(&self.chain);
+            tokio::task::spawn_blocking(move || {
+                while pending.iter().any(|hash| chain.is_pending(hash)) {
+                    chain.produce_block(crate::chain::MAX_TXS_PER_BLOCK, 0)?;
+                }
+                Ok::<_, ChainError>(())
+            })
+            .await
+            .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
+        }
+        Ok(outcomes)
     }
 
     async fn get_transaction(&self, hash: HexHash) -> RpcResult<Option<TransactionInfo>> {

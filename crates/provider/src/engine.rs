@@ -136,7 +136,21 @@ struct Local {
     outbox: Vec<(SessionId, ServiceTermination)>,
     /// Maintenance: refuse everything with TEMPORARY until this chain time.
     maintenance_until: Option<u64>,
+    /// Sessions each requester (a transport identity, e.g. a libp2p peer id) proposed or proved
+    /// for, newest last: a StreamProof names only a per-vault stream id, which many sessions
+    /// share, so the requester's own sessions are tried before any other.
+    requesters: HashMap<Vec<u8>, Vec<SessionId>>,
 }
+
+/// Sessions remembered per requester.
+const SESSIONS_PER_REQUESTER: usize = 8;
+/// Requesters remembered; beyond it the map starts over (a hint only saves work).
+const REQUESTERS_MAX: usize = 1_000_000;
+/// Candidate lists at most this long are searched even for a requester whose own sessions did
+/// not match (it may have proposed through another process sharing the session store); longer
+/// ones only for requesters not seen before, so a forger cannot make every request cost one
+/// signature check per session sharing its stream id.
+const SCAN_ALWAYS_MAX: usize = 32;
 
 /// The provider engine, generic over chain access, session storage and claim submission.
 pub struct Provider<C, S, K> {
@@ -188,6 +202,23 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     /// `EligibilityProof` bytes; `now_ms` this process's wall clock (Unix ms), used only to
     /// bound the staleness of the chain view — every rule is judged in chain time.
     pub async fn handle(&self, request_digest: &[u8; 32], eligibility_proof: Option<&[u8]>, now_ms: u64) -> Verdict {
+        self.handle_from(None, request_digest, eligibility_proof, now_ms).await
+    }
+
+    /// As [`Provider::handle`], naming the requester's transport identity (e.g. its libp2p peer
+    /// id). The engine remembers which sessions each requester proposed or proved for and
+    /// checks a StreamProof against those first, so verification costs one signature check
+    /// however many sessions share the proof's stream id. A proof is only ever granted under
+    /// its own session key; on a stream id shared by more than 32 sessions, a requester that
+    /// already has sessions is held to them (a proof for none of them is refused without
+    /// searching the others), so forged proofs stay cheap.
+    pub async fn handle_from(
+        &self,
+        requester: Option<&[u8]>,
+        request_digest: &[u8; 32],
+        eligibility_proof: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Verdict {
         let Some(bytes) = eligibility_proof else {
             return Verdict::refuse(
                 StatusCode::ProofInvalid,
@@ -200,8 +231,13 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         };
         let result = match &decoded {
             EligibilityProof::Proposal(proposal) => self.handle_proposal(proposal, now_ms).await,
-            EligibilityProof::Proof(proof) => self.handle_proof(request_digest, proof, now_ms).await,
+            EligibilityProof::Proof(proof) => self.handle_proof(requester, request_digest, proof, now_ms).await,
         };
+        if let (Some(requester), Ok(verdict)) = (requester, &result)
+            && let Some(grant) = &verdict.grant
+        {
+            self.remember_requester(requester, grant.session);
+        }
         result.unwrap_or_else(|e| {
             warn!(error = %e, "failing closed");
             let code = match decoded {
@@ -396,10 +432,40 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         })
     }
 
-    /// The session whose key signed `digest` among those indexed under the proof's stream id.
-    async fn find_session(&self, digest: &[u8; 32], proof: &StreamProof) -> Result<Option<Session>, EngineError> {
+    fn remember_requester(&self, requester: &[u8], session: SessionId) {
+        let Ok(mut local) = self.local() else { return };
+        if local.requesters.len() >= REQUESTERS_MAX && !local.requesters.contains_key(requester) {
+            local.requesters.clear();
+        }
+        let sessions = local.requesters.entry(requester.to_vec()).or_default();
+        if sessions.last() != Some(&session) {
+            sessions.retain(|s| *s != session);
+            if sessions.len() >= SESSIONS_PER_REQUESTER {
+                sessions.remove(0);
+            }
+            sessions.push(session);
+        }
+    }
+
+    /// The session whose key signed `digest`: first among the requester's own sessions, then
+    /// among those indexed under the proof's stream id (see [`SCAN_ALWAYS_MAX`]).
+    async fn find_session(&self, requester: Option<&[u8]>, digest: &[u8; 32], proof: &StreamProof) -> Result<Option<Session>, EngineError> {
+        let hinted: Vec<SessionId> =
+            requester.and_then(|r| self.local().ok().and_then(|local| local.requesters.get(r).cloned())).unwrap_or_default();
+        for id in hinted.iter().rev() {
+            if let Some(session) = self.store.session(*id).await?
+                // A pending session may name any stream of its vault (the binding checks it).
+                && session.bound_stream().is_none_or(|bound| bound == proof.stream_id)
+                && verify_stream_proof(&session.session_key, digest, proof)
+            {
+                return Ok(Some(session));
+            }
+        }
         let candidates = self.store.candidates(proof.stream_id).await?;
-        Ok(candidates.into_iter().find(|s| verify_stream_proof(&s.session_key, digest, proof)))
+        if !hinted.is_empty() && candidates.len() > SCAN_ALWAYS_MAX {
+            return Ok(None);
+        }
+        Ok(candidates.into_iter().find(|s| !hinted.contains(&s.id) && verify_stream_proof(&s.session_key, digest, proof)))
     }
 
     fn ended_verdict(session: &Session, reason: EndReason) -> Verdict {
@@ -422,8 +488,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     }
 
     #[allow(clippy::too_many_lines, reason = "the proof checks read best in the spec's order, in one place")]
-    async fn handle_proof(&self, digest: &[u8; 32], proof: &StreamProof, now_ms: u64) -> Result<Verdict, EngineError> {
-        let Some(session) = self.find_session(digest, proof).await? else {
+    async fn handle_proof(&self, requester: Option<&[u8]>, digest: &[u8; 32], proof: &StreamProof, now_ms: u64) -> Result<Verdict, EngineError> {
+        let Some(session) = self.find_session(requester, digest, proof).await? else {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
                 format!(
@@ -688,6 +754,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         let ours = self.provider_account();
         let (owner, vault_id) = notification.event.vault();
         let vault = VaultKey { owner: owner.0, vault_id };
+        if let Some(stream) = notification.event.stream() {
+            self.chain.forget_stream(&owner, vault_id, stream.stream_id);
+        }
         match &notification.event {
             Event::StreamCreated { stream, rate, allocation, at } if stream.provider == ours => {
                 if let Some(mut session) = self.store.pending(vault).await?
@@ -718,7 +787,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             Event::StreamToppedUp { stream, .. } | Event::StreamResumed { stream, .. } if stream.provider == ours => {
                 let key = StreamKey { vault, stream_id: stream.stream_id };
                 if let Some(id) = self.store.bound_session(key).await?
-                    && let Some(view) = self.chain.stream(&owner, vault_id, stream.stream_id).await?
+                    && let Some(view) = self.chain.stream_fresh(&owner, vault_id, stream.stream_id).await?
                 {
                     self.schedule_recheck(id, &view)?;
                 }
@@ -791,7 +860,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if session.ended().is_some() {
             return Ok(());
         }
-        let Some(view) = self.chain.stream(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else { return Ok(()) };
+        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else { return Ok(()) };
         match view.state {
             StreamState::Closed => {
                 let token = session.token_id;
@@ -816,7 +885,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 None => return Ok(false),
             },
         };
-        let Some(view) = self.chain.stream(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else {
+        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else {
             self.store.remove_claimable(key).await?;
             return Ok(false);
         };

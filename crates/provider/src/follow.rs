@@ -13,7 +13,7 @@
 
 use std::{
     future::Future,
-    pin::pin,
+    pin::{pin, Pin},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -24,7 +24,11 @@ use std::{
 use paystreams_rpc::{chain_view::ChainView, EventNotification};
 use tracing::{debug, info, warn};
 
-use crate::{claims::ClaimSubmitter, engine::Provider, store::SessionStore};
+use crate::{
+    claims::ClaimSubmitter,
+    engine::{EngineError, Provider},
+    store::SessionStore,
+};
 
 /// Wall-clock Unix milliseconds now.
 #[must_use]
@@ -114,6 +118,9 @@ pub struct FollowerStats {
     pub shutdown_claims: u32,
 }
 
+/// A running [`Provider::tick`].
+type Maintenance<'a> = Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + 'a>>;
+
 struct Run<'a, C, S, K> {
     provider: &'a Provider<C, S, K>,
     config: &'a FollowerConfig,
@@ -127,12 +134,14 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Run<'_, C, S, K> {
         }
     }
 
-    async fn tick(&mut self, connected: bool) {
-        if connected {
-            self.alive();
-        }
+    async fn tick(&mut self) {
+        let result = self.provider.tick(wall_clock_ms()).await;
+        self.tick_done(result);
+    }
+
+    fn tick_done(&mut self, result: Result<(), EngineError>) {
         self.stats.ticks = self.stats.ticks.saturating_add(1);
-        if let Err(e) = self.provider.tick(wall_clock_ms()).await {
+        if let Err(e) = result {
             self.stats.tick_errors = self.stats.tick_errors.saturating_add(1);
             warn!(error = %e, "provider tick failed");
         }
@@ -183,6 +192,9 @@ where
                 run.alive();
                 info!("event subscription open");
                 backoff = config.min_backoff;
+                // Maintenance runs beside the subscription: a long tick (many claims) neither
+                // delays events nor lets the liveness mark lapse while the subscription is open.
+                let mut maintenance: Option<Maintenance<'_>> = None;
                 loop {
                     tokio::select! {
                         biased;
@@ -194,9 +206,19 @@ where
                                 break;
                             }
                         },
-                        _ = ticker.tick() => run.tick(true).await,
+                        result = async { if let Some(work) = maintenance.as_mut() { work.await } else { std::future::pending().await } }, if maintenance.is_some() => {
+                            maintenance = None;
+                            run.tick_done(result);
+                        }
+                        _ = ticker.tick() => {
+                            run.alive();
+                            if maintenance.is_none() {
+                                maintenance = Some(Box::pin(provider.tick(wall_clock_ms())));
+                            }
+                        }
                     }
                 }
+                // An unfinished tick is dropped; the next one starts over.
             }
             Err(e) => warn!(error = %e, retry_in_ms = backoff.as_millis(), "cannot subscribe to events"),
         }
@@ -206,7 +228,7 @@ where
                 biased;
                 () = &mut shutdown => break 'follow,
                 () = &mut wait => break,
-                _ = ticker.tick() => run.tick(false).await,
+                _ = ticker.tick() => run.tick().await,
             }
         }
         backoff = backoff.saturating_mul(2).min(config.max_backoff.max(config.min_backoff));

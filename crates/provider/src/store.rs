@@ -24,9 +24,10 @@ use redb::{ReadableTable as _, TableDefinition};
 use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 
 /// Most sessions one `stream_id` may index. A stream proof names only a per-vault `u64`
-/// (stream 0 exists in every vault), so the provider tries each candidate's session key; this
-/// bounds the signature checks one proof can cost.
-pub const MAX_CANDIDATES_PER_STREAM_ID: usize = 32;
+/// (stream 0 exists in every vault), so a proof from a requester the engine has not seen tries
+/// each candidate's session key; this bounds the signature checks such a proof can cost. Known
+/// requesters are checked against their own sessions first (`Provider::handle_from`).
+pub const MAX_CANDIDATES_PER_STREAM_ID: usize = 4_096;
 /// Most attempt timestamps kept per vault (far above any sensible attempt cap).
 pub const MAX_ATTEMPTS_KEPT: usize = 64;
 
@@ -741,11 +742,13 @@ mod tests {
         for i in 0..MAX_CANDIDATES_PER_STREAM_ID {
             let s = session(20, u64::try_from(i).expect("small"), 100);
             let mut s = s;
-            s.id = SessionId([u8::try_from(i).expect("small"); 32]);
+            let mut id = [7_u8; 32];
+            id[..8].copy_from_slice(&u64::try_from(i).expect("small").to_be_bytes());
+            s.id = SessionId(id);
             assert_eq!(store.accept(&s, 0).await.expect("accept"), AcceptOutcome::Accepted);
         }
-        let mut extra = session(200, 999, 100);
-        extra.id = SessionId([200; 32]);
+        let mut extra = session(200, 1_000_000, 100);
+        extra.id = SessionId([0xee; 32]);
         assert_eq!(store.accept(&extra, 0).await.expect("accept"), AcceptOutcome::CandidatesFull);
         assert_eq!(store.candidates(0).await.expect("candidates").len(), MAX_CANDIDATES_PER_STREAM_ID);
         assert!(!store.index(extra.id, 0).await.expect("index"));

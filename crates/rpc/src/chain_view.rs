@@ -72,6 +72,21 @@ pub trait ChainView: Send + Sync {
         vault_id: u64,
         stream_id: u64,
     ) -> impl Future<Output = Result<Option<StreamView>, ChainError>> + Send;
+
+    /// As [`ChainView::stream`], read from the chain itself even when the view caches: for
+    /// decisions taken right after the stream changed (claims, re-checks after an event).
+    fn stream_fresh(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> impl Future<Output = Result<Option<StreamView>, ChainError>> + Send {
+        self.stream(owner, vault_id, stream_id)
+    }
+
+    /// Drops any cached view of the stream (an event changed it). Views that do not cache
+    /// ignore it.
+    fn forget_stream(&self, _owner: &AccountId, _vault_id: u64, _stream_id: u64) {}
 }
 
 /// Outcome of a submitted transaction.

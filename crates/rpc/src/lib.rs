@@ -45,6 +45,14 @@ pub trait PaystreamsApi {
     #[method(name = "sendTransaction")]
     async fn send_transaction(&self, transaction: String) -> RpcResult<HexHash>;
 
+    /// Submits up to `SEND_BATCH_MAX` signed transactions at once (ours; LEZ has only
+    /// `sendTransaction`). Their signatures are verified in parallel, then they are admitted in
+    /// the order given, so one signer's transactions keep their nonce order. Each entry of the
+    /// answer is the hash or the error `sendTransaction` would have given for that transaction;
+    /// one refusal does not stop the others.
+    #[method(name = "sendTransactions")]
+    async fn send_transactions(&self, transactions: Vec<String>) -> RpcResult<Vec<SubmitOutcome>>;
+
     /// The transaction with this hash and where it was included, or null while unknown.
     #[method(name = "getTransaction")]
     async fn get_transaction(&self, hash: HexHash) -> RpcResult<Option<TransactionInfo>>;

@@ -10,6 +10,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Most blocks `getBlockRange` returns at once.
 pub const BLOCK_RANGE_MAX: u64 = 1000;
 
+/// Most transactions one `sendTransactions` call may carry.
+pub const SEND_BATCH_MAX: u64 = 1000;
+
+/// One entry of the answer to `sendTransactions`, in the order sent: the hash of an admitted
+/// transaction, or the JSON-RPC error `sendTransaction` would have returned for it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitOutcome {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HexHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<SubmitError>,
+}
+
+/// Why one transaction of a batch was refused.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SubmitError {
+    /// The JSON-RPC error code (`codes::*`).
+    pub code: i32,
+    pub message: String,
+}
+
 /// A 32-byte hash, hex in JSON.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HexHash(pub [u8; 32]);

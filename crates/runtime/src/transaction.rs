@@ -181,7 +181,8 @@ impl Transaction {
         }
         let hash = self.message.hash();
         for (index, (signature, key)) in self.witness_set.signatures_and_public_keys.iter().enumerate() {
-            if !key.verify(&hash, signature) {
+            // libsecp256k1 off-chain; the program core keeps k256 (same answers, tested).
+            if !paystreams_sigcheck::verify_bip340(&key.to_bytes(), &hash, &signature.0) {
                 return Err(TxError::InvalidSignature { index, signer: key.account_id() });
             }
         }

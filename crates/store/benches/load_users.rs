@@ -52,6 +52,10 @@ struct Counts {
     forged_refused: AtomicU64,
     forged_served: AtomicU64,
     transport_errors: AtomicU64,
+    /// 429 answers (the provider's inbound bound): the same request is retried after a pause.
+    busy_retries: AtomicU64,
+    /// Why valid requests were refused: (status, description) → count.
+    refusals: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 fn main() {
@@ -159,9 +163,26 @@ async fn run() -> bool {
                     } else {
                         r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
                     }
-                    match store.send(&r).await {
+                    let mut answer = store.send(&r).await;
+                    while let Ok(response) = &answer
+                        && response.status_code == Some(429)
+                    {
+                        counts.busy_retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        answer = store.send(&r).await;
+                    }
+                    match answer {
                         Ok(response) => {
                             let served = response.status_code == Some(200) && !response.messages.is_empty();
+                            if !forged && !served {
+                                let why = response.eligibility.as_ref().map_or_else(
+                                    || format!("status {:?} {:?}", response.status_code, response.status_desc),
+                                    |e| format!("status {:?}: {}", response.status_code, e.status.status_desc),
+                                );
+                                if let Ok(mut refusals) = counts.refusals.lock() {
+                                    *refusals.entry(why).or_default() += 1;
+                                }
+                            }
                             let counter = match (forged, served) {
                                 (false, true) => &counts.served,
                                 (false, false) => &counts.valid_refused,
@@ -195,7 +216,12 @@ async fn run() -> bool {
         get(&counts.forged_served),
         get(&counts.transport_errors)
     );
-    println!("  {busy}");
+    println!("  {busy} (each answered 429 and retried by the user: {})", get(&counts.busy_retries));
+    if let Ok(refusals) = counts.refusals.lock() {
+        for (why, count) in refusals.iter() {
+            println!("  valid request refused x{count}: {why}");
+        }
+    }
     let ok = get(&counts.valid_refused) == 0 && get(&counts.forged_served) == 0 && get(&counts.transport_errors) == 0 && get(&counts.served) > 0;
     println!("  {}", if ok { "PASS: zero lost sessions, zero service without a valid proof" } else { "FAIL" });
     provider.shutdown().await;

@@ -174,7 +174,10 @@ async fn start_with<S: SessionStore + 'static>(
         .map_err(|e| StartError::Chain(format!("{e} (is the chain running at {}? start it with `paystream node`)", config.rpc_url)))?;
     let liveness = Liveness::new();
     let chain = RpcChain::new(client.clone()).with_liveness(liveness.clone()).with_head_cache(HEAD_CACHE_TTL);
+    // Claims read streams right after changing them, so the claimer reads fresh views; request
+    // checks read them through the per-height stream cache.
     let claimer = RpcClaimer::new(chain.clone(), config.provider_key.clone(), None);
+    let chain = chain.with_stream_cache();
     let provider: Arc<Engine<S>> =
         Arc::new(Provider::new(config.policy.clone(), config.limits, chain, store, claimer).map_err(|e| StartError::Policy(e.to_string()))?);
 

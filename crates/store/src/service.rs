@@ -299,8 +299,14 @@ where
 
     /// Answers one encoded `StoreQueryRequest` with an encoded `StoreQueryResponse`.
     pub async fn query(&self, body: &[u8]) -> Vec<u8> {
+        self.query_from(None, body).await
+    }
+
+    /// As [`StoreService::query`] for a request from `peer`: the engine checks its proof against
+    /// that peer's sessions first ([`Provider::handle_from`]).
+    pub async fn query_from(&self, peer: Option<&PeerId>, body: &[u8]) -> Vec<u8> {
         Metrics::bump(&self.metrics.queries, 1);
-        let response = self.query_response(body).await;
+        let response = self.query_response(peer, body).await;
         if response.is_success() {
             Metrics::bump(&self.metrics.served, 1);
             Metrics::bump(&self.metrics.messages_served, u64::try_from(response.messages.len()).unwrap_or(0));
@@ -312,13 +318,17 @@ where
         bytes
     }
 
-    async fn query_response(&self, body: &[u8]) -> StoreQueryResponse {
+    async fn query_response(&self, peer: Option<&PeerId>, body: &[u8]) -> StoreQueryResponse {
         let request = match decode_valid(body, &self.metrics) {
             Ok(r) => r,
             Err(response) => return *response,
         };
         let digest = request.canonical().digest();
-        let verdict = self.provider.handle(&digest, request.eligibility_proof.as_deref(), wall_clock_ms()).await;
+        let requester = peer.map(|p| p.to_bytes());
+        let verdict = self
+            .provider
+            .handle_from(requester.as_deref(), &digest, request.eligibility_proof.as_deref(), wall_clock_ms())
+            .await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
             return refusal(request.request_id, verdict);
@@ -374,13 +384,13 @@ where
     S: SessionStore + 'static,
     K: ClaimSubmitter + 'static,
 {
-    async fn answer(&self, proto: Proto, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+    async fn answer(&self, proto: Proto, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
         match proto {
             Proto::Policy => {
                 Metrics::bump(&self.metrics.policy_requests, 1);
                 self.advert.clone()
             }
-            Proto::Store => self.query(&request).await,
+            Proto::Store => self.query_from(Some(&peer), &request).await,
         }
     }
 

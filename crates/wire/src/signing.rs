@@ -1,10 +1,11 @@
 //! Canonical signing bytes: `digest = SHA-256(32-byte domain prefix || Borsh body)`, signed
-//! with BIP-340 (k256). The owner signs the whole proposal (vault-owner authorization); the
+//! with BIP-340 (signing with k256, verifying with libsecp256k1). The owner signs the whole proposal (vault-owner authorization); the
 //! session key signs each request (a service-defined canonical request, e.g. Store's).
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use paystreams_sigcheck::verify_bip340;
 use paystreams_lez_core::{
-    crypto::{verify_bip340, SecretKey},
+    crypto::SecretKey,
     domain_prefix, sha256,
 };
 

@@ -1,0 +1,399 @@
+//! The node's JSON-RPC module, driven in process over an in-memory chain.
+//!
+//! The module is the one the node serves (automine on, dev methods off, so a request cannot
+//! mine blocks on its own). The chain is created once, from a fixed genesis of four funded
+//! keys, and recreated when it has grown past [`CHAIN_HEIGHT_MAX`] blocks. The first input
+//! byte picks arbitrary text, a structured request (a real method name with parameters built
+//! from the input) or a `sendTransaction` of a signed transaction built from the input.
+//!
+//! Checks: every request that parses gets one well-formed JSON-RPC 2.0 response echoing its id,
+//! with a result or an error whose code is one this API documents; the state root and the head
+//! do not move unless a transaction was admitted, and an admitted transaction passed decoding,
+//! the stateless checks and its signatures, and is committed under the hash returned.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use jsonrpsee::RpcModule;
+use paystreams_lez_core::{crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id, AccountId};
+use paystreams_node::{
+    chain::{genesis_block, genesis_state},
+    rpc::RpcServer,
+    storage::{GenesisAccount, GenesisSpec},
+    Chain, MemStorage, Storage as _,
+};
+use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
+use paystreams_rpc::{codes, PaystreamsApiServer as _};
+use paystreams_runtime::{Message, Transaction, MAX_TRANSACTION_BYTES};
+use serde_json::{json, Map, Value};
+
+use crate::{source::Source, transaction::sign};
+
+/// Blocks after which the chain is recreated, bounding memory over long fuzzing runs.
+pub const CHAIN_HEIGHT_MAX: u64 = 2_048;
+/// Genesis time of the fuzzing chain, Unix milliseconds.
+const GENESIS_MS: u64 = 1_700_000_000_000;
+/// Dev accounts at genesis.
+const KEYS: usize = 4;
+/// Subscription notifications buffered per call (none are read).
+const SUBSCRIPTION_BUFFER: usize = 16;
+
+/// The error codes a response may carry: jsonrpsee's request errors and this API's own
+/// (`paystreams_rpc::codes`). Internal (-32603) and storage (-32010) errors mean a bug here.
+const KNOWN_ERROR_CODES: [i64; 8] = [
+    -32600, // invalid request
+    -32601, // method not found
+    -32602, // invalid params
+    codes::TRANSACTION_REJECTED as i64,
+    codes::MEMPOOL_FULL as i64,
+    codes::DEV_METHOD_DISABLED as i64,
+    codes::DUPLICATE_TRANSACTION as i64,
+    codes::NOT_FOUND as i64,
+];
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    chain: Arc<Chain>,
+    module: RpcModule<RpcServer>,
+    methods: Vec<&'static str>,
+    keys: Vec<SecretKey>,
+}
+
+fn dev_key(index: usize) -> SecretKey {
+    match SecretKey::from_bytes(&sha256(&[b"paystreams-fuzz/json-rpc/", &index.to_le_bytes()])) {
+        Ok(key) => key,
+        Err(_) => panic!("fixed fuzz key {index} is a valid secp256k1 scalar"),
+    }
+}
+
+fn build() -> Fixture {
+    let keys: Vec<SecretKey> = (0..KEYS).map(dev_key).collect();
+    let spec = GenesisSpec {
+        timestamp_ms: GENESIS_MS,
+        accounts: keys.iter().map(|k| GenesisAccount { secret_key: k.to_bytes(), balance: 1_000_000_000 }).collect(),
+    };
+    let state = genesis_state(&spec);
+    let storage = Arc::new(MemStorage::new());
+    if let Err(error) = storage.init(&spec, &genesis_block(&spec, &state), &state) {
+        panic!("in-memory genesis failed: {error}");
+    }
+    let chain = match Chain::open(storage, 0, 0) {
+        Ok(chain) => Arc::new(chain),
+        Err(error) => panic!("in-memory chain failed to open: {error}"),
+    };
+    let module = RpcServer::new(Arc::clone(&chain), true, false).into_rpc();
+    let mut methods: Vec<&'static str> = module.method_names().collect();
+    methods.sort_unstable();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => panic!("tokio runtime failed to start: {error}"),
+    };
+    Fixture { runtime, chain, module, methods, keys }
+}
+
+fn fixture() -> &'static Mutex<Option<Fixture>> {
+    static FIXTURE: OnceLock<Mutex<Option<Fixture>>> = OnceLock::new();
+    FIXTURE.get_or_init(|| Mutex::new(None))
+}
+
+/// Sends one request built from `data` to the node's RPC module and checks the response.
+///
+/// # Panics
+/// When a response is malformed or the chain moved without an admitted transaction.
+pub fn json_rpc(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let mut guard = fixture().lock().unwrap_or_else(|poisoned| {
+        // A previous call panicked mid-request: start again from a fresh chain.
+        let mut guard = poisoned.into_inner();
+        *guard = None;
+        guard
+    });
+    if guard.as_ref().is_some_and(|f| f.chain.head_height() > CHAIN_HEIGHT_MAX) {
+        *guard = None;
+    }
+    let fx = guard.get_or_insert_with(build);
+    let mut s = Source::new(rest);
+    let request = match mode % 4 {
+        0 => String::from_utf8_lossy(rest).into_owned(),
+        1 | 2 => structured_request(fx, &mut s),
+        _ => send_transaction_request(fx, &mut s),
+    };
+    check_call(fx, &request);
+}
+
+fn check_call(fx: &Fixture, request: &str) {
+    let root = fx.chain.state_root();
+    let height = fx.chain.head_height();
+    let outcome = fx.runtime.block_on(fx.module.raw_json_request(request, SUBSCRIPTION_BUFFER));
+    let Ok((response, subscription)) = outcome else {
+        // Not a JSON-RPC request: the server answers a parse error, nothing runs.
+        assert_eq!(fx.chain.state_root(), root, "an unparsable request changed the state");
+        assert_eq!(fx.chain.head_height(), height, "an unparsable request produced a block");
+        return;
+    };
+    drop(subscription);
+    let parsed: jsonrpsee::types::Request<'_> = match serde_json::from_str(request) {
+        Ok(parsed) => parsed,
+        Err(error) => panic!("the module answered a request that does not parse ({error}): {request}"),
+    };
+    let response: Value = match serde_json::from_str(response.get()) {
+        Ok(value) => value,
+        Err(error) => panic!("response is not JSON ({error}): {}", response.get()),
+    };
+    let Some(object) = response.as_object() else { panic!("response is not an object: {response}") };
+    assert_eq!(object.get("jsonrpc"), Some(&json!("2.0")), "response without jsonrpc 2.0: {response}");
+    let id = serde_json::to_value(&parsed.id).unwrap_or(Value::Null);
+    assert_eq!(object.get("id"), Some(&id), "response does not echo the request id: {response}");
+    let success = match (object.get("result"), object.get("error")) {
+        (Some(_), None) => true,
+        (None, Some(error)) => {
+            let code = error.get("code").and_then(Value::as_i64);
+            let message = error.get("message").and_then(Value::as_str);
+            assert!(message.is_some(), "error without a message: {response}");
+            assert!(
+                code.is_some_and(|c| KNOWN_ERROR_CODES.contains(&c)),
+                "error code outside the API's codes for {request}: {response}"
+            );
+            false
+        }
+        _ => panic!("response needs exactly one of result and error: {response}"),
+    };
+    let method: &str = &parsed.method;
+    let transaction_param = transaction_param(parsed.params.as_deref().map(serde_json::value::RawValue::get));
+    if method == "sendTransaction" && success {
+        let Some(text) = transaction_param else { panic!("sendTransaction succeeded without a transaction: {request}") };
+        let tx = match offline_checks(&text) {
+            Ok(tx) => tx,
+            Err(why) => panic!("the node admitted a transaction that fails {why}: {request}"),
+        };
+        let hash = tx.hash();
+        assert_eq!(object.get("result"), Some(&json!(hex_string(&hash))), "returned hash is not the transaction's");
+        match fx.chain.receipt(&hash) {
+            Ok(Some(_)) => {}
+            other => panic!("admitted transaction not committed under automine: {other:?}"),
+        }
+        assert!(fx.chain.head_height() > height, "automine did not produce a block");
+    } else {
+        if method == "sendTransaction"
+            && object.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64)
+                == Some(i64::from(codes::TRANSACTION_REJECTED))
+            && let Some(text) = &transaction_param
+            && text.len() <= MAX_TRANSACTION_BYTES
+        {
+            assert!(offline_checks(text).is_err(), "the node rejected a transaction that passes every check: {request}");
+        }
+        assert_eq!(fx.chain.state_root(), root, "state changed without an admitted transaction: {request}");
+        assert_eq!(fx.chain.head_height(), height, "a block was produced without an admitted transaction: {request}");
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `transaction` parameter, positional or named, when it is a string.
+fn transaction_param(params: Option<&str>) -> Option<String> {
+    let params: Value = serde_json::from_str(params?).ok()?;
+    let value = match &params {
+        Value::Array(items) => items.first()?,
+        Value::Object(fields) => fields.get("transaction")?,
+        _ => return None,
+    };
+    value.as_str().map(str::to_owned)
+}
+
+/// What admission requires: base64 of a transaction that decodes, passes the stateless checks
+/// and carries valid signatures.
+fn offline_checks(text: &str) -> Result<Transaction, String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| format!("base64: {e}"))?;
+    let tx = Transaction::decode(&bytes).map_err(|e| format!("decoding: {e}"))?;
+    tx.check_structure().map_err(|e| format!("structure: {e}"))?;
+    tx.verify_signatures().map_err(|e| format!("signatures: {e}"))?;
+    Ok(tx)
+}
+
+/// A request for a real method (sometimes an unknown one) with parameters built from the input.
+fn structured_request(fx: &Fixture, s: &mut Source<'_>) -> String {
+    let method = if s.one_in(16) {
+        Value::String(String::from_utf8_lossy(s.bytes(12)).into_owned())
+    } else {
+        Value::String(fx.methods.get(s.below(fx.methods.len())).copied().unwrap_or("getLastBlockId").to_owned())
+    };
+    let id = match s.byte() % 6 {
+        0 => Value::Null,
+        1 => Value::String(String::from_utf8_lossy(s.bytes(8)).into_owned()),
+        2 => json!(-1),
+        3 => json!(1.5),
+        _ => json!(s.u64()),
+    };
+    let mut request = Map::new();
+    request.insert("jsonrpc".into(), if s.one_in(32) { json!("1.0") } else { json!("2.0") });
+    if !s.one_in(32) {
+        request.insert("id".into(), id);
+    }
+    request.insert("method".into(), method);
+    match s.byte() % 8 {
+        0 => {}
+        1 => {
+            request.insert("params".into(), value(fx, s, 2));
+        }
+        2 => {
+            let mut fields = Map::new();
+            for _ in 0..s.below(4) {
+                fields.insert(key_name(s), value(fx, s, 2));
+            }
+            request.insert("params".into(), Value::Object(fields));
+        }
+        _ => {
+            let params = (0..s.below(4)).map(|_| value(fx, s, 2)).collect();
+            request.insert("params".into(), Value::Array(params));
+        }
+    }
+    let mut text = Value::Object(request).to_string().into_bytes();
+    if s.one_in(8) {
+        s.mutate(&mut text, 3);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn key_name(s: &mut Source<'_>) -> String {
+    const NAMES: [&str; 12] = [
+        "owner", "provider", "vault_id", "stream_id", "account_id", "account_ids", "hash", "transaction", "block_id",
+        "start_block_id", "end_block_id", "seconds",
+    ];
+    if s.one_in(8) { String::from_utf8_lossy(s.bytes(6)).into_owned() } else { NAMES.get(s.below(NAMES.len())).copied().unwrap_or("owner").to_owned() }
+}
+
+/// A JSON value, mostly of the shapes the API's parameters take (account ids, hashes, block
+/// numbers, filters), nested at most `depth` levels.
+fn value(fx: &Fixture, s: &mut Source<'_>, depth: u8) -> Value {
+    match s.byte() % 14 {
+        0 => Value::Null,
+        1 => Value::Bool(s.bool()),
+        2 => json!(s.interesting_u64()),
+        3 => json!(i64::from(s.u32()).wrapping_neg()),
+        4 => serde_json::Number::from_f64(f64::from(s.u32()) / 7.0).map_or(Value::Null, Value::Number),
+        5 => json!(u64::from(s.byte() % 8)),
+        6 => Value::String(account_id(fx, s).to_string()),
+        7 => Value::String(hex_string(&s.array::<32>())),
+        8 => Value::String(s.interesting_u128().to_string()),
+        9 => {
+            let len = usize::from(s.byte() % 48);
+            Value::String(String::from_utf8_lossy(s.bytes(len)).into_owned())
+        }
+        10 => Value::String(base64::engine::general_purpose::STANDARD.encode(signed_transaction(fx, s).to_bytes())),
+        11 if depth > 0 => Value::Array((0..s.below(4)).map(|_| value(fx, s, depth.saturating_sub(1))).collect()),
+        12 if depth > 0 => {
+            let mut fields = Map::new();
+            for _ in 0..s.below(4) {
+                fields.insert(key_name(s), value(fx, s, depth.saturating_sub(1)));
+            }
+            Value::Object(fields)
+        }
+        _ => json!(s.u32()),
+    }
+}
+
+fn account_id(fx: &Fixture, s: &mut Source<'_>) -> AccountId {
+    match s.byte() % 4 {
+        0 => AccountId(s.array()),
+        _ => fx.keys.get(s.below(KEYS)).map_or(AccountId([0; 32]), SecretKey::account_id),
+    }
+}
+
+/// A transaction from a dev key: mostly a valid transfer or vault initialisation at the
+/// signer's current nonce, sometimes a stale nonce or arbitrary instruction bytes.
+fn signed_transaction(fx: &Fixture, s: &mut Source<'_>) -> Transaction {
+    let Some(key) = fx.keys.get(s.below(KEYS)) else { return sign(empty_message(), &[]) };
+    let mut nonce = fx.chain.account(&key.account_id()).nonce;
+    if s.one_in(8) {
+        nonce = nonce.wrapping_sub(1);
+    }
+    let message = match s.byte() % 4 {
+        0 | 1 => Message {
+            program_id: authenticated_transfer_program_id(),
+            account_ids: vec![key.account_id(), account_id(fx, s)],
+            nonces: vec![nonce],
+            instruction_data: paystreams_lez_core::transfer::transfer_instruction(u128::from(s.u16())),
+        },
+        2 => {
+            let vault = client::VaultRef::native(payment_streams_program_id(), key.account_id(), u64::from(s.byte()));
+            let call = client::initialize_vault(&vault, VaultPrivacyTier::Public);
+            Message { program_id: call.program_id, account_ids: call.account_ids.clone(), nonces: vec![nonce], instruction_data: call.instruction_data() }
+        }
+        _ => Message {
+            program_id: payment_streams_program_id(),
+            account_ids: (0..s.below(4)).map(|_| account_id(fx, s)).collect(),
+            nonces: vec![nonce],
+            instruction_data: s.vec(48),
+        },
+    };
+    let hash = message.hash();
+    let aux = s.array::<32>();
+    let signature = key.sign_with_aux(&hash, &aux);
+    Transaction { message, witness_set: paystreams_runtime::WitnessSet { signatures_and_public_keys: vec![(signature, key.public_key())] } }
+}
+
+fn empty_message() -> Message {
+    Message { program_id: payment_streams_program_id(), account_ids: vec![], nonces: vec![], instruction_data: vec![] }
+}
+
+/// `sendTransaction` of a transaction built from the input, its bytes or its text sometimes
+/// mutated, with positional or named parameters.
+fn send_transaction_request(fx: &Fixture, s: &mut Source<'_>) -> String {
+    let mut bytes = signed_transaction(fx, s).to_bytes();
+    if s.one_in(4) {
+        s.mutate(&mut bytes, 3);
+    }
+    let mut text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    if s.one_in(8) {
+        let mut raw = text.into_bytes();
+        s.mutate(&mut raw, 2);
+        text = String::from_utf8_lossy(&raw).into_owned();
+    }
+    let params = if s.bool() { json!([text]) } else { json!({ "transaction": text }) };
+    json!({ "jsonrpc": "2.0", "id": s.u32(), "method": "sendTransaction", "params": params }).to_string()
+}
+
+/// Requests for a few methods as text (mode byte 0), and structured and transaction inputs.
+#[must_use]
+pub fn seeds() -> Vec<(String, Vec<u8>)> {
+    let dev = dev_key(0).account_id().to_string();
+    let other = dev_key(1);
+    let transfer = sign(
+        Message {
+            program_id: authenticated_transfer_program_id(),
+            account_ids: vec![dev_key(0).account_id(), other.account_id()],
+            nonces: vec![0],
+            instruction_data: paystreams_lez_core::transfer::transfer_instruction(10),
+        },
+        &[&dev_key(0)],
+    );
+    let texts = [
+        ("get-last-block-id", json!({"jsonrpc": "2.0", "id": 1, "method": "getLastBlockId"})),
+        ("get-account", json!({"jsonrpc": "2.0", "id": 2, "method": "getAccount", "params": [dev]})),
+        ("get-block-range", json!({"jsonrpc": "2.0", "id": "r", "method": "getBlockRange", "params": [0, 0]})),
+        ("list-streams", json!({"jsonrpc": "2.0", "id": 3, "method": "listStreams", "params": [{"owner": dev}]})),
+        ("get-vault", json!({"jsonrpc": "2.0", "id": 4, "method": "getVault", "params": {"owner": dev, "vault_id": 0}})),
+        (
+            "send-transaction",
+            json!({"jsonrpc": "2.0", "id": 5, "method": "sendTransaction",
+                   "params": [base64::engine::general_purpose::STANDARD.encode(transfer.to_bytes())]}),
+        ),
+        ("subscribe-blocks", json!({"jsonrpc": "2.0", "id": 6, "method": "subscribeBlocks"})),
+    ];
+    let mut seeds: Vec<(String, Vec<u8>)> = texts
+        .into_iter()
+        .map(|(name, request)| {
+            let mut input = vec![0];
+            input.extend(request.to_string().into_bytes());
+            (format!("text-{name}"), input)
+        })
+        .collect();
+    for (n, mode) in [1_u8, 3].into_iter().enumerate() {
+        let mut input = vec![mode];
+        input.extend(crate::pseudo_random_bytes(u64::try_from(n).unwrap_or(0), 96));
+        seeds.push((format!("built-{mode}"), input));
+    }
+    seeds
+}

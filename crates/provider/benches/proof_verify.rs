@@ -1,0 +1,103 @@
+//! Provider StreamProof verification against a bare BIP-340 verification of the same digests,
+//! side by side in one run.
+//!
+//! `cargo bench -p paystreams-provider --bench proof_verify [-- REQUESTS ROUNDS]`
+//!
+//! The engine side is the whole per-request path of [`Provider::handle_from`] for a bound
+//! session: decode the `EligibilityProof`, find the session (the requester's own first), verify
+//! the signature, check replay, read the stream folded at chain time from the chain view, and
+//! record the request. The chain view is the in-process one (a state read and a fold, as a
+//! stream-view cache answers) and sessions are in memory, so the figure is the engine's own
+//! cost. The bare side verifies the same signatures over the same digests with libsecp256k1
+//! (what the engine uses) and with k256 (what the program core uses).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark binary: fail loudly")]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{hint::black_box, time::Instant};
+
+use common::{assert_ok, key, world, World};
+use paystreams_lez_core::crypto::verify_bip340 as k256_verify;
+use paystreams_sigcheck::verify_bip340 as libsecp_verify;
+use paystreams_wire::{sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _};
+
+fn per_second(count: usize, seconds: f64) -> f64 {
+    count as f64 / seconds
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let requests = args.first().copied().unwrap_or(2_000);
+    let rounds = args.get(1).copied().unwrap_or(3);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let requester = b"peer-under-test".as_slice();
+
+    let session = key(9);
+    let mut w: World = world();
+    // Propose, create the stream, bind it with a first proof.
+    runtime.block_on(async {
+        let proposal = w.proposal(&session);
+        let digest = w.next_digest();
+        let verdict = w
+            .provider
+            .handle_from(Some(requester), &digest, Some(&EligibilityProof::Proposal(proposal).encode()), w.now_ms())
+            .await;
+        assert_ok(&verdict);
+        let stream_id = w.create_stream(10, 1_000).await;
+        assert_ok(&w.prove(&session, stream_id).await);
+    });
+    let public_key = session.public_key().to_bytes();
+    let now_ms = w.now_ms();
+
+    println!("StreamProof verification, {requests} distinct requests x {rounds} rounds, one thread");
+    let (mut engine_best, mut libsecp_best, mut k256_best) = (0.0_f64, 0.0_f64, 0.0_f64);
+    for round in 0..rounds {
+        // Fresh digests each round: a repeated one would be refused as a replay.
+        let signed: Vec<([u8; 32], Vec<u8>, [u8; 64])> = (0..requests)
+            .map(|i| {
+                let digest =
+                    CanonicalStoreRequest { request_id: format!("r{round}-{i}"), ..CanonicalStoreRequest::default() }.digest();
+                let proof = sign_stream_proof(&session, 0, &digest);
+                let signature = proof.signature;
+                (digest, EligibilityProof::Proof(proof).encode(), signature)
+            })
+            .collect();
+
+        let started = Instant::now();
+        runtime.block_on(async {
+            for (digest, proof, _) in &signed {
+                let verdict = w.provider.handle_from(Some(requester), black_box(digest), Some(proof), now_ms).await;
+                assert!(verdict.is_granted(), "{verdict:?}");
+            }
+        });
+        let engine = per_second(requests, started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        for (digest, _, signature) in &signed {
+            assert!(libsecp_verify(black_box(&public_key), black_box(digest), black_box(signature)));
+        }
+        let libsecp = per_second(requests, started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        for (digest, _, signature) in &signed {
+            assert!(k256_verify(black_box(&public_key), black_box(digest), black_box(signature)));
+        }
+        let k256 = per_second(requests, started.elapsed().as_secs_f64());
+        println!(
+            "round {round}: engine {engine:>8.0}/s  bare libsecp256k1 {libsecp:>8.0}/s  bare k256 {k256:>8.0}/s  engine/bare {:.3}",
+            engine / libsecp
+        );
+        engine_best = engine_best.max(engine);
+        libsecp_best = libsecp_best.max(libsecp);
+        k256_best = k256_best.max(k256);
+    }
+    println!(
+        "best: engine {engine_best:.0}/s ({:.1} µs), bare libsecp256k1 {libsecp_best:.0}/s ({:.1} µs), bare k256 {k256_best:.0}/s ({:.1} µs)",
+        1e6 / engine_best,
+        1e6 / libsecp_best,
+        1e6 / k256_best
+    );
+    println!("engine / bare signature verification: {:.3} (target 0.9)", engine_best / libsecp_best);
+}

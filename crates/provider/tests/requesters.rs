@@ -1,0 +1,118 @@
+//! Many sessions behind one stream id: every vault's first stream is id 0, so a StreamProof
+//! alone does not say whose session it is. The engine tries the requester's own sessions first;
+//! these tests hold it to finding the right session, never granting on the hint alone, and
+//! keeping forged proofs from known requesters cheap.
+
+mod common;
+
+use common::{assert_ok, assert_refused, included, key, policy, DEPOSIT, SERVICE, START};
+use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
+use paystreams_program::{
+    client::{self, VaultRef},
+    payment_streams_program_id,
+    state::VaultPrivacyTier,
+    ExtensionSettings,
+};
+use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider};
+use paystreams_rpc::chain_view::InMemoryChain;
+use paystreams_wire::{
+    sign_proposal, sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _, StatusCode,
+    StreamParams,
+};
+
+/// More sessions on stream id 0 than a requester with sessions of its own may make the
+/// engine search.
+const USERS: u8 = 40;
+
+struct User {
+    owner: SecretKey,
+    session: SecretKey,
+    requester: Vec<u8>,
+}
+
+fn digest(label: &str) -> [u8; 32] {
+    CanonicalStoreRequest { request_id: label.to_owned(), ..CanonicalStoreRequest::default() }.digest()
+}
+
+async fn prove(
+    provider: &Provider<InMemoryChain, MemoryStore, ChainClaimer<InMemoryChain>>,
+    requester: Option<&[u8]>,
+    session: &SecretKey,
+    label: &str,
+    now_ms: u64,
+) -> paystreams_provider::Verdict {
+    let d = digest(label);
+    let proof = EligibilityProof::Proof(sign_stream_proof(session, 0, &d)).encode();
+    provider.handle_from(requester, &d, Some(&proof), now_ms).await
+}
+
+#[tokio::test]
+async fn each_requester_finds_its_own_session_among_many_on_stream_zero() {
+    let provider_key = key(200);
+    let users: Vec<User> = (1..=USERS)
+        .map(|i| User { owner: key(i), session: key(i.wrapping_add(100)), requester: format!("peer-{i}").into_bytes() })
+        .collect();
+    let mut funded: Vec<_> = users.iter().map(|u| (u.owner.account_id(), 1_000_000)).collect();
+    funded.push((provider_key.account_id(), 1_000));
+    let chain = InMemoryChain::new(&funded, START).expect("chain");
+    let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
+    let provider =
+        Provider::new(policy(&provider_key), EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
+    let now_ms = START * 1000;
+
+    for u in &users {
+        let vault = VaultRef::native(payment_streams_program_id(), u.owner.account_id(), 0);
+        included(chain.submit_now(&client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&u.owner]).expect("submit"));
+        included(
+            chain
+                .submit_now(&client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), None), &[&u.owner])
+                .expect("submit"),
+        );
+        let params = StreamParams {
+            service_id: SERVICE.as_bytes().to_vec(),
+            stream_rate: 10,
+            allocation: 1_000,
+            create_stream_deadline: START + 200,
+        };
+        let proposal = sign_proposal(&u.owner, 0, provider_key.account_id().0, [0; 32], params, u.session.public_key().to_bytes(), None)
+            .expect("sign");
+        let d = digest(&format!("proposal-{}", u.owner.account_id()));
+        let verdict =
+            provider.handle_from(Some(&u.requester), &d, Some(&EligibilityProof::Proposal(proposal).encode()), now_ms).await;
+        assert_ok(&verdict);
+        let create = client::create_stream(&vault, 0, provider_key.account_id(), 10, 1_000, ExtensionSettings::default());
+        included(chain.submit_now(&create, &[&u.owner]).expect("submit"));
+    }
+
+    // Every user is served on stream 0 through its own connection, binding its own session.
+    let mut bound = std::collections::BTreeSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let verdict = prove(&provider, Some(&u.requester), &u.session, &format!("first-{i}"), now_ms).await;
+        assert_ok(&verdict);
+        assert!(bound.insert(verdict.session.expect("session named")), "two users bound to one session");
+    }
+    assert_eq!(bound.len(), usize::from(USERS));
+
+    // A user reconnecting under a new identity is found by searching the stream id.
+    let last = users.last().expect("users");
+    assert_ok(&prove(&provider, Some(b"a-new-connection"), &last.session, "reconnected", now_ms).await);
+    assert_ok(&prove(&provider, None, &last.session, "no-requester", now_ms).await);
+
+    // A forged proof (a key with no session) from a known requester is refused without a search
+    // of the other sessions, and from an unknown requester after one.
+    let forger = key(250);
+    assert_refused(&prove(&provider, Some(&users[0].requester), &forger, "forged-known", now_ms).await, StatusCode::ProofInvalid);
+    assert_refused(&prove(&provider, Some(b"stranger"), &forger, "forged-unknown", now_ms).await, StatusCode::ProofInvalid);
+
+    // The hint never grants by itself: another user's valid proof carried by a requester with
+    // sessions of its own is not attributed to them; on a stream id this crowded it is refused
+    // rather than searched for (the other user is served through its own connection).
+    let (a, b) = (&users[0], &users[1]);
+    assert_refused(&prove(&provider, Some(&a.requester), &b.session, "relayed", now_ms).await, StatusCode::ProofInvalid);
+    assert_ok(&prove(&provider, Some(&b.requester), &b.session, "direct", now_ms).await);
+    // A replayed request is refused whichever connection carries it.
+    let d = digest("once");
+    let proof = EligibilityProof::Proof(sign_stream_proof(&a.session, 0, &d)).encode();
+    assert_ok(&provider.handle_from(Some(&a.requester), &d, Some(&proof), now_ms).await);
+    assert_refused(&provider.handle_from(Some(b"another"), &d, Some(&proof), now_ms).await, StatusCode::ProofInvalid);
+}

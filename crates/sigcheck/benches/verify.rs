@@ -1,0 +1,50 @@
+//! BIP-340 verification throughput: k256 (the program core's verifier) against libsecp256k1
+//! (this crate), side by side on the same signatures in one run.
+//!
+//! `cargo bench -p paystreams-sigcheck --bench verify [-- SIGNATURES ROUNDS]`
+
+use std::{hint::black_box, time::Instant};
+
+use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
+use paystreams_sigcheck::verify_bip340 as libsecp_verify;
+
+type Verifier = fn(&[u8; 32], &[u8; 32], &[u8; 64]) -> bool;
+
+fn rate(name: &str, verify: Verifier, set: &[([u8; 32], [u8; 32], [u8; 64])], rounds: u32) -> f64 {
+    let start = Instant::now();
+    let mut accepted: u64 = 0;
+    for _ in 0..rounds {
+        for (key, message, signature) in set {
+            if verify(black_box(key), black_box(message), black_box(signature)) {
+                accepted += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = u64::from(rounds) * set.len() as u64;
+    assert_eq!(accepted, total, "{name} rejected a valid signature");
+    let per_second = total as f64 / elapsed;
+    println!("{name:<14} {per_second:>10.0} verifications/s  ({:.1} µs each)", 1e6 / per_second);
+    per_second
+}
+
+fn main() {
+    let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let signatures = args.first().copied().unwrap_or(500);
+    let rounds = args.get(1).copied().unwrap_or(4);
+    let set: Vec<([u8; 32], [u8; 32], [u8; 64])> = (0..signatures)
+        .map(|i| {
+            let signer = SecretKey::generate();
+            let mut message = [0_u8; 32];
+            message[..4].copy_from_slice(&i.to_be_bytes());
+            (signer.public_key().to_bytes(), message, signer.sign(&message).0)
+        })
+        .collect();
+    println!("BIP-340 verification, {signatures} distinct signatures x {rounds} rounds, one thread");
+    // Warm both up once so neither pays first-use costs inside its timing.
+    rate("warm-up k256", k256_verify, &set[..set.len().min(20)], 1);
+    rate("warm-up libsecp", libsecp_verify, &set[..set.len().min(20)], 1);
+    let k256 = rate("k256", k256_verify, &set, rounds);
+    let libsecp = rate("libsecp256k1", libsecp_verify, &set, rounds);
+    println!("libsecp256k1 / k256 throughput: {:.2}x", libsecp / k256);
+}

@@ -1,0 +1,169 @@
+//! libsecp256k1 and the program core's k256 verifier must accept and reject exactly the same
+//! inputs: the BIP-340 test vectors, valid signatures from random keys, every single-bit
+//! corruption of them, encodings at and around the field size and the curve order, and random
+//! bytes.
+
+use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
+use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify};
+use proptest::prelude::*;
+
+const VECTORS: &str = include_str!("data/bip340-vectors.csv");
+
+/// The field size p and the curve order n, big-endian.
+const FIELD_SIZE: &str = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F";
+const CURVE_ORDER: &str = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141";
+
+fn h<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = hex::decode(text).expect("hex in test data");
+    bytes.try_into().expect("length in test data")
+}
+
+/// Both verifiers, asserted to agree; returns their common answer.
+fn both(key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> bool {
+    let fast = libsecp_verify(key, message, signature);
+    let reference = k256_verify(key, message, signature);
+    assert_eq!(
+        fast,
+        reference,
+        "verifiers disagree: key {} message {} signature {}",
+        hex::encode(key),
+        hex::encode(message),
+        hex::encode(signature)
+    );
+    fast
+}
+
+fn add_one(mut value: [u8; 32]) -> [u8; 32] {
+    for byte in value.iter_mut().rev() {
+        let (next, carry) = byte.overflowing_add(1);
+        *byte = next;
+        if !carry {
+            break;
+        }
+    }
+    value
+}
+
+fn sub_one(mut value: [u8; 32]) -> [u8; 32] {
+    for byte in value.iter_mut().rev() {
+        let (next, borrow) = byte.overflowing_sub(1);
+        *byte = next;
+        if !borrow {
+            break;
+        }
+    }
+    value
+}
+
+#[test]
+fn bip340_vectors_give_the_expected_answer_on_both() {
+    let mut checked = 0;
+    for line in VECTORS.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (index, secret, public, aux, message, signature, expected) =
+            (fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]);
+        let key: [u8; 32] = h(public);
+        let message: [u8; 32] = h(message);
+        let signature: [u8; 64] = h(signature);
+        let expected = expected == "TRUE";
+        assert_eq!(both(&key, &message, &signature), expected, "vector {index}");
+        if !secret.is_empty() {
+            let signer = SecretKey::from_bytes(&h(secret)).expect("vector secret key");
+            assert_eq!(signer.public_key().to_bytes(), key, "vector {index} public key");
+            assert_eq!(signer.sign_with_aux(&message, &h(aux)).0, signature, "vector {index} signature");
+        }
+        assert_eq!(is_valid_public_key(&key), paystreams_lez_core::crypto::PublicKey::from_bytes(key).is_ok());
+        checked += 1;
+    }
+    assert_eq!(checked, 15, "vectors 0 to 14 are all read");
+}
+
+#[test]
+fn every_single_bit_flip_of_a_valid_signature_is_rejected_by_both() {
+    let signer = SecretKey::from_bytes(&[7; 32]).expect("valid key");
+    let key = signer.public_key().to_bytes();
+    let message = [0x5a; 32];
+    let signature = signer.sign_with_aux(&message, &[1; 32]).0;
+    assert!(both(&key, &message, &signature));
+    for bit in 0..512 {
+        let mut bad = signature;
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(!both(&key, &message, &bad), "signature bit {bit}");
+    }
+    for bit in 0..256 {
+        let mut bad = message;
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(!both(&key, &bad, &signature), "message bit {bit}");
+        let mut bad_key = key;
+        bad_key[bit / 8] ^= 1 << (bit % 8);
+        assert!(!both(&bad_key, &message, &signature), "key bit {bit}");
+    }
+}
+
+#[test]
+fn encodings_around_the_field_size_and_curve_order_agree() {
+    let field: [u8; 32] = h(FIELD_SIZE);
+    let order: [u8; 32] = h(CURVE_ORDER);
+    let signer = SecretKey::from_bytes(&[9; 32]).expect("valid key");
+    let valid_key = signer.public_key().to_bytes();
+    let message = [3; 32];
+    let valid = signer.sign_with_aux(&message, &[0; 32]).0;
+    let mut r_valid = [0; 32];
+    r_valid.copy_from_slice(&valid[..32]);
+    let mut s_valid = [0; 32];
+    s_valid.copy_from_slice(&valid[32..]);
+
+    let keys = [valid_key, [0; 32], add_one([0; 32]), sub_one(field), field, add_one(field), [0xff; 32]];
+    let rs = [r_valid, [0; 32], add_one([0; 32]), sub_one(field), field, add_one(field), [0xff; 32]];
+    let ss = [s_valid, [0; 32], add_one([0; 32]), sub_one(order), order, add_one(order), [0xff; 32]];
+    let mut accepted = 0;
+    for key in &keys {
+        assert_eq!(is_valid_public_key(key), paystreams_lez_core::crypto::PublicKey::from_bytes(*key).is_ok());
+        for r in &rs {
+            for s in &ss {
+                let mut signature = [0; 64];
+                signature[..32].copy_from_slice(r);
+                signature[32..].copy_from_slice(s);
+                if both(key, &message, &signature) {
+                    accepted += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(accepted, 1, "only the genuine signature verifies");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_keys_sign_and_both_accept(secret in any::<[u8; 32]>(), message in any::<[u8; 32]>(), aux in any::<[u8; 32]>()) {
+        // Zero and out-of-range scalars are not keys; both sides only see valid ones here.
+        if let Ok(signer) = SecretKey::from_bytes(&secret) {
+            let key = signer.public_key().to_bytes();
+            let signature = signer.sign_with_aux(&message, &aux).0;
+            prop_assert!(both(&key, &message, &signature));
+            let mut other = message;
+            other[0] ^= 0x80;
+            prop_assert!(!both(&key, &other, &signature));
+        }
+    }
+
+    #[test]
+    fn random_bytes_agree(key in any::<[u8; 32]>(), message in any::<[u8; 32]>(), r in any::<[u8; 32]>(), s in any::<[u8; 32]>()) {
+        let mut signature = [0; 64];
+        signature[..32].copy_from_slice(&r);
+        signature[32..].copy_from_slice(&s);
+        both(&key, &message, &signature);
+        prop_assert_eq!(is_valid_public_key(&key), paystreams_lez_core::crypto::PublicKey::from_bytes(key).is_ok());
+    }
+
+    #[test]
+    fn a_valid_signature_under_another_key_agrees(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), message in any::<[u8; 32]>()) {
+        if let (Ok(signer), Ok(other)) = (SecretKey::from_bytes(&a), SecretKey::from_bytes(&b)) {
+            let signature = signer.sign_with_aux(&message, &[0; 32]).0;
+            let expected = signer.public_key() == other.public_key();
+            prop_assert_eq!(both(&other.public_key().to_bytes(), &message, &signature), expected);
+        }
+    }
+}
