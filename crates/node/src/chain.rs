@@ -115,8 +115,11 @@ impl Index {
                 .or_default()
                 .insert(config.vault_id);
             for stream_id in 0..config.next_stream_id {
-                let stream_account =
-                    state.account(&pda::stream_config_id(program_id, id, stream_id));
+                let Some(stream_account) =
+                    state.get(&pda::stream_config_id(program_id, id, stream_id))
+                else {
+                    continue;
+                };
                 if let Ok(stream) = decode::<StreamConfig>(&stream_account.data) {
                     index
                         .provider_streams

@@ -360,3 +360,43 @@ async fn restart_from_the_data_dir_keeps_everything() {
     assert!(name.starts_with("dev-0-"), "{name}");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_transactions_admits_a_batch_in_order_and_refuses_entries_one_by_one() {
+    let node = start(NodeConfig::ephemeral_dev()).await.expect("start");
+    let client = http(&node.rpc_url());
+    let owner = node.dev_keys()[0].clone();
+    let other = node.dev_keys()[2].clone();
+
+    // One signer's transactions in nonce order, a bad signature, a duplicate and garbage.
+    let init = init_vault(&owner, 1, 0);
+    let deposit_tx = deposit(&owner, 1, 500, 1);
+    let mut forged = transfer(&other, owner.account_id(), 5, 0);
+    forged.witness_set.signatures_and_public_keys[0].0.0[0] ^= 1;
+    let batch = vec![b64(&init), b64(&deposit_tx), b64(&forged), b64(&init), "!!!".to_owned()];
+    let outcomes = client.send_transactions(batch).await.expect("batch");
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes[0].hash.map(|h| h.0), Some(init.hash()));
+    assert_eq!(outcomes[1].hash.map(|h| h.0), Some(deposit_tx.hash()));
+    let refused: Vec<i32> = outcomes[2..].iter().map(|o| o.error.as_ref().expect("refused").code).collect();
+    assert_eq!(
+        refused,
+        vec![codes::TRANSACTION_REJECTED, codes::DUPLICATE_TRANSACTION, codes::TRANSACTION_REJECTED]
+    );
+    assert!(outcomes[2..].iter().all(|o| o.hash.is_none()));
+
+    // Automine: both admitted transactions are committed, in order, when the call returns.
+    for tx in [&init, &deposit_tx] {
+        let receipt = client.get_transaction_receipt(paystreams_rpc::HexHash(tx.hash())).await.expect("call").expect("known");
+        assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
+    }
+    let vault = client.get_vault(owner.account_id(), 1).await.expect("call").expect("vault");
+    assert_eq!(vault.balance.0, 500);
+
+    // Too many at once is refused as a whole, before anything is checked.
+    let too_many = vec![b64(&init); usize::try_from(paystreams_rpc::SEND_BATCH_MAX).expect("small") + 1];
+    let e = rpc_error(client.send_transactions(too_many).await);
+    assert!(e.message().contains("at most 1000"), "{e:?}");
+    assert!(client.send_transactions(vec![]).await.expect("empty batch").is_empty());
+    node.shutdown().await;
+}

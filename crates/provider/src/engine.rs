@@ -142,6 +142,9 @@ struct Local {
     requesters: HashMap<Vec<u8>, Vec<SessionId>>,
 }
 
+/// Streams past a pending session's predicted id searched for its matching stream before the
+/// session is ended for a drained vault.
+const MATCHING_STREAM_LOOKAHEAD: u64 = 16;
 /// Sessions remembered per requester.
 const SESSIONS_PER_REQUESTER: usize = 8;
 /// Requesters remembered; beyond it the map starts over (a hint only saves work).
@@ -808,8 +811,22 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if session.pending_expired(head.time_secs) {
             return Ok(());
         }
-        let unallocated = self.chain.vault(&vault.owner_id(), vault.vault_id).await?.map_or(0, |v| v.unallocated.0);
+        let vault_view = self.chain.vault(&vault.owner_id(), vault.vault_id).await?;
+        let unallocated = vault_view.as_ref().map_or(0, |v| v.unallocated.0);
         if unallocated < u128::from(session.params.allocation) {
+            // The allocation may have moved into the session's own stream, created in a block
+            // whose event has not reached this process yet: look before ending the session.
+            let next = vault_view.as_ref().map_or(0, |v| v.next_stream_id);
+            let first = session.predicted_stream_id.min(next);
+            for stream_id in first..next.min(first.saturating_add(MATCHING_STREAM_LOOKAHEAD)) {
+                if let Some(stream) = self.chain.stream_fresh(&vault.owner_id(), vault.vault_id, stream_id).await?
+                    && stream.provider == self.provider_account()
+                    && stream.rate >= session.params.rate
+                    && stream.allocation.0 >= u128::from(session.params.allocation)
+                {
+                    return Ok(());
+                }
+            }
             warn!(session = ?session.id, unallocated, "vault drained while pending");
             self.end_session(session, EndReason::VaultDrained, head.time_secs).await?;
         }

@@ -19,7 +19,7 @@ use std::{
 };
 
 use borsh::BorshDeserialize;
-use redb::{ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
 use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 
@@ -203,6 +203,15 @@ pub trait Kv: Send + Sync {
     /// # Errors
     /// `f`'s error (nothing is committed) or a storage failure.
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError>;
+
+    /// Runs `f`, which only reads, on a consistent snapshot. Backends with a cheaper read path
+    /// than a write transaction override it (redb reads without a commit or an fsync).
+    ///
+    /// # Errors
+    /// `f`'s error or a storage failure (a write inside `f` may be refused).
+    fn read<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
+        self.transact(f)
+    }
 }
 
 /// In-memory backend: one lock, copy-on-write per transaction (tests and small deployments).
@@ -333,7 +342,45 @@ impl KvTxn for RedbTxn<'_> {
     }
 }
 
+/// A redb read transaction: a snapshot; writes are refused.
+struct RedbReadTxn<'a> {
+    txn: &'a redb::ReadTransaction,
+}
+
+impl KvTxn for RedbReadTxn<'_> {
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(table_def(table))?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put(&mut self, _table: Table, _key: &[u8], _value: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::Database("write inside a read-only session-store transaction".into()))
+    }
+
+    fn delete(&mut self, _table: Table, _key: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::Database("delete inside a read-only session-store transaction".into()))
+    }
+
+    fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let t = self.txn.open_table(table_def(table))?;
+        let mut out = Vec::new();
+        for entry in t.range::<&[u8]>(prefix..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
 impl Kv for RedbKv {
+    fn read<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
+        let txn = self.db.begin_read()?;
+        f(&mut RedbReadTxn { txn: &txn })
+    }
+
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
@@ -538,18 +585,18 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        self.kv.transact(|txn| get_session(txn, id))
+        self.kv.read(|txn| get_session(txn, id))
     }
 
     async fn pending(&self, vault: VaultKey) -> Result<Option<Session>, StoreError> {
-        self.kv.transact(|txn| match txn.get(Table::Pending, &vault.to_key())? {
+        self.kv.read(|txn| match txn.get(Table::Pending, &vault.to_key())? {
             Some(id) => get_session(txn, id_from(&id)?),
             None => Ok(None),
         })
     }
 
     async fn candidates(&self, stream_id: u64) -> Result<Vec<Session>, StoreError> {
-        self.kv.transact(|txn| {
+        self.kv.read(|txn| {
             let entries = txn.scan(Table::Index, &stream_id.to_be_bytes(), MAX_CANDIDATES_PER_STREAM_ID)?;
             let mut out = Vec::with_capacity(entries.len());
             for (key, _) in entries {
@@ -579,11 +626,11 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn bound_session(&self, stream: StreamKey) -> Result<Option<SessionId>, StoreError> {
-        self.kv.transact(|txn| txn.get(Table::Bound, &stream.to_key())?.map(|b| id_from(&b)).transpose())
+        self.kv.read(|txn| txn.get(Table::Bound, &stream.to_key())?.map(|b| id_from(&b)).transpose())
     }
 
     async fn seen_request(&self, id: SessionId, digest: [u8; 32]) -> Result<bool, StoreError> {
-        self.kv.transact(|txn| Ok(txn.get(Table::Replay, &replay_key(id, &digest))?.is_some()))
+        self.kv.read(|txn| Ok(txn.get(Table::Replay, &replay_key(id, &digest))?.is_some()))
     }
 
     async fn record_request(&self, id: SessionId, digest: [u8; 32]) -> Result<bool, StoreError> {
@@ -606,7 +653,7 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn sessions(&self) -> Result<Vec<Session>, StoreError> {
-        self.kv.transact(|txn| txn.scan(Table::Sessions, &[], usize::MAX)?.iter().map(|(_, v)| decode_session(v)).collect())
+        self.kv.read(|txn| txn.scan(Table::Sessions, &[], usize::MAX)?.iter().map(|(_, v)| decode_session(v)).collect())
     }
 
     async fn purge(&self, id: SessionId) -> Result<(), StoreError> {
@@ -614,7 +661,7 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn claimables(&self) -> Result<Vec<(StreamKey, [u8; 32])>, StoreError> {
-        self.kv.transact(|txn| {
+        self.kv.read(|txn| {
             txn.scan(Table::Claimable, &[], usize::MAX)?
                 .iter()
                 .map(|(k, v)| {

@@ -209,10 +209,13 @@ async fn paid_store_queries_over_libp2p() {
     assert_eq!(reaction, Reaction::Closed { stream_id: Some(stream_id) });
     let closed = client.require_stream(u, 0, stream_id).await.expect("stream");
     assert_eq!(closed.state, StreamState::Closed);
-    let accrued = closed.accrued.0;
-    assert!(accrued >= 40 * u128::from(MIN_RATE), "forty seconds of service accrued: {accrued}");
+    // Everything not accrued is back in the vault's unallocated funds; what accrued is either
+    // still in the closed stream or already claimed by the provider's follower (the close event
+    // triggers the claim, which may land before this read).
     let vault = client.vault(u, 0).await.expect("vault").expect("exists");
-    assert_eq!(vault.unallocated.0, DEPOSIT - accrued, "everything not accrued is back in the vault");
+    let accrued = DEPOSIT - vault.unallocated.0;
+    assert!(accrued >= 40 * u128::from(MIN_RATE), "forty seconds of service accrued: {accrued}");
+    assert!(closed.accrued.0 == accrued || closed.accrued.0 == 0, "accrued {accrued}, in the stream {}", closed.accrued.0);
 
     // The provider's follower claims on the close event; the user withdraws; supply is
     // conserved exactly.
