@@ -134,6 +134,8 @@ async fn import_serve_and_query_through_the_binary() {
 
     let sessions = work.path().join("sessions.redb").display().to_string();
     let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"]);
+    let provider_account = chain.node.dev_keys()[1].account_id();
+    let provider_before = chain.client.balance(provider_account).await.expect("balance");
     let query = tokio::task::spawn_blocking({
         let (rpc, keystore, address) = (rpc.clone(), chain.keystore.clone(), provider.address.clone());
         move || {
@@ -160,8 +162,20 @@ async fn import_serve_and_query_through_the_binary() {
     let user = chain.node.dev_keys()[0].account_id();
     let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
     assert_eq!(view.state, StreamState::Closed);
-    assert_eq!(summary["cost"], view.accrued.0.to_string());
     assert_eq!(view.allocation.0, view.accrued.0, "a closed stream keeps only what accrued");
+    // The provider claims on the close event: once the stream is empty, the provider received
+    // exactly what the query reported as its cost.
+    let mut claimed = view.accrued.0 == 0;
+    for _ in 0..100 {
+        if claimed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        claimed = chain.client.require_stream(user, 0, stream_id).await.expect("stream").accrued.0 == 0;
+    }
+    assert!(claimed, "the provider claimed after the close");
+    let earned = chain.client.balance(provider_account).await.expect("balance") - provider_before;
+    assert_eq!(summary["cost"], earned.to_string());
 
     // A query to an address without a provider fails clearly.
     let dead = bin()
