@@ -19,7 +19,7 @@ use std::{
 };
 
 use borsh::BorshDeserialize;
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable, TableDefinition};
 
 use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 
@@ -308,14 +308,35 @@ impl RedbKv {
     }
 }
 
+/// The value at `key` in an open table (of a read or a write transaction).
+fn get_value(table: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(table.get(key)?.map(|v| v.value().to_vec()))
+}
+
+/// Entries whose key starts with `prefix`, in key order, at most `limit`.
+fn scan_table(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Entries, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range::<&[u8]>(prefix..)? {
+        let (k, v) = entry?;
+        if !k.value().starts_with(prefix) || out.len() >= limit {
+            break;
+        }
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
 struct RedbTxn<'a> {
     txn: &'a redb::WriteTransaction,
 }
 
 impl KvTxn for RedbTxn<'_> {
     fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.txn.open_table(table_def(table))?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+        get_value(&self.txn.open_table(table_def(table))?, key)
     }
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -329,16 +350,7 @@ impl KvTxn for RedbTxn<'_> {
     }
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        let t = self.txn.open_table(table_def(table))?;
-        let mut out = Vec::new();
-        for entry in t.range::<&[u8]>(prefix..)? {
-            let (k, v) = entry?;
-            if !k.value().starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
     }
 }
 
@@ -349,8 +361,7 @@ struct RedbReadTxn<'a> {
 
 impl KvTxn for RedbReadTxn<'_> {
     fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.txn.open_table(table_def(table))?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+        get_value(&self.txn.open_table(table_def(table))?, key)
     }
 
     fn put(&mut self, _table: Table, _key: &[u8], _value: &[u8]) -> Result<(), StoreError> {
@@ -362,16 +373,7 @@ impl KvTxn for RedbReadTxn<'_> {
     }
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        let t = self.txn.open_table(table_def(table))?;
-        let mut out = Vec::new();
-        for entry in t.range::<&[u8]>(prefix..)? {
-            let (k, v) = entry?;
-            if !k.value().starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
     }
 }
 
