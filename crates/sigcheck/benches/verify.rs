@@ -1,12 +1,13 @@
 //! BIP-340 verification throughput: k256 (the program core's verifier) against libsecp256k1
-//! (this crate), side by side on the same signatures in one run.
+//! (this crate), side by side on the same signatures in one run; then signing with one held key
+//! (what a user does per request), k256's `SecretKey` against this crate's `Signer`.
 //!
 //! `cargo bench -p paystreams-sigcheck --bench verify [-- SIGNATURES ROUNDS]`
 
 use std::{hint::black_box, time::Instant};
 
 use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
-use paystreams_sigcheck::verify_bip340 as libsecp_verify;
+use paystreams_sigcheck::{verify_bip340 as libsecp_verify, Signer};
 
 type Verifier = fn(&[u8; 32], &[u8; 32], &[u8; 64]) -> bool;
 
@@ -47,4 +48,25 @@ fn main() {
     let k256 = rate("k256", k256_verify, &set, rounds);
     let libsecp = rate("libsecp256k1", libsecp_verify, &set, rounds);
     println!("libsecp256k1 / k256 throughput: {:.2}x", libsecp / k256);
+
+    let total = signatures.saturating_mul(rounds);
+    println!("BIP-340 signing with one held key, {total} messages, one thread");
+    let secret = SecretKey::generate();
+    let signer = Signer::from_secret_bytes(&secret.to_bytes()).expect("a valid key");
+    let sign_rate = |name: &str, sign: &dyn Fn(&[u8; 32], &[u8; 32]) -> [u8; 64]| {
+        let start = Instant::now();
+        let mut check = 0_u8;
+        for i in 0..total {
+            let mut message = [0_u8; 32];
+            message[..4].copy_from_slice(&i.to_be_bytes());
+            check ^= sign(black_box(&message), black_box(&[7; 32]))[0];
+        }
+        black_box(check);
+        let per_second = f64::from(total) / start.elapsed().as_secs_f64();
+        println!("{name:<14} {per_second:>10.0} signatures/s     ({:.1} µs each)", 1e6 / per_second);
+        per_second
+    };
+    let k256_sign = sign_rate("k256", &|m, aux| secret.sign_with_aux(m, aux).0);
+    let libsecp_sign = sign_rate("libsecp256k1", &|m, aux| signer.sign_bip340(m, aux));
+    println!("libsecp256k1 / k256 signing throughput: {:.2}x", libsecp_sign / k256_sign);
 }

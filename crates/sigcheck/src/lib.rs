@@ -1,14 +1,19 @@
-//! BIP-340 Schnorr verification over 32-byte prehashes with libsecp256k1, for the checks that run
-//! outside the program: the node's transaction signatures and the provider's stream proofs and
-//! proposals.
+//! BIP-340 Schnorr verification and signing over 32-byte prehashes with libsecp256k1, for the
+//! work that runs outside the program: the node's transaction signatures, the provider's stream
+//! proofs and proposals, and the user's per-request stream-proof signatures ([`Signer`]).
 //!
 //! The program core verifies with k256 (pure Rust, portable to a zkVM guest) through
 //! `paystreams_lez_core::crypto::verify_bip340`. This crate has the same signature and the same
 //! answers — `tests/differential.rs` checks both on the BIP-340 test vectors and on random, edge
 //! and malformed inputs — and is several times faster (`cargo bench -p paystreams-sigcheck`), so
-//! off-chain verification uses it.
+//! off-chain verification uses it. [`Signer`] produces byte-for-byte the signatures the program
+//! core's k256 signer produces for the same key, message and auxiliary randomness (checked on the
+//! BIP-340 signing vectors and random inputs), several times faster, and keeps the derived key
+//! pair so repeated signing with one session key skips the key derivation.
 
-use secp256k1::{XOnlyPublicKey, schnorr};
+use std::fmt;
+
+use secp256k1::{Keypair, XOnlyPublicKey, schnorr};
 
 /// Verifies a BIP-340 signature over a 32-byte prehash with raw key bytes. Returns false for an
 /// invalid key or signature encoding as well as for a wrong signature, like the program core's
@@ -24,4 +29,50 @@ pub fn verify_bip340(x_only_public_key: &[u8; 32], prehash: &[u8; 32], signature
 #[must_use]
 pub fn is_valid_public_key(x_only_public_key: &[u8; 32]) -> bool {
     XOnlyPublicKey::from_byte_array(*x_only_public_key).is_ok()
+}
+
+/// A BIP-340 signing key held as a derived libsecp256k1 key pair. Its `Debug` never prints the
+/// secret, and the key pair is overwritten when it is dropped.
+pub struct Signer {
+    keypair: Keypair,
+    public_key: [u8; 32],
+}
+
+impl Signer {
+    /// Derives the key pair (one scalar multiplication). `None` when the bytes are zero or not
+    /// below the curve order, exactly the keys the program core rejects.
+    #[must_use]
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Option<Self> {
+        let keypair = Keypair::from_secret_bytes(*secret).ok()?;
+        let public_key = keypair.x_only_public_key().0.to_byte_array();
+        Some(Self { keypair, public_key })
+    }
+
+    /// The x-only public key.
+    #[must_use]
+    pub const fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    /// Signs a 32-byte prehash with BIP-340 and the given auxiliary randomness.
+    #[must_use]
+    pub fn sign_bip340(&self, prehash: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64] {
+        schnorr::sign_with_aux_rand(prehash, &self.keypair, aux_rand).to_byte_array()
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer(public ")?;
+        for byte in self.public_key {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.keypair.non_secure_erase();
+    }
 }

@@ -1,10 +1,11 @@
 //! libsecp256k1 and the program core's k256 verifier must accept and reject exactly the same
 //! inputs: the BIP-340 test vectors, valid signatures from random keys, every single-bit
 //! corruption of them, encodings at and around the field size and the curve order, and random
-//! bytes.
+//! bytes. The libsecp256k1 [`Signer`] must produce the k256 signer's exact bytes and reject the
+//! same secret keys.
 
 use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
-use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify};
+use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify, Signer};
 use proptest::prelude::*;
 
 const VECTORS: &str = include_str!("data/bip340-vectors.csv");
@@ -71,6 +72,9 @@ fn bip340_vectors_give_the_expected_answer_on_both() {
             let signer = SecretKey::from_bytes(&h(secret)).expect("vector secret key");
             assert_eq!(signer.public_key().to_bytes(), key, "vector {index} public key");
             assert_eq!(signer.sign_with_aux(&message, &h(aux)).0, signature, "vector {index} signature");
+            let fast = Signer::from_secret_bytes(&h(secret)).expect("vector secret key");
+            assert_eq!(fast.public_key(), key, "vector {index} public key (libsecp256k1)");
+            assert_eq!(fast.sign_bip340(&message, &h(aux)), signature, "vector {index} signature (libsecp256k1)");
         }
         assert_eq!(is_valid_public_key(&key), paystreams_lez_core::crypto::PublicKey::from_bytes(key).is_ok());
         checked += 1;
@@ -133,6 +137,43 @@ fn encodings_around_the_field_size_and_curve_order_agree() {
     assert_eq!(accepted, 1, "only the genuine signature verifies");
 }
 
+/// Both signers, asserted to accept the same secret keys and to sign identically.
+fn both_sign(secret: &[u8; 32], message: &[u8; 32], aux: &[u8; 32]) -> Option<[u8; 64]> {
+    let reference = SecretKey::from_bytes(secret).ok();
+    let fast = Signer::from_secret_bytes(secret);
+    assert_eq!(fast.is_some(), reference.is_some(), "signers disagree on secret key {}", hex::encode(secret));
+    let (reference, fast) = (reference?, fast?);
+    assert_eq!(fast.public_key(), reference.public_key().to_bytes());
+    let signature = fast.sign_bip340(message, aux);
+    assert_eq!(signature, reference.sign_with_aux(message, aux).0, "signatures differ for key {}", hex::encode(secret));
+    Some(signature)
+}
+
+#[test]
+fn signers_reject_the_same_secret_keys_at_the_edges() {
+    let order: [u8; 32] = h(CURVE_ORDER);
+    // The field size p is above the curve order n, so it is not a key either.
+    let rejected = [[0; 32], order, add_one(order), h(FIELD_SIZE), [0xff; 32]];
+    for secret in rejected {
+        assert!(both_sign(&secret, &[1; 32], &[2; 32]).is_none(), "{} is not a key", hex::encode(secret));
+    }
+    let accepted = [add_one([0; 32]), sub_one(order), sub_one(sub_one(order)), [0x7f; 32]];
+    for secret in accepted {
+        let signature = both_sign(&secret, &[1; 32], &[2; 32]).expect("a key");
+        let key = Signer::from_secret_bytes(&secret).expect("a key").public_key();
+        assert!(both(&key, &[1; 32], &signature));
+    }
+}
+
+#[test]
+fn signer_debug_does_not_print_the_secret() {
+    let secret = [0x42; 32];
+    let signer = Signer::from_secret_bytes(&secret).expect("a key");
+    let text = format!("{signer:?}");
+    assert!(text.contains(&hex::encode(signer.public_key())));
+    assert!(!text.contains(&hex::encode(secret)));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -146,6 +187,14 @@ proptest! {
             let mut other = message;
             other[0] ^= 0x80;
             prop_assert!(!both(&key, &other, &signature));
+        }
+    }
+
+    #[test]
+    fn random_keys_sign_identically_on_both(secret in any::<[u8; 32]>(), message in any::<[u8; 32]>(), aux in any::<[u8; 32]>()) {
+        if let Some(signature) = both_sign(&secret, &message, &aux) {
+            let key = Signer::from_secret_bytes(&secret).map(|s| s.public_key()).unwrap_or_default();
+            prop_assert!(both(&key, &message, &signature));
         }
     }
 

@@ -14,7 +14,7 @@ pub mod ledger;
 
 use std::{
     collections::BTreeMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use paystreams_lez_core::{crypto::SecretKey, AccountId};
@@ -26,8 +26,8 @@ use paystreams_program::{
 };
 use paystreams_rpc::chain_view::{ChainError, ChainView, ChainWriter, SubmitOutcome};
 use paystreams_wire::{
-    sign_proposal, sign_stream_proof, EligibilityProof, EligibilityStatus, RequestDigest, ServiceTermination,
-    StatusCode, StreamParams, TerminationType, VaultOwnerAuthBody, WireError,
+    sign_proposal, sign_stream_proof, sign_stream_proof_with, EligibilityProof, EligibilityStatus, RequestDigest, ServiceTermination,
+    Signer, StatusCode, StreamParams, TerminationType, VaultOwnerAuthBody, WireError,
 };
 use tracing::{info, warn};
 
@@ -166,6 +166,9 @@ enum Phase {
 struct UserSession {
     terms: Terms,
     label: String,
+    /// The session key derived once for per-request signing (`None` only if libsecp256k1 refused
+    /// a key k256 accepted; proofs then sign from the key store).
+    signer: Option<Arc<Signer>>,
     deadline: u64,
     phase: Phase,
 }
@@ -288,7 +291,13 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             if let Some(attempts) = state.attempts.get_mut(&(terms.vault_id, provider)) {
                 attempts.push(now);
             }
-            state.sessions.insert(provider, UserSession { terms: adjusted, label: label.clone(), deadline, phase: Phase::Proposed });
+            state.sessions.insert(provider, UserSession {
+                    terms: adjusted,
+                    label: label.clone(),
+                    signer: Signer::from_secret_bytes(&session_key.to_bytes()).map(Arc::new),
+                    deadline,
+                    phase: Phase::Proposed,
+                });
         }
         self.keys.put(&label, &session_key)?;
         Ok(EligibilityProof::Proposal(proposal).encode())
@@ -407,8 +416,14 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
                 stream_id
             }
         };
-        let key = self.keys.get(&session.label)?.ok_or(UserError::NoSession)?;
-        Ok(EligibilityProof::Proof(sign_stream_proof(&key, stream_id, &request.digest())).encode())
+        let proof = match &session.signer {
+            Some(signer) => sign_stream_proof_with(signer, stream_id, &request.digest()),
+            None => {
+                let key = self.keys.get(&session.label)?.ok_or(UserError::NoSession)?;
+                sign_stream_proof(&key, stream_id, &request.digest())
+            }
+        };
+        Ok(EligibilityProof::Proof(proof).encode())
     }
 
     async fn close(&self, provider: &[u8; 32]) -> Result<Option<u64>, UserError> {

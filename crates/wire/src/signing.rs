@@ -1,8 +1,11 @@
 //! Canonical signing bytes: `digest = SHA-256(32-byte domain prefix || Borsh body)`, signed
-//! with BIP-340 (signing with k256, verifying with libsecp256k1). The owner signs the whole proposal (vault-owner authorization); the
-//! session key signs each request (a service-defined canonical request, e.g. Store's).
+//! with BIP-340 (verifying with libsecp256k1; the owner's proposal signature with k256, the
+//! per-request stream proofs with libsecp256k1, which signs the same bytes faster). The owner
+//! signs the whole proposal (vault-owner authorization); the session key signs each request (a
+//! service-defined canonical request, e.g. Store's).
 
 use borsh::{BorshDeserialize, BorshSerialize};
+pub use paystreams_sigcheck::Signer;
 use paystreams_sigcheck::verify_bip340;
 use paystreams_lez_core::{
     crypto::SecretKey,
@@ -136,10 +139,26 @@ pub fn verify_proposal(proposal: &StreamProposal) -> Result<(), WireError> {
     }
 }
 
-/// Signs a request digest with the session key for `stream_id`.
+/// Signs a request digest with the session key for `stream_id`. This derives the key pair on
+/// every call; a user signing many requests with one session key keeps a [`Signer`] and calls
+/// [`sign_stream_proof_with`].
 #[must_use]
 pub fn sign_stream_proof(session: &SecretKey, stream_id: u64, request_digest: &[u8; 32]) -> StreamProof {
-    StreamProof { stream_id, signature: session.sign(request_digest).0 }
+    match Signer::from_secret_bytes(&session.to_bytes()) {
+        Some(signer) => sign_stream_proof_with(&signer, stream_id, request_digest),
+        // Unreachable for a valid `SecretKey` (both reject exactly the same scalars); kept so a
+        // disagreement still signs correctly.
+        None => StreamProof { stream_id, signature: session.sign(request_digest).0 },
+    }
+}
+
+/// Signs a request digest for `stream_id` with a session key already derived into a [`Signer`],
+/// with fresh auxiliary randomness from the operating system.
+#[must_use]
+pub fn sign_stream_proof_with(session: &Signer, stream_id: u64, request_digest: &[u8; 32]) -> StreamProof {
+    let mut aux = [0_u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut aux);
+    StreamProof { stream_id, signature: session.sign_bip340(request_digest, &aux) }
 }
 
 /// Verifies a stream proof's signature over `request_digest` under `session_public_key`.
