@@ -13,13 +13,14 @@ use paystreams_rpc::{
     EventNotification, StreamView,
 };
 use paystreams_wire::{
-    verify_proposal, verify_stream_proof, EligibilityProof, EligibilityStatus, ServiceTermination, StatusCode,
+    verify_proposal, EligibilityProof, EligibilityStatus, ServiceTermination, StatusCode,
     StreamProof, StreamProposal, TerminationType, VaultOwnerAuthBody,
 };
 use tracing::{debug, info, warn};
 
 use crate::{
     claims::ClaimSubmitter,
+    keys::KeyCache,
     policy::{EngineLimits, PolicyError, ProviderPolicy},
     session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey},
     store::{AcceptOutcome, BindOutcome, SessionStore, StoreError},
@@ -163,6 +164,7 @@ pub struct Provider<C, S, K> {
     store: S,
     claims: K,
     local: Mutex<Local>,
+    keys: KeyCache,
 }
 
 impl<C, S, K> std::fmt::Debug for Provider<C, S, K> {
@@ -179,7 +181,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     /// An invalid policy.
     pub fn new(policy: ProviderPolicy, limits: EngineLimits, chain: C, store: S, claims: K) -> Result<Self, EngineError> {
         policy.validate()?;
-        Ok(Self { policy, limits, chain, store, claims, local: Mutex::new(Local::default()) })
+        Ok(Self { policy, limits, chain, store, claims, local: Mutex::new(Local::default()), keys: KeyCache::default() })
     }
 
     #[must_use]
@@ -459,7 +461,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             if let Some(session) = self.store.session(*id).await?
                 // A pending session may name any stream of its vault (the binding checks it).
                 && session.bound_stream().is_none_or(|bound| bound == proof.stream_id)
-                && verify_stream_proof(&session.session_key, digest, proof)
+                && self.keys.verify(&session.session_key, digest, proof)
             {
                 return Ok(Some(session));
             }
@@ -468,7 +470,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if !hinted.is_empty() && candidates.len() > SCAN_ALWAYS_MAX {
             return Ok(None);
         }
-        Ok(candidates.into_iter().find(|s| !hinted.contains(&s.id) && verify_stream_proof(&s.session_key, digest, proof)))
+        Ok(candidates.into_iter().find(|s| !hinted.contains(&s.id) && self.keys.verify(&s.session_key, digest, proof)))
     }
 
     fn ended_verdict(session: &Session, reason: EndReason) -> Verdict {

@@ -10,6 +10,7 @@ use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
 use paystreams_sigcheck::{verify_bip340 as libsecp_verify, Signer};
 
 type Verifier = fn(&[u8; 32], &[u8; 32], &[u8; 64]) -> bool;
+type Sign<'a> = &'a dyn Fn(&[u8; 32], &[u8; 32]) -> [u8; 64];
 
 fn rate(name: &str, verify: Verifier, set: &[([u8; 32], [u8; 32], [u8; 64])], rounds: u32) -> f64 {
     let start = Instant::now();
@@ -53,7 +54,7 @@ fn main() {
     println!("BIP-340 signing with one held key, {total} messages, one thread");
     let secret = SecretKey::generate();
     let signer = Signer::from_secret_bytes(&secret.to_bytes()).expect("a valid key");
-    let sign_rate = |name: &str, sign: &dyn Fn(&[u8; 32], &[u8; 32]) -> [u8; 64]| {
+    let sign_rate = |name: &str, sign: Sign<'_>| {
         let start = Instant::now();
         let mut check = 0_u8;
         for i in 0..total {

@@ -25,6 +25,26 @@ pub fn verify_bip340(x_only_public_key: &[u8; 32], prehash: &[u8; 32], signature
     schnorr::verify(&signature, prehash, &key).is_ok()
 }
 
+/// An x-only public key parsed once (parsing lifts the x coordinate to a curve point with a
+/// square root), for a verifier that checks many signatures under one key: a provider verifying
+/// every request of a session. [`VerifyingKey::verify`] answers exactly as [`verify_bip340`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VerifyingKey(XOnlyPublicKey);
+
+impl VerifyingKey {
+    /// `None` when the bytes are not the x coordinate of a curve point.
+    #[must_use]
+    pub fn from_bytes(x_only_public_key: &[u8; 32]) -> Option<Self> {
+        XOnlyPublicKey::from_byte_array(*x_only_public_key).ok().map(Self)
+    }
+
+    /// Verifies a BIP-340 signature over a 32-byte prehash under this key.
+    #[must_use]
+    pub fn verify(&self, prehash: &[u8; 32], signature: &[u8; 64]) -> bool {
+        schnorr::verify(&schnorr::Signature::from_byte_array(*signature), prehash, &self.0).is_ok()
+    }
+}
+
 /// True when the 32 bytes are the x coordinate of a curve point (a valid x-only public key).
 #[must_use]
 pub fn is_valid_public_key(x_only_public_key: &[u8; 32]) -> bool {

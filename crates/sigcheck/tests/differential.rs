@@ -5,7 +5,7 @@
 //! same secret keys.
 
 use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
-use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify, Signer};
+use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify, Signer, VerifyingKey};
 use proptest::prelude::*;
 
 const VECTORS: &str = include_str!("data/bip340-vectors.csv");
@@ -23,6 +23,11 @@ fn h<const N: usize>(text: &str) -> [u8; N] {
 fn both(key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> bool {
     let fast = libsecp_verify(key, message, signature);
     let reference = k256_verify(key, message, signature);
+    // The parsed-once key answers as the one-shot verifier (and refuses to parse exactly the keys
+    // the one-shot verifier rejects for their encoding).
+    let parsed = VerifyingKey::from_bytes(key);
+    assert_eq!(parsed.is_some(), is_valid_public_key(key));
+    assert_eq!(parsed.is_some_and(|k| k.verify(message, signature)), fast, "parsed key disagrees: key {}", hex::encode(key));
     assert_eq!(
         fast,
         reference,
