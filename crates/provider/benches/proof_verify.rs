@@ -9,19 +9,27 @@
 //! record the request. The chain view is the in-process one (a state read and a fold, as a
 //! stream-view cache answers) and sessions are in memory, so the figure is the engine's own
 //! cost. The bare side verifies the same signatures over the same digests with libsecp256k1
-//! (what the engine uses) and with k256 (what the program core uses).
+//! (what the engine uses, parsing the key each time as a one-off check must) and with k256 (what
+//! the program core uses). The engine keeps a session's parsed key (`keys::KeyCache`), as any
+//! verifier of many requests under one key would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark binary: fail loudly")]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::{hint::black_box, time::Instant};
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use common::{assert_ok, key, world, World};
 use paystreams_lez_core::crypto::verify_bip340 as k256_verify;
 use paystreams_sigcheck::verify_bip340 as libsecp_verify;
 use paystreams_wire::{sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _};
+
+/// Requests per alternation between the engine and the bare verifiers.
+const CHUNK: usize = 50;
 
 fn per_second(count: usize, seconds: f64) -> f64 {
     count as f64 / seconds
@@ -53,6 +61,7 @@ fn main() {
 
     println!("StreamProof verification, {requests} distinct requests x {rounds} rounds, one thread");
     let (mut engine_best, mut libsecp_best, mut k256_best) = (0.0_f64, 0.0_f64, 0.0_f64);
+    let mut ratios = Vec::new();
     for round in 0..rounds {
         // Fresh digests each round: a repeated one would be refused as a replay.
         let signed: Vec<([u8; 32], Vec<u8>, [u8; 64])> = (0..requests)
@@ -65,30 +74,39 @@ fn main() {
             })
             .collect();
 
-        let started = Instant::now();
-        runtime.block_on(async {
-            for (digest, proof, _) in &signed {
-                let verdict = w.provider.handle_from(Some(requester), black_box(digest), Some(proof), now_ms).await;
-                assert!(verdict.is_granted(), "{verdict:?}");
+        // Engine and bare verification alternate in chunks of the same requests, so both see the
+        // same machine conditions (a shared machine's load shifts within a round).
+        let (mut engine_time, mut libsecp_time, mut k256_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for chunk in signed.chunks(CHUNK) {
+            let started = Instant::now();
+            runtime.block_on(async {
+                for (digest, proof, _) in chunk {
+                    let verdict = w.provider.handle_from(Some(requester), black_box(digest), Some(proof), now_ms).await;
+                    assert!(verdict.is_granted(), "{verdict:?}");
+                }
+            });
+            engine_time += started.elapsed();
+
+            let started = Instant::now();
+            for (digest, _, signature) in chunk {
+                assert!(libsecp_verify(black_box(&public_key), black_box(digest), black_box(signature)));
             }
-        });
-        let engine = per_second(requests, started.elapsed().as_secs_f64());
+            libsecp_time += started.elapsed();
 
-        let started = Instant::now();
-        for (digest, _, signature) in &signed {
-            assert!(libsecp_verify(black_box(&public_key), black_box(digest), black_box(signature)));
+            let started = Instant::now();
+            for (digest, _, signature) in chunk {
+                assert!(k256_verify(black_box(&public_key), black_box(digest), black_box(signature)));
+            }
+            k256_time += started.elapsed();
         }
-        let libsecp = per_second(requests, started.elapsed().as_secs_f64());
-
-        let started = Instant::now();
-        for (digest, _, signature) in &signed {
-            assert!(k256_verify(black_box(&public_key), black_box(digest), black_box(signature)));
-        }
-        let k256 = per_second(requests, started.elapsed().as_secs_f64());
+        let engine = per_second(requests, engine_time.as_secs_f64());
+        let libsecp = per_second(requests, libsecp_time.as_secs_f64());
+        let k256 = per_second(requests, k256_time.as_secs_f64());
         println!(
             "round {round}: engine {engine:>8.0}/s  bare libsecp256k1 {libsecp:>8.0}/s  bare k256 {k256:>8.0}/s  engine/bare {:.3}",
             engine / libsecp
         );
+        ratios.push(engine / libsecp);
         engine_best = engine_best.max(engine);
         libsecp_best = libsecp_best.max(libsecp);
         k256_best = k256_best.max(k256);
@@ -99,5 +117,7 @@ fn main() {
         1e6 / libsecp_best,
         1e6 / k256_best
     );
-    println!("engine / bare signature verification: {:.3} (target 0.9)", engine_best / libsecp_best);
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios.get(ratios.len() / 2).copied().unwrap_or_default();
+    println!("engine / bare signature verification: median of rounds {median:.3}, best of each {:.3} (target 0.9)", engine_best / libsecp_best);
 }
