@@ -306,22 +306,24 @@ where
     /// that peer's sessions first ([`Provider::handle_from`]).
     pub async fn query_from(&self, peer: Option<&PeerId>, body: &[u8]) -> Vec<u8> {
         Metrics::bump(&self.metrics.queries, 1);
-        let response = self.query_response(peer, body).await;
+        let (response, encoded) = self.query_response(peer, body).await;
         if response.is_success() {
             Metrics::bump(&self.metrics.served, 1);
             Metrics::bump(&self.metrics.messages_served, u64::try_from(response.messages.len()).unwrap_or(0));
         }
-        let bytes = response.encode();
+        let bytes = encoded.unwrap_or_else(|| response.encode());
         if response.is_success() {
             Metrics::bump(&self.metrics.bytes_served, u64::try_from(bytes.len()).unwrap_or(0));
         }
         bytes
     }
 
-    async fn query_response(&self, peer: Option<&PeerId>, body: &[u8]) -> StoreQueryResponse {
+    /// The response, with its encoding when it was already made (a granted response is encoded
+    /// once, to account its size, and those bytes are sent).
+    async fn query_response(&self, peer: Option<&PeerId>, body: &[u8]) -> (StoreQueryResponse, Option<Vec<u8>>) {
         let request = match decode_valid(body, &self.metrics) {
             Ok(r) => r,
-            Err(response) => return *response,
+            Err(response) => return (*response, None),
         };
         let digest = request.canonical().digest();
         let requester = peer.map(|p| p.to_bytes());
@@ -331,11 +333,11 @@ where
             .await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
-            return refusal(request.request_id, verdict);
+            return (refusal(request.request_id, verdict), None);
         };
         let page = match read_page(&self.archive, &request, &self.metrics).await {
             Ok(page) => page,
-            Err(response) => return *response,
+            Err(response) => return (*response, None),
         };
         let trim_to = match grant.kind {
             GrantKind::First { max_response_bytes } => Some(max_response_bytes),
@@ -346,21 +348,23 @@ where
         if trimmed {
             Metrics::bump(&self.metrics.first_responses_trimmed, 1);
         }
-        let len = u64::try_from(response.encode().len()).unwrap_or(u64::MAX);
+        let encoded = response.encode();
+        let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
         match self.provider.finish_response(&grant, len).await {
-            Ok(Ok(())) => response,
+            Ok(Ok(())) => (response, Some(encoded)),
             Ok(Err(refused)) => {
                 self.count_refusal(&refused);
-                refusal(request.request_id, refused)
+                (refusal(request.request_id, refused), None)
             }
             Err(e) => {
                 warn!(error = %e, "engine failed accounting a response");
-                StoreQueryResponse {
+                let response = StoreQueryResponse {
                     request_id: request.request_id,
                     status_code: Some(status::SERVICE_UNAVAILABLE),
                     status_desc: Some("SERVICE_UNAVAILABLE: internal error".into()),
                     ..StoreQueryResponse::default()
-                }
+                };
+                (response, None)
             }
         }
     }
