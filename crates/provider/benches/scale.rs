@@ -254,6 +254,16 @@ impl KvTxn for BulkTxn<'_> {
         }
         Ok(out)
     }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let t = self.txn.open_table(table_def(table)).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in t.range::<&[u8]>(start..).map_err(db_err)?.take(limit) {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 impl BulkRedbKv {

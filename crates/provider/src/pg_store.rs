@@ -189,6 +189,21 @@ impl KvTxn for PgTxn<'_, '_> {
             ),
         };
         let rows = rows.map_err(|e| self.fail(&e))?;
+        self.entries(&rows)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .txn
+            .query("SELECT k, v FROM paystreams_sessions_kv WHERE tbl = $1 AND k >= $2 ORDER BY k LIMIT $3", &[&table.code(), &start, &limit])
+            .map_err(|e| self.fail(&e))?;
+        self.entries(&rows)
+    }
+}
+
+impl PgTxn<'_, '_> {
+    fn entries(&mut self, rows: &[postgres::Row]) -> Result<Entries, StoreError> {
         rows.iter()
             .map(|r| Ok((r.try_get::<_, Vec<u8>>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
             .collect::<Result<Entries, postgres::Error>>()

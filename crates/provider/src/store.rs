@@ -28,7 +28,7 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
-use borsh::{BorshDeserialize, BorshSerialize};
+use borsh::BorshDeserialize;
 use redb::{ReadableDatabase as _, ReadableTable, TableDefinition};
 
 use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey};
@@ -40,6 +40,10 @@ use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId
 pub const MAX_CANDIDATES_PER_STREAM_ID: usize = 4_096;
 /// Most attempt timestamps kept per vault (far above any sensible attempt cap).
 pub const MAX_ATTEMPTS_KEPT: usize = 64;
+/// Other vaults' attempt records each `record_attempt` examines, deleting those outside the
+/// window. Sampling the records after the caller's (vault keys are spread by their owner's
+/// hash) keeps the stale records at about as many as the live ones.
+pub const ATTEMPT_SWEEP: usize = 2;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +163,8 @@ pub enum Table {
     Bound,
     /// Session id then request digest (64 bytes); empty values.
     Replay,
-    /// Vault key (40 bytes) to its recent attempt times (borsh `Vec<u64>`).
+    /// Vault key (40 bytes) to its recent attempt times (borsh `Vec<u64>`). Records whose
+    /// every attempt is outside the window are deleted as [`ATTEMPT_SWEEP`] describes.
     Attempts,
     /// Layout 1 only: stream key to token id. Emptied into [`Table::Bound`] by [`migrate`].
     Claimable,
@@ -230,6 +235,11 @@ pub trait KvTxn {
     /// # Errors
     /// Storage failures.
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Entries whose key is at least `start`, in key order, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
 }
 
 /// A transactional key-value store: `transact` runs `f` atomically, committing only on `Ok`.
@@ -284,6 +294,7 @@ trait MemTable: Send + Sync + fmt::Debug {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
     fn len(&self) -> usize;
 }
 
@@ -328,6 +339,10 @@ impl<const N: usize, V: MemValue> MemTable for FixedTable<N, V> {
             .collect())
     }
 
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self.0.range(fixed_key::<N>(start)?..).take(limit).map(|(k, v)| (k.to_vec(), v.bytes().to_vec())).collect())
+    }
+
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -355,6 +370,15 @@ impl MemTable for VarTable {
             .0
             .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect())
+    }
+
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self
+            .0
+            .range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
             .take(limit)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect())
@@ -442,6 +466,10 @@ impl KvTxn for MemoryTxn<'_> {
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         self.data.table(table).scan(prefix, limit)
     }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        self.data.table(table).scan_from(start, limit)
+    }
 }
 
 impl Kv for MemoryKv {
@@ -515,6 +543,20 @@ fn scan_table(
     Ok(out)
 }
 
+/// Entries whose key is at least `start`, in key order, at most `limit`.
+fn scan_table_from(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    limit: usize,
+) -> Result<Entries, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range::<&[u8]>(start..)?.take(limit) {
+        let (k, v) = entry?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
 struct RedbTxn<'a> {
     txn: &'a redb::WriteTransaction,
 }
@@ -536,6 +578,10 @@ impl KvTxn for RedbTxn<'_> {
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        scan_table_from(&self.txn.open_table(table_def(table))?, start, limit)
     }
 }
 
@@ -559,6 +605,10 @@ impl KvTxn for RedbReadTxn<'_> {
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        scan_table_from(&self.txn.open_table(table_def(table))?, start, limit)
     }
 }
 
@@ -632,61 +682,205 @@ fn corrupt(what: &'static str, detail: impl fmt::Display) -> StoreError {
     StoreError::Corrupt { what, detail: detail.to_string() }
 }
 
-/// A session's [`Table::Sessions`] value: [`SESSION_RECORD_V2`], then the borsh fields of
-/// [`Session`] after its id (the key).
+/// A session's [`Table::Sessions`] value: [`SESSION_RECORD_V2`], then the fields of
+/// [`Session`] after its id (the key), in declaration order: byte arrays as they are, integers
+/// as LEB128 varints (most are small: rates, stream ids, times), the service id as a varint
+/// length and UTF-8, `bool` and enum tags as one byte, an `Option` as a 0/1 byte then the value.
 #[must_use]
 pub fn encode_session(session: &Session) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, value: &impl BorshSerialize) {
-        // Writing into a Vec cannot fail.
-        let _ = value.serialize(out);
+    let mut w = Writer(Vec::with_capacity(224));
+    w.0.push(SESSION_RECORD_V2);
+    w.bytes(&session.vault.owner);
+    w.varint(session.vault.vault_id);
+    w.bytes(&session.owner_public_key);
+    w.bytes(&session.token_id);
+    let params = &session.params;
+    w.varint(u64::try_from(params.service_id.len()).unwrap_or(u64::MAX));
+    w.bytes(params.service_id.as_bytes());
+    for v in [params.rate, params.allocation, params.create_stream_deadline] {
+        w.varint(v);
     }
-    let mut out = Vec::with_capacity(300);
-    out.push(SESSION_RECORD_V2);
-    field(&mut out, &session.vault);
-    field(&mut out, &session.owner_public_key);
-    field(&mut out, &session.token_id);
-    field(&mut out, &session.params);
-    field(&mut out, &session.policy);
-    field(&mut out, &session.session_key);
-    field(&mut out, &session.accepted_at);
-    field(&mut out, &session.predicted_stream_id);
-    field(&mut out, &session.state);
-    field(&mut out, &session.matching_stream);
-    field(&mut out, &session.suspended_until);
-    out
+    let policy = &session.policy;
+    for v in [policy.max_create_stream_deadline_delay, policy.first_response_cap, policy.min_rate, policy.min_allocation] {
+        w.varint(v);
+    }
+    w.0.push(u8::from(policy.deferred_first_proof));
+    w.bytes(&session.session_key);
+    w.varint(session.accepted_at);
+    w.varint(session.predicted_stream_id);
+    match session.state {
+        SessionState::Pending => w.0.push(0),
+        SessionState::Bound { stream_id } => {
+            w.0.push(1);
+            w.varint(stream_id);
+        }
+        SessionState::Ended { reason, at } => {
+            w.0.push(2);
+            w.0.push(match reason {
+                EndReason::DeadlineMissed => 0,
+                EndReason::VaultDrained => 1,
+                EndReason::StreamClosed => 2,
+                EndReason::FirstResponseTooLarge => 3,
+                EndReason::Abuse => 4,
+            });
+            w.varint(at);
+        }
+    }
+    match session.matching_stream {
+        None => w.0.push(0),
+        Some((stream_id, at)) => {
+            w.0.push(1);
+            w.varint(stream_id);
+            w.varint(at);
+        }
+    }
+    w.varint(session.suspended_until);
+    w.0
 }
 
-/// Decodes a [`Table::Sessions`] value stored under `id`; every byte must be used.
+/// Decodes a [`Table::Sessions`] value stored under `id` ([`encode_session`]); every byte
+/// must be used and every varint be in its shortest form.
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for an unknown version, a malformed field or trailing bytes.
 pub fn decode_session(id: SessionId, bytes: &[u8]) -> Result<Session, StoreError> {
-    fn field<T: BorshDeserialize>(rest: &mut &[u8]) -> Result<T, StoreError> {
-        T::deserialize(rest).map_err(|e| corrupt("session", e))
-    }
-    let Some((&version, mut rest)) = bytes.split_first() else { return Err(corrupt("session", "empty record")) };
+    let mut r = Reader(bytes);
+    let version = r.byte()?;
     if version != SESSION_RECORD_V2 {
         return Err(corrupt("session", format!("record version {version}, expected {SESSION_RECORD_V2}")));
     }
-    let rest = &mut rest;
-    let session = Session {
-        id,
-        vault: field(rest)?,
-        owner_public_key: field(rest)?,
-        token_id: field(rest)?,
-        params: field(rest)?,
-        policy: field(rest)?,
-        session_key: field(rest)?,
-        accepted_at: field(rest)?,
-        predicted_stream_id: field(rest)?,
-        state: field(rest)?,
-        matching_stream: field(rest)?,
-        suspended_until: field(rest)?,
+    let vault = VaultKey { owner: r.array()?, vault_id: r.varint()? };
+    let owner_public_key = r.array()?;
+    let token_id = r.array()?;
+    let service_id = r.string()?;
+    let params = AcceptedParams { service_id, rate: r.varint()?, allocation: r.varint()?, create_stream_deadline: r.varint()? };
+    let policy = PinnedPolicy {
+        max_create_stream_deadline_delay: r.varint()?,
+        first_response_cap: r.varint()?,
+        min_rate: r.varint()?,
+        min_allocation: r.varint()?,
+        deferred_first_proof: r.bool()?,
     };
-    if !rest.is_empty() {
-        return Err(corrupt("session", format!("{} trailing bytes", rest.len())));
+    let session_key = r.array()?;
+    let accepted_at = r.varint()?;
+    let predicted_stream_id = r.varint()?;
+    let state = match r.byte()? {
+        0 => SessionState::Pending,
+        1 => SessionState::Bound { stream_id: r.varint()? },
+        2 => {
+            let reason = match r.byte()? {
+                0 => EndReason::DeadlineMissed,
+                1 => EndReason::VaultDrained,
+                2 => EndReason::StreamClosed,
+                3 => EndReason::FirstResponseTooLarge,
+                4 => EndReason::Abuse,
+                other => return Err(corrupt("session", format!("end reason {other}"))),
+            };
+            SessionState::Ended { reason, at: r.varint()? }
+        }
+        other => return Err(corrupt("session", format!("state tag {other}"))),
+    };
+    let matching_stream = match r.byte()? {
+        0 => None,
+        1 => Some((r.varint()?, r.varint()?)),
+        other => return Err(corrupt("session", format!("option tag {other}"))),
+    };
+    let suspended_until = r.varint()?;
+    if !r.0.is_empty() {
+        return Err(corrupt("session", format!("{} trailing bytes", r.0.len())));
     }
-    Ok(session)
+    Ok(Session {
+        id,
+        vault,
+        owner_public_key,
+        token_id,
+        params,
+        policy,
+        session_key,
+        accepted_at,
+        predicted_stream_id,
+        state,
+        matching_stream,
+        suspended_until,
+    })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// LEB128: seven bits per byte, least significant first, the high bit set on all but the last.
+    fn varint(&mut self, mut value: u64) {
+        loop {
+            let low = u8::try_from(value & 0x7f).unwrap_or_default();
+            value = value.checked_shr(7).unwrap_or_default();
+            if value == 0 {
+                self.0.push(low);
+                return;
+            }
+            self.0.push(low | 0x80);
+        }
+    }
+}
+
+/// Reads a session record; every error is [`StoreError::Corrupt`].
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], StoreError> {
+        if n > self.0.len() {
+            return Err(corrupt("session", format!("truncated: {n} bytes wanted, {} left", self.0.len())));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let bytes = self.take(N)?;
+        bytes.try_into().map_err(|_| corrupt("session", "array"))
+    }
+
+    fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(corrupt("session", format!("bool byte {other}"))),
+        }
+    }
+
+    /// A shortest-form LEB128 `u64`.
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut value: u64 = 0;
+        for shift in (0_u32..64).step_by(7) {
+            let byte = self.byte()?;
+            let low = u64::from(byte & 0x7f);
+            if shift == 63 && low > 1 {
+                return Err(corrupt("session", "varint above u64::MAX"));
+            }
+            value |= low.checked_shl(shift).unwrap_or_default();
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(corrupt("session", "varint not in its shortest form"));
+                }
+                return Ok(value);
+            }
+        }
+        Err(corrupt("session", "varint longer than ten bytes"))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| corrupt("session", "string length"))?;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| corrupt("session", e))
+    }
 }
 
 /// A [`Table::Bound`] value: the session bound to the stream and the token of funds that may
@@ -971,13 +1165,21 @@ impl<K: Kv> KvStore<K> {
         self.kv.transact(|txn| {
             let key = vault.to_key();
             let mut times: Vec<u64> = match txn.get(Table::Attempts, &key)? {
-                Some(bytes) => Vec::<u64>::try_from_slice(&bytes).map_err(|e| corrupt("attempts", e))?,
+                Some(bytes) => decode_attempts(&bytes)?,
                 None => Vec::new(),
             };
             times.retain(|t| t.saturating_add(window) > now);
             times.push(now);
             let excess = times.len().saturating_sub(MAX_ATTEMPTS_KEPT);
             times.drain(..excess);
+            // Forget the vaults after this one (in key order) whose every attempt is outside
+            // the window: without a timer, the entries of vaults that never come back go away,
+            // and the table stays near the vaults active within a window.
+            for (other, bytes) in txn.scan_from(Table::Attempts, &key, ATTEMPT_SWEEP.saturating_add(1))? {
+                if other != key && decode_attempts(&bytes)?.iter().all(|t| t.saturating_add(window) <= now) {
+                    txn.delete(Table::Attempts, &other)?;
+                }
+            }
             txn.put(Table::Attempts, &key, &borsh::to_vec(&times).unwrap_or_default())?;
             Ok(u32::try_from(times.len()).unwrap_or(u32::MAX))
         })
@@ -992,6 +1194,10 @@ impl<K: Kv> KvStore<K> {
             put_bound(txn, &stream, BoundEntry { claimable: token, ..entry })
         })
     }
+}
+
+fn decode_attempts(bytes: &[u8]) -> Result<Vec<u64>, StoreError> {
+    Vec::<u64>::try_from_slice(bytes).map_err(|e| corrupt("attempts", e))
 }
 
 fn stream_key_from(bytes: &[u8]) -> Result<StreamKey, StoreError> {
@@ -1431,6 +1637,60 @@ mod tests {
     }
 
     #[test]
+    fn session_records_round_trip_at_the_extremes() {
+        let reasons = [
+            EndReason::DeadlineMissed,
+            EndReason::VaultDrained,
+            EndReason::StreamClosed,
+            EndReason::FirstResponseTooLarge,
+            EndReason::Abuse,
+        ];
+        let states = [SessionState::Pending, SessionState::Bound { stream_id: u64::MAX }]
+            .into_iter()
+            .chain(reasons.map(|reason| SessionState::Ended { reason, at: 1 << 63 }));
+        for (i, state) in states.enumerate() {
+            let mut s = session(u8::try_from(i).expect("small"), u64::MAX, u64::MAX);
+            s.state = state;
+            s.params.service_id = "/vac/waku/store-query/3.0.0 é".repeat(i);
+            s.params.rate = 127;
+            s.params.allocation = 128;
+            s.policy.first_response_cap = u64::MAX - 1;
+            s.policy.deferred_first_proof = i % 2 == 0;
+            s.accepted_at = 1_800_000_000;
+            s.matching_stream = (i % 2 == 1).then_some((0, u64::MAX));
+            s.suspended_until = 16_384;
+            assert_eq!(decode_session(s.id, &encode_session(&s)).expect("decode"), s);
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_of_other_vaults_outside_the_window_are_forgotten() {
+        let store = MemoryStore::new();
+        let vault = |vault_id| VaultKey { owner: [1; 32], vault_id };
+        for vault_id in 0..50 {
+            assert_eq!(store.record_attempt(vault(vault_id), 100, 600).await.expect("attempt"), 1);
+        }
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        // Inside the window nothing is forgotten, and each vault keeps its own count.
+        assert_eq!(store.record_attempt(vault(10), 699, 600).await.expect("attempt"), 2);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        // Outside it, each attempt forgets the stale records after its own.
+        assert_eq!(store.record_attempt(vault(20), 701, 600).await.expect("attempt"), 1);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 48);
+        assert!(store.kv().transact(|t| t.get(Table::Attempts, &vault(21).to_key())).expect("read").is_none());
+        // Vault 10's attempt at 699 is still inside the window at 701: kept when sampled.
+        assert_eq!(store.record_attempt(vault(9), 701, 600).await.expect("attempt"), 1);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 47);
+        assert_eq!(store.record_attempt(vault(10), 701, 600).await.expect("attempt"), 2);
+        for vault_id in (0..50).rev() {
+            store.record_attempt(vault(vault_id), 2_000, 600).await.expect("attempt");
+        }
+        // Every record now is a fresh one.
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        assert_eq!(store.record_attempt(vault(49), 2_000, 600).await.expect("attempt"), 2);
+    }
+
+    #[test]
     fn corrupt_records_give_errors() {
         let s = session(10, 0, 100);
         let good = encode_session(&s);
@@ -1440,11 +1700,21 @@ mod tests {
         let mut version = good.clone();
         *version.first_mut().expect("version") = 1;
         let mut state = good.clone();
-        // The state's tag: after the version, vault, keys, token, params and policy.
-        let tag = 1 + 40 + 32 + 32 + (4 + 1 + 24) + 33 + 32 + 16;
+        // The state's tag: after the version, the vault (owner, id 0), the two keys, the token,
+        // the params ("s", 1, 10, 100), the policy (300, 10, 1, 1, false), the session key and
+        // two times (0, 0).
+        let tag = 1 + 33 + 32 + 32 + (2 + 3) + (2 + 1 + 1 + 1 + 1) + 32 + 2;
+        assert_eq!(state.get(tag), Some(&0), "the pending state's tag");
         *state.get_mut(tag).expect("state tag") = 9;
+        // A varint in a longer form than needed (suspended_until, the last field: 0 as 0x80 0x00).
+        let mut overlong = good.clone();
+        overlong.pop();
+        overlong.extend([0x80, 0x00]);
+        // Invalid UTF-8 in the service id.
+        let mut utf8 = good.clone();
+        *utf8.get_mut(1 + 33 + 32 + 32 + 1).expect("service id") = 0xff;
         let truncated = good.split_last().expect("bytes").1;
-        for bad in [&[][..], truncated, &trailing, &version, &state] {
+        for bad in [&[][..], truncated, &trailing, &version, &state, &overlong, &utf8] {
             assert!(matches!(decode_session(s.id, bad), Err(StoreError::Corrupt { what: "session", .. })), "{bad:?}");
         }
         for len in [0, 31, 33, 63, 65] {
