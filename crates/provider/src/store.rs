@@ -1796,7 +1796,20 @@ mod tests {
         let kv = crate::PgKv::connect(&db.url).expect("connect raw");
         write_layout1(&kv);
         drop(kv);
+        // As a database written by the previous version: schema version 1.
+        let schema_version = |sql: &'static str| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                client.batch_execute(sql).expect("statement");
+                client.query_one("SELECT max(version) FROM paystreams_sessions_schema", &[]).expect("version").get::<_, i32>(0)
+            })
+            .join()
+            .expect("thread")
+        };
+        assert_eq!(schema_version("UPDATE paystreams_sessions_schema SET version = 1"), 1);
         drop(crate::PgStore::connect(&db.url).expect("migrate"));
+        assert_eq!(schema_version("SELECT 1"), crate::pg_store::PG_SCHEMA_VERSION);
         let store = crate::PgStore::connect(&db.url).expect("reconnect");
         assert_eq!(observe(&store).await, expected);
     }
