@@ -394,7 +394,6 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             id,
             vault: vault_key,
             owner_public_key: vp.owner_public_key,
-            provider_id: vp.provider_id,
             token_id: vp.token_id,
             params: AcceptedParams {
                 service_id,
@@ -405,7 +404,6 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             policy: PinnedPolicy {
                 max_create_stream_deadline_delay: self.policy.max_create_stream_deadline_delay,
                 first_response_cap: self.policy.first_response_cap,
-                token_id: token.token_id,
                 min_rate: token.min_rate,
                 min_allocation: token.min_allocation,
                 deferred_first_proof: self.policy.deferred_first_proof,

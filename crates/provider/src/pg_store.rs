@@ -26,8 +26,11 @@ use crate::store::{Entries, Kv, KvStore, KvTxn, StoreError, Table};
 pub const PG_TRANSACTION_ATTEMPTS_MAX: u32 = 16;
 /// Most idle connections kept per process (one per concurrent transaction; more open and close).
 pub const PG_IDLE_CONNECTIONS_MAX: usize = 16;
-/// The schema version this code writes; a database with a newer one is refused.
-pub const PG_SCHEMA_VERSION: i32 = 1;
+/// The schema version this code writes; a database with a newer one is refused. Version 2 is
+/// store layout 2 ([`crate::store::LAYOUT_VERSION`]); a version-1 database is converted by
+/// [`crate::store::migrate`] on connect, and its version raised once that committed (so an older
+/// paystreams refuses it from then on).
+pub const PG_SCHEMA_VERSION: i32 = 2;
 /// First retry backoff; doubled per attempt up to [`PG_BACKOFF_MAX`], plus jitter.
 const PG_BACKOFF_MIN: Duration = Duration::from_millis(1);
 const PG_BACKOFF_MAX: Duration = Duration::from_millis(50);
@@ -51,7 +54,9 @@ impl PgStore {
     /// # Errors
     /// The server is unreachable, refuses the credentials, or holds a newer schema.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::with_kv(PgKv::connect(url)?))
+        let store = Self::with_kv(PgKv::connect(url)?)?;
+        store.kv().record_schema_version()?;
+        Ok(store)
     }
 }
 
@@ -184,6 +189,21 @@ impl KvTxn for PgTxn<'_, '_> {
             ),
         };
         let rows = rows.map_err(|e| self.fail(&e))?;
+        self.entries(&rows)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .txn
+            .query("SELECT k, v FROM paystreams_sessions_kv WHERE tbl = $1 AND k >= $2 ORDER BY k LIMIT $3", &[&table.code(), &start, &limit])
+            .map_err(|e| self.fail(&e))?;
+        self.entries(&rows)
+    }
+}
+
+impl PgTxn<'_, '_> {
+    fn entries(&mut self, rows: &[postgres::Row]) -> Result<Entries, StoreError> {
         rows.iter()
             .map(|r| Ok((r.try_get::<_, Vec<u8>>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
             .collect::<Result<Entries, postgres::Error>>()
@@ -228,6 +248,20 @@ impl PgKv {
             txn.commit().map_err(|e| db_error(&e))
         })??;
         Ok(kv)
+    }
+
+    /// Records [`PG_SCHEMA_VERSION`] once the data is in its layout.
+    fn record_schema_version(&self) -> Result<(), StoreError> {
+        self.with_client(|client| {
+            client
+                .execute(
+                    "INSERT INTO paystreams_sessions_schema (version) SELECT $1 \
+                     WHERE NOT EXISTS (SELECT 1 FROM paystreams_sessions_schema WHERE version >= $1)",
+                    &[&PG_SCHEMA_VERSION],
+                )
+                .map(|_| ())
+                .map_err(|e| db_error(&e))
+        })?
     }
 
     fn checkout(&self) -> Option<postgres::Client> {

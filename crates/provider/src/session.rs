@@ -68,13 +68,12 @@ pub struct AcceptedParams {
     pub create_stream_deadline: u64,
 }
 
-/// The policy in force at acceptance, as it applies to this session's token. Later checks use
-/// this, never the provider's current policy.
+/// The policy in force at acceptance, as it applies to this session's token (the session's
+/// `token_id`). Later checks use this, never the provider's current policy.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct PinnedPolicy {
     pub max_create_stream_deadline_delay: u64,
     pub first_response_cap: u64,
-    pub token_id: [u8; 32],
     pub min_rate: u64,
     pub min_allocation: u64,
     pub deferred_first_proof: bool,
@@ -126,13 +125,14 @@ pub enum SessionState {
     Ended { reason: EndReason, at: u64 },
 }
 
-/// One accepted proposal, everything the spec requires to be recorded plus bookkeeping.
+/// One accepted proposal, everything the spec requires to be recorded plus bookkeeping. The
+/// provider id is not kept: a proposal naming another provider is never accepted.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Session {
     pub id: SessionId,
     pub vault: VaultKey,
     pub owner_public_key: [u8; 32],
-    pub provider_id: [u8; 32],
+    /// The vault's token (the pinned policy is this token's).
     pub token_id: [u8; 32],
     pub params: AcceptedParams,
     pub policy: PinnedPolicy,
@@ -191,11 +191,5 @@ impl Session {
     #[must_use]
     pub fn stream_key(&self) -> Option<StreamKey> {
         self.bound_stream().map(|stream_id| StreamKey { vault: self.vault, stream_id })
-    }
-
-    /// Borsh bytes.
-    #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
     }
 }

@@ -10,9 +10,19 @@
 //! [`KvStore`] implements the logic once over a small transactional key-value interface
 //! ([`Kv`]) with two backends: [`MemoryKv`] (tests) and [`RedbKv`] (default; every
 //! transaction committed with immediate durability, so a restart loses nothing).
+//!
+//! Layout ([`LAYOUT_VERSION`] 2, recorded in [`Table::Meta`]): a session record is its
+//! [`Table::Sessions`] entry (keyed by id; the value, see [`encode_session`], omits the id),
+//! its vault's [`Table::Pending`] entry while pending, its [`Table::Index`] entries, its
+//! stream's [`Table::Bound`] entry once bound (which also carries the claimable token) and one
+//! [`Table::Replay`] entry per recorded request. [`Table::Used`] marks only purged proposals:
+//! a proposal with a session record is used too. Layout 1 (a borsh `Session` with the
+//! provider id and a duplicated token id, a `Claimable` table, a used mark per accepted
+//! proposal) is converted in one transaction when a store is opened ([`migrate`]).
 
 use std::{
     collections::BTreeMap,
+    fmt,
     future::Future,
     path::Path,
     sync::{Mutex, PoisonError},
@@ -21,7 +31,7 @@ use std::{
 use borsh::BorshDeserialize;
 use redb::{ReadableDatabase as _, ReadableTable, TableDefinition};
 
-use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
+use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey};
 
 /// Most sessions one `stream_id` may index. A stream proof names only a per-vault `u64`
 /// (stream 0 exists in every vault), so a proof from a requester the engine has not seen tries
@@ -30,6 +40,10 @@ use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, Vau
 pub const MAX_CANDIDATES_PER_STREAM_ID: usize = 4_096;
 /// Most attempt timestamps kept per vault (far above any sensible attempt cap).
 pub const MAX_ATTEMPTS_KEPT: usize = 64;
+/// Other vaults' attempt records each `record_attempt` examines, deleting those outside the
+/// window. Sampling the records after the caller's (vault keys are spread by their owner's
+/// hash) keeps the stale records at about as many as the live ones.
+pub const ATTEMPT_SWEEP: usize = 2;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +106,13 @@ pub enum BindOutcome {
     NotBindable,
 }
 
+/// The storage layout this code writes (see the module documentation).
+pub const LAYOUT_VERSION: u32 = 2;
+/// The [`Table::Meta`] key of the layout version (`u32`, big-endian).
+const LAYOUT_KEY: &[u8] = b"layout";
+/// First byte of a layout-2 session value.
+const SESSION_RECORD_V2: u8 = 2;
+
 /// The engine's durable state.
 pub trait SessionStore: Send + Sync {
     /// Atomically: ends the vault's pending session if it expired at `now`, refuses when a live
@@ -130,19 +151,39 @@ pub trait SessionStore: Send + Sync {
 /// The tables.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Table {
+    /// Session id (32 bytes) to the session record ([`encode_session`]).
     Sessions,
+    /// Vault key (40 bytes) to the id of its pending session.
     Pending,
+    /// Ids (32 bytes) of purged proposals; empty values.
     Used,
+    /// Stream id (8 bytes, big-endian) then session id: candidates; empty values.
     Index,
+    /// Stream key (48 bytes) to its session id, its claimable token, or both (see [`BoundEntry`]).
     Bound,
+    /// Session id then request digest (64 bytes); empty values.
     Replay,
+    /// Vault key (40 bytes) to its recent attempt times (borsh `Vec<u64>`). Records whose
+    /// every attempt is outside the window are deleted as [`ATTEMPT_SWEEP`] describes.
     Attempts,
+    /// Layout 1 only: stream key to token id. Emptied into [`Table::Bound`] by [`migrate`].
     Claimable,
+    /// Store metadata: the layout version.
+    Meta,
 }
 
 impl Table {
-    const ALL: [Self; 8] =
-        [Self::Sessions, Self::Pending, Self::Used, Self::Index, Self::Bound, Self::Replay, Self::Attempts, Self::Claimable];
+    const ALL: [Self; 9] = [
+        Self::Sessions,
+        Self::Pending,
+        Self::Used,
+        Self::Index,
+        Self::Bound,
+        Self::Replay,
+        Self::Attempts,
+        Self::Claimable,
+        Self::Meta,
+    ];
 
     /// Stable numeric code (the PostgreSQL backend's table column). Append-only.
     #[must_use]
@@ -156,6 +197,7 @@ impl Table {
             Self::Replay => 6,
             Self::Attempts => 7,
             Self::Claimable => 8,
+            Self::Meta => 9,
         }
     }
 
@@ -169,14 +211,13 @@ impl Table {
             Self::Replay => "replay",
             Self::Attempts => "attempts",
             Self::Claimable => "claimable",
+            Self::Meta => "meta",
         }
     }
 }
 
 /// Key-value entries, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
-/// The in-memory map: (table, key) to value.
-type MemoryMap = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
 
 /// Operations inside one transaction.
 pub trait KvTxn {
@@ -194,6 +235,11 @@ pub trait KvTxn {
     /// # Errors
     /// Storage failures.
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// Entries whose key is at least `start`, in key order, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
 }
 
 /// A transactional key-value store: `transact` runs `f` atomically, committing only on `Ok`.
@@ -214,17 +260,187 @@ pub trait Kv: Send + Sync {
     }
 }
 
-/// In-memory backend: one lock, copy-on-write per transaction (tests and small deployments).
-#[derive(Debug, Default)]
-pub struct MemoryKv {
-    data: Mutex<MemoryMap>,
+/// A value kept in an in-memory table.
+trait MemValue: Sized + Send + Sync + fmt::Debug {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError>;
+    fn bytes(&self) -> &[u8];
 }
 
-/// A key and the value it had before a write (`None`: absent).
-type UndoEntry = ((Table, Vec<u8>), Option<Vec<u8>>);
+/// Fixed-size values are stored inline in the map's nodes (`[u8; 0]`: a set).
+impl<const M: usize> MemValue for [u8; M] {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        bytes.try_into().map_err(|_| StoreError::Database(format!("in-memory value of {} bytes where {M} are expected", bytes.len())))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Variable-size values: one allocation, no spare capacity.
+impl MemValue for Box<[u8]> {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        Ok(bytes.into())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// One in-memory table. Writes return the previous value (for the undo log).
+trait MemTable: Send + Sync + fmt::Debug {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    fn len(&self) -> usize;
+}
+
+/// A table whose keys all have `N` bytes, stored inline (no allocation per key).
+#[derive(Debug)]
+struct FixedTable<const N: usize, V>(BTreeMap<[u8; N], V>);
+
+impl<const N: usize, V> Default for FixedTable<N, V> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+fn fixed_key<const N: usize>(key: &[u8]) -> Result<[u8; N], StoreError> {
+    key.try_into().map_err(|_| StoreError::Database(format!("in-memory key of {} bytes where {N} are expected", key.len())))
+}
+
+impl<const N: usize, V: MemValue> MemTable for FixedTable<N, V> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(&fixed_key::<N>(key)?).map(|v| v.bytes().to_vec()))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let (key, value) = (fixed_key::<N>(key)?, V::from_bytes(value)?);
+        Ok(self.0.insert(key, value).map(|v| v.bytes().to_vec()))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.remove(&fixed_key::<N>(key)?).map(|v| v.bytes().to_vec()))
+    }
+
+    fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let mut start = [0_u8; N];
+        let Some(head) = start.get_mut(..prefix.len()) else { return Ok(Vec::new()) };
+        head.copy_from_slice(prefix);
+        Ok(self
+            .0
+            .range(start..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.to_vec(), v.bytes().to_vec()))
+            .collect())
+    }
+
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self.0.range(fixed_key::<N>(start)?..).take(limit).map(|(k, v)| (k.to_vec(), v.bytes().to_vec())).collect())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A table with keys of any length (metadata, and layout-1 tables read by the migration).
+#[derive(Debug, Default)]
+struct VarTable(BTreeMap<Box<[u8]>, Box<[u8]>>);
+
+impl MemTable for VarTable {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key).map(|v| v.to_vec()))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.insert(key.into(), value.into()).map(Vec::from))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.remove(key).map(Vec::from))
+    }
+
+    fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self
+            .0
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect())
+    }
+
+    fn scan_from(&self, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        Ok(self
+            .0
+            .range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The in-memory tables, each with its own key size, so an entry costs its bytes and a share of
+/// a B-tree node: no allocation for keys, for empty values or for fixed-size values.
+#[derive(Debug, Default)]
+struct MemoryTables {
+    sessions: FixedTable<32, Box<[u8]>>,
+    pending: FixedTable<40, [u8; 32]>,
+    used: FixedTable<32, [u8; 0]>,
+    index: FixedTable<40, [u8; 0]>,
+    bound: FixedTable<48, Box<[u8]>>,
+    replay: FixedTable<64, [u8; 0]>,
+    attempts: FixedTable<40, Box<[u8]>>,
+    claimable: VarTable,
+    meta: VarTable,
+}
+
+impl MemoryTables {
+    fn table(&mut self, table: Table) -> &mut dyn MemTable {
+        match table {
+            Table::Sessions => &mut self.sessions,
+            Table::Pending => &mut self.pending,
+            Table::Used => &mut self.used,
+            Table::Index => &mut self.index,
+            Table::Bound => &mut self.bound,
+            Table::Replay => &mut self.replay,
+            Table::Attempts => &mut self.attempts,
+            Table::Claimable => &mut self.claimable,
+            Table::Meta => &mut self.meta,
+        }
+    }
+}
+
+/// In-memory backend: one lock, undo log per transaction (tests and small deployments).
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    data: Mutex<MemoryTables>,
+}
+
+impl MemoryKv {
+    /// Entries in `table` (for tests and measurements).
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn len(&self, table: Table) -> Result<usize, StoreError> {
+        Ok(self.data.lock()?.table(table).len())
+    }
+}
+
+/// A table, a key and the value it had before a write (`None`: absent).
+type UndoEntry = (Table, Vec<u8>, Option<Vec<u8>>);
 
 struct MemoryTxn<'a> {
-    data: &'a mut MemoryMap,
+    data: &'a mut MemoryTables,
     /// Previous values of every key written, in write order, to roll back on error (cheaper
     /// than copying the whole map per transaction, which made every request O(sessions)).
     undo: Vec<UndoEntry>,
@@ -232,31 +448,27 @@ struct MemoryTxn<'a> {
 
 impl KvTxn for MemoryTxn<'_> {
     fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.data.get(&(table, key.to_vec())).cloned())
+        self.data.table(table).get(key)
     }
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let k = (table, key.to_vec());
-        let old = self.data.insert(k.clone(), value.to_vec());
-        self.undo.push((k, old));
+        let old = self.data.table(table).put(key, value)?;
+        self.undo.push((table, key.to_vec(), old));
         Ok(())
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), StoreError> {
-        let k = (table, key.to_vec());
-        let old = self.data.remove(&k);
-        self.undo.push((k, old));
+        let old = self.data.table(table).delete(key)?;
+        self.undo.push((table, key.to_vec(), old));
         Ok(())
     }
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        Ok(self
-            .data
-            .range((table, prefix.to_vec())..)
-            .take_while(|((t, k), _)| *t == table && k.starts_with(prefix))
-            .take(limit)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
+        self.data.table(table).scan(prefix, limit)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        self.data.table(table).scan_from(start, limit)
     }
 }
 
@@ -266,10 +478,11 @@ impl Kv for MemoryKv {
         let mut txn = MemoryTxn { data: &mut data, undo: Vec::new() };
         let result = f(&mut txn);
         if result.is_err() {
-            for (key, old) in txn.undo.into_iter().rev() {
+            // Every key and value undone was accepted by its table before, so none is refused.
+            for (table, key, old) in txn.undo.into_iter().rev() {
                 match old {
-                    Some(value) => txn.data.insert(key, value),
-                    None => txn.data.remove(&key),
+                    Some(value) => txn.data.table(table).put(&key, &value)?,
+                    None => txn.data.table(table).delete(&key)?,
                 };
             }
         }
@@ -330,6 +543,20 @@ fn scan_table(
     Ok(out)
 }
 
+/// Entries whose key is at least `start`, in key order, at most `limit`.
+fn scan_table_from(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    limit: usize,
+) -> Result<Entries, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range::<&[u8]>(start..)?.take(limit) {
+        let (k, v) = entry?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
 struct RedbTxn<'a> {
     txn: &'a redb::WriteTransaction,
 }
@@ -351,6 +578,10 @@ impl KvTxn for RedbTxn<'_> {
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        scan_table_from(&self.txn.open_table(table_def(table))?, start, limit)
     }
 }
 
@@ -374,6 +605,10 @@ impl KvTxn for RedbReadTxn<'_> {
 
     fn scan(&mut self, table: Table, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         scan_table(&self.txn.open_table(table_def(table))?, prefix, limit)
+    }
+
+    fn scan_from(&mut self, table: Table, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        scan_table_from(&self.txn.open_table(table_def(table))?, start, limit)
     }
 }
 
@@ -406,9 +641,18 @@ pub struct KvStore<K: Kv> {
 }
 
 impl<K: Kv> KvStore<K> {
-    /// The store over an opened backend.
-    pub const fn with_kv(kv: K) -> Self {
-        Self { kv }
+    /// The store over an opened backend, brought to [`LAYOUT_VERSION`] first ([`migrate`]).
+    ///
+    /// # Errors
+    /// Storage failures, corrupt layout-1 data, or a store written by a newer version.
+    pub fn with_kv(kv: K) -> Result<Self, StoreError> {
+        migrate(&kv)?;
+        Ok(Self { kv })
+    }
+
+    /// The backend.
+    pub const fn kv(&self) -> &K {
+        &self.kv
     }
 }
 
@@ -425,20 +669,265 @@ impl MemoryStore {
 }
 
 impl RedbStore {
+    /// Opens the file, converting a layout-1 store ([`migrate`]).
+    ///
     /// # Errors
-    /// As [`RedbKv::open`].
+    /// As [`RedbKv::open`] and [`KvStore::with_kv`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { kv: RedbKv::open(path)? })
+        Self::with_kv(RedbKv::open(path)?)
     }
 }
 
-fn decode_session(bytes: &[u8]) -> Result<Session, StoreError> {
-    Session::try_from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "session", detail: e.to_string() })
+fn corrupt(what: &'static str, detail: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt { what, detail: detail.to_string() }
+}
+
+/// A session's [`Table::Sessions`] value: [`SESSION_RECORD_V2`], then the fields of
+/// [`Session`] after its id (the key), in declaration order: byte arrays as they are, integers
+/// as LEB128 varints (most are small: rates, stream ids, times), the service id as a varint
+/// length and UTF-8, `bool` and enum tags as one byte, an `Option` as a 0/1 byte then the value.
+#[must_use]
+pub fn encode_session(session: &Session) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(224));
+    w.0.push(SESSION_RECORD_V2);
+    w.bytes(&session.vault.owner);
+    w.varint(session.vault.vault_id);
+    w.bytes(&session.owner_public_key);
+    w.bytes(&session.token_id);
+    let params = &session.params;
+    w.varint(u64::try_from(params.service_id.len()).unwrap_or(u64::MAX));
+    w.bytes(params.service_id.as_bytes());
+    for v in [params.rate, params.allocation, params.create_stream_deadline] {
+        w.varint(v);
+    }
+    let policy = &session.policy;
+    for v in [policy.max_create_stream_deadline_delay, policy.first_response_cap, policy.min_rate, policy.min_allocation] {
+        w.varint(v);
+    }
+    w.0.push(u8::from(policy.deferred_first_proof));
+    w.bytes(&session.session_key);
+    w.varint(session.accepted_at);
+    w.varint(session.predicted_stream_id);
+    match session.state {
+        SessionState::Pending => w.0.push(0),
+        SessionState::Bound { stream_id } => {
+            w.0.push(1);
+            w.varint(stream_id);
+        }
+        SessionState::Ended { reason, at } => {
+            w.0.push(2);
+            w.0.push(match reason {
+                EndReason::DeadlineMissed => 0,
+                EndReason::VaultDrained => 1,
+                EndReason::StreamClosed => 2,
+                EndReason::FirstResponseTooLarge => 3,
+                EndReason::Abuse => 4,
+            });
+            w.varint(at);
+        }
+    }
+    match session.matching_stream {
+        None => w.0.push(0),
+        Some((stream_id, at)) => {
+            w.0.push(1);
+            w.varint(stream_id);
+            w.varint(at);
+        }
+    }
+    w.varint(session.suspended_until);
+    w.0
+}
+
+/// Decodes a [`Table::Sessions`] value stored under `id` ([`encode_session`]); every byte
+/// must be used and every varint be in its shortest form.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for an unknown version, a malformed field or trailing bytes.
+pub fn decode_session(id: SessionId, bytes: &[u8]) -> Result<Session, StoreError> {
+    let mut r = Reader(bytes);
+    let version = r.byte()?;
+    if version != SESSION_RECORD_V2 {
+        return Err(corrupt("session", format!("record version {version}, expected {SESSION_RECORD_V2}")));
+    }
+    let vault = VaultKey { owner: r.array()?, vault_id: r.varint()? };
+    let owner_public_key = r.array()?;
+    let token_id = r.array()?;
+    let service_id = r.string()?;
+    let params = AcceptedParams { service_id, rate: r.varint()?, allocation: r.varint()?, create_stream_deadline: r.varint()? };
+    let policy = PinnedPolicy {
+        max_create_stream_deadline_delay: r.varint()?,
+        first_response_cap: r.varint()?,
+        min_rate: r.varint()?,
+        min_allocation: r.varint()?,
+        deferred_first_proof: r.bool()?,
+    };
+    let session_key = r.array()?;
+    let accepted_at = r.varint()?;
+    let predicted_stream_id = r.varint()?;
+    let state = match r.byte()? {
+        0 => SessionState::Pending,
+        1 => SessionState::Bound { stream_id: r.varint()? },
+        2 => {
+            let reason = match r.byte()? {
+                0 => EndReason::DeadlineMissed,
+                1 => EndReason::VaultDrained,
+                2 => EndReason::StreamClosed,
+                3 => EndReason::FirstResponseTooLarge,
+                4 => EndReason::Abuse,
+                other => return Err(corrupt("session", format!("end reason {other}"))),
+            };
+            SessionState::Ended { reason, at: r.varint()? }
+        }
+        other => return Err(corrupt("session", format!("state tag {other}"))),
+    };
+    let matching_stream = match r.byte()? {
+        0 => None,
+        1 => Some((r.varint()?, r.varint()?)),
+        other => return Err(corrupt("session", format!("option tag {other}"))),
+    };
+    let suspended_until = r.varint()?;
+    if !r.0.is_empty() {
+        return Err(corrupt("session", format!("{} trailing bytes", r.0.len())));
+    }
+    Ok(Session {
+        id,
+        vault,
+        owner_public_key,
+        token_id,
+        params,
+        policy,
+        session_key,
+        accepted_at,
+        predicted_stream_id,
+        state,
+        matching_stream,
+        suspended_until,
+    })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// LEB128: seven bits per byte, least significant first, the high bit set on all but the last.
+    fn varint(&mut self, mut value: u64) {
+        loop {
+            let low = u8::try_from(value & 0x7f).unwrap_or_default();
+            value = value.checked_shr(7).unwrap_or_default();
+            if value == 0 {
+                self.0.push(low);
+                return;
+            }
+            self.0.push(low | 0x80);
+        }
+    }
+}
+
+/// Reads a session record; every error is [`StoreError::Corrupt`].
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], StoreError> {
+        if n > self.0.len() {
+            return Err(corrupt("session", format!("truncated: {n} bytes wanted, {} left", self.0.len())));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let bytes = self.take(N)?;
+        bytes.try_into().map_err(|_| corrupt("session", "array"))
+    }
+
+    fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(corrupt("session", format!("bool byte {other}"))),
+        }
+    }
+
+    /// A shortest-form LEB128 `u64`.
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut value: u64 = 0;
+        for shift in (0_u32..64).step_by(7) {
+            let byte = self.byte()?;
+            let low = u64::from(byte & 0x7f);
+            if shift == 63 && low > 1 {
+                return Err(corrupt("session", "varint above u64::MAX"));
+            }
+            value |= low.checked_shl(shift).unwrap_or_default();
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(corrupt("session", "varint not in its shortest form"));
+                }
+                return Ok(value);
+            }
+        }
+        Err(corrupt("session", "varint longer than ten bytes"))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| corrupt("session", "string length"))?;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| corrupt("session", e))
+    }
+}
+
+/// A [`Table::Bound`] value: the session bound to the stream and the token of funds that may
+/// be unclaimed. Stored as the id (32 bytes; layout 1's value), the id and the token (64), or a
+/// zero byte and the token (33: the session was purged, the stream may still owe funds).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct BoundEntry {
+    session: Option<SessionId>,
+    claimable: Option<[u8; 32]>,
+}
+
+impl BoundEntry {
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let array = |b: Option<&[u8]>| b.and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let entry = match bytes.len() {
+            32 => Self { session: array(Some(bytes)).map(SessionId), claimable: None },
+            64 => Self { session: array(bytes.get(..32)).map(SessionId), claimable: array(bytes.get(32..)) },
+            33 if bytes.first() == Some(&0) => Self { session: None, claimable: array(bytes.get(1..)) },
+            n => return Err(corrupt("stream binding", format!("{n} bytes"))),
+        };
+        Ok(entry)
+    }
+
+    /// The bytes, or `None` when nothing is left to keep.
+    fn encode(self) -> Option<Vec<u8>> {
+        match (self.session, self.claimable) {
+            (Some(id), None) => Some(id.0.to_vec()),
+            (Some(id), Some(token)) => Some([id.0, token].concat()),
+            (None, Some(token)) => Some([&[0_u8][..], &token].concat()),
+            (None, None) => None,
+        }
+    }
+}
+
+fn get_bound(txn: &mut dyn KvTxn, stream: &StreamKey) -> Result<Option<BoundEntry>, StoreError> {
+    txn.get(Table::Bound, &stream.to_key())?.map(|b| BoundEntry::decode(&b)).transpose()
+}
+
+fn put_bound(txn: &mut dyn KvTxn, stream: &StreamKey, entry: BoundEntry) -> Result<(), StoreError> {
+    match entry.encode() {
+        Some(bytes) => txn.put(Table::Bound, &stream.to_key(), &bytes),
+        None => txn.delete(Table::Bound, &stream.to_key()),
+    }
 }
 
 fn id_from(bytes: &[u8]) -> Result<SessionId, StoreError> {
-    let array: [u8; 32] =
-        bytes.try_into().map_err(|_| StoreError::Corrupt { what: "session id", detail: format!("{} bytes", bytes.len()) })?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| corrupt("session id", format!("{} bytes", bytes.len())))?;
     Ok(SessionId(array))
 }
 
@@ -455,11 +944,11 @@ fn replay_key(id: SessionId, digest: &[u8; 32]) -> Vec<u8> {
 }
 
 fn get_session(txn: &mut dyn KvTxn, id: SessionId) -> Result<Option<Session>, StoreError> {
-    txn.get(Table::Sessions, &id.0)?.map(|b| decode_session(&b)).transpose()
+    txn.get(Table::Sessions, &id.0)?.map(|b| decode_session(id, &b)).transpose()
 }
 
 fn put_session(txn: &mut dyn KvTxn, session: &Session) -> Result<(), StoreError> {
-    txn.put(Table::Sessions, &session.id.0, &session.to_bytes())?;
+    txn.put(Table::Sessions, &session.id.0, &encode_session(session))?;
     if !session.is_pending() {
         let key = session.vault.to_key();
         if txn.get(Table::Pending, &key)?.as_deref() == Some(session.id.0.as_slice()) {
@@ -471,6 +960,121 @@ fn put_session(txn: &mut dyn KvTxn, session: &Session) -> Result<(), StoreError>
 
 fn bucket_len(txn: &mut dyn KvTxn, stream_id: u64) -> Result<usize, StoreError> {
     Ok(txn.scan(Table::Index, &stream_id.to_be_bytes(), MAX_CANDIDATES_PER_STREAM_ID.saturating_add(1))?.len())
+}
+
+/// Layout 1's `Session` value: the borsh `Session` with the provider id, and a pinned policy
+/// repeating the token id.
+#[derive(BorshDeserialize)]
+struct SessionV1 {
+    id: SessionId,
+    vault: VaultKey,
+    owner_public_key: [u8; 32],
+    _provider_id: [u8; 32],
+    token_id: [u8; 32],
+    params: AcceptedParams,
+    policy: PinnedPolicyV1,
+    session_key: [u8; 32],
+    accepted_at: u64,
+    predicted_stream_id: u64,
+    state: SessionState,
+    matching_stream: Option<(u64, u64)>,
+    suspended_until: u64,
+}
+
+#[derive(BorshDeserialize)]
+struct PinnedPolicyV1 {
+    max_create_stream_deadline_delay: u64,
+    first_response_cap: u64,
+    _token_id: [u8; 32],
+    min_rate: u64,
+    min_allocation: u64,
+    deferred_first_proof: bool,
+}
+
+fn decode_session_v1(key: &[u8], bytes: &[u8]) -> Result<Session, StoreError> {
+    let v1 = SessionV1::try_from_slice(bytes).map_err(|e| corrupt("layout-1 session", e))?;
+    if v1.id.0.as_slice() != key {
+        return Err(corrupt("layout-1 session", "the record's id differs from its key"));
+    }
+    let p = v1.policy;
+    Ok(Session {
+        id: v1.id,
+        vault: v1.vault,
+        owner_public_key: v1.owner_public_key,
+        token_id: v1.token_id,
+        params: v1.params,
+        policy: PinnedPolicy {
+            max_create_stream_deadline_delay: p.max_create_stream_deadline_delay,
+            first_response_cap: p.first_response_cap,
+            min_rate: p.min_rate,
+            min_allocation: p.min_allocation,
+            deferred_first_proof: p.deferred_first_proof,
+        },
+        session_key: v1.session_key,
+        accepted_at: v1.accepted_at,
+        predicted_stream_id: v1.predicted_stream_id,
+        state: v1.state,
+        matching_stream: v1.matching_stream,
+        suspended_until: v1.suspended_until,
+    })
+}
+
+/// The layout version recorded in `kv`: `None` for a fresh store, 1 for a store written before
+/// versions were recorded.
+fn stored_layout(txn: &mut dyn KvTxn) -> Result<Option<u32>, StoreError> {
+    if let Some(bytes) = txn.get(Table::Meta, LAYOUT_KEY)? {
+        let array: [u8; 4] = bytes.as_slice().try_into().map_err(|_| corrupt("layout version", format!("{} bytes", bytes.len())))?;
+        return Ok(Some(u32::from_be_bytes(array)));
+    }
+    for table in Table::ALL {
+        if table != Table::Meta && !txn.scan(table, &[], 1)?.is_empty() {
+            return Ok(Some(1));
+        }
+    }
+    Ok(None)
+}
+
+/// Brings the store to [`LAYOUT_VERSION`] in one transaction (all or nothing; a store opened
+/// by several processes at once is converted once). From layout 1: every session re-encoded,
+/// the used marks of proposals that still have a session dropped, every `Claimable` entry
+/// moved into the stream's [`Table::Bound`] entry.
+///
+/// # Errors
+/// Storage failures, corrupt layout-1 data (nothing is changed), or a newer layout.
+pub fn migrate(kv: &impl Kv) -> Result<(), StoreError> {
+    let current = kv.read(stored_layout)?;
+    if current == Some(LAYOUT_VERSION) {
+        return Ok(());
+    }
+    kv.transact(|txn| {
+        match stored_layout(txn)? {
+            None => {}
+            Some(1) => {
+                for (key, value) in txn.scan(Table::Sessions, &[], usize::MAX)? {
+                    let session = decode_session_v1(&key, &value)?;
+                    txn.put(Table::Sessions, &key, &encode_session(&session))?;
+                    if txn.get(Table::Used, &key)?.is_some() {
+                        txn.delete(Table::Used, &key)?;
+                    }
+                }
+                for (key, token) in txn.scan(Table::Claimable, &[], usize::MAX)? {
+                    let stream = stream_key_from(&key)?;
+                    let token: [u8; 32] = token.as_slice().try_into().map_err(|_| corrupt("claimable token", format!("{} bytes", token.len())))?;
+                    let mut entry = get_bound(txn, &stream)?.unwrap_or(BoundEntry { session: None, claimable: None });
+                    entry.claimable = Some(token);
+                    put_bound(txn, &stream, entry)?;
+                    txn.delete(Table::Claimable, &key)?;
+                }
+            }
+            Some(LAYOUT_VERSION) => return Ok(()),
+            Some(v) => {
+                return Err(StoreError::Database(format!(
+                    "the session store has layout {v}, newer than this paystreams ({LAYOUT_VERSION}); upgrade paystreams"
+                )));
+            }
+        }
+        txn.put(Table::Meta, LAYOUT_KEY, &LAYOUT_VERSION.to_be_bytes())
+    })
 }
 
 impl<K: Kv> KvStore<K> {
@@ -490,15 +1094,15 @@ impl<K: Kv> KvStore<K> {
                     _ => txn.delete(Table::Pending, &vault_key)?,
                 }
             }
-            if txn.get(Table::Used, &session.id.0)?.is_some() {
+            // Used: a session record exists, or was purged (its used mark).
+            if txn.get(Table::Sessions, &session.id.0)?.is_some() || txn.get(Table::Used, &session.id.0)?.is_some() {
                 return Ok(AcceptOutcome::ProposalUsed);
             }
             if bucket_len(txn, session.predicted_stream_id)? >= MAX_CANDIDATES_PER_STREAM_ID {
                 return Ok(AcceptOutcome::CandidatesFull);
             }
-            txn.put(Table::Sessions, &session.id.0, &session.to_bytes())?;
+            txn.put(Table::Sessions, &session.id.0, &encode_session(session))?;
             txn.put(Table::Pending, &vault_key, &session.id.0)?;
-            txn.put(Table::Used, &session.id.0, &[])?;
             txn.put(Table::Index, &index_key(session.predicted_stream_id, session.id), &[])?;
             Ok(AcceptOutcome::Accepted)
         })
@@ -513,8 +1117,8 @@ impl<K: Kv> KvStore<K> {
                 SessionState::Pending => {}
             }
             let stream = StreamKey { vault: session.vault, stream_id };
-            if let Some(other) = txn.get(Table::Bound, &stream.to_key())? {
-                return Ok(BindOutcome::StreamTaken(id_from(&other)?));
+            if let Some(BoundEntry { session: Some(other), .. }) = get_bound(txn, &stream)? {
+                return Ok(BindOutcome::StreamTaken(other));
             }
             // Drop the other index entries (the prediction, a non-matching stream seen created).
             for other in [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s)].into_iter().flatten() {
@@ -523,8 +1127,7 @@ impl<K: Kv> KvStore<K> {
                 }
             }
             txn.put(Table::Index, &index_key(stream_id, id), &[])?;
-            txn.put(Table::Bound, &stream.to_key(), &id.0)?;
-            txn.put(Table::Claimable, &stream.to_key(), &session.token_id)?;
+            put_bound(txn, &stream, BoundEntry { session: Some(id), claimable: Some(session.token_id) })?;
             session.state = SessionState::Bound { stream_id };
             put_session(txn, &session)?;
             Ok(BindOutcome::Bound)
@@ -538,19 +1141,22 @@ impl<K: Kv> KvStore<K> {
             for stream_id in streams.into_iter().flatten() {
                 txn.delete(Table::Index, &index_key(stream_id, id))?;
             }
+            // The binding goes with the session (what may still be claimed stays): a later
+            // session may bind the stream only after a fresh accepted proposal, and only if the
+            // stream is still ACTIVE and matching.
             if let Some(stream) = session.stream_key()
-                && txn.get(Table::Bound, &stream.to_key())?.as_deref() == Some(id.0.as_slice())
+                && let Some(entry) = get_bound(txn, &stream)?
+                && entry.session == Some(id)
             {
-                txn.delete(Table::Bound, &stream.to_key())?;
+                put_bound(txn, &stream, BoundEntry { session: None, ..entry })?;
             }
-            // The binding goes with the session: a later session may bind the stream only after
-            // a fresh accepted proposal, and only if the stream is still ACTIVE and matching.
             for (key, _) in txn.scan(Table::Replay, &id.0, usize::MAX)? {
                 txn.delete(Table::Replay, &key)?;
             }
             if txn.get(Table::Pending, &session.vault.to_key())?.as_deref() == Some(id.0.as_slice()) {
                 txn.delete(Table::Pending, &session.vault.to_key())?;
             }
+            txn.put(Table::Used, &id.0, &[])?;
             txn.delete(Table::Sessions, &id.0)
         })
     }
@@ -559,22 +1165,46 @@ impl<K: Kv> KvStore<K> {
         self.kv.transact(|txn| {
             let key = vault.to_key();
             let mut times: Vec<u64> = match txn.get(Table::Attempts, &key)? {
-                Some(bytes) => Vec::<u64>::try_from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt { what: "attempts", detail: e.to_string() })?,
+                Some(bytes) => decode_attempts(&bytes)?,
                 None => Vec::new(),
             };
             times.retain(|t| t.saturating_add(window) > now);
             times.push(now);
             let excess = times.len().saturating_sub(MAX_ATTEMPTS_KEPT);
             times.drain(..excess);
+            // Forget the vaults after this one (in key order) whose every attempt is outside
+            // the window: without a timer, the entries of vaults that never come back go away,
+            // and the table stays near the vaults active within a window.
+            for (other, bytes) in txn.scan_from(Table::Attempts, &key, ATTEMPT_SWEEP.saturating_add(1))? {
+                if other != key && decode_attempts(&bytes)?.iter().all(|t| t.saturating_add(window) <= now) {
+                    txn.delete(Table::Attempts, &other)?;
+                }
+            }
             txn.put(Table::Attempts, &key, &borsh::to_vec(&times).unwrap_or_default())?;
             Ok(u32::try_from(times.len()).unwrap_or(u32::MAX))
         })
     }
+
+    fn set_claimable(&self, stream: StreamKey, token: Option<[u8; 32]>) -> Result<(), StoreError> {
+        self.kv.transact(|txn| {
+            let entry = get_bound(txn, &stream)?.unwrap_or(BoundEntry { session: None, claimable: None });
+            if entry.claimable == token {
+                return Ok(());
+            }
+            put_bound(txn, &stream, BoundEntry { claimable: token, ..entry })
+        })
+    }
+}
+
+fn decode_attempts(bytes: &[u8]) -> Result<Vec<u64>, StoreError> {
+    Vec::<u64>::try_from_slice(bytes).map_err(|e| corrupt("attempts", e))
 }
 
 fn stream_key_from(bytes: &[u8]) -> Result<StreamKey, StoreError> {
-    let corrupt = || StoreError::Corrupt { what: "stream key", detail: format!("{} bytes", bytes.len()) };
+    let corrupt = || corrupt("stream key", format!("{} bytes", bytes.len()));
+    if bytes.len() != 48 {
+        return Err(corrupt());
+    }
     let owner: [u8; 32] = bytes.get(..32).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
     let vault_id = bytes.get(32..40).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(corrupt)?;
     let stream_id = bytes.get(40..48).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(corrupt)?;
@@ -628,7 +1258,7 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn bound_session(&self, stream: StreamKey) -> Result<Option<SessionId>, StoreError> {
-        self.kv.read(|txn| txn.get(Table::Bound, &stream.to_key())?.map(|b| id_from(&b)).transpose())
+        self.kv.read(|txn| Ok(get_bound(txn, &stream)?.and_then(|e| e.session)))
     }
 
     async fn seen_request(&self, id: SessionId, digest: [u8; 32]) -> Result<bool, StoreError> {
@@ -655,7 +1285,9 @@ impl<K: Kv> SessionStore for KvStore<K> {
     }
 
     async fn sessions(&self) -> Result<Vec<Session>, StoreError> {
-        self.kv.read(|txn| txn.scan(Table::Sessions, &[], usize::MAX)?.iter().map(|(_, v)| decode_session(v)).collect())
+        self.kv.read(|txn| {
+            txn.scan(Table::Sessions, &[], usize::MAX)?.iter().map(|(k, v)| decode_session(id_from(k)?, v)).collect()
+        })
     }
 
     async fn purge(&self, id: SessionId) -> Result<(), StoreError> {
@@ -664,45 +1296,39 @@ impl<K: Kv> SessionStore for KvStore<K> {
 
     async fn claimables(&self) -> Result<Vec<(StreamKey, [u8; 32])>, StoreError> {
         self.kv.read(|txn| {
-            txn.scan(Table::Claimable, &[], usize::MAX)?
-                .iter()
-                .map(|(k, v)| {
-                    let token: [u8; 32] = v
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { what: "claimable token", detail: format!("{} bytes", v.len()) })?;
-                    Ok((stream_key_from(k)?, token))
-                })
-                .collect()
+            let mut out = Vec::new();
+            for (key, value) in txn.scan(Table::Bound, &[], usize::MAX)? {
+                if let Some(token) = BoundEntry::decode(&value)?.claimable {
+                    out.push((stream_key_from(&key)?, token));
+                }
+            }
+            Ok(out)
         })
     }
 
     async fn add_claimable(&self, stream: StreamKey, token_id: [u8; 32]) -> Result<(), StoreError> {
-        self.kv.transact(|txn| txn.put(Table::Claimable, &stream.to_key(), &token_id))
+        self.set_claimable(stream, Some(token_id))
     }
 
     async fn remove_claimable(&self, stream: StreamKey) -> Result<(), StoreError> {
-        self.kv.transact(|txn| txn.delete(Table::Claimable, &stream.to_key()))
+        self.set_claimable(stream, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{AcceptedParams, PinnedPolicy};
 
     fn session(byte: u8, vault_id: u64, deadline: u64) -> Session {
         Session {
             id: SessionId([byte; 32]),
             vault: VaultKey { owner: [1; 32], vault_id },
             owner_public_key: [2; 32],
-            provider_id: [3; 32],
             token_id: [0; 32],
             params: AcceptedParams { service_id: "s".into(), rate: 1, allocation: 10, create_stream_deadline: deadline },
             policy: PinnedPolicy {
                 max_create_stream_deadline_delay: 300,
                 first_response_cap: 10,
-                token_id: [0; 32],
                 min_rate: 1,
                 min_allocation: 1,
                 deferred_first_proof: false,
@@ -758,16 +1384,36 @@ mod tests {
     #[test]
     fn a_failed_memory_transaction_changes_nothing() {
         let kv = MemoryKv::default();
-        kv.transact(|t| t.put(Table::Used, b"keep", b"1")).expect("commit");
+        let (keep, new) = ([1_u8; 40], [2_u8; 40]);
+        kv.transact(|t| t.put(Table::Attempts, &keep, b"1")).expect("commit");
         let failed: Result<(), StoreError> = kv.transact(|t| {
-            t.put(Table::Used, b"new", b"2")?;
-            t.put(Table::Used, b"keep", b"changed")?;
-            t.delete(Table::Used, b"keep")?;
+            t.put(Table::Attempts, &new, b"2")?;
+            t.put(Table::Attempts, &keep, b"changed")?;
+            t.delete(Table::Attempts, &keep)?;
+            t.put(Table::Replay, &[3; 64], &[])?;
             Err(StoreError::Database("injected".into()))
         });
         assert!(failed.is_err());
-        let (keep, new) = kv.transact(|t| Ok((t.get(Table::Used, b"keep")?, t.get(Table::Used, b"new")?))).expect("read");
+        let (keep, new) = kv.transact(|t| Ok((t.get(Table::Attempts, &keep)?, t.get(Table::Attempts, &new)?))).expect("read");
         assert_eq!((keep.as_deref(), new), (Some(&b"1"[..]), None));
+        assert_eq!(kv.len(Table::Replay).expect("len"), 0);
+    }
+
+    #[test]
+    fn memory_tables_refuse_keys_and_values_of_the_wrong_size() {
+        let kv = MemoryKv::default();
+        for (table, key, value) in [
+            (Table::Sessions, &[1_u8; 31][..], &b"v"[..]),
+            (Table::Replay, &[1; 65][..], &[][..]),
+            (Table::Pending, &[1; 40][..], &[1; 31][..]),
+            (Table::Index, &[1; 40][..], &[1][..]),
+        ] {
+            let refused = kv.transact(|t| t.put(table, key, value)).expect_err("refused");
+            assert!(refused.to_string().contains("expected"), "{refused}");
+        }
+        assert!(kv.transact(|t| t.get(Table::Bound, &[0; 47])).is_err());
+        // A prefix longer than the table's keys matches nothing.
+        assert!(kv.transact(|t| t.scan(Table::Used, &[0; 33], 10)).expect("scan").is_empty());
     }
 
     #[tokio::test]
@@ -801,6 +1447,283 @@ mod tests {
         assert_eq!(store.accept(&extra, 0).await.expect("accept"), AcceptOutcome::CandidatesFull);
         assert_eq!(store.candidates(0).await.expect("candidates").len(), MAX_CANDIDATES_PER_STREAM_ID);
         assert!(!store.index(extra.id, 0).await.expect("index"));
+    }
+
+    /// Layout-1 bytes of a session (the borsh `Session` of that layout: the provider id after
+    /// the owner's key, the token id repeated inside the pinned policy), built field by field.
+    fn layout1_session(s: &Session) -> Vec<u8> {
+        let p = &s.policy;
+        let policy = (p.max_create_stream_deadline_delay, p.first_response_cap, s.token_id, p.min_rate, p.min_allocation, p.deferred_first_proof);
+        let head = (s.id, s.vault, s.owner_public_key, [3_u8; 32], s.token_id, &s.params, policy);
+        let tail = (s.session_key, s.accepted_at, s.predicted_stream_id, s.state, s.matching_stream, s.suspended_until);
+        [borsh::to_vec(&head).expect("head"), borsh::to_vec(&tail).expect("tail")].concat()
+    }
+
+    /// What the same history leaves in both layouts: `a` bound to (vault 0, stream 0) with a
+    /// recorded request; `b` pending on vault 1; `c` bound to (vault 2, stream 1), ended and
+    /// purged (its stream still claimable and still bound); `d` ended without a stream;
+    /// attempts on vault 0.
+    fn history() -> [Session; 4] {
+        let mut a = session(10, 0, 100);
+        a.state = SessionState::Bound { stream_id: 0 };
+        a.matching_stream = Some((0, 60));
+        let b = session(11, 1, 100);
+        let mut c = session(12, 2, 100);
+        c.predicted_stream_id = 1;
+        c.state = SessionState::Ended { reason: EndReason::StreamClosed, at: 90 };
+        c.token_id = [6; 32];
+        let mut d = session(13, 3, 80);
+        d.predicted_stream_id = 2;
+        d.state = SessionState::Ended { reason: EndReason::DeadlineMissed, at: 81 };
+        d.policy.deferred_first_proof = true;
+        d.suspended_until = 7;
+        [a, b, c, d]
+    }
+
+    /// The history through the current code.
+    async fn replay_history(store: &impl SessionStore) {
+        let [a, b, c, d] = history();
+        assert_eq!(store.record_attempt(a.vault, 40, 600).await.expect("attempt"), 1);
+        for s in [&a, &b, &c, &d] {
+            let mut pending = s.clone();
+            pending.state = SessionState::Pending;
+            pending.matching_stream = None;
+            assert_eq!(store.accept(&pending, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        }
+        assert_eq!(store.bind_stream(a.id, 0).await.expect("bind"), BindOutcome::Bound);
+        assert_eq!(store.bind_stream(c.id, 1).await.expect("bind"), BindOutcome::Bound);
+        for s in [&a, &c, &d] {
+            store.update(s).await.expect("update");
+        }
+        assert!(store.record_request(a.id, [9; 32]).await.expect("record"));
+        store.purge(c.id).await.expect("purge");
+    }
+
+    /// The history as layout 1 stored it, written entry by entry.
+    fn write_layout1(kv: &impl Kv) {
+        let [a, b, c, d] = history();
+        let stream = |s: &Session, id: u64| StreamKey { vault: s.vault, stream_id: id }.to_key();
+        kv.transact(|t| {
+            for s in [&a, &b, &d] {
+                t.put(Table::Sessions, &s.id.0, &layout1_session(s))?;
+            }
+            t.put(Table::Pending, &b.vault.to_key(), &b.id.0)?;
+            for s in [&a, &b, &c, &d] {
+                t.put(Table::Used, &s.id.0, &[])?;
+            }
+            for (stream_id, s) in [(0, &a), (0, &b), (2, &d)] {
+                t.put(Table::Index, &index_key(stream_id, s.id), &[])?;
+            }
+            t.put(Table::Bound, &stream(&a, 0), &a.id.0)?;
+            // Purging an ended session keeps its binding (the state no longer names the stream).
+            t.put(Table::Bound, &stream(&c, 1), &c.id.0)?;
+            t.put(Table::Claimable, &stream(&a, 0), &a.token_id)?;
+            t.put(Table::Claimable, &stream(&c, 1), &c.token_id)?;
+            t.put(Table::Replay, &replay_key(a.id, &[9; 32]), &[])?;
+            t.put(Table::Attempts, &a.vault.to_key(), &borsh::to_vec(&vec![40_u64]).expect("attempts"))
+        })
+        .expect("write layout 1");
+    }
+
+    /// Every answer the store gives about the history, then the outcomes of further calls.
+    async fn observe(store: &impl SessionStore) -> Vec<String> {
+        let [a, b, c, d] = history();
+        let mut out = Vec::new();
+        let mut sessions = store.sessions().await.expect("sessions");
+        sessions.sort_by_key(|s| s.id);
+        out.push(format!("{sessions:?}"));
+        let mut claimables = store.claimables().await.expect("claimables");
+        claimables.sort();
+        out.push(format!("{claimables:?}"));
+        for s in [&a, &b, &c, &d] {
+            out.push(format!("{:?}", store.session(s.id).await.expect("session")));
+            out.push(format!("{:?}", store.pending(s.vault).await.expect("pending")));
+            for stream_id in 0..3 {
+                out.push(format!("{:?}", store.bound_session(StreamKey { vault: s.vault, stream_id }).await.expect("bound")));
+            }
+            out.push(format!("{}", store.seen_request(s.id, [9; 32]).await.expect("seen")));
+        }
+        for stream_id in 0..4 {
+            let ids: Vec<SessionId> = store.candidates(stream_id).await.expect("candidates").iter().map(|s| s.id).collect();
+            out.push(format!("{ids:?}"));
+        }
+        // Behaviour from here on.
+        for s in [&a, &b, &c, &d] {
+            let mut again = s.clone();
+            again.state = SessionState::Pending;
+            out.push(format!("{:?}", store.accept(&again, 60).await.expect("accept")));
+        }
+        out.push(format!("{:?}", store.accept(&session(14, 1, 100), 60).await.expect("accept")));
+        out.push(format!("{:?}", store.record_attempt(a.vault, 100, 600).await.expect("attempt")));
+        out.push(format!("{:?}", store.record_request(a.id, [9; 32]).await.expect("record")));
+        out.push(format!("{:?}", store.bind_stream(b.id, 0).await.expect("bind")));
+        let c_stream = StreamKey { vault: c.vault, stream_id: 1 };
+        out.push(format!("{:?}", store.bind_stream(session(15, 2, 100).id, 1).await.expect("bind")));
+        let mut e = session(15, 2, 100);
+        e.predicted_stream_id = 1;
+        out.push(format!("{:?}", store.accept(&e, 60).await.expect("accept")));
+        out.push(format!("{:?}", store.bind_stream(e.id, 1).await.expect("bind")));
+        out.push(format!("{:?}", store.bound_session(c_stream).await.expect("bound")));
+        store.remove_claimable(c_stream).await.expect("remove");
+        store.remove_claimable(StreamKey { vault: a.vault, stream_id: 0 }).await.expect("remove");
+        store.add_claimable(StreamKey { vault: d.vault, stream_id: 5 }, [8; 32]).await.expect("add");
+        let mut claimables = store.claimables().await.expect("claimables");
+        claimables.sort();
+        out.push(format!("{claimables:?}"));
+        store.purge(a.id).await.expect("purge");
+        out.push(format!("{:?}", store.bound_session(StreamKey { vault: a.vault, stream_id: 0 }).await.expect("bound")));
+        out.push(format!("{:?}", store.accept(&a, 60).await.expect("accept")));
+        out.push(format!("{}", store.seen_request(a.id, [9; 32]).await.expect("seen")));
+        out
+    }
+
+    #[tokio::test]
+    async fn a_layout_1_memory_store_is_converted_and_behaves_the_same() {
+        let expected = MemoryStore::new();
+        replay_history(&expected).await;
+        let expected = observe(&expected).await;
+
+        let kv = MemoryKv::default();
+        write_layout1(&kv);
+        let store = KvStore::with_kv(kv).expect("migrate");
+        // Used marks remain only for purged proposals; the claimable table is empty.
+        assert_eq!(store.kv().len(Table::Used).expect("len"), 1);
+        assert_eq!(store.kv().len(Table::Claimable).expect("len"), 0);
+        assert_eq!(observe(&store).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_layout_1_redb_file_is_converted_once_and_behaves_the_same() {
+        let expected = MemoryStore::new();
+        replay_history(&expected).await;
+        let expected = observe(&expected).await;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.redb");
+        write_layout1(&RedbKv::open(&path).expect("open raw"));
+        drop(RedbStore::open(&path).expect("migrate"));
+        let store = RedbStore::open(&path).expect("reopen");
+        assert_eq!(observe(&store).await, expected);
+    }
+
+    #[test]
+    fn corrupt_layout_1_data_is_refused_and_left_untouched() {
+        let kv = MemoryKv::default();
+        write_layout1(&kv);
+        let [a, ..] = history();
+        let mut bytes = layout1_session(&a);
+        bytes.truncate(bytes.len() - 3);
+        kv.transact(|t| t.put(Table::Sessions, &a.id.0, &bytes)).expect("corrupt");
+        let refused = KvStore::with_kv(kv).expect_err("refused");
+        assert!(matches!(refused, StoreError::Corrupt { what: "layout-1 session", .. }), "{refused}");
+
+        // Nothing changed: the failed conversion left layout 1 in place.
+        let kv = MemoryKv::default();
+        write_layout1(&kv);
+        kv.transact(|t| t.put(Table::Claimable, &[1; 47], &[0; 32])).expect("corrupt");
+        assert!(matches!(migrate(&kv), Err(StoreError::Corrupt { what: "stream key", .. })));
+        assert_eq!(kv.len(Table::Used).expect("len"), 4);
+        assert_eq!(kv.len(Table::Claimable).expect("len"), 3);
+        assert_eq!(kv.len(Table::Meta).expect("len"), 0);
+        let stored = kv.transact(|t| t.get(Table::Sessions, &a.id.0)).expect("read").expect("kept");
+        assert_eq!(stored, layout1_session(&a));
+    }
+
+    #[test]
+    fn a_newer_layout_is_refused() {
+        let kv = MemoryKv::default();
+        kv.transact(|t| t.put(Table::Meta, LAYOUT_KEY, &(LAYOUT_VERSION + 1).to_be_bytes())).expect("write");
+        assert!(KvStore::with_kv(kv).expect_err("refused").to_string().contains("newer than this paystreams"));
+    }
+
+    #[test]
+    fn session_records_round_trip_at_the_extremes() {
+        let reasons = [
+            EndReason::DeadlineMissed,
+            EndReason::VaultDrained,
+            EndReason::StreamClosed,
+            EndReason::FirstResponseTooLarge,
+            EndReason::Abuse,
+        ];
+        let states = [SessionState::Pending, SessionState::Bound { stream_id: u64::MAX }]
+            .into_iter()
+            .chain(reasons.map(|reason| SessionState::Ended { reason, at: 1 << 63 }));
+        for (i, state) in states.enumerate() {
+            let mut s = session(u8::try_from(i).expect("small"), u64::MAX, u64::MAX);
+            s.state = state;
+            s.params.service_id = "/vac/waku/store-query/3.0.0 é".repeat(i);
+            s.params.rate = 127;
+            s.params.allocation = 128;
+            s.policy.first_response_cap = u64::MAX - 1;
+            s.policy.deferred_first_proof = i % 2 == 0;
+            s.accepted_at = 1_800_000_000;
+            s.matching_stream = (i % 2 == 1).then_some((0, u64::MAX));
+            s.suspended_until = 16_384;
+            assert_eq!(decode_session(s.id, &encode_session(&s)).expect("decode"), s);
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_of_other_vaults_outside_the_window_are_forgotten() {
+        let store = MemoryStore::new();
+        let vault = |vault_id| VaultKey { owner: [1; 32], vault_id };
+        for vault_id in 0..50 {
+            assert_eq!(store.record_attempt(vault(vault_id), 100, 600).await.expect("attempt"), 1);
+        }
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        // Inside the window nothing is forgotten, and each vault keeps its own count.
+        assert_eq!(store.record_attempt(vault(10), 699, 600).await.expect("attempt"), 2);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        // Outside it, each attempt forgets the stale records after its own.
+        assert_eq!(store.record_attempt(vault(20), 701, 600).await.expect("attempt"), 1);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 48);
+        assert!(store.kv().transact(|t| t.get(Table::Attempts, &vault(21).to_key())).expect("read").is_none());
+        // Vault 10's attempt at 699 is still inside the window at 701: kept when sampled.
+        assert_eq!(store.record_attempt(vault(9), 701, 600).await.expect("attempt"), 1);
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 47);
+        assert_eq!(store.record_attempt(vault(10), 701, 600).await.expect("attempt"), 2);
+        for vault_id in (0..50).rev() {
+            store.record_attempt(vault(vault_id), 2_000, 600).await.expect("attempt");
+        }
+        // Every record now is a fresh one.
+        assert_eq!(store.kv().len(Table::Attempts).expect("len"), 50);
+        assert_eq!(store.record_attempt(vault(49), 2_000, 600).await.expect("attempt"), 2);
+    }
+
+    #[test]
+    fn corrupt_records_give_errors() {
+        let s = session(10, 0, 100);
+        let good = encode_session(&s);
+        assert_eq!(decode_session(s.id, &good).expect("decode"), s);
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut version = good.clone();
+        *version.first_mut().expect("version") = 1;
+        let mut state = good.clone();
+        // The state's tag: after the version, the vault (owner, id 0), the two keys, the token,
+        // the params ("s", 1, 10, 100), the policy (300, 10, 1, 1, false), the session key and
+        // two times (0, 0).
+        let tag = 1 + 33 + 32 + 32 + (2 + 3) + (2 + 1 + 1 + 1 + 1) + 32 + 2;
+        assert_eq!(state.get(tag), Some(&0), "the pending state's tag");
+        *state.get_mut(tag).expect("state tag") = 9;
+        // A varint in a longer form than needed (suspended_until, the last field: 0 as 0x80 0x00).
+        let mut overlong = good.clone();
+        overlong.pop();
+        overlong.extend([0x80, 0x00]);
+        // Invalid UTF-8 in the service id.
+        let mut utf8 = good.clone();
+        *utf8.get_mut(1 + 33 + 32 + 32 + 1).expect("service id") = 0xff;
+        let truncated = good.split_last().expect("bytes").1;
+        for bad in [&[][..], truncated, &trailing, &version, &state, &overlong, &utf8] {
+            assert!(matches!(decode_session(s.id, bad), Err(StoreError::Corrupt { what: "session", .. })), "{bad:?}");
+        }
+        for len in [0, 31, 33, 63, 65] {
+            assert!(BoundEntry::decode(&vec![1; len]).is_err(), "{len}");
+        }
+        let entry = BoundEntry { session: Some(s.id), claimable: Some([5; 32]) };
+        assert_eq!(entry.encode().map(|b| BoundEntry::decode(&b).expect("decode")), Some(entry));
+        let purged = BoundEntry { session: None, claimable: Some([5; 32]) };
+        assert_eq!(purged.encode().map(|b| BoundEntry::decode(&b).expect("decode")), Some(purged));
     }
 
     /// A fresh database on the server `PAYSTREAMS_TEST_POSTGRES` names, dropped at the end.
@@ -862,6 +1785,33 @@ mod tests {
         assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
         assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
         assert!(crate::PgStore::connect("postgres://nobody@127.0.0.1:1/none").expect_err("refused").to_string().contains("is the server running"));
+    }
+
+    #[tokio::test]
+    async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
+        let Some(db) = PgTestDb::create("layout1") else { return };
+        let expected = MemoryStore::new();
+        replay_history(&expected).await;
+        let expected = observe(&expected).await;
+        let kv = crate::PgKv::connect(&db.url).expect("connect raw");
+        write_layout1(&kv);
+        drop(kv);
+        // As a database written by the previous version: schema version 1.
+        let schema_version = |sql: &'static str| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                client.batch_execute(sql).expect("statement");
+                client.query_one("SELECT max(version) FROM paystreams_sessions_schema", &[]).expect("version").get::<_, i32>(0)
+            })
+            .join()
+            .expect("thread")
+        };
+        assert_eq!(schema_version("UPDATE paystreams_sessions_schema SET version = 1"), 1);
+        drop(crate::PgStore::connect(&db.url).expect("migrate"));
+        assert_eq!(schema_version("SELECT 1"), crate::pg_store::PG_SCHEMA_VERSION);
+        let store = crate::PgStore::connect(&db.url).expect("reconnect");
+        assert_eq!(observe(&store).await, expected);
     }
 
     /// Two stores on one database (two provider processes) racing from many threads, each
