@@ -2,16 +2,13 @@
 //! reads. Synchronous; the service runs block production on blocking threads.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
-use paystreams_program::{
-    Event, payment_streams_program_id, pda,
-    state::{StreamConfig, VAULT_CONFIG_LEN, VaultConfig, decode},
-};
+use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
     BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo,
     TxErrorInfo, TxStatus, VaultView, views,
@@ -22,6 +19,7 @@ use paystreams_runtime::{
 use tokio::sync::broadcast;
 
 use crate::{
+    index::StreamIndex,
     metrics::Metrics,
     storage::{
         GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt,
@@ -71,74 +69,12 @@ pub struct CommittedBlock {
     pub events: Vec<EventNotification>,
 }
 
-/// owner → vault ids, provider → (owner, vault id, stream id).
-#[derive(Default, Debug)]
-struct Index {
-    vaults: BTreeMap<AccountId, BTreeSet<u64>>,
-    provider_streams: BTreeMap<AccountId, BTreeSet<(AccountId, u64, u64)>>,
-}
-
-impl Index {
-    fn record(&mut self, event: &Event) {
-        match event {
-            Event::VaultInitialized {
-                owner, vault_id, ..
-            } => {
-                self.vaults.entry(*owner).or_default().insert(*vault_id);
-            }
-            Event::StreamCreated { stream, .. } => {
-                self.provider_streams
-                    .entry(stream.provider)
-                    .or_default()
-                    .insert((stream.owner, stream.vault_id, stream.stream_id));
-            }
-            _ => {}
-        }
-    }
-
-    /// Rebuilds the index from state: every vault config, then every stream of each vault.
-    fn rebuild(state: &State, program_id: &ProgramId) -> Self {
-        let mut index = Self::default();
-        for (id, account) in state.iter() {
-            if account.program_owner != *program_id || account.data.len() != VAULT_CONFIG_LEN {
-                continue;
-            }
-            let Ok(config) = decode::<VaultConfig>(&account.data) else {
-                continue;
-            };
-            if pda::vault_config_id(program_id, &config.owner, config.vault_id) != *id {
-                continue;
-            }
-            index
-                .vaults
-                .entry(config.owner)
-                .or_default()
-                .insert(config.vault_id);
-            for stream_id in 0..config.next_stream_id {
-                let Some(stream_account) =
-                    state.get(&pda::stream_config_id(program_id, id, stream_id))
-                else {
-                    continue;
-                };
-                if let Ok(stream) = decode::<StreamConfig>(&stream_account.data) {
-                    index
-                        .provider_streams
-                        .entry(stream.provider)
-                        .or_default()
-                        .insert((config.owner, config.vault_id, stream_id));
-                }
-            }
-        }
-        index
-    }
-}
-
 /// Everything guarded by the chain lock.
 struct Inner {
     state: State,
     head: StoredBlock,
     time_offset_ms: u64,
-    index: Index,
+    index: StreamIndex,
 }
 
 /// Transactions admitted but not yet committed. A hash stays in `pending` until its block is
@@ -277,7 +213,8 @@ impl Chain {
         dev_balance: u128,
     ) -> Result<Self, ChainError> {
         let runtime = Runtime::new();
-        let (genesis, state, head) = if let Some(genesis) = storage.genesis()? {
+        let program_id = payment_streams_program_id();
+        let (genesis, state, head, index) = if let Some(genesis) = storage.genesis()? {
             let height = storage.load_head()?.ok_or_else(|| StorageError::Corrupt {
                 what: "head".into(),
                 detail: "genesis present but no head".into(),
@@ -288,15 +225,8 @@ impl Chain {
                     what: format!("block {height}"),
                     detail: "head block missing".into(),
                 })?;
-            let state = storage.load_state()?;
-            if state.state_root() != head.header.state_root {
-                return Err(StorageError::Corrupt {
-                    what: "accounts".into(),
-                    detail: format!("state root does not match block {height}'s header"),
-                }
-                .into());
-            }
-            (genesis, state, head)
+            let (state, index) = Self::load(storage.as_ref(), &head, &program_id)?;
+            (genesis, state, head, index)
         } else {
             let accounts = (0..dev_accounts)
                 .map(|_| GenesisAccount {
@@ -311,15 +241,15 @@ impl Chain {
             let state = genesis_state(&genesis);
             let head = genesis_block(&genesis, &state);
             storage.init(&genesis, &head, &state)?;
-            (genesis, state, head)
+            let index = StreamIndex::rebuild(&state, &program_id);
+            storage.save_stream_index(&head, &index)?;
+            (genesis, state, head, index)
         };
         let dev_keys = genesis
             .accounts
             .iter()
             .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok())
             .collect();
-        let program_id = payment_streams_program_id();
-        let index = Index::rebuild(&state, &program_id);
         let metrics = Metrics::default();
         metrics.set_height(head.header.height);
         let (blocks, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -339,6 +269,78 @@ impl Chain {
             blocks,
             metrics,
         })
+    }
+
+    /// The committed state, checked against the head block's state root, and the stream index:
+    /// the stored one when it is current at `head` (read while the accounts load), else rebuilt
+    /// from the state (while the root is checked) and stored for the next start.
+    fn load(
+        storage: &dyn Storage,
+        head: &StoredBlock,
+        program_id: &ProgramId,
+    ) -> Result<(State, StreamIndex), ChainError> {
+        let height = head.header.height;
+        let started = Instant::now();
+        // The stored index is read while the accounts load.
+        let (state, stored, index_read) = std::thread::scope(|scope| {
+            let stored_index = scope.spawn(|| {
+                let started = Instant::now();
+                let index = storage.stream_index(head);
+                (index, started.elapsed())
+            });
+            let state = storage.load_state();
+            let (stored, index_read) = stored_index
+                .join()
+                .unwrap_or_else(|_| (Ok(None), Duration::ZERO));
+            (state, stored, index_read)
+        });
+        let state = state?;
+        let load_state = started.elapsed();
+        let stored = stored.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored stream index unreadable; rebuilding it");
+            None
+        });
+        // The root is checked while the index, if not stored, is rebuilt.
+        let (root, root_check, (index, rebuilt), rebuild) = std::thread::scope(|scope| {
+            let root = scope.spawn(|| {
+                let started = Instant::now();
+                (state.state_root(), started.elapsed())
+            });
+            let rebuilt_at = Instant::now();
+            let (index, rebuilt) = match stored {
+                Some(index) => (index, false),
+                None => (StreamIndex::rebuild(&state, program_id), true),
+            };
+            let rebuild = rebuilt_at.elapsed();
+            let (root, root_check) = root
+                .join()
+                .unwrap_or_else(|_| (state.state_root(), Duration::ZERO));
+            (root, root_check, (index, rebuilt), rebuild)
+        });
+        if root != head.header.state_root {
+            return Err(StorageError::Corrupt {
+                what: "accounts".into(),
+                detail: format!("state root does not match block {height}'s header"),
+            }
+            .into());
+        }
+        let saved_at = Instant::now();
+        if rebuilt {
+            storage.save_stream_index(head, &index)?;
+        }
+        tracing::info!(
+            height,
+            accounts = state.len(),
+            load_state_ms = load_state.as_millis(),
+            index_read_ms = index_read.as_millis(),
+            root_check_ms = root_check.as_millis(),
+            index_rebuilt = rebuilt,
+            index_rebuild_ms = rebuild.as_millis(),
+            index_save_ms = saved_at.elapsed().as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "chain state loaded"
+        );
+        Ok((state, index))
     }
 
     #[must_use]
@@ -571,19 +573,24 @@ impl Chain {
             transactions: batch.iter().map(|(_, tx)| tx.clone()).collect(),
             time_offset_ms,
         };
-        if let Err(e) = self.storage.commit_block(&block, &receipts, &diff) {
+        let mut added = StreamIndex::default();
+        for receipt in &receipts {
+            for event in &receipt.events {
+                if let ReceiptEvent::PaymentStreams { event } = event {
+                    added.record(event);
+                }
+            }
+        }
+        if let Err(e) = self
+            .storage
+            .commit_block_indexed(&block, &receipts, &diff, &added)
+        {
             inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
             return Err(e.into());
         }
-        for receipt in &receipts {
-            for event in &receipt.events {
-                if let ReceiptEvent::PaymentStreams { event } = event {
-                    inner.index.record(event);
-                }
-            }
-        }
+        inner.index.extend(&added);
         let info = block_info(&block);
         inner.head = block;
         inner.time_offset_ms = time_offset_ms;

@@ -12,6 +12,7 @@
 
 pub mod chain;
 mod http;
+pub mod index;
 pub mod metrics;
 pub mod rpc;
 pub mod storage;

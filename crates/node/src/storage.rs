@@ -19,6 +19,8 @@ use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
 use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::index::{StreamIndex, StreamKey};
+
 /// A storage failure. The node stops producing blocks rather than diverge from its disk.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -188,6 +190,48 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt record.
     fn load_state(&self) -> Result<State, StorageError>;
+
+    /// [`Storage::commit_block`], and in the same atomic write the stream-index entries the
+    /// block adds (`added`, from its events). A stored index that was current at the parent block
+    /// becomes current at this one; any other stored index stays stale.
+    ///
+    /// The default stores no index: it calls [`Storage::commit_block`].
+    ///
+    /// # Errors
+    /// Storage failure; nothing of the block is then stored.
+    fn commit_block_indexed(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let _ = added;
+        self.commit_block(block, receipts, diff)
+    }
+
+    /// The stored stream index if it is current at `head` (written for that very block), else
+    /// `None` (none stored, an older format, or blocks committed without it since).
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        let _ = head;
+        Ok(None)
+    }
+
+    /// Replaces the stored stream index with `index`, current at `head`.
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure; the previous index (current or stale) is then kept.
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+        let _ = (head, index);
+        Ok(())
+    }
 }
 
 fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
@@ -305,6 +349,97 @@ const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
 const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
 /// account id → borsh account; default accounts are removed.
 const ACCOUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("accounts");
+/// Stream index, owner (32 bytes) ‖ vault id (u64 BE) → nothing.
+const INDEX_VAULTS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("index_vaults");
+/// Stream index, provider ‖ owner (32 bytes each) ‖ vault id ‖ stream id (u64 BE) → nothing.
+const INDEX_STREAMS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("index_streams");
+
+/// `meta` key of the [`IndexMarker`].
+const INDEX_MARKER_KEY: &str = "stream_index";
+/// Format of the stored stream index; a marker of another version is stale.
+const INDEX_VERSION: u32 = 1;
+
+/// Which block the stored stream index is current at. Written with the index tables in one
+/// transaction; a data dir without it (older nodes) or with an older block has a stale index.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+struct IndexMarker {
+    version: u32,
+    height: u64,
+    block_hash: [u8; 32],
+}
+
+impl IndexMarker {
+    const fn at(height: u64, block_hash: [u8; 32]) -> Self {
+        Self {
+            version: INDEX_VERSION,
+            height,
+            block_hash,
+        }
+    }
+}
+
+fn vault_key(owner: &AccountId, vault_id: u64) -> [u8; 40] {
+    let mut key = [0; 40];
+    key[..32].copy_from_slice(&owner.0);
+    key[32..].copy_from_slice(&vault_id.to_be_bytes());
+    key
+}
+
+fn stream_key(provider: &AccountId, (owner, vault_id, stream_id): &StreamKey) -> [u8; 80] {
+    let mut key = [0; 80];
+    key[..32].copy_from_slice(&provider.0);
+    key[32..64].copy_from_slice(&owner.0);
+    key[64..72].copy_from_slice(&vault_id.to_be_bytes());
+    key[72..].copy_from_slice(&stream_id.to_be_bytes());
+    key
+}
+
+fn split_id(bytes: &[u8]) -> Option<(AccountId, &[u8])> {
+    let (id, rest) = bytes.split_first_chunk::<32>()?;
+    Some((AccountId(*id), rest))
+}
+
+fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (n, rest) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*n), rest))
+}
+
+fn parse_vault_key(bytes: &[u8]) -> Option<(AccountId, u64)> {
+    let (owner, rest) = split_id(bytes)?;
+    let (vault_id, rest) = split_u64(rest)?;
+    rest.is_empty().then_some((owner, vault_id))
+}
+
+fn parse_stream_key(bytes: &[u8]) -> Option<(AccountId, StreamKey)> {
+    let (provider, rest) = split_id(bytes)?;
+    let (owner, rest) = split_id(rest)?;
+    let (vault_id, rest) = split_u64(rest)?;
+    let (stream_id, rest) = split_u64(rest)?;
+    rest.is_empty()
+        .then_some((provider, (owner, vault_id, stream_id)))
+}
+
+/// Inserts the entries of `index` into the index tables.
+fn write_index(txn: &redb::WriteTransaction, index: &StreamIndex) -> Result<(), StorageError> {
+    let mut vaults = txn.open_table(INDEX_VAULTS)?;
+    for (owner, vault_id) in index.vault_entries() {
+        vaults.insert(vault_key(owner, vault_id).as_slice(), ())?;
+    }
+    let mut streams = txn.open_table(INDEX_STREAMS)?;
+    for (provider, key) in index.stream_entries() {
+        streams.insert(stream_key(provider, key).as_slice(), ())?;
+    }
+    Ok(())
+}
+
+fn read_marker(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<IndexMarker>, StorageError> {
+    // An undecodable marker (another format) is a stale index, not a corrupt database.
+    Ok(table
+        .get(INDEX_MARKER_KEY)?
+        .and_then(|v| IndexMarker::try_from_slice(v.value()).ok()))
+}
 
 /// Storage in a redb file (`chain.redb` in the data dir).
 pub struct RedbStorage {
@@ -330,6 +465,8 @@ impl RedbStorage {
             txn.open_table(BLOCKS)?;
             txn.open_table(RECEIPTS)?;
             txn.open_table(ACCOUNTS)?;
+            txn.open_table(INDEX_VAULTS)?;
+            txn.open_table(INDEX_STREAMS)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -360,6 +497,29 @@ fn write_accounts<'a>(
             table.insert(id.0.as_slice(), encode(account).as_slice())?;
         }
     }
+    Ok(())
+}
+
+/// The block, its receipts, its account changes and the new head.
+fn write_block(
+    txn: &redb::WriteTransaction,
+    block: &StoredBlock,
+    receipts: &[StoredReceipt],
+    diff: &StateDiff,
+) -> Result<(), StorageError> {
+    txn.open_table(BLOCKS)?
+        .insert(block.header.height, encode(block).as_slice())?;
+    let mut table = txn.open_table(RECEIPTS)?;
+    for receipt in receipts {
+        table.insert(
+            receipt.tx_hash.as_slice(),
+            encode_receipt(receipt)?.as_slice(),
+        )?;
+    }
+    drop(table);
+    write_accounts(txn, diff.accounts.iter())?;
+    txn.open_table(META)?
+        .insert("head", encode(&block.header.height).as_slice())?;
     Ok(())
 }
 
@@ -402,21 +562,84 @@ impl Storage for RedbStorage {
         diff: &StateDiff,
     ) -> Result<(), StorageError> {
         let txn = self.write()?;
+        write_block(&txn, block, receipts, diff)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn commit_block_indexed(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        write_block(&txn, block, receipts, diff)?;
         {
-            txn.open_table(BLOCKS)?
-                .insert(block.header.height, encode(block).as_slice())?;
-            let mut table = txn.open_table(RECEIPTS)?;
-            for receipt in receipts {
-                table.insert(
-                    receipt.tx_hash.as_slice(),
-                    encode_receipt(receipt)?.as_slice(),
+            let mut meta = txn.open_table(META)?;
+            let marker = read_marker(&meta)?;
+            let current_at_parent = block.header.height.checked_sub(1).is_some_and(|parent| {
+                marker == Some(IndexMarker::at(parent, block.header.parent_hash))
+            });
+            if current_at_parent {
+                write_index(&txn, added)?;
+                meta.insert(
+                    INDEX_MARKER_KEY,
+                    encode(&IndexMarker::at(block.header.height, block.hash)).as_slice(),
                 )?;
             }
-            drop(table);
-            write_accounts(&txn, diff.accounts.iter())?;
-            txn.open_table(META)?
-                .insert("head", encode(&block.header.height).as_slice())?;
         }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        let txn = self.db.begin_read()?;
+        if read_marker(&txn.open_table(META)?)?
+            != Some(IndexMarker::at(head.header.height, head.hash))
+        {
+            return Ok(None);
+        }
+        let mut index = StreamIndex::default();
+        for entry in txn.open_table(INDEX_VAULTS)?.iter()? {
+            let (key, _) = entry?;
+            let (owner, vault_id) = parse_vault_key(key.value())
+                .ok_or_else(|| StorageError::corrupt("stream index", "vault key of wrong length"))?;
+            index.vaults.entry(owner).or_default().insert(vault_id);
+        }
+        // Keys are sorted by provider, then by stream: each provider's set is built in one pass.
+        let mut group: Vec<StreamKey> = Vec::new();
+        let mut current: Option<AccountId> = None;
+        for entry in txn.open_table(INDEX_STREAMS)?.iter()? {
+            let (key, _) = entry?;
+            let (provider, stream) = parse_stream_key(key.value()).ok_or_else(|| {
+                StorageError::corrupt("stream index", "stream key of wrong length")
+            })?;
+            if current != Some(provider)
+                && let Some(done) = current.replace(provider)
+            {
+                index
+                    .provider_streams
+                    .insert(done, group.drain(..).collect());
+            }
+            group.push(stream);
+        }
+        if let Some(done) = current {
+            index.provider_streams.insert(done, group.into_iter().collect());
+        }
+        Ok(Some(index))
+    }
+
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        txn.delete_table(INDEX_VAULTS)?;
+        txn.delete_table(INDEX_STREAMS)?;
+        write_index(&txn, index)?;
+        txn.open_table(META)?.insert(
+            INDEX_MARKER_KEY,
+            encode(&IndexMarker::at(head.header.height, head.hash)).as_slice(),
+        )?;
         txn.commit()?;
         Ok(())
     }
