@@ -273,7 +273,7 @@ impl Chain {
 
     /// The committed state, checked against the head block's state root, and the stream index:
     /// the stored one when it is current at `head` (read while the accounts load), else rebuilt
-    /// from the state (while the root is checked) and stored for the next start.
+    /// from the state and stored for the next start.
     fn load(
         storage: &dyn Storage,
         head: &StoredBlock,
@@ -281,42 +281,21 @@ impl Chain {
     ) -> Result<(State, StreamIndex), ChainError> {
         let height = head.header.height;
         let started = Instant::now();
-        // The stored index is read while the accounts load.
-        let (state, stored, index_read) = std::thread::scope(|scope| {
+        // The stored index is read while the accounts load (and their leaves are hashed).
+        let (loaded, stored, index_read) = std::thread::scope(|scope| {
             let stored_index = scope.spawn(|| {
                 let started = Instant::now();
                 let index = storage.stream_index(head);
                 (index, started.elapsed())
             });
-            let state = storage.load_state();
+            let loaded = storage.load_state_with_root();
             let (stored, index_read) = stored_index
                 .join()
                 .unwrap_or_else(|_| (Ok(None), Duration::ZERO));
-            (state, stored, index_read)
+            (loaded, stored, index_read)
         });
-        let state = state?;
+        let (state, root) = loaded?;
         let load_state = started.elapsed();
-        let stored = stored.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "stored stream index unreadable; rebuilding it");
-            None
-        });
-        // The root is checked while the index, if not stored, is rebuilt.
-        let (root, root_check, (index, rebuilt), rebuild) = std::thread::scope(|scope| {
-            let root = scope.spawn(|| {
-                let started = Instant::now();
-                (state.state_root(), started.elapsed())
-            });
-            let rebuilt_at = Instant::now();
-            let (index, rebuilt) = match stored {
-                Some(index) => (index, false),
-                None => (StreamIndex::rebuild(&state, program_id), true),
-            };
-            let rebuild = rebuilt_at.elapsed();
-            let (root, root_check) = root
-                .join()
-                .unwrap_or_else(|_| (state.state_root(), Duration::ZERO));
-            (root, root_check, (index, rebuilt), rebuild)
-        });
         if root != head.header.state_root {
             return Err(StorageError::Corrupt {
                 what: "accounts".into(),
@@ -324,19 +303,26 @@ impl Chain {
             }
             .into());
         }
-        let saved_at = Instant::now();
-        if rebuilt {
-            storage.save_stream_index(head, &index)?;
-        }
+        let stored = stored.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored stream index unreadable; rebuilding it");
+            None
+        });
+        let rebuilt_at = Instant::now();
+        let (index, rebuilt) = match stored {
+            Some(index) => (index, false),
+            None => {
+                let index = StreamIndex::rebuild(&state, program_id);
+                storage.save_stream_index(head, &index)?;
+                (index, true)
+            }
+        };
         tracing::info!(
             height,
             accounts = state.len(),
-            load_state_ms = load_state.as_millis(),
+            load_and_root_ms = load_state.as_millis(),
             index_read_ms = index_read.as_millis(),
-            root_check_ms = root_check.as_millis(),
             index_rebuilt = rebuilt,
-            index_rebuild_ms = rebuild.as_millis(),
-            index_save_ms = saved_at.elapsed().as_millis(),
+            index_rebuild_and_save_ms = rebuilt_at.elapsed().as_millis(),
             total_ms = started.elapsed().as_millis(),
             "chain state loaded"
         );

@@ -191,6 +191,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt record.
     fn load_state(&self) -> Result<State, StorageError>;
 
+    /// Every stored account and the state root of them (`State::state_root`), which callers
+    /// check against the head block. The default loads, then hashes.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn load_state_with_root(&self) -> Result<(State, [u8; 32]), StorageError> {
+        let state = self.load_state()?;
+        let root = state.state_root();
+        Ok((state, root))
+    }
+
     /// [`Storage::commit_block`], and in the same atomic write the stream-index entries the
     /// block adds (`added`, from its events). A stored index that was current at the parent block
     /// becomes current at this one; any other stored index stays stale.
@@ -478,6 +489,57 @@ impl RedbStorage {
         Ok(txn)
     }
 
+    /// [`Storage::load_state_with_root`] over `threads` key ranges (the result does not depend
+    /// on it).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    pub fn load_split(&self, threads: usize) -> Result<(State, [u8; 32]), StorageError> {
+        let threads = threads.clamp(1, 256);
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        // Ids are hashes, so ranges by first byte hold about as many accounts each.
+        let bounds: Vec<[u8; 1]> = (1..threads)
+            .map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)])
+            .collect();
+        let mut ranges = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let lower = i.checked_sub(1).and_then(|j| bounds.get(j));
+            let upper = bounds.get(i);
+            let range = match (lower, upper) {
+                (None, None) => table.range::<&[u8]>(..)?,
+                (None, Some(hi)) => table.range::<&[u8]>(..hi.as_slice())?,
+                (Some(lo), None) => table.range::<&[u8]>(lo.as_slice()..)?,
+                (Some(lo), Some(hi)) => table.range::<&[u8]>(lo.as_slice()..hi.as_slice())?,
+            };
+            ranges.push(range);
+        }
+        let parts: Vec<Result<Loaded, StorageError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = ranges
+                .into_iter()
+                .map(|range| scope.spawn(move || load_range(range)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker.join().unwrap_or_else(|_| {
+                        Err(StorageError::corrupt("accounts", "a loading thread failed"))
+                    })
+                })
+                .collect()
+        });
+        let mut state = State::new();
+        let mut leaves = Vec::new();
+        for part in parts {
+            let part = part?;
+            leaves.extend(part.leaves);
+            for (id, account) in part.accounts {
+                state.insert(id, account);
+            }
+        }
+        Ok((state, merkle_root(leaves)))
+    }
+
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(META)?;
@@ -498,6 +560,81 @@ fn write_accounts<'a>(
         }
     }
     Ok(())
+}
+
+/// Accounts of one key range, in id order, and their state-root leaves.
+#[derive(Default)]
+struct Loaded {
+    accounts: Vec<(AccountId, Account)>,
+    leaves: Vec<[u8; 32]>,
+}
+
+fn load_range(range: redb::Range<'static, &'static [u8], &'static [u8]>) -> Result<Loaded, StorageError> {
+    let mut out = Loaded::default();
+    for entry in range {
+        let (key, value) = entry?;
+        let id: [u8; 32] = key
+            .value()
+            .try_into()
+            .map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+        let bytes = value.value();
+        let account: Account = decode("account", bytes)?;
+        // The state holds no default account, and its root has no leaf for one.
+        if account.is_default() {
+            continue;
+        }
+        // Borsh is canonical: the stored bytes are `borsh(account)`, which the leaf hashes.
+        out.leaves.push(sha256(&[&LEAF_PREFIX, &id, bytes]));
+        out.accounts.push((AccountId(id), account));
+    }
+    Ok(out)
+}
+
+/// Domain prefixes of the state root (`State::state_root`).
+const LEAF_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Leaf/");
+const NODE_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Node/");
+const EMPTY_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Empty/");
+
+/// `State::state_root` from the leaves in id order: pairs hashed level by level, an odd last
+/// node carried up, the empty state hashing its prefix alone. Large levels are split across
+/// the machine's cores.
+fn merkle_root(mut level: Vec<[u8; 32]>) -> [u8; 32] {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let parent = |pair: &[[u8; 32]]| match pair {
+        [left, right] => sha256(&[&NODE_PREFIX, left, right]),
+        [single] => *single,
+        // `chunks(2)` yields one or two items; this arm is never taken.
+        _ => [0; 32],
+    };
+    while level.len() > 1 {
+        // Each thread takes an even number of nodes, so no pair straddles two threads.
+        let per_thread = level.len().div_ceil(threads).next_multiple_of(2);
+        level = if threads < 2 || level.len() < 16_384 {
+            level.chunks(2).map(parent).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let parent = &parent;
+                let workers: Vec<_> = level
+                    .chunks(per_thread)
+                    .map(|part| {
+                        let worker = scope.spawn(move || part.chunks(2).map(parent).collect::<Vec<_>>());
+                        (part, worker)
+                    })
+                    .collect();
+                let mut next = Vec::with_capacity(level.len().div_ceil(2));
+                for (part, worker) in workers {
+                    // A worker only hashes; should it ever fail, hash its part here instead.
+                    next.extend(
+                        worker
+                            .join()
+                            .unwrap_or_else(|_| part.chunks(2).map(parent).collect()),
+                    );
+                }
+                next
+            })
+        };
+    }
+    level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX]))
 }
 
 /// The block, its receipts, its account changes and the new head.
@@ -592,6 +729,14 @@ impl Storage for RedbStorage {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The accounts table split by id into one key range per core, each read, decoded and
+    /// leaf-hashed from its stored bytes (`borsh(account)`, what the leaf hashes) on its own
+    /// thread, in one read transaction.
+    fn load_state_with_root(&self) -> Result<(State, [u8; 32]), StorageError> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        self.load_split(threads)
     }
 
     fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
@@ -705,5 +850,91 @@ mod hex32 {
         bytes
             .try_into()
             .map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::ProgramId;
+
+    use super::*;
+
+    /// `count` accounts with ids spread over the whole key space and at the split points, of
+    /// varied balances, data and nonces.
+    fn random_state(count: u64) -> State {
+        let mut state = State::new();
+        for i in 0..count {
+            let mut id = sha256(&[&i.to_le_bytes()]);
+            if i < 8 {
+                // First bytes at and around the range boundaries.
+                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff][usize::try_from(i).unwrap_or(0)];
+            }
+            let data_len = usize::try_from(i % 97).unwrap_or(0);
+            state.insert(
+                AccountId(id),
+                Account {
+                    program_owner: ProgramId([u32::try_from(i % 3).unwrap_or(0); 8]),
+                    balance: u128::from(i).wrapping_mul(1_000_003),
+                    data: vec![u8::try_from(i % 251).unwrap_or(0); data_len],
+                    nonce: u128::from(i % 5),
+                },
+            );
+        }
+        state
+    }
+
+    fn genesis_block(state: &State) -> StoredBlock {
+        let header = Header {
+            height: 0,
+            parent_hash: [0; 32],
+            timestamp_ms: 0,
+            state_root: state.state_root(),
+            transactions_root: transactions_root(&[]),
+        };
+        StoredBlock {
+            hash: header.hash(),
+            header,
+            transactions: vec![],
+            time_offset_ms: 0,
+        }
+    }
+
+    #[test]
+    fn split_load_equals_load_state_and_its_root_for_any_split() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
+        let empty = storage.load_split(3).expect("load empty");
+        assert_eq!(empty, (State::new(), State::new().state_root()));
+        let state = random_state(3_000);
+        let genesis = GenesisSpec {
+            timestamp_ms: 0,
+            accounts: vec![],
+        };
+        storage
+            .init(&genesis, &genesis_block(&state), &state)
+            .expect("init");
+        let loaded = storage.load_state().expect("load");
+        assert_eq!(loaded, state);
+        for threads in [1, 2, 3, 7, 64] {
+            assert_eq!(
+                storage.load_split(threads).expect("load"),
+                (state.clone(), state.state_root()),
+                "{threads} ranges"
+            );
+        }
+    }
+
+    #[test]
+    fn merkle_root_of_stored_leaves_equals_the_state_root() {
+        assert_eq!(merkle_root(vec![]), State::new().state_root());
+        // Sizes around the parallel threshold and odd levels.
+        for count in [1_u64, 2, 3, 5, 1_000, 16_383, 16_384, 40_001] {
+            let state = random_state(count);
+            let leaves = state
+                .iter()
+                .map(|(id, account)| sha256(&[&LEAF_PREFIX, &id.0, &encode(account)]))
+                .collect();
+            assert_eq!(merkle_root(leaves), state.state_root(), "{count} accounts");
+        }
     }
 }

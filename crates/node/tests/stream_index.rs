@@ -18,7 +18,7 @@ use paystreams_program::{
 };
 use paystreams_rpc::StreamView;
 use paystreams_runtime::{StateDiff, StateView as _};
-use redb::{ReadableDatabase as _, TableDefinition, TableHandle as _};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition, TableHandle as _};
 
 const KEYS: u32 = 6;
 
@@ -273,4 +273,39 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         storage.stream_index(&block).expect("read"),
         Some(rebuilt(&storage))
     );
+}
+
+#[test]
+fn accounts_that_do_not_match_the_head_state_root_are_refused_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.redb");
+    let (storage, chain) = open(&path);
+    random_blocks(&chain, &mut Rng(3), 2);
+    let victim = chain.dev_keys()[0].account_id();
+    drop(chain);
+    drop(storage);
+    {
+        // One balance changed behind the chain's back.
+        let db = redb::Database::open(&path).expect("raw open");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut accounts = txn
+                .open_table(TableDefinition::<&[u8], &[u8]>::new("accounts"))
+                .expect("accounts");
+            let mut account: paystreams_lez_core::Account = borsh::from_slice(
+                accounts.get(victim.0.as_slice()).expect("get").expect("stored").value(),
+            )
+            .expect("decode");
+            account.balance += 1;
+            accounts
+                .insert(victim.0.as_slice(), borsh::to_vec(&account).expect("encode").as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
+    let error = Chain::open(storage as Arc<dyn Storage>, KEYS, 0)
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("state root does not match"), "{error}");
 }
