@@ -514,11 +514,24 @@ impl RedbStorage {
             };
             ranges.push(range);
         }
-        let parts: Vec<Result<Loaded, StorageError>> = std::thread::scope(|scope| {
+        // The loaders send their accounts in chunks; this thread inserts them meanwhile (the
+        // map is built by one thread; the order of inserts does not change it).
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(AccountId, Account)>>(64);
+        let mut state = State::new();
+        let parts: Vec<Result<Vec<[u8; 32]>, StorageError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = ranges
                 .into_iter()
-                .map(|range| scope.spawn(move || load_range(range)))
+                .map(|range| {
+                    let sender = sender.clone();
+                    scope.spawn(move || load_range(range, &sender))
+                })
                 .collect();
+            drop(sender);
+            for chunk in receiver {
+                for (id, account) in chunk {
+                    state.insert(id, account);
+                }
+            }
             workers
                 .into_iter()
                 .map(|worker| {
@@ -528,14 +541,9 @@ impl RedbStorage {
                 })
                 .collect()
         });
-        let mut state = State::new();
-        let mut leaves = Vec::new();
+        let mut leaves = Vec::with_capacity(state.len());
         for part in parts {
-            let part = part?;
-            leaves.extend(part.leaves);
-            for (id, account) in part.accounts {
-                state.insert(id, account);
-            }
+            leaves.extend(part?);
         }
         Ok((state, merkle_root(leaves)))
     }
@@ -562,15 +570,17 @@ fn write_accounts<'a>(
     Ok(())
 }
 
-/// Accounts of one key range, in id order, and their state-root leaves.
-#[derive(Default)]
-struct Loaded {
-    accounts: Vec<(AccountId, Account)>,
-    leaves: Vec<[u8; 32]>,
-}
+/// Accounts sent per chunk by a loading thread.
+const LOAD_CHUNK: usize = 4_096;
 
-fn load_range(range: redb::Range<'static, &'static [u8], &'static [u8]>) -> Result<Loaded, StorageError> {
-    let mut out = Loaded::default();
+/// Reads and decodes one key range, sending its accounts in chunks; returns their state-root
+/// leaves in id order.
+fn load_range(
+    range: redb::Range<'static, &'static [u8], &'static [u8]>,
+    sender: &std::sync::mpsc::SyncSender<Vec<(AccountId, Account)>>,
+) -> Result<Vec<[u8; 32]>, StorageError> {
+    let mut leaves = Vec::new();
+    let mut chunk = Vec::with_capacity(LOAD_CHUNK);
     for entry in range {
         let (key, value) = entry?;
         let id: [u8; 32] = key
@@ -584,10 +594,21 @@ fn load_range(range: redb::Range<'static, &'static [u8], &'static [u8]>) -> Resu
             continue;
         }
         // Borsh is canonical: the stored bytes are `borsh(account)`, which the leaf hashes.
-        out.leaves.push(sha256(&[&LEAF_PREFIX, &id, bytes]));
-        out.accounts.push((AccountId(id), account));
+        leaves.push(sha256(&[&LEAF_PREFIX, &id, bytes]));
+        chunk.push((AccountId(id), account));
+        if chunk.len() == LOAD_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+            sender
+                .send(full)
+                .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+        }
     }
-    Ok(out)
+    if !chunk.is_empty() {
+        sender
+            .send(chunk)
+            .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+    }
+    Ok(leaves)
 }
 
 /// Domain prefixes of the state root (`State::state_root`).
