@@ -674,7 +674,7 @@ fn main() {
     );
     println!("    stored stream index read           {:>8.2} s   (restart: beside load_state)", breakdown.get("index_read_s"));
     println!(
-        "    stream index rebuild (all cores)   {:>8.2} s   (first open only: beside the root check; {:.0} streams)",
+        "    stream index rebuild (all cores)   {:>8.2} s   (first open only, then stored; {:.0} streams)",
         breakdown.get("index_rebuild_s"),
         breakdown.get("index_streams")
     );
