@@ -16,7 +16,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{Account, AccountId, sha256};
 use paystreams_rpc::TxErrorInfo;
 use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::index::{StreamIndex, StreamKey};
@@ -498,6 +498,7 @@ impl RedbStorage {
         let threads = threads.clamp(1, 256);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;
+        let total = usize::try_from(table.len()?).unwrap_or(0);
         // Ids are hashes, so ranges by first byte hold about as many accounts each.
         let bounds: Vec<[u8; 1]> = (1..threads)
             .map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)])
@@ -523,7 +524,9 @@ impl RedbStorage {
                 .into_iter()
                 .map(|range| {
                     let sender = sender.clone();
-                    scope.spawn(move || load_range(range, &sender))
+                    // Room for an eighth more than a fair share: one allocation, mostly.
+                    let capacity = total / threads + total / threads / 8 + 16;
+                    scope.spawn(move || load_range(range, &sender, capacity))
                 })
                 .collect();
             drop(sender);
@@ -541,11 +544,11 @@ impl RedbStorage {
                 })
                 .collect()
         });
-        let mut leaves = Vec::with_capacity(state.len());
+        let mut leaves = Vec::with_capacity(total);
         for part in parts {
             leaves.extend(part?);
         }
-        Ok((state, merkle_root(leaves)))
+        Ok((state, merkle_root(leaves)?))
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -578,8 +581,9 @@ const LOAD_CHUNK: usize = 4_096;
 fn load_range(
     range: redb::Range<'static, &'static [u8], &'static [u8]>,
     sender: &std::sync::mpsc::SyncSender<Vec<(AccountId, Account)>>,
+    capacity: usize,
 ) -> Result<Vec<[u8; 32]>, StorageError> {
-    let mut leaves = Vec::new();
+    let mut leaves = Vec::with_capacity(capacity);
     let mut chunk = Vec::with_capacity(LOAD_CHUNK);
     for entry in range {
         let (key, value) = entry?;
@@ -617,45 +621,57 @@ const NODE_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1
 const EMPTY_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Empty/");
 
 /// `State::state_root` from the leaves in id order: pairs hashed level by level, an odd last
-/// node carried up, the empty state hashing its prefix alone. Large levels are split across
-/// the machine's cores.
-fn merkle_root(mut level: Vec<[u8; 32]>) -> [u8; 32] {
+/// node carried up, the empty state hashing its prefix alone. Each level is computed in place
+/// (no allocation), large ones split across the machine's cores.
+///
+/// # Errors
+/// A hashing thread that failed.
+fn merkle_root(mut level: Vec<[u8; 32]>) -> Result<[u8; 32], StorageError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let parent = |pair: &[[u8; 32]]| match pair {
-        [left, right] => sha256(&[&NODE_PREFIX, left, right]),
-        [single] => *single,
-        // `chunks(2)` yields one or two items; this arm is never taken.
-        _ => [0; 32],
+    // Writes the parents of `part`'s pairs into its first half; returns how many.
+    let halve = |part: &mut [[u8; 32]]| -> usize {
+        let parents = part.len().div_ceil(2);
+        for i in 0..parents {
+            let left = i.saturating_mul(2);
+            let parent = match part.get(left..left.saturating_add(2)) {
+                Some([l, r]) => sha256(&[&NODE_PREFIX, l, r]),
+                _ => part.get(left).copied().unwrap_or_default(),
+            };
+            // Writes land below every pair still to be read.
+            if let Some(slot) = part.get_mut(i) {
+                *slot = parent;
+            }
+        }
+        parents
     };
     while level.len() > 1 {
-        // Each thread takes an even number of nodes, so no pair straddles two threads.
-        let per_thread = level.len().div_ceil(threads).next_multiple_of(2);
-        level = if threads < 2 || level.len() < 16_384 {
-            level.chunks(2).map(parent).collect()
+        let len = level.len();
+        let next = if threads < 2 || len < 16_384 {
+            halve(&mut level)
         } else {
-            std::thread::scope(|scope| {
-                let parent = &parent;
+            // Each thread takes an even number of nodes, so no pair straddles two threads.
+            let per_thread = len.div_ceil(threads).next_multiple_of(2);
+            let counts: Vec<std::thread::Result<usize>> = std::thread::scope(|scope| {
+                let halve = &halve;
                 let workers: Vec<_> = level
-                    .chunks(per_thread)
-                    .map(|part| {
-                        let worker = scope.spawn(move || part.chunks(2).map(parent).collect::<Vec<_>>());
-                        (part, worker)
-                    })
+                    .chunks_mut(per_thread)
+                    .map(|part| scope.spawn(move || halve(part)))
                     .collect();
-                let mut next = Vec::with_capacity(level.len().div_ceil(2));
-                for (part, worker) in workers {
-                    // A worker only hashes; should it ever fail, hash its part here instead.
-                    next.extend(
-                        worker
-                            .join()
-                            .unwrap_or_else(|_| part.chunks(2).map(parent).collect()),
-                    );
-                }
-                next
-            })
+                workers.into_iter().map(|worker| worker.join()).collect()
+            });
+            let mut to = 0;
+            for (k, count) in counts.into_iter().enumerate() {
+                let count = count
+                    .map_err(|_| StorageError::corrupt("state root", "a hashing thread failed"))?;
+                let from = k.saturating_mul(per_thread);
+                level.copy_within(from..from.saturating_add(count), to);
+                to = to.saturating_add(count);
+            }
+            to
         };
+        level.truncate(next);
     }
-    level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX]))
+    Ok(level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])))
 }
 
 /// The block, its receipts, its account changes and the new head.
@@ -947,7 +963,7 @@ mod tests {
 
     #[test]
     fn merkle_root_of_stored_leaves_equals_the_state_root() {
-        assert_eq!(merkle_root(vec![]), State::new().state_root());
+        assert_eq!(merkle_root(vec![]).expect("root"), State::new().state_root());
         // Sizes around the parallel threshold and odd levels.
         for count in [1_u64, 2, 3, 5, 1_000, 16_383, 16_384, 40_001] {
             let state = random_state(count);
@@ -955,7 +971,11 @@ mod tests {
                 .iter()
                 .map(|(id, account)| sha256(&[&LEAF_PREFIX, &id.0, &encode(account)]))
                 .collect();
-            assert_eq!(merkle_root(leaves), state.state_root(), "{count} accounts");
+            assert_eq!(
+                merkle_root(leaves).expect("root"),
+                state.state_root(),
+                "{count} accounts"
+            );
         }
     }
 }
