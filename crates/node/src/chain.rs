@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use crate::{
     index::StreamIndex,
     metrics::Metrics,
+    root::Leaves,
     storage::{
         GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt,
         transactions_root,
@@ -72,6 +73,8 @@ pub struct CommittedBlock {
 /// Everything guarded by the chain lock.
 struct Inner {
     state: State,
+    /// The state-root leaves of `state`, so a block hashes only the accounts it changed.
+    leaves: Leaves,
     head: StoredBlock,
     time_offset_ms: u64,
     index: StreamIndex,
@@ -214,7 +217,7 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         let runtime = Runtime::new();
         let program_id = payment_streams_program_id();
-        let (genesis, state, head, index) = if let Some(genesis) = storage.genesis()? {
+        let (genesis, state, leaves, head, index) = if let Some(genesis) = storage.genesis()? {
             let height = storage.load_head()?.ok_or_else(|| StorageError::Corrupt {
                 what: "head".into(),
                 detail: "genesis present but no head".into(),
@@ -225,8 +228,8 @@ impl Chain {
                     what: format!("block {height}"),
                     detail: "head block missing".into(),
                 })?;
-            let (state, index) = Self::load(storage.as_ref(), &head, &program_id)?;
-            (genesis, state, head, index)
+            let (state, leaves, index) = Self::load(storage.as_ref(), &head, &program_id)?;
+            (genesis, state, leaves, head, index)
         } else {
             let accounts = (0..dev_accounts)
                 .map(|_| GenesisAccount {
@@ -243,7 +246,8 @@ impl Chain {
             storage.init(&genesis, &head, &state)?;
             let index = StreamIndex::rebuild(&state, &program_id);
             storage.save_stream_index(&head, &index)?;
-            (genesis, state, head, index)
+            let leaves = Leaves::of(&state);
+            (genesis, state, leaves, head, index)
         };
         let dev_keys = genesis
             .accounts
@@ -260,6 +264,7 @@ impl Chain {
             dev_keys,
             inner: Mutex::new(Inner {
                 state,
+                leaves,
                 time_offset_ms: head.time_offset_ms,
                 head,
                 index,
@@ -278,7 +283,7 @@ impl Chain {
         storage: &dyn Storage,
         head: &StoredBlock,
         program_id: &ProgramId,
-    ) -> Result<(State, StreamIndex), ChainError> {
+    ) -> Result<(State, Leaves, StreamIndex), ChainError> {
         let height = head.header.height;
         let started = Instant::now();
         // The stored index is read while the accounts load (and their leaves are hashed).
@@ -288,13 +293,15 @@ impl Chain {
                 let index = storage.stream_index(head);
                 (index, started.elapsed())
             });
-            let loaded = storage.load_state_with_root();
+            let loaded = storage.load_state_with_leaves();
             let (stored, index_read) = stored_index
                 .join()
                 .unwrap_or_else(|_| (Ok(None), Duration::ZERO));
             (loaded, stored, index_read)
         });
-        let (state, root) = loaded?;
+        let (state, leaves) = loaded?;
+        let leaves = Leaves::loaded(&state, leaves);
+        let root = leaves.root().unwrap_or_else(|| state.state_root());
         let load_state = started.elapsed();
         if root != head.header.state_root {
             return Err(StorageError::Corrupt {
@@ -326,7 +333,7 @@ impl Chain {
             total_ms = started.elapsed().as_millis(),
             "chain state loaded"
         );
-        Ok((state, index))
+        Ok((state, leaves, index))
     }
 
     #[must_use]
@@ -544,13 +551,16 @@ impl Chain {
                 .map(|id| (*id, inner.state.account(id)))
                 .collect(),
         };
+        let leaves = inner.leaves.updated(&inner.state, &diff);
         inner.state.apply_diff(&diff);
+        let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
+        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let header = Header {
             height,
             parent_hash: inner.head.hash,
             timestamp_ms,
-            state_root: inner.state.state_root(),
+            state_root,
             transactions_root: transactions_root(&hashes),
         };
         let block = StoredBlock {
@@ -577,6 +587,7 @@ impl Chain {
             return Err(e.into());
         }
         inner.index.extend(&added);
+        inner.leaves = leaves;
         let info = block_info(&block);
         inner.head = block;
         inner.time_offset_ms = time_offset_ms;

@@ -19,7 +19,10 @@ use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
 use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::index::{StreamIndex, StreamKey};
+use crate::{
+    index::{StreamIndex, StreamKey},
+    root,
+};
 
 /// A storage failure. The node stops producing blocks rather than diverge from its disk.
 #[derive(Debug, thiserror::Error)]
@@ -191,15 +194,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt record.
     fn load_state(&self) -> Result<State, StorageError>;
 
-    /// Every stored account and the state root of them (`State::state_root`), which callers
-    /// check against the head block. The default loads, then hashes.
+    /// Every stored account and, in id order, their state-root leaves (`State::state_root`),
+    /// from which callers compute the root they check against the head block. The default
+    /// loads, then hashes.
     ///
     /// # Errors
     /// Storage failure or corrupt record.
-    fn load_state_with_root(&self) -> Result<(State, [u8; 32]), StorageError> {
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
         let state = self.load_state()?;
-        let root = state.state_root();
-        Ok((state, root))
+        let leaves = root::Leaves::of(&state).into_inner();
+        Ok((state, leaves))
     }
 
     /// [`Storage::commit_block`], and in the same atomic write the stream-index entries the
@@ -489,12 +493,12 @@ impl RedbStorage {
         Ok(txn)
     }
 
-    /// [`Storage::load_state_with_root`] over `threads` key ranges (the result does not depend
-    /// on it).
+    /// [`Storage::load_state_with_leaves`] over `threads` key ranges (the result does not
+    /// depend on it).
     ///
     /// # Errors
     /// Storage failure or corrupt record.
-    pub fn load_split(&self, threads: usize) -> Result<(State, [u8; 32]), StorageError> {
+    pub fn load_split(&self, threads: usize) -> Result<(State, Vec<[u8; 32]>), StorageError> {
         let threads = threads.clamp(1, 256);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;
@@ -548,7 +552,7 @@ impl RedbStorage {
         for part in parts {
             leaves.extend(part?);
         }
-        Ok((state, merkle_root(leaves)?))
+        Ok((state, leaves))
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -598,7 +602,7 @@ fn load_range(
             continue;
         }
         // Borsh is canonical: the stored bytes are `borsh(account)`, which the leaf hashes.
-        leaves.push(sha256(&[&LEAF_PREFIX, &id, bytes]));
+        leaves.push(root::leaf(&AccountId(id), bytes));
         chunk.push((AccountId(id), account));
         if chunk.len() == LOAD_CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
@@ -613,65 +617,6 @@ fn load_range(
             .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
     }
     Ok(leaves)
-}
-
-/// Domain prefixes of the state root (`State::state_root`).
-const LEAF_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Leaf/");
-const NODE_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Node/");
-const EMPTY_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/StateRoot/Empty/");
-
-/// `State::state_root` from the leaves in id order: pairs hashed level by level, an odd last
-/// node carried up, the empty state hashing its prefix alone. Each level is computed in place
-/// (no allocation), large ones split across the machine's cores.
-///
-/// # Errors
-/// A hashing thread that failed.
-fn merkle_root(mut level: Vec<[u8; 32]>) -> Result<[u8; 32], StorageError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    // Writes the parents of `part`'s pairs into its first half; returns how many.
-    let halve = |part: &mut [[u8; 32]]| -> usize {
-        let parents = part.len().div_ceil(2);
-        for i in 0..parents {
-            let left = i.saturating_mul(2);
-            let parent = match part.get(left..left.saturating_add(2)) {
-                Some([l, r]) => sha256(&[&NODE_PREFIX, l, r]),
-                _ => part.get(left).copied().unwrap_or_default(),
-            };
-            // Writes land below every pair still to be read.
-            if let Some(slot) = part.get_mut(i) {
-                *slot = parent;
-            }
-        }
-        parents
-    };
-    while level.len() > 1 {
-        let len = level.len();
-        let next = if threads < 2 || len < 16_384 {
-            halve(&mut level)
-        } else {
-            // Each thread takes an even number of nodes, so no pair straddles two threads.
-            let per_thread = len.div_ceil(threads).next_multiple_of(2);
-            let counts: Vec<std::thread::Result<usize>> = std::thread::scope(|scope| {
-                let halve = &halve;
-                let workers: Vec<_> = level
-                    .chunks_mut(per_thread)
-                    .map(|part| scope.spawn(move || halve(part)))
-                    .collect();
-                workers.into_iter().map(|worker| worker.join()).collect()
-            });
-            let mut to = 0;
-            for (k, count) in counts.into_iter().enumerate() {
-                let count = count
-                    .map_err(|_| StorageError::corrupt("state root", "a hashing thread failed"))?;
-                let from = k.saturating_mul(per_thread);
-                level.copy_within(from..from.saturating_add(count), to);
-                to = to.saturating_add(count);
-            }
-            to
-        };
-        level.truncate(next);
-    }
-    Ok(level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])))
 }
 
 /// The block, its receipts, its account changes and the new head.
@@ -771,7 +716,7 @@ impl Storage for RedbStorage {
     /// The accounts table split by id into one key range per core, each read, decoded and
     /// leaf-hashed from its stored bytes (`borsh(account)`, what the leaf hashes) on its own
     /// thread, in one read transaction.
-    fn load_state_with_root(&self) -> Result<(State, [u8; 32]), StorageError> {
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.load_split(threads)
     }
@@ -941,7 +886,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
         let empty = storage.load_split(3).expect("load empty");
-        assert_eq!(empty, (State::new(), State::new().state_root()));
+        assert_eq!(empty, (State::new(), vec![]));
         let state = random_state(3_000);
         let genesis = GenesisSpec {
             timestamp_ms: 0,
@@ -952,29 +897,15 @@ mod tests {
             .expect("init");
         let loaded = storage.load_state().expect("load");
         assert_eq!(loaded, state);
+        let leaves = root::Leaves::of(&state).into_inner();
         for threads in [1, 2, 3, 7, 64] {
+            let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
+            assert_eq!(loaded, state, "{threads} ranges");
+            assert_eq!(loaded_leaves, leaves, "{threads} ranges");
             assert_eq!(
-                storage.load_split(threads).expect("load"),
-                (state.clone(), state.state_root()),
+                root::merkle_root(loaded_leaves),
+                Some(state.state_root()),
                 "{threads} ranges"
-            );
-        }
-    }
-
-    #[test]
-    fn merkle_root_of_stored_leaves_equals_the_state_root() {
-        assert_eq!(merkle_root(vec![]).expect("root"), State::new().state_root());
-        // Sizes around the parallel threshold and odd levels.
-        for count in [1_u64, 2, 3, 5, 1_000, 16_383, 16_384, 40_001] {
-            let state = random_state(count);
-            let leaves = state
-                .iter()
-                .map(|(id, account)| sha256(&[&LEAF_PREFIX, &id.0, &encode(account)]))
-                .collect();
-            assert_eq!(
-                merkle_root(leaves).expect("root"),
-                state.state_root(),
-                "{count} accounts"
             );
         }
     }
