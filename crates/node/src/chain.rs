@@ -554,7 +554,11 @@ impl Chain {
         let leaves = inner.leaves.updated(&inner.state, &diff);
         inner.state.apply_diff(&diff);
         let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
-        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
+        debug_assert_eq!(
+            state_root,
+            inner.state.state_root(),
+            "kept leaves give the state root"
+        );
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let header = Header {
             height,

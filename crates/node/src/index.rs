@@ -147,7 +147,11 @@ struct Scanned {
 }
 
 /// Vault configs at their own PDA among `candidates`, and their streams.
-fn scan_vaults(state: &State, program_id: &ProgramId, candidates: &[(&AccountId, &[u8])]) -> Scanned {
+fn scan_vaults(
+    state: &State,
+    program_id: &ProgramId,
+    candidates: &[(&AccountId, &[u8])],
+) -> Scanned {
     let mut out = Scanned::default();
     for (id, data) in candidates {
         let Ok(config) = decode::<VaultConfig>(data) else {
@@ -172,7 +176,9 @@ fn scan_vaults(state: &State, program_id: &ProgramId, candidates: &[(&AccountId,
 }
 
 /// provider → set, from (provider, key) pairs in any order.
-fn group_sorted(mut pairs: Vec<(AccountId, StreamKey)>) -> BTreeMap<AccountId, BTreeSet<StreamKey>> {
+fn group_sorted(
+    mut pairs: Vec<(AccountId, StreamKey)>,
+) -> BTreeMap<AccountId, BTreeSet<StreamKey>> {
     pairs.sort_unstable();
     pairs.dedup();
     let mut out = BTreeMap::new();
@@ -248,7 +254,10 @@ mod tests {
             let vault_id = i % 3;
             let next = i % 5;
             let config_id = pda::vault_config_id(program_id, &owner, vault_id);
-            state.insert(config_id, program_account(program_id, vault(owner, vault_id, next)));
+            state.insert(
+                config_id,
+                program_account(program_id, vault(owner, vault_id, next)),
+            );
             expected.vaults.entry(owner).or_default().insert(vault_id);
             for s in 0..=next {
                 if s == 2 {
@@ -266,7 +275,10 @@ mod tests {
                 }
             }
         }
-        state.insert(id(5_000), program_account(program_id, vault(id(5_001), 0, 1)));
+        state.insert(
+            id(5_000),
+            program_account(program_id, vault(id(5_001), 0, 1)),
+        );
         (state, expected)
     }
 
@@ -274,7 +286,10 @@ mod tests {
     fn rebuild_finds_vaults_at_their_pda_and_their_streams_below_next_stream_id() {
         let program_id = payment_streams_program_id();
         let (state, expected) = state(&program_id);
-        assert_eq!(StreamIndex::rebuild_split(&state, &program_id, 1, 1), expected);
+        assert_eq!(
+            StreamIndex::rebuild_split(&state, &program_id, 1, 1),
+            expected
+        );
         for threads in [2, 3, 8] {
             assert_eq!(
                 StreamIndex::rebuild_split(&state, &program_id, threads, 1),

@@ -79,7 +79,12 @@ pub fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<[u8; 32]> {
         };
         level.truncate(next);
     }
-    Some(level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])))
+    Some(
+        level
+            .first()
+            .copied()
+            .unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])),
+    )
 }
 
 /// The leaves of a state, in id order.

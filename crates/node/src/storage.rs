@@ -16,7 +16,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{Account, AccountId, sha256};
 use paystreams_rpc::TxErrorInfo;
 use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
-use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
+use redb::{
+    ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -243,7 +245,11 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Storage failure; the previous index (current or stale) is then kept.
-    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+    fn save_stream_index(
+        &self,
+        head: &StoredBlock,
+        index: &StreamIndex,
+    ) -> Result<(), StorageError> {
         let _ = (head, index);
         Ok(())
     }
@@ -523,33 +529,34 @@ impl RedbStorage {
         // map is built by one thread; the order of inserts does not change it).
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(AccountId, Account)>>(64);
         let mut state = State::new();
-        let parts: Vec<Result<Vec<[u8; 32]>, StorageError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = ranges
-                .into_iter()
-                .map(|range| {
-                    let sender = sender.clone();
-                    // Room for an eighth more than a fair share: one allocation, mostly.
-                    let capacity = total / threads + total / threads / 8 + 16;
-                    scope.spawn(move || load_range(range, &sender, capacity))
-                })
-                .collect();
-            drop(sender);
-            for chunk in receiver {
-                for (id, account) in chunk {
-                    state.insert(id, account);
-                }
-            }
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker.join().unwrap_or_else(|_| {
-                        Err(StorageError::corrupt("accounts", "a loading thread failed"))
+        let parts: Vec<std::thread::Result<Result<Vec<[u8; 32]>, StorageError>>> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ranges
+                    .into_iter()
+                    .map(|range| {
+                        let sender = sender.clone();
+                        // Room for an eighth more than a fair share: one allocation, mostly.
+                        let capacity = total / threads + total / threads / 8 + 16;
+                        scope.spawn(move || load_range(range, &sender, capacity))
                     })
-                })
-                .collect()
-        });
+                    .collect();
+                drop(sender);
+                for chunk in receiver {
+                    for (id, account) in chunk {
+                        state.insert(id, account);
+                    }
+                }
+                workers.into_iter().map(|worker| worker.join()).collect()
+            });
         let mut leaves = Vec::with_capacity(total);
         for part in parts {
+            let Ok(part) = part else {
+                // A loading thread failed (not the data): load again on this thread alone.
+                drop(state);
+                let state = self.load_state()?;
+                let leaves = root::Leaves::of(&state).into_inner();
+                return Ok((state, leaves));
+            };
             leaves.extend(part?);
         }
         Ok((state, leaves))
@@ -731,8 +738,9 @@ impl Storage for RedbStorage {
         let mut index = StreamIndex::default();
         for entry in txn.open_table(INDEX_VAULTS)?.iter()? {
             let (key, _) = entry?;
-            let (owner, vault_id) = parse_vault_key(key.value())
-                .ok_or_else(|| StorageError::corrupt("stream index", "vault key of wrong length"))?;
+            let (owner, vault_id) = parse_vault_key(key.value()).ok_or_else(|| {
+                StorageError::corrupt("stream index", "vault key of wrong length")
+            })?;
             index.vaults.entry(owner).or_default().insert(vault_id);
         }
         // Keys are sorted by provider, then by stream: each provider's set is built in one pass.
@@ -753,12 +761,18 @@ impl Storage for RedbStorage {
             group.push(stream);
         }
         if let Some(done) = current {
-            index.provider_streams.insert(done, group.into_iter().collect());
+            index
+                .provider_streams
+                .insert(done, group.into_iter().collect());
         }
         Ok(Some(index))
     }
 
-    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+    fn save_stream_index(
+        &self,
+        head: &StoredBlock,
+        index: &StreamIndex,
+    ) -> Result<(), StorageError> {
         let txn = self.write()?;
         txn.delete_table(INDEX_VAULTS)?;
         txn.delete_table(INDEX_STREAMS)?;
@@ -849,7 +863,8 @@ mod tests {
             let mut id = sha256(&[&i.to_le_bytes()]);
             if i < 8 {
                 // First bytes at and around the range boundaries.
-                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff][usize::try_from(i).unwrap_or(0)];
+                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff]
+                    [usize::try_from(i).unwrap_or(0)];
             }
             let data_len = usize::try_from(i % 97).unwrap_or(0);
             state.insert(

@@ -36,8 +36,12 @@ impl Rng {
 
 fn open(path: &Path) -> (Arc<RedbStorage>, Chain) {
     let storage = Arc::new(RedbStorage::open(path).expect("open storage"));
-    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 1_000_000_000_000)
-        .expect("open chain");
+    let chain = Chain::open(
+        Arc::clone(&storage) as Arc<dyn Storage>,
+        KEYS,
+        1_000_000_000_000,
+    )
+    .expect("open chain");
     (storage, chain)
 }
 
@@ -92,12 +96,26 @@ fn random_blocks(chain: &Chain, rng: &mut Rng, blocks: u32) {
                 // A vault that does not exist: a failed receipt.
                 create_stream(key, 99, 0, provider, rate, allocation, nonce)
             } else {
-                let vault = &vaults[usize::try_from(rng.below(vaults.len() as u64)).expect("small")];
+                let vault =
+                    &vaults[usize::try_from(rng.below(vaults.len() as u64)).expect("small")];
                 if pick <= 3 {
-                    deposit(key, vault.vault_id, 20_000 + u128::from(rng.below(100_000)), nonce)
+                    deposit(
+                        key,
+                        vault.vault_id,
+                        20_000 + u128::from(rng.below(100_000)),
+                        nonce,
+                    )
                 } else {
                     // Beyond the vault's funds this fails too.
-                    create_stream(key, vault.vault_id, vault.next_stream_id, provider, rate, allocation, nonce)
+                    create_stream(
+                        key,
+                        vault.vault_id,
+                        vault.next_stream_id,
+                        provider,
+                        rate,
+                        allocation,
+                        nonce,
+                    )
                 }
             };
             chain.submit(tx).expect("admitted");
@@ -134,7 +152,11 @@ fn stored_index_equals_a_rebuild_after_random_blocks_and_is_loaded_on_restart() 
     drop(storage);
 
     let (storage, chain) = open(&path);
-    assert_eq!(listings(&chain), before, "the loaded index serves the same lists");
+    assert_eq!(
+        listings(&chain),
+        before,
+        "the loaded index serves the same lists"
+    );
     assert_eq!(
         storage.stream_index(&head(&chain)).expect("read"),
         Some(stored)
@@ -166,16 +188,34 @@ fn a_data_dir_without_the_index_rebuilds_it_once_and_stores_it() {
             .remove("stream_index")
             .expect("remove marker")
             .expect("a marker was stored");
-        assert!(txn.delete_table(TableDefinition::<&[u8], ()>::new("index_vaults")).expect("delete"));
-        assert!(txn.delete_table(TableDefinition::<&[u8], ()>::new("index_streams")).expect("delete"));
+        assert!(
+            txn.delete_table(TableDefinition::<&[u8], ()>::new("index_vaults"))
+                .expect("delete")
+        );
+        assert!(
+            txn.delete_table(TableDefinition::<&[u8], ()>::new("index_streams"))
+                .expect("delete")
+        );
         txn.commit().expect("commit");
         let read = db.begin_read().expect("read");
-        assert!(read.list_tables().expect("tables").all(|t| !t.name().starts_with("index_")));
+        assert!(
+            read.list_tables()
+                .expect("tables")
+                .all(|t| !t.name().starts_with("index_"))
+        );
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
-    assert_eq!(storage.stream_index(&head_block).expect("read"), None, "no index stored");
+    assert_eq!(
+        storage.stream_index(&head_block).expect("read"),
+        None,
+        "no index stored"
+    );
     let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 0).expect("open chain");
-    assert_eq!(listings(&chain), before, "the rebuilt index serves the same lists");
+    assert_eq!(
+        listings(&chain),
+        before,
+        "the rebuilt index serves the same lists"
+    );
     assert_eq!(
         storage.stream_index(&head_block).expect("read"),
         Some(rebuilt(&storage)),
@@ -228,7 +268,8 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         if let Ok(decoded) = decode::<StreamConfig>(&stream.data) {
             providers.push(decoded.provider);
         }
-        diff.accounts.insert(pda::stream_config_id(&program, &to, s), stream);
+        diff.accounts
+            .insert(pda::stream_config_id(&program, &to, s), stream);
     }
     assert!(!providers.is_empty());
     state.apply_diff(&diff);
@@ -247,13 +288,21 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         time_offset_ms: parent.time_offset_ms,
     };
     storage.commit_block(&block, &[], &diff).expect("commit");
-    assert_eq!(storage.stream_index(&block).expect("read"), None, "stale after the commit");
+    assert_eq!(
+        storage.stream_index(&block).expect("read"),
+        None,
+        "stale after the commit"
+    );
     drop(storage);
 
     let (storage, chain) = open(&path);
     assert_eq!(chain.head_height(), block.header.height);
     assert_eq!(
-        chain.vaults(&new_owner).iter().map(|v| v.vault_id).collect::<Vec<_>>(),
+        chain
+            .vaults(&new_owner)
+            .iter()
+            .map(|v| v.vault_id)
+            .collect::<Vec<_>>(),
         [vault_id],
         "the rebuilt index has the vault the stale one lacked"
     );
@@ -293,12 +342,19 @@ fn accounts_that_do_not_match_the_head_state_root_are_refused_at_open() {
                 .open_table(TableDefinition::<&[u8], &[u8]>::new("accounts"))
                 .expect("accounts");
             let mut account: paystreams_lez_core::Account = borsh::from_slice(
-                accounts.get(victim.0.as_slice()).expect("get").expect("stored").value(),
+                accounts
+                    .get(victim.0.as_slice())
+                    .expect("get")
+                    .expect("stored")
+                    .value(),
             )
             .expect("decode");
             account.balance += 1;
             accounts
-                .insert(victim.0.as_slice(), borsh::to_vec(&account).expect("encode").as_slice())
+                .insert(
+                    victim.0.as_slice(),
+                    borsh::to_vec(&account).expect("encode").as_slice(),
+                )
                 .expect("insert");
         }
         txn.commit().expect("commit");
@@ -307,5 +363,8 @@ fn accounts_that_do_not_match_the_head_state_root_are_refused_at_open() {
     let error = Chain::open(storage as Arc<dyn Storage>, KEYS, 0)
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("state root does not match"), "{error}");
+    assert!(
+        error.to_string().contains("state root does not match"),
+        "{error}"
+    );
 }
