@@ -42,7 +42,8 @@ use paystreams_lez_core::{
     transfer::{authenticated_transfer_program_id, transfer_instruction},
 };
 use paystreams_node::{
-    Chain, RedbStorage, Storage as _,
+    Chain, RedbStorage, Storage,
+    index::StreamIndex,
     chain::{MAX_TXS_PER_BLOCK, genesis_block, genesis_state, now_ms},
     storage::{GenesisAccount, GenesisSpec, Header, StoredBlock, transactions_root},
 };
@@ -404,6 +405,15 @@ fn child_breakdown(dir: &Path) {
     let state = storage.load_state().unwrap();
     f.put("load_state_s", started.elapsed().as_secs_f64());
     f.put("state_rss_bytes", rss_bytes().saturating_sub(rss0) as f64);
+    // What `Chain::open` runs: the accounts loaded and leaf-hashed from their stored bytes in
+    // one key range per core, then the inner nodes of the root.
+    let started = Instant::now();
+    let (loaded, leaves) = storage.load_state_with_leaves().unwrap();
+    let root = paystreams_node::root::merkle_root(leaves).unwrap();
+    f.put("load_with_root_s", started.elapsed().as_secs_f64());
+    assert_eq!(root, state.state_root());
+    assert_eq!(loaded.len(), state.len());
+    drop(loaded);
     let started = Instant::now();
     let _root = state.state_root();
     f.put("state_root_cold_s", started.elapsed().as_secs_f64());
@@ -418,28 +428,35 @@ fn child_breakdown(dir: &Path) {
     }
     f.put("leaf_hashes_s", started.elapsed().as_secs_f64());
     eprintln!("    ({leaves} odd leaves)");
-    // The index rebuild's work alone, as `Chain::open` does it: per vault config, its PDA
-    // check, then per stream its PDA, an account read (a clone) and a decode.
+    // The index rebuild `Chain::open` runs when the data dir has no current stored index (on
+    // every core, as there), and the read of the stored index it runs otherwise.
     let program = payment_streams_program_id();
     let started = Instant::now();
-    let mut indexed = 0_u64;
-    for (id, account) in state.iter() {
-        if account.program_owner != program || account.data.len() != VAULT_CONFIG_LEN {
-            continue;
-        }
-        let Ok(config) = decode::<VaultConfig>(&account.data) else { continue };
-        if pda::vault_config_id(&program, &config.owner, config.vault_id) != *id {
-            continue;
-        }
-        for stream_id in 0..config.next_stream_id {
-            let stream_account = state.account(&pda::stream_config_id(&program, id, stream_id));
-            if decode::<StreamConfig>(&stream_account.data).is_ok() {
-                indexed += 1;
-            }
-        }
-    }
-    f.put("index_work_s", started.elapsed().as_secs_f64());
-    assert!(indexed > 0);
+    let index = StreamIndex::rebuild(&state, &program);
+    f.put("index_rebuild_s", started.elapsed().as_secs_f64());
+    let head = storage.block(storage.load_head().unwrap().unwrap()).unwrap().unwrap();
+    let started = Instant::now();
+    let stored = storage.stream_index(&head).unwrap();
+    f.put("index_read_s", started.elapsed().as_secs_f64());
+    assert_eq!(stored.as_ref(), Some(&index), "the stored index equals a rebuild");
+    f.put("index_streams", index.stream_entries().count() as f64);
+}
+
+/// The first open of a data dir written without the stream index (as by an older node): the
+/// index is rebuilt and stored.
+fn child_first_open(dir: &Path) {
+    let mut f = Figures::default();
+    let owners = read_owners(dir);
+    let started = Instant::now();
+    let storage = Arc::new(RedbStorage::open(&dir.join("chain.redb")).unwrap());
+    let head = storage.block(storage.load_head().unwrap().unwrap()).unwrap().unwrap();
+    let had_index = storage.stream_index(&head).unwrap().is_some();
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, 0, 0).unwrap();
+    let first = chain.stream(&owners[0], 0, 0);
+    f.put("first_open_s", started.elapsed().as_secs_f64());
+    f.put("first_open_had_index", f64::from(u8::from(had_index)));
+    assert!(first.is_some());
+    assert!(storage.stream_index(&head).unwrap().is_some(), "the index is stored after the first open");
 }
 
 fn child_open(dir: &Path, per_vault: u64) {
@@ -576,6 +593,7 @@ fn main() {
         match mode.as_str() {
             "child-build" => build(dir, numbers[0], numbers[1]),
             "child-breakdown" => child_breakdown(dir),
+            "child-first-open" => child_first_open(dir),
             "child-open" => child_open(dir, numbers[0]),
             other => panic!("unknown mode {other}"),
         }
@@ -585,15 +603,34 @@ fn main() {
     let n = numbers.first().copied().unwrap_or(1_000_000);
     let per_vault = numbers.get(1).copied().unwrap_or(4).max(2);
     let owners = n.div_ceil(per_vault).max(TEMPLATES);
-    let dir = tempfile::tempdir().unwrap();
-    let dir_arg = dir.path().display().to_string();
+    // SCALE_DATA_DIR keeps the data dir (and reuses one already built) for repeated runs; its
+    // "first open" is then an ordinary restart.
+    let kept = std::env::var_os("SCALE_DATA_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.display().to_string();
     println!("node: {} streams ({owners} owners x {per_vault} streams per vault), data dir {dir_arg}", owners * per_vault);
 
-    println!("[1/3] building the state and committing it ...");
-    let built = run_child(&["child-build".into(), dir_arg.clone(), owners.to_string(), per_vault.to_string()]);
-    println!("[2/3] restart breakdown ...");
+    let built = if kept.is_some() && dir.join("chain.redb").exists() {
+        println!("[1/4] reusing the data dir built before ...");
+        let mut figures = Figures::default();
+        for (key, value) in std::fs::read_to_string(dir.join("built.txt")).unwrap().lines().filter_map(|l| l.split_once('=')) {
+            figures.0.push((key.to_owned(), value.parse().unwrap()));
+        }
+        figures
+    } else {
+        println!("[1/4] building the state and committing it ...");
+        let built = run_child(&["child-build".into(), dir_arg.clone(), owners.to_string(), per_vault.to_string()]);
+        let text: String = built.0.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(dir.join("built.txt"), text).unwrap();
+        built
+    };
+    println!("[2/4] first open (rebuilds and stores the stream index) ...");
+    let first = run_child(&["child-first-open".into(), dir_arg.clone()]);
+    println!("[3/4] restart breakdown ...");
     let breakdown = run_child(&["child-breakdown".into(), dir_arg.clone()]);
-    println!("[3/3] Chain::open, lookups, blocks ...");
+    println!("[4/4] Chain::open, lookups, blocks ...");
     let open = run_child(&["child-open".into(), dir_arg, per_vault.to_string()]);
 
     let streams = built.get("streams");
@@ -620,17 +657,27 @@ fn main() {
         restart,
         if restart < TARGET_RESTART_S { "meets" } else { "MISSES" }
     );
-    println!("  parts, each timed alone in another process on the same data dir:");
-    println!("    storage load_state (RedbStorage)   {:>8.2} s", breakdown.get("load_state_s"));
     println!(
-        "    state-root check (State::state_root) {:>6.2} s, of which leaf hashing {:.2} s",
+        "first open of the data dir           {:>8.2} s   ({})",
+        first.get("first_open_s"),
+        if first.get("first_open_had_index") > 0.0 { "index already stored: an ordinary restart" } else { "no stored index: rebuilt and stored" }
+    );
+    println!("  parts, each timed alone in another process on the same data dir:");
+    println!(
+        "    accounts loaded + state root (load_state_with_leaves + merkle_root, as Chain::open) {:.2} s",
+        breakdown.get("load_with_root_s")
+    );
+    println!("    for comparison, serial: storage load_state {:.2} s, then:", breakdown.get("load_state_s"));
+    println!(
+        "    state-root check (State::state_root) {:>6.2} s, of which leaf hashing {:.2} s (one core)",
         breakdown.get("state_root_cold_s"),
         breakdown.get("leaf_hashes_s")
     );
-    println!("    index rebuild's work (PDA per stream) {:>5.2} s", breakdown.get("index_work_s"));
+    println!("    stored stream index read           {:>8.2} s   (restart: beside load_state)", breakdown.get("index_read_s"));
     println!(
-        "    rest                               {:>8.2} s",
-        restart - breakdown.get("load_state_s") - breakdown.get("state_root_cold_s") - breakdown.get("index_work_s")
+        "    stream index rebuild (all cores)   {:>8.2} s   (first open only, then stored; {:.0} streams)",
+        breakdown.get("index_rebuild_s"),
+        breakdown.get("index_streams")
     );
     println!(
         "stream lookup (Chain::stream, fold)  p50 {:.2} us   p99 {:.2} us   max {:.2} us   over {LOOKUPS} random streams",

@@ -2,16 +2,13 @@
 //! reads. Synchronous; the service runs block production on blocking threads.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
-use paystreams_program::{
-    Event, payment_streams_program_id, pda,
-    state::{StreamConfig, VAULT_CONFIG_LEN, VaultConfig, decode},
-};
+use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
     BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo,
     TxErrorInfo, TxStatus, VaultView, views,
@@ -22,7 +19,9 @@ use paystreams_runtime::{
 use tokio::sync::broadcast;
 
 use crate::{
+    index::StreamIndex,
     metrics::Metrics,
+    root::Leaves,
     storage::{
         GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt,
         transactions_root,
@@ -71,74 +70,14 @@ pub struct CommittedBlock {
     pub events: Vec<EventNotification>,
 }
 
-/// owner → vault ids, provider → (owner, vault id, stream id).
-#[derive(Default, Debug)]
-struct Index {
-    vaults: BTreeMap<AccountId, BTreeSet<u64>>,
-    provider_streams: BTreeMap<AccountId, BTreeSet<(AccountId, u64, u64)>>,
-}
-
-impl Index {
-    fn record(&mut self, event: &Event) {
-        match event {
-            Event::VaultInitialized {
-                owner, vault_id, ..
-            } => {
-                self.vaults.entry(*owner).or_default().insert(*vault_id);
-            }
-            Event::StreamCreated { stream, .. } => {
-                self.provider_streams
-                    .entry(stream.provider)
-                    .or_default()
-                    .insert((stream.owner, stream.vault_id, stream.stream_id));
-            }
-            _ => {}
-        }
-    }
-
-    /// Rebuilds the index from state: every vault config, then every stream of each vault.
-    fn rebuild(state: &State, program_id: &ProgramId) -> Self {
-        let mut index = Self::default();
-        for (id, account) in state.iter() {
-            if account.program_owner != *program_id || account.data.len() != VAULT_CONFIG_LEN {
-                continue;
-            }
-            let Ok(config) = decode::<VaultConfig>(&account.data) else {
-                continue;
-            };
-            if pda::vault_config_id(program_id, &config.owner, config.vault_id) != *id {
-                continue;
-            }
-            index
-                .vaults
-                .entry(config.owner)
-                .or_default()
-                .insert(config.vault_id);
-            for stream_id in 0..config.next_stream_id {
-                let Some(stream_account) =
-                    state.get(&pda::stream_config_id(program_id, id, stream_id))
-                else {
-                    continue;
-                };
-                if let Ok(stream) = decode::<StreamConfig>(&stream_account.data) {
-                    index
-                        .provider_streams
-                        .entry(stream.provider)
-                        .or_default()
-                        .insert((config.owner, config.vault_id, stream_id));
-                }
-            }
-        }
-        index
-    }
-}
-
 /// Everything guarded by the chain lock.
 struct Inner {
     state: State,
+    /// The state-root leaves of `state`, so a block hashes only the accounts it changed.
+    leaves: Leaves,
     head: StoredBlock,
     time_offset_ms: u64,
-    index: Index,
+    index: StreamIndex,
 }
 
 /// Transactions admitted but not yet committed. A hash stays in `pending` until its block is
@@ -277,7 +216,8 @@ impl Chain {
         dev_balance: u128,
     ) -> Result<Self, ChainError> {
         let runtime = Runtime::new();
-        let (genesis, state, head) = if let Some(genesis) = storage.genesis()? {
+        let program_id = payment_streams_program_id();
+        let (genesis, state, leaves, head, index) = if let Some(genesis) = storage.genesis()? {
             let height = storage.load_head()?.ok_or_else(|| StorageError::Corrupt {
                 what: "head".into(),
                 detail: "genesis present but no head".into(),
@@ -288,15 +228,8 @@ impl Chain {
                     what: format!("block {height}"),
                     detail: "head block missing".into(),
                 })?;
-            let state = storage.load_state()?;
-            if state.state_root() != head.header.state_root {
-                return Err(StorageError::Corrupt {
-                    what: "accounts".into(),
-                    detail: format!("state root does not match block {height}'s header"),
-                }
-                .into());
-            }
-            (genesis, state, head)
+            let (state, leaves, index) = Self::load(storage.as_ref(), &head, &program_id)?;
+            (genesis, state, leaves, head, index)
         } else {
             let accounts = (0..dev_accounts)
                 .map(|_| GenesisAccount {
@@ -311,15 +244,16 @@ impl Chain {
             let state = genesis_state(&genesis);
             let head = genesis_block(&genesis, &state);
             storage.init(&genesis, &head, &state)?;
-            (genesis, state, head)
+            let index = StreamIndex::rebuild(&state, &program_id);
+            storage.save_stream_index(&head, &index)?;
+            let leaves = Leaves::of(&state);
+            (genesis, state, leaves, head, index)
         };
         let dev_keys = genesis
             .accounts
             .iter()
             .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok())
             .collect();
-        let program_id = payment_streams_program_id();
-        let index = Index::rebuild(&state, &program_id);
         let metrics = Metrics::default();
         metrics.set_height(head.header.height);
         let (blocks, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -330,6 +264,7 @@ impl Chain {
             dev_keys,
             inner: Mutex::new(Inner {
                 state,
+                leaves,
                 time_offset_ms: head.time_offset_ms,
                 head,
                 index,
@@ -339,6 +274,66 @@ impl Chain {
             blocks,
             metrics,
         })
+    }
+
+    /// The committed state, checked against the head block's state root, and the stream index:
+    /// the stored one when it is current at `head` (read while the accounts load), else rebuilt
+    /// from the state and stored for the next start.
+    fn load(
+        storage: &dyn Storage,
+        head: &StoredBlock,
+        program_id: &ProgramId,
+    ) -> Result<(State, Leaves, StreamIndex), ChainError> {
+        let height = head.header.height;
+        let started = Instant::now();
+        // The stored index is read while the accounts load (and their leaves are hashed).
+        let (loaded, stored, index_read) = std::thread::scope(|scope| {
+            let stored_index = scope.spawn(|| {
+                let started = Instant::now();
+                let index = storage.stream_index(head);
+                (index, started.elapsed())
+            });
+            let loaded = storage.load_state_with_leaves();
+            let (stored, index_read) = stored_index
+                .join()
+                .unwrap_or_else(|_| (Ok(None), Duration::ZERO));
+            (loaded, stored, index_read)
+        });
+        let (state, leaves) = loaded?;
+        let leaves = Leaves::loaded(&state, leaves);
+        let root = leaves.root().unwrap_or_else(|| state.state_root());
+        let load_state = started.elapsed();
+        if root != head.header.state_root {
+            return Err(StorageError::Corrupt {
+                what: "accounts".into(),
+                detail: format!("state root does not match block {height}'s header"),
+            }
+            .into());
+        }
+        let stored = stored.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored stream index unreadable; rebuilding it");
+            None
+        });
+        let rebuilt_at = Instant::now();
+        let (index, rebuilt) = match stored {
+            Some(index) => (index, false),
+            None => {
+                let index = StreamIndex::rebuild(&state, program_id);
+                storage.save_stream_index(head, &index)?;
+                (index, true)
+            }
+        };
+        tracing::info!(
+            height,
+            accounts = state.len(),
+            load_and_root_ms = load_state.as_millis(),
+            index_read_ms = index_read.as_millis(),
+            index_rebuilt = rebuilt,
+            index_rebuild_and_save_ms = rebuilt_at.elapsed().as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "chain state loaded"
+        );
+        Ok((state, leaves, index))
     }
 
     #[must_use]
@@ -556,13 +551,20 @@ impl Chain {
                 .map(|id| (*id, inner.state.account(id)))
                 .collect(),
         };
+        let leaves = inner.leaves.updated(&inner.state, &diff);
         inner.state.apply_diff(&diff);
+        let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
+        debug_assert_eq!(
+            state_root,
+            inner.state.state_root(),
+            "kept leaves give the state root"
+        );
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let header = Header {
             height,
             parent_hash: inner.head.hash,
             timestamp_ms,
-            state_root: inner.state.state_root(),
+            state_root,
             transactions_root: transactions_root(&hashes),
         };
         let block = StoredBlock {
@@ -571,19 +573,25 @@ impl Chain {
             transactions: batch.iter().map(|(_, tx)| tx.clone()).collect(),
             time_offset_ms,
         };
-        if let Err(e) = self.storage.commit_block(&block, &receipts, &diff) {
+        let mut added = StreamIndex::default();
+        for receipt in &receipts {
+            for event in &receipt.events {
+                if let ReceiptEvent::PaymentStreams { event } = event {
+                    added.record(event);
+                }
+            }
+        }
+        if let Err(e) = self
+            .storage
+            .commit_block_indexed(&block, &receipts, &diff, &added)
+        {
             inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
             return Err(e.into());
         }
-        for receipt in &receipts {
-            for event in &receipt.events {
-                if let ReceiptEvent::PaymentStreams { event } = event {
-                    inner.index.record(event);
-                }
-            }
-        }
+        inner.index.extend(&added);
+        inner.leaves = leaves;
         let info = block_info(&block);
         inner.head = block;
         inner.time_offset_ms = time_offset_ms;

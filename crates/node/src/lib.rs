@@ -12,7 +12,9 @@
 
 pub mod chain;
 mod http;
+pub mod index;
 pub mod metrics;
+pub mod root;
 pub mod rpc;
 pub mod storage;
 pub mod verify;

@@ -16,8 +16,15 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{Account, AccountId, sha256};
 use paystreams_rpc::TxErrorInfo;
 use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{
+    ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition,
+};
 use serde::{Deserialize, Serialize};
+
+use crate::{
+    index::{StreamIndex, StreamKey},
+    root,
+};
 
 /// A storage failure. The node stops producing blocks rather than diverge from its disk.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +195,64 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt record.
     fn load_state(&self) -> Result<State, StorageError>;
+
+    /// Every stored account and, in id order, their state-root leaves (`State::state_root`),
+    /// from which callers compute the root they check against the head block. The default
+    /// loads, then hashes.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let state = self.load_state()?;
+        let leaves = root::Leaves::of(&state).into_inner();
+        Ok((state, leaves))
+    }
+
+    /// [`Storage::commit_block`], and in the same atomic write the stream-index entries the
+    /// block adds (`added`, from its events). A stored index that was current at the parent block
+    /// becomes current at this one; any other stored index stays stale.
+    ///
+    /// The default stores no index: it calls [`Storage::commit_block`].
+    ///
+    /// # Errors
+    /// Storage failure; nothing of the block is then stored.
+    fn commit_block_indexed(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let _ = added;
+        self.commit_block(block, receipts, diff)
+    }
+
+    /// The stored stream index if it is current at `head` (written for that very block), else
+    /// `None` (none stored, an older format, or blocks committed without it since).
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        let _ = head;
+        Ok(None)
+    }
+
+    /// Replaces the stored stream index with `index`, current at `head`.
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure; the previous index (current or stale) is then kept.
+    fn save_stream_index(
+        &self,
+        head: &StoredBlock,
+        index: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let _ = (head, index);
+        Ok(())
+    }
 }
 
 fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
@@ -305,6 +370,97 @@ const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
 const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
 /// account id → borsh account; default accounts are removed.
 const ACCOUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("accounts");
+/// Stream index, owner (32 bytes) ‖ vault id (u64 BE) → nothing.
+const INDEX_VAULTS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("index_vaults");
+/// Stream index, provider ‖ owner (32 bytes each) ‖ vault id ‖ stream id (u64 BE) → nothing.
+const INDEX_STREAMS: TableDefinition<'_, &[u8], ()> = TableDefinition::new("index_streams");
+
+/// `meta` key of the [`IndexMarker`].
+const INDEX_MARKER_KEY: &str = "stream_index";
+/// Format of the stored stream index; a marker of another version is stale.
+const INDEX_VERSION: u32 = 1;
+
+/// Which block the stored stream index is current at. Written with the index tables in one
+/// transaction; a data dir without it (older nodes) or with an older block has a stale index.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+struct IndexMarker {
+    version: u32,
+    height: u64,
+    block_hash: [u8; 32],
+}
+
+impl IndexMarker {
+    const fn at(height: u64, block_hash: [u8; 32]) -> Self {
+        Self {
+            version: INDEX_VERSION,
+            height,
+            block_hash,
+        }
+    }
+}
+
+fn vault_key(owner: &AccountId, vault_id: u64) -> [u8; 40] {
+    let mut key = [0; 40];
+    key[..32].copy_from_slice(&owner.0);
+    key[32..].copy_from_slice(&vault_id.to_be_bytes());
+    key
+}
+
+fn stream_key(provider: &AccountId, (owner, vault_id, stream_id): &StreamKey) -> [u8; 80] {
+    let mut key = [0; 80];
+    key[..32].copy_from_slice(&provider.0);
+    key[32..64].copy_from_slice(&owner.0);
+    key[64..72].copy_from_slice(&vault_id.to_be_bytes());
+    key[72..].copy_from_slice(&stream_id.to_be_bytes());
+    key
+}
+
+fn split_id(bytes: &[u8]) -> Option<(AccountId, &[u8])> {
+    let (id, rest) = bytes.split_first_chunk::<32>()?;
+    Some((AccountId(*id), rest))
+}
+
+fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (n, rest) = bytes.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*n), rest))
+}
+
+fn parse_vault_key(bytes: &[u8]) -> Option<(AccountId, u64)> {
+    let (owner, rest) = split_id(bytes)?;
+    let (vault_id, rest) = split_u64(rest)?;
+    rest.is_empty().then_some((owner, vault_id))
+}
+
+fn parse_stream_key(bytes: &[u8]) -> Option<(AccountId, StreamKey)> {
+    let (provider, rest) = split_id(bytes)?;
+    let (owner, rest) = split_id(rest)?;
+    let (vault_id, rest) = split_u64(rest)?;
+    let (stream_id, rest) = split_u64(rest)?;
+    rest.is_empty()
+        .then_some((provider, (owner, vault_id, stream_id)))
+}
+
+/// Inserts the entries of `index` into the index tables.
+fn write_index(txn: &redb::WriteTransaction, index: &StreamIndex) -> Result<(), StorageError> {
+    let mut vaults = txn.open_table(INDEX_VAULTS)?;
+    for (owner, vault_id) in index.vault_entries() {
+        vaults.insert(vault_key(owner, vault_id).as_slice(), ())?;
+    }
+    let mut streams = txn.open_table(INDEX_STREAMS)?;
+    for (provider, key) in index.stream_entries() {
+        streams.insert(stream_key(provider, key).as_slice(), ())?;
+    }
+    Ok(())
+}
+
+fn read_marker(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<IndexMarker>, StorageError> {
+    // An undecodable marker (another format) is a stale index, not a corrupt database.
+    Ok(table
+        .get(INDEX_MARKER_KEY)?
+        .and_then(|v| IndexMarker::try_from_slice(v.value()).ok()))
+}
 
 /// Storage in a redb file (`chain.redb` in the data dir).
 pub struct RedbStorage {
@@ -330,6 +486,8 @@ impl RedbStorage {
             txn.open_table(BLOCKS)?;
             txn.open_table(RECEIPTS)?;
             txn.open_table(ACCOUNTS)?;
+            txn.open_table(INDEX_VAULTS)?;
+            txn.open_table(INDEX_STREAMS)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -339,6 +497,69 @@ impl RedbStorage {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         Ok(txn)
+    }
+
+    /// [`Storage::load_state_with_leaves`] over `threads` key ranges (the result does not
+    /// depend on it).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    pub fn load_split(&self, threads: usize) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let threads = threads.clamp(1, 256);
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let total = usize::try_from(table.len()?).unwrap_or(0);
+        // Ids are hashes, so ranges by first byte hold about as many accounts each.
+        let bounds: Vec<[u8; 1]> = (1..threads)
+            .map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)])
+            .collect();
+        let mut ranges = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let lower = i.checked_sub(1).and_then(|j| bounds.get(j));
+            let upper = bounds.get(i);
+            let range = match (lower, upper) {
+                (None, None) => table.range::<&[u8]>(..)?,
+                (None, Some(hi)) => table.range::<&[u8]>(..hi.as_slice())?,
+                (Some(lo), None) => table.range::<&[u8]>(lo.as_slice()..)?,
+                (Some(lo), Some(hi)) => table.range::<&[u8]>(lo.as_slice()..hi.as_slice())?,
+            };
+            ranges.push(range);
+        }
+        // The loaders send their accounts in chunks; this thread inserts them meanwhile (the
+        // map is built by one thread; the order of inserts does not change it).
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(AccountId, Account)>>(64);
+        let mut state = State::new();
+        let parts: Vec<std::thread::Result<Result<Vec<[u8; 32]>, StorageError>>> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ranges
+                    .into_iter()
+                    .map(|range| {
+                        let sender = sender.clone();
+                        // Room for an eighth more than a fair share: one allocation, mostly.
+                        let capacity = total / threads + total / threads / 8 + 16;
+                        scope.spawn(move || load_range(range, &sender, capacity))
+                    })
+                    .collect();
+                drop(sender);
+                for chunk in receiver {
+                    for (id, account) in chunk {
+                        state.insert(id, account);
+                    }
+                }
+                workers.into_iter().map(|worker| worker.join()).collect()
+            });
+        let mut leaves = Vec::with_capacity(total);
+        for part in parts {
+            let Ok(part) = part else {
+                // A loading thread failed (not the data): load again on this thread alone.
+                drop(state);
+                let state = self.load_state()?;
+                let leaves = root::Leaves::of(&state).into_inner();
+                return Ok((state, leaves));
+            };
+            leaves.extend(part?);
+        }
+        Ok((state, leaves))
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -360,6 +581,71 @@ fn write_accounts<'a>(
             table.insert(id.0.as_slice(), encode(account).as_slice())?;
         }
     }
+    Ok(())
+}
+
+/// Accounts sent per chunk by a loading thread.
+const LOAD_CHUNK: usize = 4_096;
+
+/// Reads and decodes one key range, sending its accounts in chunks; returns their state-root
+/// leaves in id order.
+fn load_range(
+    range: redb::Range<'static, &'static [u8], &'static [u8]>,
+    sender: &std::sync::mpsc::SyncSender<Vec<(AccountId, Account)>>,
+    capacity: usize,
+) -> Result<Vec<[u8; 32]>, StorageError> {
+    let mut leaves = Vec::with_capacity(capacity);
+    let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+    for entry in range {
+        let (key, value) = entry?;
+        let id: [u8; 32] = key
+            .value()
+            .try_into()
+            .map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+        let bytes = value.value();
+        let account: Account = decode("account", bytes)?;
+        // The state holds no default account, and its root has no leaf for one.
+        if account.is_default() {
+            continue;
+        }
+        // Borsh is canonical: the stored bytes are `borsh(account)`, which the leaf hashes.
+        leaves.push(root::leaf(&AccountId(id), bytes));
+        chunk.push((AccountId(id), account));
+        if chunk.len() == LOAD_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+            sender
+                .send(full)
+                .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+        }
+    }
+    if !chunk.is_empty() {
+        sender
+            .send(chunk)
+            .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+    }
+    Ok(leaves)
+}
+
+/// The block, its receipts, its account changes and the new head.
+fn write_block(
+    txn: &redb::WriteTransaction,
+    block: &StoredBlock,
+    receipts: &[StoredReceipt],
+    diff: &StateDiff,
+) -> Result<(), StorageError> {
+    txn.open_table(BLOCKS)?
+        .insert(block.header.height, encode(block).as_slice())?;
+    let mut table = txn.open_table(RECEIPTS)?;
+    for receipt in receipts {
+        table.insert(
+            receipt.tx_hash.as_slice(),
+            encode_receipt(receipt)?.as_slice(),
+        )?;
+    }
+    drop(table);
+    write_accounts(txn, diff.accounts.iter())?;
+    txn.open_table(META)?
+        .insert("head", encode(&block.header.height).as_slice())?;
     Ok(())
 }
 
@@ -402,21 +688,99 @@ impl Storage for RedbStorage {
         diff: &StateDiff,
     ) -> Result<(), StorageError> {
         let txn = self.write()?;
+        write_block(&txn, block, receipts, diff)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn commit_block_indexed(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        write_block(&txn, block, receipts, diff)?;
         {
-            txn.open_table(BLOCKS)?
-                .insert(block.header.height, encode(block).as_slice())?;
-            let mut table = txn.open_table(RECEIPTS)?;
-            for receipt in receipts {
-                table.insert(
-                    receipt.tx_hash.as_slice(),
-                    encode_receipt(receipt)?.as_slice(),
+            let mut meta = txn.open_table(META)?;
+            let marker = read_marker(&meta)?;
+            let current_at_parent = block.header.height.checked_sub(1).is_some_and(|parent| {
+                marker == Some(IndexMarker::at(parent, block.header.parent_hash))
+            });
+            if current_at_parent {
+                write_index(&txn, added)?;
+                meta.insert(
+                    INDEX_MARKER_KEY,
+                    encode(&IndexMarker::at(block.header.height, block.hash)).as_slice(),
                 )?;
             }
-            drop(table);
-            write_accounts(&txn, diff.accounts.iter())?;
-            txn.open_table(META)?
-                .insert("head", encode(&block.header.height).as_slice())?;
         }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The accounts table split by id into one key range per core, each read, decoded and
+    /// leaf-hashed from its stored bytes (`borsh(account)`, what the leaf hashes) on its own
+    /// thread, in one read transaction.
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        self.load_split(threads)
+    }
+
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        let txn = self.db.begin_read()?;
+        if read_marker(&txn.open_table(META)?)?
+            != Some(IndexMarker::at(head.header.height, head.hash))
+        {
+            return Ok(None);
+        }
+        let mut index = StreamIndex::default();
+        for entry in txn.open_table(INDEX_VAULTS)?.iter()? {
+            let (key, _) = entry?;
+            let (owner, vault_id) = parse_vault_key(key.value()).ok_or_else(|| {
+                StorageError::corrupt("stream index", "vault key of wrong length")
+            })?;
+            index.vaults.entry(owner).or_default().insert(vault_id);
+        }
+        // Keys are sorted by provider, then by stream: each provider's set is built in one pass.
+        let mut group: Vec<StreamKey> = Vec::new();
+        let mut current: Option<AccountId> = None;
+        for entry in txn.open_table(INDEX_STREAMS)?.iter()? {
+            let (key, _) = entry?;
+            let (provider, stream) = parse_stream_key(key.value()).ok_or_else(|| {
+                StorageError::corrupt("stream index", "stream key of wrong length")
+            })?;
+            if current != Some(provider)
+                && let Some(done) = current.replace(provider)
+            {
+                index
+                    .provider_streams
+                    .insert(done, group.drain(..).collect());
+            }
+            group.push(stream);
+        }
+        if let Some(done) = current {
+            index
+                .provider_streams
+                .insert(done, group.into_iter().collect());
+        }
+        Ok(Some(index))
+    }
+
+    fn save_stream_index(
+        &self,
+        head: &StoredBlock,
+        index: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        txn.delete_table(INDEX_VAULTS)?;
+        txn.delete_table(INDEX_STREAMS)?;
+        write_index(&txn, index)?;
+        txn.open_table(META)?.insert(
+            INDEX_MARKER_KEY,
+            encode(&IndexMarker::at(head.header.height, head.hash)).as_slice(),
+        )?;
         txn.commit()?;
         Ok(())
     }
@@ -482,5 +846,82 @@ mod hex32 {
         bytes
             .try_into()
             .map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::ProgramId;
+
+    use super::*;
+
+    /// `count` accounts with ids spread over the whole key space and at the split points, of
+    /// varied balances, data and nonces.
+    fn random_state(count: u64) -> State {
+        let mut state = State::new();
+        for i in 0..count {
+            let mut id = sha256(&[&i.to_le_bytes()]);
+            if i < 8 {
+                // First bytes at and around the range boundaries.
+                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff]
+                    [usize::try_from(i).unwrap_or(0)];
+            }
+            let data_len = usize::try_from(i % 97).unwrap_or(0);
+            state.insert(
+                AccountId(id),
+                Account {
+                    program_owner: ProgramId([u32::try_from(i % 3).unwrap_or(0); 8]),
+                    balance: u128::from(i).wrapping_mul(1_000_003),
+                    data: vec![u8::try_from(i % 251).unwrap_or(0); data_len],
+                    nonce: u128::from(i % 5),
+                },
+            );
+        }
+        state
+    }
+
+    fn genesis_block(state: &State) -> StoredBlock {
+        let header = Header {
+            height: 0,
+            parent_hash: [0; 32],
+            timestamp_ms: 0,
+            state_root: state.state_root(),
+            transactions_root: transactions_root(&[]),
+        };
+        StoredBlock {
+            hash: header.hash(),
+            header,
+            transactions: vec![],
+            time_offset_ms: 0,
+        }
+    }
+
+    #[test]
+    fn split_load_equals_load_state_and_its_root_for_any_split() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
+        let empty = storage.load_split(3).expect("load empty");
+        assert_eq!(empty, (State::new(), vec![]));
+        let state = random_state(3_000);
+        let genesis = GenesisSpec {
+            timestamp_ms: 0,
+            accounts: vec![],
+        };
+        storage
+            .init(&genesis, &genesis_block(&state), &state)
+            .expect("init");
+        let loaded = storage.load_state().expect("load");
+        assert_eq!(loaded, state);
+        let leaves = root::Leaves::of(&state).into_inner();
+        for threads in [1, 2, 3, 7, 64] {
+            let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
+            assert_eq!(loaded, state, "{threads} ranges");
+            assert_eq!(loaded_leaves, leaves, "{threads} ranges");
+            assert_eq!(
+                root::merkle_root(loaded_leaves),
+                Some(state.state_root()),
+                "{threads} ranges"
+            );
+        }
     }
 }
