@@ -880,22 +880,6 @@ mod tests {
         state
     }
 
-    fn genesis_block(state: &State) -> StoredBlock {
-        let header = Header {
-            height: 0,
-            parent_hash: [0; 32],
-            timestamp_ms: 0,
-            state_root: state.state_root(),
-            transactions_root: transactions_root(&[]),
-        };
-        StoredBlock {
-            hash: header.hash(),
-            header,
-            transactions: vec![],
-            time_offset_ms: 0,
-        }
-    }
-
     #[test]
     fn split_load_equals_load_state_and_its_root_for_any_split() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -908,7 +892,7 @@ mod tests {
             accounts: vec![],
         };
         storage
-            .init(&genesis, &genesis_block(&state), &state)
+            .init(&genesis, &crate::chain::genesis_block(&genesis, &state), &state)
             .expect("init");
         let loaded = storage.load_state().expect("load");
         assert_eq!(loaded, state);

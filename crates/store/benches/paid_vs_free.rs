@@ -165,8 +165,9 @@ async fn bench() {
                     presigned.push(Some(r));
                 }
             }
+            presigned.resize_with(per_round, || None);
             let started = Instant::now();
-            let latencies: Vec<Duration> = stream::iter(presigned.into_iter().chain(std::iter::repeat(None)).take(per_round).enumerate())
+            let latencies: Vec<Duration> = stream::iter(presigned.into_iter().enumerate())
                 .map(|(i, ready)| {
                     let (user, to_paid, to_free) = (Arc::clone(&user), to_paid.clone(), to_free.clone());
                     async move {
