@@ -10,13 +10,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use paystreams_client::{follow_events, Client, RpcChain, RpcClaimer};
+use paystreams_client::{Client, RpcChain, RpcClaimer, follow_events};
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::NodeConfig;
-use paystreams_program::{state::StreamState, Event};
+use paystreams_program::{Event, state::StreamState};
 use paystreams_provider::{
-    follow::wall_clock_ms, EngineLimits, FollowerConfig, GrantKind, Liveness, MemoryStore, Provider, ProviderAdvert,
-    ProviderPolicy, SessionStore as _, StreamKey, VaultKey, Verdict,
+    EngineLimits, FollowerConfig, GrantKind, Liveness, MemoryStore, Provider, ProviderAdvert, ProviderPolicy,
+    SessionStore as _, StreamKey, VaultKey, Verdict, follow::wall_clock_ms,
 };
 use paystreams_rpc::chain_view::{ChainView as _, ChainWriter as _, SubmitOutcome};
 use paystreams_user::{Advert, MemoryKeyStore, Reaction, Terms, User, UserConfig};
@@ -89,20 +89,30 @@ async fn eligibility_flow_against_a_real_node() {
     client.deposit(&user_key, 0, DEPOSIT).await.expect("deposit");
     let user_chain = RpcChain::new(client.clone());
     let refused = user_chain
-        .submit(&paystreams_program::client::withdraw(&client.vault_ref(u, 0, [0; 32]), DEPOSIT + 1, None), &[&user_key])
+        .submit(
+            &paystreams_program::client::withdraw(&client.vault_ref(u, 0, [0; 32]), DEPOSIT + 1, None),
+            &[&user_key],
+        )
         .await
         .expect("submit");
-    assert!(matches!(refused, SubmitOutcome::Failed { code, ref name } if code != 0 && !name.is_empty()), "{refused:?}");
+    assert!(
+        matches!(refused, SubmitOutcome::Failed { code, ref name } if code != 0 && !name.is_empty()),
+        "{refused:?}"
+    );
 
     // Provider: RPC chain view capped by the follower's liveness, RPC claimer, follower over WS.
     let liveness = Liveness::new();
     let provider_chain = RpcChain::new(client.clone()).with_liveness(liveness.clone());
-    let mut policy =
-        ProviderPolicy::new(p.0, vec![SERVICE.into()], vec![TokenStreamPolicy { token_id: [0; 32], min_rate: RATE, min_allocation: ALLOCATION }]);
+    let mut policy = ProviderPolicy::new(
+        p.0,
+        vec![SERVICE.into()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: RATE, min_allocation: ALLOCATION }],
+    );
     policy.first_response_cap = FIRST_RESPONSE_CAP;
     let limits = EngineLimits { staleness_bound_ms: 3_000, recheck_lead_secs: 5, ..EngineLimits::default() };
     let claimer = RpcClaimer::new(provider_chain.clone(), provider_key.clone(), None);
-    let provider = Arc::new(Provider::new(policy, limits, provider_chain, MemoryStore::new(), claimer).expect("provider"));
+    let provider =
+        Arc::new(Provider::new(policy, limits, provider_chain, MemoryStore::new(), claimer).expect("provider"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let follower = {
         let (provider, client) = (Arc::clone(&provider), client.clone());
@@ -148,7 +158,10 @@ async fn eligibility_flow_against_a_real_node() {
     let Reaction::StreamCreated { stream_id } = reaction else { panic!("{reaction:?}") };
     assert_eq!(stream_id, 0);
     let view = client.stream(u, 0, stream_id).await.expect("read").expect("stream");
-    assert_eq!((view.provider, view.rate, view.allocation.0, view.state), (p, RATE, u128::from(ALLOCATION), StreamState::Active));
+    assert_eq!(
+        (view.provider, view.rate, view.allocation.0, view.state),
+        (p, RATE, u128::from(ALLOCATION), StreamState::Active)
+    );
     // The follower sees StreamCreated over WebSocket and records the matching stream.
     wait_for("the StreamCreated event", async || {
         let s = provider.store().session(session).await.expect("store")?;
@@ -238,11 +251,15 @@ async fn eligibility_flow_against_a_real_node() {
 
     // The user recovers the rest of the vault.
     let vault = user_chain.vault(&u, 0).await.expect("read").expect("vault");
-    assert_eq!((vault.balance.0, vault.total_allocated.0, vault.unallocated.0), (DEPOSIT - u128::from(ALLOCATION), 0, DEPOSIT - u128::from(ALLOCATION)));
+    assert_eq!(
+        (vault.balance.0, vault.total_allocated.0, vault.unallocated.0),
+        (DEPOSIT - u128::from(ALLOCATION), 0, DEPOSIT - u128::from(ALLOCATION))
+    );
     client.withdraw(&user_key, 0, vault.unallocated.0, None).await.expect("withdraw");
     let vault = user_chain.vault(&u, 0).await.expect("read").expect("vault");
     assert_eq!(vault.balance.0, 0);
-    let (user_end, provider_end) = (client.balance(u).await.expect("balance"), client.balance(p).await.expect("balance"));
+    let (user_end, provider_end) =
+        (client.balance(u).await.expect("balance"), client.balance(p).await.expect("balance"));
     assert_eq!(user_end, user_start - u128::from(ALLOCATION));
     assert_eq!(provider_end, provider_start + u128::from(ALLOCATION));
     assert_eq!(user_end + provider_end, supply);

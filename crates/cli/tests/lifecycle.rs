@@ -5,7 +5,7 @@
 //! Block times follow the wall clock (plus dev time jumps), so expectations are computed from
 //! the times the program reports in its events; every balance is then checked exactly.
 
-use paystreams_client::{claimed_amount, sign_receipt, stream_events, Client, ClientError, TxFailure};
+use paystreams_client::{Client, ClientError, TxFailure, claimed_amount, sign_receipt, stream_events};
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::{NodeConfig, NodeHandle};
 use paystreams_program::{Event, ExtensionSettings};
@@ -92,7 +92,10 @@ async fn native_vault_lifecycle_with_failures_explained() {
     let refused = failure(client.create_stream(&owner, 0, p, 10, 12_000, ExtensionSettings::default()).await);
     assert_eq!(refused.code, 6011);
     assert!(refused.is_preflight());
-    assert_eq!(refused.explanation, "vault 0 has 10000 unallocated, stream needs 12000: deposit 2000 more or lower --allocation");
+    assert_eq!(
+        refused.explanation,
+        "vault 0 has 10000 unallocated, stream needs 12000: deposit 2000 more or lower --allocation"
+    );
     let mut unchecked = client.clone();
     unchecked.set_preflight(false);
     let failed = failure(unchecked.create_stream(&owner, 0, p, 10, 12_000, ExtensionSettings::default()).await);
@@ -139,13 +142,18 @@ async fn native_vault_lifecycle_with_failures_explained() {
     assert_eq!(vault.total_allocated.0, 1_500);
     let too_much = failure(client.top_up(&owner, 0, sid, 9_000).await);
     assert_eq!(too_much.code, 6011);
-    assert_eq!(too_much.explanation, "vault 0 has 8500 unallocated, the top-up needs 9000: deposit 500 more or lower --amount");
+    assert_eq!(
+        too_much.explanation,
+        "vault 0 has 8500 unallocated, the top-up needs 9000: deposit 500 more or lower --amount"
+    );
 
     // Only the provider claims.
     let stranger = node.dev_keys()[2].clone();
     let wrong = failure(client.claim(&stranger, o, 0, sid, None).await);
     assert_eq!(wrong.code, 6024);
-    assert!(wrong.explanation.contains(&p.to_string()) && wrong.explanation.contains(&stranger.account_id().to_string()));
+    assert!(
+        wrong.explanation.contains(&p.to_string()) && wrong.explanation.contains(&stranger.account_id().to_string())
+    );
 
     client.advance_time(10).await.expect("advance");
     let provider_before = client.balance(p).await.expect("balance");
@@ -244,7 +252,10 @@ async fn fresh_accounts_need_a_signature_or_initialisation() {
     // A fresh provider cannot receive a native payout until initialised.
     client.init_vault(&owner, 7, None).await.expect("vault");
     client.deposit(&owner, 7, 1_000).await.expect("deposit");
-    let (sid, _) = client.create_stream(&owner, 7, fresh.account_id(), 5, 500, ExtensionSettings::default()).await.expect("create");
+    let (sid, _) = client
+        .create_stream(&owner, 7, fresh.account_id(), 5, 500, ExtensionSettings::default())
+        .await
+        .expect("create");
     client.advance_time(4).await.expect("advance");
     let refused = failure(client.claim(&fresh, owner.account_id(), 7, sid, None).await);
     assert_eq!(refused.code, 6044);
@@ -305,7 +316,11 @@ async fn every_extension() {
     // Two fees, plus one per second while running (t0..t1 and resume..t3, at most t3 - t0 total).
     assert!(view.accrued.0 >= 14 + elapsed(t0, t1));
     assert!(view.accrued.0 <= 14 + elapsed(t0, t3));
-    let too_big = failure(client.create_stream(&owner, 1, p, 1, 5, ExtensionSettings { activation_fee: 9, ..ExtensionSettings::default() }).await);
+    let too_big = failure(
+        client
+            .create_stream(&owner, 1, p, 1, 5, ExtensionSettings { activation_fee: 9, ..ExtensionSettings::default() })
+            .await,
+    );
     assert_eq!(too_big.code, 6035);
     assert!(too_big.explanation.contains("activation fee 9 exceeds the 5"), "{}", too_big.explanation);
 
@@ -326,7 +341,8 @@ async fn every_extension() {
     assert_eq!(released(&r), 1_000 - paid);
 
     // Delivery receipts: claims pay at most what the user acknowledged.
-    let ext = ExtensionSettings { receipt_key: Some(receipt_key.public_key().to_bytes()), ..ExtensionSettings::default() };
+    let ext =
+        ExtensionSettings { receipt_key: Some(receipt_key.public_key().to_bytes()), ..ExtensionSettings::default() };
     let (rc, _) = client.create_stream(&owner, 1, p, 2, 1_000, ext).await.expect("create");
     client.advance_time(30).await.expect("advance");
     let missing = failure(client.claim(&provider, o, 1, rc, None).await);

@@ -14,9 +14,7 @@ use std::{
 use base64::Engine as _;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use paystreams_client::keystore::Keystore;
-use paystreams_lez_core::{
-    AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id,
-};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_rpc::{HexHash, PaystreamsApiClient as _, TxStatus};
 use paystreams_runtime::{Message, Transaction};
 
@@ -42,14 +40,7 @@ impl Rng {
 
 fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args([
-            "node",
-            "--automine",
-            "--dev",
-            "--rpc-addr",
-            "127.0.0.1:0",
-            "--dev-accounts",
-        ])
+        .args(["node", "--automine", "--dev", "--rpc-addr", "127.0.0.1:0", "--dev-accounts"])
         .arg(ACCOUNTS.to_string())
         .arg("--data-dir")
         .arg(data)
@@ -63,10 +54,7 @@ fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
-        let line = lines
-            .next()
-            .expect("node printed its address")
-            .expect("read stdout");
+        let line = lines.next().expect("node printed its address").expect("read stdout");
         if let Some(rest) = line.strip_prefix("paystream node listening on ") {
             break rest.split_whitespace().next().expect("url").to_owned();
         }
@@ -77,10 +65,7 @@ fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
 }
 
 fn client(url: &str) -> HttpClient {
-    HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(5))
-        .build(url)
-        .expect("client")
+    HttpClientBuilder::default().request_timeout(Duration::from_secs(5)).build(url).expect("client")
 }
 
 fn transfer(from: &SecretKey, to: AccountId, nonce: u128) -> String {
@@ -96,9 +81,7 @@ fn transfer(from: &SecretKey, to: AccountId, nonce: u128) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_nothing_included() {
     let kills = kills();
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::from(d.subsec_nanos()) | 1);
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::from(d.subsec_nanos()) | 1);
     println!("seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -112,23 +95,14 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
         let rpc = client(&url);
         if keys.is_empty() {
             let store = Keystore::open(&keystore_dir).expect("keystore");
-            keys = (0..ACCOUNTS)
-                .map(|i| store.get(&format!("dev-{i}")).expect("dev key").key)
-                .collect();
+            keys = (0..ACCOUNTS).map(|i| store.get(&format!("dev-{i}")).expect("dev key").key).collect();
         }
         // Everything reported included before a kill is still there, in the same block.
         let recorded = included.lock().expect("lock").clone();
         for (hash, block) in &recorded {
-            let receipt = rpc
-                .get_transaction_receipt(*hash)
-                .await
-                .expect("receipt call")
-                .expect("receipt survives restart");
-            assert_eq!(
-                receipt.block_id,
-                Some(*block),
-                "round {round}: {hash} moved"
-            );
+            let receipt =
+                rpc.get_transaction_receipt(*hash).await.expect("receipt call").expect("receipt survives restart");
+            assert_eq!(receipt.block_id, Some(*block), "round {round}: {hash} moved");
             assert_eq!(receipt.status, TxStatus::Included);
         }
         if round == kills {
@@ -146,10 +120,7 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
                 for i in 0.. {
                     let from = i % ACCOUNTS;
                     let to = ids[(i + 1) % ACCOUNTS];
-                    let Ok(hash) = rpc
-                        .send_transaction(transfer(&keys[from], to, nonces[from]))
-                        .await
-                    else {
+                    let Ok(hash) = rpc.send_transaction(transfer(&keys[from], to, nonces[from])).await else {
                         return;
                     };
                     nonces[from] += 1;
@@ -158,10 +129,7 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
                         return;
                     };
                     assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
-                    included
-                        .lock()
-                        .expect("lock")
-                        .push((hash, receipt.block_id.expect("block")));
+                    included.lock().expect("lock").push((hash, receipt.block_id.expect("block")));
                 }
             })
         };
@@ -173,21 +141,10 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
 
     let count = included.lock().expect("lock").len();
     assert!(count > kills, "only {count} transactions got through");
-    let output = Command::new(BIN)
-        .args(["node", "--verify", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("verify");
-    assert!(
-        output.status.success(),
-        "verify failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new(BIN).args(["node", "--verify", "--data-dir"]).arg(&data).output().expect("verify");
+    assert!(output.status.success(), "verify failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("report json");
     assert_eq!(report["supply"], report["genesis_supply"], "{report}");
-    assert!(
-        report["transactions"].as_u64().expect("transactions") >= count as u64,
-        "{report}"
-    );
+    assert!(report["transactions"].as_u64().expect("transactions") >= count as u64, "{report}");
     println!("{count} included transactions over {kills} kills; replay: {report}");
 }

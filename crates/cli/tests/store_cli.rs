@@ -14,9 +14,9 @@ use paystreams_client::{Client, RpcChain};
 use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
 use paystreams_store::{
-    client::{new_request_id, PaidStore, StoreClient},
-    wire::StoreQueryRequest,
     STORE_SERVICE_ID,
+    client::{PaidStore, StoreClient, new_request_id},
+    wire::StoreQueryRequest,
 };
 use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
@@ -102,9 +102,10 @@ struct Chain {
 async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
-    let node = paystreams_node::start(NodeConfig { keystore_dir: Some(keystore.clone()), ..NodeConfig::ephemeral_dev() })
-        .await
-        .expect("node");
+    let node =
+        paystreams_node::start(NodeConfig { keystore_dir: Some(keystore.clone()), ..NodeConfig::ephemeral_dev() })
+            .await
+            .expect("node");
     let client = Client::connect(&node.rpc_url()).expect("client");
     let user = node.dev_keys()[0].clone();
     client.init_vault(&user, 0, None).await.expect("vault");
@@ -130,10 +131,19 @@ async fn import_serve_and_query_through_the_binary() {
     write_messages(&good, 12);
     let out = import(&rpc, &chain.keystore, &good, &archive);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 12 messages (0 already stored)"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 12 messages (0 already stored)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"]);
+    let provider = serve(
+        &rpc,
+        &chain.keystore,
+        work.path(),
+        &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"],
+    );
     let provider_account = chain.node.dev_keys()[1].account_id();
     let provider_before = chain.client.balance(provider_account).await.expect("balance");
     let query = tokio::task::spawn_blocking({
@@ -142,7 +152,18 @@ async fn import_serve_and_query_through_the_binary() {
             bin()
                 .args(["store", "--rpc", &rpc, "--keystore"])
                 .arg(&keystore)
-                .args(["--json", "query", "--provider", &address, "--from", "dev-0", "--content-topic", TOPIC, "--page-size", "5"])
+                .args([
+                    "--json",
+                    "query",
+                    "--provider",
+                    &address,
+                    "--from",
+                    "dev-0",
+                    "--content-topic",
+                    TOPIC,
+                    "--page-size",
+                    "5",
+                ])
                 .output()
                 .expect("runs")
         }
@@ -204,7 +225,9 @@ impl TestDb {
                 std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
             );
-            eprintln!("skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the shared-database test");
+            eprintln!(
+                "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the shared-database test"
+            );
             return None;
         };
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
@@ -263,7 +286,12 @@ async fn two_provider_processes_share_one_postgres_database() {
 
     let user_key = chain.node.dev_keys()[0].clone();
     let provider_id = chain.node.dev_keys()[1].account_id().0;
-    let user = Arc::new(User::new(user_key, RpcChain::new(chain.client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user = Arc::new(User::new(
+        user_key,
+        RpcChain::new(chain.client.clone()),
+        MemoryKeyStore::default(),
+        UserConfig::default(),
+    ));
     let to_a = StoreClient::connect(&a.address).await.expect("client a");
     let to_b = StoreClient::connect(&b.address).await.expect("client b");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };

@@ -83,16 +83,44 @@ async fn keys_vault_stream_and_explained_errors() {
 
     // The allocation-too-big message names the numbers and the fix; exit code 1.
     let out = env
-        .run(&["stream", "create", "--owner", "dev-0", "--vault-id", "0", "--provider", "dev-1", "--rate", "5", "--allocation", "5000"])
+        .run(&[
+            "stream",
+            "create",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--provider",
+            "dev-1",
+            "--rate",
+            "5",
+            "--allocation",
+            "5000",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("vault 0 has 1000 unallocated, stream needs 5000: deposit 4000 more or lower --allocation"),
+        stderr(&out)
+            .contains("vault 0 has 1000 unallocated, stream needs 5000: deposit 4000 more or lower --allocation"),
         "{}",
         stderr(&out)
     );
     let out = env
-        .run(&["stream", "create", "--owner", "dev-0", "--vault-id", "0", "--provider", "dev-1", "--rate", "5", "--allocation", "5000", "--json"])
+        .run(&[
+            "stream",
+            "create",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--provider",
+            "dev-1",
+            "--rate",
+            "5",
+            "--allocation",
+            "5000",
+            "--json",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(1));
     let error: Value = serde_json::from_slice(&out.stdout).expect("json error");
@@ -101,7 +129,22 @@ async fn keys_vault_stream_and_explained_errors() {
 
     // stream create / show --json.
     let created = env
-        .json(&["stream", "create", "--owner", "dev-0", "--vault-id", "0", "--provider", "dev-1", "--rate", "5", "--allocation", "600", "--activation-fee", "3"])
+        .json(&[
+            "stream",
+            "create",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--provider",
+            "dev-1",
+            "--rate",
+            "5",
+            "--allocation",
+            "600",
+            "--activation-fee",
+            "3",
+        ])
         .await;
     assert_eq!(created["stream_id"], 0);
     let shown = env.json(&["stream", "show", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"]).await;
@@ -113,7 +156,9 @@ async fn keys_vault_stream_and_explained_errors() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 
     // watch --json --count 2: one line per second.
-    let out = env.run(&["stream", "watch", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0", "--json", "--count", "2"]).await;
+    let out = env
+        .run(&["stream", "watch", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0", "--json", "--count", "2"])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), 2);
@@ -126,12 +171,18 @@ async fn keys_vault_stream_and_explained_errors() {
     assert!(stderr(&out).contains("already paused"), "{}", stderr(&out));
     env.json(&["stream", "resume", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"]).await;
     env.json(&["stream", "top-up", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0", "--amount", "100"]).await;
-    let out = env.run(&["stream", "claim", "--provider", "dev-2", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"]).await;
+    let out = env
+        .run(&["stream", "claim", "--provider", "dev-2", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"])
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("only the provider dev-1"), "{}", stderr(&out));
-    let claimed = env.json(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"]).await;
+    let claimed = env
+        .json(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0"])
+        .await;
     assert!(claimed["amount"].as_str().and_then(|a| a.parse::<u128>().ok()).is_some_and(|a| a >= 6));
-    let closed = env.json(&["stream", "close", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0", "--key", "dev-1"]).await;
+    let closed = env
+        .json(&["stream", "close", "--owner", "dev-0", "--vault-id", "0", "--stream-id", "0", "--key", "dev-1"])
+        .await;
     assert_eq!(closed["stream"]["state"], "closed");
 
     // Amounts are whole numbers: a clear refusal, exit code 2.
@@ -150,18 +201,63 @@ async fn keys_vault_stream_and_explained_errors() {
     assert_eq!(env.json(&["token", "balance", "--token", "USDX", "carol"]).await["balance"], "10");
     // Delivery receipts: the user signs, the provider claims with the receipt.
     let created = env
-        .json(&["stream", "create", "--owner", "dev-0", "--vault-id", "0", "--provider", "dev-1", "--rate", "5", "--allocation", "100", "--receipt-key", "dev-3"])
+        .json(&[
+            "stream",
+            "create",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--provider",
+            "dev-1",
+            "--rate",
+            "5",
+            "--allocation",
+            "100",
+            "--receipt-key",
+            "dev-3",
+        ])
         .await;
     let sid = created["stream_id"].to_string();
     let client = paystreams_client::Client::connect(&env.node.rpc_url()).expect("client");
     client.advance_time(10).await.expect("advance");
-    let out = env.run(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", &sid]).await;
+    let out = env
+        .run(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", &sid])
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("delivery receipts"), "{}", stderr(&out));
-    let receipt = env.json(&["stream", "receipt", "--key", "dev-3", "--owner", "dev-0", "--vault-id", "0", "--stream-id", &sid, "--acknowledged", "12"]).await;
+    let receipt = env
+        .json(&[
+            "stream",
+            "receipt",
+            "--key",
+            "dev-3",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--stream-id",
+            &sid,
+            "--acknowledged",
+            "12",
+        ])
+        .await;
     let hex = receipt["receipt"].as_str().expect("hex").to_owned();
     let claimed = env
-        .json(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", &sid, "--receipt", &hex])
+        .json(&[
+            "stream",
+            "claim",
+            "--provider",
+            "dev-1",
+            "--owner",
+            "dev-0",
+            "--vault-id",
+            "0",
+            "--stream-id",
+            &sid,
+            "--receipt",
+            &hex,
+        ])
         .await;
     assert_eq!(claimed["amount"], "12");
 

@@ -6,7 +6,9 @@
 pub enum AmountError {
     #[error("amount is empty; give a whole number such as 1000")]
     Empty,
-    #[error("amount {0:?} is not a whole number: use decimal digits only (no sign, decimal point or exponent), e.g. 1000")]
+    #[error(
+        "amount {0:?} is not a whole number: use decimal digits only (no sign, decimal point or exponent), e.g. 1000"
+    )]
     NotAnInteger(String),
     #[error("amount {0:?} is too large: the largest amount is {max}", max = u128::MAX)]
     TooLarge(String),

@@ -9,19 +9,19 @@ use jsonrpsee::{
     core::client::Subscription,
     ws_client::{WsClient, WsClientBuilder},
 };
-use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_program::client::Call;
 use paystreams_provider::{
-    run_follower, ChainClaimer, ClaimSubmitter, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness,
-    Provider, SessionStore,
+    ChainClaimer, ClaimSubmitter, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness, Provider,
+    SessionStore, run_follower,
 };
 use paystreams_rpc::{
-    chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
     EventFilter, EventNotification, PaystreamsApiClient as _, StreamView, VaultView,
+    chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
 };
 use tracing::warn;
 
-use crate::{client::stream_events, error::ClientError, Client};
+use crate::{Client, client::stream_events, error::ClientError};
 
 fn unavailable(error: &ClientError) -> ChainError {
     ChainError::Unavailable(error.to_string())
@@ -196,7 +196,12 @@ impl ChainView for RpcChain {
         self.read_and_cache(cache, height, owner, vault_id, stream_id).await
     }
 
-    async fn stream_fresh(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
+    async fn stream_fresh(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<StreamView>, ChainError> {
         let Some(cache) = &self.stream_cache else {
             return self.client.stream(*owner, vault_id, stream_id).await.map_err(|e| unavailable(&e));
         };
@@ -224,7 +229,9 @@ impl ChainWriter for RpcChain {
                 block_id: receipt.block_id.unwrap_or_default(),
                 events: stream_events(&receipt).cloned().collect(),
             }),
-            Err(ClientError::Transaction(failure)) => Ok(SubmitOutcome::Failed { code: failure.code, name: failure.name }),
+            Err(ClientError::Transaction(failure)) => {
+                Ok(SubmitOutcome::Failed { code: failure.code, name: failure.name })
+            }
             Err(e) => Err(unavailable(&e)),
         }
     }

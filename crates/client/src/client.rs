@@ -11,30 +11,29 @@ use std::{
 use base64::Engine as _;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use paystreams_lez_core::{
-    crypto::SecretKey,
-    token::{token_program_id, TokenInstruction},
-    transfer::{authenticated_transfer_program_id, transfer_instruction},
     Account, AccountId, ProgramId,
+    crypto::SecretKey,
+    token::{TokenInstruction, token_program_id},
+    transfer::{authenticated_transfer_program_id, transfer_instruction},
 };
 use paystreams_program::{
+    Event, ExtensionSettings, StreamError,
     client::{self as builders, Call, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
     state::VaultPrivacyTier,
-    Event, ExtensionSettings, StreamError,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
-    TxStatus, VaultView,
+    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxStatus, VaultView,
 };
 use paystreams_runtime::{
-    builtins::{token::TokenError, transfer::TransferError},
     Message, ReceiptEvent, Transaction,
+    builtins::{token::TokenError, transfer::TransferError},
 };
 
 use crate::{
     error::{ClientError, Result, TxFailure},
-    explain::{explain, preflight, token_balance, Facts, Operation},
+    explain::{Facts, Operation, explain, preflight, token_balance},
     holding::holding_key,
 };
 
@@ -364,7 +363,8 @@ impl Client {
     /// RPC failure.
     pub async fn chain_time(&self) -> Result<u64> {
         let height = self.last_block_id().await?;
-        let block = self.block(height).await?.ok_or_else(|| ClientError::NotFound(format!("block {height} is missing")))?;
+        let block =
+            self.block(height).await?.ok_or_else(|| ClientError::NotFound(format!("block {height} is missing")))?;
         Ok(block.header.timestamp_ms / 1000)
     }
 
@@ -422,7 +422,8 @@ impl Client {
     /// # Errors
     /// RPC failure, timeout, or [`ClientError::Transaction`] for a failed receipt.
     pub async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<ReceiptInfo> {
-        self.execute(&Operation::Other, call.program_id, call.account_ids.clone(), call.instruction_data(), signers).await
+        self.execute(&Operation::Other, call.program_id, call.account_ids.clone(), call.instruction_data(), signers)
+            .await
     }
 
     /// Like [`Client::submit`], with the operation it performs: pre-flight checks run first and
@@ -466,10 +467,8 @@ impl Client {
         if receipt.status == TxStatus::Included {
             return Ok(receipt);
         }
-        let (code, name, message) = receipt
-            .error
-            .as_ref()
-            .map_or((0, "Unknown".to_owned(), "failed without an error".to_owned()), |e| {
+        let (code, name, message) =
+            receipt.error.as_ref().map_or((0, "Unknown".to_owned(), "failed without an error".to_owned()), |e| {
                 (e.code, e.name.clone(), e.message.clone())
             });
         let facts = match self.facts(op).await {
@@ -550,7 +549,13 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::submit_op`]; `to_key` not matching `to`.
-    pub async fn transfer(&self, from: &SecretKey, to: AccountId, amount: u128, to_key: Option<&SecretKey>) -> Result<ReceiptInfo> {
+    pub async fn transfer(
+        &self,
+        from: &SecretKey,
+        to: AccountId,
+        amount: u128,
+        to_key: Option<&SecretKey>,
+    ) -> Result<ReceiptInfo> {
         let mut signers = vec![from];
         if let Some(key) = to_key {
             if key.account_id() != to {
@@ -559,8 +564,14 @@ impl Client {
             signers.push(key);
         }
         let op = Operation::NativeTransfer { from: from.account_id(), to, amount };
-        self.execute(&op, authenticated_transfer_program_id(), vec![from.account_id(), to], transfer_instruction(amount), &signers)
-            .await
+        self.execute(
+            &op,
+            authenticated_transfer_program_id(),
+            vec![from.account_id(), to],
+            transfer_instruction(amount),
+            &signers,
+        )
+        .await
     }
 
     // ----- Tokens -----
@@ -582,12 +593,17 @@ impl Client {
         let holding_id = holding.account_id();
         let op = Operation::TokenCreate { definition: definition_id, holding: holding_id, supply };
         let data = TokenInstruction::NewFungibleDefinition { name: name.to_owned(), total_supply: supply }.to_bytes();
-        let receipt =
-            self.execute(&op, token_program_id(), vec![definition_id, holding_id], data, &[definition, &holding]).await?;
+        let receipt = self
+            .execute(&op, token_program_id(), vec![definition_id, holding_id], data, &[definition, &holding])
+            .await?;
         Ok((receipt, holding_id))
     }
 
-    async fn recipient_holding(&self, definition: &AccountId, to: TokenRecipient<'_>) -> Result<(AccountId, Option<SecretKey>)> {
+    async fn recipient_holding(
+        &self,
+        definition: &AccountId,
+        to: TokenRecipient<'_>,
+    ) -> Result<(AccountId, Option<SecretKey>)> {
         match to {
             TokenRecipient::Holding(id) => Ok((id, None)),
             TokenRecipient::User(user) => {
@@ -603,14 +619,25 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::submit_op`].
-    pub async fn token_mint(&self, definition: &SecretKey, to: TokenRecipient<'_>, amount: u128) -> Result<ReceiptInfo> {
+    pub async fn token_mint(
+        &self,
+        definition: &SecretKey,
+        to: TokenRecipient<'_>,
+        amount: u128,
+    ) -> Result<ReceiptInfo> {
         let definition_id = definition.account_id();
         let (holding, holding_signer) = self.recipient_holding(&definition_id, to).await?;
         let mut signers = vec![definition];
         signers.extend(holding_signer.as_ref());
         let op = Operation::TokenMint { definition: definition_id, to: holding, amount };
-        self.execute(&op, token_program_id(), vec![definition_id, holding], TokenInstruction::Mint { amount }.to_bytes(), &signers)
-            .await
+        self.execute(
+            &op,
+            token_program_id(),
+            vec![definition_id, holding],
+            TokenInstruction::Mint { amount }.to_bytes(),
+            &signers,
+        )
+        .await
     }
 
     /// Transfers tokens from `from`'s derived holding.
@@ -673,7 +700,13 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::submit_op`]; no such vault.
-    pub async fn withdraw(&self, owner: &SecretKey, vault_id: u64, amount: u128, to: Option<AccountId>) -> Result<ReceiptInfo> {
+    pub async fn withdraw(
+        &self,
+        owner: &SecretKey,
+        vault_id: u64,
+        amount: u128,
+        to: Option<AccountId>,
+    ) -> Result<ReceiptInfo> {
         let (_, vault) = self.require_vault(owner.account_id(), vault_id).await?;
         if vault.is_native() {
             let call = builders::withdraw(&vault, amount, to);
@@ -730,8 +763,10 @@ impl Client {
     /// # Errors
     /// As [`Client::submit_op`]; no such vault or stream.
     pub async fn pause(&self, owner: &SecretKey, vault_id: u64, stream_id: u64) -> Result<ReceiptInfo> {
-        self.owner_op(owner, vault_id, stream_id, |v| (builders::pause_stream(v, stream_id), Operation::Pause { vault: *v, stream_id }))
-            .await
+        self.owner_op(owner, vault_id, stream_id, |v| {
+            (builders::pause_stream(v, stream_id), Operation::Pause { vault: *v, stream_id })
+        })
+        .await
     }
 
     /// # Errors
@@ -761,7 +796,11 @@ impl Client {
         .await
     }
 
-    async fn payout_holding(&self, vault: &VaultRef, provider: &SecretKey) -> Result<(Option<AccountId>, Option<SecretKey>)> {
+    async fn payout_holding(
+        &self,
+        vault: &VaultRef,
+        provider: &SecretKey,
+    ) -> Result<(Option<AccountId>, Option<SecretKey>)> {
         if vault.is_native() {
             return Ok((None, None));
         }

@@ -9,23 +9,51 @@
 
 use std::collections::BTreeMap;
 
-use paystreams_lez_core::{token::token_program_id, token::TokenHolding, Account, AccountId};
-use paystreams_program::{client::VaultRef, state::StreamState, ExtensionSettings, StreamError};
+use paystreams_lez_core::{Account, AccountId, token::TokenHolding, token::token_program_id};
+use paystreams_program::{ExtensionSettings, StreamError, client::VaultRef, state::StreamState};
 use paystreams_rpc::{StreamView, VaultView};
 
 /// What a transaction tried to do, in the caller's terms.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Operation {
     /// Authenticated-transfer initialisation of a fresh account.
-    InitAccount { account: AccountId },
-    NativeTransfer { from: AccountId, to: AccountId, amount: u128 },
-    TokenCreate { definition: AccountId, holding: AccountId, supply: u128 },
-    TokenMint { definition: AccountId, to: AccountId, amount: u128 },
-    TokenTransfer { from: AccountId, to: AccountId, amount: u128 },
-    InitVault { vault: VaultRef },
+    InitAccount {
+        account: AccountId,
+    },
+    NativeTransfer {
+        from: AccountId,
+        to: AccountId,
+        amount: u128,
+    },
+    TokenCreate {
+        definition: AccountId,
+        holding: AccountId,
+        supply: u128,
+    },
+    TokenMint {
+        definition: AccountId,
+        to: AccountId,
+        amount: u128,
+    },
+    TokenTransfer {
+        from: AccountId,
+        to: AccountId,
+        amount: u128,
+    },
+    InitVault {
+        vault: VaultRef,
+    },
     /// `source` is the owner (native vaults) or the owner's token holding.
-    Deposit { vault: VaultRef, amount: u128, source: AccountId },
-    Withdraw { vault: VaultRef, amount: u128, to: AccountId },
+    Deposit {
+        vault: VaultRef,
+        amount: u128,
+        source: AccountId,
+    },
+    Withdraw {
+        vault: VaultRef,
+        amount: u128,
+        to: AccountId,
+    },
     CreateStream {
         vault: VaultRef,
         stream_id: u64,
@@ -34,12 +62,36 @@ pub enum Operation {
         allocation: u128,
         extensions: ExtensionSettings,
     },
-    Pause { vault: VaultRef, stream_id: u64 },
-    Resume { vault: VaultRef, stream_id: u64 },
-    TopUp { vault: VaultRef, stream_id: u64, amount: u128 },
-    CloseByOwner { vault: VaultRef, stream_id: u64 },
-    CloseByProvider { vault: VaultRef, stream_id: u64, signer: AccountId, destination: AccountId },
-    Claim { vault: VaultRef, stream_id: u64, signer: AccountId, destination: AccountId, with_receipt: bool },
+    Pause {
+        vault: VaultRef,
+        stream_id: u64,
+    },
+    Resume {
+        vault: VaultRef,
+        stream_id: u64,
+    },
+    TopUp {
+        vault: VaultRef,
+        stream_id: u64,
+        amount: u128,
+    },
+    CloseByOwner {
+        vault: VaultRef,
+        stream_id: u64,
+    },
+    CloseByProvider {
+        vault: VaultRef,
+        stream_id: u64,
+        signer: AccountId,
+        destination: AccountId,
+    },
+    Claim {
+        vault: VaultRef,
+        stream_id: u64,
+        signer: AccountId,
+        destination: AccountId,
+        with_receipt: bool,
+    },
     /// Anything else (raw calls).
     Other,
 }
@@ -395,7 +447,9 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
             "{} is not a native account (never funded or owned by a program): fund it first with `paystream account transfer`",
             facts.label(from)
         ),
-        (2004, Operation::InitAccount { account }) => format!("{} is already initialised: nothing to do", facts.label(account)),
+        (2004, Operation::InitAccount { account }) => {
+            format!("{} is already initialised: nothing to do", facts.label(account))
+        }
         (1043 | 1045 | 2003, Operation::NativeTransfer { to, .. }) if facts.account(to).is_default() => format!(
             "the recipient {} has never been used on chain: a transfer that creates it must be signed by the recipient too \
              (pass --to-key NAME) or the recipient must be initialised first (`paystream account init NAME`)",
@@ -503,7 +557,9 @@ pub fn preflight(op: &Operation, facts: &Facts) -> Option<u32> {
                 _ => None,
             }
         }
-        Operation::CloseByOwner { .. } => (stream_state? == StreamState::Closed).then_some(StreamError::StreamClosed.code()),
+        Operation::CloseByOwner { .. } => {
+            (stream_state? == StreamState::Closed).then_some(StreamError::StreamClosed.code())
+        }
         Operation::CloseByProvider { signer, .. } => {
             let s = facts.stream.as_ref()?;
             if s.provider != *signer {
@@ -526,7 +582,8 @@ pub fn preflight(op: &Operation, facts: &Facts) -> Option<u32> {
             if !needs_receipt && *with_receipt {
                 return Some(StreamError::ReceiptNotExpected.code());
             }
-            let uninitialised_native = vault.is_native() && facts.accounts.get(destination).is_some_and(Account::is_default);
+            let uninitialised_native =
+                vault.is_native() && facts.accounts.get(destination).is_some_and(Account::is_default);
             uninitialised_native.then_some(StreamError::DestinationUninitialized.code())
         }
         Operation::NativeTransfer { from, amount, .. } => {

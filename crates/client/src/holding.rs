@@ -11,7 +11,7 @@
 //! about 2^-128) the counter 1, 2, ... is appended until it is. The holding's account id is the
 //! public account id of that key. Whoever has the user's secret key can sign for the holding.
 
-use paystreams_lez_core::{crypto::SecretKey, sha256, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256};
 
 /// Domain prefix of the holding-key derivation.
 pub const HOLDING_KEY_DOMAIN: &[u8] = b"paystreams/token-holding/";

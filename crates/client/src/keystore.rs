@@ -12,8 +12,8 @@ use std::{
 };
 
 use paystreams_lez_core::{
-    crypto::{secret_key_from_hex, SecretKey},
     AccountId,
+    crypto::{SecretKey, secret_key_from_hex},
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,9 @@ pub const KEY_NAME_MAX_LEN: usize = 64;
 pub enum KeystoreError {
     #[error("key name {0:?} is invalid: use 1-64 letters, digits, '-', '_' or '.' (not starting with '.')")]
     InvalidName(String),
-    #[error("no key named {name:?} in {dir}; list keys with `paystream keys list` or create one with `paystream keys new {name}`")]
+    #[error(
+        "no key named {name:?} in {dir}; list keys with `paystream keys list` or create one with `paystream keys new {name}`"
+    )]
     NotFound { name: String, dir: PathBuf },
     #[error("a key named {name:?} already exists in {dir}; pick another name")]
     AlreadyExists { name: String, dir: PathBuf },
@@ -134,7 +136,8 @@ impl Keystore {
             public_key: key.public_key().to_string(),
             account_id: key.account_id(),
         };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| KeystoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&file)
+            .map_err(|e| KeystoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
         let tmp = self.dir.join(format!(".{name}.json.tmp"));
         {
             let mut options = fs::OpenOptions::new();

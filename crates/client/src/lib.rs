@@ -19,14 +19,14 @@ pub mod explain;
 pub mod holding;
 pub mod keystore;
 
-pub use amount::{parse_amount, AmountError};
-pub use chain::{follow_events, RpcChain, RpcClaimer, WsEvents, WsSubscription};
+pub use amount::{AmountError, parse_amount};
+pub use chain::{RpcChain, RpcClaimer, WsEvents, WsSubscription, follow_events};
 pub use client::{
-    claimed_amount, sign_receipt, stream_events, Client, Progress, ProgressFn, TokenRecipient, DEFAULT_INCLUSION_TIMEOUT,
-    DEFAULT_RPC_URL,
+    Client, DEFAULT_INCLUSION_TIMEOUT, DEFAULT_RPC_URL, Progress, ProgressFn, TokenRecipient, claimed_amount,
+    sign_receipt, stream_events,
 };
 pub use error::{ClientError, Result, TxFailure};
-pub use explain::{explain, preflight, Facts, Operation};
+pub use explain::{Facts, Operation, explain, preflight};
 pub use holding::{holding_id, holding_key};
-pub use keystore::{default_keystore_dir, Keystore, KeystoreError, NamedKey};
+pub use keystore::{Keystore, KeystoreError, NamedKey, default_keystore_dir};
 pub use paystreams_rpc as rpc;

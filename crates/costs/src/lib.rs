@@ -27,18 +27,18 @@ use std::{collections::BTreeSet, hint::black_box};
 
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
+    AccountId, AccountWithMetadata, ProgramId, ProgramInput, ProgramOutput,
     crypto::SecretKey,
     sha256,
-    token::{token_program_id, TokenInstruction},
+    token::{TokenInstruction, token_program_id},
     transfer::authenticated_transfer_program_id,
-    AccountId, AccountWithMetadata, ProgramId, ProgramInput, ProgramOutput,
 };
 use paystreams_program::{
+    Event, ExtensionSettings, PaymentStreamsProgram, StreamError,
     client::{self, Call, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
     state::VaultPrivacyTier,
-    Event, ExtensionSettings, PaymentStreamsProgram, StreamError,
 };
 use paystreams_runtime::{BlockContext, Message, Runtime, State, StateView as _, Transaction, WitnessSet};
 
@@ -99,7 +99,12 @@ pub struct Setup {
 #[must_use]
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario { name: "initialize_vault", prepare: initialize_vault, measure: measure_initialize_vault, events: &["vault_initialized"] },
+        Scenario {
+            name: "initialize_vault",
+            prepare: initialize_vault,
+            measure: measure_initialize_vault,
+            events: &["vault_initialized"],
+        },
         Scenario {
             name: "initialize_vault_token",
             prepare: initialize_vault_token,
@@ -107,25 +112,55 @@ pub fn scenarios() -> Vec<Scenario> {
             events: &["vault_initialized"],
         },
         Scenario { name: "deposit", prepare: deposit, measure: measure_deposit, events: &["deposited"] },
-        Scenario { name: "deposit_token", prepare: deposit_token, measure: measure_deposit_token, events: &["deposited"] },
+        Scenario {
+            name: "deposit_token",
+            prepare: deposit_token,
+            measure: measure_deposit_token,
+            events: &["deposited"],
+        },
         Scenario { name: "withdraw", prepare: withdraw, measure: measure_withdraw, events: &["withdrawn"] },
-        Scenario { name: "withdraw_to_owner", prepare: withdraw_to_owner, measure: measure_withdraw_to_owner, events: &["withdrawn"] },
-        Scenario { name: "create_stream", prepare: create_stream, measure: measure_create_stream, events: &["stream_created"] },
+        Scenario {
+            name: "withdraw_to_owner",
+            prepare: withdraw_to_owner,
+            measure: measure_withdraw_to_owner,
+            events: &["withdrawn"],
+        },
+        Scenario {
+            name: "create_stream",
+            prepare: create_stream,
+            measure: measure_create_stream,
+            events: &["stream_created"],
+        },
         Scenario {
             name: "create_stream_with_extensions",
             prepare: create_stream_with_extensions,
             measure: measure_create_stream_with_extensions,
             events: &["stream_created", "activation_fee_charged"],
         },
-        Scenario { name: "pause_stream", prepare: pause_stream, measure: measure_pause_stream, events: &["stream_paused"] },
-        Scenario { name: "resume_stream", prepare: resume_stream, measure: measure_resume_stream, events: &["stream_resumed"] },
+        Scenario {
+            name: "pause_stream",
+            prepare: pause_stream,
+            measure: measure_pause_stream,
+            events: &["stream_paused"],
+        },
+        Scenario {
+            name: "resume_stream",
+            prepare: resume_stream,
+            measure: measure_resume_stream,
+            events: &["stream_resumed"],
+        },
         Scenario {
             name: "resume_stream_with_activation_fee",
             prepare: resume_stream_with_activation_fee,
             measure: measure_resume_stream_with_activation_fee,
             events: &["stream_resumed", "activation_fee_charged"],
         },
-        Scenario { name: "top_up_stream", prepare: top_up_stream, measure: measure_top_up_stream, events: &["stream_topped_up"] },
+        Scenario {
+            name: "top_up_stream",
+            prepare: top_up_stream,
+            measure: measure_top_up_stream,
+            events: &["stream_topped_up"],
+        },
         Scenario {
             name: "close_stream_by_owner",
             prepare: close_stream_by_owner,
@@ -139,7 +174,12 @@ pub fn scenarios() -> Vec<Scenario> {
             measure: measure_claim_with_auto_pause,
             events: &["stream_auto_paused", "claimed"],
         },
-        Scenario { name: "claim_with_receipt", prepare: claim_with_receipt, measure: measure_claim_with_receipt, events: &["claimed"] },
+        Scenario {
+            name: "claim_with_receipt",
+            prepare: claim_with_receipt,
+            measure: measure_claim_with_receipt,
+            events: &["claimed"],
+        },
         Scenario { name: "claim_token", prepare: claim_token, measure: measure_claim_token, events: &["claimed"] },
         Scenario {
             name: "close_stream_by_provider",
@@ -180,7 +220,8 @@ impl Scenario {
         let input =
             ProgramInput { self_program_id: program_id, caller_program_id: None, pre_states, instruction_data: &data };
 
-        let output = (self.measure)(&program, input).map_err(|e| format!("{}: the instruction failed: {e}", self.name))?;
+        let output =
+            (self.measure)(&program, input).map_err(|e| format!("{}: the instruction failed: {e}", self.name))?;
 
         if output.post_states.len() != accounts {
             return Err(format!("{}: {} post-states for {accounts} accounts", self.name, output.post_states.len()));
@@ -195,7 +236,10 @@ impl Scenario {
             return Err(format!("{}: events {events:?}, expected {:?}", self.name, self.events));
         }
         let signers: Vec<&SecretKey> = setup.signers.iter().collect();
-        setup.chain.submit(&setup.call, &signers).map_err(|e| format!("{}: the runtime refused the transaction: {e}", self.name))
+        setup
+            .chain
+            .submit(&setup.call, &signers)
+            .map_err(|e| format!("{}: the runtime refused the transaction: {e}", self.name))
     }
 }
 
@@ -274,8 +318,10 @@ impl Chain {
         let tx = Transaction { message, witness_set: WitnessSet { signatures_and_public_keys } };
         let block_id = self.block_id.checked_add(1).ok_or("block id overflow")?;
         let timestamp_ms = self.now_secs.checked_mul(1000).ok_or("timestamp overflow")?;
-        let applied =
-            self.runtime.apply(&self.state, &tx, &BlockContext { block_id, timestamp_ms }).map_err(|e| e.to_string())?;
+        let applied = self
+            .runtime
+            .apply(&self.state, &tx, &BlockContext { block_id, timestamp_ms })
+            .map_err(|e| e.to_string())?;
         self.state.apply_diff(&applied.diff);
         Ok(())
     }
@@ -364,7 +410,11 @@ struct Token {
 /// A token whose whole supply sits in the owner's holding, and a vault of it (not initialised).
 fn token_chain() -> Result<(Chain, Actors, Token, VaultRef), String> {
     let (mut chain, actors) = genesis()?;
-    let token = Token { definition: key("token")?, owner_holding: key("owner-holding")?, provider_holding: key("provider-holding")? };
+    let token = Token {
+        definition: key("token")?,
+        owner_holding: key("owner-holding")?,
+        provider_holding: key("provider-holding")?,
+    };
     let create = TokenInstruction::NewFungibleDefinition { name: "USDX".to_owned(), total_supply: 1_000_000_000 };
     let holders = [&token.definition, &token.owner_holding];
     let accounts = [token.definition.account_id(), token.owner_holding.account_id()];
@@ -382,7 +432,8 @@ fn token_chain() -> Result<(Chain, Actors, Token, VaultRef), String> {
 fn funded_token_vault() -> Result<(Chain, Actors, Token, VaultRef), String> {
     let (mut chain, actors, token, vault) = token_chain()?;
     chain.submit(&client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&actors.owner])?;
-    let deposit = client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), Some(token.owner_holding.account_id()));
+    let deposit =
+        client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), Some(token.owner_holding.account_id()));
     chain.submit(&deposit, &[&actors.owner, &token.owner_holding])?;
     Ok((chain, actors, token, vault))
 }
@@ -407,7 +458,8 @@ fn deposit() -> Result<Setup, String> {
 
 fn deposit_token() -> Result<Setup, String> {
     let (chain, actors, token, vault) = funded_token_vault()?;
-    let call = client::deposit(&vault, 5_000, authenticated_transfer_program_id(), Some(token.owner_holding.account_id()));
+    let call =
+        client::deposit(&vault, 5_000, authenticated_transfer_program_id(), Some(token.owner_holding.account_id()));
     Ok(chain.setup(call, &[&actors.owner, &token.owner_holding]))
 }
 
@@ -425,7 +477,8 @@ fn withdraw_to_owner() -> Result<Setup, String> {
 
 fn create_stream() -> Result<Setup, String> {
     let (chain, actors, vault) = funded_vault()?;
-    let call = client::create_stream(&vault, 0, actors.provider.account_id(), RATE, ALLOCATION, ExtensionSettings::default());
+    let call =
+        client::create_stream(&vault, 0, actors.provider.account_id(), RATE, ALLOCATION, ExtensionSettings::default());
     Ok(chain.setup(call, &[&actors.owner]))
 }
 
@@ -483,7 +536,8 @@ fn claim_with_auto_pause() -> Result<Setup, String> {
 
 fn claim_with_receipt() -> Result<Setup, String> {
     let receipt_key = key("receipt")?;
-    let extensions = ExtensionSettings { receipt_key: Some(receipt_key.public_key().to_bytes()), ..ExtensionSettings::default() };
+    let extensions =
+        ExtensionSettings { receipt_key: Some(receipt_key.public_key().to_bytes()), ..ExtensionSettings::default() };
     let (chain, actors, vault) = streaming(extensions)?;
     let body = ReceiptBody {
         program_id: vault.program_id,
@@ -499,7 +553,8 @@ fn claim_with_receipt() -> Result<Setup, String> {
 
 fn claim_token() -> Result<Setup, String> {
     let (mut chain, actors, token, vault) = funded_token_vault()?;
-    let create = client::create_stream(&vault, 0, actors.provider.account_id(), RATE, ALLOCATION, ExtensionSettings::default());
+    let create =
+        client::create_stream(&vault, 0, actors.provider.account_id(), RATE, ALLOCATION, ExtensionSettings::default());
     chain.submit(&create, &[&actors.owner])?;
     chain.set_time(T0 + ELAPSED)?;
     let call = client::claim(&vault, 0, actors.provider.account_id(), Some(token.provider_holding.account_id()), None);

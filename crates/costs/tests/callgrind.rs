@@ -137,7 +137,9 @@ fn compare(baseline: &Counts, measured: &Counts) -> (String, Vec<String>) {
         };
         table.push_str(&format!("{name:<42} {base:>12} {count:>12} {change:>9}\n"));
         if u128::from(count) * 100 > u128::from(base) * (100 + TOLERANCE_PERCENT) {
-            failures.push(format!("{name}: {count} instructions, more than {TOLERANCE_PERCENT}% over the baseline's {base}"));
+            failures.push(format!(
+                "{name}: {count} instructions, more than {TOLERANCE_PERCENT}% over the baseline's {base}"
+            ));
         }
     }
     for name in baseline.keys().filter(|name| !measured.contains_key(*name)) {
@@ -173,7 +175,8 @@ fn instruction_counts_stay_within_the_baseline() {
 
     // The environment must not reach the measured region: a padded one gives the same count.
     let probe = "claim";
-    let padded = measure(&valgrind, workdir.path(), probe, &[("PAYSTREAMS_COSTS_PADDING", "0123456789abcdefghijklmnopq")]);
+    let padded =
+        measure(&valgrind, workdir.path(), probe, &[("PAYSTREAMS_COSTS_PADDING", "0123456789abcdefghijklmnopq")]);
     assert_eq!(Some(&padded), measured.get(probe), "{probe}: the count depends on the environment");
 
     if update {

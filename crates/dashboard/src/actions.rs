@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use paystreams_client::{claimed_amount, parse_amount, ClientError, NamedKey};
+use paystreams_client::{ClientError, NamedKey, claimed_amount, parse_amount};
 use paystreams_lez_core::AccountId;
-use paystreams_program::{state::StreamState, ExtensionSettings};
+use paystreams_program::{ExtensionSettings, state::StreamState};
 use paystreams_rpc::{ReceiptInfo, StreamFilter};
 
 use crate::{app::AppState, format};
@@ -86,8 +86,12 @@ const PROVIDER_ACCOUNT: FieldSpec = FieldSpec {
 };
 const VAULT_ID: FieldSpec =
     FieldSpec { name: "vault_id", label: "Vault id", help: "The owner's vault number: 0, 1, 2, …", input: Input::Id };
-const STREAM_ID: FieldSpec =
-    FieldSpec { name: "stream_id", label: "Stream id", help: "The stream's number within the vault: 0, 1, 2, …", input: Input::Id };
+const STREAM_ID: FieldSpec = FieldSpec {
+    name: "stream_id",
+    label: "Stream id",
+    help: "The stream's number within the vault: 0, 1, 2, …",
+    input: Input::Id,
+};
 const AMOUNT: FieldSpec = FieldSpec {
     name: "amount",
     label: "Amount",
@@ -237,7 +241,11 @@ fn names_list(keys: &[NamedKey]) -> String {
 ///
 /// # Errors
 /// Field name → what is wrong and what to enter.
-pub fn validate(kind: Kind, form: &BTreeMap<String, String>, keys: &[NamedKey]) -> Result<Validated, BTreeMap<&'static str, String>> {
+pub fn validate(
+    kind: Kind,
+    form: &BTreeMap<String, String>,
+    keys: &[NamedKey],
+) -> Result<Validated, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     let mut signer: Option<NamedKey> = None;
     let mut validated = Parsed::default();
@@ -310,7 +318,10 @@ pub fn validate(kind: Kind, form: &BTreeMap<String, String>, keys: &[NamedKey]) 
                 Err(_) => {
                     errors.insert(
                         field.name,
-                        format!("{raw:?} is not a rate: use a whole number per second from 0 to {} (e.g. 10).", u64::MAX),
+                        format!(
+                            "{raw:?} is not a rate: use a whole number per second from 0 to {} (e.g. 10).",
+                            u64::MAX
+                        ),
                     );
                 }
             },
@@ -461,7 +472,13 @@ pub async fn claim_all_targets(app: &AppState, provider: &NamedKey) -> Result<Ve
         .into_iter()
         .filter(|s| s.accrued.0 > 0 || s.state == StreamState::Active)
         .take(CLAIM_ALL_MAX)
-        .map(|s| ClaimTarget { owner: s.owner, vault_id: s.vault_id, stream_id: s.stream_id, accrued: s.accrued.0, state: s.state })
+        .map(|s| ClaimTarget {
+            owner: s.owner,
+            vault_id: s.vault_id,
+            stream_id: s.stream_id,
+            accrued: s.accrued.0,
+            state: s.state,
+        })
         .collect())
 }
 
@@ -501,9 +518,12 @@ pub async fn execute(app: &AppState, action: &Validated, keys: &[NamedKey]) -> O
     let key = &v.signer.key;
     let stream_href = |owner: AccountId, stream_id: u64| format!("/streams/{owner}/{}/{stream_id}", v.vault_id);
     let owner = v.signer.account_id();
-    let mut outcome = Outcome { next_href: v.kind.home().to_owned(), next_text: "Back".to_owned(), ..Outcome::default() };
+    let mut outcome =
+        Outcome { next_href: v.kind.home().to_owned(), next_text: "Back".to_owned(), ..Outcome::default() };
     let single = match v.kind {
-        Kind::VaultInit => client.init_vault(key, v.vault_id, None).await.map(|r| (r, format!("Vault {} created.", v.vault_id))),
+        Kind::VaultInit => {
+            client.init_vault(key, v.vault_id, None).await.map(|r| (r, format!("Vault {} created.", v.vault_id)))
+        }
         Kind::Deposit => client
             .deposit(key, v.vault_id, v.amount)
             .await
@@ -514,7 +534,8 @@ pub async fn execute(app: &AppState, action: &Validated, keys: &[NamedKey]) -> O
             .map(|r| (r, format!("Withdrew {} from vault {}.", format::amount(v.amount), v.vault_id))),
         Kind::StreamCreate => {
             let provider = v.account.unwrap_or(owner);
-            match client.create_stream(key, v.vault_id, provider, v.rate, v.amount, ExtensionSettings::default()).await {
+            match client.create_stream(key, v.vault_id, provider, v.rate, v.amount, ExtensionSettings::default()).await
+            {
                 Ok((stream_id, receipt)) => {
                     outcome.next_href = stream_href(owner, stream_id);
                     outcome.next_text = format!("Open stream {stream_id}");
@@ -529,7 +550,9 @@ pub async fn execute(app: &AppState, action: &Validated, keys: &[NamedKey]) -> O
             let name = format!("Stream {} of vault {}", v.stream_id, v.vault_id);
             match v.kind {
                 Kind::Pause => client.pause(key, v.vault_id, v.stream_id).await.map(|r| (r, format!("{name} paused."))),
-                Kind::Resume => client.resume(key, v.vault_id, v.stream_id).await.map(|r| (r, format!("{name} resumed."))),
+                Kind::Resume => {
+                    client.resume(key, v.vault_id, v.stream_id).await.map(|r| (r, format!("{name} resumed.")))
+                }
                 Kind::TopUp => client
                     .top_up(key, v.vault_id, v.stream_id, v.amount)
                     .await
@@ -541,13 +564,10 @@ pub async fn execute(app: &AppState, action: &Validated, keys: &[NamedKey]) -> O
             let vault_owner = v.account.unwrap_or(owner);
             outcome.next_href = stream_href(vault_owner, v.stream_id);
             outcome.next_text = format!("Open stream {}", v.stream_id);
-            client
-                .claim(key, vault_owner, v.vault_id, v.stream_id, None)
-                .await
-                .map(|r| {
-                    let amount = claimed_amount(&r);
-                    (r, format!("Claimed {} from stream {} of vault {}.", format::amount(amount), v.stream_id, v.vault_id))
-                })
+            client.claim(key, vault_owner, v.vault_id, v.stream_id, None).await.map(|r| {
+                let amount = claimed_amount(&r);
+                (r, format!("Claimed {} from stream {} of vault {}.", format::amount(amount), v.stream_id, v.vault_id))
+            })
         }
         Kind::ClaimAll => {
             claim_all(&client, app, &v.signer, keys, &mut outcome).await;

@@ -2,7 +2,7 @@
 
 use std::{
     path::PathBuf,
-    sync::{atomic::AtomicUsize, Arc},
+    sync::{Arc, atomic::AtomicUsize},
 };
 
 use askama::Template;
@@ -93,7 +93,10 @@ impl IntoResponse for PageError {
 /// # Errors
 /// A template failure (a bug), as a 500 page.
 pub fn render(template: &impl Template) -> Result<Response, PageError> {
-    template.render().map(|body| Html(body).into_response()).map_err(|e| PageError::Internal(format!("page rendering failed: {e}")))
+    template
+        .render()
+        .map(|body| Html(body).into_response())
+        .map_err(|e| PageError::Internal(format!("page rendering failed: {e}")))
 }
 
 /// What every full page shows around its content.
@@ -147,8 +150,8 @@ impl AppState {
         if !self.keystore_dir.is_dir() {
             return Ok(vec![]);
         }
-        let store = Keystore::open(&self.keystore_dir)
-            .map_err(|e| PageError::Internal(format!("{e}; check --keystore")))?;
+        let store =
+            Keystore::open(&self.keystore_dir).map_err(|e| PageError::Internal(format!("{e}; check --keystore")))?;
         let mut keys = store.list().map_err(|e| PageError::Internal(format!("{e}; check --keystore")))?;
         keys.truncate(IDENTITIES_MAX);
         Ok(keys)

@@ -5,9 +5,9 @@
 use std::fmt::Write as _;
 
 use paystreams_program::{
-    fold::{activate, fold, restart_auto_pause},
-    state::{StreamConfig, StreamExtensions, StreamState, DEFAULT_VERSION, STREAM_VERSION_EXTENDED},
     Event,
+    fold::{activate, fold, restart_auto_pause},
+    state::{DEFAULT_VERSION, STREAM_VERSION_EXTENDED, StreamConfig, StreamExtensions, StreamState},
 };
 use paystreams_rpc::{EventNotification, StreamView};
 
@@ -161,7 +161,12 @@ pub fn replay(view: &StreamView, events: &[EventNotification]) -> Curve {
         }
         push(&mut curve, at, current.accrued.saturating_add(claimed));
         if let Some((label, class)) = mark_for(event) {
-            curve.marks.push(Mark { at, label, class, text: format!("{} — {}", format::time(at), hub::describe(event)) });
+            curve.marks.push(Mark {
+                at,
+                label,
+                class,
+                text: format!("{} — {}", format::time(at), hub::describe(event)),
+            });
         }
     }
     curve.claimed = claimed;
@@ -208,16 +213,10 @@ pub fn svg(curve: &Curve, title: &str) -> String {
     let t0 = curve.points.first().map_or(0, |p| p.0);
     let history_end = curve.points.last().map_or(t0, |p| p.0);
     // Show the projection for at most as long again as the history (at least a minute).
-    let projection_end = curve.projection.map(|(_, (stop, _))| stop.min(history_end.saturating_add((history_end - t0).max(60))));
+    let projection_end =
+        curve.projection.map(|(_, (stop, _))| stop.min(history_end.saturating_add((history_end - t0).max(60))));
     let t1 = projection_end.unwrap_or(history_end).max(t0.saturating_add(1));
-    let v_max = curve
-        .points
-        .iter()
-        .map(|p| p.1)
-        .chain(curve.projection.map(|(_, (_, v))| v))
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let v_max = curve.points.iter().map(|p| p.1).chain(curve.projection.map(|(_, (_, v))| v)).max().unwrap_or(0).max(1);
     let span_t = u128::from(t1 - t0);
     let x = |t: u64| PAD_LEFT + scale(u128::from(t.clamp(t0, t1) - t0), span_t, plot_w);
     let y = |v: u128| PAD_TOP + plot_h - scale(v, v_max, plot_h);
@@ -332,7 +331,14 @@ mod tests {
         EventNotification { block_id: 1, timestamp_ms: 0, tx_hash: HexHash::default(), event }
     }
 
-    fn view(state: StreamState, allocation: u128, accrued: u128, accrued_as_of: u64, as_of: u64, planned_stop: Option<u64>) -> StreamView {
+    fn view(
+        state: StreamState,
+        allocation: u128,
+        accrued: u128,
+        accrued_as_of: u64,
+        as_of: u64,
+        planned_stop: Option<u64>,
+    ) -> StreamView {
         StreamView {
             owner: OWNER,
             vault_id: 0,

@@ -11,10 +11,10 @@ use std::{
 };
 
 use jsonrpsee::ws_client::WsClientBuilder;
-use paystreams_client::{stream_events, Client};
+use paystreams_client::{Client, stream_events};
 use paystreams_lez_core::AccountId;
 use paystreams_program::Event;
-use paystreams_rpc::{EventFilter, EventNotification, PaystreamsApiClient as _, BLOCK_RANGE_MAX};
+use paystreams_rpc::{BLOCK_RANGE_MAX, EventFilter, EventNotification, PaystreamsApiClient as _};
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -79,10 +79,7 @@ impl Hub {
     #[must_use]
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(PUSH_CHANNEL_CAPACITY);
-        Self {
-            inner: Mutex::new(Inner { status: "connecting to the node…".to_owned(), ..Inner::default() }),
-            tx,
-        }
+        Self { inner: Mutex::new(Inner { status: "connecting to the node…".to_owned(), ..Inner::default() }), tx }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -213,10 +210,13 @@ pub fn refresh_keys(event: &Event) -> Vec<String> {
 /// One line about an event, for history tables and announcements.
 #[must_use]
 pub fn describe(event: &Event) -> String {
-    let stream_name = |s: &paystreams_program::event::StreamRef| format!("stream {} of vault {}", s.stream_id, s.vault_id);
+    let stream_name =
+        |s: &paystreams_program::event::StreamRef| format!("stream {} of vault {}", s.stream_id, s.vault_id);
     match event {
         Event::VaultInitialized { vault_id, token_id, .. } => format!("vault {vault_id} created ({token_id})"),
-        Event::Deposited { vault_id, amount, .. } => format!("{} deposited into vault {vault_id}", format::amount(*amount)),
+        Event::Deposited { vault_id, amount, .. } => {
+            format!("{} deposited into vault {vault_id}", format::amount(*amount))
+        }
         Event::Withdrawn { vault_id, amount, to, .. } => {
             format!("{} withdrawn from vault {vault_id} to {}", format::amount(*amount), format::short_id(to))
         }
@@ -226,7 +226,9 @@ pub fn describe(event: &Event) -> String {
             format::amount(u128::from(*rate)),
             format::amount(*allocation)
         ),
-        Event::StreamAutoPaused { stream, depleted: true, .. } => format!("{} paused itself: allocation used up", stream_name(stream)),
+        Event::StreamAutoPaused { stream, depleted: true, .. } => {
+            format!("{} paused itself: allocation used up", stream_name(stream))
+        }
         Event::StreamAutoPaused { stream, depleted: false, .. } => {
             format!("{} paused itself: auto-pause duration reached", stream_name(stream))
         }

@@ -29,21 +29,21 @@ pub mod view;
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{atomic::AtomicUsize, Arc},
+    sync::{Arc, atomic::AtomicUsize},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use axum::{
+    Extension, Router,
     extract::DefaultBodyLimit,
     routing::{get, post},
-    Extension, Router,
 };
 use paystreams_client::Client;
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use app::AppState;
-pub use hub::{Hub, HISTORY_BLOCKS_DEFAULT};
+pub use hub::{HISTORY_BLOCKS_DEFAULT, Hub};
 pub use sessions::{HttpSessions, SessionSource, SessionSourceError, StoreSessions};
 
 /// Default listening address.
@@ -161,11 +161,14 @@ impl DashboardHandle {
 ///
 /// # Errors
 /// The RPC URL is unusable, or the address cannot be bound.
-pub async fn start(config: DashboardConfig, sessions: Option<Arc<dyn SessionSource>>) -> anyhow::Result<DashboardHandle> {
+pub async fn start(
+    config: DashboardConfig,
+    sessions: Option<Arc<dyn SessionSource>>,
+) -> anyhow::Result<DashboardHandle> {
     let client = Client::connect(&config.rpc_url).with_context(|| format!("--rpc {} is not usable", config.rpc_url))?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
-        format!("cannot listen on {}; is the port in use? pass another --listen", config.listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; is the port in use? pass another --listen", config.listen))?;
     let addr = listener.local_addr().context("listening address")?;
     let allowed_hosts = (!config.allow_remote).then(|| security::loopback_hosts(addr));
     let hub = Arc::new(Hub::new());

@@ -6,23 +6,23 @@ use std::{collections::BTreeMap, convert::Infallible, sync::Arc, sync::atomic::O
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
-    http::{header, StatusCode},
-    response::{
-        sse::{Event as SseEvent, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
     Form,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
 };
 use paystreams_client::NamedKey;
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::{StreamFilter, StreamView};
 use serde_json::json;
-use tokio_stream::{wrappers::BroadcastStream, StreamExt as _};
+use tokio_stream::{StreamExt as _, wrappers::BroadcastStream};
 
 use crate::{
     actions::{self, Input, Kind, Outcome},
-    app::{render, AppState, Layout, PageError},
+    app::{AppState, Layout, PageError, render},
     chart, format,
     hub::{self, Push},
     view::{self, IdentityRow, Label, StreamRow, VaultRow},
@@ -51,8 +51,9 @@ fn parse_account(what: &str, text: &str) -> Result<AccountId, PageError> {
 }
 
 fn parse_u64(what: &str, text: &str) -> Result<u64, PageError> {
-    text.parse::<u64>()
-        .map_err(|_| PageError::BadRequest(format!("{text:?} in the address is not a {what}: use a whole number such as 0")))
+    text.parse::<u64>().map_err(|_| {
+        PageError::BadRequest(format!("{text:?} in the address is not a {what}: use a whole number such as 0"))
+    })
 }
 
 fn parse_stream_path(owner: &str, vault: &str, stream: &str) -> Result<(AccountId, u64, u64), PageError> {
@@ -183,7 +184,11 @@ async fn identity_html(app: &AppState, key: &NamedKey) -> Result<String, PageErr
     html(&IdentityFragment { ident: view::identity(&app.client, key).await? })
 }
 
-async fn vaults_html(app: &AppState, owner: AccountId, names: &BTreeMap<AccountId, String>) -> Result<(String, Vec<VaultRow>), PageError> {
+async fn vaults_html(
+    app: &AppState,
+    owner: AccountId,
+    names: &BTreeMap<AccountId, String>,
+) -> Result<(String, Vec<VaultRow>), PageError> {
     let vaults = view::vaults(&app.client, owner, names).await?;
     let body = html(&VaultsFragment {
         owner: owner.to_string(),
@@ -210,7 +215,11 @@ async fn streams_html(
     })
 }
 
-async fn provider_html(app: &AppState, provider: AccountId, names: &BTreeMap<AccountId, String>) -> Result<(String, usize), PageError> {
+async fn provider_html(
+    app: &AppState,
+    provider: AccountId,
+    names: &BTreeMap<AccountId, String>,
+) -> Result<(String, usize), PageError> {
     let streams = view::streams(&app.client, StreamFilter { owner: None, provider: Some(provider) }, names).await?;
     let total: u128 = streams.iter().filter_map(|r| r.accrued_raw.parse::<u128>().ok()).fold(0, u128::saturating_add);
     let count = streams.len();
@@ -264,8 +273,11 @@ async fn sessions_html(app: &AppState) -> Result<String, PageError> {
         fragment.pending = report.pending;
         fragment.bound = report.bound;
         fragment.ended = report.ended;
-        fragment.claimable =
-            report.claimable.iter().map(|(owner, vault, stream)| format!("stream {stream} of vault {vault} of {owner}")).collect();
+        fragment.claimable = report
+            .claimable
+            .iter()
+            .map(|(owner, vault, stream)| format!("stream {stream} of vault {vault} of {owner}"))
+            .collect();
         fragment.more = report.sessions.len().saturating_sub(SESSIONS_SHOWN_MAX);
         fragment.sessions = report
             .sessions
@@ -275,7 +287,10 @@ async fn sessions_html(app: &AppState) -> Result<String, PageError> {
                 id_short: s.id.chars().take(12).collect(),
                 state: if s.state == "ended" { "terminated".to_owned() } else { s.state.clone() },
                 stream: s.stream_id.map_or_else(|| "—".to_owned(), |id| id.to_string()),
-                vault_owner: s.vault_owner.parse::<AccountId>().map_or_else(|_| s.vault_owner.clone(), |id| format::short_id(&id)),
+                vault_owner: s
+                    .vault_owner
+                    .parse::<AccountId>()
+                    .map_or_else(|_| s.vault_owner.clone(), |id| format::short_id(&id)),
                 vault_id: s.vault_id,
                 service: s.service_id.clone(),
                 rate: s.rate.parse::<u128>().map_or_else(|_| s.rate.clone(), format::amount),
@@ -294,7 +309,11 @@ async fn sessions_html(app: &AppState) -> Result<String, PageError> {
     html(&fragment)
 }
 
-fn summary_html(view: &StreamView, names: &BTreeMap<AccountId, String>, curve: &chart::Curve) -> Result<String, PageError> {
+fn summary_html(
+    view: &StreamView,
+    names: &BTreeMap<AccountId, String>,
+    curve: &chart::Curve,
+) -> Result<String, PageError> {
     html(&SummaryFragment { row: StreamRow::from_view(view, names), claimed: format::amount(curve.claimed) })
 }
 
@@ -310,7 +329,9 @@ fn chart_html(app: &AppState, view: &StreamView, curve: &chart::Curve) -> Result
         });
     }
     if curve.projection.is_some() {
-        notes.push("The dashed line is the plan: accrual at the current rate until the allocation is used up.".to_owned());
+        notes.push(
+            "The dashed line is the plan: accrual at the current rate until the allocation is used up.".to_owned(),
+        );
     }
     let title = format!("Accrued on stream {} of vault {}", view.stream_id, view.vault_id);
     html(&ChartFragment {
@@ -321,7 +342,11 @@ fn chart_html(app: &AppState, view: &StreamView, curve: &chart::Curve) -> Result
     })
 }
 
-fn history_html(app: &AppState, view: &StreamView, events: &[paystreams_rpc::EventNotification]) -> Result<String, PageError> {
+fn history_html(
+    app: &AppState,
+    view: &StreamView,
+    events: &[paystreams_rpc::EventNotification],
+) -> Result<String, PageError> {
     let entries = events
         .iter()
         .rev()
@@ -377,21 +402,33 @@ pub async fn frag_streams(State(app): State<Arc<AppState>>, Path(owner): Path<St
     Ok(fragment(streams_html(&app, owner, &vaults, &names).await?))
 }
 
-pub async fn frag_stream_row(State(app): State<Arc<AppState>>, Path((o, v, s)): Path<(String, String, String)>) -> Page {
+pub async fn frag_stream_row(
+    State(app): State<Arc<AppState>>,
+    Path((o, v, s)): Path<(String, String, String)>,
+) -> Page {
     let (owner, vault_id, stream_id) = parse_stream_path(&o, &v, &s)?;
     let (_, names) = names(&app)?;
     let view = view::stream_view(&app.client, owner, vault_id, stream_id).await?;
     Ok(fragment(html(&StreamRowFragment { row: StreamRow::from_view(&view, &names) })?))
 }
 
-pub async fn frag_earning_row(State(app): State<Arc<AppState>>, Path((o, v, s)): Path<(String, String, String)>) -> Page {
+pub async fn frag_earning_row(
+    State(app): State<Arc<AppState>>,
+    Path((o, v, s)): Path<(String, String, String)>,
+) -> Page {
     let (owner, vault_id, stream_id) = parse_stream_path(&o, &v, &s)?;
     let (_, names) = names(&app)?;
     let view = view::stream_view(&app.client, owner, vault_id, stream_id).await?;
     Ok(fragment(html(&EarningRowFragment { row: StreamRow::from_view(&view, &names) })?))
 }
 
-async fn stream_parts(app: &AppState, o: &str, v: &str, s: &str) -> Result<(StreamView, BTreeMap<AccountId, String>, Vec<paystreams_rpc::EventNotification>, chart::Curve), PageError> {
+async fn stream_parts(
+    app: &AppState,
+    o: &str,
+    v: &str,
+    s: &str,
+) -> Result<(StreamView, BTreeMap<AccountId, String>, Vec<paystreams_rpc::EventNotification>, chart::Curve), PageError>
+{
     let (owner, vault_id, stream_id) = parse_stream_path(o, v, s)?;
     let (_, names) = names(app)?;
     let view = view::stream_view(&app.client, owner, vault_id, stream_id).await?;
@@ -514,7 +551,11 @@ pub async fn stream(State(app): State<Arc<AppState>>, Path((o, v, s)): Path<(Str
         if row.is_active {
             links.push(ActionLink { href: format!("/actions/pause?{query}"), text: "Pause".to_owned(), danger: false });
         } else {
-            links.push(ActionLink { href: format!("/actions/resume?{query}"), text: "Resume".to_owned(), danger: false });
+            links.push(ActionLink {
+                href: format!("/actions/resume?{query}"),
+                text: "Resume".to_owned(),
+                danger: false,
+            });
         }
         links.push(ActionLink { href: format!("/actions/top-up?{query}"), text: "Top up".to_owned(), danger: false });
         links.push(ActionLink { href: format!("/actions/close?{query}"), text: "Close".to_owned(), danger: true });
@@ -600,11 +641,17 @@ fn kind_of(slug: &str) -> Result<Kind, PageError> {
     })
 }
 
-fn field_views(kind: Kind, values: &BTreeMap<String, String>, errors: &BTreeMap<&'static str, String>, keys: &[NamedKey]) -> Vec<FieldView> {
+fn field_views(
+    kind: Kind,
+    values: &BTreeMap<String, String>,
+    errors: &BTreeMap<&'static str, String>,
+    keys: &[NamedKey],
+) -> Vec<FieldView> {
     kind.fields()
         .iter()
         .map(|spec| {
-            let value: String = values.get(spec.name).map(|v| v.chars().take(actions::FIELD_LEN_MAX).collect()).unwrap_or_default();
+            let value: String =
+                values.get(spec.name).map(|v| v.chars().take(actions::FIELD_LEN_MAX).collect()).unwrap_or_default();
             let selected_key = keys.iter().find(|k| k.name == value || k.account_id().to_string() == value);
             FieldView {
                 name: spec.name,
@@ -636,7 +683,13 @@ fn field_views(kind: Kind, values: &BTreeMap<String, String>, errors: &BTreeMap<
         .collect()
 }
 
-async fn form_page(app: &AppState, kind: Kind, values: &BTreeMap<String, String>, errors: &BTreeMap<&'static str, String>, keys: &[NamedKey]) -> Page {
+async fn form_page(
+    app: &AppState,
+    kind: Kind,
+    values: &BTreeMap<String, String>,
+    errors: &BTreeMap<&'static str, String>,
+    keys: &[NamedKey],
+) -> Page {
     let layout = app.layout(kind.title(), if kind.home() == "/provider" { "provider" } else { "overview" }).await?;
     let page = ActionFormPage {
         layout,
@@ -652,14 +705,22 @@ async fn form_page(app: &AppState, kind: Kind, values: &BTreeMap<String, String>
     render(&page).map(|r| (status, r).into_response())
 }
 
-pub async fn action_form(State(app): State<Arc<AppState>>, Path(slug): Path<String>, Query(query): Query<Vec<(String, String)>>) -> Page {
+pub async fn action_form(
+    State(app): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Page {
     let kind = kind_of(&slug)?;
     let (keys, _) = names(&app)?;
     let values = form_values(query);
     form_page(&app, kind, &values, &BTreeMap::new(), &keys).await
 }
 
-pub async fn action_post(State(app): State<Arc<AppState>>, Path(slug): Path<String>, Form(pairs): Form<Vec<(String, String)>>) -> Page {
+pub async fn action_post(
+    State(app): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Page {
     let kind = kind_of(&slug)?;
     let values = form_values(pairs);
     let token = values.get("csrf").map_or("", String::as_str);
@@ -681,13 +742,20 @@ pub async fn action_post(State(app): State<Arc<AppState>>, Path(slug): Path<Stri
         "confirm" => {
             tracing::info!(action = kind.slug(), signer = %validated.signer.name, "dashboard submitting an action");
             let outcome = actions::execute(&app, &validated, &keys).await;
-            let layout = app.layout(outcome.heading.clone(), if kind.home() == "/provider" { "provider" } else { "overview" }).await?;
+            let layout = app
+                .layout(outcome.heading.clone(), if kind.home() == "/provider" { "provider" } else { "overview" })
+                .await?;
             let status = if outcome.ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             render(&ActionResultPage { layout, outcome }).map(|r| (status, r).into_response())
         }
         "review" => {
             let lines = actions::review_lines(&app, &validated, &keys).await;
-            let layout = app.layout(format!("Confirm: {}", kind.title()), if kind.home() == "/provider" { "provider" } else { "overview" }).await?;
+            let layout = app
+                .layout(
+                    format!("Confirm: {}", kind.title()),
+                    if kind.home() == "/provider" { "provider" } else { "overview" },
+                )
+                .await?;
             render(&ActionReviewPage {
                 layout,
                 slug: kind.slug(),
@@ -715,13 +783,15 @@ impl Drop for SseSlot {
 
 fn push_event(push: &Push) -> SseEvent {
     match push {
-        Push::Head(head) => SseEvent::default()
-            .event("head")
-            .data(json!({ "height": head.height, "time": head.time, "time_text": format::time(head.time) }).to_string()),
+        Push::Head(head) => SseEvent::default().event("head").data(
+            json!({ "height": head.height, "time": head.time, "time_text": format::time(head.time) }).to_string(),
+        ),
         Push::Event(n) => {
             let mut keys = hub::refresh_keys(&n.event);
             keys.push("sessions".to_owned());
-            SseEvent::default().event("touch").data(json!({ "keys": keys, "text": hub::describe(&n.event) }).to_string())
+            SseEvent::default()
+                .event("touch")
+                .data(json!({ "keys": keys, "text": hub::describe(&n.event) }).to_string())
         }
         Push::Status { connected, text } => {
             SseEvent::default().event("status").data(json!({ "live": connected, "text": text }).to_string())
@@ -729,7 +799,10 @@ fn push_event(push: &Push) -> SseEvent {
     }
 }
 
-pub async fn events(State(app): State<Arc<AppState>>, stop: axum::Extension<tokio::sync::watch::Receiver<bool>>) -> Result<Response, PageError> {
+pub async fn events(
+    State(app): State<Arc<AppState>>,
+    stop: axum::Extension<tokio::sync::watch::Receiver<bool>>,
+) -> Result<Response, PageError> {
     if app.sse_clients.fetch_add(1, Ordering::SeqCst) >= SSE_CLIENTS_MAX {
         app.sse_clients.fetch_sub(1, Ordering::SeqCst);
         return Err(PageError::Unavailable(format!(
@@ -749,7 +822,8 @@ pub async fn events(State(app): State<Arc<AppState>>, stop: axum::Extension<toki
             Err(_) => Some(SseEvent::default().event("resync").data("{}")),
         }
     });
-    let stopped = tokio_stream::wrappers::WatchStream::new(stop.0.clone()).map(|stop| if stop { None } else { Some(SseEvent::default().comment("")) });
+    let stopped = tokio_stream::wrappers::WatchStream::new(stop.0.clone())
+        .map(|stop| if stop { None } else { Some(SseEvent::default().comment("")) });
     let stream = tokio_stream::iter(initial.into_iter().map(Some))
         .chain(updates.merge(stopped))
         .take_while(Option::is_some)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Request, State},
-    http::{header, HeaderValue, Method},
+    http::{HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse as _, Response},
 };

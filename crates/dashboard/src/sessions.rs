@@ -5,9 +5,9 @@
 use std::{future::Future, pin::Pin, time::Duration};
 
 use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::{body::Bytes, Uri};
+use hyper::{Uri, body::Bytes};
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
+    client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use paystreams_provider::{ProviderReport, SessionStore};
@@ -74,7 +74,9 @@ impl HttpSessions {
             return Err(bad(&format!("it is longer than {ADMIN_URL_LEN_MAX} characters")));
         }
         if !trimmed.starts_with("http://") {
-            return Err(bad("only plain http:// admin addresses are supported (the admin endpoint is meant for loopback)"));
+            return Err(bad(
+                "only plain http:// admin addresses are supported (the admin endpoint is meant for loopback)",
+            ));
         }
         let url = format!("{}/sessions", trimmed.trim_end_matches('/'));
         let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
@@ -96,19 +98,21 @@ impl HttpSessions {
             .map_err(|_| unreachable(format!("no answer within {} s", SESSIONS_TIMEOUT.as_secs())))?
             .map_err(|e| unreachable(e.to_string()))?;
         let status = response.status();
-        let body = tokio::time::timeout(SESSIONS_TIMEOUT, Limited::new(response.into_body(), SESSIONS_RESPONSE_MAX).collect())
-            .await
-            .map_err(|_| unreachable(format!("the body did not arrive within {} s", SESSIONS_TIMEOUT.as_secs())))?
-            .map_err(|e| SessionSourceError::Invalid {
-                url: self.url.clone(),
-                detail: format!("{e} (at most {SESSIONS_RESPONSE_MAX} bytes are read)"),
-            })?
-            .to_bytes();
+        let body =
+            tokio::time::timeout(SESSIONS_TIMEOUT, Limited::new(response.into_body(), SESSIONS_RESPONSE_MAX).collect())
+                .await
+                .map_err(|_| unreachable(format!("the body did not arrive within {} s", SESSIONS_TIMEOUT.as_secs())))?
+                .map_err(|e| SessionSourceError::Invalid {
+                    url: self.url.clone(),
+                    detail: format!("{e} (at most {SESSIONS_RESPONSE_MAX} bytes are read)"),
+                })?
+                .to_bytes();
         if !status.is_success() {
             let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             return Err(SessionSourceError::Status { url: self.url.clone(), status: status.as_u16(), body: text });
         }
-        serde_json::from_slice(&body).map_err(|e| SessionSourceError::Invalid { url: self.url.clone(), detail: e.to_string() })
+        serde_json::from_slice(&body)
+            .map_err(|e| SessionSourceError::Invalid { url: self.url.clone(), detail: e.to_string() })
     }
 }
 

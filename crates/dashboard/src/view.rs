@@ -198,7 +198,11 @@ fn vault_row(view: &VaultView, names: &BTreeMap<AccountId, String>) -> VaultRow 
 ///
 /// # Errors
 /// The node is unreachable.
-pub async fn vaults(client: &Client, owner: AccountId, names: &BTreeMap<AccountId, String>) -> Result<Vec<VaultRow>, PageError> {
+pub async fn vaults(
+    client: &Client,
+    owner: AccountId,
+    names: &BTreeMap<AccountId, String>,
+) -> Result<Vec<VaultRow>, PageError> {
     let mut views = client.list_vaults(owner).await.map_err(|e| node_err(&e))?;
     views.sort_by_key(|v| v.vault_id);
     Ok(views.iter().map(|v| vault_row(v, names)).collect())
@@ -222,7 +226,12 @@ pub async fn streams(
 ///
 /// # Errors
 /// Unknown stream or unreachable node.
-pub async fn stream_view(client: &Client, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<StreamView, PageError> {
+pub async fn stream_view(
+    client: &Client,
+    owner: AccountId,
+    vault_id: u64,
+    stream_id: u64,
+) -> Result<StreamView, PageError> {
     match client.stream(owner, vault_id, stream_id).await {
         Ok(Some(view)) => Ok(view),
         Ok(None) => Err(PageError::NotFound(format!(

@@ -213,10 +213,14 @@ async fn overview_ticks_and_streams_are_created_and_paused_in_the_browser() {
 
     // On the overview, a pause made elsewhere shows without a reload (server-sent events).
     browser.goto(&w.url("/")).await.expect("open overview");
-    assert_eq!(text(&browser, &format!("tr[data-refresh-key=\"stream:{o}:0:1\"] [data-live=\"state\"]")).await, "paused");
+    assert_eq!(
+        text(&browser, &format!("tr[data-refresh-key=\"stream:{o}:0:1\"] [data-live=\"state\"]")).await,
+        "paused"
+    );
     browser.execute("window.__same_page = true;", vec![]).await.expect("mark the page");
     w.client.pause(&w.owner, 0, 0).await.expect("pause stream 0 from outside");
-    let state = wait_text(&browser, &format!("{row0} [data-live=\"state\"]"), Duration::from_secs(3), |t| t == "paused").await;
+    let state =
+        wait_text(&browser, &format!("{row0} [data-live=\"state\"]"), Duration::from_secs(3), |t| t == "paused").await;
     if state != "paused" {
         let page = browser
             .execute(
@@ -226,7 +230,9 @@ async fn overview_ticks_and_streams_are_created_and_paused_in_the_browser() {
             .await
             .unwrap_or_default();
         let open = w.dashboard.state().sse_clients.load(std::sync::atomic::Ordering::SeqCst);
-        panic!("the pause did not arrive live: state {state:?}; live status and last announcement {page}; {open} open event streams");
+        panic!(
+            "the pause did not arrive live: state {state:?}; live status and last announcement {page}; {open} open event streams"
+        );
     }
     let same_page = browser.execute("return window.__same_page === true;", vec![]).await.expect("script");
     assert_eq!(same_page, json!(true), "the page was not reloaded");

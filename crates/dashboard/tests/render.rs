@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::{csrf, get, post_form, request, world};
 use http_body_util::BodyExt as _;
-use paystreams_dashboard::{chart, HttpSessions, SessionSource, StoreSessions};
+use paystreams_dashboard::{HttpSessions, SessionSource, StoreSessions, chart};
 use paystreams_provider::{MemoryStore, ProviderReport, SessionReport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,20 +74,44 @@ async fn pages_and_fragments_render() {
     // Stream page: numbers, chart (inline SVG), history read back from blocks.
     let page = get(&w.url(&format!("/streams/{o}/0/0"))).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    for needle in ["Stream 0 of vault 0", "<svg", "role=\"img\"", "polyline", "History", "created", "Pause", "Top up", "Close", "Claim"] {
+    for needle in [
+        "Stream 0 of vault 0",
+        "<svg",
+        "role=\"img\"",
+        "polyline",
+        "History",
+        "created",
+        "Pause",
+        "Top up",
+        "Close",
+        "Claim",
+    ] {
         assert!(page.body.contains(needle), "stream page lacks {needle:?}");
     }
 
     // Provider view: on-chain earnings of dev-1, claim all, sessions from the in-process store.
     let page = get(&w.url("/provider")).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    for needle in ["Earnings of dev-1", "Claim all", "Claimable now", "in-process store", "pending", "bound", "terminated", "No sessions yet"] {
+    for needle in [
+        "Earnings of dev-1",
+        "Claim all",
+        "Claimable now",
+        "in-process store",
+        "pending",
+        "bound",
+        "terminated",
+        "No sessions yet",
+    ] {
         assert!(page.body.contains(needle), "provider page lacks {needle:?}");
     }
     assert!(page.body.contains(&format!("data-live-sum=\"provider:{p}\"")));
 
     // Static assets are served locally with their types.
-    for (path, kind) in [("/static/app.js", "text/javascript"), ("/static/app.css", "text/css"), ("/static/favicon.svg", "image/svg+xml")] {
+    for (path, kind) in [
+        ("/static/app.js", "text/javascript"),
+        ("/static/app.css", "text/css"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ] {
         let reply = get(&w.url(path)).await;
         assert_eq!(reply.status, 200);
         assert!(reply.content_type.starts_with(kind), "{path}: {}", reply.content_type);
@@ -134,7 +158,9 @@ async fn actions_confirm_then_submit_and_explain_failures() {
     // The form, prefilled from the query, with labels and help.
     let form = get(&w.url(&format!("/actions/stream-create?owner={o}&vault_id=0"))).await;
     assert_eq!(form.status, 200, "{}", form.body);
-    for needle in ["Create a stream", "<label for=\"f-provider\">", "<label for=\"f-rate\">", "aria-describedby", "Review"] {
+    for needle in
+        ["Create a stream", "<label for=\"f-provider\">", "<label for=\"f-rate\">", "aria-describedby", "Review"]
+    {
         assert!(form.body.contains(needle), "form lacks {needle:?}");
     }
     assert!(form.body.contains("selected>dev-0"), "the owner is preselected");
@@ -144,16 +170,31 @@ async fn actions_confirm_then_submit_and_explain_failures() {
     // Invalid fields: each gets a message saying what to enter; nothing is submitted.
     let reply = post_form(
         &url,
-        &[("csrf", &token), ("step", "review"), ("owner", "dev-0"), ("vault_id", "x"), ("provider", "nobody"), ("rate", "1.5"), ("allocation", "-3")],
+        &[
+            ("csrf", &token),
+            ("step", "review"),
+            ("owner", "dev-0"),
+            ("vault_id", "x"),
+            ("provider", "nobody"),
+            ("rate", "1.5"),
+            ("allocation", "-3"),
+        ],
     )
     .await;
     assert_eq!(reply.status, 422, "{}", reply.body);
-    for needle in ["is not a vault id", "neither a keystore name nor a base58 account id", "is not a rate", "not a whole number", "Please correct 4 field(s)"] {
+    for needle in [
+        "is not a vault id",
+        "neither a keystore name nor a base58 account id",
+        "is not a rate",
+        "not a whole number",
+        "Please correct 4 field(s)",
+    ] {
         assert!(reply.body.contains(needle), "validation lacks {needle:?}: {}", reply.body);
     }
 
     // Without the anti-forgery token, or from another origin, nothing happens.
-    let fields = [("owner", "dev-0"), ("vault_id", "0"), ("provider", "dev-2"), ("rate", "5"), ("allocation", "10_000")];
+    let fields =
+        [("owner", "dev-0"), ("vault_id", "0"), ("provider", "dev-2"), ("rate", "5"), ("allocation", "10_000")];
     let mut with_step: Vec<(&str, &str)> = vec![("step", "confirm"), ("csrf", "wrong")];
     with_step.extend(fields);
     let reply = post_form(&url, &with_step).await;
@@ -174,7 +215,15 @@ async fn actions_confirm_then_submit_and_explain_failures() {
     review.extend(fields);
     let reply = post_form(&url, &review).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    for needle in ["Confirm: Create a stream", "to dev-2", "5 per second", "10,000", "runs for 33m 20s", "value=\"confirm\"", "value=\"10000\""] {
+    for needle in [
+        "Confirm: Create a stream",
+        "to dev-2",
+        "5 per second",
+        "10,000",
+        "runs for 33m 20s",
+        "value=\"confirm\"",
+        "value=\"10000\"",
+    ] {
         assert!(reply.body.contains(needle), "review lacks {needle:?}: {}", reply.body);
     }
 
@@ -209,20 +258,30 @@ async fn actions_confirm_then_submit_and_explain_failures() {
         let reply = post_form(&w.url(&format!("/actions/{slug}")), &fields).await;
         assert_eq!(reply.status, 200, "{slug}: {}", reply.body);
     }
-    let reply = post_form(&w.url("/actions/deposit"), &[("step", "confirm"), ("csrf", &token), ("owner", "dev-0"), ("vault_id", "0"), ("amount", "5000")]).await;
+    let reply = post_form(
+        &w.url("/actions/deposit"),
+        &[("step", "confirm"), ("csrf", &token), ("owner", "dev-0"), ("vault_id", "0"), ("amount", "5000")],
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("Deposited 5,000 into vault 0"));
-    let reply = post_form(&w.url("/actions/withdraw"), &[("step", "confirm"), ("csrf", &token), ("owner", "dev-0"), ("vault_id", "0"), ("amount", "999999999")]).await;
+    let reply = post_form(
+        &w.url("/actions/withdraw"),
+        &[("step", "confirm"), ("csrf", &token), ("owner", "dev-0"), ("vault_id", "0"), ("amount", "999999999")],
+    )
+    .await;
     assert_eq!(reply.status, 422, "{}", reply.body);
     assert!(reply.body.contains("unallocated"), "the explanation names the cause: {}", reply.body);
 
     // Claim all as the provider, then close the stream.
     w.client.advance_time(5).await.expect("time");
-    let reply = post_form(&w.url("/actions/claim-all"), &[("step", "review"), ("csrf", &token), ("provider", "dev-1")]).await;
+    let reply =
+        post_form(&w.url("/actions/claim-all"), &[("step", "review"), ("csrf", &token), ("provider", "dev-1")]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("stream 0 of vault 0 of dev-0"), "{}", reply.body);
     let before = w.client.balance(p).await.expect("balance");
-    let reply = post_form(&w.url("/actions/claim-all"), &[("step", "confirm"), ("csrf", &token), ("provider", "dev-1")]).await;
+    let reply =
+        post_form(&w.url("/actions/claim-all"), &[("step", "confirm"), ("csrf", &token), ("provider", "dev-1")]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("Claimed"), "{}", reply.body);
     assert!(w.client.balance(p).await.expect("balance") > before, "the provider was paid");
@@ -230,7 +289,10 @@ async fn actions_confirm_then_submit_and_explain_failures() {
     close.extend(stream_fields);
     let reply = post_form(&w.url("/actions/close"), &close).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(w.client.stream(o, 0, 1).await.expect("rpc").expect("stream").state, paystreams_program::state::StreamState::Closed);
+    assert_eq!(
+        w.client.stream(o, 0, 1).await.expect("rpc").expect("stream").state,
+        paystreams_program::state::StreamState::Closed
+    );
 
     // The stream page now shows the whole life on the chart.
     let page = get(&w.url(&format!("/streams/{o}/0/1"))).await;
@@ -244,18 +306,30 @@ async fn actions_confirm_then_submit_and_explain_failures() {
 async fn live_events_are_pushed_to_browsers() {
     let w = world(false, None).await;
     let o = w.owner_id();
-    let request = hyper::Request::get(w.url("/events")).body(http_body_util::Empty::<hyper::body::Bytes>::new()).expect("req");
+    let request =
+        hyper::Request::get(w.url("/events")).body(http_body_util::Empty::<hyper::body::Bytes>::new()).expect("req");
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let response = client.request(request).await.expect("sse");
     assert_eq!(response.status(), 200);
-    assert!(response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").starts_with("text/event-stream"));
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
     let mut body = response.into_body();
     w.client.pause(&w.owner, 0, 0).await.expect("pause");
     let mut seen = String::new();
     let key = format!("stream:{o}:0:0");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !(seen.contains("event: touch") && seen.contains(&key) && seen.contains("paused")) {
-        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("an event in time").expect("open").expect("frame");
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("an event in time")
+            .expect("open")
+            .expect("frame");
         if let Some(data) = frame.data_ref() {
             seen.push_str(&String::from_utf8_lossy(data));
         }
@@ -308,7 +382,15 @@ async fn sessions_come_from_http_or_a_store() {
     let w = world(false, Some(Arc::new(source))).await;
     let page = get(&w.url("/provider")).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    for needle in ["store-v3", "terminated", "the stream was closed", "36,000", "stream 3 of vault 0", "session-bound", "session-pending"] {
+    for needle in [
+        "store-v3",
+        "terminated",
+        "the stream was closed",
+        "36,000",
+        "stream 3 of vault 0",
+        "session-bound",
+        "session-pending",
+    ] {
         assert!(page.body.contains(needle), "sessions lack {needle:?}");
     }
     w.stop().await;

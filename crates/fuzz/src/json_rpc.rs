@@ -15,17 +15,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use jsonrpsee::RpcModule;
-use paystreams_lez_core::{crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id};
 use paystreams_node::{
+    Chain, MemStorage, Storage as _,
     chain::{genesis_block, genesis_state},
     rpc::RpcServer,
     storage::{GenesisAccount, GenesisSpec},
-    Chain, MemStorage, Storage as _,
 };
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
-use paystreams_rpc::{codes, PaystreamsApiServer as _};
-use paystreams_runtime::{Message, Transaction, MAX_TRANSACTION_BYTES};
-use serde_json::{json, Map, Value};
+use paystreams_rpc::{PaystreamsApiServer as _, codes};
+use paystreams_runtime::{MAX_TRANSACTION_BYTES, Message, Transaction};
+use serde_json::{Map, Value, json};
 
 use crate::{source::Source, transaction::sign};
 
@@ -161,7 +161,9 @@ fn check_call(fx: &Fixture, request: &str) {
     let method: &str = &parsed.method;
     let transaction_param = transaction_param(parsed.params.as_deref().map(serde_json::value::RawValue::get));
     if method == "sendTransaction" && success {
-        let Some(text) = transaction_param else { panic!("sendTransaction succeeded without a transaction: {request}") };
+        let Some(text) = transaction_param else {
+            panic!("sendTransaction succeeded without a transaction: {request}")
+        };
         let tx = match offline_checks(&text) {
             Ok(tx) => tx,
             Err(why) => panic!("the node admitted a transaction that fails {why}: {request}"),
@@ -180,7 +182,10 @@ fn check_call(fx: &Fixture, request: &str) {
             && let Some(text) = &transaction_param
             && text.len() <= MAX_TRANSACTION_BYTES
         {
-            assert!(offline_checks(text).is_err(), "the node rejected a transaction that passes every check: {request}");
+            assert!(
+                offline_checks(text).is_err(),
+                "the node rejected a transaction that passes every check: {request}"
+            );
         }
         assert_eq!(fx.chain.state_root(), root, "state changed without an admitted transaction: {request}");
         assert_eq!(fx.chain.head_height(), height, "a block was produced without an admitted transaction: {request}");
@@ -258,10 +263,24 @@ fn structured_request(fx: &Fixture, s: &mut Source<'_>) -> String {
 
 fn key_name(s: &mut Source<'_>) -> String {
     const NAMES: [&str; 12] = [
-        "owner", "provider", "vault_id", "stream_id", "account_id", "account_ids", "hash", "transaction", "block_id",
-        "start_block_id", "end_block_id", "seconds",
+        "owner",
+        "provider",
+        "vault_id",
+        "stream_id",
+        "account_id",
+        "account_ids",
+        "hash",
+        "transaction",
+        "block_id",
+        "start_block_id",
+        "end_block_id",
+        "seconds",
     ];
-    if s.one_in(8) { String::from_utf8_lossy(s.bytes(6)).into_owned() } else { NAMES.get(s.below(NAMES.len())).copied().unwrap_or("owner").to_owned() }
+    if s.one_in(8) {
+        String::from_utf8_lossy(s.bytes(6)).into_owned()
+    } else {
+        NAMES.get(s.below(NAMES.len())).copied().unwrap_or("owner").to_owned()
+    }
 }
 
 /// A JSON value, mostly of the shapes the API's parameters take (account ids, hashes, block
@@ -319,7 +338,12 @@ fn signed_transaction(fx: &Fixture, s: &mut Source<'_>) -> Transaction {
         2 => {
             let vault = client::VaultRef::native(payment_streams_program_id(), key.account_id(), u64::from(s.byte()));
             let call = client::initialize_vault(&vault, VaultPrivacyTier::Public);
-            Message { program_id: call.program_id, account_ids: call.account_ids.clone(), nonces: vec![nonce], instruction_data: call.instruction_data() }
+            Message {
+                program_id: call.program_id,
+                account_ids: call.account_ids.clone(),
+                nonces: vec![nonce],
+                instruction_data: call.instruction_data(),
+            }
         }
         _ => Message {
             program_id: payment_streams_program_id(),
@@ -331,7 +355,10 @@ fn signed_transaction(fx: &Fixture, s: &mut Source<'_>) -> Transaction {
     let hash = message.hash();
     let aux = s.array::<32>();
     let signature = key.sign_with_aux(&hash, &aux);
-    Transaction { message, witness_set: paystreams_runtime::WitnessSet { signatures_and_public_keys: vec![(signature, key.public_key())] } }
+    Transaction {
+        message,
+        witness_set: paystreams_runtime::WitnessSet { signatures_and_public_keys: vec![(signature, key.public_key())] },
+    }
 }
 
 fn empty_message() -> Message {
@@ -374,7 +401,10 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ("get-account", json!({"jsonrpc": "2.0", "id": 2, "method": "getAccount", "params": [dev]})),
         ("get-block-range", json!({"jsonrpc": "2.0", "id": "r", "method": "getBlockRange", "params": [0, 0]})),
         ("list-streams", json!({"jsonrpc": "2.0", "id": 3, "method": "listStreams", "params": [{"owner": dev}]})),
-        ("get-vault", json!({"jsonrpc": "2.0", "id": 4, "method": "getVault", "params": {"owner": dev, "vault_id": 0}})),
+        (
+            "get-vault",
+            json!({"jsonrpc": "2.0", "id": 4, "method": "getVault", "params": {"owner": dev, "vault_id": 0}}),
+        ),
         (
             "send-transaction",
             json!({"jsonrpc": "2.0", "id": 5, "method": "sendTransaction",

@@ -23,24 +23,26 @@ use std::{
 };
 
 use paystreams_lez_core::{
-    clock::{clock_program_id, ClockAccountData, CLOCK_ACCOUNT_IDS},
+    Account, AccountId, AccountPostState, AccountWithMetadata, DATA_MAX_LENGTH, ProgramId, ProgramInput,
+    clock::{CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
     crypto::{SecretKey, Signature},
     sha256,
-    token::{token_program_id, TokenDefinition, TokenHolding, TokenInstruction},
+    token::{TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
     transfer::{authenticated_transfer_program_id, transfer_instruction},
-    Account, AccountId, AccountPostState, AccountWithMetadata, ProgramId, ProgramInput, DATA_MAX_LENGTH,
 };
 use paystreams_program::{
+    ExtensionSettings, Instruction, PaymentStreamsProgram,
     client::{self, Call, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
     state::{
-        decode, encode, StreamConfig, StreamExtensions, StreamState, VaultConfig, VaultHolding, VaultPrivacyTier,
-        DEFAULT_VERSION, NATIVE_TOKEN_ID, STREAM_VERSION_EXTENDED,
+        DEFAULT_VERSION, NATIVE_TOKEN_ID, STREAM_VERSION_EXTENDED, StreamConfig, StreamExtensions, StreamState,
+        VaultConfig, VaultHolding, VaultPrivacyTier, decode, encode,
     },
-    ExtensionSettings, Instruction, PaymentStreamsProgram,
 };
-use paystreams_runtime::{Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError, WitnessSet};
+use paystreams_runtime::{
+    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError, WitnessSet,
+};
 
 use crate::source::Source;
 
@@ -139,7 +141,10 @@ pub fn program(data: &[u8]) {
         let hash = tx.message.hash();
         let signed = Transaction {
             witness_set: WitnessSet {
-                signatures_and_public_keys: signers.iter().map(|k| (k.sign_with_aux(&hash, &[0x33; 32]), k.public_key())).collect(),
+                signatures_and_public_keys: signers
+                    .iter()
+                    .map(|k| (k.sign_with_aux(&hash, &[0x33; 32]), k.public_key()))
+                    .collect(),
             },
             message: tx.message.clone(),
         };
@@ -156,7 +161,8 @@ fn amount(s: &mut Source<'_>) -> u128 {
 
 fn build_state(f: &Fixture, s: &mut Source<'_>) -> (State, Vec<VaultSlot>, u64) {
     let mut state = State::new();
-    let now_secs = if s.one_in(8) { s.interesting_u64() / 1000 } else { 1_700_000_000_u64.saturating_add(u64::from(s.u16())) };
+    let now_secs =
+        if s.one_in(8) { s.interesting_u64() / 1000 } else { 1_700_000_000_u64.saturating_add(u64::from(s.u16())) };
     let clock = ClockAccountData { block_id: u64::from(s.byte()), timestamp_ms: now_secs.saturating_mul(1000) };
     let clock_data = if s.one_in(32) { s.vec(24) } else { encode(&clock) };
     for id in CLOCK_ACCOUNT_IDS {
@@ -188,7 +194,12 @@ fn build_state(f: &Fixture, s: &mut Source<'_>) -> (State, Vec<VaultSlot>, u64) 
     for _ in 0..s.below(VAULTS_MAX.saturating_add(1)) {
         let owner = s.below(ACTORS);
         let token_id = if s.one_in(3) { f.token_id() } else { NATIVE_TOKEN_ID };
-        let vault = VaultRef { program_id: f.ps, owner: f.actor(owner).account_id(), vault_id: u64::from(s.byte() % 2), token_id };
+        let vault = VaultRef {
+            program_id: f.ps,
+            owner: f.actor(owner).account_id(),
+            vault_id: u64::from(s.byte() % 2),
+            token_id,
+        };
         let next_stream_id = u64::try_from(s.below(5)).unwrap_or(0).min(STREAMS_MAX);
         let slot = VaultSlot { vault, owner, next_stream_id };
         put_vault(f, s, &mut state, slot, now_secs);
@@ -207,7 +218,8 @@ fn build_state(f: &Fixture, s: &mut Source<'_>) -> (State, Vec<VaultSlot>, u64) 
             4 => clock_program_id(),
             _ => ProgramId([s.u32(); 8]),
         };
-        let account = Account { program_owner: owner, balance: amount(s), data: s.vec(180), nonce: u128::from(s.byte() % 3) };
+        let account =
+            Account { program_owner: owner, balance: amount(s), data: s.vec(180), nonce: u128::from(s.byte() % 3) };
         state.insert(id, account);
     }
     (state, slots, now_secs)
@@ -405,16 +417,24 @@ fn payment_streams_call<'f>(
         None => {
             let owner = s.below(ACTORS);
             let token_id = if s.one_in(3) { f.token_id() } else { NATIVE_TOKEN_ID };
-            let vault = VaultRef { program_id: f.ps, owner: f.actor(owner).account_id(), vault_id: u64::from(s.byte() % 2), token_id };
+            let vault = VaultRef {
+                program_id: f.ps,
+                owner: f.actor(owner).account_id(),
+                vault_id: u64::from(s.byte() % 2),
+                token_id,
+            };
             VaultSlot { vault, owner, next_stream_id: 0 }
         }
     };
     let vault = slot.vault;
     let owner = f.actor(slot.owner);
-    let stream_id = if s.one_in(8) { u64::from(s.byte()) } else { u64::from(s.byte()) % slot.next_stream_id.saturating_add(1) };
+    let stream_id =
+        if s.one_in(8) { u64::from(s.byte()) } else { u64::from(s.byte()) % slot.next_stream_id.saturating_add(1) };
     let stream = decode::<StreamConfig>(&state.account(&vault.stream(stream_id)).data).ok();
-    let provider_index =
-        stream.as_ref().and_then(|st| f.actors.iter().position(|k| k.account_id() == st.provider)).unwrap_or_else(|| s.below(ACTORS));
+    let provider_index = stream
+        .as_ref()
+        .and_then(|st| f.actors.iter().position(|k| k.account_id() == st.provider))
+        .unwrap_or_else(|| s.below(ACTORS));
     let provider = f.actor(provider_index);
     let token = !vault.is_native();
     let mut signers = vec![owner];
@@ -481,7 +501,13 @@ fn payment_streams_call<'f>(
 }
 
 /// None, a receipt signed by the stream's receipt key, or a forged one.
-fn receipt(f: &Fixture, s: &mut Source<'_>, vault: &VaultRef, stream_id: u64, now_secs: u64) -> Option<DeliveryReceipt> {
+fn receipt(
+    f: &Fixture,
+    s: &mut Source<'_>,
+    vault: &VaultRef,
+    stream_id: u64,
+    now_secs: u64,
+) -> Option<DeliveryReceipt> {
     let choice = s.byte() % 4;
     if choice == 0 {
         return None;
@@ -601,7 +627,10 @@ fn check_success(f: &Fixture, state: &State, tx: &Transaction, applied: &Applied
             (vault_funds(state, &f.ps, vault), vault_funds(&after, &f.ps, vault))
             && funds >= allocated
         {
-            assert!(funds_after >= allocated_after, "a solvent vault became insolvent: {funds_after} < {allocated_after}");
+            assert!(
+                funds_after >= allocated_after,
+                "a solvent vault became insolvent: {funds_after} < {allocated_after}"
+            );
         }
     }
 }
@@ -655,7 +684,10 @@ fn check_post_state(f: &Fixture, pre: &AccountWithMetadata, post: &AccountPostSt
     let (before, after, id) = (&pre.account, &post.account, pre.account_id);
     assert_eq!(after.nonce, before.nonce, "program changed the nonce of {id}");
     assert_eq!(after.program_owner, before.program_owner, "program changed the owner of {id}");
-    assert!(after.balance >= before.balance || before.program_owner == f.ps, "program debited {id}, which it does not own");
+    assert!(
+        after.balance >= before.balance || before.program_owner == f.ps,
+        "program debited {id}, which it does not own"
+    );
     assert!(
         after.data == before.data || before.program_owner == f.ps || before.is_default(),
         "program rewrote the data of {id}, which it does not own"
@@ -685,13 +717,16 @@ pub fn applied_kind(data: &[u8]) -> Option<String> {
     let _flags = s.byte();
     let (state, slots, now_secs) = build_state(f, &mut s);
     let (message, signers) = build_message(f, &mut s, &state, &slots, now_secs);
-    let witness = WitnessSet { signatures_and_public_keys: signers.iter().map(|k| (Signature([0; 64]), k.public_key())).collect() };
+    let witness = WitnessSet {
+        signatures_and_public_keys: signers.iter().map(|k| (Signature([0; 64]), k.public_key())).collect(),
+    };
     let tx = Transaction { message, witness_set: witness };
     let ctx = BlockContext { block_id: 1, timestamp_ms: now_secs.saturating_mul(1000) };
     f.runtime.apply_verified(&state, &tx, &ctx).ok()?;
     let program = &tx.message.program_id;
     Some(if *program == f.ps {
-        borsh::from_slice::<Instruction>(&tx.message.instruction_data).map_or_else(|_| "payment-streams".to_owned(), |i| i.name().replace('_', "-"))
+        borsh::from_slice::<Instruction>(&tx.message.instruction_data)
+            .map_or_else(|_| "payment-streams".to_owned(), |i| i.name().replace('_', "-"))
     } else if *program == token_program_id() {
         "token".to_owned()
     } else {

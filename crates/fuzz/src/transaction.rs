@@ -4,11 +4,11 @@
 //! Borsh gives every value exactly one encoding and `Transaction::decode` refuses trailing
 //! bytes, so a decoded transaction re-encodes to the very input bytes.
 
-use paystreams_lez_core::{crypto::SecretKey, sha256, transfer::transfer_instruction, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::transfer_instruction};
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
 use paystreams_runtime::{
-    Message, Transaction, TxError, WitnessSet, MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_BYTES, MAX_SIGNATURES_PER_TX,
-    MAX_TRANSACTION_BYTES,
+    MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_BYTES, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES, Message, Transaction,
+    TxError, WitnessSet,
 };
 
 /// Decodes `data` as a transaction and checks it.
@@ -39,7 +39,10 @@ pub fn transaction(data: &[u8]) {
     };
     assert!(data.len() <= MAX_TRANSACTION_BYTES);
     assert!(tx.message.account_ids.len() <= MAX_ACCOUNTS_PER_TX, "decoded past the account limit");
-    assert!(tx.witness_set.signatures_and_public_keys.len() <= MAX_SIGNATURES_PER_TX, "decoded past the signature limit");
+    assert!(
+        tx.witness_set.signatures_and_public_keys.len() <= MAX_SIGNATURES_PER_TX,
+        "decoded past the signature limit"
+    );
     assert!(tx.message.instruction_data.len() <= MAX_INSTRUCTION_BYTES, "decoded past the instruction limit");
     assert_eq!(tx.check_limits(), Ok(()), "a decoded transaction fails its own limits");
     let bytes = tx.to_bytes();
@@ -79,7 +82,8 @@ fn key(name: &str) -> Option<SecretKey> {
 #[must_use]
 pub fn sign(message: Message, keys: &[&SecretKey]) -> Transaction {
     let hash = message.hash();
-    let signatures_and_public_keys = keys.iter().map(|k| (k.sign_with_aux(&hash, &[0x5a; 32]), k.public_key())).collect();
+    let signatures_and_public_keys =
+        keys.iter().map(|k| (k.sign_with_aux(&hash, &[0x5a; 32]), k.public_key())).collect();
     Transaction { message, witness_set: WitnessSet { signatures_and_public_keys } }
 }
 
@@ -102,11 +106,23 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     };
     let init = call_message(client::initialize_vault(&vault, VaultPrivacyTier::Public), 1);
     let create = call_message(
-        client::create_stream(&vault, 0, provider.account_id(), 5, 3_000, paystreams_program::ExtensionSettings::default()),
+        client::create_stream(
+            &vault,
+            0,
+            provider.account_id(),
+            5,
+            3_000,
+            paystreams_program::ExtensionSettings::default(),
+        ),
         2,
     );
     let claim = call_message(client::claim(&vault, 0, provider.account_id(), None, None), 0);
-    let unsigned = Message { program_id: payment_streams_program_id(), account_ids: vec![AccountId([1; 32])], nonces: vec![], instruction_data: vec![4] };
+    let unsigned = Message {
+        program_id: payment_streams_program_id(),
+        account_ids: vec![AccountId([1; 32])],
+        nonces: vec![],
+        instruction_data: vec![4],
+    };
     let both = Message { nonces: vec![3, 1], ..transfer.clone() };
     [
         ("transfer", sign(transfer, &[&owner])),

@@ -13,14 +13,14 @@ use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{crypto::SecretKey, sha256};
 use paystreams_provider::{ProviderAdvert, ProviderPolicy};
 use paystreams_store::wire::{
-    Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse, WakuMessage, CONTENT_TOPICS_MAX,
-    MESSAGE_HASHES_MAX, PAYLOAD_MAX_LEN, RESPONSE_MESSAGES_MAX, TOPIC_MAX_LEN,
+    CONTENT_TOPICS_MAX, Eligibility, MESSAGE_HASHES_MAX, MessageKeyValue, PAYLOAD_MAX_LEN, RESPONSE_MESSAGES_MAX,
+    StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage,
 };
 use paystreams_wire::{
-    sign_proposal, sign_stream_proof, verify_proposal, verify_stream_proof, CanonicalStoreRequest, EligibilityProof,
-    EligibilityStatus, RequestDigest as _, ServiceTermination, StatusCode, StreamParams, StreamProof, StreamProposal,
-    StreamProviderPolicy, TerminationType, TokenStreamPolicy, VaultOwnerAuthBody, VaultProof, WireError,
-    ACCEPTED_TOKENS_MAX, ELIGIBILITY_PROOF_MAX_LEN, SERVICE_ID_MAX_LEN, STATUS_DESC_MAX_LEN,
+    ACCEPTED_TOKENS_MAX, CanonicalStoreRequest, ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus,
+    RequestDigest as _, SERVICE_ID_MAX_LEN, STATUS_DESC_MAX_LEN, ServiceTermination, StatusCode, StreamParams,
+    StreamProof, StreamProposal, StreamProviderPolicy, TerminationType, TokenStreamPolicy, VaultOwnerAuthBody,
+    VaultProof, WireError, sign_proposal, sign_stream_proof, verify_proposal, verify_stream_proof,
 };
 
 /// The decoders, in selector order (the first input byte picks one, modulo this length).
@@ -83,7 +83,8 @@ pub fn wire(data: &[u8]) {
             }
         }
         2 => {
-            if let Some(proposal) = round_trip("stream_proposal", input, StreamProposal::decode, StreamProposal::encode) {
+            if let Some(proposal) = round_trip("stream_proposal", input, StreamProposal::decode, StreamProposal::encode)
+            {
                 check_proposal(&proposal);
             }
         }
@@ -93,7 +94,9 @@ pub fn wire(data: &[u8]) {
             }
         }
         4 => {
-            if let Some(proof) = round_trip("eligibility_proof", input, EligibilityProof::decode, EligibilityProof::encode) {
+            if let Some(proof) =
+                round_trip("eligibility_proof", input, EligibilityProof::decode, EligibilityProof::encode)
+            {
                 check_eligibility_proof(&proof);
             }
         }
@@ -113,7 +116,9 @@ pub fn wire(data: &[u8]) {
             }
         }
         8 => {
-            if let Some(status) = round_trip("eligibility_status", input, EligibilityStatus::decode, EligibilityStatus::encode) {
+            if let Some(status) =
+                round_trip("eligibility_status", input, EligibilityStatus::decode, EligibilityStatus::encode)
+            {
                 check_status(&status);
             }
         }
@@ -128,17 +133,22 @@ pub fn wire(data: &[u8]) {
             }
         }
         11 => {
-            if let Some(entry) = round_trip("message_key_value", input, MessageKeyValue::decode, MessageKeyValue::encode) {
+            if let Some(entry) =
+                round_trip("message_key_value", input, MessageKeyValue::decode, MessageKeyValue::encode)
+            {
                 check_entry(&entry);
             }
         }
         12 => {
-            if let Some(request) = round_trip("store_query_request", input, StoreQueryRequest::decode, StoreQueryRequest::encode) {
+            if let Some(request) =
+                round_trip("store_query_request", input, StoreQueryRequest::decode, StoreQueryRequest::encode)
+            {
                 check_store_request(&request);
             }
         }
         13 => {
-            if let Some(eligibility) = round_trip("store_eligibility", input, Eligibility::decode, Eligibility::encode) {
+            if let Some(eligibility) = round_trip("store_eligibility", input, Eligibility::decode, Eligibility::encode)
+            {
                 check_eligibility(&eligibility);
             }
         }
@@ -319,7 +329,12 @@ fn check_store_request(request: &StoreQueryRequest) {
     assert_eq!(canonical.digest(), sha256(&[&canonical.domain_prefix(), &body]));
     if let Some(proof) = &request.eligibility_proof {
         assert!(proof.len() <= ELIGIBILITY_PROOF_MAX_LEN, "eligibility proof over the limit decoded");
-        if let Some(proof) = round_trip("store_query_request.eligibility_proof", proof, EligibilityProof::decode, EligibilityProof::encode) {
+        if let Some(proof) = round_trip(
+            "store_query_request.eligibility_proof",
+            proof,
+            EligibilityProof::decode,
+            EligibilityProof::encode,
+        ) {
             if let EligibilityProof::Proof(proof) = &proof {
                 // What a Store provider checks: the proof over the request's canonical digest.
                 let _ = verify_stream_proof(&keys().session.public_key().to_bytes(), &canonical.digest(), proof);
@@ -381,7 +396,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         vault_proof_max_response_bytes: 65_536,
         accepted_tokens: vec![token, TokenStreamPolicy { token_id: [4; 32], min_rate: 2, min_allocation: 50 }],
     };
-    let mut provider = ProviderPolicy::new([7; 32], vec!["/vac/waku/store-query/3.0.0".into()], policy.accepted_tokens.clone());
+    let mut provider =
+        ProviderPolicy::new([7; 32], vec!["/vac/waku/store-query/3.0.0".into()], policy.accepted_tokens.clone());
     provider.load_cap = Some(paystreams_provider::LoadCap { window_secs: 60, max_requests: 10, max_bytes: 1 << 20 });
     provider.deferred_first_proof = true;
     let termination = ServiceTermination { termination_type: TerminationType::Temporary, resume_after: 1_700_000_600 };

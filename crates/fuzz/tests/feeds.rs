@@ -4,8 +4,8 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use paystreams_fuzz::{json_rpc, program, source::Source, transaction, wire, TARGETS};
-use paystreams_lez_core::{crypto::SecretKey, sha256, AccountId, ProgramId};
+use paystreams_fuzz::{TARGETS, json_rpc, program, source::Source, transaction, wire};
+use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey, sha256};
 use paystreams_runtime::Message;
 use paystreams_wire::proto::Writer;
 use proptest::prelude::*;
@@ -48,7 +48,8 @@ fn field() -> impl Strategy<Value = Field> {
     let fixed = prop_oneof![Just(8_usize), Just(32), Just(64), 0_usize..80];
     prop_oneof![
         (number.clone(), prop_oneof![0_u64..3, any::<u64>()]).prop_map(|(n, v)| Field::Varint(n, v)),
-        (number, fixed).prop_flat_map(|(n, len)| prop::collection::vec(any::<u8>(), len).prop_map(move |b| Field::Bytes(n, b))),
+        (number, fixed)
+            .prop_flat_map(|(n, len)| prop::collection::vec(any::<u8>(), len).prop_map(move |b| Field::Bytes(n, b))),
     ]
 }
 
@@ -199,7 +200,11 @@ fn seeds_are_valid() {
     let program_seeds = seeds_of("program");
     assert!(program_seeds.len() >= 8, "only {} program seeds found", program_seeds.len());
     for (name, bytes) in program_seeds {
-        assert_eq!(paystreams_fuzz::program::applied_kind(bytes).as_deref(), Some(name.as_str()), "program seed {name}");
+        assert_eq!(
+            paystreams_fuzz::program::applied_kind(bytes).as_deref(),
+            Some(name.as_str()),
+            "program seed {name}"
+        );
     }
     for (name, _) in TARGETS {
         assert!(!seeds_of(name).is_empty(), "no seeds for {name}");

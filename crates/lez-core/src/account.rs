@@ -86,9 +86,10 @@ pub mod decimal_u128 {
             Number(u64),
         }
         match Either::deserialize(deserializer)? {
-            Either::Text(text) => text.trim().parse::<u128>().map_err(|_| {
-                serde::de::Error::custom(format!("expected a non-negative decimal amount, got {text:?}"))
-            }),
+            Either::Text(text) => text
+                .trim()
+                .parse::<u128>()
+                .map_err(|_| serde::de::Error::custom(format!("expected a non-negative decimal amount, got {text:?}"))),
             Either::Number(n) => Ok(u128::from(n)),
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use k256::schnorr::{signature::hazmat::PrehashVerifier as _, SigningKey, VerifyingKey};
+use k256::schnorr::{SigningKey, VerifyingKey, signature::hazmat::PrehashVerifier as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::AccountId;
@@ -53,8 +53,7 @@ impl PublicKey {
 impl BorshDeserialize for PublicKey {
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
         let bytes = <[u8; 32]>::deserialize_reader(reader)?;
-        Self::from_bytes(bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+        Self::from_bytes(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 }
 
@@ -110,9 +109,7 @@ impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <String as Deserialize>::deserialize(deserializer)?;
         let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
-        let array: [u8; 64] = bytes
-            .try_into()
-            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))?;
+        let array: [u8; 64] = bytes.try_into().map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))?;
         Ok(Self(array))
     }
 }

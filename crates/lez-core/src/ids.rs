@@ -55,9 +55,7 @@ impl FromStr for AccountId {
     type Err = IdParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = bs58::decode(s.trim())
-            .into_vec()
-            .map_err(|e| IdParseError::Base58(e.to_string()))?;
+        let bytes = bs58::decode(s.trim()).into_vec().map_err(|e| IdParseError::Base58(e.to_string()))?;
         let len = bytes.len();
         let array: [u8; 32] = bytes.try_into().map_err(|_| IdParseError::Length(len))?;
         Ok(Self(array))

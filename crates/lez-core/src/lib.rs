@@ -19,9 +19,7 @@ pub mod transfer;
 pub use account::{Account, AccountWithMetadata, DATA_MAX_LENGTH};
 pub use ids::{AccountId, IdParseError, ProgramId};
 pub use pda::PdaSeed;
-pub use program::{
-    AccountPostState, ChainedCall, Claim, ProgramError, ProgramInput, ProgramOutput,
-};
+pub use program::{AccountPostState, ChainedCall, Claim, ProgramError, ProgramInput, ProgramOutput};
 
 /// Pads an ASCII domain string with NUL bytes to the 32-byte prefix LEZ hashes in front of
 /// every domain-separated digest.

@@ -4,7 +4,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-use crate::{domain_prefix, sha256, AccountId, ProgramId};
+use crate::{AccountId, ProgramId, domain_prefix, sha256};
 
 /// Domain prefix of public PDAs on LEZ's testnet (the older `/NSSA/...` prefix is not what runs).
 pub const PDA_PREFIX: [u8; 32] = domain_prefix("/LEE/v0.2/AccountId/PDA/");

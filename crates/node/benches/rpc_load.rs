@@ -24,7 +24,9 @@ use paystreams_runtime::{Message, Transaction};
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -78,7 +80,9 @@ async fn main() {
                     }
                     (1 | 2, _) => client.get_last_block_id().await.map(|_| ()),
                     (3 | 4, _) => client.get_account(receiver).await.map(|_| ()),
-                    (5, _) => client.list_streams(StreamFilter { owner: Some(receiver), provider: None }).await.map(|_| ()),
+                    (5, _) => {
+                        client.list_streams(StreamFilter { owner: Some(receiver), provider: None }).await.map(|_| ())
+                    }
                     (6, _) => client.get_accounts_nonces(vec![receiver]).await.map(|_| ()),
                     _ => client.get_block(0).await.map(|_| ()),
                 };
@@ -106,11 +110,22 @@ async fn main() {
     let total = all.len();
     let errors = errors.lock().unwrap().clone();
     let failed: u64 = errors.values().sum();
-    println!("RPC load: {total} requests over {connections} HTTP connections (10% sendTransaction, 90% reads), 100 ms blocks");
-    println!("  {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", total as f64 / elapsed.as_secs_f64(),
-        percentile(&all, 50).as_secs_f64() * 1e3, percentile(&all, 99).as_secs_f64() * 1e3, all.last().copied().unwrap_or_default().as_secs_f64() * 1e3);
-    println!("  resident memory (node and load generator): start {} MiB, peak {} MiB, end {} MiB",
-        rss_start / 1024, peak.load(std::sync::atomic::Ordering::Relaxed) / 1024, rss_end / 1024);
+    println!(
+        "RPC load: {total} requests over {connections} HTTP connections (10% sendTransaction, 90% reads), 100 ms blocks"
+    );
+    println!(
+        "  {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        total as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 50).as_secs_f64() * 1e3,
+        percentile(&all, 99).as_secs_f64() * 1e3,
+        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "  resident memory (node and load generator): start {} MiB, peak {} MiB, end {} MiB",
+        rss_start / 1024,
+        peak.load(std::sync::atomic::Ordering::Relaxed) / 1024,
+        rss_end / 1024
+    );
     println!("  errors: {failed} {errors:?}");
     println!("  head height {}", HttpClientBuilder::default().build(&url).unwrap().get_last_block_id().await.unwrap());
     node.shutdown().await;

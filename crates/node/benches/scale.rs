@@ -43,8 +43,8 @@ use paystreams_lez_core::{
 };
 use paystreams_node::{
     Chain, RedbStorage, Storage,
-    index::StreamIndex,
     chain::{MAX_TXS_PER_BLOCK, genesis_block, genesis_state, now_ms},
+    index::StreamIndex,
     storage::{GenesisAccount, GenesisSpec, Header, StoredBlock, transactions_root},
 };
 use paystreams_program::{
@@ -121,8 +121,12 @@ const fn provider_of(i: u64, s: u64, per_vault: u64) -> u64 {
 }
 
 fn sign(call: &Call, keys: &[&SecretKey], nonces: Vec<u128>) -> Transaction {
-    let message =
-        Message { program_id: call.program_id, account_ids: call.account_ids.clone(), nonces, instruction_data: call.instruction_data() };
+    let message = Message {
+        program_id: call.program_id,
+        account_ids: call.account_ids.clone(),
+        nonces,
+        instruction_data: call.instruction_data(),
+    };
     Transaction::sign(message, keys)
 }
 
@@ -291,8 +295,10 @@ fn replicate(
     config.owner = to;
     config_account.data = borsh::to_vec(&config).unwrap();
     state.insert(to_config, config_account);
-    let (from_holding, to_holding) =
-        (pda::vault_holding_id(&program, &from_config, &NATIVE_TOKEN_ID), pda::vault_holding_id(&program, &to_config, &NATIVE_TOKEN_ID));
+    let (from_holding, to_holding) = (
+        pda::vault_holding_id(&program, &from_config, &NATIVE_TOKEN_ID),
+        pda::vault_holding_id(&program, &to_config, &NATIVE_TOKEN_ID),
+    );
     state.insert(to_holding, template.account(&from_holding));
     for s in 0..per_vault {
         let mut stream_account = template.account(&pda::stream_config_id(&program, &from_config, s));
@@ -344,7 +350,10 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
     let runtime = Runtime::new();
     // The setup happened two hours before the bench: streams have been accruing since.
     let t0_ms = now_ms() - 2 * 3_600_000;
-    let genesis = GenesisSpec { timestamp_ms: t0_ms, accounts: vec![GenesisAccount { secret_key: treasury_key().to_bytes(), balance: SUPPLY }] };
+    let genesis = GenesisSpec {
+        timestamp_ms: t0_ms,
+        accounts: vec![GenesisAccount { secret_key: treasury_key().to_bytes(), balance: SUPPLY }],
+    };
     let template = build_templates(&runtime, &genesis, per_vault, &owners);
 
     let started = Instant::now();
@@ -610,12 +619,17 @@ fn main() {
     let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir).unwrap();
     let dir_arg = dir.display().to_string();
-    println!("node: {} streams ({owners} owners x {per_vault} streams per vault), data dir {dir_arg}", owners * per_vault);
+    println!(
+        "node: {} streams ({owners} owners x {per_vault} streams per vault), data dir {dir_arg}",
+        owners * per_vault
+    );
 
     let built = if kept.is_some() && dir.join("chain.redb").exists() {
         println!("[1/4] reusing the data dir built before ...");
         let mut figures = Figures::default();
-        for (key, value) in std::fs::read_to_string(dir.join("built.txt")).unwrap().lines().filter_map(|l| l.split_once('=')) {
+        for (key, value) in
+            std::fs::read_to_string(dir.join("built.txt")).unwrap().lines().filter_map(|l| l.split_once('='))
+        {
             figures.0.push((key.to_owned(), value.parse().unwrap()));
         }
         figures
@@ -660,7 +674,11 @@ fn main() {
     println!(
         "first open of the data dir           {:>8.2} s   ({})",
         first.get("first_open_s"),
-        if first.get("first_open_had_index") > 0.0 { "index already stored: an ordinary restart" } else { "no stored index: rebuilt and stored" }
+        if first.get("first_open_had_index") > 0.0 {
+            "index already stored: an ordinary restart"
+        } else {
+            "no stored index: rebuilt and stored"
+        }
     );
     println!("  parts, each timed alone in another process on the same data dir:");
     println!(
@@ -673,7 +691,10 @@ fn main() {
         breakdown.get("state_root_cold_s"),
         breakdown.get("leaf_hashes_s")
     );
-    println!("    stored stream index read           {:>8.2} s   (restart: beside load_state)", breakdown.get("index_read_s"));
+    println!(
+        "    stored stream index read           {:>8.2} s   (restart: beside load_state)",
+        breakdown.get("index_read_s")
+    );
     println!(
         "    stream index rebuild (all cores)   {:>8.2} s   (first open only, then stored; {:.0} streams)",
         breakdown.get("index_rebuild_s"),

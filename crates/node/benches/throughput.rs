@@ -44,28 +44,11 @@ fn sign(call: &Call, key: &SecretKey, nonce: u128) -> Transaction {
 }
 
 /// (setup, workload) per owner, in order.
-fn transactions(
-    owner: &SecretKey,
-    provider: &SecretKey,
-    rounds: u64,
-) -> (Vec<Transaction>, Vec<Transaction>) {
+fn transactions(owner: &SecretKey, provider: &SecretKey, rounds: u64) -> (Vec<Transaction>, Vec<Transaction>) {
     let vault = VaultRef::native(payment_streams_program_id(), owner.account_id(), 1);
     let setup = vec![
-        sign(
-            &client::initialize_vault(&vault, VaultPrivacyTier::Public),
-            owner,
-            0,
-        ),
-        sign(
-            &client::deposit(
-                &vault,
-                10_000_000,
-                authenticated_transfer_program_id(),
-                None,
-            ),
-            owner,
-            1,
-        ),
+        sign(&client::initialize_vault(&vault, VaultPrivacyTier::Public), owner, 0),
+        sign(&client::deposit(&vault, 10_000_000, authenticated_transfer_program_id(), None), owner, 1),
     ];
     let mut work = vec![];
     let (mut nonce, mut provider_nonce) = (2_u128, 0_u128);
@@ -75,14 +58,7 @@ fn transactions(
     };
     for stream in 0..rounds {
         owner_tx(
-            client::create_stream(
-                &vault,
-                stream,
-                provider.account_id(),
-                1,
-                1_000,
-                ExtensionSettings::default(),
-            ),
+            client::create_stream(&vault, stream, provider.account_id(), 1, 1_000, ExtensionSettings::default()),
             &mut work,
         );
         owner_tx(client::top_up_stream(&vault, stream, 100), &mut work);
@@ -255,10 +231,7 @@ fn run_on_runtime(
     let mut failed = 0;
     for chunk in txs.chunks(MAX_TXS_PER_BLOCK) {
         *block += 1;
-        let ctx = BlockContext {
-            block_id: *block,
-            timestamp_ms: 1_700_000_000_000 + *block * 100,
-        };
+        let ctx = BlockContext { block_id: *block, timestamp_ms: 1_700_000_000_000 + *block * 100 };
         let diff = {
             let mut overlay = Overlay::new(&*state);
             for tx in chunk {
@@ -283,17 +256,10 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let owners = usize::try_from(args.first().copied().unwrap_or(200)).unwrap();
     let rounds = args.get(1).copied().unwrap_or(5);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let (_, _, _, one_elapsed, one_failed, one_blocks) = measure_node(&runtime, owners, rounds, Submit::One);
     let (keys, setup, work, batch_elapsed, batch_failed, batch_blocks) =
@@ -303,10 +269,7 @@ fn main() {
 
     // Runtime: the same genesis balances, the same transactions as the batch run.
     let rt = Runtime::new();
-    let funded: Vec<_> = keys
-        .iter()
-        .map(|k| (k.account_id(), paystreams_node::DEFAULT_DEV_BALANCE))
-        .collect();
+    let funded: Vec<_> = keys.iter().map(|k| (k.account_id(), paystreams_node::DEFAULT_DEV_BALANCE)).collect();
     let mut state = paystreams_runtime::genesis(&funded, 1_700_000_000_000);
     let mut block = 0;
     let setup_flat: Vec<Transaction> = setup.into_iter().flatten().collect();
@@ -334,5 +297,9 @@ fn main() {
     println!(
         "runtime (in memory, one thread, same blocks): {rt_rate:>10.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)"
     );
-    println!("node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction)", batch_rate / rt_rate, one_rate / rt_rate);
+    println!(
+        "node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction)",
+        batch_rate / rt_rate,
+        one_rate / rt_rate
+    );
 }

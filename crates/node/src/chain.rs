@@ -10,8 +10,8 @@ use std::{
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
 use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
-    BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo,
-    TxErrorInfo, TxStatus, VaultView, views,
+    BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo, TxErrorInfo,
+    TxStatus, VaultView, views,
 };
 use paystreams_runtime::{
     BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TxError,
@@ -23,8 +23,7 @@ use crate::{
     metrics::Metrics,
     root::Leaves,
     storage::{
-        GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt,
-        transactions_root,
+        GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt, transactions_root,
     },
 };
 
@@ -108,9 +107,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Wall-clock Unix milliseconds (0 if the clock is before 1970).
 #[must_use]
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Builds the genesis state of a spec.
@@ -119,11 +116,7 @@ pub fn genesis_state(spec: &GenesisSpec) -> State {
     let funded: Vec<(AccountId, u128)> = spec
         .accounts
         .iter()
-        .filter_map(|a| {
-            SecretKey::from_bytes(&a.secret_key)
-                .ok()
-                .map(|k| (k.account_id(), a.balance))
-        })
+        .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok().map(|k| (k.account_id(), a.balance)))
         .collect();
     paystreams_runtime::genesis(&funded, spec.timestamp_ms)
 }
@@ -138,12 +131,7 @@ pub fn genesis_block(spec: &GenesisSpec, state: &State) -> StoredBlock {
         state_root: state.state_root(),
         transactions_root: transactions_root(&[]),
     };
-    StoredBlock {
-        hash: header.hash(),
-        header,
-        transactions: vec![],
-        time_offset_ms: 0,
-    }
+    StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: 0 }
 }
 
 /// The block view the RPC serves.
@@ -159,11 +147,7 @@ pub fn block_info(block: &StoredBlock) -> BlockInfo {
             transactions_root: HexHash(h.transactions_root),
             hash: HexHash(block.hash),
         },
-        transactions: block
-            .transactions
-            .iter()
-            .map(|tx| HexHash(tx.hash()))
-            .collect(),
+        transactions: block.transactions.iter().map(|tx| HexHash(tx.hash())).collect(),
     }
 }
 
@@ -172,11 +156,7 @@ fn error_info(error: &TxError) -> TxErrorInfo {
         TxError::Program { name, .. } if error.name() == "ProgramError" => name.clone(),
         _ => error.name().to_owned(),
     };
-    TxErrorInfo {
-        code: error.code(),
-        name,
-        message: error.to_string(),
-    }
+    TxErrorInfo { code: error.code(), name, message: error.to_string() }
 }
 
 /// Decodes a transaction sent as base64 of its Borsh bytes, refusing oversized text before
@@ -184,23 +164,18 @@ fn error_info(error: &TxError) -> TxErrorInfo {
 fn decode_base64_transaction(encoded: &str) -> Result<Transaction, ChainError> {
     use base64::Engine as _;
     // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
-    let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES
-        .saturating_div(3)
-        .saturating_add(1)
-        .saturating_mul(4);
+    let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES.saturating_div(3).saturating_add(1).saturating_mul(4);
     if encoded.len() > max_chars {
         return Err(ChainError::Rejected(TxError::TransactionTooLarge {
             size: encoded.len().saturating_div(4).saturating_mul(3),
             max: paystreams_runtime::MAX_TRANSACTION_BYTES,
         }));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|e| {
-            ChainError::Rejected(TxError::MalformedTransaction {
-                detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
-            })
-        })?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|e| {
+        ChainError::Rejected(TxError::MalformedTransaction {
+            detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
+        })
+    })?;
     Transaction::decode(&bytes).map_err(ChainError::Rejected)
 }
 
@@ -210,11 +185,7 @@ impl Chain {
     ///
     /// # Errors
     /// Storage failures, or a stored state that does not match its head block's state root.
-    pub fn open(
-        storage: Arc<dyn Storage>,
-        dev_accounts: u32,
-        dev_balance: u128,
-    ) -> Result<Self, ChainError> {
+    pub fn open(storage: Arc<dyn Storage>, dev_accounts: u32, dev_balance: u128) -> Result<Self, ChainError> {
         let runtime = Runtime::new();
         let program_id = payment_streams_program_id();
         let (genesis, state, leaves, head, index) = if let Some(genesis) = storage.genesis()? {
@@ -222,25 +193,17 @@ impl Chain {
                 what: "head".into(),
                 detail: "genesis present but no head".into(),
             })?;
-            let head = storage
-                .block(height)?
-                .ok_or_else(|| StorageError::Corrupt {
-                    what: format!("block {height}"),
-                    detail: "head block missing".into(),
-                })?;
+            let head = storage.block(height)?.ok_or_else(|| StorageError::Corrupt {
+                what: format!("block {height}"),
+                detail: "head block missing".into(),
+            })?;
             let (state, leaves, index) = Self::load(storage.as_ref(), &head, &program_id)?;
             (genesis, state, leaves, head, index)
         } else {
             let accounts = (0..dev_accounts)
-                .map(|_| GenesisAccount {
-                    secret_key: SecretKey::generate().to_bytes(),
-                    balance: dev_balance,
-                })
+                .map(|_| GenesisAccount { secret_key: SecretKey::generate().to_bytes(), balance: dev_balance })
                 .collect();
-            let genesis = GenesisSpec {
-                timestamp_ms: now_ms(),
-                accounts,
-            };
+            let genesis = GenesisSpec { timestamp_ms: now_ms(), accounts };
             let state = genesis_state(&genesis);
             let head = genesis_block(&genesis, &state);
             storage.init(&genesis, &head, &state)?;
@@ -249,11 +212,7 @@ impl Chain {
             let leaves = Leaves::of(&state);
             (genesis, state, leaves, head, index)
         };
-        let dev_keys = genesis
-            .accounts
-            .iter()
-            .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok())
-            .collect();
+        let dev_keys = genesis.accounts.iter().filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok()).collect();
         let metrics = Metrics::default();
         metrics.set_height(head.header.height);
         let (blocks, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -262,13 +221,7 @@ impl Chain {
             program_id,
             storage,
             dev_keys,
-            inner: Mutex::new(Inner {
-                state,
-                leaves,
-                time_offset_ms: head.time_offset_ms,
-                head,
-                index,
-            }),
+            inner: Mutex::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
             genesis,
             mempool: Mutex::new(Mempool::default()),
             blocks,
@@ -294,9 +247,7 @@ impl Chain {
                 (index, started.elapsed())
             });
             let loaded = storage.load_state_with_leaves();
-            let (stored, index_read) = stored_index
-                .join()
-                .unwrap_or_else(|_| (Ok(None), Duration::ZERO));
+            let (stored, index_read) = stored_index.join().unwrap_or_else(|_| (Ok(None), Duration::ZERO));
             (loaded, stored, index_read)
         });
         let (state, leaves) = loaded?;
@@ -411,9 +362,8 @@ impl Chain {
     /// parallel, then admits the ones that passed in the given order. One result per input, in
     /// order; a refusal does not stop the rest. Blocks the calling thread while verifying.
     pub fn submit_encoded_batch(&self, encoded: &[String]) -> Vec<Result<[u8; 32], ChainError>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .clamp(1, encoded.len().max(1));
+        let threads =
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, encoded.len().max(1));
         let per_thread = encoded.len().div_ceil(threads).max(1);
         let checked: Vec<Result<Transaction, ChainError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = encoded
@@ -433,19 +383,14 @@ impl Chain {
                     handle.join().unwrap_or_else(|_| {
                         (0..len)
                             .map(|_| {
-                                Err(ChainError::Production(
-                                    "signature verification worker failed; resubmit".into(),
-                                ))
+                                Err(ChainError::Production("signature verification worker failed; resubmit".into()))
                             })
                             .collect()
                     })
                 })
                 .collect()
         });
-        checked
-            .into_iter()
-            .map(|tx| tx.and_then(|tx| self.admit(tx)))
-            .collect()
+        checked.into_iter().map(|tx| tx.and_then(|tx| self.admit(tx))).collect()
     }
 
     /// True while the transaction is admitted but not committed.
@@ -460,35 +405,19 @@ impl Chain {
     /// # Errors
     /// Storage failure (the block is then discarded, its transactions go back to the mempool
     /// and the dev clock is not moved) or a failing clock update.
-    pub fn produce_block(
-        &self,
-        max_txs: usize,
-        advance_ms: u64,
-    ) -> Result<Arc<CommittedBlock>, ChainError> {
+    pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, ChainError> {
         let mut inner = lock(&self.inner);
         let batch: Vec<([u8; 32], Transaction)> = {
             let mut mempool = lock(&self.mempool);
             let take = max_txs.min(mempool.queue.len());
             let hashes: Vec<[u8; 32]> = mempool.queue.drain(..take).collect();
-            hashes
-                .into_iter()
-                .filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx)))
-                .collect()
+            hashes.into_iter().filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx))).collect()
         };
-        let height = inner
-            .head
-            .header
-            .height
-            .checked_add(1)
-            .ok_or_else(|| ChainError::Production("height overflow".into()))?;
+        let height =
+            inner.head.header.height.checked_add(1).ok_or_else(|| ChainError::Production("height overflow".into()))?;
         let time_offset_ms = inner.time_offset_ms.saturating_add(advance_ms);
-        let timestamp_ms = now_ms()
-            .saturating_add(time_offset_ms)
-            .max(inner.head.header.timestamp_ms);
-        let ctx = BlockContext {
-            block_id: height,
-            timestamp_ms,
-        };
+        let timestamp_ms = now_ms().saturating_add(time_offset_ms).max(inner.head.header.timestamp_ms);
+        let ctx = BlockContext { block_id: height, timestamp_ms };
 
         let mut receipts = Vec::with_capacity(batch.len());
         let mut notifications = Vec::new();
@@ -517,13 +446,7 @@ impl Chain {
                         });
                     }
                 }
-                receipts.push(StoredReceipt {
-                    tx_hash: *hash,
-                    block_id: height,
-                    index,
-                    error,
-                    events,
-                });
+                receipts.push(StoredReceipt { tx_hash: *hash, block_id: height, index, error, events });
             }
             let clock = self.runtime.clock_update(&overlay, &ctx).map_err(|e| {
                 let message = format!("clock update of block {height} failed: {e}");
@@ -544,21 +467,11 @@ impl Chain {
 
         // Apply in memory (keeping the previous values), compute the root, commit durably; undo
         // the in-memory change if the commit fails.
-        let undo = StateDiff {
-            accounts: diff
-                .accounts
-                .keys()
-                .map(|id| (*id, inner.state.account(id)))
-                .collect(),
-        };
+        let undo = StateDiff { accounts: diff.accounts.keys().map(|id| (*id, inner.state.account(id))).collect() };
         let leaves = inner.leaves.updated(&inner.state, &diff);
         inner.state.apply_diff(&diff);
         let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
-        debug_assert_eq!(
-            state_root,
-            inner.state.state_root(),
-            "kept leaves give the state root"
-        );
+        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let header = Header {
             height,
@@ -581,10 +494,7 @@ impl Chain {
                 }
             }
         }
-        if let Err(e) = self
-            .storage
-            .commit_block_indexed(&block, &receipts, &diff, &added)
-        {
+        if let Err(e) = self.storage.commit_block_indexed(&block, &receipts, &diff, &added) {
             inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
@@ -612,10 +522,7 @@ impl Chain {
             hash = %info.header.hash,
             "block committed"
         );
-        let committed = Arc::new(CommittedBlock {
-            info,
-            events: notifications,
-        });
+        let committed = Arc::new(CommittedBlock { info, events: notifications });
         // No subscriber is not an error.
         let _ = self.blocks.send(Arc::clone(&committed));
         Ok(committed)
@@ -644,11 +551,7 @@ impl Chain {
     /// Latest block time in seconds (stream time).
     #[must_use]
     pub fn now_secs(&self) -> u64 {
-        lock(&self.inner)
-            .head
-            .header
-            .timestamp_ms
-            .saturating_div(1000)
+        lock(&self.inner).head.header.timestamp_ms.saturating_div(1000)
     }
 
     #[must_use]
@@ -664,10 +567,7 @@ impl Chain {
     /// Sum of every native balance.
     #[must_use]
     pub fn native_supply(&self) -> u128 {
-        lock(&self.inner)
-            .state
-            .iter()
-            .fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
+        lock(&self.inner).state.iter().fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
     }
 
     /// A block by height.
@@ -694,11 +594,7 @@ impl Chain {
         }
         Ok(self.storage.receipt(hash)?.map(|r| ReceiptInfo {
             hash: HexHash(r.tx_hash),
-            status: if r.error.is_some() {
-                TxStatus::Failed
-            } else {
-                TxStatus::Included
-            },
+            status: if r.error.is_some() { TxStatus::Failed } else { TxStatus::Included },
             block_id: Some(r.block_id),
             error: r.error,
             events: r.events,
@@ -711,24 +607,16 @@ impl Chain {
     /// Storage failure.
     pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, ChainError> {
         use base64::Engine as _;
-        let encode =
-            |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
         if let Some(tx) = lock(&self.mempool).pending.get(hash) {
-            return Ok(Some(TransactionInfo {
-                hash: HexHash(*hash),
-                transaction: encode(tx),
-                block_id: None,
-            }));
+            return Ok(Some(TransactionInfo { hash: HexHash(*hash), transaction: encode(tx), block_id: None }));
         }
         let Some(receipt) = self.storage.receipt(hash)? else {
             return Ok(None);
         };
         let block = self.storage.block(receipt.block_id)?;
-        let tx = block.and_then(|b| {
-            b.transactions
-                .into_iter()
-                .nth(usize::try_from(receipt.index).unwrap_or(usize::MAX))
-        });
+        let tx =
+            block.and_then(|b| b.transactions.into_iter().nth(usize::try_from(receipt.index).unwrap_or(usize::MAX)));
         Ok(tx.map(|tx| TransactionInfo {
             hash: HexHash(*hash),
             transaction: encode(&tx),
@@ -755,14 +643,7 @@ impl Chain {
     pub fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Option<StreamView> {
         let inner = lock(&self.inner);
         let now = inner.head.header.timestamp_ms.saturating_div(1000);
-        views::stream_view(
-            &inner.state,
-            &self.program_id,
-            owner,
-            vault_id,
-            stream_id,
-            now,
-        )
+        views::stream_view(&inner.state, &self.program_id, owner, vault_id, stream_id, now)
     }
 
     /// Streams of an owner and/or a provider.
@@ -776,42 +657,27 @@ impl Chain {
     ) -> Result<Vec<StreamView>, ChainError> {
         let inner = lock(&self.inner);
         let now = inner.head.header.timestamp_ms.saturating_div(1000);
-        let view = |o: &AccountId, v: u64, s: u64| {
-            views::stream_view(&inner.state, &self.program_id, o, v, s, now)
-        };
+        let view = |o: &AccountId, v: u64, s: u64| views::stream_view(&inner.state, &self.program_id, o, v, s, now);
         let keys: Vec<(AccountId, u64, u64)> = match (owner, provider) {
             (_, Some(provider)) => inner
                 .index
                 .provider_streams
                 .get(provider)
-                .map(|set| {
-                    set.iter()
-                        .filter(|(o, _, _)| owner.is_none_or(|w| w == o))
-                        .copied()
-                        .collect()
-                })
+                .map(|set| set.iter().filter(|(o, _, _)| owner.is_none_or(|w| w == o)).copied().collect())
                 .unwrap_or_default(),
             (Some(owner), None) => {
                 let mut keys = Vec::new();
                 for vault_id in inner.index.vaults.get(owner).into_iter().flatten() {
-                    if let Some(config) =
-                        views::read_vault_config(&inner.state, &self.program_id, owner, *vault_id)
-                    {
+                    if let Some(config) = views::read_vault_config(&inner.state, &self.program_id, owner, *vault_id) {
                         keys.extend((0..config.next_stream_id).map(|s| (*owner, *vault_id, s)));
                     }
                 }
                 keys
             }
             (None, None) => {
-                return Err(ChainError::InvalidArgument(
-                    "give an owner, a provider or both".into(),
-                ));
+                return Err(ChainError::InvalidArgument("give an owner, a provider or both".into()));
             }
         };
-        Ok(keys
-            .into_iter()
-            .filter_map(|(o, v, s)| view(&o, v, s))
-            .take(LIST_MAX)
-            .collect())
+        Ok(keys.into_iter().filter_map(|(o, v, s)| view(&o, v, s)).take(LIST_MAX).collect())
     }
 }

@@ -31,10 +31,7 @@ impl<S> tower::Layer<S> for HealthLayer {
     type Service = HealthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HealthService {
-            inner,
-            chain: Arc::clone(&self.chain),
-        }
+        HealthService { inner, chain: Arc::clone(&self.chain) }
     }
 }
 
@@ -47,10 +44,7 @@ pub struct HealthService<S> {
 
 fn respond(content_type: &'static str, body: String) -> HttpResponse {
     let mut response = HttpResponse::new(HttpBody::from(body));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     response
 }
 

@@ -33,16 +33,15 @@ impl StreamIndex {
     /// Adds what a committed event adds.
     pub fn record(&mut self, event: &Event) {
         match event {
-            Event::VaultInitialized {
-                owner, vault_id, ..
-            } => {
+            Event::VaultInitialized { owner, vault_id, .. } => {
                 self.vaults.entry(*owner).or_default().insert(*vault_id);
             }
             Event::StreamCreated { stream, .. } => {
-                self.provider_streams
-                    .entry(stream.provider)
-                    .or_default()
-                    .insert((stream.owner, stream.vault_id, stream.stream_id));
+                self.provider_streams.entry(stream.provider).or_default().insert((
+                    stream.owner,
+                    stream.vault_id,
+                    stream.stream_id,
+                ));
             }
             _ => {}
         }
@@ -54,10 +53,7 @@ impl StreamIndex {
             self.vaults.entry(*owner).or_default().extend(ids);
         }
         for (provider, streams) in &other.provider_streams {
-            self.provider_streams
-                .entry(*provider)
-                .or_default()
-                .extend(streams);
+            self.provider_streams.entry(*provider).or_default().extend(streams);
         }
     }
 
@@ -68,16 +64,12 @@ impl StreamIndex {
 
     /// Every (owner, vault id), in order.
     pub fn vault_entries(&self) -> impl Iterator<Item = (&AccountId, u64)> {
-        self.vaults
-            .iter()
-            .flat_map(|(owner, ids)| ids.iter().map(move |id| (owner, *id)))
+        self.vaults.iter().flat_map(|(owner, ids)| ids.iter().map(move |id| (owner, *id)))
     }
 
     /// Every (provider, stream), in order.
     pub fn stream_entries(&self) -> impl Iterator<Item = (&AccountId, &StreamKey)> {
-        self.provider_streams
-            .iter()
-            .flat_map(|(provider, keys)| keys.iter().map(move |key| (provider, key)))
+        self.provider_streams.iter().flat_map(|(provider, keys)| keys.iter().map(move |key| (provider, key)))
     }
 
     /// Builds the index from state, on every core for large states.
@@ -93,18 +85,11 @@ impl StreamIndex {
         Self::rebuild_split(state, program_id, threads, PARALLEL_MIN_VAULTS)
     }
 
-    fn rebuild_split(
-        state: &State,
-        program_id: &ProgramId,
-        threads: usize,
-        parallel_min: usize,
-    ) -> Self {
+    fn rebuild_split(state: &State, program_id: &ProgramId, threads: usize, parallel_min: usize) -> Self {
         // Candidates by owner and size alone (no decoding, no hashing): cheap and serial.
         let candidates: Vec<(&AccountId, &[u8])> = state
             .iter()
-            .filter(|(_, account)| {
-                account.program_owner == *program_id && account.data.len() == VAULT_CONFIG_LEN
-            })
+            .filter(|(_, account)| account.program_owner == *program_id && account.data.len() == VAULT_CONFIG_LEN)
             .map(|(id, account)| (id, account.data.as_slice()))
             .collect();
         let scan = |part: &[(&AccountId, &[u8])]| scan_vaults(state, program_id, part);
@@ -114,10 +99,8 @@ impl StreamIndex {
             let per_thread = candidates.len().div_ceil(threads);
             std::thread::scope(|scope| {
                 let scan = &scan;
-                let workers: Vec<_> = candidates
-                    .chunks(per_thread)
-                    .map(|part| (part, scope.spawn(move || scan(part))))
-                    .collect();
+                let workers: Vec<_> =
+                    candidates.chunks(per_thread).map(|part| (part, scope.spawn(move || scan(part)))).collect();
                 workers
                     .into_iter()
                     // A worker only reads; should it ever fail, scan its part here instead.
@@ -126,8 +109,7 @@ impl StreamIndex {
             })
         };
         let mut index = Self::default();
-        let mut streams: Vec<(AccountId, StreamKey)> =
-            Vec::with_capacity(parts.iter().map(|p| p.streams.len()).sum());
+        let mut streams: Vec<(AccountId, StreamKey)> = Vec::with_capacity(parts.iter().map(|p| p.streams.len()).sum());
         for part in parts {
             for (owner, vault_id) in part.vaults {
                 index.vaults.entry(owner).or_default().insert(vault_id);
@@ -147,11 +129,7 @@ struct Scanned {
 }
 
 /// Vault configs at their own PDA among `candidates`, and their streams.
-fn scan_vaults(
-    state: &State,
-    program_id: &ProgramId,
-    candidates: &[(&AccountId, &[u8])],
-) -> Scanned {
+fn scan_vaults(state: &State, program_id: &ProgramId, candidates: &[(&AccountId, &[u8])]) -> Scanned {
     let mut out = Scanned::default();
     for (id, data) in candidates {
         let Ok(config) = decode::<VaultConfig>(data) else {
@@ -162,13 +140,11 @@ fn scan_vaults(
         }
         out.vaults.push((config.owner, config.vault_id));
         for stream_id in 0..config.next_stream_id {
-            let Some(stream_account) = state.get(&pda::stream_config_id(program_id, id, stream_id))
-            else {
+            let Some(stream_account) = state.get(&pda::stream_config_id(program_id, id, stream_id)) else {
                 continue;
             };
             if let Ok(stream) = decode::<StreamConfig>(&stream_account.data) {
-                out.streams
-                    .push((stream.provider, (config.owner, config.vault_id, stream_id)));
+                out.streams.push((stream.provider, (config.owner, config.vault_id, stream_id)));
             }
         }
     }
@@ -176,9 +152,7 @@ fn scan_vaults(
 }
 
 /// provider → set, from (provider, key) pairs in any order.
-fn group_sorted(
-    mut pairs: Vec<(AccountId, StreamKey)>,
-) -> BTreeMap<AccountId, BTreeSet<StreamKey>> {
+fn group_sorted(mut pairs: Vec<(AccountId, StreamKey)>) -> BTreeMap<AccountId, BTreeSet<StreamKey>> {
     pairs.sort_unstable();
     pairs.dedup();
     let mut out = BTreeMap::new();
@@ -208,12 +182,7 @@ mod tests {
     }
 
     fn program_account(program_id: &ProgramId, data: Vec<u8>) -> Account {
-        Account {
-            program_owner: *program_id,
-            balance: 0,
-            data,
-            nonce: 0,
-        }
+        Account { program_owner: *program_id, balance: 0, data, nonce: 0 }
     }
 
     fn vault(owner: AccountId, vault_id: u64, next_stream_id: u64) -> Vec<u8> {
@@ -254,10 +223,7 @@ mod tests {
             let vault_id = i % 3;
             let next = i % 5;
             let config_id = pda::vault_config_id(program_id, &owner, vault_id);
-            state.insert(
-                config_id,
-                program_account(program_id, vault(owner, vault_id, next)),
-            );
+            state.insert(config_id, program_account(program_id, vault(owner, vault_id, next)));
             expected.vaults.entry(owner).or_default().insert(vault_id);
             for s in 0..=next {
                 if s == 2 {
@@ -267,18 +233,11 @@ mod tests {
                 let stream_id = pda::stream_config_id(program_id, &config_id, s);
                 state.insert(stream_id, program_account(program_id, stream(s, provider)));
                 if s < next {
-                    expected
-                        .provider_streams
-                        .entry(provider)
-                        .or_default()
-                        .insert((owner, vault_id, s));
+                    expected.provider_streams.entry(provider).or_default().insert((owner, vault_id, s));
                 }
             }
         }
-        state.insert(
-            id(5_000),
-            program_account(program_id, vault(id(5_001), 0, 1)),
-        );
+        state.insert(id(5_000), program_account(program_id, vault(id(5_001), 0, 1)));
         (state, expected)
     }
 
@@ -286,16 +245,9 @@ mod tests {
     fn rebuild_finds_vaults_at_their_pda_and_their_streams_below_next_stream_id() {
         let program_id = payment_streams_program_id();
         let (state, expected) = state(&program_id);
-        assert_eq!(
-            StreamIndex::rebuild_split(&state, &program_id, 1, 1),
-            expected
-        );
+        assert_eq!(StreamIndex::rebuild_split(&state, &program_id, 1, 1), expected);
         for threads in [2, 3, 8] {
-            assert_eq!(
-                StreamIndex::rebuild_split(&state, &program_id, threads, 1),
-                expected,
-                "{threads} threads"
-            );
+            assert_eq!(StreamIndex::rebuild_split(&state, &program_id, threads, 1), expected, "{threads} threads");
         }
     }
 

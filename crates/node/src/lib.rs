@@ -188,22 +188,18 @@ pub fn open_storage(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Storage>>
         return Ok(Arc::new(MemStorage::new()));
     };
     std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "cannot create data dir {}; pass a writable --data-dir or --ephemeral",
-            dir.display()
-        )
+        format!("cannot create data dir {}; pass a writable --data-dir or --ephemeral", dir.display())
     })?;
     let path = dir.join(DB_FILE);
-    let storage = RedbStorage::open(&path)
-        .with_context(|| format!("cannot open the chain database {}", path.display()))?;
+    let storage =
+        RedbStorage::open(&path).with_context(|| format!("cannot open the chain database {}", path.display()))?;
     Ok(Arc::new(storage))
 }
 
 /// Saves the dev keys as `dev-<i>`; an existing same-named file with another key is kept and
 /// the new key goes to `dev-<i>-<first 8 chars of its id>`.
 fn save_dev_keys(dir: &Path, keys: &[SecretKey]) -> anyhow::Result<Vec<String>> {
-    let keystore =
-        Keystore::open(dir).with_context(|| format!("cannot open keystore {}", dir.display()))?;
+    let keystore = Keystore::open(dir).with_context(|| format!("cannot open keystore {}", dir.display()))?;
     let mut names = Vec::with_capacity(keys.len());
     for (i, key) in keys.iter().enumerate() {
         let id = key.account_id().to_string();
@@ -217,9 +213,7 @@ fn save_dev_keys(dir: &Path, keys: &[SecretKey]) -> anyhow::Result<Vec<String>> 
                 }
                 Ok(_) => {}
                 Err(paystreams_client::keystore::KeystoreError::NotFound { .. }) => {
-                    keystore
-                        .insert(&name, key)
-                        .with_context(|| format!("cannot save dev key {name}"))?;
+                    keystore.insert(&name, key).with_context(|| format!("cannot save dev key {name}"))?;
                     saved = Some(name);
                     break;
                 }
@@ -276,16 +270,11 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
         .build();
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(
-            tower::ServiceBuilder::new().layer(http::HealthLayer::new(Arc::clone(&chain))),
-        )
+        .set_http_middleware(tower::ServiceBuilder::new().layer(http::HealthLayer::new(Arc::clone(&chain))))
         .build(config.rpc_addr)
         .await
         .with_context(|| {
-            format!(
-                "cannot listen on {}; is the port in use? pass another --rpc-addr",
-                config.rpc_addr
-            )
+            format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
         })?;
     let addr = server.local_addr().context("listening address")?;
     let module = rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_rpc();
@@ -316,12 +305,5 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
         })
     });
     tracing::info!(%addr, height = chain.head_height(), "paystreams node listening");
-    Ok(NodeHandle {
-        addr,
-        chain,
-        server,
-        stop,
-        producer,
-        dev_key_names,
-    })
+    Ok(NodeHandle { addr, chain, server, stop, producer, dev_key_names })
 }

@@ -41,13 +41,9 @@ impl Metrics {
     pub fn record_block(&self, height: u64, txs: usize, failure_codes: &[u32]) {
         self.set_height(height);
         self.transactions.fetch_add(as_u64(txs), Ordering::Relaxed);
-        self.failed
-            .fetch_add(as_u64(failure_codes.len()), Ordering::Relaxed);
+        self.failed.fetch_add(as_u64(failure_codes.len()), Ordering::Relaxed);
         if !failure_codes.is_empty() {
-            let mut map = self
-                .failures_by_code
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self.failures_by_code.lock().unwrap_or_else(PoisonError::into_inner);
             for code in failure_codes {
                 let count = map.entry(*code).or_default();
                 *count = count.saturating_add(1);
@@ -56,10 +52,7 @@ impl Metrics {
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.push_back((now, as_u64(txs)));
-        while recent
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > TPS_WINDOW)
-        {
+        while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > TPS_WINDOW) {
             recent.pop_front();
         }
     }
@@ -74,11 +67,7 @@ impl Metrics {
     pub fn tx_per_second(&self) -> f64 {
         let now = Instant::now();
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        let total: u64 = recent
-            .iter()
-            .filter(|(t, _)| now.duration_since(*t) <= TPS_WINDOW)
-            .map(|(_, n)| *n)
-            .sum();
+        let total: u64 = recent.iter().filter(|(t, _)| now.duration_since(*t) <= TPS_WINDOW).map(|(_, n)| *n).sum();
         #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
         let total = total as f64;
         total / TPS_WINDOW.as_secs_f64()
@@ -89,12 +78,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let gauges = [
-            (
-                "paystreams_block_height",
-                "Height of the latest committed block.",
-                "gauge",
-                self.height(),
-            ),
+            ("paystreams_block_height", "Height of the latest committed block.", "gauge", self.height()),
             (
                 "paystreams_mempool_size",
                 "Transactions waiting in the mempool.",
@@ -115,10 +99,7 @@ impl Metrics {
             ),
         ];
         for (name, help, kind, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
         let _ = writeln!(
             out,
@@ -132,16 +113,8 @@ impl Metrics {
             "# HELP paystreams_transaction_failures_total Failed transactions by error code.\n\
              # TYPE paystreams_transaction_failures_total counter"
         );
-        for (code, count) in self
-            .failures_by_code
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "paystreams_transaction_failures_total{{code=\"{code}\"}} {count}"
-            );
+        for (code, count) in self.failures_by_code.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "paystreams_transaction_failures_total{{code=\"{code}\"}} {count}");
         }
         out
     }

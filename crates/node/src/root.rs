@@ -62,10 +62,8 @@ pub fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<[u8; 32]> {
             let per_thread = len.div_ceil(threads).next_multiple_of(2);
             let counts: Vec<std::thread::Result<usize>> = std::thread::scope(|scope| {
                 let halve = &halve;
-                let workers: Vec<_> = level
-                    .chunks_mut(per_thread)
-                    .map(|part| scope.spawn(move || halve(part)))
-                    .collect();
+                let workers: Vec<_> =
+                    level.chunks_mut(per_thread).map(|part| scope.spawn(move || halve(part))).collect();
                 workers.into_iter().map(|worker| worker.join()).collect()
             });
             let mut to = 0;
@@ -79,12 +77,7 @@ pub fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<[u8; 32]> {
         };
         level.truncate(next);
     }
-    Some(
-        level
-            .first()
-            .copied()
-            .unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])),
-    )
+    Some(level.first().copied().unwrap_or_else(|| sha256(&[&EMPTY_PREFIX])))
 }
 
 /// The leaves of a state, in id order.
@@ -106,10 +99,8 @@ impl Leaves {
         };
         std::thread::scope(|scope| {
             let hash = &hash;
-            let workers: Vec<_> = entries
-                .chunks(per_thread)
-                .map(|part| (part, scope.spawn(move || hash(part))))
-                .collect();
+            let workers: Vec<_> =
+                entries.chunks(per_thread).map(|part| (part, scope.spawn(move || hash(part)))).collect();
             let mut out = Vec::with_capacity(entries.len());
             for (part, worker) in workers {
                 // A worker only hashes; should it ever fail, hash its part here instead.
@@ -123,11 +114,7 @@ impl Leaves {
     /// count does not match.
     #[must_use]
     pub fn loaded(state: &State, leaves: Vec<[u8; 32]>) -> Self {
-        if leaves.len() == state.len() {
-            Self(leaves)
-        } else {
-            Self::of(state)
-        }
+        if leaves.len() == state.len() { Self(leaves) } else { Self::of(state) }
     }
 
     #[must_use]
@@ -229,11 +216,7 @@ mod tests {
                 for _ in 0..rng.below(200) {
                     // Ids both already present and new, before, between and after the others.
                     let n = rng.below(size.saturating_mul(2).saturating_add(10));
-                    let post = if rng.below(4) == 0 {
-                        Account::default()
-                    } else {
-                        account(&mut rng)
-                    };
+                    let post = if rng.below(4) == 0 { Account::default() } else { account(&mut rng) };
                     diff.accounts.insert(id(n), post);
                 }
                 let next = leaves.updated(&state, &diff);
@@ -244,10 +227,7 @@ mod tests {
             }
             // Leaves that do not match the state are not trusted.
             let stale = Leaves(vec![[1; 32]; 3]);
-            assert_eq!(
-                stale.updated(&state, &StateDiff::default()),
-                Leaves::of(&state)
-            );
+            assert_eq!(stale.updated(&state, &StateDiff::default()), Leaves::of(&state));
         }
     }
 }

@@ -9,8 +9,8 @@ use jsonrpsee::{
 };
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::{
-    AccountInfo, Amount, BLOCK_RANGE_MAX, SEND_BATCH_MAX, SubmitError, SubmitOutcome, BlockInfo, EventFilter, HexHash, PaystreamsApiServer,
-    ReceiptInfo, RpcResult, StreamFilter, StreamView, TransactionInfo, VaultView, codes,
+    AccountInfo, Amount, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, PaystreamsApiServer, ReceiptInfo, RpcResult,
+    SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome, TransactionInfo, VaultView, codes,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -37,9 +37,7 @@ impl From<ChainError> for ErrorObjectOwned {
             ),
             ChainError::Duplicate(_) => error(codes::DUPLICATE_TRANSACTION, e.to_string()),
             ChainError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
-            ChainError::Storage(_) | ChainError::Production(_) => {
-                error(codes::STORAGE, e.to_string())
-            }
+            ChainError::Storage(_) | ChainError::Production(_) => error(codes::STORAGE, e.to_string()),
             ChainError::InvalidArgument(_) => error(INVALID_PARAMS_CODE, e.to_string()),
         }
     }
@@ -54,11 +52,7 @@ pub struct RpcServer {
 
 impl RpcServer {
     pub const fn new(chain: Arc<Chain>, automine: bool, dev: bool) -> Self {
-        Self {
-            chain,
-            automine,
-            dev,
-        }
+        Self { chain, automine, dev }
     }
 
     fn require_dev(&self, method: &str) -> RpcResult<()> {
@@ -97,11 +91,7 @@ fn last_or_head(chain: &Chain, last: Option<&CommittedBlock>) -> BlockInfo {
 /// Automine blocks hold exactly one transaction (anvil's behaviour); interval blocks take up to
 /// the block limit.
 pub(crate) fn block_capacity(automine: bool) -> usize {
-    if automine {
-        1
-    } else {
-        crate::chain::MAX_TXS_PER_BLOCK
-    }
+    if automine { 1 } else { crate::chain::MAX_TXS_PER_BLOCK }
 }
 
 #[async_trait]
@@ -178,37 +168,21 @@ impl PaystreamsApiServer for RpcServer {
 
     async fn get_accounts_nonces(&self, account_ids: Vec<AccountId>) -> RpcResult<Vec<Amount>> {
         if account_ids.len() > NONCES_MAX {
-            return Err(error(
-                INVALID_PARAMS_CODE,
-                format!("at most {NONCES_MAX} account ids per call"),
-            ));
+            return Err(error(INVALID_PARAMS_CODE, format!("at most {NONCES_MAX} account ids per call")));
         }
-        Ok(account_ids
-            .iter()
-            .map(|id| Amount(self.chain.account(id).nonce))
-            .collect())
+        Ok(account_ids.iter().map(|id| Amount(self.chain.account(id).nonce)).collect())
     }
 
     async fn get_block(&self, block_id: u64) -> RpcResult<Option<BlockInfo>> {
         Ok(self.chain.block(block_id)?.as_ref().map(block_info))
     }
 
-    async fn get_block_range(
-        &self,
-        start_block_id: u64,
-        end_block_id: u64,
-    ) -> RpcResult<Vec<BlockInfo>> {
+    async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
         if end_block_id < start_block_id {
-            return Err(error(
-                INVALID_PARAMS_CODE,
-                "end_block_id is before start_block_id",
-            ));
+            return Err(error(INVALID_PARAMS_CODE, "end_block_id is before start_block_id"));
         }
         if end_block_id.saturating_sub(start_block_id) >= BLOCK_RANGE_MAX {
-            return Err(error(
-                INVALID_PARAMS_CODE,
-                format!("at most {BLOCK_RANGE_MAX} blocks per call"),
-            ));
+            return Err(error(INVALID_PARAMS_CODE, format!("at most {BLOCK_RANGE_MAX} blocks per call")));
         }
         let mut blocks = Vec::new();
         for height in start_block_id..=end_block_id {
@@ -229,11 +203,7 @@ impl PaystreamsApiServer for RpcServer {
         let runtime = self.chain.runtime();
         Ok(runtime
             .program_ids()
-            .filter_map(|id| {
-                runtime
-                    .program(id)
-                    .map(|p| (p.name().to_owned(), id.to_string()))
-            })
+            .filter_map(|id| runtime.program(id).map(|p| (p.name().to_owned(), id.to_string())))
             .collect())
     }
 
@@ -245,19 +215,12 @@ impl PaystreamsApiServer for RpcServer {
         Ok(self.chain.vaults(&owner))
     }
 
-    async fn get_stream(
-        &self,
-        owner: AccountId,
-        vault_id: u64,
-        stream_id: u64,
-    ) -> RpcResult<Option<StreamView>> {
+    async fn get_stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> RpcResult<Option<StreamView>> {
         Ok(self.chain.stream(&owner, vault_id, stream_id))
     }
 
     async fn list_streams(&self, filter: StreamFilter) -> RpcResult<Vec<StreamView>> {
-        Ok(self
-            .chain
-            .streams(filter.owner.as_ref(), filter.provider.as_ref())?)
+        Ok(self.chain.streams(filter.owner.as_ref(), filter.provider.as_ref())?)
     }
 
     async fn subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
@@ -278,11 +241,7 @@ impl PaystreamsApiServer for RpcServer {
         Ok(())
     }
 
-    async fn subscribe_events(
-        &self,
-        pending: PendingSubscriptionSink,
-        filter: EventFilter,
-    ) -> SubscriptionResult {
+    async fn subscribe_events(&self, pending: PendingSubscriptionSink, filter: EventFilter) -> SubscriptionResult {
         let mut blocks = self.chain.subscribe();
         let sink = pending.accept().await?;
         loop {
@@ -305,24 +264,17 @@ impl PaystreamsApiServer for RpcServer {
     async fn dev_advance_time(&self, seconds: u64) -> RpcResult<BlockInfo> {
         self.require_dev("devAdvanceTime")?;
         if seconds > DEV_ADVANCE_MAX_SECS {
-            return Err(error(
-                INVALID_PARAMS_CODE,
-                format!("advance at most {DEV_ADVANCE_MAX_SECS} seconds at once"),
-            ));
+            return Err(error(INVALID_PARAMS_CODE, format!("advance at most {DEV_ADVANCE_MAX_SECS} seconds at once")));
         }
         let advance_ms = seconds.saturating_mul(1000);
-        self.mine(1, advance_ms, block_capacity(self.automine))
-            .await
+        self.mine(1, advance_ms, block_capacity(self.automine)).await
     }
 
     async fn dev_mine(&self, blocks: Option<u32>) -> RpcResult<BlockInfo> {
         self.require_dev("devMine")?;
         let count = blocks.unwrap_or(1);
         if count == 0 || count > DEV_MINE_MAX {
-            return Err(error(
-                INVALID_PARAMS_CODE,
-                format!("mine between 1 and {DEV_MINE_MAX} blocks"),
-            ));
+            return Err(error(INVALID_PARAMS_CODE, format!("mine between 1 and {DEV_MINE_MAX} blocks")));
         }
         self.mine(count, 0, block_capacity(self.automine)).await
     }

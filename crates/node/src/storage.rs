@@ -16,9 +16,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{Account, AccountId, sha256};
 use paystreams_rpc::TxErrorInfo;
 use paystreams_runtime::{ReceiptEvent, State, StateDiff, Transaction};
-use redb::{
-    ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition,
-};
+use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -43,10 +41,7 @@ pub enum StorageError {
 
 impl StorageError {
     fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
-        Self::Corrupt {
-            what: what.into(),
-            detail: detail.to_string(),
-        }
+        Self::Corrupt { what: what.into(), detail: detail.to_string() }
     }
 }
 
@@ -59,13 +54,7 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::SetDurabilityError);
 
 /// The block header, as hashed: `hash = SHA-256(borsh(header))`.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -154,12 +143,7 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Storage failure.
-    fn init(
-        &self,
-        genesis: &GenesisSpec,
-        block: &StoredBlock,
-        state: &State,
-    ) -> Result<(), StorageError>;
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError>;
 
     /// Commits a block, its receipts and its state changes atomically, and moves the head.
     ///
@@ -245,11 +229,7 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Storage failure; the previous index (current or stale) is then kept.
-    fn save_stream_index(
-        &self,
-        head: &StoredBlock,
-        index: &StreamIndex,
-    ) -> Result<(), StorageError> {
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
         let _ = (head, index);
         Ok(())
     }
@@ -311,12 +291,7 @@ impl Storage for MemStorage {
         Ok(self.lock().head)
     }
 
-    fn init(
-        &self,
-        genesis: &GenesisSpec,
-        block: &StoredBlock,
-        state: &State,
-    ) -> Result<(), StorageError> {
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
         let mut inner = self.lock();
         inner.genesis = Some(genesis.clone());
         inner.blocks.insert(block.header.height, block.clone());
@@ -391,11 +366,7 @@ struct IndexMarker {
 
 impl IndexMarker {
     const fn at(height: u64, block_hash: [u8; 32]) -> Self {
-        Self {
-            version: INDEX_VERSION,
-            height,
-            block_hash,
-        }
+        Self { version: INDEX_VERSION, height, block_hash }
     }
 }
 
@@ -436,8 +407,7 @@ fn parse_stream_key(bytes: &[u8]) -> Option<(AccountId, StreamKey)> {
     let (owner, rest) = split_id(rest)?;
     let (vault_id, rest) = split_u64(rest)?;
     let (stream_id, rest) = split_u64(rest)?;
-    rest.is_empty()
-        .then_some((provider, (owner, vault_id, stream_id)))
+    rest.is_empty().then_some((provider, (owner, vault_id, stream_id)))
 }
 
 /// Inserts the entries of `index` into the index tables.
@@ -457,9 +427,7 @@ fn read_marker(
     table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Option<IndexMarker>, StorageError> {
     // An undecodable marker (another format) is a stale index, not a corrupt database.
-    Ok(table
-        .get(INDEX_MARKER_KEY)?
-        .and_then(|v| IndexMarker::try_from_slice(v.value()).ok()))
+    Ok(table.get(INDEX_MARKER_KEY)?.and_then(|v| IndexMarker::try_from_slice(v.value()).ok()))
 }
 
 /// Storage in a redb file (`chain.redb` in the data dir).
@@ -475,9 +443,7 @@ impl RedbStorage {
     /// [`StorageError::Database`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = redb::Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen {
-                path: path.display().to_string(),
-            },
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.display().to_string() },
             other => StorageError::Database(other.into()),
         })?;
         let txn = db.begin_write()?;
@@ -510,9 +476,8 @@ impl RedbStorage {
         let table = txn.open_table(ACCOUNTS)?;
         let total = usize::try_from(table.len()?).unwrap_or(0);
         // Ids are hashes, so ranges by first byte hold about as many accounts each.
-        let bounds: Vec<[u8; 1]> = (1..threads)
-            .map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)])
-            .collect();
+        let bounds: Vec<[u8; 1]> =
+            (1..threads).map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)]).collect();
         let mut ranges = Vec::with_capacity(threads);
         for i in 0..threads {
             let lower = i.checked_sub(1).and_then(|j| bounds.get(j));
@@ -529,25 +494,24 @@ impl RedbStorage {
         // map is built by one thread; the order of inserts does not change it).
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(AccountId, Account)>>(64);
         let mut state = State::new();
-        let parts: Vec<std::thread::Result<Result<Vec<[u8; 32]>, StorageError>>> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = ranges
-                    .into_iter()
-                    .map(|range| {
-                        let sender = sender.clone();
-                        // Room for an eighth more than a fair share: one allocation, mostly.
-                        let capacity = total / threads + total / threads / 8 + 16;
-                        scope.spawn(move || load_range(range, &sender, capacity))
-                    })
-                    .collect();
-                drop(sender);
-                for chunk in receiver {
-                    for (id, account) in chunk {
-                        state.insert(id, account);
-                    }
+        let parts: Vec<std::thread::Result<Result<Vec<[u8; 32]>, StorageError>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = ranges
+                .into_iter()
+                .map(|range| {
+                    let sender = sender.clone();
+                    // Room for an eighth more than a fair share: one allocation, mostly.
+                    let capacity = total / threads + total / threads / 8 + 16;
+                    scope.spawn(move || load_range(range, &sender, capacity))
+                })
+                .collect();
+            drop(sender);
+            for chunk in receiver {
+                for (id, account) in chunk {
+                    state.insert(id, account);
                 }
-                workers.into_iter().map(|worker| worker.join()).collect()
-            });
+            }
+            workers.into_iter().map(|worker| worker.join()).collect()
+        });
         let mut leaves = Vec::with_capacity(total);
         for part in parts {
             let Ok(part) = part else {
@@ -598,10 +562,7 @@ fn load_range(
     let mut chunk = Vec::with_capacity(LOAD_CHUNK);
     for entry in range {
         let (key, value) = entry?;
-        let id: [u8; 32] = key
-            .value()
-            .try_into()
-            .map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+        let id: [u8; 32] = key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
         let bytes = value.value();
         let account: Account = decode("account", bytes)?;
         // The state holds no default account, and its root has no leaf for one.
@@ -613,15 +574,11 @@ fn load_range(
         chunk.push((AccountId(id), account));
         if chunk.len() == LOAD_CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
-            sender
-                .send(full)
-                .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+            sender.send(full).map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
         }
     }
     if !chunk.is_empty() {
-        sender
-            .send(chunk)
-            .map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+        sender.send(chunk).map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
     }
     Ok(leaves)
 }
@@ -633,48 +590,33 @@ fn write_block(
     receipts: &[StoredReceipt],
     diff: &StateDiff,
 ) -> Result<(), StorageError> {
-    txn.open_table(BLOCKS)?
-        .insert(block.header.height, encode(block).as_slice())?;
+    txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
     let mut table = txn.open_table(RECEIPTS)?;
     for receipt in receipts {
-        table.insert(
-            receipt.tx_hash.as_slice(),
-            encode_receipt(receipt)?.as_slice(),
-        )?;
+        table.insert(receipt.tx_hash.as_slice(), encode_receipt(receipt)?.as_slice())?;
     }
     drop(table);
     write_accounts(txn, diff.accounts.iter())?;
-    txn.open_table(META)?
-        .insert("head", encode(&block.header.height).as_slice())?;
+    txn.open_table(META)?.insert("head", encode(&block.header.height).as_slice())?;
     Ok(())
 }
 
 impl Storage for RedbStorage {
     fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError> {
-        self.meta("genesis")?
-            .map(|bytes| decode("genesis", &bytes))
-            .transpose()
+        self.meta("genesis")?.map(|bytes| decode("genesis", &bytes)).transpose()
     }
 
     fn load_head(&self) -> Result<Option<u64>, StorageError> {
-        self.meta("head")?
-            .map(|bytes| decode("head", &bytes))
-            .transpose()
+        self.meta("head")?.map(|bytes| decode("head", &bytes)).transpose()
     }
 
-    fn init(
-        &self,
-        genesis: &GenesisSpec,
-        block: &StoredBlock,
-        state: &State,
-    ) -> Result<(), StorageError> {
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
         let txn = self.write()?;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert("genesis", encode(genesis).as_slice())?;
             meta.insert("head", encode(&block.header.height).as_slice())?;
-            txn.open_table(BLOCKS)?
-                .insert(block.header.height, encode(block).as_slice())?;
+            txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
             write_accounts(&txn, state.iter())?;
         }
         txn.commit()?;
@@ -705,15 +647,14 @@ impl Storage for RedbStorage {
         {
             let mut meta = txn.open_table(META)?;
             let marker = read_marker(&meta)?;
-            let current_at_parent = block.header.height.checked_sub(1).is_some_and(|parent| {
-                marker == Some(IndexMarker::at(parent, block.header.parent_hash))
-            });
+            let current_at_parent = block
+                .header
+                .height
+                .checked_sub(1)
+                .is_some_and(|parent| marker == Some(IndexMarker::at(parent, block.header.parent_hash)));
             if current_at_parent {
                 write_index(&txn, added)?;
-                meta.insert(
-                    INDEX_MARKER_KEY,
-                    encode(&IndexMarker::at(block.header.height, block.hash)).as_slice(),
-                )?;
+                meta.insert(INDEX_MARKER_KEY, encode(&IndexMarker::at(block.header.height, block.hash)).as_slice())?;
             }
         }
         txn.commit()?;
@@ -730,17 +671,14 @@ impl Storage for RedbStorage {
 
     fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
         let txn = self.db.begin_read()?;
-        if read_marker(&txn.open_table(META)?)?
-            != Some(IndexMarker::at(head.header.height, head.hash))
-        {
+        if read_marker(&txn.open_table(META)?)? != Some(IndexMarker::at(head.header.height, head.hash)) {
             return Ok(None);
         }
         let mut index = StreamIndex::default();
         for entry in txn.open_table(INDEX_VAULTS)?.iter()? {
             let (key, _) = entry?;
-            let (owner, vault_id) = parse_vault_key(key.value()).ok_or_else(|| {
-                StorageError::corrupt("stream index", "vault key of wrong length")
-            })?;
+            let (owner, vault_id) = parse_vault_key(key.value())
+                .ok_or_else(|| StorageError::corrupt("stream index", "vault key of wrong length"))?;
             index.vaults.entry(owner).or_default().insert(vault_id);
         }
         // Keys are sorted by provider, then by stream: each provider's set is built in one pass.
@@ -748,39 +686,28 @@ impl Storage for RedbStorage {
         let mut current: Option<AccountId> = None;
         for entry in txn.open_table(INDEX_STREAMS)?.iter()? {
             let (key, _) = entry?;
-            let (provider, stream) = parse_stream_key(key.value()).ok_or_else(|| {
-                StorageError::corrupt("stream index", "stream key of wrong length")
-            })?;
+            let (provider, stream) = parse_stream_key(key.value())
+                .ok_or_else(|| StorageError::corrupt("stream index", "stream key of wrong length"))?;
             if current != Some(provider)
                 && let Some(done) = current.replace(provider)
             {
-                index
-                    .provider_streams
-                    .insert(done, group.drain(..).collect());
+                index.provider_streams.insert(done, group.drain(..).collect());
             }
             group.push(stream);
         }
         if let Some(done) = current {
-            index
-                .provider_streams
-                .insert(done, group.into_iter().collect());
+            index.provider_streams.insert(done, group.into_iter().collect());
         }
         Ok(Some(index))
     }
 
-    fn save_stream_index(
-        &self,
-        head: &StoredBlock,
-        index: &StreamIndex,
-    ) -> Result<(), StorageError> {
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
         let txn = self.write()?;
         txn.delete_table(INDEX_VAULTS)?;
         txn.delete_table(INDEX_STREAMS)?;
         write_index(&txn, index)?;
-        txn.open_table(META)?.insert(
-            INDEX_MARKER_KEY,
-            encode(&IndexMarker::at(head.header.height, head.hash)).as_slice(),
-        )?;
+        txn.open_table(META)?
+            .insert(INDEX_MARKER_KEY, encode(&IndexMarker::at(head.header.height, head.hash)).as_slice())?;
         txn.commit()?;
         Ok(())
     }
@@ -788,28 +715,19 @@ impl Storage for RedbStorage {
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
-        table
-            .get(height)?
-            .map(|v| decode(&format!("block {height}"), v.value()))
-            .transpose()
+        table.get(height)?.map(|v| decode(&format!("block {height}"), v.value())).transpose()
     }
 
     fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECEIPTS)?;
-        table
-            .get(tx_hash.as_slice())?
-            .map(|v| decode_receipt(v.value()))
-            .transpose()
+        table.get(tx_hash.as_slice())?.map(|v| decode_receipt(v.value())).transpose()
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;
-        table
-            .get(id.0.as_slice())?
-            .map(|v| decode("account", v.value()))
-            .transpose()
+        table.get(id.0.as_slice())?.map(|v| decode("account", v.value())).transpose()
     }
 
     fn load_state(&self) -> Result<State, StorageError> {
@@ -818,10 +736,8 @@ impl Storage for RedbStorage {
         let mut state = State::new();
         for entry in table.iter()? {
             let (key, value) = entry?;
-            let id: [u8; 32] = key
-                .value()
-                .try_into()
-                .map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+            let id: [u8; 32] =
+                key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
             state.insert(AccountId(id), decode("account", value.value())?);
         }
         Ok(state)
@@ -831,21 +747,14 @@ impl Storage for RedbStorage {
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
-        value: &[u8; 32],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(value: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&hex::encode(value))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<[u8; 32], D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
         let text = <String as Deserialize>::deserialize(deserializer)?;
         let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))
+        bytes.try_into().map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))
     }
 }
 
@@ -863,8 +772,7 @@ mod tests {
             let mut id = sha256(&[&i.to_le_bytes()]);
             if i < 8 {
                 // First bytes at and around the range boundaries.
-                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff]
-                    [usize::try_from(i).unwrap_or(0)];
+                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff][usize::try_from(i).unwrap_or(0)];
             }
             let data_len = usize::try_from(i % 97).unwrap_or(0);
             state.insert(
@@ -887,13 +795,8 @@ mod tests {
         let empty = storage.load_split(3).expect("load empty");
         assert_eq!(empty, (State::new(), vec![]));
         let state = random_state(3_000);
-        let genesis = GenesisSpec {
-            timestamp_ms: 0,
-            accounts: vec![],
-        };
-        storage
-            .init(&genesis, &crate::chain::genesis_block(&genesis, &state), &state)
-            .expect("init");
+        let genesis = GenesisSpec { timestamp_ms: 0, accounts: vec![] };
+        storage.init(&genesis, &crate::chain::genesis_block(&genesis, &state), &state).expect("init");
         let loaded = storage.load_state().expect("load");
         assert_eq!(loaded, state);
         let leaves = root::Leaves::of(&state).into_inner();
@@ -901,11 +804,7 @@ mod tests {
             let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
             assert_eq!(loaded, state, "{threads} ranges");
             assert_eq!(loaded_leaves, leaves, "{threads} ranges");
-            assert_eq!(
-                root::merkle_root(loaded_leaves),
-                Some(state.state_root()),
-                "{threads} ranges"
-            );
+            assert_eq!(root::merkle_root(loaded_leaves), Some(state.state_root()), "{threads} ranges");
         }
     }
 }

@@ -34,9 +34,7 @@ pub struct VerifyReport {
 }
 
 fn supply(state: &State) -> u128 {
-    state
-        .iter()
-        .fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
+    state.iter().fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
 }
 
 /// Replays the chain in `storage`.
@@ -51,61 +49,37 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
     let genesis_supply = supply(&state);
     let expected_genesis = genesis_block(&genesis, &state);
     let mismatch = |height: u64, detail: String| VerifyError::Mismatch { height, detail };
-    let stored_genesis = storage
-        .block(0)?
-        .ok_or_else(|| mismatch(0, "missing".into()))?;
+    let stored_genesis = storage.block(0)?.ok_or_else(|| mismatch(0, "missing".into()))?;
     if stored_genesis.header != expected_genesis.header {
-        return Err(mismatch(
-            0,
-            "genesis header does not match the genesis spec".into(),
-        ));
+        return Err(mismatch(0, "genesis header does not match the genesis spec".into()));
     }
     let mut parent = stored_genesis;
     let (mut transactions, mut failed) = (0_u64, 0_u64);
     for height in 1..=head {
-        let block = storage
-            .block(height)?
-            .ok_or_else(|| mismatch(height, "missing".into()))?;
+        let block = storage.block(height)?.ok_or_else(|| mismatch(height, "missing".into()))?;
         let header = &block.header;
-        if header.height != height
-            || header.parent_hash != parent.hash
-            || block.hash != header.hash()
-        {
-            return Err(mismatch(
-                height,
-                "header does not chain to its parent or hash is wrong".into(),
-            ));
+        if header.height != height || header.parent_hash != parent.hash || block.hash != header.hash() {
+            return Err(mismatch(height, "header does not chain to its parent or hash is wrong".into()));
         }
         if header.timestamp_ms < parent.header.timestamp_ms {
             return Err(mismatch(height, "timestamp before the parent's".into()));
         }
-        let ctx = BlockContext {
-            block_id: height,
-            timestamp_ms: header.timestamp_ms,
-        };
+        let ctx = BlockContext { block_id: height, timestamp_ms: header.timestamp_ms };
         let mut hashes = Vec::with_capacity(block.transactions.len());
         let diff = {
             let mut overlay = Overlay::new(&state);
             for (index, tx) in block.transactions.iter().enumerate() {
                 let hash = tx.hash();
                 hashes.push(hash);
-                let receipt = storage
-                    .receipt(&hash)?
-                    .ok_or_else(|| mismatch(height, format!("no receipt for tx {index}")))?;
-                if receipt.block_id != height || usize::try_from(receipt.index).ok() != Some(index)
-                {
-                    return Err(mismatch(
-                        height,
-                        format!("tx {index}'s receipt points elsewhere"),
-                    ));
+                let receipt =
+                    storage.receipt(&hash)?.ok_or_else(|| mismatch(height, format!("no receipt for tx {index}")))?;
+                if receipt.block_id != height || usize::try_from(receipt.index).ok() != Some(index) {
+                    return Err(mismatch(height, format!("tx {index}'s receipt points elsewhere")));
                 }
                 match runtime.apply(&overlay, tx, &ctx) {
                     Ok(applied) if receipt.error.is_none() => {
                         if applied.receipt.events != receipt.events {
-                            return Err(mismatch(
-                                height,
-                                format!("tx {index}'s events differ on replay"),
-                            ));
+                            return Err(mismatch(height, format!("tx {index}'s events differ on replay")));
                         }
                         overlay.apply_diff(&applied.diff);
                     }
@@ -125,9 +99,8 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
                 }
                 transactions = transactions.saturating_add(1);
             }
-            let clock = runtime
-                .clock_update(&overlay, &ctx)
-                .map_err(|e| mismatch(height, format!("clock update: {e}")))?;
+            let clock =
+                runtime.clock_update(&overlay, &ctx).map_err(|e| mismatch(height, format!("clock update: {e}")))?;
             overlay.apply_diff(&clock);
             overlay.into_diff()
         };
@@ -136,30 +109,18 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
             return Err(mismatch(height, "transactions root differs".into()));
         }
         if state.state_root() != header.state_root {
-            return Err(mismatch(
-                height,
-                "state root differs from the replay".into(),
-            ));
+            return Err(mismatch(height, "state root differs from the replay".into()));
         }
         parent = block;
     }
     let stored = storage.load_state()?;
     if stored.state_root() != state.state_root() {
-        let differing = state
-            .iter()
-            .filter(|(id, a)| stored.account(id) != **a)
-            .count();
-        return Err(mismatch(
-            head,
-            format!("stored accounts differ from the replay ({differing} accounts)"),
-        ));
+        let differing = state.iter().filter(|(id, a)| stored.account(id) != **a).count();
+        return Err(mismatch(head, format!("stored accounts differ from the replay ({differing} accounts)")));
     }
     let supply = supply(&state);
     if supply != genesis_supply {
-        return Err(mismatch(
-            head,
-            format!("native supply {supply} differs from genesis supply {genesis_supply}"),
-        ));
+        return Err(mismatch(head, format!("native supply {supply} differs from genesis supply {genesis_supply}")));
     }
     Ok(VerifyReport {
         height: head,

@@ -4,15 +4,15 @@
 //! the mempool, new ones follow, and supply is conserved.
 
 use std::sync::{
-    atomic::{AtomicBool, Ordering},
     Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use paystreams_client::Client;
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_node::{
-    storage::{GenesisSpec, StoredBlock, StoredReceipt},
     MemStorage, NodeConfig, Storage, StorageError,
+    storage::{GenesisSpec, StoredBlock, StoredReceipt},
 };
 use paystreams_runtime::{State, StateDiff};
 
@@ -36,7 +36,12 @@ impl Storage for FillableDisk {
         self.inner.init(genesis, block, state)
     }
 
-    fn commit_block(&self, block: &StoredBlock, receipts: &[StoredReceipt], diff: &StateDiff) -> Result<(), StorageError> {
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+    ) -> Result<(), StorageError> {
         if self.full.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
@@ -70,7 +75,8 @@ async fn node_refuses_writes_while_the_disk_is_full_and_recovers() {
         .expect("node");
     let client = Client::connect(&node.rpc_url()).expect("client");
     let (a, b) = (node.dev_keys()[0].clone(), node.dev_keys()[1].clone());
-    let supply = client.balance(a.account_id()).await.expect("balance") + client.balance(b.account_id()).await.expect("balance");
+    let supply =
+        client.balance(a.account_id()).await.expect("balance") + client.balance(b.account_id()).await.expect("balance");
     client.transfer(&a, b.account_id(), 100, None).await.expect("transfer while healthy");
     let height = client.last_block_id().await.expect("height");
 
@@ -87,7 +93,11 @@ async fn node_refuses_writes_while_the_disk_is_full_and_recovers() {
     disk.full.store(false, Ordering::SeqCst);
     // The refused transfer was kept in the mempool: the next block includes it.
     client.mine(Some(1)).await.expect("mine after recovery");
-    assert_eq!(client.balance(b.account_id()).await.expect("balance"), b_before + 7, "the refused transfer is included");
+    assert_eq!(
+        client.balance(b.account_id()).await.expect("balance"),
+        b_before + 7,
+        "the refused transfer is included"
+    );
     client.transfer(&a, b.account_id(), 5, None).await.expect("transfer after recovery");
     let b_after = client.balance(b.account_id()).await.expect("balance");
     assert_eq!(b_after, b_before + 7 + 5);

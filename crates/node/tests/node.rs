@@ -17,174 +17,79 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].clone();
     assert_eq!(node.dev_keys().len(), 10);
-    assert_eq!(
-        client
-            .get_account(owner.account_id())
-            .await
-            .expect("account")
-            .balance,
-        1_000_000_000
-    );
+    assert_eq!(client.get_account(owner.account_id()).await.expect("account").balance, 1_000_000_000);
     assert_eq!(client.get_last_block_id().await.expect("height"), 0);
 
     let init = init_vault(&owner, 1, 0);
     let receipt = send(&client, &init).await;
     assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
     assert_eq!(receipt.block_id, Some(1));
-    assert_eq!(
-        send(&client, &deposit(&owner, 1, 1_000, 1)).await.status,
-        TxStatus::Included
-    );
+    assert_eq!(send(&client, &deposit(&owner, 1, 1_000, 1)).await.status, TxStatus::Included);
 
     // Over-allocation: included as failed with the program's code; nothing changes.
-    let failed = send(
-        &client,
-        &create_stream(&owner, 1, 0, provider.account_id(), 10, 2_000, 2),
-    )
-    .await;
+    let failed = send(&client, &create_stream(&owner, 1, 0, provider.account_id(), 10, 2_000, 2)).await;
     assert_eq!(failed.status, TxStatus::Failed);
     let error = failed.error.expect("error");
-    assert_eq!(
-        (error.code, error.name.as_str()),
-        (6011, "AllocationExceedsUnallocated")
-    );
+    assert_eq!((error.code, error.name.as_str()), (6011, "AllocationExceedsUnallocated"));
     assert!(failed.block_id.is_some());
-    let nonces = client
-        .get_accounts_nonces(vec![owner.account_id()])
-        .await
-        .expect("nonces");
+    let nonces = client.get_accounts_nonces(vec![owner.account_id()]).await.expect("nonces");
     assert_eq!(nonces[0].0, 2, "a failed transaction bumps no nonce");
 
     // Re-submitting the same bytes is refused.
-    let again = client
-        .send_transaction(b64(&create_stream(
-            &owner,
-            1,
-            0,
-            provider.account_id(),
-            10,
-            2_000,
-            2,
-        )))
-        .await;
+    let again = client.send_transaction(b64(&create_stream(&owner, 1, 0, provider.account_id(), 10, 2_000, 2))).await;
     assert!(again.is_ok(), "a re-signed transaction has a new hash");
     let dup = rpc_error(client.send_transaction(b64(&init)).await);
     assert_eq!(dup.code(), codes::DUPLICATE_TRANSACTION);
 
-    let created = send(
-        &client,
-        &create_stream(&owner, 1, 0, provider.account_id(), 10, 500, 2),
-    )
-    .await;
+    let created = send(&client, &create_stream(&owner, 1, 0, provider.account_id(), 10, 500, 2)).await;
     assert_eq!(created.status, TxStatus::Included, "{created:?}");
 
-    let vault = client
-        .get_vault(owner.account_id(), 1)
-        .await
-        .expect("vault call")
-        .expect("vault");
-    assert_eq!(
-        (
-            vault.balance.0,
-            vault.total_allocated.0,
-            vault.unallocated.0
-        ),
-        (1_000, 500, 500)
-    );
-    assert_eq!(
-        client
-            .list_vaults(owner.account_id())
-            .await
-            .expect("vaults")
-            .len(),
-        1
-    );
+    let vault = client.get_vault(owner.account_id(), 1).await.expect("vault call").expect("vault");
+    assert_eq!((vault.balance.0, vault.total_allocated.0, vault.unallocated.0), (1_000, 500, 500));
+    assert_eq!(client.list_vaults(owner.account_id()).await.expect("vaults").len(), 1);
 
     // Time moves only by devAdvanceTime here (automine makes no timed blocks).
-    let before = client
-        .get_stream(owner.account_id(), 1, 0)
-        .await
-        .expect("call")
-        .expect("stream");
+    let before = client.get_stream(owner.account_id(), 1, 0).await.expect("call").expect("stream");
     assert_eq!(before.state, StreamState::Active);
     let block = client.dev_advance_time(20).await.expect("advance");
-    let after = client
-        .get_stream(owner.account_id(), 1, 0)
-        .await
-        .expect("call")
-        .expect("stream");
+    let after = client.get_stream(owner.account_id(), 1, 0).await.expect("call").expect("stream");
     assert_eq!(after.as_of, block.header.timestamp_ms / 1000);
     let elapsed = after.as_of - before.as_of;
     assert!(elapsed >= 20, "{elapsed}");
-    assert_eq!(
-        after.accrued.0,
-        u128::from(10 * (after.as_of - after.stored_accrued_as_of)).min(500)
-    );
+    assert_eq!(after.accrued.0, u128::from(10 * (after.as_of - after.stored_accrued_as_of)).min(500));
     assert!(after.accrued.0 >= 200, "{after:?}");
     assert_eq!(after.planned_stop, Some(after.stored_accrued_as_of + 50));
 
     let by_provider = client
-        .list_streams(StreamFilter {
-            owner: None,
-            provider: Some(provider.account_id()),
-        })
+        .list_streams(StreamFilter { owner: None, provider: Some(provider.account_id()) })
         .await
         .expect("by provider");
     assert_eq!(by_provider.len(), 1);
-    let by_owner = client
-        .list_streams(StreamFilter {
-            owner: Some(owner.account_id()),
-            provider: None,
-        })
-        .await
-        .expect("by owner");
+    let by_owner =
+        client.list_streams(StreamFilter { owner: Some(owner.account_id()), provider: None }).await.expect("by owner");
     assert_eq!(by_owner, by_provider);
     let none = rpc_error(client.list_streams(StreamFilter::default()).await);
     assert_eq!(none.code(), -32602);
 
     // Subscriptions over WebSocket: blocks, and events filtered by provider.
-    let ws = WsClientBuilder::default()
-        .build(node.ws_url())
-        .await
-        .expect("ws");
+    let ws = WsClientBuilder::default().build(node.ws_url()).await.expect("ws");
     let mut blocks = ws.subscribe_blocks().await.expect("subscribe blocks");
-    let filter = EventFilter {
-        provider: Some(provider.account_id()),
-        ..EventFilter::default()
-    };
+    let filter = EventFilter { provider: Some(provider.account_id()), ..EventFilter::default() };
     let mut events = ws.subscribe_events(filter).await.expect("subscribe events");
     // A deposit (no stream: filtered out), then a pause (matches).
-    assert_eq!(
-        send(&client, &deposit(&owner, 1, 5, 3)).await.status,
-        TxStatus::Included
-    );
+    assert_eq!(send(&client, &deposit(&owner, 1, 5, 3)).await.status, TxStatus::Included);
     let paused = send(&client, &pause(&owner, 1, 0, 4)).await;
     assert_eq!(paused.status, TxStatus::Included, "{paused:?}");
     let wait = Duration::from_secs(5);
-    let first_block = tokio::time::timeout(wait, blocks.next())
-        .await
-        .expect("in time")
-        .expect("item")
-        .expect("block");
+    let first_block = tokio::time::timeout(wait, blocks.next()).await.expect("in time").expect("item").expect("block");
     assert_eq!(first_block.transactions.len(), 1);
-    let event = tokio::time::timeout(wait, events.next())
-        .await
-        .expect("in time")
-        .expect("item")
-        .expect("event");
-    assert!(
-        matches!(event.event, Event::StreamPaused { .. }),
-        "{event:?}"
-    );
+    let event = tokio::time::timeout(wait, events.next()).await.expect("in time").expect("item").expect("event");
+    assert!(matches!(event.event, Event::StreamPaused { .. }), "{event:?}");
     assert_eq!(event.tx_hash, paused.hash);
     assert_eq!(Some(event.block_id), paused.block_id);
 
     // Transaction and block lookups.
-    let info = client
-        .get_transaction(paused.hash)
-        .await
-        .expect("call")
-        .expect("tx");
+    let info = client.get_transaction(paused.hash).await.expect("call").expect("tx");
     assert_eq!(info.block_id, paused.block_id);
     let height = client.get_last_block_id().await.expect("height");
     let range = client.get_block_range(1, height).await.expect("range");
@@ -196,43 +101,24 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     let missing = rpc_error(client.get_block_range(1, height + 1).await);
     assert_eq!(missing.code(), codes::NOT_FOUND);
     assert!(client.get_block(height + 1).await.expect("call").is_none());
-    assert!(
-        client
-            .get_program_ids()
-            .await
-            .expect("ids")
-            .contains_key("payment_streams")
-    );
+    assert!(client.get_program_ids().await.expect("ids").contains_key("payment_streams"));
     blocks.unsubscribe().await.expect("unsubscribe");
     node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_methods_are_refused_without_dev() {
-    let config = NodeConfig {
-        dev: false,
-        ..NodeConfig::ephemeral_dev()
-    };
+    let config = NodeConfig { dev: false, ..NodeConfig::ephemeral_dev() };
     let node = start(config).await.expect("start");
     let client = http(&node.rpc_url());
-    assert_eq!(
-        rpc_error(client.dev_mine(None).await).code(),
-        codes::DEV_METHOD_DISABLED
-    );
-    assert_eq!(
-        rpc_error(client.dev_advance_time(5).await).code(),
-        codes::DEV_METHOD_DISABLED
-    );
+    assert_eq!(rpc_error(client.dev_mine(None).await).code(), codes::DEV_METHOD_DISABLED);
+    assert_eq!(rpc_error(client.dev_advance_time(5).await).code(), codes::DEV_METHOD_DISABLED);
     node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_blocks_include_submitted_transactions() {
-    let config = NodeConfig {
-        automine: false,
-        block_time: Duration::from_millis(100),
-        ..NodeConfig::ephemeral_dev()
-    };
+    let config = NodeConfig { automine: false, block_time: Duration::from_millis(100), ..NodeConfig::ephemeral_dev() };
     let node = start(config).await.expect("start");
     let client = http(&node.rpc_url());
     let from = node.dev_keys()[0].clone();
@@ -241,11 +127,7 @@ async fn timed_blocks_include_submitted_transactions() {
     let hash = client.send_transaction(b64(&tx)).await.expect("send");
     let mut status = None;
     for _ in 0..100 {
-        let receipt = client
-            .get_transaction_receipt(hash)
-            .await
-            .expect("call")
-            .expect("known");
+        let receipt = client.get_transaction_receipt(hash).await.expect("call").expect("known");
         if receipt.status != TxStatus::Pending {
             status = Some(receipt.status);
             break;
@@ -253,10 +135,7 @@ async fn timed_blocks_include_submitted_transactions() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status, Some(TxStatus::Included));
-    assert_eq!(
-        client.get_account(to).await.expect("account").balance,
-        1_000_000_007
-    );
+    assert_eq!(client.get_account(to).await.expect("account").balance, 1_000_000_007);
     // Empty blocks keep coming.
     let height = client.get_last_block_id().await.expect("height");
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -287,10 +166,7 @@ async fn restart_from_the_data_dir_keeps_everything() {
     client.dev_advance_time(10).await.expect("advance");
     let head = client.get_last_block_id().await.expect("height");
     let head_block = client.get_block(head).await.expect("call").expect("block");
-    let stream = client
-        .get_stream(owner.account_id(), 7, 0)
-        .await
-        .expect("call");
+    let stream = client.get_stream(owner.account_id(), 7, 0).await.expect("call");
     let keys: Vec<[u8; 32]> = node.dev_keys().iter().map(|k| k.to_bytes()).collect();
     node.shutdown().await;
 
@@ -298,41 +174,15 @@ async fn restart_from_the_data_dir_keeps_everything() {
     let client = http(&node.rpc_url());
     let restarted_keys: Vec<[u8; 32]> = node.dev_keys().iter().map(|k| k.to_bytes()).collect();
     assert_eq!(restarted_keys, keys, "the genesis keys are reused");
-    assert_eq!(
-        node.dev_key_names(),
-        ["dev-0", "dev-1", "dev-2"],
-        "same keys, same names, no duplicates"
-    );
+    assert_eq!(node.dev_key_names(), ["dev-0", "dev-1", "dev-2"], "same keys, same names, no duplicates");
     assert_eq!(client.get_last_block_id().await.expect("height"), head);
-    assert_eq!(
-        client.get_block(head).await.expect("call").expect("block"),
-        head_block
-    );
+    assert_eq!(client.get_block(head).await.expect("call").expect("block"), head_block);
     for receipt in &receipts {
-        assert_eq!(
-            client
-                .get_transaction_receipt(receipt.hash)
-                .await
-                .expect("call")
-                .as_ref(),
-            Some(receipt)
-        );
+        assert_eq!(client.get_transaction_receipt(receipt.hash).await.expect("call").as_ref(), Some(receipt));
     }
     assert_eq!(receipts[3].error.as_ref().map(|e| e.code), Some(6011));
-    assert_eq!(
-        client
-            .get_stream(owner.account_id(), 7, 0)
-            .await
-            .expect("call"),
-        stream
-    );
-    let listed = client
-        .list_streams(StreamFilter {
-            owner: None,
-            provider: Some(provider),
-        })
-        .await
-        .expect("list");
+    assert_eq!(client.get_stream(owner.account_id(), 7, 0).await.expect("call"), stream);
+    let listed = client.list_streams(StreamFilter { owner: None, provider: Some(provider) }).await.expect("list");
     assert_eq!(listed.len(), 1, "the provider index is rebuilt on start");
     // The dev clock offset survives: the next block is not earlier than the last.
     let next = client.dev_mine(None).await.expect("mine");
@@ -379,15 +229,13 @@ async fn send_transactions_admits_a_batch_in_order_and_refuses_entries_one_by_on
     assert_eq!(outcomes[0].hash.map(|h| h.0), Some(init.hash()));
     assert_eq!(outcomes[1].hash.map(|h| h.0), Some(deposit_tx.hash()));
     let refused: Vec<i32> = outcomes[2..].iter().map(|o| o.error.as_ref().expect("refused").code).collect();
-    assert_eq!(
-        refused,
-        vec![codes::TRANSACTION_REJECTED, codes::DUPLICATE_TRANSACTION, codes::TRANSACTION_REJECTED]
-    );
+    assert_eq!(refused, vec![codes::TRANSACTION_REJECTED, codes::DUPLICATE_TRANSACTION, codes::TRANSACTION_REJECTED]);
     assert!(outcomes[2..].iter().all(|o| o.hash.is_none()));
 
     // Automine: both admitted transactions are committed, in order, when the call returns.
     for tx in [&init, &deposit_tx] {
-        let receipt = client.get_transaction_receipt(paystreams_rpc::HexHash(tx.hash())).await.expect("call").expect("known");
+        let receipt =
+            client.get_transaction_receipt(paystreams_rpc::HexHash(tx.hash())).await.expect("call").expect("known");
         assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
     }
     let vault = client.get_vault(owner.account_id(), 1).await.expect("call").expect("vault");

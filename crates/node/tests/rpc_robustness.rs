@@ -25,15 +25,8 @@ async fn raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, S
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
 
@@ -43,9 +36,7 @@ async fn rpc_raw(addr: SocketAddr, body: &str) -> Value {
 }
 
 fn code(response: &Value) -> i64 {
-    response["error"]["code"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no error in {response}"))
+    response["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,50 +48,17 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     let other = node.dev_keys()[1].account_id();
 
     // Malformed JSON: parse error.
-    assert_eq!(
-        code(&rpc_raw(addr, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":").await),
-        -32700
-    );
+    assert_eq!(code(&rpc_raw(addr, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":").await), -32700);
     // Unknown method.
-    assert_eq!(
-        code(
-            &rpc_raw(
-                addr,
-                r#"{"jsonrpc":"2.0","id":1,"method":"nope","params":[]}"#
-            )
-            .await
-        ),
-        -32601
-    );
+    assert_eq!(code(&rpc_raw(addr, r#"{"jsonrpc":"2.0","id":1,"method":"nope","params":[]}"#).await), -32601);
     // Wrong parameter types.
+    assert_eq!(code(&rpc_raw(addr, r#"{"jsonrpc":"2.0","id":1,"method":"getBlock","params":["abc"]}"#).await), -32602);
     assert_eq!(
-        code(
-            &rpc_raw(
-                addr,
-                r#"{"jsonrpc":"2.0","id":1,"method":"getBlock","params":["abc"]}"#
-            )
-            .await
-        ),
+        code(&rpc_raw(addr, r#"{"jsonrpc":"2.0","id":1,"method":"getAccount","params":["not-base58-0OIl"]}"#).await),
         -32602
     );
     assert_eq!(
-        code(
-            &rpc_raw(
-                addr,
-                r#"{"jsonrpc":"2.0","id":1,"method":"getAccount","params":["not-base58-0OIl"]}"#
-            )
-            .await
-        ),
-        -32602
-    );
-    assert_eq!(
-        code(
-            &rpc_raw(
-                addr,
-                r#"{"jsonrpc":"2.0","id":1,"method":"listStreams","params":[{"owner":1,"x":2}]}"#
-            )
-            .await
-        ),
+        code(&rpc_raw(addr, r#"{"jsonrpc":"2.0","id":1,"method":"listStreams","params":[{"owner":1,"x":2}]}"#).await),
         -32602
     );
     // Oversized body (over the 1 MiB limit): refused before parsing.
@@ -109,10 +67,7 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
         "A".repeat(2 * 1024 * 1024)
     );
     let (status, body) = raw(addr, "POST", "/", huge.as_bytes()).await;
-    assert!(
-        status == 413 || body.contains("-32007") || body.contains("too big"),
-        "{status} {body}"
-    );
+    assert!(status == 413 || body.contains("-32007") || body.contains("too big"), "{status} {body}");
     // A batch over the limit.
     let batch: Vec<String> = (0..=paystreams_node::MAX_BATCH_LEN)
         .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"getLastBlockId"}}"#))
@@ -126,10 +81,7 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     assert!(e.message().contains("base64"), "{}", e.message());
     let e = rpc_error(client.send_transaction("AAECAwQ=".into()).await);
     assert_eq!(e.code(), codes::TRANSACTION_REJECTED);
-    assert_eq!(
-        e.data().map(|d| d.get()),
-        Some(r#"{"code":1002,"name":"MalformedTransaction"}"#)
-    );
+    assert_eq!(e.data().map(|d| d.get()), Some(r#"{"code":1002,"name":"MalformedTransaction"}"#));
 
     // Bad signature: refused at submission, naming the signer.
     let mut tx = transfer(&key, other, 1, 0);
@@ -148,10 +100,7 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     // Wrong nonce: stateful, so it is included as a failed transaction with code 1013.
     let receipt = send(&client, &transfer(&key, other, 1, 5)).await;
     assert_eq!(receipt.status, TxStatus::Failed);
-    assert_eq!(
-        receipt.error.as_ref().map(|e| (e.code, e.name.as_str())),
-        Some((1013, "NonceMismatch"))
-    );
+    assert_eq!(receipt.error.as_ref().map(|e| (e.code, e.name.as_str())), Some((1013, "NonceMismatch")));
 
     // Still answering, and the good path still works.
     let receipt = send(&client, &transfer(&key, other, 1, 0)).await;
@@ -164,10 +113,7 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     assert_eq!(status, 200);
     assert!(body.contains("paystreams_block_height 2"), "{body}");
     assert!(body.contains("paystreams_transactions_total 2"), "{body}");
-    assert!(
-        body.contains("paystreams_transaction_failures_total{code=\"1013\"} 1"),
-        "{body}"
-    );
+    assert!(body.contains("paystreams_transaction_failures_total{code=\"1013\"} 1"), "{body}");
     assert!(body.contains("paystreams_mempool_size 0"), "{body}");
     assert!(body.contains("paystreams_tx_per_second"), "{body}");
     node.shutdown().await;

@@ -36,27 +36,16 @@ impl Rng {
 
 fn open(path: &Path) -> (Arc<RedbStorage>, Chain) {
     let storage = Arc::new(RedbStorage::open(path).expect("open storage"));
-    let chain = Chain::open(
-        Arc::clone(&storage) as Arc<dyn Storage>,
-        KEYS,
-        1_000_000_000_000,
-    )
-    .expect("open chain");
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 1_000_000_000_000).expect("open chain");
     (storage, chain)
 }
 
 fn head(chain: &Chain) -> StoredBlock {
-    chain
-        .block(chain.head_height())
-        .expect("read")
-        .expect("head block")
+    chain.block(chain.head_height()).expect("read").expect("head block")
 }
 
 fn rebuilt(storage: &RedbStorage) -> StreamIndex {
-    StreamIndex::rebuild(
-        &storage.load_state().expect("load state"),
-        &payment_streams_program_id(),
-    )
+    StreamIndex::rebuild(&storage.load_state().expect("load state"), &payment_streams_program_id())
 }
 
 /// Everything the index serves: each key's vaults and its streams as owner and as provider.
@@ -84,8 +73,7 @@ fn random_blocks(chain: &Chain, rng: &mut Rng, blocks: u32) {
         for key in &keys {
             let nonce = chain.account(&key.account_id()).nonce;
             let vaults = chain.vaults(&key.account_id());
-            let provider =
-                keys[usize::try_from(rng.below(u64::from(KEYS))).expect("small")].account_id();
+            let provider = keys[usize::try_from(rng.below(u64::from(KEYS))).expect("small")].account_id();
             let allocation = 100 + u128::from(rng.below(5_000));
             let rate = 1 + rng.below(5);
             let pick = rng.below(10);
@@ -96,26 +84,12 @@ fn random_blocks(chain: &Chain, rng: &mut Rng, blocks: u32) {
                 // A vault that does not exist: a failed receipt.
                 create_stream(key, 99, 0, provider, rate, allocation, nonce)
             } else {
-                let vault =
-                    &vaults[usize::try_from(rng.below(vaults.len() as u64)).expect("small")];
+                let vault = &vaults[usize::try_from(rng.below(vaults.len() as u64)).expect("small")];
                 if pick <= 3 {
-                    deposit(
-                        key,
-                        vault.vault_id,
-                        20_000 + u128::from(rng.below(100_000)),
-                        nonce,
-                    )
+                    deposit(key, vault.vault_id, 20_000 + u128::from(rng.below(100_000)), nonce)
                 } else {
                     // Beyond the vault's funds this fails too.
-                    create_stream(
-                        key,
-                        vault.vault_id,
-                        vault.next_stream_id,
-                        provider,
-                        rate,
-                        allocation,
-                        nonce,
-                    )
+                    create_stream(key, vault.vault_id, vault.next_stream_id, provider, rate, allocation, nonce)
                 }
             };
             chain.submit(tx).expect("admitted");
@@ -132,16 +106,11 @@ fn stored_index_equals_a_rebuild_after_random_blocks_and_is_loaded_on_restart() 
     let mut rng = Rng(7);
     for _ in 0..6 {
         random_blocks(&chain, &mut rng, 5);
-        let stored = storage
-            .stream_index(&head(&chain))
-            .expect("read")
-            .expect("the stored index is current at every block");
+        let stored =
+            storage.stream_index(&head(&chain)).expect("read").expect("the stored index is current at every block");
         assert_eq!(stored, rebuilt(&storage));
     }
-    let stored = storage
-        .stream_index(&head(&chain))
-        .expect("read")
-        .expect("current");
+    let stored = storage.stream_index(&head(&chain)).expect("read").expect("current");
     let streams = stored.stream_entries().count();
     assert!(
         stored.vault_entries().count() >= 6 && streams >= 20,
@@ -152,20 +121,10 @@ fn stored_index_equals_a_rebuild_after_random_blocks_and_is_loaded_on_restart() 
     drop(storage);
 
     let (storage, chain) = open(&path);
-    assert_eq!(
-        listings(&chain),
-        before,
-        "the loaded index serves the same lists"
-    );
-    assert_eq!(
-        storage.stream_index(&head(&chain)).expect("read"),
-        Some(stored)
-    );
+    assert_eq!(listings(&chain), before, "the loaded index serves the same lists");
+    assert_eq!(storage.stream_index(&head(&chain)).expect("read"), Some(stored));
     random_blocks(&chain, &mut rng, 3);
-    assert_eq!(
-        storage.stream_index(&head(&chain)).expect("read"),
-        Some(rebuilt(&storage))
-    );
+    assert_eq!(storage.stream_index(&head(&chain)).expect("read"), Some(rebuilt(&storage)));
 }
 
 #[test]
@@ -188,34 +147,16 @@ fn a_data_dir_without_the_index_rebuilds_it_once_and_stores_it() {
             .remove("stream_index")
             .expect("remove marker")
             .expect("a marker was stored");
-        assert!(
-            txn.delete_table(TableDefinition::<&[u8], ()>::new("index_vaults"))
-                .expect("delete")
-        );
-        assert!(
-            txn.delete_table(TableDefinition::<&[u8], ()>::new("index_streams"))
-                .expect("delete")
-        );
+        assert!(txn.delete_table(TableDefinition::<&[u8], ()>::new("index_vaults")).expect("delete"));
+        assert!(txn.delete_table(TableDefinition::<&[u8], ()>::new("index_streams")).expect("delete"));
         txn.commit().expect("commit");
         let read = db.begin_read().expect("read");
-        assert!(
-            read.list_tables()
-                .expect("tables")
-                .all(|t| !t.name().starts_with("index_"))
-        );
+        assert!(read.list_tables().expect("tables").all(|t| !t.name().starts_with("index_")));
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
-    assert_eq!(
-        storage.stream_index(&head_block).expect("read"),
-        None,
-        "no index stored"
-    );
+    assert_eq!(storage.stream_index(&head_block).expect("read"), None, "no index stored");
     let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 0).expect("open chain");
-    assert_eq!(
-        listings(&chain),
-        before,
-        "the rebuilt index serves the same lists"
-    );
+    assert_eq!(listings(&chain), before, "the rebuilt index serves the same lists");
     assert_eq!(
         storage.stream_index(&head_block).expect("read"),
         Some(rebuilt(&storage)),
@@ -243,11 +184,7 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         .iter()
         .find_map(|key| {
             let id = key.account_id();
-            chain
-                .vaults(&id)
-                .into_iter()
-                .find(|v| v.next_stream_id > 0)
-                .map(|v| (id, v.vault_id))
+            chain.vaults(&id).into_iter().find(|v| v.next_stream_id > 0).map(|v| (id, v.vault_id))
         })
         .expect("the random blocks created a stream");
     drop(chain);
@@ -268,8 +205,7 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         if let Ok(decoded) = decode::<StreamConfig>(&stream.data) {
             providers.push(decoded.provider);
         }
-        diff.accounts
-            .insert(pda::stream_config_id(&program, &to, s), stream);
+        diff.accounts.insert(pda::stream_config_id(&program, &to, s), stream);
     }
     assert!(!providers.is_empty());
     state.apply_diff(&diff);
@@ -281,28 +217,16 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
         state_root: state.state_root(),
         transactions_root: transactions_root(&[]),
     };
-    let block = StoredBlock {
-        hash: header.hash(),
-        header,
-        transactions: vec![],
-        time_offset_ms: parent.time_offset_ms,
-    };
+    let block =
+        StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: parent.time_offset_ms };
     storage.commit_block(&block, &[], &diff).expect("commit");
-    assert_eq!(
-        storage.stream_index(&block).expect("read"),
-        None,
-        "stale after the commit"
-    );
+    assert_eq!(storage.stream_index(&block).expect("read"), None, "stale after the commit");
     drop(storage);
 
     let (storage, chain) = open(&path);
     assert_eq!(chain.head_height(), block.header.height);
     assert_eq!(
-        chain
-            .vaults(&new_owner)
-            .iter()
-            .map(|v| v.vault_id)
-            .collect::<Vec<_>>(),
+        chain.vaults(&new_owner).iter().map(|v| v.vault_id).collect::<Vec<_>>(),
         [vault_id],
         "the rebuilt index has the vault the stale one lacked"
     );
@@ -310,18 +234,11 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     assert_eq!(listed.len(), providers.len());
     for provider in &providers {
         assert!(
-            chain
-                .streams(None, Some(provider))
-                .expect("by provider")
-                .iter()
-                .any(|s| s.owner == new_owner),
+            chain.streams(None, Some(provider)).expect("by provider").iter().any(|s| s.owner == new_owner),
             "the provider lists the copied stream"
         );
     }
-    assert_eq!(
-        storage.stream_index(&block).expect("read"),
-        Some(rebuilt(&storage))
-    );
+    assert_eq!(storage.stream_index(&block).expect("read"), Some(rebuilt(&storage)));
 }
 
 #[test]
@@ -338,33 +255,16 @@ fn accounts_that_do_not_match_the_head_state_root_are_refused_at_open() {
         let db = redb::Database::open(&path).expect("raw open");
         let txn = db.begin_write().expect("write");
         {
-            let mut accounts = txn
-                .open_table(TableDefinition::<&[u8], &[u8]>::new("accounts"))
-                .expect("accounts");
-            let mut account: paystreams_lez_core::Account = borsh::from_slice(
-                accounts
-                    .get(victim.0.as_slice())
-                    .expect("get")
-                    .expect("stored")
-                    .value(),
-            )
-            .expect("decode");
+            let mut accounts = txn.open_table(TableDefinition::<&[u8], &[u8]>::new("accounts")).expect("accounts");
+            let mut account: paystreams_lez_core::Account =
+                borsh::from_slice(accounts.get(victim.0.as_slice()).expect("get").expect("stored").value())
+                    .expect("decode");
             account.balance += 1;
-            accounts
-                .insert(
-                    victim.0.as_slice(),
-                    borsh::to_vec(&account).expect("encode").as_slice(),
-                )
-                .expect("insert");
+            accounts.insert(victim.0.as_slice(), borsh::to_vec(&account).expect("encode").as_slice()).expect("insert");
         }
         txn.commit().expect("commit");
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
-    let error = Chain::open(storage as Arc<dyn Storage>, KEYS, 0)
-        .err()
-        .expect("refused");
-    assert!(
-        error.to_string().contains("state root does not match"),
-        "{error}"
-    );
+    let error = Chain::open(storage as Arc<dyn Storage>, KEYS, 0).err().expect("refused");
+    assert!(error.to_string().contains("state root does not match"), "{error}");
 }

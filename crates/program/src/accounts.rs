@@ -2,15 +2,15 @@
 //! come first, then the reference's order: vault decode, token, versions, vault id, owner.
 
 use paystreams_lez_core::{
-    clock::{is_clock_account, ClockAccountData},
+    Account, AccountId, AccountWithMetadata, ProgramId,
+    clock::{ClockAccountData, is_clock_account},
     token::{TokenDefinition, TokenHolding},
-    Account, AccountWithMetadata, AccountId, ProgramId,
 };
 
 use crate::{
     error::StreamError,
     pda,
-    state::{decode, StreamConfig, VaultConfig, VaultHolding, DEFAULT_VERSION, STREAM_VERSION_EXTENDED},
+    state::{DEFAULT_VERSION, STREAM_VERSION_EXTENDED, StreamConfig, VaultConfig, VaultHolding, decode},
 };
 
 /// Takes exactly `N` accounts.

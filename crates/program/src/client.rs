@@ -1,13 +1,13 @@
 //! Off-chain helpers: the account list each instruction expects, in order, with which accounts
 //! must sign. Wallets, the CLI, the simulator and the engines build transactions from these.
 
-use paystreams_lez_core::{clock::CLOCK_01_ACCOUNT_ID, AccountId, ProgramId};
+use paystreams_lez_core::{AccountId, ProgramId, clock::CLOCK_01_ACCOUNT_ID};
 
 use crate::{
     instruction::{ExtensionSettings, Instruction},
     pda,
     receipt::DeliveryReceipt,
-    state::{VaultPrivacyTier, NATIVE_TOKEN_ID},
+    state::{NATIVE_TOKEN_ID, VaultPrivacyTier},
 };
 
 /// A vault as a client names it.
@@ -160,8 +160,14 @@ pub fn close_stream_by_owner(vault: &VaultRef, stream_id: u64) -> Call {
     owner_stream_op(vault, stream_id, Instruction::CloseStreamByOwner { vault_id: vault.vault_id, stream_id })
 }
 
-fn provider_accounts(vault: &VaultRef, stream_id: u64, provider: AccountId, payout_holding: Option<AccountId>) -> Vec<AccountId> {
-    let mut ids = vec![vault.config(), vault.holding(), vault.stream(stream_id), vault.owner, provider, CLOCK_01_ACCOUNT_ID];
+fn provider_accounts(
+    vault: &VaultRef,
+    stream_id: u64,
+    provider: AccountId,
+    payout_holding: Option<AccountId>,
+) -> Vec<AccountId> {
+    let mut ids =
+        vec![vault.config(), vault.holding(), vault.stream(stream_id), vault.owner, provider, CLOCK_01_ACCOUNT_ID];
     ids.extend(payout_holding);
     ids
 }

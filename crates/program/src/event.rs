@@ -29,7 +29,12 @@ pub struct StreamRef {
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    VaultInitialized { owner: AccountId, vault_id: u64, vault_config: AccountId, token_id: String },
+    VaultInitialized {
+        owner: AccountId,
+        vault_id: u64,
+        vault_config: AccountId,
+        token_id: String,
+    },
     Deposited {
         owner: AccountId,
         vault_id: u64,
@@ -51,9 +56,19 @@ pub enum Event {
         at: u64,
     },
     /// A fold found the stream depleted or past its auto-pause time and paused it.
-    StreamAutoPaused { stream: StreamRef, at: u64, depleted: bool },
-    StreamPaused { stream: StreamRef, at: u64 },
-    StreamResumed { stream: StreamRef, at: u64 },
+    StreamAutoPaused {
+        stream: StreamRef,
+        at: u64,
+        depleted: bool,
+    },
+    StreamPaused {
+        stream: StreamRef,
+        at: u64,
+    },
+    StreamResumed {
+        stream: StreamRef,
+        at: u64,
+    },
     StreamToppedUp {
         stream: StreamRef,
         #[serde(with = "paystreams_lez_core::account::decimal_u128")]

@@ -58,9 +58,7 @@ pub fn fold(stream: &StreamConfig, now: u64) -> Result<Folded, StreamError> {
     let elapsed = end.checked_sub(stream.accrued_as_of).ok_or(StreamError::TimeRegression)?;
     let unaccrued = stream.unaccrued();
     // rate and elapsed are both u64, so their product always fits in u128.
-    let gain = u128::from(stream.rate)
-        .checked_mul(u128::from(elapsed))
-        .ok_or(StreamError::ArithmeticOverflow)?;
+    let gain = u128::from(stream.rate).checked_mul(u128::from(elapsed)).ok_or(StreamError::ArithmeticOverflow)?;
 
     if gain >= unaccrued {
         // Depleted: accrued reaches allocation at as_of + ceil(unaccrued / rate).
@@ -134,7 +132,7 @@ mod tests {
     use paystreams_lez_core::AccountId;
 
     use super::*;
-    use crate::state::{StreamExtensions, DEFAULT_VERSION, STREAM_VERSION_EXTENDED};
+    use crate::state::{DEFAULT_VERSION, STREAM_VERSION_EXTENDED, StreamExtensions};
 
     fn stream(accrued: u128, allocation: u128, rate: u64, as_of: u64, state: StreamState) -> StreamConfig {
         StreamConfig {
@@ -165,12 +163,18 @@ mod tests {
         let unchanged = active(50, 1000, 10, 100);
         assert_eq!(fold(&unchanged, 100).expect("ok").stream, unchanged);
         let folded = fold(&active(0, 1000, 10, 100), 105).expect("ok");
-        assert_eq!((folded.stream.accrued, folded.stream.accrued_as_of, folded.stream.state), (50, 105, StreamState::Active));
+        assert_eq!(
+            (folded.stream.accrued, folded.stream.accrued_as_of, folded.stream.state),
+            (50, 105, StreamState::Active)
+        );
         let paused = stream(100, 1000, 10, 100, StreamState::Paused);
         assert_eq!(fold(&paused, 200).expect("ok").stream.accrued, 100);
         for t in [50, 100] {
             let folded = fold(&active(0, 100, 10, 0), t).expect("ok");
-            assert_eq!((folded.stream.accrued, folded.stream.state, folded.stream.accrued_as_of), (100, StreamState::Paused, 10));
+            assert_eq!(
+                (folded.stream.accrued, folded.stream.state, folded.stream.accrued_as_of),
+                (100, StreamState::Paused, 10)
+            );
             assert_eq!(folded.auto_paused, Some(AutoPause { at: 10, depleted: true }));
         }
     }
@@ -210,7 +214,10 @@ mod tests {
         let folded = fold(&s, 30).expect("ok");
         assert_eq!((folded.stream.state, folded.stream.accrued), (StreamState::Active, 30));
         let folded = fold(&folded.stream, 500).expect("ok");
-        assert_eq!((folded.stream.state, folded.stream.accrued, folded.stream.accrued_as_of), (StreamState::Paused, 60, 60));
+        assert_eq!(
+            (folded.stream.state, folded.stream.accrued, folded.stream.accrued_as_of),
+            (StreamState::Paused, 60, 60)
+        );
         assert_eq!(folded.auto_paused, Some(AutoPause { at: 60, depleted: false }));
         // Exactly at the instant it pauses too.
         assert_eq!(fold(&s, 60).expect("ok").stream.state, StreamState::Paused);
@@ -226,7 +233,8 @@ mod tests {
 
     #[test]
     fn activation_charges_the_fee_and_restarts_auto_pause() {
-        let mut s = extended(StreamExtensions { auto_pause_after: 60, activation_fee: 40, ..StreamExtensions::default() });
+        let mut s =
+            extended(StreamExtensions { auto_pause_after: 60, activation_fee: 40, ..StreamExtensions::default() });
         s.state = StreamState::Paused;
         assert_eq!(activate(&mut s, 500), Ok(40));
         assert_eq!((s.accrued, s.state, s.accrued_as_of), (40, StreamState::Active, 500));
@@ -241,7 +249,8 @@ mod tests {
     #[test]
     fn planned_stop_is_the_earlier_of_depletion_and_auto_pause() {
         assert_eq!(planned_stop(&active(0, 100, 10, 5)), Some(15));
-        let s = extended(StreamExtensions { auto_pause_after: 60, auto_pause_anchor: 0, ..StreamExtensions::default() });
+        let s =
+            extended(StreamExtensions { auto_pause_after: 60, auto_pause_anchor: 0, ..StreamExtensions::default() });
         assert_eq!(planned_stop(&s), Some(60));
         assert_eq!(planned_stop(&stream(0, 100, 10, 5, StreamState::Paused)), None);
     }

@@ -21,7 +21,7 @@ pub mod state;
 
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
-    program::Program, AccountPostState, ChainedCall, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+    AccountPostState, ChainedCall, ProgramError, ProgramId, ProgramInput, ProgramOutput, program::Program,
 };
 
 pub use error::StreamError;

@@ -7,8 +7,8 @@
 //! | stream config | `"stream_config"`, vault config id, stream id (u64 LE) |
 
 use paystreams_lez_core::{
-    pda::{seed_literal, seed_u64},
     AccountId, PdaSeed, ProgramId,
+    pda::{seed_literal, seed_u64},
 };
 
 #[must_use]

@@ -8,7 +8,7 @@
 //! `"/paystreams/v1/DeliveryReceipt/"` NUL-padded to 32 bytes. See `docs/delivery-receipts.md`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::{crypto::verify_bip340, domain_prefix, sha256, AccountId, ProgramId};
+use paystreams_lez_core::{AccountId, ProgramId, crypto::verify_bip340, domain_prefix, sha256};
 
 /// Domain prefix of the receipt digest.
 pub const RECEIPT_DOMAIN: [u8; 32] = domain_prefix("/paystreams/v1/DeliveryReceipt/");

@@ -190,11 +190,8 @@ impl BorshDeserialize for StreamConfig {
         let accrued = u128::deserialize_reader(reader)?;
         let state = StreamState::deserialize_reader(reader)?;
         let accrued_as_of = u64::deserialize_reader(reader)?;
-        let extensions = if version == STREAM_VERSION_EXTENDED {
-            Some(StreamExtensions::deserialize_reader(reader)?)
-        } else {
-            None
-        };
+        let extensions =
+            if version == STREAM_VERSION_EXTENDED { Some(StreamExtensions::deserialize_reader(reader)?) } else { None };
         Ok(Self { version, stream_id, provider, rate, allocation, accrued, state, accrued_as_of, extensions })
     }
 }

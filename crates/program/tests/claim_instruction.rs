@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use paystreams_program::{client, state::StreamState, StreamError};
+use paystreams_program::{StreamError, client, state::StreamState};
 
 #[test]
 fn reference_fixture_claim_pays_fifty_after_five_seconds() {
@@ -16,7 +16,10 @@ fn reference_fixture_claim_pays_fifty_after_five_seconds() {
     assert_eq!(chain.balance(&vault.holding()), 450);
     assert_eq!(chain.balance(&a.owner.account_id()), 500);
     let stream = chain.stream(&vault, 0);
-    assert_eq!((stream.accrued, stream.allocation, stream.state, stream.accrued_as_of), (0, 150, StreamState::Active, 12_350));
+    assert_eq!(
+        (stream.accrued, stream.allocation, stream.state, stream.accrued_as_of),
+        (0, 150, StreamState::Active, 12_350)
+    );
     let config = chain.vault_config(&vault);
     assert_eq!(config.total_allocated, 150);
     // Claim never frees headroom: unallocated stays 300.
@@ -47,7 +50,10 @@ fn claim_works_in_paused_and_depleted_states() {
     chain.set_time(1000);
     chain.ok(client::claim(&vault, 0, provider, None, None), &[&a.provider]);
     let stream = chain.stream(&vault, 0);
-    assert_eq!((stream.accrued, stream.allocation, stream.state, stream.accrued_as_of), (0, 0, StreamState::Paused, 80));
+    assert_eq!(
+        (stream.accrued, stream.allocation, stream.state, stream.accrued_as_of),
+        (0, 0, StreamState::Paused, 80)
+    );
     assert_eq!(chain.balance(&provider), 80);
     chain.expect_err(client::claim(&vault, 0, provider, None, None), &[&a.provider], StreamError::ZeroClaimAmount);
     assert_conservation(&chain, &vault);

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use paystreams_lez_core::AccountId;
-use paystreams_program::{client, payment_streams_program_id, StreamError};
+use paystreams_program::{StreamError, client, payment_streams_program_id};
 use paystreams_runtime::StateView as _;
 
 fn expect_code(result: Result<(), paystreams_runtime::TxError>, expected: StreamError) {
@@ -61,11 +61,20 @@ fn claims_never_pay_into_an_uninitialised_account() {
     let fresh = key("fresh-provider");
     chain.ok(client::create_stream(&vault, 0, fresh.account_id(), 1, 100, Default::default()), &[&a.owner]);
     chain.set_time(10);
-    chain.expect_err(client::claim(&vault, 0, fresh.account_id(), None, None), &[&fresh], StreamError::DestinationUninitialized);
+    chain.expect_err(
+        client::claim(&vault, 0, fresh.account_id(), None, None),
+        &[&fresh],
+        StreamError::DestinationUninitialized,
+    );
     // Once initialised with authenticated transfer, the same claim pays.
     let init = paystreams_lez_core::transfer::transfer_instruction(0);
     chain
-        .exec_raw(paystreams_lez_core::transfer::authenticated_transfer_program_id(), vec![fresh.account_id()], init, &[&fresh])
+        .exec_raw(
+            paystreams_lez_core::transfer::authenticated_transfer_program_id(),
+            vec![fresh.account_id()],
+            init,
+            &[&fresh],
+        )
         .expect("initialised");
     chain.ok(client::claim(&vault, 0, fresh.account_id(), None, None), &[&fresh]);
     assert_eq!(chain.balance(&fresh.account_id()), 10);

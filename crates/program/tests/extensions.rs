@@ -6,14 +6,21 @@ mod common;
 use common::*;
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_program::{
+    ExtensionSettings, StreamError,
     client::{self, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
     state::StreamState,
-    ExtensionSettings, StreamError,
 };
 
-fn create_with(chain: &mut Chain, a: &Actors, vault: &VaultRef, rate: u64, allocation: u128, settings: ExtensionSettings) {
+fn create_with(
+    chain: &mut Chain,
+    a: &Actors,
+    vault: &VaultRef,
+    rate: u64,
+    allocation: u128,
+    settings: ExtensionSettings,
+) {
     chain.ok(client::create_stream(vault, 0, a.provider.account_id(), rate, allocation, settings), &[&a.owner]);
 }
 
@@ -66,7 +73,11 @@ fn activation_fee_is_charged_by_every_activation_and_nothing_else() {
 fn activation_fee_above_unaccrued_fails() {
     let (mut chain, a, vault) = deposited(0);
     let settings = ExtensionSettings { activation_fee: 101, ..Default::default() };
-    chain.expect_err(client::create_stream(&vault, 0, a.provider.account_id(), 1, 100, settings), &[&a.owner], StreamError::ActivationFeeExceedsUnaccrued);
+    chain.expect_err(
+        client::create_stream(&vault, 0, a.provider.account_id(), 1, 100, settings),
+        &[&a.owner],
+        StreamError::ActivationFeeExceedsUnaccrued,
+    );
     create_with(&mut chain, &a, &vault, 1, 100, ExtensionSettings { activation_fee: 50, ..Default::default() });
     chain.set_time(30);
     chain.ok(client::pause_stream(&vault, 0), &[&a.owner]);
@@ -78,7 +89,14 @@ fn activation_fee_above_unaccrued_fails() {
 fn automatic_claim_pays_the_provider_on_provider_close_only() {
     let (mut chain, a, vault) = deposited(0);
     let provider = a.provider.account_id();
-    create_with(&mut chain, &a, &vault, 2, 100, ExtensionSettings { auto_claim_on_provider_close: true, ..Default::default() });
+    create_with(
+        &mut chain,
+        &a,
+        &vault,
+        2,
+        100,
+        ExtensionSettings { auto_claim_on_provider_close: true, ..Default::default() },
+    );
     chain.set_time(10);
     chain.ok(client::close_stream_by_provider(&vault, 0, provider, None, None), &[&a.provider]);
     assert_eq!(chain.balance(&provider), 20);
@@ -88,7 +106,17 @@ fn automatic_claim_pays_the_provider_on_provider_close_only() {
     assert_eq!(chain.balance(&vault.holding()), 480);
 
     // Owner close keeps base semantics: nothing is paid.
-    chain.ok(client::create_stream(&vault, 1, provider, 2, 100, ExtensionSettings { auto_claim_on_provider_close: true, ..Default::default() }), &[&a.owner]);
+    chain.ok(
+        client::create_stream(
+            &vault,
+            1,
+            provider,
+            2,
+            100,
+            ExtensionSettings { auto_claim_on_provider_close: true, ..Default::default() },
+        ),
+        &[&a.owner],
+    );
     chain.set_time(20);
     chain.ok(client::close_stream_by_owner(&vault, 1), &[&a.owner]);
     assert_eq!(chain.balance(&provider), 20);
@@ -117,19 +145,35 @@ fn delivery_receipts_limit_claims_to_what_the_user_acknowledged() {
     chain.set_time(10);
     chain.expect_err(client::claim(&vault, 0, provider, None, None), &[&a.provider], StreamError::ReceiptRequired);
     let forged = receipt(&a.provider, &vault, 0, 100);
-    chain.expect_err(client::claim(&vault, 0, provider, None, Some(forged)), &[&a.provider], StreamError::InvalidReceiptSignature);
+    chain.expect_err(
+        client::claim(&vault, 0, provider, None, Some(forged)),
+        &[&a.provider],
+        StreamError::InvalidReceiptSignature,
+    );
     let other_stream = receipt(&user_key, &vault, 1, 100);
-    chain.expect_err(client::claim(&vault, 0, provider, None, Some(other_stream)), &[&a.provider], StreamError::ReceiptStreamMismatch);
+    chain.expect_err(
+        client::claim(&vault, 0, provider, None, Some(other_stream)),
+        &[&a.provider],
+        StreamError::ReceiptStreamMismatch,
+    );
     let mut tampered = receipt(&user_key, &vault, 0, 30);
     tampered.body.acknowledged_total = 100;
-    chain.expect_err(client::claim(&vault, 0, provider, None, Some(tampered)), &[&a.provider], StreamError::InvalidReceiptSignature);
+    chain.expect_err(
+        client::claim(&vault, 0, provider, None, Some(tampered)),
+        &[&a.provider],
+        StreamError::InvalidReceiptSignature,
+    );
 
     // 100 accrued, 30 acknowledged: pays 30, leaves 70 accrued.
     chain.ok(client::claim(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 30))), &[&a.provider]);
     assert_eq!(chain.balance(&provider), 30);
     let stream = chain.stream(&vault, 0);
     assert_eq!((stream.accrued, stream.allocation), (70, 170));
-    chain.expect_err(client::claim(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 30))), &[&a.provider], StreamError::ReceiptAcknowledgesNothing);
+    chain.expect_err(
+        client::claim(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 30))),
+        &[&a.provider],
+        StreamError::ReceiptAcknowledgesNothing,
+    );
     // Cumulative: acknowledging 500 pays the remaining 70 accrued only.
     chain.ok(client::claim(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 500))), &[&a.provider]);
     assert_eq!(chain.balance(&provider), 100);
@@ -142,7 +186,11 @@ fn receipts_are_refused_on_streams_without_the_extension() {
     chain.set_time(5);
     let provider = a.provider.account_id();
     let r = receipt(&a.owner, &vault, 0, 10);
-    chain.expect_err(client::claim(&vault, 0, provider, None, Some(r)), &[&a.provider], StreamError::ReceiptNotExpected);
+    chain.expect_err(
+        client::claim(&vault, 0, provider, None, Some(r)),
+        &[&a.provider],
+        StreamError::ReceiptNotExpected,
+    );
 }
 
 #[test]
@@ -159,7 +207,10 @@ fn all_extensions_together() {
     create_with(&mut chain, &a, &vault, 1, 300, settings);
     chain.set_time(1000);
     // Auto-paused at 100 with 5 + 100 accrued; provider closes with a receipt for 50.
-    chain.ok(client::close_stream_by_provider(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 50))), &[&a.provider]);
+    chain.ok(
+        client::close_stream_by_provider(&vault, 0, provider, None, Some(receipt(&user_key, &vault, 0, 50))),
+        &[&a.provider],
+    );
     assert_eq!(chain.balance(&provider), 50);
     let stream = chain.stream(&vault, 0);
     assert_eq!((stream.accrued, stream.allocation, stream.state), (55, 55, StreamState::Closed));

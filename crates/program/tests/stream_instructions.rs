@@ -4,11 +4,10 @@
 mod common;
 
 use common::*;
-use paystreams_lez_core::{clock::CLOCK_01_ACCOUNT_ID, AccountId};
+use paystreams_lez_core::{AccountId, clock::CLOCK_01_ACCOUNT_ID};
 use paystreams_program::{
-    client,
-    state::{StreamState, StreamConfig},
-    StreamError,
+    StreamError, client,
+    state::{StreamConfig, StreamState},
 };
 use paystreams_runtime::StateView as _;
 
@@ -48,7 +47,10 @@ fn create_stream_errors() {
     short.account_ids.pop();
     chain.expect_err(short, &[&a.owner], StreamError::WrongAccountCount);
     // BIP-340 test vector 5: this x coordinate is not on the curve.
-    let not_on_curve: [u8; 32] = hex::decode("EEFDEA4CDB677750A420FEE807EACF21EB9898AE79B9768766E4FAA04A2D4A34").expect("hex").try_into().expect("32");
+    let not_on_curve: [u8; 32] = hex::decode("EEFDEA4CDB677750A420FEE807EACF21EB9898AE79B9768766E4FAA04A2D4A34")
+        .expect("hex")
+        .try_into()
+        .expect("32");
     let bad_key = paystreams_program::ExtensionSettings { receipt_key: Some(not_on_curve), ..Default::default() };
     let call = client::create_stream(&vault, 0, a.provider.account_id(), 1, 10, bad_key);
     chain.expect_err(call, &[&a.owner], StreamError::InvalidReceiptKey);
@@ -202,7 +204,11 @@ fn close_by_owner_releases_unaccrued_and_is_final() {
     chain.expect_err(client::close_stream_by_owner(&vault, 0), &[&a.owner], StreamError::StreamClosed);
     chain.expect_err(client::pause_stream(&vault, 0), &[&a.owner], StreamError::StreamNotActive);
     let provider = a.provider.account_id();
-    chain.expect_err(client::close_stream_by_provider(&vault, 0, provider, None, None), &[&a.provider], StreamError::StreamClosed);
+    chain.expect_err(
+        client::close_stream_by_provider(&vault, 0, provider, None, None),
+        &[&a.provider],
+        StreamError::StreamClosed,
+    );
     // Accrued funds stay claimable after close.
     chain.set_time(1000);
     chain.ok(client::claim(&vault, 0, provider, None, None), &[&a.provider]);
@@ -216,9 +222,17 @@ fn close_by_provider_requires_the_stream_provider() {
     let (mut chain, a, vault) = streaming(0, 10, 100);
     chain.set_time(3);
     let stranger = a.provider_b.account_id();
-    chain.expect_err(client::close_stream_by_provider(&vault, 0, stranger, None, None), &[&a.provider_b], StreamError::CloseUnauthorized);
+    chain.expect_err(
+        client::close_stream_by_provider(&vault, 0, stranger, None, None),
+        &[&a.provider_b],
+        StreamError::CloseUnauthorized,
+    );
     let provider = a.provider.account_id();
-    chain.expect_err(client::close_stream_by_provider(&vault, 0, provider, None, None), &[&a.provider_b], StreamError::MissingSignature);
+    chain.expect_err(
+        client::close_stream_by_provider(&vault, 0, provider, None, None),
+        &[&a.provider_b],
+        StreamError::MissingSignature,
+    );
     chain.ok(client::close_stream_by_provider(&vault, 0, provider, None, None), &[&a.provider]);
     assert_eq!(state_of(&chain.stream(&vault, 0)), (30, 30, StreamState::Closed, 3));
     // Base close does not pay.

@@ -3,11 +3,10 @@
 mod common;
 
 use common::*;
-use paystreams_lez_core::{transfer::authenticated_transfer_program_id, AccountId};
+use paystreams_lez_core::{AccountId, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
-    client,
+    StreamError, client,
     state::{VaultHolding, VaultPrivacyTier, decode},
-    StreamError,
 };
 use paystreams_runtime::StateView as _;
 
@@ -22,7 +21,11 @@ fn initialize_vault_writes_the_reference_layout_and_refuses_a_second_init() {
     let holding: VaultHolding = decode(&chain.state.account(&vault.holding()).data).expect("holding");
     assert_eq!(holding.version, 1);
     assert_eq!(chain.state.account(&vault.config()).data.len(), 98);
-    chain.expect_err(client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&a.owner], StreamError::AccountAlreadyInitialized);
+    chain.expect_err(
+        client::initialize_vault(&vault, VaultPrivacyTier::Public),
+        &[&a.owner],
+        StreamError::AccountAlreadyInitialized,
+    );
 }
 
 #[test]
@@ -37,7 +40,11 @@ fn initialize_vault_stores_pseudonymous_funding_tier() {
 fn initialize_vault_requires_the_owner_signature() {
     let (mut chain, a) = Chain::new(1000);
     let vault = native_vault(&a.owner);
-    chain.expect_err(client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&a.alt], StreamError::MissingSignature);
+    chain.expect_err(
+        client::initialize_vault(&vault, VaultPrivacyTier::Public),
+        &[&a.alt],
+        StreamError::MissingSignature,
+    );
 }
 
 #[test]
@@ -62,7 +69,11 @@ fn initialize_vault_checks_account_count_and_token() {
     // A token id naming an account that is not a token definition.
     let mut token_vault = vault;
     token_vault.token_id = a.alt.account_id().0;
-    chain.expect_err(client::initialize_vault(&token_vault, VaultPrivacyTier::Public), &[&a.owner], StreamError::UnsupportedTokenId);
+    chain.expect_err(
+        client::initialize_vault(&token_vault, VaultPrivacyTier::Public),
+        &[&a.owner],
+        StreamError::UnsupportedTokenId,
+    );
 }
 
 #[test]
@@ -134,10 +145,18 @@ fn withdraw_errors() {
     let (mut chain, a, vault) = streaming(1, 10, 200);
     chain.expect_err(client::withdraw(&vault, 0, None), &[&a.owner], StreamError::ZeroWithdrawAmount);
     chain.expect_err(client::withdraw(&vault, 301, None), &[&a.owner], StreamError::InsufficientFunds);
-    chain.expect_err(client::withdraw(&vault, 301, Some(a.recipient.account_id())), &[&a.owner], StreamError::InsufficientFunds);
+    chain.expect_err(
+        client::withdraw(&vault, 301, Some(a.recipient.account_id())),
+        &[&a.owner],
+        StreamError::InsufficientFunds,
+    );
     chain.expect_err(client::withdraw(&vault, 1, None), &[&a.alt], StreamError::MissingSignature);
     // A never-initialised destination would receive funds nobody could move again.
-    chain.expect_err(client::withdraw(&vault, 1, Some(AccountId([9; 32]))), &[&a.owner], StreamError::DestinationUninitialized);
+    chain.expect_err(
+        client::withdraw(&vault, 1, Some(AccountId([9; 32]))),
+        &[&a.owner],
+        StreamError::DestinationUninitialized,
+    );
     chain.patch_vault(&vault, |c| c.owner = a.alt.account_id());
     // The owner check comes before the amount checks.
     chain.expect_err(client::withdraw(&vault, 0, None), &[&a.owner], StreamError::VaultOwnerMismatch);

@@ -23,10 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_ok, key, world, World};
+use common::{World, assert_ok, key, world};
 use paystreams_lez_core::crypto::verify_bip340 as k256_verify;
 use paystreams_sigcheck::verify_bip340 as libsecp_verify;
-use paystreams_wire::{sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _};
+use paystreams_wire::{CanonicalStoreRequest, EligibilityProof, RequestDigest as _, sign_stream_proof};
 
 /// Requests per alternation between the engine and the bare verifiers.
 const CHUNK: usize = 50;
@@ -67,7 +67,8 @@ fn main() {
         let signed: Vec<([u8; 32], Vec<u8>, [u8; 64])> = (0..requests)
             .map(|i| {
                 let digest =
-                    CanonicalStoreRequest { request_id: format!("r{round}-{i}"), ..CanonicalStoreRequest::default() }.digest();
+                    CanonicalStoreRequest { request_id: format!("r{round}-{i}"), ..CanonicalStoreRequest::default() }
+                        .digest();
                 let proof = sign_stream_proof(&session, 0, &digest);
                 let signature = proof.signature;
                 (digest, EligibilityProof::Proof(proof).encode(), signature)
@@ -119,5 +120,8 @@ fn main() {
     );
     ratios.sort_by(f64::total_cmp);
     let median = ratios.get(ratios.len() / 2).copied().unwrap_or_default();
-    println!("engine / bare signature verification: median of rounds {median:.3}, best of each {:.3} (target 0.9)", engine_best / libsecp_best);
+    println!(
+        "engine / bare signature verification: median of rounds {median:.3}, best of each {:.3} (target 0.9)",
+        engine_best / libsecp_best
+    );
 }

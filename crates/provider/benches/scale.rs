@@ -548,10 +548,7 @@ fn run_child(args: &[String]) -> (Figures, Vec<String>) {
     let child = Command::new(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child {args:?} failed:\n{stdout}"
-    );
+    assert!(output.status.success(), "child {args:?} failed:\n{stdout}");
     let mut figures = Figures::default();
     let profile = stdout.lines().filter_map(|l| l.strip_prefix("PROFILE ")).map(str::to_owned).collect();
     for line in stdout.lines() {
@@ -588,7 +585,9 @@ fn main() {
     let path = dir.path().join("sessions.redb");
     let path_arg = path.display().to_string();
     let (n_arg, r_arg) = (n.to_string(), requests.to_string());
-    println!("provider session store: {n} bound sessions, {requests} recorded request(s) each, {SESSIONS_PER_STREAM_ID} sessions per stream id");
+    println!(
+        "provider session store: {n} bound sessions, {requests} recorded request(s) each, {SESSIONS_PER_STREAM_ID} sessions per stream id"
+    );
 
     println!("[1/3] in-memory backend ...");
     let (mem, _) = run_child(&["child-memory".into(), n_arg.clone(), r_arg.clone()]);
@@ -631,7 +630,10 @@ fn main() {
         fill.get("bulk_file_bytes") / n as f64
     );
     println!("  what is stored, per session (bytes):");
-    println!("    {:<10} {:>10} {:>12} {:>12} {:>12} {:>12}", "table", "entries", "key", "value", "key+value", "B-tree pages");
+    println!(
+        "    {:<10} {:>10} {:>12} {:>12} {:>12} {:>12}",
+        "table", "entries", "key", "value", "key+value", "B-tree pages"
+    );
     for line in &profile {
         println!("    {line}");
     }
@@ -643,7 +645,11 @@ fn main() {
         REDB_LOOKUPS
     );
     println!("  resident after scan {:>8.0} MiB", mib(open.get("rss_after_scan_bytes")));
-    println!("  restart             {:>8.3} s (open + first lookup; target < 10 s: {})", open.get("restart_s"), if open.get("restart_s") < 10.0 { "meets" } else { "MISSES" });
+    println!(
+        "  restart             {:>8.3} s (open + first lookup; target < 10 s: {})",
+        open.get("restart_s"),
+        if open.get("restart_s") < 10.0 { "meets" } else { "MISSES" }
+    );
     println!(
         "  bulk load           {:>8.0} sessions/s ({:.1} s, {} store transactions per commit)",
         fill.get("bulk_insert_per_s"),
@@ -668,7 +674,11 @@ fn main() {
         open.get("request_p50_us"),
         open.get("request_p99_us")
     );
-    println!("  bound_session       p50 {:>8.2} us   p99 {:>8.2} us", open.get("bound_p50_us"), open.get("bound_p99_us"));
+    println!(
+        "  bound_session       p50 {:>8.2} us   p99 {:>8.2} us",
+        open.get("bound_p50_us"),
+        open.get("bound_p99_us")
+    );
     println!("  sessions() scan     {:>8.2} s", open.get("tick_scan_s"));
     println!("  file per extra request {:>5.0} B", open.get("file_per_extra_request"));
     println!(

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use paystreams_lez_core::{crypto::SecretKey, AccountId, ProgramId};
+use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
 use paystreams_program::client::{self, VaultRef};
 use paystreams_rpc::chain_view::{ChainError, ChainWriter, SubmitOutcome};
 use tracing::warn;
@@ -34,7 +34,12 @@ impl<W: ChainWriter> ChainClaimer<W> {
 
 impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
     async fn claim(&self, stream: StreamKey, token_id: [u8; 32]) -> Result<bool, ChainError> {
-        let vault = VaultRef { program_id: self.program_id, owner: stream.vault.owner_id(), vault_id: stream.vault.vault_id, token_id };
+        let vault = VaultRef {
+            program_id: self.program_id,
+            owner: stream.vault.owner_id(),
+            vault_id: stream.vault.vault_id,
+            token_id,
+        };
         let payout = if vault.is_native() { None } else { self.payout_holding };
         let call = client::claim(&vault, stream.stream_id, self.key.account_id(), payout, None);
         match self.writer.submit(&call, &[&self.key]).await? {

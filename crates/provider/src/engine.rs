@@ -5,16 +5,16 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
-use paystreams_lez_core::{crypto::PublicKey, AccountId};
-use paystreams_program::{state::StreamState, Event};
+use paystreams_lez_core::{AccountId, crypto::PublicKey};
+use paystreams_program::{Event, state::StreamState};
 use paystreams_rpc::{
+    EventNotification, StreamView,
     chain_view::{ChainError, ChainHead, ChainView},
     views::token_label,
-    EventNotification, StreamView,
 };
 use paystreams_wire::{
-    verify_proposal, EligibilityProof, EligibilityStatus, ServiceTermination, StatusCode,
-    StreamProof, StreamProposal, TerminationType, VaultOwnerAuthBody,
+    EligibilityProof, EligibilityStatus, ServiceTermination, StatusCode, StreamProof, StreamProposal, TerminationType,
+    VaultOwnerAuthBody, verify_proposal,
 };
 use tracing::{debug, info, warn};
 
@@ -179,9 +179,23 @@ type Step<T> = Result<Result<T, Verdict>, EngineError>;
 impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     /// # Errors
     /// An invalid policy.
-    pub fn new(policy: ProviderPolicy, limits: EngineLimits, chain: C, store: S, claims: K) -> Result<Self, EngineError> {
+    pub fn new(
+        policy: ProviderPolicy,
+        limits: EngineLimits,
+        chain: C,
+        store: S,
+        claims: K,
+    ) -> Result<Self, EngineError> {
         policy.validate()?;
-        Ok(Self { policy, limits, chain, store, claims, local: Mutex::new(Local::default()), keys: KeyCache::default() })
+        Ok(Self {
+            policy,
+            limits,
+            chain,
+            store,
+            claims,
+            local: Mutex::new(Local::default()),
+            keys: KeyCache::default(),
+        })
     }
 
     #[must_use]
@@ -263,14 +277,21 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             warn!(age_ms = age, "chain view stale; failing closed");
             return Ok(Err(Verdict::refuse(
                 code,
-                format!("provider's chain view is {age} ms old (bound {} ms); retry after chain time {resume}", self.limits.staleness_bound_ms),
+                format!(
+                    "provider's chain view is {age} ms old (bound {} ms); retry after chain time {resume}",
+                    self.limits.staleness_bound_ms
+                ),
             )
             .with_termination(temporary(resume))));
         }
         if let Some(until) = self.local()?.maintenance_until
             && until > head.time_secs
         {
-            return Ok(Err(Verdict::refuse(code, format!("provider under maintenance until chain time {until}; retry then")).with_termination(temporary(until))));
+            return Ok(Err(Verdict::refuse(
+                code,
+                format!("provider under maintenance until chain time {until}; retry then"),
+            )
+            .with_termination(temporary(until))));
         }
         Ok(Ok(head))
     }
@@ -294,7 +315,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             return Ok(Verdict::refuse(StatusCode::ProofInvalid, "owner_public_key is not a valid x-only public key"));
         }
         if proposal.session_key().is_err() {
-            return Ok(Verdict::refuse(StatusCode::ProofInvalid, "session public_key is not a valid x-only public key"));
+            return Ok(Verdict::refuse(
+                StatusCode::ProofInvalid,
+                "session public_key is not a valid x-only public key",
+            ));
         }
         // The vault PDA is derived from the owner's account (from the key) and vault_id.
         let owner = AccountId::from_public_key(&vp.owner_public_key);
@@ -307,7 +331,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         let Some(vault) = self.chain.vault(&owner, vp.vault_id).await? else {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
-                format!("no vault {} owned by {owner} (the owner_public_key's account); check vault_id and owner key", vp.vault_id),
+                format!(
+                    "no vault {} owned by {owner} (the owner_public_key's account); check vault_id and owner key",
+                    vp.vault_id
+                ),
             ));
         };
         if token_label(&vp.token_id) != vault.token_id {
@@ -335,13 +362,19 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if params.stream_rate < token.min_rate {
             return Ok(Verdict::refuse(
                 StatusCode::ParamsRejected,
-                format!("stream_rate {} below the minimum {}; propose at least {}", params.stream_rate, token.min_rate, token.min_rate),
+                format!(
+                    "stream_rate {} below the minimum {}; propose at least {}",
+                    params.stream_rate, token.min_rate, token.min_rate
+                ),
             ));
         }
         if params.allocation < token.min_allocation {
             return Ok(Verdict::refuse(
                 StatusCode::ParamsRejected,
-                format!("allocation {} below the minimum {}; propose at least {}", params.allocation, token.min_allocation, token.min_allocation),
+                format!(
+                    "allocation {} below the minimum {}; propose at least {}",
+                    params.allocation, token.min_allocation, token.min_allocation
+                ),
             ));
         }
         let latest = t.saturating_add(self.policy.max_create_stream_deadline_delay);
@@ -349,7 +382,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if deadline < t || deadline > latest {
             return Ok(Verdict::refuse(
                 StatusCode::ParamsRejected,
-                format!("create_stream_deadline {deadline} outside [{t}, {latest}] (chain seconds); propose a deadline in that band"),
+                format!(
+                    "create_stream_deadline {deadline} outside [{t}, {latest}] (chain seconds); propose a deadline in that band"
+                ),
             ));
         }
         if vault.unallocated.0 < u128::from(params.allocation) {
@@ -418,7 +453,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         Ok(match self.store.accept(&session, t).await? {
             AcceptOutcome::Accepted => {
                 info!(session = ?id, vault = vp.vault_id, "proposal accepted");
-                Verdict::granted(Grant { session: id, kind: GrantKind::First { max_response_bytes: self.policy.first_response_cap } })
+                Verdict::granted(Grant {
+                    session: id,
+                    kind: GrantKind::First { max_response_bytes: self.policy.first_response_cap },
+                })
             }
             AcceptOutcome::PendingExists(_) => Verdict::refuse(
                 StatusCode::ParamsRejected,
@@ -452,9 +490,15 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
 
     /// The session whose key signed `digest`: first among the requester's own sessions, then
     /// among those indexed under the proof's stream id (see [`SCAN_ALWAYS_MAX`]).
-    async fn find_session(&self, requester: Option<&[u8]>, digest: &[u8; 32], proof: &StreamProof) -> Result<Option<Session>, EngineError> {
-        let hinted: Vec<SessionId> =
-            requester.and_then(|r| self.local().ok().and_then(|local| local.requesters.get(r).cloned())).unwrap_or_default();
+    async fn find_session(
+        &self,
+        requester: Option<&[u8]>,
+        digest: &[u8; 32],
+        proof: &StreamProof,
+    ) -> Result<Option<Session>, EngineError> {
+        let hinted: Vec<SessionId> = requester
+            .and_then(|r| self.local().ok().and_then(|local| local.requesters.get(r).cloned()))
+            .unwrap_or_default();
         for id in hinted.iter().rev() {
             if let Some(session) = self.store.session(*id).await?
                 // A pending session may name any stream of its vault (the binding checks it).
@@ -476,7 +520,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             EndReason::StreamClosed => StatusCode::StreamNotActive,
             _ => StatusCode::ParamsRejected,
         };
-        let verdict = Verdict::refuse(code, format!("session ended: {}; send a new proposal", reason.describe())).with_session(session.id);
+        let verdict = Verdict::refuse(code, format!("session ended: {}; send a new proposal", reason.describe()))
+            .with_session(session.id);
         if reason.is_termination() { verdict.with_termination(permanent()) } else { verdict }
     }
 
@@ -491,7 +536,13 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     }
 
     #[allow(clippy::too_many_lines, reason = "the proof checks read best in the spec's order, in one place")]
-    async fn handle_proof(&self, requester: Option<&[u8]>, digest: &[u8; 32], proof: &StreamProof, now_ms: u64) -> Result<Verdict, EngineError> {
+    async fn handle_proof(
+        &self,
+        requester: Option<&[u8]>,
+        digest: &[u8; 32],
+        proof: &StreamProof,
+        now_ms: u64,
+    ) -> Result<Verdict, EngineError> {
         let Some(session) = self.find_session(requester, digest, proof).await? else {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
@@ -543,7 +594,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         let Some(stream) = self.chain.stream(&owner, session.vault.vault_id, proof.stream_id).await? else {
             return Ok(Verdict::refuse(
                 StatusCode::StreamNotActive,
-                format!("no stream {} in the session's vault {}; create it first", proof.stream_id, session.vault.vault_id),
+                format!(
+                    "no stream {} in the session's vault {}; create it first",
+                    proof.stream_id, session.vault.vault_id
+                ),
             )
             .with_session(id));
         };
@@ -552,19 +606,28 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             StreamState::Active => {}
             StreamState::Closed if !pending => {
                 self.end_session(session, EndReason::StreamClosed, t).await?;
-                return Ok(Verdict::refuse(StatusCode::StreamNotActive, "stream is closed; the session ended; send a new proposal")
-                    .with_session(id)
-                    .with_termination(permanent()));
+                return Ok(Verdict::refuse(
+                    StatusCode::StreamNotActive,
+                    "stream is closed; the session ended; send a new proposal",
+                )
+                .with_session(id)
+                .with_termination(permanent()));
             }
             state => {
                 let hint = if stream.unaccrued.0 == 0 { "depleted: top it up" } else { "paused: resume it" };
-                return Ok(Verdict::refuse(StatusCode::StreamNotActive, format!("stream {} is {state:?}, {hint}", proof.stream_id))
-                    .with_session(id));
+                return Ok(Verdict::refuse(
+                    StatusCode::StreamNotActive,
+                    format!("stream {} is {state:?}, {hint}", proof.stream_id),
+                )
+                .with_session(id));
             }
         }
         if stream.provider != self.provider_account() {
-            return Ok(Verdict::refuse(StatusCode::ParamsRejected, "stream names another provider; create a stream to this provider")
-                .with_session(id));
+            return Ok(Verdict::refuse(
+                StatusCode::ParamsRejected,
+                "stream names another provider; create a stream to this provider",
+            )
+            .with_session(id));
         }
         let min_rate = session.params.rate.max(session.policy.min_rate);
         if stream.rate < min_rate {
@@ -621,17 +684,28 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     }
 
     /// First-proof binding; `Some(verdict)` refuses.
-    async fn bind_first(&self, session: &Session, stream: &StreamView, stream_id: u64, t: u64) -> Result<Option<Verdict>, EngineError> {
+    async fn bind_first(
+        &self,
+        session: &Session,
+        stream: &StreamView,
+        stream_id: u64,
+        t: u64,
+    ) -> Result<Option<Verdict>, EngineError> {
         if stream.allocation.0 < u128::from(session.params.allocation) {
             return Ok(Some(Verdict::refuse(
                 StatusCode::ParamsRejected,
-                format!("stream allocation {} below the accepted allocation {}", stream.allocation.0, session.params.allocation),
+                format!(
+                    "stream allocation {} below the accepted allocation {}",
+                    stream.allocation.0, session.params.allocation
+                ),
             )));
         }
         if t > session.params.create_stream_deadline {
             // Only reachable under the deferred extension: the stream must have been seen
             // created by the deadline.
-            let in_time = session.matching_stream.is_some_and(|(s, at)| s == stream_id && at <= session.params.create_stream_deadline);
+            let in_time = session
+                .matching_stream
+                .is_some_and(|(s, at)| s == stream_id && at <= session.params.create_stream_deadline);
             if !in_time {
                 return Ok(Some(Verdict::refuse(
                     StatusCode::ParamsRejected,
@@ -645,14 +719,17 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 None
             }
             BindOutcome::AlreadyBound(bound) if bound == stream_id => None,
-            BindOutcome::AlreadyBound(bound) => {
-                Some(Verdict::refuse(StatusCode::ProofInvalid, format!("this session is bound to stream {bound}; name it in StreamProof")))
-            }
+            BindOutcome::AlreadyBound(bound) => Some(Verdict::refuse(
+                StatusCode::ProofInvalid,
+                format!("this session is bound to stream {bound}; name it in StreamProof"),
+            )),
             BindOutcome::StreamTaken(_) => Some(Verdict::refuse(
                 StatusCode::ParamsRejected,
                 "this stream already backs another session; create a new stream for this session",
             )),
-            BindOutcome::NotBindable => Some(Verdict::refuse(StatusCode::ParamsRejected, "session ended; send a new proposal")),
+            BindOutcome::NotBindable => {
+                Some(Verdict::refuse(StatusCode::ParamsRejected, "session ended; send a new proposal"))
+            }
         })
     }
 
@@ -697,7 +774,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                     let resume = window.start.saturating_add(cap.window_secs);
                     return Ok(Err(Verdict::refuse(
                         StatusCode::StreamNotActive,
-                        format!("response would exceed the load cap of {} bytes per {} s; retry after chain time {resume}", cap.max_bytes, cap.window_secs),
+                        format!(
+                            "response would exceed the load cap of {} bytes per {} s; retry after chain time {resume}",
+                            cap.max_bytes, cap.window_secs
+                        ),
                     )
                     .with_session(grant.session)
                     .with_termination(temporary(resume))));
@@ -712,7 +792,11 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn suspend_session(&self, id: SessionId, resume_after: u64) -> Result<Option<ServiceTermination>, EngineError> {
+    pub async fn suspend_session(
+        &self,
+        id: SessionId,
+        resume_after: u64,
+    ) -> Result<Option<ServiceTermination>, EngineError> {
         let Some(mut session) = self.store.session(id).await? else { return Ok(None) };
         session.suspended_until = resume_after;
         self.store.update(&session).await?;
@@ -877,7 +961,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if session.ended().is_some() {
             return Ok(());
         }
-        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else { return Ok(()) };
+        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await?
+        else {
+            return Ok(());
+        };
         match view.state {
             StreamState::Closed => {
                 let token = session.token_id;
@@ -902,7 +989,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 None => return Ok(false),
             },
         };
-        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await? else {
+        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await?
+        else {
             self.store.remove_claimable(key).await?;
             return Ok(false);
         };

@@ -13,15 +13,15 @@
 
 use std::{
     future::Future,
-    pin::{pin, Pin},
+    pin::{Pin, pin},
     sync::{
-        atomic::{AtomicU64, Ordering},
         Arc,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use paystreams_rpc::{chain_view::ChainView, EventNotification};
+use paystreams_rpc::{EventNotification, chain_view::ChainView};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -257,7 +257,7 @@ mod tests {
     use paystreams_wire::TokenStreamPolicy;
 
     use super::*;
-    use crate::{policy::EngineLimits, MemoryStore, NoClaims, ProviderPolicy};
+    use crate::{MemoryStore, NoClaims, ProviderPolicy, policy::EngineLimits};
 
     /// Each subscription replays a batch, then ends; the source fails once in between.
     struct Batches {
@@ -308,7 +308,8 @@ mod tests {
             vec!["svc".into()],
             vec![TokenStreamPolicy { token_id: [0; 32], min_rate: 1, min_allocation: 1 }],
         );
-        let provider = Provider::new(policy, EngineLimits::default(), chain, MemoryStore::new(), NoClaims).expect("provider");
+        let provider =
+            Provider::new(policy, EngineLimits::default(), chain, MemoryStore::new(), NoClaims).expect("provider");
         let opened = Arc::new(AtomicU64::new(0));
         let source = Batches {
             batches: Mutex::new(VecDeque::from([Ok(events.clone()), Err("refused".into()), Ok(events.clone())])),

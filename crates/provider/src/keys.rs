@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use paystreams_sigcheck::VerifyingKey;
-use paystreams_wire::{verify_stream_proof, StreamProof};
+use paystreams_wire::{StreamProof, verify_stream_proof};
 
 /// At most this many parsed keys are held (~100 B each). When full the cache starts over, so a
 /// provider with more active sessions than this parses some keys again and nothing else changes.

@@ -19,9 +19,9 @@ pub mod store;
 
 pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
 pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
-pub use follow::{run_follower, EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness};
-pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
+pub use follow::{EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness, run_follower};
 pub use pg_store::{PgKv, PgStore};
+pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
 pub use report::{ProviderReport, SessionReport};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};

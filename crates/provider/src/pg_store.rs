@@ -17,7 +17,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use postgres::{error::SqlState, IsolationLevel};
+use postgres::{IsolationLevel, error::SqlState};
 
 use crate::store::{Entries, Kv, KvStore, KvTxn, StoreError, Table};
 
@@ -115,7 +115,8 @@ impl Drop for PgKv {
 
 /// Runs `f` on a thread outside any async runtime.
 fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, StoreError> {
-    std::thread::scope(|s| s.spawn(f).join()).map_err(|_| StoreError::Database("session store worker thread panicked".into()))
+    std::thread::scope(|s| s.spawn(f).join())
+        .map_err(|_| StoreError::Database("session store worker thread panicked".into()))
 }
 
 fn jitter(bound: Duration) -> Duration {
@@ -153,7 +154,10 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl KvTxn for PgTxn<'_, '_> {
     fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.txn.query_opt("SELECT v FROM paystreams_sessions_kv WHERE tbl = $1 AND k = $2", &[&table.code(), &key]) {
+        match self
+            .txn
+            .query_opt("SELECT v FROM paystreams_sessions_kv WHERE tbl = $1 AND k = $2", &[&table.code(), &key])
+        {
             Ok(row) => row.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose().map_err(|e| self.fail(&e)),
             Err(e) => Err(self.fail(&e)),
         }
@@ -196,7 +200,10 @@ impl KvTxn for PgTxn<'_, '_> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .txn
-            .query("SELECT k, v FROM paystreams_sessions_kv WHERE tbl = $1 AND k >= $2 ORDER BY k LIMIT $3", &[&table.code(), &start, &limit])
+            .query(
+                "SELECT k, v FROM paystreams_sessions_kv WHERE tbl = $1 AND k >= $2 ORDER BY k LIMIT $3",
+                &[&table.code(), &start, &limit],
+            )
             .map_err(|e| self.fail(&e))?;
         self.entries(&rows)
     }
@@ -281,7 +288,10 @@ impl PgKv {
 
     fn open(url: &str) -> Result<postgres::Client, StoreError> {
         postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
-            StoreError::Database(format!("cannot connect to PostgreSQL at {}: {e} (is the server running? check the URL)", redact(url)))
+            StoreError::Database(format!(
+                "cannot connect to PostgreSQL at {}: {e} (is the server running? check the URL)",
+                redact(url)
+            ))
         })
     }
 
@@ -306,7 +316,10 @@ impl PgKv {
         result
     }
 
-    fn attempt<R: Send>(&self, f: &(impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync)) -> Result<Attempt<R>, StoreError> {
+    fn attempt<R: Send>(
+        &self,
+        f: &(impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync),
+    ) -> Result<Attempt<R>, StoreError> {
         self.with_client(|client| {
             let mut txn = match client.build_transaction().isolation_level(IsolationLevel::Serializable).start() {
                 Ok(t) => t,
@@ -345,7 +358,9 @@ impl Kv for PgKv {
                 }
             }
         }
-        Err(StoreError::Database(format!("transaction kept conflicting after {PG_TRANSACTION_ATTEMPTS_MAX} attempts: {last}")))
+        Err(StoreError::Database(format!(
+            "transaction kept conflicting after {PG_TRANSACTION_ATTEMPTS_MAX} attempts: {last}"
+        )))
     }
 }
 

@@ -1,8 +1,8 @@
 //! What a provider accepts, how it advertises it, and the engine's operating limits.
 
 use paystreams_wire::{
-    proto::{bytes, fixed, uint, Reader, Writer},
-    StreamProviderPolicy, TokenStreamPolicy, WireError, ACCEPTED_TOKENS_MAX, POLICY_MAX_LEN, SERVICE_ID_MAX_LEN,
+    ACCEPTED_TOKENS_MAX, POLICY_MAX_LEN, SERVICE_ID_MAX_LEN, StreamProviderPolicy, TokenStreamPolicy, WireError,
+    proto::{Reader, Writer, bytes, fixed, uint},
 };
 
 /// The spec's RECOMMENDED `max_create_stream_deadline_delay`, seconds.
@@ -153,7 +153,8 @@ impl ProviderAdvert {
         }
         writer.uint(4, u64::from(self.deferred_first_proof));
         if let Some(cap) = self.load_cap {
-            let inner = Writer::new().uint(1, cap.window_secs).uint(2, cap.max_requests).uint(3, cap.max_bytes).finish();
+            let inner =
+                Writer::new().uint(1, cap.window_secs).uint(2, cap.max_requests).uint(3, cap.max_bytes).finish();
             writer.bytes(5, &inner);
         }
         writer.finish()
@@ -192,7 +193,9 @@ impl ProviderAdvert {
                     deferred = Some(match uint(value, "advert.deferred_first_proof")? {
                         0 => false,
                         1 => true,
-                        other => return Err(WireError::UnknownEnum { field: "advert.deferred_first_proof", value: other }),
+                        other => {
+                            return Err(WireError::UnknownEnum { field: "advert.deferred_first_proof", value: other });
+                        }
                     });
                 }
                 5 => load_cap = Some(decode_load_cap(bytes(value, "advert.load_cap")?)?),

@@ -127,7 +127,11 @@ pub trait SessionStore: Send + Sync {
     /// Adds `id` under `stream_id`; `false` when the bucket is full.
     fn index(&self, id: SessionId, stream_id: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Atomically binds a pending session to a stream no other session holds.
-    fn bind_stream(&self, id: SessionId, stream_id: u64) -> impl Future<Output = Result<BindOutcome, StoreError>> + Send;
+    fn bind_stream(
+        &self,
+        id: SessionId,
+        stream_id: u64,
+    ) -> impl Future<Output = Result<BindOutcome, StoreError>> + Send;
     /// The session bound to `stream`, if any.
     fn bound_session(&self, stream: StreamKey) -> impl Future<Output = Result<Option<SessionId>, StoreError>> + Send;
     /// Whether `digest` was already recorded for the session (read-only, for early refusal).
@@ -135,7 +139,12 @@ pub trait SessionStore: Send + Sync {
     /// Atomically records `digest`; `false` when it was already recorded (a replay).
     fn record_request(&self, id: SessionId, digest: [u8; 32]) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Atomically records an attempt at `now` and returns the attempts within `window` secs.
-    fn record_attempt(&self, vault: VaultKey, now: u64, window: u64) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    fn record_attempt(
+        &self,
+        vault: VaultKey,
+        now: u64,
+        window: u64,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
     /// Replaces the session record (state changes); ending a session releases its pending slot.
     fn update(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every stored session.
@@ -144,7 +153,11 @@ pub trait SessionStore: Send + Sync {
     fn purge(&self, id: SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Streams with possibly unclaimed funds, with their token id.
     fn claimables(&self) -> impl Future<Output = Result<Vec<(StreamKey, [u8; 32])>, StoreError>> + Send;
-    fn add_claimable(&self, stream: StreamKey, token_id: [u8; 32]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn add_claimable(
+        &self,
+        stream: StreamKey,
+        token_id: [u8; 32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn remove_claimable(&self, stream: StreamKey) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -269,7 +282,9 @@ trait MemValue: Sized + Send + Sync + fmt::Debug {
 /// Fixed-size values are stored inline in the map's nodes (`[u8; 0]`: a set).
 impl<const M: usize> MemValue for [u8; M] {
     fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        bytes.try_into().map_err(|_| StoreError::Database(format!("in-memory value of {} bytes where {M} are expected", bytes.len())))
+        bytes.try_into().map_err(|_| {
+            StoreError::Database(format!("in-memory value of {} bytes where {M} are expected", bytes.len()))
+        })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -309,7 +324,8 @@ impl<const N: usize, V> Default for FixedTable<N, V> {
 }
 
 fn fixed_key<const N: usize>(key: &[u8]) -> Result<[u8; N], StoreError> {
-    key.try_into().map_err(|_| StoreError::Database(format!("in-memory key of {} bytes where {N} are expected", key.len())))
+    key.try_into()
+        .map_err(|_| StoreError::Database(format!("in-memory key of {} bytes where {N} are expected", key.len())))
 }
 
 impl<const N: usize, V: MemValue> MemTable for FixedTable<N, V> {
@@ -522,7 +538,10 @@ impl RedbKv {
 }
 
 /// The value at `key` in an open table (of a read or a write transaction).
-fn get_value(table: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+fn get_value(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(table.get(key)?.map(|v| v.value().to_vec()))
 }
 
@@ -701,7 +720,9 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
         w.varint(v);
     }
     let policy = &session.policy;
-    for v in [policy.max_create_stream_deadline_delay, policy.first_response_cap, policy.min_rate, policy.min_allocation] {
+    for v in
+        [policy.max_create_stream_deadline_delay, policy.first_response_cap, policy.min_rate, policy.min_allocation]
+    {
         w.varint(v);
     }
     w.0.push(u8::from(policy.deferred_first_proof));
@@ -753,7 +774,8 @@ pub fn decode_session(id: SessionId, bytes: &[u8]) -> Result<Session, StoreError
     let owner_public_key = r.array()?;
     let token_id = r.array()?;
     let service_id = r.string()?;
-    let params = AcceptedParams { service_id, rate: r.varint()?, allocation: r.varint()?, create_stream_deadline: r.varint()? };
+    let params =
+        AcceptedParams { service_id, rate: r.varint()?, allocation: r.varint()?, create_stream_deadline: r.varint()? };
     let policy = PinnedPolicy {
         max_create_stream_deadline_delay: r.varint()?,
         first_response_cap: r.varint()?,
@@ -1023,7 +1045,8 @@ fn decode_session_v1(key: &[u8], bytes: &[u8]) -> Result<Session, StoreError> {
 /// versions were recorded.
 fn stored_layout(txn: &mut dyn KvTxn) -> Result<Option<u32>, StoreError> {
     if let Some(bytes) = txn.get(Table::Meta, LAYOUT_KEY)? {
-        let array: [u8; 4] = bytes.as_slice().try_into().map_err(|_| corrupt("layout version", format!("{} bytes", bytes.len())))?;
+        let array: [u8; 4] =
+            bytes.as_slice().try_into().map_err(|_| corrupt("layout version", format!("{} bytes", bytes.len())))?;
         return Ok(Some(u32::from_be_bytes(array)));
     }
     for table in Table::ALL {
@@ -1121,7 +1144,9 @@ impl<K: Kv> KvStore<K> {
                 return Ok(BindOutcome::StreamTaken(other));
             }
             // Drop the other index entries (the prediction, a non-matching stream seen created).
-            for other in [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s)].into_iter().flatten() {
+            for other in
+                [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s)].into_iter().flatten()
+            {
                 if other != stream_id {
                     txn.delete(Table::Index, &index_key(other, id))?;
                 }
@@ -1137,7 +1162,8 @@ impl<K: Kv> KvStore<K> {
     fn purge_sync(&self, id: SessionId) -> Result<(), StoreError> {
         self.kv.transact(|txn| {
             let Some(session) = get_session(txn, id)? else { return Ok(()) };
-            let streams = [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s), session.bound_stream()];
+            let streams =
+                [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s), session.bound_stream()];
             for stream_id in streams.into_iter().flatten() {
                 txn.delete(Table::Index, &index_key(stream_id, id))?;
             }
@@ -1325,7 +1351,12 @@ mod tests {
             vault: VaultKey { owner: [1; 32], vault_id },
             owner_public_key: [2; 32],
             token_id: [0; 32],
-            params: AcceptedParams { service_id: "s".into(), rate: 1, allocation: 10, create_stream_deadline: deadline },
+            params: AcceptedParams {
+                service_id: "s".into(),
+                rate: 1,
+                allocation: 10,
+                create_stream_deadline: deadline,
+            },
             policy: PinnedPolicy {
                 max_create_stream_deadline_delay: 300,
                 first_response_cap: 10,
@@ -1394,7 +1425,8 @@ mod tests {
             Err(StoreError::Database("injected".into()))
         });
         assert!(failed.is_err());
-        let (keep, new) = kv.transact(|t| Ok((t.get(Table::Attempts, &keep)?, t.get(Table::Attempts, &new)?))).expect("read");
+        let (keep, new) =
+            kv.transact(|t| Ok((t.get(Table::Attempts, &keep)?, t.get(Table::Attempts, &new)?))).expect("read");
         assert_eq!((keep.as_deref(), new), (Some(&b"1"[..]), None));
         assert_eq!(kv.len(Table::Replay).expect("len"), 0);
     }
@@ -1453,7 +1485,14 @@ mod tests {
     /// the owner's key, the token id repeated inside the pinned policy), built field by field.
     fn layout1_session(s: &Session) -> Vec<u8> {
         let p = &s.policy;
-        let policy = (p.max_create_stream_deadline_delay, p.first_response_cap, s.token_id, p.min_rate, p.min_allocation, p.deferred_first_proof);
+        let policy = (
+            p.max_create_stream_deadline_delay,
+            p.first_response_cap,
+            s.token_id,
+            p.min_rate,
+            p.min_allocation,
+            p.deferred_first_proof,
+        );
         let head = (s.id, s.vault, s.owner_public_key, [3_u8; 32], s.token_id, &s.params, policy);
         let tail = (s.session_key, s.accepted_at, s.predicted_stream_id, s.state, s.matching_stream, s.suspended_until);
         [borsh::to_vec(&head).expect("head"), borsh::to_vec(&tail).expect("tail")].concat()
@@ -1539,12 +1578,16 @@ mod tests {
             out.push(format!("{:?}", store.session(s.id).await.expect("session")));
             out.push(format!("{:?}", store.pending(s.vault).await.expect("pending")));
             for stream_id in 0..3 {
-                out.push(format!("{:?}", store.bound_session(StreamKey { vault: s.vault, stream_id }).await.expect("bound")));
+                out.push(format!(
+                    "{:?}",
+                    store.bound_session(StreamKey { vault: s.vault, stream_id }).await.expect("bound")
+                ));
             }
             out.push(format!("{}", store.seen_request(s.id, [9; 32]).await.expect("seen")));
         }
         for stream_id in 0..4 {
-            let ids: Vec<SessionId> = store.candidates(stream_id).await.expect("candidates").iter().map(|s| s.id).collect();
+            let ids: Vec<SessionId> =
+                store.candidates(stream_id).await.expect("candidates").iter().map(|s| s.id).collect();
             out.push(format!("{ids:?}"));
         }
         // Behaviour from here on.
@@ -1571,7 +1614,10 @@ mod tests {
         claimables.sort();
         out.push(format!("{claimables:?}"));
         store.purge(a.id).await.expect("purge");
-        out.push(format!("{:?}", store.bound_session(StreamKey { vault: a.vault, stream_id: 0 }).await.expect("bound")));
+        out.push(format!(
+            "{:?}",
+            store.bound_session(StreamKey { vault: a.vault, stream_id: 0 }).await.expect("bound")
+        ));
         out.push(format!("{:?}", store.accept(&a, 60).await.expect("accept")));
         out.push(format!("{}", store.seen_request(a.id, [9; 32]).await.expect("seen")));
         out
@@ -1741,15 +1787,19 @@ mod tests {
                     std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                     "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
                 );
-                eprintln!("skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL session-store tests");
+                eprintln!(
+                    "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL session-store tests"
+                );
                 return None;
             };
-            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
             let name = format!("paystreams_sessions_{tag}_{}_{stamp:x}", std::process::id());
             let admin = admin_url.clone();
             let create = format!("CREATE DATABASE {name}");
             std::thread::spawn(move || {
-                let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test server");
+                let mut client =
+                    postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test server");
                 client.batch_execute(&create).expect("create database");
             })
             .join()
@@ -1784,7 +1834,12 @@ mod tests {
         let reopened = crate::PgStore::connect(&db.url).expect("reconnect");
         assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
         assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
-        assert!(crate::PgStore::connect("postgres://nobody@127.0.0.1:1/none").expect_err("refused").to_string().contains("is the server running"));
+        assert!(
+            crate::PgStore::connect("postgres://nobody@127.0.0.1:1/none")
+                .expect_err("refused")
+                .to_string()
+                .contains("is the server running")
+        );
     }
 
     #[tokio::test]
@@ -1802,7 +1857,10 @@ mod tests {
             std::thread::spawn(move || {
                 let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
                 client.batch_execute(sql).expect("statement");
-                client.query_one("SELECT max(version) FROM paystreams_sessions_schema", &[]).expect("version").get::<_, i32>(0)
+                client
+                    .query_one("SELECT max(version) FROM paystreams_sessions_schema", &[])
+                    .expect("version")
+                    .get::<_, i32>(0)
             })
             .join()
             .expect("thread")
@@ -1819,13 +1877,16 @@ mod tests {
     #[test]
     fn postgres_races_between_processes_have_one_winner() {
         let Some(db) = PgTestDb::create("races") else { return };
-        let (store_a, store_b) = (crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b"));
+        let (store_a, store_b) =
+            (crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b"));
         let race = |op: &(dyn Fn(&crate::PgStore, usize) -> bool + Sync)| -> usize {
             std::thread::scope(|s| {
-                let handles: Vec<_> = (0..8).map(|i| {
-                    let store = if i % 2 == 0 { &store_a } else { &store_b };
-                    s.spawn(move || op(store, i))
-                }).collect();
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let store = if i % 2 == 0 { &store_a } else { &store_b };
+                        s.spawn(move || op(store, i))
+                    })
+                    .collect();
                 handles.into_iter().map(|h| h.join().expect("thread")).filter(|won| *won).count()
             })
         };
@@ -1835,7 +1896,10 @@ mod tests {
         // The same request digest recorded by eight racers: one records it.
         let a = session(30, 7, 100);
         run(Box::pin(async { store_a.accept(&a, 1).await.expect("accept") == AcceptOutcome::Accepted }));
-        assert_eq!(race(&|store, _| run(Box::pin(async move { store.record_request(a.id, [5; 32]).await.expect("record") }))), 1);
+        assert_eq!(
+            race(&|store, _| run(Box::pin(async move { store.record_request(a.id, [5; 32]).await.expect("record") }))),
+            1
+        );
         // Eight different proposals for one vault: one is accepted (one pending per vault).
         let accepted = race(&|store, i| {
             let mut s = session(40, 8, 100);

@@ -6,7 +6,9 @@ use common::*;
 use paystreams_program::client;
 use paystreams_provider::{GrantKind, LoadCap};
 use paystreams_wire::{
-    EligibilityProof, StatusCode::{ParamsRejected, ProofInvalid, StreamNotActive}, TerminationType,
+    EligibilityProof,
+    StatusCode::{ParamsRejected, ProofInvalid, StreamNotActive},
+    TerminationType,
 };
 
 /// Accepts alice's default proposal and binds a matching stream; returns (session key, stream id).
@@ -48,8 +50,16 @@ async fn vault_proof_for_another_provider() {
 #[tokio::test]
 async fn wrong_token() {
     let mut w = world();
-    let p = paystreams_wire::sign_proposal(&w.alice, 0, w.provider_id(), [7; 32], w.params(10, 1000), key(50).public_key().to_bytes(), None)
-        .expect("sign");
+    let p = paystreams_wire::sign_proposal(
+        &w.alice,
+        0,
+        w.provider_id(),
+        [7; 32],
+        w.params(10, 1000),
+        key(50).public_key().to_bytes(),
+        None,
+    )
+    .expect("sign");
     assert_refused(&w.propose(&p).await, ProofInvalid);
 }
 
@@ -120,7 +130,10 @@ async fn sixth_attempt_in_600_seconds() {
     let mut w = world();
     let alice = w.alice.clone();
     for _ in 0..5 {
-        assert_refused(&w.propose(&w.sign(&alice, 0, w.provider_id(), w.params(1, 1000), &key(50))).await, ParamsRejected);
+        assert_refused(
+            &w.propose(&w.sign(&alice, 0, w.provider_id(), w.params(1, 1000), &key(50))).await,
+            ParamsRejected,
+        );
     }
     let v = w.propose(&w.proposal(&key(50))).await;
     assert_refused(&v, ParamsRejected);
@@ -266,10 +279,7 @@ async fn truncated_and_garbage_bytes_for_every_message() {
     let (session, stream) = bound(&mut w).await;
     let digest = w.next_digest();
     let proof = paystreams_wire::sign_stream_proof(&session, stream, &digest);
-    let messages = [
-        EligibilityProof::Proposal(w.proposal(&key(60))).encode(),
-        EligibilityProof::Proof(proof).encode(),
-    ];
+    let messages = [EligibilityProof::Proposal(w.proposal(&key(60))).encode(), EligibilityProof::Proof(proof).encode()];
     for bytes in &messages {
         for cut in 0..bytes.len() {
             let v = w.provider.handle(&digest, Some(bytes.get(..cut).expect("prefix")), w.now_ms()).await;

@@ -5,7 +5,10 @@ mod common;
 use common::*;
 use paystreams_provider::{RedbStore, SessionState, SessionStore as _};
 use paystreams_rpc::chain_view::ChainView as _;
-use paystreams_wire::{StatusCode::{ParamsRejected, StreamNotActive}, TerminationType};
+use paystreams_wire::{
+    StatusCode::{ParamsRejected, StreamNotActive},
+    TerminationType,
+};
 
 #[tokio::test]
 async fn restart_loses_no_session_binding_replay_record_or_claimable() {
@@ -120,9 +123,7 @@ async fn claims_on_threshold_on_close_and_claim_all() {
     let stream = w.create_stream(10, 5000).await;
     assert_ok(&w.prove(&session, stream).await);
     let provider_balance = |w: &World| {
-        w.chain
-            .with_inner(|i| i.state.get(&w.provider_key.account_id()).map_or(0, |a| a.balance))
-            .expect("read")
+        w.chain.with_inner(|i| i.state.get(&w.provider_key.account_id()).map_or(0, |a| a.balance)).expect("read")
     };
     let before = provider_balance(&w);
     w.advance(50).await; // 500 accrued, under the 1000 threshold

@@ -5,19 +5,19 @@
 
 mod common;
 
-use common::{assert_ok, assert_refused, included, key, policy, DEPOSIT, SERVICE, START};
+use common::{DEPOSIT, SERVICE, START, assert_ok, assert_refused, included, key, policy};
 use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
+    ExtensionSettings,
     client::{self, VaultRef},
     payment_streams_program_id,
     state::VaultPrivacyTier,
-    ExtensionSettings,
 };
 use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider};
 use paystreams_rpc::chain_view::InMemoryChain;
 use paystreams_wire::{
-    sign_proposal, sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _, StatusCode,
-    StreamParams,
+    CanonicalStoreRequest, EligibilityProof, RequestDigest as _, StatusCode, StreamParams, sign_proposal,
+    sign_stream_proof,
 };
 
 /// More sessions on stream id 0 than a requester with sessions of its own may make the
@@ -57,12 +57,15 @@ async fn each_requester_finds_its_own_session_among_many_on_stream_zero() {
     let chain = InMemoryChain::new(&funded, START).expect("chain");
     let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
     let provider =
-        Provider::new(policy(&provider_key), EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
+        Provider::new(policy(&provider_key), EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer)
+            .expect("provider");
     let now_ms = START * 1000;
 
     for u in &users {
         let vault = VaultRef::native(payment_streams_program_id(), u.owner.account_id(), 0);
-        included(chain.submit_now(&client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&u.owner]).expect("submit"));
+        included(
+            chain.submit_now(&client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&u.owner]).expect("submit"),
+        );
         included(
             chain
                 .submit_now(&client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), None), &[&u.owner])
@@ -74,13 +77,23 @@ async fn each_requester_finds_its_own_session_among_many_on_stream_zero() {
             allocation: 1_000,
             create_stream_deadline: START + 200,
         };
-        let proposal = sign_proposal(&u.owner, 0, provider_key.account_id().0, [0; 32], params, u.session.public_key().to_bytes(), None)
-            .expect("sign");
+        let proposal = sign_proposal(
+            &u.owner,
+            0,
+            provider_key.account_id().0,
+            [0; 32],
+            params,
+            u.session.public_key().to_bytes(),
+            None,
+        )
+        .expect("sign");
         let d = digest(&format!("proposal-{}", u.owner.account_id()));
-        let verdict =
-            provider.handle_from(Some(&u.requester), &d, Some(&EligibilityProof::Proposal(proposal).encode()), now_ms).await;
+        let verdict = provider
+            .handle_from(Some(&u.requester), &d, Some(&EligibilityProof::Proposal(proposal).encode()), now_ms)
+            .await;
         assert_ok(&verdict);
-        let create = client::create_stream(&vault, 0, provider_key.account_id(), 10, 1_000, ExtensionSettings::default());
+        let create =
+            client::create_stream(&vault, 0, provider_key.account_id(), 10, 1_000, ExtensionSettings::default());
         included(chain.submit_now(&create, &[&u.owner]).expect("submit"));
     }
 
@@ -101,14 +114,23 @@ async fn each_requester_finds_its_own_session_among_many_on_stream_zero() {
     // A forged proof (a key with no session) from a known requester is refused without a search
     // of the other sessions, and from an unknown requester after one.
     let forger = key(250);
-    assert_refused(&prove(&provider, Some(&users[0].requester), &forger, "forged-known", now_ms).await, StatusCode::ProofInvalid);
-    assert_refused(&prove(&provider, Some(b"stranger"), &forger, "forged-unknown", now_ms).await, StatusCode::ProofInvalid);
+    assert_refused(
+        &prove(&provider, Some(&users[0].requester), &forger, "forged-known", now_ms).await,
+        StatusCode::ProofInvalid,
+    );
+    assert_refused(
+        &prove(&provider, Some(b"stranger"), &forger, "forged-unknown", now_ms).await,
+        StatusCode::ProofInvalid,
+    );
 
     // The hint never grants by itself: another user's valid proof carried by a requester with
     // sessions of its own is not attributed to them; on a stream id this crowded it is refused
     // rather than searched for (the other user is served through its own connection).
     let (a, b) = (&users[0], &users[1]);
-    assert_refused(&prove(&provider, Some(&a.requester), &b.session, "relayed", now_ms).await, StatusCode::ProofInvalid);
+    assert_refused(
+        &prove(&provider, Some(&a.requester), &b.session, "relayed", now_ms).await,
+        StatusCode::ProofInvalid,
+    );
     assert_ok(&prove(&provider, Some(&b.requester), &b.session, "direct", now_ms).await);
     // A replayed request is refused whichever connection carries it.
     let d = digest("once");

@@ -3,9 +3,9 @@
 //! re-encodes to exactly the bytes it came from (so one session has one stored form).
 
 use paystreams_provider::{
+    EndReason, Session, SessionId, SessionState, VaultKey,
     session::{AcceptedParams, PinnedPolicy},
     store::{decode_session, encode_session},
-    EndReason, Session, SessionId, SessionState, VaultKey,
 };
 use proptest::prelude::*;
 
@@ -36,7 +36,12 @@ fn session() -> impl Strategy<Value = Session> {
             vault: VaultKey { owner: ids.1, vault_id: ids.2 },
             owner_public_key: ids.3,
             token_id: ids.4,
-            params: AcceptedParams { service_id: params.0, rate: params.1, allocation: params.2, create_stream_deadline: params.3 },
+            params: AcceptedParams {
+                service_id: params.0,
+                rate: params.1,
+                allocation: params.2,
+                create_stream_deadline: params.3,
+            },
             policy: PinnedPolicy {
                 max_create_stream_deadline_delay: policy.0,
                 first_response_cap: policy.1,

@@ -16,7 +16,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use paystreams_lez_core::{crypto::SecretKey, AccountId, ProgramId};
+use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
 use paystreams_program::client::Call;
 use paystreams_runtime::{BlockContext, Message, ReceiptEvent, Runtime, State, StateView as _, Transaction};
 
@@ -63,7 +63,11 @@ pub trait ChainView: Send + Sync {
     fn head(&self) -> impl Future<Output = Result<ChainHead, ChainError>> + Send;
 
     /// The vault of `owner` with `vault_id`, or `None` when it does not exist.
-    fn vault(&self, owner: &AccountId, vault_id: u64) -> impl Future<Output = Result<Option<VaultView>, ChainError>> + Send;
+    fn vault(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+    ) -> impl Future<Output = Result<Option<VaultView>, ChainError>> + Send;
 
     /// The stream, folded at head time, or `None` when it does not exist.
     fn stream(
@@ -107,7 +111,11 @@ impl SubmitOutcome {
 
 /// Write access: submit a program call signed by `signers` (nonces are read by the writer).
 pub trait ChainWriter: Send + Sync {
-    fn submit(&self, call: &Call, signers: &[&SecretKey]) -> impl Future<Output = Result<SubmitOutcome, ChainError>> + Send;
+    fn submit(
+        &self,
+        call: &Call,
+        signers: &[&SecretKey],
+    ) -> impl Future<Output = Result<SubmitOutcome, ChainError>> + Send;
 }
 
 /// Shared state behind [`InMemoryChain`].
@@ -255,9 +263,12 @@ impl InMemoryChain {
                     })
                     .collect();
                 let (block_id, timestamp_ms) = (inner.height, inner.timestamp_ms);
-                inner.events.extend(
-                    events.iter().map(|event| EventNotification { block_id, timestamp_ms, tx_hash, event: event.clone() }),
-                );
+                inner.events.extend(events.iter().map(|event| EventNotification {
+                    block_id,
+                    timestamp_ms,
+                    tx_hash,
+                    event: event.clone(),
+                }));
                 Ok(SubmitOutcome::Included { tx_hash, block_id, events })
             }
             Err(e) => Ok(SubmitOutcome::Failed { code: e.code(), name: e.name().to_owned() }),
@@ -307,9 +318,9 @@ mod tests {
 
     use paystreams_lez_core::transfer::authenticated_transfer_program_id;
     use paystreams_program::{
+        ExtensionSettings,
         client::{self, VaultRef},
         state::VaultPrivacyTier,
-        ExtensionSettings,
     };
 
     use super::*;

@@ -1,11 +1,11 @@
 //! Decoded views of vaults and streams, read from any [`StateView`] and folded at a given time.
 //! The node serves them; the CLI and engines can compute the same views from their own state.
 
-use paystreams_lez_core::{token::TokenHolding, AccountId, ProgramId};
+use paystreams_lez_core::{AccountId, ProgramId, token::TokenHolding};
 use paystreams_program::{
     fold::{fold, planned_stop},
     pda,
-    state::{decode, StreamConfig, VaultConfig},
+    state::{StreamConfig, VaultConfig, decode},
 };
 use paystreams_runtime::StateView;
 
@@ -18,7 +18,12 @@ pub fn token_label(token_id: &[u8; 32]) -> String {
 }
 
 /// Reads and decodes a vault config; `None` if absent or not a vault.
-pub fn read_vault_config(state: &impl StateView, program_id: &ProgramId, owner: &AccountId, vault_id: u64) -> Option<VaultConfig> {
+pub fn read_vault_config(
+    state: &impl StateView,
+    program_id: &ProgramId,
+    owner: &AccountId,
+    vault_id: u64,
+) -> Option<VaultConfig> {
     let account = state.account(&pda::vault_config_id(program_id, owner, vault_id));
     if account.program_owner != *program_id {
         return None;
@@ -27,17 +32,23 @@ pub fn read_vault_config(state: &impl StateView, program_id: &ProgramId, owner: 
 }
 
 /// The vault's funds: native balance of its holding, or the token holding's balance.
-pub fn vault_balance(state: &impl StateView, program_id: &ProgramId, config_id: &AccountId, config: &VaultConfig) -> u128 {
+pub fn vault_balance(
+    state: &impl StateView,
+    program_id: &ProgramId,
+    config_id: &AccountId,
+    config: &VaultConfig,
+) -> u128 {
     let holding = state.account(&pda::vault_holding_id(program_id, config_id, &config.token_id));
-    if config.is_native() {
-        holding.balance
-    } else {
-        decode::<TokenHolding>(&holding.data).map_or(0, |h| h.balance())
-    }
+    if config.is_native() { holding.balance } else { decode::<TokenHolding>(&holding.data).map_or(0, |h| h.balance()) }
 }
 
 /// The vault view, or `None` when no such vault exists.
-pub fn vault_view(state: &impl StateView, program_id: &ProgramId, owner: &AccountId, vault_id: u64) -> Option<VaultView> {
+pub fn vault_view(
+    state: &impl StateView,
+    program_id: &ProgramId,
+    owner: &AccountId,
+    vault_id: u64,
+) -> Option<VaultView> {
     let config = read_vault_config(state, program_id, owner, vault_id)?;
     let config_id = pda::vault_config_id(program_id, owner, vault_id);
     let balance = vault_balance(state, program_id, &config_id, &config);

@@ -50,7 +50,9 @@ pub enum TxError {
     PostStateCountMismatch { program_id: ProgramId, expected: usize, got: usize },
     #[error("program {program_id} changed the nonce of {account_id}; only signatures bump nonces")]
     NonceChanged { program_id: ProgramId, account_id: AccountId },
-    #[error("program {program_id} changed the owner of {account_id}; ownership moves only by claiming a default account")]
+    #[error(
+        "program {program_id} changed the owner of {account_id}; ownership moves only by claiming a default account"
+    )]
     OwnerChanged { program_id: ProgramId, account_id: AccountId },
     #[error("program {program_id} decreased the balance of {account_id}, which it does not own")]
     UnauthorizedBalanceDecrease { program_id: ProgramId, account_id: AccountId },

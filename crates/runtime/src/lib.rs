@@ -20,9 +20,9 @@ pub mod state;
 pub mod transaction;
 
 use paystreams_lez_core::{
-    clock::{clock_program_id, ClockAccountData, CLOCK_ACCOUNT_IDS},
-    transfer::authenticated_transfer_program_id,
     Account, AccountId,
+    clock::{CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
+    transfer::authenticated_transfer_program_id,
 };
 
 pub use error::TxError;
@@ -30,8 +30,8 @@ pub use receipt::{Receipt, ReceiptEvent};
 pub use runtime::{Applied, BlockContext, Runtime};
 pub use state::{Overlay, State, StateDiff, StateView};
 pub use transaction::{
-    Message, Transaction, WitnessSet, MAX_ACCOUNTS_PER_TX, MAX_CHAINED_CALLS, MAX_INSTRUCTION_BYTES,
-    MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES,
+    MAX_ACCOUNTS_PER_TX, MAX_CHAINED_CALLS, MAX_INSTRUCTION_BYTES, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES,
+    Message, Transaction, WitnessSet,
 };
 
 /// The genesis state, as LEZ's `new_with_genesis_accounts` builds it: each funded account owned

@@ -5,8 +5,7 @@
 
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
-    account::decimal_u128, token::token_program_id,
-    transfer::authenticated_transfer_program_id, AccountId, ProgramId,
+    AccountId, ProgramId, account::decimal_u128, token::token_program_id, transfer::authenticated_transfer_program_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +25,9 @@ pub struct Receipt {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReceiptEvent {
     /// A default account was initialised under authenticated transfer.
-    NativeAccountInitialized { account: AccountId },
+    NativeAccountInitialized {
+        account: AccountId,
+    },
     NativeTransfer {
         from: AccountId,
         to: AccountId,
@@ -40,7 +41,10 @@ pub enum ReceiptEvent {
         #[serde(with = "decimal_u128")]
         total_supply: u128,
     },
-    TokenAccountInitialized { definition_id: AccountId, holding: AccountId },
+    TokenAccountInitialized {
+        definition_id: AccountId,
+        holding: AccountId,
+    },
     TokenTransfer {
         definition_id: AccountId,
         from: AccountId,
@@ -55,7 +59,9 @@ pub enum ReceiptEvent {
         amount: u128,
     },
     /// An event of the payment-streams program.
-    PaymentStreams { event: paystreams_program::Event },
+    PaymentStreams {
+        event: paystreams_program::Event,
+    },
     /// An event of a program this runtime cannot decode (hex of its bytes in JSON).
     Raw {
         program_id: ProgramId,

@@ -9,18 +9,18 @@ use std::{
 
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
-    clock::{clock_program_id, ClockAccountData, CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS},
+    Account, AccountId, AccountPostState, AccountWithMetadata, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramId,
+    ProgramInput,
+    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
     program::Program,
-    Account, AccountId, AccountPostState, AccountWithMetadata, Claim, PdaSeed, ProgramId, ProgramInput,
-    DATA_MAX_LENGTH,
 };
 
 use crate::{
+    TxError,
     builtins::{clock::ClockProgram, token::TokenProgram, transfer::AuthenticatedTransferProgram},
     receipt::{Receipt, ReceiptEvent},
     state::{StateDiff, StateView},
-    transaction::{Transaction, MAX_CHAINED_CALLS},
-    TxError,
+    transaction::{MAX_CHAINED_CALLS, Transaction},
 };
 
 /// The block a transaction executes in.
@@ -194,7 +194,10 @@ impl Runtime {
         }
         let call = PendingCall {
             program_id: clock_program_id(),
-            pre_states: CLOCK_ACCOUNT_IDS.iter().map(|id| AccountWithMetadata::new(*id, state.account(id), false)).collect(),
+            pre_states: CLOCK_ACCOUNT_IDS
+                .iter()
+                .map(|id| AccountWithMetadata::new(*id, state.account(id), false))
+                .collect(),
             // Writing Borsh into a Vec cannot fail.
             instruction_data: borsh::to_vec(&ctx.timestamp_ms).unwrap_or_default(),
             caller: None,
@@ -245,7 +248,8 @@ impl Runtime {
                 let caller_pdas: BTreeSet<AccountId> =
                     call.pda_seeds.iter().map(|seed| AccountId::for_public_pda(&caller, seed)).collect();
                 for pre in &call.pre_states {
-                    let current = touched.get(&pre.account_id).cloned().unwrap_or_else(|| state.account(&pre.account_id));
+                    let current =
+                        touched.get(&pre.account_id).cloned().unwrap_or_else(|| state.account(&pre.account_id));
                     if pre.account != current {
                         return Err(TxError::InconsistentPreState { program_id, account_id: pre.account_id });
                     }
@@ -384,4 +388,3 @@ impl WideSum {
 fn changed(state: &impl StateView, touched: BTreeMap<AccountId, Account>) -> StateDiff {
     StateDiff { accounts: touched.into_iter().filter(|(id, account)| *account != state.account(id)).collect() }
 }
-

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::{domain_prefix, sha256, Account, AccountId};
+use paystreams_lez_core::{Account, AccountId, domain_prefix, sha256};
 use serde::{Deserialize, Serialize};
 
 /// Read access to accounts. Unknown ids read as `Account::default()`.

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
+    AccountId, ProgramId,
     crypto::{PublicKey, SecretKey, Signature},
-    domain_prefix, sha256, AccountId, ProgramId,
+    domain_prefix, sha256,
 };
 
 use crate::TxError;
@@ -199,7 +200,12 @@ mod tests {
     }
 
     fn message() -> Message {
-        Message { program_id: ProgramId([1; 8]), account_ids: vec![AccountId([2; 32])], nonces: vec![0], instruction_data: vec![1, 2, 3] }
+        Message {
+            program_id: ProgramId([1; 8]),
+            account_ids: vec![AccountId([2; 32])],
+            nonces: vec![0],
+            instruction_data: vec![1, 2, 3],
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use std::{hint::black_box, time::Instant};
 
-use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
-use paystreams_sigcheck::{verify_bip340 as libsecp_verify, Signer};
+use paystreams_lez_core::crypto::{SecretKey, verify_bip340 as k256_verify};
+use paystreams_sigcheck::{Signer, verify_bip340 as libsecp_verify};
 
 type Verifier = fn(&[u8; 32], &[u8; 32], &[u8; 64]) -> bool;
 type Sign<'a> = &'a dyn Fn(&[u8; 32], &[u8; 32]) -> [u8; 64];

@@ -4,8 +4,8 @@
 //! bytes. The libsecp256k1 [`Signer`] must produce the k256 signer's exact bytes and reject the
 //! same secret keys.
 
-use paystreams_lez_core::crypto::{verify_bip340 as k256_verify, SecretKey};
-use paystreams_sigcheck::{is_valid_public_key, verify_bip340 as libsecp_verify, Signer, VerifyingKey};
+use paystreams_lez_core::crypto::{SecretKey, verify_bip340 as k256_verify};
+use paystreams_sigcheck::{Signer, VerifyingKey, is_valid_public_key, verify_bip340 as libsecp_verify};
 use proptest::prelude::*;
 
 const VECTORS: &str = include_str!("data/bip340-vectors.csv");
@@ -27,7 +27,12 @@ fn both(key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> bool {
     // the one-shot verifier rejects for their encoding).
     let parsed = VerifyingKey::from_bytes(key);
     assert_eq!(parsed.is_some(), is_valid_public_key(key));
-    assert_eq!(parsed.is_some_and(|k| k.verify(message, signature)), fast, "parsed key disagrees: key {}", hex::encode(key));
+    assert_eq!(
+        parsed.is_some_and(|k| k.verify(message, signature)),
+        fast,
+        "parsed key disagrees: key {}",
+        hex::encode(key)
+    );
     assert_eq!(
         fast,
         reference,

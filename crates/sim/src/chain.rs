@@ -5,12 +5,13 @@
 //! state-machine test share exactly one way of building and applying transactions.
 
 use paystreams_lez_core::{
+    Account, AccountId, ProgramId,
     crypto::{PublicKey, SecretKey, Signature},
-    sha256, Account, AccountId, ProgramId,
+    sha256,
 };
 use paystreams_program::{
     client::{Call, VaultRef},
-    state::{decode, StreamConfig, VaultConfig},
+    state::{StreamConfig, VaultConfig, decode},
 };
 use paystreams_runtime::{BlockContext, Message, Runtime, State, StateView as _, Transaction, WitnessSet};
 
@@ -78,7 +79,13 @@ impl Chain {
     /// Genesis with the given native balances (accounts owned by authenticated transfer).
     #[must_use]
     pub fn new(balances: &[(AccountId, u128)], signing: Signing) -> Self {
-        Self { runtime: Runtime::new(), state: paystreams_runtime::genesis(balances, 0), block_id: 0, timestamp_ms: 0, signing }
+        Self {
+            runtime: Runtime::new(),
+            state: paystreams_runtime::genesis(balances, 0),
+            block_id: 0,
+            timestamp_ms: 0,
+            signing,
+        }
     }
 
     /// Opens the next block at `t` seconds: the clock accounts then read `t`.

@@ -3,17 +3,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use paystreams_lez_core::{
-    token::{token_program_id, TokenDefinition, TokenHolding, TokenInstruction},
-    transfer::authenticated_transfer_program_id,
     AccountId,
+    token::{TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
+    transfer::authenticated_transfer_program_id,
 };
 use paystreams_program::{
+    ExtensionSettings,
     client::{self, Call, VaultRef},
     fold::fold,
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
-    state::{decode, StreamState, VaultPrivacyTier, NATIVE_TOKEN_ID},
-    ExtensionSettings,
+    state::{NATIVE_TOKEN_ID, StreamState, VaultPrivacyTier, decode},
 };
 
 use crate::{
@@ -175,8 +175,14 @@ impl Runner {
             Op::CreateToken { token, supply } => {
                 let definition = Key::derive(&token_definition_label(token)).map_err(internal)?;
                 let holding = Key::derive(&holding_label(&signer_name, token)).map_err(internal)?;
-                let data = TokenInstruction::NewFungibleDefinition { name: token.clone(), total_supply: *supply }.to_bytes();
-                self.chain.submit_raw(token_program_id(), vec![definition.id, holding.id], data, &[&definition, &holding])
+                let data =
+                    TokenInstruction::NewFungibleDefinition { name: token.clone(), total_supply: *supply }.to_bytes();
+                self.chain.submit_raw(
+                    token_program_id(),
+                    vec![definition.id, holding.id],
+                    data,
+                    &[&definition, &holding],
+                )
             }
             Op::InitializeVault { vault_id, token } => {
                 let token_id = match token {
@@ -192,8 +198,14 @@ impl Runner {
             }
             Op::Deposit { vault_id, amount } => {
                 let vault = self.vault_ref(signer.id, *vault_id);
-                let source = if vault.is_native() { None } else { Some(self.holding_key(&signer_name, &vault.token_id)?) };
-                let call = client::deposit(&vault, *amount, authenticated_transfer_program_id(), source.as_ref().map(|k| k.id));
+                let source =
+                    if vault.is_native() { None } else { Some(self.holding_key(&signer_name, &vault.token_id)?) };
+                let call = client::deposit(
+                    &vault,
+                    *amount,
+                    authenticated_transfer_program_id(),
+                    source.as_ref().map(|k| k.id),
+                );
                 self.submit(&call, &signer, source)
             }
             Op::Withdraw { vault_id, amount, to } => {
@@ -292,7 +304,11 @@ impl Runner {
 
     /// The reported state; with `observe_at`, streams are folded to that time.
     fn snapshot(&self, observe_at: Option<u64>) -> StateOutput {
-        let balances = self.keys.iter().map(|(name, key)| (name.clone(), self.chain.account(&key.id).balance.to_string())).collect();
+        let balances = self
+            .keys
+            .iter()
+            .map(|(name, key)| (name.clone(), self.chain.account(&key.id).balance.to_string()))
+            .collect();
 
         let mut vaults = Vec::new();
         let mut streams = Vec::new();
@@ -302,8 +318,11 @@ impl Runner {
         for (owner_name, owner, vault_id) in candidates {
             let vault = self.vault_ref(owner, vault_id);
             let Some(config) = self.chain.vault(&vault) else { continue };
-            let balance =
-                if vault.is_native() { self.chain.account(&vault.holding()).balance } else { self.token_balance(&vault.holding()) };
+            let balance = if vault.is_native() {
+                self.chain.account(&vault.holding()).balance
+            } else {
+                self.token_balance(&vault.holding())
+            };
             vaults.push(VaultOutput {
                 owner: owner_name.clone(),
                 vault_id,
@@ -353,7 +372,8 @@ impl Runner {
                         .keys
                         .keys()
                         .map(|name| {
-                            let amount = Key::derive(&holding_label(name, token)).map_or(0, |k| self.token_balance(&k.id));
+                            let amount =
+                                Key::derive(&holding_label(name, token)).map_or(0, |k| self.token_balance(&k.id));
                             (name.clone(), amount.to_string())
                         })
                         .collect();

@@ -54,10 +54,23 @@ pub struct ReceiptSpec {
 /// One operation.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Op {
-    CreateToken { token: String, supply: u128 },
-    InitializeVault { vault_id: u64, token: Option<TokenRef> },
-    Deposit { vault_id: u64, amount: u128 },
-    Withdraw { vault_id: u64, amount: u128, to: Option<Party> },
+    CreateToken {
+        token: String,
+        supply: u128,
+    },
+    InitializeVault {
+        vault_id: u64,
+        token: Option<TokenRef>,
+    },
+    Deposit {
+        vault_id: u64,
+        amount: u128,
+    },
+    Withdraw {
+        vault_id: u64,
+        amount: u128,
+        to: Option<Party>,
+    },
     CreateStream {
         vault_id: u64,
         provider: Party,
@@ -68,11 +81,31 @@ pub enum Op {
         auto_claim_on_provider_close: bool,
         receipt_key: Option<KeyRef>,
     },
-    PauseStream { vault_id: u64, stream_id: u64 },
-    ResumeStream { vault_id: u64, stream_id: u64 },
-    TopUpStream { vault_id: u64, stream_id: u64, amount: u128 },
-    CloseStream { owner: Party, vault_id: u64, stream_id: u64, receipt: Option<ReceiptSpec> },
-    Claim { owner: Party, vault_id: u64, stream_id: u64, receipt: Option<ReceiptSpec> },
+    PauseStream {
+        vault_id: u64,
+        stream_id: u64,
+    },
+    ResumeStream {
+        vault_id: u64,
+        stream_id: u64,
+    },
+    TopUpStream {
+        vault_id: u64,
+        stream_id: u64,
+        amount: u128,
+    },
+    CloseStream {
+        owner: Party,
+        vault_id: u64,
+        stream_id: u64,
+        receipt: Option<ReceiptSpec>,
+    },
+    Claim {
+        owner: Party,
+        vault_id: u64,
+        stream_id: u64,
+        receipt: Option<ReceiptSpec>,
+    },
     Observe,
 }
 
@@ -142,11 +175,8 @@ pub fn parse(json: &str) -> Result<Scenario, ScenarioError> {
     };
     let names: BTreeSet<String> = accounts.iter().map(|(n, _)| n.clone()).collect();
     let mut parser = StepParser { names, tokens: BTreeSet::new(), last_t: 0 };
-    let steps = steps_json
-        .iter()
-        .enumerate()
-        .map(|(index, value)| parser.step(index, value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let steps =
+        steps_json.iter().enumerate().map(|(index, value)| parser.step(index, value)).collect::<Result<Vec<_>, _>>()?;
     Ok(Scenario { accounts, steps })
 }
 
@@ -204,10 +234,7 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
 }
 
 struct StepParser {
@@ -307,7 +334,9 @@ impl StepParser {
             None if op_name == "observe" => None,
             None => return Err(fields.err("signer", "missing")),
             Some(value) => {
-                let name = value.as_str().ok_or_else(|| fields.err("signer", format!("expected a name, got {}", kind(value))))?;
+                let name = value
+                    .as_str()
+                    .ok_or_else(|| fields.err("signer", format!("expected a name, got {}", kind(value))))?;
                 if !self.names.contains(name) {
                     return Err(fields.err("signer", format!("unknown account name {name:?} (not in \"accounts\")")));
                 }
@@ -318,7 +347,10 @@ impl StepParser {
             "create_token" => {
                 let token = fields.string("token")?.to_owned();
                 if token.is_empty() || token.len() > TOKEN_NAME_MAX_LEN || hex32(&token).is_some() {
-                    return Err(fields.err("token", format!("token name must be 1 to {TOKEN_NAME_MAX_LEN} bytes and not 64 hex digits")));
+                    return Err(fields.err(
+                        "token",
+                        format!("token name must be 1 to {TOKEN_NAME_MAX_LEN} bytes and not 64 hex digits"),
+                    ));
                 }
                 if !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                     return Err(fields.err("token", "token name may contain only ASCII letters, digits, '_' and '-'"));
@@ -356,19 +388,25 @@ impl StepParser {
                     None => false,
                     Some(Value::Bool(b)) => *b,
                     Some(other) => {
-                        return Err(fields.err("auto_claim_on_provider_close", format!("expected true or false, got {}", kind(other))));
+                        return Err(fields.err(
+                            "auto_claim_on_provider_close",
+                            format!("expected true or false, got {}", kind(other)),
+                        ));
                     }
                 };
                 let receipt_key = match fields.take("receipt_key") {
                     None => None,
                     Some(value) => {
-                        let text = value.as_str().ok_or_else(|| fields.err("receipt_key", format!("expected a name or 64 hex digits, got {}", kind(value))))?;
+                        let text = value.as_str().ok_or_else(|| {
+                            fields.err("receipt_key", format!("expected a name or 64 hex digits, got {}", kind(value)))
+                        })?;
                         if self.names.contains(text) {
                             Some(KeyRef::Named(text.to_owned()))
                         } else if let Some(bytes) = hex32(text) {
                             Some(KeyRef::Hex(bytes))
                         } else {
-                            return Err(fields.err("receipt_key", format!("{text:?} is neither an account name nor 64 hex digits")));
+                            return Err(fields
+                                .err("receipt_key", format!("{text:?} is neither an account name nor 64 hex digits")));
                         }
                     }
                 };
@@ -383,8 +421,12 @@ impl StepParser {
                     receipt_key,
                 }
             }
-            "pause_stream" => Op::PauseStream { vault_id: fields.u64("vault_id")?, stream_id: fields.u64("stream_id")? },
-            "resume_stream" => Op::ResumeStream { vault_id: fields.u64("vault_id")?, stream_id: fields.u64("stream_id")? },
+            "pause_stream" => {
+                Op::PauseStream { vault_id: fields.u64("vault_id")?, stream_id: fields.u64("stream_id")? }
+            }
+            "resume_stream" => {
+                Op::ResumeStream { vault_id: fields.u64("vault_id")?, stream_id: fields.u64("stream_id")? }
+            }
             "top_up_stream" => Op::TopUpStream {
                 vault_id: fields.u64("vault_id")?,
                 stream_id: fields.u64("stream_id")?,
@@ -418,15 +460,16 @@ impl StepParser {
         if self.names.contains(text) {
             return Ok(Party::Named(text.to_owned()));
         }
-        text.parse::<AccountId>()
-            .map(Party::Raw)
-            .map_err(|_| fields.err(field, format!("unknown account name {text:?} (not in \"accounts\" and not a base58 account id)")))
+        text.parse::<AccountId>().map(Party::Raw).map_err(|_| {
+            fields
+                .err(field, format!("unknown account name {text:?} (not in \"accounts\" and not a base58 account id)"))
+        })
     }
 
     fn token_ref(&self, fields: &Fields<'_>, value: &Value) -> Result<TokenRef, ScenarioError> {
-        let text = value
-            .as_str()
-            .ok_or_else(|| fields.err("token_id", format!("expected a token name or 64 hex digits, got {}", kind(value))))?;
+        let text = value.as_str().ok_or_else(|| {
+            fields.err("token_id", format!("expected a token name or 64 hex digits, got {}", kind(value)))
+        })?;
         if text == "native" {
             return Ok(TokenRef::Hex([0; 32]));
         }
@@ -436,12 +479,18 @@ impl StepParser {
         if self.tokens.contains(text) {
             return Ok(TokenRef::Named(text.to_owned()));
         }
-        Err(fields.err("token_id", format!("unknown token {text:?} (create it with an earlier create_token step, or give 64 hex digits)")))
+        Err(fields.err(
+            "token_id",
+            format!("unknown token {text:?} (create it with an earlier create_token step, or give 64 hex digits)"),
+        ))
     }
 
     fn receipt(&self, fields: &Fields<'_>, value: &Value) -> Result<ReceiptSpec, ScenarioError> {
         let Value::Object(map) = value else {
-            return Err(fields.err("receipt", format!("expected an object {{\"signer\", \"acknowledged_total\"}}, got {}", kind(value))));
+            return Err(fields.err(
+                "receipt",
+                format!("expected an object {{\"signer\", \"acknowledged_total\"}}, got {}", kind(value)),
+            ));
         };
         let sub = |name: &str, message: String| fields.err(&format!("receipt.{name}"), message);
         for key in map.keys() {
@@ -461,8 +510,12 @@ impl StepParser {
         };
         let deliveries_digest = match map.get("deliveries_digest") {
             None => [0; 32],
-            Some(Value::String(s)) => hex32(s).ok_or_else(|| sub("deliveries_digest", "expected 64 hex digits".into()))?,
-            Some(other) => return Err(sub("deliveries_digest", format!("expected 64 hex digits, got {}", kind(other)))),
+            Some(Value::String(s)) => {
+                hex32(s).ok_or_else(|| sub("deliveries_digest", "expected 64 hex digits".into()))?
+            }
+            Some(other) => {
+                return Err(sub("deliveries_digest", format!("expected 64 hex digits, got {}", kind(other))));
+            }
         };
         Ok(ReceiptSpec { signer, acknowledged_total, deliveries_digest })
     }
@@ -499,10 +552,15 @@ mod tests {
         let base = r#"{"accounts": {"alice": "1000", "bob": 0}, "steps": [STEP]}"#;
         let with = |step: &str| base.replace("STEP", step);
         assert_eq!(
-            err(&with(r#"{"t": 0, "op": "create_stream", "signer": "alice", "vault_id": 0, "provider": "bob", "rate": -1, "allocation": 1}"#)),
+            err(&with(
+                r#"{"t": 0, "op": "create_stream", "signer": "alice", "vault_id": 0, "provider": "bob", "rate": -1, "allocation": 1}"#
+            )),
             "step 0 (create_stream): field \"rate\": expected a non-negative integer (JSON numbers up to 2^64 - 1; write larger amounts as decimal strings), got -1"
         );
-        assert_eq!(err(&with(r#"{"t": 0, "op": "fly", "signer": "alice"}"#)).split(" (expected").next(), Some("step 0: field \"op\": unknown op \"fly\""));
+        assert_eq!(
+            err(&with(r#"{"t": 0, "op": "fly", "signer": "alice"}"#)).split(" (expected").next(),
+            Some("step 0: field \"op\": unknown op \"fly\"")
+        );
         assert_eq!(
             err(&with(r#"{"t": 0, "op": "deposit", "signer": "mallory", "vault_id": 0, "amount": 1}"#)),
             "step 0 (deposit): field \"signer\": unknown account name \"mallory\" (not in \"accounts\")"
@@ -525,6 +583,9 @@ mod tests {
         );
         assert!(err(r#"{"accounts": {"alice": 1}, "steps": [], "extra": 1}"#).contains("field \"extra\""));
         assert!(err("{").starts_with("not valid JSON"));
-        assert!(err(r#"{"accounts": {"a": "340282366920938463463374607431768211455", "b": 1}, "steps": []}"#).contains("2^128"));
+        assert!(
+            err(r#"{"accounts": {"a": "340282366920938463463374607431768211455", "b": 1}, "steps": []}"#)
+                .contains("2^128")
+        );
     }
 }

@@ -10,11 +10,11 @@ use std::sync::OnceLock;
 use model::{As, Expect, Ext, MStream, Model, Phase};
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_program::{
+    ExtensionSettings,
     client::{self, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
     state::{StreamConfig, StreamState, VaultPrivacyTier},
-    ExtensionSettings,
 };
 use paystreams_sim::{Chain, Key, Signing};
 use proptest::prelude::*;
@@ -121,7 +121,12 @@ fn ext() -> impl Strategy<Value = Ext> {
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.2),
     )
-        .prop_map(|(auto_pause_after, fee, auto_claim, receipts)| Ext { auto_pause_after, fee, auto_claim, receipts })
+        .prop_map(|(auto_pause_after, fee, auto_claim, receipts)| Ext {
+            auto_pause_after,
+            fee,
+            auto_claim,
+            receipts,
+        })
 }
 
 fn receipt() -> impl Strategy<Value = Option<u128>> {
@@ -197,7 +202,12 @@ impl Harness {
                 self.owner_call(client::initialize_vault(&vault_ref(v), VaultPrivacyTier::Public), 2, v, stranger)
             }
             Action::Deposit { v, amount, stranger } => {
-                let call = client::deposit(&vault_ref(v), amount, paystreams_lez_core::transfer::authenticated_transfer_program_id(), None);
+                let call = client::deposit(
+                    &vault_ref(v),
+                    amount,
+                    paystreams_lez_core::transfer::authenticated_transfer_program_id(),
+                    None,
+                );
                 self.owner_call(call, 2, v, stranger)
             }
             Action::Withdraw { v, amount, to, stranger } => {
@@ -211,11 +221,20 @@ impl Harness {
                     auto_claim_on_provider_close: ext.auto_claim,
                     receipt_key: ext.receipts.then(|| keys()[VAULTS[v].0].public.to_bytes()),
                 };
-                let call = client::create_stream(&vault_ref(v), self.next_stream_id(v), keys()[provider].id, rate, allocation, settings);
+                let call = client::create_stream(
+                    &vault_ref(v),
+                    self.next_stream_id(v),
+                    keys()[provider].id,
+                    rate,
+                    allocation,
+                    settings,
+                );
                 self.owner_call(call, 3, v, stranger)
             }
             Action::Pause { v, s, stranger } => self.owner_call(client::pause_stream(&vault_ref(v), s), 3, v, stranger),
-            Action::Resume { v, s, stranger } => self.owner_call(client::resume_stream(&vault_ref(v), s), 3, v, stranger),
+            Action::Resume { v, s, stranger } => {
+                self.owner_call(client::resume_stream(&vault_ref(v), s), 3, v, stranger)
+            }
             Action::TopUp { v, s, amount, stranger } => {
                 self.owner_call(client::top_up_stream(&vault_ref(v), s, amount), 3, v, stranger)
             }
@@ -223,7 +242,13 @@ impl Harness {
                 self.owner_call(client::close_stream_by_owner(&vault_ref(v), s), 3, v, stranger)
             }
             Action::CloseByProvider { v, s, actor, receipt } => {
-                let call = client::close_stream_by_provider(&vault_ref(v), s, keys()[actor].id, None, Self::receipt(v, s, receipt));
+                let call = client::close_stream_by_provider(
+                    &vault_ref(v),
+                    s,
+                    keys()[actor].id,
+                    None,
+                    Self::receipt(v, s, receipt),
+                );
                 self.chain.submit(&call, &[&keys()[actor]]).map_err(|f| f.code)
             }
             Action::Claim { v, s, actor, receipt } => {
@@ -270,7 +295,11 @@ impl Harness {
                 continue;
             };
             let streams = self.streams(v);
-            prop_assert!(holding >= config.total_allocated, "vault {v}: balance {holding} < total_allocated {}", config.total_allocated);
+            prop_assert!(
+                holding >= config.total_allocated,
+                "vault {v}: balance {holding} < total_allocated {}",
+                config.total_allocated
+            );
             let allocated: u128 = streams.iter().map(|s| s.allocation).sum();
             prop_assert_eq!(config.total_allocated, allocated, "vault {}: total_allocated != sum of allocations", v);
             for (s, stream) in streams.iter().enumerate() {
@@ -278,7 +307,11 @@ impl Harness {
                 if let Some(old) = before.get(s).filter(|old| old.state == StreamState::Closed) {
                     prop_assert_eq!(stream.state, StreamState::Closed, "a CLOSED stream left CLOSED");
                     let paid = old.accrued - stream.accrued;
-                    prop_assert_eq!(old.allocation - stream.allocation, paid, "closed stream: allocation and accrued must drop together");
+                    prop_assert_eq!(
+                        old.allocation - stream.allocation,
+                        paid,
+                        "closed stream: allocation and accrued must drop together"
+                    );
                     let mut same = stream.clone();
                     same.accrued = old.accrued;
                     same.allocation = old.allocation;
@@ -296,7 +329,12 @@ impl Harness {
 
 fn compare(model: &Model, harness: &Harness) -> Result<(), TestCaseError> {
     for (actor, key) in keys().iter().enumerate() {
-        prop_assert_eq!(harness.chain.account(&key.id).balance, model.native[actor], "native balance of {}", ACTORS[actor]);
+        prop_assert_eq!(
+            harness.chain.account(&key.id).balance,
+            model.native[actor],
+            "native balance of {}",
+            ACTORS[actor]
+        );
     }
     for v in 0..VAULTS.len() {
         let config = harness.vault(v);
@@ -305,7 +343,12 @@ fn compare(model: &Model, harness: &Harness) -> Result<(), TestCaseError> {
             continue;
         };
         let config = config.ok_or_else(|| TestCaseError::fail(format!("vault {v} missing")))?;
-        prop_assert_eq!(harness.chain.account(&addresses()[v].holding).balance, expected.balance, "vault {} balance", v);
+        prop_assert_eq!(
+            harness.chain.account(&addresses()[v].holding).balance,
+            expected.balance,
+            "vault {} balance",
+            v
+        );
         prop_assert_eq!(config.total_allocated, expected.total_allocated, "vault {} total_allocated", v);
         prop_assert_eq!(config.next_stream_id, expected.streams.len() as u64, "vault {} next_stream_id", v);
         for (s, (real, want)) in harness.streams(v).iter().zip(&expected.streams).enumerate() {
@@ -329,7 +372,13 @@ fn compare_stream(real: &StreamConfig, want: &MStream) -> Result<(), String> {
     match (&real.extensions, want.has_extensions()) {
         (None, false) => Ok(()),
         (Some(e), true) => {
-            let real_ext = (e.auto_pause_after, e.activation_fee, e.auto_claim_on_provider_close, e.receipt_key.is_some(), e.receipt_paid);
+            let real_ext = (
+                e.auto_pause_after,
+                e.activation_fee,
+                e.auto_claim_on_provider_close,
+                e.receipt_key.is_some(),
+                e.receipt_paid,
+            );
             let want_ext = (want.auto_pause_after, want.fee, want.auto_claim, want.receipts, want.receipt_paid);
             if real_ext != want_ext {
                 return Err(format!("extensions {real_ext:?} != model {want_ext:?}"));
@@ -351,8 +400,12 @@ fn predict(model: &mut Model, action: &Action) -> Expect {
         Action::Deposit { v, amount, stranger } => model.deposit(v, amount, who(stranger)),
         // The stranger standing in the owner's slot and withdrawing to itself lists itself twice.
         Action::Withdraw { stranger: true, to: Some(STRANGER), .. } => Expect::Code(model::code::DUPLICATE_ACCOUNT_IDS),
-        Action::Withdraw { v, amount, to, stranger } => model.withdraw(v, amount, to.unwrap_or(VAULTS[v].0), who(stranger)),
-        Action::Create { v, provider, rate, allocation, ext, stranger } => model.create(v, provider, rate, allocation, ext, who(stranger)),
+        Action::Withdraw { v, amount, to, stranger } => {
+            model.withdraw(v, amount, to.unwrap_or(VAULTS[v].0), who(stranger))
+        }
+        Action::Create { v, provider, rate, allocation, ext, stranger } => {
+            model.create(v, provider, rate, allocation, ext, who(stranger))
+        }
         Action::Pause { v, s, stranger } => model.pause(v, s, who(stranger)),
         Action::Resume { v, s, stranger } => model.resume(v, s, who(stranger)),
         Action::TopUp { v, s, amount, stranger } => model.top_up(v, s, amount, who(stranger)),
@@ -380,7 +433,9 @@ fn run_case(balances: &[u128], steps: &[Step]) -> Result<(), TestCaseError> {
             (Expect::Ok, Ok(())) => {}
             (Expect::Code(want), Err(got)) => prop_assert_eq!(got, want, "{}: wrong error code", context),
             (Expect::Fails, Err(_)) => {}
-            (expected, actual) => prop_assert!(false, "{context}: model expected {expected:?}, program gave {actual:?}"),
+            (expected, actual) => {
+                prop_assert!(false, "{context}: model expected {expected:?}, program gave {actual:?}")
+            }
         }
         if actual.is_err() {
             prop_assert_eq!(&harness.snapshot(), &before, "{}: a failed step changed state", context);
@@ -421,7 +476,17 @@ fn reference_fixture_through_the_harness() {
     let steps = vec![
         Step { dt: 0, action: Action::Init { v: 0, stranger: false } },
         Step { dt: 0, action: Action::Deposit { v: 0, amount: 500, stranger: false } },
-        Step { dt: 0, action: Action::Create { v: 0, provider: 1, rate: 10, allocation: 200, ext: Ext::default(), stranger: false } },
+        Step {
+            dt: 0,
+            action: Action::Create {
+                v: 0,
+                provider: 1,
+                rate: 10,
+                allocation: 200,
+                ext: Ext::default(),
+                stranger: false,
+            },
+        },
         Step { dt: 5, action: Action::Claim { v: 0, s: 0, actor: 1, receipt: None } },
     ];
     run_case(&[1_000, 0, 0, 0], &steps).expect("fixture agrees");

@@ -7,23 +7,23 @@
 
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
         Arc,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use futures::{stream, StreamExt as _};
+use futures::{StreamExt as _, stream};
 use paystreams_client::{Client, RpcChain};
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::NodeConfig;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
-    archive::{SqliteArchive, StoredMessage},
-    client::{new_request_id, PaidStore, StoreClient},
-    provider::{start, ProviderConfig, SessionBackend},
-    wire::{StoreQueryRequest, WakuMessage},
     Archive as _, STORE_SERVICE_ID,
+    archive::{SqliteArchive, StoredMessage},
+    client::{PaidStore, StoreClient, new_request_id},
+    provider::{ProviderConfig, SessionBackend, start},
+    wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
@@ -124,9 +124,20 @@ async fn run() -> bool {
             async move {
                 client.init_vault(&key, 0, None).await.expect("vault");
                 client.deposit(&key, 0, 500_000).await.expect("deposit");
-                let user = Arc::new(User::new(key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+                let user = Arc::new(User::new(
+                    key,
+                    RpcChain::new(client.clone()),
+                    MemoryKeyStore::default(),
+                    UserConfig::default(),
+                ));
                 let store = StoreClient::connect(&address).await.expect("client");
-                let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
+                let terms = Terms {
+                    vault_id: 0,
+                    token_id: [0; 32],
+                    service_id: STORE_SERVICE_ID.into(),
+                    rate: 0,
+                    allocation: 0,
+                };
                 let paid = PaidStore::new(store.clone(), Arc::clone(&user), terms).await.expect("policy");
                 let first = paid.page(&request()).await.expect("first page");
                 assert!(first.stream_created.is_some(), "stream created");
@@ -158,7 +169,8 @@ async fn run() -> bool {
                     if forged {
                         if n.is_multiple_of(10) {
                             let other = request();
-                            r.eligibility_proof = Some(user.proof(&provider_id, &other.canonical()).await.expect("proof"));
+                            r.eligibility_proof =
+                                Some(user.proof(&provider_id, &other.canonical()).await.expect("proof"));
                         }
                     } else {
                         r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
@@ -222,7 +234,10 @@ async fn run() -> bool {
             println!("  valid request refused x{count}: {why}");
         }
     }
-    let ok = get(&counts.valid_refused) == 0 && get(&counts.forged_served) == 0 && get(&counts.transport_errors) == 0 && get(&counts.served) > 0;
+    let ok = get(&counts.valid_refused) == 0
+        && get(&counts.forged_served) == 0
+        && get(&counts.transport_errors) == 0
+        && get(&counts.served) > 0;
     println!("  {}", if ok { "PASS: zero lost sessions, zero service without a valid proof" } else { "FAIL" });
     provider.shutdown().await;
     node.shutdown().await;

@@ -17,19 +17,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{stream, StreamExt as _};
+use futures::{StreamExt as _, stream};
 use libp2p::identity::Keypair;
 use paystreams_client::{Client, RpcChain};
 use paystreams_node::NodeConfig;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
+    Archive as _, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},
-    client::{new_request_id, PaidStore, StoreClient},
+    client::{PaidStore, StoreClient, new_request_id},
     net::P2p,
-    provider::{start, ProviderConfig, SessionBackend},
+    provider::{ProviderConfig, SessionBackend, start},
     service::{FreeStoreService, Metrics},
     wire::{StoreQueryRequest, WakuMessage},
-    Archive as _, STORE_SERVICE_ID,
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
@@ -130,14 +130,17 @@ async fn bench() {
     .await
     .expect("paid provider");
     let free = Arc::new(FreeStoreService::new(archive.clone(), Arc::new(Metrics::default())));
-    let free_node = P2p::start(Keypair::generate_ed25519(), Some("/ip4/127.0.0.1/tcp/0".parse().expect("addr")), Some(free))
-        .await
-        .expect("free provider");
+    let free_node =
+        P2p::start(Keypair::generate_ed25519(), Some("/ip4/127.0.0.1/tcp/0".parse().expect("addr")), Some(free))
+            .await
+            .expect("free provider");
 
-    let user = Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user =
+        Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
     let to_paid = StoreClient::connect(&paid_provider.addrs()[0].to_string()).await.expect("client");
     let to_free = StoreClient::connect(&free_node.listen_addrs()[0].to_string()).await.expect("client");
-    let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 1, allocation: 1_000_000 };
+    let terms =
+        Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 1, allocation: 1_000_000 };
     let paid = PaidStore::new(to_paid.clone(), Arc::clone(&user), terms).await.expect("policy");
     paid.page(&request(0)).await.expect("proposal and stream creation");
     let provider_id = provider_key.account_id().0;
@@ -177,7 +180,8 @@ async fn bench() {
                             (_, Some(r)) => to_paid.send(&r).await.expect("paid"),
                             (_, None) => {
                                 let mut r = request(i);
-                                r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
+                                r.eligibility_proof =
+                                    Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
                                 to_paid.send(&r).await.expect("paid")
                             }
                         };
@@ -202,9 +206,17 @@ async fn bench() {
         (qps, percentile(&all, 50), percentile(&all, 99), total)
     };
     let [paid, presigned, free] = [Mode::Paid, Mode::PaidPresigned, Mode::Free].map(|m| summarize(&runs[m as usize]));
-    println!("Store queries over libp2p on loopback, {concurrency} in flight, 20 messages per page, {MESSAGES} archived, {ROUNDS} alternating rounds");
-    for (name, (qps, p50, p99, n)) in [("paid, user signs in the loop", paid), ("paid, proofs signed ahead", presigned), ("free", free)] {
-        println!("  {name:<30} {n} queries, {qps:>6.0} q/s, p50 {:.3} ms, p99 {:.3} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+    println!(
+        "Store queries over libp2p on loopback, {concurrency} in flight, 20 messages per page, {MESSAGES} archived, {ROUNDS} alternating rounds"
+    );
+    for (name, (qps, p50, p99, n)) in
+        [("paid, user signs in the loop", paid), ("paid, proofs signed ahead", presigned), ("free", free)]
+    {
+        println!(
+            "  {name:<30} {n} queries, {qps:>6.0} q/s, p50 {:.3} ms, p99 {:.3} ms",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
     }
     for (name, (qps, p50, p99, _)) in [("user signs in the loop", paid), ("proofs signed ahead", presigned)] {
         println!(

@@ -13,7 +13,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{WakuMessage, CONTENT_TOPICS_MAX, MESSAGE_HASHES_MAX, PAYLOAD_MAX_LEN, TOPIC_MAX_LEN};
+use crate::wire::{CONTENT_TOPICS_MAX, MESSAGE_HASHES_MAX, PAYLOAD_MAX_LEN, TOPIC_MAX_LEN, WakuMessage};
 
 /// Most messages one insert call writes (one transaction); imports are chunked to this.
 pub const INSERT_BATCH_MAX: usize = 10_000;
@@ -147,7 +147,11 @@ enum Param {
 
 /// SQL for one page: the parameters are in `params`, placeholders from `placeholder(n)`.
 /// `cursor_timestamp` is the cursor message's timestamp (looked up by the caller).
-fn select_sql(query: &ArchiveQuery, cursor_timestamp: Option<i64>, placeholder: impl Fn(usize) -> String) -> (String, Vec<Param>) {
+fn select_sql(
+    query: &ArchiveQuery,
+    cursor_timestamp: Option<i64>,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     let next = |p: Param, params: &mut Vec<Param>| {
         params.push(p);
@@ -158,7 +162,8 @@ fn select_sql(query: &ArchiveQuery, cursor_timestamp: Option<i64>, placeholder: 
         clauses.push(format!("pubsub_topic = {}", next(Param::Text(topic.clone()), &mut params)));
     }
     if !query.content_topics.is_empty() {
-        let list: Vec<String> = query.content_topics.iter().map(|t| next(Param::Text(t.clone()), &mut params)).collect();
+        let list: Vec<String> =
+            query.content_topics.iter().map(|t| next(Param::Text(t.clone()), &mut params)).collect();
         clauses.push(format!("content_topic IN ({})", list.join(", ")));
     }
     if let Some(start) = query.time_start {
@@ -168,7 +173,8 @@ fn select_sql(query: &ArchiveQuery, cursor_timestamp: Option<i64>, placeholder: 
         clauses.push(format!("timestamp < {}", next(Param::Int(end), &mut params)));
     }
     if !query.message_hashes.is_empty() {
-        let list: Vec<String> = query.message_hashes.iter().map(|h| next(Param::Blob(h.to_vec()), &mut params)).collect();
+        let list: Vec<String> =
+            query.message_hashes.iter().map(|h| next(Param::Blob(h.to_vec()), &mut params)).collect();
         clauses.push(format!("hash IN ({})", list.join(", ")));
     }
     if let (Some(cursor), Some(ts)) = (query.cursor, cursor_timestamp) {
@@ -208,8 +214,13 @@ struct Row {
 
 impl Row {
     fn into_message(self) -> Result<StoredMessage, ArchiveError> {
-        let hash: [u8; 32] = self.hash.as_slice().try_into().map_err(|_| ArchiveError::Corrupt(format!("hash of {} bytes", self.hash.len())))?;
-        let version = u32::try_from(self.version).map_err(|_| ArchiveError::Corrupt(format!("version {}", self.version)))?;
+        let hash: [u8; 32] = self
+            .hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| ArchiveError::Corrupt(format!("hash of {} bytes", self.hash.len())))?;
+        let version =
+            u32::try_from(self.version).map_err(|_| ArchiveError::Corrupt(format!("version {}", self.version)))?;
         Ok(StoredMessage {
             hash,
             pubsub_topic: self.pubsub_topic,
@@ -324,11 +335,13 @@ impl Archive for SqliteArchive {
         let conn = self.conn.lock()?;
         let cursor_timestamp = match query.cursor {
             Some(cursor) => Some(
-                conn.query_row("SELECT timestamp FROM store_messages WHERE hash = ?1", [cursor.as_slice()], |r| r.get::<_, i64>(0))
-                    .map_err(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => ArchiveError::CursorNotFound,
-                        other => other.into(),
-                    })?,
+                conn.query_row("SELECT timestamp FROM store_messages WHERE hash = ?1", [cursor.as_slice()], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => ArchiveError::CursorNotFound,
+                    other => other.into(),
+                })?,
             ),
             None => None,
         };
@@ -413,7 +426,8 @@ pub fn redact_url(url: &str) -> String {
 
 /// Runs `f` on a thread outside any async runtime (the sync PostgreSQL client needs that).
 fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, ArchiveError> {
-    std::thread::scope(|s| s.spawn(f).join()).map_err(|_| ArchiveError::Database("archive worker thread panicked".into()))
+    std::thread::scope(|s| s.spawn(f).join())
+        .map_err(|_| ArchiveError::Database("archive worker thread panicked".into()))
 }
 
 impl PostgresArchive {
@@ -433,7 +447,10 @@ impl PostgresArchive {
         Ok(archive)
     }
 
-    fn with_client<R: Send>(&self, f: impl FnOnce(&mut postgres::Client) -> Result<R, ArchiveError> + Send) -> Result<R, ArchiveError> {
+    fn with_client<R: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<R, ArchiveError> + Send,
+    ) -> Result<R, ArchiveError> {
         let pooled = self.idle.lock()?.pop();
         let url = self.url.clone();
         let (result, client) = off_runtime(move || {
@@ -625,15 +642,23 @@ impl ImportLine {
         };
         let timestamp = match &self.timestamp {
             serde_json::Value::Number(n) => n.as_i64().ok_or("timestamp must be an integer number of nanoseconds")?,
-            serde_json::Value::String(s) => s.parse::<i64>().map_err(|_| "timestamp must be an integer number of nanoseconds")?,
+            serde_json::Value::String(s) => {
+                s.parse::<i64>().map_err(|_| "timestamp must be an integer number of nanoseconds")?
+            }
             _ => return Err("timestamp must be an integer number of nanoseconds".into()),
         };
         let meta = match self.meta {
             Some(m) => base64_decode("meta", &m)?,
             None => Vec::new(),
         };
-        let message =
-            WakuMessage { payload, content_topic: self.content_topic, version: self.version, timestamp: Some(timestamp), meta, ephemeral: self.ephemeral };
+        let message = WakuMessage {
+            payload,
+            content_topic: self.content_topic,
+            version: self.version,
+            timestamp: Some(timestamp),
+            meta,
+            ephemeral: self.ephemeral,
+        };
         StoredMessage::new(self.pubsub_topic, message)
     }
 }
@@ -670,7 +695,8 @@ mod tests {
     fn bad_import_lines_name_the_line() {
         let text = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1}\n\n{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"timestamp\":2}\n";
         assert_eq!(parse_import(text).expect_err("refused"), "line 3: give payload (base64) or text");
-        let eph = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1,\"ephemeral\":true}";
+        let eph =
+            "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1,\"ephemeral\":true}";
         assert!(parse_import(eph).expect_err("refused").contains("ephemeral"));
         let unknown = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1,\"colour\":1}";
         assert!(parse_import(unknown).expect_err("refused").starts_with("line 1: unknown field"));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use libp2p::{identity::Keypair, Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use paystreams_provider::ProviderAdvert;
 use paystreams_rpc::chain_view::{ChainView, ChainWriter};
 use paystreams_user::{Advert, KeyStore, Reaction, Terms, User, UserError};
@@ -12,7 +12,7 @@ use paystreams_wire::{StatusCode, WireError};
 use rand_core::RngCore as _;
 
 use crate::{
-    net::{split_peer_addr, NetError, NoInbound, P2p, Proto},
+    net::{NetError, NoInbound, P2p, Proto, split_peer_addr},
     wire::{StoreQueryRequest, StoreQueryResponse},
 };
 

@@ -12,7 +12,9 @@ pub mod provider;
 pub mod service;
 pub mod wire;
 
-pub use archive::{open_archive, Archive, ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage};
+pub use archive::{
+    Archive, ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage, open_archive,
+};
 pub use client::{PaidStore, QueryError, StoreClient};
 pub use net::{P2p, POLICY_PROTOCOL, STORE_PROTOCOL};
 pub use provider::{ProviderConfig, ProviderHandle, SessionBackend};

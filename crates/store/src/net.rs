@@ -13,11 +13,11 @@ use std::{collections::HashMap, io, sync::Arc, time::Duration};
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt as _};
 use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm,
     identity::Keypair,
     multiaddr::Protocol,
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{NetworkBehaviour, SwarmEvent},
-    Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -52,7 +52,9 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
         let mut byte = [0u8; 1];
         io.read_exact(&mut byte).await?;
         let shift = u32::try_from(index.saturating_mul(7)).unwrap_or(u32::MAX);
-        let part = u64::from(byte[0] & 0x7f).checked_shl(shift).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "length prefix overflows"))?;
+        let part = u64::from(byte[0] & 0x7f)
+            .checked_shl(shift)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "length prefix overflows"))?;
         len |= part;
         if byte[0] & 0x80 == 0 {
             done = true;
@@ -64,7 +66,10 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
     }
     let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
     if len > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds the limit of {max}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit of {max}"),
+        ));
     }
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
@@ -101,19 +106,37 @@ impl request_response::Codec for FramedCodec {
     type Request = Vec<u8>;
     type Response = Vec<u8>;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
         read_frame(io, self.request_max).await
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
         read_frame(io, self.response_max).await
     }
 
-    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()> {
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
         write_frame(io, &req).await
     }
 
-    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()> {
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()> {
         write_frame(io, &res).await
     }
 }
@@ -192,8 +215,16 @@ pub enum NetError {
 }
 
 enum Command {
-    Request { peer: PeerId, addr: Option<Multiaddr>, proto: Proto, body: Vec<u8>, reply: oneshot::Sender<Result<Vec<u8>, NetError>> },
-    Disconnect { peer: PeerId },
+    Request {
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        proto: Proto,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+    },
     Shutdown,
 }
 
@@ -211,11 +242,14 @@ pub struct P2p {
 /// # Errors
 /// No `/p2p/` component, or not a multiaddr.
 pub fn split_peer_addr(addr: &str) -> Result<(PeerId, Multiaddr), NetError> {
-    let mut parsed: Multiaddr =
-        addr.parse().map_err(|e| NetError::BadAddress(format!("{addr:?} is not a multiaddr ({e}); expected /ip4/HOST/tcp/PORT/p2p/PEER_ID")))?;
+    let mut parsed: Multiaddr = addr.parse().map_err(|e| {
+        NetError::BadAddress(format!("{addr:?} is not a multiaddr ({e}); expected /ip4/HOST/tcp/PORT/p2p/PEER_ID"))
+    })?;
     match parsed.pop() {
         Some(Protocol::P2p(peer)) => Ok((peer, parsed)),
-        _ => Err(NetError::BadAddress(format!("{addr:?} must end in /p2p/PEER_ID (the provider prints its full address when it starts)"))),
+        _ => Err(NetError::BadAddress(format!(
+            "{addr:?} must end in /p2p/PEER_ID (the provider prints its full address when it starts)"
+        ))),
     }
 }
 
@@ -225,11 +259,19 @@ impl P2p {
     ///
     /// # Errors
     /// Transport setup or listen failures.
-    pub async fn start<I: Inbound>(keypair: Keypair, listen: Option<Multiaddr>, inbound: Option<Arc<I>>) -> Result<Self, NetError> {
+    pub async fn start<I: Inbound>(
+        keypair: Keypair,
+        listen: Option<Multiaddr>,
+        inbound: Option<Arc<I>>,
+    ) -> Result<Self, NetError> {
         let serve = inbound.is_some();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_tcp(libp2p::tcp::Config::default().nodelay(true), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
             .map_err(|e| NetError::Setup(e.to_string()))?
             .with_behaviour(|_| Behaviour::new(serve))
             .map_err(|e| NetError::Setup(e.to_string()))?
@@ -238,7 +280,9 @@ impl P2p {
         let peer_id = *swarm.local_peer_id();
         let mut addrs = Vec::new();
         if let Some(addr) = listen {
-            swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
             loop {
                 match swarm.select_next_some().await {
                     SwarmEvent::NewListenAddr { address, .. } => {
@@ -272,7 +316,13 @@ impl P2p {
     ///
     /// # Errors
     /// Dial, timeout, protocol or size failures.
-    pub async fn request(&self, peer: PeerId, addr: Option<Multiaddr>, proto: Proto, body: Vec<u8>) -> Result<Vec<u8>, NetError> {
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        proto: Proto,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Request { peer, addr, proto, body, reply }).await.map_err(|_| NetError::Stopped)?;
         answer.await.map_err(|_| NetError::Stopped)?
@@ -296,7 +346,11 @@ impl P2p {
 
 type Answer = (Proto, ResponseChannel<Vec<u8>>, Vec<u8>);
 
-async fn drive<I: Inbound>(mut swarm: Swarm<Behaviour>, mut commands: mpsc::Receiver<Command>, inbound: Option<Arc<I>>) {
+async fn drive<I: Inbound>(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    inbound: Option<Arc<I>>,
+) {
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(CHANNEL_CAPACITY);
     let permits = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENT_MAX));

@@ -5,18 +5,18 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
+    Json, Router,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
 };
-use libp2p::{identity::Keypair, Multiaddr, PeerId};
-use paystreams_client::{follow_events, Client, RpcChain, RpcClaimer};
+use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use paystreams_client::{Client, RpcChain, RpcClaimer, follow_events};
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_provider::{
-    EngineLimits, FollowerConfig, FollowerStats, Liveness, MemoryStore, PgStore, Provider, ProviderPolicy, ProviderReport, RedbStore,
-    SessionId, SessionStore,
+    EngineLimits, FollowerConfig, FollowerStats, Liveness, MemoryStore, PgStore, Provider, ProviderPolicy,
+    ProviderReport, RedbStore, SessionId, SessionStore,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -168,18 +168,19 @@ async fn start_with<S: SessionStore + 'static>(
     store: S,
 ) -> Result<ProviderHandle, StartError> {
     let client = Client::connect(&config.rpc_url).map_err(|e| StartError::Chain(e.to_string()))?;
-    client
-        .last_block_id()
-        .await
-        .map_err(|e| StartError::Chain(format!("{e} (is the chain running at {}? start it with `paystream node`)", config.rpc_url)))?;
+    client.last_block_id().await.map_err(|e| {
+        StartError::Chain(format!("{e} (is the chain running at {}? start it with `paystream node`)", config.rpc_url))
+    })?;
     let liveness = Liveness::new();
     let chain = RpcChain::new(client.clone()).with_liveness(liveness.clone()).with_head_cache(HEAD_CACHE_TTL);
     // Claims read streams right after changing them, so the claimer reads fresh views; request
     // checks read them through the per-height stream cache.
     let claimer = RpcClaimer::new(chain.clone(), config.provider_key.clone(), None);
     let chain = chain.with_stream_cache();
-    let provider: Arc<Engine<S>> =
-        Arc::new(Provider::new(config.policy.clone(), config.limits, chain, store, claimer).map_err(|e| StartError::Policy(e.to_string()))?);
+    let provider: Arc<Engine<S>> = Arc::new(
+        Provider::new(config.policy.clone(), config.limits, chain, store, claimer)
+            .map_err(|e| StartError::Policy(e.to_string()))?,
+    );
 
     let (stop, stopped) = oneshot::channel::<()>();
     let follower = {
@@ -214,7 +215,9 @@ async fn start_with<S: SessionStore + 'static>(
 
     let (admin, admin_task) = match config.admin {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
             let bound = listener.local_addr().map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
             let router = admin_router(AdminState { provider: Arc::clone(&provider), metrics: Arc::clone(&metrics) });
             let task = tokio::spawn(async move {
@@ -264,7 +267,10 @@ async fn sessions_handler<S: SessionStore + 'static>(State(state): State<AdminSt
     }
 }
 
-async fn terminate_handler<S: SessionStore + 'static>(State(state): State<AdminState<S>>, Path(id): Path<String>) -> Response {
+async fn terminate_handler<S: SessionStore + 'static>(
+    State(state): State<AdminState<S>>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(bytes) = hex::decode(&id) else {
         return error_response(StatusCode::BAD_REQUEST, "session id must be 64 hex characters".into());
     };

@@ -10,12 +10,12 @@
 //! 4. the engine accounts the response size (`finish_response`); then 200 with `{0, "ok"}`.
 
 use std::sync::{
-    atomic::{AtomicU64, Ordering},
     Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use libp2p::PeerId;
-use paystreams_provider::{follow::wall_clock_ms, ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict, follow::wall_clock_ms};
 use paystreams_rpc::chain_view::ChainView;
 use paystreams_wire::{EligibilityStatus, RequestDigest as _};
 use tracing::{debug, warn};
@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 use crate::{
     archive::{Archive, ArchiveError, ArchivePage, ArchiveQuery},
     net::{Inbound, Proto},
-    wire::{status, Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse},
+    wire::{Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse, status},
 };
 
 /// Page size when the request sets none (Logos Delivery's default).
@@ -144,7 +144,11 @@ fn unavailable(request_id: String, desc: &str) -> StoreQueryResponse {
 }
 
 /// Reads the request's page off the async runtime; the error is the response to send.
-async fn read_page(archive: &Arc<dyn Archive>, request: &StoreQueryRequest, metrics: &Metrics) -> Result<ArchivePage, Box<StoreQueryResponse>> {
+async fn read_page(
+    archive: &Arc<dyn Archive>,
+    request: &StoreQueryRequest,
+    metrics: &Metrics,
+) -> Result<ArchivePage, Box<StoreQueryResponse>> {
     let query = ArchiveQuery {
         pubsub_topic: request.pubsub_topic.clone(),
         content_topics: request.content_topics.clone(),
@@ -153,7 +157,10 @@ async fn read_page(archive: &Arc<dyn Archive>, request: &StoreQueryRequest, metr
         message_hashes: request.message_hashes.clone(),
         cursor: request.pagination_cursor,
         forward: request.pagination_forward,
-        limit: request.pagination_limit.map_or(PAGE_SIZE_DEFAULT, |l| u32::try_from(l).unwrap_or(u32::MAX)).clamp(1, PAGE_SIZE_MAX),
+        limit: request
+            .pagination_limit
+            .map_or(PAGE_SIZE_DEFAULT, |l| u32::try_from(l).unwrap_or(u32::MAX))
+            .clamp(1, PAGE_SIZE_MAX),
     };
     let archive = Arc::clone(archive);
     match tokio::task::spawn_blocking(move || archive.query(&query)).await {
@@ -233,7 +240,12 @@ impl Inbound for FreeStoreService {
 
 /// Builds the success response for a page; `trim_to` trims it to at most that many encoded bytes
 /// (dropping entries from the end the next page continues from).
-fn page_response(request: &StoreQueryRequest, page: ArchivePage, eligibility: Option<Eligibility>, trim_to: Option<u64>) -> (StoreQueryResponse, bool) {
+fn page_response(
+    request: &StoreQueryRequest,
+    page: ArchivePage,
+    eligibility: Option<Eligibility>,
+    trim_to: Option<u64>,
+) -> (StoreQueryResponse, bool) {
     let entries: Vec<MessageKeyValue> = page
         .messages
         .into_iter()

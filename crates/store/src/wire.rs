@@ -10,8 +10,8 @@
 //! Logos Delivery does.
 
 use paystreams_wire::{
-    proto::{bytes, fixed, uint, Reader, Value, Writer},
     CanonicalStoreRequest, EligibilityStatus, ServiceTermination, WireError,
+    proto::{Reader, Value, Writer, bytes, fixed, uint},
 };
 use sha2::{Digest as _, Sha256};
 
@@ -115,7 +115,8 @@ impl WakuMessage {
                 2 => m.content_topic = string(value, "message.content_topic")?,
                 3 => {
                     let v = uint(value, "message.version")?;
-                    m.version = u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "message.version", value: v })?;
+                    m.version =
+                        u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "message.version", value: v })?;
                 }
                 10 => m.timestamp = Some(unzigzag(uint(value, "message.timestamp")?)),
                 11 => {
@@ -307,8 +308,10 @@ impl StoreQueryRequest {
         if self.pubsub_topic.is_some() == self.content_topics.is_empty() {
             return Err("pubsub_topic and content_topics must both be set or both unset".into());
         }
-        let content_filter =
-            self.pubsub_topic.is_some() || !self.content_topics.is_empty() || self.time_start.is_some() || self.time_end.is_some();
+        let content_filter = self.pubsub_topic.is_some()
+            || !self.content_topics.is_empty()
+            || self.time_start.is_some()
+            || self.time_end.is_some();
         if content_filter && !self.message_hashes.is_empty() {
             return Err("a query takes either content filters or message hashes, not both".into());
         }
@@ -346,7 +349,8 @@ impl Eligibility {
         let mut reader = Reader::new(input);
         while let Some((number, value)) = reader.next_field()? {
             if number == 3 {
-                termination = Some(ServiceTermination::decode(bytes(value, "eligibility_status.service_termination")?)?);
+                termination =
+                    Some(ServiceTermination::decode(bytes(value, "eligibility_status.service_termination")?)?);
             }
         }
         Ok(Self { status, termination })
@@ -398,12 +402,16 @@ impl StoreQueryResponse {
                 1 => r.request_id = string(value, "request_id")?,
                 10 => {
                     let v = uint(value, "status_code")?;
-                    r.status_code = Some(u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "status_code", value: v })?);
+                    r.status_code =
+                        Some(u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "status_code", value: v })?);
                 }
                 11 => {
                     let d = bytes(value, "status_desc")?;
                     check_size(d, 4096)?;
-                    r.status_desc = Some(String::from_utf8(d.to_vec()).map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?);
+                    r.status_desc = Some(
+                        String::from_utf8(d.to_vec())
+                            .map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?,
+                    );
                 }
                 20 => {
                     if r.messages.len() >= RESPONSE_MESSAGES_MAX {
@@ -455,8 +463,16 @@ mod tests {
     fn message_hash_matches_the_spec_vectors() {
         let meta64: String = (0u8..64).map(|b| format!("{b:02x}")).collect();
         let cases = [
-            ("010203045445535405060708", "73757065722d736563726574", "64cce733fed134e83da02b02c6f689814872b1a0ac97ea56b76095c3c72bfe05"),
-            ("010203045445535405060708", meta64.as_str(), "7158b6498753313368b9af8f6e0a0a05104f68f972981da42a43bc53fb0c1b27"),
+            (
+                "010203045445535405060708",
+                "73757065722d736563726574",
+                "64cce733fed134e83da02b02c6f689814872b1a0ac97ea56b76095c3c72bfe05",
+            ),
+            (
+                "010203045445535405060708",
+                meta64.as_str(),
+                "7158b6498753313368b9af8f6e0a0a05104f68f972981da42a43bc53fb0c1b27",
+            ),
             ("010203045445535405060708", "", "a2554498b31f5bcdfcbf7fa58ad1c2d45f0254f3f8110a85588ec3cf10720fd8"),
             ("", "73757065722d736563726574", "483ea950cb63f9b9d6926b262bb36194d3f40a0463ce8446228350bd44e96de4"),
         ];

@@ -4,9 +4,9 @@
 //! a server (required when `PAYSTREAMS_REQUIRE_POSTGRES=1`).
 
 use paystreams_store::{
+    Archive,
     archive::{ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage},
     wire::WakuMessage,
-    Archive,
 };
 use proptest::prelude::*;
 
@@ -61,8 +61,7 @@ fn check(archive: &dyn Archive, all: &[StoredMessage], q: &ArchiveQuery) {
 
 fn arb_messages() -> impl Strategy<Value = Vec<StoredMessage>> {
     // Few distinct timestamps, so ties are ordered by hash.
-    proptest::collection::vec((0..2usize, 0..3usize, 0..8i64, any::<u8>()), 0..40)
-        .prop_map(|v| {
+    proptest::collection::vec((0..2usize, 0..3usize, 0..8i64, any::<u8>()), 0..40).prop_map(|v| {
         // The archive keys messages by hash: a repeated message is stored once.
         let mut out: Vec<StoredMessage> = Vec::new();
         for (p, t, ts, salt) in v {
@@ -83,10 +82,17 @@ fn arb_query(all_hashes: Vec<[u8; 32]>) -> impl Strategy<Value = ArchiveQuery> {
         proptest::collection::vec(0..3usize, 0..3),
         proptest::option::of(0..90i64),
         proptest::option::of(0..90i64),
-        proptest::option::of(proptest::sample::select(if hashes.is_empty() { vec![[0u8; 32]] } else { hashes.clone() })),
+        proptest::option::of(proptest::sample::select(if hashes.is_empty() {
+            vec![[0u8; 32]]
+        } else {
+            hashes.clone()
+        })),
         any::<bool>(),
         1..6u32,
-        proptest::collection::vec(proptest::sample::select(if all_hashes.is_empty() { vec![[9u8; 32]] } else { all_hashes }), 0..3),
+        proptest::collection::vec(
+            proptest::sample::select(if all_hashes.is_empty() { vec![[9u8; 32]] } else { all_hashes }),
+            0..3,
+        ),
     )
         .prop_map(|(lookup, pubsub, topics, start, end, cursor, forward, limit, lookup_hashes)| {
             if lookup {
@@ -150,7 +156,9 @@ proptest! {
 #[test]
 fn pagination_walks_every_match_once_in_both_directions() {
     let archive = SqliteArchive::in_memory().expect("archive");
-    let all: Vec<StoredMessage> = (0..57).map(|i| message(i % 2, i % 3, i64::try_from(i / 4).expect("small"), u8::try_from(i).expect("small"))).collect();
+    let all: Vec<StoredMessage> = (0..57)
+        .map(|i| message(i % 2, i % 3, i64::try_from(i / 4).expect("small"), u8::try_from(i).expect("small")))
+        .collect();
     assert_eq!(archive.insert(&all).expect("insert"), 57);
     assert_eq!(archive.insert(&all).expect("insert again"), 0, "re-import is idempotent");
     assert_eq!(archive.count().expect("count"), 57);
@@ -191,7 +199,9 @@ impl TestDb {
                 std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
             );
-            eprintln!("skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL archive tests");
+            eprintln!(
+                "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL archive tests"
+            );
             return None;
         };
         let name = format!("paystreams_archive_{}", std::process::id()) + &format!("_{:x}", rand_suffix());

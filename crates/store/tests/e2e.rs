@@ -14,11 +14,11 @@ use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
 use paystreams_provider::{EngineLimits, ProviderPolicy, ProviderReport};
 use paystreams_store::{
-    archive::{SqliteArchive, StoredMessage},
-    client::{new_request_id, PaidStore, StoreClient},
-    provider::{start, ProviderConfig, ProviderHandle, SessionBackend},
-    wire::{StoreQueryRequest, WakuMessage},
     Archive, QueryError, STORE_SERVICE_ID,
+    archive::{SqliteArchive, StoredMessage},
+    client::{PaidStore, StoreClient, new_request_id},
+    provider::{ProviderConfig, ProviderHandle, SessionBackend, start},
+    wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TerminationType, TokenStreamPolicy};
@@ -44,7 +44,12 @@ fn messages(n: u32) -> Vec<StoredMessage> {
         .collect()
 }
 
-fn config(rpc_url: String, key: paystreams_lez_core::crypto::SecretKey, listen: &str, sessions: SessionBackend) -> ProviderConfig {
+fn config(
+    rpc_url: String,
+    key: paystreams_lez_core::crypto::SecretKey,
+    listen: &str,
+    sessions: SessionBackend,
+) -> ProviderConfig {
     let mut policy = ProviderPolicy::new(
         key.account_id().0,
         vec![STORE_SERVICE_ID.into()],
@@ -107,13 +112,21 @@ async fn paid_store_queries_over_libp2p() {
     let archive: Arc<dyn Archive> = Arc::new(SqliteArchive::open(&dir.path().join("archive.sqlite")).expect("archive"));
     assert_eq!(archive.insert(&messages(23)).expect("seed"), 23);
     let sessions = SessionBackend::Redb(dir.path().join("sessions.redb"));
-    let provider = start(config(node.rpc_url(), provider_key.clone(), "/ip4/127.0.0.1/tcp/0", sessions.clone()), Arc::clone(&archive))
-        .await
-        .expect("provider starts");
+    let provider = start(
+        config(node.rpc_url(), provider_key.clone(), "/ip4/127.0.0.1/tcp/0", sessions.clone()),
+        Arc::clone(&archive),
+    )
+    .await
+    .expect("provider starts");
     let address = provider.addrs()[0].to_string();
 
     // The user: engine on the chain, libp2p client to the provider.
-    let user = Arc::new(User::new(user_key.clone(), RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user = Arc::new(User::new(
+        user_key.clone(),
+        RpcChain::new(client.clone()),
+        MemoryKeyStore::default(),
+        UserConfig::default(),
+    ));
     let store = StoreClient::connect(&address).await.expect("client");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&user), terms).await.expect("policy fetched");
@@ -130,15 +143,26 @@ async fn paid_store_queries_over_libp2p() {
     // First page: proposal; trimmed to the first-response cap with a cursor; the stream is created.
     let first = paid.page(&query()).await.expect("first page");
     assert_eq!(first.response.status_code, Some(200));
-    assert_eq!(first.response.eligibility.as_ref().map(|e| (e.status.status_code, e.status.status_desc.as_str())), Some((0, "ok")));
+    assert_eq!(
+        first.response.eligibility.as_ref().map(|e| (e.status.status_code, e.status.status_desc.as_str())),
+        Some((0, "ok"))
+    );
     assert!(first.response.encode().len() as u64 <= FIRST_CAP);
-    assert!(!first.response.messages.is_empty() && first.response.messages.len() < 5, "trimmed: {}", first.response.messages.len());
+    assert!(
+        !first.response.messages.is_empty() && first.response.messages.len() < 5,
+        "trimmed: {}",
+        first.response.messages.len()
+    );
     let stream_id = first.stream_created.expect("stream created");
     let view = client.require_stream(u, 0, stream_id).await.expect("stream");
-    assert_eq!((view.provider, view.rate, view.allocation.0, view.state), (p, MIN_RATE, u128::from(MIN_ALLOCATION), StreamState::Active));
+    assert_eq!(
+        (view.provider, view.rate, view.allocation.0, view.state),
+        (p, MIN_RATE, u128::from(MIN_ALLOCATION), StreamState::Active)
+    );
 
     // Paid pages until the archive is exhausted: every message exactly once, in order.
-    let mut seen: Vec<Vec<u8>> = first.response.messages.iter().map(|m| m.message.as_ref().expect("data").0.payload.clone()).collect();
+    let mut seen: Vec<Vec<u8>> =
+        first.response.messages.iter().map(|m| m.message.as_ref().expect("data").0.payload.clone()).collect();
     let mut request = query();
     request.pagination_cursor = first.response.pagination_cursor;
     while request.pagination_cursor.is_some() {
@@ -215,7 +239,11 @@ async fn paid_store_queries_over_libp2p() {
     let vault = client.vault(u, 0).await.expect("vault").expect("exists");
     let accrued = DEPOSIT - vault.unallocated.0;
     assert!(accrued >= 40 * u128::from(MIN_RATE), "forty seconds of service accrued: {accrued}");
-    assert!(closed.accrued.0 == accrued || closed.accrued.0 == 0, "accrued {accrued}, in the stream {}", closed.accrued.0);
+    assert!(
+        closed.accrued.0 == accrued || closed.accrued.0 == 0,
+        "accrued {accrued}, in the stream {}",
+        closed.accrued.0
+    );
 
     // The provider's follower claims on the close event; the user withdraws; supply is
     // conserved exactly.

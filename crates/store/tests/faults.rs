@@ -8,11 +8,11 @@ use paystreams_client::{Client, RpcChain};
 use paystreams_node::NodeConfig;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
-    archive::{SqliteArchive, StoredMessage},
-    client::{new_request_id, PaidStore, StoreClient},
-    provider::{start, ProviderConfig, SessionBackend},
-    wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage},
     Archive, STORE_SERVICE_ID,
+    archive::{SqliteArchive, StoredMessage},
+    client::{PaidStore, StoreClient, new_request_id},
+    provider::{ProviderConfig, SessionBackend, start},
+    wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage},
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TerminationType, TokenStreamPolicy};
@@ -54,7 +54,12 @@ async fn provider_fails_closed_while_the_chain_is_away_and_recovers() {
     let archive: Arc<dyn Archive> = Arc::new(SqliteArchive::in_memory().expect("archive"));
     let messages: Vec<StoredMessage> = (0..10)
         .map(|i| {
-            let m = WakuMessage { payload: vec![i], content_topic: TOPIC.into(), timestamp: Some(i64::from(i)), ..WakuMessage::default() };
+            let m = WakuMessage {
+                payload: vec![i],
+                content_topic: TOPIC.into(),
+                timestamp: Some(i64::from(i)),
+                ..WakuMessage::default()
+            };
             StoredMessage::new(PUBSUB.into(), m).expect("valid")
         })
         .collect();
@@ -81,7 +86,8 @@ async fn provider_fails_closed_while_the_chain_is_away_and_recovers() {
     .await
     .expect("provider");
 
-    let user = Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user =
+        Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
     let store = StoreClient::connect(&provider.addrs()[0].to_string()).await.expect("client");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&user), terms).await.expect("policy");

@@ -50,7 +50,10 @@ fn reference_request_decodes_reencodes_and_reproduces_the_n8_digest() {
     assert_eq!(request.pagination_limit, Some(100));
     assert_eq!(request.eligibility_proof.as_deref(), Some(proof.as_slice()));
     // What the proof signs is the request without field 30: the reference's N8 digest.
-    assert_eq!(hex::encode(request.canonical().digest()), "41bff129ff66557e802fe742f0da47148383d05674a8fce61e53ed1aa49d8c38");
+    assert_eq!(
+        hex::encode(request.canonical().digest()),
+        "41bff129ff66557e802fe742f0da47148383d05674a8fce61e53ed1aa49d8c38"
+    );
     // Our encoder writes ascending field numbers, which these bytes already are.
     assert_eq!(request.encode(), bytes);
     assert_eq!(StoreQueryRequest::decode(&request.encode()).expect("decodes"), request);
@@ -61,10 +64,14 @@ fn field_30_anywhere_in_the_request_decodes_the_same() {
     let proof = stream_proof_bytes();
     let ascending = n8_request_bytes(&proof);
     // The same fields with 30 written last, as an encoder that appends the extension would.
-    let mut appended = h(&ascending.iter().map(|b| format!("{b:02x}")).collect::<String>().replace(&len_field("f201", &proof), ""));
+    let mut appended =
+        h(&ascending.iter().map(|b| format!("{b:02x}")).collect::<String>().replace(&len_field("f201", &proof), ""));
     appended.extend(h(&len_field("f201", &proof)));
     assert_ne!(appended, ascending);
-    assert_eq!(StoreQueryRequest::decode(&appended).expect("decodes"), StoreQueryRequest::decode(&ascending).expect("decodes"));
+    assert_eq!(
+        StoreQueryRequest::decode(&appended).expect("decodes"),
+        StoreQueryRequest::decode(&ascending).expect("decodes")
+    );
 }
 
 fn waku_message_bytes() -> Vec<u8> {
@@ -76,15 +83,20 @@ fn waku_message_bytes() -> Vec<u8> {
 fn reference_success_response_round_trips() {
     let hash = [0x11; 32];
     let cursor = [0x22; 32];
-    let kv = format!("{}{}{}", len_field("0a", &hash), len_field("12", &waku_message_bytes()), len_field("1a", b"/waku/2/rs/0/1"));
+    let kv = format!(
+        "{}{}{}",
+        len_field("0a", &hash),
+        len_field("12", &waku_message_bytes()),
+        len_field("1a", b"/waku/2/rs/0/1")
+    );
     let status = h(&format!("0800{}", len_field("12", b"ok")));
     let bytes = h(&format!(
         "{}50c801{}{}{}{}",
-        len_field("0a", b"req-1"),      // 1 request_id
-        len_field("5a", b"OK"),         // 11 status_desc (10 status_code = 200 before it)
-        len_field("a201", &h(&kv)),     // 20 messages
-        len_field("f201", &status),     // 30 eligibility_status
-        len_field("9a03", &cursor)      // 51 pagination_cursor
+        len_field("0a", b"req-1"),  // 1 request_id
+        len_field("5a", b"OK"),     // 11 status_desc (10 status_code = 200 before it)
+        len_field("a201", &h(&kv)), // 20 messages
+        len_field("f201", &status), // 30 eligibility_status
+        len_field("9a03", &cursor)  // 51 pagination_cursor
     ));
     let response = StoreQueryResponse::decode(&bytes).expect("decodes");
     assert_eq!(response.request_id, "req-1");
@@ -94,7 +106,10 @@ fn reference_success_response_round_trips() {
     let MessageKeyValue { message_hash, message } = &response.messages[0];
     assert_eq!(*message_hash, hash);
     let (m, pubsub) = message.as_ref().expect("value present");
-    assert_eq!((m.payload.as_slice(), m.content_topic.as_str(), m.timestamp, pubsub.as_str()), (&b"hi"[..], "/app/1/chat/proto", Some(1000), "/waku/2/rs/0/1"));
+    assert_eq!(
+        (m.payload.as_slice(), m.content_topic.as_str(), m.timestamp, pubsub.as_str()),
+        (&b"hi"[..], "/app/1/chat/proto", Some(1000), "/waku/2/rs/0/1")
+    );
     let eligibility = response.eligibility.as_ref().expect("field 30");
     assert_eq!(eligibility.status, EligibilityStatus::ok());
     assert!(eligibility.termination.is_none());
@@ -105,7 +120,12 @@ fn reference_success_response_round_trips() {
 #[test]
 fn reference_refusal_response_round_trips() {
     let status = h(&format!("0802{}", len_field("12", b"proof invalid")));
-    let bytes = h(&format!("{}509003{}{}", len_field("0a", b"req-2"), len_field("5a", b"BAD_REQUEST"), len_field("f201", &status)));
+    let bytes = h(&format!(
+        "{}509003{}{}",
+        len_field("0a", b"req-2"),
+        len_field("5a", b"BAD_REQUEST"),
+        len_field("f201", &status)
+    ));
     let response = StoreQueryResponse::decode(&bytes).expect("decodes");
     assert_eq!(response.status_code, Some(400));
     assert!(!response.is_success());
@@ -161,18 +181,20 @@ fn arb_request() -> impl Strategy<Value = StoreQueryRequest> {
         any::<bool>(),
         proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(id, data, pubsub, topics, start, end, hashes, proof, cursor, forward, limit)| StoreQueryRequest {
-            request_id: id,
-            include_data: data,
-            pubsub_topic: pubsub,
-            content_topics: topics,
-            time_start: start,
-            time_end: end,
-            message_hashes: hashes,
-            eligibility_proof: proof,
-            pagination_cursor: cursor,
-            pagination_forward: forward,
-            pagination_limit: limit,
+        .prop_map(|(id, data, pubsub, topics, start, end, hashes, proof, cursor, forward, limit)| {
+            StoreQueryRequest {
+                request_id: id,
+                include_data: data,
+                pubsub_topic: pubsub,
+                content_topics: topics,
+                time_start: start,
+                time_end: end,
+                message_hashes: hashes,
+                eligibility_proof: proof,
+                pagination_cursor: cursor,
+                pagination_forward: forward,
+                pagination_limit: limit,
+            }
         })
 }
 

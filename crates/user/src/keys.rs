@@ -48,7 +48,9 @@ impl KeyStore for MemoryKeyStore {
 
     fn get(&self, label: &str) -> Result<Option<SecretKey>, KeyStoreError> {
         let keys = self.keys.lock().map_err(|_| KeyStoreError::Poisoned)?;
-        keys.get(label).map(|b| SecretKey::from_bytes(b).map_err(|_| KeyStoreError::Corrupt(label.to_owned()))).transpose()
+        keys.get(label)
+            .map(|b| SecretKey::from_bytes(b).map_err(|_| KeyStoreError::Corrupt(label.to_owned())))
+            .transpose()
     }
 
     fn remove(&self, label: &str) -> Result<(), KeyStoreError> {

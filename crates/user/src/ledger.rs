@@ -37,9 +37,9 @@ impl PromiseLedger {
     /// Sum of live promises of `vault` at chain time `now`.
     #[must_use]
     pub fn outstanding(&self, vault: VaultRefKey, now: u64) -> u128 {
-        self.promises
-            .get(&vault)
-            .map_or(0, |m| m.values().filter(|p| p.deadline >= now).fold(0_u128, |acc, p| acc.saturating_add(p.allocation)))
+        self.promises.get(&vault).map_or(0, |m| {
+            m.values().filter(|p| p.deadline >= now).fold(0_u128, |acc, p| acc.saturating_add(p.allocation))
+        })
     }
 
     /// What `vault` can still promise given its on-chain `unallocated`.

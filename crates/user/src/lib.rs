@@ -17,17 +17,17 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_program::{
+    ExtensionSettings,
     client::{self, Call, VaultRef},
     payment_streams_program_id,
     state::StreamState,
-    ExtensionSettings,
 };
 use paystreams_rpc::chain_view::{ChainError, ChainView, ChainWriter, SubmitOutcome};
 use paystreams_wire::{
-    sign_proposal, sign_stream_proof, sign_stream_proof_with, EligibilityProof, EligibilityStatus, RequestDigest, ServiceTermination,
-    Signer, StatusCode, StreamParams, TerminationType, VaultOwnerAuthBody, WireError,
+    EligibilityProof, EligibilityStatus, RequestDigest, ServiceTermination, Signer, StatusCode, StreamParams,
+    TerminationType, VaultOwnerAuthBody, WireError, sign_proposal, sign_stream_proof, sign_stream_proof_with,
 };
 use tracing::{info, warn};
 
@@ -291,13 +291,16 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             if let Some(attempts) = state.attempts.get_mut(&(terms.vault_id, provider)) {
                 attempts.push(now);
             }
-            state.sessions.insert(provider, UserSession {
+            state.sessions.insert(
+                provider,
+                UserSession {
                     terms: adjusted,
                     label: label.clone(),
                     signer: Signer::from_secret_bytes(&session_key.to_bytes()).map(Arc::new),
                     deadline,
                     phase: Phase::Proposed,
-                });
+                },
+            );
         }
         self.keys.put(&label, &session_key)?;
         Ok(EligibilityProof::Proposal(proposal).encode())
@@ -353,7 +356,9 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             Some(StatusCode::StreamNotActive) => {
                 self.forget(provider)?;
                 return Ok(match termination {
-                    Some(t) if t.termination_type == TerminationType::Temporary => Reaction::WaitUntil { resume_after: t.resume_after },
+                    Some(t) if t.termination_type == TerminationType::Temporary => {
+                        Reaction::WaitUntil { resume_after: t.resume_after }
+                    }
                     _ => Reaction::StreamInactive { state: None, desc },
                 });
             }
@@ -407,7 +412,10 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
                     return Err(UserError::Paused(until));
                 }
                 if paused_on_chain {
-                    let call = client::resume_stream(&self.vault_ref(session.terms.vault_id, session.terms.token_id), stream_id);
+                    let call = client::resume_stream(
+                        &self.vault_ref(session.terms.vault_id, session.terms.token_id),
+                        stream_id,
+                    );
                     self.submit(&call).await?;
                 }
                 if let Some(s) = self.state()?.sessions.get_mut(provider) {
@@ -467,11 +475,9 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             Some(StatusCode::StreamNotActive) => {
                 let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
                 let state = match session.phase {
-                    Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } => self
-                        .chain
-                        .stream(&self.owner_id(), session.terms.vault_id, stream_id)
-                        .await?
-                        .map(|v| v.state),
+                    Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } => {
+                        self.chain.stream(&self.owner_id(), session.terms.vault_id, stream_id).await?.map(|v| v.state)
+                    }
                     Phase::Proposed => None,
                 };
                 Reaction::StreamInactive { state, desc }
@@ -490,7 +496,8 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
         if let Phase::Streaming { stream_id } = session.phase {
             let mut paused_on_chain = false;
             if self.config.pause_on_temporary {
-                let call = client::pause_stream(&self.vault_ref(session.terms.vault_id, session.terms.token_id), stream_id);
+                let call =
+                    client::pause_stream(&self.vault_ref(session.terms.vault_id, session.terms.token_id), stream_id);
                 paused_on_chain = self.submit(&call).await?;
             }
             if let Some(s) = self.state()?.sessions.get_mut(provider) {
@@ -507,11 +514,14 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
     /// Chain or key-store failures.
     pub async fn monitor(&self) -> Result<Vec<Notice>, UserError> {
         let now = self.chain.head().await?.time_secs;
-        let sessions: Vec<([u8; 32], UserSession)> = self.state()?.sessions.iter().map(|(p, s)| (*p, s.clone())).collect();
+        let sessions: Vec<([u8; 32], UserSession)> =
+            self.state()?.sessions.iter().map(|(p, s)| (*p, s.clone())).collect();
         let mut notices = Vec::new();
         for (provider, session) in sessions {
             let Phase::Streaming { stream_id } = session.phase else { continue };
-            let Some(view) = self.chain.stream(&self.owner_id(), session.terms.vault_id, stream_id).await? else { continue };
+            let Some(view) = self.chain.stream(&self.owner_id(), session.terms.vault_id, stream_id).await? else {
+                continue;
+            };
             let vault_ref = self.vault_ref(session.terms.vault_id, session.terms.token_id);
             if view.state == StreamState::Paused && view.unaccrued.0 == 0 && self.config.auto_close_depleted {
                 if self.close(&provider).await?.is_some() {

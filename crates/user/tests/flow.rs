@@ -6,9 +6,7 @@ use paystreams_program::{
     payment_streams_program_id,
     state::{StreamState, VaultPrivacyTier},
 };
-use paystreams_provider::{
-    ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderAdvert, ProviderPolicy, Verdict,
-};
+use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderAdvert, ProviderPolicy, Verdict};
 use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
 use paystreams_user::{Advert, AutoTopUp, MemoryKeyStore, Notice, Reaction, Terms, User, UserConfig, UserError};
 use paystreams_wire::{CanonicalStoreRequest, RequestDigest as _, StatusCode, TokenStreamPolicy};
@@ -32,7 +30,8 @@ struct Net {
 
 fn net(config: UserConfig, min_rate: u64) -> Net {
     let (alice, provider_key) = (key(1), key(2));
-    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], 1_000).expect("chain");
+    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], 1_000)
+        .expect("chain");
     let vault = VaultRef::native(payment_streams_program_id(), alice.account_id(), 0);
     for call in [
         client::initialize_vault(&vault, VaultPrivacyTier::Public),
@@ -46,7 +45,8 @@ fn net(config: UserConfig, min_rate: u64) -> Net {
         vec![TokenStreamPolicy { token_id: [0; 32], min_rate, min_allocation: 100 }],
     );
     let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
-    let provider = Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
+    let provider =
+        Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
     let user = User::new(alice, chain.clone(), MemoryKeyStore::default(), config);
     Net { chain, provider, provider_key, user, cursor: 0, requests: 0 }
 }
@@ -111,7 +111,11 @@ impl Net {
         let bytes = self.user.propose(&advert, &terms(1, 10)).await.expect("propose");
         let verdict = self.send(&request, &bytes, 1_000).await;
         assert_eq!(verdict.code(), Some(StatusCode::Ok), "{verdict:?}");
-        let reaction = self.user.on_proposal_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        let reaction = self
+            .user
+            .on_proposal_status(&self.provider_id(), &verdict.status, verdict.termination)
+            .await
+            .expect("react");
         let Reaction::StreamCreated { stream_id } = reaction else { panic!("{reaction:?}") };
         self.sync().await;
         stream_id
@@ -121,7 +125,8 @@ impl Net {
         let request = self.request();
         let bytes = self.user.proof(&self.provider_id(), &request).await.expect("proof");
         let verdict = self.send(&request, &bytes, 500).await;
-        let reaction = self.user.on_proof_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        let reaction =
+            self.user.on_proof_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
         (verdict, reaction)
     }
 }
@@ -181,7 +186,8 @@ async fn params_rejected_adjusts_within_the_retry_cap() {
         let bytes = n.user.propose(&stale, &terms(5, 100)).await.expect("propose");
         let verdict = n.send(&request, &bytes, 10).await;
         assert_eq!(verdict.code(), Some(StatusCode::ParamsRejected));
-        let reaction = n.user.on_proposal_status(&n.provider_id(), &verdict.status, verdict.termination).await.expect("react");
+        let reaction =
+            n.user.on_proposal_status(&n.provider_id(), &verdict.status, verdict.termination).await.expect("react");
         assert!(matches!(reaction, Reaction::Adjust { .. }), "{reaction:?}");
     }
     assert!(matches!(n.user.propose(&advert(&n), &terms(5, 100)).await, Err(UserError::RetryCap(_))));
@@ -222,7 +228,8 @@ async fn monitoring_warns_tops_up_and_reports_depletion() {
     assert_eq!(verdict.code(), Some(StatusCode::StreamNotActive));
     assert!(matches!(reaction, Reaction::StreamInactive { state: Some(StreamState::Paused), .. }), "{reaction:?}");
 
-    let config = UserConfig { auto_top_up: Some(AutoTopUp { when_remaining_secs: 30, amount: 500 }), ..UserConfig::default() };
+    let config =
+        UserConfig { auto_top_up: Some(AutoTopUp { when_remaining_secs: 30, amount: 500 }), ..UserConfig::default() };
     let mut n = net(config, 5);
     let stream_id = n.open().await;
     let notices = n.user.monitor().await.expect("monitor");
@@ -259,7 +266,8 @@ async fn session_keys_live_in_0600_files_for_the_session_only() {
     let keys = paystreams_user::FileKeyStore::open(&dir.path().join("keys")).expect("keys");
     let user = User::new(key(1), n.chain.clone(), keys, UserConfig::default());
     let bytes = user.propose(&advert(&n), &terms(5, 100)).await.expect("propose");
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("keys")).expect("dir").map(|e| e.expect("entry").path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(dir.path().join("keys")).expect("dir").map(|e| e.expect("entry").path()).collect();
     assert_eq!(files.len(), 1);
     #[cfg(unix)]
     {

@@ -3,8 +3,8 @@
 use paystreams_lez_core::crypto::PublicKey;
 
 use crate::{
-    proto::{bytes, fixed, uint, Reader, Writer},
     WireError,
+    proto::{Reader, Writer, bytes, fixed, uint},
 };
 
 /// Longest `service_id`, in bytes.
@@ -468,14 +468,21 @@ impl EligibilityStatus {
             match number {
                 1 => {
                     let v = uint(value, "eligibility_status.status_code")?;
-                    code = Some(u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "eligibility_status.status_code", value: v })?);
+                    code =
+                        Some(u32::try_from(v).map_err(|_| WireError::UnknownEnum {
+                            field: "eligibility_status.status_code",
+                            value: v,
+                        })?);
                 }
                 2 => {
                     let d = bytes(value, "eligibility_status.status_desc")?;
                     if d.len() > STATUS_DESC_MAX_LEN {
                         return Err(WireError::TooLarge { size: d.len(), max: STATUS_DESC_MAX_LEN });
                     }
-                    desc = Some(String::from_utf8(d.to_vec()).map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?);
+                    desc = Some(
+                        String::from_utf8(d.to_vec())
+                            .map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?,
+                    );
                 }
                 _ => {}
             }
@@ -492,4 +499,3 @@ impl EligibilityStatus {
         StatusCode::from_code(self.status_code)
     }
 }
-

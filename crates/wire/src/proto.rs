@@ -137,9 +137,9 @@ impl Writer {
 /// [`WireError::WrongLength`] for any other length, [`WireError::WrongType`] for a varint.
 pub fn fixed<const N: usize>(value: Value<'_>, field: &'static str) -> Result<[u8; N], WireError> {
     match value {
-        Value::Bytes(bytes) => bytes
-            .try_into()
-            .map_err(|_| WireError::WrongLength { field, expected: N, got: bytes.len() }),
+        Value::Bytes(bytes) => {
+            bytes.try_into().map_err(|_| WireError::WrongLength { field, expected: N, got: bytes.len() })
+        }
         Value::Varint(_) => Err(WireError::WrongType(field)),
     }
 }

@@ -5,16 +5,13 @@
 //! service-defined canonical request, e.g. Store's).
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use paystreams_lez_core::{crypto::SecretKey, domain_prefix, sha256};
 pub use paystreams_sigcheck::Signer;
 use paystreams_sigcheck::verify_bip340;
-use paystreams_lez_core::{
-    crypto::SecretKey,
-    domain_prefix, sha256,
-};
 
 use crate::{
-    messages::{StreamParams, StreamProof, StreamProposal, VaultProof},
     WireError,
+    messages::{StreamParams, StreamProof, StreamProposal, VaultProof},
 };
 
 /// Domain prefix of the vault-owner authorization digest.

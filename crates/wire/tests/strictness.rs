@@ -5,8 +5,19 @@ use proptest::prelude::*;
 
 fn proposal() -> StreamProposal {
     StreamProposal {
-        vault_proof: VaultProof { vault_id: 1, provider_id: [9; 32], owner_public_key: [8; 32], owner_signature: [7; 64], token_id: [0; 32] },
-        stream_params: StreamParams { service_id: b"/svc".to_vec(), stream_rate: 1, allocation: 2, create_stream_deadline: 3 },
+        vault_proof: VaultProof {
+            vault_id: 1,
+            provider_id: [9; 32],
+            owner_public_key: [8; 32],
+            owner_signature: [7; 64],
+            token_id: [0; 32],
+        },
+        stream_params: StreamParams {
+            service_id: b"/svc".to_vec(),
+            stream_rate: 1,
+            allocation: 2,
+            create_stream_deadline: 3,
+        },
         public_key: [3; 32],
     }
 }
@@ -24,9 +35,15 @@ fn every_truncation_of_every_message_is_refused() {
     type Decodes = fn(&[u8]) -> bool;
     let messages: Vec<(&str, Vec<u8>, Decodes)> = vec![
         ("proposal", EligibilityProof::Proposal(proposal()).encode(), |b| EligibilityProof::decode(b).is_ok()),
-        ("proof", EligibilityProof::Proof(StreamProof { stream_id: 4, signature: [1; 64] }).encode(), |b| EligibilityProof::decode(b).is_ok()),
+        ("proof", EligibilityProof::Proof(StreamProof { stream_id: 4, signature: [1; 64] }).encode(), |b| {
+            EligibilityProof::decode(b).is_ok()
+        }),
         ("policy", policy().encode(), |b| StreamProviderPolicy::decode(b).is_ok()),
-        ("termination", ServiceTermination { termination_type: TerminationType::Temporary, resume_after: 9 }.encode(), |b| ServiceTermination::decode(b).is_ok()),
+        (
+            "termination",
+            ServiceTermination { termination_type: TerminationType::Temporary, resume_after: 9 }.encode(),
+            |b| ServiceTermination::decode(b).is_ok(),
+        ),
         ("status", EligibilityStatus::ok().encode(), |b| EligibilityStatus::decode(b).is_ok()),
     ];
     for (name, bytes, decodes) in messages {
@@ -44,7 +61,10 @@ fn fixed_widths_are_exact() {
     // vault_id of 7 bytes.
     let mut bad = good.clone();
     bad.splice(0..10, [0x0a, 0x07, 1, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(VaultProof::decode(&bad), Err(WireError::WrongLength { field: "vault_proof.vault_id", expected: 8, got: 7 }));
+    assert_eq!(
+        VaultProof::decode(&bad),
+        Err(WireError::WrongLength { field: "vault_proof.vault_id", expected: 8, got: 7 })
+    );
     p.stream_params.service_id = vec![b'a'; 129];
     assert_eq!(StreamParams::decode(&p.stream_params.encode()), Err(WireError::ServiceIdTooLong(129)));
     p.stream_params.service_id = vec![b'a'; 128];
@@ -61,7 +81,10 @@ fn eligibility_proof_needs_exactly_one_arm_and_no_proof_of_payment() {
     let mut pop = proto::Writer::new();
     pop.bytes(1, b"paid").bytes(3, &proof);
     assert_eq!(EligibilityProof::decode(&pop.finish()), Err(WireError::ProofOfPaymentNotAllowed));
-    assert!(matches!(EligibilityProof::decode(&vec![0; ELIGIBILITY_PROOF_MAX_LEN + 1]), Err(WireError::TooLarge { .. })));
+    assert!(matches!(
+        EligibilityProof::decode(&vec![0; ELIGIBILITY_PROOF_MAX_LEN + 1]),
+        Err(WireError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -74,7 +97,10 @@ fn unknown_fields_are_skipped_and_bad_wire_types_refused() {
     // Field number 0.
     assert!(matches!(StreamProof::decode(&[0x00, 0]), Err(WireError::InvalidFrame(_))));
     // 11-byte varint.
-    assert_eq!(StreamParams::decode(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), Err(WireError::VarintOverflow));
+    assert_eq!(
+        StreamParams::decode(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+        Err(WireError::VarintOverflow)
+    );
 }
 
 #[test]
@@ -85,7 +111,8 @@ fn policy_rules() {
     assert_eq!(StreamProviderPolicy::decode(&p.encode()), Err(WireError::DuplicateToken));
     p.accepted_tokens.clear();
     assert!(matches!(StreamProviderPolicy::decode(&p.encode()), Err(WireError::MissingField(_))));
-    p.accepted_tokens = (0..17_u8).map(|i| TokenStreamPolicy { token_id: [i; 32], min_rate: 1, min_allocation: 1 }).collect();
+    p.accepted_tokens =
+        (0..17_u8).map(|i| TokenStreamPolicy { token_id: [i; 32], min_rate: 1, min_allocation: 1 }).collect();
     assert_eq!(StreamProviderPolicy::decode(&p.encode()), Err(WireError::TooManyTokens(16)));
 }
 
@@ -98,7 +125,10 @@ fn termination_and_status_rules() {
     assert!(matches!(ServiceTermination::decode(&[0x08, 2, 0x10, 0]), Err(WireError::UnknownEnum { .. })));
     // OK is written with its zero code: 08 00 12 02 "ok".
     assert_eq!(hex::encode(EligibilityStatus::ok().encode()), "080012026f6b");
-    assert_eq!(EligibilityStatus::decode(&[0x12, 0x02, b'o', b'k']), Err(WireError::MissingField("eligibility_status.status_code")));
+    assert_eq!(
+        EligibilityStatus::decode(&[0x12, 0x02, b'o', b'k']),
+        Err(WireError::MissingField("eligibility_status.status_code"))
+    );
 }
 
 proptest! {

@@ -27,7 +27,10 @@ fn n8_store_request_reproduces_the_reference_payload_and_digest() {
     let request = n8_request();
     let payload = request.canonical_payload();
     assert_eq!(payload.len(), 138);
-    assert_eq!(hex::encode(&payload), "2f4c455a2f76302e312f53746f7265456c69676962696c6974792f0000000000050000007265712d3101010e0000002f77616b752f322f72732f302f31010000002c0000002f6c657a2d7061796d656e742d73747265616d732f312f6532652d656c69676962696c6974792f70726f746f010a0000000000000000000000000001016400000000000000");
+    assert_eq!(
+        hex::encode(&payload),
+        "2f4c455a2f76302e312f53746f7265456c69676962696c6974792f0000000000050000007265712d3101010e0000002f77616b752f322f72732f302f31010000002c0000002f6c657a2d7061796d656e742d73747265616d732f312f6532652d656c69676962696c6974792f70726f746f010a0000000000000000000000000001016400000000000000"
+    );
     assert_eq!(hex::encode(request.digest()), "41bff129ff66557e802fe742f0da47148383d05674a8fce61e53ed1aa49d8c38");
 }
 
@@ -59,19 +62,29 @@ fn key(byte: u8) -> SecretKey {
 fn end_to_end_proposal_vector() {
     let owner = key(1);
     let session = key(2);
-    assert_eq!(hex::encode(owner.public_key().to_bytes()), "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798");
-    assert_eq!(hex::encode(session.public_key().to_bytes()), "c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5");
+    assert_eq!(
+        hex::encode(owner.public_key().to_bytes()),
+        "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+    );
+    assert_eq!(
+        hex::encode(session.public_key().to_bytes()),
+        "c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5"
+    );
     let params = StreamParams {
         service_id: b"/vac/waku/store-query/3.0.0".to_vec(),
         stream_rate: 10,
         allocation: 500,
         create_stream_deadline: 1200,
     };
-    let proposal = sign_proposal(&owner, 7, [5; 32], [0; 32], params, session.public_key().to_bytes(), Some(&[0; 32])).expect("signs");
+    let proposal = sign_proposal(&owner, 7, [5; 32], [0; 32], params, session.public_key().to_bytes(), Some(&[0; 32]))
+        .expect("signs");
     let body = VaultOwnerAuthBody::from_proposal(&proposal).expect("utf8");
     assert_eq!(body.to_bytes().len(), 199);
     assert_eq!(hex::encode(body.digest()), "417804436554263623ce7ff924b6b9638fc8573dbb10a514443b6d911e65f9af");
-    assert_eq!(hex::encode(proposal.vault_proof.owner_signature), "331daab5ef348176e5a7ec4adbf5969cf95867a101dfa19cdb1ca95c0e43e14e344a676a20be394ceee07d07651958a668ba285b34b734079051fc5ccef5d3e3");
+    assert_eq!(
+        hex::encode(proposal.vault_proof.owner_signature),
+        "331daab5ef348176e5a7ec4adbf5969cf95867a101dfa19cdb1ca95c0e43e14e344a676a20be394ceee07d07651958a668ba285b34b734079051fc5ccef5d3e3"
+    );
     verify_proposal(&proposal).expect("verifies");
     let wrapped = EligibilityProof::Proposal(proposal.clone()).encode();
     assert_eq!(wrapped.len(), 257);
@@ -89,7 +102,10 @@ fn end_to_end_proposal_vector() {
     // StreamProof over the N8 digest, stream 0, session key 2, aux 0.
     let digest = n8_request().digest();
     let signature = session.sign_with_aux(&digest, &[0; 32]);
-    assert_eq!(hex::encode(signature.0), "ab955f66b12d0a69d768fee7c0ec1e41bb57db7e4b3ec870c54f0629e7e1626c70e55fa780844fb3b0e043b3334f061f71e29a4439868a42f4bbd1184efec6a4");
+    assert_eq!(
+        hex::encode(signature.0),
+        "ab955f66b12d0a69d768fee7c0ec1e41bb57db7e4b3ec870c54f0629e7e1626c70e55fa780844fb3b0e043b3334f061f71e29a4439868a42f4bbd1184efec6a4"
+    );
     let proof = StreamProof { stream_id: 0, signature: signature.0 };
     let wrapped = EligibilityProof::Proof(proof).encode();
     assert_eq!(wrapped.len(), 78);
@@ -100,15 +116,30 @@ fn end_to_end_proposal_vector() {
 #[test]
 fn round_trip_proposal_frame_from_the_reference_tests() {
     let proposal = StreamProposal {
-        vault_proof: VaultProof { vault_id: 42, provider_id: [9; 32], owner_public_key: [8; 32], owner_signature: [7; 64], token_id: [0; 32] },
-        stream_params: StreamParams { service_id: b"/demo/service".to_vec(), stream_rate: 15, allocation: 200, create_stream_deadline: 999 },
+        vault_proof: VaultProof {
+            vault_id: 42,
+            provider_id: [9; 32],
+            owner_public_key: [8; 32],
+            owner_signature: [7; 64],
+            token_id: [0; 32],
+        },
+        stream_params: StreamParams {
+            service_id: b"/demo/service".to_vec(),
+            stream_rate: 15,
+            allocation: 200,
+            create_stream_deadline: 999,
+        },
         public_key: [3; 32],
     };
     let bytes = proposal.encode();
     assert_eq!(bytes.len(), 240);
     let expected = h(&format!(
         "0ab2010a082a00000000000000 1220{} 1a20{} 2240{} 2a20{} 12170a0d2f64656d6f2f73657276696365100f18c80120e707 1a20{}",
-        "09".repeat(32), "08".repeat(32), "07".repeat(64), "00".repeat(32), "03".repeat(32)
+        "09".repeat(32),
+        "08".repeat(32),
+        "07".repeat(64),
+        "00".repeat(32),
+        "03".repeat(32)
     ));
     assert_eq!(bytes, expected);
     assert_eq!(StreamProposal::decode(&bytes), Ok(proposal));

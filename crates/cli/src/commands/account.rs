@@ -1,10 +1,10 @@
 //! `paystream account`: native balances and transfers.
 
 use clap::Subcommand;
-use paystreams_lez_core::{token::token_program_id, transfer::authenticated_transfer_program_id, Account};
+use paystreams_lez_core::{Account, token::token_program_id, transfer::authenticated_transfer_program_id};
 use serde_json::json;
 
-use super::output::{amount_arg, fields, CliError, CmdResult, CommonArgs, Ctx};
+use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
 
 /// Native-token accounts: balances, transfers, initialisation.
 #[derive(Debug, clap::Args)]

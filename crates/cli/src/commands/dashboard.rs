@@ -6,8 +6,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
-use paystreams_client::{default_keystore_dir, DEFAULT_RPC_URL};
-use paystreams_dashboard::{DashboardConfig, HttpSessions, SessionSource, DEFAULT_LISTEN, HISTORY_BLOCKS_DEFAULT};
+use paystreams_client::{DEFAULT_RPC_URL, default_keystore_dir};
+use paystreams_dashboard::{DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAULT, HttpSessions, SessionSource};
 
 /// Serve the live web dashboard: balances, vaults and streams of your keystore identities with
 /// accrual ticking every second, stream charts and histories, a provider view, and actions

@@ -7,17 +7,17 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use paystreams_client::{Client, RpcChain};
-use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_rpc::StreamView;
 use paystreams_store::{
+    Archive as _, QueryError, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},
     client::{PaidStore, StoreClient},
-    provider::{start, ProviderConfig, SessionBackend},
+    provider::{ProviderConfig, SessionBackend, start},
     wire::{StoreQueryRequest, WakuMessage},
-    Archive as _, QueryError, STORE_SERVICE_ID,
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TokenStreamPolicy};
@@ -85,7 +85,10 @@ fn show_stream(stream: &StreamView) {
         stream.allocation.0,
         stream.accrued.0,
         stream.unaccrued.0,
-        stream.planned_stop.map(|t| format!(", stops accruing in {} s", t.saturating_sub(stream.as_of))).unwrap_or_default()
+        stream
+            .planned_stop
+            .map(|t| format!(", stops accruing in {} s", t.saturating_sub(stream.as_of)))
+            .unwrap_or_default()
     );
 }
 
@@ -166,7 +169,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let archive = Arc::new(SqliteArchive::open(&data_dir.join("archive.sqlite")).context("opening the archive")?);
     let seeded = seed_messages()?;
     let added = archive.insert(&seeded).context("seeding the archive")?;
-    println!("    archive {} holds {} messages ({added} added now)", data_dir.join("archive.sqlite").display(), archive.count()?);
+    println!(
+        "    archive {} holds {} messages ({added} added now)",
+        data_dir.join("archive.sqlite").display(),
+        archive.count()?
+    );
     let mut policy = ProviderPolicy::new(
         provider.0,
         vec![STORE_SERVICE_ID.to_owned()],
@@ -251,7 +258,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
     step(9, "The user pauses the stream: the provider stops serving; the user resumes: service is back");
     client.pause(&user_key, vault_id, stream_id).await?;
-    let news = StoreQueryRequest { content_topics: vec![NEWS_TOPIC.to_owned()], pagination_cursor: None, ..request.clone() };
+    let news =
+        StoreQueryRequest { content_topics: vec![NEWS_TOPIC.to_owned()], pagination_cursor: None, ..request.clone() };
     match paid.page(&news).await {
         Err(QueryError::StreamInactive(desc)) => println!("    while paused: refused, STREAM_NOT_ACTIVE ({desc})"),
         other => bail!("a paused stream was served: {other:?}"),
@@ -296,7 +304,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
                     || "the stream was already closed, so there was nothing left to close".to_owned(),
                     |id| format!("it closed stream {id}"),
                 );
-                println!("    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}");
+                println!(
+                    "    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}"
+                );
                 terminated = true;
                 break;
             }
@@ -335,7 +345,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let paid_out = provider_end.checked_sub(provider_start).context("provider balance went down")?;
     let spent = user_start.checked_sub(user_end).context("user balance went up")?;
     println!("    user     {user_end} (spent {spent})");
-    println!("    provider {provider_end} (earned {paid_out}: {} s of service at {MIN_RATE}/s)", paid_out / u128::from(MIN_RATE));
+    println!(
+        "    provider {provider_end} (earned {paid_out}: {} s of service at {MIN_RATE}/s)",
+        paid_out / u128::from(MIN_RATE)
+    );
     println!("    vault    {vault_end}");
     if spent != paid_out || vault_end != 0 || paid_out == 0 {
         bail!("balances do not add up: user spent {spent}, provider earned {paid_out}, vault holds {vault_end}");
@@ -348,7 +361,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         println!("  provider  {address}");
         if let Some(admin) = service.admin_addr() {
             println!("  admin     http://{admin}/sessions");
-            println!("Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin}", node.rpc_url(), data_dir.join("keystore").display());
+            println!(
+                "Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin}",
+                node.rpc_url(),
+                data_dir.join("keystore").display()
+            );
         }
         println!(
             "     paystream store query --rpc {} --keystore {} --provider {address} --from dev-0 --vault-id {vault_id} --content-topic {CHAT_TOPIC}",

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::{fields, table, CmdResult, CommonArgs, Ctx};
+use super::output::{CmdResult, CommonArgs, Ctx, fields, table};
 
 /// Manage local keys (one JSON file per key, mode 0600).
 #[derive(Debug, clap::Args)]
@@ -69,15 +69,19 @@ fn run_inner(ctx: &Ctx, command: &KeysCommand) -> CmdResult {
         }
         KeysCommand::List => {
             let keys = store.list()?;
-            let value = json!(keys
-                .iter()
-                .map(|k| json!({ "name": k.name, "account_id": k.account_id().to_string() }))
-                .collect::<Vec<_>>());
+            let value = json!(
+                keys.iter()
+                    .map(|k| json!({ "name": k.name, "account_id": k.account_id().to_string() }))
+                    .collect::<Vec<_>>()
+            );
             ctx.emit(&value, || {
                 if keys.is_empty() {
                     return format!("no keys in {}; create one with `paystream keys new NAME`", store.dir().display());
                 }
-                table(&["name", "account id"], keys.iter().map(|k| vec![k.name.clone(), k.account_id().to_string()]).collect())
+                table(
+                    &["name", "account id"],
+                    keys.iter().map(|k| vec![k.name.clone(), k.account_id().to_string()]).collect(),
+                )
             });
         }
         KeysCommand::Show { name, secret } => {

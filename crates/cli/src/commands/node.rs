@@ -46,13 +46,9 @@ pub struct NodeArgs {
 /// Parses `1s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use e.g. 1s or 500ms"))?;
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration; use e.g. 1s or 500ms"))?;
     let duration = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
@@ -81,10 +77,7 @@ fn init_tracing() {
 #[must_use]
 pub fn run(args: &NodeArgs) -> ExitCode {
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("paystream node: cannot start the async runtime: {e}");
@@ -94,11 +87,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     let data_dir = if args.ephemeral {
         None
     } else {
-        Some(
-            args.data_dir
-                .clone()
-                .unwrap_or_else(|| paystreams_client::keystore::default_home().join("chain")),
-        )
+        Some(args.data_dir.clone().unwrap_or_else(|| paystreams_client::keystore::default_home().join("chain")))
     };
     if args.verify {
         return verify(data_dir);
@@ -111,11 +100,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         dev: args.dev,
         dev_accounts: args.dev_accounts,
         dev_balance: args.dev_balance,
-        keystore_dir: Some(
-            args.keystore
-                .clone()
-                .unwrap_or_else(paystreams_client::keystore::default_keystore_dir),
-        ),
+        keystore_dir: Some(args.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir)),
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,24 +139,11 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = paystreams_node::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "paystream node listening on {} (WebSocket {})",
-            node.rpc_url(),
-            node.ws_url()
-        )?;
-        writeln!(
-            out,
-            "  health:  {}/health   metrics: {}/metrics",
-            node.rpc_url(),
-            node.rpc_url()
-        )?;
+        writeln!(out, "paystream node listening on {} (WebSocket {})", node.rpc_url(), node.ws_url())?;
+        writeln!(out, "  health:  {}/health   metrics: {}/metrics", node.rpc_url(), node.rpc_url())?;
         match &data_dir {
             Some(dir) => writeln!(out, "  data dir: {}", dir.display())?,
-            None => writeln!(
-                out,
-                "  data dir: none (--ephemeral: the chain is gone on exit)"
-            )?,
+            None => writeln!(out, "  data dir: none (--ephemeral: the chain is gone on exit)")?,
         }
         let mode = if automine {
             "automine (one block per transaction)".to_owned()
@@ -187,18 +159,11 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         if let Some(dir) = &keystore {
             writeln!(out, "  keystore: {}", dir.display())?;
         }
-        writeln!(
-            out,
-            "\nDev accounts (test keys: never use them on a real network):"
-        )?;
+        writeln!(out, "\nDev accounts (test keys: never use them on a real network):")?;
         for (i, key) in node.dev_keys().iter().enumerate() {
             let name = node.dev_key_names().get(i).map_or("-", String::as_str);
             let id = key.account_id();
-            writeln!(
-                out,
-                "  ({i}) {name:<10} {id}  balance {}",
-                node.chain().account(&id).balance
-            )?;
+            writeln!(out, "  ({i}) {name:<10} {id}  balance {}", node.chain().account(&id).balance)?;
             writeln!(out, "      secret key {}", hex::encode(key.to_bytes()))?;
         }
         writeln!(out)?;
@@ -213,14 +178,13 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
 async fn wait_for_stop() {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -2,24 +2,19 @@
 //! name resolution, and errors mapped to exit codes.
 
 use std::{
-    collections::BTreeMap,
-    future::Future,
-    io::IsTerminal as _,
-    path::PathBuf,
-    process::ExitCode,
-    sync::Arc,
+    collections::BTreeMap, future::Future, io::IsTerminal as _, path::PathBuf, process::ExitCode, sync::Arc,
     time::Duration,
 };
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use paystreams_client::{
-    default_keystore_dir, parse_amount, Client, ClientError, Keystore, KeystoreError, NamedKey, ProgressFn,
-    DEFAULT_RPC_URL,
+    Client, ClientError, DEFAULT_RPC_URL, Keystore, KeystoreError, NamedKey, ProgressFn, default_keystore_dir,
+    parse_amount,
 };
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::ReceiptInfo;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Exit code when the operation failed: a transaction failed or was refused, or something
 /// named does not exist.
@@ -60,7 +55,9 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             Self::Client(ClientError::Connection { .. }) => EXIT_UNREACHABLE,
-            Self::Usage(_) | Self::Keystore(KeystoreError::InvalidName(_) | KeystoreError::NotFound { .. }) => EXIT_USAGE,
+            Self::Usage(_) | Self::Keystore(KeystoreError::InvalidName(_) | KeystoreError::NotFound { .. }) => {
+                EXIT_USAGE
+            }
             _ => EXIT_FAILED,
         }
     }
@@ -103,7 +100,9 @@ impl Ctx {
     pub fn new(common: CommonArgs) -> Self {
         let spinner = (!common.json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::hidden();
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar
         });
         Self { common, spinner }
@@ -245,7 +244,10 @@ pub fn fields(rows: &[(&str, String)]) -> String {
 #[must_use]
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
     for row in rows {
         table.add_row(row);
     }

@@ -1,10 +1,10 @@
 //! `paystream pda`: derive the program's account addresses offline.
 
 use paystreams_lez_core::{AccountId, ProgramId};
-use paystreams_program::{pda::derive_addresses, payment_streams_program_id};
+use paystreams_program::{payment_streams_program_id, pda::derive_addresses};
 use serde_json::json;
 
-use super::output::{fields, CliError, CmdResult, CommonArgs, Ctx};
+use super::output::{CliError, CmdResult, CommonArgs, Ctx, fields};
 
 /// Derive vault-config, vault-holding and stream-config addresses (LEZ's PDA derivation, so they
 /// name the same accounts on LEZ's own network). Offline: no node needed.
@@ -38,7 +38,9 @@ fn parse_token(text: &str) -> CmdResult<[u8; 32]> {
     let trimmed = text.trim().strip_prefix("0x").unwrap_or(text.trim());
     if let Ok(bytes) = hex::decode(trimmed) {
         let len = bytes.len();
-        return bytes.try_into().map_err(|_| CliError::Usage(format!("--token-id is {len} bytes; it must be 32 (64 hex characters)")));
+        return bytes
+            .try_into()
+            .map_err(|_| CliError::Usage(format!("--token-id is {len} bytes; it must be 32 (64 hex characters)")));
     }
     trimmed
         .parse::<AccountId>()

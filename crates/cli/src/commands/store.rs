@@ -4,20 +4,20 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use clap::Subcommand;
-use paystreams_client::{keystore::default_home, RpcChain};
+use paystreams_client::{RpcChain, keystore::default_home};
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
-    archive::{is_postgres_url, open_archive, parse_import, INSERT_BATCH_MAX},
-    client::{PaidStore, StoreClient},
-    provider::{start, ProviderConfig, SessionBackend},
-    wire::StoreQueryRequest,
     Archive, QueryError, STORE_SERVICE_ID,
+    archive::{INSERT_BATCH_MAX, is_postgres_url, open_archive, parse_import},
+    client::{PaidStore, StoreClient},
+    provider::{ProviderConfig, SessionBackend, start},
+    wire::StoreQueryRequest,
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
 use serde_json::json;
 
-use super::output::{table, CliError, CmdResult, CommonArgs, Ctx};
+use super::output::{CliError, CmdResult, CommonArgs, Ctx, table};
 
 /// The pubsub topic queries use when `--content-topic` is given without `--pubsub-topic`.
 pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
@@ -152,7 +152,9 @@ fn parse_time(text: &str) -> Result<i64, String> {
         Some(secs) => (secs, 1_000_000_000i64),
         None => (text, 1),
     };
-    let value: i64 = digits.parse().map_err(|_| format!("{text:?} is not a time: give Unix nanoseconds, or seconds with an `s` suffix"))?;
+    let value: i64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a time: give Unix nanoseconds, or seconds with an `s` suffix"))?;
     value.checked_mul(scale).ok_or_else(|| format!("{text:?} is out of range"))
 }
 
@@ -172,7 +174,8 @@ fn open_archive_at(spec: &str) -> CmdResult<Arc<dyn Archive>> {
         && let Some(parent) = std::path::Path::new(spec).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
     }
     open_archive(spec).map(Arc::from).map_err(|e| CliError::Failed(e.to_string()))
 }
@@ -188,8 +191,10 @@ pub fn run(args: &StoreArgs) -> std::process::ExitCode {
 }
 
 fn import(ctx: &Ctx, args: &ImportArgs) -> CmdResult {
-    let text = std::fs::read_to_string(&args.file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
-    let messages = parse_import(&text).map_err(|e| CliError::Usage(format!("{}: {e}; nothing was imported", args.file.display())))?;
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let messages = parse_import(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {e}; nothing was imported", args.file.display())))?;
     let spec = args.archive.clone().unwrap_or_else(default_archive);
     let archive = open_archive_at(&spec)?;
     let mut inserted = 0u64;
@@ -198,9 +203,10 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> CmdResult {
     }
     let total = archive.count().map_err(|e| CliError::Failed(e.to_string()))?;
     let skipped = u64::try_from(messages.len()).unwrap_or(u64::MAX).saturating_sub(inserted);
-    ctx.emit(&json!({ "imported": inserted, "already_stored": skipped, "archive_total": total, "archive": spec }), || {
-        format!("✓ imported {inserted} messages ({skipped} already stored); the archive at {spec} holds {total}")
-    });
+    ctx.emit(
+        &json!({ "imported": inserted, "already_stored": skipped, "archive_total": total, "archive": spec }),
+        || format!("✓ imported {inserted} messages ({skipped} already stored); the archive at {spec} holds {total}"),
+    );
     Ok(())
 }
 
@@ -214,10 +220,15 @@ fn serve_runtime(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
 
 async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
     let provider = ctx.key(&args.provider)?;
-    let listen = args.listen.parse().map_err(|e| CliError::Usage(format!("--listen {:?} is not a multiaddr: {e}", args.listen)))?;
+    let listen = args
+        .listen
+        .parse()
+        .map_err(|e| CliError::Usage(format!("--listen {:?} is not a multiaddr: {e}", args.listen)))?;
     let admin = match args.admin.as_str() {
         "off" => None,
-        addr => Some(addr.parse().map_err(|_| CliError::Usage(format!("--admin {addr:?} is not HOST:PORT or \"off\"")))?),
+        addr => {
+            Some(addr.parse().map_err(|_| CliError::Usage(format!("--admin {addr:?} is not HOST:PORT or \"off\"")))?)
+        }
     };
     let archive_spec = args.archive.clone().unwrap_or_else(default_archive);
     let sessions = match (&args.sessions, is_postgres_url(&archive_spec)) {
@@ -226,7 +237,8 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         (None, true) => SessionBackend::Postgres(archive_spec.clone()),
         (None, false) => {
             let dir = default_home().join("store");
-            std::fs::create_dir_all(&dir).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
             SessionBackend::Redb(dir.join(format!("sessions-{}.redb", provider.account_id())))
         }
     };
@@ -236,7 +248,10 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         .map_err(|e| CliError::Failed(e.to_string()))??;
     let count = {
         let archive = Arc::clone(&archive);
-        tokio::task::spawn_blocking(move || archive.count()).await.map_err(|e| CliError::Failed(e.to_string()))?.map_err(|e| CliError::Failed(e.to_string()))?
+        tokio::task::spawn_blocking(move || archive.count())
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?
+            .map_err(|e| CliError::Failed(e.to_string()))?
     };
     let mut policy = ProviderPolicy::new(
         provider.account_id().0,
@@ -303,7 +318,12 @@ fn message_row(entry: &paystreams_store::wire::MessageKeyValue) -> Vec<String> {
                 Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
                 _ => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(&m.payload)),
             };
-            vec![m.timestamp.unwrap_or(0).to_string(), m.content_topic.clone(), text, hash.get(..16).unwrap_or_default().to_owned()]
+            vec![
+                m.timestamp.unwrap_or(0).to_string(),
+                m.content_topic.clone(),
+                text,
+                hash.get(..16).unwrap_or_default().to_owned(),
+            ]
         }
         None => vec![String::new(), String::new(), String::new(), hash],
     }
@@ -339,7 +359,13 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     let store = StoreClient::connect(&args.provider).await.map_err(|e| CliError::Usage(e.to_string()))?;
     let chain = RpcChain::new(client.clone());
     let user = Arc::new(User::new(owner.key.clone(), chain, MemoryKeyStore::default(), UserConfig::default()));
-    let terms = Terms { vault_id: args.vault_id, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: args.rate, allocation: args.allocation };
+    let terms = Terms {
+        vault_id: args.vault_id,
+        token_id: [0; 32],
+        service_id: STORE_SERVICE_ID.into(),
+        rate: args.rate,
+        allocation: args.allocation,
+    };
     let paid = PaidStore::new(store, Arc::clone(&user), terms).await.map_err(query_error)?;
     let provider_id = paystreams_lez_core::AccountId(paid.advert().provider_id);
     if !ctx.common.json {
@@ -408,7 +434,8 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     });
     if let Some(stream_id) = stream_id {
         let mut closed = false;
-        if !args.keep_stream && matches!(client.stream(owner.account_id(), args.vault_id, stream_id).await?, Some(v) if v.state != paystreams_program::state::StreamState::Closed)
+        if !args.keep_stream
+            && matches!(client.stream(owner.account_id(), args.vault_id, stream_id).await?, Some(v) if v.state != paystreams_program::state::StreamState::Closed)
         {
             client.close_by_owner(&owner.key, args.vault_id, stream_id).await?;
             closed = true;
@@ -431,7 +458,11 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
                 "{pages} page(s); cost {} (stream {stream_id} at {}/s){}",
                 view.accrued.0,
                 view.rate,
-                if closed { "; stream closed, the rest of its allocation is back in the vault" } else { "; the stream is still open" }
+                if closed {
+                    "; stream closed, the rest of its allocation is back in the vault"
+                } else {
+                    "; the stream is still open"
+                }
             );
         }
     }

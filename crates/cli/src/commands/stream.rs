@@ -7,13 +7,13 @@ use std::{
 
 use borsh::BorshDeserialize as _;
 use clap::{Subcommand, ValueEnum};
-use paystreams_client::{claimed_amount, sign_receipt, Client};
-use paystreams_lez_core::{crypto::PublicKey, AccountId};
-use paystreams_program::{receipt::DeliveryReceipt, state::StreamState, ExtensionSettings};
+use paystreams_client::{Client, claimed_amount, sign_receipt};
+use paystreams_lez_core::{AccountId, crypto::PublicKey};
+use paystreams_program::{ExtensionSettings, receipt::DeliveryReceipt, state::StreamState};
 use paystreams_rpc::{StreamFilter, StreamView};
 use serde_json::json;
 
-use super::output::{amount_arg, fields, table, CliError, CmdResult, CommonArgs, Ctx};
+use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields, table};
 
 /// Payment streams: the owner allocates vault funds to a provider at a rate per second; the
 /// provider claims what has accrued.
@@ -190,8 +190,11 @@ fn state_name(state: StreamState) -> &'static str {
 
 fn parse_receipt(text: &str) -> CmdResult<DeliveryReceipt> {
     let bytes = hex::decode(text.trim()).map_err(|e| CliError::Usage(format!("--receipt is not hex: {e}")))?;
-    DeliveryReceipt::try_from_slice(&bytes)
-        .map_err(|e| CliError::Usage(format!("--receipt does not decode as a delivery receipt ({e}); produce one with `paystream stream receipt`")))
+    DeliveryReceipt::try_from_slice(&bytes).map_err(|e| {
+        CliError::Usage(format!(
+            "--receipt does not decode as a delivery receipt ({e}); produce one with `paystream stream receipt`"
+        ))
+    })
 }
 
 fn parse_receipt_key(ctx: &Ctx, text: &str) -> CmdResult<[u8; 32]> {
@@ -225,7 +228,10 @@ fn stream_fields(v: &StreamView) -> String {
         ("stream config", v.stream_config.to_string()),
     ];
     if let Some(e) = &v.extensions {
-        rows.push(("auto-pause after", if e.auto_pause_after == 0 { "off".to_owned() } else { format!("{} s", e.auto_pause_after) }));
+        rows.push((
+            "auto-pause after",
+            if e.auto_pause_after == 0 { "off".to_owned() } else { format!("{} s", e.auto_pause_after) },
+        ));
         rows.push(("activation fee", e.activation_fee.0.to_string()));
         rows.push(("auto-claim on provider close", e.auto_claim_on_provider_close.to_string()));
         rows.push(("receipt key", e.receipt_key.clone().unwrap_or_else(|| "-".to_owned())));
@@ -249,7 +255,14 @@ fn wall_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-async fn watch(ctx: &Ctx, client: &Client, owner: AccountId, vault_id: u64, stream_id: u64, count: Option<u64>) -> CmdResult {
+async fn watch(
+    ctx: &Ctx,
+    client: &Client,
+    owner: AccountId,
+    vault_id: u64,
+    stream_id: u64,
+    count: Option<u64>,
+) -> CmdResult {
     let tty = std::io::stdout().is_terminal() && !ctx.common.json;
     // Chain time runs at least as fast as the wall clock; dev time jumps move it ahead.
     let mut offset: i128 = 0;
@@ -331,7 +344,9 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                 client.create_stream(&owner.key, *vault_id, provider, *rate, *allocation, extensions).await?;
             let view = client.stream(owner.account_id(), *vault_id, stream_id).await?;
             ctx.tx_done(
-                &format!("created stream {stream_id} in vault {vault_id}: {rate}/s to {provider}, allocation {allocation}"),
+                &format!(
+                    "created stream {stream_id} in vault {vault_id}: {rate}/s to {provider}, allocation {allocation}"
+                ),
                 &receipt,
                 json!({ "stream_id": stream_id, "vault_id": vault_id, "stream": view.as_ref().map(stream_json) }),
             );
@@ -417,14 +432,18 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
             let (_, vault) = client.require_vault(owner_id, stream.vault_id).await?;
             let digest = match digest {
                 Some(text) => {
-                    let bytes = hex::decode(text.trim()).map_err(|e| CliError::Usage(format!("--digest is not hex: {e}")))?;
-                    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| CliError::Usage("--digest must be 32 bytes".to_owned()))?
+                    let bytes =
+                        hex::decode(text.trim()).map_err(|e| CliError::Usage(format!("--digest is not hex: {e}")))?;
+                    <[u8; 32]>::try_from(bytes.as_slice())
+                        .map_err(|_| CliError::Usage("--digest must be 32 bytes".to_owned()))?
                 }
                 None => [0; 32],
             };
             let receipt = sign_receipt(&key.key, &vault, stream.stream_id, *acknowledged, digest);
             let encoded = hex::encode(borsh::to_vec(&receipt).unwrap_or_default());
-            ctx.emit(&json!({ "receipt": encoded, "acknowledged_total": acknowledged.to_string() }), || encoded.clone());
+            ctx.emit(&json!({ "receipt": encoded, "acknowledged_total": acknowledged.to_string() }), || {
+                encoded.clone()
+            });
         }
         StreamCommand::Show { stream } => {
             let owner_id = ctx.account_id(&stream.owner)?;

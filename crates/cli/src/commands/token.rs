@@ -1,11 +1,11 @@
 //! `paystream token`: fungible tokens (definitions and holdings).
 
 use clap::Subcommand;
-use paystreams_client::{holding_id, TokenRecipient};
+use paystreams_client::{TokenRecipient, holding_id};
 use paystreams_lez_core::AccountId;
 use serde_json::json;
 
-use super::output::{amount_arg, fields, CliError, CmdResult, CommonArgs, Ctx};
+use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
 
 /// Fungible tokens. A user's holding of a token is its own account, derived from the user's key
 /// and the token id (see docs/cli.md), so `--to alice` means alice's holding of that token.
@@ -114,7 +114,9 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
         TokenCommand::Mint { token, to, amount } => {
             let definition_id = ctx.token_id(token)?;
             let definition = ctx.keystore()?.resolve(&definition_id.to_string()).map_err(|_| {
-                CliError::Usage(format!("the definition key of token {definition_id} is not in the keystore; only its creator can mint"))
+                CliError::Usage(format!(
+                    "the definition key of token {definition_id} is not in the keystore; only its creator can mint"
+                ))
             })?;
             let (receipt, holding) = match ctx.key(to) {
                 Ok(user) => {
@@ -122,7 +124,9 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
                     (client.token_mint(&definition.key, TokenRecipient::User(&user.key), *amount).await?, holding)
                 }
                 Err(_) => {
-                    let id = to.parse::<AccountId>().map_err(|_| CliError::Usage(format!("--to {to:?} is neither a key nor a base58 holding id")))?;
+                    let id = to.parse::<AccountId>().map_err(|_| {
+                        CliError::Usage(format!("--to {to:?} is neither a key nor a base58 holding id"))
+                    })?;
                     (client.token_mint(&definition.key, TokenRecipient::Holding(id), *amount).await?, id)
                 }
             };
@@ -138,7 +142,9 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
             let (recipient, holding) = match ctx.key(to) {
                 Ok(user) => (Some(user.key.clone()), holding_id(&user.key, &definition_id)),
                 Err(_) => {
-                    let id = to.parse::<AccountId>().map_err(|_| CliError::Usage(format!("--to {to:?} is neither a key nor a base58 holding id")))?;
+                    let id = to.parse::<AccountId>().map_err(|_| {
+                        CliError::Usage(format!("--to {to:?} is neither a key nor a base58 holding id"))
+                    })?;
                     (None, id)
                 }
             };
@@ -166,7 +172,11 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
             let balance = client.token_balance(holding).await?;
             let value = json!({ "token_id": definition_id.to_string(), "holding": holding.to_string(), "balance": balance.to_string() });
             ctx.emit(&value, || {
-                fields(&[("token", definition_id.to_string()), ("holding", holding.to_string()), ("balance", balance.to_string())])
+                fields(&[
+                    ("token", definition_id.to_string()),
+                    ("holding", holding.to_string()),
+                    ("balance", balance.to_string()),
+                ])
             });
         }
     }

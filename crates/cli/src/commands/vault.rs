@@ -5,7 +5,7 @@ use paystreams_lez_core::AccountId;
 use paystreams_rpc::VaultView;
 use serde_json::json;
 
-use super::output::{amount_arg, fields, table, CmdResult, CommonArgs, Ctx};
+use super::output::{CmdResult, CommonArgs, Ctx, amount_arg, fields, table};
 
 /// Vaults: init, deposit, withdraw, show, list.
 #[derive(Debug, clap::Args)]
@@ -128,7 +128,10 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
             ctx.tx_done(
                 &format!(
                     "deposited {amount} into vault {vault_id}{}",
-                    view.as_ref().map_or_else(String::new, |v| format!(" (balance {}, unallocated {})", v.balance.0, v.unallocated.0))
+                    view.as_ref().map_or_else(String::new, |v| format!(
+                        " (balance {}, unallocated {})",
+                        v.balance.0, v.unallocated.0
+                    ))
                 ),
                 &receipt,
                 json!({ "amount": amount.to_string(), "vault": view.as_ref().map(vault_json) }),
@@ -156,7 +159,9 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
             let value = serde_json::Value::Array(vaults.iter().map(vault_json).collect());
             ctx.emit(&value, || {
                 if vaults.is_empty() {
-                    return format!("{owner} has no vaults; create one with `paystream vault init --owner {owner} --vault-id 0`");
+                    return format!(
+                        "{owner} has no vaults; create one with `paystream vault init --owner {owner} --vault-id 0`"
+                    );
                 }
                 table(
                     &["vault", "token", "balance", "allocated", "unallocated", "streams"],

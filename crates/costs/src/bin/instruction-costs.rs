@@ -11,7 +11,7 @@
 
 use std::process::ExitCode;
 
-use paystreams_costs::{scenarios, Scenario};
+use paystreams_costs::{Scenario, scenarios};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

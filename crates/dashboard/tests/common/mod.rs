@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client as HttpClient, rt::TokioExecutor};
 use paystreams_client::Client;
 use paystreams_dashboard::{DashboardConfig, DashboardHandle, SessionSource};
-use paystreams_lez_core::{crypto::SecretKey, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_node::{NodeConfig, NodeHandle};
 use paystreams_program::ExtensionSettings;
 
@@ -67,7 +67,11 @@ pub async fn world(timed: bool, sessions: Option<Arc<dyn SessionSource>>) -> Wor
     World { node, client, dashboard, keystore, owner, provider }
 }
 
-pub async fn start_dashboard(node: &NodeHandle, keystore: PathBuf, sessions: Option<Arc<dyn SessionSource>>) -> DashboardHandle {
+pub async fn start_dashboard(
+    node: &NodeHandle,
+    keystore: PathBuf,
+    sessions: Option<Arc<dyn SessionSource>>,
+) -> DashboardHandle {
     let mut config = DashboardConfig::new(node.rpc_url(), keystore);
     config.listen = "127.0.0.1:0".parse().expect("addr");
     let dashboard = paystreams_dashboard::start(config, sessions).await.expect("dashboard starts");
@@ -99,7 +103,10 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Op
         builder = builder.header(*k, *v);
     }
     let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request");
-    let response = tokio::time::timeout(Duration::from_secs(60), http().request(request)).await.expect("in time").expect("response");
+    let response = tokio::time::timeout(Duration::from_secs(60), http().request(request))
+        .await
+        .expect("in time")
+        .expect("response");
     let status = response.status().as_u16();
     let content_type =
         response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();

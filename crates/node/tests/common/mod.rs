@@ -8,9 +8,7 @@ use jsonrpsee::{
     http_client::{HttpClient, HttpClientBuilder},
     types::ErrorObjectOwned,
 };
-use paystreams_lez_core::{
-    AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id,
-};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
     client::{self, Call, VaultRef},
     instruction::ExtensionSettings,
@@ -21,9 +19,7 @@ use paystreams_rpc::{PaystreamsApiClient as _, ReceiptInfo};
 use paystreams_runtime::{Message, Transaction};
 
 pub fn http(url: &str) -> HttpClient {
-    HttpClientBuilder::default()
-        .build(url)
-        .expect("http client")
+    HttpClientBuilder::default().build(url).expect("http client")
 }
 
 pub fn sign(call: &Call, keys: &[&SecretKey], nonces: Vec<u128>) -> Transaction {
@@ -45,21 +41,12 @@ pub fn vault(owner: &SecretKey, vault_id: u64) -> VaultRef {
 }
 
 pub fn init_vault(owner: &SecretKey, vault_id: u64, nonce: u128) -> Transaction {
-    sign(
-        &client::initialize_vault(&vault(owner, vault_id), VaultPrivacyTier::Public),
-        &[owner],
-        vec![nonce],
-    )
+    sign(&client::initialize_vault(&vault(owner, vault_id), VaultPrivacyTier::Public), &[owner], vec![nonce])
 }
 
 pub fn deposit(owner: &SecretKey, vault_id: u64, amount: u128, nonce: u128) -> Transaction {
     sign(
-        &client::deposit(
-            &vault(owner, vault_id),
-            amount,
-            authenticated_transfer_program_id(),
-            None,
-        ),
+        &client::deposit(&vault(owner, vault_id), amount, authenticated_transfer_program_id(), None),
         &[owner],
         vec![nonce],
     )
@@ -86,11 +73,7 @@ pub fn create_stream(
 }
 
 pub fn pause(owner: &SecretKey, vault_id: u64, stream_id: u64, nonce: u128) -> Transaction {
-    sign(
-        &client::pause_stream(&vault(owner, vault_id), stream_id),
-        &[owner],
-        vec![nonce],
-    )
+    sign(&client::pause_stream(&vault(owner, vault_id), stream_id), &[owner], vec![nonce])
 }
 
 pub fn transfer(from: &SecretKey, to: AccountId, amount: u128, nonce: u128) -> Transaction {
@@ -107,11 +90,7 @@ pub fn transfer(from: &SecretKey, to: AccountId, amount: u128, nonce: u128) -> T
 pub async fn send(client: &HttpClient, tx: &Transaction) -> ReceiptInfo {
     let hash = client.send_transaction(b64(tx)).await.expect("send");
     assert_eq!(hash.0, tx.hash());
-    client
-        .get_transaction_receipt(hash)
-        .await
-        .expect("receipt call")
-        .expect("receipt exists")
+    client.get_transaction_receipt(hash).await.expect("receipt call").expect("receipt exists")
 }
 
 /// The JSON-RPC error of a failed call.

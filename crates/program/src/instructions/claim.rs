@@ -4,13 +4,13 @@
 use paystreams_lez_core::{AccountId, AccountPostState, AccountWithMetadata, ProgramId};
 
 use crate::{
-    accounts::{load_stream, load_vault, read_clock, require_signer, Vault},
+    Effects,
+    accounts::{Vault, load_stream, load_vault, read_clock, require_signer},
     error::StreamError,
     event::{Event, StreamRef},
     instructions::{fold_with_events, pay_out, stream_ref},
     receipt::DeliveryReceipt,
-    state::{encode, StreamConfig, VaultConfig},
-    Effects,
+    state::{StreamConfig, VaultConfig, encode},
 };
 
 /// `[vault_config, vault_holding, stream_config, owner, provider (signer), clock]` plus, for
@@ -69,7 +69,10 @@ pub(crate) fn payable(
         (Some(_), None) => return Err(StreamError::ReceiptRequired),
         (Some((key, extensions)), Some(receipt)) => {
             let body = &receipt.body;
-            if body.program_id != *program_id || body.stream_config != *stream_config || body.stream_id != stream.stream_id {
+            if body.program_id != *program_id
+                || body.stream_config != *stream_config
+                || body.stream_id != stream.stream_id
+            {
                 return Err(StreamError::ReceiptStreamMismatch);
             }
             if !receipt.verify(&key) {
@@ -113,7 +116,13 @@ impl ProviderAccounts {
             vault_config.total_allocated =
                 vault_config.total_allocated.checked_sub(payout).ok_or(StreamError::TotalAllocatedUnderflow)?;
             let posts = pay_out(vault, &config, holding, destination, payout, effects)?;
-            effects.events.push(Event::Claimed { stream: stream_ref, amount: payout, to: destination_id, state: stream.state, at: now });
+            effects.events.push(Event::Claimed {
+                stream: stream_ref,
+                amount: payout,
+                to: destination_id,
+                state: stream.state,
+                at: now,
+            });
             posts
         } else {
             (AccountPostState::new(holding.account), AccountPostState::new(destination.account))

@@ -3,13 +3,13 @@
 use paystreams_lez_core::{AccountWithMetadata, ProgramId};
 
 use crate::{
+    Effects,
     accounts::{load_stream, load_vault, read_clock, require_signer},
     error::StreamError,
     event::{Closer, Event},
-    instructions::{claim::payable, fold_with_events, stream_ref, OwnerStreamContext},
+    instructions::{OwnerStreamContext, claim::payable, fold_with_events, stream_ref},
     receipt::DeliveryReceipt,
     state::{StreamConfig, StreamState, VaultConfig},
-    Effects,
 };
 
 /// Closes a folded stream: unaccrued funds return to the vault's unallocated balance, the

@@ -3,6 +3,7 @@
 use paystreams_lez_core::{AccountId, AccountPostState, AccountWithMetadata, Claim, ProgramId, crypto::PublicKey};
 
 use crate::{
+    Effects,
     accounts::{exact, load_vault, read_clock, require_address, require_signer},
     error::StreamError,
     event::Event,
@@ -10,8 +11,7 @@ use crate::{
     instruction::ExtensionSettings,
     instructions::stream_ref,
     pda,
-    state::{encode, StreamConfig, StreamExtensions, StreamState, DEFAULT_VERSION, STREAM_VERSION_EXTENDED},
-    Effects,
+    state::{DEFAULT_VERSION, STREAM_VERSION_EXTENDED, StreamConfig, StreamExtensions, StreamState, encode},
 };
 
 #[expect(clippy::too_many_arguments, reason = "mirrors the instruction's fields one to one")]

@@ -2,16 +2,16 @@
 //! program for the vault token (authenticated transfer for native, the token program otherwise).
 
 use paystreams_lez_core::{
-    program::ChainedCall, token::TokenInstruction, transfer::transfer_instruction, AccountPostState,
-    AccountWithMetadata, ProgramId,
+    AccountPostState, AccountWithMetadata, ProgramId, program::ChainedCall, token::TokenInstruction,
+    transfer::transfer_instruction,
 };
 
 use crate::{
+    Effects,
     accounts::{exact, load_vault, require_signer, token_holding},
     error::StreamError,
     event::Event,
     instructions::vault_is_native,
-    Effects,
 };
 
 pub(crate) fn process(

@@ -1,16 +1,16 @@
 //! InitializeVault: create an empty vault recording its token.
 
 use paystreams_lez_core::{
-    program::ChainedCall, token::TokenInstruction, AccountPostState, AccountWithMetadata, Claim, ProgramId,
+    AccountPostState, AccountWithMetadata, Claim, ProgramId, program::ChainedCall, token::TokenInstruction,
 };
 
 use crate::{
+    Effects,
     accounts::{exact, require_address, require_signer, token_definition},
     error::StreamError,
     event::Event,
     pda,
-    state::{encode, VaultConfig, VaultHolding, VaultPrivacyTier, DEFAULT_VERSION, NATIVE_TOKEN_ID},
-    Effects,
+    state::{DEFAULT_VERSION, NATIVE_TOKEN_ID, VaultConfig, VaultHolding, VaultPrivacyTier, encode},
 };
 
 pub(crate) fn process(

@@ -10,7 +10,7 @@ mod withdraw;
 
 use paystreams_lez_core::{AccountWithMetadata, ProgramId};
 
-use crate::{error::StreamError, instruction::Instruction, Effects};
+use crate::{Effects, error::StreamError, instruction::Instruction};
 
 pub(crate) fn dispatch(
     program_id: &ProgramId,
@@ -24,14 +24,18 @@ pub(crate) fn dispatch(
         Instruction::Deposit { vault_id, amount, authenticated_transfer_program_id } => {
             deposit::process(program_id, pre_states, vault_id, amount, authenticated_transfer_program_id)
         }
-        Instruction::Withdraw { vault_id, amount } => withdraw::process(program_id, pre_states, vault_id, amount, false),
+        Instruction::Withdraw { vault_id, amount } => {
+            withdraw::process(program_id, pre_states, vault_id, amount, false)
+        }
         Instruction::WithdrawToOwner { vault_id, amount } => {
             withdraw::process(program_id, pre_states, vault_id, amount, true)
         }
         Instruction::CreateStream { vault_id, stream_id, provider, rate, allocation, extensions } => {
             create_stream::process(program_id, pre_states, vault_id, stream_id, provider, rate, allocation, extensions)
         }
-        Instruction::PauseStream { vault_id, stream_id } => stream_ops::pause(program_id, pre_states, vault_id, stream_id),
+        Instruction::PauseStream { vault_id, stream_id } => {
+            stream_ops::pause(program_id, pre_states, vault_id, stream_id)
+        }
         Instruction::ResumeStream { vault_id, stream_id } => {
             stream_ops::resume(program_id, pre_states, vault_id, stream_id)
         }
@@ -50,12 +54,12 @@ pub(crate) fn dispatch(
     }
 }
 
-use paystreams_lez_core::{program::ChainedCall, token::TokenInstruction, AccountPostState};
+use paystreams_lez_core::{AccountPostState, program::ChainedCall, token::TokenInstruction};
 
 use crate::{
-    accounts::{require_token_destination, Vault},
+    accounts::{Vault, require_token_destination},
     pda,
-    state::{decode, VaultConfig},
+    state::{VaultConfig, decode},
 };
 
 /// Whether the vault named by the first account holds the native token. Used only to pick the
@@ -111,8 +115,8 @@ pub(crate) fn pay_out(
 use crate::{
     accounts::{exact as take_exact, load_stream, load_vault, read_clock, require_signer},
     event::{Event, StreamRef},
-    fold::{fold, AutoPause},
-    state::{encode, StreamConfig},
+    fold::{AutoPause, fold},
+    state::{StreamConfig, encode},
 };
 
 /// The five accounts of an owner-signed stream operation, loaded and validated.

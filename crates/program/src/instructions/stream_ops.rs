@@ -3,12 +3,12 @@
 use paystreams_lez_core::{AccountWithMetadata, ProgramId};
 
 use crate::{
+    Effects,
     error::StreamError,
     event::Event,
     fold::{activate, restart_auto_pause},
-    instructions::{fold_with_events, OwnerStreamContext},
+    instructions::{OwnerStreamContext, fold_with_events},
     state::StreamState,
-    Effects,
 };
 
 /// PauseStream: stop accrual on a stream that is ACTIVE after folding.

@@ -3,11 +3,11 @@
 use paystreams_lez_core::{AccountPostState, AccountWithMetadata, ProgramId};
 
 use crate::{
+    Effects,
     accounts::{exact, load_vault, require_signer},
     error::StreamError,
     event::Event,
     instructions::{pay_out, vault_is_native},
-    Effects,
 };
 
 pub(crate) fn process(

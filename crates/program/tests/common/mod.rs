@@ -4,17 +4,17 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 use paystreams_lez_core::{
+    Account, AccountId, ProgramId,
     crypto::SecretKey,
     sha256,
-    token::{token_program_id, TokenHolding, TokenInstruction},
+    token::{TokenHolding, TokenInstruction, token_program_id},
     transfer::authenticated_transfer_program_id,
-    Account, AccountId, ProgramId,
 };
 use paystreams_program::{
+    ExtensionSettings, StreamError,
     client::{self, Call, VaultRef},
     payment_streams_program_id,
-    state::{decode, encode, StreamConfig, VaultConfig, VaultPrivacyTier},
-    ExtensionSettings, StreamError,
+    state::{StreamConfig, VaultConfig, VaultPrivacyTier, decode, encode},
 };
 use paystreams_runtime::{BlockContext, Message, Runtime, State, StateDiff, StateView as _, Transaction, TxError};
 
@@ -40,7 +40,13 @@ pub struct Actors {
 }
 
 pub fn actors() -> Actors {
-    Actors { owner: key("owner"), alt: key("alt"), provider: key("provider"), provider_b: key("provider-b"), recipient: key("recipient") }
+    Actors {
+        owner: key("owner"),
+        alt: key("alt"),
+        provider: key("provider"),
+        provider_b: key("provider-b"),
+        recipient: key("recipient"),
+    }
 }
 
 impl Chain {
@@ -69,14 +75,21 @@ impl Chain {
     /// Forces the clock backwards (the runtime's clock refuses; tests of the program's own
     /// monotonicity check need it).
     pub fn force_time(&mut self, secs: u64) {
-        use paystreams_lez_core::clock::{ClockAccountData, CLOCK_01_ACCOUNT_ID};
+        use paystreams_lez_core::clock::{CLOCK_01_ACCOUNT_ID, ClockAccountData};
         let mut clock = self.state.account(&CLOCK_01_ACCOUNT_ID);
-        clock.data = borsh::to_vec(&ClockAccountData { block_id: self.block_id, timestamp_ms: secs * 1000 }).expect("enc");
+        clock.data =
+            borsh::to_vec(&ClockAccountData { block_id: self.block_id, timestamp_ms: secs * 1000 }).expect("enc");
         self.put(CLOCK_01_ACCOUNT_ID, clock);
         self.now_secs = secs;
     }
 
-    pub fn exec_raw(&mut self, program_id: ProgramId, account_ids: Vec<AccountId>, data: Vec<u8>, signers: &[&SecretKey]) -> Result<(), TxError> {
+    pub fn exec_raw(
+        &mut self,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Result<(), TxError> {
         let nonces = signers.iter().map(|k| self.state.account(&k.account_id()).nonce).collect();
         let message = Message { program_id, account_ids, nonces, instruction_data: data };
         let tx = Transaction::sign(message, signers);
@@ -157,8 +170,13 @@ impl Chain {
     /// Creates a token whose definition key is `definition` with the whole `supply` in `holding`.
     pub fn create_token(&mut self, definition: &SecretKey, holding: &SecretKey, supply: u128) {
         let ix = TokenInstruction::NewFungibleDefinition { name: "TST".to_owned(), total_supply: supply };
-        self.exec_raw(token_program_id(), vec![definition.account_id(), holding.account_id()], ix.to_bytes(), &[definition, holding])
-            .expect("token created");
+        self.exec_raw(
+            token_program_id(),
+            vec![definition.account_id(), holding.account_id()],
+            ix.to_bytes(),
+            &[definition, holding],
+        )
+        .expect("token created");
     }
 }
 

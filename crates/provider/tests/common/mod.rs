@@ -2,20 +2,18 @@
 
 #![allow(dead_code, reason = "each test file uses a different part of the harness")]
 
-use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id, AccountId};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
+    ExtensionSettings,
     client::{self, VaultRef},
     payment_streams_program_id,
     state::VaultPrivacyTier,
-    ExtensionSettings,
 };
-use paystreams_provider::{
-    ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, SessionStore, Verdict,
-};
+use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, SessionStore, Verdict};
 use paystreams_rpc::chain_view::{InMemoryChain, SubmitOutcome};
 use paystreams_wire::{
-    sign_proposal, sign_stream_proof, CanonicalStoreRequest, EligibilityProof, RequestDigest as _, StreamParams,
-    StreamProposal, TokenStreamPolicy,
+    CanonicalStoreRequest, EligibilityProof, RequestDigest as _, StreamParams, StreamProposal, TokenStreamPolicy,
+    sign_proposal, sign_stream_proof,
 };
 
 pub const SERVICE: &str = "/vac/waku/store-query/3.0.0";
@@ -47,12 +45,14 @@ pub fn policy(provider_key: &SecretKey) -> ProviderPolicy {
 }
 
 pub fn chain_with_vault(alice: &SecretKey, provider_key: &SecretKey) -> (InMemoryChain, VaultRef) {
-    let chain =
-        InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], START).expect("chain");
+    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], START)
+        .expect("chain");
     let vault = VaultRef::native(payment_streams_program_id(), alice.account_id(), 0);
     included(chain.submit_now(&client::initialize_vault(&vault, VaultPrivacyTier::Public), &[alice]).expect("submit"));
     included(
-        chain.submit_now(&client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), None), &[alice]).expect("submit"),
+        chain
+            .submit_now(&client::deposit(&vault, DEPOSIT, authenticated_transfer_program_id(), None), &[alice])
+            .expect("submit"),
     );
     (chain, vault)
 }
@@ -108,8 +108,16 @@ impl<S: SessionStore> World<S> {
         }
     }
 
-    pub fn sign(&self, owner: &SecretKey, vault_id: u64, provider_id: [u8; 32], params: StreamParams, session: &SecretKey) -> StreamProposal {
-        sign_proposal(owner, vault_id, provider_id, [0; 32], params, session.public_key().to_bytes(), None).expect("sign")
+    pub fn sign(
+        &self,
+        owner: &SecretKey,
+        vault_id: u64,
+        provider_id: [u8; 32],
+        params: StreamParams,
+        session: &SecretKey,
+    ) -> StreamProposal {
+        sign_proposal(owner, vault_id, provider_id, [0; 32], params, session.public_key().to_bytes(), None)
+            .expect("sign")
     }
 
     /// A valid proposal from alice with the default terms (rate 10, allocation 1000).
@@ -119,7 +127,8 @@ impl<S: SessionStore> World<S> {
 
     pub fn next_digest(&mut self) -> [u8; 32] {
         self.requests += 1;
-        CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }.digest()
+        CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
+            .digest()
     }
 
     pub async fn propose(&mut self, proposal: &StreamProposal) -> Verdict {

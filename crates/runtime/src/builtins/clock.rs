@@ -9,9 +9,9 @@
 
 use borsh::BorshDeserialize;
 use paystreams_lez_core::{
-    clock::{clock_program_id, ClockAccountData, CLOCK_ACCOUNT_IDS, CLOCK_CADENCES},
-    program::Program,
     Account, AccountPostState, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+    clock::{CLOCK_ACCOUNT_IDS, CLOCK_CADENCES, ClockAccountData, clock_program_id},
+    program::Program,
 };
 
 use super::program_errors;
@@ -72,8 +72,9 @@ impl Program for ClockProgram {
         }
         let previous = records.first().copied().unwrap_or_default();
         if timestamp_ms < previous.timestamp_ms {
-            return Err(ClockError::TimestampRegression
-                .with(format_args!("{timestamp_ms} ms < {} ms", previous.timestamp_ms)));
+            return Err(
+                ClockError::TimestampRegression.with(format_args!("{timestamp_ms} ms < {} ms", previous.timestamp_ms))
+            );
         }
         let current = previous.block_id.checked_add(1).ok_or(ClockError::BlockIdOverflow)?;
         let update = borsh::to_vec(&ClockAccountData { block_id: current, timestamp_ms }).unwrap_or_default();

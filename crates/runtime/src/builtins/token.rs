@@ -16,10 +16,10 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
-    program::Program,
-    token::{token_program_id, TokenDefinition, TokenHolding, TokenInstruction, TOKEN_NAME_MAX_LEN},
     Account, AccountId, AccountPostState, AccountWithMetadata, Claim, ProgramError, ProgramId, ProgramInput,
     ProgramOutput,
+    program::Program,
+    token::{TOKEN_NAME_MAX_LEN, TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
 };
 
 use super::program_errors;
@@ -183,7 +183,8 @@ impl TokenProgram {
         let from_balance = from_balance.checked_sub(amount).ok_or_else(|| {
             TokenError::InsufficientBalance.with(format_args!("balance {from_balance}, amount {amount}"))
         })?;
-        let to_balance = to_balance.checked_add(amount).ok_or_else(|| TokenError::SupplyOverflow.with(to.account_id))?;
+        let to_balance =
+            to_balance.checked_add(amount).ok_or_else(|| TokenError::SupplyOverflow.with(to.account_id))?;
         let from_account =
             Account { data: encode(&TokenHolding::Fungible { definition_id, balance: from_balance }), ..from.account };
         let to_account =
@@ -206,7 +207,8 @@ impl TokenProgram {
             Some(_) => return Err(TokenError::DefinitionMismatch.with(holding.account_id)),
             None => 0,
         };
-        let total_supply = total_supply.checked_add(amount).ok_or_else(|| TokenError::SupplyOverflow.with("total supply"))?;
+        let total_supply =
+            total_supply.checked_add(amount).ok_or_else(|| TokenError::SupplyOverflow.with("total supply"))?;
         let balance = balance.checked_add(amount).ok_or_else(|| TokenError::SupplyOverflow.with(holding.account_id))?;
         let definition_account =
             Account { data: encode(&TokenDefinition::Fungible { name, total_supply }), ..definition.account };

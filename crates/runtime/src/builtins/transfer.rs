@@ -10,8 +10,8 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
-    program::Program, transfer::authenticated_transfer_program_id, AccountId, AccountPostState,
-    AccountWithMetadata, Claim, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+    AccountId, AccountPostState, AccountWithMetadata, Claim, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+    program::Program, transfer::authenticated_transfer_program_id,
 };
 
 use super::program_errors;
@@ -87,9 +87,13 @@ impl AuthenticatedTransferProgram {
             TransferError::InsufficientBalance.with(format_args!("balance {}, amount {amount}", from.balance))
         })?;
         let mut to = recipient.account;
-        to.balance = to.balance.checked_add(amount).ok_or_else(|| TransferError::BalanceOverflow.with(recipient.account_id))?;
+        to.balance =
+            to.balance.checked_add(amount).ok_or_else(|| TransferError::BalanceOverflow.with(recipient.account_id))?;
         Ok(ProgramOutput {
-            post_states: vec![AccountPostState::new(from), AccountPostState::new_claimed_if_default(to, Claim::Authorized)],
+            post_states: vec![
+                AccountPostState::new(from),
+                AccountPostState::new_claimed_if_default(to, Claim::Authorized),
+            ],
             chained_calls: vec![],
             events: vec![encode(&NativeEvent::Transferred {
                 from: sender.account_id,

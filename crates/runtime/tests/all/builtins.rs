@@ -1,15 +1,15 @@
 //! The builtin programs: native transfer and initialisation, tokens, the clock.
 
 use paystreams_lez_core::{
-    clock::{clock_program_id, ClockAccountData, CLOCK_01_ACCOUNT_ID, CLOCK_10_ACCOUNT_ID, CLOCK_50_ACCOUNT_ID},
-    token::{token_program_id, TokenDefinition, TokenHolding, TokenInstruction},
-    transfer::transfer_instruction,
     AccountId,
+    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_10_ACCOUNT_ID, CLOCK_50_ACCOUNT_ID, ClockAccountData, clock_program_id},
+    token::{TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
+    transfer::transfer_instruction,
 };
-use paystreams_runtime::{genesis, BlockContext, ReceiptEvent, Runtime, StateView as _};
+use paystreams_runtime::{BlockContext, ReceiptEvent, Runtime, StateView as _, genesis};
 use proptest::prelude::*;
 
-use crate::common::{key, native, Harness};
+use crate::common::{Harness, key, native};
 
 fn harness() -> Harness {
     Harness::new(&[(key(1).account_id(), 1000), (key(2).account_id(), 1000)], &[])
@@ -38,7 +38,8 @@ fn initialise_claims_a_fresh_account_which_can_then_receive_without_signing() {
     assert_eq!(applied.receipt.events, vec![ReceiptEvent::NativeAccountInitialized { account: fresh.account_id() }]);
     let account = h.account(&fresh.account_id());
     assert_eq!((account.program_owner, account.balance, account.nonce), (native(), 0, 1));
-    h.call(native(), vec![key(1).account_id(), fresh.account_id()], transfer_instruction(10), &[&key(1)]).expect("credit");
+    h.call(native(), vec![key(1).account_id(), fresh.account_id()], transfer_instruction(10), &[&key(1)])
+        .expect("credit");
     assert_eq!(h.account(&fresh.account_id()).balance, 10);
     // Initialising twice, or without a signature, fails.
     h.reject(native(), vec![fresh.account_id()], transfer_instruction(0), &[&fresh], 2004);
@@ -85,7 +86,10 @@ fn tokens_create_mint_and_transfer_to_a_fresh_holding() {
         }]
     );
     assert_eq!(h.account(&fresh.account_id()).program_owner, token_program_id());
-    assert_eq!(holding(&h, &fresh.account_id()), TokenHolding::Fungible { definition_id: definition.account_id(), balance: 400 });
+    assert_eq!(
+        holding(&h, &fresh.account_id()),
+        TokenHolding::Fungible { definition_id: definition.account_id(), balance: 400 }
+    );
     assert_eq!(holding(&h, &supply.account_id()).balance(), 1_100);
     // ...and then receives without signing.
     h.call(token_program_id(), vec![supply.account_id(), fresh.account_id()], transfer, &[&supply]).expect("again");
@@ -101,11 +105,15 @@ fn token_accounts_initialise_and_refuse_mismatched_definitions() {
     let (a_def, a_supply, b_def, b_supply, empty) = (key(20), key(21), key(23), key(24), key(25));
     for (def, supply) in [(&a_def, &a_supply), (&b_def, &b_supply)] {
         let create = TokenInstruction::NewFungibleDefinition { name: "T".into(), total_supply: 10 }.to_bytes();
-        h.call(token_program_id(), vec![def.account_id(), supply.account_id()], create, &[def, supply]).expect("create");
+        h.call(token_program_id(), vec![def.account_id(), supply.account_id()], create, &[def, supply])
+            .expect("create");
     }
     let init = TokenInstruction::InitializeAccount.to_bytes();
     h.call(token_program_id(), vec![a_def.account_id(), empty.account_id()], init.clone(), &[&empty]).expect("init");
-    assert_eq!(holding(&h, &empty.account_id()), TokenHolding::Fungible { definition_id: a_def.account_id(), balance: 0 });
+    assert_eq!(
+        holding(&h, &empty.account_id()),
+        TokenHolding::Fungible { definition_id: a_def.account_id(), balance: 0 }
+    );
     // Initialising against something that is not a definition fails.
     h.reject(token_program_id(), vec![key(1).account_id(), key(26).account_id()], init, &[&key(26)], 3006);
     let transfer = TokenInstruction::Transfer { amount: 1 }.to_bytes();
@@ -133,14 +141,19 @@ fn clock_cadence_over_a_hundred_blocks() {
         state.apply_diff(&diff);
         let last = |cadence: u64| {
             let b = block - block % cadence;
-            if b == 0 { ClockAccountData { block_id: 0, timestamp_ms: 7 } } else { ClockAccountData { block_id: b, timestamp_ms: 1_000 * b } }
+            if b == 0 {
+                ClockAccountData { block_id: 0, timestamp_ms: 7 }
+            } else {
+                ClockAccountData { block_id: b, timestamp_ms: 1_000 * b }
+            }
         };
         assert_eq!(clock(&state, &CLOCK_01_ACCOUNT_ID), last(1));
         assert_eq!(clock(&state, &CLOCK_10_ACCOUNT_ID), last(10));
         assert_eq!(clock(&state, &CLOCK_50_ACCOUNT_ID), last(50));
     }
     // Time never goes backwards (the same timestamp twice is fine).
-    let error = runtime.clock_update(&state, &BlockContext { block_id: 101, timestamp_ms: 99_999 }).expect_err("backwards");
+    let error =
+        runtime.clock_update(&state, &BlockContext { block_id: 101, timestamp_ms: 99_999 }).expect_err("backwards");
     assert_eq!(error.code(), 1051);
     runtime.clock_update(&state, &BlockContext { block_id: 101, timestamp_ms: 100_000 }).expect("same time");
 }
@@ -148,7 +161,8 @@ fn clock_cadence_over_a_hundred_blocks() {
 #[test]
 fn clock_update_needs_the_clock_accounts() {
     let runtime = Runtime::new();
-    let error = runtime.clock_update(&paystreams_runtime::State::new(), &BlockContext::default()).expect_err("no clock");
+    let error =
+        runtime.clock_update(&paystreams_runtime::State::new(), &BlockContext::default()).expect_err("no clock");
     assert_eq!(error.code(), 4002);
     assert_eq!(error.name(), "InvalidAccounts");
 }

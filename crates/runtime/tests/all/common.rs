@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use paystreams_lez_core::{
-    crypto::SecretKey, program::Program, transfer::authenticated_transfer_program_id, Account, AccountId,
-    AccountPostState, ProgramError, ProgramId, ProgramInput, ProgramOutput,
+    Account, AccountId, AccountPostState, ProgramError, ProgramId, ProgramInput, ProgramOutput, crypto::SecretKey,
+    program::Program, transfer::authenticated_transfer_program_id,
 };
-use paystreams_runtime::{genesis, Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError};
+use paystreams_runtime::{
+    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError, genesis,
+};
 
 pub type ProgramFn = fn(&ProgramInput<'_>) -> Result<ProgramOutput, ProgramError>;
 
@@ -70,7 +72,13 @@ impl Harness {
     }
 
     /// A transaction signed by `signers` with their current nonces.
-    pub fn tx(&self, program_id: ProgramId, account_ids: Vec<AccountId>, data: Vec<u8>, signers: &[&SecretKey]) -> Transaction {
+    pub fn tx(
+        &self,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Transaction {
         let nonces = signers.iter().map(|k| self.account(&k.account_id()).nonce).collect();
         Transaction::sign(Message { program_id, account_ids, nonces, instruction_data: data }, signers)
     }
@@ -102,7 +110,14 @@ impl Harness {
     }
 
     /// Asserts the call is refused with `code` and changes nothing.
-    pub fn reject(&mut self, program_id: ProgramId, account_ids: Vec<AccountId>, data: Vec<u8>, signers: &[&SecretKey], code: u32) -> TxError {
+    pub fn reject(
+        &mut self,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        data: Vec<u8>,
+        signers: &[&SecretKey],
+        code: u32,
+    ) -> TxError {
         let before = self.state.clone();
         let error = self.call(program_id, account_ids, data, signers).expect_err("transaction should be refused");
         assert_eq!(error.code(), code, "unexpected error: {error}");

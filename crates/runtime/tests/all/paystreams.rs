@@ -3,15 +3,15 @@
 
 use paystreams_lez_core::transfer::authenticated_transfer_program_id;
 use paystreams_program::{
+    Event,
     client::{self, VaultRef},
     instruction::ExtensionSettings,
     payment_streams_program_id,
     state::{StreamConfig, VaultConfig, VaultPrivacyTier},
-    Event,
 };
 use paystreams_runtime::{BlockContext, ReceiptEvent};
 
-use crate::common::{key, native, Harness};
+use crate::common::{Harness, key, native};
 
 fn advance(h: &mut Harness, seconds: u64) {
     h.ctx = BlockContext { block_id: h.ctx.block_id + 1, timestamp_ms: seconds * 1_000 };
@@ -28,16 +28,22 @@ fn vault_deposit_stream_and_claim() {
 
     let call = client::initialize_vault(&vault, VaultPrivacyTier::Public);
     let applied = h.call(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&owner]).expect("init");
-    assert!(matches!(applied.receipt.events.as_slice(), [ReceiptEvent::PaymentStreams { event: Event::VaultInitialized { .. } }]));
+    assert!(matches!(
+        applied.receipt.events.as_slice(),
+        [ReceiptEvent::PaymentStreams { event: Event::VaultInitialized { .. } }]
+    ));
     assert_eq!(h.account(&vault.config()).program_owner, payment_streams_program_id());
     assert_eq!(h.account(&vault.holding()).program_owner, payment_streams_program_id());
 
     let call = client::deposit(&vault, 1_000, authenticated_transfer_program_id(), None);
-    let applied = h.call(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&owner]).expect("deposit");
+    let applied =
+        h.call(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&owner]).expect("deposit");
     assert_eq!(
         applied.receipt.events,
         vec![
-            ReceiptEvent::PaymentStreams { event: Event::Deposited { owner: owner.account_id(), vault_id: 0, amount: 1_000 } },
+            ReceiptEvent::PaymentStreams {
+                event: Event::Deposited { owner: owner.account_id(), vault_id: 0, amount: 1_000 }
+            },
             ReceiptEvent::NativeTransfer { from: owner.account_id(), to: vault.holding(), amount: 1_000 },
         ]
     );
@@ -52,12 +58,15 @@ fn vault_deposit_stream_and_claim() {
 
     advance(&mut h, 150);
     let call = client::claim(&vault, 0, provider.account_id(), None, None);
-    let applied = h.call(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&provider]).expect("claim");
-    assert!(applied
-        .receipt
-        .events
-        .iter()
-        .any(|e| matches!(e, ReceiptEvent::PaymentStreams { event: Event::Claimed { amount: 100, .. } })));
+    let applied =
+        h.call(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&provider]).expect("claim");
+    assert!(
+        applied
+            .receipt
+            .events
+            .iter()
+            .any(|e| matches!(e, ReceiptEvent::PaymentStreams { event: Event::Claimed { amount: 100, .. } }))
+    );
     assert_eq!(h.account(&provider.account_id()).balance, 100);
     assert_eq!(h.account(&vault.holding()).balance, 900);
     assert_eq!(h.account(&provider.account_id()).program_owner, native());

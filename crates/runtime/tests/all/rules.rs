@@ -2,13 +2,13 @@
 //! with the rule's code and the state is untouched.
 
 use paystreams_lez_core::{
-    clock::{clock_program_id, CLOCK_01_ACCOUNT_ID},
+    AccountId, AccountPostState, AccountWithMetadata, ChainedCall, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramError,
+    ProgramInput, ProgramOutput,
+    clock::{CLOCK_01_ACCOUNT_ID, clock_program_id},
     transfer::transfer_instruction,
-    AccountId, AccountPostState, AccountWithMetadata, ChainedCall, Claim, PdaSeed, ProgramError, ProgramInput,
-    ProgramOutput, DATA_MAX_LENGTH,
 };
 
-use crate::common::{key, native, output, pid, unchanged, Harness, ProgramFn};
+use crate::common::{Harness, ProgramFn, key, native, output, pid, unchanged};
 
 type R = Result<ProgramOutput, ProgramError>;
 
@@ -55,13 +55,17 @@ fn printer(input: &ProgramInput<'_>) -> R {
 }
 
 fn claimer(input: &ProgramInput<'_>) -> R {
-    Ok(output(input.pre_states.iter().map(|a| AccountPostState::new_claimed(a.account.clone(), Claim::Authorized)).collect()))
+    Ok(output(
+        input.pre_states.iter().map(|a| AccountPostState::new_claimed(a.account.clone(), Claim::Authorized)).collect(),
+    ))
 }
 
 const SEED: PdaSeed = PdaSeed([5; 32]);
 
 fn pda_claimer(input: &ProgramInput<'_>) -> R {
-    Ok(output(input.pre_states.iter().map(|a| AccountPostState::new_claimed(a.account.clone(), Claim::Pda(SEED))).collect()))
+    Ok(output(
+        input.pre_states.iter().map(|a| AccountPostState::new_claimed(a.account.clone(), Claim::Pda(SEED))).collect(),
+    ))
 }
 
 fn wrong_count(_input: &ProgramInput<'_>) -> R {
@@ -122,7 +126,12 @@ fn recurser(input: &ProgramInput<'_>) -> R {
     let chained_calls = if n == 0 {
         vec![]
     } else {
-        vec![ChainedCall { program_id: input.self_program_id, pre_states: vec![], instruction_data: vec![n - 1], pda_seeds: vec![] }]
+        vec![ChainedCall {
+            program_id: input.self_program_id,
+            pre_states: vec![],
+            instruction_data: vec![n - 1],
+            pda_seeds: vec![],
+        }]
     };
     Ok(ProgramOutput { post_states: vec![], chained_calls, events: vec![] })
 }
@@ -299,14 +308,20 @@ fn forged_authorisation_in_a_chained_call_is_refused() {
     let (mut h, alice, bob) = harness();
     // Bob signs nothing: the program claims Alice authorised the transfer.
     let error = h.reject(pid("forger"), vec![alice, bob], vec![], &[&key(2)], 1041);
-    assert!(matches!(error, paystreams_runtime::TxError::InconsistentAuthorization { expected: false, given: true, .. }));
+    assert!(matches!(
+        error,
+        paystreams_runtime::TxError::InconsistentAuthorization { expected: false, given: true, .. }
+    ));
 }
 
 #[test]
 fn dropped_authorisation_in_a_chained_call_is_refused() {
     let (mut h, alice, bob) = harness();
     let error = h.reject(pid("dropper"), vec![alice, bob], vec![], &[&key(1)], 1041);
-    assert!(matches!(error, paystreams_runtime::TxError::InconsistentAuthorization { expected: true, given: false, .. }));
+    assert!(matches!(
+        error,
+        paystreams_runtime::TxError::InconsistentAuthorization { expected: true, given: false, .. }
+    ));
 }
 
 #[test]

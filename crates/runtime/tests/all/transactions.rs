@@ -3,9 +3,11 @@
 use paystreams_lez_core::{crypto::Signature, transfer::transfer_instruction};
 use paystreams_runtime::{Message, Transaction, WitnessSet};
 
-use crate::common::{key, native, pid, Harness, ProgramFn};
+use crate::common::{Harness, ProgramFn, key, native, pid};
 
-fn passthrough(input: &paystreams_lez_core::ProgramInput<'_>) -> Result<paystreams_lez_core::ProgramOutput, paystreams_lez_core::ProgramError> {
+fn passthrough(
+    input: &paystreams_lez_core::ProgramInput<'_>,
+) -> Result<paystreams_lez_core::ProgramOutput, paystreams_lez_core::ProgramError> {
     Ok(crate::common::output(crate::common::unchanged(input)))
 }
 
@@ -91,7 +93,8 @@ fn nonce_and_signature_counts_must_match() {
 #[test]
 fn a_key_may_sign_only_once() {
     let mut h = harness();
-    let message = Message { program_id: pid("passthrough"), account_ids: vec![], nonces: vec![0, 0], instruction_data: vec![] };
+    let message =
+        Message { program_id: pid("passthrough"), account_ids: vec![], nonces: vec![0, 0], instruction_data: vec![] };
     let tx = Transaction::sign(message, &[&key(1), &key(1)]);
     assert_eq!(h.submit(&tx).map_err(|e| e.code()).err(), Some(1014));
 }
@@ -100,9 +103,8 @@ fn a_key_may_sign_only_once() {
 fn every_signer_nonce_is_bumped_listed_or_not() {
     let mut h = harness();
     let (alice, bob, carol) = (key(1), key(2), key(3));
-    let applied = h
-        .call(pid("passthrough"), vec![alice.account_id()], vec![], &[&alice, &bob, &carol])
-        .expect("three signers");
+    let applied =
+        h.call(pid("passthrough"), vec![alice.account_id()], vec![], &[&alice, &bob, &carol]).expect("three signers");
     for k in [&alice, &bob, &carol] {
         assert_eq!(h.account(&k.account_id()).nonce, 1);
         assert!(applied.diff.accounts.contains_key(&k.account_id()));

@@ -403,7 +403,13 @@ impl Model {
 
     /// Loads a stream for a provider operation: existence first, then the provider check,
     /// then the fold.
-    fn provider_stream(&mut self, v: usize, s: u64, actor: usize, unauthorized: u32) -> Result<(&mut MVault, usize), u32> {
+    fn provider_stream(
+        &mut self,
+        v: usize,
+        s: u64,
+        actor: usize,
+        unauthorized: u32,
+    ) -> Result<(&mut MVault, usize), u32> {
         if actor == self.vault_owner[v] {
             return Err(code::DUPLICATE_ACCOUNT_IDS);
         }
