@@ -10,6 +10,7 @@
 //! seconds.
 
 pub mod chain_view;
+pub mod clock;
 pub mod types;
 pub mod views;
 
