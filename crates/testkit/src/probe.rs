@@ -137,11 +137,7 @@ pub fn emit_cfgs() {
         if tool.present() {
             println!("cargo::rustc-cfg={}", tool.cfg());
         } else if env::var(tool.require_var()).as_deref() == Ok("1") {
-            println!(
-                "cargo::error={}=1 but this machine lacks it: {}",
-                tool.require_var(),
-                tool.install_hint()
-            );
+            println!("cargo::error={}=1 but this machine lacks it: {}", tool.require_var(), tool.install_hint());
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod messages;
 pub mod proto;
 pub mod signing;
+pub mod varint;
 
 pub use messages::*;
 pub use signing::*;

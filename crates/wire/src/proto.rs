@@ -6,14 +6,15 @@
 //! lengths past the end of the buffer are errors. Writing: ascending field order, every field
 //! written, zero values included.
 
-use crate::WireError;
+use crate::{
+    WireError,
+    varint::{self, VarintError},
+};
 
 /// Wire type of varint fields.
 pub const WIRE_VARINT: u8 = 0;
 /// Wire type of length-delimited fields.
 pub const WIRE_LEN: u8 = 2;
-/// Longest varint encoding of a u64.
-const VARINT_MAX_BYTES: usize = 10;
 
 /// One decoded field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,22 +35,12 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
-        let mut value: u64 = 0;
-        for index in 0..VARINT_MAX_BYTES {
-            let (&byte, rest) = self.rest.split_first().ok_or(WireError::UnexpectedEof)?;
-            self.rest = rest;
-            let payload = u64::from(byte & 0x7f);
-            if index == VARINT_MAX_BYTES - 1 && byte > 1 {
-                return Err(WireError::VarintOverflow);
-            }
-            let shift = u32::try_from(index.checked_mul(7).ok_or(WireError::VarintOverflow)?)
-                .map_err(|_| WireError::VarintOverflow)?;
-            value |= payload.checked_shl(shift).ok_or(WireError::VarintOverflow)?;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(WireError::VarintOverflow)
+        let (value, rest) = varint::decode(self.rest).map_err(|e| match e {
+            VarintError::Truncated => WireError::UnexpectedEof,
+            VarintError::Overflow | VarintError::NotShortest => WireError::VarintOverflow,
+        })?;
+        self.rest = rest;
+        Ok(value)
     }
 
     /// The next field, or `None` at the end of the message.
@@ -94,16 +85,8 @@ impl Writer {
         Self::default()
     }
 
-    fn varint(&mut self, mut value: u64) {
-        loop {
-            let low = u8::try_from(value & 0x7f).unwrap_or(0);
-            value >>= 7;
-            if value == 0 {
-                self.out.push(low);
-                return;
-            }
-            self.out.push(low | 0x80);
-        }
+    fn varint(&mut self, value: u64) {
+        varint::encode(value, &mut self.out);
     }
 
     fn tag(&mut self, number: u32, wire_type: u8) {
