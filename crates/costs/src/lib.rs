@@ -40,7 +40,7 @@ use paystreams_program::{
     receipt::{DeliveryReceipt, ReceiptBody},
     state::VaultPrivacyTier,
 };
-use paystreams_runtime::{BlockContext, Message, Runtime, State, StateView as _, Transaction, WitnessSet};
+use paystreams_runtime::testkit::{LocalChain, Signing};
 
 /// The measured call: the program core processing one instruction.
 pub type Measure = fn(&PaymentStreamsProgram, ProgramInput<'_>) -> Result<ProgramOutput, StreamError>;
@@ -261,31 +261,21 @@ pub const fn event_kind(event: &Event) -> &'static str {
     }
 }
 
-/// A chain over the real runtime with a clock set in seconds. Transactions are signed with
-/// fixed auxiliary randomness, so every byte of every state is the same on every run.
-struct Chain {
-    runtime: Runtime,
-    state: State,
-    block_id: u64,
-    now_secs: u64,
-}
-
 /// Fixed BIP-340 auxiliary randomness: signatures, and so every state, are reproducible.
 const AUX_RAND: [u8; 32] = [0x5a; 32];
 
+/// The testkit chain with a clock set in seconds. Transactions are signed with fixed auxiliary
+/// randomness, so every byte of every state is the same on every run.
+struct Chain(LocalChain);
+
 impl Chain {
-    fn new(funded: &[(AccountId, u128)]) -> Self {
-        Self { runtime: Runtime::new(), state: paystreams_runtime::genesis(funded, 0), block_id: 0, now_secs: 0 }
+    fn new(funded: &[(AccountId, u128)]) -> Result<Self, String> {
+        let chain = LocalChain::new(funded, 0).map_err(|e| e.to_string())?;
+        Ok(Self(chain.with_signing(Signing::Fixed(AUX_RAND))))
     }
 
     fn set_time(&mut self, secs: u64) -> Result<(), String> {
-        self.block_id = self.block_id.checked_add(1).ok_or("block id overflow")?;
-        let timestamp_ms = secs.checked_mul(1000).ok_or("timestamp overflow")?;
-        let ctx = BlockContext { block_id: self.block_id, timestamp_ms };
-        let diff = self.runtime.clock_update(&self.state, &ctx).map_err(|e| e.to_string())?;
-        self.state.apply_diff(&diff);
-        self.now_secs = secs;
-        Ok(())
+        self.0.advance_to(secs).map_err(|e| e.to_string())
     }
 
     /// The pre-states the runtime hands the program: each listed account, authorised when it
@@ -294,12 +284,12 @@ impl Chain {
         let authorized: BTreeSet<AccountId> = signers.iter().map(SecretKey::account_id).collect();
         call.account_ids
             .iter()
-            .map(|id| AccountWithMetadata::new(*id, self.state.account(id), authorized.contains(id)))
+            .map(|id| AccountWithMetadata::new(*id, self.0.account(id), authorized.contains(id)))
             .collect()
     }
 
     fn submit(&mut self, call: &Call, signers: &[&SecretKey]) -> Result<(), String> {
-        self.submit_raw(call.program_id, &call.account_ids, call.instruction_data(), signers)
+        self.0.submit(call, signers).map(drop).map_err(|e| e.to_string())
     }
 
     /// Signs and applies one transaction; its diff is committed when it succeeds.
@@ -310,20 +300,10 @@ impl Chain {
         instruction_data: Vec<u8>,
         signers: &[&SecretKey],
     ) -> Result<(), String> {
-        let nonces = signers.iter().map(|key| self.state.account(&key.account_id()).nonce).collect();
-        let message = Message { program_id, account_ids: account_ids.to_vec(), nonces, instruction_data };
-        let hash = message.hash();
-        let signatures_and_public_keys =
-            signers.iter().map(|key| (key.sign_with_aux(&hash, &AUX_RAND), key.public_key())).collect();
-        let tx = Transaction { message, witness_set: WitnessSet { signatures_and_public_keys } };
-        let block_id = self.block_id.checked_add(1).ok_or("block id overflow")?;
-        let timestamp_ms = self.now_secs.checked_mul(1000).ok_or("timestamp overflow")?;
-        let applied = self
-            .runtime
-            .apply(&self.state, &tx, &BlockContext { block_id, timestamp_ms })
-            .map_err(|e| e.to_string())?;
-        self.state.apply_diff(&applied.diff);
-        Ok(())
+        self.0
+            .submit_raw(program_id, account_ids.to_vec(), instruction_data, signers)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn setup(self, call: Call, signers: &[&SecretKey]) -> Setup {
@@ -360,7 +340,7 @@ fn genesis() -> Result<(Chain, Actors), String> {
         (actors.owner.account_id(), 10_000_000),
         (actors.provider.account_id(), 0),
         (actors.recipient.account_id(), 0),
-    ]);
+    ])?;
     chain.set_time(T0)?;
     Ok((chain, actors))
 }

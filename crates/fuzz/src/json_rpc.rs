@@ -169,7 +169,7 @@ fn check_call(fx: &Fixture, request: &str) {
             Err(why) => panic!("the node admitted a transaction that fails {why}: {request}"),
         };
         let hash = tx.hash();
-        assert_eq!(object.get("result"), Some(&json!(hex_string(&hash))), "returned hash is not the transaction's");
+        assert_eq!(object.get("result"), Some(&json!(hex::encode(hash))), "returned hash is not the transaction's");
         match fx.chain.receipt(&hash) {
             Ok(Some(_)) => {}
             other => panic!("admitted transaction not committed under automine: {other:?}"),
@@ -190,10 +190,6 @@ fn check_call(fx: &Fixture, request: &str) {
         assert_eq!(fx.chain.state_root(), root, "state changed without an admitted transaction: {request}");
         assert_eq!(fx.chain.head_height(), height, "a block was produced without an admitted transaction: {request}");
     }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `transaction` parameter, positional or named, when it is a string.
@@ -294,7 +290,7 @@ fn value(fx: &Fixture, s: &mut Source<'_>, depth: u8) -> Value {
         4 => serde_json::Number::from_f64(f64::from(s.u32()) / 7.0).map_or(Value::Null, Value::Number),
         5 => json!(u64::from(s.byte() % 8)),
         6 => Value::String(account_id(fx, s).to_string()),
-        7 => Value::String(hex_string(&s.array::<32>())),
+        7 => Value::String(hex::encode(s.array::<32>())),
         8 => Value::String(s.interesting_u128().to_string()),
         9 => {
             let len = usize::from(s.byte() % 48);

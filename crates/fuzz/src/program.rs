@@ -25,7 +25,7 @@ use std::{
 use paystreams_lez_core::{
     Account, AccountId, AccountPostState, AccountWithMetadata, DATA_MAX_LENGTH, ProgramId, ProgramInput,
     clock::{CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
-    crypto::{SecretKey, Signature},
+    crypto::SecretKey,
     sha256,
     token::{TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
     transfer::{authenticated_transfer_program_id, transfer_instruction},
@@ -41,7 +41,8 @@ use paystreams_program::{
     },
 };
 use paystreams_runtime::{
-    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError, WitnessSet,
+    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError,
+    testkit::{LocalChain, Signing},
 };
 
 use crate::source::Source;
@@ -117,42 +118,38 @@ pub fn program(data: &[u8]) {
     let f = fixture();
     let mut s = Source::new(data);
     let flags = s.byte();
-    let (state, slots, now_secs) = build_state(f, &mut s);
-    let (message, signers) = build_message(f, &mut s, &state, &slots, now_secs);
-    let witness = WitnessSet {
-        signatures_and_public_keys: signers.iter().map(|k| (Signature([0; 64]), k.public_key())).collect(),
-    };
-    let tx = Transaction { message, witness_set: witness };
-    let ctx = BlockContext { block_id: 1, timestamp_ms: now_secs.saturating_mul(1000) };
+    let (chain, slots, now_secs) = build_chain(f, &mut s);
+    let state = chain.state();
+    let (message, signers) = build_message(f, &mut s, state, &slots, now_secs);
+    let tx = chain.signing().sign(message, &signers);
 
     let before = state.clone();
-    let result = f.runtime.apply_verified(&state, &tx, &ctx);
-    assert!(state == before, "executing a transaction changed the state it read");
+    let result = chain.execute(&tx);
+    assert!(*chain.state() == before, "executing a transaction changed the state it read");
 
     if tx.message.program_id == f.ps {
-        check_pure_program(f, &state, &tx, &result);
+        check_pure_program(f, state, &tx, &result);
     }
     match &result {
-        Ok(applied) => check_success(f, &state, &tx, applied, &slots),
+        Ok(applied) => check_success(f, state, &tx, applied, &slots),
         Err(error) => assert!(error.code() != 0, "error without a code: {error}"),
     }
     if flags.is_multiple_of(16) {
         // With real signatures the full check agrees with the trusted-signature path.
-        let hash = tx.message.hash();
-        let signed = Transaction {
-            witness_set: WitnessSet {
-                signatures_and_public_keys: signers
-                    .iter()
-                    .map(|k| (k.sign_with_aux(&hash, &[0x33; 32]), k.public_key()))
-                    .collect(),
-            },
-            message: tx.message.clone(),
-        };
-        let verified = f.runtime.apply_verified(&state, &signed, &ctx);
-        let full = f.runtime.apply(&state, &signed, &ctx);
+        let signed = Signing::Fixed([0x33; 32]).sign(tx.message.clone(), &signers);
+        let verified = chain.runtime().apply_verified(state, &signed, &chain.block());
+        let full = chain.runtime().apply(state, &signed, &chain.block());
         assert_eq!(full, verified, "apply and apply_verified disagree on a correctly signed transaction");
         assert_eq!(full.as_ref().map(|a| &a.diff), result.as_ref().map(|a| &a.diff), "signatures changed the outcome");
     }
+}
+
+/// The input's state as a chain at its clock time (in seconds, returned too), executing with
+/// trusted signatures.
+fn build_chain(f: &Fixture, s: &mut Source<'_>) -> (LocalChain, Vec<VaultSlot>, u64) {
+    let (state, slots, now_secs) = build_state(f, s);
+    let block = BlockContext { block_id: 1, timestamp_ms: now_secs.saturating_mul(1000) };
+    (LocalChain::from_state(f.runtime.clone(), state, block).with_signing(Signing::Trusted), slots, now_secs)
 }
 
 fn amount(s: &mut Source<'_>) -> u128 {
@@ -715,14 +712,10 @@ pub fn applied_kind(data: &[u8]) -> Option<String> {
     let f = fixture();
     let mut s = Source::new(data);
     let _flags = s.byte();
-    let (state, slots, now_secs) = build_state(f, &mut s);
-    let (message, signers) = build_message(f, &mut s, &state, &slots, now_secs);
-    let witness = WitnessSet {
-        signatures_and_public_keys: signers.iter().map(|k| (Signature([0; 64]), k.public_key())).collect(),
-    };
-    let tx = Transaction { message, witness_set: witness };
-    let ctx = BlockContext { block_id: 1, timestamp_ms: now_secs.saturating_mul(1000) };
-    f.runtime.apply_verified(&state, &tx, &ctx).ok()?;
+    let (chain, slots, now_secs) = build_chain(f, &mut s);
+    let (message, signers) = build_message(f, &mut s, chain.state(), &slots, now_secs);
+    let tx = chain.signing().sign(message, &signers);
+    chain.execute(&tx).ok()?;
     let program = &tx.message.program_id;
     Some(if *program == f.ps {
         borsh::from_slice::<Instruction>(&tx.message.instruction_data)

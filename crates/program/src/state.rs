@@ -16,6 +16,16 @@ pub const DEFAULT_VERSION: u8 = 1;
 pub const STREAM_VERSION_EXTENDED: u8 = 2;
 /// Token id of the chain's native token.
 pub const NATIVE_TOKEN_ID: [u8; 32] = [0; 32];
+
+/// How events and views name a token: "native" or the token definition id in base58.
+#[must_use]
+pub fn token_label(token_id: &[u8; 32]) -> String {
+    if *token_id == NATIVE_TOKEN_ID {
+        "native".to_owned()
+    } else {
+        paystreams_lez_core::AccountId(*token_id).to_string()
+    }
+}
 /// Encoded size of [`VaultConfig`].
 pub const VAULT_CONFIG_LEN: usize = 98;
 /// Encoded size of [`VaultHolding`].

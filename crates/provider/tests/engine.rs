@@ -123,7 +123,9 @@ async fn claims_on_threshold_on_close_and_claim_all() {
     let stream = w.create_stream(10, 5000).await;
     assert_ok(&w.prove(&session, stream).await);
     let provider_balance = |w: &World| {
-        w.chain.with_inner(|i| i.state.get(&w.provider_key.account_id()).map_or(0, |a| a.balance)).expect("read")
+        w.chain
+            .with_inner(|i| i.chain.state().get(&w.provider_key.account_id()).map_or(0, |a| a.balance))
+            .expect("read")
     };
     let before = provider_balance(&w);
     w.advance(50).await; // 500 accrued, under the 1000 threshold

@@ -5,25 +5,17 @@
 //! and decoded vault and stream views folded at head time. [`ChainWriter`] submits a program
 //! call signed by the given keys and reports inclusion or the runtime's refusal.
 //!
-//! [`InMemoryChain`] implements both over a shared [`State`] driven by the real
-//! [`Runtime`], so tests apply real transactions. An RPC-backed implementation maps
+//! `InMemoryChain` (feature `testkit`) implements both over the runtime's in-memory
+//! `LocalChain`, so tests apply real transactions. An RPC-backed implementation maps
 //! `getLastBlockId`/`getBlock` to [`ChainView::head`], `getVault`/`getStream` to the views and
 //! `sendTransaction` + `getTransactionReceipt` to [`ChainWriter::submit`].
 
-use std::{
-    fmt,
-    future::Future,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{fmt, future::Future};
 
-use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_program::client::Call;
-use paystreams_runtime::{BlockContext, Message, ReceiptEvent, Runtime, State, StateView as _, Transaction};
 
-use crate::{
-    types::{EventNotification, HexHash, StreamView, VaultView},
-    views,
-};
+use crate::types::{HexHash, StreamView, VaultView};
 
 /// The chain as last observed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,193 +110,189 @@ pub trait ChainWriter: Send + Sync {
     ) -> impl Future<Output = Result<SubmitOutcome, ChainError>> + Send;
 }
 
-/// Shared state behind [`InMemoryChain`].
-#[derive(Debug)]
-pub struct InMemoryInner {
-    pub runtime: Runtime,
-    pub state: State,
-    pub height: u64,
-    pub timestamp_ms: u64,
-    /// What [`ChainHead::observed_at_ms`] reports; follows the chain clock unless frozen.
-    pub observed_at_ms: Option<u64>,
-    /// Every payment-stream event committed so far, in order.
-    pub events: Vec<EventNotification>,
-}
+#[cfg(any(test, feature = "testkit"))]
+pub use in_memory::{InMemoryChain, InMemoryInner};
 
-/// A single-writer chain in memory over the real runtime, shared by clones. Every submitted
-/// transaction is executed and committed in the current block at once; [`InMemoryChain::advance_to`]
-/// opens a new block at a later time (running the clock program, as the sequencer does).
-#[derive(Clone, Debug)]
-pub struct InMemoryChain {
-    inner: Arc<Mutex<InMemoryInner>>,
-    program_id: ProgramId,
-}
+/// The in-memory chain (feature `testkit`): the runtime's [`LocalChain`] shared behind a lock,
+/// plus what an RPC view adds (observation time, the event log).
+///
+/// [`LocalChain`]: paystreams_runtime::testkit::LocalChain
+#[cfg(any(test, feature = "testkit"))]
+mod in_memory {
+    use std::sync::{Arc, Mutex, MutexGuard};
 
-impl InMemoryChain {
-    /// Genesis with native balances at chain time `time_secs`.
-    ///
-    /// # Errors
-    /// When `time_secs` overflows milliseconds.
-    pub fn new(funded: &[(AccountId, u128)], time_secs: u64) -> Result<Self, ChainError> {
-        let timestamp_ms = secs_to_ms(time_secs)?;
-        let inner = InMemoryInner {
-            runtime: Runtime::new(),
-            state: paystreams_runtime::genesis(funded, timestamp_ms),
-            height: 0,
-            timestamp_ms,
-            observed_at_ms: None,
-            events: Vec::new(),
-        };
-        Ok(Self { inner: Arc::new(Mutex::new(inner)), program_id: paystreams_program::payment_streams_program_id() })
+    use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
+    use paystreams_program::client::Call;
+    use paystreams_runtime::{ReceiptEvent, testkit::LocalChain};
+
+    use super::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome};
+    use crate::{
+        types::{EventNotification, HexHash, StreamView, VaultView},
+        views,
+    };
+
+    /// Shared state behind [`InMemoryChain`]; public so tests can inspect or tamper.
+    #[derive(Debug)]
+    pub struct InMemoryInner {
+        /// Runtime, state and current block.
+        pub chain: LocalChain,
+        /// What [`ChainHead::observed_at_ms`] reports; follows the chain clock unless frozen.
+        pub observed_at_ms: Option<u64>,
+        /// Every payment-stream event committed so far, in order.
+        pub events: Vec<EventNotification>,
     }
 
-    /// The payment-streams program id views are read under.
-    #[must_use]
-    pub const fn program_id(&self) -> ProgramId {
-        self.program_id
+    /// A single-writer chain in memory over the real runtime, shared by clones. Every submitted
+    /// transaction is executed and committed in the current block at once;
+    /// [`InMemoryChain::advance_to`] opens a new block at a later time (running the clock
+    /// program, as the sequencer does).
+    #[derive(Clone, Debug)]
+    pub struct InMemoryChain {
+        inner: Arc<Mutex<InMemoryInner>>,
+        program_id: ProgramId,
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, InMemoryInner>, ChainError> {
-        self.inner.lock().map_err(|_| ChainError::Internal("in-memory chain lock poisoned".into()))
+    fn chain_error(error: impl std::fmt::Display) -> ChainError {
+        ChainError::Internal(error.to_string())
     }
 
-    /// Runs `f` with the shared state (tests use it to inspect or tamper).
-    ///
-    /// # Errors
-    /// A poisoned lock.
-    pub fn with_inner<R>(&self, f: impl FnOnce(&mut InMemoryInner) -> R) -> Result<R, ChainError> {
-        Ok(f(&mut *self.lock()?))
-    }
-
-    /// Current chain time in seconds.
-    ///
-    /// # Errors
-    /// A poisoned lock.
-    pub fn now_secs(&self) -> Result<u64, ChainError> {
-        Ok(self.lock()?.timestamp_ms / 1000)
-    }
-
-    /// Opens the next block at `time_secs` (never earlier than now).
-    ///
-    /// # Errors
-    /// Time going backwards, overflow, or the clock update being refused.
-    pub fn advance_to(&self, time_secs: u64) -> Result<(), ChainError> {
-        let timestamp_ms = secs_to_ms(time_secs)?;
-        let mut inner = self.lock()?;
-        if timestamp_ms < inner.timestamp_ms {
-            return Err(ChainError::Internal(format!("time would go backwards to {time_secs} s")));
+    impl InMemoryChain {
+        /// Genesis with native balances at chain time `time_secs`.
+        ///
+        /// # Errors
+        /// When `time_secs` overflows milliseconds.
+        pub fn new(funded: &[(AccountId, u128)], time_secs: u64) -> Result<Self, ChainError> {
+            let chain = LocalChain::new(funded, time_secs).map_err(chain_error)?;
+            let inner = InMemoryInner { chain, observed_at_ms: None, events: Vec::new() };
+            Ok(Self {
+                inner: Arc::new(Mutex::new(inner)),
+                program_id: paystreams_program::payment_streams_program_id(),
+            })
         }
-        let height = inner.height.checked_add(1).ok_or_else(|| ChainError::Internal("height overflow".into()))?;
-        let ctx = BlockContext { block_id: height, timestamp_ms };
-        let diff = inner
-            .runtime
-            .clock_update(&inner.state, &ctx)
-            .map_err(|e| ChainError::Internal(format!("clock update refused: {} {}", e.code(), e.name())))?;
-        inner.state.apply_diff(&diff);
-        inner.height = height;
-        inner.timestamp_ms = timestamp_ms;
-        Ok(())
-    }
 
-    /// Opens the next block `seconds` later.
-    ///
-    /// # Errors
-    /// As [`InMemoryChain::advance_to`].
-    pub fn advance_by(&self, seconds: u64) -> Result<(), ChainError> {
-        let now = self.now_secs()?;
-        let target = now.checked_add(seconds).ok_or_else(|| ChainError::Internal("time overflow".into()))?;
-        self.advance_to(target)
-    }
+        /// The payment-streams program id views are read under.
+        #[must_use]
+        pub const fn program_id(&self) -> ProgramId {
+            self.program_id
+        }
 
-    /// Freezes (or with `None`, unfreezes) the reported observation time, to simulate a lagging
-    /// view.
-    ///
-    /// # Errors
-    /// A poisoned lock.
-    pub fn set_observed_at_ms(&self, observed_at_ms: Option<u64>) -> Result<(), ChainError> {
-        self.lock()?.observed_at_ms = observed_at_ms;
-        Ok(())
-    }
+        fn lock(&self) -> Result<MutexGuard<'_, InMemoryInner>, ChainError> {
+            self.inner.lock().map_err(|_| ChainError::Internal("in-memory chain lock poisoned".into()))
+        }
 
-    /// Events committed at index `from` and later (an index into the full event log).
-    ///
-    /// # Errors
-    /// A poisoned lock.
-    pub fn events_since(&self, from: usize) -> Result<Vec<EventNotification>, ChainError> {
-        Ok(self.lock()?.events.get(from..).map(<[_]>::to_vec).unwrap_or_default())
-    }
+        /// Runs `f` with the shared state (tests use it to inspect or tamper).
+        ///
+        /// # Errors
+        /// A poisoned lock.
+        pub fn with_inner<R>(&self, f: impl FnOnce(&mut InMemoryInner) -> R) -> Result<R, ChainError> {
+            Ok(f(&mut *self.lock()?))
+        }
 
-    /// Executes and commits a call signed by `signers`, synchronously.
-    ///
-    /// # Errors
-    /// A poisoned lock (a refused transaction is [`SubmitOutcome::Failed`]).
-    pub fn submit_now(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
-        let mut inner = self.lock()?;
-        let nonces = signers.iter().map(|k| inner.state.account(&k.account_id()).nonce).collect();
-        let message = Message {
-            program_id: call.program_id,
-            account_ids: call.account_ids.clone(),
-            nonces,
-            instruction_data: call.instruction_data(),
-        };
-        let tx = Transaction::sign(message, signers);
-        let ctx = BlockContext { block_id: inner.height, timestamp_ms: inner.timestamp_ms };
-        match inner.runtime.apply(&inner.state, &tx, &ctx) {
-            Ok(applied) => {
-                inner.state.apply_diff(&applied.diff);
-                let tx_hash = HexHash(applied.receipt.tx_hash);
-                let events: Vec<paystreams_program::Event> = applied
-                    .receipt
-                    .events
-                    .into_iter()
-                    .filter_map(|e| match e {
-                        ReceiptEvent::PaymentStreams { event } => Some(event),
-                        _ => None,
-                    })
-                    .collect();
-                let (block_id, timestamp_ms) = (inner.height, inner.timestamp_ms);
-                inner.events.extend(events.iter().map(|event| EventNotification {
-                    block_id,
-                    timestamp_ms,
-                    tx_hash,
-                    event: event.clone(),
-                }));
-                Ok(SubmitOutcome::Included { tx_hash, block_id, events })
+        /// Current chain time in seconds.
+        ///
+        /// # Errors
+        /// A poisoned lock.
+        pub fn now_secs(&self) -> Result<u64, ChainError> {
+            Ok(self.lock()?.chain.now_secs())
+        }
+
+        /// Opens the next block at `time_secs` (never earlier than now).
+        ///
+        /// # Errors
+        /// Time going backwards, overflow, or the clock update being refused.
+        pub fn advance_to(&self, time_secs: u64) -> Result<(), ChainError> {
+            self.lock()?.chain.advance_to(time_secs).map_err(chain_error)
+        }
+
+        /// Opens the next block `seconds` later.
+        ///
+        /// # Errors
+        /// As [`InMemoryChain::advance_to`].
+        pub fn advance_by(&self, seconds: u64) -> Result<(), ChainError> {
+            self.lock()?.chain.advance_by(seconds).map_err(chain_error)
+        }
+
+        /// Freezes (or with `None`, unfreezes) the reported observation time, to simulate a
+        /// lagging view.
+        ///
+        /// # Errors
+        /// A poisoned lock.
+        pub fn set_observed_at_ms(&self, observed_at_ms: Option<u64>) -> Result<(), ChainError> {
+            self.lock()?.observed_at_ms = observed_at_ms;
+            Ok(())
+        }
+
+        /// Events committed at index `from` and later (an index into the full event log).
+        ///
+        /// # Errors
+        /// A poisoned lock.
+        pub fn events_since(&self, from: usize) -> Result<Vec<EventNotification>, ChainError> {
+            Ok(self.lock()?.events.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+        }
+
+        /// Executes and commits a call signed by `signers`, synchronously.
+        ///
+        /// # Errors
+        /// A poisoned lock (a refused transaction is [`SubmitOutcome::Failed`]).
+        pub fn submit_now(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+            let mut inner = self.lock()?;
+            match inner.chain.submit(call, signers) {
+                Ok(applied) => {
+                    let tx_hash = HexHash(applied.receipt.tx_hash);
+                    let events: Vec<paystreams_program::Event> = applied
+                        .receipt
+                        .events
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            ReceiptEvent::PaymentStreams { event } => Some(event),
+                            _ => None,
+                        })
+                        .collect();
+                    let block = inner.chain.block();
+                    inner.events.extend(events.iter().map(|event| EventNotification {
+                        block_id: block.block_id,
+                        timestamp_ms: block.timestamp_ms,
+                        tx_hash,
+                        event: event.clone(),
+                    }));
+                    Ok(SubmitOutcome::Included { tx_hash, block_id: block.block_id, events })
+                }
+                Err(e) => Ok(SubmitOutcome::Failed { code: e.code(), name: e.name().to_owned() }),
             }
-            Err(e) => Ok(SubmitOutcome::Failed { code: e.code(), name: e.name().to_owned() }),
         }
     }
-}
 
-fn secs_to_ms(secs: u64) -> Result<u64, ChainError> {
-    secs.checked_mul(1000).ok_or_else(|| ChainError::Internal(format!("{secs} s overflows milliseconds")))
-}
+    impl ChainView for InMemoryChain {
+        async fn head(&self) -> Result<ChainHead, ChainError> {
+            let inner = self.lock()?;
+            Ok(ChainHead {
+                height: inner.chain.height(),
+                time_secs: inner.chain.now_secs(),
+                observed_at_ms: inner.observed_at_ms.unwrap_or_else(|| inner.chain.timestamp_ms()),
+            })
+        }
 
-impl ChainView for InMemoryChain {
-    async fn head(&self) -> Result<ChainHead, ChainError> {
-        let inner = self.lock()?;
-        Ok(ChainHead {
-            height: inner.height,
-            time_secs: inner.timestamp_ms / 1000,
-            observed_at_ms: inner.observed_at_ms.unwrap_or(inner.timestamp_ms),
-        })
+        async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
+            let inner = self.lock()?;
+            Ok(views::vault_view(inner.chain.state(), &self.program_id, owner, vault_id))
+        }
+
+        async fn stream(
+            &self,
+            owner: &AccountId,
+            vault_id: u64,
+            stream_id: u64,
+        ) -> Result<Option<StreamView>, ChainError> {
+            let inner = self.lock()?;
+            let now = inner.chain.now_secs();
+            Ok(views::stream_view(inner.chain.state(), &self.program_id, owner, vault_id, stream_id, now))
+        }
     }
 
-    async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
-        let inner = self.lock()?;
-        Ok(views::vault_view(&inner.state, &self.program_id, owner, vault_id))
-    }
-
-    async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
-        let inner = self.lock()?;
-        let now = inner.timestamp_ms / 1000;
-        Ok(views::stream_view(&inner.state, &self.program_id, owner, vault_id, stream_id, now))
-    }
-}
-
-impl ChainWriter for InMemoryChain {
-    async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
-        self.submit_now(call, signers)
+    impl ChainWriter for InMemoryChain {
+        async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+            self.submit_now(call, signers)
+        }
     }
 }
 

@@ -11,11 +11,7 @@ use paystreams_runtime::StateView;
 
 use crate::types::{Amount, ExtensionsView, StreamView, VaultView};
 
-/// "native" or the token definition id in base58.
-#[must_use]
-pub fn token_label(token_id: &[u8; 32]) -> String {
-    if *token_id == [0; 32] { "native".to_owned() } else { AccountId(*token_id).to_string() }
-}
+pub use paystreams_program::state::token_label;
 
 /// Reads and decodes a vault config; `None` if absent or not a vault.
 pub fn read_vault_config(

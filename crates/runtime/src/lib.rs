@@ -17,6 +17,8 @@ mod error;
 pub mod receipt;
 mod runtime;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transaction;
 
 use paystreams_lez_core::{

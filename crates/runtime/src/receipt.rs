@@ -114,14 +114,23 @@ impl From<TokenEvent> for ReceiptEvent {
     }
 }
 
-mod hex32 {
+/// Serde for a 32-byte value as 64 lowercase hex digits: `#[serde(with = "hex32")]`.
+pub mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+    /// Writes the bytes as lowercase hex.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(value: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&hex::encode(value))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+    /// Reads exactly 32 bytes of hex (either case).
+    ///
+    /// # Errors
+    /// Text that is not hex or not 32 bytes long.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
         let text = <String as Deserialize>::deserialize(deserializer)?;
         let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
         bytes.try_into().map_err(|_| serde::de::Error::custom("expected 32 hex bytes"))

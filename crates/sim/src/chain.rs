@@ -1,19 +1,23 @@
-//! A one-writer local chain over the real runtime: genesis, one block per step, the clock
-//! advanced before each transaction, transactions signed by deterministic keys.
+//! The simulator's chain: the runtime's testkit chain ([`LocalChain`]) with one block per step,
+//! the clock advanced before each transaction, transactions signed by deterministic keys, and
+//! decoded reads of vaults and streams.
 //!
-//! This is the only module that talks to `paystreams-runtime`, so the simulator and the
-//! state-machine test share exactly one way of building and applying transactions.
+//! This is the only module of the simulator that talks to `paystreams-runtime`, so the simulator
+//! and the state-machine test share exactly one way of building and applying transactions.
 
 use paystreams_lez_core::{
     Account, AccountId, ProgramId,
-    crypto::{PublicKey, SecretKey, Signature},
+    crypto::{PublicKey, SecretKey},
     sha256,
 };
 use paystreams_program::{
     client::{Call, VaultRef},
     state::{StreamConfig, VaultConfig, decode},
 };
-use paystreams_runtime::{BlockContext, Message, Runtime, State, StateView as _, Transaction, WitnessSet};
+use paystreams_runtime::{
+    BlockContext, Runtime,
+    testkit::{self, LocalChain, LocalChainError, Signer},
+};
 
 /// A deterministic key: secret = SHA-256(`paystreams-sim/` + label). Labels are scenario names
 /// (`alice`) or derived labels (`alice/USDX` for a token holding).
@@ -33,12 +37,26 @@ impl Key {
     ///
     /// # Errors
     /// When the digest is not a valid secp256k1 scalar (probability about 2^-128).
-    pub fn derive(label: &str) -> Result<Self, ChainError> {
+    pub fn derive(label: &str) -> Result<Self, KeyDerivationError> {
         let digest = sha256(&[KEY_PREFIX.as_bytes(), label.as_bytes()]);
         let secret = SecretKey::from_bytes(&digest)
-            .map_err(|e| ChainError::Internal(format!("key for {label:?} is unusable: {e}")))?;
+            .map_err(|e| KeyDerivationError { label: label.to_owned(), reason: e.to_string() })?;
         let public = secret.public_key();
         Ok(Self { label: label.to_owned(), id: public.account_id(), secret, public })
+    }
+}
+
+impl Signer for Key {
+    fn secret_key(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    fn account_id(&self) -> AccountId {
+        self.id
     }
 }
 
@@ -49,11 +67,12 @@ pub struct TxFailure {
     pub name: String,
 }
 
-/// Failures that are not a transaction's own outcome.
+/// A scenario name whose derived key is unusable.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-pub enum ChainError {
-    #[error("internal simulator error: {0}")]
-    Internal(String),
+#[error("internal simulator error: key for {label:?} is unusable: {reason}")]
+pub struct KeyDerivationError {
+    pub label: String,
+    pub reason: String,
 }
 
 /// How transactions are authorised.
@@ -66,56 +85,35 @@ pub enum Signing {
     Skip,
 }
 
-/// The chain: runtime, state, and the current block.
+/// The chain: the testkit's local chain starting at time 0, one block per step.
 pub struct Chain {
-    runtime: Runtime,
-    state: State,
-    block_id: u64,
-    timestamp_ms: u64,
-    signing: Signing,
+    chain: LocalChain,
 }
 
 impl Chain {
     /// Genesis with the given native balances (accounts owned by authenticated transfer).
     #[must_use]
     pub fn new(balances: &[(AccountId, u128)], signing: Signing) -> Self {
-        Self {
-            runtime: Runtime::new(),
-            state: paystreams_runtime::genesis(balances, 0),
-            block_id: 0,
-            timestamp_ms: 0,
-            signing,
-        }
+        let signing = match signing {
+            Signing::Real => testkit::Signing::Real,
+            Signing::Skip => testkit::Signing::Trusted,
+        };
+        let genesis = paystreams_runtime::genesis(balances, 0);
+        Self { chain: LocalChain::from_state(Runtime::new(), genesis, BlockContext::default()).with_signing(signing) }
     }
 
     /// Opens the next block at `t` seconds: the clock accounts then read `t`.
     ///
     /// # Errors
     /// When `t` goes backwards, overflows milliseconds, or the runtime refuses the clock update.
-    pub fn advance_to(&mut self, t: u64) -> Result<(), ChainError> {
-        let timestamp_ms =
-            t.checked_mul(1000).ok_or_else(|| ChainError::Internal(format!("t = {t} s overflows milliseconds")))?;
-        if timestamp_ms < self.timestamp_ms {
-            return Err(ChainError::Internal(format!("time went backwards to {t} s")));
-        }
-        self.block_id = self.block_id.checked_add(1).ok_or_else(|| ChainError::Internal("block id overflow".into()))?;
-        self.timestamp_ms = timestamp_ms;
-        let diff = self
-            .runtime
-            .clock_update(&self.state, &self.context())
-            .map_err(|e| ChainError::Internal(format!("clock update refused: {} {}", e.code(), e.name())))?;
-        self.state.apply_diff(&diff);
-        Ok(())
-    }
-
-    fn context(&self) -> BlockContext {
-        BlockContext { block_id: self.block_id, timestamp_ms: self.timestamp_ms }
+    pub fn advance_to(&mut self, t: u64) -> Result<(), LocalChainError> {
+        self.chain.advance_to(t)
     }
 
     /// Current chain time in seconds.
     #[must_use]
     pub const fn now(&self) -> u64 {
-        self.timestamp_ms / 1000
+        self.chain.now_secs()
     }
 
     /// Submits a program call signed by `signers` in the current block.
@@ -137,27 +135,8 @@ impl Chain {
         instruction_data: Vec<u8>,
         signers: &[&Key],
     ) -> Result<(), TxFailure> {
-        let nonces = signers.iter().map(|k| self.account(&k.id).nonce).collect();
-        let message = Message { program_id, account_ids, nonces, instruction_data };
-        let result = match self.signing {
-            Signing::Real => {
-                let secrets: Vec<&SecretKey> = signers.iter().map(|k| &k.secret).collect();
-                let tx = Transaction::sign(message, &secrets);
-                self.runtime.apply(&self.state, &tx, &self.context())
-            }
-            Signing::Skip => {
-                let witness_set = WitnessSet {
-                    signatures_and_public_keys: signers.iter().map(|k| (Signature([0; 64]), k.public)).collect(),
-                };
-                let tx = Transaction { message, witness_set };
-                self.runtime.apply_verified(&self.state, &tx, &self.context())
-            }
-        };
-        match result {
-            Ok(applied) => {
-                self.state.apply_diff(&applied.diff);
-                Ok(())
-            }
+        match self.chain.submit_raw(program_id, account_ids, instruction_data, signers) {
+            Ok(_) => Ok(()),
             Err(e) => Err(TxFailure { code: e.code(), name: e.name().to_owned() }),
         }
     }
@@ -165,7 +144,7 @@ impl Chain {
     /// The account at `id` (the default account when it was never touched).
     #[must_use]
     pub fn account(&self, id: &AccountId) -> Account {
-        self.state.account(id)
+        self.chain.account(id)
     }
 
     /// The vault config at the vault's PDA, if it holds one.

@@ -11,8 +11,9 @@ pub mod output;
 mod run;
 pub mod scenario;
 
-pub use chain::{Chain, ChainError, Key, Signing, TxFailure};
+pub use chain::{Chain, Key, KeyDerivationError, Signing, TxFailure};
 pub use output::{SimOutput, StepOutput};
+pub use paystreams_runtime::testkit::LocalChainError;
 pub use scenario::ScenarioError;
 
 /// Parses, validates and runs a scenario.

@@ -121,7 +121,7 @@ impl Runner {
         self.tokens
             .iter()
             .find(|(_, id)| *id == token_id)
-            .map_or_else(|| hex_string(token_id), |(name, _)| name.clone())
+            .map_or_else(|| hex::encode(token_id), |(name, _)| name.clone())
     }
 
     fn holding_key(&self, holder: &str, token_id: &[u8; 32]) -> Result<Key, ScenarioError> {
@@ -383,8 +383,4 @@ impl Runner {
         });
         StateOutput { balances, vaults, streams, token_balances }
     }
-}
-
-fn hex_string(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

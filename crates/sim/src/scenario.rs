@@ -223,18 +223,9 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// Exactly 64 hex digits, as 32 bytes.
 fn hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    hex_decode(text)?.try_into().ok()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
+    <[u8; 32] as hex::FromHex>::from_hex(text).ok()
 }
 
 struct StepParser {

@@ -10,7 +10,7 @@ use crate::{
     error::StreamError,
     event::Event,
     pda,
-    state::{DEFAULT_VERSION, NATIVE_TOKEN_ID, VaultConfig, VaultHolding, VaultPrivacyTier, encode},
+    state::{DEFAULT_VERSION, NATIVE_TOKEN_ID, VaultConfig, VaultHolding, VaultPrivacyTier, encode, token_label},
 };
 
 pub(crate) fn process(
@@ -82,11 +82,7 @@ pub(crate) fn process(
         owner: owner.account_id,
         vault_id,
         vault_config: config.account_id,
-        token_id: if native { "native".to_owned() } else { hex_token(&token_id) },
+        token_id: token_label(&token_id),
     });
     Ok(effects)
-}
-
-fn hex_token(token_id: &[u8; 32]) -> String {
-    paystreams_lez_core::AccountId(*token_id).to_string()
 }

@@ -168,7 +168,7 @@ fn clock_update_needs_the_clock_accounts() {
 }
 
 fn total_native(h: &Harness) -> u128 {
-    h.state.iter().map(|(_, a)| a.balance).sum()
+    h.chain.state().iter().map(|(_, a)| a.balance).sum()
 }
 
 proptest! {
@@ -187,9 +187,9 @@ proptest! {
         for (from, to, amount, recipient_signs) in transfers {
             let (from, to) = (&keys[usize::from(from)], &keys[usize::from(to)]);
             let signers: Vec<_> = if recipient_signs && from.account_id() != to.account_id() { vec![from, to] } else { vec![from] };
-            let before = h.state.clone();
+            let before = h.chain.state().clone();
             if h.call(native(), vec![from.account_id(), to.account_id()], transfer_instruction(amount), &signers).is_err() {
-                prop_assert_eq!(&h.state, &before);
+                prop_assert_eq!(h.chain.state(), &before);
             }
             prop_assert_eq!(total_native(&h), total);
         }

@@ -1,4 +1,4 @@
-//! Shared test harness: a chain over the real runtime plus a set of small (mostly malicious)
+//! Shared test harness: the testkit chain plus a set of small (mostly malicious)
 //! programs, each a plain function of its input.
 
 use std::sync::Arc;
@@ -7,9 +7,7 @@ use paystreams_lez_core::{
     Account, AccountId, AccountPostState, ProgramError, ProgramId, ProgramInput, ProgramOutput, crypto::SecretKey,
     program::Program, transfer::authenticated_transfer_program_id,
 };
-use paystreams_runtime::{
-    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError, genesis,
-};
+use paystreams_runtime::{Applied, Runtime, Transaction, TxError, testkit::LocalChain};
 
 pub type ProgramFn = fn(&ProgramInput<'_>) -> Result<ProgramOutput, ProgramError>;
 
@@ -51,24 +49,23 @@ pub fn output(post_states: Vec<AccountPostState>) -> ProgramOutput {
     ProgramOutput { post_states, chained_calls: vec![], events: vec![] }
 }
 
+/// The testkit chain with the test programs installed, plus assertions on refusals.
 pub struct Harness {
-    pub runtime: Runtime,
-    pub state: State,
-    pub ctx: BlockContext,
+    pub chain: LocalChain,
 }
 
 impl Harness {
-    /// Genesis with `funded` native balances and the given test programs installed.
+    /// Genesis at 1 s with `funded` native balances and the given test programs installed.
     pub fn new(funded: &[(AccountId, u128)], programs: &[(&str, ProgramFn)]) -> Self {
         let mut runtime = Runtime::new();
         for (name, f) in programs {
             runtime = runtime.with_program(Arc::new(TestProgram { id: pid(name), f: *f }));
         }
-        Self { runtime, state: genesis(funded, 1_000), ctx: BlockContext { block_id: 1, timestamp_ms: 1_000 } }
+        Self { chain: LocalChain::new(funded, 1).expect("genesis time fits").with_runtime(runtime) }
     }
 
     pub fn account(&self, id: &AccountId) -> Account {
-        self.state.account(id)
+        self.chain.account(id)
     }
 
     /// A transaction signed by `signers` with their current nonces.
@@ -79,23 +76,17 @@ impl Harness {
         data: Vec<u8>,
         signers: &[&SecretKey],
     ) -> Transaction {
-        let nonces = signers.iter().map(|k| self.account(&k.account_id()).nonce).collect();
-        Transaction::sign(Message { program_id, account_ids, nonces, instruction_data: data }, signers)
+        self.chain.transaction(program_id, account_ids, data, signers)
     }
 
     /// Applies `tx`; commits on success. On failure checks that the state is untouched.
     pub fn submit(&mut self, tx: &Transaction) -> Result<Applied, TxError> {
-        let root = self.state.state_root();
-        match self.runtime.apply(&self.state, tx, &self.ctx) {
-            Ok(applied) => {
-                self.state.apply_diff(&applied.diff);
-                Ok(applied)
-            }
-            Err(e) => {
-                assert_eq!(self.state.state_root(), root, "a refused transaction changed state");
-                Err(e)
-            }
+        let root = self.chain.state().state_root();
+        let result = self.chain.apply(tx);
+        if result.is_err() {
+            assert_eq!(self.chain.state().state_root(), root, "a refused transaction changed state");
         }
+        result
     }
 
     pub fn call(
@@ -118,16 +109,16 @@ impl Harness {
         signers: &[&SecretKey],
         code: u32,
     ) -> TxError {
-        let before = self.state.clone();
+        let before = self.chain.state().clone();
         let error = self.call(program_id, account_ids, data, signers).expect_err("transaction should be refused");
         assert_eq!(error.code(), code, "unexpected error: {error}");
-        assert_eq!(self.state, before);
+        assert_eq!(self.chain.state(), &before);
         error
     }
 
     /// An account owned by `owner` with `balance`, written straight into state.
     pub fn put(&mut self, id: AccountId, owner: ProgramId, balance: u128) {
-        self.state.insert(id, Account { program_owner: owner, balance, data: vec![], nonce: 0 });
+        self.chain.put(id, Account { program_owner: owner, balance, data: vec![], nonce: 0 });
     }
 }
 

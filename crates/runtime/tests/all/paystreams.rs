@@ -9,14 +9,12 @@ use paystreams_program::{
     payment_streams_program_id,
     state::{StreamConfig, VaultConfig, VaultPrivacyTier},
 };
-use paystreams_runtime::{BlockContext, ReceiptEvent};
+use paystreams_runtime::ReceiptEvent;
 
 use crate::common::{Harness, key, native};
 
 fn advance(h: &mut Harness, seconds: u64) {
-    h.ctx = BlockContext { block_id: h.ctx.block_id + 1, timestamp_ms: seconds * 1_000 };
-    let diff = h.runtime.clock_update(&h.state, &h.ctx).expect("clock update");
-    h.state.apply_diff(&diff);
+    h.chain.advance_to(seconds).expect("clock update");
 }
 
 #[test]

@@ -22,9 +22,9 @@ fn a_bad_signature_is_refused() {
     let mut h = harness();
     let mut tx = h.tx(native(), vec![key(1).account_id(), key(2).account_id()], transfer_instruction(5), &[&key(1)]);
     tx.message.instruction_data = transfer_instruction(500);
-    let before = h.state.clone();
+    let before = h.chain.state().clone();
     assert_eq!(h.submit(&tx).map_err(|e| e.code()).err(), Some(1012));
-    assert_eq!(h.state, before);
+    assert_eq!(h.chain.state(), &before);
     // A zero signature as well.
     let witness_set = WitnessSet { signatures_and_public_keys: vec![(Signature([0; 64]), key(1).public_key())] };
     let tx = Transaction { message: tx.message, witness_set };
@@ -42,11 +42,14 @@ fn apply_verified_skips_only_the_signature_check() {
     };
     let witness_set = WitnessSet { signatures_and_public_keys: vec![(Signature([0; 64]), key(1).public_key())] };
     let tx = Transaction { message, witness_set };
-    let applied = h.runtime.apply_verified(&h.state, &tx, &h.ctx).expect("signatures trusted");
+    let applied = h.chain.runtime().apply_verified(h.chain.state(), &tx, &h.chain.block()).expect("signatures trusted");
     assert_eq!(applied.diff.accounts.len(), 2);
     let mut wrong_nonce = tx;
     wrong_nonce.message.nonces = vec![3];
-    assert_eq!(h.runtime.apply_verified(&h.state, &wrong_nonce, &h.ctx).map_err(|e| e.code()).err(), Some(1013));
+    assert_eq!(
+        h.chain.runtime().apply_verified(h.chain.state(), &wrong_nonce, &h.chain.block()).map_err(|e| e.code()).err(),
+        Some(1013)
+    );
 }
 
 #[test]
@@ -126,9 +129,9 @@ fn receipts_carry_the_transaction_hash() {
 fn an_overlay_lets_later_transactions_see_earlier_uncommitted_ones() {
     let h = harness();
     let (alice, bob) = (key(1), key(2));
-    let mut overlay = paystreams_runtime::Overlay::new(&h.state);
+    let mut overlay = paystreams_runtime::Overlay::new(h.chain.state());
     let first = h.tx(native(), vec![alice.account_id(), bob.account_id()], transfer_instruction(1000), &[&alice]);
-    let applied = h.runtime.apply(&overlay, &first, &h.ctx).expect("first");
+    let applied = h.chain.runtime().apply(&overlay, &first, &h.chain.block()).expect("first");
     overlay.apply_diff(&applied.diff);
     // Bob now holds 2000 in the overlay and can spend more than his committed balance.
     let second = Transaction::sign(
@@ -140,10 +143,13 @@ fn an_overlay_lets_later_transactions_see_earlier_uncommitted_ones() {
         },
         &[&bob],
     );
-    assert_eq!(h.runtime.apply(&h.state, &second, &h.ctx).map_err(|e| e.code()).err(), Some(2006));
-    let applied = h.runtime.apply(&overlay, &second, &h.ctx).expect("second sees the first");
+    assert_eq!(
+        h.chain.runtime().apply(h.chain.state(), &second, &h.chain.block()).map_err(|e| e.code()).err(),
+        Some(2006)
+    );
+    let applied = h.chain.runtime().apply(&overlay, &second, &h.chain.block()).expect("second sees the first");
     overlay.apply_diff(&applied.diff);
-    let mut state = h.state.clone();
+    let mut state = h.chain.state().clone();
     state.apply_diff(&overlay.into_diff());
     use paystreams_runtime::StateView as _;
     assert_eq!(state.account(&alice.account_id()).balance, 1500);

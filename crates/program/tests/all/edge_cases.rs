@@ -1,11 +1,8 @@
 //! Errors only corrupt state or unusual account lists can reach, and malformed instructions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_lez_core::AccountId;
 use paystreams_program::{StreamError, client, payment_streams_program_id};
-use paystreams_runtime::StateView as _;
 
 fn expect_code(result: Result<(), paystreams_runtime::TxError>, expected: StreamError) {
     match result {
@@ -42,7 +39,7 @@ fn wrong_account_counts_are_refused_everywhere() {
 #[test]
 fn corrupt_vault_data_is_refused() {
     let (mut chain, a, vault) = deposited(1);
-    let mut config = chain.state.account(&vault.config());
+    let mut config = chain.account(&vault.config());
     config.data.truncate(10);
     chain.put(vault.config(), config);
     chain.expect_err(deposit(&vault, 5), &[&a.owner], StreamError::InvalidAccountData);

@@ -1,9 +1,7 @@
 //! The four on-chain extensions: auto-pause, activation fee, automatic claim on provider close,
 //! delivery receipts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_program::{
     ExtensionSettings, StreamError,

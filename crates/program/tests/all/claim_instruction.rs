@@ -1,8 +1,6 @@
 //! Claim: the reference's main fixture and every error.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_program::{StreamError, client, state::StreamState};
 
 #[test]

@@ -5,8 +5,6 @@
 //! Accrual is simulated second by second when the elapsed time is small, and by the closed form
 //! `min(allocation, accrued + rate * Δt)` otherwise.
 
-#![allow(dead_code, reason = "shared by several test binaries that use different parts")]
-
 /// Elapsed time up to which accrual is simulated one second at a time.
 pub const STEPWISE_MAX_SECONDS: u64 = 5_000;
 
@@ -213,10 +211,6 @@ impl Model {
     pub fn new(native: Vec<u128>, vault_owner: Vec<usize>) -> Self {
         let vaults = vault_owner.iter().map(|_| None).collect();
         Self { now: 0, native, vault_owner, vaults }
-    }
-
-    pub fn next_stream_id(&self, v: usize) -> u64 {
-        self.vaults[v].as_ref().map_or(0, |vault| vault.streams.len() as u64)
     }
 
     /// Runs `f` on a copy and keeps the copy only on success (failed transactions change

@@ -1,7 +1,6 @@
-//! A small chain over the real runtime for instruction tests: genesis accounts, a clock the test
-//! sets in seconds, transactions built from `paystreams_program::client` calls.
-
-#![allow(dead_code, reason = "each test file uses a different subset")]
+//! The instruction tests' chain: the runtime's testkit chain with genesis accounts, a clock the
+//! test sets in seconds, transactions built from `paystreams_program::client` calls, and the
+//! assertions the tests share.
 
 use paystreams_lez_core::{
     Account, AccountId, ProgramId,
@@ -16,17 +15,15 @@ use paystreams_program::{
     payment_streams_program_id,
     state::{StreamConfig, VaultConfig, VaultPrivacyTier, decode, encode},
 };
-use paystreams_runtime::{BlockContext, Message, Runtime, State, StateDiff, StateView as _, Transaction, TxError};
+use paystreams_runtime::{TxError, testkit::LocalChain};
 
 pub fn key(name: &str) -> SecretKey {
     SecretKey::from_bytes(&sha256(&[b"paystreams-test/", name.as_bytes()])).expect("valid key")
 }
 
+/// The runtime's testkit chain, with the program tests' assertions.
 pub struct Chain {
-    pub runtime: Runtime,
-    pub state: State,
-    pub block_id: u64,
-    pub now_secs: u64,
+    chain: LocalChain,
 }
 
 pub const VAULT_ID: u64 = 1;
@@ -60,27 +57,21 @@ impl Chain {
             (a.provider_b.account_id(), 0),
             (a.recipient.account_id(), 0),
         ];
-        let state = paystreams_runtime::genesis(&funded, 0);
-        (Self { runtime: Runtime::new(), state, block_id: 0, now_secs: 0 }, a)
+        (Self { chain: LocalChain::new(&funded, 0).expect("genesis at time 0") }, a)
     }
 
     pub fn set_time(&mut self, secs: u64) {
-        self.block_id += 1;
-        self.now_secs = secs;
-        let ctx = BlockContext { block_id: self.block_id, timestamp_ms: secs * 1000 };
-        let diff = self.runtime.clock_update(&self.state, &ctx).expect("clock moves");
-        self.state.apply_diff(&diff);
+        self.chain.advance_to(secs).expect("clock moves");
     }
 
     /// Forces the clock backwards (the runtime's clock refuses; tests of the program's own
     /// monotonicity check need it).
     pub fn force_time(&mut self, secs: u64) {
         use paystreams_lez_core::clock::{CLOCK_01_ACCOUNT_ID, ClockAccountData};
-        let mut clock = self.state.account(&CLOCK_01_ACCOUNT_ID);
+        let mut clock = self.account(&CLOCK_01_ACCOUNT_ID);
         clock.data =
-            borsh::to_vec(&ClockAccountData { block_id: self.block_id, timestamp_ms: secs * 1000 }).expect("enc");
+            borsh::to_vec(&ClockAccountData { block_id: self.chain.height(), timestamp_ms: secs * 1000 }).expect("enc");
         self.put(CLOCK_01_ACCOUNT_ID, clock);
-        self.now_secs = secs;
     }
 
     pub fn exec_raw(
@@ -90,18 +81,11 @@ impl Chain {
         data: Vec<u8>,
         signers: &[&SecretKey],
     ) -> Result<(), TxError> {
-        let nonces = signers.iter().map(|k| self.state.account(&k.account_id()).nonce).collect();
-        let message = Message { program_id, account_ids, nonces, instruction_data: data };
-        let tx = Transaction::sign(message, signers);
-        let ctx = BlockContext { block_id: self.block_id + 1, timestamp_ms: self.now_secs * 1000 };
-        let before = self.state.clone();
-        match self.runtime.apply(&self.state, &tx, &ctx) {
-            Ok(applied) => {
-                self.state.apply_diff(&applied.diff);
-                Ok(())
-            }
+        let before = self.chain.state().clone();
+        match self.chain.submit_raw(program_id, account_ids, data, signers) {
+            Ok(_) => Ok(()),
             Err(error) => {
-                assert!(self.state == before, "a failed transaction changed state");
+                assert!(*self.chain.state() == before, "a failed transaction changed state");
                 Err(error)
             }
         }
@@ -114,13 +98,13 @@ impl Chain {
 
     /// Runs `call` and asserts it fails with program error `expected`, leaving state untouched.
     pub fn expect_err(&mut self, call: Call, signers: &[&SecretKey], expected: StreamError) {
-        let before = self.state.clone();
+        let before = self.chain.state().clone();
         let result = self.exec(call, signers);
         match result {
             Err(error) => assert_eq!(error.code(), expected.code(), "expected {expected}, got {error}"),
             Ok(()) => panic!("expected {expected}, but the transaction succeeded"),
         }
-        assert!(self.state == before, "failed transaction changed state");
+        assert!(*self.chain.state() == before, "failed transaction changed state");
     }
 
     pub fn ok(&mut self, call: Call, signers: &[&SecretKey]) {
@@ -129,26 +113,29 @@ impl Chain {
         }
     }
 
+    /// The account at `id` (the default account when it was never touched).
+    pub fn account(&self, id: &AccountId) -> Account {
+        self.chain.account(id)
+    }
+
     pub fn balance(&self, id: &AccountId) -> u128 {
-        self.state.account(id).balance
+        self.account(id).balance
     }
 
     pub fn vault_config(&self, vault: &VaultRef) -> VaultConfig {
-        decode(&self.state.account(&vault.config()).data).expect("vault config")
+        decode(&self.account(&vault.config()).data).expect("vault config")
     }
 
     pub fn stream(&self, vault: &VaultRef, stream_id: u64) -> StreamConfig {
-        decode(&self.state.account(&vault.stream(stream_id)).data).expect("stream config")
+        decode(&self.account(&vault.stream(stream_id)).data).expect("stream config")
     }
 
     pub fn put(&mut self, id: AccountId, account: Account) {
-        let mut diff = StateDiff::default();
-        diff.accounts.insert(id, account);
-        self.state.apply_diff(&diff);
+        self.chain.put(id, account);
     }
 
     pub fn patch_vault(&mut self, vault: &VaultRef, f: impl FnOnce(&mut VaultConfig)) {
-        let mut account = self.state.account(&vault.config());
+        let mut account = self.account(&vault.config());
         let mut config: VaultConfig = decode(&account.data).expect("vault");
         f(&mut config);
         account.data = encode(&config);
@@ -156,7 +143,7 @@ impl Chain {
     }
 
     pub fn patch_stream(&mut self, vault: &VaultRef, stream_id: u64, f: impl FnOnce(&mut StreamConfig)) {
-        let mut account = self.state.account(&vault.stream(stream_id));
+        let mut account = self.account(&vault.stream(stream_id));
         let mut stream: StreamConfig = decode(&account.data).expect("stream");
         f(&mut stream);
         account.data = encode(&stream);
@@ -164,7 +151,7 @@ impl Chain {
     }
 
     pub fn token_balance(&self, holding: &AccountId) -> u128 {
-        decode::<TokenHolding>(&self.state.account(holding).data).map_or(0, |h| h.balance())
+        decode::<TokenHolding>(&self.account(holding).data).map_or(0, |h| h.balance())
     }
 
     /// Creates a token whose definition key is `definition` with the whole `supply` in `holding`.

@@ -1,9 +1,7 @@
 //! Vaults of a non-native token: deposit, withdraw and claim move the token through the token
 //! program.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_program::{
     ExtensionSettings, StreamError,
     client::{self, VaultRef},

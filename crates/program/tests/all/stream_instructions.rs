@@ -1,15 +1,12 @@
 //! CreateStream, PauseStream, ResumeStream, TopUpStream, CloseStreamByOwner and
 //! CloseStreamByProvider: happy paths and every error, with the reference's worked numbers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_lez_core::{AccountId, clock::CLOCK_01_ACCOUNT_ID};
 use paystreams_program::{
     StreamError, client,
     state::{StreamConfig, StreamState},
 };
-use paystreams_runtime::StateView as _;
 
 fn state_of(stream: &StreamConfig) -> (u128, u128, StreamState, u64) {
     (stream.accrued, stream.allocation, stream.state, stream.accrued_as_of)
@@ -24,7 +21,7 @@ fn create_stream_writes_the_stream_and_allocates() {
     let stream = chain.stream(&vault, 0);
     assert_eq!((stream.version, stream.stream_id, stream.provider, stream.rate), (1, 0, a.provider.account_id(), 10));
     assert_eq!(state_of(&stream), (0, 200, StreamState::Active, 12_345));
-    assert_eq!(chain.state.account(&vault.stream(0)).data.len(), 90);
+    assert_eq!(chain.account(&vault.stream(0)).data.len(), 90);
     assert_eq!(chain.balance(&vault.holding()), 500);
 }
 
@@ -119,7 +116,7 @@ fn pause_errors() {
     });
     chain.expect_err(client::pause_stream(&vault, 0), &[&a.owner], StreamError::StreamExceedsAllocation);
     // Version 3 is not a layout this program knows: the stream does not decode.
-    let mut account = chain.state.account(&vault.stream(0));
+    let mut account = chain.account(&vault.stream(0));
     if let Some(first) = account.data.first_mut() {
         *first = 3;
     }

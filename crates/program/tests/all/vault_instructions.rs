@@ -1,14 +1,11 @@
 //! InitializeVault, Deposit, Withdraw and WithdrawToOwner: happy paths and every error.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_lez_core::{AccountId, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
     StreamError, client,
     state::{VaultHolding, VaultPrivacyTier, decode},
 };
-use paystreams_runtime::StateView as _;
 
 #[test]
 fn initialize_vault_writes_the_reference_layout_and_refuses_a_second_init() {
@@ -18,9 +15,9 @@ fn initialize_vault_writes_the_reference_layout_and_refuses_a_second_init() {
     let config = chain.vault_config(&vault);
     assert_eq!((config.version, config.owner, config.vault_id), (1, a.owner.account_id(), VAULT_ID));
     assert_eq!((config.next_stream_id, config.total_allocated, config.token_id), (0, 0, [0; 32]));
-    let holding: VaultHolding = decode(&chain.state.account(&vault.holding()).data).expect("holding");
+    let holding: VaultHolding = decode(&chain.account(&vault.holding()).data).expect("holding");
     assert_eq!(holding.version, 1);
-    assert_eq!(chain.state.account(&vault.config()).data.len(), 98);
+    assert_eq!(chain.account(&vault.config()).data.len(), 98);
     chain.expect_err(
         client::initialize_vault(&vault, VaultPrivacyTier::Public),
         &[&a.owner],
@@ -91,12 +88,12 @@ fn deposit_moves_native_funds_into_the_holding() {
 #[test]
 fn deposit_after_create_stream_leaves_allocations_alone() {
     let (mut chain, a, vault) = streaming(1, 10, 200);
-    let stream_before = chain.state.account(&vault.stream(0));
+    let stream_before = chain.account(&vault.stream(0));
     chain.ok(deposit(&vault, 50), &[&a.owner]);
     assert_eq!(chain.balance(&a.owner.account_id()), 450);
     assert_eq!(chain.balance(&vault.holding()), 550);
     assert_eq!(chain.vault_config(&vault).total_allocated, 200);
-    assert_eq!(chain.state.account(&vault.stream(0)), stream_before);
+    assert_eq!(chain.account(&vault.stream(0)), stream_before);
 }
 
 #[test]
@@ -117,7 +114,7 @@ fn deposit_errors() {
     chain.patch_vault(&vault, |c| c.owner = a.alt.account_id());
     chain.expect_err(deposit(&vault, 10), &[&a.owner], StreamError::VaultOwnerMismatch);
     chain.patch_vault(&vault, |c| c.owner = a.owner.account_id());
-    let mut holding = chain.state.account(&vault.holding());
+    let mut holding = chain.account(&vault.holding());
     holding.data = vec![2];
     chain.put(vault.holding(), holding);
     chain.expect_err(deposit(&vault, 10), &[&a.owner], StreamError::VersionMismatch);
