@@ -16,8 +16,11 @@ use paystreams_program::{
 };
 use paystreams_runtime::{
     BlockContext, Runtime,
-    testkit::{self, LocalChain, LocalChainError, Signer},
+    testkit::{LocalChain, LocalChainError, Signer},
 };
+
+/// How transactions are authorised (the runtime testkit's).
+pub use paystreams_runtime::testkit::Signing;
 
 /// A deterministic key: secret = SHA-256(`paystreams-sim/` + label). Labels are scenario names
 /// (`alice`) or derived labels (`alice/USDX` for a token holding).
@@ -75,29 +78,17 @@ pub struct KeyDerivationError {
     pub reason: String,
 }
 
-/// How transactions are authorised.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Signing {
-    /// Real BIP-340 signatures, verified by the runtime (the simulator).
-    Real,
-    /// Placeholder signatures with `apply_verified`: signature checking is tested elsewhere and
-    /// dominates the cost of a property test.
-    Skip,
-}
-
 /// The chain: the testkit's local chain starting at time 0, one block per step.
 pub struct Chain {
     chain: LocalChain,
 }
 
 impl Chain {
-    /// Genesis with the given native balances (accounts owned by authenticated transfer).
+    /// Genesis with the given native balances (accounts owned by authenticated transfer). The
+    /// simulator signs for real ([`Signing::Real`]); property tests may trust signatures
+    /// ([`Signing::Trusted`]), whose checking is tested elsewhere and dominates their cost.
     #[must_use]
     pub fn new(balances: &[(AccountId, u128)], signing: Signing) -> Self {
-        let signing = match signing {
-            Signing::Real => testkit::Signing::Real,
-            Signing::Skip => testkit::Signing::Trusted,
-        };
         let genesis = paystreams_runtime::genesis(balances, 0);
         Self { chain: LocalChain::from_state(Runtime::new(), genesis, BlockContext::default()).with_signing(signing) }
     }

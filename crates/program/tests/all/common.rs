@@ -15,7 +15,10 @@ use paystreams_program::{
     payment_streams_program_id,
     state::{StreamConfig, VaultConfig, VaultPrivacyTier, decode, encode},
 };
-use paystreams_runtime::{TxError, testkit::LocalChain};
+use paystreams_runtime::{
+    TxError,
+    testkit::{LocalChain, secs_to_ms},
+};
 
 pub fn key(name: &str) -> SecretKey {
     SecretKey::from_bytes(&sha256(&[b"paystreams-test/", name.as_bytes()])).expect("valid key")
@@ -69,8 +72,11 @@ impl Chain {
     pub fn force_time(&mut self, secs: u64) {
         use paystreams_lez_core::clock::{CLOCK_01_ACCOUNT_ID, ClockAccountData};
         let mut clock = self.account(&CLOCK_01_ACCOUNT_ID);
-        clock.data =
-            borsh::to_vec(&ClockAccountData { block_id: self.chain.height(), timestamp_ms: secs * 1000 }).expect("enc");
+        clock.data = borsh::to_vec(&ClockAccountData {
+            block_id: self.chain.height(),
+            timestamp_ms: secs_to_ms(secs).expect("ms"),
+        })
+        .expect("enc");
         self.put(CLOCK_01_ACCOUNT_ID, clock);
     }
 

@@ -417,7 +417,7 @@ fn predict(model: &mut Model, action: &Action) -> Expect {
 
 fn run_case(balances: &[u128], steps: &[Step]) -> Result<(), TestCaseError> {
     let genesis: Vec<(AccountId, u128)> = keys().iter().zip(balances).map(|(k, b)| (k.id, *b)).collect();
-    let mut harness = Harness { chain: Chain::new(&genesis, Signing::Skip), supply: balances.iter().sum() };
+    let mut harness = Harness { chain: Chain::new(&genesis, Signing::Trusted), supply: balances.iter().sum() };
     let mut model = Model::new(balances.to_vec(), VAULTS.iter().map(|(owner, _)| *owner).collect());
     let mut t: u64 = 1_000;
     for (i, step) in steps.iter().enumerate() {
