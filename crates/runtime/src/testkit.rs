@@ -168,9 +168,8 @@ impl LocalChain {
     /// # Errors
     /// As [`LocalChain::advance_to`].
     pub fn advance_by(&mut self, seconds: u64) -> Result<(), LocalChainError> {
-        let now = self.now_secs();
-        let target = now.checked_add(seconds).ok_or(LocalChainError::TimeOverflow { secs: u64::MAX })?;
-        self.advance_to(target)
+        // A saturated target overflows milliseconds too, and is refused as such.
+        self.advance_to(self.now_secs().saturating_add(seconds))
     }
 
     /// The current block.
