@@ -182,10 +182,12 @@ impl NodeHandle {
     }
 }
 
-/// Opens the storage a config asks for.
+/// Opens the storage a config asks for, converting a data dir of an older format (see
+/// [`FORMAT_VERSION`]). Blocking: async callers run it on a blocking thread, as [`start`] does.
 ///
 /// # Errors
-/// The data dir cannot be created or the database cannot be opened.
+/// The data dir cannot be created, or the database cannot be opened (held by another process,
+/// of a newer format, corrupt).
 pub fn open_storage(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Storage>> {
     let Some(dir) = data_dir else {
         return Ok(Arc::new(MemStorage::new()));

@@ -75,24 +75,23 @@ impl RpcServer {
         let chain = Arc::clone(&self.chain);
         Ok(tokio::task::spawn_blocking(move || work(&chain))
             .await
-            .map_err(|e| error(codes::STORAGE, format!("storage task failed: {e}")))??)
+            .map_err(|e| error(codes::STORAGE, format!("storage or block production task failed: {e}")))??)
     }
 
     /// Mines blocks on a blocking thread: `advance_ms` on the first, `count` in total.
     async fn mine(&self, count: u32, advance_ms: u64, max_txs: usize) -> RpcResult<BlockInfo> {
-        let chain = Arc::clone(&self.chain);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut last = None;
-            let mut advance = advance_ms;
-            for _ in 0..count {
-                last = Some(chain.produce_block(max_txs, advance)?);
-                advance = 0;
-            }
-            Ok::<_, NodeError>(last)
-        })
-        .await
-        .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
-        Ok(last_or_head(&self.chain, result.as_deref()))
+        let last = self
+            .blocking(move |chain| {
+                let mut last = None;
+                let mut advance = advance_ms;
+                for _ in 0..count {
+                    last = Some(chain.produce_block(max_txs, advance)?);
+                    advance = 0;
+                }
+                Ok(last)
+            })
+            .await?;
+        Ok(last_or_head(&self.chain, last.as_deref()))
     }
 }
 
@@ -133,10 +132,7 @@ impl PaystreamsApiServer for RpcServer {
                 format!("{count} transactions in one call; send at most {SEND_BATCH_MAX} per call"),
             ));
         }
-        let chain = Arc::clone(&self.chain);
-        let results = tokio::task::spawn_blocking(move || chain.submit_encoded_batch(&transactions))
-            .await
-            .map_err(|e| error(codes::STORAGE, format!("submission task failed: {e}")))?;
+        let results = self.blocking(move |chain| Ok(chain.submit_encoded_batch(&transactions))).await?;
         let outcomes: Vec<SubmitOutcome> = results
             .into_iter()
             .map(|result| match result {
@@ -152,15 +148,13 @@ impl PaystreamsApiServer for RpcServer {
             .collect();
         if self.automine {
             let pending: Vec<[u8; 32]> = outcomes.iter().filter_map(|o| o.hash.map(|h| h.0)).collect();
-            let chain = Arc::clone(&self.chain);
-            tokio::task::spawn_blocking(move || {
+            self.blocking(move |chain| {
                 while pending.iter().any(|hash| chain.is_pending(hash)) {
                     chain.produce_block(crate::chain::MAX_TXS_PER_BLOCK, 0)?;
                 }
-                Ok::<_, NodeError>(())
+                Ok(())
             })
-            .await
-            .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
+            .await?;
         }
         Ok(outcomes)
     }
