@@ -102,10 +102,8 @@ struct Chain {
 async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
-    let node =
-        paystreams_node::start(NodeConfig { keystore_dir: Some(keystore.clone()), ..NodeConfig::ephemeral_dev() })
-            .await
-            .expect("node");
+    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node");
+    paystreams_client::Keystore::open(&keystore).expect("keystore").save_dev_keys(node.dev_keys()).expect("dev keys");
     let client = Client::connect(&node.rpc_url()).expect("client");
     let user = node.dev_keys()[0].clone();
     client.init_vault(&user, 0, None).await.expect("vault");

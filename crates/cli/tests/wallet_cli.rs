@@ -1,5 +1,5 @@
 //! The `paystream` wallet commands, run as the real binary against an in-process node with a
-//! temporary keystore (the node writes its dev keys `dev-0`... there).
+//! temporary keystore (holding the node's dev keys `dev-0`...).
 
 use std::process::Output;
 
@@ -13,8 +13,11 @@ struct Env {
 
 async fn env() -> Env {
     let keystore = tempfile::tempdir().expect("tempdir");
-    let config = NodeConfig { keystore_dir: Some(keystore.path().to_path_buf()), ..NodeConfig::ephemeral_dev() };
-    let node = paystreams_node::start(config).await.expect("node starts");
+    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node starts");
+    paystreams_client::Keystore::open(keystore.path())
+        .expect("keystore")
+        .save_dev_keys(node.dev_keys())
+        .expect("dev keys");
     Env { node, keystore }
 }
 

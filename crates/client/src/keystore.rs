@@ -1,5 +1,5 @@
 //! A local keystore: one JSON file per named key in a directory, files at mode 0600 and the
-//! directory at 0700. The node writes its dev accounts here; the CLI and engines read it.
+//! directory at 0700. The CLI writes the node's dev accounts here; the CLI and engines read it.
 //!
 //! File `NAME.json`: `{"name", "secret_key" (hex), "public_key" (hex x-only), "account_id"
 //! (base58)}`. Writes go to a temporary file that is renamed into place, so a crash never leaves
@@ -205,6 +205,42 @@ impl Keystore {
         }
         keys.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(keys)
+    }
+
+    /// Saves a chain's dev keys as `dev-<i>`; an existing same-named file with another key is
+    /// kept and the new key goes to `dev-<i>-<first 8 chars of its id>`. Returns the name each
+    /// key is saved under, in order (a key with no free name is skipped, with a warning).
+    ///
+    /// # Errors
+    /// I/O failure while writing a key.
+    pub fn save_dev_keys(&self, keys: &[SecretKey]) -> Result<Vec<String>, KeystoreError> {
+        let mut names = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let id = key.account_id().to_string();
+            let short: String = id.chars().take(8).collect();
+            let mut saved = None;
+            for name in [format!("dev-{i}"), format!("dev-{i}-{short}")] {
+                match self.get(&name) {
+                    Ok(existing) if existing.key.to_bytes() == key.to_bytes() => {
+                        saved = Some(name);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(KeystoreError::NotFound { .. }) => {
+                        self.insert(&name, key)?;
+                        saved = Some(name);
+                        break;
+                    }
+                    // A corrupt file under this name: leave it alone and try the next name.
+                    Err(e) => tracing::warn!(name, error = %e, "keystore entry unreadable; not overwriting"),
+                }
+            }
+            match saved {
+                Some(name) => names.push(name),
+                None => tracing::warn!(account = %id, "no free keystore name for dev key {i}; not saved"),
+            }
+        }
+        Ok(names)
     }
 
     /// Finds a key by name or by base58 account id.

@@ -18,9 +18,9 @@ use jsonrpsee::RpcModule;
 use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id};
 use paystreams_node::{
     Chain, MemStorage, Storage as _,
+    block::{GenesisAccount, GenesisSpec},
     chain::{genesis_block, genesis_state},
     rpc::RpcServer,
-    storage::{GenesisAccount, GenesisSpec},
 };
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
 use paystreams_rpc::{PaystreamsApiServer as _, codes};

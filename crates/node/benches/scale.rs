@@ -43,9 +43,9 @@ use paystreams_lez_core::{
 };
 use paystreams_node::{
     Chain, RedbStorage, Storage,
-    chain::{MAX_TXS_PER_BLOCK, genesis_block, genesis_state, now_ms},
+    block::{GenesisAccount, GenesisSpec, Header, StoredBlock, transactions_root},
+    chain::{MAX_TXS_PER_BLOCK, genesis_block, genesis_state},
     index::StreamIndex,
-    storage::{GenesisAccount, GenesisSpec, Header, StoredBlock, transactions_root},
 };
 use paystreams_program::{
     client::{self, Call, VaultRef},
@@ -53,7 +53,7 @@ use paystreams_program::{
     payment_streams_program_id, pda,
     state::{NATIVE_TOKEN_ID, StreamConfig, StreamState, VAULT_CONFIG_LEN, VaultConfig, VaultPrivacyTier, decode},
 };
-use paystreams_rpc::TxStatus;
+use paystreams_rpc::{TxStatus, clock::wall_clock_ms};
 use paystreams_runtime::{BlockContext, Message, Overlay, Runtime, State, StateDiff, StateView as _, Transaction};
 
 /// Provider keys the streams pay.
@@ -272,7 +272,7 @@ fn build_templates(runtime: &Runtime, genesis: &GenesisSpec, per_vault: u64, own
     time += 60_000;
     apply_block(runtime, &mut state, &txs, time, &mut block);
     // Blocks kept coming until now: the head's time is the present, as on a live node.
-    apply_block(runtime, &mut state, &[], now_ms().saturating_sub(1_000).max(time), &mut block);
+    apply_block(runtime, &mut state, &[], wall_clock_ms().saturating_sub(1_000).max(time), &mut block);
     state
 }
 
@@ -349,7 +349,7 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
 
     let runtime = Runtime::new();
     // The setup happened two hours before the bench: streams have been accruing since.
-    let t0_ms = now_ms() - 2 * 3_600_000;
+    let t0_ms = wall_clock_ms() - 2 * 3_600_000;
     let genesis = GenesisSpec {
         timestamp_ms: t0_ms,
         accounts: vec![GenesisAccount { secret_key: treasury_key().to_bytes(), balance: SUPPLY }],
@@ -391,7 +391,7 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
         transactions_root: transactions_root(&[]),
     };
     let block = StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: 0 };
-    storage.commit_block(&block, &[], &StateDiff { accounts }).unwrap();
+    storage.commit_block(&block, &[], &StateDiff { accounts }, &StreamIndex::default()).unwrap();
     f.put("commit_s", started.elapsed().as_secs_f64());
     drop(storage);
     let size = std::fs::metadata(dir.join("chain.redb")).unwrap().len();

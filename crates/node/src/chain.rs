@@ -4,14 +4,14 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
 use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
     BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo, TxErrorInfo,
-    TxStatus, VaultView, views,
+    TxStatus, VaultView, clock::wall_clock_ms, views,
 };
 use paystreams_runtime::{
     BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TxError,
@@ -19,12 +19,11 @@ use paystreams_runtime::{
 use tokio::sync::broadcast;
 
 use crate::{
+    block::{GenesisAccount, GenesisSpec, Header, StoredBlock, StoredReceipt, transactions_root},
     index::StreamIndex,
     metrics::Metrics,
     root::Leaves,
-    storage::{
-        GenesisAccount, GenesisSpec, Header, Storage, StorageError, StoredBlock, StoredReceipt, transactions_root,
-    },
+    storage::{Storage, StorageError},
 };
 
 /// Most transactions waiting in the mempool. At the runtime's ~tens of thousands of tx/s this is
@@ -45,9 +44,9 @@ pub const LIST_MAX: usize = 10_000;
 /// Capacity of the committed-block broadcast; a subscriber further behind skips blocks.
 const BROADCAST_CAPACITY: usize = 1_024;
 
-/// Why the chain refused a request.
+/// Why the node refused a request or failed to produce a block.
 #[derive(Debug, thiserror::Error)]
-pub enum ChainError {
+pub enum NodeError {
     #[error("transaction rejected: {0}")]
     Rejected(TxError),
     #[error("transaction {0} was already submitted")]
@@ -104,12 +103,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Wall-clock Unix milliseconds (0 if the clock is before 1970).
-#[must_use]
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Builds the genesis state of a spec.
 #[must_use]
 pub fn genesis_state(spec: &GenesisSpec) -> State {
@@ -161,22 +154,22 @@ fn error_info(error: &TxError) -> TxErrorInfo {
 
 /// Decodes a transaction sent as base64 of its Borsh bytes, refusing oversized text before
 /// decoding it.
-fn decode_base64_transaction(encoded: &str) -> Result<Transaction, ChainError> {
+fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
     use base64::Engine as _;
     // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
     let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES.saturating_div(3).saturating_add(1).saturating_mul(4);
     if encoded.len() > max_chars {
-        return Err(ChainError::Rejected(TxError::TransactionTooLarge {
+        return Err(NodeError::Rejected(TxError::TransactionTooLarge {
             size: encoded.len().saturating_div(4).saturating_mul(3),
             max: paystreams_runtime::MAX_TRANSACTION_BYTES,
         }));
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|e| {
-        ChainError::Rejected(TxError::MalformedTransaction {
+        NodeError::Rejected(TxError::MalformedTransaction {
             detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
         })
     })?;
-    Transaction::decode(&bytes).map_err(ChainError::Rejected)
+    Transaction::decode(&bytes).map_err(NodeError::Rejected)
 }
 
 impl Chain {
@@ -185,7 +178,7 @@ impl Chain {
     ///
     /// # Errors
     /// Storage failures, or a stored state that does not match its head block's state root.
-    pub fn open(storage: Arc<dyn Storage>, dev_accounts: u32, dev_balance: u128) -> Result<Self, ChainError> {
+    pub fn open(storage: Arc<dyn Storage>, dev_accounts: u32, dev_balance: u128) -> Result<Self, NodeError> {
         let runtime = Runtime::new();
         let program_id = payment_streams_program_id();
         let (genesis, state, leaves, head, index) = if let Some(genesis) = storage.genesis()? {
@@ -203,7 +196,7 @@ impl Chain {
             let accounts = (0..dev_accounts)
                 .map(|_| GenesisAccount { secret_key: SecretKey::generate().to_bytes(), balance: dev_balance })
                 .collect();
-            let genesis = GenesisSpec { timestamp_ms: now_ms(), accounts };
+            let genesis = GenesisSpec { timestamp_ms: wall_clock_ms(), accounts };
             let state = genesis_state(&genesis);
             let head = genesis_block(&genesis, &state);
             storage.init(&genesis, &head, &state)?;
@@ -236,7 +229,7 @@ impl Chain {
         storage: &dyn Storage,
         head: &StoredBlock,
         program_id: &ProgramId,
-    ) -> Result<(State, Leaves, StreamIndex), ChainError> {
+    ) -> Result<(State, Leaves, StreamIndex), NodeError> {
         let height = head.header.height;
         let started = Instant::now();
         // The stored index is read while the accounts load (and their leaves are hashed).
@@ -316,33 +309,33 @@ impl Chain {
     /// Stateless checks, duplicate and capacity checks, then admission to the mempool.
     ///
     /// # Errors
-    /// [`ChainError::Rejected`] naming the failed check, [`ChainError::Duplicate`],
-    /// [`ChainError::MempoolFull`], or a storage failure.
-    pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], ChainError> {
+    /// [`NodeError::Rejected`] naming the failed check, [`NodeError::Duplicate`],
+    /// [`NodeError::MempoolFull`], or a storage failure.
+    pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
         let tx = Self::check(tx)?;
         self.admit(tx)
     }
 
     /// The stateless checks: structure and every signature. Needs no lock, so callers run it in
     /// parallel.
-    fn check(tx: Transaction) -> Result<Transaction, ChainError> {
-        tx.check_structure().map_err(ChainError::Rejected)?;
-        tx.verify_signatures().map_err(ChainError::Rejected)?;
+    fn check(tx: Transaction) -> Result<Transaction, NodeError> {
+        tx.check_structure().map_err(NodeError::Rejected)?;
+        tx.verify_signatures().map_err(NodeError::Rejected)?;
         Ok(tx)
     }
 
     /// Duplicate and capacity checks, then admission of a checked transaction.
-    fn admit(&self, tx: Transaction) -> Result<[u8; 32], ChainError> {
+    fn admit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
         let hash = tx.hash();
         if self.storage.receipt(&hash)?.is_some() {
-            return Err(ChainError::Duplicate(HexHash(hash)));
+            return Err(NodeError::Duplicate(HexHash(hash)));
         }
         let mut mempool = lock(&self.mempool);
         if mempool.pending.contains_key(&hash) {
-            return Err(ChainError::Duplicate(HexHash(hash)));
+            return Err(NodeError::Duplicate(HexHash(hash)));
         }
         if mempool.queue.len() >= MEMPOOL_MAX {
-            return Err(ChainError::MempoolFull);
+            return Err(NodeError::MempoolFull);
         }
         mempool.queue.push_back(hash);
         mempool.pending.insert(hash, tx);
@@ -354,18 +347,18 @@ impl Chain {
     ///
     /// # Errors
     /// As [`Chain::submit`], plus undecodable input.
-    pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], ChainError> {
+    pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], NodeError> {
         self.submit(decode_base64_transaction(encoded)?)
     }
 
     /// Submits a batch of base64 Borsh transactions: decodes and verifies them on every core in
     /// parallel, then admits the ones that passed in the given order. One result per input, in
     /// order; a refusal does not stop the rest. Blocks the calling thread while verifying.
-    pub fn submit_encoded_batch(&self, encoded: &[String]) -> Vec<Result<[u8; 32], ChainError>> {
+    pub fn submit_encoded_batch(&self, encoded: &[String]) -> Vec<Result<[u8; 32], NodeError>> {
         let threads =
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, encoded.len().max(1));
         let per_thread = encoded.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<Transaction, ChainError>> = std::thread::scope(|scope| {
+        let checked: Vec<Result<Transaction, NodeError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = encoded
                 .chunks(per_thread)
                 .map(|part| {
@@ -383,7 +376,7 @@ impl Chain {
                     handle.join().unwrap_or_else(|_| {
                         (0..len)
                             .map(|_| {
-                                Err(ChainError::Production("signature verification worker failed; resubmit".into()))
+                                Err(NodeError::Production("signature verification worker failed; resubmit".into()))
                             })
                             .collect()
                     })
@@ -405,7 +398,7 @@ impl Chain {
     /// # Errors
     /// Storage failure (the block is then discarded, its transactions go back to the mempool
     /// and the dev clock is not moved) or a failing clock update.
-    pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, ChainError> {
+    pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, NodeError> {
         let mut inner = lock(&self.inner);
         let batch: Vec<([u8; 32], Transaction)> = {
             let mut mempool = lock(&self.mempool);
@@ -414,9 +407,9 @@ impl Chain {
             hashes.into_iter().filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx))).collect()
         };
         let height =
-            inner.head.header.height.checked_add(1).ok_or_else(|| ChainError::Production("height overflow".into()))?;
+            inner.head.header.height.checked_add(1).ok_or_else(|| NodeError::Production("height overflow".into()))?;
         let time_offset_ms = inner.time_offset_ms.saturating_add(advance_ms);
-        let timestamp_ms = now_ms().saturating_add(time_offset_ms).max(inner.head.header.timestamp_ms);
+        let timestamp_ms = wall_clock_ms().saturating_add(time_offset_ms).max(inner.head.header.timestamp_ms);
         let ctx = BlockContext { block_id: height, timestamp_ms };
 
         let mut receipts = Vec::with_capacity(batch.len());
@@ -451,7 +444,7 @@ impl Chain {
             let clock = self.runtime.clock_update(&overlay, &ctx).map_err(|e| {
                 let message = format!("clock update of block {height} failed: {e}");
                 tracing::error!("{message}");
-                ChainError::Production(message)
+                NodeError::Production(message)
             });
             let clock = match clock {
                 Ok(clock) => clock,
@@ -494,7 +487,7 @@ impl Chain {
                 }
             }
         }
-        if let Err(e) = self.storage.commit_block_indexed(&block, &receipts, &diff, &added) {
+        if let Err(e) = self.storage.commit_block(&block, &receipts, &diff, &added) {
             inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
@@ -574,7 +567,7 @@ impl Chain {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, ChainError> {
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, NodeError> {
         Ok(self.storage.block(height)?)
     }
 
@@ -582,7 +575,7 @@ impl Chain {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn receipt(&self, hash: &[u8; 32]) -> Result<Option<ReceiptInfo>, ChainError> {
+    pub fn receipt(&self, hash: &[u8; 32]) -> Result<Option<ReceiptInfo>, NodeError> {
         if self.is_pending(hash) {
             return Ok(Some(ReceiptInfo {
                 hash: HexHash(*hash),
@@ -605,7 +598,7 @@ impl Chain {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, ChainError> {
+    pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, NodeError> {
         use base64::Engine as _;
         let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
         if let Some(tx) = lock(&self.mempool).pending.get(hash) {
@@ -649,12 +642,12 @@ impl Chain {
     /// Streams of an owner and/or a provider.
     ///
     /// # Errors
-    /// [`ChainError::InvalidArgument`] when neither is given.
+    /// [`NodeError::InvalidArgument`] when neither is given.
     pub fn streams(
         &self,
         owner: Option<&AccountId>,
         provider: Option<&AccountId>,
-    ) -> Result<Vec<StreamView>, ChainError> {
+    ) -> Result<Vec<StreamView>, NodeError> {
         let inner = lock(&self.inner);
         let now = inner.head.header.timestamp_ms.saturating_div(1000);
         let view = |o: &AccountId, v: u64, s: u64| views::stream_view(&inner.state, &self.program_id, o, v, s, now);
@@ -675,7 +668,7 @@ impl Chain {
                 keys
             }
             (None, None) => {
-                return Err(ChainError::InvalidArgument("give an owner, a provider or both".into()));
+                return Err(NodeError::InvalidArgument("give an owner, a provider or both".into()));
             }
         };
         Ok(keys.into_iter().filter_map(|(o, v, s)| view(&o, v, s)).take(LIST_MAX).collect())

@@ -1,6 +1,6 @@
 //! The embedded paystreams chain, shaped like LEZ's sequencer.
 //!
-//! [`start`] opens (or creates) the chain, writes the dev accounts into a keystore, serves the
+//! [`start`] opens (or creates) the chain, hands back its dev keys, serves the
 //! JSON-RPC API ([`paystreams_rpc::PaystreamsApi`]) over HTTP and WebSocket on one port with
 //! `/health` and `/metrics` beside it, and produces blocks every `block_time` or, with
 //! `automine`, one block per transaction.
@@ -10,6 +10,7 @@
 //! last step, so user transactions in block N read block N−1's time (as on LEZ). The block, its
 //! receipts and its account changes commit in one durable storage transaction.
 
+pub mod block;
 pub mod chain;
 mod http;
 pub mod index;
@@ -28,13 +29,12 @@ use std::{
 
 use anyhow::Context as _;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
-use paystreams_client::keystore::Keystore;
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_rpc::PaystreamsApiServer as _;
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use chain::{Chain, ChainError};
-pub use storage::{MemStorage, RedbStorage, Storage, StorageError};
+pub use chain::{Chain, NodeError};
+pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
 pub use verify::{VerifyError, VerifyReport, verify};
 
 /// Default JSON-RPC address (LEZ's sequencer port).
@@ -72,44 +72,51 @@ pub struct NodeConfig {
     /// Where the chain is stored; `None` keeps it in memory (gone on exit).
     pub data_dir: Option<PathBuf>,
     pub rpc_addr: SocketAddr,
+    /// Interval of timed blocks; must be positive unless `automine`.
     pub block_time: Duration,
     /// One block per transaction, mined as it arrives; no timed blocks.
     pub automine: bool,
     /// Enables `devAdvanceTime` and `devMine`.
     pub dev: bool,
-    /// Dev accounts created at genesis (first start only).
+    /// Dev accounts created at genesis (first start only). Their keys are
+    /// [`NodeHandle::dev_keys`]; saving them is the caller's business (the CLI writes them to its
+    /// keystore).
     pub dev_accounts: u32,
     pub dev_balance: u128,
-    /// Keystore the dev keys are written to (`dev-0`, ...); `None` writes none.
-    pub keystore_dir: Option<PathBuf>,
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
+impl NodeConfig {
+    /// A node storing its chain in `data_dir` (`None`: in memory), on [`DEFAULT_RPC_ADDR`], a
+    /// block a second, dev methods off, [`DEFAULT_DEV_ACCOUNTS`] accounts of
+    /// [`DEFAULT_DEV_BALANCE`].
+    #[must_use]
+    pub fn new(data_dir: Option<PathBuf>) -> Self {
         Self {
-            data_dir: Some(paystreams_client::keystore::default_home().join("chain")),
+            data_dir,
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 3040)),
             block_time: Duration::from_secs(1),
             automine: false,
             dev: false,
             dev_accounts: DEFAULT_DEV_ACCOUNTS,
             dev_balance: DEFAULT_DEV_BALANCE,
-            keystore_dir: None,
         }
     }
-}
 
-impl NodeConfig {
     /// In memory, on `127.0.0.1:0`, automine, dev methods on, 10 accounts of 1e9: for tests.
     #[must_use]
     pub fn ephemeral_dev() -> Self {
-        Self {
-            data_dir: None,
-            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            automine: true,
-            dev: true,
-            ..Self::default()
+        Self { rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)), automine: true, dev: true, ..Self::new(None) }
+    }
+
+    /// Refuses settings the node cannot run with, naming the flag to change.
+    ///
+    /// # Errors
+    /// A zero block time without automine.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !self.automine && self.block_time.is_zero() {
+            anyhow::bail!("the block time must be positive; pass e.g. --block-time 1s, or --automine");
         }
+        Ok(())
     }
 }
 
@@ -120,7 +127,6 @@ pub struct NodeHandle {
     server: ServerHandle,
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
-    dev_key_names: Vec<String>,
 }
 
 impl NodeHandle {
@@ -147,12 +153,6 @@ impl NodeHandle {
         self.chain.dev_keys()
     }
 
-    /// Keystore names the dev keys were saved under (empty without a keystore).
-    #[must_use]
-    pub fn dev_key_names(&self) -> &[String] {
-        &self.dev_key_names
-    }
-
     /// The chain, for in-process callers (tests, benchmarks).
     #[must_use]
     pub fn chain(&self) -> &Arc<Chain> {
@@ -176,13 +176,18 @@ impl NodeHandle {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Closing the database may write and fsync: off the executor.
+        let chain = self.chain;
+        let _ = tokio::task::spawn_blocking(move || drop(chain)).await;
     }
 }
 
-/// Opens the storage a config asks for.
+/// Opens the storage a config asks for, converting a data dir of an older format (see
+/// [`FORMAT_VERSION`]). Blocking: async callers run it on a blocking thread, as [`start`] does.
 ///
 /// # Errors
-/// The data dir cannot be created or the database cannot be opened.
+/// The data dir cannot be created, or the database cannot be opened (held by another process,
+/// of a newer format, corrupt).
 pub fn open_storage(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Storage>> {
     let Some(dir) = data_dir else {
         return Ok(Arc::new(MemStorage::new()));
@@ -196,49 +201,17 @@ pub fn open_storage(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Storage>>
     Ok(Arc::new(storage))
 }
 
-/// Saves the dev keys as `dev-<i>`; an existing same-named file with another key is kept and
-/// the new key goes to `dev-<i>-<first 8 chars of its id>`.
-fn save_dev_keys(dir: &Path, keys: &[SecretKey]) -> anyhow::Result<Vec<String>> {
-    let keystore = Keystore::open(dir).with_context(|| format!("cannot open keystore {}", dir.display()))?;
-    let mut names = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        let id = key.account_id().to_string();
-        let short: String = id.chars().take(8).collect();
-        let mut saved = None;
-        for name in [format!("dev-{i}"), format!("dev-{i}-{short}")] {
-            match keystore.get(&name) {
-                Ok(existing) if existing.key.to_bytes() == key.to_bytes() => {
-                    saved = Some(name);
-                    break;
-                }
-                Ok(_) => {}
-                Err(paystreams_client::keystore::KeystoreError::NotFound { .. }) => {
-                    keystore.insert(&name, key).with_context(|| format!("cannot save dev key {name}"))?;
-                    saved = Some(name);
-                    break;
-                }
-                // A corrupt file under this name: leave it alone and try the next name.
-                Err(e) => {
-                    tracing::warn!(name, error = %e, "keystore entry unreadable; not overwriting")
-                }
-            }
-        }
-        match saved {
-            Some(name) => names.push(name),
-            None => {
-                tracing::warn!(account = %id, "no free keystore name for dev key {i}; not saved")
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// Starts a node.
+/// Starts a node. Opening the storage (which may convert an older data dir) and loading the
+/// chain run on a blocking thread.
 ///
 /// # Errors
-/// Storage, keystore or listening failures, each naming the flag to change.
+/// Invalid config, storage or listening failures, each naming the flag to change.
 pub async fn start(config: NodeConfig) -> anyhow::Result<NodeHandle> {
-    let storage = open_storage(config.data_dir.as_deref())?;
+    config.check()?;
+    let data_dir = config.data_dir.clone();
+    let storage = tokio::task::spawn_blocking(move || open_storage(data_dir.as_deref()))
+        .await
+        .context("storage open task failed")??;
     start_with_storage(config, storage).await
 }
 
@@ -248,6 +221,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<NodeHandle> {
 /// # Errors
 /// As [`start`].
 pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -> anyhow::Result<NodeHandle> {
+    config.check()?;
     let chain = tokio::task::spawn_blocking({
         let (accounts, balance) = (config.dev_accounts, config.dev_balance);
         move || Chain::open(storage, accounts, balance)
@@ -256,10 +230,6 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
     .context("chain open task failed")?
     .context("cannot open the chain")?;
     let chain = Arc::new(chain);
-    let dev_key_names = match &config.keystore_dir {
-        Some(dir) => save_dev_keys(dir, chain.dev_keys())?,
-        None => vec![],
-    };
 
     let server_config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BODY_BYTES)
@@ -283,7 +253,7 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
     let (stop, mut stopped) = watch::channel(false);
     let producer = (!config.automine).then(|| {
         let chain = Arc::clone(&chain);
-        let block_time = config.block_time.max(Duration::from_millis(1));
+        let block_time = config.block_time;
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(block_time);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -305,5 +275,5 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
         })
     });
     tracing::info!(%addr, height = chain.head_height(), "paystreams node listening");
-    Ok(NodeHandle { addr, chain, server, stop, producer, dev_key_names })
+    Ok(NodeHandle { addr, chain, server, stop, producer })
 }

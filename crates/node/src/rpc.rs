@@ -14,7 +14,7 @@ use paystreams_rpc::{
 };
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::chain::{Chain, ChainError, CommittedBlock, DEV_MINE_MAX, block_info};
+use crate::chain::{Chain, CommittedBlock, DEV_MINE_MAX, NodeError, block_info};
 
 /// Most account ids one `getAccountsNonces` call may name.
 pub const NONCES_MAX: usize = 1_000;
@@ -27,18 +27,18 @@ fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message.into(), None::<()>)
 }
 
-impl From<ChainError> for ErrorObjectOwned {
-    fn from(e: ChainError) -> Self {
+impl From<NodeError> for ErrorObjectOwned {
+    fn from(e: NodeError) -> Self {
         match &e {
-            ChainError::Rejected(tx) => ErrorObjectOwned::owned(
+            NodeError::Rejected(tx) => ErrorObjectOwned::owned(
                 codes::TRANSACTION_REJECTED,
                 e.to_string(),
                 Some(serde_json::json!({ "code": tx.code(), "name": tx.name() })),
             ),
-            ChainError::Duplicate(_) => error(codes::DUPLICATE_TRANSACTION, e.to_string()),
-            ChainError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
-            ChainError::Storage(_) | ChainError::Production(_) => error(codes::STORAGE, e.to_string()),
-            ChainError::InvalidArgument(_) => error(INVALID_PARAMS_CODE, e.to_string()),
+            NodeError::Duplicate(_) => error(codes::DUPLICATE_TRANSACTION, e.to_string()),
+            NodeError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
+            NodeError::Storage(_) | NodeError::Production(_) => error(codes::STORAGE, e.to_string()),
+            NodeError::InvalidArgument(_) => error(INVALID_PARAMS_CODE, e.to_string()),
         }
     }
 }
@@ -66,21 +66,32 @@ impl RpcServer {
         }
     }
 
+    /// Runs `work` on a blocking thread: every call that reads or writes the storage goes
+    /// through here, so no redb read, commit or fsync runs on a tokio worker thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Chain) -> Result<T, NodeError> + Send + 'static,
+    ) -> RpcResult<T> {
+        let chain = Arc::clone(&self.chain);
+        Ok(tokio::task::spawn_blocking(move || work(&chain))
+            .await
+            .map_err(|e| error(codes::STORAGE, format!("storage or block production task failed: {e}")))??)
+    }
+
     /// Mines blocks on a blocking thread: `advance_ms` on the first, `count` in total.
     async fn mine(&self, count: u32, advance_ms: u64, max_txs: usize) -> RpcResult<BlockInfo> {
-        let chain = Arc::clone(&self.chain);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut last = None;
-            let mut advance = advance_ms;
-            for _ in 0..count {
-                last = Some(chain.produce_block(max_txs, advance)?);
-                advance = 0;
-            }
-            Ok::<_, ChainError>(last)
-        })
-        .await
-        .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
-        Ok(last_or_head(&self.chain, result.as_deref()))
+        let last = self
+            .blocking(move |chain| {
+                let mut last = None;
+                let mut advance = advance_ms;
+                for _ in 0..count {
+                    last = Some(chain.produce_block(max_txs, advance)?);
+                    advance = 0;
+                }
+                Ok(last)
+            })
+            .await?;
+        Ok(last_or_head(&self.chain, last.as_deref()))
     }
 }
 
@@ -97,20 +108,19 @@ pub(crate) fn block_capacity(automine: bool) -> usize {
 #[async_trait]
 impl PaystreamsApiServer for RpcServer {
     async fn send_transaction(&self, transaction: String) -> RpcResult<HexHash> {
-        let hash = self.chain.submit_encoded(&transaction)?;
-        if self.automine {
-            // Mine until this transaction is committed: every call mines at least its own
-            // block, so concurrent senders never wait on each other for long.
-            let chain = Arc::clone(&self.chain);
-            tokio::task::spawn_blocking(move || {
-                while chain.is_pending(&hash) {
+        let automine = self.automine;
+        // Admission reads the receipts table (duplicates); automine also commits.
+        let hash = self
+            .blocking(move |chain| {
+                let hash = chain.submit_encoded(&transaction)?;
+                // Mine until this transaction is committed: every call mines at least its own
+                // block, so concurrent senders never wait on each other for long.
+                while automine && chain.is_pending(&hash) {
                     chain.produce_block(1, 0)?;
                 }
-                Ok::<_, ChainError>(())
+                Ok(hash)
             })
-            .await
-            .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
-        }
+            .await?;
         Ok(HexHash(hash))
     }
 
@@ -122,10 +132,7 @@ impl PaystreamsApiServer for RpcServer {
                 format!("{count} transactions in one call; send at most {SEND_BATCH_MAX} per call"),
             ));
         }
-        let chain = Arc::clone(&self.chain);
-        let results = tokio::task::spawn_blocking(move || chain.submit_encoded_batch(&transactions))
-            .await
-            .map_err(|e| error(codes::STORAGE, format!("submission task failed: {e}")))?;
+        let results = self.blocking(move |chain| Ok(chain.submit_encoded_batch(&transactions))).await?;
         let outcomes: Vec<SubmitOutcome> = results
             .into_iter()
             .map(|result| match result {
@@ -141,25 +148,23 @@ impl PaystreamsApiServer for RpcServer {
             .collect();
         if self.automine {
             let pending: Vec<[u8; 32]> = outcomes.iter().filter_map(|o| o.hash.map(|h| h.0)).collect();
-            let chain = Arc::clone(&self.chain);
-            tokio::task::spawn_blocking(move || {
+            self.blocking(move |chain| {
                 while pending.iter().any(|hash| chain.is_pending(hash)) {
                     chain.produce_block(crate::chain::MAX_TXS_PER_BLOCK, 0)?;
                 }
-                Ok::<_, ChainError>(())
+                Ok(())
             })
-            .await
-            .map_err(|e| error(codes::STORAGE, format!("block production task failed: {e}")))??;
+            .await?;
         }
         Ok(outcomes)
     }
 
     async fn get_transaction(&self, hash: HexHash) -> RpcResult<Option<TransactionInfo>> {
-        Ok(self.chain.transaction(&hash.0)?)
+        self.blocking(move |chain| chain.transaction(&hash.0)).await
     }
 
     async fn get_transaction_receipt(&self, hash: HexHash) -> RpcResult<Option<ReceiptInfo>> {
-        Ok(self.chain.receipt(&hash.0)?)
+        self.blocking(move |chain| chain.receipt(&hash.0)).await
     }
 
     async fn get_account(&self, account_id: AccountId) -> RpcResult<AccountInfo> {
@@ -174,7 +179,7 @@ impl PaystreamsApiServer for RpcServer {
     }
 
     async fn get_block(&self, block_id: u64) -> RpcResult<Option<BlockInfo>> {
-        Ok(self.chain.block(block_id)?.as_ref().map(block_info))
+        self.blocking(move |chain| Ok(chain.block(block_id)?.as_ref().map(block_info))).await
     }
 
     async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
@@ -184,15 +189,19 @@ impl PaystreamsApiServer for RpcServer {
         if end_block_id.saturating_sub(start_block_id) >= BLOCK_RANGE_MAX {
             return Err(error(INVALID_PARAMS_CODE, format!("at most {BLOCK_RANGE_MAX} blocks per call")));
         }
-        let mut blocks = Vec::new();
-        for height in start_block_id..=end_block_id {
-            let block = self
-                .chain
-                .block(height)?
-                .ok_or_else(|| error(codes::NOT_FOUND, format!("block {height} does not exist")))?;
-            blocks.push(block_info(&block));
-        }
-        Ok(blocks)
+        let blocks = self
+            .blocking(move |chain| {
+                (start_block_id..=end_block_id)
+                    .map(|height| Ok(chain.block(height)?.as_ref().map(block_info)))
+                    .collect::<Result<Vec<Option<BlockInfo>>, NodeError>>()
+            })
+            .await?;
+        (start_block_id..=end_block_id)
+            .zip(blocks)
+            .map(|(height, block)| {
+                block.ok_or_else(|| error(codes::NOT_FOUND, format!("block {height} does not exist")))
+            })
+            .collect()
     }
 
     async fn get_last_block_id(&self) -> RpcResult<u64> {

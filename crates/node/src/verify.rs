@@ -5,8 +5,9 @@ use paystreams_runtime::{BlockContext, Overlay, Runtime, State, StateView as _};
 use serde::Serialize;
 
 use crate::{
+    block::transactions_root,
     chain::{genesis_block, genesis_state},
-    storage::{Storage, StorageError, transactions_root},
+    storage::{Storage, StorageError},
 };
 
 /// What a replay found.

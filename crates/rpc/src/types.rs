@@ -126,7 +126,7 @@ pub enum TxStatus {
 }
 
 /// Why a transaction failed: the runtime's or program's code, name and message.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct TxErrorInfo {
     pub code: u32,
     pub name: String,

@@ -20,8 +20,9 @@ pub struct Receipt {
     pub events: Vec<ReceiptEvent>,
 }
 
-/// One event, decoded from the emitting program's Borsh event when the program is known.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// One event, decoded from the emitting program's Borsh event when the program is known. Borsh is
+/// how the node stores it (its receipt snapshot pins those bytes).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReceiptEvent {
     /// A default account was initialised under authenticated transfer.

@@ -135,15 +135,14 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     println!("Everything runs here: an embedded chain, a Store provider on libp2p, and a user.");
     println!("Data: {}", data_dir.display());
     let config = paystreams_node::NodeConfig {
-        data_dir: Some(data_dir.join("chain")),
         rpc_addr: args.rpc_addr,
         automine: true,
         dev: true,
         dev_accounts: 2,
-        keystore_dir: Some(data_dir.join("keystore")),
-        ..paystreams_node::NodeConfig::default()
+        ..paystreams_node::NodeConfig::new(Some(data_dir.join("chain")))
     };
     let node = paystreams_node::start(config).await.context("starting the embedded chain")?;
+    super::node::save_dev_keys(data_dir.join("keystore"), node.dev_keys().to_vec()).await?;
     let client = Client::connect(&node.rpc_url()).context("connecting to the chain")?;
     let keys = node.dev_keys();
     let (Some(user_key), Some(provider_key)) = (keys.first().cloned(), keys.get(1).cloned()) else {

@@ -6,6 +6,9 @@
 
 use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
+use anyhow::Context as _;
+use paystreams_client::Keystore;
+use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig};
 
 #[derive(Debug, clap::Args)]
@@ -93,16 +96,16 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         return verify(data_dir);
     }
     let config = NodeConfig {
-        data_dir: data_dir.clone(),
         rpc_addr: args.rpc_addr,
         block_time: args.block_time,
         automine: args.automine,
         dev: args.dev,
         dev_accounts: args.dev_accounts,
         dev_balance: args.dev_balance,
-        keystore_dir: Some(args.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir)),
+        ..NodeConfig::new(data_dir)
     };
-    match runtime.block_on(serve(config)) {
+    let keystore = args.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir);
+    match runtime.block_on(serve(config, keystore)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paystream node: {e:#}");
@@ -132,11 +135,25 @@ fn verify(data_dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+/// Saves the node's dev keys into the keystore at `dir` (see [`Keystore::save_dev_keys`]) on a
+/// blocking thread (each key file is fsynced); returns their names in order.
+///
+/// # Errors
+/// The keystore cannot be opened or written.
+pub async fn save_dev_keys(dir: PathBuf, keys: Vec<SecretKey>) -> anyhow::Result<Vec<String>> {
+    tokio::task::spawn_blocking(move || {
+        let keystore = Keystore::open(&dir).with_context(|| format!("cannot open keystore {}", dir.display()))?;
+        keystore.save_dev_keys(&keys).with_context(|| format!("cannot save the dev keys in {}", dir.display()))
+    })
+    .await
+    .context("keystore task failed")?
+}
+
+async fn serve(config: NodeConfig, keystore: PathBuf) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let keystore = config.keystore_dir.clone();
     let (automine, block_time, dev) = (config.automine, config.block_time, config.dev);
     let node = paystreams_node::start(config).await?;
+    let names = save_dev_keys(keystore.clone(), node.dev_keys().to_vec()).await?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "paystream node listening on {} (WebSocket {})", node.rpc_url(), node.ws_url())?;
@@ -156,12 +173,10 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
             node.chain().head_height(),
             if dev { "on" } else { "off" }
         )?;
-        if let Some(dir) = &keystore {
-            writeln!(out, "  keystore: {}", dir.display())?;
-        }
+        writeln!(out, "  keystore: {}", keystore.display())?;
         writeln!(out, "\nDev accounts (test keys: never use them on a real network):")?;
         for (i, key) in node.dev_keys().iter().enumerate() {
-            let name = node.dev_key_names().get(i).map_or("-", String::as_str);
+            let name = names.get(i).map_or("-", String::as_str);
             let id = key.account_id();
             writeln!(out, "  ({i}) {name:<10} {id}  balance {}", node.chain().account(&id).balance)?;
             writeln!(out, "      secret key {}", hex::encode(key.to_bytes()))?;

@@ -47,13 +47,16 @@ impl World {
 pub async fn world(timed: bool, sessions: Option<Arc<dyn SessionSource>>) -> World {
     let keystore = tempfile::tempdir().expect("tempdir");
     let mut config = NodeConfig::ephemeral_dev();
-    config.keystore_dir = Some(keystore.path().to_path_buf());
     config.dev_accounts = 4;
     if timed {
         config.automine = false;
         config.block_time = Duration::from_millis(300);
     }
     let node = paystreams_node::start(config).await.expect("node starts");
+    paystreams_client::Keystore::open(keystore.path())
+        .expect("keystore")
+        .save_dev_keys(node.dev_keys())
+        .expect("dev keys");
     let client = Client::connect(&node.rpc_url()).expect("client");
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].clone();

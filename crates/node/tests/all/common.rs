@@ -1,7 +1,5 @@
 //! Helpers shared by the node's integration tests.
 
-#![allow(dead_code, reason = "each test file uses a different subset")]
-
 use base64::Engine as _;
 use jsonrpsee::{
     core::ClientError,

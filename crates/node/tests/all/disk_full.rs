@@ -12,7 +12,8 @@ use paystreams_client::Client;
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_node::{
     MemStorage, NodeConfig, Storage, StorageError,
-    storage::{GenesisSpec, StoredBlock, StoredReceipt},
+    block::{GenesisSpec, StoredBlock, StoredReceipt},
+    index::StreamIndex,
 };
 use paystreams_runtime::{State, StateDiff};
 
@@ -41,13 +42,14 @@ impl Storage for FillableDisk {
         block: &StoredBlock,
         receipts: &[StoredReceipt],
         diff: &StateDiff,
+        added: &StreamIndex,
     ) -> Result<(), StorageError> {
         if self.full.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
             return Err(StorageError::Database(redb::Error::Io(io)));
         }
-        self.inner.commit_block(block, receipts, diff)
+        self.inner.commit_block(block, receipts, diff, added)
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

@@ -1,11 +1,9 @@
 //! Malformed and hostile requests get JSON-RPC errors (or failed receipts, for runtime-level
 //! failures like a wrong nonce), and the node keeps answering.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use crate::common::*;
 use paystreams_lez_core::crypto::Signature;
 use paystreams_node::{NodeConfig, start};
 use paystreams_rpc::{PaystreamsApiClient as _, TxStatus, codes};

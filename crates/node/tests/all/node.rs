@@ -1,12 +1,11 @@
 //! The node in process on port 0: transactions, receipts, views, subscriptions, restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use jsonrpsee::ws_client::WsClientBuilder;
-use paystreams_node::{NodeConfig, start};
+use paystreams_client::Keystore;
+use paystreams_node::{NodeConfig, NodeHandle, start};
 use paystreams_program::{Event, state::StreamState};
 use paystreams_rpc::{EventFilter, PaystreamsApiClient as _, StreamFilter, TxStatus, codes};
 
@@ -116,6 +115,24 @@ async fn dev_methods_are_refused_without_dev() {
     node.shutdown().await;
 }
 
+/// Waits for the first committed block that `wanted` accepts. The deadline only bounds a hung
+/// node; a timed block comes every 100 ms.
+async fn next_block(
+    blocks: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<paystreams_node::chain::CommittedBlock>>,
+    wanted: impl Fn(&paystreams_rpc::BlockInfo) -> bool,
+) {
+    let wait = async {
+        loop {
+            match blocks.recv().await {
+                Ok(block) if wanted(&block.info) => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("the node stopped producing blocks"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("a timed block within a minute");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_blocks_include_submitted_transactions() {
     let config = NodeConfig { automine: false, block_time: Duration::from_millis(100), ..NodeConfig::ephemeral_dev() };
@@ -123,22 +140,17 @@ async fn timed_blocks_include_submitted_transactions() {
     let client = http(&node.rpc_url());
     let from = node.dev_keys()[0].clone();
     let to = node.dev_keys()[1].account_id();
+    let mut blocks = node.chain().subscribe();
     let tx = transfer(&from, to, 7, 0);
     let hash = client.send_transaction(b64(&tx)).await.expect("send");
-    let mut status = None;
-    for _ in 0..100 {
-        let receipt = client.get_transaction_receipt(hash).await.expect("call").expect("known");
-        if receipt.status != TxStatus::Pending {
-            status = Some(receipt.status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // No automine: the transaction waits for the next timed block.
+    next_block(&mut blocks, |block| block.transactions.contains(&hash)).await;
+    let status = Some(client.get_transaction_receipt(hash).await.expect("call").expect("known").status);
     assert_eq!(status, Some(TxStatus::Included));
     assert_eq!(client.get_account(to).await.expect("account").balance, 1_000_000_007);
     // Empty blocks keep coming.
     let height = client.get_last_block_id().await.expect("height");
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    next_block(&mut blocks, |block| block.header.height > height).await;
     assert!(client.get_last_block_id().await.expect("height") > height);
     node.shutdown().await;
 }
@@ -147,14 +159,13 @@ async fn timed_blocks_include_submitted_transactions() {
 async fn restart_from_the_data_dir_keeps_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
-    let config = NodeConfig {
-        data_dir: Some(dir.path().join("chain")),
-        keystore_dir: Some(keystore.clone()),
-        dev_accounts: 3,
-        ..NodeConfig::ephemeral_dev()
+    let config =
+        NodeConfig { data_dir: Some(dir.path().join("chain")), dev_accounts: 3, ..NodeConfig::ephemeral_dev() };
+    let save_keys = |node: &NodeHandle| {
+        Keystore::open(&keystore).expect("keystore").save_dev_keys(node.dev_keys()).expect("save dev keys")
     };
     let node = start(config.clone()).await.expect("start");
-    assert_eq!(node.dev_key_names(), ["dev-0", "dev-1", "dev-2"]);
+    assert_eq!(save_keys(&node), ["dev-0", "dev-1", "dev-2"]);
     let client = http(&node.rpc_url());
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].account_id();
@@ -174,7 +185,7 @@ async fn restart_from_the_data_dir_keeps_everything() {
     let client = http(&node.rpc_url());
     let restarted_keys: Vec<[u8; 32]> = node.dev_keys().iter().map(|k| k.to_bytes()).collect();
     assert_eq!(restarted_keys, keys, "the genesis keys are reused");
-    assert_eq!(node.dev_key_names(), ["dev-0", "dev-1", "dev-2"], "same keys, same names, no duplicates");
+    assert_eq!(save_keys(&node), ["dev-0", "dev-1", "dev-2"], "same keys, same names, no duplicates");
     assert_eq!(client.get_last_block_id().await.expect("height"), head);
     assert_eq!(client.get_block(head).await.expect("call").expect("block"), head_block);
     for receipt in &receipts {
@@ -199,14 +210,10 @@ async fn restart_from_the_data_dir_keeps_everything() {
 
     // A different key already named dev-0 is never overwritten.
     let other = tempfile::tempdir().expect("tempdir");
-    let config = NodeConfig {
-        data_dir: Some(other.path().join("chain")),
-        keystore_dir: Some(keystore),
-        dev_accounts: 1,
-        ..NodeConfig::ephemeral_dev()
-    };
+    let config =
+        NodeConfig { data_dir: Some(other.path().join("chain")), dev_accounts: 1, ..NodeConfig::ephemeral_dev() };
     let node = start(config).await.expect("start second chain");
-    let name = &node.dev_key_names()[0];
+    let name = &save_keys(&node)[0];
     assert!(name.starts_with("dev-0-"), "{name}");
     node.shutdown().await;
 }

@@ -1,16 +1,14 @@
 //! The stream index stored in redb: written with each block, equal to a rebuild from state,
 //! loaded on restart, and rebuilt (then stored) when a data dir has none or a stale one.
 
-mod common;
-
 use std::{path::Path, sync::Arc};
 
-use common::{create_stream, deposit, init_vault};
+use crate::common::{create_stream, deposit, init_vault};
 use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_node::{
     Chain, RedbStorage, Storage,
+    block::{Header, StoredBlock, transactions_root},
     index::StreamIndex,
-    storage::{Header, StoredBlock, transactions_root},
 };
 use paystreams_program::{
     payment_streams_program_id, pda,
@@ -170,6 +168,28 @@ fn a_data_dir_without_the_index_rebuilds_it_once_and_stores_it() {
     );
 }
 
+/// Writes `block` the way a node without the stored index does: the block, its account changes
+/// and the head in one transaction.
+fn commit_without_index(path: &Path, block: &StoredBlock, diff: &StateDiff) {
+    let db = redb::Database::open(path).expect("raw open");
+    let txn = db.begin_write().expect("write");
+    {
+        txn.open_table(TableDefinition::<u64, &[u8]>::new("blocks"))
+            .expect("blocks")
+            .insert(block.header.height, borsh::to_vec(block).expect("encode").as_slice())
+            .expect("insert block");
+        let mut accounts = txn.open_table(TableDefinition::<&[u8], &[u8]>::new("accounts")).expect("accounts");
+        for (id, account) in &diff.accounts {
+            accounts.insert(id.0.as_slice(), borsh::to_vec(account).expect("encode").as_slice()).expect("insert");
+        }
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("meta"))
+            .expect("meta")
+            .insert("head", borsh::to_vec(&block.header.height).expect("encode").as_slice())
+            .expect("insert head");
+    }
+    txn.commit().expect("commit");
+}
+
 #[test]
 fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -209,7 +229,8 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     }
     assert!(!providers.is_empty());
     state.apply_diff(&diff);
-    // Committed as an older node (or any writer without the index) would: plain commit_block.
+    // Committed as an older node (or any writer without the index) would: block, accounts and
+    // head, no index entries and no marker.
     let header = Header {
         height: parent.header.height + 1,
         parent_hash: parent.hash,
@@ -219,7 +240,9 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     };
     let block =
         StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: parent.time_offset_ms };
-    storage.commit_block(&block, &[], &diff).expect("commit");
+    drop(storage);
+    commit_without_index(&path, &block, &diff);
+    let storage = RedbStorage::open(&path).expect("open storage");
     assert_eq!(storage.stream_index(&block).expect("read"), None, "stale after the commit");
     drop(storage);
 

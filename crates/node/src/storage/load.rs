@@ -1,0 +1,177 @@
+//! The parallel account loader: the accounts table split by id into key ranges, each read,
+//! decoded and leaf-hashed from its stored bytes on its own thread, in one read transaction.
+
+use paystreams_lez_core::{Account, AccountId};
+use paystreams_runtime::State;
+use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
+
+use super::{RedbStorage, Storage as _, StorageError, decode, redb::ACCOUNTS};
+use crate::root;
+
+/// Most loading threads: ranges split the key space by the first byte of the id, so there are
+/// at most 256 of them.
+pub const LOAD_THREADS_MAX: usize = 256;
+
+/// Accounts sent per chunk by a loading thread.
+const LOAD_CHUNK: usize = 4_096;
+
+impl RedbStorage {
+    /// [`crate::Storage::load_state_with_leaves`] over `threads` key ranges (the result does
+    /// not depend on it).
+    ///
+    /// # Errors
+    /// [`StorageError::LoadThreads`] unless `threads` is 1 to [`LOAD_THREADS_MAX`]; storage
+    /// failure or corrupt record.
+    pub fn load_split(&self, threads: usize) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        if !(1..=LOAD_THREADS_MAX).contains(&threads) {
+            return Err(StorageError::LoadThreads { threads });
+        }
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let total = usize::try_from(table.len()?).unwrap_or(0);
+        // Ids are hashes, so ranges by first byte hold about as many accounts each.
+        let bounds: Vec<[u8; 1]> =
+            (1..threads).map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)]).collect();
+        let mut ranges = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let lower = i.checked_sub(1).and_then(|j| bounds.get(j));
+            let upper = bounds.get(i);
+            let range = match (lower, upper) {
+                (None, None) => table.range::<&[u8]>(..)?,
+                (None, Some(hi)) => table.range::<&[u8]>(..hi.as_slice())?,
+                (Some(lo), None) => table.range::<&[u8]>(lo.as_slice()..)?,
+                (Some(lo), Some(hi)) => table.range::<&[u8]>(lo.as_slice()..hi.as_slice())?,
+            };
+            ranges.push(range);
+        }
+        // The loaders send their accounts in chunks; this thread inserts them meanwhile (the
+        // map is built by one thread; the order of inserts does not change it).
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(AccountId, Account)>>(64);
+        let mut state = State::new();
+        let parts: Vec<std::thread::Result<Result<Vec<[u8; 32]>, StorageError>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = ranges
+                .into_iter()
+                .map(|range| {
+                    let sender = sender.clone();
+                    // Room for an eighth more than a fair share: one allocation, mostly.
+                    let capacity = total / threads + total / threads / 8 + 16;
+                    scope.spawn(move || load_range(range, &sender, capacity))
+                })
+                .collect();
+            drop(sender);
+            for chunk in receiver {
+                for (id, account) in chunk {
+                    state.insert(id, account);
+                }
+            }
+            workers.into_iter().map(|worker| worker.join()).collect()
+        });
+        let mut leaves = Vec::with_capacity(total);
+        for part in parts {
+            let Ok(part) = part else {
+                // A loading thread failed (not the data): load again on this thread alone.
+                drop(state);
+                let state = self.load_state()?;
+                let leaves = root::Leaves::of(&state).into_inner();
+                return Ok((state, leaves));
+            };
+            leaves.extend(part?);
+        }
+        Ok((state, leaves))
+    }
+}
+
+/// Reads and decodes one key range, sending its accounts in chunks; returns their state-root
+/// leaves in id order.
+fn load_range(
+    range: redb::Range<'static, &'static [u8], &'static [u8]>,
+    sender: &std::sync::mpsc::SyncSender<Vec<(AccountId, Account)>>,
+    capacity: usize,
+) -> Result<Vec<[u8; 32]>, StorageError> {
+    let mut leaves = Vec::with_capacity(capacity);
+    let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+    for entry in range {
+        let (key, value) = entry?;
+        let id: [u8; 32] = key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+        let bytes = value.value();
+        let account: Account = decode("account", bytes)?;
+        // The state holds no default account, and its root has no leaf for one.
+        if account.is_default() {
+            continue;
+        }
+        // Borsh is canonical: the stored bytes are `borsh(account)`, which the leaf hashes.
+        leaves.push(root::leaf(&AccountId(id), bytes));
+        chunk.push((AccountId(id), account));
+        if chunk.len() == LOAD_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
+            sender.send(full).map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+        }
+    }
+    if !chunk.is_empty() {
+        sender.send(chunk).map_err(|_| StorageError::corrupt("accounts", "the loading thread stopped"))?;
+    }
+    Ok(leaves)
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::{ProgramId, sha256};
+
+    use super::*;
+    use crate::block::GenesisSpec;
+
+    /// `count` accounts with ids spread over the whole key space and at the split points, of
+    /// varied balances, data and nonces.
+    fn random_state(count: u64) -> State {
+        let mut state = State::new();
+        for i in 0..count {
+            let mut id = sha256(&[&i.to_le_bytes()]);
+            if i < 8 {
+                // First bytes at and around the range boundaries.
+                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff][usize::try_from(i).unwrap_or(0)];
+            }
+            let data_len = usize::try_from(i % 97).unwrap_or(0);
+            state.insert(
+                AccountId(id),
+                Account {
+                    program_owner: ProgramId([u32::try_from(i % 3).unwrap_or(0); 8]),
+                    balance: u128::from(i).wrapping_mul(1_000_003),
+                    data: vec![u8::try_from(i % 251).unwrap_or(0); data_len],
+                    nonce: u128::from(i % 5),
+                },
+            );
+        }
+        state
+    }
+
+    #[test]
+    fn split_load_equals_load_state_and_its_root_for_any_split() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
+        let empty = storage.load_split(3).expect("load empty");
+        assert_eq!(empty, (State::new(), vec![]));
+        let state = random_state(3_000);
+        let genesis = GenesisSpec { timestamp_ms: 0, accounts: vec![] };
+        storage.init(&genesis, &crate::chain::genesis_block(&genesis, &state), &state).expect("init");
+        let loaded = storage.load_state().expect("load");
+        assert_eq!(loaded, state);
+        let leaves = root::Leaves::of(&state).into_inner();
+        for threads in [1, 2, 3, 7, 64] {
+            let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
+            assert_eq!(loaded, state, "{threads} ranges");
+            assert_eq!(loaded_leaves, leaves, "{threads} ranges");
+            assert_eq!(root::merkle_root(loaded_leaves), Some(state.state_root()), "{threads} ranges");
+        }
+    }
+
+    #[test]
+    fn a_thread_count_outside_1_to_256_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
+        for threads in [0, LOAD_THREADS_MAX + 1] {
+            let error = storage.load_split(threads).expect_err("refused");
+            assert!(error.to_string().contains("use 1 to 256"), "{error}");
+        }
+        assert!(storage.load_split(LOAD_THREADS_MAX).is_ok());
+    }
+}

@@ -1,0 +1,172 @@
+//! Durable chain storage behind the [`Storage`] trait: redb on disk ([`RedbStorage`]) and a map in
+//! memory ([`MemStorage`]) for ephemeral chains and tests.
+//!
+//! One call to [`Storage::commit_block`] writes the block, its receipts (which double as the
+//! transaction index: hash → block and position), the account changes, the stream-index entries
+//! and the new head in one redb write transaction with [`redb::Durability::Immediate`], so after
+//! a crash either all of a block is on disk or none of it is.
+//!
+//! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
+//! `index.rs` (the stored stream index: marker and key codecs), `migrate.rs` (the format
+//! version and the conversion of older data dirs), `memory.rs`.
+
+mod index;
+mod load;
+mod memory;
+mod migrate;
+mod redb;
+
+use borsh::BorshDeserialize;
+use paystreams_lez_core::{Account, AccountId};
+use paystreams_runtime::{State, StateDiff};
+
+pub use self::{load::LOAD_THREADS_MAX, memory::MemStorage, migrate::FORMAT_VERSION, redb::RedbStorage};
+use crate::{
+    block::{GenesisSpec, StoredBlock, StoredReceipt},
+    index::StreamIndex,
+    root,
+};
+
+/// A storage failure. The node stops producing blocks rather than diverge from its disk.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[from] ::redb::Error),
+    #[error(
+        "the database at {path} is already open in another process; stop the other node or pass a different --data-dir"
+    )]
+    AlreadyOpen { path: String },
+    #[error(
+        "corrupt database record {what}: {detail}; move the data dir away (or pass --ephemeral) to start a new chain"
+    )]
+    Corrupt { what: String, detail: String },
+    #[error(
+        "the database at {path} has format version {found}, newer than version {supported} which this node reads; run a newer paystream, or move the data dir away (or pass --ephemeral) to start a new chain"
+    )]
+    NewerFormat { path: String, found: u32, supported: u32 },
+    #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]
+    LoadThreads { threads: usize },
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
+        Self::Corrupt { what: what.into(), detail: detail.to_string() }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                Self::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    ::redb::TransactionError,
+    ::redb::TableError,
+    ::redb::StorageError,
+    ::redb::CommitError,
+    ::redb::SetDurabilityError
+);
+
+/// Decodes a stored Borsh record, naming `what` when it is corrupt.
+fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    T::try_from_slice(bytes).map_err(|e| StorageError::corrupt(what, e))
+}
+
+/// Where blocks, receipts and accounts live.
+pub trait Storage: Send + Sync + 'static {
+    /// The stored genesis, `None` for a fresh store.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError>;
+
+    /// Height of the last committed block, `None` for a fresh store.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn load_head(&self) -> Result<Option<u64>, StorageError>;
+
+    /// Writes the genesis, block 0 and the genesis state atomically.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError>;
+
+    /// Commits a block, its receipts, its state changes and the stream-index entries it adds
+    /// (`added`, from its events) atomically, and moves the head. A stored index that was
+    /// current at the parent block becomes current at this one; any other stored index stays
+    /// stale. A storage that keeps no index ignores `added`.
+    ///
+    /// # Errors
+    /// Storage failure; nothing of the block is then stored.
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError>;
+
+    /// A block by height.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The receipt of an included transaction.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError>;
+
+    /// One stored account (`None` when default).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError>;
+
+    /// Every stored account.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn load_state(&self) -> Result<State, StorageError>;
+
+    /// Every stored account and, in id order, their state-root leaves (`State::state_root`),
+    /// from which callers compute the root they check against the head block. The default
+    /// loads, then hashes.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let state = self.load_state()?;
+        let leaves = root::Leaves::of(&state).into_inner();
+        Ok((state, leaves))
+    }
+
+    /// The stored stream index if it is current at `head` (written for that very block), else
+    /// `None` (none stored, an older format, or blocks committed without it since).
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        let _ = head;
+        Ok(None)
+    }
+
+    /// Replaces the stored stream index with `index`, current at `head`.
+    ///
+    /// The default stores no index.
+    ///
+    /// # Errors
+    /// Storage failure; the previous index (current or stale) is then kept.
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+        let _ = (head, index);
+        Ok(())
+    }
+}

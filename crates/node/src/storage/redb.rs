@@ -1,0 +1,205 @@
+//! Storage in a redb file (`chain.redb` in the data dir): the tables, opening (with the format
+//! check and conversion), the block write and the reads.
+
+use std::path::Path;
+
+use paystreams_lez_core::{Account, AccountId};
+use paystreams_runtime::{State, StateDiff};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+
+use super::{FORMAT_VERSION, Storage, StorageError, decode, index, migrate};
+use crate::{
+    block::{GenesisSpec, StoredBlock, StoredReceipt, encode},
+    index::StreamIndex,
+};
+
+/// `"format"` → borsh u32 (see `migrate.rs`), `"genesis"` → borsh [`GenesisSpec`], `"head"` →
+/// borsh u64, `"stream_index"` → the stream-index marker (see `index.rs`).
+pub(super) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// height → borsh [`StoredBlock`].
+pub(super) const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+/// tx hash → borsh [`StoredReceipt`] (also the transaction index).
+pub(super) const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
+/// account id → borsh account; default accounts are removed.
+pub(super) const ACCOUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("accounts");
+
+/// Storage in a redb file (`chain.redb` in the data dir).
+pub struct RedbStorage {
+    pub(super) db: redb::Database,
+}
+
+/// A write transaction that is durable once committed.
+fn begin_write(db: &redb::Database) -> Result<redb::WriteTransaction, StorageError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    Ok(txn)
+}
+
+impl RedbStorage {
+    /// Opens (creating if needed) the database file `path`, converting a file of an older
+    /// format in one transaction.
+    ///
+    /// # Errors
+    /// [`StorageError::AlreadyOpen`] when another process holds it,
+    /// [`StorageError::NewerFormat`] for a file written by a newer node (left untouched),
+    /// [`StorageError::Corrupt`] when an old record cannot be converted (the file is then left
+    /// in its old format); other failures as [`StorageError::Database`].
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let db = redb::Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.display().to_string() },
+            other => StorageError::Database(other.into()),
+        })?;
+        let version = migrate::stored_version(&db)?;
+        if let Some(found) = version
+            && found > FORMAT_VERSION
+        {
+            return Err(StorageError::NewerFormat {
+                path: path.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let txn = begin_write(&db)?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(BLOCKS)?;
+            txn.open_table(RECEIPTS)?;
+            txn.open_table(ACCOUNTS)?;
+            txn.open_table(index::INDEX_VAULTS)?;
+            txn.open_table(index::INDEX_STREAMS)?;
+        }
+        migrate::upgrade(&txn, version)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    fn write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        begin_write(&self.db)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+fn write_accounts<'a>(
+    txn: &redb::WriteTransaction,
+    accounts: impl Iterator<Item = (&'a AccountId, &'a Account)>,
+) -> Result<(), StorageError> {
+    let mut table = txn.open_table(ACCOUNTS)?;
+    for (id, account) in accounts {
+        if account.is_default() {
+            table.remove(id.0.as_slice())?;
+        } else {
+            table.insert(id.0.as_slice(), encode(account).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// The block, its receipts, its account changes and the new head.
+fn write_block(
+    txn: &redb::WriteTransaction,
+    block: &StoredBlock,
+    receipts: &[StoredReceipt],
+    diff: &StateDiff,
+) -> Result<(), StorageError> {
+    txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
+    let mut table = txn.open_table(RECEIPTS)?;
+    for receipt in receipts {
+        table.insert(receipt.tx_hash.as_slice(), encode(receipt).as_slice())?;
+    }
+    drop(table);
+    write_accounts(txn, diff.accounts.iter())?;
+    txn.open_table(META)?.insert("head", encode(&block.header.height).as_slice())?;
+    Ok(())
+}
+
+impl Storage for RedbStorage {
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError> {
+        self.meta("genesis")?.map(|bytes| decode("genesis", &bytes)).transpose()
+    }
+
+    fn load_head(&self) -> Result<Option<u64>, StorageError> {
+        self.meta("head")?.map(|bytes| decode("head", &bytes)).transpose()
+    }
+
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("genesis", encode(genesis).as_slice())?;
+            meta.insert("head", encode(&block.header.height).as_slice())?;
+            txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
+            write_accounts(&txn, state.iter())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        write_block(&txn, block, receipts, diff)?;
+        index::extend_for_block(&txn, block, added)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The accounts table split by id into one key range per core (at most
+    /// [`super::LOAD_THREADS_MAX`]), each read, decoded and leaf-hashed from its stored bytes
+    /// (`borsh(account)`, what the leaf hashes) on its own thread, in one read transaction.
+    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        self.load_split(cores.min(super::LOAD_THREADS_MAX))
+    }
+
+    fn stream_index(&self, head: &StoredBlock) -> Result<Option<StreamIndex>, StorageError> {
+        index::read(&self.db.begin_read()?, head)
+    }
+
+    fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        index::replace(&txn, head, index)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BLOCKS)?;
+        table.get(height)?.map(|v| decode(&format!("block {height}"), v.value())).transpose()
+    }
+
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECEIPTS)?;
+        table.get(tx_hash.as_slice())?.map(|v| decode("receipt", v.value())).transpose()
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        table.get(id.0.as_slice())?.map(|v| decode("account", v.value())).transpose()
+    }
+
+    fn load_state(&self) -> Result<State, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let mut state = State::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let id: [u8; 32] =
+                key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
+            state.insert(AccountId(id), decode("account", value.value())?);
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the node (one binary, to keep link time down).
+
+mod common;
+mod disk_full;
+mod format;
+mod node;
+mod rpc_robustness;
+mod stream_index;
