@@ -217,6 +217,18 @@ fn stream_missing(vault: &VaultRef, stream_id: u64, facts: &Facts) -> String {
     }
 }
 
+/// A more telling cause than failure `code`, for pre-flight refusals: the program refuses to
+/// pause or resume a closed stream with the state check that failed (6016 not active, 6017 not
+/// paused), where the cause to name is that the stream is closed for good (6019).
+#[must_use]
+pub fn root_cause(code: u32, facts: &Facts) -> Option<StreamError> {
+    let closed = facts.stream.as_ref().is_some_and(|s| s.state == StreamState::Closed);
+    match StreamError::from_code(code) {
+        Some(StreamError::StreamNotActive | StreamError::StreamNotPaused) if closed => Some(StreamError::StreamClosed),
+        _ => None,
+    }
+}
+
 /// One sentence naming the cause of failure `code` and the fix, from what was attempted and the
 /// chain state now. `message` is the node's own text, used when nothing better is known.
 #[must_use]
@@ -560,6 +572,40 @@ mod tests {
             explain(&op, 6011, "", &facts),
             "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower --allocation"
         );
+    }
+
+    fn stream_view(state: StreamState) -> StreamView {
+        StreamView {
+            owner: AccountId([1; 32]),
+            vault_id: 3,
+            stream_id: 0,
+            stream_config: AccountId([4; 32]),
+            provider: AccountId([9; 32]),
+            token_id: "native".into(),
+            rate: 1,
+            state,
+            allocation: Amount(100),
+            accrued: Amount(10),
+            unaccrued: Amount(90),
+            accrued_as_of: 10,
+            as_of: 10,
+            planned_stop: None,
+            stored_state: state,
+            stored_accrued: Amount(10),
+            stored_accrued_as_of: 10,
+            extensions: None,
+        }
+    }
+
+    #[test]
+    fn pausing_or_resuming_a_closed_stream_is_told_as_closed() {
+        let closed = Facts { stream: Some(stream_view(StreamState::Closed)), ..Facts::default() };
+        let active = Facts { stream: Some(stream_view(StreamState::Active)), ..Facts::default() };
+        for error in [StreamError::StreamNotActive, StreamError::StreamNotPaused] {
+            assert_eq!(root_cause(error.code(), &closed), Some(StreamError::StreamClosed));
+            assert_eq!(root_cause(error.code(), &active), None);
+        }
+        assert_eq!(root_cause(StreamError::AllocationExceedsUnallocated.code(), &closed), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use paystreams_runtime::{BlockContext, Message, Overlay, Runtime, StateView, Tra
 use crate::{
     client::Client,
     error::{ClientError, TxFailure},
-    explain::{Operation, explain},
+    explain::{Operation, explain, root_cause},
 };
 
 /// How often a snapshot is read again when a block lands while it is being read.
@@ -229,10 +229,12 @@ impl Client {
             Verdict::Refused(error) => {
                 let info = TxErrorInfo::from(&error);
                 let facts = self.facts_or_names(op).await;
+                let (code, name) = root_cause(info.code, &facts)
+                    .map_or((info.code, info.name), |cause| (cause.code(), cause.name().to_owned()));
                 Checked::Refused(Box::new(TxFailure {
-                    code: info.code,
-                    explanation: explain(op, info.code, &info.message, &facts),
-                    name: info.name,
+                    code,
+                    explanation: explain(op, code, &info.message, &facts),
+                    name,
                     message: info.message,
                     hash: None,
                     block_id: None,
