@@ -4,8 +4,8 @@
 //! streams 6xxx) plus the attempted [`Operation`] and the [`Facts`] read from the chain into one
 //! sentence such as "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower
 //! --allocation". The code comes from a failed receipt or from the pre-flight run of the same
-//! transaction through the runtime ([`crate::preflight::preflight`]), so a refused command and a failed
-//! receipt read the same.
+//! transaction through the runtime ([`crate::preflight::preflight`]), so a refused command and a
+//! failed receipt read the same.
 
 use std::collections::BTreeMap;
 
