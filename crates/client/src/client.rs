@@ -17,7 +17,7 @@ use paystreams_lez_core::{
     transfer::{authenticated_transfer_program_id, transfer_instruction},
 };
 use paystreams_program::{
-    Event, ExtensionSettings, StreamError,
+    Event, ExtensionSettings,
     client::{self as builders, Call, VaultRef},
     payment_streams_program_id,
     receipt::{DeliveryReceipt, ReceiptBody},
@@ -26,15 +26,13 @@ use paystreams_program::{
 use paystreams_rpc::{
     BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxStatus, VaultView,
 };
-use paystreams_runtime::{
-    Message, ReceiptEvent, Transaction,
-    builtins::{token::TokenError, transfer::TransferError},
-};
+use paystreams_runtime::{Message, ReceiptEvent, Transaction};
 
 use crate::{
     error::{ClientError, Result, TxFailure},
-    explain::{Facts, Operation, explain, preflight, token_balance},
+    explain::{Facts, Operation, explain, token_balance},
     holding::holding_key,
+    preflight::Checked,
 };
 
 /// The default node address.
@@ -94,24 +92,6 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client").field("url", &self.url).field("program_id", &self.program_id).finish_non_exhaustive()
     }
-}
-
-fn failure_name(code: u32) -> String {
-    StreamError::from_code(code)
-        .map(StreamError::name)
-        .or_else(|| TransferError::from_code(code).map(TransferError::name))
-        .or_else(|| TokenError::from_code(code).map(TokenError::name))
-        .unwrap_or("Error")
-        .to_owned()
-}
-
-fn failure_description(code: u32) -> String {
-    StreamError::from_code(code)
-        .map(StreamError::description)
-        .or_else(|| TransferError::from_code(code).map(TransferError::description))
-        .or_else(|| TokenError::from_code(code).map(TokenError::description))
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// Parses a vault's token label ("native" or a base58 definition id).
@@ -396,7 +376,7 @@ impl Client {
         self.http.get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
     }
 
-    /// The chain state that explains or pre-checks `op`.
+    /// The chain state that explains a failure of `op`.
     ///
     /// # Errors
     /// RPC failure.
@@ -413,6 +393,14 @@ impl Client {
             facts.accounts.insert(id, account);
         }
         Ok(facts)
+    }
+
+    /// [`Client::facts`], or only the local names when the chain cannot be read.
+    pub(crate) async fn facts_or_names(&self, op: &Operation) -> Facts {
+        match self.facts(op).await {
+            Ok(facts) => facts,
+            Err(_) => Facts { names: self.names.clone(), ..Facts::default() },
+        }
     }
 
     // ----- Submission -----
@@ -447,22 +435,19 @@ impl Client {
         instruction_data: Vec<u8>,
         signers: &[&SecretKey],
     ) -> Result<ReceiptInfo> {
-        if self.preflight && *op != Operation::Other {
+        let hash = if self.preflight && *op != Operation::Other {
             self.report(&Progress::Checking);
-            let facts = self.facts(op).await?;
-            if let Some(code) = preflight(op, &facts) {
-                let description = failure_description(code);
-                return Err(ClientError::Transaction(Box::new(TxFailure {
-                    code,
-                    name: failure_name(code),
-                    explanation: explain(op, code, &description, &facts),
-                    message: description,
-                    hash: None,
-                    block_id: None,
-                })));
+            match self.check(op, program_id, &account_ids, &instruction_data, signers).await {
+                Checked::Refused(failure) => return Err(ClientError::Transaction(failure)),
+                Checked::Send(tx) => {
+                    self.report(&Progress::Sending);
+                    self.send_transaction(&tx).await?
+                }
+                Checked::Unchecked => self.send(program_id, account_ids, instruction_data, signers).await?,
             }
-        }
-        let hash = self.send(program_id, account_ids, instruction_data, signers).await?;
+        } else {
+            self.send(program_id, account_ids, instruction_data, signers).await?
+        };
         let receipt = self.wait(hash).await?;
         if receipt.status == TxStatus::Included {
             return Ok(receipt);
@@ -471,10 +456,7 @@ impl Client {
             receipt.error.as_ref().map_or((0, "Unknown".to_owned(), "failed without an error".to_owned()), |e| {
                 (e.code, e.name.clone(), e.message.clone())
             });
-        let facts = match self.facts(op).await {
-            Ok(facts) => facts,
-            Err(_) => Facts { names: self.names.clone(), ..Facts::default() },
-        };
+        let facts = self.facts_or_names(op).await;
         Err(ClientError::Transaction(Box::new(TxFailure {
             code,
             name,
@@ -499,7 +481,14 @@ impl Client {
         self.report(&Progress::Sending);
         let nonces = self.nonces(signers.iter().map(|k| k.account_id()).collect()).await?;
         let message = Message { program_id, account_ids, nonces, instruction_data };
-        let tx = Transaction::sign(message, signers);
+        self.send_transaction(&Transaction::sign(message, signers)).await
+    }
+
+    /// Sends a signed transaction; returns its hash without waiting.
+    ///
+    /// # Errors
+    /// RPC failure or a stateless refusal by the node.
+    pub async fn send_transaction(&self, tx: &Transaction) -> Result<HexHash> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
         self.http.send_transaction(encoded).await.map_err(self.rpc_err("sendTransaction"))
     }

@@ -10,7 +10,7 @@ pub struct TxFailure {
     /// Runtime (1xxx), builtin (2xxx/3xxx) or program (6xxx) code.
     pub code: u32,
     pub name: String,
-    /// The node's own message (for pre-flight failures, the error's description).
+    /// The runtime's message, the same for a failed receipt and a pre-flight refusal.
     pub message: String,
     /// Cause and fix, from the chain state at the time of failure.
     pub explanation: String,

@@ -3,15 +3,19 @@
 //! [`explain`] maps a code (runtime 1xxx, authenticated transfer 2xxx, token 3xxx, payment
 //! streams 6xxx) plus the attempted [`Operation`] and the [`Facts`] read from the chain into one
 //! sentence such as "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower
-//! --allocation". [`preflight`] runs the cheap checks the chain would run, on the same facts, and
-//! returns the code the chain would return, so a refused command and a failed receipt read the
-//! same.
+//! --allocation". The code comes from a failed receipt or from the pre-flight run of the same
+//! transaction through the runtime ([`crate::preflight::preflight`]), so a refused command and a
+//! failed receipt read the same.
 
 use std::collections::BTreeMap;
 
-use paystreams_lez_core::{Account, AccountId, token::TokenHolding, token::token_program_id};
+use paystreams_lez_core::{Account, AccountId, ProgramId, token::TokenHolding, token::token_program_id};
 use paystreams_program::{ExtensionSettings, StreamError, client::VaultRef, state::StreamState};
 use paystreams_rpc::{StreamView, VaultView};
+use paystreams_runtime::{
+    TxError,
+    builtins::{token::TokenError, transfer::TransferError},
+};
 
 /// What a transaction tried to do, in the caller's terms.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -150,7 +154,7 @@ impl Operation {
     }
 }
 
-/// Chain state read to explain or pre-check an operation.
+/// Chain state read to explain a failed operation.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     pub vault: Option<VaultView>,
@@ -210,6 +214,18 @@ fn stream_missing(vault: &VaultRef, stream_id: u64, facts: &Facts) -> String {
             vault.vault_id, v.next_stream_id, vault.owner
         ),
         None => vault_missing(vault, facts),
+    }
+}
+
+/// A more telling cause than failure `code`, for pre-flight refusals: the program refuses to
+/// pause or resume a closed stream with the state check that failed (6016 not active, 6017 not
+/// paused), where the cause to name is that the stream is closed for good (6019).
+#[must_use]
+pub fn root_cause(code: u32, facts: &Facts) -> Option<StreamError> {
+    let closed = facts.stream.as_ref().is_some_and(|s| s.state == StreamState::Closed);
+    match StreamError::from_code(code) {
+        Some(StreamError::StreamNotActive | StreamError::StreamNotPaused) if closed => Some(StreamError::StreamClosed),
+        _ => None,
     }
 }
 
@@ -423,10 +439,27 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
     }
 }
 
+// The builtin and runtime failures explained by [`explain_non_program`], by the codes their enums
+// give them.
+const NATIVE_NOT_AUTHORIZED: u32 = TransferError::NotAuthorized.code();
+const NATIVE_ACCOUNT_NOT_DEFAULT: u32 = TransferError::AccountNotDefault.code();
+const NATIVE_SENDER_NOT_OWNED: u32 = TransferError::SenderNotOwned.code();
+const NATIVE_INSUFFICIENT_BALANCE: u32 = TransferError::InsufficientBalance.code();
+const TOKEN_NOT_AUTHORIZED: u32 = TokenError::NotAuthorized.code();
+const TOKEN_ACCOUNT_NOT_DEFAULT: u32 = TokenError::AccountNotDefault.code();
+const TOKEN_NOT_A_HOLDING: u32 = TokenError::NotAHolding.code();
+const TOKEN_INSUFFICIENT_BALANCE: u32 = TokenError::InsufficientBalance.code();
+/// Any account or program id: the runtime's codes do not depend on the ids a refusal names.
+const ANY_ACCOUNT: AccountId = AccountId([0; 32]);
+const ANY_PROGRAM: ProgramId = ProgramId([0; 8]);
+const INVALID_SIGNATURE: u32 = TxError::InvalidSignature { index: 0, signer: ANY_ACCOUNT }.code();
+const NONCE_MISMATCH: u32 = TxError::NonceMismatch { signer: ANY_ACCOUNT, expected: 0, given: 0 }.code();
+const UNAUTHORIZED_CLAIM: u32 = TxError::UnauthorizedClaim { program_id: ANY_PROGRAM, account_id: ANY_ACCOUNT }.code();
+const UNCLAIMED_DEFAULT_ACCOUNT: u32 = TxError::DefaultAccountModifiedWithoutClaim { account_id: ANY_ACCOUNT }.code();
+
 fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) -> String {
     match (code, op) {
-        // Authenticated transfer: InsufficientBalance.
-        (2006, Operation::Deposit { vault, amount, .. }) => {
+        (NATIVE_INSUFFICIENT_BALANCE, Operation::Deposit { vault, amount, .. }) => {
             let have = facts.account(&vault.owner).balance;
             format!(
                 "{} has {have} native balance, the deposit needs {amount}: lower --amount or fund the owner with {} more \
@@ -435,7 +468,7 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
                 amount.saturating_sub(have)
             )
         }
-        (2006, Operation::NativeTransfer { from, amount, .. }) => {
+        (NATIVE_INSUFFICIENT_BALANCE, Operation::NativeTransfer { from, amount, .. }) => {
             let have = facts.account(from).balance;
             format!(
                 "{} has {have} native balance, the transfer needs {amount}: lower --amount or fund it with {} more",
@@ -443,28 +476,37 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
                 amount.saturating_sub(have)
             )
         }
-        (2005, Operation::NativeTransfer { from, .. } | Operation::Deposit { source: from, .. }) => format!(
-            "{} is not a native account (never funded or owned by a program): fund it first with `paystream account transfer`",
-            facts.label(from)
-        ),
-        (2004, Operation::InitAccount { account }) => {
+        (NATIVE_SENDER_NOT_OWNED, Operation::NativeTransfer { from, .. } | Operation::Deposit { source: from, .. }) => {
+            format!(
+                "{} is not a native account (never funded or owned by a program): fund it first with `paystream account transfer`",
+                facts.label(from)
+            )
+        }
+        (NATIVE_ACCOUNT_NOT_DEFAULT, Operation::InitAccount { account }) => {
             format!("{} is already initialised: nothing to do", facts.label(account))
         }
-        (1043 | 1045 | 2003, Operation::NativeTransfer { to, .. }) if facts.account(to).is_default() => format!(
+        (
+            UNAUTHORIZED_CLAIM | UNCLAIMED_DEFAULT_ACCOUNT | NATIVE_NOT_AUTHORIZED,
+            Operation::NativeTransfer { to, .. },
+        ) if facts.account(to).is_default() => format!(
             "the recipient {} has never been used on chain: a transfer that creates it must be signed by the recipient too \
              (pass --to-key NAME) or the recipient must be initialised first (`paystream account init NAME`)",
             facts.label(to)
         ),
-        (1043 | 1045 | 3003, Operation::TokenTransfer { to, .. } | Operation::TokenMint { to, .. })
-            if facts.account(to).is_default() =>
-        {
+        (
+            UNAUTHORIZED_CLAIM | UNCLAIMED_DEFAULT_ACCOUNT | TOKEN_NOT_AUTHORIZED,
+            Operation::TokenTransfer { to, .. } | Operation::TokenMint { to, .. },
+        ) if facts.account(to).is_default() => {
             format!(
                 "the receiving token holding {} does not exist yet: it must sign the transaction that creates it \
                  (name the recipient's key so the wallet can sign for its holding)",
                 facts.label(to)
             )
         }
-        (3009, Operation::TokenTransfer { from, amount, .. } | Operation::Deposit { source: from, amount, .. }) => {
+        (
+            TOKEN_INSUFFICIENT_BALANCE,
+            Operation::TokenTransfer { from, amount, .. } | Operation::Deposit { source: from, amount, .. },
+        ) => {
             let have = facts.token_balance(from).unwrap_or(0);
             format!(
                 "the token holding {} has {have}, this needs {amount}: lower --amount or receive {} more tokens first",
@@ -472,135 +514,28 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
                 amount.saturating_sub(have)
             )
         }
-        (3007, Operation::Deposit { source, .. } | Operation::TokenTransfer { from: source, .. }) => format!(
-            "the token holding {} does not exist (it has never received this token): mint or transfer tokens to it first",
-            facts.label(source)
-        ),
-        (3004, Operation::TokenCreate { definition, .. }) => {
+        (TOKEN_NOT_A_HOLDING, Operation::Deposit { source, .. } | Operation::TokenTransfer { from: source, .. }) => {
+            format!(
+                "the token holding {} does not exist (it has never received this token): mint or transfer tokens to it first",
+                facts.label(source)
+            )
+        }
+        (TOKEN_ACCOUNT_NOT_DEFAULT, Operation::TokenCreate { definition, .. }) => {
             format!("the token definition {} already exists: pick another --name", facts.label(definition))
         }
-        (1013, _) => format!(
+        (NONCE_MISMATCH, _) => format!(
             "{message}. Another transaction from the same key was included first; run the command again (the wallet \
              fetches fresh nonces)"
         ),
-        (1012, _) => format!("{message}. The key that signed is not the key of the account; check the keystore file"),
+        (INVALID_SIGNATURE, _) => {
+            format!("{message}. The key that signed is not the key of the account; check the keystore file")
+        }
         _ => message.to_owned(),
-    }
-}
-
-/// The code the chain would return for `op` given `facts`, for checks that cannot change before
-/// the transaction is included (or `None` when nothing is known to fail).
-#[must_use]
-pub fn preflight(op: &Operation, facts: &Facts) -> Option<u32> {
-    let stream_state = facts.stream.as_ref().map(|s| s.state);
-    match op {
-        Operation::CreateStream { vault, provider, rate, allocation, extensions, .. } => {
-            let v = facts.vault.as_ref()?;
-            if *rate == 0 {
-                return Some(StreamError::ZeroStreamRate.code());
-            }
-            if *allocation == 0 {
-                return Some(StreamError::ZeroStreamAllocation.code());
-            }
-            if *provider == vault.owner {
-                return Some(StreamError::ProviderEqualsOwner.code());
-            }
-            if *allocation > v.unallocated.0 {
-                return Some(StreamError::AllocationExceedsUnallocated.code());
-            }
-            (extensions.activation_fee > *allocation).then_some(StreamError::ActivationFeeExceedsUnaccrued.code())
-        }
-        Operation::TopUp { amount, .. } => {
-            let v = facts.vault.as_ref()?;
-            if stream_state == Some(StreamState::Closed) {
-                return Some(StreamError::StreamClosed.code());
-            }
-            if *amount == 0 {
-                return Some(StreamError::ZeroTopUpAmount.code());
-            }
-            (*amount > v.unallocated.0).then_some(StreamError::AllocationExceedsUnallocated.code())
-        }
-        Operation::Withdraw { vault, amount, to } => {
-            let v = facts.vault.as_ref()?;
-            if *amount == 0 {
-                return Some(StreamError::ZeroWithdrawAmount.code());
-            }
-            if *amount > v.unallocated.0 {
-                return Some(StreamError::InsufficientFunds.code());
-            }
-            let uninitialised_native = vault.is_native() && facts.accounts.get(to).is_some_and(Account::is_default);
-            uninitialised_native.then_some(StreamError::DestinationUninitialized.code())
-        }
-        Operation::Deposit { vault, amount, source } => {
-            facts.vault.as_ref()?;
-            if *amount == 0 {
-                return Some(StreamError::ZeroDepositAmount.code());
-            }
-            if vault.is_native() {
-                let owner = facts.accounts.get(&vault.owner)?;
-                (owner.balance < *amount).then_some(2006)
-            } else {
-                let balance = facts.token_balance(source)?;
-                (balance < *amount).then_some(3009)
-            }
-        }
-        Operation::Pause { .. } => match stream_state? {
-            StreamState::Closed => Some(StreamError::StreamClosed.code()),
-            StreamState::Paused => Some(StreamError::StreamNotActive.code()),
-            StreamState::Active => None,
-        },
-        Operation::Resume { .. } => {
-            let s = facts.stream.as_ref()?;
-            match s.state {
-                StreamState::Closed => Some(StreamError::StreamClosed.code()),
-                StreamState::Paused if s.unaccrued.0 == 0 => Some(StreamError::ResumeZeroUnaccrued.code()),
-                _ => None,
-            }
-        }
-        Operation::CloseByOwner { .. } => {
-            (stream_state? == StreamState::Closed).then_some(StreamError::StreamClosed.code())
-        }
-        Operation::CloseByProvider { signer, .. } => {
-            let s = facts.stream.as_ref()?;
-            if s.provider != *signer {
-                return Some(StreamError::CloseUnauthorized.code());
-            }
-            (s.state == StreamState::Closed).then_some(StreamError::StreamClosed.code())
-        }
-        Operation::Claim { vault, signer, destination, with_receipt, .. } => {
-            let s = facts.stream.as_ref()?;
-            if s.provider != *signer {
-                return Some(StreamError::ClaimUnauthorized.code());
-            }
-            if s.state != StreamState::Active && s.accrued.0 == 0 {
-                return Some(StreamError::ZeroClaimAmount.code());
-            }
-            let needs_receipt = s.extensions.as_ref().is_some_and(|e| e.receipt_key.is_some());
-            if needs_receipt && !with_receipt {
-                return Some(StreamError::ReceiptRequired.code());
-            }
-            if !needs_receipt && *with_receipt {
-                return Some(StreamError::ReceiptNotExpected.code());
-            }
-            let uninitialised_native =
-                vault.is_native() && facts.accounts.get(destination).is_some_and(Account::is_default);
-            uninitialised_native.then_some(StreamError::DestinationUninitialized.code())
-        }
-        Operation::NativeTransfer { from, amount, .. } => {
-            let account = facts.accounts.get(from)?;
-            (account.balance < *amount).then_some(2006)
-        }
-        Operation::TokenTransfer { from, amount, .. } => {
-            let balance = facts.token_balance(from)?;
-            (balance < *amount).then_some(3009)
-        }
-        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use paystreams_lez_core::ProgramId;
     use paystreams_program::state::VaultPrivacyTier;
     use paystreams_rpc::Amount;
 
@@ -633,11 +568,44 @@ mod tests {
             extensions: ExtensionSettings::default(),
         };
         let facts = Facts { vault: Some(vault_view(120, 0)), ..Facts::default() };
-        assert_eq!(preflight(&op, &facts), Some(6011));
         assert_eq!(
             explain(&op, 6011, "", &facts),
             "vault 3 has 120 unallocated, stream needs 200: deposit 80 more or lower --allocation"
         );
+    }
+
+    fn stream_view(state: StreamState) -> StreamView {
+        StreamView {
+            owner: AccountId([1; 32]),
+            vault_id: 3,
+            stream_id: 0,
+            stream_config: AccountId([4; 32]),
+            provider: AccountId([9; 32]),
+            token_id: "native".into(),
+            rate: 1,
+            state,
+            allocation: Amount(100),
+            accrued: Amount(10),
+            unaccrued: Amount(90),
+            accrued_as_of: 10,
+            as_of: 10,
+            planned_stop: None,
+            stored_state: state,
+            stored_accrued: Amount(10),
+            stored_accrued_as_of: 10,
+            extensions: None,
+        }
+    }
+
+    #[test]
+    fn pausing_or_resuming_a_closed_stream_is_told_as_closed() {
+        let closed = Facts { stream: Some(stream_view(StreamState::Closed)), ..Facts::default() };
+        let active = Facts { stream: Some(stream_view(StreamState::Active)), ..Facts::default() };
+        for error in [StreamError::StreamNotActive, StreamError::StreamNotPaused] {
+            assert_eq!(root_cause(error.code(), &closed), Some(StreamError::StreamClosed));
+            assert_eq!(root_cause(error.code(), &active), None);
+        }
+        assert_eq!(root_cause(StreamError::AllocationExceedsUnallocated.code(), &closed), None);
     }
 
     #[test]

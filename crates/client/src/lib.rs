@@ -18,6 +18,7 @@ pub mod error;
 pub mod explain;
 pub mod holding;
 pub mod keystore;
+pub mod preflight;
 
 pub use amount::{AmountError, parse_amount};
 pub use chain::{RpcChain, RpcClaimer, WsEvents, WsSubscription, follow_events};
@@ -26,7 +27,8 @@ pub use client::{
     sign_receipt, stream_events,
 };
 pub use error::{ClientError, Result, TxFailure};
-pub use explain::{Facts, Operation, explain, preflight};
+pub use explain::{Facts, Operation, explain};
 pub use holding::{holding_id, holding_key};
 pub use keystore::{Keystore, KeystoreError, NamedKey, default_keystore_dir};
 pub use paystreams_rpc as rpc;
+pub use preflight::{Snapshot, Verdict, preflight};

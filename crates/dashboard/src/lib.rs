@@ -19,6 +19,7 @@
 pub mod actions;
 pub mod app;
 pub mod chart;
+pub mod error;
 pub mod format;
 pub mod hub;
 pub mod pages;

@@ -22,8 +22,10 @@ use tokio_stream::{StreamExt as _, wrappers::BroadcastStream};
 
 use crate::{
     actions::{self, Input, Kind, Outcome},
-    app::{AppState, Layout, PageError, render},
-    chart, format,
+    app::{AppState, Layout, render},
+    chart,
+    error::PageError,
+    format,
     hub::{self, Push},
     view::{self, IdentityRow, Label, StreamRow, VaultRow},
 };

@@ -12,7 +12,7 @@ use axum::{
 };
 use rand_core::RngCore as _;
 
-use crate::app::{AppState, PageError};
+use crate::{app::AppState, error::PageError};
 
 /// Content-Security-Policy of every response: nothing from other origins.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \

@@ -8,7 +8,7 @@ use paystreams_lez_core::AccountId;
 use paystreams_program::state::StreamState;
 use paystreams_rpc::{StreamFilter, StreamView, VaultView};
 
-use crate::{app::PageError, format};
+use crate::{error::PageError, format};
 
 /// Most streams listed per identity and table.
 pub const STREAMS_PER_TABLE_MAX: usize = 500;

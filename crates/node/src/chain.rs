@@ -144,14 +144,6 @@ pub fn block_info(block: &StoredBlock) -> BlockInfo {
     }
 }
 
-fn error_info(error: &TxError) -> TxErrorInfo {
-    let name = match error {
-        TxError::Program { name, .. } if error.name() == "ProgramError" => name.clone(),
-        _ => error.name().to_owned(),
-    };
-    TxErrorInfo { code: error.code(), name, message: error.to_string() }
-}
-
 /// Decodes a transaction sent as base64 of its Borsh bytes, refusing oversized text before
 /// decoding it.
 fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
@@ -426,7 +418,7 @@ impl Chain {
                     }
                     Err(e) => {
                         failures.push(e.code());
-                        (Some(error_info(&e)), vec![])
+                        (Some(TxErrorInfo::from(&e)), vec![])
                     }
                 };
                 for event in &events {

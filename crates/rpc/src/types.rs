@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_program::state::{StreamState, VaultPrivacyTier};
-use paystreams_runtime::ReceiptEvent;
+use paystreams_runtime::{ReceiptEvent, TxError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Most blocks `getBlockRange` returns at once.
@@ -131,6 +131,18 @@ pub struct TxErrorInfo {
     pub code: u32,
     pub name: String,
     pub message: String,
+}
+
+impl From<&TxError> for TxErrorInfo {
+    /// The code, the name (for a program outside the known ones, the name it gave) and the
+    /// runtime's message: what a failed receipt carries, and what a pre-flight refusal reports.
+    fn from(error: &TxError) -> Self {
+        let name = match error {
+            TxError::Program { name, .. } if error.name() == "ProgramError" => name.clone(),
+            _ => error.name().to_owned(),
+        };
+        Self { code: error.code(), name, message: error.to_string() }
+    }
 }
 
 /// A transaction receipt.
