@@ -14,12 +14,14 @@ pub enum Table {
     Used,
     /// Stream id (8 bytes, big-endian) then session id: candidates; empty values.
     Index,
-    /// Stream key (48 bytes) to its session id, its claimable token, or both (see [`BoundEntry`](super::record::BoundEntry)).
+    /// Stream key (48 bytes) to its session id, its claimable token, or both (see
+    /// [`BoundEntry`](super::record::BoundEntry)).
     Bound,
     /// Session id then request digest (64 bytes); empty values.
     Replay,
     /// Vault key (40 bytes) to its recent attempt times (borsh `Vec<u64>`). Records whose
-    /// every attempt is outside the window are deleted as [`ATTEMPT_SWEEP`](super::ATTEMPT_SWEEP) describes.
+    /// every attempt is outside the window are deleted as [`ATTEMPT_SWEEP`](super::ATTEMPT_SWEEP)
+    /// describes.
     Attempts,
     /// Layout 1 only: stream key to token id. Emptied into [`Table::Bound`] by [`migrate`](fn@super::migrate).
     Claimable,

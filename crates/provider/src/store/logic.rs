@@ -17,7 +17,8 @@ pub struct KvStore<K: Kv> {
 }
 
 impl<K: Kv> KvStore<K> {
-    /// The store over an opened backend, brought to [`LAYOUT_VERSION`](super::LAYOUT_VERSION) first ([`migrate`](fn@migrate)).
+    /// The store over an opened backend, brought to [`LAYOUT_VERSION`](super::LAYOUT_VERSION)
+    /// first ([`migrate`](fn@migrate)).
     ///
     /// # Errors
     /// Storage failures, corrupt layout-1 data, or a store written by a newer version.

@@ -2,6 +2,7 @@
 //! attempt times and the composite keys.
 
 use borsh::BorshDeserialize;
+use paystreams_wire::varint;
 
 use super::{StoreError, corrupt};
 use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey};
@@ -9,10 +10,11 @@ use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId
 /// First byte of a layout-2 session value.
 const SESSION_RECORD_V2: u8 = 2;
 
-/// A session's [`Table::Sessions`](super::Table::Sessions) value: [`SESSION_RECORD_V2`], then the fields of
-/// [`Session`] after its id (the key), in declaration order: byte arrays as they are, integers
-/// as LEB128 varints (most are small: rates, stream ids, times), the service id as a varint
-/// length and UTF-8, `bool` and enum tags as one byte, an `Option` as a 0/1 byte then the value.
+/// A session's [`Table::Sessions`](super::Table::Sessions) value: [`SESSION_RECORD_V2`], then
+/// the fields of [`Session`] after its id (the key), in declaration order: byte arrays as they
+/// are, integers as LEB128 varints ([`varint`]; most are small: rates, stream ids, times), the
+/// service id as a varint length and UTF-8, `bool` and enum tags as one byte, an `Option` as a
+/// 0/1 byte then the value.
 #[must_use]
 pub fn encode_session(session: &Session) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(224));
@@ -142,17 +144,8 @@ impl Writer {
         self.0.extend_from_slice(bytes);
     }
 
-    /// LEB128: seven bits per byte, least significant first, the high bit set on all but the last.
-    fn varint(&mut self, mut value: u64) {
-        loop {
-            let low = u8::try_from(value & 0x7f).unwrap_or_default();
-            value = value.checked_shr(7).unwrap_or_default();
-            if value == 0 {
-                self.0.push(low);
-                return;
-            }
-            self.0.push(low | 0x80);
-        }
+    fn varint(&mut self, value: u64) {
+        varint::encode(value, &mut self.0);
     }
 }
 
@@ -186,24 +179,11 @@ impl Reader<'_> {
         }
     }
 
-    /// A shortest-form LEB128 `u64`.
+    /// A varint in its shortest form.
     fn varint(&mut self) -> Result<u64, StoreError> {
-        let mut value: u64 = 0;
-        for shift in (0_u32..64).step_by(7) {
-            let byte = self.byte()?;
-            let low = u64::from(byte & 0x7f);
-            if shift == 63 && low > 1 {
-                return Err(corrupt("session", "varint above u64::MAX"));
-            }
-            value |= low.checked_shl(shift).unwrap_or_default();
-            if byte & 0x80 == 0 {
-                if byte == 0 && shift > 0 {
-                    return Err(corrupt("session", "varint not in its shortest form"));
-                }
-                return Ok(value);
-            }
-        }
-        Err(corrupt("session", "varint longer than ten bytes"))
+        let (value, rest) = varint::decode_canonical(self.0).map_err(|e| corrupt("session", e))?;
+        self.0 = rest;
+        Ok(value)
     }
 
     fn string(&mut self) -> Result<String, StoreError> {
@@ -213,9 +193,10 @@ impl Reader<'_> {
     }
 }
 
-/// A [`Table::Bound`](super::Table::Bound) value: the session bound to the stream and the token of funds that may
-/// be unclaimed. Stored as the id (32 bytes; layout 1's value), the id and the token (64), or a
-/// zero byte and the token (33: the session was purged, the stream may still owe funds).
+/// A [`Table::Bound`](super::Table::Bound) value: the session bound to the stream and the token
+/// of funds that may be unclaimed. Stored as the id (32 bytes; layout 1's value), the id and the
+/// token (64), or a zero byte and the token (33: the session was purged, the stream may still
+/// owe funds).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct BoundEntry {
     pub(super) session: Option<SessionId>,
