@@ -102,7 +102,15 @@ pub trait KvTxn {
 /// A transactional key-value store: `transact` runs `f` atomically, committing only on `Ok`.
 /// `f` may run more than once (a shared backend retries a transaction that lost a race), so it
 /// must not have effects outside the transaction.
+///
+/// Backends are synchronous and free to block (file I/O, an fsync, a network round trip, or
+/// `Handle::block_on` on an async client): [`KvStore`](super::KvStore) calls a backend whose
+/// [`BLOCKS`](Kv::BLOCKS) is `true` from tokio's blocking pool, never from a worker thread.
 pub trait Kv: Send + Sync {
+    /// Whether `transact` and `read` may block the thread. Only a backend that never waits
+    /// for anything but a short in-memory lock says `false`; the store then calls it inline.
+    const BLOCKS: bool = true;
+
     /// # Errors
     /// `f`'s error (nothing is committed) or a storage failure.
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError>;

@@ -221,6 +221,9 @@ impl KvTxn for MemoryTxn<'_> {
 }
 
 impl Kv for MemoryKv {
+    /// One lock held for a transaction over in-memory maps: nothing to wait for.
+    const BLOCKS: bool = false;
+
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut data = self.data.lock()?;
         let mut txn = MemoryTxn { data: &mut data, undo: Vec::new() };

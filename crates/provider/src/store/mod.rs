@@ -11,6 +11,11 @@
 //! ([`Kv`]) with two backends: [`MemoryKv`] (tests) and [`RedbKv`] (default; every
 //! transaction committed with immediate durability, so a restart loses nothing).
 //!
+//! Backends are synchronous; the async [`SessionStore`] methods run a backend that blocks
+//! (redb, PostgreSQL; see [`Kv::BLOCKS`]) through `tokio::task::spawn_blocking`, so no fsync,
+//! redb commit or database round trip runs on a tokio worker thread. Opening a store
+//! ([`KvStore::with_kv`], [`RedbStore::open`]) blocks too: async callers open it the same way.
+//!
 //! Layout ([`LAYOUT_VERSION`] 2, recorded in [`Table::Meta`]): a session record is its
 //! [`Table::Sessions`] entry (keyed by id; the value, see [`encode_session`], omits the id),
 //! its vault's [`Table::Pending`] entry while pending, its [`Table::Index`] entries, its
