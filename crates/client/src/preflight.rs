@@ -258,14 +258,14 @@ mod tests {
         payment_streams_program_id,
         state::VaultPrivacyTier,
     };
-    use paystreams_runtime::{State, builtins::transfer::TransferError};
+    use paystreams_runtime::{builtins::transfer::TransferError, testkit::LocalChain};
 
     use super::*;
 
-    /// A chain state built by the runtime itself: genesis, clock updates and applied calls.
+    /// A chain built by the runtime itself (the shared test chain): genesis, clock updates and
+    /// applied calls, with the client's program id installed.
     struct Ledger {
-        runtime: Runtime,
-        state: State,
+        chain: LocalChain,
         owner: SecretKey,
         provider: SecretKey,
         vault: VaultRef,
@@ -278,13 +278,9 @@ mod tests {
             let provider = SecretKey::from_bytes(&[2; 32]).expect("key");
             let funded = [(owner.account_id(), 1_000), (provider.account_id(), 1)];
             let vault = VaultRef::native(payment_streams_program_id(), owner.account_id(), 3);
-            let mut ledger = Self {
-                runtime: runtime_for(payment_streams_program_id()),
-                state: paystreams_runtime::genesis(&funded, 0),
-                owner,
-                provider,
-                vault,
-            };
+            let chain =
+                LocalChain::new(&funded, 0).expect("genesis").with_runtime(runtime_for(payment_streams_program_id()));
+            let mut ledger = Self { chain, owner, provider, vault };
             ledger.set_time(100);
             let owner = ledger.owner.clone();
             ledger.apply(&builders::initialize_vault(&vault, VaultPrivacyTier::Public), &[&owner]);
@@ -293,33 +289,22 @@ mod tests {
         }
 
         fn set_time(&mut self, secs: u64) {
-            let ctx = BlockContext { block_id: 0, timestamp_ms: secs * 1000 };
-            let diff = self.runtime.clock_update(&self.state, &ctx).expect("clock update");
-            self.state.apply_diff(&diff);
+            self.chain.advance_to(secs).expect("clock update");
         }
 
         fn sign(&self, call: &Call, signers: &[&SecretKey]) -> Transaction {
-            let nonces = signers.iter().map(|key| self.state.account(&key.account_id()).nonce).collect();
-            let message = Message {
-                program_id: call.program_id,
-                account_ids: call.account_ids.clone(),
-                nonces,
-                instruction_data: call.instruction_data(),
-            };
-            Transaction::sign(message, signers)
+            self.chain.transaction(call.program_id, call.account_ids.clone(), call.instruction_data(), signers)
         }
 
         fn apply(&mut self, call: &Call, signers: &[&SecretKey]) {
-            let applied =
-                self.runtime.apply(&self.state, &self.sign(call, signers), &BlockContext::default()).expect("applies");
-            self.state.apply_diff(&applied.diff);
+            self.chain.submit(call, signers).expect("applies");
         }
 
         /// The pre-flight verdict on the accounts the client fetches.
         fn check(&self, call: &Call, signers: &[&SecretKey]) -> Verdict {
             let signer_ids: Vec<AccountId> = signers.iter().map(|key| key.account_id()).collect();
-            let snapshot = Snapshot::read(&self.state, &Snapshot::ids_read(&call.account_ids, &signer_ids));
-            preflight(&self.runtime, &snapshot, &self.sign(call, signers))
+            let snapshot = Snapshot::read(self.chain.state(), &Snapshot::ids_read(&call.account_ids, &signer_ids));
+            preflight(self.chain.runtime(), &snapshot, &self.sign(call, signers))
         }
 
         fn create(&self, stream_id: u64, rate: u64, allocation: u128) -> Call {
@@ -395,8 +380,8 @@ mod tests {
         let call = ledger.create(0, 1, 200);
         let mut ids = Snapshot::ids_read(&call.account_ids, &[owner.account_id()]);
         ids.remove(&ledger.vault.holding());
-        let snapshot = Snapshot::read(&ledger.state, &ids);
-        let verdict = preflight(&ledger.runtime, &snapshot, &ledger.sign(&call, &[&owner]));
+        let snapshot = Snapshot::read(ledger.chain.state(), &ids);
+        let verdict = preflight(ledger.chain.runtime(), &snapshot, &ledger.sign(&call, &[&owner]));
         assert!(matches!(&verdict, Verdict::Undecided(why) if why.contains(&ledger.vault.holding().to_string())));
     }
 
@@ -404,7 +389,7 @@ mod tests {
     fn the_nonces_come_from_the_snapshot() {
         let ledger = Ledger::with_vault(120);
         let owner = ledger.owner.account_id();
-        let snapshot = Snapshot::read(&ledger.state, &Snapshot::ids_read(&[], &[owner]));
+        let snapshot = Snapshot::read(ledger.chain.state(), &Snapshot::ids_read(&[], &[owner]));
         assert_eq!(snapshot.nonces(&[owner]), Some(vec![2]));
         assert_eq!(snapshot.nonces(&[ledger.vault.config()]), None);
     }
