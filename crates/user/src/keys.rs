@@ -102,7 +102,7 @@ impl KeyStore for FileKeyStore {
             options.mode(0o600);
         }
         let mut file = options.open(&tmp).map_err(|e| io(&tmp, e))?;
-        file.write_all(hex::encode(&key.to_bytes()).as_bytes()).map_err(|e| io(&tmp, e))?;
+        file.write_all(hex::encode(key.to_bytes()).as_bytes()).map_err(|e| io(&tmp, e))?;
         file.sync_all().map_err(|e| io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
