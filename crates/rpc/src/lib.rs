@@ -23,9 +23,11 @@ pub mod remote;
 pub mod types;
 pub mod views;
 
-use jsonrpsee::types::ErrorObjectOwned;
+#[cfg(feature = "server")]
+use jsonrpsee::core::SubscriptionResult;
 #[cfg(any(feature = "client", feature = "server"))]
-use jsonrpsee::{core::SubscriptionResult, proc_macros::rpc};
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
 #[cfg(any(feature = "client", feature = "server"))]
 use paystreams_lez_core::AccountId;
 
