@@ -10,17 +10,24 @@
 
 use std::{sync::Arc, time::Duration};
 
-use paystreams_client::{Client, RpcChain, RpcClaimer, follow_events};
+use paystreams_client::Client;
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::NodeConfig;
 use paystreams_program::{Event, state::StreamState};
 use paystreams_provider::{
-    EngineLimits, FollowerConfig, GrantKind, Liveness, MemoryStore, Provider, ProviderAdvert, ProviderPolicy,
-    SessionStore as _, StreamKey, VaultKey, Verdict, follow::wall_clock_ms,
+    ChainClaimer, EngineLimits, FollowerConfig, GrantKind, MemoryStore, Provider, ProviderPolicy, SessionStore as _,
+    StreamKey, VaultKey, Verdict, run_follower,
 };
-use paystreams_rpc::chain_view::{ChainView as _, ChainWriter as _, SubmitOutcome};
-use paystreams_user::{Advert, MemoryKeyStore, Reaction, Terms, User, UserConfig};
-use paystreams_wire::{CanonicalStoreRequest, RequestDigest as _, StatusCode, TerminationType, TokenStreamPolicy};
+use paystreams_rpc::{
+    chain_view::{ChainView as _, ChainWriter as _, SubmitOutcome},
+    clock::wall_clock_ms,
+    events::Liveness,
+    remote::{RpcChain, WsEvents},
+};
+use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_wire::{
+    CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TerminationType, TokenStreamPolicy,
+};
 
 const SERVICE: &str = "/vac/waku/store-query/3.0.0";
 const FIRST_RESPONSE_CAP: u64 = 4_096;
@@ -28,7 +35,7 @@ const RATE: u64 = 5;
 const ALLOCATION: u64 = 100;
 const DEPOSIT: u128 = 10_000;
 
-type Engine = Provider<RpcChain, MemoryStore, RpcClaimer>;
+type Engine = Provider<RpcChain, MemoryStore, ChainClaimer<RpcChain>>;
 
 struct Transport {
     provider: Arc<Engine>,
@@ -63,14 +70,8 @@ async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T
     panic!("timed out waiting for {what}");
 }
 
-fn advert(provider: &Engine) -> Advert {
-    let decoded = ProviderAdvert::decode(&provider.policy().advert().encode()).expect("advert decodes");
-    Advert {
-        policy: decoded.policy,
-        provider_id: decoded.provider_id,
-        service_ids: decoded.service_ids,
-        deferred_first_proof: decoded.deferred_first_proof,
-    }
+fn advert(provider: &Engine) -> ProviderAdvert {
+    ProviderAdvert::decode(&provider.policy().advert().encode()).expect("advert decodes")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +111,13 @@ async fn eligibility_flow_against_a_real_node() {
     );
     policy.first_response_cap = FIRST_RESPONSE_CAP;
     let limits = EngineLimits { staleness_bound_ms: 3_000, recheck_lead_secs: 5, ..EngineLimits::default() };
-    let claimer = RpcClaimer::new(provider_chain.clone(), provider_key.clone(), None);
+    let claimer = ChainClaimer::new(provider_chain.clone(), provider_key.clone(), client.program_id(), None);
     let provider =
         Arc::new(Provider::new(policy, limits, provider_chain, MemoryStore::new(), claimer).expect("provider"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let follower = {
-        let (provider, client) = (Arc::clone(&provider), client.clone());
+        let provider = Arc::clone(&provider);
+        let events = WsEvents::for_provider(client.node(), p);
         let config = FollowerConfig {
             tick_interval: Duration::from_millis(200),
             min_backoff: Duration::from_millis(50),
@@ -124,7 +126,7 @@ async fn eligibility_flow_against_a_real_node() {
             claim_on_shutdown: true,
         };
         tokio::spawn(async move {
-            follow_events(&provider, &client, config, async {
+            run_follower(&provider, &events, config, async {
                 let _ = stopped.await;
             })
             .await

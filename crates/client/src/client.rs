@@ -1,15 +1,9 @@
 //! The typed client: reads, transaction building and signing, submission with inclusion wait,
 //! and failures explained from chain state.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
-use base64::Engine as _;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::HttpClient;
 use paystreams_lez_core::{
     Account, AccountId, ProgramId,
     crypto::SecretKey,
@@ -25,8 +19,10 @@ use paystreams_program::{
 };
 use paystreams_rpc::{
     BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxStatus, VaultView,
+    remote::NodeRpc,
 };
-use paystreams_runtime::{Message, ReceiptEvent, Transaction};
+pub use paystreams_rpc::{remote::DEFAULT_INCLUSION_TIMEOUT, stream_events};
+use paystreams_runtime::Transaction;
 
 use crate::{
     error::{ClientError, Result, TxFailure},
@@ -37,9 +33,6 @@ use crate::{
 
 /// The default node address.
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:3040";
-
-/// How long [`Client::wait`] waits for inclusion by default.
-pub const DEFAULT_INCLUSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a submission is doing, for progress displays.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,19 +71,19 @@ pub enum TokenRecipient<'a> {
 /// A client of one node.
 #[derive(Clone)]
 pub struct Client {
-    url: String,
-    http: HttpClient,
+    node: NodeRpc,
     program_id: ProgramId,
     names: BTreeMap<AccountId, String>,
     preflight: bool,
-    inclusion_timeout: Duration,
-    poll_interval: Duration,
     progress: Option<ProgressFn>,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("url", &self.url).field("program_id", &self.program_id).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("url", &self.node.url())
+            .field("program_id", &self.program_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,14 +96,6 @@ fn token_id_of(view: &VaultView) -> Result<[u8; 32]> {
         .parse::<AccountId>()
         .map(|id| id.0)
         .map_err(|e| ClientError::Invalid(format!("the node returned an unreadable token id {:?}: {e}", view.token_id)))
-}
-
-/// The payment-streams events of a receipt.
-pub fn stream_events(receipt: &ReceiptInfo) -> impl Iterator<Item = &Event> {
-    receipt.events.iter().filter_map(|e| match e {
-        ReceiptEvent::PaymentStreams { event } => Some(event),
-        _ => None,
-    })
 }
 
 /// What a receipt paid out to providers (sum of its `Claimed` events).
@@ -144,49 +129,49 @@ pub fn sign_receipt(
     DeliveryReceipt { body, signature }
 }
 
+/// The node connection under a client (so `RpcChain::new(client)` reads through it).
+impl From<Client> for NodeRpc {
+    fn from(client: Client) -> Self {
+        client.node
+    }
+}
+
 impl Client {
     /// A client of the node at `url` (`http://` or `https://`). Nothing is sent yet.
     ///
     /// # Errors
     /// When the URL is not usable.
     pub fn connect(url: &str) -> Result<Self> {
-        let http = HttpClientBuilder::default()
-            .request_timeout(Duration::from_secs(30))
-            .build(url)
-            .map_err(|e| ClientError::Connection { url: url.to_owned(), detail: e.to_string() })?;
         Ok(Self {
-            url: url.to_owned(),
-            http,
+            node: NodeRpc::connect(url)?,
             program_id: payment_streams_program_id(),
             names: BTreeMap::new(),
             preflight: true,
-            inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT,
-            poll_interval: Duration::from_millis(25),
             progress: None,
         })
     }
 
     #[must_use]
     pub fn url(&self) -> &str {
-        &self.url
+        self.node.url()
     }
 
     /// The WebSocket URL on the same port (`ws://` for `http://`).
     #[must_use]
     pub fn ws_url(&self) -> String {
-        if let Some(rest) = self.url.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = self.url.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            self.url.clone()
-        }
+        self.node.ws_url()
     }
 
     /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
     #[must_use]
     pub const fn rpc(&self) -> &HttpClient {
-        &self.http
+        self.node.http()
+    }
+
+    /// The node connection this client builds on (what `RpcChain` reads and writes through).
+    #[must_use]
+    pub const fn node(&self) -> &NodeRpc {
+        &self.node
     }
 
     #[must_use]
@@ -212,7 +197,7 @@ impl Client {
     }
 
     pub const fn set_inclusion_timeout(&mut self, timeout: Duration) {
-        self.inclusion_timeout = timeout;
+        self.node.set_inclusion_timeout(timeout);
     }
 
     /// Called as a submission progresses.
@@ -227,7 +212,7 @@ impl Client {
     }
 
     fn rpc_err(&self, method: &'static str) -> impl FnOnce(jsonrpsee::core::ClientError) -> ClientError + '_ {
-        move |e| ClientError::from_rpc(&self.url, method, e)
+        move |e| ClientError::Node(self.node.error(method)(e))
     }
 
     /// A vault ref for this client's program.
@@ -241,13 +226,13 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn account(&self, id: AccountId) -> Result<Account> {
-        self.http.get_account(id).await.map_err(self.rpc_err("getAccount"))
+        self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>> {
-        let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))?;
+        let nonces = self.node.http().get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))?;
         Ok(nonces.into_iter().map(|n| n.0).collect())
     }
 
@@ -274,7 +259,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn vault(&self, owner: AccountId, vault_id: u64) -> Result<Option<VaultView>> {
-        self.http.get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
+        self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
     }
 
     /// The vault, or an error telling how to create it.
@@ -295,13 +280,13 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_vaults(&self, owner: AccountId) -> Result<Vec<VaultView>> {
-        self.http.list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
+        self.node.http().list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>> {
-        self.http.get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
+        self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
     }
 
     /// The stream, or an error naming what exists.
@@ -322,19 +307,19 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_streams(&self, filter: StreamFilter) -> Result<Vec<StreamView>> {
-        self.http.list_streams(filter).await.map_err(self.rpc_err("listStreams"))
+        self.node.http().list_streams(filter).await.map_err(self.rpc_err("listStreams"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn last_block_id(&self) -> Result<u64> {
-        self.http.get_last_block_id().await.map_err(self.rpc_err("getLastBlockId"))
+        self.node.http().get_last_block_id().await.map_err(self.rpc_err("getLastBlockId"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn block(&self, block_id: u64) -> Result<Option<BlockInfo>> {
-        self.http.get_block(block_id).await.map_err(self.rpc_err("getBlock"))
+        self.node.http().get_block(block_id).await.map_err(self.rpc_err("getBlock"))
     }
 
     /// The latest block's time in seconds.
@@ -351,7 +336,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn program_ids(&self) -> Result<BTreeMap<String, String>> {
-        self.http.get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
+        self.node.http().get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
     }
 
     /// Dev only: moves the chain clock forward and mines a block.
@@ -359,7 +344,7 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn advance_time(&self, seconds: u64) -> Result<BlockInfo> {
-        self.http.dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
+        self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
     }
 
     /// Dev only: mines blocks.
@@ -367,13 +352,13 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn mine(&self, blocks: Option<u32>) -> Result<BlockInfo> {
-        self.http.dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
+        self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn receipt(&self, hash: HexHash) -> Result<Option<ReceiptInfo>> {
-        self.http.get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
+        self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
     }
 
     /// The chain state that explains a failure of `op`.
@@ -479,9 +464,7 @@ impl Client {
         signers: &[&SecretKey],
     ) -> Result<HexHash> {
         self.report(&Progress::Sending);
-        let nonces = self.nonces(signers.iter().map(|k| k.account_id()).collect()).await?;
-        let message = Message { program_id, account_ids, nonces, instruction_data };
-        self.send_transaction(&Transaction::sign(message, signers)).await
+        Ok(self.node.send_signed(program_id, account_ids, instruction_data, signers).await?)
     }
 
     /// Sends a signed transaction; returns its hash without waiting.
@@ -489,8 +472,7 @@ impl Client {
     /// # Errors
     /// RPC failure or a stateless refusal by the node.
     pub async fn send_transaction(&self, tx: &Transaction) -> Result<HexHash> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
-        self.http.send_transaction(encoded).await.map_err(self.rpc_err("sendTransaction"))
+        Ok(self.node.send_transaction(tx).await?)
     }
 
     /// Waits until `hash` is included or failed, up to the inclusion timeout.
@@ -498,22 +480,7 @@ impl Client {
     /// # Errors
     /// RPC failure or timeout.
     pub async fn wait(&self, hash: HexHash) -> Result<ReceiptInfo> {
-        let start = Instant::now();
-        let mut interval = self.poll_interval;
-        loop {
-            if let Some(receipt) = self.receipt(hash).await?
-                && receipt.status != TxStatus::Pending
-            {
-                return Ok(receipt);
-            }
-            let elapsed = start.elapsed();
-            if elapsed > self.inclusion_timeout {
-                return Err(ClientError::Timeout { hash, waited: elapsed });
-            }
-            self.report(&Progress::Waiting { hash, elapsed });
-            tokio::time::sleep(interval).await;
-            interval = (interval.saturating_mul(2)).min(Duration::from_millis(250));
-        }
+        Ok(self.node.wait_receipt(hash, |elapsed| self.report(&Progress::Waiting { hash, elapsed })).await?)
     }
 
     // ----- Native accounts -----

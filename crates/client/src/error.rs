@@ -1,8 +1,8 @@
 //! Client errors. Every variant's text names the cause and, where there is one, the fix.
 
-use std::{fmt, time::Duration};
+use std::fmt;
 
-use paystreams_rpc::HexHash;
+use paystreams_rpc::{HexHash, remote::RpcError};
 
 /// A transaction that failed (in a receipt) or that a pre-flight check refused before sending.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -41,18 +41,11 @@ impl fmt::Display for TxFailure {
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the node at {url}: {detail}. Is `paystream node` running there? Set --rpc or PAYSTREAMS_RPC")]
-    Connection { url: String, detail: String },
-    #[error("the node refused {method}: {message} (JSON-RPC error {code})")]
-    Rpc { method: &'static str, code: i32, message: String },
+    /// The node could not be reached, refused a call, or did not include a transaction in time.
+    #[error(transparent)]
+    Node(#[from] RpcError),
     #[error("{0}")]
     Transaction(Box<TxFailure>),
-    #[error(
-        "transaction {hash} was not included within {} s; it may still be pending (query getTransactionReceipt), \
-         or the node is not producing blocks",
-        waited.as_secs()
-    )]
-    Timeout { hash: HexHash, waited: Duration },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -73,24 +66,6 @@ impl ClientError {
     #[must_use]
     pub fn code(&self) -> Option<u32> {
         self.tx_failure().map(|f| f.code)
-    }
-
-    pub(crate) fn from_rpc(url: &str, method: &'static str, error: jsonrpsee::core::ClientError) -> Self {
-        use jsonrpsee::core::ClientError as E;
-        match error {
-            E::Call(object) => {
-                let mut message = object.message().to_owned();
-                if let Some(data) = object.data() {
-                    message.push_str(": ");
-                    message.push_str(data.get());
-                }
-                Self::Rpc { method, code: object.code(), message }
-            }
-            E::Transport(e) => Self::Connection { url: url.to_owned(), detail: e.to_string() },
-            E::RestartNeeded(e) => Self::Connection { url: url.to_owned(), detail: e.to_string() },
-            E::RequestTimeout => Self::Connection { url: url.to_owned(), detail: "the request timed out".to_owned() },
-            other => Self::Rpc { method, code: 0, message: other.to_string() },
-        }
     }
 }
 

@@ -12,7 +12,6 @@
 //! ```
 
 pub mod amount;
-pub mod chain;
 mod client;
 pub mod error;
 pub mod explain;
@@ -21,7 +20,6 @@ pub mod keystore;
 pub mod preflight;
 
 pub use amount::{AmountError, parse_amount};
-pub use chain::{RpcChain, RpcClaimer, WsEvents, WsSubscription, follow_events};
 pub use client::{
     Client, DEFAULT_INCLUSION_TIMEOUT, DEFAULT_RPC_URL, Progress, ProgressFn, TokenRecipient, claimed_amount,
     sign_receipt, stream_events,
@@ -31,4 +29,7 @@ pub use explain::{Facts, Operation, explain};
 pub use holding::{holding_id, holding_key};
 pub use keystore::{Keystore, KeystoreError, NamedKey, default_keystore_dir};
 pub use paystreams_rpc as rpc;
+/// The engines' chain view over the node this client talks to (`RpcChain::new(client)`); it
+/// lives in `paystreams_rpc::remote`.
+pub use paystreams_rpc::remote::RpcChain;
 pub use preflight::{Snapshot, Verdict, preflight};

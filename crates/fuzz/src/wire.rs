@@ -288,7 +288,7 @@ fn check_status(status: &EligibilityStatus) {
 fn check_advert(advert: &ProviderAdvert) {
     check_policy(&advert.policy);
     let ids = advert.service_ids.len();
-    assert!((1..=paystreams_provider::policy::SERVICE_IDS_MAX).contains(&ids), "advert decoded with {ids} service ids");
+    assert!((1..=paystreams_wire::SERVICE_IDS_MAX).contains(&ids), "advert decoded with {ids} service ids");
     let policy = ProviderPolicy {
         provider_id: advert.provider_id,
         service_ids: advert.service_ids.clone(),

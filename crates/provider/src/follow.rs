@@ -3,7 +3,8 @@
 //! subscription ends, and stops on a shutdown signal.
 //!
 //! Transport-agnostic: an [`EventSource`] opens subscriptions, an [`EventSubscription`] yields
-//! notifications (`paystreams-client` implements both over the node's WebSocket).
+//! notifications (`paystreams-rpc` defines both and, with its `client` feature, implements them
+//! over the node's WebSocket).
 //!
 //! While the subscription is open the follower stamps a shared [`Liveness`] with the wall clock
 //! (on every event and every tick). A chain view that caps its `observed_at_ms` with it (the
@@ -14,14 +15,15 @@
 use std::{
     future::Future,
     pin::{Pin, pin},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use paystreams_rpc::{EventNotification, chain_view::ChainView};
+use paystreams_rpc::{
+    EventNotification,
+    chain_view::ChainView,
+    clock::wall_clock_ms,
+    events::{EventSource, EventSubscription, Liveness},
+};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -29,53 +31,6 @@ use crate::{
     engine::{EngineError, Provider},
     store::SessionStore,
 };
-
-/// Wall-clock Unix milliseconds now.
-#[must_use]
-pub fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// When the follower last knew its subscription to be open (wall-clock Unix ms), shared with
-/// the chain view. Clones share the same value.
-#[derive(Clone, Debug, Default)]
-pub struct Liveness(Arc<AtomicU64>);
-
-impl Liveness {
-    /// A liveness marked alive now.
-    #[must_use]
-    pub fn new() -> Self {
-        let liveness = Self::default();
-        liveness.mark(wall_clock_ms());
-        liveness
-    }
-
-    /// Records that the subscription was open at `now_ms`.
-    pub fn mark(&self, now_ms: u64) {
-        self.0.fetch_max(now_ms, Ordering::Relaxed);
-    }
-
-    /// The last time the subscription was known to be open (0: never).
-    #[must_use]
-    pub fn last_alive_ms(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// One open subscription.
-pub trait EventSubscription: Send {
-    /// The next notification, or `None` when the subscription ended (connection lost,
-    /// server stopped): the follower then reconnects.
-    fn next_event(&mut self) -> impl Future<Output = Option<EventNotification>> + Send;
-}
-
-/// Opens subscriptions (again after each end).
-pub trait EventSource: Send + Sync {
-    type Subscription: EventSubscription;
-
-    /// Opens a subscription to the provider's events.
-    fn subscribe(&self) -> impl Future<Output = Result<Self::Subscription, String>> + Send;
-}
 
 /// Follower timing.
 #[derive(Clone, Debug)]
@@ -245,7 +200,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::VecDeque, sync::Mutex};
+    use std::{
+        collections::VecDeque,
+        sync::{
+            Arc, Mutex,
+            atomic::{AtomicU64, Ordering},
+        },
+    };
 
     use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
     use paystreams_program::{

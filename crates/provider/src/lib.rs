@@ -19,9 +19,12 @@ pub mod store;
 
 pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
 pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
-pub use follow::{EventSource, EventSubscription, FollowerConfig, FollowerStats, Liveness, run_follower};
+pub use follow::{FollowerConfig, FollowerStats, run_follower};
+/// The event-feed seam the follower runs on (defined next to `ChainView` in `paystreams-rpc`).
+pub use paystreams_rpc::events::{EventSource, EventSubscription, Liveness};
+pub use paystreams_wire::{LoadCap, ProviderAdvert};
 pub use pg_store::{PgKv, PgStore};
-pub use policy::{EngineLimits, LoadCap, ProviderAdvert, ProviderPolicy};
+pub use policy::{EngineLimits, ProviderPolicy};
 pub use report::{ProviderReport, SessionReport};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};

@@ -8,13 +8,27 @@
 //! Conventions: account ids base58, hashes hex, `u128` amounts decimal strings, transactions
 //! base64 of their Borsh bytes (LEZ's encoding), chain time in milliseconds, stream time in
 //! seconds.
+//!
+//! This crate is also the seam between the off-chain engines and the chain: [`chain_view`] and
+//! [`events`] are what the engines are generic over. Two features pick a side of the API: the
+//! node enables `server` (the [`PaystreamsApiServer`] trait), everyone else `client` (the
+//! generated [`PaystreamsApiClient`] and [`remote`], the chain view and event source over a
+//! node's endpoints). Types, views and the seam traits compile without either.
 
 pub mod chain_view;
 pub mod clock;
+pub mod events;
+#[cfg(feature = "client")]
+pub mod remote;
 pub mod types;
 pub mod views;
 
-use jsonrpsee::{core::SubscriptionResult, proc_macros::rpc, types::ErrorObjectOwned};
+#[cfg(feature = "server")]
+use jsonrpsee::core::SubscriptionResult;
+#[cfg(any(feature = "client", feature = "server"))]
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+#[cfg(any(feature = "client", feature = "server"))]
 use paystreams_lez_core::AccountId;
 
 pub use types::*;
@@ -38,8 +52,11 @@ pub mod codes {
 /// Result of every method.
 pub type RpcResult<T> = Result<T, ErrorObjectOwned>;
 
-/// The node's API.
-#[rpc(server, client)]
+/// The node's API (the `server` and `client` features generate its two sides).
+#[cfg(any(feature = "client", feature = "server"))]
+#[cfg_attr(all(feature = "server", feature = "client"), rpc(server, client))]
+#[cfg_attr(all(feature = "server", not(feature = "client")), rpc(server))]
+#[cfg_attr(all(feature = "client", not(feature = "server")), rpc(client))]
 pub trait PaystreamsApi {
     /// Submits a signed transaction (base64 Borsh). Stateless checks run now; the hash is
     /// returned before execution. Poll `getTransactionReceipt` or subscribe to blocks.

@@ -155,6 +155,14 @@ pub struct ReceiptInfo {
     pub events: Vec<ReceiptEvent>,
 }
 
+/// The payment-streams events of a receipt.
+pub fn stream_events(receipt: &ReceiptInfo) -> impl Iterator<Item = &paystreams_program::Event> {
+    receipt.events.iter().filter_map(|e| match e {
+        ReceiptEvent::PaymentStreams { event } => Some(event),
+        _ => None,
+    })
+}
+
 /// An account in JSON (LEZ's four fields; data hex).
 pub type AccountInfo = Account;
 

@@ -14,10 +14,11 @@ use std::{
 };
 
 use futures::{StreamExt as _, stream};
-use paystreams_client::{Client, RpcChain};
+use paystreams_client::Client;
 use paystreams_lez_core::crypto::SecretKey;
 use paystreams_node::NodeConfig;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive as _, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},

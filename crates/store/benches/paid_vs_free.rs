@@ -19,9 +19,10 @@ use std::{
 
 use futures::{StreamExt as _, stream};
 use libp2p::identity::Keypair;
-use paystreams_client::{Client, RpcChain};
+use paystreams_client::Client;
 use paystreams_node::NodeConfig;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive as _, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},

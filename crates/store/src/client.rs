@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
-use paystreams_provider::ProviderAdvert;
 use paystreams_rpc::chain_view::{ChainView, ChainWriter};
-use paystreams_user::{Advert, KeyStore, Reaction, Terms, User, UserError};
-use paystreams_wire::{StatusCode, WireError};
+use paystreams_user::{KeyStore, Reaction, Terms, User, UserError};
+use paystreams_wire::{ProviderAdvert, StatusCode, WireError};
 use rand_core::RngCore as _;
 
 use crate::{
@@ -100,17 +99,6 @@ pub fn new_request_id() -> String {
     hex::encode(bytes)
 }
 
-/// The engine's view of a provider advert.
-#[must_use]
-pub fn user_advert(advert: &ProviderAdvert) -> Advert {
-    Advert {
-        policy: advert.policy.clone(),
-        provider_id: advert.provider_id,
-        service_ids: advert.service_ids.clone(),
-        deferred_first_proof: advert.deferred_first_proof,
-    }
-}
-
 /// What happened on one page.
 #[derive(Clone, Debug)]
 pub struct PageOutcome {
@@ -126,7 +114,7 @@ pub struct PageOutcome {
 pub struct PaidStore<C, K> {
     client: StoreClient,
     user: Arc<User<C, K>>,
-    advert: Advert,
+    advert: ProviderAdvert,
     terms: Terms,
 }
 
@@ -136,7 +124,7 @@ impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
     /// # Errors
     /// Network failures or a provider that does not serve Store.
     pub async fn new(client: StoreClient, user: Arc<User<C, K>>, terms: Terms) -> Result<Self, QueryError> {
-        let advert = user_advert(&client.advert().await?);
+        let advert = client.advert().await?;
         if !advert.service_ids.contains(&terms.service_id) {
             return Err(QueryError::NotOffered(format!("it serves {:?}", advert.service_ids)));
         }
@@ -144,7 +132,7 @@ impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
     }
 
     #[must_use]
-    pub const fn advert(&self) -> &Advert {
+    pub const fn advert(&self) -> &ProviderAdvert {
         &self.advert
     }
 

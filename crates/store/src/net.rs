@@ -19,6 +19,7 @@ use libp2p::{
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{NetworkBehaviour, SwarmEvent},
 };
+use paystreams_wire::varint;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -28,8 +29,8 @@ use crate::wire::{REQUEST_MAX_LEN, RESPONSE_MAX_LEN};
 pub const STORE_PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0");
 /// The provider's policy advertisement.
 pub const POLICY_PROTOCOL: StreamProtocol = StreamProtocol::new("/paystreams/policy/1.0.0");
-/// Largest policy answer (the advert decoder caps it at 8 KiB too).
-pub const POLICY_MAX_LEN: usize = 8 * 1024;
+/// Largest policy answer: the largest advert the decoder accepts.
+pub const POLICY_MAX_LEN: usize = paystreams_wire::ADVERT_MAX_LEN;
 /// How long one request may take end to end before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent streams per connection and protocol (bounds one peer's share of the provider).
@@ -41,29 +42,18 @@ pub const CHANNEL_CAPACITY: usize = 1_024;
 pub const INBOUND_CONCURRENT_MAX: usize = 512;
 /// How long an idle connection stays open (a paying user pages through results on one).
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest varint length prefix read (10 bytes encode any u64).
-const VARINT_MAX_BYTES: usize = 10;
-
 /// Reads one varint-length-prefixed frame of at most `max` bytes.
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
-    let mut len: u64 = 0;
-    let mut done = false;
-    for index in 0..VARINT_MAX_BYTES {
+    let mut prefix = varint::Decoder::new();
+    let len = loop {
         let mut byte = [0u8; 1];
         io.read_exact(&mut byte).await?;
-        let shift = u32::try_from(index.saturating_mul(7)).unwrap_or(u32::MAX);
-        let part = u64::from(byte[0] & 0x7f)
-            .checked_shl(shift)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "length prefix overflows"))?;
-        len |= part;
-        if byte[0] & 0x80 == 0 {
-            done = true;
-            break;
+        match prefix.push(byte[0]) {
+            Ok(Some(len)) => break len,
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad length prefix: {e}"))),
         }
-    }
-    if !done {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "length prefix longer than 10 bytes"));
-    }
+    };
     let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
     if len > max {
         return Err(io::Error::new(
@@ -78,18 +68,8 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
 
 /// Writes one varint-length-prefixed frame.
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
-    let mut prefix = Vec::with_capacity(VARINT_MAX_BYTES);
-    let mut len = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    loop {
-        let low = u8::try_from(len & 0x7f).unwrap_or(0);
-        len >>= 7;
-        if len == 0 {
-            prefix.push(low);
-            break;
-        }
-        prefix.push(low | 0x80);
-    }
-    io.write_all(&prefix).await?;
+    let len = u64::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    io.write_all(&varint::to_vec(len)).await?;
     io.write_all(body).await?;
     io.flush().await
 }

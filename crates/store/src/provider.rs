@@ -12,14 +12,21 @@ use axum::{
     routing::{get, post},
 };
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
-use paystreams_client::{Client, RpcChain, RpcClaimer, follow_events};
-use paystreams_lez_core::crypto::SecretKey;
+use paystreams_client::Client;
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_provider::{
-    EngineLimits, FollowerConfig, FollowerStats, Liveness, MemoryStore, PgStore, Provider, ProviderPolicy,
-    ProviderReport, RedbStore, SessionId, SessionStore,
+    ChainClaimer, EngineLimits, FollowerConfig, FollowerStats, MemoryStore, PgStore, Provider, ProviderPolicy,
+    ProviderReport, RedbStore, SessionId, SessionStore, run_follower,
+};
+use paystreams_rpc::{
+    events::{EventSource, Liveness},
+    remote::{RpcChain, WsEvents, WsSubscription},
 };
 use sha2::{Digest as _, Sha256};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -31,6 +38,10 @@ use crate::{
 /// How long the provider reuses a chain head it read (saves two round trips per request; a
 /// quarter second is far below a block's worth of accrual and any deadline's granularity).
 pub const HEAD_CACHE_TTL: Duration = Duration::from_millis(250);
+
+/// How long start-up waits for the first event subscription before serving anyway (the engine
+/// then fails closed once the follower's liveness is older than its staleness bound).
+pub const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Where the engine keeps its sessions.
 #[derive(Clone, Debug)]
@@ -138,7 +149,24 @@ impl ProviderHandle {
     }
 }
 
-type Engine<S> = Provider<RpcChain, S, RpcClaimer>;
+type Engine<S> = Provider<RpcChain, S, ChainClaimer<RpcChain>>;
+
+/// The node's event subscription for the provider, reporting each subscription it opens so
+/// start-up can wait for the first.
+struct ReportingEvents {
+    source: WsEvents,
+    subscribed: watch::Sender<bool>,
+}
+
+impl EventSource for ReportingEvents {
+    type Subscription = WsSubscription;
+
+    async fn subscribe(&self) -> Result<WsSubscription, String> {
+        let subscription = self.source.subscribe().await?;
+        self.subscribed.send_replace(true);
+        Ok(subscription)
+    }
+}
 
 /// Starts a provider: checks the chain is reachable, opens the session store, starts the
 /// follower, the libp2p service and the admin endpoint.
@@ -180,7 +208,7 @@ async fn start_with<S: SessionStore + 'static>(
     let chain = RpcChain::new(client.clone()).with_liveness(liveness.clone()).with_head_cache(HEAD_CACHE_TTL);
     // Claims read streams right after changing them, so the claimer reads fresh views; request
     // checks read them through the per-height stream cache.
-    let claimer = RpcClaimer::new(chain.clone(), config.provider_key.clone(), None);
+    let claimer = ChainClaimer::new(chain.clone(), config.provider_key.clone(), client.program_id(), None);
     let chain = chain.with_stream_cache();
     let provider: Arc<Engine<S>> = Arc::new(
         Provider::new(config.policy.clone(), config.limits, chain, store, claimer)
@@ -188,6 +216,7 @@ async fn start_with<S: SessionStore + 'static>(
     );
 
     let (stop, stopped) = oneshot::channel::<()>();
+    let (subscribed, mut subscription_up) = watch::channel(false);
     let follower = {
         let provider = Arc::clone(&provider);
         let follow = FollowerConfig {
@@ -196,19 +225,26 @@ async fn start_with<S: SessionStore + 'static>(
             claim_on_shutdown: config.claim_on_shutdown,
             ..FollowerConfig::default()
         };
+        let events = ReportingEvents {
+            source: WsEvents::for_provider(client.node(), AccountId(provider.policy().provider_id)),
+            subscribed,
+        };
         tokio::spawn(async move {
-            follow_events(&provider, &client, follow, async {
+            run_follower(&provider, &events, follow, async {
                 let _ = stopped.await;
             })
             .await
         })
     };
-    // Wait until the event subscription is up, so the engine's view is fresh from the start.
-    for _ in 0..100 {
-        if liveness.last_alive_ms() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Serve once the event subscription is up, so the engine follows the chain from its first
+    // request; a node slow to accept it delays start-up by at most `SUBSCRIBE_WAIT`.
+    match tokio::time::timeout(SUBSCRIBE_WAIT, subscription_up.wait_for(|up| *up)).await {
+        Ok(Ok(_)) => info!("event subscription up"),
+        Ok(Err(_)) => warn!("the event follower stopped before subscribing"),
+        Err(_) => warn!(
+            waited_ms = SUBSCRIBE_WAIT.as_millis(),
+            "event subscription not up yet; serving anyway (requests fail closed if it stays down)"
+        ),
     }
 
     let metrics = Arc::new(Metrics::default());

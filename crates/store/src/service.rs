@@ -15,8 +15,8 @@ use std::sync::{
 };
 
 use libp2p::PeerId;
-use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict, follow::wall_clock_ms};
-use paystreams_rpc::chain_view::ChainView;
+use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
 use paystreams_wire::{EligibilityStatus, RequestDigest as _};
 use tracing::{debug, warn};
 

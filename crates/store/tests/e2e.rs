@@ -9,10 +9,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use paystreams_client::{Client, RpcChain};
+use paystreams_client::Client;
 use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
 use paystreams_provider::{EngineLimits, ProviderPolicy, ProviderReport};
+use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},

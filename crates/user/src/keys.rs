@@ -102,7 +102,7 @@ impl KeyStore for FileKeyStore {
             options.mode(0o600);
         }
         let mut file = options.open(&tmp).map_err(|e| io(&tmp, e))?;
-        file.write_all(hex_encode(&key.to_bytes()).as_bytes()).map_err(|e| io(&tmp, e))?;
+        file.write_all(hex::encode(key.to_bytes()).as_bytes()).map_err(|e| io(&tmp, e))?;
         file.sync_all().map_err(|e| io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io(&path, e))
     }
@@ -127,14 +127,6 @@ impl KeyStore for FileKeyStore {
             Err(e) => Err(io(&path, e)),
         }
     }
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len().saturating_mul(2)), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

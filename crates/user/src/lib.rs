@@ -26,28 +26,15 @@ use paystreams_program::{
 };
 use paystreams_rpc::chain_view::{ChainError, ChainView, ChainWriter, SubmitOutcome};
 use paystreams_wire::{
-    EligibilityProof, EligibilityStatus, RequestDigest, ServiceTermination, Signer, StatusCode, StreamParams,
-    TerminationType, VaultOwnerAuthBody, WireError, sign_proposal, sign_stream_proof, sign_stream_proof_with,
+    EligibilityProof, EligibilityStatus, ProviderAdvert, RequestDigest, ServiceTermination, Signer, StatusCode,
+    StreamParams, TerminationType, VaultOwnerAuthBody, WireError,
+    recommended::{PARAMS_ATTEMPT_WINDOW_SECS, PARAMS_ATTEMPTS_MAX},
+    sign_proposal, sign_stream_proof, sign_stream_proof_with,
 };
 use tracing::{info, warn};
 
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use ledger::{Overpromise, Promise, PromiseLedger};
-
-/// What the user needs from a provider's discovery advertisement (the provider crate's
-/// `ProviderAdvert` carries the same fields; any discovery source can fill it).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Advert {
-    pub policy: paystreams_wire::StreamProviderPolicy,
-    pub provider_id: [u8; 32],
-    pub service_ids: Vec<String>,
-    pub deferred_first_proof: bool,
-}
-
-/// The spec's RECOMMENDED cap on parameter attempts per vault and provider.
-pub const RETRY_CAP: u32 = 5;
-/// The window of that cap, seconds.
-pub const RETRY_WINDOW_SECS: u64 = 600;
 
 /// Why the user engine refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +47,9 @@ pub enum UserError {
     Wire(#[from] WireError),
     #[error("a proposal to this provider is pending until chain time {0}")]
     ProposalPending(u64),
-    #[error("retry cap reached: {RETRY_CAP} attempts in {RETRY_WINDOW_SECS} s; retry after chain time {0}")]
+    #[error(
+        "retry cap reached: {PARAMS_ATTEMPTS_MAX} attempts in {PARAMS_ATTEMPT_WINDOW_SECS} s; retry after chain time {0}"
+    )]
     RetryCap(u64),
     #[error("the provider does not accept this token")]
     TokenNotAccepted,
@@ -196,10 +185,6 @@ impl<C, K> std::fmt::Debug for User<C, K> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
     #[must_use]
     pub fn new(owner: SecretKey, chain: C, keys: K, config: UserConfig) -> Self {
@@ -236,7 +221,7 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
     ///
     /// # Errors
     /// A [`UserError`]; nothing is promised then.
-    pub async fn propose(&self, advert: &Advert, terms: &Terms) -> Result<Vec<u8>, UserError> {
+    pub async fn propose(&self, advert: &ProviderAdvert, terms: &Terms) -> Result<Vec<u8>, UserError> {
         let provider = advert.provider_id;
         let now = self.chain.head().await?.time_secs;
         if let Some(s) = self.state()?.sessions.get(&provider)
@@ -271,13 +256,13 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             session_key.public_key().to_bytes(),
             None,
         )?;
-        let label = hex(&VaultOwnerAuthBody::from_proposal(&proposal)?.digest());
+        let label = hex::encode(VaultOwnerAuthBody::from_proposal(&proposal)?.digest());
         {
             let mut state = self.state()?;
             let attempts = state.attempts.entry((terms.vault_id, provider)).or_default();
-            attempts.retain(|t| t.saturating_add(RETRY_WINDOW_SECS) > now);
-            if attempts.len() >= usize::try_from(RETRY_CAP).unwrap_or(usize::MAX) {
-                let retry_after = attempts.first().map_or(now, |t| t.saturating_add(RETRY_WINDOW_SECS));
+            attempts.retain(|t| t.saturating_add(PARAMS_ATTEMPT_WINDOW_SECS) > now);
+            if attempts.len() >= usize::try_from(PARAMS_ATTEMPTS_MAX).unwrap_or(usize::MAX) {
+                let retry_after = attempts.first().map_or(now, |t| t.saturating_add(PARAMS_ATTEMPT_WINDOW_SECS));
                 return Err(UserError::RetryCap(retry_after));
             }
             let vault_key = (self.owner_id().0, terms.vault_id);

@@ -6,10 +6,10 @@ use paystreams_program::{
     payment_streams_program_id,
     state::{StreamState, VaultPrivacyTier},
 };
-use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderAdvert, ProviderPolicy, Verdict};
+use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, Verdict};
 use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
-use paystreams_user::{Advert, AutoTopUp, MemoryKeyStore, Notice, Reaction, Terms, User, UserConfig, UserError};
-use paystreams_wire::{CanonicalStoreRequest, RequestDigest as _, StatusCode, TokenStreamPolicy};
+use paystreams_user::{AutoTopUp, MemoryKeyStore, Notice, Reaction, Terms, User, UserConfig, UserError};
+use paystreams_wire::{CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TokenStreamPolicy};
 
 const SERVICE: &str = "/vac/waku/store-query/3.0.0";
 
@@ -52,14 +52,8 @@ fn net(config: UserConfig, min_rate: u64) -> Net {
 }
 
 /// Discovery: the provider's advert, encoded and decoded as a discovery record would be.
-fn advert(n: &Net) -> Advert {
-    let decoded = ProviderAdvert::decode(&n.provider.policy().advert().encode()).expect("advert");
-    Advert {
-        policy: decoded.policy,
-        provider_id: decoded.provider_id,
-        service_ids: decoded.service_ids,
-        deferred_first_proof: decoded.deferred_first_proof,
-    }
+fn advert(n: &Net) -> ProviderAdvert {
+    ProviderAdvert::decode(&n.provider.policy().advert().encode()).expect("advert")
 }
 
 fn terms(rate: u64, allocation: u64) -> Terms {

@@ -5,11 +5,14 @@
 
 #![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
+pub mod advert;
 pub mod messages;
 pub mod proto;
+pub mod recommended;
 pub mod signing;
 pub mod varint;
 
+pub use advert::{ADVERT_MAX_LEN, LoadCap, ProviderAdvert, SERVICE_IDS_MAX};
 pub use messages::*;
 pub use signing::*;
 

@@ -8,10 +8,10 @@
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
-use paystreams_client::{Client, RpcChain};
+use paystreams_client::Client;
 use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_provider::{EngineLimits, ProviderPolicy};
-use paystreams_rpc::StreamView;
+use paystreams_rpc::{StreamView, remote::RpcChain};
 use paystreams_store::{
     Archive as _, QueryError, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},

@@ -13,7 +13,7 @@ use paystreams_client::{
     parse_amount,
 };
 use paystreams_lez_core::AccountId;
-use paystreams_rpc::ReceiptInfo;
+use paystreams_rpc::{ReceiptInfo, remote::RpcError};
 use serde_json::{Value, json};
 
 /// Exit code when the operation failed: a transaction failed or was refused, or something
@@ -54,7 +54,7 @@ pub enum CliError {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(ClientError::Connection { .. }) => EXIT_UNREACHABLE,
+            Self::Client(ClientError::Node(RpcError::Connection { .. })) => EXIT_UNREACHABLE,
             Self::Usage(_) | Self::Keystore(KeystoreError::InvalidName(_) | KeystoreError::NotFound { .. }) => {
                 EXIT_USAGE
             }

@@ -4,8 +4,9 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use clap::Subcommand;
-use paystreams_client::{RpcChain, keystore::default_home};
+use paystreams_client::keystore::default_home;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
     archive::{INSERT_BATCH_MAX, is_postgres_url, open_archive, parse_import},
@@ -77,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100)]
     pub min_allocation: u64,
     /// Largest first (proposal-backed) response in bytes; larger pages are trimmed.
-    #[arg(long, default_value_t = paystreams_provider::policy::DEFAULT_FIRST_RESPONSE_CAP)]
+    #[arg(long, default_value_t = paystreams_wire::recommended::VAULT_PROOF_MAX_RESPONSE_BYTES)]
     pub first_response_cap: u64,
     /// Admin HTTP endpoint (/health, /metrics, /sessions); "off" disables it.
     #[arg(long, default_value = "127.0.0.1:8041", value_name = "ADDR|off")]

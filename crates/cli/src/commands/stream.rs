@@ -2,7 +2,7 @@
 
 use std::{
     io::{IsTerminal as _, Write as _},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use borsh::BorshDeserialize as _;
@@ -10,7 +10,7 @@ use clap::{Subcommand, ValueEnum};
 use paystreams_client::{Client, claimed_amount, sign_receipt};
 use paystreams_lez_core::{AccountId, crypto::PublicKey};
 use paystreams_program::{ExtensionSettings, receipt::DeliveryReceipt, state::StreamState};
-use paystreams_rpc::{StreamFilter, StreamView};
+use paystreams_rpc::{StreamFilter, StreamView, clock::wall_clock_secs};
 use serde_json::json;
 
 use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields, table};
@@ -251,10 +251,6 @@ fn projected_accrued(view: &StreamView, now: u64) -> u128 {
     view.accrued.0.saturating_add(gain).min(view.allocation.0)
 }
 
-fn wall_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 async fn watch(
     ctx: &Ctx,
     client: &Client,
@@ -274,7 +270,7 @@ async fn watch(
             _ = tokio::signal::ctrl_c() => break,
         }
         let view = client.require_stream(owner, vault_id, stream_id).await?;
-        let wall = wall_secs();
+        let wall = wall_clock_secs();
         offset = offset.max(i128::from(view.as_of) - i128::from(wall));
         let estimated = u64::try_from(i128::from(wall).saturating_add(offset)).unwrap_or(view.as_of).max(view.as_of);
         let accrued = projected_accrued(&view, estimated);

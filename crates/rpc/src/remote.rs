@@ -1,0 +1,475 @@
+//! The chain seen through a node's JSON-RPC (the `client` feature): [`NodeRpc`] is one node's
+//! HTTP endpoint with the submission primitives (sign with current nonces, send, wait for
+//! inclusion), [`RpcChain`] implements [`ChainView`] and [`ChainWriter`] over it, and
+//! [`WsEvents`] is the [`EventSource`] over the node's `subscribeEvents` WebSocket subscription.
+//!
+//! The typed client (`paystreams-client`) builds its commands on [`NodeRpc`]; the provider's
+//! follower and claimer are built on [`RpcChain`] and [`WsEvents`] by the service that runs
+//! the provider.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use jsonrpsee::{
+    core::{ClientError as JsonRpcError, client::Subscription},
+    http_client::{HttpClient, HttpClientBuilder},
+    ws_client::{WsClient, WsClientBuilder},
+};
+use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
+use paystreams_program::client::Call;
+use paystreams_runtime::{Message, Transaction};
+use tracing::warn;
+
+use crate::{
+    EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamView, TxStatus, VaultView,
+    chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
+    clock::wall_clock_ms,
+    events::{EventSource, EventSubscription, Liveness},
+    stream_events,
+};
+
+/// How long one HTTP request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`NodeRpc::wait_receipt`] waits for inclusion by default.
+pub const DEFAULT_INCLUSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// First receipt poll interval; doubled after each poll up to [`RECEIPT_POLL_MAX`].
+const RECEIPT_POLL_MIN: Duration = Duration::from_millis(25);
+/// Longest interval between receipt polls.
+const RECEIPT_POLL_MAX: Duration = Duration::from_millis(250);
+
+/// A failure to talk to the node. Every variant's text names the cause and, where there is one,
+/// the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot reach the node at {url}: {detail}. Is `paystream node` running there? Set --rpc or PAYSTREAMS_RPC")]
+    Connection { url: String, detail: String },
+    #[error("the node refused {method}: {message} (JSON-RPC error {code})")]
+    Rpc { method: &'static str, code: i32, message: String },
+    #[error(
+        "transaction {hash} was not included within {} s; it may still be pending (query getTransactionReceipt), \
+         or the node is not producing blocks",
+        waited.as_secs()
+    )]
+    Timeout { hash: HexHash, waited: Duration },
+}
+
+impl RpcError {
+    /// The failure of `method` on the node at `url`: an error answer, or a transport failure.
+    #[must_use]
+    pub fn from_call(url: &str, method: &'static str, error: JsonRpcError) -> Self {
+        match error {
+            JsonRpcError::Call(object) => {
+                let mut message = object.message().to_owned();
+                if let Some(data) = object.data() {
+                    message.push_str(": ");
+                    message.push_str(data.get());
+                }
+                Self::Rpc { method, code: object.code(), message }
+            }
+            JsonRpcError::Transport(e) => Self::Connection { url: url.to_owned(), detail: e.to_string() },
+            JsonRpcError::RestartNeeded(e) => Self::Connection { url: url.to_owned(), detail: e.to_string() },
+            JsonRpcError::RequestTimeout => {
+                Self::Connection { url: url.to_owned(), detail: "the request timed out".to_owned() }
+            }
+            other => Self::Rpc { method, code: 0, message: other.to_string() },
+        }
+    }
+}
+
+/// One node's JSON-RPC endpoint over HTTP, with how long submissions wait for inclusion.
+#[derive(Clone, Debug)]
+pub struct NodeRpc {
+    url: String,
+    http: HttpClient,
+    inclusion_timeout: Duration,
+}
+
+impl NodeRpc {
+    /// The node at `url` (`http://` or `https://`). Nothing is sent yet.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect(url: &str) -> Result<Self, RpcError> {
+        let http = HttpClientBuilder::default()
+            .request_timeout(REQUEST_TIMEOUT)
+            .build(url)
+            .map_err(|e| RpcError::Connection { url: url.to_owned(), detail: e.to_string() })?;
+        Ok(Self { url: url.to_owned(), http, inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT })
+    }
+
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The WebSocket URL on the same port (`ws://` for `http://`).
+    #[must_use]
+    pub fn ws_url(&self) -> String {
+        if let Some(rest) = self.url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    #[must_use]
+    pub const fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// How long [`NodeRpc::wait_receipt`] waits.
+    pub const fn set_inclusion_timeout(&mut self, timeout: Duration) {
+        self.inclusion_timeout = timeout;
+    }
+
+    /// Maps a failed call of `method` to an [`RpcError`] naming this node.
+    pub fn error(&self, method: &'static str) -> impl FnOnce(JsonRpcError) -> RpcError + '_ {
+        move |e| RpcError::from_call(&self.url, method, e)
+    }
+
+    /// Fetches the signers' current nonces, signs and sends; returns the hash without waiting.
+    ///
+    /// # Errors
+    /// RPC failure or a stateless refusal by the node.
+    pub async fn send_signed(
+        &self,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        instruction_data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Result<HexHash, RpcError> {
+        let ids = signers.iter().map(|k| k.account_id()).collect();
+        let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.error("getAccountsNonces"))?;
+        let message =
+            Message { program_id, account_ids, nonces: nonces.into_iter().map(|n| n.0).collect(), instruction_data };
+        self.send_transaction(&Transaction::sign(message, signers)).await
+    }
+
+    /// Sends a signed transaction; returns its hash without waiting for inclusion.
+    ///
+    /// # Errors
+    /// RPC failure or a stateless refusal by the node.
+    pub async fn send_transaction(&self, tx: &Transaction) -> Result<HexHash, RpcError> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        self.http.send_transaction(encoded).await.map_err(self.error("sendTransaction"))
+    }
+
+    /// Waits until `hash` is included or failed, up to the inclusion timeout; `waiting` is told
+    /// how long it has waited before each pause.
+    ///
+    /// # Errors
+    /// RPC failure or timeout.
+    pub async fn wait_receipt(&self, hash: HexHash, waiting: impl Fn(Duration)) -> Result<ReceiptInfo, RpcError> {
+        let start = Instant::now();
+        let mut interval = RECEIPT_POLL_MIN;
+        loop {
+            if let Some(receipt) =
+                self.http.get_transaction_receipt(hash).await.map_err(self.error("getTransactionReceipt"))?
+                && receipt.status != TxStatus::Pending
+            {
+                return Ok(receipt);
+            }
+            let elapsed = start.elapsed();
+            if elapsed > self.inclusion_timeout {
+                return Err(RpcError::Timeout { hash, waited: elapsed });
+            }
+            waiting(elapsed);
+            tokio::time::sleep(interval).await;
+            interval = interval.saturating_mul(2).min(RECEIPT_POLL_MAX);
+        }
+    }
+}
+
+fn unavailable(error: &RpcError) -> ChainError {
+    ChainError::Unavailable(error.to_string())
+}
+
+/// [`ChainView`] and [`ChainWriter`] over a node's JSON-RPC.
+///
+/// The head is the latest block (`getLastBlockId` + `getBlock`): its height, its timestamp in
+/// seconds, and as `observed_at_ms` the wall-clock time this process fetched it — capped, when a
+/// [`Liveness`] is attached, by the last time the event follower knew its subscription to be
+/// open, so the provider engine fails closed while it may be missing events.
+#[derive(Clone, Debug)]
+pub struct RpcChain {
+    node: NodeRpc,
+    liveness: Option<Liveness>,
+    head_cache: Option<HeadCache>,
+    stream_cache: Option<StreamCache>,
+}
+
+/// Stream views read at one chain height, shared by clones. A view folded at a given block is
+/// the same whoever asks, so every request at that height after the first is answered
+/// locally; the map is emptied when the head moves to another height.
+#[derive(Clone, Debug, Default)]
+struct StreamCache {
+    inner: Arc<Mutex<StreamCacheInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StreamCacheInner {
+    height: u64,
+    views: HashMap<(AccountId, u64, u64), Option<StreamView>>,
+}
+
+/// Most stream views kept for one height; beyond it the map starts over.
+const STREAM_CACHE_MAX: usize = 100_000;
+
+/// The last head read and when (wall-clock ms), shared by clones.
+#[derive(Clone, Debug)]
+struct HeadCache {
+    ttl_ms: u64,
+    last: Arc<Mutex<Option<(u64, u64, u64)>>>,
+}
+
+impl RpcChain {
+    /// The chain of the node `node` talks to (a [`NodeRpc`], or anything that holds one, such
+    /// as the typed client).
+    #[must_use]
+    pub fn new(node: impl Into<NodeRpc>) -> Self {
+        Self { node: node.into(), liveness: None, head_cache: None, stream_cache: None }
+    }
+
+    /// Answers [`ChainView::stream`] from views already read at the current head's height
+    /// (see [`RpcChain::with_head_cache`] for how current the head is). Saves the `getStream`
+    /// round trip for every request after the first on a stream within one block.
+    #[must_use]
+    pub fn with_stream_cache(mut self) -> Self {
+        self.stream_cache = Some(StreamCache::default());
+        self
+    }
+
+    /// Reuses a head read within the last `ttl` instead of two round trips per call. Chain time
+    /// moves in whole blocks, so a head up to `ttl` old differs from a fresh one by at most the
+    /// blocks produced meanwhile; `observed_at_ms` stays the time of the actual read, so the
+    /// staleness bound still holds. A provider answering many requests per second uses it.
+    /// When the node cannot be reached, the last head is reported with its read time, so an
+    /// engine's staleness bound fails closed with a TEMPORARY termination rather than an
+    /// opaque error.
+    #[must_use]
+    pub fn with_head_cache(mut self, ttl: Duration) -> Self {
+        self.head_cache =
+            Some(HeadCache { ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX), last: Arc::default() });
+        self
+    }
+
+    /// Caps `observed_at_ms` by the follower's liveness (share it with the follower).
+    #[must_use]
+    pub fn with_liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = Some(liveness);
+        self
+    }
+
+    #[must_use]
+    pub const fn node(&self) -> &NodeRpc {
+        &self.node
+    }
+
+    async fn fetch_stream(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<StreamView>, ChainError> {
+        self.node
+            .http
+            .get_stream(*owner, vault_id, stream_id)
+            .await
+            .map_err(|e| unavailable(&RpcError::from_call(&self.node.url, "getStream", e)))
+    }
+
+    /// Reads the stream from the node and keeps it for readers at `height`.
+    async fn read_and_cache(
+        &self,
+        cache: &StreamCache,
+        height: u64,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<StreamView>, ChainError> {
+        let view = self.fetch_stream(owner, vault_id, stream_id).await?;
+        // The node answered at its latest height, at or above `height`: at least as fresh as
+        // what this height's readers expect, so it may serve them.
+        if let Ok(mut inner) = cache.inner.lock() {
+            if inner.height != height || inner.views.len() >= STREAM_CACHE_MAX {
+                inner.height = height;
+                inner.views.clear();
+            }
+            inner.views.insert((*owner, vault_id, stream_id), view.clone());
+        }
+        Ok(view)
+    }
+}
+
+impl ChainView for RpcChain {
+    async fn head(&self) -> Result<ChainHead, ChainError> {
+        let now = wall_clock_ms();
+        let cached = self.head_cache.as_ref().and_then(|cache| {
+            let last = *cache.last.lock().ok()?;
+            last.filter(|(_, _, fetched_at)| now.saturating_sub(*fetched_at) < cache.ttl_ms)
+        });
+        if let Some((height, time_secs, fetched_at)) = cached {
+            let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
+            return Ok(ChainHead { height, time_secs, observed_at_ms });
+        }
+        let fetched = async {
+            let http = &self.node.http;
+            let height =
+                http.get_last_block_id().await.map_err(|e| unavailable(&self.node.error("getLastBlockId")(e)))?;
+            let block = http
+                .get_block(height)
+                .await
+                .map_err(|e| unavailable(&self.node.error("getBlock")(e)))?
+                .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
+            Ok::<_, ChainError>((height, block.header.timestamp_ms / 1000))
+        }
+        .await;
+        let (height, time_secs, fetched_at) = match (fetched, &self.head_cache) {
+            (Ok((height, time_secs)), cache) => {
+                let fetched_at = wall_clock_ms();
+                if let Some(cache) = cache
+                    && let Ok(mut last) = cache.last.lock()
+                {
+                    *last = Some((height, time_secs, fetched_at));
+                }
+                (height, time_secs, fetched_at)
+            }
+            // The node is unreachable: report the last head with the time it was read, so the
+            // engine's staleness bound turns this into a TEMPORARY termination once exceeded.
+            (Err(e), Some(cache)) => match cache.last.lock().ok().and_then(|last| *last) {
+                Some(last) => last,
+                None => return Err(e),
+            },
+            (Err(e), None) => return Err(e),
+        };
+        let observed_at_ms = self.liveness.as_ref().map_or(fetched_at, |l| fetched_at.min(l.last_alive_ms()));
+        Ok(ChainHead { height, time_secs, observed_at_ms })
+    }
+
+    async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
+        self.node.http.get_vault(*owner, vault_id).await.map_err(|e| unavailable(&self.node.error("getVault")(e)))
+    }
+
+    async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
+        let Some(cache) = &self.stream_cache else {
+            return self.fetch_stream(owner, vault_id, stream_id).await;
+        };
+        let height = self.head().await?.height;
+        let key = (*owner, vault_id, stream_id);
+        if let Ok(inner) = cache.inner.lock()
+            && inner.height == height
+            && let Some(view) = inner.views.get(&key)
+        {
+            return Ok(view.clone());
+        }
+        self.read_and_cache(cache, height, owner, vault_id, stream_id).await
+    }
+
+    async fn stream_fresh(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<StreamView>, ChainError> {
+        let Some(cache) = &self.stream_cache else {
+            return self.fetch_stream(owner, vault_id, stream_id).await;
+        };
+        let height = self.head().await?.height;
+        self.read_and_cache(cache, height, owner, vault_id, stream_id).await
+    }
+
+    fn forget_stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) {
+        if let Some(cache) = &self.stream_cache
+            && let Ok(mut inner) = cache.inner.lock()
+        {
+            inner.views.remove(&(*owner, vault_id, stream_id));
+        }
+    }
+}
+
+impl ChainWriter for RpcChain {
+    /// Signs with current nonces, sends, and waits for inclusion (no pre-flight): a failed
+    /// receipt is [`SubmitOutcome::Failed`] with its code and name; RPC failures and inclusion
+    /// timeouts are [`ChainError::Unavailable`].
+    async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+        let hash = self
+            .node
+            .send_signed(call.program_id, call.account_ids.clone(), call.instruction_data(), signers)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let receipt = self.node.wait_receipt(hash, |_| {}).await.map_err(|e| unavailable(&e))?;
+        if receipt.status == TxStatus::Included {
+            return Ok(SubmitOutcome::Included {
+                tx_hash: receipt.hash,
+                block_id: receipt.block_id.unwrap_or_default(),
+                events: stream_events(&receipt).cloned().collect(),
+            });
+        }
+        let (code, name) = receipt.error.map_or((0, "Unknown".to_owned()), |e| (e.code, e.name));
+        Ok(SubmitOutcome::Failed { code, name })
+    }
+}
+
+/// Opens `subscribeEvents` subscriptions on a node's WebSocket endpoint.
+#[derive(Clone, Debug)]
+pub struct WsEvents {
+    ws_url: String,
+    filter: EventFilter,
+}
+
+impl WsEvents {
+    /// Events matching `filter` from the node `node` talks to (same port, `ws://`).
+    #[must_use]
+    pub fn new(node: &NodeRpc, filter: EventFilter) -> Self {
+        Self { ws_url: node.ws_url(), filter }
+    }
+
+    /// Every event naming `provider`.
+    #[must_use]
+    pub fn for_provider(node: &NodeRpc, provider: AccountId) -> Self {
+        Self::new(node, EventFilter { provider: Some(provider), ..EventFilter::default() })
+    }
+}
+
+/// An open subscription; owns its WebSocket connection (dropping it closes both).
+#[derive(Debug)]
+pub struct WsSubscription {
+    subscription: Subscription<EventNotification>,
+    _ws: WsClient,
+}
+
+impl EventSubscription for WsSubscription {
+    async fn next_event(&mut self) -> Option<EventNotification> {
+        loop {
+            match self.subscription.next().await? {
+                Ok(notification) => return Some(notification),
+                Err(e) => warn!(error = %e, "undecodable event notification skipped"),
+            }
+        }
+    }
+}
+
+impl EventSource for WsEvents {
+    type Subscription = WsSubscription;
+
+    async fn subscribe(&self) -> Result<WsSubscription, String> {
+        let ws = WsClientBuilder::default()
+            .build(&self.ws_url)
+            .await
+            .map_err(|e| RpcError::Connection { url: self.ws_url.clone(), detail: e.to_string() }.to_string())?;
+        let subscription = ws
+            .subscribe_events(self.filter.clone())
+            .await
+            .map_err(|e| RpcError::from_call(&self.ws_url, "subscribeEvents", e).to_string())?;
+        Ok(WsSubscription { subscription, _ws: ws })
+    }
+}
