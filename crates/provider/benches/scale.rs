@@ -25,7 +25,7 @@ use std::{
     future::Future,
     path::Path,
     process::{Command, Stdio},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -93,7 +93,7 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// The futures of `KvStore` complete without waiting; a current-thread runtime drives them.
+/// A current-thread runtime drives the store's futures (redb's run on its blocking pool).
 fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 }
@@ -296,10 +296,10 @@ impl BulkRedbKv {
     }
 }
 
-/// The loader borrowed by a `KvStore`, so the caller keeps it for the final commit.
-struct Bulk<'a>(&'a BulkRedbKv);
+/// The loader shared with a `KvStore`, so the caller keeps it for the final commit.
+struct Bulk(Arc<BulkRedbKv>);
 
-impl Kv for Bulk<'_> {
+impl Kv for Bulk {
     fn transact<R: Send>(&self, f: impl Fn(&mut dyn KvTxn) -> Result<R, StoreError> + Sync) -> Result<R, StoreError> {
         let mut state = self.0.state.lock().map_err(|_| StoreError::Poisoned)?;
         let txn = match state.txn.take() {
@@ -442,16 +442,17 @@ fn child_memory(n: u64, requests: u64) {
 fn child_redb_fill(path: &Path, n: u64, requests: u64) {
     let mut f = Figures::default();
     let rss0 = rss_bytes();
-    let kv = BulkRedbKv::create(path);
+    let kv = Arc::new(BulkRedbKv::create(path));
     let started = Instant::now();
     {
-        let store = KvStore::with_kv(Bulk(&kv)).unwrap();
+        let store = KvStore::with_kv(Bulk(Arc::clone(&kv))).unwrap();
         block_on(async {
             for i in 0..n {
                 create_session(&store, i, requests).await.unwrap();
             }
         });
     }
+    let Ok(kv) = Arc::try_unwrap(kv) else { panic!("the store is dropped, the loader is ours") };
     kv.finish();
     let elapsed = started.elapsed().as_secs_f64();
     f.put("bulk_insert_per_s", n as f64 / elapsed);

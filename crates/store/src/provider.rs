@@ -149,7 +149,12 @@ pub async fn start(config: ProviderConfig, archive: Arc<dyn Archive>) -> Result<
     match config.sessions.clone() {
         SessionBackend::Memory => start_with(config, archive, MemoryStore::new()).await,
         SessionBackend::Redb(path) => {
-            let store = RedbStore::open(&path).map_err(|e| StartError::Sessions(format!("{}: {e}", path.display())))?;
+            // Opening reads the file and commits: on the blocking pool, as every store call.
+            let shown = path.display().to_string();
+            let store = tokio::task::spawn_blocking(move || RedbStore::open(&path))
+                .await
+                .map_err(|e| StartError::Sessions(e.to_string()))?
+                .map_err(|e| StartError::Sessions(format!("{shown}: {e}")))?;
             start_with(config, archive, store).await
         }
         SessionBackend::Postgres(url) => {
