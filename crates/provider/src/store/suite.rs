@@ -295,7 +295,8 @@ async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
     // As a database written by the previous version: schema version 1.
     let schema_version = |sql: &str| {
         db.batch_execute(sql).expect("statement");
-        db.query("SELECT max(version) FROM paystreams_sessions_schema").expect("version")[0].get::<_, i32>(0)
+        let rows = db.query("SELECT max(version) FROM paystreams_sessions_schema").expect("version");
+        rows.first().expect("one row").get::<_, i32>(0)
     };
     assert_eq!(schema_version("UPDATE paystreams_sessions_schema SET version = 1"), 1);
     drop(pg_connect(db.url()).await.expect("migrate"));
