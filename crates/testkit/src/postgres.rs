@@ -304,9 +304,15 @@ fn run(command: &mut Command, dir: &Path, what: &str) -> Result<(), String> {
     let log_path: PathBuf = dir.join(format!("{}.log", what.replace(' ', "-")));
     let log = fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     let err = log.try_clone().map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    // Files, not pipes: the server `pg_ctl` starts keeps running after it returns.
-    let status =
-        command.stdin(Stdio::null()).stdout(log).stderr(err).status().map_err(|e| format!("cannot run {what}: {e}"))?;
+    // Files, not pipes: the server `pg_ctl` starts keeps running after it returns. The working
+    // directory is one the postgres user can enter (the test's own may be private to root).
+    let status = command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .status()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
     if status.success() {
         return Ok(());
     }
