@@ -15,7 +15,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark binary: fail loudly")]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common.rs"]
+#[expect(dead_code, reason = "the benchmark drives one world; the tests use the rest of the harness")]
 mod common;
 
 use std::{

@@ -846,7 +846,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         }
         match &notification.event {
             Event::StreamCreated { stream, rate, allocation, at } if stream.provider == ours => {
-                if let Some(mut session) = self.store.pending(vault).await?
+                if let Some(session) = self.store.pending(vault).await?
                     && session.is_pending()
                 {
                     // Index it so the first proof finds the session even if the user's stream
@@ -855,9 +855,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                         warn!(stream_id = stream.stream_id, "candidate bucket full");
                     }
                     let matches = *rate >= session.params.rate && *allocation >= u128::from(session.params.allocation);
+                    // One check-and-write: a proof may bind the session meanwhile.
                     if matches && session.matching_stream.is_none() {
-                        session.matching_stream = Some((stream.stream_id, *at));
-                        self.store.update(&session).await?;
+                        self.store.set_matching_stream(session.id, stream.stream_id, *at).await?;
                     }
                 }
             }

@@ -315,6 +315,21 @@ impl<K: Kv + 'static> SessionStore for KvStore<K> {
         self.run(move |kv| attempt_sync(kv, vault, now, window)).await
     }
 
+    async fn set_matching_stream(&self, id: SessionId, stream_id: u64, at: u64) -> Result<bool, StoreError> {
+        self.run(move |kv| {
+            kv.transact(|txn| {
+                let Some(mut session) = get_session(txn, id)? else { return Ok(false) };
+                if !session.is_pending() || session.matching_stream.is_some() {
+                    return Ok(false);
+                }
+                session.matching_stream = Some((stream_id, at));
+                put_session(txn, &session)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
     async fn update(&self, session: &Session) -> Result<(), StoreError> {
         let session = session.clone();
         self.run(move |kv| kv.transact(|txn| put_session(txn, &session))).await
@@ -384,6 +399,24 @@ mod tests {
             tokio::runtime::Handle::current().block_on(tokio::task::yield_now());
             self.inner.transact(f)
         }
+    }
+
+    #[tokio::test]
+    async fn a_matching_stream_is_recorded_only_while_pending() {
+        let store = MemoryStore::new();
+        let a = session(10, 0, 100);
+        assert_eq!(store.accept(&a, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert!(store.set_matching_stream(a.id, 0, 60).await.expect("set"));
+        assert!(!store.set_matching_stream(a.id, 1, 61).await.expect("set"), "the first matching stream stays");
+        assert_eq!(store.session(a.id).await.expect("read").expect("kept").matching_stream, Some((0, 60)));
+        // A session bound meanwhile is not written back as pending.
+        let b = session(11, 1, 100);
+        assert_eq!(store.accept(&b, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert_eq!(store.bind_stream(b.id, 0).await.expect("bind"), BindOutcome::Bound);
+        assert!(!store.set_matching_stream(b.id, 0, 60).await.expect("set"));
+        let bound = store.session(b.id).await.expect("read").expect("kept");
+        assert_eq!((bound.state, bound.matching_stream), (SessionState::Bound { stream_id: 0 }, None));
+        assert!(!store.set_matching_stream(SessionId([99; 32]), 0, 60).await.expect("set"), "no such session");
     }
 
     #[tokio::test]

@@ -132,6 +132,14 @@ pub trait SessionStore: Send + Sync {
         now: u64,
         window: u64,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    /// Atomically records `stream_id`, seen created at `at`, as the session's matching stream;
+    /// `false` (nothing written) when the session is gone, no longer pending or has one already.
+    fn set_matching_stream(
+        &self,
+        id: SessionId,
+        stream_id: u64,
+        at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Replaces the session record (state changes); ending a session releases its pending slot.
     fn update(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every stored session.

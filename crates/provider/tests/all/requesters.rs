@@ -3,9 +3,7 @@
 //! these tests hold it to finding the right session, never granting on the hint alone, and
 //! keeping forged proofs from known requesters cheap.
 
-mod common;
-
-use common::{DEPOSIT, SERVICE, START, assert_ok, assert_refused, included, key, policy};
+use crate::common::{DEPOSIT, SERVICE, START, assert_ok, assert_refused, included, key, policy};
 use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
     ExtensionSettings,

@@ -1,8 +1,6 @@
 //! Engine rules beyond the attack suite: durability, deferred first proof, monitoring, claims.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_provider::{RedbStore, SessionState, SessionStore as _};
 use paystreams_rpc::chain_view::ChainView as _;
 use paystreams_wire::{

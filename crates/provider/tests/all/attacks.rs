@@ -1,8 +1,6 @@
 //! The attack suite: each case asserts the exact status and that no service is granted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use paystreams_program::client;
 use paystreams_provider::{GrantKind, LoadCap};
 use paystreams_wire::{

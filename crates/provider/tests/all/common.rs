@@ -1,7 +1,5 @@
 //! A provider over the in-memory chain, with a funded user vault.
 
-#![allow(dead_code, reason = "each test file uses a different part of the harness")]
-
 use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
     ExtensionSettings,
