@@ -18,6 +18,7 @@ use paystreams_store::{
     client::{PaidStore, StoreClient, new_request_id},
     wire::StoreQueryRequest,
 };
+use paystreams_testkit::postgres::TestDatabase;
 use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
@@ -209,51 +210,6 @@ async fn import_serve_and_query_through_the_binary() {
     chain.node.shutdown().await;
 }
 
-/// A fresh database on the test server, dropped at the end.
-struct TestDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("PAYSTREAMS_TEST_POSTGRES") else {
-            assert!(
-                std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
-            );
-            eprintln!(
-                "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the shared-database test"
-            );
-            return None;
-        };
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let name = format!("paystreams_cli_{}_{stamp:x}", std::process::id());
-        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect to the test server");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
-        let base = admin_url.split('?').next().unwrap_or(&admin_url);
-        let url = match base.rfind('/') {
-            Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
-            _ => format!("{base}/{name}"),
-        };
-        Some(Self { admin_url, name, url })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // The synchronous client cannot run on a thread that drives (or belongs to) a runtime.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-                }
-            });
-        });
-    }
-}
-
 fn request() -> StoreQueryRequest {
     StoreQueryRequest {
         request_id: new_request_id(),
@@ -267,19 +223,20 @@ fn request() -> StoreQueryRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
 async fn two_provider_processes_share_one_postgres_database() {
-    let Some(db) = std::thread::spawn(TestDb::create).join().expect("db thread") else { return };
+    let db = TestDatabase::create().expect("a test database");
     let chain = chain().await;
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("messages.jsonl");
     write_messages(&file, 9);
-    let out = import(&rpc, &chain.keystore, &file, &db.url);
+    let out = import(&rpc, &chain.keystore, &file, db.url());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Two processes, one provider id, one database (archive and sessions).
-    let a = serve(&rpc, &chain.keystore, work.path(), &["--archive", &db.url, "--min-allocation", "500"]);
-    let b = serve(&rpc, &chain.keystore, work.path(), &["--archive", &db.url, "--min-allocation", "500"]);
+    let a = serve(&rpc, &chain.keystore, work.path(), &["--archive", db.url(), "--min-allocation", "500"]);
+    let b = serve(&rpc, &chain.keystore, work.path(), &["--archive", db.url(), "--min-allocation", "500"]);
     assert_ne!(a.address, b.address);
 
     let user_key = chain.node.dev_keys()[0].clone();

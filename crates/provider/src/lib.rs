@@ -11,6 +11,7 @@ pub mod claims;
 pub mod engine;
 pub mod follow;
 pub mod keys;
+pub mod pg;
 pub mod pg_store;
 pub mod policy;
 pub mod report;

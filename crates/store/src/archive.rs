@@ -11,14 +11,18 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
+pub use paystreams_provider::pg::redact_url;
+use paystreams_provider::pg::{PgPool, describe};
 use serde::{Deserialize, Serialize};
+
+use tokio_postgres::types::ToSql;
 
 use crate::wire::{CONTENT_TOPICS_MAX, MESSAGE_HASHES_MAX, PAYLOAD_MAX_LEN, TOPIC_MAX_LEN, WakuMessage};
 
 /// Most messages one insert call writes (one transaction); imports are chunked to this.
 pub const INSERT_BATCH_MAX: usize = 10_000;
-/// Most idle PostgreSQL connections kept per process (queries beyond this open and close).
-pub const PG_IDLE_CONNECTIONS_MAX: usize = 8;
+/// Most PostgreSQL connections open per process (calls beyond this wait for one).
+pub const PG_CONNECTIONS_MAX: usize = 8;
 
 /// A message in the archive.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -106,12 +110,9 @@ impl From<rusqlite::Error> for ArchiveError {
     }
 }
 
-impl From<postgres::Error> for ArchiveError {
-    fn from(e: postgres::Error) -> Self {
-        Self::Database(match e.as_db_error() {
-            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-            None => e.to_string(),
-        })
+impl From<tokio_postgres::Error> for ArchiveError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(describe(&e))
     }
 }
 
@@ -382,11 +383,10 @@ impl Archive for SqliteArchive {
 
 /// PostgreSQL archive, shared by every provider process pointed at the same database.
 ///
-/// The synchronous `postgres` client runs its own runtime, so each call runs on a scoped thread
-/// outside any async runtime; connections are pooled (at most [`PG_IDLE_CONNECTIONS_MAX`] idle).
+/// Connections come from the shared [`PgPool`] (at most [`PG_CONNECTIONS_MAX`]); each call
+/// blocks its thread on the pool's runtime, so async callers use `spawn_blocking`.
 pub struct PostgresArchive {
-    url: String,
-    idle: Mutex<Vec<postgres::Client>>,
+    pool: PgPool,
 }
 
 impl fmt::Debug for PostgresArchive {
@@ -409,143 +409,76 @@ CREATE INDEX IF NOT EXISTS store_messages_time ON store_messages (timestamp, has
 CREATE INDEX IF NOT EXISTS store_messages_topic ON store_messages (content_topic, timestamp, hash);
 ";
 
-/// Describes a PostgreSQL URL without its password, for error messages.
-#[must_use]
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let (head, tail) = url.split_at(at);
-            let creds_start = scheme.saturating_add(3);
-            let creds = head.get(creds_start..).unwrap_or_default();
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{user}{tail}", url.get(..creds_start).unwrap_or_default())
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Runs `f` on a thread outside any async runtime (the sync PostgreSQL client needs that).
-fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, ArchiveError> {
-    std::thread::scope(|s| s.spawn(f).join())
-        .map_err(|_| ArchiveError::Database("archive worker thread panicked".into()))
-}
-
 impl PostgresArchive {
     /// Connects and creates the schema if needed (safe when several processes start at once).
     ///
     /// # Errors
     /// The server is unreachable or refuses the credentials.
     pub fn connect(url: &str) -> Result<Self, ArchiveError> {
-        let archive = Self { url: url.to_owned(), idle: Mutex::new(Vec::new()) };
-        archive.with_client(|client| {
-            let mut txn = client.transaction()?;
-            txn.execute("SELECT pg_advisory_xact_lock(7160155001)", &[])?;
-            txn.batch_execute(PG_SCHEMA)?;
-            txn.commit()?;
-            Ok(())
+        let archive = Self { pool: PgPool::open(url, PG_CONNECTIONS_MAX).map_err(ArchiveError::Database)? };
+        archive.pool.block_on(async {
+            let mut client = archive.pool.get().await.map_err(ArchiveError::Database)?;
+            let txn = client.transaction().await?;
+            txn.execute("SELECT pg_advisory_xact_lock(7160155001)", &[]).await?;
+            txn.batch_execute(PG_SCHEMA).await?;
+            txn.commit().await?;
+            Ok::<_, ArchiveError>(())
         })?;
         Ok(archive)
-    }
-
-    fn with_client<R: Send>(
-        &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<R, ArchiveError> + Send,
-    ) -> Result<R, ArchiveError> {
-        let pooled = self.idle.lock()?.pop();
-        let url = self.url.clone();
-        let (result, client) = off_runtime(move || {
-            let mut client = match pooled {
-                Some(c) if !c.is_closed() => c,
-                _ => match postgres::Client::connect(&url, postgres::NoTls) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return (
-                            Err(ArchiveError::Database(format!(
-                                "cannot connect to PostgreSQL at {}: {e} (is the server running? check the URL)",
-                                redact_url(&url)
-                            ))),
-                            None,
-                        );
-                    }
-                },
-            };
-            let result = f(&mut client);
-            (result, Some(client))
-        })?;
-        if let Some(client) = client {
-            let mut idle = self.idle.lock()?;
-            if !client.is_closed() && idle.len() < PG_IDLE_CONNECTIONS_MAX {
-                idle.push(client);
-            } else {
-                drop(idle);
-                drop_off_runtime(vec![client]);
-            }
-        }
-        result
-    }
-}
-
-/// Closes connections on a thread outside any async runtime (closing one blocks on the
-/// client's own runtime, which panics inside another).
-fn drop_off_runtime(clients: Vec<postgres::Client>) {
-    if !clients.is_empty() {
-        std::thread::scope(|s| {
-            s.spawn(move || drop(clients));
-        });
-    }
-}
-
-impl Drop for PostgresArchive {
-    fn drop(&mut self) {
-        let clients = self.idle.get_mut().map(std::mem::take).unwrap_or_default();
-        drop_off_runtime(clients);
     }
 }
 
 impl Archive for PostgresArchive {
     fn insert(&self, messages: &[StoredMessage]) -> Result<u64, ArchiveError> {
-        self.with_client(|client| {
-            let mut txn = client.transaction()?;
-            let stmt = txn.prepare(
-                "INSERT INTO store_messages (hash, pubsub_topic, content_topic, timestamp, payload, meta, version) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
-            )?;
+        self.pool.block_on(async {
+            let mut client = self.pool.get().await.map_err(ArchiveError::Database)?;
+            let txn = client.transaction().await?;
+            let stmt = txn
+                .prepare_cached(
+                    "INSERT INTO store_messages (hash, pubsub_topic, content_topic, timestamp, payload, meta, version) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
+                )
+                .await?;
             let mut inserted = 0u64;
             for m in messages {
-                let n = txn.execute(
-                    &stmt,
-                    &[
-                        &m.hash.as_slice(),
-                        &m.pubsub_topic,
-                        &m.message.content_topic,
-                        &m.timestamp,
-                        &m.message.payload,
-                        &m.message.meta,
-                        &i64::from(m.message.version),
-                    ],
-                )?;
+                let n = txn
+                    .execute(
+                        &stmt,
+                        &[
+                            &m.hash.as_slice(),
+                            &m.pubsub_topic,
+                            &m.message.content_topic,
+                            &m.timestamp,
+                            &m.message.payload,
+                            &m.message.meta,
+                            &i64::from(m.message.version),
+                        ],
+                    )
+                    .await?;
                 inserted = inserted.saturating_add(n);
             }
-            txn.commit()?;
+            txn.commit().await?;
             Ok(inserted)
         })
     }
 
     fn query(&self, query: &ArchiveQuery) -> Result<ArchivePage, ArchiveError> {
         check_query(query)?;
-        self.with_client(|client| {
+        self.pool.block_on(async {
+            let client = self.pool.get().await.map_err(ArchiveError::Database)?;
             let cursor_timestamp = match query.cursor {
                 Some(cursor) => Some(
                     client
-                        .query_opt("SELECT timestamp FROM store_messages WHERE hash = $1", &[&cursor.as_slice()])?
+                        .query_opt("SELECT timestamp FROM store_messages WHERE hash = $1", &[&cursor.as_slice()])
+                        .await?
                         .ok_or(ArchiveError::CursorNotFound)?
                         .try_get::<_, i64>(0)?,
                 ),
                 None => None,
             };
             let (sql, params) = select_sql(query, cursor_timestamp, |n| format!("${n}"));
-            let boxed: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+            let boxed: Vec<Box<dyn ToSql + Sync + Send>> = params
                 .into_iter()
-                .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
+                .map(|p| -> Box<dyn ToSql + Sync + Send> {
                     match p {
                         Param::Text(t) => Box::new(t),
                         Param::Blob(b) => Box::new(b),
@@ -553,9 +486,10 @@ impl Archive for PostgresArchive {
                     }
                 })
                 .collect();
-            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = boxed.iter().map(AsRef::as_ref).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|p| -> &(dyn ToSql + Sync) { p.as_ref() }).collect();
             let rows = client
-                .query(&sql, &refs)?
+                .query(&sql, &refs)
+                .await?
                 .into_iter()
                 .map(|r| {
                     Ok(Row {
@@ -568,14 +502,15 @@ impl Archive for PostgresArchive {
                         version: r.try_get(6)?,
                     })
                 })
-                .collect::<Result<Vec<_>, postgres::Error>>()?;
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
             finish_page(rows, query)
         })
     }
 
     fn count(&self) -> Result<u64, ArchiveError> {
-        self.with_client(|client| {
-            let n: i64 = client.query_one("SELECT COUNT(*) FROM store_messages", &[])?.try_get(0)?;
+        self.pool.block_on(async {
+            let client = self.pool.get().await.map_err(ArchiveError::Database)?;
+            let n: i64 = client.query_one("SELECT COUNT(*) FROM store_messages", &[]).await?.try_get(0)?;
             u64::try_from(n).map_err(|_| ArchiveError::Corrupt("negative count".into()))
         })
     }
@@ -684,12 +619,6 @@ pub fn parse_import(text: &str) -> Result<Vec<StoredMessage>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://alice:secret@db:5432/x"), "postgres://alice@db:5432/x");
-        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
-    }
 
     #[test]
     fn bad_import_lines_name_the_line() {

@@ -1,13 +1,14 @@
 //! The archives against a naive model of Store v3's query rules: filters, the inclusive start and
 //! exclusive end, hash lookups, `(timestamp, hash)` order, exclusive cursors in both directions,
-//! page limits and `has_more`. SQLite always; PostgreSQL too when `PAYSTREAMS_TEST_POSTGRES` names
-//! a server (required when `PAYSTREAMS_REQUIRE_POSTGRES=1`).
+//! page limits and `has_more`. SQLite always; PostgreSQL on a fresh database from
+//! `paystreams_testkit::postgres` (ignored by name where the machine has no PostgreSQL).
 
 use paystreams_store::{
     Archive,
     archive::{ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage},
     wire::WakuMessage,
 };
+use paystreams_testkit::postgres::TestDatabase;
 use proptest::prelude::*;
 
 const PUBSUBS: [&str; 2] = ["/p/0", "/p/1"];
@@ -185,55 +186,13 @@ fn sqlite_archive_survives_reopen() {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-/// A fresh database on the test server, dropped at the end.
-struct TestDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("PAYSTREAMS_TEST_POSTGRES") else {
-            assert!(
-                std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
-            );
-            eprintln!(
-                "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL archive tests"
-            );
-            return None;
-        };
-        let name = format!("paystreams_archive_{}", std::process::id()) + &format!("_{:x}", rand_suffix());
-        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect to the test server");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
-        let base = admin_url.split('?').next().unwrap_or(&admin_url);
-        let url = match base.rfind('/') {
-            Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
-            _ => format!("{base}/{name}"),
-        };
-        Some(Self { admin_url, name, url })
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos()))
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
 fn postgres_answers_like_sqlite_and_the_model() {
-    let Some(db) = TestDb::create() else { return };
-    let pg = PostgresArchive::connect(&db.url).expect("connect");
+    let db = TestDatabase::create().expect("a test database");
+    let pg = PostgresArchive::connect(db.url()).expect("connect");
     // A second process starting at the same time creates the schema safely too.
-    let pg2 = PostgresArchive::connect(&db.url).expect("connect again");
+    let pg2 = PostgresArchive::connect(db.url()).expect("connect again");
     let sqlite = SqliteArchive::in_memory().expect("sqlite");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(24));
     let stored: std::cell::RefCell<Vec<StoredMessage>> = std::cell::RefCell::new(Vec::new());

@@ -1,7 +1,10 @@
-//! The behaviour every backend shows, run against memory, redb and PostgreSQL (without a
-//! server, the PostgreSQL cases return early), and the fixtures the unit tests share.
+//! The behaviour every backend shows, run against memory, redb and PostgreSQL (each case on a
+//! fresh database from `paystreams_testkit::postgres`; ignored by name where the machine has no
+//! PostgreSQL), and the fixtures the unit tests share.
 
 use std::future::Future;
+
+use paystreams_testkit::postgres::TestDatabase;
 
 use super::{
     record::{index_key, replay_key},
@@ -253,68 +256,25 @@ async fn a_layout_1_redb_file_is_converted_once_and_behaves_the_same() {
     assert_eq!(observe(&store).await, expected);
 }
 
-/// A fresh database on the server `PAYSTREAMS_TEST_POSTGRES` names, dropped at the end.
-/// Skips (returns `None`) without a server unless `PAYSTREAMS_REQUIRE_POSTGRES=1`.
-struct PgTestDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgTestDb {
-    fn create(tag: &str) -> Option<Self> {
-        let Ok(admin_url) = std::env::var("PAYSTREAMS_TEST_POSTGRES") else {
-            assert!(
-                std::env::var("PAYSTREAMS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "PAYSTREAMS_REQUIRE_POSTGRES=1 but PAYSTREAMS_TEST_POSTGRES is not set"
-            );
-            eprintln!(
-                "skipped: set PAYSTREAMS_TEST_POSTGRES=postgres://USER@HOST:PORT/DB to run the PostgreSQL session-store tests"
-            );
-            return None;
-        };
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let name = format!("paystreams_sessions_{tag}_{}_{stamp:x}", std::process::id());
-        let admin = admin_url.clone();
-        let create = format!("CREATE DATABASE {name}");
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test server");
-            client.batch_execute(&create).expect("create database");
-        })
-        .join()
-        .expect("create thread");
-        let base = admin_url.split('?').next().unwrap_or(&admin_url).to_owned();
-        let url = match base.rfind('/') {
-            Some(i) if i > "postgres://".len() => format!("{}/{name}", base.get(..i).unwrap_or_default()),
-            _ => format!("{base}/{name}"),
-        };
-        Some(Self { admin_url, name, url })
-    }
-}
-
-impl Drop for PgTestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut client) = postgres::Client::connect(&admin, postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        })
-        .join();
-    }
+/// Connects from a blocking thread, as the service does (connecting waits on the server).
+async fn pg_connect(url: &str) -> Result<crate::PgStore, StoreError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || crate::PgStore::connect(&url)).await.expect("connect task")
 }
 
 #[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
 async fn postgres_store_rules_and_reconnect() {
-    let Some(db) = PgTestDb::create("rules") else { return };
-    let store = crate::PgStore::connect(&db.url).expect("connect");
+    let db = TestDatabase::create().expect("a test database");
+    let store = pg_connect(db.url()).await.expect("connect");
     exercise(&store).await;
     drop(store);
-    let reopened = crate::PgStore::connect(&db.url).expect("reconnect");
+    let reopened = pg_connect(db.url()).await.expect("reconnect");
     assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
     assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
     assert!(
-        crate::PgStore::connect("postgres://nobody@127.0.0.1:1/none")
+        pg_connect("postgres://nobody@127.0.0.1:1/none")
+            .await
             .expect_err("refused")
             .to_string()
             .contains("is the server running")
@@ -322,42 +282,37 @@ async fn postgres_store_rules_and_reconnect() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
 async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
-    let Some(db) = PgTestDb::create("layout1") else { return };
+    let db = TestDatabase::create().expect("a test database");
     let expected = MemoryStore::new();
     replay_history(&expected).await;
     let expected = observe(&expected).await;
-    let kv = crate::PgKv::connect(&db.url).expect("connect raw");
-    write_layout1(&kv);
-    drop(kv);
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || write_layout1(&crate::PgKv::connect(&url).expect("connect raw")))
+        .await
+        .expect("layout 1 writer");
     // As a database written by the previous version: schema version 1.
-    let schema_version = |sql: &'static str| {
-        let url = db.url.clone();
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-            client.batch_execute(sql).expect("statement");
-            client
-                .query_one("SELECT max(version) FROM paystreams_sessions_schema", &[])
-                .expect("version")
-                .get::<_, i32>(0)
-        })
-        .join()
-        .expect("thread")
+    let schema_version = |sql: &str| {
+        db.batch_execute(sql).expect("statement");
+        let rows = db.query("SELECT max(version) FROM paystreams_sessions_schema").expect("version");
+        rows.first().expect("one row").get::<_, i32>(0)
     };
     assert_eq!(schema_version("UPDATE paystreams_sessions_schema SET version = 1"), 1);
-    drop(crate::PgStore::connect(&db.url).expect("migrate"));
+    drop(pg_connect(db.url()).await.expect("migrate"));
     assert_eq!(schema_version("SELECT 1"), crate::pg_store::PG_SCHEMA_VERSION);
-    let store = crate::PgStore::connect(&db.url).expect("reconnect");
+    let store = pg_connect(db.url()).await.expect("reconnect");
     assert_eq!(observe(&store).await, expected);
 }
 
 /// Two stores on one database (two provider processes) racing from many threads, each
 /// thread with its own runtime: every check-and-write succeeds exactly once.
 #[test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
 fn postgres_races_between_processes_have_one_winner() {
-    let Some(db) = PgTestDb::create("races") else { return };
+    let db = TestDatabase::create().expect("a test database");
     let (store_a, store_b) =
-        (crate::PgStore::connect(&db.url).expect("a"), crate::PgStore::connect(&db.url).expect("b"));
+        (crate::PgStore::connect(db.url()).expect("a"), crate::PgStore::connect(db.url()).expect("b"));
     let race = |op: &(dyn Fn(&crate::PgStore, usize) -> bool + Sync)| -> usize {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
