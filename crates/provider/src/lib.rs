@@ -12,7 +12,6 @@ pub mod engine;
 pub mod follow;
 pub mod keys;
 pub mod pg;
-pub mod pg_store;
 pub mod policy;
 pub mod report;
 pub mod session;
@@ -24,8 +23,7 @@ pub use follow::{FollowerConfig, FollowerStats, run_follower};
 /// The event-feed seam the follower runs on (defined next to `ChainView` in `paystreams-rpc`).
 pub use paystreams_rpc::events::{EventSource, EventSubscription, Liveness};
 pub use paystreams_wire::{LoadCap, ProviderAdvert};
-pub use pg_store::{PgKv, PgStore};
 pub use policy::{EngineLimits, ProviderPolicy};
 pub use report::{ProviderReport, SessionReport};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
-pub use store::{AcceptOutcome, BindOutcome, MemoryStore, RedbStore, SessionStore, StoreError};
+pub use store::{AcceptOutcome, BindOutcome, MemoryStore, PgKv, PgStore, RedbStore, SessionStore, StoreError};

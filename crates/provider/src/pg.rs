@@ -1,4 +1,4 @@
-//! The one PostgreSQL access path, shared by the session store ([`crate::pg_store`]) and the
+//! The one PostgreSQL access path, shared by the session store ([`crate::store::PgKv`]) and the
 //! Store service's message archive: a [deadpool](deadpool_postgres) pool of
 //! [tokio-postgres](tokio_postgres) connections (no TLS), reached from synchronous code.
 //!

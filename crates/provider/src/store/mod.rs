@@ -8,8 +8,9 @@
 //! transactions.
 //!
 //! [`KvStore`] implements the logic once over a small transactional key-value interface
-//! ([`Kv`]) with two backends: [`MemoryKv`] (tests) and [`RedbKv`] (default; every
-//! transaction committed with immediate durability, so a restart loses nothing).
+//! ([`Kv`]) with three backends: [`MemoryKv`] (tests), [`RedbKv`] (default; every
+//! transaction committed with immediate durability, so a restart loses nothing) and [`PgKv`]
+//! (PostgreSQL, shared by several provider processes).
 //!
 //! Backends are synchronous; the async [`SessionStore`] methods run a backend that blocks
 //! (redb, PostgreSQL; see [`Kv::BLOCKS`]) through `tokio::task::spawn_blocking`, so no fsync,
@@ -29,6 +30,7 @@ mod kv;
 mod logic;
 mod memory;
 mod migrate;
+mod postgres;
 mod record;
 mod redb;
 #[cfg(test)]
@@ -41,6 +43,7 @@ pub use self::{
     logic::{KvStore, MemoryStore, RedbStore},
     memory::MemoryKv,
     migrate::{LAYOUT_VERSION, migrate},
+    postgres::{PG_CONNECTIONS_MAX, PG_SCHEMA_VERSION, PG_TRANSACTION_ATTEMPTS_MAX, PgKv, PgStore},
     record::{decode_session, encode_session},
     redb::RedbKv,
 };

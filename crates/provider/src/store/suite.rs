@@ -300,7 +300,7 @@ async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
     };
     assert_eq!(schema_version("UPDATE paystreams_sessions_schema SET version = 1"), 1);
     drop(pg_connect(db.url()).await.expect("migrate"));
-    assert_eq!(schema_version("SELECT 1"), crate::pg_store::PG_SCHEMA_VERSION);
+    assert_eq!(schema_version("SELECT 1"), crate::store::postgres::PG_SCHEMA_VERSION);
     let store = pg_connect(db.url()).await.expect("reconnect");
     assert_eq!(observe(&store).await, expected);
 }
