@@ -8,7 +8,7 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use base64::Engine as _;
@@ -25,6 +25,10 @@ fn kills() -> usize {
     std::env::var("PAYSTREAMS_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
 }
 const ACCOUNTS: usize = 4;
+/// Transactions each round sees included before its kill.
+const INCLUDED_PER_ROUND: usize = 2;
+/// How long a round may take to see them.
+const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// xorshift64*, seeded from the clock (the seed is printed so a failure can be replayed).
 struct Rng(u64);
@@ -133,10 +137,29 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(100 + rng.next() % 400)).await;
+        // Kill at a random moment once this round has seen transactions included, so every
+        // round adds to what the next restart must keep however slow the machine is.
+        let deadline = Instant::now() + ROUND_DEADLINE;
+        while included.lock().expect("lock").len() < recorded.len() + INCLUDED_PER_ROUND
+            && !sender.is_finished()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.next() % 400)).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
-        let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
+        // The sender stops at its first failed call; a failed assertion in it fails the test.
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(10), sender).await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
+        let added = included.lock().expect("lock").len() - recorded.len();
+        assert!(
+            added >= INCLUDED_PER_ROUND,
+            "round {round}: {added} transactions included before the kill (waited up to {ROUND_DEADLINE:?})"
+        );
     }
 
     let count = included.lock().expect("lock").len();

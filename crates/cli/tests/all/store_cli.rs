@@ -5,13 +5,12 @@
 use std::{
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::Arc,
     time::Duration,
 };
 
 use paystreams_client::{Client, RpcChain};
-use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
 use paystreams_store::{
     STORE_SERVICE_ID,
@@ -22,12 +21,10 @@ use paystreams_testkit::postgres::TestDatabase;
 use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
+use crate::common::{dev_node, paystream, wait_for};
+
 const TOPIC: &str = "/cli/1/chat/proto";
 const PUBSUB: &str = "/waku/2/default-waku/proto";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_paystream"))
-}
 
 /// Kills the child when dropped (a failed assertion must not leave providers running).
 struct Provider {
@@ -58,7 +55,7 @@ fn write_messages(path: &Path, n: u32) {
 }
 
 fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
-    bin()
+    paystream()
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
         .args(["import"])
@@ -70,7 +67,7 @@ fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::proces
 
 /// Starts `store serve` and waits for its "listening on" line.
 fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
-    let mut child = bin()
+    let mut child = paystream()
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
         .args(["serve", "--provider", "dev-1", "--admin", "off", "--first-response-cap", "100000"])
@@ -103,9 +100,7 @@ struct Chain {
 async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
-    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node");
-    paystreams_client::Keystore::open(&keystore).expect("keystore").save_dev_keys(node.dev_keys()).expect("dev keys");
-    let client = Client::connect(&node.rpc_url()).expect("client");
+    let (node, client) = dev_node(Some(&keystore)).await;
     let user = node.dev_keys()[0].clone();
     client.init_vault(&user, 0, None).await.expect("vault");
     client.deposit(&user, 0, 50_000).await.expect("deposit");
@@ -148,7 +143,7 @@ async fn import_serve_and_query_through_the_binary() {
     let query = tokio::task::spawn_blocking({
         let (rpc, keystore, address) = (rpc.clone(), chain.keystore.clone(), provider.address.clone());
         move || {
-            bin()
+            paystream()
                 .args(["store", "--rpc", &rpc, "--keystore"])
                 .arg(&keystore)
                 .args([
@@ -185,20 +180,15 @@ async fn import_serve_and_query_through_the_binary() {
     assert_eq!(view.allocation.0, view.accrued.0, "a closed stream keeps only what accrued");
     // The provider claims on the close event: once the stream is empty, the provider received
     // exactly what the query reported as its cost.
-    let mut claimed = view.accrued.0 == 0;
-    for _ in 0..100 {
-        if claimed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        claimed = chain.client.require_stream(user, 0, stream_id).await.expect("stream").accrued.0 == 0;
-    }
-    assert!(claimed, "the provider claimed after the close");
+    wait_for("the provider's claim after the close", async || {
+        (chain.client.require_stream(user, 0, stream_id).await.expect("stream").accrued.0 == 0).then_some(())
+    })
+    .await;
     let earned = chain.client.balance(provider_account).await.expect("balance") - provider_before;
     assert_eq!(summary["cost"], earned.to_string());
 
     // A query to an address without a provider fails clearly.
-    let dead = bin()
+    let dead = paystream()
         .args(["store", "--rpc", &rpc, "--keystore"])
         .arg(&chain.keystore)
         .args(["query", "--provider", "/ip4/127.0.0.1/tcp/9", "--from", "dev-0"])

@@ -6,13 +6,13 @@
 //! advert → proposal → first response (over the cap: refused; within it: OK) → stream created by
 //! the user → stream-proof-backed requests served → a replayed request refused → the stream
 //! drains, the provider claims and closes it → PERMANENT termination → the user closes out and
-//! withdraws; a disconnected follower makes the provider fail closed. Balances conserve supply.
+//! withdraws; a disconnected follower makes the provider fail closed (the provider is asked at a
+//! time past its staleness bound instead of the test sleeping that long). Balances conserve
+//! supply.
 
 use std::{sync::Arc, time::Duration};
 
-use paystreams_client::Client;
 use paystreams_lez_core::crypto::SecretKey;
-use paystreams_node::NodeConfig;
 use paystreams_program::{Event, state::StreamState};
 use paystreams_provider::{
     ChainClaimer, EngineLimits, FollowerConfig, GrantKind, MemoryStore, Provider, ProviderPolicy, SessionStore as _,
@@ -29,11 +29,15 @@ use paystreams_wire::{
     CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TerminationType, TokenStreamPolicy,
 };
 
+use crate::common::{dev_node, wait_for};
+
 const SERVICE: &str = "/vac/waku/store-query/3.0.0";
 const FIRST_RESPONSE_CAP: u64 = 4_096;
 const RATE: u64 = 5;
 const ALLOCATION: u64 = 100;
 const DEPOSIT: u128 = 10_000;
+/// How old the provider's chain view may be before it fails closed.
+const STALENESS_BOUND_MS: u64 = 3_000;
 
 type Engine = Provider<RpcChain, MemoryStore, ChainClaimer<RpcChain>>;
 
@@ -48,9 +52,15 @@ impl Transport {
         CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
     }
 
-    /// The provider judges; the service answers `response_len` bytes when allowed.
+    /// The provider judges now; the service answers `response_len` bytes when allowed.
     async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64) -> Verdict {
-        let verdict = self.provider.handle(&request.digest(), Some(proof), wall_clock_ms()).await;
+        self.send_at(request, proof, response_len, wall_clock_ms()).await
+    }
+
+    /// The provider judges at wall-clock time `now_ms`; the service answers `response_len`
+    /// bytes when allowed.
+    async fn send_at(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64, now_ms: u64) -> Verdict {
+        let verdict = self.provider.handle(&request.digest(), Some(proof), now_ms).await;
         if let Some(grant) = verdict.grant
             && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
         {
@@ -60,25 +70,14 @@ impl Transport {
     }
 }
 
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..200 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn advert(provider: &Engine) -> ProviderAdvert {
     ProviderAdvert::decode(&provider.policy().advert().encode()).expect("advert decodes")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines, reason = "one flow, step by step")]
+#[expect(clippy::too_many_lines, reason = "one flow, step by step")]
 async fn eligibility_flow_against_a_real_node() {
-    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node starts");
-    let client = Client::connect(&node.rpc_url()).expect("client");
+    let (node, client) = dev_node(None).await;
     let (user_key, provider_key): (SecretKey, SecretKey) = (node.dev_keys()[0].clone(), node.dev_keys()[1].clone());
     let (u, p) = (user_key.account_id(), provider_key.account_id());
     let supply = client.balance(u).await.expect("balance") + client.balance(p).await.expect("balance");
@@ -110,7 +109,8 @@ async fn eligibility_flow_against_a_real_node() {
         vec![TokenStreamPolicy { token_id: [0; 32], min_rate: RATE, min_allocation: ALLOCATION }],
     );
     policy.first_response_cap = FIRST_RESPONSE_CAP;
-    let limits = EngineLimits { staleness_bound_ms: 3_000, recheck_lead_secs: 5, ..EngineLimits::default() };
+    let limits =
+        EngineLimits { staleness_bound_ms: STALENESS_BOUND_MS, recheck_lead_secs: 5, ..EngineLimits::default() };
     let claimer = ChainClaimer::new(provider_chain.clone(), provider_key.clone(), client.program_id(), None);
     let provider =
         Arc::new(Provider::new(policy, limits, provider_chain, MemoryStore::new(), claimer).expect("provider"));
@@ -241,10 +241,11 @@ async fn eligibility_flow_against_a_real_node() {
     assert!(stats.connections >= 1, "{stats:?}");
     assert!(stats.events >= 3, "StreamCreated, Claimed, StreamClosed at least: {stats:?}");
     assert_eq!((stats.event_errors, stats.shutdown_claims), (0, 0), "{stats:?}");
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // The provider judges the next request half a second past the bound: the view the follower
+    // last refreshed is too old by then.
     let request = net.request();
     let bytes = user.propose(&advert, &terms).await.expect("propose");
-    let verdict = net.send(&request, &bytes, 10).await;
+    let verdict = net.send_at(&request, &bytes, 10, wall_clock_ms() + STALENESS_BOUND_MS + 500).await;
     assert_eq!(verdict.code(), Some(StatusCode::ParamsRejected), "{verdict:?}");
     assert_eq!(verdict.termination.map(|t| t.termination_type), Some(TerminationType::Temporary));
     assert!(verdict.grant.is_none());

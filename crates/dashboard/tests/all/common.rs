@@ -1,7 +1,5 @@
 //! Shared test setup: an in-process dev node writing its keys to a temporary keystore, a chain
-//! with one vault and one running stream, the dashboard on a free port, and a tiny HTTP client.
-
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+//! with one vault and one running stream, the dashboard on port 0, and a tiny HTTP client.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -18,7 +16,8 @@ pub struct World {
     pub node: NodeHandle,
     pub client: Client,
     pub dashboard: DashboardHandle,
-    pub keystore: tempfile::TempDir,
+    /// Where the node wrote its dev keys; deleted when the world is dropped.
+    _keystore: tempfile::TempDir,
     pub owner: SecretKey,
     pub provider: SecretKey,
 }
@@ -67,7 +66,7 @@ pub async fn world(timed: bool, sessions: Option<Arc<dyn SessionSource>>) -> Wor
         .await
         .expect("stream");
     let dashboard = start_dashboard(&node, keystore.path().to_path_buf(), sessions).await;
-    World { node, client, dashboard, keystore, owner, provider }
+    World { node, client, dashboard, _keystore: keystore, owner, provider }
 }
 
 pub async fn start_dashboard(

@@ -5,17 +5,12 @@
 //! Block times follow the wall clock (plus dev time jumps), so expectations are computed from
 //! the times the program reports in its events; every balance is then checked exactly.
 
-use paystreams_client::{Client, ClientError, TxFailure, claimed_amount, sign_receipt, stream_events};
+use paystreams_client::{ClientError, TxFailure, claimed_amount, sign_receipt, stream_events};
 use paystreams_lez_core::crypto::SecretKey;
-use paystreams_node::{NodeConfig, NodeHandle};
 use paystreams_program::{Event, ExtensionSettings};
 use paystreams_rpc::{ReceiptInfo, TxStatus};
 
-async fn node() -> (NodeHandle, Client) {
-    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node starts");
-    let client = Client::connect(&node.rpc_url()).expect("client");
-    (node, client)
-}
+use crate::common::dev_node;
 
 fn failure(result: Result<impl std::fmt::Debug, ClientError>) -> TxFailure {
     match result {
@@ -71,7 +66,7 @@ fn elapsed(from: u64, to: u64) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_vault_lifecycle_with_failures_explained() {
-    let (node, client) = node().await;
+    let (node, client) = dev_node(None).await;
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].clone();
     let (o, p) = (owner.account_id(), provider.account_id());
@@ -239,7 +234,7 @@ async fn native_vault_lifecycle_with_failures_explained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_accounts_need_a_signature_or_initialisation() {
-    let (node, client) = node().await;
+    let (node, client) = dev_node(None).await;
     let owner = node.dev_keys()[0].clone();
     let fresh = SecretKey::generate();
     let mut unchecked = client.clone();
@@ -276,7 +271,7 @@ async fn fresh_accounts_need_a_signature_or_initialisation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_extension() {
-    let (node, client) = node().await;
+    let (node, client) = dev_node(None).await;
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].clone();
     let receipt_key = node.dev_keys()[2].clone();
@@ -372,7 +367,7 @@ async fn every_extension() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_vault_lifecycle() {
-    let (node, client) = node().await;
+    let (node, client) = dev_node(None).await;
     let owner = node.dev_keys()[0].clone();
     let provider = node.dev_keys()[1].clone();
     let (o, p) = (owner.account_id(), provider.account_id());

@@ -3,22 +3,22 @@
 
 use std::process::Output;
 
-use paystreams_node::{NodeConfig, NodeHandle};
+use paystreams_client::Client;
+use paystreams_node::NodeHandle;
 use serde_json::Value;
+
+use crate::common::{dev_node, paystream};
 
 struct Env {
     node: NodeHandle,
+    client: Client,
     keystore: tempfile::TempDir,
 }
 
 async fn env() -> Env {
     let keystore = tempfile::tempdir().expect("tempdir");
-    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node starts");
-    paystreams_client::Keystore::open(keystore.path())
-        .expect("keystore")
-        .save_dev_keys(node.dev_keys())
-        .expect("dev keys");
-    Env { node, keystore }
+    let (node, client) = dev_node(Some(keystore.path())).await;
+    Env { node, client, keystore }
 }
 
 impl Env {
@@ -38,7 +38,7 @@ impl Env {
 async fn run_with(rpc: Option<String>, keystore: String, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_paystream"));
+        let mut command = paystream();
         command.args(&args).env("PAYSTREAMS_KEYSTORE", keystore).env_remove("PAYSTREAMS_HOME");
         match rpc {
             Some(rpc) => command.env("PAYSTREAMS_RPC", rpc),
@@ -222,8 +222,7 @@ async fn keys_vault_stream_and_explained_errors() {
         ])
         .await;
     let sid = created["stream_id"].to_string();
-    let client = paystreams_client::Client::connect(&env.node.rpc_url()).expect("client");
-    client.advance_time(10).await.expect("advance");
+    env.client.advance_time(10).await.expect("advance");
     let out = env
         .run(&["stream", "claim", "--provider", "dev-1", "--owner", "dev-0", "--vault-id", "0", "--stream-id", &sid])
         .await;

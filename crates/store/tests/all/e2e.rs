@@ -12,72 +12,32 @@ use std::{sync::Arc, time::Duration};
 use paystreams_client::Client;
 use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
-use paystreams_provider::{EngineLimits, ProviderPolicy, ProviderReport};
+use paystreams_provider::ProviderReport;
 use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
-    archive::{SqliteArchive, StoredMessage},
-    client::{PaidStore, StoreClient, new_request_id},
+    archive::SqliteArchive,
+    client::{PaidStore, StoreClient},
     provider::{ProviderConfig, ProviderHandle, SessionBackend, start},
-    wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
-use paystreams_wire::{StatusCode, TerminationType, TokenStreamPolicy};
+use paystreams_wire::{StatusCode, TerminationType};
 
-const PUBSUB: &str = "/waku/2/default-waku/proto";
-const TOPIC: &str = "/test/1/chat/proto";
-const MIN_RATE: u64 = 2;
-const MIN_ALLOCATION: u64 = 1_000;
+use crate::common::{FIRST_CAP, MIN_ALLOCATION, MIN_RATE, messages, provider_config, query};
+
 const DEPOSIT: u128 = 5_000;
-const FIRST_CAP: u64 = 350;
 
-fn messages(n: u32) -> Vec<StoredMessage> {
-    (0..n)
-        .map(|i| {
-            let m = WakuMessage {
-                payload: format!("message {i:03}").into_bytes(),
-                content_topic: TOPIC.into(),
-                timestamp: Some(1_000_000_000 + i64::from(i) * 1_000),
-                ..WakuMessage::default()
-            };
-            StoredMessage::new(PUBSUB.into(), m).expect("valid")
-        })
-        .collect()
-}
-
+/// The common provider, its sessions in `sessions`, its admin endpoint on a port of its choosing.
 fn config(
     rpc_url: String,
     key: paystreams_lez_core::crypto::SecretKey,
     listen: &str,
     sessions: SessionBackend,
 ) -> ProviderConfig {
-    let mut policy = ProviderPolicy::new(
-        key.account_id().0,
-        vec![STORE_SERVICE_ID.into()],
-        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: MIN_RATE, min_allocation: MIN_ALLOCATION }],
-    );
-    policy.first_response_cap = FIRST_CAP;
     ProviderConfig {
-        rpc_url,
-        provider_key: key,
-        listen: listen.parse().expect("multiaddr"),
-        policy,
-        limits: EngineLimits { staleness_bound_ms: 5_000, recheck_lead_secs: 5, ..EngineLimits::default() },
         sessions,
         admin: Some("127.0.0.1:0".parse().expect("addr")),
-        tick_interval: Duration::from_millis(200),
-        claim_on_shutdown: false,
-    }
-}
-
-fn query() -> StoreQueryRequest {
-    StoreQueryRequest {
-        include_data: true,
-        pubsub_topic: Some(PUBSUB.into()),
-        content_topics: vec![TOPIC.into()],
-        pagination_forward: true,
-        pagination_limit: Some(5),
-        ..StoreQueryRequest::default()
+        ..provider_config(rpc_url, key, listen)
     }
 }
 
@@ -135,7 +95,7 @@ async fn paid_store_queries_over_libp2p() {
     assert_eq!(paid.advert().policy.vault_proof_max_response_bytes, FIRST_CAP);
 
     // An unpaid query: 400, PROOF_INVALID, no messages.
-    let unpaid = store.send(&StoreQueryRequest { request_id: new_request_id(), ..query() }).await.expect("answer");
+    let unpaid = store.send(&query()).await.expect("answer");
     assert_eq!(unpaid.status_code, Some(400));
     assert!(unpaid.messages.is_empty());
     let status = unpaid.eligibility.expect("eligibility at field 30").status;
@@ -176,7 +136,7 @@ async fn paid_store_queries_over_libp2p() {
     assert_eq!(seen, expected);
 
     // A replayed request (same bytes, same proof) is refused and serves nothing.
-    let mut once = StoreQueryRequest { request_id: new_request_id(), ..query() };
+    let mut once = query();
     once.eligibility_proof = Some(user.proof(&p.0, &once.canonical()).await.expect("proof"));
     let served = store.send(&once).await.expect("answer");
     assert_eq!(served.status_code, Some(200));
@@ -223,7 +183,7 @@ async fn paid_store_queries_over_libp2p() {
     client.advance_time(40).await.expect("time");
     let terminated = admin_call(&provider, "POST", &format!("/sessions/{session_id}/terminate")).await;
     assert!(terminated.contains("PERMANENT"), "{terminated}");
-    let mut probe = StoreQueryRequest { request_id: new_request_id(), ..query() };
+    let mut probe = query();
     probe.eligibility_proof = Some(user.proof(&p.0, &probe.canonical()).await.expect("proof"));
     let answer = store.send(&probe).await.expect("answer");
     assert_eq!(answer.status_code, Some(400));

@@ -2,11 +2,9 @@
 //! actions through their confirmation step, explained failures, live events over SSE, the
 //! security checks, and both session sources.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{csrf, get, post_form, request, world};
+use crate::common::{csrf, get, post_form, request, world};
 use http_body_util::BodyExt as _;
 use paystreams_dashboard::{HttpSessions, SessionSource, StoreSessions, chart};
 use paystreams_provider::{MemoryStore, ProviderReport, SessionReport};

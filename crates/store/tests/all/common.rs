@@ -1,0 +1,75 @@
+//! What the end-to-end and fault tests share: the archive's contents, the query, and a provider
+//! configuration on a local chain.
+
+use std::time::Duration;
+
+use paystreams_lez_core::crypto::SecretKey;
+use paystreams_provider::{EngineLimits, ProviderPolicy};
+use paystreams_store::{
+    STORE_SERVICE_ID,
+    archive::StoredMessage,
+    client::new_request_id,
+    provider::{ProviderConfig, SessionBackend},
+    wire::{StoreQueryRequest, WakuMessage},
+};
+use paystreams_wire::TokenStreamPolicy;
+
+pub const PUBSUB: &str = "/waku/2/default-waku/proto";
+pub const TOPIC: &str = "/test/1/chat/proto";
+/// The provider's lowest accepted rate.
+pub const MIN_RATE: u64 = 2;
+/// The provider's lowest accepted allocation.
+pub const MIN_ALLOCATION: u64 = 1_000;
+/// The most bytes the provider serves against a proposal.
+pub const FIRST_CAP: u64 = 350;
+
+/// `n` messages on [`TOPIC`]: payload `message 000`, `message 001`..., one second apart.
+pub fn messages(n: u32) -> Vec<StoredMessage> {
+    (0..n)
+        .map(|i| {
+            let m = WakuMessage {
+                payload: format!("message {i:03}").into_bytes(),
+                content_topic: TOPIC.into(),
+                timestamp: Some(1_000_000_000 + i64::from(i) * 1_000),
+                ..WakuMessage::default()
+            };
+            StoredMessage::new(PUBSUB.into(), m).expect("valid")
+        })
+        .collect()
+}
+
+/// A forward query of [`TOPIC`] with data, five messages a page, under a fresh request id.
+pub fn query() -> StoreQueryRequest {
+    StoreQueryRequest {
+        request_id: new_request_id(),
+        include_data: true,
+        pubsub_topic: Some(PUBSUB.into()),
+        content_topics: vec![TOPIC.into()],
+        pagination_forward: true,
+        pagination_limit: Some(5),
+        ..StoreQueryRequest::default()
+    }
+}
+
+/// A provider for `key` on the node at `rpc_url`, listening on `listen`: native token at
+/// [`MIN_RATE`]/[`MIN_ALLOCATION`], first responses capped at [`FIRST_CAP`], a 5 s staleness
+/// bound, sessions in memory, no admin endpoint, a follower tick of 200 ms.
+pub fn provider_config(rpc_url: String, key: SecretKey, listen: &str) -> ProviderConfig {
+    let mut policy = ProviderPolicy::new(
+        key.account_id().0,
+        vec![STORE_SERVICE_ID.into()],
+        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: MIN_RATE, min_allocation: MIN_ALLOCATION }],
+    );
+    policy.first_response_cap = FIRST_CAP;
+    ProviderConfig {
+        rpc_url,
+        provider_key: key,
+        listen: listen.parse().expect("multiaddr"),
+        policy,
+        limits: EngineLimits { staleness_bound_ms: 5_000, recheck_lead_secs: 5, ..EngineLimits::default() },
+        sessions: SessionBackend::Memory,
+        admin: None,
+        tick_interval: Duration::from_millis(200),
+        claim_on_shutdown: false,
+    }
+}

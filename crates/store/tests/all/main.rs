@@ -1,0 +1,8 @@
+//! Integration tests of the Store service, in one binary: the wire against the reference's
+//! bytes, the archives against a model, and the paid service end to end and under faults.
+
+mod archive;
+mod common;
+mod e2e;
+mod faults;
+mod wire;
