@@ -1,7 +1,12 @@
 //! The typed client: reads, transaction building and signing, submission with inclusion wait,
 //! and failures explained from chain state.
 
-use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    sync::Arc,
+    time::Duration,
+};
 
 use jsonrpsee::http_client::HttpClient;
 use paystreams_lez_core::{
@@ -18,18 +23,21 @@ use paystreams_program::{
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxStatus, VaultView,
-    remote::NodeRpc,
+    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus,
+    VaultView, remote::NodeRpc,
 };
 pub use paystreams_rpc::{remote::DEFAULT_INCLUSION_TIMEOUT, stream_events};
-use paystreams_runtime::Transaction;
+use paystreams_runtime::{Message, Transaction};
 
 use crate::{
     error::{ClientError, Result, TxFailure},
-    explain::{Facts, Operation, explain, token_balance},
+    explain::{Facts, Operation, explain, root_cause, token_balance},
     holding::holding_key,
-    preflight::Checked,
+    preflight::{Snapshot, Verdict, preflight, runtime_for},
 };
+
+/// How often a pre-flight snapshot is read again when a block lands while it is being read.
+const SNAPSHOT_ATTEMPTS: usize = 3;
 
 /// The default node address.
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:3040";
@@ -822,5 +830,87 @@ impl Client {
             destination: payout.unwrap_or_else(|| provider.account_id()),
         };
         self.submit_op(&op, &call, &signers).await
+    }
+}
+
+/// The outcome of [`Client::check`].
+pub(crate) enum Checked {
+    /// Refused before sending: the failure, explained.
+    Refused(Box<TxFailure>),
+    /// Not refused: the transaction, signed with the nonces of the state it was checked on.
+    Send(Transaction),
+    /// The chain state could not be read consistently: sign and send as without pre-flight.
+    Unchecked,
+}
+
+impl Client {
+    /// Reads `ids` at one block height: the height is read before and after, and the reading is
+    /// repeated when a block landed in between.
+    ///
+    /// # Errors
+    /// RPC failure, or a block landing during every attempt.
+    pub async fn snapshot(&self, ids: &BTreeSet<AccountId>) -> Result<Snapshot> {
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            let height = self.last_block_id().await?;
+            let mut accounts = BTreeMap::new();
+            for id in ids {
+                accounts.insert(*id, self.account(*id).await?);
+            }
+            if self.last_block_id().await? == height {
+                return Ok(accounts.into_iter().collect());
+            }
+        }
+        Err(ClientError::Invalid(format!(
+            "the chain added a block while its accounts were being read, {SNAPSHOT_ATTEMPTS} times in a row"
+        )))
+    }
+
+    /// Signs the call with the nonces of a fresh snapshot and runs it through the runtime there;
+    /// a refusal comes back explained from the chain state.
+    pub(crate) async fn check(
+        &self,
+        op: &Operation,
+        program_id: ProgramId,
+        account_ids: &[AccountId],
+        instruction_data: &[u8],
+        signers: &[&SecretKey],
+    ) -> Checked {
+        let signer_ids: Vec<AccountId> = signers.iter().map(|key| key.account_id()).collect();
+        let snapshot = match self.snapshot(&Snapshot::ids_read(account_ids, &signer_ids)).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                tracing::debug!(error = %e, "pre-flight skipped: the accounts could not be read");
+                return Checked::Unchecked;
+            }
+        };
+        let Some(nonces) = snapshot.nonces(&signer_ids) else { return Checked::Unchecked };
+        let message = Message {
+            program_id,
+            account_ids: account_ids.to_vec(),
+            nonces,
+            instruction_data: instruction_data.to_vec(),
+        };
+        let tx = Transaction::sign(message, signers);
+        match preflight(&runtime_for(self.program_id()), &snapshot, &tx) {
+            Verdict::Refused(error) => {
+                let info = TxErrorInfo::from(&error);
+                let facts = self.facts_or_names(op).await;
+                let (code, name) = root_cause(info.code, &facts)
+                    .map_or((info.code, info.name), |cause| (cause.code(), cause.name().to_owned()));
+                Checked::Refused(Box::new(TxFailure {
+                    code,
+                    explanation: explain(op, code, &info.message, &facts),
+                    name,
+                    message: info.message,
+                    hash: None,
+                    block_id: None,
+                }))
+            }
+            Verdict::Passes => Checked::Send(tx),
+            Verdict::Undecided(why) => {
+                tracing::debug!(%why, "pre-flight leaves the transaction to the chain");
+                Checked::Send(tx)
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' da
 pub fn new_token() -> String {
     let mut bytes = [0_u8; 16];
     rand_core::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Constant-time comparison of the submitted token with ours.

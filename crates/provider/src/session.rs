@@ -13,11 +13,7 @@ pub struct SessionId(pub [u8; 32]);
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let head = self.0.get(..6).unwrap_or_default();
-        write!(f, "SessionId(")?;
-        for b in head {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "…)")
+        write!(f, "SessionId({}…)", hex::encode(head))
     }
 }
 

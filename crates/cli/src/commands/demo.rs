@@ -126,7 +126,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
         None => {
-            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let stamp = paystreams_rpc::clock::wall_clock_secs();
             paystreams_client::keystore::default_home().join("demo").join(format!("run-{stamp}"))
         }
     };
