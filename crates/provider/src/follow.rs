@@ -44,6 +44,10 @@ pub struct FollowerConfig {
     pub liveness: Option<Liveness>,
     /// Run [`Provider::shutdown`] (claim everything claimable) when stopping.
     pub claim_on_shutdown: bool,
+    /// Told the block id of each notification once the engine has handled it, so a caller can
+    /// wait until the provider has seen a change it made on chain (events arrive in block
+    /// order).
+    pub handled: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Default for FollowerConfig {
@@ -54,6 +58,7 @@ impl Default for FollowerConfig {
             max_backoff: Duration::from_secs(30),
             liveness: None,
             claim_on_shutdown: true,
+            handled: None,
         }
     }
 }
@@ -109,6 +114,15 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Run<'_, C, S, K> {
         if let Err(e) = self.provider.on_event(notification).await {
             self.stats.event_errors = self.stats.event_errors.saturating_add(1);
             warn!(error = %e, "provider failed on an event");
+        }
+        if let Some(handled) = &self.config.handled {
+            handled.send_if_modified(|last| {
+                let newer = notification.block_id > *last;
+                if newer {
+                    *last = notification.block_id;
+                }
+                newer
+            });
         }
     }
 }
@@ -277,12 +291,14 @@ mod tests {
             opened: Arc::clone(&opened),
         };
         let liveness = Liveness::default();
+        let (handled_tx, handled) = tokio::sync::watch::channel(0_u64);
         let config = FollowerConfig {
             tick_interval: Duration::from_millis(5),
             min_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(4),
             liveness: Some(liveness.clone()),
             claim_on_shutdown: true,
+            handled: Some(handled_tx),
         };
         let shutdown = async {
             while opened.load(Ordering::Relaxed) < 2 {
@@ -296,5 +312,8 @@ mod tests {
         assert_eq!((stats.event_errors, stats.shutdown_claims), (0, 0));
         assert!(stats.ticks > 0);
         assert!(liveness.last_alive_ms() > 0);
+        // The last block the engine handled is the newest block among the events.
+        let newest = events.iter().map(|e| e.block_id).max().expect("events");
+        assert_eq!(*handled.borrow(), newest);
     }
 }

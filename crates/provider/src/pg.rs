@@ -12,11 +12,17 @@
 //! runtime worker thread breaks the rule and panics (tokio: "Cannot start a runtime from within
 //! a runtime").
 
-use std::{fmt, future::Future};
+use std::{fmt, future::Future, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio_postgres::NoTls;
+
+/// Longest wait for a free connection when all are busy; then the call fails (bounded, so a
+/// stuck database cannot pile up blocked callers without end).
+pub const PG_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Longest wait for a new connection to be established.
+pub const PG_CONNECT_MAX: Duration = Duration::from_secs(10);
 
 /// A bounded pool of PostgreSQL connections for synchronous callers.
 pub struct PgPool {
@@ -40,7 +46,7 @@ impl fmt::Debug for PgPool {
 
 impl PgPool {
     /// A pool of at most `max_connections` connections to `url`; a call finding all of them
-    /// busy waits for one. Connects lazily: the first [`PgPool::get`] reports an unreachable
+    /// busy waits for one, at most [`PG_WAIT_MAX`]. Connects lazily: the first [`PgPool::get`] reports an unreachable
     /// server.
     ///
     /// # Errors
@@ -64,6 +70,9 @@ impl PgPool {
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(PG_WAIT_MAX))
+            .create_timeout(Some(PG_CONNECT_MAX))
             .build()
             .map_err(|e| format!("cannot build the PostgreSQL connection pool: {e}"))?;
         Ok(Self { pool, handle, owned, url: redacted })

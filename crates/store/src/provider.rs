@@ -112,6 +112,8 @@ pub struct ProviderHandle {
     follower: JoinHandle<FollowerStats>,
     admin_task: Option<JoinHandle<()>>,
     metrics: Arc<Metrics>,
+    /// Block id of the last event the engine handled.
+    handled: watch::Receiver<u64>,
 }
 
 impl ProviderHandle {
@@ -134,6 +136,15 @@ impl ProviderHandle {
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Waits until the engine has handled an event of block `block_id` or later (the provider's
+    /// events arrive in block order), at most `timeout`: after a change on chain that concerns
+    /// this provider (a stream paused, resumed, closed), its next answers reflect it. False on
+    /// timeout or when the follower has stopped.
+    pub async fn wait_for_events_through(&self, block_id: u64, timeout: Duration) -> bool {
+        let mut handled = self.handled.clone();
+        matches!(tokio::time::timeout(timeout, handled.wait_for(|last| *last >= block_id)).await, Ok(Ok(_)))
     }
 
     /// Stops serving, stops the follower (claiming what is claimable when configured) and
@@ -217,12 +228,14 @@ async fn start_with<S: SessionStore + 'static>(
 
     let (stop, stopped) = oneshot::channel::<()>();
     let (subscribed, mut subscription_up) = watch::channel(false);
+    let (handled_tx, handled) = watch::channel(0_u64);
     let follower = {
         let provider = Arc::clone(&provider);
         let follow = FollowerConfig {
             tick_interval: config.tick_interval,
             liveness: Some(liveness.clone()),
             claim_on_shutdown: config.claim_on_shutdown,
+            handled: Some(handled_tx),
             ..FollowerConfig::default()
         };
         let events = ReportingEvents {
@@ -270,7 +283,7 @@ async fn start_with<S: SessionStore + 'static>(
         }
         None => (None, None),
     };
-    Ok(ProviderHandle { p2p, admin, stop, follower, admin_task, metrics })
+    Ok(ProviderHandle { p2p, admin, stop, follower, admin_task, metrics, handled })
 }
 
 struct AdminState<S> {

@@ -256,7 +256,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     show_stream(&client.require_stream(user, vault_id, stream_id).await?);
 
     step(9, "The user pauses the stream: the provider stops serving; the user resumes: service is back");
-    client.pause(&user_key, vault_id, stream_id).await?;
+    let paused = client.pause(&user_key, vault_id, stream_id).await?;
+    provider_sees(&service, &paused, "the pause").await?;
     let news =
         StoreQueryRequest { content_topics: vec![NEWS_TOPIC.to_owned()], pagination_cursor: None, ..request.clone() };
     match paid.page(&news).await {
@@ -270,7 +271,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         bail!("a paused stream accrued");
     }
     println!("    a hundred seconds paused: accrued stays {after}");
-    client.resume(&user_key, vault_id, stream_id).await?;
+    let resumed = client.resume(&user_key, vault_id, stream_id).await?;
+    provider_sees(&service, &resumed, "the resume").await?;
     let page = paid.page(&news).await?;
     println!("    resumed: {} news messages served", page.response.messages.len());
     show_page(&page.response);
@@ -383,4 +385,23 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 async fn next_vault_id(client: &Client, user: &SecretKey) -> anyhow::Result<u64> {
     let vaults = client.list_vaults(user.account_id()).await?;
     Ok(vaults.iter().map(|v| v.vault_id).max().map_or(0, |m| m.saturating_add(1)))
+}
+
+/// How long the demo waits for the provider to see a change the user made on chain.
+const PROVIDER_SEES_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the provider's event follower has handled the block that included `receipt`, so
+/// the provider's next answer reflects the change (it learns of pauses and resumes from its
+/// event subscription, a moment after the block).
+async fn provider_sees(
+    service: &paystreams_store::provider::ProviderHandle,
+    receipt: &paystreams_rpc::ReceiptInfo,
+    what: &str,
+) -> anyhow::Result<()> {
+    let block_id = receipt.block_id.with_context(|| format!("{what} was not included in a block"))?;
+    if service.wait_for_events_through(block_id, PROVIDER_SEES_WAIT).await {
+        Ok(())
+    } else {
+        bail!("the provider did not see {what} (block {block_id}) within {PROVIDER_SEES_WAIT:?}")
+    }
 }

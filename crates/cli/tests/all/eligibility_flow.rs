@@ -124,6 +124,7 @@ async fn eligibility_flow_against_a_real_node() {
             max_backoff: Duration::from_secs(1),
             liveness: Some(liveness.clone()),
             claim_on_shutdown: true,
+            handled: None,
         };
         tokio::spawn(async move {
             run_follower(&provider, &events, config, async {

@@ -1,12 +1,12 @@
 //! Integration tests of the CLI and of the engines against a real node, in one binary (one link
 //! of the whole CLI instead of one per file).
 //!
-//! The SIGKILL crash test stays a binary of its own (`tests/node_crash.rs`): it is the fault
+//! Two binaries stay on their own: the SIGKILL crash test (`tests/node_crash.rs`), the fault
 //! suite's entry point, run alone with its own kill count
-//! (`PAYSTREAMS_CRASH_KILLS=50 cargo test --release -p paystream --test node_crash`).
+//! (`PAYSTREAMS_CRASH_KILLS=50 cargo test --release -p paystream --test node_crash`), and the
+//! demo (`tests/demo.rs`), the README's first command, which runs alone as a user runs it.
 
 mod common;
-mod demo;
 mod eligibility_flow;
 mod lifecycle;
 mod store_cli;

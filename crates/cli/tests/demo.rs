@@ -1,7 +1,14 @@
 //! `paystream demo` runs the whole lifecycle on an embedded chain and exits 0 with balances that
 //! add up.
+//!
+//! A binary of its own, so the demo runs alone, as a user runs the README's first command,
+//! rather than beside the other CLI tests.
 
-use crate::common::paystream;
+use std::process::Command;
+
+fn paystream() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_paystream"))
+}
 
 #[test]
 fn demo_runs_end_to_end_and_leaves_its_data() {
