@@ -124,13 +124,12 @@ fn seed_messages() -> anyhow::Result<Vec<StoredMessage>> {
 #[expect(clippy::too_many_lines, reason = "one narrated walkthrough, step by step")]
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let stamp = paystreams_rpc::clock::wall_clock_secs();
-            paystreams_client::keystore::default_home().join("demo").join(format!("run-{stamp}"))
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.clone()
         }
+        None => new_run_dir(&paystreams_client::keystore::default_home().join("demo"))?,
     };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     println!("paystreams demo: a user pays a Store provider by the second for message history.");
     println!("Everything runs here: an embedded chain, a Store provider on libp2p, and a user.");
     println!("Data: {}", data_dir.display());
@@ -403,5 +402,41 @@ async fn provider_sees(
         Ok(())
     } else {
         bail!("the provider did not see {what} (block {block_id}) within {PROVIDER_SEES_WAIT:?}")
+    }
+}
+
+/// Most names tried for a new run directory before giving up (each demo started in the same
+/// second by the same process id takes the next suffix).
+const RUN_DIR_ATTEMPTS_MAX: u32 = 1_000;
+
+/// A directory of its own under `root` for one demo run, `run-<unix seconds>-<pid>[-<n>]`,
+/// created atomically, so demos started at the same moment never share one.
+fn new_run_dir(root: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let base = format!("run-{}-{}", paystreams_rpc::clock::wall_clock_secs(), std::process::id());
+    for attempt in 0..RUN_DIR_ATTEMPTS_MAX {
+        let name = if attempt == 0 { base.clone() } else { format!("{base}-{attempt}") };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    bail!("no free run directory under {} after {RUN_DIR_ATTEMPTS_MAX} names; pass --data-dir", root.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_run_dir;
+
+    #[test]
+    fn runs_started_together_get_their_own_directories() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dirs: Vec<_> = (0..5).map(|_| new_run_dir(root.path()).expect("run dir")).collect();
+        for (i, dir) in dirs.iter().enumerate() {
+            assert!(dir.is_dir() && dir.starts_with(root.path()));
+            assert!(dirs.iter().skip(i + 1).all(|other| other != dir), "{dir:?} given twice");
+        }
     }
 }
