@@ -292,30 +292,23 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
     step(11, "Thirty seconds later the provider ends service: it closes the stream on chain");
     client.advance_time(30).await?;
-    client.close_by_provider(&provider_key, user, vault_id, stream_id, None).await?;
+    let closed = client.close_by_provider(&provider_key, user, vault_id, stream_id, None).await?;
     show_stream(&client.require_stream(user, vault_id, stream_id).await?);
     // The provider's follower sees the close and ends the session; the user's next request
     // gets a PERMANENT ServiceTermination and the engine closes out.
-    let mut terminated = false;
-    for _ in 0..50 {
-        match paid.page(&news).await {
-            Err(QueryError::Terminated { stream }) => {
-                let outcome = stream.map_or_else(
-                    || "the stream was already closed, so there was nothing left to close".to_owned(),
-                    |id| format!("it closed stream {id}"),
-                );
-                println!(
-                    "    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}"
-                );
-                terminated = true;
-                break;
-            }
-            Err(QueryError::StreamInactive(_)) | Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => bail!("unexpected answer after the provider closed: {e}"),
+    provider_sees(&service, &closed, "the close").await?;
+    match paid.page(&news).await {
+        Err(QueryError::Terminated { stream }) => {
+            let outcome = stream.map_or_else(
+                || "the stream was already closed, so there was nothing left to close".to_owned(),
+                |id| format!("it closed stream {id}"),
+            );
+            println!(
+                "    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}"
+            );
         }
-    }
-    if !terminated {
-        bail!("the user never received the provider's termination");
+        Ok(_) => bail!("the provider served a request on a stream it had closed"),
+        Err(e) => bail!("unexpected answer after the provider closed: {e}"),
     }
 
     step(12, "The provider claims what accrued; the user withdraws what is left in the vault");
