@@ -297,9 +297,13 @@ fn check_advert(advert: &ProviderAdvert) {
         first_response_cap: advert.policy.vault_proof_max_response_bytes,
         load_cap: advert.load_cap,
         deferred_first_proof: advert.deferred_first_proof,
+        extensions: advert.extensions.unwrap_or_default(),
     };
     assert_eq!(policy.validate(), Ok(()), "a decoded advert describes an invalid policy");
-    assert_eq!(&policy.advert(), advert, "policy and advert disagree");
+    // A policy always states its extension terms; an older advert (without them) otherwise agrees.
+    let mut expected = advert.clone();
+    expected.extensions = Some(policy.extensions);
+    assert_eq!(policy.advert(), expected, "policy and advert disagree");
 }
 
 fn check_waku_message(message: &WakuMessage) {

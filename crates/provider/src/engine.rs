@@ -691,6 +691,12 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         stream_id: u64,
         t: u64,
     ) -> Result<Option<Verdict>, EngineError> {
+        if let Err(why) = self.policy.check_extensions(stream.extensions.as_ref()) {
+            return Ok(Some(Verdict::refuse(
+                StatusCode::ParamsRejected,
+                format!("the stream does not match the accepted terms: {why}"),
+            )));
+        }
         if stream.allocation.0 < u128::from(session.params.allocation) {
             return Ok(Some(Verdict::refuse(
                 StatusCode::ParamsRejected,

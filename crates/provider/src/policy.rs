@@ -1,8 +1,9 @@
 //! What a provider accepts, how it advertises it, and the engine's operating limits.
 
+use paystreams_rpc::ExtensionsView;
 use paystreams_wire::{
-    ACCEPTED_TOKENS_MAX, LoadCap, ProviderAdvert, SERVICE_ID_MAX_LEN, SERVICE_IDS_MAX, StreamProviderPolicy,
-    TokenStreamPolicy, recommended,
+    ACCEPTED_TOKENS_MAX, ExtensionTerms, LoadCap, ProviderAdvert, ReceiptTerms, SERVICE_ID_MAX_LEN, SERVICE_IDS_MAX,
+    StreamProviderPolicy, TokenStreamPolicy, recommended,
 };
 
 /// The provider's policy: what it serves, to which tokens, at what minimums.
@@ -21,6 +22,9 @@ pub struct ProviderPolicy {
     pub load_cap: Option<LoadCap>,
     /// The spec's "Deferred first stream proof" extension.
     pub deferred_first_proof: bool,
+    /// The on-chain stream extensions served, and on what terms (advertised; checked when a
+    /// session is bound to its stream, [`ProviderPolicy::check_extensions`]).
+    pub extensions: ExtensionTerms,
 }
 
 /// Why a policy is unusable.
@@ -50,6 +54,7 @@ impl ProviderPolicy {
             first_response_cap: recommended::VAULT_PROOF_MAX_RESPONSE_BYTES,
             load_cap: None,
             deferred_first_proof: false,
+            extensions: ExtensionTerms::default(),
         }
     }
 
@@ -95,6 +100,52 @@ impl ProviderPolicy {
             service_ids: self.service_ids.clone(),
             deferred_first_proof: self.deferred_first_proof,
             load_cap: self.load_cap,
+            extensions: Some(self.extensions),
+        }
+    }
+
+    /// Whether a stream with these extension settings (`None`: no extension block) may back a
+    /// session. `Err` names the first extension that does not fit and what this provider
+    /// accepts, for the refusal's description.
+    ///
+    /// # Errors
+    /// The description of the mismatch.
+    pub fn check_extensions(&self, ext: Option<&ExtensionsView>) -> Result<(), String> {
+        let terms = &self.extensions;
+        let fee = ext.map_or(0, |e| e.activation_fee.0);
+        if fee > 0 && !terms.activation_fee_accepted {
+            return Err(format!("the stream has an activation fee of {fee}; this provider accepts no activation fee"));
+        }
+        if fee < terms.activation_fee_min {
+            return Err(format!(
+                "the stream's activation fee is {fee}; this provider requires an activation fee of at least {}",
+                terms.activation_fee_min
+            ));
+        }
+        let pause = ext.map_or(0, |e| e.auto_pause_after);
+        if pause > 0 && !terms.auto_pause_accepted {
+            return Err(format!("the stream auto-pauses after {pause} s; this provider accepts no auto-pause"));
+        }
+        if pause > 0 && pause < terms.auto_pause_min_secs {
+            return Err(format!(
+                "the stream auto-pauses after {pause} s; this provider accepts auto-pause of at least {} s",
+                terms.auto_pause_min_secs
+            ));
+        }
+        if ext.is_some_and(|e| e.auto_claim_on_provider_close) && !terms.auto_claim_on_close_accepted {
+            return Err(
+                "the stream has automatic claim on provider close; this provider accepts no automatic claim".into()
+            );
+        }
+        let has_receipt_key = ext.is_some_and(|e| e.receipt_key.is_some());
+        match terms.receipts {
+            ReceiptTerms::Refused if has_receipt_key => {
+                Err("the stream has a delivery-receipt key; this provider refuses delivery receipts (create the stream without a receipt key)".into())
+            }
+            ReceiptTerms::Required if !has_receipt_key => Err(
+                "the stream has no delivery-receipt key; this provider requires delivery receipts (create the stream with your session key as receipt key)".into(),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -171,13 +222,17 @@ mod tests {
         let advert = policy().advert();
         let bytes = advert.encode();
         assert_eq!(ProviderAdvert::decode(&bytes), Ok(advert.clone()));
-        let mut without_cap = advert.clone();
+        let mut without_ext = advert.clone();
+        without_ext.extensions = None;
+        let mut without_cap = without_ext.clone();
         without_cap.load_cap = None;
         for cut in 0..bytes.len() {
-            // The only prefix that decodes is the one that drops the whole optional load cap.
+            // The only prefixes that decode drop whole optional fields: the extension terms,
+            // then the load cap.
             if let Ok(decoded) = ProviderAdvert::decode(bytes.get(..cut).unwrap_or_default()) {
-                assert_eq!(decoded, without_cap, "prefix {cut}");
-                assert_eq!(cut, without_cap.encode().len());
+                let expected = if cut == without_ext.encode().len() { &without_ext } else { &without_cap };
+                assert_eq!(&decoded, expected, "prefix {cut}");
+                assert_eq!(cut, expected.encode().len());
             }
         }
         let mut no_cap = advert;
@@ -186,6 +241,74 @@ mod tests {
         assert_eq!(ProviderAdvert::decode(&no_cap.encode()), Ok(no_cap));
         assert!(ProviderAdvert::decode(&[0xff; 40]).is_err());
         assert!(ProviderAdvert::decode(&vec![0; ADVERT_MAX_LEN + 1]).is_err());
+    }
+
+    fn view(fee: u128, pause: u64, auto_claim: bool, receipt_key: Option<&str>) -> ExtensionsView {
+        ExtensionsView {
+            auto_pause_after: pause,
+            auto_pause_anchor: 0,
+            activation_fee: paystreams_rpc::Amount(fee),
+            auto_claim_on_provider_close: auto_claim,
+            receipt_key: receipt_key.map(str::to_owned),
+            receipt_paid: paystreams_rpc::Amount(0),
+        }
+    }
+
+    #[test]
+    fn extensions_are_checked_against_the_terms() {
+        let mut p = policy();
+        // Defaults: no extensions, auto-pause of a minute or more, fees, auto-claim: served.
+        assert_eq!(p.check_extensions(None), Ok(()));
+        assert_eq!(p.check_extensions(Some(&view(7, 60, true, None))), Ok(()));
+        let short = p.check_extensions(Some(&view(0, 59, false, None))).expect_err("short auto-pause");
+        assert!(short.contains("at least 60 s"), "{short}");
+        let receipts = p.check_extensions(Some(&view(0, 0, false, Some("ab")))).expect_err("receipts refused");
+        assert!(receipts.contains("refuses delivery receipts"), "{receipts}");
+        p.extensions.receipts = ReceiptTerms::Accepted;
+        assert_eq!(p.check_extensions(Some(&view(0, 0, false, Some("ab")))), Ok(()));
+        assert_eq!(p.check_extensions(None), Ok(()));
+        p.extensions.receipts = ReceiptTerms::Required;
+        let required = p.check_extensions(None).expect_err("receipts required");
+        assert!(required.contains("requires delivery receipts"), "{required}");
+        p.extensions.receipts = ReceiptTerms::Refused;
+        p.extensions.activation_fee_min = 10;
+        assert!(p.check_extensions(None).expect_err("fee required").contains("at least 10"));
+        assert!(p.check_extensions(Some(&view(9, 0, false, None))).is_err());
+        assert_eq!(p.check_extensions(Some(&view(10, 0, false, None))), Ok(()));
+        p.extensions.activation_fee_min = 0;
+        p.extensions.activation_fee_accepted = false;
+        p.extensions.auto_pause_accepted = false;
+        p.extensions.auto_claim_on_close_accepted = false;
+        assert_eq!(p.check_extensions(Some(&view(0, 0, false, None))), Ok(()));
+        assert!(p.check_extensions(Some(&view(1, 0, false, None))).expect_err("fee").contains("no activation fee"));
+        assert!(p.check_extensions(Some(&view(0, 600, false, None))).expect_err("pause").contains("no auto-pause"));
+        assert!(p.check_extensions(Some(&view(0, 0, true, None))).expect_err("claim").contains("no automatic claim"));
+    }
+
+    #[test]
+    fn extension_terms_round_trip_and_an_advert_without_them_decodes() {
+        let mut p = policy();
+        p.extensions = ExtensionTerms {
+            activation_fee_accepted: false,
+            activation_fee_min: u128::MAX,
+            auto_pause_accepted: true,
+            auto_pause_min_secs: 3600,
+            auto_claim_on_close_accepted: false,
+            receipts: ReceiptTerms::Required,
+        };
+        let advert = p.advert();
+        assert_eq!(ProviderAdvert::decode(&advert.encode()), Ok(advert.clone()));
+        // An older provider's advert (no field 6) states no terms.
+        let mut old = advert.clone();
+        old.extensions = None;
+        assert_eq!(ProviderAdvert::decode(&old.encode()).expect("decode").extensions, None);
+        // Strict: an unknown receipts value and a fee of the wrong width are refused.
+        let mut bytes = old.encode();
+        bytes.extend_from_slice(&[0x32, 0x04, 0x08, 0x00, 0x30, 0x03]);
+        assert!(ProviderAdvert::decode(&bytes).is_err());
+        let mut bytes = old.encode();
+        bytes.extend_from_slice(&[0x32, 0x06, 0x08, 0x01, 0x12, 0x02, 0x00, 0x01]);
+        assert!(matches!(ProviderAdvert::decode(&bytes), Err(paystreams_wire::WireError::WrongLength { .. })));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::{
     POLICY_MAX_LEN, SERVICE_ID_MAX_LEN, StreamProviderPolicy, WireError,
-    proto::{Reader, Writer, bytes, fixed, uint},
+    proto::{Reader, Value, Writer, bytes, fixed, uint},
 };
 
 /// Most `service_id`s one advert lists: discovery records must stay small.
@@ -20,13 +20,149 @@ pub struct LoadCap {
     pub max_bytes: u64,
 }
 
+/// Whether a provider serves streams with the delivery-receipts extension.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ReceiptTerms {
+    /// Streams with a receipt key are refused (the default: claiming them needs receipts).
+    #[default]
+    Refused,
+    /// Streams with or without a receipt key are served.
+    Accepted,
+    /// Only streams with a receipt key are served.
+    Required,
+}
+
+impl ReceiptTerms {
+    const fn code(self) -> u64 {
+        match self {
+            Self::Refused => 0,
+            Self::Accepted => 1,
+            Self::Required => 2,
+        }
+    }
+
+    const fn from_code(code: u64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Refused),
+            1 => Some(Self::Accepted),
+            2 => Some(Self::Required),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as the CLI spells it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Accepted => "accepted",
+            Self::Required => "required",
+        }
+    }
+}
+
+/// Which on-chain stream extensions (LIP-155 "On-chain protocol extensions") a provider serves
+/// under, and on what terms. A stream with an extension switched off (zero fee, zero auto-pause
+/// duration, no auto-claim, no receipt key) never conflicts with these terms, except that
+/// `activation_fee_min > 0` requires a fee and [`ReceiptTerms::Required`] requires a receipt key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ExtensionTerms {
+    /// Streams with an activation fee are served.
+    pub activation_fee_accepted: bool,
+    /// Smallest activation fee served (0: a stream without a fee is served too).
+    pub activation_fee_min: u128,
+    /// Streams with auto-pause are served.
+    pub auto_pause_accepted: bool,
+    /// Shortest auto-pause duration served, seconds of ACTIVE time.
+    pub auto_pause_min_secs: u64,
+    /// Streams with automatic claim on provider close are served.
+    pub auto_claim_on_close_accepted: bool,
+    pub receipts: ReceiptTerms,
+}
+
+impl Default for ExtensionTerms {
+    /// Auto-pause (at least a minute), auto-claim on close and any activation fee are served;
+    /// receipt streams are refused.
+    fn default() -> Self {
+        Self {
+            activation_fee_accepted: true,
+            activation_fee_min: 0,
+            auto_pause_accepted: true,
+            auto_pause_min_secs: 60,
+            auto_claim_on_close_accepted: true,
+            receipts: ReceiptTerms::Refused,
+        }
+    }
+}
+
+impl ExtensionTerms {
+    fn encode(&self) -> Vec<u8> {
+        Writer::new()
+            .uint(1, u64::from(self.activation_fee_accepted))
+            .bytes(2, &self.activation_fee_min.to_be_bytes())
+            .uint(3, u64::from(self.auto_pause_accepted))
+            .uint(4, self.auto_pause_min_secs)
+            .uint(5, u64::from(self.auto_claim_on_close_accepted))
+            .uint(6, self.receipts.code())
+            .finish()
+    }
+
+    fn decode(input: &[u8]) -> Result<Self, WireError> {
+        let (mut fee_ok, mut fee_min, mut pause_ok, mut pause_min, mut claim_ok, mut receipts) =
+            (None, None, None, None, None, None);
+        let mut reader = Reader::new(input);
+        while let Some((number, value)) = reader.next_field()? {
+            match number {
+                1 => fee_ok = Some(flag(value, "extensions.activation_fee_accepted")?),
+                2 => fee_min = Some(u128::from_be_bytes(fixed::<16>(value, "extensions.activation_fee_min")?)),
+                3 => pause_ok = Some(flag(value, "extensions.auto_pause_accepted")?),
+                4 => pause_min = Some(uint(value, "extensions.auto_pause_min_secs")?),
+                5 => claim_ok = Some(flag(value, "extensions.auto_claim_on_close_accepted")?),
+                6 => {
+                    let code = uint(value, "extensions.receipts")?;
+                    receipts = Some(
+                        ReceiptTerms::from_code(code)
+                            .ok_or(WireError::UnknownEnum { field: "extensions.receipts", value: code })?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            activation_fee_accepted: fee_ok.ok_or(WireError::MissingField("extensions.activation_fee_accepted"))?,
+            activation_fee_min: fee_min.ok_or(WireError::MissingField("extensions.activation_fee_min"))?,
+            auto_pause_accepted: pause_ok.ok_or(WireError::MissingField("extensions.auto_pause_accepted"))?,
+            auto_pause_min_secs: pause_min.ok_or(WireError::MissingField("extensions.auto_pause_min_secs"))?,
+            auto_claim_on_close_accepted: claim_ok
+                .ok_or(WireError::MissingField("extensions.auto_claim_on_close_accepted"))?,
+            receipts: receipts.ok_or(WireError::MissingField("extensions.receipts"))?,
+        })
+    }
+}
+
+/// A 0|1 varint.
+fn flag(value: Value<'_>, field: &'static str) -> Result<bool, WireError> {
+    match uint(value, field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(WireError::UnknownEnum { field, value: other }),
+    }
+}
+
 /// What a provider publishes through discovery: the spec's `StreamProviderPolicy` plus the
 /// provider id, the accepted service ids and the extensions it supports.
 ///
 /// Encoding (protobuf, our own message; fields in order, zero values written):
 /// `1 bytes policy (StreamProviderPolicy)`, `2 bytes provider_id (32)`,
 /// `3 repeated bytes service_id`, `4 uint64 deferred_first_proof (0|1)`,
-/// `5 optional bytes load_cap { 1 uint64 window_secs; 2 uint64 max_requests; 3 uint64 max_bytes }`.
+/// `5 optional bytes load_cap { 1 uint64 window_secs; 2 uint64 max_requests; 3 uint64 max_bytes }`,
+/// `6 optional bytes extensions { 1 uint64 activation_fee_accepted (0|1);
+/// 2 bytes activation_fee_min (16, big-endian u128); 3 uint64 auto_pause_accepted (0|1);
+/// 4 uint64 auto_pause_min_secs; 5 uint64 auto_claim_on_close_accepted (0|1);
+/// 6 uint64 receipts (0 refused, 1 accepted, 2 required) }`.
+///
+/// Field 6 is new and optional: an advert without it (an older provider) states no extension
+/// terms, and users create streams without extensions for it; an older decoder skips it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ProviderAdvert {
     pub policy: StreamProviderPolicy,
@@ -34,6 +170,9 @@ pub struct ProviderAdvert {
     pub service_ids: Vec<String>,
     pub deferred_first_proof: bool,
     pub load_cap: Option<LoadCap>,
+    /// The on-chain extensions the provider serves under (`None`: not stated; create streams
+    /// without extensions).
+    pub extensions: Option<ExtensionTerms>,
 }
 
 impl ProviderAdvert {
@@ -50,6 +189,9 @@ impl ProviderAdvert {
                 Writer::new().uint(1, cap.window_secs).uint(2, cap.max_requests).uint(3, cap.max_bytes).finish();
             writer.bytes(5, &inner);
         }
+        if let Some(terms) = &self.extensions {
+            writer.bytes(6, &terms.encode());
+        }
         writer.finish()
     }
 
@@ -59,7 +201,7 @@ impl ProviderAdvert {
         if input.len() > ADVERT_MAX_LEN {
             return Err(WireError::TooLarge { size: input.len(), max: ADVERT_MAX_LEN });
         }
-        let (mut policy, mut provider_id, mut deferred, mut load_cap) = (None, None, None, None);
+        let (mut policy, mut provider_id, mut deferred, mut load_cap, mut extensions) = (None, None, None, None, None);
         let mut service_ids = Vec::new();
         let mut reader = Reader::new(input);
         while let Some((number, value)) = reader.next_field()? {
@@ -92,6 +234,7 @@ impl ProviderAdvert {
                     });
                 }
                 5 => load_cap = Some(decode_load_cap(bytes(value, "advert.load_cap")?)?),
+                6 => extensions = Some(ExtensionTerms::decode(bytes(value, "advert.extensions")?)?),
                 _ => {}
             }
         }
@@ -104,6 +247,7 @@ impl ProviderAdvert {
             service_ids,
             deferred_first_proof: deferred.ok_or(WireError::MissingField("advert.deferred_first_proof"))?,
             load_cap,
+            extensions,
         })
     }
 }

@@ -12,7 +12,7 @@ pub mod recommended;
 pub mod signing;
 pub mod varint;
 
-pub use advert::{ADVERT_MAX_LEN, LoadCap, ProviderAdvert, SERVICE_IDS_MAX};
+pub use advert::{ADVERT_MAX_LEN, ExtensionTerms, LoadCap, ProviderAdvert, ReceiptTerms, SERVICE_IDS_MAX};
 pub use messages::*;
 pub use signing::*;
 

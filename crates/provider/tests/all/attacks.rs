@@ -308,3 +308,82 @@ async fn truncated_and_garbage_bytes_for_every_message() {
     assert_refused(&w.provider.handle(&digest, None, w.now_ms()).await, ProofInvalid);
     assert_refused(&w.provider.handle(&digest, Some(&[]), w.now_ms()).await, ProofInvalid);
 }
+
+/// Creates a stream to the provider at the vault's next id with `extensions`; returns its id.
+async fn create_stream_with(w: &mut World, extensions: paystreams_program::ExtensionSettings) -> u64 {
+    use paystreams_rpc::chain_view::ChainView as _;
+    let next = w.chain.vault(&w.alice.account_id(), 0).await.expect("read").expect("vault").next_stream_id;
+    let call = client::create_stream(&w.vault, next, w.provider_key.account_id(), 10, 1000, extensions);
+    w.owner_call(&call).await;
+    next
+}
+
+#[tokio::test]
+async fn stream_with_a_receipt_key_of_the_users_own_is_refused_at_binding() {
+    use paystreams_provider::{SessionStore as _, StreamKey, VaultKey};
+    let mut w = world();
+    let session = key(50);
+    assert_ok(&w.propose(&w.proposal(&session)).await);
+    // Matching rate and allocation, but with a receipt key: every claim would need the user's
+    // receipts, which this provider (receipts refused by default) never gets.
+    let receipts = paystreams_program::ExtensionSettings {
+        receipt_key: Some(key(60).public_key().to_bytes()),
+        ..paystreams_program::ExtensionSettings::default()
+    };
+    let stream = create_stream_with(&mut w, receipts).await;
+    for _ in 0..3 {
+        let verdict = w.prove(&session, stream).await;
+        assert_refused(&verdict, ParamsRejected);
+        let desc = &verdict.status.status_desc;
+        assert!(desc.contains("does not match the accepted terms"), "{desc}");
+        assert!(desc.contains("delivery-receipt key") && desc.contains("refuses delivery receipts"), "{desc}");
+    }
+    let key = StreamKey { vault: VaultKey { owner: w.alice.account_id().0, vault_id: 0 }, stream_id: stream };
+    assert_eq!(w.provider.store().bound_session(key).await.expect("read"), None, "never bound");
+    // Accrual under it is never served: time passes, still refused.
+    w.advance(20).await;
+    assert_refused(&w.prove(&session, stream).await, ParamsRejected);
+}
+
+#[tokio::test]
+async fn stream_extensions_outside_the_policy_are_refused_and_inside_it_served() {
+    use paystreams_program::ExtensionSettings;
+    let cases: [(ExtensionSettings, &str); 3] = [
+        // Each case pays the provider's minimum activation fee (50) unless the fee is the point.
+        (
+            ExtensionSettings { auto_pause_after: 5, activation_fee: 50, ..ExtensionSettings::default() },
+            "auto-pause of at least 60 s",
+        ),
+        (ExtensionSettings { activation_fee: 3, ..ExtensionSettings::default() }, "activation fee of at least 50"),
+        (
+            ExtensionSettings {
+                auto_claim_on_provider_close: true,
+                activation_fee: 50,
+                ..ExtensionSettings::default()
+            },
+            "no automatic claim",
+        ),
+    ];
+    for (extensions, expected) in cases {
+        let mut w = world_with(
+            |p| {
+                p.extensions.activation_fee_min = 50;
+                p.extensions.auto_claim_on_close_accepted = !extensions.auto_claim_on_provider_close;
+            },
+            paystreams_provider::MemoryStore::new(),
+        );
+        let session = key(50);
+        assert_ok(&w.propose(&w.proposal(&session)).await);
+        let stream = create_stream_with(&mut w, extensions).await;
+        let verdict = w.prove(&session, stream).await;
+        assert_refused(&verdict, ParamsRejected);
+        assert!(verdict.status.status_desc.contains(expected), "{expected}: {verdict:?}");
+    }
+    // Within the terms: a fee at the minimum and a long auto-pause are served.
+    let mut w = world_with(|p| p.extensions.activation_fee_min = 50, paystreams_provider::MemoryStore::new());
+    let session = key(50);
+    assert_ok(&w.propose(&w.proposal(&session)).await);
+    let ok = ExtensionSettings { activation_fee: 50, auto_pause_after: 600, ..ExtensionSettings::default() };
+    let stream = create_stream_with(&mut w, ok).await;
+    assert_ok(&w.prove(&session, stream).await);
+}
