@@ -190,11 +190,12 @@ fn table_def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [
         Table::Attempts => "attempts",
         Table::Claimable => "claimable",
         Table::Meta => "meta",
+        Table::Receipts => "receipts",
     };
     TableDefinition::new(name)
 }
 
-const TABLES: [Table; 9] = [
+const TABLES: [Table; 10] = [
     Table::Sessions,
     Table::Pending,
     Table::Used,
@@ -204,6 +205,7 @@ const TABLES: [Table; 9] = [
     Table::Attempts,
     Table::Claimable,
     Table::Meta,
+    Table::Receipts,
 ];
 
 struct BulkState {

@@ -8,12 +8,14 @@
 pub mod advert;
 pub mod messages;
 pub mod proto;
+pub mod receipt;
 pub mod recommended;
 pub mod signing;
 pub mod varint;
 
 pub use advert::{ADVERT_MAX_LEN, ExtensionTerms, LoadCap, ProviderAdvert, ReceiptTerms, SERVICE_IDS_MAX};
 pub use messages::*;
+pub use receipt::{DeliveryReceipt, RECEIPT_PROTOCOL, ReceiptAck, ReceiptStatus};
 pub use signing::*;
 
 /// Why bytes were refused.

@@ -27,10 +27,14 @@ pub enum Table {
     Claimable,
     /// Store metadata: the layout version.
     Meta,
+    /// Stream key (48 bytes) to the latest delivery receipt kept for it (Borsh
+    /// `paystreams_program::receipt::DeliveryReceipt`, 184 bytes). A store written before this
+    /// table existed has it empty: no receipts.
+    Receipts,
 }
 
 impl Table {
-    pub(super) const ALL: [Self; 9] = [
+    pub(super) const ALL: [Self; 10] = [
         Self::Sessions,
         Self::Pending,
         Self::Used,
@@ -40,6 +44,7 @@ impl Table {
         Self::Attempts,
         Self::Claimable,
         Self::Meta,
+        Self::Receipts,
     ];
 
     /// Stable numeric code (the PostgreSQL backend's table column). Append-only.
@@ -55,6 +60,7 @@ impl Table {
             Self::Attempts => 7,
             Self::Claimable => 8,
             Self::Meta => 9,
+            Self::Receipts => 10,
         }
     }
 
@@ -69,6 +75,7 @@ impl Table {
             Self::Attempts => "attempts",
             Self::Claimable => "claimable",
             Self::Meta => "meta",
+            Self::Receipts => "receipts",
         }
     }
 }

@@ -8,6 +8,8 @@
 
 use std::{path::Path, sync::Arc};
 
+use paystreams_program::receipt::DeliveryReceipt;
+
 use super::{
     ATTEMPT_SWEEP, AcceptOutcome, BindOutcome, Kv, KvTxn, MAX_ATTEMPTS_KEPT, MAX_CANDIDATES_PER_STREAM_ID, MemoryKv,
     RedbKv, SessionStore, StoreError, Table, decode_session, encode_session, migrate,
@@ -226,10 +228,33 @@ fn attempt_sync(kv: &impl Kv, vault: VaultKey, now: u64, window: u64) -> Result<
 fn set_claimable_sync(kv: &impl Kv, stream: StreamKey, token: Option<[u8; 32]>) -> Result<(), StoreError> {
     kv.transact(|txn| {
         let entry = get_bound(txn, &stream)?.unwrap_or(BoundEntry { session: None, claimable: None });
+        if token.is_none() {
+            // Nothing left to claim: the receipt that would pay it goes too.
+            txn.delete(Table::Receipts, &stream.to_key())?;
+        }
         if entry.claimable == token {
             return Ok(());
         }
         put_bound(txn, &stream, BoundEntry { claimable: token, ..entry })
+    })
+}
+
+fn get_receipt(txn: &mut dyn KvTxn, stream: &StreamKey) -> Result<Option<DeliveryReceipt>, StoreError> {
+    txn.get(Table::Receipts, &stream.to_key())?
+        .map(|bytes| borsh::from_slice(&bytes).map_err(|e| super::corrupt("delivery receipt", e)))
+        .transpose()
+}
+
+fn put_receipt_sync(kv: &impl Kv, stream: StreamKey, receipt: &DeliveryReceipt) -> Result<bool, StoreError> {
+    let bytes = borsh::to_vec(receipt).map_err(|e| StoreError::Database(format!("encoding a receipt: {e}")))?;
+    kv.transact(|txn| {
+        if get_receipt(txn, &stream)?
+            .is_some_and(|kept| kept.body.acknowledged_total >= receipt.body.acknowledged_total)
+        {
+            return Ok(false);
+        }
+        txn.put(Table::Receipts, &stream.to_key(), &bytes)?;
+        Ok(true)
     })
 }
 
@@ -372,6 +397,15 @@ impl<K: Kv + 'static> SessionStore for KvStore<K> {
 
     async fn remove_claimable(&self, stream: StreamKey) -> Result<(), StoreError> {
         self.run(move |kv| set_claimable_sync(kv, stream, None)).await
+    }
+
+    async fn put_receipt(&self, stream: StreamKey, receipt: &DeliveryReceipt) -> Result<bool, StoreError> {
+        let receipt = *receipt;
+        self.run(move |kv| put_receipt_sync(kv, stream, &receipt)).await
+    }
+
+    async fn latest_receipt(&self, stream: StreamKey) -> Result<Option<DeliveryReceipt>, StoreError> {
+        self.run(move |kv| kv.read(|txn| get_receipt(txn, &stream))).await
     }
 }
 

@@ -150,6 +150,7 @@ struct MemoryTables {
     attempts: FixedTable<40, Box<[u8]>>,
     claimable: VarTable,
     meta: VarTable,
+    receipts: FixedTable<48, Box<[u8]>>,
 }
 
 impl MemoryTables {
@@ -164,6 +165,7 @@ impl MemoryTables {
             Table::Attempts => &mut self.attempts,
             Table::Claimable => &mut self.claimable,
             Table::Meta => &mut self.meta,
+            Table::Receipts => &mut self.receipts,
         }
     }
 }

@@ -47,6 +47,8 @@ pub use self::{
     record::{decode_session, encode_session},
     redb::RedbKv,
 };
+use paystreams_program::receipt::DeliveryReceipt;
+
 use crate::session::{Session, SessionId, StreamKey, VaultKey};
 
 /// Most sessions one `stream_id` may index. A stream proof names only a per-vault `u64`
@@ -156,7 +158,21 @@ pub trait SessionStore: Send + Sync {
         stream: StreamKey,
         token_id: [u8; 32],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes the stream from the claimables, with its kept delivery receipt.
     fn remove_claimable(&self, stream: StreamKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Atomically keeps `receipt` as `stream`'s latest delivery receipt when it acknowledges
+    /// more than the one kept (totals only grow); `false` (nothing written) otherwise. The
+    /// caller has verified it.
+    fn put_receipt(
+        &self,
+        stream: StreamKey,
+        receipt: &DeliveryReceipt,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The latest delivery receipt kept for `stream` (what a claim on it carries).
+    fn latest_receipt(
+        &self,
+        stream: StreamKey,
+    ) -> impl Future<Output = Result<Option<DeliveryReceipt>, StoreError>> + Send;
 }
 
 fn corrupt(what: &'static str, detail: impl fmt::Display) -> StoreError {

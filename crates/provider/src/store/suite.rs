@@ -72,6 +72,39 @@ async fn exercise(store: &impl SessionStore) {
     assert!(store.session(a.id).await.expect("read").is_none());
     assert!(!store.seen_request(a.id, [9; 32]).await.expect("seen"));
     assert_eq!(store.accept(&a, 500).await.expect("accept"), AcceptOutcome::ProposalUsed);
+    exercise_receipts(store).await;
+}
+
+pub(super) fn receipt(total: u128) -> paystreams_program::receipt::DeliveryReceipt {
+    use paystreams_program::receipt::{DeliveryReceipt, ReceiptBody};
+    DeliveryReceipt {
+        body: ReceiptBody {
+            program_id: paystreams_lez_core::ProgramId([5; 8]),
+            stream_config: paystreams_lez_core::AccountId([6; 32]),
+            stream_id: 3,
+            acknowledged_total: total,
+            deliveries_digest: [7; 32],
+        },
+        signature: [8; 64],
+    }
+}
+
+/// Receipts: kept per stream, totals only grow, gone with the claimable entry.
+async fn exercise_receipts(store: &impl SessionStore) {
+    let stream = StreamKey { vault: VaultKey { owner: [9; 32], vault_id: 4 }, stream_id: 3 };
+    let other = StreamKey { stream_id: 4, ..stream };
+    assert_eq!(store.latest_receipt(stream).await.expect("read"), None);
+    assert!(store.put_receipt(stream, &receipt(10)).await.expect("put"));
+    assert!(!store.put_receipt(stream, &receipt(10)).await.expect("put"), "same total");
+    assert!(!store.put_receipt(stream, &receipt(9)).await.expect("put"), "lower total");
+    assert!(store.put_receipt(stream, &receipt(u128::MAX)).await.expect("put"));
+    assert_eq!(store.latest_receipt(stream).await.expect("read"), Some(receipt(u128::MAX)));
+    assert_eq!(store.latest_receipt(other).await.expect("read"), None);
+    store.add_claimable(stream, [0; 32]).await.expect("claimable");
+    store.remove_claimable(stream).await.expect("unclaimable");
+    assert_eq!(store.latest_receipt(stream).await.expect("read"), None);
+    // Left for the reopen checks.
+    assert!(store.put_receipt(other, &receipt(5)).await.expect("put"));
 }
 
 #[tokio::test]
@@ -86,6 +119,8 @@ async fn redb_store_rules_and_reopen() {
     exercise(&RedbStore::open(&path).expect("open")).await;
     let reopened = RedbStore::open(&path).expect("reopen");
     assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
+    let kept = StreamKey { vault: VaultKey { owner: [9; 32], vault_id: 4 }, stream_id: 4 };
+    assert_eq!(reopened.latest_receipt(kept).await.expect("read"), Some(receipt(5)));
     assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
 }
 
@@ -271,6 +306,8 @@ async fn postgres_store_rules_and_reconnect() {
     drop(store);
     let reopened = pg_connect(db.url()).await.expect("reconnect");
     assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
+    let kept = StreamKey { vault: VaultKey { owner: [9; 32], vault_id: 4 }, stream_id: 4 };
+    assert_eq!(reopened.latest_receipt(kept).await.expect("read"), Some(receipt(5)));
     assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
     assert!(
         pg_connect("postgres://nobody@127.0.0.1:1/none")
