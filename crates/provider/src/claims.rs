@@ -3,7 +3,10 @@
 use std::future::Future;
 
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
-use paystreams_program::client::{self, VaultRef};
+use paystreams_program::{
+    client::{self, VaultRef},
+    receipt::DeliveryReceipt,
+};
 use paystreams_rpc::chain_view::{ChainError, ChainWriter, SubmitOutcome};
 use tracing::warn;
 
@@ -11,8 +14,14 @@ use crate::session::StreamKey;
 
 /// Submits a provider claim for one stream.
 pub trait ClaimSubmitter: Send + Sync {
-    /// `true` when the claim was included.
-    fn claim(&self, stream: StreamKey, token_id: [u8; 32]) -> impl Future<Output = Result<bool, ChainError>> + Send;
+    /// `true` when the claim was included. `receipt`: the latest delivery receipt kept for a
+    /// stream with the delivery-receipts extension (`SessionStore::latest_receipt`).
+    fn claim(
+        &self,
+        stream: StreamKey,
+        token_id: [u8; 32],
+        receipt: Option<DeliveryReceipt>,
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send;
 }
 
 /// Claims through a [`ChainWriter`], signed by the provider key.
@@ -33,7 +42,12 @@ impl<W: ChainWriter> ChainClaimer<W> {
 }
 
 impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
-    async fn claim(&self, stream: StreamKey, token_id: [u8; 32]) -> Result<bool, ChainError> {
+    async fn claim(
+        &self,
+        stream: StreamKey,
+        token_id: [u8; 32],
+        receipt: Option<DeliveryReceipt>,
+    ) -> Result<bool, ChainError> {
         let vault = VaultRef {
             program_id: self.program_id,
             owner: stream.vault.owner_id(),
@@ -41,7 +55,7 @@ impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
             token_id,
         };
         let payout = if vault.is_native() { None } else { self.payout_holding };
-        let call = client::claim(&vault, stream.stream_id, self.key.account_id(), payout, None);
+        let call = client::claim(&vault, stream.stream_id, self.key.account_id(), payout, receipt);
         match self.writer.submit(&call, &[&self.key]).await? {
             SubmitOutcome::Included { .. } => Ok(true),
             SubmitOutcome::Failed { code, name } => {
@@ -57,7 +71,12 @@ impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
 pub struct NoClaims;
 
 impl ClaimSubmitter for NoClaims {
-    async fn claim(&self, _stream: StreamKey, _token_id: [u8; 32]) -> Result<bool, ChainError> {
+    async fn claim(
+        &self,
+        _stream: StreamKey,
+        _token_id: [u8; 32],
+        _receipt: Option<DeliveryReceipt>,
+    ) -> Result<bool, ChainError> {
         Ok(false)
     }
 }

@@ -6,15 +6,21 @@ use std::{
 };
 
 use paystreams_lez_core::{AccountId, crypto::PublicKey};
-use paystreams_program::{Event, state::StreamState};
+use paystreams_program::{
+    Event,
+    client::VaultRef,
+    payment_streams_program_id,
+    receipt::{DeliveryReceipt as ChainReceipt, ReceiptBody},
+    state::StreamState,
+};
 use paystreams_rpc::{
     EventNotification, StreamView,
     chain_view::{ChainError, ChainHead, ChainView},
     views::token_label,
 };
 use paystreams_wire::{
-    EligibilityProof, EligibilityStatus, ServiceTermination, StatusCode, StreamProof, StreamProposal, TerminationType,
-    VaultOwnerAuthBody, verify_proposal,
+    DeliveryReceipt as WireReceipt, EligibilityProof, EligibilityStatus, ReceiptAck, ReceiptStatus, ServiceTermination,
+    StatusCode, StreamProof, StreamProposal, TerminationType, VaultOwnerAuthBody, verify_proposal,
 };
 use tracing::{debug, info, warn};
 
@@ -1007,7 +1013,16 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             }
             return Ok(false);
         }
-        let claimed = self.claims.claim(key, token).await?;
+        let receipt_paid = view.extensions.as_ref().filter(|e| e.receipt_key.is_some()).map(|e| e.receipt_paid.0);
+        let receipt = match receipt_paid {
+            // A receipt stream pays only what a receipt acknowledges beyond what it paid.
+            Some(paid) => match self.store.latest_receipt(key).await? {
+                Some(r) if r.body.acknowledged_total > paid => Some(r),
+                _ => return Ok(false),
+            },
+            None => None,
+        };
+        let claimed = self.claims.claim(key, token, receipt).await?;
         if claimed {
             info!(?key, amount = view.accrued.0, "claimed");
             if closed {
@@ -1041,5 +1056,122 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     /// Engine failures.
     pub async fn shutdown(&self) -> Result<u32, EngineError> {
         self.claim_all().await
+    }
+
+    /// Handles a `DeliveryReceipt` (`/paystreams/receipt/1.0.0`) from `requester` (its
+    /// transport identity, as for [`Provider::handle_from`]): keeps it as the stream's latest
+    /// receipt, which the stream's claims then carry, when the stream is bound to a session of
+    /// that requester, the receipt names this program, that stream account and stream id,
+    /// its signature verifies under the stream's receipt key, and it acknowledges more than
+    /// the receipt kept so far. A receipt from a requester with no such session costs no
+    /// signature check and no chain read. The answer is a `ReceiptAck` to send back.
+    pub async fn on_receipt(&self, requester: Option<&[u8]>, bytes: &[u8]) -> ReceiptAck {
+        let receipt = match WireReceipt::decode(bytes) {
+            Ok(receipt) => receipt,
+            Err(e) => return ReceiptAck::new(ReceiptStatus::Malformed, format!("malformed DeliveryReceipt: {e}"), 0),
+        };
+        match self.receipt_verdict(requester, &receipt).await {
+            Ok(ack) => ack,
+            Err(e) => {
+                warn!(error = %e, "receipt not checked");
+                ReceiptAck::new(
+                    ReceiptStatus::Unavailable,
+                    "provider cannot check receipts right now; retry shortly",
+                    0,
+                )
+            }
+        }
+    }
+
+    /// The sessions `requester` proposed or proved for, newest first.
+    fn requester_sessions(&self, requester: &[u8]) -> Result<Vec<SessionId>, EngineError> {
+        Ok(self.local()?.requesters.get(requester).map(|ids| ids.iter().rev().copied().collect()).unwrap_or_default())
+    }
+
+    async fn receipt_verdict(&self, requester: Option<&[u8]>, wire: &WireReceipt) -> Result<ReceiptAck, EngineError> {
+        let unknown = || {
+            ReceiptAck::new(
+                ReceiptStatus::UnknownStream,
+                format!(
+                    "stream {} backs no session of this peer; send receipts from the peer that proposed and proved for it",
+                    wire.stream_id
+                ),
+                0,
+            )
+        };
+        let Some(requester) = requester else { return Ok(unknown()) };
+        let mut found = None;
+        for id in self.requester_sessions(requester)? {
+            if let Some(session) = self.store.session(id).await?
+                && session.bound_stream() == Some(wire.stream_id)
+            {
+                found = Some(session);
+                break;
+            }
+        }
+        let Some(session) = found else { return Ok(unknown()) };
+        let program_id = payment_streams_program_id();
+        let vault = VaultRef {
+            program_id,
+            owner: session.vault.owner_id(),
+            vault_id: session.vault.vault_id,
+            token_id: session.token_id,
+        };
+        if wire.program_id != program_id.to_bytes() || wire.stream_config != vault.stream(wire.stream_id).0 {
+            return Ok(ReceiptAck::new(
+                ReceiptStatus::Invalid,
+                format!(
+                    "the receipt names another program or stream account; sign program {program_id}, stream account {} and stream id {}",
+                    vault.stream(wire.stream_id),
+                    wire.stream_id
+                ),
+                0,
+            ));
+        }
+        let key = StreamKey { vault: session.vault, stream_id: wire.stream_id };
+        let kept_total = |kept: Option<ChainReceipt>| kept.map_or(0, |r| r.body.acknowledged_total);
+        let Some(view) = self.chain.stream(&vault.owner, vault.vault_id, wire.stream_id).await? else {
+            return Ok(unknown());
+        };
+        let Some(receipt_key) = view
+            .extensions
+            .as_ref()
+            .and_then(|e| e.receipt_key.as_deref())
+            .and_then(|k| hex::decode(k).ok())
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        else {
+            return Ok(ReceiptAck::new(
+                ReceiptStatus::UnknownStream,
+                format!("stream {} has no delivery-receipt key: its claims need no receipts", wire.stream_id),
+                0,
+            ));
+        };
+        let receipt = ChainReceipt {
+            body: ReceiptBody {
+                program_id,
+                stream_config: AccountId(wire.stream_config),
+                stream_id: wire.stream_id,
+                acknowledged_total: wire.acknowledged_total,
+                deliveries_digest: wire.deliveries_digest,
+            },
+            signature: wire.signature,
+        };
+        if !receipt.verify(&receipt_key) {
+            return Ok(ReceiptAck::new(
+                ReceiptStatus::Invalid,
+                "the receipt's signature does not verify under the stream's receipt key; sign the receipt digest with that key",
+                kept_total(self.store.latest_receipt(key).await?),
+            ));
+        }
+        if self.store.put_receipt(key, &receipt).await? {
+            debug!(?key, total = wire.acknowledged_total, "receipt kept");
+            return Ok(ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", wire.acknowledged_total));
+        }
+        let kept = kept_total(self.store.latest_receipt(key).await?);
+        Ok(ReceiptAck::new(
+            ReceiptStatus::NotNewer,
+            format!("a receipt acknowledging {kept} is already kept; acknowledged totals only grow"),
+            kept,
+        ))
     }
 }

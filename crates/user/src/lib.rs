@@ -11,6 +11,7 @@
 
 pub mod keys;
 pub mod ledger;
+pub mod receipts;
 
 use std::{
     collections::BTreeMap,
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 
 pub use keys::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use ledger::{Overpromise, Promise, PromiseLedger};
+pub use receipts::{ReceiptBook, extensions_for, sign_receipt};
 
 /// Why the user engine refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,9 @@ pub struct UserConfig {
     pub auto_close_depleted: bool,
     /// Pause the stream on chain on a TEMPORARY termination (and resume it after).
     pub pause_on_temporary: bool,
+    /// Create streams with delivery receipts where the provider accepts them (always where it
+    /// requires them); the caller then sends [`User::receipt`] after each response.
+    pub prefer_receipts: bool,
 }
 
 impl Default for UserConfig {
@@ -111,6 +116,7 @@ impl Default for UserConfig {
             auto_top_up: None,
             auto_close_depleted: false,
             pause_on_temporary: true,
+            prefer_receipts: false,
         }
     }
 }
@@ -160,6 +166,8 @@ struct UserSession {
     signer: Option<Arc<Signer>>,
     deadline: u64,
     phase: Phase,
+    /// The stream extensions chosen from the provider's advert (receipt key: the session key).
+    extensions: ExtensionSettings,
 }
 
 #[derive(Debug, Default)]
@@ -284,6 +292,11 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
                     signer: Signer::from_secret_bytes(&session_key.to_bytes()).map(Arc::new),
                     deadline,
                     phase: Phase::Proposed,
+                    extensions: receipts::extensions_for(
+                        advert,
+                        &session_key.public_key().to_bytes(),
+                        self.config.prefer_receipts,
+                    ),
                 },
             );
         }
@@ -366,7 +379,7 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             AccountId(*provider),
             terms.rate,
             u128::from(terms.allocation),
-            ExtensionSettings::default(),
+            session.extensions,
         );
         if !self.submit(&call).await? {
             self.forget(provider)?;
@@ -417,6 +430,32 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             }
         };
         Ok(EligibilityProof::Proof(proof).encode())
+    }
+
+    /// The encoded `DeliveryReceipt` to send to `provider` after a response whose digest is
+    /// `response_digest`, when the session's stream has a receipt key (see
+    /// [`receipts::sign_receipt`]); `None` otherwise. `book` is the session's receipt book, to
+    /// be kept with the session.
+    ///
+    /// # Errors
+    /// No session or stream, chain or key-store failures.
+    pub async fn receipt(
+        &self,
+        provider: &[u8; 32],
+        book: &mut ReceiptBook,
+        response_digest: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, UserError> {
+        let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
+        if session.extensions.receipt_key.is_none() {
+            return Ok(None);
+        }
+        let (Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. }) = session.phase else {
+            return Err(UserError::NoStream);
+        };
+        let key = self.keys.get(&session.label)?.ok_or(UserError::NoSession)?;
+        let vault = self.vault_ref(session.terms.vault_id, session.terms.token_id);
+        let receipt = sign_receipt(&self.chain, &vault, stream_id, &key, book, response_digest).await?;
+        Ok(receipt.map(|r| r.encode()))
     }
 
     async fn close(&self, provider: &[u8; 32]) -> Result<Option<u64>, UserError> {
