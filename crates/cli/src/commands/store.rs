@@ -15,7 +15,7 @@ use paystreams_store::{
     wire::StoreQueryRequest,
 };
 use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
-use paystreams_wire::TokenStreamPolicy;
+use paystreams_wire::{ExtensionTerms, ReceiptTerms, TokenStreamPolicy};
 use serde_json::json;
 
 use super::output::{CliError, CmdResult, CommonArgs, Ctx, table};
@@ -86,6 +86,34 @@ pub struct ServeArgs {
     /// Fail closed when no chain event or block was seen for this long.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub staleness_ms: u64,
+    /// Streams with delivery receipts: "refused" (a stream with a receipt key is not served),
+    /// "accepted", or "required" (only streams with a receipt key). With receipts the provider
+    /// claims only what the user's signed receipts acknowledge.
+    #[arg(long, default_value = "refused", value_name = "refused|accepted|required", value_parser = parse_receipts)]
+    pub receipts: ReceiptTerms,
+    /// Smallest activation fee a stream must carry (0: streams without a fee are served).
+    #[arg(long, default_value_t = 0, value_name = "AMOUNT")]
+    pub min_activation_fee: u128,
+    /// Refuse streams that charge an activation fee.
+    #[arg(long, conflicts_with = "min_activation_fee")]
+    pub no_activation_fee: bool,
+    /// Shortest auto-pause duration served, in seconds of ACTIVE time (streams without
+    /// auto-pause are always served).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub min_auto_pause: u64,
+    /// Refuse streams with auto-pause.
+    #[arg(long, conflicts_with = "min_auto_pause")]
+    pub no_auto_pause: bool,
+    /// Refuse streams with automatic claim on provider close.
+    #[arg(long)]
+    pub no_auto_claim_on_close: bool,
+}
+
+fn parse_receipts(value: &str) -> Result<ReceiptTerms, String> {
+    [ReceiptTerms::Refused, ReceiptTerms::Accepted, ReceiptTerms::Required]
+        .into_iter()
+        .find(|t| t.name() == value)
+        .ok_or_else(|| format!("\"{value}\": say refused, accepted or required"))
 }
 
 /// `store import`.
@@ -260,6 +288,14 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         vec![TokenStreamPolicy { token_id: [0; 32], min_rate: args.min_rate, min_allocation: args.min_allocation }],
     );
     policy.first_response_cap = args.first_response_cap;
+    policy.extensions = ExtensionTerms {
+        activation_fee_accepted: !args.no_activation_fee,
+        activation_fee_min: args.min_activation_fee,
+        auto_pause_accepted: !args.no_auto_pause,
+        auto_pause_min_secs: args.min_auto_pause,
+        auto_claim_on_close_accepted: !args.no_auto_claim_on_close,
+        receipts: args.receipts,
+    };
     let config = ProviderConfig {
         rpc_url: ctx.common.rpc.clone(),
         provider_key: provider.key.clone(),
