@@ -1102,8 +1102,12 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         let Some(requester) = requester else { return Ok(unknown()) };
         let mut found = None;
         for id in self.requester_sessions(requester)? {
-            if let Some(session) = self.store.session(id).await?
-                && session.bound_stream() == Some(wire.stream_id)
+            let Some(session) = self.store.session(id).await? else { continue };
+            let key = StreamKey { vault: session.vault, stream_id: wire.stream_id };
+            // A session that ended (its stream closed) keeps its binding until purged, so a
+            // final receipt after the close still counts.
+            if session.bound_stream() == Some(wire.stream_id)
+                || (session.ended().is_some() && self.store.bound_session(key).await? == Some(id))
             {
                 found = Some(session);
                 break;
@@ -1163,8 +1167,21 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 kept_total(self.store.latest_receipt(key).await?),
             ));
         }
+        let paid = view.extensions.as_ref().map_or(0, |e| e.receipt_paid.0);
+        if wire.acknowledged_total <= paid {
+            return Ok(ReceiptAck::new(
+                ReceiptStatus::NotNewer,
+                format!("the stream has already paid {paid} under receipts; acknowledged totals only grow"),
+                kept_total(self.store.latest_receipt(key).await?),
+            ));
+        }
         if self.store.put_receipt(key, &receipt).await? {
             debug!(?key, total = wire.acknowledged_total, "receipt kept");
+            if view.state == StreamState::Closed {
+                // A closed stream may have been claimed and forgotten before this receipt
+                // acknowledged the rest: claimable again.
+                self.store.add_claimable(key, session.token_id).await?;
+            }
             return Ok(ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", wire.acknowledged_total));
         }
         let kept = kept_total(self.store.latest_receipt(key).await?);

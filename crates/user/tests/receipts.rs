@@ -199,3 +199,39 @@ async fn streams_carry_a_receipt_key_only_where_the_provider_takes_receipts() {
         assert_eq!(receipt.is_some(), expected);
     }
 }
+
+#[tokio::test]
+async fn a_final_receipt_after_the_user_closed_the_stream_is_still_paid() {
+    let mut n = net(ReceiptTerms::Required, false);
+    let (user_before, provider_before) = (n.user_funds().await, n.balance(n.provider_key.account_id()));
+    let stream_id = n.open().await;
+    let mut book = ReceiptBook::default();
+    n.chain.advance_by(10).expect("advance");
+    n.sync().await;
+    let response = n.served().await;
+    let first = n.user.receipt(&n.provider_id(), &mut book, &response).await.expect("sign").expect("receipt");
+    assert_eq!(n.provider.on_receipt(Some(PEER), &first).await.code(), Some(ReceiptStatus::Kept));
+    let first_total = book.acknowledged_total;
+    // More accrues, the user closes: the provider's close-time claim pays only the first receipt.
+    n.chain.advance_by(5).expect("advance");
+    let close = client::close_stream_by_owner(&n.vault, stream_id);
+    assert!(n.chain.submit_now(&close, &[&key(1)]).expect("submit").is_included());
+    n.sync().await;
+    let view = n.chain.stream(&n.vault.owner, 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!(view.extensions.as_ref().map(|e| e.receipt_paid.0), Some(first_total));
+    assert_eq!(view.accrued.0, 7 * 5, "the last five seconds are not acknowledged yet");
+    // The user acknowledges the rest; the provider keeps it and claims it.
+    let last = n.user.receipt(&n.provider_id(), &mut book, &[1; 32]).await.expect("sign").expect("receipt");
+    assert_eq!(book.acknowledged_total, 7 * 15);
+    assert_eq!(n.provider.on_receipt(Some(PEER), &last).await.code(), Some(ReceiptStatus::Kept));
+    assert_eq!(n.provider.claim_all().await.expect("claim"), 1);
+    let view = n.chain.stream(&n.vault.owner, 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!(view.accrued.0, 0);
+    // Replaying a receipt already paid on chain changes nothing.
+    assert_eq!(n.provider.on_receipt(Some(PEER), &first).await.code(), Some(ReceiptStatus::NotNewer));
+    assert_eq!(n.provider.on_receipt(Some(PEER), &last).await.code(), Some(ReceiptStatus::NotNewer));
+    assert_eq!(n.provider.claim_all().await.expect("claim"), 0);
+    let earned = n.balance(n.provider_key.account_id()) - provider_before;
+    let spent = user_before - n.user_funds().await;
+    assert_eq!((earned, spent), (7 * 15, 7 * 15));
+}
