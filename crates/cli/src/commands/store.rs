@@ -87,8 +87,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub staleness_ms: u64,
     /// Streams with delivery receipts: "refused" (a stream with a receipt key is not served),
-    /// "accepted", or "required" (only streams with a receipt key). With receipts the provider
-    /// claims only what the user's signed receipts acknowledge.
+    /// "accepted", or "required" (only streams with a receipt key). A receipt stream pays only
+    /// what the user's signed receipts acknowledge: the provider keeps the latest receipt each
+    /// user sends and claims with it.
     #[arg(long, default_value = "refused", value_name = "refused|accepted|required", value_parser = parse_receipts)]
     pub receipts: ReceiptTerms,
     /// Smallest activation fee a stream must carry (0: streams without a fee are served).
@@ -113,7 +114,7 @@ fn parse_receipts(value: &str) -> Result<ReceiptTerms, String> {
     [ReceiptTerms::Refused, ReceiptTerms::Accepted, ReceiptTerms::Required]
         .into_iter()
         .find(|t| t.name() == value)
-        .ok_or_else(|| format!("\"{value}\": say refused, accepted or required"))
+        .ok_or_else(|| "use refused, accepted or required".to_owned())
 }
 
 /// `store import`.
