@@ -18,7 +18,7 @@ use paystreams_store::{
     wire::StoreQueryRequest,
 };
 use paystreams_testkit::postgres::TestDatabase;
-use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
 use crate::common::{dev_node, paystream, wait_for};
@@ -231,12 +231,7 @@ async fn two_provider_processes_share_one_postgres_database() {
 
     let user_key = chain.node.dev_keys()[0].clone();
     let provider_id = chain.node.dev_keys()[1].account_id().0;
-    let user = Arc::new(User::new(
-        user_key,
-        RpcChain::new(chain.client.clone()),
-        MemoryKeyStore::default(),
-        UserConfig::default(),
-    ));
+    let user = Arc::new(User::new(user_key, RpcChain::new(chain.client.clone()), UserConfig::default()));
     let to_a = StoreClient::connect(&a.address).await.expect("client a");
     let to_b = StoreClient::connect(&b.address).await.expect("client b");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
