@@ -29,9 +29,9 @@ pub const OPEN_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "the user state {path} is in use by another paystream process for this owner (a running `store query`, `session` or `demo`); wait for it to finish or stop it, then retry"
+        "the user state {path} is in use by another paystream process for this owner ({holder}); wait for it to finish or stop it, then retry"
     )]
-    Busy { path: String },
+    Busy { path: String, holder: String },
     #[error("user state {path}: {detail}")]
     Database { path: String, detail: String },
     #[error(
@@ -123,6 +123,11 @@ struct Envelope {
     snapshot: Snapshot,
 }
 
+/// The advisory note naming the process holding the store at `path`.
+fn holder_path(path: &Path) -> PathBuf {
+    path.with_extension("holder")
+}
+
 /// The durable store (or an in-memory one for tests and one-shot engines).
 #[derive(Clone)]
 pub struct UserStore {
@@ -176,7 +181,12 @@ impl UserStore {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                     if started.elapsed() >= wait {
-                        return Err(StoreError::Busy { path: path.display().to_string() });
+                        let holder = std::fs::read_to_string(holder_path(path))
+                            .ok()
+                            .map(|t| t.trim().chars().take(200).collect::<String>())
+                            .filter(|t| !t.is_empty())
+                            .unwrap_or_else(|| "a running `store query` or `session` command".to_owned());
+                        return Err(StoreError::Busy { path: path.display().to_string(), holder });
                     }
                     // Waiting for another process to let go of the file lock; no outcome
                     // depends on this pause, only how soon the next try comes.
@@ -191,6 +201,9 @@ impl UserStore {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| db_err(format!("cannot restrict the file: {e}")))?;
         }
+        // Who holds the file, for the message a second process prints (advisory only).
+        let command: Vec<String> = std::env::args().take(3).collect();
+        let _ignored = std::fs::write(holder_path(path), format!("pid {}: {}", std::process::id(), command.join(" ")));
         Ok(Self { inner: Some((Arc::new(db), path.to_owned())) })
     }
 
@@ -274,6 +287,7 @@ mod tests {
         let busy = UserStore::open(&path, Duration::from_millis(250)).expect_err("held");
         assert!(matches!(busy, StoreError::Busy { .. }), "{busy}");
         assert!(busy.to_string().contains("wait for it to finish"), "{busy}");
+        assert!(busy.to_string().contains(&format!("pid {}", std::process::id())), "{busy}");
         drop(store);
         let reopened = UserStore::open(&path, Duration::ZERO).expect("reopen");
         assert_eq!(reopened.load().expect("load"), snapshot);

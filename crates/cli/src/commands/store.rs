@@ -505,6 +505,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
 
 fn query_error(e: QueryError) -> CliError {
     match e {
+        QueryError::Net(n @ paystreams_store::net::NetError::BadAddress(_)) => CliError::Usage(n.to_string()),
         QueryError::Net(n) => CliError::Failed(format!("{n} (is the provider running at that address?)")),
         other => CliError::Failed(other.to_string()),
     }
