@@ -292,6 +292,123 @@ async fn twenty_queries_in_a_minute_reuse_one_session_until_it_is_closed() {
     chain.node.shutdown().await;
 }
 
+/// `store query` processes SIGKILLed at random moments (seed printed): after each kill, the
+/// next command that opens the owner's store settles what the killed one left, the owner never
+/// holds more than one session with the provider, and no stream of the vault that is still open
+/// on chain is unknown to the store (nothing promised or paid for is lost). Afterwards a query
+/// succeeds and closing the session leaves every stream closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_queries_lose_no_session_and_never_open_a_second() {
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (provider_home, user_home) = (work.path().join("provider"), work.path().join("user"));
+    let archive = work.path().join("archive.sqlite").display().to_string();
+    let file = work.path().join("messages.jsonl");
+    write_messages(&file, 30);
+    assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
+    let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "500"]);
+    let user = chain.node.dev_keys()[0].account_id();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 | 1;
+    eprintln!("kill seed {seed}");
+    let mut rng = seed;
+    let query = |kill_after: Option<Duration>| {
+        let (rpc, keystore, home, address) =
+            (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let mut child = paystream()
+                .args(["store", "--rpc", &rpc, "--keystore"])
+                .arg(&keystore)
+                .args(["--json", "query", "--provider", &address, "--from", "dev-0"])
+                .args(["--content-topic", TOPIC, "--page-size", "5"])
+                .env("PAYSTREAMS_HOME", &home)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawns");
+            if let Some(delay) = kill_after {
+                // Where the kill lands is random; what is checked holds wherever it lands.
+                std::thread::sleep(delay);
+                let _ = child.kill();
+            }
+            let status = child.wait().expect("wait");
+            (status, started.elapsed())
+        })
+    };
+    // One whole query, timed: kills land uniformly within that span.
+    let (status, span) = query(None).await.expect("query task");
+    assert!(status.success(), "the untimed query");
+    let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
+    let reset = async || {
+        let closed = tokio::task::spawn_blocking({
+            let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), user_home.clone());
+            move || run_json(&rpc, &keystore, &home, &["session", "close", "--all", "--from", "dev-0"])
+        })
+        .await
+        .expect("close task");
+        assert!(closed[0]["closed"].is_array(), "{closed:?}");
+        chain.client.advance_time(130).await.expect("advance");
+        // The provider reuses a head it read for at most HEAD_CACHE_TTL: past that bound it
+        // judges the next proposal's deadline against the advanced time, as the user does.
+        tokio::time::sleep(paystreams_store::provider::HEAD_CACHE_TTL * 2).await;
+    };
+    reset().await;
+    for round in 0..4 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        query(Some(Duration::from_millis(rng % span_ms))).await.expect("query task");
+        let list = tokio::task::spawn_blocking({
+            let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), user_home.clone());
+            move || run_json(&rpc, &keystore, &home, &["session", "list", "--from", "dev-0"])
+        })
+        .await
+        .expect("list task");
+        let sessions = list[0]["sessions"].as_array().expect("sessions").clone();
+        assert!(sessions.len() <= 1, "seed {seed} round {round}: {sessions:?}");
+        eprintln!("round {round}: {:?}", sessions.iter().map(|s| (&s["phase"], &s["stream_id"])).collect::<Vec<_>>());
+        let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+        for stream_id in 0..vault.next_stream_id {
+            let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
+            if view.state != StreamState::Closed {
+                assert!(
+                    sessions.iter().any(|s| s["stream_id"] == stream_id),
+                    "seed {seed} round {round}: open stream {stream_id} unknown to the store: {sessions:?}"
+                );
+            }
+        }
+        // Start the next round from scratch (so every kill lands in a first query): close
+        // what is open, and let chain time pass the deadline of a proposal the kill cut short
+        // (its promise holds until then, on both sides).
+        reset().await;
+    }
+    let lines = tokio::task::spawn_blocking({
+        let (rpc, keystore, home, address) =
+            (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
+        move || {
+            run_json(
+                &rpc,
+                &keystore,
+                &home,
+                &["store", "query", "--provider", &address, "--from", "dev-0", "--content-topic", TOPIC, "--close"],
+            )
+        }
+    })
+    .await
+    .expect("query task");
+    assert_eq!(lines.iter().filter(|l| l["text"].is_string()).count(), 30, "seed {seed}: every message");
+    let closed = run_json(&rpc, &chain.keystore, &user_home, &["session", "close", "--all", "--from", "dev-0"]);
+    assert!(closed[0]["closed"].is_array(), "{closed:?}");
+    let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+    for stream_id in 0..vault.next_stream_id {
+        let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
+        assert_eq!(view.state, StreamState::Closed, "seed {seed}: stream {stream_id}");
+    }
+    drop(provider);
+    chain.node.shutdown().await;
+}
+
 fn request() -> StoreQueryRequest {
     StoreQueryRequest {
         request_id: new_request_id(),
