@@ -387,8 +387,10 @@ impl<C: ChainView + ChainWriter> User<C> {
 
     /// Whether the current session with `provider` can back a request now: its stream is
     /// ACTIVE (or paused by a TEMPORARY termination, resumed on the next proof). Applies the
-    /// auto top-up rule first; forgets a session whose stream is closed; closes (and forgets)
-    /// one whose stream is depleted when no top-up applies, so the caller proposes anew.
+    /// auto top-up rule first; resumes a stream paused on chain that still has funds (the
+    /// caller is about to ask for service); forgets a session whose stream is closed; closes
+    /// (and forgets) one whose stream is spent when no top-up applies, so the caller proposes
+    /// anew.
     ///
     /// # Errors
     /// Chain or store failures.

@@ -404,3 +404,37 @@ async fn pushed_terminations_close_pause_or_are_ignored() {
         Reaction::Ignored
     );
 }
+
+#[tokio::test]
+async fn a_spent_stream_is_topped_up_when_configured_else_closed_for_a_new_session() {
+    let alice = key(1).account_id();
+    // No top-up rule: the spent stream is closed and forgotten; the next proposal is allowed.
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await; // 100 at rate 5: spent after 20 s
+    assert!(n.user.usable(&n.provider_id()).await.expect("usable"));
+    n.advance(25).await;
+    assert!(!n.user.usable(&n.provider_id()).await.expect("usable"));
+    assert_eq!(n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream").state, StreamState::Closed);
+    assert!(n.user.sessions().expect("sessions").is_empty());
+    n.user.propose(&advert(&n), &terms(5, 100)).await.expect("a new session may be proposed");
+
+    // With a top-up rule: topped up, resumed, and still the same session.
+    let config =
+        UserConfig { auto_top_up: Some(AutoTopUp { when_remaining_secs: 5, amount: 500 }), ..UserConfig::default() };
+    let mut n = net(config, 5);
+    let stream_id = n.open().await;
+    n.advance(25).await;
+    assert!(n.user.usable(&n.provider_id()).await.expect("usable"));
+    let view = n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!((view.state, view.unaccrued.0), (StreamState::Active, 500));
+    n.sync().await;
+    assert!(n.proof_request().await.0.is_granted());
+
+    // Closed on chain by someone else: forgotten.
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await;
+    let close = client::close_stream_by_owner(&VaultRef::native(payment_streams_program_id(), alice, 0), stream_id);
+    assert!(n.chain.submit_now(&close, &[&key(1)]).expect("submit").is_included());
+    assert!(!n.user.usable(&n.provider_id()).await.expect("usable"));
+    assert!(n.user.sessions().expect("sessions").is_empty());
+}

@@ -382,13 +382,12 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     };
     let paid = PaidStore::connect(&args.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
     let provider_account = paid.advert().provider_id;
-    // What the reused stream had accrued before this query (the query's cost is the difference).
+    // What the reused stream had left unaccrued before this query: the query's cost is what
+    // left it (claims by the provider do not change it).
     let reused = paid.stream_id().map_err(query_error)?;
-    let accrued_before = match reused {
-        Some(stream_id) => {
-            client.stream(owner.account_id(), args.vault_id, stream_id).await?.map_or(0, |v| v.accrued.0)
-        }
-        None => 0,
+    let unaccrued_before = match reused {
+        Some(stream_id) => client.stream(owner.account_id(), args.vault_id, stream_id).await?.map(|v| v.unaccrued.0),
+        None => None,
     };
     let provider_id = paystreams_lez_core::AccountId(paid.advert().provider_id);
     if !ctx.common.json {
@@ -460,13 +459,27 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     });
     if let Some(stream_id) = stream_id {
         let session = user.current(&provider_account).map_err(|e| CliError::Failed(e.to_string()))?;
+        let ours = session.as_ref().filter(|s| s.phase.stream_id() == Some(stream_id));
+        // A new stream started with its whole allocation unaccrued.
+        let start = if reused == Some(stream_id) { unaccrued_before } else { ours.map(|s| u128::from(s.allocation)) };
         let mut closed = false;
-        if args.close && session.as_ref().and_then(|s| s.phase.stream_id()) == Some(stream_id) {
+        let mut returned = None;
+        if args.close && ours.is_some() {
+            let before = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
             closed = user.close(&provider_account).await.map_err(|e| CliError::Failed(e.to_string()))?.is_some();
+            let after = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
+            returned = closed.then(|| after.saturating_sub(before));
         }
         let view = client.require_stream(owner.account_id(), args.vault_id, stream_id).await?;
-        let since = if reused == Some(stream_id) { accrued_before } else { 0 };
-        let cost = view.accrued.0.saturating_sub(since);
+        // Spent during this query: what left the unaccrued part (on a close, what did not come
+        // back to the vault).
+        // Unknown when the stream was closed by someone else (what came back is not ours to see).
+        let left = match returned {
+            Some(r) => Some(r),
+            None if view.state == paystreams_program::state::StreamState::Closed => None,
+            None => Some(view.unaccrued.0),
+        };
+        let cost = start.zip(left).map(|(start, left)| start.saturating_sub(left));
         let open = view.state != paystreams_program::state::StreamState::Closed;
         let label = session.as_ref().map(paystreams_user::SessionRecord::label);
         let summary = json!({
@@ -476,10 +489,11 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
                 "session_id": label,
                 "reused": reused == Some(stream_id),
                 "rate": view.rate.to_string(),
-                "cost": cost.to_string(),
+                "cost": cost.map(|c| c.to_string()),
                 "accrued_total": view.accrued.0.to_string(),
                 "stream_state": format!("{:?}", view.state),
                 "closed_now": closed,
+                "returned_to_vault": returned.map(|r| r.to_string()),
             }
         });
         if ctx.common.json {
@@ -497,6 +511,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
             } else {
                 "; the stream is closed".to_owned()
             };
+            let cost = cost.map_or_else(|| "unknown (the stream was closed elsewhere)".to_owned(), |c| c.to_string());
             eprintln!("{pages} page(s); cost {cost} (stream {stream_id} at {}/s){tail}", view.rate);
         }
     }
