@@ -194,7 +194,29 @@ impl<C: ChainView + ChainWriter> PaidStore<C> {
     /// # Errors
     /// A poisoned engine lock.
     pub fn stream_id(&self) -> Result<Option<u64>, QueryError> {
-        Ok(self.user.stream_of(&self.advert.provider_id)?)
+        Ok(self.session()?.and_then(|s| s.phase.stream_id()))
+    }
+
+    /// The user's session with this provider for these terms' vault and service.
+    ///
+    /// # Errors
+    /// A poisoned engine lock.
+    pub fn session(&self) -> Result<Option<paystreams_user::Session>, QueryError> {
+        Ok(self.user.find(&self.advert.provider_id, self.terms.vault_id, &self.terms.service_id)?)
+    }
+
+    /// Reacts to a termination the provider pushed for `session_id` (see
+    /// [`User::on_termination`]): PERMANENT closes the stream and forgets the session,
+    /// TEMPORARY pauses until `resume_after`, a session the user does not hold is ignored.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn on_pushed_termination(
+        &self,
+        session_id: &[u8; 32],
+        termination: paystreams_wire::ServiceTermination,
+    ) -> Result<Reaction, QueryError> {
+        Ok(self.user.on_termination(&self.advert.provider_id, session_id, termination).await?)
     }
 
     /// Fetches one page: proposes when there is no session yet (creating the stream after the
@@ -210,11 +232,11 @@ impl<C: ChainView + ChainWriter> PaidStore<C> {
             let mut request = base.clone();
             request.request_id = new_request_id();
             request.eligibility_proof = None;
-            let proposing = self.user.stream_of(&provider)?.is_none();
-            let proof = if proposing {
-                self.user.propose(&self.advert, &self.terms).await?
-            } else {
-                self.user.proof(&provider, &request.canonical()).await?
+            let session = self.session()?.filter(|s| s.phase.stream_id().is_some());
+            let proposing = session.is_none();
+            let proof = match &session {
+                None => self.user.propose(&self.advert, &self.terms).await?,
+                Some(session) => self.user.proof_for(session, &request.canonical()).await?,
             };
             request.eligibility_proof = Some(proof);
             let response = self.client.send(&request).await?;

@@ -290,6 +290,20 @@ impl<C: ChainView + ChainWriter> User<C> {
         Ok(self.state()?.sessions.iter().filter(|s| s.provider == *provider).max_by_key(|s| s.last_used).cloned())
     }
 
+    /// The session with `provider` for `vault_id` and `service_id`, if any.
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn find(&self, provider: &[u8; 32], vault_id: u64, service_id: &str) -> Result<Option<Session>, UserError> {
+        Ok(self
+            .state()?
+            .sessions
+            .iter()
+            .filter(|s| s.provider == *provider && s.vault_id == vault_id && s.service_id == service_id)
+            .max_by_key(|s| s.last_used)
+            .cloned())
+    }
+
     /// Makes the session with `provider` for `vault_id` and `service_id` the provider's
     /// current one; `false` when there is none.
     ///
@@ -659,6 +673,15 @@ impl<C: ChainView + ChainWriter> User<C> {
     /// No session or stream, a paused session, or store failures.
     pub async fn proof(&self, provider: &[u8; 32], request: &impl RequestDigest) -> Result<Vec<u8>, UserError> {
         let session = self.current(provider)?.ok_or(UserError::NoSession)?;
+        self.proof_for(&session, request).await
+    }
+
+    /// As [`User::proof`], for the given session (e.g. from [`User::find`]).
+    ///
+    /// # Errors
+    /// No stream yet, a paused session, or store failures.
+    pub async fn proof_for(&self, session: &Session, request: &impl RequestDigest) -> Result<Vec<u8>, UserError> {
+        let session = session.clone();
         let stream_id = match session.phase {
             Phase::Proposed | Phase::Creating { .. } => return Err(UserError::NoStream),
             Phase::Streaming { stream_id } => stream_id,
