@@ -139,10 +139,10 @@ pub struct QueryArgs {
     /// Hashes only (Store's include_data = false).
     #[arg(long)]
     pub hashes_only: bool,
-    /// Rate per second to offer [default: the provider's minimum].
+    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Allocation to offer [default: the provider's minimum].
+    /// Allocation to offer when a new session is opened [default: the provider's minimum].
     #[arg(long, default_value_t = 0)]
     pub allocation: u64,
     /// Close the session's stream after this query (the unaccrued rest returns to the vault).
