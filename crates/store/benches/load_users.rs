@@ -26,7 +26,7 @@ use paystreams_store::{
     provider::{ProviderConfig, SessionBackend, start},
     wire::{StoreQueryRequest, WakuMessage},
 };
-use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
 
 const PUBSUB: &str = "/waku/2/default-waku/proto";
@@ -125,12 +125,7 @@ async fn run() -> bool {
             async move {
                 client.init_vault(&key, 0, None).await.expect("vault");
                 client.deposit(&key, 0, 500_000).await.expect("deposit");
-                let user = Arc::new(User::new(
-                    key,
-                    RpcChain::new(client.clone()),
-                    MemoryKeyStore::default(),
-                    UserConfig::default(),
-                ));
+                let user = Arc::new(User::new(key, RpcChain::new(client.clone()), UserConfig::default()));
                 let store = StoreClient::connect(&address).await.expect("client");
                 let terms = Terms {
                     vault_id: 0,

@@ -32,7 +32,7 @@ use paystreams_store::{
     service::{FreeStoreService, Metrics},
     wire::{StoreQueryRequest, WakuMessage},
 };
-use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
 
 const PUBSUB: &str = "/waku/2/default-waku/proto";
@@ -136,8 +136,7 @@ async fn bench() {
             .await
             .expect("free provider");
 
-    let user =
-        Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user = Arc::new(User::new(user_key, RpcChain::new(client.clone()), UserConfig::default()));
     let to_paid = StoreClient::connect(&paid_provider.addrs()[0].to_string()).await.expect("client");
     let to_free = StoreClient::connect(&free_node.listen_addrs()[0].to_string()).await.expect("client");
     let terms =

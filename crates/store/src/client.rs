@@ -1,12 +1,17 @@
 //! The user's side: fetch a provider's policy over libp2p, and run paid Store queries with the
 //! user engine (proposal on the first request, the matching stream created on chain, then a
 //! stream proof on every page), reacting to every eligibility status and termination.
+//!
+//! One session serves many queries: [`PaidStore::connect`] dials the provider with the owner's
+//! stable transport identity for that provider (kept in the user store, so the provider
+//! recognises the requester across invocations and restarts) and reuses the open session and
+//! its stream for as long as the stream can back requests.
 
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use paystreams_rpc::chain_view::{ChainView, ChainWriter};
-use paystreams_user::{KeyStore, Reaction, Terms, User, UserError};
+use paystreams_user::{Reaction, Terms, User, UserError};
 use paystreams_wire::{ProviderAdvert, StatusCode, WireError};
 use rand_core::RngCore as _;
 
@@ -57,9 +62,24 @@ impl StoreClient {
     /// # Errors
     /// A bad address or transport setup failure.
     pub async fn connect(provider: &str) -> Result<Self, NetError> {
+        Self::connect_as(provider, Keypair::generate_ed25519()).await
+    }
+
+    /// As [`StoreClient::connect`], with the given transport identity (the user's stable
+    /// identity towards this provider: [`User::transport_identity`]).
+    ///
+    /// # Errors
+    /// A bad address or transport setup failure.
+    pub async fn connect_as(provider: &str, identity: Keypair) -> Result<Self, NetError> {
         let (peer, addr) = split_peer_addr(provider)?;
-        let p2p = P2p::start::<NoInbound>(Keypair::generate_ed25519(), None, None).await?;
+        let p2p = P2p::start::<NoInbound>(identity, None, None).await?;
         Ok(Self { p2p, peer, addr })
+    }
+
+    /// This client's own peer id (what the provider sees as the requester).
+    #[must_use]
+    pub fn local_peer_id(&self) -> PeerId {
+        self.p2p.peer_id()
     }
 
     #[must_use]
@@ -111,24 +131,52 @@ pub struct PageOutcome {
 
 /// Paid Store queries to one provider through the user engine.
 #[derive(Debug)]
-pub struct PaidStore<C, K> {
+pub struct PaidStore<C> {
     client: StoreClient,
-    user: Arc<User<C, K>>,
+    user: Arc<User<C>>,
     advert: ProviderAdvert,
     terms: Terms,
 }
 
-impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
-    /// Fetches the provider's policy and checks it offers Store for `terms.token_id`.
+impl<C: ChainView + ChainWriter> PaidStore<C> {
+    /// Fetches the provider's policy over `client`, checks it offers Store for
+    /// `terms.token_id`, and picks up the user's session for this provider, vault and service
+    /// when its stream can still back requests (see [`User::usable`]).
     ///
     /// # Errors
     /// Network failures or a provider that does not serve Store.
-    pub async fn new(client: StoreClient, user: Arc<User<C, K>>, terms: Terms) -> Result<Self, QueryError> {
+    pub async fn new(client: StoreClient, user: Arc<User<C>>, terms: Terms) -> Result<Self, QueryError> {
         let advert = client.advert().await?;
         if !advert.service_ids.contains(&terms.service_id) {
             return Err(QueryError::NotOffered(format!("it serves {:?}", advert.service_ids)));
         }
+        if user.select(&advert.provider_id, terms.vault_id, &terms.service_id).await? {
+            user.usable(&advert.provider_id).await?;
+        }
         Ok(Self { client, user, advert, terms })
+    }
+
+    /// Connects to the provider at `provider` (a multiaddr ending in `/p2p/<peer id>`) as the
+    /// user's stable identity for it: the policy is read over a throw-away connection (it
+    /// names the provider account the identity belongs to), then the paid connection is made
+    /// with that identity.
+    ///
+    /// # Errors
+    /// A bad address, network failures, or a provider that does not serve Store.
+    pub async fn connect(provider: &str, user: Arc<User<C>>, terms: Terms) -> Result<Self, QueryError> {
+        let probe = StoreClient::connect(provider).await?;
+        let advert = probe.advert().await?;
+        probe.disconnect().await;
+        let mut secret = user.transport_identity(&advert.provider_id).await?;
+        let identity = Keypair::ed25519_from_bytes(&mut secret)
+            .map_err(|e| QueryError::Refused(format!("the stored transport identity is unusable: {e}")))?;
+        Self::new(StoreClient::connect_as(provider, identity).await?, user, terms).await
+    }
+
+    /// The user engine behind this store.
+    #[must_use]
+    pub const fn user(&self) -> &Arc<User<C>> {
+        &self.user
     }
 
     #[must_use]
@@ -146,7 +194,29 @@ impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
     /// # Errors
     /// A poisoned engine lock.
     pub fn stream_id(&self) -> Result<Option<u64>, QueryError> {
-        Ok(self.user.stream_of(&self.advert.provider_id)?)
+        Ok(self.session()?.and_then(|s| s.phase.stream_id()))
+    }
+
+    /// The user's session with this provider for these terms' vault and service.
+    ///
+    /// # Errors
+    /// A poisoned engine lock.
+    pub fn session(&self) -> Result<Option<paystreams_user::Session>, QueryError> {
+        Ok(self.user.find(&self.advert.provider_id, self.terms.vault_id, &self.terms.service_id)?)
+    }
+
+    /// Reacts to a termination the provider pushed for `session_id` (see
+    /// [`User::on_termination`]): PERMANENT closes the stream and forgets the session,
+    /// TEMPORARY pauses until `resume_after`, a session the user does not hold is ignored.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn on_pushed_termination(
+        &self,
+        session_id: &[u8; 32],
+        termination: paystreams_wire::ServiceTermination,
+    ) -> Result<Reaction, QueryError> {
+        Ok(self.user.on_termination(&self.advert.provider_id, session_id, termination).await?)
     }
 
     /// Fetches one page: proposes when there is no session yet (creating the stream after the
@@ -162,11 +232,11 @@ impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
             let mut request = base.clone();
             request.request_id = new_request_id();
             request.eligibility_proof = None;
-            let proposing = self.user.stream_of(&provider)?.is_none();
-            let proof = if proposing {
-                self.user.propose(&self.advert, &self.terms).await?
-            } else {
-                self.user.proof(&provider, &request.canonical()).await?
+            let session = self.session()?.filter(|s| s.phase.stream_id().is_some());
+            let proposing = session.is_none();
+            let proof = match &session {
+                None => self.user.propose(&self.advert, &self.terms).await?,
+                Some(session) => self.user.proof_for(session, &request.canonical()).await?,
             };
             request.eligibility_proof = Some(proof);
             let response = self.client.send(&request).await?;
@@ -200,6 +270,7 @@ impl<C: ChainView + ChainWriter, K: KeyStore> PaidStore<C, K> {
                 Reaction::StreamInactive { desc, .. } => return Err(QueryError::StreamInactive(desc)),
                 Reaction::WaitUntil { resume_after } => return Err(QueryError::Paused(resume_after)),
                 Reaction::Closed { stream_id } => return Err(QueryError::Terminated { stream: stream_id }),
+                Reaction::Ignored => return Err(QueryError::Refused("the response named no session".into())),
             }
         }
     }

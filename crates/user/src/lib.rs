@@ -2,6 +2,14 @@
 //! vault can back, one fresh session key per proposal, stream creation before the deadline,
 //! reactions to every status and termination, and stream monitoring.
 //!
+//! Durable: sessions (with their keys), the promise ledger and the attempt history live in a
+//! [`UserStore`] (one redb file per owner key), written before any of it is shown to a
+//! provider or the chain, so a process killed at any point loses no promise and never
+//! double-promises a vault; [`User::open`] continues the sessions a previous process left.
+//!
+//! Sessions are keyed by (provider, vault id, service id). Methods that take only a provider
+//! act on that provider's *current* session: the one last proposed or [`User::select`]ed.
+//!
 //! Transport-agnostic: [`User::propose`] and [`User::proof`] return `EligibilityProof` bytes to
 //! put in a request; the caller hands each response's status (and termination, if any) back to
 //! [`User::on_proposal_status`] / [`User::on_proof_status`] and follows the returned
@@ -9,9 +17,9 @@
 
 #![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
-pub mod keys;
 pub mod ledger;
 pub mod receipts;
+pub mod store;
 
 use std::{
     collections::BTreeMap,
@@ -34,9 +42,9 @@ use paystreams_wire::{
 };
 use tracing::{info, warn};
 
-pub use keys::{FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 pub use ledger::{Overpromise, Promise, PromiseLedger};
 pub use receipts::{ReceiptBook, extensions_for, sign_receipt};
+pub use store::{Phase, SessionRecord, Snapshot, StoreError, UserStore};
 
 /// Why the user engine refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +52,12 @@ pub enum UserError {
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
-    Keys(#[from] KeyStoreError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Wire(#[from] WireError),
-    #[error("a proposal to this provider is pending until chain time {0}")]
+    #[error(
+        "a proposal to this provider from this vault is pending until chain time {0}; a new one can be sent after that"
+    )]
     ProposalPending(u64),
     #[error(
         "retry cap reached: {PARAMS_ATTEMPTS_MAX} attempts in {PARAMS_ATTEMPT_WINDOW_SECS} s; retry after chain time {0}"
@@ -71,6 +81,10 @@ pub enum UserError {
     DeadlineMissed(u64),
     #[error("engine lock poisoned")]
     Poisoned,
+    #[error("a session with this provider for this vault and service is open on stream {0}; use it or close it first")]
+    SessionOpen(u64),
+    #[error("a stored session key is not a valid secp256k1 key")]
+    BadSessionKey,
 }
 
 /// What the proposal wants; the engine raises rate and allocation to the provider's minimums.
@@ -140,6 +154,8 @@ pub enum Reaction {
     WaitUntil { resume_after: u64 },
     /// PERMANENT termination (or session ended): the stream was closed and funds recovered.
     Closed { stream_id: Option<u64> },
+    /// A pushed termination for a session this engine does not know: nothing to do.
+    Ignored,
 }
 
 /// A monitoring notice.
@@ -150,94 +166,335 @@ pub enum Notice {
     Closed { provider: [u8; 32], stream_id: u64 },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
-    Proposed,
-    Streaming { stream_id: u64 },
-    Paused { stream_id: u64, until: u64, paused_on_chain: bool },
+/// A session as the engine and the CLI show it.
+pub type Session = SessionRecord;
+
+fn attempts_of(snapshot: &mut Snapshot, key: store::AttemptKey) -> &mut Vec<u64> {
+    let index = match snapshot.attempts.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            snapshot.attempts.push((key, Vec::new()));
+            snapshot.attempts.len().saturating_sub(1)
+        }
+    };
+    #[expect(clippy::indexing_slicing, reason = "index found or pushed just above")]
+    &mut snapshot.attempts[index].1
 }
 
-#[derive(Clone, Debug)]
-struct UserSession {
-    terms: Terms,
-    label: String,
-    /// The session key derived once for per-request signing (`None` only if libsecp256k1 refused
-    /// a key k256 accepted; proofs then sign from the key store).
-    signer: Option<Arc<Signer>>,
-    deadline: u64,
-    phase: Phase,
-    /// The stream extensions chosen from the provider's advert (receipt key: the session key).
-    extensions: ExtensionSettings,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    ledger: PromiseLedger,
-    sessions: BTreeMap<[u8; 32], UserSession>,
-    /// Attempt times per (vault id, provider).
-    attempts: BTreeMap<(u64, [u8; 32]), Vec<u64>>,
+/// The promise ledger implied by the sessions that still hold a promise.
+fn ledger_of(owner: [u8; 32], snapshot: &Snapshot, now: u64) -> PromiseLedger {
+    let mut ledger = PromiseLedger::default();
+    for s in snapshot.sessions.iter().filter(|s| s.phase.holds_promise()) {
+        let promise = Promise { allocation: u128::from(s.allocation), deadline: s.deadline };
+        // Recorded promises fitted when made: `u128::MAX` only skips the check while rebuilding.
+        let _fits = ledger.promise((owner, s.vault_id), s.provider, promise, u128::MAX, now);
+    }
+    ledger
 }
 
 /// The user engine for one owner key.
-pub struct User<C, K> {
+pub struct User<C> {
     owner: SecretKey,
     chain: C,
-    keys: K,
     config: UserConfig,
-    state: Mutex<State>,
+    store: UserStore,
+    state: Mutex<Snapshot>,
+    /// Session signers derived once per session (by session id).
+    signers: Mutex<BTreeMap<[u8; 32], Arc<Signer>>>,
+    /// Serialises state changes: build, commit, then publish.
+    writer: tokio::sync::Mutex<()>,
 }
 
-impl<C, K> std::fmt::Debug for User<C, K> {
+impl<C> std::fmt::Debug for User<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User").field("owner", &self.owner.account_id()).finish_non_exhaustive()
+        f.debug_struct("User")
+            .field("owner", &self.owner.account_id())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
-impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
+impl<C: ChainView + ChainWriter> User<C> {
+    /// An engine whose state lives in memory only (tests, one-shot tools).
     #[must_use]
-    pub fn new(owner: SecretKey, chain: C, keys: K, config: UserConfig) -> Self {
-        Self { owner, chain, keys, config, state: Mutex::new(State::default()) }
+    pub fn new(owner: SecretKey, chain: C, config: UserConfig) -> Self {
+        Self::with_snapshot(owner, chain, config, UserStore::memory(), Snapshot::default())
     }
 
-    fn state(&self) -> Result<MutexGuard<'_, State>, UserError> {
+    fn with_snapshot(owner: SecretKey, chain: C, config: UserConfig, store: UserStore, snapshot: Snapshot) -> Self {
+        Self {
+            owner,
+            chain,
+            config,
+            store,
+            state: Mutex::new(snapshot),
+            signers: Mutex::new(BTreeMap::new()),
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// An engine over `store`: loads what a previous process left and reconciles it against
+    /// the chain ([`User::reconcile`]).
+    ///
+    /// # Errors
+    /// Store or chain failures.
+    pub async fn open(owner: SecretKey, chain: C, config: UserConfig, store: UserStore) -> Result<Self, UserError> {
+        let loader = store.clone();
+        let snapshot =
+            tokio::task::spawn_blocking(move || loader.load()).await.map_err(|e| StoreError::Task(e.to_string()))??;
+        let user = Self::with_snapshot(owner, chain, config, store, snapshot);
+        user.reconcile().await?;
+        Ok(user)
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, Snapshot>, UserError> {
         self.state.lock().map_err(|_| UserError::Poisoned)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, UserError> {
+        Ok(self.state()?.clone())
+    }
+
+    /// Applies `change` to a copy of the state, commits it durably, then publishes it. A
+    /// failing `change` or commit leaves the state as it was.
+    async fn update<T>(&self, change: impl FnOnce(&mut Snapshot) -> Result<T, UserError>) -> Result<T, UserError> {
+        let _writer = self.writer.lock().await;
+        let mut next = self.snapshot()?;
+        let out = change(&mut next)?;
+        self.store.save_async(next.clone()).await?;
+        *self.state()? = next;
+        Ok(out)
     }
 
     fn owner_id(&self) -> AccountId {
         self.owner.account_id()
     }
 
+    /// The store behind this engine.
+    #[must_use]
+    pub const fn store(&self) -> &UserStore {
+        &self.store
+    }
+
     fn vault_ref(&self, vault_id: u64, token_id: [u8; 32]) -> VaultRef {
         VaultRef { program_id: payment_streams_program_id(), owner: self.owner_id(), vault_id, token_id }
     }
 
-    /// The stream of the session with `provider`, if any.
+    /// Every session, in stored order.
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn sessions(&self) -> Result<Vec<Session>, UserError> {
+        Ok(self.state()?.sessions.clone())
+    }
+
+    /// The current session with `provider` (last proposed or selected).
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn current(&self, provider: &[u8; 32]) -> Result<Option<Session>, UserError> {
+        Ok(self.state()?.sessions.iter().filter(|s| s.provider == *provider).max_by_key(|s| s.last_used).cloned())
+    }
+
+    /// The session with `provider` for `vault_id` and `service_id`, if any.
+    ///
+    /// # Errors
+    /// A poisoned lock.
+    pub fn find(&self, provider: &[u8; 32], vault_id: u64, service_id: &str) -> Result<Option<Session>, UserError> {
+        Ok(self
+            .state()?
+            .sessions
+            .iter()
+            .filter(|s| s.provider == *provider && s.vault_id == vault_id && s.service_id == service_id)
+            .max_by_key(|s| s.last_used)
+            .cloned())
+    }
+
+    /// Makes the session with `provider` for `vault_id` and `service_id` the provider's
+    /// current one; `false` when there is none.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn select(&self, provider: &[u8; 32], vault_id: u64, service_id: &str) -> Result<bool, UserError> {
+        let matches =
+            |s: &SessionRecord| s.provider == *provider && s.vault_id == vault_id && s.service_id == service_id;
+        if !self.state()?.sessions.iter().any(matches) {
+            return Ok(false);
+        }
+        self.update(|snap| {
+            snap.clock = snap.clock.saturating_add(1);
+            let clock = snap.clock;
+            for s in snap.sessions.iter_mut().filter(|s| matches(s)) {
+                s.last_used = clock;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The stream of the current session with `provider`, if it exists.
     ///
     /// # Errors
     /// A poisoned lock.
     pub fn stream_of(&self, provider: &[u8; 32]) -> Result<Option<u64>, UserError> {
-        Ok(self.state()?.sessions.get(provider).and_then(|s| match s.phase {
-            Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } => Some(stream_id),
-            Phase::Proposed => None,
-        }))
+        Ok(self.current(provider)?.and_then(|s| s.phase.stream_id()))
+    }
+
+    /// The libp2p ed25519 secret this owner uses towards `provider`: generated on first use,
+    /// kept in the store, never shared with another provider (so providers cannot link the
+    /// user across each other, and each recognises it across restarts).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn transport_identity(&self, provider: &[u8; 32]) -> Result<[u8; 32], UserError> {
+        if let Some((_, secret)) = self.state()?.identities.iter().find(|(p, _)| p == provider) {
+            return Ok(*secret);
+        }
+        let fresh = SecretKey::generate().to_bytes();
+        self.update(|snap| {
+            if let Some((_, secret)) = snap.identities.iter().find(|(p, _)| p == provider) {
+                return Ok(*secret);
+            }
+            snap.identities.push((*provider, fresh));
+            Ok(fresh)
+        })
+        .await
+    }
+
+    /// Settles what a previous process left half-done: a session recorded as creating stream
+    /// N becomes streaming when stream N exists and names the provider (the transaction got
+    /// in), is created now when the deadline allows and N is still the vault's next id, and is
+    /// dropped (its promise released) once the deadline passed without it; lapsed proposals
+    /// are dropped; sessions whose stream is closed on chain are forgotten.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn reconcile(&self) -> Result<(), UserError> {
+        let now = self.chain.head().await?.time_secs;
+        let owner = self.owner_id();
+        for s in self.sessions()? {
+            match s.phase {
+                Phase::Proposed if now > s.deadline => self.drop_session(&s.session_id).await?,
+                Phase::Proposed => {}
+                Phase::Creating { stream_id } => {
+                    let view = self.chain.stream_fresh(&owner, s.vault_id, stream_id).await?;
+                    match view {
+                        Some(v) if v.provider.0 == s.provider && v.state != StreamState::Closed => {
+                            self.set_phase(&s.session_id, Phase::Streaming { stream_id }).await?;
+                        }
+                        Some(_) => self.drop_session(&s.session_id).await?,
+                        None if now > s.deadline => self.drop_session(&s.session_id).await?,
+                        None => {
+                            let next = self.chain.vault(&owner, s.vault_id).await?.map(|v| v.next_stream_id);
+                            if next == Some(stream_id) && self.submit(&self.create_call(&s, stream_id)).await? {
+                                self.set_phase(&s.session_id, Phase::Streaming { stream_id }).await?;
+                            } else {
+                                self.drop_session(&s.session_id).await?;
+                            }
+                        }
+                    }
+                }
+                Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } => {
+                    let view = self.chain.stream_fresh(&owner, s.vault_id, stream_id).await?;
+                    if view.is_none_or(|v| v.state == StreamState::Closed) {
+                        self.drop_session(&s.session_id).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the current session with `provider` can back a request now: its stream is
+    /// ACTIVE (or paused by a TEMPORARY termination, resumed on the next proof). Applies the
+    /// auto top-up rule first; resumes a stream paused on chain that still has funds (the
+    /// caller is about to ask for service); forgets a session whose stream is closed; closes
+    /// (and forgets) one whose stream is spent when no top-up applies, so the caller proposes
+    /// anew.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn usable(&self, provider: &[u8; 32]) -> Result<bool, UserError> {
+        let Some(s) = self.current(provider)? else { return Ok(false) };
+        let Some(stream_id) = s.phase.stream_id() else { return Ok(false) };
+        let owner = self.owner_id();
+        let Some(mut view) = self.chain.stream_fresh(&owner, s.vault_id, stream_id).await? else {
+            self.drop_session(&s.session_id).await?;
+            return Ok(false);
+        };
+        if view.state == StreamState::Closed {
+            self.drop_session(&s.session_id).await?;
+            return Ok(false);
+        }
+        let now = self.chain.head().await?.time_secs;
+        let vault_ref = self.vault_ref(s.vault_id, s.token_id);
+        if let Some(rule) = self.config.auto_top_up {
+            let remaining = view.planned_stop.map_or(0, |stop| stop.saturating_sub(now));
+            let low = view.unaccrued.0 == 0 || remaining <= rule.when_remaining_secs;
+            if low && self.submit(&client::top_up_stream(&vault_ref, stream_id, rule.amount)).await? {
+                info!(stream_id, amount = rule.amount, "stream topped up");
+                if let Some(v) = self.chain.stream_fresh(&owner, s.vault_id, stream_id).await? {
+                    view = v;
+                }
+            }
+        }
+        let paused_by_us = matches!(s.phase, Phase::Paused { .. });
+        if view.state == StreamState::Paused && !paused_by_us {
+            if view.unaccrued.0 > 0 && self.submit(&client::resume_stream(&vault_ref, stream_id)).await? {
+                return Ok(true);
+            }
+            // Depleted (or paused and not resumable): nothing more to stream on it.
+            self.close_session(&s.session_id).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    async fn set_phase(&self, session_id: &[u8; 32], phase: Phase) -> Result<(), UserError> {
+        self.update(|snap| {
+            if let Some(s) = snap.sessions.iter_mut().find(|s| s.session_id == *session_id) {
+                s.phase = phase;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets a session (and its key and promise) without touching the chain.
+    async fn drop_session(&self, session_id: &[u8; 32]) -> Result<(), UserError> {
+        self.update(|snap| {
+            snap.sessions.retain(|s| s.session_id != *session_id);
+            Ok(())
+        })
+        .await?;
+        self.signers.lock().map_err(|_| UserError::Poisoned)?.remove(session_id);
+        Ok(())
+    }
+
+    fn create_call(&self, s: &SessionRecord, stream_id: u64) -> Call {
+        client::create_stream(
+            &self.vault_ref(s.vault_id, s.token_id),
+            stream_id,
+            AccountId(s.provider),
+            s.rate,
+            u128::from(s.allocation),
+            s.extensions,
+        )
     }
 
     /// Builds a signed proposal to `advert`'s provider: `EligibilityProof` bytes for the first
     /// request. Raises rate and allocation to the provider's minimums, proposes a deadline inside
-    /// its band, refuses while a proposal to it is pending, past the retry cap, or when the
-    /// vault cannot back the allocation on top of its other outstanding promises.
+    /// its band, refuses while a proposal from this vault to it is pending, past the retry cap
+    /// (refused proposals only), while a session for the same vault and service is streaming,
+    /// or when the vault cannot back the allocation on top of its other outstanding promises.
+    /// The session (phase Proposed), its key and its promise are committed in one transaction
+    /// before the bytes are returned.
     ///
     /// # Errors
     /// A [`UserError`]; nothing is promised then.
     pub async fn propose(&self, advert: &ProviderAdvert, terms: &Terms) -> Result<Vec<u8>, UserError> {
         let provider = advert.provider_id;
         let now = self.chain.head().await?.time_secs;
-        if let Some(s) = self.state()?.sessions.get(&provider)
-            && s.phase == Phase::Proposed
-            && s.deadline >= now
-        {
-            return Err(UserError::ProposalPending(s.deadline));
-        }
         let token = advert.policy.token(&terms.token_id).ok_or(UserError::TokenNotAccepted)?;
         if !advert.service_ids.contains(&terms.service_id) {
             return Err(UserError::ServiceNotServed);
@@ -264,59 +521,78 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
             session_key.public_key().to_bytes(),
             None,
         )?;
-        let label = hex::encode(VaultOwnerAuthBody::from_proposal(&proposal)?.digest());
-        {
-            let mut state = self.state()?;
-            let attempts = state.attempts.entry((terms.vault_id, provider)).or_default();
+        let session_id = VaultOwnerAuthBody::from_proposal(&proposal)?.digest();
+        let extensions =
+            receipts::extensions_for(advert, &session_key.public_key().to_bytes(), self.config.prefer_receipts);
+        let owner = self.owner_id().0;
+        self.update(|snap| {
+            // A lapsed proposal for this vault and provider never got its stream: drop it.
+            snap.sessions.retain(|s| {
+                !(s.provider == provider
+                    && s.vault_id == terms.vault_id
+                    && s.phase == Phase::Proposed
+                    && now > s.deadline)
+            });
+            if let Some(s) = snap.sessions.iter().find(|s| {
+                s.provider == provider && s.vault_id == terms.vault_id && s.phase.holds_promise() && s.deadline >= now
+            }) {
+                return Err(UserError::ProposalPending(s.deadline));
+            }
+            if let Some(stream_id) = snap
+                .sessions
+                .iter()
+                .find(|s| s.provider == provider && s.vault_id == terms.vault_id && s.service_id == terms.service_id)
+                .and_then(|s| s.phase.stream_id())
+            {
+                return Err(UserError::SessionOpen(stream_id));
+            }
+            let attempts = attempts_of(snap, (terms.vault_id, provider));
             attempts.retain(|t| t.saturating_add(PARAMS_ATTEMPT_WINDOW_SECS) > now);
             if attempts.len() >= usize::try_from(PARAMS_ATTEMPTS_MAX).unwrap_or(usize::MAX) {
                 let retry_after = attempts.first().map_or(now, |t| t.saturating_add(PARAMS_ATTEMPT_WINDOW_SECS));
                 return Err(UserError::RetryCap(retry_after));
             }
-            let vault_key = (self.owner_id().0, terms.vault_id);
-            state.ledger.promise(
-                vault_key,
+            snap.attempts.retain(|(_, times)| !times.is_empty());
+            let mut ledger = ledger_of(owner, snap, now);
+            ledger.promise(
+                (owner, terms.vault_id),
                 provider,
                 Promise { allocation: u128::from(adjusted.allocation), deadline },
                 vault.unallocated.0,
                 now,
             )?;
-            if let Some(attempts) = state.attempts.get_mut(&(terms.vault_id, provider)) {
-                attempts.push(now);
-            }
-            state.sessions.insert(
+            snap.clock = snap.clock.saturating_add(1);
+            snap.sessions.push(SessionRecord {
                 provider,
-                UserSession {
-                    terms: adjusted,
-                    label: label.clone(),
-                    signer: Signer::from_secret_bytes(&session_key.to_bytes()).map(Arc::new),
-                    deadline,
-                    phase: Phase::Proposed,
-                    extensions: receipts::extensions_for(
-                        advert,
-                        &session_key.public_key().to_bytes(),
-                        self.config.prefer_receipts,
-                    ),
-                },
-            );
-        }
-        self.keys.put(&label, &session_key)?;
+                vault_id: terms.vault_id,
+                token_id: terms.token_id,
+                service_id: adjusted.service_id.clone(),
+                rate: adjusted.rate,
+                allocation: adjusted.allocation,
+                session_id,
+                session_key: session_key.to_bytes(),
+                deadline,
+                phase: Phase::Proposed,
+                last_used: snap.clock,
+                extensions,
+                receipts: ReceiptBook::default(),
+            });
+            Ok(())
+        })
+        .await?;
         Ok(EligibilityProof::Proposal(proposal).encode())
     }
 
-    fn forget(&self, provider: &[u8; 32]) -> Result<(), UserError> {
-        let removed = {
-            let mut state = self.state()?;
-            let removed = state.sessions.remove(provider);
-            if let Some(s) = &removed {
-                state.ledger.release((self.owner_id().0, s.terms.vault_id), provider);
-            }
-            removed
-        };
-        if let Some(s) = removed {
-            self.keys.remove(&s.label)?;
-        }
-        Ok(())
+    async fn record_refusal(&self, s: &SessionRecord) -> Result<(), UserError> {
+        let now = self.chain.head().await?.time_secs;
+        self.update(|snap| {
+            snap.sessions.retain(|x| x.session_id != s.session_id);
+            let attempts = attempts_of(snap, (s.vault_id, s.provider));
+            attempts.retain(|t| t.saturating_add(PARAMS_ATTEMPT_WINDOW_SECS) > now);
+            attempts.push(now);
+            Ok(())
+        })
+        .await
     }
 
     async fn submit(&self, call: &Call) -> Result<bool, UserError> {
@@ -329,30 +605,36 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
         }
     }
 
-    /// Reacts to the response to a proposal. On OK creates the matching stream (before the
-    /// deadline) and releases the promise.
+    fn proposed(&self, provider: &[u8; 32]) -> Result<SessionRecord, UserError> {
+        self.current(provider)?.filter(|s| s.phase == Phase::Proposed).ok_or(UserError::NoSession)
+    }
+
+    /// Reacts to the response to a proposal. On OK records "creating stream N", then creates
+    /// the matching stream (before the deadline), which releases the promise. A refused
+    /// proposal (PARAMS_REJECTED) counts towards the attempt cap; nothing else does.
     ///
     /// # Errors
-    /// Chain or key-store failures, or a deadline already passed.
+    /// Chain or store failures, or a deadline already passed.
     pub async fn on_proposal_status(
         &self,
         provider: &[u8; 32],
         status: &EligibilityStatus,
         termination: Option<ServiceTermination>,
     ) -> Result<Reaction, UserError> {
-        let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
+        let session = self.proposed(provider)?;
         let desc = status.status_desc.clone();
         match status.code() {
             Some(StatusCode::Ok) => {}
             Some(StatusCode::ParamsRejected) => {
-                self.forget(provider)?;
                 if let Some(t) = termination.filter(|t| t.termination_type == TerminationType::Temporary) {
+                    self.drop_session(&session.session_id).await?;
                     return Ok(Reaction::WaitUntil { resume_after: t.resume_after });
                 }
+                self.record_refusal(&session).await?;
                 return Ok(Reaction::Adjust { desc });
             }
             Some(StatusCode::StreamNotActive) => {
-                self.forget(provider)?;
+                self.drop_session(&session.session_id).await?;
                 return Ok(match termination {
                     Some(t) if t.termination_type == TerminationType::Temporary => {
                         Reaction::WaitUntil { resume_after: t.resume_after }
@@ -361,48 +643,57 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
                 });
             }
             Some(StatusCode::ProofInvalid) | None => {
-                self.forget(provider)?;
+                self.drop_session(&session.session_id).await?;
                 return Ok(Reaction::Abandon { desc });
             }
         }
         let now = self.chain.head().await?.time_secs;
         if now > session.deadline {
-            self.forget(provider)?;
+            self.drop_session(&session.session_id).await?;
             return Err(UserError::DeadlineMissed(session.deadline));
         }
-        let terms = &session.terms;
-        let vault = self.chain.vault(&self.owner_id(), terms.vault_id).await?.ok_or(UserError::NoVault)?;
+        let vault = self.chain.vault(&self.owner_id(), session.vault_id).await?.ok_or(UserError::NoVault)?;
         let stream_id = vault.next_stream_id;
-        let call = client::create_stream(
-            &self.vault_ref(terms.vault_id, terms.token_id),
-            stream_id,
-            AccountId(*provider),
-            terms.rate,
-            u128::from(terms.allocation),
-            session.extensions,
-        );
-        if !self.submit(&call).await? {
-            self.forget(provider)?;
+        // Recorded before the transaction: a process killed now finds the stream (or not) on
+        // open and settles the session either way.
+        self.set_phase(&session.session_id, Phase::Creating { stream_id }).await?;
+        if !self.submit(&self.create_call(&session, stream_id)).await? {
+            self.drop_session(&session.session_id).await?;
             return Ok(Reaction::Abandon { desc: "creating the stream failed".into() });
         }
         info!(stream_id, "stream created for accepted proposal");
-        let mut state = self.state()?;
-        state.ledger.release((self.owner_id().0, terms.vault_id), provider);
-        if let Some(s) = state.sessions.get_mut(provider) {
-            s.phase = Phase::Streaming { stream_id };
-        }
+        self.set_phase(&session.session_id, Phase::Streaming { stream_id }).await?;
         Ok(Reaction::StreamCreated { stream_id })
     }
 
-    /// `EligibilityProof` bytes for a request to `provider`: the session's stream and a
-    /// signature over the request's digest with the session key.
+    fn signer(&self, s: &SessionRecord) -> Result<Option<Arc<Signer>>, UserError> {
+        let mut signers = self.signers.lock().map_err(|_| UserError::Poisoned)?;
+        if let Some(signer) = signers.get(&s.session_id) {
+            return Ok(Some(Arc::clone(signer)));
+        }
+        let Some(signer) = Signer::from_secret_bytes(&s.session_key).map(Arc::new) else { return Ok(None) };
+        signers.insert(s.session_id, Arc::clone(&signer));
+        Ok(Some(signer))
+    }
+
+    /// `EligibilityProof` bytes for a request to `provider`: the current session's stream and
+    /// a signature over the request's digest with the session key.
     ///
     /// # Errors
-    /// No session or stream, a paused session, or key-store failures.
+    /// No session or stream, a paused session, or store failures.
     pub async fn proof(&self, provider: &[u8; 32], request: &impl RequestDigest) -> Result<Vec<u8>, UserError> {
-        let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
+        let session = self.current(provider)?.ok_or(UserError::NoSession)?;
+        self.proof_for(&session, request).await
+    }
+
+    /// As [`User::proof`], for the given session (e.g. from [`User::find`]).
+    ///
+    /// # Errors
+    /// No stream yet, a paused session, or store failures.
+    pub async fn proof_for(&self, session: &Session, request: &impl RequestDigest) -> Result<Vec<u8>, UserError> {
+        let session = session.clone();
         let stream_id = match session.phase {
-            Phase::Proposed => return Err(UserError::NoStream),
+            Phase::Proposed | Phase::Creating { .. } => return Err(UserError::NoStream),
             Phase::Streaming { stream_id } => stream_id,
             Phase::Paused { stream_id, until, paused_on_chain } => {
                 let now = self.chain.head().await?.time_secs;
@@ -410,73 +701,96 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
                     return Err(UserError::Paused(until));
                 }
                 if paused_on_chain {
-                    let call = client::resume_stream(
-                        &self.vault_ref(session.terms.vault_id, session.terms.token_id),
-                        stream_id,
-                    );
+                    let call = client::resume_stream(&self.vault_ref(session.vault_id, session.token_id), stream_id);
                     self.submit(&call).await?;
                 }
-                if let Some(s) = self.state()?.sessions.get_mut(provider) {
-                    s.phase = Phase::Streaming { stream_id };
-                }
+                self.set_phase(&session.session_id, Phase::Streaming { stream_id }).await?;
                 stream_id
             }
         };
-        let proof = match &session.signer {
-            Some(signer) => sign_stream_proof_with(signer, stream_id, &request.digest()),
+        let proof = match self.signer(&session)? {
+            Some(signer) => sign_stream_proof_with(&signer, stream_id, &request.digest()),
             None => {
-                let key = self.keys.get(&session.label)?.ok_or(UserError::NoSession)?;
+                let key = SecretKey::from_bytes(&session.session_key).map_err(|_| UserError::BadSessionKey)?;
                 sign_stream_proof(&key, stream_id, &request.digest())
             }
         };
         Ok(EligibilityProof::Proof(proof).encode())
     }
 
-    /// The encoded `DeliveryReceipt` to send to `provider` after a response whose digest is
-    /// `response_digest`, when the session's stream has a receipt key (see
-    /// [`receipts::sign_receipt`]); `None` otherwise. `book` is the session's receipt book, to
-    /// be kept with the session.
+    /// The encoded `DeliveryReceipt` to send to the provider after a response of `session`
+    /// whose digest is `response_digest`, when the session's stream has a receipt key (see
+    /// [`receipts::sign_receipt`]); `None` otherwise. The session's receipt book advances in
+    /// the same durable write, so a restarted user never signs a lower total.
     ///
     /// # Errors
-    /// No session or stream, chain or key-store failures.
-    pub async fn receipt(
-        &self,
-        provider: &[u8; 32],
-        book: &mut ReceiptBook,
-        response_digest: &[u8; 32],
-    ) -> Result<Option<Vec<u8>>, UserError> {
-        let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
+    /// No stream yet, chain or store failures.
+    pub async fn receipt(&self, session: &Session, response_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, UserError> {
         if session.extensions.receipt_key.is_none() {
             return Ok(None);
         }
-        let (Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. }) = session.phase else {
-            return Err(UserError::NoStream);
+        let current = self
+            .state()?
+            .sessions
+            .iter()
+            .find(|s| s.session_id == session.session_id)
+            .cloned()
+            .ok_or(UserError::NoSession)?;
+        let stream_id = current.phase.stream_id().ok_or(UserError::NoStream)?;
+        let key = SecretKey::from_bytes(&current.session_key).map_err(|_| UserError::BadSessionKey)?;
+        let vault = self.vault_ref(current.vault_id, current.token_id);
+        let mut book = current.receipts;
+        let Some(receipt) = sign_receipt(&self.chain, &vault, stream_id, &key, &mut book, response_digest).await?
+        else {
+            return Ok(None);
         };
-        let key = self.keys.get(&session.label)?.ok_or(UserError::NoSession)?;
-        let vault = self.vault_ref(session.terms.vault_id, session.terms.token_id);
-        let receipt = sign_receipt(&self.chain, &vault, stream_id, &key, book, response_digest).await?;
-        Ok(receipt.map(|r| r.encode()))
+        let id = current.session_id;
+        self.update(|snap| {
+            if let Some(s) = snap.sessions.iter_mut().find(|s| s.session_id == id) {
+                s.receipts = book;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Some(receipt.encode()))
     }
 
-    async fn close(&self, provider: &[u8; 32]) -> Result<Option<u64>, UserError> {
-        let session = self.state()?.sessions.get(provider).cloned();
+    /// Closes the current session with `provider`: its stream on chain (the unaccrued rest
+    /// returns to the vault; what accrued stays claimable by the provider), then forgets it.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn close(&self, provider: &[u8; 32]) -> Result<Option<u64>, UserError> {
+        match self.current(provider)? {
+            Some(s) => self.close_session(&s.session_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Closes the session `session_id` (see [`User::close`]); the stream id when this call
+    /// closed it on chain.
+    ///
+    /// # Errors
+    /// Chain or store failures; the session is kept when the close could not be submitted.
+    pub async fn close_session(&self, session_id: &[u8; 32]) -> Result<Option<u64>, UserError> {
+        let Some(s) = self.state()?.sessions.iter().find(|s| s.session_id == *session_id).cloned() else {
+            return Ok(None);
+        };
         let mut closed = None;
-        if let Some(s) = session
-            && let Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } = s.phase
-        {
-            let call = client::close_stream_by_owner(&self.vault_ref(s.terms.vault_id, s.terms.token_id), stream_id);
+        if let Some(stream_id) = s.phase.stream_id() {
+            let call = client::close_stream_by_owner(&self.vault_ref(s.vault_id, s.token_id), stream_id);
             if self.submit(&call).await? {
                 closed = Some(stream_id);
             }
         }
-        self.forget(provider)?;
+        self.drop_session(session_id).await?;
         Ok(closed)
     }
 
     /// Reacts to the response to a stream-proof-backed request.
     ///
     /// # Errors
-    /// Chain or key-store failures.
+    /// Chain or store failures.
     pub async fn on_proof_status(
         &self,
         provider: &[u8; 32],
@@ -484,25 +798,20 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
         termination: Option<ServiceTermination>,
     ) -> Result<Reaction, UserError> {
         if let Some(t) = termination {
-            match t.termination_type {
-                TerminationType::Permanent => {
-                    let stream_id = self.close(provider).await?;
-                    return Ok(Reaction::Closed { stream_id });
-                }
-                TerminationType::Temporary => return self.pause_until(provider, t.resume_after).await,
-            }
+            let session = self.current(provider)?.ok_or(UserError::NoSession)?;
+            return self.react_to_termination(&session, &t).await;
         }
         let desc = status.status_desc.clone();
         Ok(match status.code() {
             Some(StatusCode::Ok) => Reaction::Served,
             Some(StatusCode::ProofInvalid) | None => Reaction::ResendFresh { desc },
             Some(StatusCode::StreamNotActive) => {
-                let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
-                let state = match session.phase {
-                    Phase::Streaming { stream_id } | Phase::Paused { stream_id, .. } => {
-                        self.chain.stream(&self.owner_id(), session.terms.vault_id, stream_id).await?.map(|v| v.state)
+                let session = self.current(provider)?.ok_or(UserError::NoSession)?;
+                let state = match session.phase.stream_id() {
+                    Some(stream_id) => {
+                        self.chain.stream(&self.owner_id(), session.vault_id, stream_id).await?.map(|v| v.state)
                     }
-                    Phase::Proposed => None,
+                    None => None,
                 };
                 Reaction::StreamInactive { state, desc }
             }
@@ -515,18 +824,57 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
         })
     }
 
-    async fn pause_until(&self, provider: &[u8; 32], resume_after: u64) -> Result<Reaction, UserError> {
-        let session = self.state()?.sessions.get(provider).cloned().ok_or(UserError::NoSession)?;
-        if let Phase::Streaming { stream_id } = session.phase {
-            let mut paused_on_chain = false;
-            if self.config.pause_on_temporary {
-                let call =
-                    client::pause_stream(&self.vault_ref(session.terms.vault_id, session.terms.token_id), stream_id);
-                paused_on_chain = self.submit(&call).await?;
+    /// A termination the provider pushed for `session_id` (the proposal's VaultOwnerAuth
+    /// digest): PERMANENT closes the stream and forgets the session; TEMPORARY pauses (on
+    /// chain when configured) until `resume_after`, after which the next request resumes; a
+    /// session this engine does not know (or that belongs to another provider) is ignored.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn on_termination(
+        &self,
+        provider: &[u8; 32],
+        session_id: &[u8; 32],
+        termination: ServiceTermination,
+    ) -> Result<Reaction, UserError> {
+        let known =
+            self.state()?.sessions.iter().find(|s| s.session_id == *session_id && s.provider == *provider).cloned();
+        match known {
+            Some(session) => self.react_to_termination(&session, &termination).await,
+            None => Ok(Reaction::Ignored),
+        }
+    }
+
+    async fn react_to_termination(
+        &self,
+        session: &SessionRecord,
+        termination: &ServiceTermination,
+    ) -> Result<Reaction, UserError> {
+        match termination.termination_type {
+            TerminationType::Permanent => {
+                let stream_id = self.close_session(&session.session_id).await?;
+                Ok(Reaction::Closed { stream_id })
             }
-            if let Some(s) = self.state()?.sessions.get_mut(provider) {
-                s.phase = Phase::Paused { stream_id, until: resume_after, paused_on_chain };
+            TerminationType::Temporary => self.pause_until(session, termination.resume_after).await,
+        }
+    }
+
+    async fn pause_until(&self, session: &SessionRecord, resume_after: u64) -> Result<Reaction, UserError> {
+        match session.phase {
+            Phase::Streaming { stream_id } => {
+                let mut paused_on_chain = false;
+                if self.config.pause_on_temporary {
+                    let call = client::pause_stream(&self.vault_ref(session.vault_id, session.token_id), stream_id);
+                    paused_on_chain = self.submit(&call).await?;
+                }
+                self.set_phase(&session.session_id, Phase::Paused { stream_id, until: resume_after, paused_on_chain })
+                    .await?;
             }
+            Phase::Paused { stream_id, paused_on_chain, .. } => {
+                self.set_phase(&session.session_id, Phase::Paused { stream_id, until: resume_after, paused_on_chain })
+                    .await?;
+            }
+            Phase::Proposed | Phase::Creating { .. } => {}
         }
         Ok(Reaction::WaitUntil { resume_after })
     }
@@ -535,20 +883,19 @@ impl<C: ChainView + ChainWriter, K: KeyStore> User<C, K> {
     /// auto-close rules.
     ///
     /// # Errors
-    /// Chain or key-store failures.
+    /// Chain or store failures.
     pub async fn monitor(&self) -> Result<Vec<Notice>, UserError> {
         let now = self.chain.head().await?.time_secs;
-        let sessions: Vec<([u8; 32], UserSession)> =
-            self.state()?.sessions.iter().map(|(p, s)| (*p, s.clone())).collect();
         let mut notices = Vec::new();
-        for (provider, session) in sessions {
+        for session in self.sessions()? {
+            let provider = session.provider;
             let Phase::Streaming { stream_id } = session.phase else { continue };
-            let Some(view) = self.chain.stream(&self.owner_id(), session.terms.vault_id, stream_id).await? else {
+            let Some(view) = self.chain.stream(&self.owner_id(), session.vault_id, stream_id).await? else {
                 continue;
             };
-            let vault_ref = self.vault_ref(session.terms.vault_id, session.terms.token_id);
+            let vault_ref = self.vault_ref(session.vault_id, session.token_id);
             if view.state == StreamState::Paused && view.unaccrued.0 == 0 && self.config.auto_close_depleted {
-                if self.close(&provider).await?.is_some() {
+                if self.close_session(&session.session_id).await?.is_some() {
                     notices.push(Notice::Closed { provider, stream_id });
                 }
                 continue;

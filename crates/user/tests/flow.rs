@@ -8,7 +8,7 @@ use paystreams_program::{
 };
 use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, Verdict};
 use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
-use paystreams_user::{AutoTopUp, MemoryKeyStore, Notice, Reaction, Terms, User, UserConfig, UserError};
+use paystreams_user::{AutoTopUp, Notice, Phase, Reaction, Terms, User, UserConfig, UserError, UserStore};
 use paystreams_wire::{CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TokenStreamPolicy};
 
 const SERVICE: &str = "/vac/waku/store-query/3.0.0";
@@ -23,7 +23,7 @@ struct Net {
     chain: InMemoryChain,
     provider: Engine,
     provider_key: SecretKey,
-    user: User<InMemoryChain, MemoryKeyStore>,
+    user: User<InMemoryChain>,
     cursor: usize,
     requests: u64,
 }
@@ -47,7 +47,7 @@ fn net(config: UserConfig, min_rate: u64) -> Net {
     let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
     let provider =
         Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
-    let user = User::new(alice, chain.clone(), MemoryKeyStore::default(), config);
+    let user = User::new(alice, chain.clone(), config);
     Net { chain, provider, provider_key, user, cursor: 0, requests: 0 }
 }
 
@@ -253,28 +253,188 @@ async fn replayed_request_asks_for_a_fresh_one() {
     assert!(n.proof_request().await.0.is_granted());
 }
 
+/// The engine of `n`'s user, opened over the store at `path` (as a new process would).
+async fn reopen(n: &Net, path: &std::path::Path) -> User<InMemoryChain> {
+    let store = UserStore::open(path, std::time::Duration::from_secs(5)).expect("store");
+    User::open(key(1), n.chain.clone(), UserConfig::default(), store).await.expect("open")
+}
+
+fn ok() -> paystreams_wire::EligibilityStatus {
+    paystreams_wire::EligibilityStatus::new(StatusCode::Ok, "")
+}
+
 #[tokio::test]
-async fn session_keys_live_in_0600_files_for_the_session_only() {
+async fn a_restarted_engine_continues_its_session_on_the_same_stream() {
+    let mut n = net(UserConfig::default(), 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = UserStore::default_path(dir.path(), "alice");
+    n.user = reopen(&n, &path).await;
+    let stream_id = n.open().await;
+    assert!(n.proof_request().await.0.is_granted());
+    let identity = n.user.transport_identity(&n.provider_id()).await.expect("identity");
+    n.user = User::new(key(9), n.chain.clone(), UserConfig::default()); // releases the file
+    n.user = reopen(&n, &path).await;
+    assert_eq!(n.user.stream_of(&n.provider_id()).expect("stream"), Some(stream_id));
+    assert_eq!(n.user.transport_identity(&n.provider_id()).await.expect("identity"), identity);
+    assert_ne!(n.user.transport_identity(&key(3).account_id().0).await.expect("other"), identity);
+    let (verdict, reaction) = n.proof_request().await;
+    assert!(verdict.is_granted(), "{verdict:?}");
+    assert_eq!(reaction, Reaction::Served);
+    // Proposing again for the same vault and service is refused while the stream is open.
+    assert!(
+        matches!(n.user.propose(&advert(&n), &terms(5, 100)).await, Err(UserError::SessionOpen(s)) if s == stream_id)
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_proposing_keeps_the_promise_until_the_deadline() {
     let n = net(UserConfig::default(), 5);
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = paystreams_user::FileKeyStore::open(&dir.path().join("keys")).expect("keys");
-    let user = User::new(key(1), n.chain.clone(), keys, UserConfig::default());
-    let bytes = user.propose(&advert(&n), &terms(5, 100)).await.expect("propose");
-    let files: Vec<_> =
-        std::fs::read_dir(dir.path().join("keys")).expect("dir").map(|e| e.expect("entry").path()).collect();
-    assert_eq!(files.len(), 1);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(files.first().expect("file")).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+    let path = UserStore::default_path(dir.path(), "alice");
+    let user = reopen(&n, &path).await;
+    user.propose(&advert(&n), &terms(5, 6_000)).await.expect("propose");
+    drop(user); // killed before the response came
+    let user = reopen(&n, &path).await;
+    assert!(matches!(user.propose(&advert(&n), &terms(5, 100)).await, Err(UserError::ProposalPending(_))));
+    let mut other = advert(&n);
+    other.provider_id = key(3).account_id().0;
+    assert!(matches!(user.propose(&other, &terms(5, 6_000)).await, Err(UserError::Overpromise(_))));
+    drop(user);
+    n.chain.advance_by(121).expect("advance");
+    let user = reopen(&n, &path).await;
+    assert!(user.sessions().expect("sessions").is_empty(), "the lapsed proposal is dropped on open");
+    user.propose(&other, &terms(5, 6_000)).await.expect("the promise was released");
+}
+
+#[tokio::test]
+async fn a_crash_while_creating_the_stream_settles_against_the_chain() {
+    let alice = key(1).account_id();
+    for case in ["not_submitted", "included", "deadline_passed"] {
+        let n = net(UserConfig::default(), 5);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = UserStore::default_path(dir.path(), "alice");
+        let user = reopen(&n, &path).await;
+        user.propose(&advert(&n), &terms(5, 100)).await.expect("propose");
+        drop(user);
+        // The state as a process killed between recording "creating stream 0" and (or after)
+        // submitting the transaction leaves it.
+        let store = UserStore::open(&path, std::time::Duration::ZERO).expect("store");
+        let mut snapshot = store.load().expect("load");
+        let session = snapshot.sessions.first_mut().expect("session");
+        session.phase = Phase::Creating { stream_id: 0 };
+        let created = client::create_stream(
+            &VaultRef::native(payment_streams_program_id(), alice, 0),
+            0,
+            n.provider_key.account_id(),
+            session.rate,
+            u128::from(session.allocation),
+            paystreams_program::ExtensionSettings::default(),
+        );
+        store.save(&snapshot).expect("save");
+        drop(store);
+        match case {
+            "included" => assert!(n.chain.submit_now(&created, &[&key(1)]).expect("submit").is_included()),
+            "deadline_passed" => n.chain.advance_by(121).expect("advance"),
+            _ => {}
+        }
+        let user = reopen(&n, &path).await;
+        let vault = n.chain.vault(&alice, 0).await.expect("read").expect("vault");
+        let sessions = user.sessions().expect("sessions");
+        if case == "deadline_passed" {
+            assert!(sessions.is_empty(), "{case}: dropped");
+            assert_eq!(vault.next_stream_id, 0, "{case}: no stream");
+            assert_eq!(vault.total_allocated.0, 0);
+        } else {
+            assert_eq!(sessions.len(), 1, "{case}");
+            assert_eq!(sessions.first().map(|s| s.phase), Some(Phase::Streaming { stream_id: 0 }), "{case}");
+            assert_eq!(vault.next_stream_id, 1, "{case}: exactly one stream, never two");
+            assert_eq!(vault.total_allocated.0, 100, "{case}");
+        }
     }
-    let request = CanonicalStoreRequest { request_id: "r1".into(), ..CanonicalStoreRequest::default() };
-    let verdict = n.provider.handle(&request.digest(), Some(&bytes), n.now_ms()).await;
-    assert!(verdict.is_granted());
-    // A PROOF_INVALID-style abandon (here: the user gives up) deletes the key.
-    let invalid = paystreams_wire::EligibilityStatus::new(StatusCode::ProofInvalid, "x");
-    let reaction = user.on_proposal_status(&n.provider_id(), &invalid, None).await.expect("react");
-    assert!(matches!(reaction, Reaction::Abandon { .. }));
-    assert_eq!(std::fs::read_dir(dir.path().join("keys")).expect("dir").count(), 0);
+}
+
+#[tokio::test]
+async fn accepted_proposals_never_count_towards_the_attempt_cap() {
+    let n = net(UserConfig::default(), 5);
+    for round in 0..8 {
+        n.user.propose(&advert(&n), &terms(5, 100)).await.expect("propose");
+        let reaction = n.user.on_proposal_status(&n.provider_id(), &ok(), None).await.expect("react");
+        assert_eq!(reaction, Reaction::StreamCreated { stream_id: round });
+        assert_eq!(n.user.close(&n.provider_id()).await.expect("close"), Some(round));
+    }
+}
+
+#[tokio::test]
+async fn pushed_terminations_close_pause_or_are_ignored() {
+    use paystreams_wire::{ServiceTermination, TerminationType};
+    let alice = key(1).account_id();
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await;
+    let session = n.user.current(&n.provider_id()).expect("read").expect("session");
+    let temporary = |resume_after| ServiceTermination { termination_type: TerminationType::Temporary, resume_after };
+    let permanent = ServiceTermination { termination_type: TerminationType::Permanent, resume_after: 0 };
+    // Unknown session, or a known one named by another provider: ignored.
+    assert_eq!(n.user.on_termination(&n.provider_id(), &[9; 32], permanent).await.expect("react"), Reaction::Ignored);
+    assert_eq!(
+        n.user.on_termination(&key(3).account_id().0, &session.session_id, permanent).await.expect("react"),
+        Reaction::Ignored
+    );
+    assert!(n.proof_request().await.0.is_granted());
+    // TEMPORARY: paused on chain until resume_after, then the next request resumes.
+    let resume = n.chain.now_secs().expect("now") + 30;
+    let reaction =
+        n.user.on_termination(&n.provider_id(), &session.session_id, temporary(resume)).await.expect("react");
+    assert_eq!(reaction, Reaction::WaitUntil { resume_after: resume });
+    let view = n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!(view.state, StreamState::Paused);
+    let request = n.request();
+    assert!(matches!(n.user.proof(&n.provider_id(), &request).await, Err(UserError::Paused(t)) if t == resume));
+    n.advance(31).await;
+    let (verdict, reaction) = n.proof_request().await;
+    assert!(verdict.is_granted(), "{verdict:?}");
+    assert_eq!(reaction, Reaction::Served);
+    assert_eq!(n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream").state, StreamState::Active);
+    // PERMANENT: the stream is closed and the session forgotten.
+    let reaction = n.user.on_termination(&n.provider_id(), &session.session_id, permanent).await.expect("react");
+    assert_eq!(reaction, Reaction::Closed { stream_id: Some(stream_id) });
+    assert_eq!(n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream").state, StreamState::Closed);
+    assert!(n.user.sessions().expect("sessions").is_empty());
+    assert_eq!(
+        n.user.on_termination(&n.provider_id(), &session.session_id, permanent).await.expect("again"),
+        Reaction::Ignored
+    );
+}
+
+#[tokio::test]
+async fn a_spent_stream_is_topped_up_when_configured_else_closed_for_a_new_session() {
+    let alice = key(1).account_id();
+    // No top-up rule: the spent stream is closed and forgotten; the next proposal is allowed.
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await; // 100 at rate 5: spent after 20 s
+    assert!(n.user.usable(&n.provider_id()).await.expect("usable"));
+    n.advance(25).await;
+    assert!(!n.user.usable(&n.provider_id()).await.expect("usable"));
+    assert_eq!(n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream").state, StreamState::Closed);
+    assert!(n.user.sessions().expect("sessions").is_empty());
+    n.user.propose(&advert(&n), &terms(5, 100)).await.expect("a new session may be proposed");
+
+    // With a top-up rule: topped up, resumed, and still the same session.
+    let config =
+        UserConfig { auto_top_up: Some(AutoTopUp { when_remaining_secs: 5, amount: 500 }), ..UserConfig::default() };
+    let mut n = net(config, 5);
+    let stream_id = n.open().await;
+    n.advance(25).await;
+    assert!(n.user.usable(&n.provider_id()).await.expect("usable"));
+    let view = n.chain.stream(&alice, 0, stream_id).await.expect("read").expect("stream");
+    assert_eq!((view.state, view.unaccrued.0), (StreamState::Active, 500));
+    n.sync().await;
+    assert!(n.proof_request().await.0.is_granted());
+
+    // Closed on chain by someone else: forgotten.
+    let mut n = net(UserConfig::default(), 5);
+    let stream_id = n.open().await;
+    let close = client::close_stream_by_owner(&VaultRef::native(payment_streams_program_id(), alice, 0), stream_id);
+    assert!(n.chain.submit_now(&close, &[&key(1)]).expect("submit").is_included());
+    assert!(!n.user.usable(&n.provider_id()).await.expect("usable"));
+    assert!(n.user.sessions().expect("sessions").is_empty());
 }

@@ -19,7 +19,7 @@ use paystreams_store::{
     provider::{ProviderConfig, SessionBackend, start},
     wire::{StoreQueryRequest, WakuMessage},
 };
-use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TokenStreamPolicy};
 
 const DEPOSIT: u128 = 10_000;
@@ -199,7 +199,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     step(4, "Discovery: the user asks the provider for its policy (/paystreams/policy/1.0.0)");
     let store = StoreClient::connect(&address).await?;
     let owner_chain = RpcChain::new(client.clone());
-    let engine = Arc::new(User::new(user_key.clone(), owner_chain, MemoryKeyStore::default(), UserConfig::default()));
+    let engine = Arc::new(User::new(user_key.clone(), owner_chain, UserConfig::default()));
     let terms = Terms { vault_id, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&engine), terms).await?;
     let token = paid.advert().policy.accepted_tokens.first().context("the policy lists no token")?;

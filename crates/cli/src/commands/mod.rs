@@ -7,6 +7,7 @@ pub mod keys;
 pub mod node;
 pub mod output;
 pub mod pda;
+pub mod session;
 pub mod sim;
 pub mod store;
 pub mod stream;
@@ -48,6 +49,8 @@ pub enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Store v3 history over libp2p, paid by stream: serve, import, query.
     Store(store::StoreArgs),
+    /// Paid sessions with providers: list, show, close.
+    Session(session::SessionArgs),
 }
 
 /// Dispatches a parsed command line.
@@ -65,5 +68,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Node(args) => node::run(&args),
         Command::Dashboard(args) => dashboard::run(&args),
         Command::Store(args) => store::run(&args),
+        Command::Session(args) => session::run(&args),
     }
 }

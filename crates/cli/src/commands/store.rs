@@ -6,15 +6,14 @@ use base64::Engine as _;
 use clap::Subcommand;
 use paystreams_client::keystore::default_home;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
-use paystreams_rpc::remote::RpcChain;
 use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
     archive::{INSERT_BATCH_MAX, is_postgres_url, open_archive, parse_import},
-    client::{PaidStore, StoreClient},
+    client::PaidStore,
     provider::{ProviderConfig, SessionBackend, start},
     wire::StoreQueryRequest,
 };
-use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_user::{AutoTopUp, Terms, UserConfig};
 use paystreams_wire::{ExtensionTerms, ReceiptTerms, TokenStreamPolicy};
 use serde_json::json;
 
@@ -34,7 +33,10 @@ pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
 
 The first query to a provider carries a signed proposal; when the provider accepts, the user
 creates the stream on chain and every later page carries a proof signed with a session key.
-The query closes its stream when done (pass --keep-stream to keep paying for later queries).
+The session and its stream are kept (in <home>/user/<owner>.redb) and serve later queries to
+the same provider from the same vault: no new proposal, no new stream. An open stream keeps
+accruing at its rate until its allocation is spent or it is closed: pass --close to close it
+after a query, or `paystream session close` any time (`paystream session list` shows them).
 
 Several `store serve` processes can serve one provider id from one PostgreSQL database:
   paystream store serve --provider dev-1 --archive postgres://postgres@127.0.0.1/store")]
@@ -166,16 +168,25 @@ pub struct QueryArgs {
     /// Hashes only (Store's include_data = false).
     #[arg(long)]
     pub hashes_only: bool,
-    /// Rate per second to offer [default: the provider's minimum].
+    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Allocation to offer [default: the provider's minimum].
+    /// Allocation to offer when a new session is opened [default: the provider's minimum].
     #[arg(long, default_value_t = 0)]
     pub allocation: u64,
-    /// Leave the stream open after the query (it keeps accruing until closed).
+    /// Close the session's stream after this query (the unaccrued rest returns to the vault).
+    /// Without it the session stays open for later queries and its stream keeps accruing at its
+    /// rate until its allocation is spent or it is closed (`paystream session close`).
     #[arg(long)]
-    pub keep_stream: bool,
+    pub close: bool,
+    /// When the session's stream is spent or has less than a minute left, add AMOUNT to its
+    /// allocation (and resume it) instead of opening a new session.
+    #[arg(long, value_name = "AMOUNT", value_parser = super::output::amount_arg)]
+    pub top_up: Option<u128>,
 }
+
+/// `--top-up` applies when the stream has at most this long left.
+pub const TOP_UP_WHEN_REMAINING_SECS: u64 = 60;
 
 fn parse_time(text: &str) -> Result<i64, String> {
     let (digits, scale) = match text.strip_suffix('s') {
@@ -394,9 +405,11 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     let owner = ctx.key(&args.from)?;
     let client = ctx.client()?;
     let (vault, _) = client.require_vault(owner.account_id(), args.vault_id).await?;
-    let store = StoreClient::connect(&args.provider).await.map_err(|e| CliError::Usage(e.to_string()))?;
-    let chain = RpcChain::new(client.clone());
-    let user = Arc::new(User::new(owner.key.clone(), chain, MemoryKeyStore::default(), UserConfig::default()));
+    let config = UserConfig {
+        auto_top_up: args.top_up.map(|amount| AutoTopUp { when_remaining_secs: TOP_UP_WHEN_REMAINING_SECS, amount }),
+        ..UserConfig::default()
+    };
+    let user = Arc::new(super::session::open_user(&client, &owner, config).await?);
     let terms = Terms {
         vault_id: args.vault_id,
         token_id: [0; 32],
@@ -404,7 +417,15 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         rate: args.rate,
         allocation: args.allocation,
     };
-    let paid = PaidStore::new(store, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let paid = PaidStore::connect(&args.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let provider_account = paid.advert().provider_id;
+    // What the reused stream had left unaccrued before this query: the query's cost is what
+    // left it (claims by the provider do not change it).
+    let reused = paid.stream_id().map_err(query_error)?;
+    let unaccrued_before = match reused {
+        Some(stream_id) => client.stream(owner.account_id(), args.vault_id, stream_id).await?.map(|v| v.unaccrued.0),
+        None => None,
+    };
     let provider_id = paystreams_lez_core::AccountId(paid.advert().provider_id);
     if !ctx.common.json {
         let token = paid.advert().policy.accepted_tokens.first();
@@ -415,6 +436,9 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
             args.vault_id,
             vault.unallocated.0
         );
+        if let Some(stream_id) = reused {
+            eprintln!("reusing the open session on stream {stream_id}");
+        }
     }
     let pubsub_topic = match (&args.pubsub_topic, args.content_topics.is_empty()) {
         (Some(t), _) => Some(t.clone()),
@@ -465,43 +489,67 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     if !ctx.common.json {
         println!("{}", table(&["timestamp (ns)", "content topic", "payload", "hash"], rows));
     }
-    // What it cost: the stream's accrual; close it unless asked to keep it.
+    // What it cost: the stream's accrual during this query; close it only when asked.
     let stream_id = paid.stream_id().map_err(query_error)?.or(match &outcome {
         Err(QueryError::Terminated { stream }) => *stream,
         _ => None,
     });
     if let Some(stream_id) = stream_id {
+        let session = user.current(&provider_account).map_err(|e| CliError::Failed(e.to_string()))?;
+        let ours = session.as_ref().filter(|s| s.phase.stream_id() == Some(stream_id));
+        // A new stream started with its whole allocation unaccrued.
+        let start = if reused == Some(stream_id) { unaccrued_before } else { ours.map(|s| u128::from(s.allocation)) };
         let mut closed = false;
-        if !args.keep_stream
-            && matches!(client.stream(owner.account_id(), args.vault_id, stream_id).await?, Some(v) if v.state != paystreams_program::state::StreamState::Closed)
-        {
-            client.close_by_owner(&owner.key, args.vault_id, stream_id).await?;
-            closed = true;
+        let mut returned = None;
+        if args.close && ours.is_some() {
+            let before = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
+            closed = user.close(&provider_account).await.map_err(|e| CliError::Failed(e.to_string()))?.is_some();
+            let after = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
+            returned = closed.then(|| after.saturating_sub(before));
         }
         let view = client.require_stream(owner.account_id(), args.vault_id, stream_id).await?;
+        // Spent during this query: what left the unaccrued part (on a close, what did not come
+        // back to the vault).
+        // Unknown when the stream was closed by someone else (what came back is not ours to see).
+        let left = match returned {
+            Some(r) => Some(r),
+            None if view.state == paystreams_program::state::StreamState::Closed => None,
+            None => Some(view.unaccrued.0),
+        };
+        let cost = start.zip(left).map(|(start, left)| start.saturating_sub(left));
+        let open = view.state != paystreams_program::state::StreamState::Closed;
+        let label = session.as_ref().map(paystreams_user::SessionRecord::label);
         let summary = json!({
             "summary": {
                 "pages": pages,
                 "stream_id": stream_id,
+                "session_id": label,
+                "reused": reused == Some(stream_id),
                 "rate": view.rate.to_string(),
-                "cost": view.accrued.0.to_string(),
+                "cost": cost.map(|c| c.to_string()),
+                "accrued_total": view.accrued.0.to_string(),
                 "stream_state": format!("{:?}", view.state),
                 "closed_now": closed,
+                "returned_to_vault": returned.map(|r| r.to_string()),
             }
         });
         if ctx.common.json {
             println!("{summary}");
         } else {
-            eprintln!(
-                "{pages} page(s); cost {} (stream {stream_id} at {}/s){}",
-                view.accrued.0,
-                view.rate,
-                if closed {
-                    "; stream closed, the rest of its allocation is back in the vault"
-                } else {
-                    "; the stream is still open"
-                }
-            );
+            let tail = if closed {
+                "; stream closed, the rest of its allocation is back in the vault".to_owned()
+            } else if open {
+                format!(
+                    "; the session stays open for later queries and its stream keeps accruing at {}/s until its \
+                     allocation is spent or you close it (`paystream session close {}`)",
+                    view.rate,
+                    label.as_deref().and_then(|l| l.get(..16)).unwrap_or("--all")
+                )
+            } else {
+                "; the stream is closed".to_owned()
+            };
+            let cost = cost.map_or_else(|| "unknown (the stream was closed elsewhere)".to_owned(), |c| c.to_string());
+            eprintln!("{pages} page(s); cost {cost} (stream {stream_id} at {}/s){tail}", view.rate);
         }
     }
     outcome.map_err(query_error)
@@ -509,6 +557,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
 
 fn query_error(e: QueryError) -> CliError {
     match e {
+        QueryError::Net(n @ paystreams_store::net::NetError::BadAddress(_)) => CliError::Usage(n.to_string()),
         QueryError::Net(n) => CliError::Failed(format!("{n} (is the provider running at that address?)")),
         other => CliError::Failed(other.to_string()),
     }

@@ -24,7 +24,7 @@ use paystreams_rpc::{
     events::Liveness,
     remote::{RpcChain, WsEvents},
 };
-use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::{
     CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TerminationType, TokenStreamPolicy,
 };
@@ -133,7 +133,7 @@ async fn eligibility_flow_against_a_real_node() {
             .await
         })
     };
-    let user = User::new(user_key.clone(), user_chain.clone(), MemoryKeyStore::default(), UserConfig::default());
+    let user = User::new(user_key.clone(), user_chain.clone(), UserConfig::default());
     let mut net = Transport { provider: Arc::clone(&provider), requests: 0 };
     let advert = advert(&provider);
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE.into(), rate: 1, allocation: 10 };

@@ -18,7 +18,7 @@ use paystreams_store::{
     wire::StoreQueryRequest,
 };
 use paystreams_testkit::postgres::TestDatabase;
-use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
 use crate::common::{dev_node, paystream, wait_for};
@@ -142,6 +142,7 @@ async fn import_serve_and_query_through_the_binary() {
     let provider_before = chain.client.balance(provider_account).await.expect("balance");
     let query = tokio::task::spawn_blocking({
         let (rpc, keystore, address) = (rpc.clone(), chain.keystore.clone(), provider.address.clone());
+        let home = work.path().to_owned();
         move || {
             paystream()
                 .args(["store", "--rpc", &rpc, "--keystore"])
@@ -157,7 +158,9 @@ async fn import_serve_and_query_through_the_binary() {
                     TOPIC,
                     "--page-size",
                     "5",
+                    "--close",
                 ])
+                .env("PAYSTREAMS_HOME", &home)
                 .output()
                 .expect("runs")
         }
@@ -192,10 +195,216 @@ async fn import_serve_and_query_through_the_binary() {
         .args(["store", "--rpc", &rpc, "--keystore"])
         .arg(&chain.keystore)
         .args(["query", "--provider", "/ip4/127.0.0.1/tcp/9", "--from", "dev-0"])
+        .env("PAYSTREAMS_HOME", work.path())
         .output()
         .expect("runs");
     assert_eq!(dead.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&dead.stderr).contains("/p2p/"), "{}", String::from_utf8_lossy(&dead.stderr));
+    drop(provider);
+    chain.node.shutdown().await;
+}
+
+/// Runs `paystream ARGS --json` as `dev-0` would (its own home) and parses the JSON lines of
+/// its stdout; fails the test, showing stderr, when the command fails.
+fn run_json(rpc: &str, keystore: &Path, home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let (command, rest) = args.split_first().expect("a command");
+    let out = paystream()
+        .args([command, "--rpc", rpc, "--keystore"])
+        .arg(keystore)
+        .arg("--json")
+        .args(rest)
+        .env("PAYSTREAMS_HOME", home)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::Deserializer::from_str(&stdout).into_iter::<serde_json::Value>().map(|v| v.expect("JSON")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_queries_in_a_minute_reuse_one_session_until_it_is_closed() {
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (provider_home, user_home) = (work.path().join("provider"), work.path().join("user"));
+    let archive = work.path().join("archive.sqlite").display().to_string();
+    let file = work.path().join("messages.jsonl");
+    write_messages(&file, 20);
+    assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
+    let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "5000"]);
+    let user = chain.node.dev_keys()[0].account_id();
+    let started = std::time::Instant::now();
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        // Every answer fits in the first (and only) page.
+        let lines = tokio::task::spawn_blocking({
+            let (rpc, keystore, home, address) =
+                (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
+            move || {
+                run_json(
+                    &rpc,
+                    &keystore,
+                    &home,
+                    &["store", "query", "--provider", &address, "--from", "dev-0", "--content-topic", TOPIC],
+                )
+            }
+        })
+        .await
+        .expect("query task");
+        let texts = lines.iter().filter(|l| l["text"].is_string()).count();
+        assert_eq!(texts, 20, "query {i}: every message");
+        let summary = &lines.last().expect("summary")["summary"];
+        assert_eq!(summary["pages"], 1, "query {i}");
+        assert_eq!(summary["reused"], i > 0, "query {i}: {summary}");
+        assert_eq!(summary["closed_now"], false, "query {i}");
+        streams.push(summary["stream_id"].as_u64().expect("stream id"));
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "twenty queries took {:?}", started.elapsed());
+    assert!(streams.iter().all(|s| *s == streams[0]), "one stream for all: {streams:?}");
+    let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+    assert_eq!(vault.next_stream_id, streams[0] + 1, "no second stream was created");
+
+    let keystore = chain.keystore.clone();
+    let list = run_json(&rpc, &keystore, &user_home, &["session", "list", "--from", "dev-0"]);
+    let sessions = list[0]["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 1, "{list:?}");
+    assert_eq!(sessions[0]["stream_id"], streams[0]);
+    assert_eq!(sessions[0]["state"], "active");
+    let id = sessions[0]["id"].as_str().expect("id").to_owned();
+    let shown = run_json(&rpc, &keystore, &user_home, &["session", "show", &id[..12], "--from", "dev-0"]);
+    assert_eq!(shown[0]["id"], id.as_str());
+
+    let unallocated_before = vault.unallocated.0;
+    let closed = run_json(&rpc, &keystore, &user_home, &["session", "close", "--all", "--from", "dev-0"]);
+    let closed = &closed[0]["closed"][0];
+    assert_eq!(closed["stream_id"], streams[0]);
+    let view = chain.client.require_stream(user, 0, streams[0]).await.expect("stream");
+    assert_eq!(view.state, StreamState::Closed);
+    let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+    assert_eq!(
+        closed["returned_to_vault"].as_str().expect("amount"),
+        (vault.unallocated.0 - unallocated_before).to_string(),
+        "what came back is what the vault gained"
+    );
+    let list = run_json(&rpc, &keystore, &user_home, &["session", "list", "--from", "dev-0"]);
+    assert_eq!(list[0]["sessions"].as_array().map(Vec::len), Some(0));
+    drop(provider);
+    chain.node.shutdown().await;
+}
+
+/// `store query` processes SIGKILLed at random moments (seed printed): after each kill, the
+/// next command that opens the owner's store settles what the killed one left, the owner never
+/// holds more than one session with the provider, and no stream of the vault that is still open
+/// on chain is unknown to the store (nothing promised or paid for is lost). Afterwards a query
+/// succeeds and closing the session leaves every stream closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_queries_lose_no_session_and_never_open_a_second() {
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (provider_home, user_home) = (work.path().join("provider"), work.path().join("user"));
+    let archive = work.path().join("archive.sqlite").display().to_string();
+    let file = work.path().join("messages.jsonl");
+    write_messages(&file, 30);
+    assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
+    let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "500"]);
+    let user = chain.node.dev_keys()[0].account_id();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 | 1;
+    eprintln!("kill seed {seed}");
+    let mut rng = seed;
+    let query = |kill_after: Option<Duration>| {
+        let (rpc, keystore, home, address) =
+            (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let mut child = paystream()
+                .args(["store", "--rpc", &rpc, "--keystore"])
+                .arg(&keystore)
+                .args(["--json", "query", "--provider", &address, "--from", "dev-0"])
+                .args(["--content-topic", TOPIC, "--page-size", "5"])
+                .env("PAYSTREAMS_HOME", &home)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawns");
+            if let Some(delay) = kill_after {
+                // Where the kill lands is random; what is checked holds wherever it lands.
+                std::thread::sleep(delay);
+                let _ = child.kill();
+            }
+            let status = child.wait().expect("wait");
+            (status, started.elapsed())
+        })
+    };
+    // One whole query, timed: kills land uniformly within that span.
+    let (status, span) = query(None).await.expect("query task");
+    assert!(status.success(), "the untimed query");
+    let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
+    let reset = async || {
+        let closed = tokio::task::spawn_blocking({
+            let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), user_home.clone());
+            move || run_json(&rpc, &keystore, &home, &["session", "close", "--all", "--from", "dev-0"])
+        })
+        .await
+        .expect("close task");
+        assert!(closed[0]["closed"].is_array(), "{closed:?}");
+        chain.client.advance_time(130).await.expect("advance");
+        // The provider reuses a head it read for at most HEAD_CACHE_TTL: past that bound it
+        // judges the next proposal's deadline against the advanced time, as the user does.
+        tokio::time::sleep(paystreams_store::provider::HEAD_CACHE_TTL * 2).await;
+    };
+    reset().await;
+    for round in 0..4 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        query(Some(Duration::from_millis(rng % span_ms))).await.expect("query task");
+        let list = tokio::task::spawn_blocking({
+            let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), user_home.clone());
+            move || run_json(&rpc, &keystore, &home, &["session", "list", "--from", "dev-0"])
+        })
+        .await
+        .expect("list task");
+        let sessions = list[0]["sessions"].as_array().expect("sessions").clone();
+        assert!(sessions.len() <= 1, "seed {seed} round {round}: {sessions:?}");
+        eprintln!("round {round}: {:?}", sessions.iter().map(|s| (&s["phase"], &s["stream_id"])).collect::<Vec<_>>());
+        let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+        for stream_id in 0..vault.next_stream_id {
+            let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
+            if view.state != StreamState::Closed {
+                assert!(
+                    sessions.iter().any(|s| s["stream_id"] == stream_id),
+                    "seed {seed} round {round}: open stream {stream_id} unknown to the store: {sessions:?}"
+                );
+            }
+        }
+        // Start the next round from scratch (so every kill lands in a first query): close
+        // what is open, and let chain time pass the deadline of a proposal the kill cut short
+        // (its promise holds until then, on both sides).
+        reset().await;
+    }
+    let lines = tokio::task::spawn_blocking({
+        let (rpc, keystore, home, address) =
+            (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
+        move || {
+            run_json(
+                &rpc,
+                &keystore,
+                &home,
+                &["store", "query", "--provider", &address, "--from", "dev-0", "--content-topic", TOPIC, "--close"],
+            )
+        }
+    })
+    .await
+    .expect("query task");
+    assert_eq!(lines.iter().filter(|l| l["text"].is_string()).count(), 30, "seed {seed}: every message");
+    let closed = run_json(&rpc, &chain.keystore, &user_home, &["session", "close", "--all", "--from", "dev-0"]);
+    assert!(closed[0]["closed"].is_array(), "{closed:?}");
+    let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
+    for stream_id in 0..vault.next_stream_id {
+        let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
+        assert_eq!(view.state, StreamState::Closed, "seed {seed}: stream {stream_id}");
+    }
     drop(provider);
     chain.node.shutdown().await;
 }
@@ -231,12 +440,7 @@ async fn two_provider_processes_share_one_postgres_database() {
 
     let user_key = chain.node.dev_keys()[0].clone();
     let provider_id = chain.node.dev_keys()[1].account_id().0;
-    let user = Arc::new(User::new(
-        user_key,
-        RpcChain::new(chain.client.clone()),
-        MemoryKeyStore::default(),
-        UserConfig::default(),
-    ));
+    let user = Arc::new(User::new(user_key, RpcChain::new(chain.client.clone()), UserConfig::default()));
     let to_a = StoreClient::connect(&a.address).await.expect("client a");
     let to_b = StoreClient::connect(&b.address).await.expect("client b");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };

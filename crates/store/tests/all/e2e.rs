@@ -20,7 +20,7 @@ use paystreams_store::{
     client::{PaidStore, StoreClient},
     provider::{ProviderConfig, ProviderHandle, SessionBackend, start},
 };
-use paystreams_user::{MemoryKeyStore, Reaction, Terms, User, UserConfig};
+use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TerminationType};
 
 use crate::common::{FIRST_CAP, MIN_ALLOCATION, MIN_RATE, messages, provider_config, query};
@@ -82,12 +82,7 @@ async fn paid_store_queries_over_libp2p() {
     let address = provider.addrs()[0].to_string();
 
     // The user: engine on the chain, libp2p client to the provider.
-    let user = Arc::new(User::new(
-        user_key.clone(),
-        RpcChain::new(client.clone()),
-        MemoryKeyStore::default(),
-        UserConfig::default(),
-    ));
+    let user = Arc::new(User::new(user_key.clone(), RpcChain::new(client.clone()), UserConfig::default()));
     let store = StoreClient::connect(&address).await.expect("client");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&user), terms).await.expect("policy fetched");

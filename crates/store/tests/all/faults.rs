@@ -14,7 +14,7 @@ use paystreams_store::{
     provider::{ProviderConfig, start},
     wire::StoreQueryResponse,
 };
-use paystreams_user::{MemoryKeyStore, Terms, User, UserConfig};
+use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TerminationType};
 
 use crate::common::{messages, provider_config, query};
@@ -49,14 +49,13 @@ async fn provider_fails_closed_while_the_chain_is_away_and_recovers() {
     .await
     .expect("provider");
 
-    let user =
-        Arc::new(User::new(user_key, RpcChain::new(client.clone()), MemoryKeyStore::default(), UserConfig::default()));
+    let user = Arc::new(User::new(user_key, RpcChain::new(client.clone()), UserConfig::default()));
     let store = StoreClient::connect(&provider.addrs()[0].to_string()).await.expect("client");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&user), terms).await.expect("policy");
     assert!(paid.page(&query()).await.expect("first page").stream_created.is_some());
     let provider_id = provider_key.account_id().0;
-    let send = async |user: &User<RpcChain, MemoryKeyStore>| -> StoreQueryResponse {
+    let send = async |user: &User<RpcChain>| -> StoreQueryResponse {
         let mut r = query();
         r.eligibility_proof = Some(user.proof(&provider_id, &r.canonical()).await.expect("proof"));
         store.send(&r).await.expect("answer")
