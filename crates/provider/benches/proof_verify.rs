@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p paystreams-provider --bench proof_verify [-- REQUESTS ROUNDS]`
 //!
-//! The engine side is the whole per-request path of [`Provider::handle_from`] for a bound
+//! The engine side is the whole per-request path of [`Provider::handle`] for a bound
 //! session: decode the `EligibilityProof`, find the session (the requester's own first), verify
 //! the signature, check replay, read the stream folded at chain time from the chain view, and
 //! record the request. The chain view is the in-process one (a state read and a fold, as a
@@ -51,7 +51,7 @@ fn main() {
         let digest = w.next_digest();
         let verdict = w
             .provider
-            .handle_from(Some(requester), &digest, Some(&EligibilityProof::Proposal(proposal).encode()), w.now_ms())
+            .handle(requester, &digest, Some(&EligibilityProof::Proposal(proposal).encode()), w.now_ms())
             .await;
         assert_ok(&verdict);
         let stream_id = w.create_stream(10, 1_000).await;
@@ -83,7 +83,7 @@ fn main() {
             let started = Instant::now();
             runtime.block_on(async {
                 for (digest, proof, _) in chunk {
-                    let verdict = w.provider.handle_from(Some(requester), black_box(digest), Some(proof), now_ms).await;
+                    let verdict = w.provider.handle(requester, black_box(digest), Some(proof), now_ms).await;
                     assert!(verdict.is_granted(), "{verdict:?}");
                 }
             });

@@ -33,14 +33,10 @@ use paystreams_lez_core::{AccountId, sha256};
 use paystreams_provider::{
     AcceptOutcome, BindOutcome, RedbStore, SessionStore,
     session::{AcceptedParams, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey},
-    store::{Entries, Kv, KvStore, KvTxn, MAX_CANDIDATES_PER_STREAM_ID, MemoryStore, StoreError, Table},
+    store::{Entries, Kv, KvStore, KvTxn, MemoryStore, StoreError, Table},
 };
 use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 
-/// Sessions indexed under one stream id. The store refuses a proposal whose predicted stream
-/// id already indexes [`MAX_CANDIDATES_PER_STREAM_ID`] sessions, so a million sessions need
-/// their stream ids spread; 16 per id keeps every bucket below the cap.
-const SESSIONS_PER_STREAM_ID: u64 = 16;
 /// Random lookups timed per kind, in memory.
 const LOOKUPS: usize = 100_000;
 /// Random lookups timed per kind through `RedbStore` (read transactions, served from the
@@ -118,8 +114,17 @@ fn spec(i: u64) -> Spec {
         vault: VaultKey { owner: owner.0, vault_id: i % 3 },
         owner_public_key,
         session_key: sha256(&[b"session key", &tag]),
-        stream_id: i / SESSIONS_PER_STREAM_ID,
+        // Every user on the first stream of its vault.
+        stream_id: 0,
     }
+}
+
+/// The transport identity of user `i` (38 bytes, as a libp2p peer id).
+fn requester(i: u64) -> Vec<u8> {
+    let mut peer = b"peer:".to_vec();
+    peer.extend(sha256(&[b"peer", &i.to_le_bytes()]));
+    peer.push(0);
+    peer
 }
 
 /// The session as `handle_proposal` builds it.
@@ -159,16 +164,13 @@ fn request_digest(i: u64, request: u64) -> [u8; 32] {
 
 /// One session's life up to its `requests`-th paid request, as the engine drives the store.
 async fn create_session(store: &impl SessionStore, i: u64, requests: u64) -> Result<(), StoreError> {
-    let mut session = pending_session(i);
+    let session = pending_session(i);
     let t = session.accepted_at;
     store.record_attempt(session.vault, t, 600).await?;
-    let accepted = store.accept(&session, t).await?;
+    let accepted = store.accept(&session, &requester(i), t).await?;
     assert_eq!(accepted, AcceptOutcome::Accepted, "session {i}");
-    // The follower sees the user's stream created where predicted.
+    // The follower sees the user's stream created where predicted and binds it.
     let stream_id = session.predicted_stream_id;
-    assert!(store.index(session.id, stream_id).await?);
-    session.matching_stream = Some((stream_id, t + 5));
-    store.update(&session).await?;
     assert_eq!(store.bind_stream(session.id, stream_id).await?, BindOutcome::Bound, "session {i}");
     for request in 0..requests {
         assert!(store.record_request(session.id, request_digest(i, request)).await?);
@@ -190,11 +192,13 @@ fn table_def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [
         Table::Attempts => "attempts",
         Table::Claimable => "claimable",
         Table::Meta => "meta",
+        Table::Requesters => "requesters",
+        Table::RequesterOf => "requester_of",
     };
     TableDefinition::new(name)
 }
 
-const TABLES: [Table; 9] = [
+const TABLES: [Table; 11] = [
     Table::Sessions,
     Table::Pending,
     Table::Used,
@@ -204,6 +208,8 @@ const TABLES: [Table; 9] = [
     Table::Attempts,
     Table::Claimable,
     Table::Meta,
+    Table::Requesters,
+    Table::RequesterOf,
 ];
 
 struct BulkState {
@@ -352,17 +358,18 @@ async fn time_lookups(store: &impl SessionStore, n: u64, requests: u64, f: &mut 
     f.put("session_p50_us", us(percentile(&times, 50)));
     f.put("session_p99_us", us(percentile(&times, 99)));
 
-    // What every paid request does before serving: the candidates under the proof's stream id
-    // and the replay check.
+    // What every paid request reads before serving: the requester's sessions and the replay
+    // check (the signature check is timed by the engine section).
     let mut times = Vec::with_capacity(lookups);
     for _ in 0..lookups {
         let i = rng.below(n);
         let s = spec(i);
+        let peer = requester(i);
         let started = Instant::now();
-        let candidates = store.candidates(s.stream_id).await.unwrap();
+        let sessions = store.requester_sessions(&peer).await.unwrap();
         let seen = store.seen_request(s.id, request_digest(i, 0)).await.unwrap();
         times.push(started.elapsed());
-        assert!(candidates.iter().any(|c| c.id == s.id));
+        assert!(sessions.iter().any(|c| c.id == s.id));
         assert_eq!(seen, requests > 0);
     }
     times.sort_unstable();
@@ -384,30 +391,16 @@ async fn time_lookups(store: &impl SessionStore, n: u64, requests: u64, f: &mut 
     f.put("bound_p99_us", us(percentile(&times, 99)));
 }
 
-/// The engine's `tick` reads every session.
+/// The store side of the engine's bounded tick: one page of sessions and one of claimable
+/// streams (1,024 each, the default bound), from the middle of the store.
 async fn time_scan(store: &impl SessionStore, n: u64, f: &mut Figures) {
+    let after = Some(spec(n / 2).id);
     let started = Instant::now();
-    let all = store.sessions().await.unwrap();
+    let sessions = store.sessions_after(after, 1_024).await.unwrap();
+    let claimables = store.claimables_after(None, 1_024).await.unwrap();
     f.put("tick_scan_s", started.elapsed().as_secs_f64());
-    assert!(all.len() as u64 >= n);
-}
-
-/// How many fresh vaults (next stream id 0) the store still accepts once stream id 0 indexes
-/// sessions: the candidate cap is per stream id across all vaults.
-async fn probe_stream_zero(store: &impl SessionStore, n: u64, f: &mut Figures) {
-    let mut accepted = 0;
-    for k in 0..(MAX_CANDIDATES_PER_STREAM_ID as u64 + 8) {
-        let mut session = pending_session(n + 1_000_000_000 + k);
-        session.predicted_stream_id = 0;
-        match store.accept(&session, session.accepted_at).await.unwrap() {
-            AcceptOutcome::Accepted => accepted += 1,
-            AcceptOutcome::CandidatesFull => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let already = store.candidates(0).await.unwrap().len() as u64 - accepted;
-    f.put("stream0_already", already as f64);
-    f.put("stream0_accepted_more", accepted as f64);
+    assert!(sessions.len() <= 1_024);
+    assert!(claimables.streams.len() as u64 <= 1_024);
 }
 
 fn child_memory(n: u64, requests: u64) {
@@ -434,7 +427,6 @@ fn child_memory(n: u64, requests: u64) {
         f.put("rss_per_extra_request", (rss2.saturating_sub(rss1)) as f64 / EXTRA_REQUESTS as f64);
         time_lookups(&store, n, requests, &mut f, LOOKUPS).await;
         time_scan(&store, n, &mut f).await;
-        probe_stream_zero(&store, n, &mut f).await;
         f.put("rss_final_bytes", rss_bytes() as f64);
     });
 }
@@ -525,8 +517,8 @@ fn child_redb_open(path: &Path, n: u64, requests: u64) {
         }
         let elapsed = started.elapsed().as_secs_f64();
         f.put("durable_insert_per_s", DURABLE_SAMPLE as f64 / elapsed);
-        // attempt, accept, index, update, bind, one per request.
-        let txns = (5 + requests) * DURABLE_SAMPLE;
+        // attempt, accept, bind, one per request.
+        let txns = (3 + requests) * DURABLE_SAMPLE;
         f.put("durable_txn_ms", elapsed * 1e3 / txns as f64);
         let grown = std::fs::metadata(path).unwrap().len().saturating_sub(before);
         f.put("durable_file_growth_per_session", grown as f64 / DURABLE_SAMPLE as f64);
@@ -538,7 +530,6 @@ fn child_redb_open(path: &Path, n: u64, requests: u64) {
         }
         let grown = std::fs::metadata(path).unwrap().len().saturating_sub(size_before);
         f.put("file_per_extra_request", grown as f64 / (EXTRA_REQUESTS / 10) as f64);
-        probe_stream_zero(&store, n + DURABLE_SAMPLE, &mut f).await;
     });
 }
 
@@ -587,7 +578,7 @@ fn main() {
     let path_arg = path.display().to_string();
     let (n_arg, r_arg) = (n.to_string(), requests.to_string());
     println!(
-        "provider session store: {n} bound sessions, {requests} recorded request(s) each, {SESSIONS_PER_STREAM_ID} sessions per stream id"
+        "provider session store: {n} bound sessions, {requests} recorded request(s) each, every one on stream id 0 of its own vault, each its own requester"
     );
 
     println!("[1/3] in-memory backend ...");
@@ -600,7 +591,7 @@ fn main() {
     let mib = |b: f64| b / (1024.0 * 1024.0);
     println!();
     println!("================ provider session store at {n} sessions ================");
-    println!("workload per session: attempt, accept, follower index + update, bind, {requests} replay record(s)");
+    println!("workload per session: attempt, accept (with its requester), bind, {requests} replay record(s)");
     println!("in-memory (MemoryStore)");
     println!(
         "  resident memory     {:>8.0} MiB  = {:>6.0} B/session   (target < 1024 B: {})",
@@ -616,12 +607,12 @@ fn main() {
         mem.get("session_p99_us")
     );
     println!(
-        "  candidates+replay   p50 {:>8.2} us   p99 {:>8.2} us   (per paid request)",
+        "  requester+replay    p50 {:>8.2} us   p99 {:>8.2} us   (per paid request)",
         mem.get("request_p50_us"),
         mem.get("request_p99_us")
     );
     println!("  bound_session       p50 {:>8.2} us   p99 {:>8.2} us", mem.get("bound_p50_us"), mem.get("bound_p99_us"));
-    println!("  sessions() scan     {:>8.2} s (the engine's tick reads all sessions)", mem.get("tick_scan_s"));
+    println!("  tick pages          {:>8.4} s (1,024 sessions + 1,024 claimable streams)", mem.get("tick_scan_s"));
     println!("redb (RedbStore)");
     println!(
         "  file                {:>8.0} MiB  = {:>6.0} B/session after compaction   (target < 1024 B: {}); {:.0} B/session as loaded",
@@ -671,7 +662,7 @@ fn main() {
         open.get("session_p99_us")
     );
     println!(
-        "  candidates+replay   p50 {:>8.2} us   p99 {:>8.2} us   (per paid request)",
+        "  requester+replay    p50 {:>8.2} us   p99 {:>8.2} us   (per paid request)",
         open.get("request_p50_us"),
         open.get("request_p99_us")
     );
@@ -680,13 +671,7 @@ fn main() {
         open.get("bound_p50_us"),
         open.get("bound_p99_us")
     );
-    println!("  sessions() scan     {:>8.2} s", open.get("tick_scan_s"));
+    println!("  tick pages          {:>8.4} s", open.get("tick_scan_s"));
     println!("  file per extra request {:>5.0} B", open.get("file_per_extra_request"));
-    println!(
-        "stream id 0 across all vaults: {} session(s) already indexed, {} more fresh vault(s) accepted, then CandidatesFull (cap {})",
-        mem.get("stream0_already"),
-        mem.get("stream0_accepted_more"),
-        MAX_CANDIDATES_PER_STREAM_ID
-    );
     println!("==========================================================================");
 }

@@ -72,7 +72,7 @@ impl Net {
 
     /// The transport: the provider judges, the service answers `response_len` bytes when allowed.
     async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64) -> Verdict {
-        let verdict = self.provider.handle(&request.digest(), Some(proof), self.now_ms()).await;
+        let verdict = self.provider.handle(b"user-peer", &request.digest(), Some(proof), self.now_ms()).await;
         if let Some(grant) = verdict.grant
             && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
         {
@@ -270,7 +270,7 @@ async fn session_keys_live_in_0600_files_for_the_session_only() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let request = CanonicalStoreRequest { request_id: "r1".into(), ..CanonicalStoreRequest::default() };
-    let verdict = n.provider.handle(&request.digest(), Some(&bytes), n.now_ms()).await;
+    let verdict = n.provider.handle(b"user-peer", &request.digest(), Some(&bytes), n.now_ms()).await;
     assert!(verdict.is_granted());
     // A PROOF_INVALID-style abandon (here: the user gives up) deletes the key.
     let invalid = paystreams_wire::EligibilityStatus::new(StatusCode::ProofInvalid, "x");

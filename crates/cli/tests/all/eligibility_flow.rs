@@ -60,7 +60,7 @@ impl Transport {
     /// The provider judges at wall-clock time `now_ms`; the service answers `response_len`
     /// bytes when allowed.
     async fn send_at(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64, now_ms: u64) -> Verdict {
-        let verdict = self.provider.handle(&request.digest(), Some(proof), now_ms).await;
+        let verdict = self.provider.handle(b"user-peer", &request.digest(), Some(proof), now_ms).await;
         if let Some(grant) = verdict.grant
             && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
         {

@@ -12,7 +12,9 @@ pub enum Table {
     Pending,
     /// Ids (32 bytes) of purged proposals; empty values.
     Used,
-    /// Stream id (8 bytes, big-endian) then session id: candidates; empty values.
+    /// Layout 2 and older only: stream id (8 bytes, big-endian) then session id, the per-stream-id
+    /// candidates. Emptied by [`migrate`](fn@super::migrate): sessions are found through
+    /// [`Table::Requesters`].
     Index,
     /// Stream key (48 bytes) to its session id, its claimable token, or both (see
     /// [`BoundEntry`](super::record::BoundEntry)).
@@ -27,10 +29,17 @@ pub enum Table {
     Claimable,
     /// Store metadata: the layout version.
     Meta,
+    /// Requester (a transport identity, at most [`REQUESTER_MAX_LEN`](super::REQUESTER_MAX_LEN)
+    /// bytes) to the ids of its sessions, newest last (at most
+    /// [`SESSIONS_PER_REQUESTER`](super::SESSIONS_PER_REQUESTER), 32 bytes each).
+    Requesters,
+    /// Session id (32 bytes) to the requester that proposed it: the way back from a session
+    /// to its [`Table::Requesters`] entry when the session is purged.
+    RequesterOf,
 }
 
 impl Table {
-    pub(super) const ALL: [Self; 9] = [
+    pub(super) const ALL: [Self; 11] = [
         Self::Sessions,
         Self::Pending,
         Self::Used,
@@ -40,6 +49,8 @@ impl Table {
         Self::Attempts,
         Self::Claimable,
         Self::Meta,
+        Self::Requesters,
+        Self::RequesterOf,
     ];
 
     /// Stable numeric code (the PostgreSQL backend's table column). Append-only.
@@ -55,6 +66,8 @@ impl Table {
             Self::Attempts => 7,
             Self::Claimable => 8,
             Self::Meta => 9,
+            Self::Requesters => 10,
+            Self::RequesterOf => 11,
         }
     }
 
@@ -69,6 +82,8 @@ impl Table {
             Self::Attempts => "attempts",
             Self::Claimable => "claimable",
             Self::Meta => "meta",
+            Self::Requesters => "requesters",
+            Self::RequesterOf => "requester_of",
         }
     }
 }

@@ -17,6 +17,8 @@ use paystreams_wire::{
 pub const SERVICE: &str = "/vac/waku/store-query/3.0.0";
 pub const START: u64 = 1_000;
 pub const DEPOSIT: u128 = 10_000;
+/// The transport identity alice's requests come from.
+pub const PEER: &[u8] = b"alice-peer";
 
 pub fn key(byte: u8) -> SecretKey {
     SecretKey::from_bytes(&[byte; 32]).expect("valid key")
@@ -131,12 +133,14 @@ impl<S: SessionStore> World<S> {
 
     pub async fn propose(&mut self, proposal: &StreamProposal) -> Verdict {
         let digest = self.next_digest();
-        self.provider.handle(&digest, Some(&EligibilityProof::Proposal(proposal.clone()).encode()), self.now_ms()).await
+        self.provider
+            .handle(PEER, &digest, Some(&EligibilityProof::Proposal(proposal.clone()).encode()), self.now_ms())
+            .await
     }
 
     pub async fn prove_digest(&self, session: &SecretKey, stream_id: u64, digest: [u8; 32]) -> Verdict {
         let proof = sign_stream_proof(session, stream_id, &digest);
-        self.provider.handle(&digest, Some(&EligibilityProof::Proof(proof).encode()), self.now_ms()).await
+        self.provider.handle(PEER, &digest, Some(&EligibilityProof::Proof(proof).encode()), self.now_ms()).await
     }
 
     pub async fn prove(&mut self, session: &SecretKey, stream_id: u64) -> Verdict {
