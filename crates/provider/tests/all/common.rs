@@ -192,3 +192,51 @@ pub fn assert_ok(verdict: &Verdict) {
     assert_eq!(verdict.code(), Some(paystreams_wire::StatusCode::Ok), "{verdict:?}");
     assert!(verdict.is_granted());
 }
+
+/// A chain view that counts its reads (requests must not cost chain reads before their
+/// signature is checked; a tick reads at most a bounded number of streams).
+#[derive(Clone, Debug)]
+pub struct CountingChain {
+    pub inner: InMemoryChain,
+    pub reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingChain {
+    pub fn new(inner: InMemoryChain) -> Self {
+        Self { inner, reads: std::sync::Arc::default() }
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl paystreams_rpc::chain_view::ChainView for CountingChain {
+    async fn head(&self) -> Result<paystreams_rpc::chain_view::ChainHead, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.head().await
+    }
+
+    async fn vault(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+    ) -> Result<Option<paystreams_rpc::VaultView>, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.vault(owner, vault_id).await
+    }
+
+    async fn stream(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<paystreams_rpc::StreamView>, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.stream(owner, vault_id, stream_id).await
+    }
+}
