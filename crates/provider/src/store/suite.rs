@@ -348,6 +348,27 @@ async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
     assert_eq!(observe(&store).await, expected);
 }
 
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
+async fn a_layout_2_postgres_database_is_converted_and_behaves_the_same() {
+    let db = TestDatabase::create().expect("a test database");
+    let expected = MemoryStore::new();
+    replay_history(&expected).await;
+    let expected = observe(&expected).await;
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || write_layout2(&crate::PgKv::connect(&url).expect("connect raw")))
+        .await
+        .expect("layout 2 writer");
+    db.batch_execute("UPDATE paystreams_sessions_schema SET version = 2").expect("as version 2");
+    drop(pg_connect(db.url()).await.expect("migrate"));
+    let rows = db.query("SELECT max(version) FROM paystreams_sessions_schema").expect("version");
+    assert_eq!(rows.first().expect("one row").get::<_, i32>(0), crate::store::postgres::PG_SCHEMA_VERSION);
+    let store = pg_connect(db.url()).await.expect("reconnect");
+    let index = db.query(&format!("SELECT count(*) FROM paystreams_sessions_kv WHERE tbl = {}", Table::Index.code()));
+    assert_eq!(index.expect("count").first().expect("one row").get::<_, i64>(0), 0);
+    assert_eq!(observe(&store).await, expected);
+}
+
 /// Two stores on one database (two provider processes) racing from many threads, each
 /// thread with its own runtime: every check-and-write succeeds exactly once.
 #[test]
