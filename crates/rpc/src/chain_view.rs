@@ -110,9 +110,8 @@ pub trait ChainWriter: Send + Sync {
     ) -> impl Future<Output = Result<SubmitOutcome, ChainError>> + Send;
 
     /// Submits several calls signed by the same `signers`, all sent before any inclusion is
-    /// awaited (one signer's nonces in the order given). The answer has one outcome per call
-    /// sent, in order; it is shorter than `calls` when sending stopped at a failure (the calls
-    /// after it were not sent and may be submitted again). The default submits one by one.
+    /// awaited (one signer's nonces in the order given). The answer has one outcome per call,
+    /// in order. The default submits one by one.
     fn submit_batch(
         &self,
         calls: &[Call],

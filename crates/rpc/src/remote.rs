@@ -412,9 +412,10 @@ impl ChainWriter for RpcChain {
     }
 
     /// Fetches the signers' nonces once, signs call `i` with nonce + `i`, sends the calls in
-    /// one `sendTransactions` (in chunks of [`SEND_BATCH_MAX`]) and only then waits for the
-    /// receipts. A transaction refused at admission stops the batch there (the later ones
-    /// would carry nonces the chain will not reach); what was admitted is awaited.
+    /// one `sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
+    /// so the nonces stay in order) and only then waits for the receipts. A transaction refused
+    /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it then fail on
+    /// their nonce and are submitted again by the caller).
     async fn submit_batch(&self, calls: &[Call], signers: &[&SecretKey]) -> Result<Vec<SubmitOutcome>, ChainError> {
         if calls.is_empty() {
             return Ok(Vec::new());
@@ -445,34 +446,34 @@ impl ChainWriter for RpcChain {
             encoded
                 .push(base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, signers).to_bytes()));
         }
-        let mut hashes = Vec::with_capacity(calls.len());
-        let mut refused = None;
+        // Each call's hash once admitted, or why the node refused it.
+        let mut admitted: Vec<Result<HexHash, String>> = Vec::with_capacity(calls.len());
         let chunk = usize::try_from(SEND_BATCH_MAX).unwrap_or(usize::MAX).max(1);
-        'send: for part in encoded.chunks(chunk) {
+        for part in encoded.chunks(chunk) {
             let answers = self
                 .node
                 .http
                 .send_transactions(part.to_vec())
                 .await
                 .map_err(|e| unavailable(&self.node.error("sendTransactions")(e)))?;
-            for answer in answers {
-                match (answer.hash, answer.error) {
-                    (Some(hash), _) => hashes.push(hash),
-                    (None, error) => {
-                        refused =
-                            Some(error.map_or_else(|| "no hash".to_owned(), |e| format!("{} ({})", e.message, e.code)));
-                        break 'send;
-                    }
+            admitted.extend(answers.into_iter().map(|answer| match (answer.hash, answer.error) {
+                (Some(hash), _) => Ok(hash),
+                (None, Some(e)) => Err(format!("{} ({})", e.message, e.code)),
+                (None, None) => Err("no hash".to_owned()),
+            }));
+        }
+        let mut out = Vec::with_capacity(admitted.len());
+        for entry in admitted {
+            match entry {
+                Ok(hash) => {
+                    let receipt = self.node.wait_receipt(hash, |_| {}).await.map_err(|e| unavailable(&e))?;
+                    out.push(outcome_of(receipt));
+                }
+                Err(reason) => {
+                    warn!(%reason, "batched transaction refused at admission");
+                    out.push(SubmitOutcome::Failed { code: 0, name: format!("refused at admission: {reason}") });
                 }
             }
-        }
-        if let Some(reason) = refused {
-            warn!(sent = hashes.len(), of = calls.len(), %reason, "batch submission stopped at a refused transaction");
-        }
-        let mut out = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            let receipt = self.node.wait_receipt(hash, |_| {}).await.map_err(|e| unavailable(&e))?;
-            out.push(outcome_of(receipt));
         }
         Ok(out)
     }
