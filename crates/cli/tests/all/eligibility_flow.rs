@@ -165,10 +165,10 @@ async fn eligibility_flow_against_a_real_node() {
         (view.provider, view.rate, view.allocation.0, view.state),
         (p, RATE, u128::from(ALLOCATION), StreamState::Active)
     );
-    // The follower sees StreamCreated over WebSocket and records the matching stream.
+    // The follower sees StreamCreated over WebSocket and binds the session to the stream.
     wait_for("the StreamCreated event", async || {
         let s = provider.store().session(session).await.expect("store")?;
-        (s.matching_stream.map(|(id, _)| id) == Some(stream_id)).then_some(())
+        (s.bound_stream() == Some(stream_id)).then_some(())
     })
     .await;
 
