@@ -908,6 +908,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         let Some(view) = self.chain.stream_fresh(&vault.owner_id(), vault.vault_id, stream_id).await? else {
             return Ok(false);
         };
+        // The policy's extension check (`ProviderPolicy::check_extensions(view.extensions)`,
+        // as in `bind_first`) belongs with this match: a stream whose extensions were not
+        // accepted is never bound.
         if !self.stream_matches(&session, &view) {
             return Ok(false);
         }
