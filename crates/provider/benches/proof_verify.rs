@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p paystreams-provider --bench proof_verify [-- REQUESTS ROUNDS]`
 //!
-//! The engine side is the whole per-request path of [`Provider::handle_from`] for a bound
-//! session: decode the `EligibilityProof`, find the session (the requester's own first), verify
+//! The engine side is the whole per-request path of [`Provider::handle`] for a bound
+//! session: decode the `EligibilityProof`, find the session among the requester's own, verify
 //! the signature, check replay, read the stream folded at chain time from the chain view, and
 //! record the request. The chain view is the in-process one (a state read and a fold, as a
 //! stream-view cache answers) and sessions are in memory, so the figure is the engine's own
@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{World, assert_ok, key, world};
+use common::{PEER, World, assert_ok, key, world};
 use paystreams_lez_core::crypto::verify_bip340 as k256_verify;
 use paystreams_sigcheck::verify_bip340 as libsecp_verify;
 use paystreams_wire::{CanonicalStoreRequest, EligibilityProof, RequestDigest as _, sign_stream_proof};
@@ -41,7 +41,7 @@ fn main() {
     let requests = args.first().copied().unwrap_or(2_000);
     let rounds = args.get(1).copied().unwrap_or(3);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let requester = b"peer-under-test".as_slice();
+    let requester = PEER;
 
     let session = key(9);
     let mut w: World = world();
@@ -51,7 +51,7 @@ fn main() {
         let digest = w.next_digest();
         let verdict = w
             .provider
-            .handle_from(Some(requester), &digest, Some(&EligibilityProof::Proposal(proposal).encode()), w.now_ms())
+            .handle(requester, &digest, Some(&EligibilityProof::Proposal(proposal).encode()), w.now_ms())
             .await;
         assert_ok(&verdict);
         let stream_id = w.create_stream(10, 1_000).await;
@@ -83,7 +83,7 @@ fn main() {
             let started = Instant::now();
             runtime.block_on(async {
                 for (digest, proof, _) in chunk {
-                    let verdict = w.provider.handle_from(Some(requester), black_box(digest), Some(proof), now_ms).await;
+                    let verdict = w.provider.handle(requester, black_box(digest), Some(proof), now_ms).await;
                     assert!(verdict.is_granted(), "{verdict:?}");
                 }
             });

@@ -1,4 +1,4 @@
-//! Submitting claims: the engine decides when, a [`ClaimSubmitter`] does it.
+//! Submitting claims: the engine decides when, a [`ClaimSubmitter`] does it, several at once.
 
 use std::future::Future;
 
@@ -12,16 +12,21 @@ use tracing::warn;
 
 use crate::session::StreamKey;
 
-/// Submits a provider claim for one stream.
+/// One claim: the stream, its vault's token, and the latest delivery receipt when the stream
+/// carries the receipt extension.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Claim {
+    pub stream: StreamKey,
+    pub token_id: [u8; 32],
+    pub receipt: Option<DeliveryReceipt>,
+}
+
+/// Submits provider claims.
 pub trait ClaimSubmitter: Send + Sync {
-    /// `true` when the claim was included. `receipt`: the latest delivery receipt kept for a
-    /// stream with the delivery-receipts extension (`SessionStore::latest_receipt`).
-    fn claim(
-        &self,
-        stream: StreamKey,
-        token_id: [u8; 32],
-        receipt: Option<DeliveryReceipt>,
-    ) -> impl Future<Output = Result<bool, ChainError>> + Send;
+    /// Submits every claim before waiting for any inclusion; one answer per claim, in order:
+    /// `true` when it was included (a claim not sent or refused is `false` and is retried by
+    /// a later tick).
+    fn claim_batch(&self, claims: &[Claim]) -> impl Future<Output = Result<Vec<bool>, ChainError>> + Send;
 }
 
 /// Claims through a [`ChainWriter`], signed by the provider key.
@@ -39,30 +44,31 @@ impl<W: ChainWriter> ChainClaimer<W> {
     pub const fn new(writer: W, key: SecretKey, program_id: ProgramId, payout_holding: Option<AccountId>) -> Self {
         Self { writer, key, program_id, payout_holding }
     }
+
+    fn call(&self, claim: &Claim) -> client::Call {
+        let vault = VaultRef {
+            program_id: self.program_id,
+            owner: claim.stream.vault.owner_id(),
+            vault_id: claim.stream.vault.vault_id,
+            token_id: claim.token_id,
+        };
+        let payout = if vault.is_native() { None } else { self.payout_holding };
+        client::claim(&vault, claim.stream.stream_id, self.key.account_id(), payout, claim.receipt)
+    }
 }
 
 impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
-    async fn claim(
-        &self,
-        stream: StreamKey,
-        token_id: [u8; 32],
-        receipt: Option<DeliveryReceipt>,
-    ) -> Result<bool, ChainError> {
-        let vault = VaultRef {
-            program_id: self.program_id,
-            owner: stream.vault.owner_id(),
-            vault_id: stream.vault.vault_id,
-            token_id,
-        };
-        let payout = if vault.is_native() { None } else { self.payout_holding };
-        let call = client::claim(&vault, stream.stream_id, self.key.account_id(), payout, receipt);
-        match self.writer.submit(&call, &[&self.key]).await? {
-            SubmitOutcome::Included { .. } => Ok(true),
-            SubmitOutcome::Failed { code, name } => {
-                warn!(?stream, code, name, "claim refused");
-                Ok(false)
+    async fn claim_batch(&self, claims: &[Claim]) -> Result<Vec<bool>, ChainError> {
+        let calls: Vec<client::Call> = claims.iter().map(|c| self.call(c)).collect();
+        let outcomes = self.writer.submit_batch(&calls, &[&self.key]).await?;
+        let mut included = vec![false; claims.len()];
+        for ((slot, outcome), claim) in included.iter_mut().zip(&outcomes).zip(claims) {
+            match outcome {
+                SubmitOutcome::Included { .. } => *slot = true,
+                SubmitOutcome::Failed { code, name } => warn!(stream = ?claim.stream, code, name, "claim refused"),
             }
         }
+        Ok(included)
     }
 }
 
@@ -71,12 +77,7 @@ impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
 pub struct NoClaims;
 
 impl ClaimSubmitter for NoClaims {
-    async fn claim(
-        &self,
-        _stream: StreamKey,
-        _token_id: [u8; 32],
-        _receipt: Option<DeliveryReceipt>,
-    ) -> Result<bool, ChainError> {
-        Ok(false)
+    async fn claim_batch(&self, claims: &[Claim]) -> Result<Vec<bool>, ChainError> {
+        Ok(vec![false; claims.len()])
     }
 }

@@ -20,16 +20,16 @@ use paystreams_rpc::{
 };
 use paystreams_wire::{
     DeliveryReceipt as WireReceipt, EligibilityProof, EligibilityStatus, ReceiptAck, ReceiptStatus, ServiceTermination,
-    StatusCode, StreamProof, StreamProposal, TerminationType, VaultOwnerAuthBody, verify_proposal,
+    StatusCode, StreamProof, StreamProposal, TerminationType, VaultOwnerAuthBody,
 };
 use tracing::{debug, info, warn};
 
 use crate::{
-    claims::ClaimSubmitter,
+    claims::{Claim, ClaimSubmitter},
     keys::KeyCache,
     policy::{EngineLimits, PolicyError, ProviderPolicy},
     session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey},
-    store::{AcceptOutcome, BindOutcome, SessionStore, StoreError},
+    store::{AcceptOutcome, BindOutcome, REQUESTER_MAX_LEN, SessionStore, StoreError},
 };
 
 /// A failure inside the engine (chain or storage). Request handling turns it into a
@@ -143,24 +143,17 @@ struct Local {
     outbox: Vec<(SessionId, ServiceTermination)>,
     /// Maintenance: refuse everything with TEMPORARY until this chain time.
     maintenance_until: Option<u64>,
-    /// Sessions each requester (a transport identity, e.g. a libp2p peer id) proposed or proved
-    /// for, newest last: a StreamProof names only a per-vault stream id, which many sessions
-    /// share, so the requester's own sessions are tried before any other.
-    requesters: HashMap<Vec<u8>, Vec<SessionId>>,
+    /// Where the next tick's session sweep resumes (the last session visited). In memory: a
+    /// restart only starts the sweep over, and a durable cursor would cost a write per tick
+    /// (and be shared, wrongly, by several processes on one PostgreSQL store).
+    session_cursor: Option<SessionId>,
+    /// Where the next tick's sweep of claimable streams resumes (in memory, as above).
+    claim_cursor: Option<StreamKey>,
 }
 
-/// Streams past a pending session's predicted id searched for its matching stream before the
-/// session is ended for a drained vault.
+/// Streams past a pending session's predicted id searched for its matching stream (binding a
+/// session whose creation event this process missed; before ending it for a drained vault).
 const MATCHING_STREAM_LOOKAHEAD: u64 = 16;
-/// Sessions remembered per requester.
-const SESSIONS_PER_REQUESTER: usize = 8;
-/// Requesters remembered; beyond it the map starts over (a hint only saves work).
-const REQUESTERS_MAX: usize = 1_000_000;
-/// Candidate lists at most this long are searched even for a requester whose own sessions did
-/// not match (it may have proposed through another process sharing the session store); longer
-/// ones only for requesters not seen before, so a forger cannot make every request cost one
-/// signature check per session sharing its stream id.
-const SCAN_ALWAYS_MAX: usize = 32;
 
 /// The provider engine, generic over chain access, session storage and claim submission.
 pub struct Provider<C, S, K> {
@@ -222,24 +215,16 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         AccountId(self.policy.provider_id)
     }
 
-    /// Judges one request. `request_digest` is the service's canonical request digest
-    /// ([`paystreams_wire::RequestDigest::digest`]); `eligibility_proof` the raw
-    /// `EligibilityProof` bytes; `now_ms` this process's wall clock (Unix ms), used only to
-    /// bound the staleness of the chain view — every rule is judged in chain time.
-    pub async fn handle(&self, request_digest: &[u8; 32], eligibility_proof: Option<&[u8]>, now_ms: u64) -> Verdict {
-        self.handle_from(None, request_digest, eligibility_proof, now_ms).await
-    }
-
-    /// As [`Provider::handle`], naming the requester's transport identity (e.g. its libp2p peer
-    /// id). The engine remembers which sessions each requester proposed or proved for and
-    /// checks a StreamProof against those first, so verification costs one signature check
-    /// however many sessions share the proof's stream id. A proof is only ever granted under
-    /// its own session key; on a stream id shared by more than 32 sessions, a requester that
-    /// already has sessions is held to them (a proof for none of them is refused without
-    /// searching the others), so forged proofs stay cheap.
-    pub async fn handle_from(
+    /// Judges one request. `requester` is the transport identity the request came from (the
+    /// libp2p peer id bytes; at most [`REQUESTER_MAX_LEN`]): a StreamProof is checked only
+    /// against the sessions this requester proposed. `request_digest` is the service's
+    /// canonical request digest ([`paystreams_wire::RequestDigest::digest`]);
+    /// `eligibility_proof` the raw `EligibilityProof` bytes; `now_ms` this process's wall clock
+    /// (Unix ms), used only to bound the staleness of the chain view — every rule is judged in
+    /// chain time.
+    pub async fn handle(
         &self,
-        requester: Option<&[u8]>,
+        requester: &[u8],
         request_digest: &[u8; 32],
         eligibility_proof: Option<&[u8]>,
         now_ms: u64,
@@ -254,15 +239,12 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             Ok(decoded) => decoded,
             Err(e) => return Verdict::refuse(StatusCode::ProofInvalid, format!("malformed EligibilityProof: {e}")),
         };
+        // An identity that cannot be stored is an unknown requester.
+        let requester = (!requester.is_empty() && requester.len() <= REQUESTER_MAX_LEN).then_some(requester);
         let result = match &decoded {
-            EligibilityProof::Proposal(proposal) => self.handle_proposal(proposal, now_ms).await,
+            EligibilityProof::Proposal(proposal) => self.handle_proposal(requester, proposal, now_ms).await,
             EligibilityProof::Proof(proof) => self.handle_proof(requester, request_digest, proof, now_ms).await,
         };
-        if let (Some(requester), Ok(verdict)) = (requester, &result)
-            && let Some(grant) = &verdict.grant
-        {
-            self.remember_requester(requester, grant.session);
-        }
         result.unwrap_or_else(|e| {
             warn!(error = %e, "failing closed");
             let code = match decoded {
@@ -272,6 +254,12 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             // Fail closed without a termination: the failure says nothing about the session.
             Verdict::refuse(code, "provider cannot verify eligibility right now (internal failure); retry shortly")
         })
+    }
+
+    /// Signature checks made so far (stream proofs and proposals): what requests cost.
+    #[must_use]
+    pub fn signature_checks(&self) -> u64 {
+        self.keys.checks()
     }
 
     /// A fresh head, or the fail-closed verdict when the view is stale or maintenance is on.
@@ -302,19 +290,26 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         Ok(Ok(head))
     }
 
-    async fn handle_proposal(&self, proposal: &StreamProposal, now_ms: u64) -> Result<Verdict, EngineError> {
+    /// A refusal of an authentic proposal for a parameter reason: recorded as one attempt
+    /// toward the vault's cap.
+    async fn refuse_params(&self, vault: VaultKey, t: u64, desc: String) -> Result<Verdict, EngineError> {
+        self.store.record_attempt(vault, t, self.limits.attempt_window_secs).await?;
+        Ok(Verdict::refuse(StatusCode::ParamsRejected, desc))
+    }
+
+    #[expect(clippy::too_many_lines, reason = "the proposal checks read best in the spec's order, in one place")]
+    async fn handle_proposal(
+        &self,
+        requester: Option<&[u8]>,
+        proposal: &StreamProposal,
+        now_ms: u64,
+    ) -> Result<Verdict, EngineError> {
         let vp = &proposal.vault_proof;
         let params = &proposal.stream_params;
         if vp.provider_id != self.policy.provider_id {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
                 format!("VaultProof.provider_id names another provider; this provider is {}", self.provider_account()),
-            ));
-        }
-        if !self.policy.accepts_service(&params.service_id) {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!("service_id not served; accepted service ids: {}", self.policy.service_ids.join(", ")),
             ));
         }
         if PublicKey::from_bytes(vp.owner_public_key).is_err() {
@@ -326,6 +321,18 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 "session public_key is not a valid x-only public key",
             ));
         }
+        let Some(requester) = requester else {
+            return Ok(Verdict::refuse(
+                StatusCode::ProofInvalid,
+                format!(
+                    "the request carries no usable transport identity (1 to {REQUESTER_MAX_LEN} bytes); send it over a connection with a peer id"
+                ),
+            ));
+        };
+        // Signature first: a forged proposal costs one check and no chain read or store write.
+        if let Err(e) = self.keys.verify_proposal(proposal) {
+            return Ok(Verdict::refuse(StatusCode::ProofInvalid, format!("owner_signature invalid: {e}")));
+        }
         // The vault PDA is derived from the owner's account (from the key) and vault_id.
         let owner = AccountId::from_public_key(&vp.owner_public_key);
         let vault_key = VaultKey { owner: owner.0, vault_id: vp.vault_id };
@@ -334,6 +341,26 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             Err(verdict) => return Ok(verdict),
         };
         let t = head.time_secs;
+        // The cap counts refused proposals only; a refusal because of the cap is not one more.
+        let refused = self.store.attempts(vault_key, t, self.limits.attempt_window_secs).await?;
+        if refused >= self.limits.attempt_cap {
+            return Ok(Verdict::refuse(
+                StatusCode::ParamsRejected,
+                format!(
+                    "{refused} refused parameter attempts for this vault within {} s (the cap is {}); wait before proposing again",
+                    self.limits.attempt_window_secs, self.limits.attempt_cap
+                ),
+            ));
+        }
+        if !self.policy.accepts_service(&params.service_id) {
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!("service_id not served; accepted service ids: {}", self.policy.service_ids.join(", ")),
+                )
+                .await;
+        }
         let Some(vault) = self.chain.vault(&owner, vp.vault_id).await? else {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
@@ -352,76 +379,80 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         if vault.owner != owner {
             return Ok(Verdict::refuse(StatusCode::ProofInvalid, "owner_public_key does not bind to the vault owner"));
         }
-        if let Err(e) = verify_proposal(proposal) {
-            return Ok(Verdict::refuse(StatusCode::ProofInvalid, format!("owner_signature invalid: {e}")));
-        }
-        // Every authentic proposal reaching the parameter checks is one attempt.
-        let attempts = self.store.record_attempt(vault_key, t, self.limits.attempt_window_secs).await?;
         let wire = self.policy.wire();
         let Some(token) = wire.token(&vp.token_id) else {
             let accepted: Vec<String> = wire.accepted_tokens.iter().map(|t| token_label(&t.token_id)).collect();
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!("vault token {} not accepted; accepted tokens: {}", vault.token_id, accepted.join(", ")),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!("vault token {} not accepted; accepted tokens: {}", vault.token_id, accepted.join(", ")),
+                )
+                .await;
         };
         if params.stream_rate < token.min_rate {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "stream_rate {} below the minimum {}; propose at least {}",
-                    params.stream_rate, token.min_rate, token.min_rate
-                ),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!(
+                        "stream_rate {} below the minimum {}; propose at least {}",
+                        params.stream_rate, token.min_rate, token.min_rate
+                    ),
+                )
+                .await;
         }
         if params.allocation < token.min_allocation {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "allocation {} below the minimum {}; propose at least {}",
-                    params.allocation, token.min_allocation, token.min_allocation
-                ),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!(
+                        "allocation {} below the minimum {}; propose at least {}",
+                        params.allocation, token.min_allocation, token.min_allocation
+                    ),
+                )
+                .await;
         }
         let latest = t.saturating_add(self.policy.max_create_stream_deadline_delay);
         let deadline = params.create_stream_deadline;
         if deadline < t || deadline > latest {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "create_stream_deadline {deadline} outside [{t}, {latest}] (chain seconds); propose a deadline in that band"
-                ),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!(
+                        "create_stream_deadline {deadline} outside [{t}, {latest}] (chain seconds); propose a deadline in that band"
+                    ),
+                )
+                .await;
         }
         if vault.unallocated.0 < u128::from(params.allocation) {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "allocation {} exceeds the vault's unallocated {}; deposit more or propose at most {}",
-                    params.allocation, vault.unallocated.0, vault.unallocated.0
-                ),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!(
+                        "allocation {} exceeds the vault's unallocated {}; deposit more or propose at most {}",
+                        params.allocation, vault.unallocated.0, vault.unallocated.0
+                    ),
+                )
+                .await;
         }
         if let Some(pending) = self.store.pending(vault_key).await?
             && pending.is_pending()
             && !pending.pending_expired(t)
         {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "a proposal for this vault is pending until chain time {}; create its stream or wait for the deadline",
-                    pending.params.create_stream_deadline
-                ),
-            ));
-        }
-        if attempts > self.limits.attempt_cap {
-            return Ok(Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!(
-                    "more than {} parameter attempts for this vault within {} s; wait before proposing again",
-                    self.limits.attempt_cap, self.limits.attempt_window_secs
-                ),
-            ));
+            return self
+                .refuse_params(
+                    vault_key,
+                    t,
+                    format!(
+                        "a proposal for this vault is pending until chain time {}; create its stream or wait for the deadline",
+                        pending.params.create_stream_deadline
+                    ),
+                )
+                .await;
         }
         let service_id = match params.service_id_str() {
             Ok(s) => s.to_owned(),
@@ -456,7 +487,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             matching_stream: None,
             suspended_until: 0,
         };
-        Ok(match self.store.accept(&session, t).await? {
+        Ok(match self.store.accept(&session, requester, t).await? {
             AcceptOutcome::Accepted => {
                 info!(session = ?id, vault = vp.vault_id, "proposal accepted");
                 Verdict::granted(Grant {
@@ -464,61 +495,36 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                     kind: GrantKind::First { max_response_bytes: self.policy.first_response_cap },
                 })
             }
-            AcceptOutcome::PendingExists(_) => Verdict::refuse(
-                StatusCode::ParamsRejected,
-                "a proposal for this vault is pending; create its stream or wait for its deadline",
-            ),
+            AcceptOutcome::PendingExists(_) => {
+                return self
+                    .refuse_params(
+                        vault_key,
+                        t,
+                        "a proposal for this vault is pending; create its stream or wait for its deadline".into(),
+                    )
+                    .await;
+            }
             AcceptOutcome::ProposalUsed => Verdict::refuse(
                 StatusCode::ParamsRejected,
                 "this proposal was already accepted once; sign a new proposal with a fresh session key",
             ),
-            AcceptOutcome::CandidatesFull => Verdict::refuse(
-                StatusCode::ParamsRejected,
-                format!("too many sessions await stream id {}; retry later", vault.next_stream_id),
-            ),
         })
     }
 
-    fn remember_requester(&self, requester: &[u8], session: SessionId) {
-        let Ok(mut local) = self.local() else { return };
-        if local.requesters.len() >= REQUESTERS_MAX && !local.requesters.contains_key(requester) {
-            local.requesters.clear();
-        }
-        let sessions = local.requesters.entry(requester.to_vec()).or_default();
-        if sessions.last() != Some(&session) {
-            sessions.retain(|s| *s != session);
-            if sessions.len() >= SESSIONS_PER_REQUESTER {
-                sessions.remove(0);
-            }
-            sessions.push(session);
-        }
-    }
-
-    /// The session whose key signed `digest`: first among the requester's own sessions, then
-    /// among those indexed under the proof's stream id (see [`SCAN_ALWAYS_MAX`]).
-    async fn find_session(
-        &self,
-        requester: Option<&[u8]>,
-        digest: &[u8; 32],
-        proof: &StreamProof,
-    ) -> Result<Option<Session>, EngineError> {
-        let hinted: Vec<SessionId> = requester
-            .and_then(|r| self.local().ok().and_then(|local| local.requesters.get(r).cloned()))
-            .unwrap_or_default();
-        for id in hinted.iter().rev() {
-            if let Some(session) = self.store.session(*id).await?
-                // A pending session may name any stream of its vault (the binding checks it).
-                && session.bound_stream().is_none_or(|bound| bound == proof.stream_id)
-                && self.keys.verify(&session.session_key, digest, proof)
-            {
-                return Ok(Some(session));
-            }
-        }
-        let candidates = self.store.candidates(proof.stream_id).await?;
-        if !hinted.is_empty() && candidates.len() > SCAN_ALWAYS_MAX {
-            return Ok(None);
-        }
-        Ok(candidates.into_iter().find(|s| !hinted.contains(&s.id) && self.keys.verify(&s.session_key, digest, proof)))
+    /// The session whose key signed `digest`, among `requester`'s own sessions only: first
+    /// its live sessions that can back `proof.stream_id` (bound to it, or pending), newest
+    /// first; only when it has none, its newest ended session (to say precisely why it ended).
+    /// In the usual case of one live session per stream this is one signature check; never a
+    /// chain read.
+    fn find_session(&self, sessions: &[Session], digest: &[u8; 32], proof: &StreamProof) -> Option<Session> {
+        let live: Vec<&Session> =
+            sessions.iter().rev().filter(|s| s.is_pending() || s.bound_stream() == Some(proof.stream_id)).collect();
+        let tried: Vec<&Session> = if live.is_empty() {
+            sessions.iter().rev().filter(|s| s.ended().is_some()).take(1).collect()
+        } else {
+            live
+        };
+        tried.into_iter().find(|s| self.keys.verify(&s.session_key, digest, proof)).cloned()
     }
 
     fn ended_verdict(session: &Session, reason: EndReason) -> Verdict {
@@ -541,7 +547,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         Ok(session)
     }
 
-    #[allow(clippy::too_many_lines, reason = "the proof checks read best in the spec's order, in one place")]
+    #[expect(clippy::too_many_lines, reason = "the proof checks read best in the spec's order, in one place")]
     async fn handle_proof(
         &self,
         requester: Option<&[u8]>,
@@ -549,11 +555,17 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         proof: &StreamProof,
         now_ms: u64,
     ) -> Result<Verdict, EngineError> {
-        let Some(session) = self.find_session(requester, digest, proof).await? else {
+        let unknown = "this peer has no session with this provider: send the StreamProof from the peer (transport identity) that sent the accepted proposal, or propose again";
+        let Some(requester) = requester else { return Ok(Verdict::refuse(StatusCode::ProofInvalid, unknown)) };
+        let sessions = self.store.requester_sessions(requester).await?;
+        if sessions.is_empty() {
+            return Ok(Verdict::refuse(StatusCode::ProofInvalid, unknown));
+        }
+        let Some(session) = self.find_session(&sessions, digest, proof) else {
             return Ok(Verdict::refuse(
                 StatusCode::ProofInvalid,
                 format!(
-                    "signature does not verify under the session key of any session for stream {}; sign the request digest with your session key",
+                    "signature does not verify under the session key of this peer's sessions for stream {}; sign the request digest with your session key, or propose again",
                     proof.stream_id
                 ),
             ));
@@ -860,17 +872,16 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             Event::StreamCreated { stream, rate, allocation, at } if stream.provider == ours => {
                 if let Some(session) = self.store.pending(vault).await?
                     && session.is_pending()
+                    && *at <= session.params.create_stream_deadline
+                    && *rate >= session.params.rate.max(session.policy.min_rate)
+                    && *allocation >= u128::from(session.params.allocation)
                 {
-                    // Index it so the first proof finds the session even if the user's stream
-                    // did not land on the predicted id; bucket overflow only costs that lookup.
-                    if !self.store.index(session.id, stream.stream_id).await? {
-                        warn!(stream_id = stream.stream_id, "candidate bucket full");
-                    }
-                    let matches = *rate >= session.params.rate && *allocation >= u128::from(session.params.allocation);
-                    // One check-and-write: a proof may bind the session meanwhile.
-                    if matches && session.matching_stream.is_none() {
-                        self.store.set_matching_stream(session.id, stream.stream_id, *at).await?;
-                    }
+                    // The matching stream, created by the deadline: bound now, so it is claimed
+                    // even if no StreamProof ever comes (the whole answer fitted the first
+                    // response). A stream created later is not bound: the session ends
+                    // silently at its deadline.
+                    let head = self.chain.head().await?;
+                    self.bind_observed(session, stream.stream_id, head.time_secs).await?;
                 }
             }
             Event::StreamClosed { stream, at, .. } if stream.provider == ours => {
@@ -893,81 +904,153 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             }
             _ => {}
         }
-        self.recheck_pending_vault(vault).await
-    }
-
-    /// While a proposal is pending and no matching stream exists, the vault must keep
-    /// `unallocated >= allocation`; otherwise PERMANENT.
-    async fn recheck_pending_vault(&self, vault: VaultKey) -> Result<(), EngineError> {
-        let Some(session) = self.store.pending(vault).await? else { return Ok(()) };
-        if !session.is_pending() || session.matching_stream.is_some() {
-            return Ok(());
-        }
-        let head = self.chain.head().await?;
-        if session.pending_expired(head.time_secs) {
-            return Ok(());
-        }
-        let vault_view = self.chain.vault(&vault.owner_id(), vault.vault_id).await?;
-        let unallocated = vault_view.as_ref().map_or(0, |v| v.unallocated.0);
-        if unallocated < u128::from(session.params.allocation) {
-            // The allocation may have moved into the session's own stream, created in a block
-            // whose event has not reached this process yet: look before ending the session.
-            let next = vault_view.as_ref().map_or(0, |v| v.next_stream_id);
-            let first = session.predicted_stream_id.min(next);
-            for stream_id in first..next.min(first.saturating_add(MATCHING_STREAM_LOOKAHEAD)) {
-                if let Some(stream) = self.chain.stream_fresh(&vault.owner_id(), vault.vault_id, stream_id).await?
-                    && stream.provider == self.provider_account()
-                    && stream.rate >= session.params.rate
-                    && stream.allocation.0 >= u128::from(session.params.allocation)
-                {
-                    return Ok(());
-                }
-            }
-            warn!(session = ?session.id, unallocated, "vault drained while pending");
-            self.end_session(session, EndReason::VaultDrained, head.time_secs).await?;
+        if let Some(session) = self.store.pending(vault).await? {
+            let t = self.chain.head().await?.time_secs;
+            self.recheck_pending(session, t).await?;
         }
         Ok(())
     }
 
-    /// Periodic maintenance (call every few seconds): drops expired pending sessions,
-    /// re-checks pending vaults and bound streams due for their depletion re-check, claims
-    /// streams whose accrued amount crossed the threshold, and purges old ended sessions.
-    /// Does nothing on a stale view (requests already fail closed).
+    /// Binds a pending session to a stream this provider observed on chain (its creation event,
+    /// or the tick's look at the vault's streams); the stream must name this provider and carry
+    /// at least the accepted rate and allocation. A bound stream is claimable; a stream already
+    /// closed or paused is claimed right away. `Ok(false)` when nothing was bound.
+    async fn bind_observed(&self, session: Session, stream_id: u64, t: u64) -> Result<bool, EngineError> {
+        let vault = session.vault;
+        let Some(view) = self.chain.stream_fresh(&vault.owner_id(), vault.vault_id, stream_id).await? else {
+            return Ok(false);
+        };
+        // A stream whose extensions the policy does not accept is never bound (as in
+        // `bind_first`); its first proof is then refused with the reason.
+        if !self.stream_matches(&session, &view) || self.policy.check_extensions(view.extensions.as_ref()).is_err() {
+            return Ok(false);
+        }
+        if self.store.bind_stream(session.id, stream_id).await? != BindOutcome::Bound {
+            return Ok(false);
+        }
+        info!(session = ?session.id, stream_id, "stream bound from the chain");
+        let mut planned = Vec::new();
+        self.recheck_bound(session.id, t, &mut planned).await?;
+        self.submit_claims(planned).await?;
+        Ok(true)
+    }
+
+    fn stream_matches(&self, session: &Session, view: &StreamView) -> bool {
+        view.provider == self.provider_account()
+            && view.rate >= session.params.rate.max(session.policy.min_rate)
+            && view.allocation.0 >= u128::from(session.params.allocation)
+    }
+
+    /// A pending session at chain time `t`: ended silently past its deadline; else bound to
+    /// its matching stream if one exists on chain (searched from the predicted id, at most
+    /// [`MATCHING_STREAM_LOOKAHEAD`] streams: this finds a stream whose event this process
+    /// missed); else, while the vault must keep `unallocated >= allocation` and does not,
+    /// ended with PERMANENT.
+    async fn recheck_pending(&self, session: Session, t: u64) -> Result<(), EngineError> {
+        if !session.is_pending() {
+            return Ok(());
+        }
+        if session.pending_expired(t) {
+            self.end_session(session, EndReason::DeadlineMissed, t).await?;
+            return Ok(());
+        }
+        let vault = session.vault;
+        let vault_view = self.chain.vault(&vault.owner_id(), vault.vault_id).await?;
+        let next = vault_view.as_ref().map_or(0, |v| v.next_stream_id);
+        let first = session.predicted_stream_id.min(next);
+        for stream_id in first..next.min(first.saturating_add(MATCHING_STREAM_LOOKAHEAD)) {
+            let key = StreamKey { vault, stream_id };
+            if self.store.bound_session(key).await?.is_none()
+                && self.bind_observed(session.clone(), stream_id, t).await?
+            {
+                return Ok(());
+            }
+        }
+        let unallocated = vault_view.as_ref().map_or(0, |v| v.unallocated.0);
+        if session.matching_stream.is_none() && unallocated < u128::from(session.params.allocation) {
+            warn!(session = ?session.id, unallocated, "vault drained while pending");
+            self.end_session(session, EndReason::VaultDrained, t).await?;
+        }
+        Ok(())
+    }
+
+    /// Periodic maintenance (call every few seconds), bounded by
+    /// [`EngineLimits::tick_sessions_max`] (`max`): visits the next `max` sessions after the
+    /// last tick's (pending ones are bound to their stream, ended for their deadline or a
+    /// drained vault; ended ones purged after the retention), runs at most `max` due depletion
+    /// re-checks, examines the next `max` claimable streams, then submits every claim due as
+    /// one batch. Every session is visited within `ceil(sessions / max)` ticks. Does nothing on
+    /// a stale view (requests already fail closed).
     ///
     /// # Errors
     /// Engine failures.
-    pub async fn tick(&self, now_ms: u64) -> Result<(), EngineError> {
+    pub async fn tick(&self, now_ms: u64) -> Result<TickStats, EngineError> {
         let head = self.chain.head().await?;
         if now_ms.saturating_sub(head.observed_at_ms) > self.limits.staleness_bound_ms {
             warn!("chain view stale; maintenance skipped");
-            return Ok(());
+            return Ok(TickStats::default());
         }
         let t = head.time_secs;
-        for session in self.store.sessions().await? {
+        let max = self.limits.tick_sessions_max.max(1);
+        let mut stats = TickStats::default();
+        for session in self.next_sessions(max).await? {
+            stats.sessions = stats.sessions.saturating_add(1);
             match session.state {
-                SessionState::Pending if session.pending_expired(t) => {
-                    self.end_session(session, EndReason::DeadlineMissed, t).await?;
-                }
-                SessionState::Pending => self.recheck_pending_vault(session.vault).await?,
+                SessionState::Pending => self.recheck_pending(session, t).await?,
                 SessionState::Ended { at, .. } if t > at.saturating_add(self.limits.ended_retention_secs) => {
                     self.store.purge(session.id).await?;
                 }
                 _ => {}
             }
         }
-        let due: Vec<(u64, SessionId)> = {
+        let due: Vec<SessionId> = {
             let mut local = self.local()?;
-            let later = local.rechecks.split_off(&(t.saturating_add(1), SessionId([0; 32])));
-            std::mem::replace(&mut local.rechecks, later).into_iter().collect()
+            let mut due = Vec::new();
+            while due.len() < max
+                && let Some(&(at, id)) = local.rechecks.first()
+                && at <= t
+            {
+                local.rechecks.pop_first();
+                due.push(id);
+            }
+            due
         };
-        for (_, id) in due {
-            self.recheck_bound(id, t).await?;
+        let mut planned = Vec::new();
+        for id in due {
+            stats.rechecks = stats.rechecks.saturating_add(1);
+            self.recheck_bound(id, t, &mut planned).await?;
         }
-        self.claim_over(self.limits.claim_threshold.max(1)).await?;
-        Ok(())
+        let after = self.local()?.claim_cursor;
+        let page = self.store.claimables_after(after, max).await?;
+        self.local()?.claim_cursor = page.next;
+        for (key, token) in page.streams {
+            stats.streams = stats.streams.saturating_add(1);
+            if let Some(claim) = self.plan_claim(key, token, self.limits.claim_threshold.max(1), t).await? {
+                planned.push(claim);
+            }
+        }
+        stats.claims = self.submit_claims(planned).await?;
+        Ok(stats)
     }
 
-    async fn recheck_bound(&self, id: SessionId, t: u64) -> Result<(), EngineError> {
+    /// The next sessions of the maintenance sweep: at most `max`, in id order after the cursor,
+    /// wrapping around to the first ones (never one twice).
+    async fn next_sessions(&self, max: usize) -> Result<Vec<Session>, EngineError> {
+        let start = self.local()?.session_cursor;
+        let mut batch = self.store.sessions_after(start, max).await?;
+        if batch.len() < max
+            && let Some(start) = start
+        {
+            let wrapped = self.store.sessions_after(None, max.saturating_sub(batch.len())).await?;
+            batch.extend(wrapped.into_iter().take_while(|s| s.id < start));
+        }
+        self.local()?.session_cursor = if batch.len() < max { None } else { batch.last().map(|s| s.id) };
+        Ok(batch)
+    }
+
+    /// A bound session's depletion re-check: a closed stream ends the session; a closed or
+    /// paused (depleted) stream gets claimed; an active one is re-checked before it stops.
+    async fn recheck_bound(&self, id: SessionId, t: u64, planned: &mut Vec<PlannedClaim>) -> Result<(), EngineError> {
         let Some(session) = self.store.session(id).await? else { return Ok(()) };
         let Some(key) = session.stream_key() else { return Ok(()) };
         if session.ended().is_some() {
@@ -981,23 +1064,95 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             StreamState::Closed => {
                 let token = session.token_id;
                 self.end_session(session, EndReason::StreamClosed, t).await?;
-                self.claim_stream(key, Some(token), 1).await?;
+                planned.extend(self.plan_from_view(key, token, 1, &view).await?);
             }
-            StreamState::Paused => {
-                // Depleted or paused: collect what accrued; the session survives a resume.
-                self.claim_stream(key, Some(session.token_id), 1).await?;
-            }
+            // Depleted or paused: collect what accrued; the session survives a resume.
+            StreamState::Paused => planned.extend(self.plan_from_view(key, session.token_id, 1, &view).await?),
             StreamState::Active => self.schedule_recheck(id, &view)?,
         }
         Ok(())
+    }
+
+    /// The claim due on `key`, if any: at least `min` accrued, or anything accrued on a stream
+    /// that stopped (closed or paused). A closed stream also ends its live session (its close
+    /// event may have been missed).
+    async fn plan_claim(
+        &self,
+        key: StreamKey,
+        token: [u8; 32],
+        min: u128,
+        t: u64,
+    ) -> Result<Option<PlannedClaim>, EngineError> {
+        let Some(view) = self.chain.stream_fresh(&key.vault.owner_id(), key.vault.vault_id, key.stream_id).await?
+        else {
+            self.store.remove_claimable(key).await?;
+            return Ok(None);
+        };
+        if view.state == StreamState::Closed
+            && let Some(id) = self.store.bound_session(key).await?
+            && let Some(session) = self.store.session(id).await?
+            && session.ended().is_none()
+        {
+            self.end_session(session, EndReason::StreamClosed, t).await?;
+        }
+        let min = if view.state == StreamState::Active { min } else { 1 };
+        self.plan_from_view(key, token, min, &view).await
+    }
+
+    async fn plan_from_view(
+        &self,
+        key: StreamKey,
+        token: [u8; 32],
+        min: u128,
+        view: &StreamView,
+    ) -> Result<Option<PlannedClaim>, EngineError> {
+        let closed = view.state == StreamState::Closed;
+        if view.accrued.0 == 0 || view.accrued.0 < min {
+            if closed && view.accrued.0 == 0 {
+                self.store.remove_claimable(key).await?;
+            }
+            return Ok(None);
+        }
+        let receipt_paid = view.extensions.as_ref().filter(|e| e.receipt_key.is_some()).map(|e| e.receipt_paid.0);
+        let receipt = match receipt_paid {
+            // A receipt stream pays only what a receipt acknowledges beyond what it paid.
+            Some(paid) => match self.store.latest_receipt(key).await? {
+                Some(r) if r.body.acknowledged_total > paid => Some(r),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        let claim = Claim { stream: key, token_id: token, receipt };
+        Ok(Some(PlannedClaim { claim, amount: view.accrued.0, closed }))
+    }
+
+    /// Submits the planned claims as one batch; forgets closed streams that were claimed.
+    async fn submit_claims(&self, planned: Vec<PlannedClaim>) -> Result<u32, EngineError> {
+        if planned.is_empty() {
+            return Ok(0);
+        }
+        let claims: Vec<Claim> = planned.iter().map(|p| p.claim.clone()).collect();
+        let included = self.claims.claim_batch(&claims).await?;
+        let mut count: u32 = 0;
+        for (p, ok) in planned.iter().zip(included) {
+            if !ok {
+                continue;
+            }
+            count = count.saturating_add(1);
+            info!(stream = ?p.claim.stream, amount = p.amount, "claimed");
+            if p.closed {
+                self.store.remove_claimable(p.claim.stream).await?;
+            }
+        }
+        Ok(count)
     }
 
     /// Claims `stream` if at least `min` accrued. Forgets streams that are closed and empty.
     async fn claim_stream(&self, key: StreamKey, token: Option<[u8; 32]>, min: u128) -> Result<bool, EngineError> {
         let token = match token {
             Some(token) => token,
-            None => match self.store.claimables().await?.into_iter().find(|(k, _)| *k == key) {
-                Some((_, token)) => token,
+            None => match self.store.claimable(key).await? {
+                Some(token) => token,
                 None => return Ok(false),
             },
         };
@@ -1006,48 +1161,32 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             self.store.remove_claimable(key).await?;
             return Ok(false);
         };
-        let closed = view.state == StreamState::Closed;
-        if view.accrued.0 == 0 || view.accrued.0 < min {
-            if closed && view.accrued.0 == 0 {
-                self.store.remove_claimable(key).await?;
-            }
-            return Ok(false);
-        }
-        let receipt_paid = view.extensions.as_ref().filter(|e| e.receipt_key.is_some()).map(|e| e.receipt_paid.0);
-        let receipt = match receipt_paid {
-            // A receipt stream pays only what a receipt acknowledges beyond what it paid.
-            Some(paid) => match self.store.latest_receipt(key).await? {
-                Some(r) if r.body.acknowledged_total > paid => Some(r),
-                _ => return Ok(false),
-            },
-            None => None,
-        };
-        let claimed = self.claims.claim(key, token, receipt).await?;
-        if claimed {
-            info!(?key, amount = view.accrued.0, "claimed");
-            if closed {
-                self.store.remove_claimable(key).await?;
-            }
-        }
-        Ok(claimed)
+        let planned = self.plan_from_view(key, token, min, &view).await?;
+        Ok(self.submit_claims(planned.into_iter().collect()).await? > 0)
     }
 
-    async fn claim_over(&self, min: u128) -> Result<u32, EngineError> {
-        let mut count: u32 = 0;
-        for (key, token) in self.store.claimables().await? {
-            if self.claim_stream(key, Some(token), min).await? {
-                count = count.saturating_add(1);
-            }
-        }
-        Ok(count)
-    }
-
-    /// Claims everything claimable now; returns how many claims were included.
+    /// Claims everything claimable now (every page, one batch per page); returns how many
+    /// claims were included.
     ///
     /// # Errors
     /// Engine failures.
     pub async fn claim_all(&self) -> Result<u32, EngineError> {
-        self.claim_over(1).await
+        let max = self.limits.tick_sessions_max.max(1);
+        let t = self.chain.head().await?.time_secs;
+        let mut after = None;
+        let mut count: u32 = 0;
+        loop {
+            let page = self.store.claimables_after(after, max).await?;
+            let mut planned = Vec::new();
+            for (key, token) in page.streams {
+                planned.extend(self.plan_claim(key, token, 1, t).await?);
+            }
+            count = count.saturating_add(self.submit_claims(planned).await?);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(count),
+            }
+        }
     }
 
     /// On shutdown: claims everything claimable. Sessions and records are already durable.
@@ -1083,11 +1222,6 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         }
     }
 
-    /// The sessions `requester` proposed or proved for, newest first.
-    fn requester_sessions(&self, requester: &[u8]) -> Result<Vec<SessionId>, EngineError> {
-        Ok(self.local()?.requesters.get(requester).map(|ids| ids.iter().rev().copied().collect()).unwrap_or_default())
-    }
-
     async fn receipt_verdict(&self, requester: Option<&[u8]>, wire: &WireReceipt) -> Result<ReceiptAck, EngineError> {
         let unknown = || {
             ReceiptAck::new(
@@ -1101,8 +1235,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         };
         let Some(requester) = requester else { return Ok(unknown()) };
         let mut found = None;
-        for id in self.requester_sessions(requester)? {
-            let Some(session) = self.store.session(id).await? else { continue };
+        for session in self.store.requester_sessions(requester).await?.into_iter().rev() {
+            let id = session.id;
             let key = StreamKey { vault: session.vault, stream_id: wire.stream_id };
             // A session that ended (its stream closed) keeps its binding until purged, so a
             // final receipt after the close still counts.
@@ -1191,4 +1325,26 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             kept,
         ))
     }
+}
+
+/// A claim about to be submitted.
+#[derive(Clone, Debug)]
+struct PlannedClaim {
+    claim: Claim,
+    amount: u128,
+    /// The stream is closed: once claimed nothing more can accrue.
+    closed: bool,
+}
+
+/// What one [`Provider::tick`] touched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TickStats {
+    /// Sessions visited by the sweep.
+    pub sessions: usize,
+    /// Depletion re-checks run.
+    pub rechecks: usize,
+    /// Claimable streams examined.
+    pub streams: usize,
+    /// Claims included.
+    pub claims: u32,
 }

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     claims::ClaimSubmitter,
-    engine::{EngineError, Provider},
+    engine::{EngineError, Provider, TickStats},
     store::SessionStore,
 };
 
@@ -79,7 +79,7 @@ pub struct FollowerStats {
 }
 
 /// A running [`Provider::tick`].
-type Maintenance<'a> = Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + 'a>>;
+type Maintenance<'a> = Pin<Box<dyn Future<Output = Result<TickStats, EngineError>> + Send + 'a>>;
 
 struct Run<'a, C, S, K> {
     provider: &'a Provider<C, S, K>,
@@ -99,7 +99,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Run<'_, C, S, K> {
         self.tick_done(result);
     }
 
-    fn tick_done(&mut self, result: Result<(), EngineError>) {
+    fn tick_done(&mut self, result: Result<TickStats, EngineError>) {
         self.stats.ticks = self.stats.ticks.saturating_add(1);
         if let Err(e) = result {
             self.stats.tick_errors = self.stats.tick_errors.saturating_add(1);

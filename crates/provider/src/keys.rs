@@ -2,10 +2,16 @@
 //! field square root) before the signature check; a session signs many requests, so the engine
 //! keeps the parsed keys of recently active sessions and verifies with them.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use paystreams_sigcheck::VerifyingKey;
-use paystreams_wire::{StreamProof, verify_stream_proof};
+use paystreams_wire::{StreamProof, StreamProposal, WireError, verify_proposal, verify_stream_proof};
 
 /// At most this many parsed keys are held (~100 B each). When full the cache starts over, so a
 /// provider with more active sessions than this parses some keys again and nothing else changes.
@@ -15,12 +21,15 @@ pub const PARSED_KEYS_MAX: usize = 16_384;
 #[derive(Debug, Default)]
 pub struct KeyCache {
     keys: Mutex<HashMap<[u8; 32], VerifyingKey>>,
+    /// Signature checks made (stream proofs and proposals), for measurements and tests.
+    checks: AtomicU64,
 }
 
 impl KeyCache {
     /// Whether `proof` is the session key's signature over `digest`: the same answer as
     /// [`verify_stream_proof`], which it falls back to if the cache's lock is poisoned.
     pub fn verify(&self, session_key: &[u8; 32], digest: &[u8; 32], proof: &StreamProof) -> bool {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         let Ok(mut keys) = self.keys.lock() else {
             return verify_stream_proof(session_key, digest, proof);
         };
@@ -38,6 +47,20 @@ impl KeyCache {
         };
         drop(keys);
         key.verify(digest, &proof.signature)
+    }
+
+    /// Checks a proposal's owner signature ([`verify_proposal`]), counted with the proof checks.
+    ///
+    /// # Errors
+    /// As [`verify_proposal`].
+    pub fn verify_proposal(&self, proposal: &StreamProposal) -> Result<(), WireError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        verify_proposal(proposal)
+    }
+
+    /// Signature checks made so far.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// Parsed keys held now.

@@ -17,8 +17,8 @@ pub mod report;
 pub mod session;
 pub mod store;
 
-pub use claims::{ChainClaimer, ClaimSubmitter, NoClaims};
-pub use engine::{EngineError, Grant, GrantKind, Provider, Verdict};
+pub use claims::{ChainClaimer, Claim, ClaimSubmitter, NoClaims};
+pub use engine::{EngineError, Grant, GrantKind, Provider, TickStats, Verdict};
 pub use follow::{FollowerConfig, FollowerStats, run_follower};
 /// The event-feed seam the follower runs on (defined next to `ChainView` in `paystreams-rpc`).
 pub use paystreams_rpc::events::{EventSource, EventSubscription, Liveness};
@@ -26,4 +26,6 @@ pub use paystreams_wire::{LoadCap, ProviderAdvert};
 pub use policy::{EngineLimits, ProviderPolicy};
 pub use report::{ProviderReport, SessionReport};
 pub use session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
-pub use store::{AcceptOutcome, BindOutcome, MemoryStore, PgKv, PgStore, RedbStore, SessionStore, StoreError};
+pub use store::{
+    AcceptOutcome, BindOutcome, ClaimablePage, MemoryStore, PgKv, PgStore, RedbStore, SessionStore, StoreError,
+};

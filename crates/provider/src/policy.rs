@@ -172,6 +172,9 @@ pub struct EngineLimits {
     pub ended_retention_secs: u64,
     /// `resume_after` offset for TEMPORARY terminations caused by a stale chain view.
     pub stale_backoff_secs: u64,
+    /// Most sessions one `tick` visits, most due depletion re-checks it runs and most claimable
+    /// streams it examines (each sweep resumes where the last tick stopped).
+    pub tick_sessions_max: usize,
 }
 
 impl Default for EngineLimits {
@@ -187,6 +190,9 @@ impl Default for EngineLimits {
             // A day: long enough for users to see why their session ended.
             ended_retention_secs: 86_400,
             stale_backoff_secs: 30,
+            // A few seconds of chain reads at worst per tick; a million sessions are all visited
+            // within about a thousand ticks.
+            tick_sessions_max: 1_024,
         }
     }
 }

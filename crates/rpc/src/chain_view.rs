@@ -108,6 +108,23 @@ pub trait ChainWriter: Send + Sync {
         call: &Call,
         signers: &[&SecretKey],
     ) -> impl Future<Output = Result<SubmitOutcome, ChainError>> + Send;
+
+    /// Submits several calls signed by the same `signers`, all sent before any inclusion is
+    /// awaited (one signer's nonces in the order given). The answer has one outcome per call,
+    /// in order. The default submits one by one.
+    fn submit_batch(
+        &self,
+        calls: &[Call],
+        signers: &[&SecretKey],
+    ) -> impl Future<Output = Result<Vec<SubmitOutcome>, ChainError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                out.push(self.submit(call, signers).await?);
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(any(test, feature = "testkit"))]

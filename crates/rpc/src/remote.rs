@@ -25,7 +25,8 @@ use paystreams_runtime::{Message, Transaction};
 use tracing::warn;
 
 use crate::{
-    EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamView, TxStatus, VaultView,
+    EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, SEND_BATCH_MAX, StreamView,
+    TxStatus, VaultView,
     chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
     clock::wall_clock_ms,
     events::{EventSource, EventSubscription, Liveness},
@@ -407,16 +408,88 @@ impl ChainWriter for RpcChain {
             .await
             .map_err(|e| unavailable(&e))?;
         let receipt = self.node.wait_receipt(hash, |_| {}).await.map_err(|e| unavailable(&e))?;
-        if receipt.status == TxStatus::Included {
-            return Ok(SubmitOutcome::Included {
-                tx_hash: receipt.hash,
-                block_id: receipt.block_id.unwrap_or_default(),
-                events: stream_events(&receipt).cloned().collect(),
-            });
-        }
-        let (code, name) = receipt.error.map_or((0, "Unknown".to_owned()), |e| (e.code, e.name));
-        Ok(SubmitOutcome::Failed { code, name })
+        Ok(outcome_of(receipt))
     }
+
+    /// Fetches the signers' nonces once, signs call `i` with nonce + `i`, sends the calls in
+    /// one `sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
+    /// so the nonces stay in order) and only then waits for the receipts. A transaction refused
+    /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it then fail on
+    /// their nonce and are submitted again by the caller).
+    async fn submit_batch(&self, calls: &[Call], signers: &[&SecretKey]) -> Result<Vec<SubmitOutcome>, ChainError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = signers.iter().map(|k| k.account_id()).collect();
+        let nonces: Vec<u128> = self
+            .node
+            .http
+            .get_accounts_nonces(ids)
+            .await
+            .map_err(|e| unavailable(&self.node.error("getAccountsNonces")(e)))?
+            .into_iter()
+            .map(|n| n.0)
+            .collect();
+        let mut encoded = Vec::with_capacity(calls.len());
+        for (offset, call) in (0_u128..).zip(calls) {
+            let nonces = nonces
+                .iter()
+                .map(|n| n.checked_add(offset))
+                .collect::<Option<Vec<u128>>>()
+                .ok_or_else(|| ChainError::Unavailable("signer nonce overflow".into()))?;
+            let message = Message {
+                program_id: call.program_id,
+                account_ids: call.account_ids.clone(),
+                nonces,
+                instruction_data: call.instruction_data(),
+            };
+            encoded
+                .push(base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, signers).to_bytes()));
+        }
+        // Each call's hash once admitted, or why the node refused it.
+        let mut admitted: Vec<Result<HexHash, String>> = Vec::with_capacity(calls.len());
+        let chunk = usize::try_from(SEND_BATCH_MAX).unwrap_or(usize::MAX).max(1);
+        for part in encoded.chunks(chunk) {
+            let answers = self
+                .node
+                .http
+                .send_transactions(part.to_vec())
+                .await
+                .map_err(|e| unavailable(&self.node.error("sendTransactions")(e)))?;
+            admitted.extend(answers.into_iter().map(|answer| match (answer.hash, answer.error) {
+                (Some(hash), _) => Ok(hash),
+                (None, Some(e)) => Err(format!("{} ({})", e.message, e.code)),
+                (None, None) => Err("no hash".to_owned()),
+            }));
+        }
+        let mut out = Vec::with_capacity(admitted.len());
+        for entry in admitted {
+            match entry {
+                Ok(hash) => {
+                    let receipt = self.node.wait_receipt(hash, |_| {}).await.map_err(|e| unavailable(&e))?;
+                    out.push(outcome_of(receipt));
+                }
+                Err(reason) => {
+                    warn!(%reason, "batched transaction refused at admission");
+                    out.push(SubmitOutcome::Failed { code: 0, name: format!("refused at admission: {reason}") });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A final receipt as a [`SubmitOutcome`].
+fn outcome_of(receipt: ReceiptInfo) -> SubmitOutcome {
+    if receipt.status == TxStatus::Included {
+        return SubmitOutcome::Included {
+            tx_hash: receipt.hash,
+            block_id: receipt.block_id.unwrap_or_default(),
+            events: stream_events(&receipt).cloned().collect(),
+        };
+    }
+    let (code, name) = receipt.error.map_or((0, "Unknown".to_owned()), |e| (e.code, e.name));
+    SubmitOutcome::Failed { code, name }
 }
 
 /// Opens `subscribeEvents` subscriptions on a node's WebSocket endpoint.

@@ -82,6 +82,17 @@ impl StoreClient {
         self.p2p.peer_id()
     }
 
+    /// A client for another process serving the same provider (e.g. sharing its PostgreSQL
+    /// session store) on this client's node: the same transport identity, which the provider
+    /// finds the user's sessions by.
+    ///
+    /// # Errors
+    /// A bad address.
+    pub fn also_to(&self, provider: &str) -> Result<Self, NetError> {
+        let (peer, addr) = split_peer_addr(provider)?;
+        Ok(Self { p2p: self.p2p.clone(), peer, addr })
+    }
+
     #[must_use]
     pub const fn peer_id(&self) -> PeerId {
         self.peer

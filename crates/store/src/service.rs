@@ -315,7 +315,7 @@ where
     }
 
     /// As [`StoreService::query`] for a request from `peer`: the engine checks its proof against
-    /// that peer's sessions first ([`Provider::handle_from`]).
+    /// that peer's sessions only ([`Provider::handle`]); without a peer, proofs are refused.
     pub async fn query_from(&self, peer: Option<&PeerId>, body: &[u8]) -> Vec<u8> {
         Metrics::bump(&self.metrics.queries, 1);
         let (response, encoded) = self.query_response(peer, body).await;
@@ -341,7 +341,12 @@ where
         let requester = peer.map(|p| p.to_bytes());
         let verdict = self
             .provider
-            .handle_from(requester.as_deref(), &digest, request.eligibility_proof.as_deref(), wall_clock_ms())
+            .handle(
+                requester.as_deref().unwrap_or_default(),
+                &digest,
+                request.eligibility_proof.as_deref(),
+                wall_clock_ms(),
+            )
             .await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);

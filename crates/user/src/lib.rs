@@ -28,7 +28,6 @@ use std::{
 
 use paystreams_lez_core::{AccountId, crypto::SecretKey};
 use paystreams_program::{
-    ExtensionSettings,
     client::{self, Call, VaultRef},
     payment_streams_program_id,
     state::StreamState,
@@ -720,38 +719,46 @@ impl<C: ChainView + ChainWriter> User<C> {
 
     /// The encoded `DeliveryReceipt` to send to the provider after a response of `session`
     /// whose digest is `response_digest`, when the session's stream has a receipt key (see
-    /// [`receipts::sign_receipt`]); `None` otherwise. The session's receipt book advances in
-    /// the same durable write, so a restarted user never signs a lower total.
+    /// [`receipts::sign_receipt`]); `None` otherwise. `session.receipts` advances, and so does
+    /// the stored session's book in the same durable write, so a restarted user never signs a
+    /// lower total. A session closed meanwhile (the caller kept its record) can still sign its
+    /// final receipt: what accrued before the close stays claimable with it.
     ///
     /// # Errors
     /// No stream yet, chain or store failures.
-    pub async fn receipt(&self, session: &Session, response_digest: &[u8; 32]) -> Result<Option<Vec<u8>>, UserError> {
+    pub async fn receipt(
+        &self,
+        session: &mut Session,
+        response_digest: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, UserError> {
         if session.extensions.receipt_key.is_none() {
             return Ok(None);
         }
-        let current = self
-            .state()?
-            .sessions
-            .iter()
-            .find(|s| s.session_id == session.session_id)
-            .cloned()
-            .ok_or(UserError::NoSession)?;
-        let stream_id = current.phase.stream_id().ok_or(UserError::NoStream)?;
-        let key = SecretKey::from_bytes(&current.session_key).map_err(|_| UserError::BadSessionKey)?;
-        let vault = self.vault_ref(current.vault_id, current.token_id);
-        let mut book = current.receipts;
+        let id = session.session_id;
+        let stored = self.state()?.sessions.iter().find(|s| s.session_id == id).map(|s| s.receipts);
+        let mut book = session.receipts;
+        if let Some(stored) = stored
+            && stored.acknowledged_total > book.acknowledged_total
+        {
+            book = stored;
+        }
+        let stream_id = session.phase.stream_id().ok_or(UserError::NoStream)?;
+        let key = SecretKey::from_bytes(&session.session_key).map_err(|_| UserError::BadSessionKey)?;
+        let vault = self.vault_ref(session.vault_id, session.token_id);
         let Some(receipt) = sign_receipt(&self.chain, &vault, stream_id, &key, &mut book, response_digest).await?
         else {
             return Ok(None);
         };
-        let id = current.session_id;
-        self.update(|snap| {
-            if let Some(s) = snap.sessions.iter_mut().find(|s| s.session_id == id) {
-                s.receipts = book;
-            }
-            Ok(())
-        })
-        .await?;
+        session.receipts = book;
+        if stored.is_some() {
+            self.update(|snap| {
+                if let Some(s) = snap.sessions.iter_mut().find(|s| s.session_id == id) {
+                    s.receipts = book;
+                }
+                Ok(())
+            })
+            .await?;
+        }
         Ok(Some(receipt.encode()))
     }
 

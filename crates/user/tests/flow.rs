@@ -72,7 +72,7 @@ impl Net {
 
     /// The transport: the provider judges, the service answers `response_len` bytes when allowed.
     async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64) -> Verdict {
-        let verdict = self.provider.handle(&request.digest(), Some(proof), self.now_ms()).await;
+        let verdict = self.provider.handle(b"user-peer", &request.digest(), Some(proof), self.now_ms()).await;
         if let Some(grant) = verdict.grant
             && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
         {

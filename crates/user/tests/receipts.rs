@@ -10,7 +10,7 @@ use paystreams_program::{
 };
 use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, Verdict};
 use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
-use paystreams_user::{MemoryKeyStore, Reaction, ReceiptBook, Terms, User, UserConfig};
+use paystreams_user::{Reaction, Session, Terms, User, UserConfig};
 use paystreams_wire::{
     CanonicalStoreRequest, DeliveryReceipt, ProviderAdvert, ReceiptAck, ReceiptStatus, ReceiptTerms,
     RequestDigest as _, StatusCode, TokenStreamPolicy,
@@ -29,7 +29,7 @@ struct Net {
     chain: InMemoryChain,
     provider: Engine,
     provider_key: SecretKey,
-    user: User<InMemoryChain, MemoryKeyStore>,
+    user: User<InMemoryChain>,
     vault: VaultRef,
     cursor: usize,
     requests: u64,
@@ -56,7 +56,7 @@ fn net(receipts: ReceiptTerms, prefer_receipts: bool) -> Net {
     let provider =
         Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
     let config = UserConfig { prefer_receipts, ..UserConfig::default() };
-    let user = User::new(alice, chain.clone(), MemoryKeyStore::default(), config);
+    let user = User::new(alice, chain.clone(), config);
     Net { chain, provider, provider_key, user, vault, cursor: 0, requests: 0 }
 }
 
@@ -69,13 +69,18 @@ impl Net {
         self.provider_key.account_id().0
     }
 
+    /// The user's session with the provider (its receipt book included).
+    fn session(&self) -> Session {
+        self.user.current(&self.provider_id()).expect("state").expect("a session")
+    }
+
     fn request(&mut self) -> CanonicalStoreRequest {
         self.requests += 1;
         CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
     }
 
     async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8]) -> Verdict {
-        let verdict = self.provider.handle_from(Some(PEER), &request.digest(), Some(proof), self.now_ms()).await;
+        let verdict = self.provider.handle(PEER, &request.digest(), Some(proof), self.now_ms()).await;
         if let Some(grant) = verdict.grant {
             assert_eq!(self.provider.finish_response(&grant, 500).await.expect("engine"), Ok(()));
         }
@@ -132,25 +137,25 @@ async fn a_provider_is_paid_exactly_what_the_receipts_acknowledge() {
     let view = n.chain.stream(&owner, 0, stream_id).await.expect("read").expect("stream");
     assert!(view.extensions.as_ref().and_then(|e| e.receipt_key.as_ref()).is_some(), "receipt key set: {view:?}");
 
-    let mut book = ReceiptBook::default();
+    let mut session = n.session();
     let mut last = None;
     for i in 1..=4_u64 {
         n.chain.advance_by(3 * i).expect("advance");
         n.sync().await;
         let response = n.served().await;
-        let bytes = n.user.receipt(&n.provider_id(), &mut book, &response).await.expect("sign").expect("a receipt");
+        let bytes = n.user.receipt(&mut session, &response).await.expect("sign").expect("a receipt");
         let ack = n.provider.on_receipt(Some(PEER), &bytes).await;
         assert_eq!(ack.code(), Some(ReceiptStatus::Kept), "{ack:?}");
-        assert_eq!(ack.kept_total, book.acknowledged_total);
+        assert_eq!(ack.kept_total, session.receipts.acknowledged_total);
         // What the user acknowledges is what it saw accrue, never more.
         let view = n.chain.stream(&owner, 0, stream_id).await.expect("read").expect("stream");
-        assert_eq!(book.acknowledged_total, view.accrued.0);
+        assert_eq!(session.receipts.acknowledged_total, view.accrued.0);
         last = Some(bytes);
     }
     let last = last.expect("signed");
-    assert_eq!(book.deliveries, 4);
+    assert_eq!(session.receipts.deliveries, 4);
     // Activation happens at creation; 3+6+9+12 s at rate 7.
-    assert_eq!(book.acknowledged_total, 7 * 30);
+    assert_eq!(session.receipts.acknowledged_total, 7 * 30);
 
     // Replayed, from another peer, or tampered: nothing changes.
     let ack = |a: &ReceiptAck| a.code();
@@ -172,11 +177,11 @@ async fn a_provider_is_paid_exactly_what_the_receipts_acknowledge() {
     n.provider.claim_all().await.expect("claim");
     let view = n.chain.stream(&owner, 0, stream_id).await.expect("read").expect("stream");
     let paid = view.extensions.as_ref().map(|e| e.receipt_paid.0).expect("extensions");
-    assert_eq!(paid, book.acknowledged_total, "payout equals the acknowledged total");
+    assert_eq!(paid, session.receipts.acknowledged_total, "payout equals the acknowledged total");
     assert_eq!(view.accrued.0, 0, "nothing accrued left unacknowledged");
     let earned = n.balance(n.provider_key.account_id()) - provider_before;
     let spent = user_before - n.user_funds().await;
-    assert_eq!((earned, spent), (book.acknowledged_total, book.acknowledged_total));
+    assert_eq!((earned, spent), (session.receipts.acknowledged_total, session.receipts.acknowledged_total));
 }
 
 #[tokio::test]
@@ -194,8 +199,8 @@ async fn streams_carry_a_receipt_key_only_where_the_provider_takes_receipts() {
         assert_eq!(has_key, expected, "{terms:?}, prefer {prefer}");
         // Bound and served either way (the stream matches the provider's terms).
         n.served().await;
-        let mut book = ReceiptBook::default();
-        let receipt = n.user.receipt(&n.provider_id(), &mut book, &[0; 32]).await.expect("receipt");
+        let mut session = n.session();
+        let receipt = n.user.receipt(&mut session, &[0; 32]).await.expect("receipt");
         assert_eq!(receipt.is_some(), expected);
     }
 }
@@ -205,13 +210,13 @@ async fn a_final_receipt_after_the_user_closed_the_stream_is_still_paid() {
     let mut n = net(ReceiptTerms::Required, false);
     let (user_before, provider_before) = (n.user_funds().await, n.balance(n.provider_key.account_id()));
     let stream_id = n.open().await;
-    let mut book = ReceiptBook::default();
+    let mut session = n.session();
     n.chain.advance_by(10).expect("advance");
     n.sync().await;
     let response = n.served().await;
-    let first = n.user.receipt(&n.provider_id(), &mut book, &response).await.expect("sign").expect("receipt");
+    let first = n.user.receipt(&mut session, &response).await.expect("sign").expect("receipt");
     assert_eq!(n.provider.on_receipt(Some(PEER), &first).await.code(), Some(ReceiptStatus::Kept));
-    let first_total = book.acknowledged_total;
+    let first_total = session.receipts.acknowledged_total;
     // More accrues, the user closes: the provider's close-time claim pays only the first receipt.
     n.chain.advance_by(5).expect("advance");
     let close = client::close_stream_by_owner(&n.vault, stream_id);
@@ -221,8 +226,8 @@ async fn a_final_receipt_after_the_user_closed_the_stream_is_still_paid() {
     assert_eq!(view.extensions.as_ref().map(|e| e.receipt_paid.0), Some(first_total));
     assert_eq!(view.accrued.0, 7 * 5, "the last five seconds are not acknowledged yet");
     // The user acknowledges the rest; the provider keeps it and claims it.
-    let last = n.user.receipt(&n.provider_id(), &mut book, &[1; 32]).await.expect("sign").expect("receipt");
-    assert_eq!(book.acknowledged_total, 7 * 15);
+    let last = n.user.receipt(&mut session, &[1; 32]).await.expect("sign").expect("receipt");
+    assert_eq!(session.receipts.acknowledged_total, 7 * 15);
     assert_eq!(n.provider.on_receipt(Some(PEER), &last).await.code(), Some(ReceiptStatus::Kept));
     assert_eq!(n.provider.claim_all().await.expect("claim"), 1);
     let view = n.chain.stream(&n.vault.owner, 0, stream_id).await.expect("read").expect("stream");

@@ -60,7 +60,7 @@ impl Transport {
     /// The provider judges at wall-clock time `now_ms`; the service answers `response_len`
     /// bytes when allowed.
     async fn send_at(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64, now_ms: u64) -> Verdict {
-        let verdict = self.provider.handle(&request.digest(), Some(proof), now_ms).await;
+        let verdict = self.provider.handle(b"user-peer", &request.digest(), Some(proof), now_ms).await;
         if let Some(grant) = verdict.grant
             && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
         {
@@ -165,10 +165,10 @@ async fn eligibility_flow_against_a_real_node() {
         (view.provider, view.rate, view.allocation.0, view.state),
         (p, RATE, u128::from(ALLOCATION), StreamState::Active)
     );
-    // The follower sees StreamCreated over WebSocket and records the matching stream.
+    // The follower sees StreamCreated over WebSocket and binds the session to the stream.
     wait_for("the StreamCreated event", async || {
         let s = provider.store().session(session).await.expect("store")?;
-        (s.matching_stream.map(|(id, _)| id) == Some(stream_id)).then_some(())
+        (s.bound_stream() == Some(stream_id)).then_some(())
     })
     .await;
 

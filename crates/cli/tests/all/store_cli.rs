@@ -442,7 +442,8 @@ async fn two_provider_processes_share_one_postgres_database() {
     let provider_id = chain.node.dev_keys()[1].account_id().0;
     let user = Arc::new(User::new(user_key, RpcChain::new(chain.client.clone()), UserConfig::default()));
     let to_a = StoreClient::connect(&a.address).await.expect("client a");
-    let to_b = StoreClient::connect(&b.address).await.expect("client b");
+    // The same transport identity to both: the provider finds sessions by requester.
+    let to_b = to_a.also_to(&b.address).expect("client b");
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
 
     // The proposal goes to A; the session lives in the shared database.

@@ -12,7 +12,9 @@ pub enum Table {
     Pending,
     /// Ids (32 bytes) of purged proposals; empty values.
     Used,
-    /// Stream id (8 bytes, big-endian) then session id: candidates; empty values.
+    /// Layout 2 and older only: stream id (8 bytes, big-endian) then session id, the per-stream-id
+    /// candidates. Emptied by [`migrate`](fn@super::migrate): sessions are found through
+    /// [`Table::Requesters`].
     Index,
     /// Stream key (48 bytes) to its session id, its claimable token, or both (see
     /// [`BoundEntry`](super::record::BoundEntry)).
@@ -27,6 +29,13 @@ pub enum Table {
     Claimable,
     /// Store metadata: the layout version.
     Meta,
+    /// Requester (a transport identity, at most [`REQUESTER_MAX_LEN`](super::REQUESTER_MAX_LEN)
+    /// bytes) to the ids of its sessions, newest last (at most
+    /// [`SESSIONS_PER_REQUESTER`](super::SESSIONS_PER_REQUESTER), 32 bytes each).
+    Requesters,
+    /// Session id (32 bytes) to the requester that proposed it: the way back from a session
+    /// to its [`Table::Requesters`] entry when the session is purged.
+    RequesterOf,
     /// Stream key (48 bytes) to the latest delivery receipt kept for it (Borsh
     /// `paystreams_program::receipt::DeliveryReceipt`, 184 bytes). A store written before this
     /// table existed has it empty: no receipts.
@@ -34,7 +43,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub(super) const ALL: [Self; 10] = [
+    pub(super) const ALL: [Self; 12] = [
         Self::Sessions,
         Self::Pending,
         Self::Used,
@@ -44,6 +53,8 @@ impl Table {
         Self::Attempts,
         Self::Claimable,
         Self::Meta,
+        Self::Requesters,
+        Self::RequesterOf,
         Self::Receipts,
     ];
 
@@ -60,7 +71,9 @@ impl Table {
             Self::Attempts => 7,
             Self::Claimable => 8,
             Self::Meta => 9,
-            Self::Receipts => 10,
+            Self::Requesters => 10,
+            Self::RequesterOf => 11,
+            Self::Receipts => 12,
         }
     }
 
@@ -75,6 +88,8 @@ impl Table {
             Self::Attempts => "attempts",
             Self::Claimable => "claimable",
             Self::Meta => "meta",
+            Self::Requesters => "requesters",
+            Self::RequesterOf => "requester_of",
             Self::Receipts => "receipts",
         }
     }

@@ -11,9 +11,10 @@ use std::{path::Path, sync::Arc};
 use paystreams_program::receipt::DeliveryReceipt;
 
 use super::{
-    ATTEMPT_SWEEP, AcceptOutcome, BindOutcome, Kv, KvTxn, MAX_ATTEMPTS_KEPT, MAX_CANDIDATES_PER_STREAM_ID, MemoryKv,
-    RedbKv, SessionStore, StoreError, Table, decode_session, encode_session, migrate,
-    record::{BoundEntry, decode_attempts, id_from, index_key, replay_key, stream_key_from},
+    ATTEMPT_SWEEP, AcceptOutcome, BindOutcome, ClaimablePage, Kv, KvTxn, MAX_ATTEMPTS_KEPT, MemoryKv,
+    REQUESTER_MAX_LEN, RedbKv, SESSIONS_PER_REQUESTER, SessionStore, StoreError, Table, decode_session, encode_session,
+    migrate,
+    record::{BoundEntry, decode_attempts, decode_ids, id_from, replay_key, stream_key_from},
 };
 use crate::session::{EndReason, Session, SessionId, SessionState, StreamKey, VaultKey};
 
@@ -112,11 +113,46 @@ fn put_session(txn: &mut dyn KvTxn, session: &Session) -> Result<(), StoreError>
     Ok(())
 }
 
-fn bucket_len(txn: &mut dyn KvTxn, stream_id: u64) -> Result<usize, StoreError> {
-    Ok(txn.scan(Table::Index, &stream_id.to_be_bytes(), MAX_CANDIDATES_PER_STREAM_ID.saturating_add(1))?.len())
+/// Adds `id` as `requester`'s newest session, dropping the oldest beyond
+/// [`SESSIONS_PER_REQUESTER`] (and its way back).
+fn add_to_requester(txn: &mut dyn KvTxn, requester: &[u8], id: SessionId) -> Result<(), StoreError> {
+    let mut ids = match txn.get(Table::Requesters, requester)? {
+        Some(bytes) => decode_ids(&bytes)?,
+        None => Vec::new(),
+    };
+    ids.retain(|other| *other != id);
+    ids.push(id);
+    let excess = ids.len().saturating_sub(SESSIONS_PER_REQUESTER);
+    for dropped in ids.drain(..excess) {
+        if txn.get(Table::RequesterOf, &dropped.0)?.as_deref() == Some(requester) {
+            txn.delete(Table::RequesterOf, &dropped.0)?;
+        }
+    }
+    txn.put(Table::Requesters, requester, &ids.iter().flat_map(|i| i.0).collect::<Vec<u8>>())?;
+    txn.put(Table::RequesterOf, &id.0, requester)
 }
 
-fn accept_sync(kv: &impl Kv, session: &Session, now: u64) -> Result<AcceptOutcome, StoreError> {
+/// Removes `id` from its requester's list (a purge).
+fn remove_from_requester(txn: &mut dyn KvTxn, id: SessionId) -> Result<(), StoreError> {
+    let Some(requester) = txn.get(Table::RequesterOf, &id.0)? else { return Ok(()) };
+    txn.delete(Table::RequesterOf, &id.0)?;
+    let Some(bytes) = txn.get(Table::Requesters, &requester)? else { return Ok(()) };
+    let mut ids = decode_ids(&bytes)?;
+    ids.retain(|other| *other != id);
+    if ids.is_empty() {
+        txn.delete(Table::Requesters, &requester)
+    } else {
+        txn.put(Table::Requesters, &requester, &ids.iter().flat_map(|i| i.0).collect::<Vec<u8>>())
+    }
+}
+
+fn accept_sync(kv: &impl Kv, session: &Session, requester: &[u8], now: u64) -> Result<AcceptOutcome, StoreError> {
+    if requester.is_empty() || requester.len() > REQUESTER_MAX_LEN {
+        return Err(StoreError::Database(format!(
+            "requester identity of {} bytes; 1 to {REQUESTER_MAX_LEN} are accepted",
+            requester.len()
+        )));
+    }
     kv.transact(|txn| {
         let vault_key = session.vault.to_key();
         if let Some(pending_id) = txn.get(Table::Pending, &vault_key)? {
@@ -136,12 +172,9 @@ fn accept_sync(kv: &impl Kv, session: &Session, now: u64) -> Result<AcceptOutcom
         if txn.get(Table::Sessions, &session.id.0)?.is_some() || txn.get(Table::Used, &session.id.0)?.is_some() {
             return Ok(AcceptOutcome::ProposalUsed);
         }
-        if bucket_len(txn, session.predicted_stream_id)? >= MAX_CANDIDATES_PER_STREAM_ID {
-            return Ok(AcceptOutcome::CandidatesFull);
-        }
         txn.put(Table::Sessions, &session.id.0, &encode_session(session))?;
         txn.put(Table::Pending, &vault_key, &session.id.0)?;
-        txn.put(Table::Index, &index_key(session.predicted_stream_id, session.id), &[])?;
+        add_to_requester(txn, requester, session.id)?;
         Ok(AcceptOutcome::Accepted)
     })
 }
@@ -158,14 +191,6 @@ fn bind_sync(kv: &impl Kv, id: SessionId, stream_id: u64) -> Result<BindOutcome,
         if let Some(BoundEntry { session: Some(other), .. }) = get_bound(txn, &stream)? {
             return Ok(BindOutcome::StreamTaken(other));
         }
-        // Drop the other index entries (the prediction, a non-matching stream seen created).
-        for other in [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s)].into_iter().flatten()
-        {
-            if other != stream_id {
-                txn.delete(Table::Index, &index_key(other, id))?;
-            }
-        }
-        txn.put(Table::Index, &index_key(stream_id, id), &[])?;
         put_bound(txn, &stream, BoundEntry { session: Some(id), claimable: Some(session.token_id) })?;
         session.state = SessionState::Bound { stream_id };
         put_session(txn, &session)?;
@@ -176,11 +201,7 @@ fn bind_sync(kv: &impl Kv, id: SessionId, stream_id: u64) -> Result<BindOutcome,
 fn purge_sync(kv: &impl Kv, id: SessionId) -> Result<(), StoreError> {
     kv.transact(|txn| {
         let Some(session) = get_session(txn, id)? else { return Ok(()) };
-        let streams =
-            [Some(session.predicted_stream_id), session.matching_stream.map(|(s, _)| s), session.bound_stream()];
-        for stream_id in streams.into_iter().flatten() {
-            txn.delete(Table::Index, &index_key(stream_id, id))?;
-        }
+        remove_from_requester(txn, id)?;
         // The binding goes with the session (what may still be claimed stays): a later
         // session may bind the stream only after a fresh accepted proposal, and only if the
         // stream is still ACTIVE and matching.
@@ -225,6 +246,14 @@ fn attempt_sync(kv: &impl Kv, vault: VaultKey, now: u64, window: u64) -> Result<
     })
 }
 
+fn attempts_in_window(txn: &mut dyn KvTxn, vault: VaultKey, now: u64, window: u64) -> Result<u32, StoreError> {
+    let count = match txn.get(Table::Attempts, &vault.to_key())? {
+        Some(bytes) => decode_attempts(&bytes)?.iter().filter(|t| t.saturating_add(window) > now).count(),
+        None => 0,
+    };
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
 fn set_claimable_sync(kv: &impl Kv, stream: StreamKey, token: Option<[u8; 32]>) -> Result<(), StoreError> {
     kv.transact(|txn| {
         let entry = get_bound(txn, &stream)?.unwrap_or(BoundEntry { session: None, claimable: None });
@@ -259,9 +288,9 @@ fn put_receipt_sync(kv: &impl Kv, stream: StreamKey, receipt: &DeliveryReceipt) 
 }
 
 impl<K: Kv + 'static> SessionStore for KvStore<K> {
-    async fn accept(&self, session: &Session, now: u64) -> Result<AcceptOutcome, StoreError> {
-        let session = session.clone();
-        self.run(move |kv| accept_sync(kv, &session, now)).await
+    async fn accept(&self, session: &Session, requester: &[u8], now: u64) -> Result<AcceptOutcome, StoreError> {
+        let (session, requester) = (session.clone(), requester.to_vec());
+        self.run(move |kv| accept_sync(kv, &session, &requester, now)).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
@@ -278,33 +307,19 @@ impl<K: Kv + 'static> SessionStore for KvStore<K> {
         .await
     }
 
-    async fn candidates(&self, stream_id: u64) -> Result<Vec<Session>, StoreError> {
+    async fn requester_sessions(&self, requester: &[u8]) -> Result<Vec<Session>, StoreError> {
+        if requester.is_empty() || requester.len() > REQUESTER_MAX_LEN {
+            return Ok(Vec::new());
+        }
+        let requester = requester.to_vec();
         self.run(move |kv| {
             kv.read(|txn| {
-                let entries = txn.scan(Table::Index, &stream_id.to_be_bytes(), MAX_CANDIDATES_PER_STREAM_ID)?;
-                let mut out = Vec::with_capacity(entries.len());
-                for (key, _) in entries {
-                    let id = id_from(key.get(8..).unwrap_or_default())?;
+                let Some(bytes) = txn.get(Table::Requesters, &requester)? else { return Ok(Vec::new()) };
+                let mut out = Vec::new();
+                for id in decode_ids(&bytes)? {
                     out.extend(get_session(txn, id)?);
                 }
                 Ok(out)
-            })
-        })
-        .await
-    }
-
-    async fn index(&self, id: SessionId, stream_id: u64) -> Result<bool, StoreError> {
-        self.run(move |kv| {
-            kv.transact(|txn| {
-                let key = index_key(stream_id, id);
-                if txn.get(Table::Index, &key)?.is_some() {
-                    return Ok(true);
-                }
-                if bucket_len(txn, stream_id)? >= MAX_CANDIDATES_PER_STREAM_ID {
-                    return Ok(false);
-                }
-                txn.put(Table::Index, &key, &[])?;
-                Ok(true)
             })
         })
         .await
@@ -407,6 +422,58 @@ impl<K: Kv + 'static> SessionStore for KvStore<K> {
     async fn latest_receipt(&self, stream: StreamKey) -> Result<Option<DeliveryReceipt>, StoreError> {
         self.run(move |kv| kv.read(|txn| get_receipt(txn, &stream))).await
     }
+
+    async fn attempts(&self, vault: VaultKey, now: u64, window: u64) -> Result<u32, StoreError> {
+        self.run(move |kv| kv.read(|txn| attempts_in_window(txn, vault, now, window))).await
+    }
+
+    async fn sessions_after(&self, after: Option<SessionId>, limit: usize) -> Result<Vec<Session>, StoreError> {
+        self.run(move |kv| {
+            kv.read(|txn| {
+                let entries = match after {
+                    // The first key after `after`: `after` itself, skipped below.
+                    Some(after) => txn.scan_from(Table::Sessions, &after.0, limit.saturating_add(1))?,
+                    None => txn.scan_from(Table::Sessions, &[0; 32], limit)?,
+                };
+                entries
+                    .iter()
+                    .filter(|(k, _)| after.is_none_or(|a| k.as_slice() != a.0.as_slice()))
+                    .take(limit)
+                    .map(|(k, v)| decode_session(id_from(k)?, v))
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn claimables_after(&self, after: Option<StreamKey>, limit: usize) -> Result<ClaimablePage, StoreError> {
+        self.run(move |kv| {
+            kv.read(|txn| {
+                let entries = match after {
+                    Some(after) => txn.scan_from(Table::Bound, &after.to_key(), limit.saturating_add(1))?,
+                    None => txn.scan_from(Table::Bound, &[0; 48], limit)?,
+                };
+                let after = after.map(|a| a.to_key());
+                let mut streams = Vec::new();
+                let mut examined = 0_usize;
+                let mut last = None;
+                for (key, value) in entries.iter().filter(|(k, _)| after.as_ref() != Some(k)).take(limit) {
+                    examined = examined.saturating_add(1);
+                    let stream = stream_key_from(key)?;
+                    last = Some(stream);
+                    if let Some(token) = BoundEntry::decode(value)?.claimable {
+                        streams.push((stream, token));
+                    }
+                }
+                Ok(ClaimablePage { streams, next: if examined < limit { None } else { last } })
+            })
+        })
+        .await
+    }
+
+    async fn claimable(&self, stream: StreamKey) -> Result<Option<[u8; 32]>, StoreError> {
+        self.run(move |kv| kv.read(|txn| Ok(get_bound(txn, &stream)?.and_then(|e| e.claimable)))).await
+    }
 }
 
 #[cfg(test)]
@@ -439,13 +506,13 @@ mod tests {
     async fn a_matching_stream_is_recorded_only_while_pending() {
         let store = MemoryStore::new();
         let a = session(10, 0, 100);
-        assert_eq!(store.accept(&a, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert_eq!(store.accept(&a, b"peer", 50).await.expect("accept"), AcceptOutcome::Accepted);
         assert!(store.set_matching_stream(a.id, 0, 60).await.expect("set"));
         assert!(!store.set_matching_stream(a.id, 1, 61).await.expect("set"), "the first matching stream stays");
         assert_eq!(store.session(a.id).await.expect("read").expect("kept").matching_stream, Some((0, 60)));
         // A session bound meanwhile is not written back as pending.
         let b = session(11, 1, 100);
-        assert_eq!(store.accept(&b, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert_eq!(store.accept(&b, b"peer", 50).await.expect("accept"), AcceptOutcome::Accepted);
         assert_eq!(store.bind_stream(b.id, 0).await.expect("bind"), BindOutcome::Bound);
         assert!(!store.set_matching_stream(b.id, 0, 60).await.expect("set"));
         let bound = store.session(b.id).await.expect("read").expect("kept");
@@ -460,7 +527,7 @@ mod tests {
             .expect("open task")
             .expect("open");
         let s = session(10, 0, 100);
-        assert_eq!(store.accept(&s, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert_eq!(store.accept(&s, b"peer", 50).await.expect("accept"), AcceptOutcome::Accepted);
         assert!(store.record_request(s.id, [9; 32]).await.expect("record"));
         assert!(store.seen_request(s.id, [9; 32]).await.expect("seen"));
         assert_eq!(store.sessions().await.expect("sessions"), vec![s]);
@@ -470,21 +537,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn candidate_buckets_are_bounded() {
+    async fn requesters_keep_their_newest_sessions_and_lose_them_on_purge() {
         let store = MemoryStore::new();
-        for i in 0..MAX_CANDIDATES_PER_STREAM_ID {
-            let s = session(20, u64::try_from(i).expect("small"), 100);
-            let mut s = s;
-            let mut id = [7_u8; 32];
-            id[..8].copy_from_slice(&u64::try_from(i).expect("small").to_be_bytes());
-            s.id = SessionId(id);
-            assert_eq!(store.accept(&s, 0).await.expect("accept"), AcceptOutcome::Accepted);
+        let peer = b"peer-a".as_slice();
+        let mut ids = Vec::new();
+        for i in 0..10_u8 {
+            let s = session(100 + i, u64::from(i), 100);
+            assert_eq!(store.accept(&s, peer, 0).await.expect("accept"), AcceptOutcome::Accepted);
+            ids.push(s.id);
         }
-        let mut extra = session(200, 1_000_000, 100);
-        extra.id = SessionId([0xee; 32]);
-        assert_eq!(store.accept(&extra, 0).await.expect("accept"), AcceptOutcome::CandidatesFull);
-        assert_eq!(store.candidates(0).await.expect("candidates").len(), MAX_CANDIDATES_PER_STREAM_ID);
-        assert!(!store.index(extra.id, 0).await.expect("index"));
+        let kept: Vec<SessionId> = store.requester_sessions(peer).await.expect("read").iter().map(|s| s.id).collect();
+        assert_eq!(kept, ids.get(2..).expect("ten").to_vec(), "the newest eight, newest last");
+        assert!(store.requester_sessions(b"peer-b").await.expect("read").is_empty());
+        assert_eq!(store.kv().len(Table::RequesterOf).expect("len"), SESSIONS_PER_REQUESTER);
+        // Purging a session removes it from its requester; the last one removes the entry.
+        for id in &ids {
+            store.purge(*id).await.expect("purge");
+        }
+        assert!(store.requester_sessions(peer).await.expect("read").is_empty());
+        assert_eq!(store.kv().len(Table::Requesters).expect("len"), 0);
+        assert_eq!(store.kv().len(Table::RequesterOf).expect("len"), 0);
+        // Requester identities are bounded; nothing is written for a refused one.
+        let long = vec![1_u8; REQUESTER_MAX_LEN + 1];
+        assert!(store.accept(&session(200, 50, 100), &long, 0).await.is_err());
+        assert!(store.accept(&session(200, 50, 100), &[], 0).await.is_err());
+        assert!(store.session(SessionId([200; 32])).await.expect("read").is_none());
+        assert!(store.requester_sessions(&long).await.expect("read").is_empty());
     }
 
     #[tokio::test]

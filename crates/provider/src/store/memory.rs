@@ -150,6 +150,8 @@ struct MemoryTables {
     attempts: FixedTable<40, Box<[u8]>>,
     claimable: VarTable,
     meta: VarTable,
+    requesters: VarTable,
+    requester_of: FixedTable<32, Box<[u8]>>,
     receipts: FixedTable<48, Box<[u8]>>,
 }
 
@@ -165,6 +167,8 @@ impl MemoryTables {
             Table::Attempts => &mut self.attempts,
             Table::Claimable => &mut self.claimable,
             Table::Meta => &mut self.meta,
+            Table::Requesters => &mut self.requesters,
+            Table::RequesterOf => &mut self.requester_of,
             Table::Receipts => &mut self.receipts,
         }
     }

@@ -10,7 +10,7 @@ use super::{
 use crate::session::{AcceptedParams, PinnedPolicy, Session, SessionId, SessionState, VaultKey};
 
 /// The storage layout this code writes (see the module documentation).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// The [`Table::Meta`] key of the layout version (`u32`, big-endian).
 const LAYOUT_KEY: &[u8] = b"layout";
 
@@ -88,9 +88,12 @@ fn stored_layout(txn: &mut dyn KvTxn) -> Result<Option<u32>, StoreError> {
 }
 
 /// Brings the store to [`LAYOUT_VERSION`] in one transaction (all or nothing; a store opened
-/// by several processes at once is converted once). From layout 1: every session re-encoded,
-/// the used marks of proposals that still have a session dropped, every `Claimable` entry
-/// moved into the stream's [`Table::Bound`] entry.
+/// by several processes at once is converted once). From layout 1 to 2: every session
+/// re-encoded, the used marks of proposals that still have a session dropped, every
+/// `Claimable` entry moved into the stream's [`Table::Bound`] entry. From layout 2 to 3: the
+/// per-stream-id candidate index ([`Table::Index`]) deleted; sessions accepted before have no
+/// requester, so their users' StreamProofs are refused with a request to propose again (their
+/// streams stay bound and claimable).
 ///
 /// # Errors
 /// Storage failures, corrupt layout-1 data (nothing is changed), or a newer layout.
@@ -100,8 +103,9 @@ pub fn migrate(kv: &impl Kv) -> Result<(), StoreError> {
         return Ok(());
     }
     kv.transact(|txn| {
-        match stored_layout(txn)? {
-            None => {}
+        let from = stored_layout(txn)?;
+        match from {
+            None | Some(2) => {}
             Some(1) => {
                 for (key, value) in txn.scan(Table::Sessions, &[], usize::MAX)? {
                     let session = decode_session_v1(&key, &value)?;
@@ -124,6 +128,11 @@ pub fn migrate(kv: &impl Kv) -> Result<(), StoreError> {
                 return Err(StoreError::Database(format!(
                     "the session store has layout {v}, newer than this paystreams ({LAYOUT_VERSION}); upgrade paystreams"
                 )));
+            }
+        }
+        if matches!(from, Some(1 | 2)) {
+            for (key, _) in txn.scan(Table::Index, &[], usize::MAX)? {
+                txn.delete(Table::Index, &key)?;
             }
         }
         txn.put(Table::Meta, LAYOUT_KEY, &LAYOUT_VERSION.to_be_bytes())

@@ -17,14 +17,17 @@
 //! redb commit or database round trip runs on a tokio worker thread. Opening a store
 //! ([`KvStore::with_kv`], [`RedbStore::open`]) blocks too: async callers open it the same way.
 //!
-//! Layout ([`LAYOUT_VERSION`] 2, recorded in [`Table::Meta`]): a session record is its
+//! Layout ([`LAYOUT_VERSION`] 3, recorded in [`Table::Meta`]): a session record is its
 //! [`Table::Sessions`] entry (keyed by id; the value, see [`encode_session`], omits the id),
-//! its vault's [`Table::Pending`] entry while pending, its [`Table::Index`] entries, its
-//! stream's [`Table::Bound`] entry once bound (which also carries the claimable token) and one
+//! its vault's [`Table::Pending`] entry while pending, its place in its requester's
+//! [`Table::Requesters`] list with the way back in [`Table::RequesterOf`], its stream's
+//! [`Table::Bound`] entry once bound (which also carries the claimable token) and one
 //! [`Table::Replay`] entry per recorded request. [`Table::Used`] marks only purged proposals:
-//! a proposal with a session record is used too. Layout 1 (a borsh `Session` with the
-//! provider id and a duplicated token id, a `Claimable` table, a used mark per accepted
-//! proposal) is converted in one transaction when a store is opened ([`migrate`](fn@migrate)).
+//! a proposal with a session record is used too. Older layouts are converted in one
+//! transaction when a store is opened ([`migrate`](fn@migrate)): layout 1 (a borsh `Session`
+//! with the provider id and a duplicated token id, a `Claimable` table, a used mark per
+//! accepted proposal) and layout 2 (a per-stream-id candidate index, [`Table::Index`], which
+//! layout 3 replaces by the requester lists; sessions from before have no requester).
 
 mod kv;
 mod logic;
@@ -51,11 +54,11 @@ use paystreams_program::receipt::DeliveryReceipt;
 
 use crate::session::{Session, SessionId, StreamKey, VaultKey};
 
-/// Most sessions one `stream_id` may index. A stream proof names only a per-vault `u64`
-/// (stream 0 exists in every vault), so a proof from a requester the engine has not seen tries
-/// each candidate's session key; this bounds the signature checks such a proof can cost. Known
-/// requesters are checked against their own sessions first (`Provider::handle_from`).
-pub const MAX_CANDIDATES_PER_STREAM_ID: usize = 4_096;
+/// Sessions remembered per requester (newest kept): a StreamProof is checked against the
+/// requester's own sessions only, so this bounds what one request can cost.
+pub const SESSIONS_PER_REQUESTER: usize = 8;
+/// Longest requester identity accepted (a libp2p peer id is 38 bytes).
+pub const REQUESTER_MAX_LEN: usize = 64;
 /// Most attempt timestamps kept per vault (far above any sensible attempt cap).
 pub const MAX_ATTEMPTS_KEPT: usize = 64;
 /// Other vaults' attempt records each `record_attempt` examines, deleting those outside the
@@ -88,8 +91,6 @@ pub enum AcceptOutcome {
     PendingExists(SessionId),
     /// This proposal was accepted before.
     ProposalUsed,
-    /// The predicted stream id already indexes [`MAX_CANDIDATES_PER_STREAM_ID`] sessions.
-    CandidatesFull,
 }
 
 /// Result of [`SessionStore::bind_stream`].
@@ -105,19 +106,34 @@ pub enum BindOutcome {
     NotBindable,
 }
 
+/// One page of [`SessionStore::claimables_after`].
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ClaimablePage {
+    /// Streams with possibly unclaimed funds, with their token id.
+    pub streams: Vec<(StreamKey, [u8; 32])>,
+    /// The last stream examined when more may follow (pass it as `after`); `None` at the end.
+    pub next: Option<StreamKey>,
+}
+
 /// The engine's durable state.
 pub trait SessionStore: Send + Sync {
     /// Atomically: ends the vault's pending session if it expired at `now`, refuses when a live
-    /// one remains or the proposal was used, else records the session, marks the proposal used,
-    /// and indexes it under its predicted stream id.
-    fn accept(&self, session: &Session, now: u64) -> impl Future<Output = Result<AcceptOutcome, StoreError>> + Send;
+    /// one remains or the proposal was used, else records the session (the proposal is then
+    /// used) and adds it to `requester`'s sessions (the oldest beyond
+    /// [`SESSIONS_PER_REQUESTER`] is dropped from them). `requester` has at most
+    /// [`REQUESTER_MAX_LEN`] bytes (longer is an error, nothing written).
+    fn accept(
+        &self,
+        session: &Session,
+        requester: &[u8],
+        now: u64,
+    ) -> impl Future<Output = Result<AcceptOutcome, StoreError>> + Send;
     fn session(&self, id: SessionId) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
     /// The vault's pending session, if any (expired or not).
     fn pending(&self, vault: VaultKey) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
-    /// Sessions indexed under `stream_id` (at most [`MAX_CANDIDATES_PER_STREAM_ID`]).
-    fn candidates(&self, stream_id: u64) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
-    /// Adds `id` under `stream_id`; `false` when the bucket is full.
-    fn index(&self, id: SessionId, stream_id: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The sessions `requester` proposed, newest last (at most [`SESSIONS_PER_REQUESTER`]);
+    /// empty for an unknown requester. Read only.
+    fn requester_sessions(&self, requester: &[u8]) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
     /// Atomically binds a pending session to a stream no other session holds.
     fn bind_stream(
         &self,
@@ -130,7 +146,8 @@ pub trait SessionStore: Send + Sync {
     fn seen_request(&self, id: SessionId, digest: [u8; 32]) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Atomically records `digest`; `false` when it was already recorded (a replay).
     fn record_request(&self, id: SessionId, digest: [u8; 32]) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Atomically records an attempt at `now` and returns the attempts within `window` secs.
+    /// Atomically records a refused parameter attempt at `now` and returns the attempts within
+    /// `window` secs.
     fn record_attempt(
         &self,
         vault: VaultKey,
@@ -147,7 +164,8 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Replaces the session record (state changes); ending a session releases its pending slot.
     fn update(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Every stored session.
+    /// Every stored session (reports and tests; the engine's maintenance uses
+    /// [`SessionStore::sessions_after`]).
     fn sessions(&self) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
     /// Deletes a session with its index entries and replay records (the used mark stays).
     fn purge(&self, id: SessionId) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -173,6 +191,24 @@ pub trait SessionStore: Send + Sync {
         &self,
         stream: StreamKey,
     ) -> impl Future<Output = Result<Option<DeliveryReceipt>, StoreError>> + Send;
+    /// The refused parameter attempts of `vault` within `window` secs of `now` (read only).
+    fn attempts(&self, vault: VaultKey, now: u64, window: u64) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    /// At most `limit` sessions in id order, starting after `after` (from the first when
+    /// `None`): the engine's bounded maintenance sweep.
+    fn sessions_after(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+    /// The claimable streams among at most `limit` stream entries in key order after `after`
+    /// (from the first when `None`), and where the next page starts.
+    fn claimables_after(
+        &self,
+        after: Option<StreamKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<ClaimablePage, StoreError>> + Send;
+    /// The token of `stream` if it may hold unclaimed funds.
+    fn claimable(&self, stream: StreamKey) -> impl Future<Output = Result<Option<[u8; 32]>, StoreError>> + Send;
 }
 
 fn corrupt(what: &'static str, detail: impl fmt::Display) -> StoreError {

@@ -29,11 +29,11 @@ pub const PG_TRANSACTION_ATTEMPTS_MAX: u32 = 16;
 /// Most connections open per process (one per concurrent transaction; more transactions wait
 /// for one).
 pub const PG_CONNECTIONS_MAX: usize = 16;
-/// The schema version this code writes; a database with a newer one is refused. Version 2 is
-/// store layout 2 ([`crate::store::LAYOUT_VERSION`]); a version-1 database is converted by
-/// [`crate::store::migrate`] on connect, and its version raised once that committed (so an older
-/// paystreams refuses it from then on).
-pub const PG_SCHEMA_VERSION: i32 = 2;
+/// The schema version this code writes; a database with a newer one is refused. Version 3 is
+/// store layout 3 ([`crate::store::LAYOUT_VERSION`]); a version-1 or version-2 database is
+/// converted by [`crate::store::migrate`] on connect, and its version raised once that
+/// committed (so an older paystreams refuses it from then on).
+pub const PG_SCHEMA_VERSION: i32 = 3;
 /// First retry backoff; doubled per attempt up to [`PG_BACKOFF_MAX`], plus jitter.
 const PG_BACKOFF_MIN: Duration = Duration::from_millis(1);
 const PG_BACKOFF_MAX: Duration = Duration::from_millis(50);

@@ -231,10 +231,20 @@ pub(super) fn id_from(bytes: &[u8]) -> Result<SessionId, StoreError> {
     Ok(SessionId(array))
 }
 
+/// Layout 2's [`Table::Index`](super::Table::Index) key (tests write old layouts with it).
+#[cfg(test)]
 pub(super) fn index_key(stream_id: u64, id: SessionId) -> Vec<u8> {
     let mut key = stream_id.to_be_bytes().to_vec();
     key.extend(id.0);
     key
+}
+
+/// A [`Table::Requesters`](super::Table::Requesters) value: session ids, 32 bytes each.
+pub(super) fn decode_ids(bytes: &[u8]) -> Result<Vec<SessionId>, StoreError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(corrupt("requester sessions", format!("{} bytes", bytes.len())));
+    }
+    bytes.chunks_exact(32).map(id_from).collect()
 }
 
 pub(super) fn replay_key(id: SessionId, digest: &[u8; 32]) -> Vec<u8> {

@@ -12,6 +12,9 @@ use super::{
 };
 use crate::session::{AcceptedParams, EndReason, PinnedPolicy, Session, SessionId, SessionState, StreamKey, VaultKey};
 
+/// The requester every fixture session is accepted from.
+pub(super) const PEER: &[u8] = b"peer";
+
 pub(super) fn session(byte: u8, vault_id: u64, deadline: u64) -> Session {
     Session {
         id: SessionId([byte; 32]),
@@ -37,21 +40,22 @@ pub(super) fn session(byte: u8, vault_id: u64, deadline: u64) -> Session {
 
 async fn exercise(store: &impl SessionStore) {
     let a = session(10, 0, 100);
-    assert_eq!(store.accept(&a, 50).await.expect("accept"), AcceptOutcome::Accepted);
+    assert_eq!(store.accept(&a, PEER, 50).await.expect("accept"), AcceptOutcome::Accepted);
     // One pending session per vault; a used proposal stays used.
-    assert_eq!(store.accept(&session(11, 0, 100), 50).await.expect("accept"), AcceptOutcome::PendingExists(a.id));
-    assert_eq!(store.accept(&a, 50).await.expect("accept"), AcceptOutcome::PendingExists(a.id));
+    assert_eq!(store.accept(&session(11, 0, 100), PEER, 50).await.expect("accept"), AcceptOutcome::PendingExists(a.id));
+    assert_eq!(store.accept(&a, PEER, 50).await.expect("accept"), AcceptOutcome::PendingExists(a.id));
     // Another vault is independent, and may race for the same stream id 0.
     let b = session(12, 1, 100);
-    assert_eq!(store.accept(&b, 50).await.expect("accept"), AcceptOutcome::Accepted);
-    assert_eq!(store.candidates(0).await.expect("candidates").len(), 2);
+    assert_eq!(store.accept(&b, PEER, 50).await.expect("accept"), AcceptOutcome::Accepted);
+    let ids: Vec<SessionId> = store.requester_sessions(PEER).await.expect("requester").iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![a.id, b.id], "the requester's sessions, newest last");
     // First binding wins; a second bind names the bound stream.
     assert_eq!(store.bind_stream(a.id, 0).await.expect("bind"), BindOutcome::Bound);
     assert_eq!(store.bind_stream(a.id, 1).await.expect("bind"), BindOutcome::AlreadyBound(0));
     assert!(store.pending(a.vault).await.expect("pending").is_none());
     // A stream backs one session only.
     let c = session(13, 0, 100);
-    assert_eq!(store.accept(&c, 50).await.expect("accept"), AcceptOutcome::Accepted);
+    assert_eq!(store.accept(&c, PEER, 50).await.expect("accept"), AcceptOutcome::Accepted);
     assert_eq!(store.bind_stream(c.id, 0).await.expect("bind"), BindOutcome::StreamTaken(a.id));
     // Replay: check and insert are one step.
     assert!(store.record_request(a.id, [9; 32]).await.expect("record"));
@@ -64,14 +68,14 @@ async fn exercise(store: &impl SessionStore) {
     }
     assert_eq!(store.record_attempt(a.vault, 700, 600).await.expect("attempt"), 1);
     // An expired pending session gives way.
-    assert_eq!(store.accept(&session(14, 0, 200), 101).await.expect("accept"), AcceptOutcome::Accepted);
+    assert_eq!(store.accept(&session(14, 0, 200), PEER, 101).await.expect("accept"), AcceptOutcome::Accepted);
     let ended = store.session(c.id).await.expect("read").expect("kept");
     assert!(matches!(ended.state, SessionState::Ended { reason: EndReason::DeadlineMissed, .. }));
     assert_eq!(store.claimables().await.expect("claimables").len(), 1);
     store.purge(a.id).await.expect("purge");
     assert!(store.session(a.id).await.expect("read").is_none());
     assert!(!store.seen_request(a.id, [9; 32]).await.expect("seen"));
-    assert_eq!(store.accept(&a, 500).await.expect("accept"), AcceptOutcome::ProposalUsed);
+    assert_eq!(store.accept(&a, PEER, 500).await.expect("accept"), AcceptOutcome::ProposalUsed);
     exercise_receipts(store).await;
 }
 
@@ -121,7 +125,7 @@ async fn redb_store_rules_and_reopen() {
     assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
     let kept = StreamKey { vault: VaultKey { owner: [9; 32], vault_id: 4 }, stream_id: 4 };
     assert_eq!(reopened.latest_receipt(kept).await.expect("read"), Some(receipt(5)));
-    assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
+    assert_eq!(reopened.accept(&session(10, 0, 100), PEER, 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
 }
 
 /// Layout-1 bytes of a session (the borsh `Session` of that layout: the provider id after
@@ -170,7 +174,7 @@ async fn replay_history(store: &impl SessionStore) {
         let mut pending = s.clone();
         pending.state = SessionState::Pending;
         pending.matching_stream = None;
-        assert_eq!(store.accept(&pending, 50).await.expect("accept"), AcceptOutcome::Accepted);
+        assert_eq!(store.accept(&pending, PEER, 50).await.expect("accept"), AcceptOutcome::Accepted);
     }
     assert_eq!(store.bind_stream(a.id, 0).await.expect("bind"), BindOutcome::Bound);
     assert_eq!(store.bind_stream(c.id, 1).await.expect("bind"), BindOutcome::Bound);
@@ -228,17 +232,13 @@ async fn observe(store: &impl SessionStore) -> Vec<String> {
         }
         out.push(format!("{}", store.seen_request(s.id, [9; 32]).await.expect("seen")));
     }
-    for stream_id in 0..4 {
-        let ids: Vec<SessionId> = store.candidates(stream_id).await.expect("candidates").iter().map(|s| s.id).collect();
-        out.push(format!("{ids:?}"));
-    }
     // Behaviour from here on.
     for s in [&a, &b, &c, &d] {
         let mut again = s.clone();
         again.state = SessionState::Pending;
-        out.push(format!("{:?}", store.accept(&again, 60).await.expect("accept")));
+        out.push(format!("{:?}", store.accept(&again, PEER, 60).await.expect("accept")));
     }
-    out.push(format!("{:?}", store.accept(&session(14, 1, 100), 60).await.expect("accept")));
+    out.push(format!("{:?}", store.accept(&session(14, 1, 100), PEER, 60).await.expect("accept")));
     out.push(format!("{:?}", store.record_attempt(a.vault, 100, 600).await.expect("attempt")));
     out.push(format!("{:?}", store.record_request(a.id, [9; 32]).await.expect("record")));
     out.push(format!("{:?}", store.bind_stream(b.id, 0).await.expect("bind")));
@@ -246,7 +246,7 @@ async fn observe(store: &impl SessionStore) -> Vec<String> {
     out.push(format!("{:?}", store.bind_stream(session(15, 2, 100).id, 1).await.expect("bind")));
     let mut e = session(15, 2, 100);
     e.predicted_stream_id = 1;
-    out.push(format!("{:?}", store.accept(&e, 60).await.expect("accept")));
+    out.push(format!("{:?}", store.accept(&e, PEER, 60).await.expect("accept")));
     out.push(format!("{:?}", store.bind_stream(e.id, 1).await.expect("bind")));
     out.push(format!("{:?}", store.bound_session(c_stream).await.expect("bound")));
     store.remove_claimable(c_stream).await.expect("remove");
@@ -257,7 +257,7 @@ async fn observe(store: &impl SessionStore) -> Vec<String> {
     out.push(format!("{claimables:?}"));
     store.purge(a.id).await.expect("purge");
     out.push(format!("{:?}", store.bound_session(StreamKey { vault: a.vault, stream_id: 0 }).await.expect("bound")));
-    out.push(format!("{:?}", store.accept(&a, 60).await.expect("accept")));
+    out.push(format!("{:?}", store.accept(&a, PEER, 60).await.expect("accept")));
     out.push(format!("{}", store.seen_request(a.id, [9; 32]).await.expect("seen")));
     out
 }
@@ -291,6 +291,49 @@ async fn a_layout_1_redb_file_is_converted_once_and_behaves_the_same() {
     assert_eq!(observe(&store).await, expected);
 }
 
+/// The history as layout 2 stored it: today's session records, a candidate index entry per
+/// predicted and bound stream id, and the layout mark 2.
+fn write_layout2(kv: &impl Kv) {
+    let [a, b, c, d] = history();
+    let stream = |s: &Session, id: u64| StreamKey { vault: s.vault, stream_id: id }.to_key();
+    kv.transact(|t| {
+        for s in [&a, &b, &d] {
+            t.put(Table::Sessions, &s.id.0, &encode_session(s))?;
+        }
+        t.put(Table::Pending, &b.vault.to_key(), &b.id.0)?;
+        t.put(Table::Used, &c.id.0, &[])?;
+        for (stream_id, s) in [(0, &a), (0, &b), (2, &d)] {
+            t.put(Table::Index, &index_key(stream_id, s.id), &[])?;
+        }
+        t.put(Table::Bound, &stream(&a, 0), &[a.id.0, a.token_id].concat())?;
+        // Purging an ended session keeps its binding (the state no longer names the stream).
+        t.put(Table::Bound, &stream(&c, 1), &[c.id.0, c.token_id].concat())?;
+        t.put(Table::Replay, &replay_key(a.id, &[9; 32]), &[])?;
+        t.put(Table::Attempts, &a.vault.to_key(), &borsh::to_vec(&vec![40_u64]).expect("attempts"))?;
+        t.put(Table::Meta, b"layout", &2_u32.to_be_bytes())
+    })
+    .expect("write layout 2");
+}
+
+#[tokio::test]
+async fn a_layout_2_store_loses_its_candidate_index_and_behaves_the_same() {
+    let expected = MemoryStore::new();
+    replay_history(&expected).await;
+    let expected = observe(&expected).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.redb");
+    write_layout2(&RedbKv::open(&path).expect("open raw"));
+    drop(RedbStore::open(&path).expect("migrate"));
+    let store = RedbStore::open(&path).expect("reopen");
+    let (index, layout) =
+        store.kv().read(|t| Ok((t.scan(Table::Index, &[], 10)?.len(), t.get(Table::Meta, b"layout")?))).expect("read");
+    assert_eq!((index, layout), (0, Some(LAYOUT_VERSION.to_be_bytes().to_vec())));
+    // Sessions from before have no requester: proofs find none of them.
+    assert!(store.requester_sessions(PEER).await.expect("read").is_empty());
+    assert_eq!(observe(&store).await, expected);
+}
+
 /// Connects from a blocking thread, as the service does (connecting waits on the server).
 async fn pg_connect(url: &str) -> Result<crate::PgStore, StoreError> {
     let url = url.to_owned();
@@ -308,7 +351,7 @@ async fn postgres_store_rules_and_reconnect() {
     assert_eq!(reopened.sessions().await.expect("sessions").len(), 3);
     let kept = StreamKey { vault: VaultKey { owner: [9; 32], vault_id: 4 }, stream_id: 4 };
     assert_eq!(reopened.latest_receipt(kept).await.expect("read"), Some(receipt(5)));
-    assert_eq!(reopened.accept(&session(10, 0, 100), 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
+    assert_eq!(reopened.accept(&session(10, 0, 100), PEER, 1).await.expect("accept"), AcceptOutcome::ProposalUsed);
     assert!(
         pg_connect("postgres://nobody@127.0.0.1:1/none")
             .await
@@ -342,6 +385,27 @@ async fn a_layout_1_postgres_database_is_converted_and_behaves_the_same() {
     assert_eq!(observe(&store).await, expected);
 }
 
+#[tokio::test]
+#[cfg_attr(not(has_postgres), ignore = "needs PostgreSQL: apt-get install postgresql")]
+async fn a_layout_2_postgres_database_is_converted_and_behaves_the_same() {
+    let db = TestDatabase::create().expect("a test database");
+    let expected = MemoryStore::new();
+    replay_history(&expected).await;
+    let expected = observe(&expected).await;
+    let url = db.url().to_owned();
+    tokio::task::spawn_blocking(move || write_layout2(&crate::PgKv::connect(&url).expect("connect raw")))
+        .await
+        .expect("layout 2 writer");
+    db.batch_execute("UPDATE paystreams_sessions_schema SET version = 2").expect("as version 2");
+    drop(pg_connect(db.url()).await.expect("migrate"));
+    let rows = db.query("SELECT max(version) FROM paystreams_sessions_schema").expect("version");
+    assert_eq!(rows.first().expect("one row").get::<_, i32>(0), crate::store::postgres::PG_SCHEMA_VERSION);
+    let store = pg_connect(db.url()).await.expect("reconnect");
+    let index = db.query(&format!("SELECT count(*) FROM paystreams_sessions_kv WHERE tbl = {}", Table::Index.code()));
+    assert_eq!(index.expect("count").first().expect("one row").get::<_, i64>(0), 0);
+    assert_eq!(observe(&store).await, expected);
+}
+
 /// Two stores on one database (two provider processes) racing from many threads, each
 /// thread with its own runtime: every check-and-write succeeds exactly once.
 #[test]
@@ -366,7 +430,7 @@ fn postgres_races_between_processes_have_one_winner() {
     };
     // The same request digest recorded by eight racers: one records it.
     let a = session(30, 7, 100);
-    run(Box::pin(async { store_a.accept(&a, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+    run(Box::pin(async { store_a.accept(&a, PEER, 1).await.expect("accept") == AcceptOutcome::Accepted }));
     assert_eq!(
         race(&|store, _| run(Box::pin(async move { store.record_request(a.id, [5; 32]).await.expect("record") }))),
         1
@@ -375,12 +439,12 @@ fn postgres_races_between_processes_have_one_winner() {
     let accepted = race(&|store, i| {
         let mut s = session(40, 8, 100);
         s.id = SessionId([40 + u8::try_from(i).expect("small"); 32]);
-        run(Box::pin(async move { store.accept(&s, 1).await.expect("accept") == AcceptOutcome::Accepted }))
+        run(Box::pin(async move { store.accept(&s, PEER, 1).await.expect("accept") == AcceptOutcome::Accepted }))
     });
     assert_eq!(accepted, 1);
     // One pending session bound by eight racers (to two different stream ids): one binds.
     let b = session(50, 9, 100);
-    run(Box::pin(async { store_b.accept(&b, 1).await.expect("accept") == AcceptOutcome::Accepted }));
+    run(Box::pin(async { store_b.accept(&b, PEER, 1).await.expect("accept") == AcceptOutcome::Accepted }));
     let bound = race(&|store, i| {
         let stream_id = 5 + u64::try_from(i % 2).expect("small");
         run(Box::pin(async move { store.bind_stream(b.id, stream_id).await.expect("bind") == BindOutcome::Bound }))

@@ -205,7 +205,9 @@ async fn stream_with_lower_rate_or_allocation() {
     let low_alloc = w.create_stream(10, 999).await;
     assert_refused(&w.prove(&session, low_alloc).await, ParamsRejected);
     let other_provider = w.create_stream_to(key(3).account_id(), 10, 1000).await;
-    assert_refused(&w.prove(&session, other_provider).await, ProofInvalid);
+    let v = w.prove(&session, other_provider).await;
+    assert_refused(&v, ParamsRejected);
+    assert!(v.status.status_desc.contains("another provider"), "{v:?}");
 }
 
 #[tokio::test]
@@ -213,11 +215,12 @@ async fn first_proof_after_the_deadline() {
     let mut w = world();
     let session = key(50);
     assert_ok(&w.propose(&w.proposal(&session)).await);
-    let stream = w.create_stream(10, 5000).await;
+    // Created after the deadline: never bound.
     w.advance(201).await;
+    let stream = w.create_stream(10, 5000).await;
     let v = w.prove(&session, stream).await;
     assert_refused(&v, ParamsRejected);
-    assert!(v.status.status_desc.contains("after create_stream_deadline"));
+    assert!(v.status.status_desc.contains("create_stream_deadline"), "{v:?}");
     // The session ended: a new proposal is accepted.
     assert_ok(&w.propose(&w.proposal(&key(52))).await);
 }
@@ -280,7 +283,7 @@ async fn truncated_and_garbage_bytes_for_every_message() {
     let messages = [EligibilityProof::Proposal(w.proposal(&key(60))).encode(), EligibilityProof::Proof(proof).encode()];
     for bytes in &messages {
         for cut in 0..bytes.len() {
-            let v = w.provider.handle(&digest, Some(bytes.get(..cut).expect("prefix")), w.now_ms()).await;
+            let v = w.provider.handle(PEER, &digest, Some(bytes.get(..cut).expect("prefix")), w.now_ms()).await;
             assert_refused(&v, ProofInvalid);
         }
     }
@@ -289,7 +292,7 @@ async fn truncated_and_garbage_bytes_for_every_message() {
         for cut in 0..inner.len().min(128) {
             let mut wrapped = vec![(field << 3) | 2, u8::try_from(cut).expect("small")];
             wrapped.extend(inner.get(..cut).expect("prefix"));
-            let v = w.provider.handle(&digest, Some(&wrapped), w.now_ms()).await;
+            let v = w.provider.handle(PEER, &digest, Some(&wrapped), w.now_ms()).await;
             assert_refused(&v, ProofInvalid);
         }
     }
@@ -303,10 +306,10 @@ async fn truncated_and_garbage_bytes_for_every_message() {
                 state.to_le_bytes()[0]
             })
             .collect();
-        assert_refused(&w.provider.handle(&digest, Some(&garbage), w.now_ms()).await, ProofInvalid);
+        assert_refused(&w.provider.handle(PEER, &digest, Some(&garbage), w.now_ms()).await, ProofInvalid);
     }
-    assert_refused(&w.provider.handle(&digest, None, w.now_ms()).await, ProofInvalid);
-    assert_refused(&w.provider.handle(&digest, Some(&[]), w.now_ms()).await, ProofInvalid);
+    assert_refused(&w.provider.handle(PEER, &digest, None, w.now_ms()).await, ProofInvalid);
+    assert_refused(&w.provider.handle(PEER, &digest, Some(&[]), w.now_ms()).await, ProofInvalid);
 }
 
 /// Creates a stream to the provider at the vault's next id with `extensions`; returns its id.

@@ -17,6 +17,8 @@ use paystreams_wire::{
 pub const SERVICE: &str = "/vac/waku/store-query/3.0.0";
 pub const START: u64 = 1_000;
 pub const DEPOSIT: u128 = 10_000;
+/// The transport identity alice's requests come from.
+pub const PEER: &[u8] = b"alice-peer";
 
 pub fn key(byte: u8) -> SecretKey {
     SecretKey::from_bytes(&[byte; 32]).expect("valid key")
@@ -131,12 +133,14 @@ impl<S: SessionStore> World<S> {
 
     pub async fn propose(&mut self, proposal: &StreamProposal) -> Verdict {
         let digest = self.next_digest();
-        self.provider.handle(&digest, Some(&EligibilityProof::Proposal(proposal.clone()).encode()), self.now_ms()).await
+        self.provider
+            .handle(PEER, &digest, Some(&EligibilityProof::Proposal(proposal.clone()).encode()), self.now_ms())
+            .await
     }
 
     pub async fn prove_digest(&self, session: &SecretKey, stream_id: u64, digest: [u8; 32]) -> Verdict {
         let proof = sign_stream_proof(session, stream_id, &digest);
-        self.provider.handle(&digest, Some(&EligibilityProof::Proof(proof).encode()), self.now_ms()).await
+        self.provider.handle(PEER, &digest, Some(&EligibilityProof::Proof(proof).encode()), self.now_ms()).await
     }
 
     pub async fn prove(&mut self, session: &SecretKey, stream_id: u64) -> Verdict {
@@ -187,4 +191,52 @@ pub fn assert_refused(verdict: &Verdict, code: paystreams_wire::StatusCode) {
 pub fn assert_ok(verdict: &Verdict) {
     assert_eq!(verdict.code(), Some(paystreams_wire::StatusCode::Ok), "{verdict:?}");
     assert!(verdict.is_granted());
+}
+
+/// A chain view that counts its reads (requests must not cost chain reads before their
+/// signature is checked; a tick reads at most a bounded number of streams).
+#[derive(Clone, Debug)]
+pub struct CountingChain {
+    pub inner: InMemoryChain,
+    pub reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingChain {
+    pub fn new(inner: InMemoryChain) -> Self {
+        Self { inner, reads: std::sync::Arc::default() }
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl paystreams_rpc::chain_view::ChainView for CountingChain {
+    async fn head(&self) -> Result<paystreams_rpc::chain_view::ChainHead, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.head().await
+    }
+
+    async fn vault(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+    ) -> Result<Option<paystreams_rpc::VaultView>, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.vault(owner, vault_id).await
+    }
+
+    async fn stream(
+        &self,
+        owner: &AccountId,
+        vault_id: u64,
+        stream_id: u64,
+    ) -> Result<Option<paystreams_rpc::StreamView>, paystreams_rpc::chain_view::ChainError> {
+        self.count();
+        self.inner.stream(owner, vault_id, stream_id).await
+    }
 }

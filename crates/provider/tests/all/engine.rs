@@ -81,11 +81,11 @@ async fn stale_chain_view_fails_closed_with_temporary() {
     let digest = w.next_digest();
     let proof = paystreams_wire::sign_stream_proof(&session, stream, &digest);
     let bytes = paystreams_wire::EligibilityProof::Proof(proof).encode();
-    let v = w.provider.handle(&digest, Some(&bytes), frozen + 31_000).await;
+    let v = w.provider.handle(PEER, &digest, Some(&bytes), frozen + 31_000).await;
     assert_refused(&v, StreamNotActive);
     assert_eq!(v.termination.map(|t| t.termination_type), Some(TerminationType::Temporary));
     // Within the bound the same request is served.
-    assert_ok(&w.provider.handle(&digest, Some(&bytes), frozen + 29_000).await);
+    assert_ok(&w.provider.handle(PEER, &digest, Some(&bytes), frozen + 29_000).await);
 }
 
 #[tokio::test]

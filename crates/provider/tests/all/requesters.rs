@@ -1,7 +1,7 @@
 //! Many sessions behind one stream id: every vault's first stream is id 0, so a StreamProof
-//! alone does not say whose session it is. The engine tries the requester's own sessions first;
-//! these tests hold it to finding the right session, never granting on the hint alone, and
-//! keeping forged proofs from known requesters cheap.
+//! alone does not say whose session it is. The engine checks a proof only against the sessions
+//! of the requester (transport identity) that sent it; these tests hold it to finding the
+//! right session, never another user's, and to keeping forged proofs cheap.
 
 use crate::common::{DEPOSIT, SERVICE, START, assert_ok, assert_refused, included, key, policy};
 use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
@@ -18,8 +18,7 @@ use paystreams_wire::{
     sign_stream_proof,
 };
 
-/// More sessions on stream id 0 than a requester with sessions of its own may make the
-/// engine search.
+/// Many sessions on stream id 0.
 const USERS: u8 = 40;
 
 struct User {
@@ -34,14 +33,14 @@ fn digest(label: &str) -> [u8; 32] {
 
 async fn prove(
     provider: &Provider<InMemoryChain, MemoryStore, ChainClaimer<InMemoryChain>>,
-    requester: Option<&[u8]>,
+    requester: &[u8],
     session: &SecretKey,
     label: &str,
     now_ms: u64,
 ) -> paystreams_provider::Verdict {
     let d = digest(label);
     let proof = EligibilityProof::Proof(sign_stream_proof(session, 0, &d)).encode();
-    provider.handle_from(requester, &d, Some(&proof), now_ms).await
+    provider.handle(requester, &d, Some(&proof), now_ms).await
 }
 
 #[tokio::test]
@@ -86,53 +85,55 @@ async fn each_requester_finds_its_own_session_among_many_on_stream_zero() {
         )
         .expect("sign");
         let d = digest(&format!("proposal-{}", u.owner.account_id()));
-        let verdict = provider
-            .handle_from(Some(&u.requester), &d, Some(&EligibilityProof::Proposal(proposal).encode()), now_ms)
-            .await;
+        let verdict =
+            provider.handle(&u.requester, &d, Some(&EligibilityProof::Proposal(proposal).encode()), now_ms).await;
         assert_ok(&verdict);
         let create =
             client::create_stream(&vault, 0, provider_key.account_id(), 10, 1_000, ExtensionSettings::default());
         included(chain.submit_now(&create, &[&u.owner]).expect("submit"));
     }
 
-    // Every user is served on stream 0 through its own connection, binding its own session.
+    // Every user is served on stream 0 through its own connection, binding its own session,
+    // for one signature check each.
     let mut bound = std::collections::BTreeSet::new();
     for (i, u) in users.iter().enumerate() {
-        let verdict = prove(&provider, Some(&u.requester), &u.session, &format!("first-{i}"), now_ms).await;
+        let checks = provider.signature_checks();
+        let verdict = prove(&provider, &u.requester, &u.session, &format!("first-{i}"), now_ms).await;
         assert_ok(&verdict);
+        assert_eq!(provider.signature_checks() - checks, 1, "one signature check per proof");
         assert!(bound.insert(verdict.session.expect("session named")), "two users bound to one session");
     }
     assert_eq!(bound.len(), usize::from(USERS));
 
-    // A user reconnecting under a new identity is found by searching the stream id.
+    // A user under an identity the provider knows no session for is told to use the proposing
+    // peer or propose again, without any signature check.
     let last = users.last().expect("users");
-    assert_ok(&prove(&provider, Some(b"a-new-connection"), &last.session, "reconnected", now_ms).await);
-    assert_ok(&prove(&provider, None, &last.session, "no-requester", now_ms).await);
+    let checks = provider.signature_checks();
+    for requester in [&b"a-new-connection"[..], &[], &[7; 65]] {
+        let v = prove(&provider, requester, &last.session, "reconnected", now_ms).await;
+        assert_refused(&v, StatusCode::ProofInvalid);
+        assert!(v.status.status_desc.contains("propose again"), "{v:?}");
+    }
+    assert_eq!(provider.signature_checks(), checks, "unknown requesters cost no signature check");
 
-    // A forged proof (a key with no session) from a known requester is refused without a search
-    // of the other sessions, and from an unknown requester after one.
+    // A forged proof from a known requester costs one check; from an unknown one, none.
     let forger = key(250);
+    let checks = provider.signature_checks();
     assert_refused(
-        &prove(&provider, Some(&users[0].requester), &forger, "forged-known", now_ms).await,
+        &prove(&provider, &users[0].requester, &forger, "forged-known", now_ms).await,
         StatusCode::ProofInvalid,
     );
-    assert_refused(
-        &prove(&provider, Some(b"stranger"), &forger, "forged-unknown", now_ms).await,
-        StatusCode::ProofInvalid,
-    );
+    assert_eq!(provider.signature_checks() - checks, 1);
+    assert_refused(&prove(&provider, b"stranger", &forger, "forged-unknown", now_ms).await, StatusCode::ProofInvalid);
+    assert_eq!(provider.signature_checks() - checks, 1);
 
-    // The hint never grants by itself: another user's valid proof carried by a requester with
-    // sessions of its own is not attributed to them; on a stream id this crowded it is refused
-    // rather than searched for (the other user is served through its own connection).
+    // Another user's valid proof carried by a requester is never attributed to anyone.
     let (a, b) = (&users[0], &users[1]);
-    assert_refused(
-        &prove(&provider, Some(&a.requester), &b.session, "relayed", now_ms).await,
-        StatusCode::ProofInvalid,
-    );
-    assert_ok(&prove(&provider, Some(&b.requester), &b.session, "direct", now_ms).await);
-    // A replayed request is refused whichever connection carries it.
+    assert_refused(&prove(&provider, &a.requester, &b.session, "relayed", now_ms).await, StatusCode::ProofInvalid);
+    assert_ok(&prove(&provider, &b.requester, &b.session, "direct", now_ms).await);
+    // A replayed request is refused.
     let d = digest("once");
     let proof = EligibilityProof::Proof(sign_stream_proof(&a.session, 0, &d)).encode();
-    assert_ok(&provider.handle_from(Some(&a.requester), &d, Some(&proof), now_ms).await);
-    assert_refused(&provider.handle_from(Some(b"another"), &d, Some(&proof), now_ms).await, StatusCode::ProofInvalid);
+    assert_ok(&provider.handle(&a.requester, &d, Some(&proof), now_ms).await);
+    assert_refused(&provider.handle(&a.requester, &d, Some(&proof), now_ms).await, StatusCode::ProofInvalid);
 }
