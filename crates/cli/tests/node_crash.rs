@@ -8,7 +8,7 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use base64::Engine as _;
@@ -17,6 +17,7 @@ use paystreams_client::keystore::Keystore;
 use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_rpc::{HexHash, PaystreamsApiClient as _, TxStatus};
 use paystreams_runtime::{Message, Transaction};
+use paystreams_testkit::rng::Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_paystream");
 /// Kills per run: 12 in the normal test run; the fault suite runs 50
@@ -29,18 +30,6 @@ const ACCOUNTS: usize = 4;
 const INCLUDED_PER_ROUND: usize = 2;
 /// How long a round may take to see them.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
-
-/// xorshift64*, seeded from the clock (the seed is printed so a failure can be replayed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
@@ -85,9 +74,7 @@ fn transfer(from: &SecretKey, to: AccountId, nonce: u128) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_nothing_included() {
     let kills = kills();
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| u64::from(d.subsec_nanos()) | 1);
-    println!("seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env_or_clock("node crash");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("chain");
     let keystore_dir = dir.path().join("keystore");

@@ -23,6 +23,7 @@
 #![allow(clippy::unwrap_used, reason = "a benchmark binary: fail loudly")]
 #![allow(clippy::print_stdout, reason = "a benchmark binary reports on stdout")]
 
+use paystreams_testkit::rng::Rng;
 use std::{
     future::Future,
     path::Path,
@@ -70,23 +71,6 @@ fn rss_bytes() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     kib * 1024
-}
-
-/// splitmix64: reproducible random indices without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
@@ -372,7 +356,7 @@ impl Figures {
 }
 
 async fn time_lookups(store: &impl SessionStore, n: u64, requests: u64, f: &mut Figures, lookups: usize) {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut times = Vec::with_capacity(lookups);
     for _ in 0..lookups {
         let i = rng.below(n);
@@ -446,7 +430,7 @@ fn child_memory(n: u64, requests: u64) {
         f.put("insert_s", elapsed);
         f.put("rss_growth_bytes", (rss1 - rss0) as f64);
         f.put("rss_per_session", (rss1 - rss0) as f64 / n as f64);
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         for k in 0..EXTRA_REQUESTS {
             let i = rng.below(n);
             assert!(store.record_request(spec(i).id, request_digest(i, requests + 1 + k)).await.unwrap());
@@ -550,7 +534,7 @@ fn child_redb_open(path: &Path, n: u64, requests: u64) {
         f.put("durable_txn_ms", elapsed * 1e3 / txns as f64);
         let grown = std::fs::metadata(path).unwrap().len().saturating_sub(before);
         f.put("durable_file_growth_per_session", grown as f64 / DURABLE_SAMPLE as f64);
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         let size_before = std::fs::metadata(path).unwrap().len();
         for k in 0..EXTRA_REQUESTS / 10 {
             let i = rng.below(n);
@@ -640,7 +624,7 @@ fn child_engine(n: u64) {
                 (digest, sign_stream_proof(key, 0, &digest))
             })
             .collect();
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         let mut times = Vec::with_capacity(LOOKUPS);
         for _ in 0..LOOKUPS {
             let i = rng.below(n);

@@ -443,6 +443,15 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             && pending.is_pending()
             && !pending.pending_expired(t)
         {
+            // Its stream may exist already (created, even closed again) in a block whose event
+            // this process has not handled yet: settle the pending session from the chain
+            // before refusing, so no answer depends on how far behind the event feed is.
+            self.recheck_pending(pending, t).await?;
+        }
+        if let Some(pending) = self.store.pending(vault_key).await?
+            && pending.is_pending()
+            && !pending.pending_expired(t)
+        {
             return self
                 .refuse_params(
                     vault_key,
@@ -935,10 +944,14 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         Ok(true)
     }
 
+    /// Whether `view` is the stream the pending `session` asked for. Closing returns the
+    /// unaccrued rest to the vault, so a closed stream's allocation is what accrued before the
+    /// close and cannot be compared with the accepted one: a closed stream to this provider at
+    /// the accepted rate is bound anyway, which only lets the provider claim what it served.
     fn stream_matches(&self, session: &Session, view: &StreamView) -> bool {
         view.provider == self.provider_account()
             && view.rate >= session.params.rate.max(session.policy.min_rate)
-            && view.allocation.0 >= u128::from(session.params.allocation)
+            && (view.state == StreamState::Closed || view.allocation.0 >= u128::from(session.params.allocation))
     }
 
     /// A pending session at chain time `t`: ended silently past its deadline; else bound to

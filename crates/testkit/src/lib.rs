@@ -6,6 +6,8 @@
 //!   *ignored* by name in `cargo test`'s summary instead of passing silently.
 //! - [`postgres`]: a fresh database per test on the server `PAYSTREAMS_TEST_POSTGRES` names or,
 //!   without it, on a throw-away cluster the test process starts from Debian's server binaries.
+//! - [`rng`]: the one seeded random source of tests and benchmarks (seed printed, replayable).
 
 pub mod postgres;
 pub mod probe;
+pub mod rng;

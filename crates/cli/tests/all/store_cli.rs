@@ -309,9 +309,7 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
     assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
     let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "500"]);
     let user = chain.node.dev_keys()[0].account_id();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 | 1;
-    eprintln!("kill seed {seed}");
-    let mut rng = seed;
+    let mut rng = paystreams_testkit::rng::Rng::from_env_or_clock("store query kills");
     let query = |kill_after: Option<Duration>| {
         let (rpc, keystore, home, address) =
             (rpc.clone(), chain.keystore.clone(), user_home.clone(), provider.address.clone());
@@ -355,10 +353,7 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
     };
     reset().await;
     for round in 0..4 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        query(Some(Duration::from_millis(rng % span_ms))).await.expect("query task");
+        query(Some(Duration::from_millis(rng.below(span_ms)))).await.expect("query task");
         let list = tokio::task::spawn_blocking({
             let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), user_home.clone());
             move || run_json(&rpc, &keystore, &home, &["session", "list", "--from", "dev-0"])
@@ -366,7 +361,7 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
         .await
         .expect("list task");
         let sessions = list[0]["sessions"].as_array().expect("sessions").clone();
-        assert!(sessions.len() <= 1, "seed {seed} round {round}: {sessions:?}");
+        assert!(sessions.len() <= 1, "round {round}: {sessions:?}");
         eprintln!("round {round}: {:?}", sessions.iter().map(|s| (&s["phase"], &s["stream_id"])).collect::<Vec<_>>());
         let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
         for stream_id in 0..vault.next_stream_id {
@@ -374,7 +369,7 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
             if view.state != StreamState::Closed {
                 assert!(
                     sessions.iter().any(|s| s["stream_id"] == stream_id),
-                    "seed {seed} round {round}: open stream {stream_id} unknown to the store: {sessions:?}"
+                    "round {round}: open stream {stream_id} unknown to the store: {sessions:?}"
                 );
             }
         }
@@ -397,13 +392,13 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
     })
     .await
     .expect("query task");
-    assert_eq!(lines.iter().filter(|l| l["text"].is_string()).count(), 30, "seed {seed}: every message");
+    assert_eq!(lines.iter().filter(|l| l["text"].is_string()).count(), 30, "every message");
     let closed = run_json(&rpc, &chain.keystore, &user_home, &["session", "close", "--all", "--from", "dev-0"]);
     assert!(closed[0]["closed"].is_array(), "{closed:?}");
     let vault = chain.client.vault(user, 0).await.expect("read").expect("vault");
     for stream_id in 0..vault.next_stream_id {
         let view = chain.client.require_stream(user, 0, stream_id).await.expect("stream");
-        assert_eq!(view.state, StreamState::Closed, "seed {seed}: stream {stream_id}");
+        assert_eq!(view.state, StreamState::Closed, "stream {stream_id}");
     }
     drop(provider);
     chain.node.shutdown().await;

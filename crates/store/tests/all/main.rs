@@ -4,5 +4,6 @@
 mod archive;
 mod common;
 mod e2e;
+mod exactness;
 mod faults;
 mod wire;
