@@ -89,6 +89,24 @@ impl StoreClient {
     pub async fn disconnect(&self) {
         self.p2p.disconnect(self.peer).await;
     }
+
+    /// Standalone terminations pushed by providers over this client's connections
+    /// (`/paystreams/termination/1.0.0`), as `(provider peer, message)`, from the moment of the
+    /// call; each also rides in the session's next response.
+    #[must_use]
+    pub fn terminations(&self) -> tokio::sync::broadcast::Receiver<(PeerId, paystreams_wire::SessionTermination)> {
+        // A client node is always a user node, which has the channel.
+        self.p2p.terminations().unwrap_or_else(|| tokio::sync::broadcast::channel(1).1)
+    }
+
+    /// Sends one encoded `DeliveryReceipt` (`/paystreams/receipt/1.0.0`) and returns the
+    /// provider's encoded acknowledgement.
+    ///
+    /// # Errors
+    /// Network failures.
+    pub async fn send_receipt(&self, receipt: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        self.p2p.request(self.peer, Some(self.addr.clone()), Proto::Receipt, receipt).await
+    }
 }
 
 /// A fresh request id: 16 random bytes, hex.

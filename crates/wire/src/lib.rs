@@ -10,11 +10,13 @@ pub mod messages;
 pub mod proto;
 pub mod recommended;
 pub mod signing;
+pub mod termination;
 pub mod varint;
 
 pub use advert::{ADVERT_MAX_LEN, LoadCap, ProviderAdvert, SERVICE_IDS_MAX};
 pub use messages::*;
 pub use signing::*;
+pub use termination::{SESSION_TERMINATION_MAX_LEN, SessionTermination};
 
 /// Why bytes were refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]

@@ -5,4 +5,5 @@ mod archive;
 mod common;
 mod e2e;
 mod faults;
+mod terminations;
 mod wire;
