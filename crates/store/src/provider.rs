@@ -498,6 +498,17 @@ async fn start_with<S: SessionStore + 'static>(
             .map_err(|e| StartError::Policy(e.to_string()))?,
     );
 
+    // The admin port is taken before anything runs, so a taken port leaves nothing behind.
+    let admin_listener = match (config.admin, &admin_token) {
+        (Some(addr), Some(_)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
+            let bound = listener.local_addr().map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
+            Some((listener, bound))
+        }
+        _ => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let (subscribed, mut subscription_up) = watch::channel(false);
     let (handled_tx, handled) = watch::channel(0_u64);
@@ -536,8 +547,17 @@ async fn start_with<S: SessionStore + 'static>(
     let service = StoreService::new(Arc::clone(&provider), archive, Arc::clone(&metrics))
         .with_peer_limit(config.service.peer_limit);
     let session_peers = Arc::clone(service.session_peers());
-    let p2p =
-        P2p::start(node_keypair(&config.provider_key), Some(config.listen.clone()), Some(Arc::new(service))).await?;
+    let p2p = match P2p::start(node_keypair(&config.provider_key), Some(config.listen.clone()), Some(Arc::new(service)))
+        .await
+    {
+        Ok(p2p) => p2p,
+        Err(e) => {
+            // Not serving after all: stop the follower (releasing the session store).
+            let _ = stop.send(());
+            let _ = follower.await;
+            return Err(e.into());
+        }
+    };
     for addr in p2p.listen_addrs() {
         info!(%addr, "Store service listening");
     }
@@ -560,12 +580,8 @@ async fn start_with<S: SessionStore + 'static>(
         })
     };
 
-    let (admin, admin_task) = match (config.admin, admin_token.clone()) {
-        (Some(addr), Some(token)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
-            let bound = listener.local_addr().map_err(|e| StartError::Admin { addr, reason: e.to_string() })?;
+    let (admin, admin_task) = match (admin_listener, admin_token.clone()) {
+        (Some((listener, bound)), Some(token)) => {
             let router = admin_router(AdminState {
                 provider: Arc::clone(&provider),
                 metrics: Arc::clone(&metrics),
