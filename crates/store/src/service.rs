@@ -239,8 +239,10 @@ impl SessionPeers {
     }
 }
 
-/// Answer to a `/paystreams/receipt/1.0.0` request: an encoded receipt acknowledgement.
-pub type ReceiptHandler = dyn Fn(Option<&PeerId>, &[u8]) -> Vec<u8> + Send + Sync;
+/// Answers a `/paystreams/receipt/1.0.0` request (the requesting peer and the encoded
+/// `DeliveryReceipt`) with an encoded receipt acknowledgement.
+pub type ReceiptHandler =
+    dyn Fn(PeerId, Vec<u8>) -> std::pin::Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync;
 
 /// `ReceiptAck { uint32 status = 1; string desc = 2; }` with a non-zero status: refused.
 fn receipt_refused(desc: &str) -> Vec<u8> {
@@ -516,9 +518,9 @@ where
         })
     }
 
-    fn answer_receipt(&self, peer: &PeerId, request: &[u8]) -> Vec<u8> {
+    async fn answer_receipt(&self, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
         match &self.receipts {
-            Some(handler) => handler(Some(peer), request),
+            Some(handler) => handler(peer, request).await,
             None => {
                 receipt_refused("receipts not supported by this provider (its policy accepts no delivery receipts)")
             }
@@ -636,7 +638,7 @@ where
             },
             Proto::Receipt => match self.rate_limited(proto, &peer, &request) {
                 Some(refused) => refused,
-                None => self.answer_receipt(&peer, &request),
+                None => self.answer_receipt(peer, request).await,
             },
             // Users answer terminations; a provider is never sent one.
             Proto::Termination => Vec::new(),
