@@ -454,8 +454,11 @@ async fn drive<I: Inbound>(
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(CHANNEL_CAPACITY);
     let permits = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENT_MAX));
+    // Handler tasks, so stopping ends them and releases what the handler holds.
+    let mut handlers = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
             command = commands.recv() => {
                 let Some(command) = command else { break };
                 match command {
@@ -513,7 +516,7 @@ async fn drive<I: Inbound>(
                             continue;
                         };
                         let tx = answers_tx.clone();
-                        tokio::spawn(async move {
+                        handlers.spawn(async move {
                             let body = handler.answer(proto, peer, request).await;
                             drop(permit);
                             let _ = tx.send((proto, channel, body)).await;
@@ -537,4 +540,5 @@ async fn drive<I: Inbound>(
             }
         }
     }
+    handlers.shutdown().await;
 }

@@ -51,6 +51,8 @@ pub const TERMINATION_PUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Most terminations in flight at once (a slow user holds one until its request times out);
 /// beyond it the user learns from its next response.
 pub const TERMINATION_PUSHES_MAX: usize = 256;
+/// How long stopping waits for admin requests in progress.
+pub const ADMIN_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long stopping waits for connected users to acknowledge the restart notice.
 pub const SHUTDOWN_NOTICE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -233,7 +235,8 @@ pub struct ProviderHandle {
 
     stop: oneshot::Sender<()>,
     follower: JoinHandle<FollowerStats>,
-    admin_task: Option<JoinHandle<()>>,
+    /// The admin server and the signal that stops it gracefully.
+    admin_task: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     metrics: Arc<Metrics>,
     /// Block id of the last event the engine handled.
     handled: watch::Receiver<u64>,
@@ -304,9 +307,14 @@ impl ProviderHandle {
             warn!("restart notice not acknowledged by every user in time; their next response carries it");
         }
         self.p2p.shutdown().await;
-        if let Some(task) = self.admin_task {
-            task.abort();
-            let _ = task.await;
+        if let Some((stop_admin, mut task)) = self.admin_task {
+            // Graceful: requests in progress finish and every connection (each holding the
+            // engine) is closed before this returns, so a restart can open the same store.
+            let _ = stop_admin.send(());
+            if tokio::time::timeout(ADMIN_STOP_TIMEOUT, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
         }
         let _ = self.stop.send(());
         self.follower.await.unwrap_or_default()
@@ -588,12 +596,16 @@ async fn start_with<S: SessionStore + 'static>(
                 pusher: pusher.clone(),
                 guard: Arc::new(AdminGuard::new(bound, token)),
             });
+            let (stop_admin, admin_stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                    let _ = admin_stopped.await;
+                });
+                if let Err(e) = serve.await {
                     warn!(error = %e, "admin endpoint stopped");
                 }
             });
-            (Some(bound), Some(task))
+            (Some(bound), Some((stop_admin, task)))
         }
         _ => (None, None),
     };

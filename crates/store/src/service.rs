@@ -111,10 +111,10 @@ pub struct PeerLimit {
 }
 
 impl Default for PeerLimit {
-    /// 20 requests per second, bursts of 40: far above a user paging through results one
-    /// request at a time, far below what hurts the provider.
+    /// 50 requests per second, bursts of 100: a user paging through 100 pages as fast as
+    /// loopback allows stays under it, a flood from one peer does not.
     fn default() -> Self {
-        Self { per_sec: 20, burst: 40 }
+        Self { per_sec: 50, burst: 100 }
     }
 }
 
