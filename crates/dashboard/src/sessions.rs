@@ -59,6 +59,8 @@ pub struct HttpSessions {
     url: String,
     uri: Uri,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// The admin endpoint's bearer token.
+    token: Option<String>,
 }
 
 impl HttpSessions {
@@ -84,15 +86,23 @@ impl HttpSessions {
             return Err(bad("it has no host"));
         }
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Ok(Self { url, uri, client })
+        Ok(Self { url, uri, client, token: None })
+    }
+
+    /// Sends `Authorization: Bearer <token>` (the provider's admin token).
+    #[must_use]
+    pub fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token);
+        self
     }
 
     async fn fetch(&self) -> Result<ProviderReport, SessionSourceError> {
         let unreachable = |detail: String| SessionSourceError::Unreachable { url: self.url.clone(), detail };
-        let request = hyper::Request::get(self.uri.clone())
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::new())
-            .map_err(|e| unreachable(e.to_string()))?;
+        let mut request = hyper::Request::get(self.uri.clone()).header(hyper::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(Empty::new()).map_err(|e| unreachable(e.to_string()))?;
         let response = tokio::time::timeout(SESSIONS_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| unreachable(format!("no answer within {} s", SESSIONS_TIMEOUT.as_secs())))?

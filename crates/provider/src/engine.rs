@@ -789,6 +789,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                 if let Some(session) = self.store.session(grant.session).await? {
                     let at = session.accepted_at;
                     self.end_session(session, EndReason::FirstResponseTooLarge, at).await?;
+                    // This refusal is the termination's delivery (the user is waiting for it);
+                    // a standalone copy could overtake it.
+                    self.local()?.outbox.retain(|(id, _)| *id != grant.session);
                 }
                 Ok(Err(Verdict::refuse(
                     StatusCode::ParamsRejected,
@@ -796,7 +799,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
                         "the response would be {response_len} bytes, over the first-response cap of {max_response_bytes}; narrow the request (e.g. a lower pagination_limit) and send a new proposal"
                     ),
                 )
-                .with_session(grant.session)))
+                .with_session(grant.session)
+                .with_termination(permanent())))
             }
             GrantKind::Stream { stream } => {
                 let Some(cap) = self.policy.load_cap else { return Ok(Ok(())) };
@@ -856,6 +860,61 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     pub fn set_maintenance(&self, until: Option<u64>) -> Result<(), EngineError> {
         self.local()?.maintenance_until = until;
         Ok(())
+    }
+
+    /// Starts maintenance for `secs` of chain time from the chain's current time (0 ends it) and
+    /// returns the TEMPORARY termination it means, for the process to push to connected users
+    /// (every request meanwhile carries it too).
+    ///
+    /// # Errors
+    /// Chain failures or a poisoned lock.
+    pub async fn start_maintenance(&self, secs: u64) -> Result<Option<ServiceTermination>, EngineError> {
+        if secs == 0 {
+            self.set_maintenance(None)?;
+            return Ok(None);
+        }
+        let until = self.chain.head().await?.time_secs.saturating_add(secs);
+        self.set_maintenance(Some(until))?;
+        info!(until, "maintenance started");
+        Ok(Some(temporary(until)))
+    }
+
+    /// Of `ids`, the sessions still being served (pending or bound, not ended): those a
+    /// process-wide TEMPORARY termination (maintenance, a restart) concerns.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn open_sessions(&self, ids: &[SessionId]) -> Result<Vec<SessionId>, EngineError> {
+        let mut open = Vec::new();
+        for id in ids {
+            if let Some(session) = self.store.session(*id).await?
+                && session.ended().is_none()
+            {
+                open.push(*id);
+            }
+        }
+        Ok(open)
+    }
+
+    /// Before a restart: pauses each of `ids` for `secs` of chain time (durably, so requests
+    /// to the restarted process before then get the same TEMPORARY termination) and returns
+    /// the terminations to push. Sessions already ended are skipped.
+    ///
+    /// # Errors
+    /// Chain or storage failures.
+    pub async fn suspend_for_restart(
+        &self,
+        ids: &[SessionId],
+        secs: u64,
+    ) -> Result<Vec<(SessionId, ServiceTermination)>, EngineError> {
+        let resume_after = self.chain.head().await?.time_secs.saturating_add(secs);
+        let mut suspended = Vec::new();
+        for id in self.open_sessions(ids).await? {
+            if let Some(termination) = self.suspend_session(id, resume_after).await? {
+                suspended.push((id, termination));
+            }
+        }
+        Ok(suspended)
     }
 
     /// Terminations to deliver standalone (each session's next response carries it too).
@@ -1326,8 +1385,10 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             debug!(?key, total = wire.acknowledged_total, "receipt kept");
             if view.state == StreamState::Closed {
                 // A closed stream may have been claimed and forgotten before this receipt
-                // acknowledged the rest: claimable again.
+                // acknowledged the rest: claimable again, and claimed now (nothing more
+                // accrues on it, so there is nothing to wait for).
                 self.store.add_claimable(key, session.token_id).await?;
+                self.claim_stream(key, Some(session.token_id), 1).await?;
             }
             return Ok(ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", wire.acknowledged_total));
         }

@@ -92,10 +92,11 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    /// Whether the user is owed a PERMANENT `ServiceTermination`.
+    /// Whether the user is owed a PERMANENT `ServiceTermination`: every end but a missed
+    /// deadline (which the spec ends silently).
     #[must_use]
     pub const fn is_termination(self) -> bool {
-        matches!(self, Self::VaultDrained | Self::StreamClosed | Self::Abuse)
+        matches!(self, Self::VaultDrained | Self::StreamClosed | Self::FirstResponseTooLarge | Self::Abuse)
     }
 
     #[must_use]

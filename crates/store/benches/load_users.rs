@@ -23,7 +23,7 @@ use paystreams_store::{
     Archive as _, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},
     client::{PaidStore, StoreClient, new_request_id},
-    provider::{ProviderConfig, SessionBackend, start},
+    provider::{ProviderConfig, ServiceOptions, SessionBackend, start},
     wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{Terms, User, UserConfig};
@@ -105,6 +105,11 @@ async fn run() -> bool {
             admin: None,
             tick_interval: Duration::from_secs(2),
             claim_on_shutdown: false,
+            // A benchmark measures the service, not the per-peer limit.
+            service: ServiceOptions {
+                peer_limit: paystreams_store::service::PeerLimit { per_sec: u32::MAX, burst: u32::MAX },
+                ..ServiceOptions::default()
+            },
         },
         archive,
     )

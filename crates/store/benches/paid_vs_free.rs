@@ -28,7 +28,7 @@ use paystreams_store::{
     archive::{SqliteArchive, StoredMessage},
     client::{PaidStore, StoreClient, new_request_id},
     net::P2p,
-    provider::{ProviderConfig, SessionBackend, start},
+    provider::{ProviderConfig, ServiceOptions, SessionBackend, start},
     service::{FreeStoreService, Metrics},
     wire::{StoreQueryRequest, WakuMessage},
 };
@@ -125,6 +125,11 @@ async fn bench() {
             admin: None,
             tick_interval: Duration::from_secs(1),
             claim_on_shutdown: false,
+            // A benchmark measures the service, not the per-peer limit.
+            service: ServiceOptions {
+                peer_limit: paystreams_store::service::PeerLimit { per_sec: u32::MAX, burst: u32::MAX },
+                ..ServiceOptions::default()
+            },
         },
         archive.clone(),
     )

@@ -10,10 +10,13 @@
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use paystreams_lez_core::sha256;
 use paystreams_rpc::chain_view::{ChainView, ChainWriter};
-use paystreams_user::{Reaction, Terms, User, UserError};
-use paystreams_wire::{ProviderAdvert, StatusCode, WireError};
+use paystreams_user::{Reaction, Session, Terms, User, UserError};
+use paystreams_wire::{ProviderAdvert, ReceiptAck, ReceiptStatus, StatusCode, WireError};
 use rand_core::RngCore as _;
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+use tracing::{info, warn};
 
 use crate::{
     net::{NetError, NoInbound, P2p, Proto, split_peer_addr},
@@ -120,6 +123,24 @@ impl StoreClient {
     pub async fn disconnect(&self) {
         self.p2p.disconnect(self.peer).await;
     }
+
+    /// Standalone terminations pushed by providers over this client's connections
+    /// (`/paystreams/termination/1.0.0`), as `(provider peer, message)`, from the moment of the
+    /// call; each also rides in the session's next response.
+    #[must_use]
+    pub fn terminations(&self) -> tokio::sync::broadcast::Receiver<(PeerId, paystreams_wire::SessionTermination)> {
+        // A client node is always a user node, which has the channel.
+        self.p2p.terminations().unwrap_or_else(|| tokio::sync::broadcast::channel(1).1)
+    }
+
+    /// Sends one encoded `DeliveryReceipt` (`/paystreams/receipt/1.0.0`) and returns the
+    /// provider's encoded acknowledgement.
+    ///
+    /// # Errors
+    /// Network failures.
+    pub async fn send_receipt(&self, receipt: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        self.p2p.request(self.peer, Some(self.addr.clone()), Proto::Receipt, receipt).await
+    }
 }
 
 /// A fresh request id: 16 random bytes, hex.
@@ -140,16 +161,52 @@ pub struct PageOutcome {
     pub retries: u32,
 }
 
-/// Paid Store queries to one provider through the user engine.
+/// Paid Store queries to one provider through the user engine. While it lives, terminations
+/// the provider pushes reach the user engine at once ([`User::on_termination`]): a PERMANENT
+/// one closes the session's stream, a TEMPORARY one pauses it until `resume_after`. Where the
+/// session's stream carries the delivery-receipt extension, every served page is acknowledged
+/// with a cumulative receipt sent on `/paystreams/receipt/1.0.0`.
 #[derive(Debug)]
 pub struct PaidStore<C> {
     client: StoreClient,
     user: Arc<User<C>>,
     advert: ProviderAdvert,
     terms: Terms,
+    /// Applies pushed terminations; stopped when the store is dropped.
+    terminations: JoinHandle<()>,
 }
 
-impl<C: ChainView + ChainWriter> PaidStore<C> {
+impl<C> Drop for PaidStore<C> {
+    fn drop(&mut self) {
+        self.terminations.abort();
+    }
+}
+
+/// Hands every termination `provider_peer` pushes to the user engine.
+fn follow_terminations<C: ChainView + ChainWriter + 'static>(
+    client: &StoreClient,
+    user: &Arc<User<C>>,
+    provider_id: [u8; 32],
+) -> JoinHandle<()> {
+    let mut pushed = client.terminations();
+    let (user, provider_peer) = (Arc::clone(user), client.peer_id());
+    tokio::spawn(async move {
+        loop {
+            match pushed.recv().await {
+                Ok((peer, message)) if peer == provider_peer => {
+                    match user.on_termination(&provider_id, &message.session_id, message.termination).await {
+                        Ok(reaction) => info!(?reaction, "the provider ended or paused a session"),
+                        Err(e) => warn!(error = %e, "could not act on a pushed termination"),
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
     /// Fetches the provider's policy over `client`, checks it offers Store for
     /// `terms.token_id`, and picks up the user's session for this provider, vault and service
     /// when its stream can still back requests (see [`User::usable`]).
@@ -164,7 +221,8 @@ impl<C: ChainView + ChainWriter> PaidStore<C> {
         if user.select(&advert.provider_id, terms.vault_id, &terms.service_id).await? {
             user.usable(&advert.provider_id).await?;
         }
-        Ok(Self { client, user, advert, terms })
+        let terminations = follow_terminations(&client, &user, advert.provider_id);
+        Ok(Self { client, user, advert, terms, terminations })
     }
 
     /// Connects to the provider at `provider` (a multiaddr ending in `/p2p/<peer id>`) as the
@@ -230,6 +288,42 @@ impl<C: ChainView + ChainWriter> PaidStore<C> {
         Ok(self.user.on_termination(&self.advert.provider_id, session_id, termination).await?)
     }
 
+    /// Sends the receipt acknowledging one more delivery (digest `delivered`) on `session`'s
+    /// stream when it carries the receipt extension. A receipt that does not get through is
+    /// not an error of the query: the next one acknowledges everything up to then (receipts
+    /// are cumulative).
+    async fn acknowledge(&self, session: &mut Session, delivered: &[u8; 32]) {
+        let receipt = match self.user.receipt(session, delivered).await {
+            Ok(Some(receipt)) => receipt,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "could not sign a delivery receipt");
+                return;
+            }
+        };
+        match self.client.send_receipt(receipt).await.map(|bytes| ReceiptAck::decode(&bytes)) {
+            Ok(Ok(ack)) if matches!(ack.code(), Some(ReceiptStatus::Kept | ReceiptStatus::NotNewer)) => {}
+            Ok(Ok(ack)) => warn!(status = ack.status, desc = %ack.desc, "the provider did not keep a receipt"),
+            Ok(Err(e)) => warn!(error = %e, "the provider's receipt answer does not decode"),
+            Err(e) => warn!(error = %e, "could not send a delivery receipt"),
+        }
+    }
+
+    /// Closes this provider's session for these terms: its stream on chain (the unaccrued
+    /// rest returns to the vault), then, on a receipt stream, a final receipt acknowledging
+    /// what accrued up to the close, so the provider can claim it. Returns the closed stream.
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn close(&self) -> Result<Option<u64>, QueryError> {
+        let Some(mut session) = self.session()? else { return Ok(None) };
+        let closed = self.user.close_session(&session.session_id).await?;
+        if closed.is_some() {
+            self.acknowledge(&mut session, &sha256(&[b"closed".as_slice()])).await;
+        }
+        Ok(closed)
+    }
+
     /// Fetches one page: proposes when there is no session yet (creating the stream after the
     /// provider accepts), otherwise signs a stream proof; re-sends with a fresh request id after
     /// PROOF_INVALID, proposes again (up to [`PAGE_RETRIES_MAX`]) after PARAMS_REJECTED.
@@ -264,6 +358,9 @@ impl<C: ChainView + ChainWriter> PaidStore<C> {
                 Reaction::Served | Reaction::StreamCreated { .. } => {
                     if !response.is_success() {
                         return Err(store_error(&response));
+                    }
+                    if let Some(mut session) = self.session()? {
+                        self.acknowledge(&mut session, &sha256(&[&response.encode()])).await;
                     }
                     let stream_created = match reaction {
                         Reaction::StreamCreated { stream_id } => Some(stream_id),

@@ -3,13 +3,25 @@
 //!
 //! - `/vac/waku/store-query/3.0.0`: `StoreQueryRequest` → `StoreQueryResponse`;
 //! - `/paystreams/policy/1.0.0`: empty request → `ProviderAdvert` (policy, `provider_id`,
-//!   accepted service ids, extensions).
+//!   accepted service ids, extensions);
+//! - `/paystreams/receipt/1.0.0` (user → provider): a signed `DeliveryReceipt` → a receipt
+//!   acknowledgement;
+//! - `/paystreams/termination/1.0.0` (provider → user): `SessionTermination` → empty
+//!   acknowledgement. The provider pushes it over the connection the user opened; the user
+//!   never listens.
 //!
 //! [`P2p`] owns a swarm on a background task. Outbound requests go through [`P2p::request`];
 //! inbound requests are handed to an [`Inbound`] handler on their own task (verification and
 //! archive reads never block the swarm), and the answers come back to the swarm task to send.
+//! A node started without an inbound handler is a user: it answers terminations itself and
+//! hands them out through [`P2p::terminations`].
 
-use std::{collections::HashMap, io, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    io,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt as _};
 use libp2p::{
@@ -19,8 +31,8 @@ use libp2p::{
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{NetworkBehaviour, SwarmEvent},
 };
-use paystreams_wire::varint;
-use tokio::sync::{mpsc, oneshot};
+use paystreams_wire::{SESSION_TERMINATION_MAX_LEN, SessionTermination, varint};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::wire::{REQUEST_MAX_LEN, RESPONSE_MAX_LEN};
@@ -31,6 +43,17 @@ pub const STORE_PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/store-
 pub const POLICY_PROTOCOL: StreamProtocol = StreamProtocol::new("/paystreams/policy/1.0.0");
 /// Largest policy answer: the largest advert the decoder accepts.
 pub const POLICY_MAX_LEN: usize = paystreams_wire::ADVERT_MAX_LEN;
+/// Delivery receipts, user → provider.
+pub const RECEIPT_PROTOCOL: StreamProtocol = StreamProtocol::new("/paystreams/receipt/1.0.0");
+/// Largest receipt request (a receipt body and its 64-byte signature, with room to spare).
+pub const RECEIPT_MAX_LEN: usize = 1_024;
+/// Largest receipt acknowledgement (a status and a description).
+pub const RECEIPT_ACK_MAX_LEN: usize = 1_024;
+/// Standalone terminations, provider → user.
+pub const TERMINATION_PROTOCOL: StreamProtocol = StreamProtocol::new("/paystreams/termination/1.0.0");
+/// Terminations a user node keeps for a slow reader before the oldest are dropped (each also
+/// rides in the session's next response).
+pub const TERMINATIONS_BUFFERED: usize = 256;
 /// How long one request may take end to end before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent streams per connection and protocol (bounds one peer's share of the provider).
@@ -121,31 +144,68 @@ impl request_response::Codec for FramedCodec {
     }
 }
 
-/// The two protocols.
+/// The four protocols.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     store: request_response::Behaviour<FramedCodec>,
     policy: request_response::Behaviour<FramedCodec>,
+    receipt: request_response::Behaviour<FramedCodec>,
+    termination: request_response::Behaviour<FramedCodec>,
 }
 
 impl Behaviour {
     fn new(serve: bool) -> Self {
-        let support = if serve { ProtocolSupport::Inbound } else { ProtocolSupport::Outbound };
+        // A provider answers the user → provider protocols and sends terminations; a user the
+        // other way round.
+        let (to_provider, to_user) = if serve {
+            (ProtocolSupport::Inbound, ProtocolSupport::Outbound)
+        } else {
+            (ProtocolSupport::Outbound, ProtocolSupport::Inbound)
+        };
         let config = request_response::Config::default()
             .with_request_timeout(REQUEST_TIMEOUT)
             .with_max_concurrent_streams(CONCURRENT_STREAMS_MAX);
         Self {
             store: request_response::Behaviour::with_codec(
                 FramedCodec { request_max: REQUEST_MAX_LEN, response_max: RESPONSE_MAX_LEN },
-                [(STORE_PROTOCOL, support.clone())],
+                [(STORE_PROTOCOL, to_provider.clone())],
                 config.clone(),
             ),
             policy: request_response::Behaviour::with_codec(
                 FramedCodec { request_max: 0, response_max: POLICY_MAX_LEN },
-                [(POLICY_PROTOCOL, support)],
+                [(POLICY_PROTOCOL, to_provider.clone())],
+                config.clone(),
+            ),
+            receipt: request_response::Behaviour::with_codec(
+                FramedCodec { request_max: RECEIPT_MAX_LEN, response_max: RECEIPT_ACK_MAX_LEN },
+                [(RECEIPT_PROTOCOL, to_provider)],
+                config.clone(),
+            ),
+            termination: request_response::Behaviour::with_codec(
+                FramedCodec { request_max: SESSION_TERMINATION_MAX_LEN, response_max: 0 },
+                [(TERMINATION_PROTOCOL, to_user)],
                 config,
             ),
         }
+    }
+
+    fn send_request(&mut self, proto: Proto, peer: &PeerId, body: Vec<u8>) -> OutboundRequestId {
+        match proto {
+            Proto::Store => self.store.send_request(peer, body),
+            Proto::Policy => self.policy.send_request(peer, body),
+            Proto::Receipt => self.receipt.send_request(peer, body),
+            Proto::Termination => self.termination.send_request(peer, body),
+        }
+    }
+
+    fn send_response(&mut self, proto: Proto, channel: ResponseChannel<Vec<u8>>, body: Vec<u8>) -> bool {
+        match proto {
+            Proto::Store => self.store.send_response(channel, body),
+            Proto::Policy => self.policy.send_response(channel, body),
+            Proto::Receipt => self.receipt.send_response(channel, body),
+            Proto::Termination => self.termination.send_response(channel, body),
+        }
+        .is_ok()
     }
 }
 
@@ -154,6 +214,10 @@ impl Behaviour {
 pub enum Proto {
     Store,
     Policy,
+    /// `/paystreams/receipt/1.0.0`, user → provider.
+    Receipt,
+    /// `/paystreams/termination/1.0.0`, provider → user.
+    Termination,
 }
 
 /// Answers inbound requests (the provider's service).
@@ -192,6 +256,8 @@ pub enum NetError {
     Listen { addr: Multiaddr, reason: String },
     #[error("transport setup: {0}")]
     Setup(String),
+    #[error("{0} is not connected")]
+    NotConnected(PeerId),
 }
 
 enum Command {
@@ -202,8 +268,18 @@ enum Command {
         body: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
     },
+    /// A request sent only over an existing connection (never dials).
+    Push {
+        peer: PeerId,
+        proto: Proto,
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
     Disconnect {
         peer: PeerId,
+    },
+    Connected {
+        reply: oneshot::Sender<HashSet<PeerId>>,
     },
     Shutdown,
 }
@@ -215,6 +291,8 @@ pub struct P2p {
     listen: Vec<Multiaddr>,
     commands: mpsc::Sender<Command>,
     task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// A user node's received terminations (`None` on a provider).
+    terminations: Option<broadcast::Sender<(PeerId, SessionTermination)>>,
 }
 
 /// Splits `/ip4/…/tcp/…/p2p/<id>` into the peer id and the transport address.
@@ -277,8 +355,27 @@ impl P2p {
             }
         }
         let (commands, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(drive(swarm, rx, inbound));
-        Ok(Self { peer_id, listen: addrs, commands, task: Arc::new(std::sync::Mutex::new(Some(task))) })
+        let terminations = (!serve).then(|| broadcast::channel(TERMINATIONS_BUFFERED).0);
+        let task = tokio::spawn(drive(swarm, rx, inbound, terminations.clone()));
+        Ok(Self { peer_id, listen: addrs, commands, task: Arc::new(std::sync::Mutex::new(Some(task))), terminations })
+    }
+
+    /// A user node's standalone terminations, as `(sending peer, message)`, from now on (each is
+    /// acknowledged whether or not anyone listens). `None` on a provider node.
+    #[must_use]
+    pub fn terminations(&self) -> Option<broadcast::Receiver<(PeerId, SessionTermination)>> {
+        self.terminations.as_ref().map(broadcast::Sender::subscribe)
+    }
+
+    /// Sends one request to `peer` over an open connection only: fails with
+    /// [`NetError::NotConnected`] instead of dialing (a provider reaches users this way).
+    ///
+    /// # Errors
+    /// Not connected, timeout, protocol or size failures.
+    pub async fn push(&self, peer: PeerId, proto: Proto, body: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Push { peer, proto, body, reply }).await.map_err(|_| NetError::Stopped)?;
+        answer.await.map_err(|_| NetError::Stopped)?
     }
 
     #[must_use]
@@ -318,6 +415,15 @@ impl P2p {
         }
     }
 
+    /// The peers with an open connection now.
+    pub async fn connected(&self) -> HashSet<PeerId> {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Connected { reply }).await.is_err() {
+            return HashSet::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
     /// Closes every connection to `peer` (the next request dials again).
     pub async fn disconnect(&self, peer: PeerId) {
         let _ = self.commands.send(Command::Disconnect { peer }).await;
@@ -326,16 +432,33 @@ impl P2p {
 
 type Answer = (Proto, ResponseChannel<Vec<u8>>, Vec<u8>);
 
+/// A user node's answer to a pushed termination: hand it out, acknowledge with an empty body
+/// (also when it does not decode: the provider cannot do better, the next response carries it).
+fn take_termination(peer: PeerId, body: &[u8], sink: Option<&broadcast::Sender<(PeerId, SessionTermination)>>) {
+    match SessionTermination::decode(body) {
+        Ok(message) => {
+            if let Some(sink) = sink {
+                let _ = sink.send((peer, message));
+            }
+        }
+        Err(e) => warn!(%peer, error = %e, "malformed SessionTermination"),
+    }
+}
+
 async fn drive<I: Inbound>(
     mut swarm: Swarm<Behaviour>,
     mut commands: mpsc::Receiver<Command>,
     inbound: Option<Arc<I>>,
+    terminations: Option<broadcast::Sender<(PeerId, SessionTermination)>>,
 ) {
     let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(CHANNEL_CAPACITY);
     let permits = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENT_MAX));
+    // Handler tasks, so stopping ends them and releases what the handler holds.
+    let mut handlers = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
             command = commands.recv() => {
                 let Some(command) = command else { break };
                 match command {
@@ -343,26 +466,28 @@ async fn drive<I: Inbound>(
                         if let Some(addr) = addr {
                             swarm.add_peer_address(peer, addr);
                         }
-                        let behaviour = swarm.behaviour_mut();
-                        let id = match proto {
-                            Proto::Store => behaviour.store.send_request(&peer, body),
-                            Proto::Policy => behaviour.policy.send_request(&peer, body),
-                        };
+                        let id = swarm.behaviour_mut().send_request(proto, &peer, body);
                         pending.insert(id, reply);
+                    }
+                    Command::Push { peer, proto, body, reply } => {
+                        if swarm.is_connected(&peer) {
+                            let id = swarm.behaviour_mut().send_request(proto, &peer, body);
+                            pending.insert(id, reply);
+                        } else {
+                            let _ = reply.send(Err(NetError::NotConnected(peer)));
+                        }
                     }
                     Command::Disconnect { peer } => {
                         let _ = swarm.disconnect_peer_id(peer);
+                    }
+                    Command::Connected { reply } => {
+                        let _ = reply.send(swarm.connected_peers().copied().collect());
                     }
                     Command::Shutdown => break,
                 }
             }
             Some((proto, channel, body)) = answers.recv() => {
-                let behaviour = swarm.behaviour_mut();
-                let sent = match proto {
-                    Proto::Store => behaviour.store.send_response(channel, body),
-                    Proto::Policy => behaviour.policy.send_response(channel, body),
-                };
-                if sent.is_err() {
+                if !swarm.behaviour_mut().send_response(proto, channel, body) {
                     debug!("peer went away before its response was sent");
                 }
             }
@@ -370,6 +495,8 @@ async fn drive<I: Inbound>(
                 let (proto, event) = match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Store(e)) => (Proto::Store, e),
                     SwarmEvent::Behaviour(BehaviourEvent::Policy(e)) => (Proto::Policy, e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Receipt(e)) => (Proto::Receipt, e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Termination(e)) => (Proto::Termination, e),
                     other => {
                         debug!(?other, "swarm event");
                         continue;
@@ -377,18 +504,19 @@ async fn drive<I: Inbound>(
                 };
                 match event {
                     request_response::Event::Message { peer, message: request_response::Message::Request { request, channel, .. }, .. } => {
+                        if proto == Proto::Termination {
+                            take_termination(peer, &request, terminations.as_ref());
+                            let _ = swarm.behaviour_mut().send_response(proto, channel, Vec::new());
+                            continue;
+                        }
                         let Some(handler) = inbound.clone() else { continue };
                         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                             let body = handler.busy(proto, &request);
-                            let behaviour = swarm.behaviour_mut();
-                            let _ = match proto {
-                                Proto::Store => behaviour.store.send_response(channel, body),
-                                Proto::Policy => behaviour.policy.send_response(channel, body),
-                            };
+                            let _ = swarm.behaviour_mut().send_response(proto, channel, body);
                             continue;
                         };
                         let tx = answers_tx.clone();
-                        tokio::spawn(async move {
+                        handlers.spawn(async move {
                             let body = handler.answer(proto, peer, request).await;
                             drop(permit);
                             let _ = tx.send((proto, channel, body)).await;
@@ -412,4 +540,5 @@ async fn drive<I: Inbound>(
             }
         }
     }
+    handlers.shutdown().await;
 }

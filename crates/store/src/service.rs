@@ -2,6 +2,8 @@
 //! archive is read.
 //!
 //! Order of work per query (cheapest first, and nothing charged for a malformed query):
+//! 0. the requesting peer's token bucket ([`PeerLimiter`]) → 429 `TOO_MANY_REQUESTS` saying
+//!    when to retry, before the request is checked or the engine asked;
 //! 1. decode (bounded) and check Store's own rules → 400 without an eligibility verdict;
 //! 2. the engine judges the `EligibilityProof` against the canonical request digest → on
 //!    refusal 400 `BAD_REQUEST`, no messages, the verdict at field 30 (with a termination if any);
@@ -9,15 +11,18 @@
 //!    first-response cap (fewer messages, with a cursor to continue) rather than refused;
 //! 4. the engine accounts the response size (`finish_response`); then 200 with `{0, "ok"}`.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use libp2p::PeerId;
-use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionId, SessionStore, Verdict};
 use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
-use paystreams_wire::{EligibilityStatus, RequestDigest as _};
+use paystreams_wire::{EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _};
 use tracing::{debug, warn};
 
 use crate::{
@@ -46,10 +51,14 @@ pub struct Metrics {
     pub policy_requests: AtomicU64,
     /// Queries answered 429 because the provider was at capacity.
     pub busy: AtomicU64,
+    /// Requests answered 429 because their peer exceeded its rate.
+    pub rate_limited: AtomicU64,
+    /// Standalone terminations delivered to a connected user.
+    pub terminations_pushed: AtomicU64,
 }
 
 impl Metrics {
-    fn bump(counter: &AtomicU64, by: u64) {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
         counter.fetch_add(by, Ordering::Relaxed);
     }
 
@@ -71,7 +80,9 @@ impl Metrics {
              # TYPE paystreams_store_first_responses_trimmed_total counter\npaystreams_store_first_responses_trimmed_total {}\n\
              # TYPE paystreams_store_archive_errors_total counter\npaystreams_store_archive_errors_total {}\n\
              # TYPE paystreams_store_policy_requests_total counter\npaystreams_store_policy_requests_total {}\n\
-             # TYPE paystreams_store_busy_total counter\npaystreams_store_busy_total {}\n",
+             # TYPE paystreams_store_busy_total counter\npaystreams_store_busy_total {}\n\
+             # TYPE paystreams_store_rate_limited_total counter\npaystreams_store_rate_limited_total {}\n\
+             # TYPE paystreams_store_terminations_pushed_total counter\npaystreams_store_terminations_pushed_total {}\n",
             get(&self.queries),
             get(&self.served),
             get(&self.bad_requests),
@@ -84,8 +95,153 @@ impl Metrics {
             get(&self.archive_errors),
             get(&self.policy_requests),
             get(&self.busy),
+            get(&self.rate_limited),
+            get(&self.terminations_pushed),
         )
     }
+}
+
+/// Per-peer request rate, applied before anything else is done for a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PeerLimit {
+    /// Sustained requests per second per peer (at least 1).
+    pub per_sec: u32,
+    /// Requests a peer may send at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
+
+impl Default for PeerLimit {
+    /// 50 requests per second, bursts of 100: a user paging through 100 pages as fast as
+    /// loopback allows stays under it, a flood from one peer does not.
+    fn default() -> Self {
+        Self { per_sec: 50, burst: 100 }
+    }
+}
+
+/// Peers tracked at once by [`PeerLimiter`]; beyond it full buckets are dropped first (they are
+/// the same as new ones), then the least recently seen.
+pub const LIMITED_PEERS_MAX: usize = 65_536;
+
+/// One peer's bucket, in thousandths of a request.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    milli: u64,
+    at_ms: u64,
+}
+
+/// A token bucket per peer, with time passed in (`now_ms`), so tests decide the clock.
+#[derive(Debug)]
+pub struct PeerLimiter {
+    limit: PeerLimit,
+    buckets: Mutex<HashMap<PeerId, Bucket>>,
+}
+
+impl PeerLimiter {
+    #[must_use]
+    pub fn new(limit: PeerLimit) -> Self {
+        let limit = PeerLimit { per_sec: limit.per_sec.max(1), burst: limit.burst.max(1) };
+        Self { limit, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    fn capacity(&self) -> u64 {
+        u64::from(self.limit.burst).saturating_mul(1_000)
+    }
+
+    /// Takes one request from `peer`'s bucket at `now_ms` (Unix ms); `Err` carries how many
+    /// milliseconds until the next request is allowed.
+    ///
+    /// # Errors
+    /// The bucket is empty.
+    pub fn check(&self, peer: &PeerId, now_ms: u64) -> Result<(), u64> {
+        let capacity = self.capacity();
+        // Thousandths of a request refilled per millisecond = requests per second.
+        let rate = u64::from(self.limit.per_sec);
+        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        if buckets.len() >= LIMITED_PEERS_MAX && !buckets.contains_key(peer) {
+            buckets
+                .retain(|_, b| b.milli.saturating_add(now_ms.saturating_sub(b.at_ms).saturating_mul(rate)) < capacity);
+            if buckets.len() >= LIMITED_PEERS_MAX
+                && let Some(oldest) = buckets.iter().min_by_key(|(_, b)| b.at_ms).map(|(p, _)| *p)
+            {
+                buckets.remove(&oldest);
+            }
+        }
+        let bucket = buckets.entry(*peer).or_insert(Bucket { milli: capacity, at_ms: now_ms });
+        let elapsed = now_ms.saturating_sub(bucket.at_ms);
+        bucket.milli = bucket.milli.saturating_add(elapsed.saturating_mul(rate)).min(capacity);
+        bucket.at_ms = bucket.at_ms.max(now_ms);
+        if bucket.milli >= 1_000 {
+            bucket.milli = bucket.milli.saturating_sub(1_000);
+            Ok(())
+        } else {
+            Err(1_000_u64.saturating_sub(bucket.milli).div_ceil(rate))
+        }
+    }
+
+    /// Peers currently tracked.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().map_or(0, |b| b.len())
+    }
+}
+
+/// Sessions remembered by [`SessionPeers`]; beyond it the oldest are forgotten (their users
+/// still get terminations in their next response).
+pub const SESSION_PEERS_MAX: usize = 100_000;
+/// Peers remembered per session (a user may reconnect from a new identity).
+pub const PEERS_PER_SESSION: usize = 4;
+
+/// Which peers used each session, newest last: where a standalone termination is pushed.
+#[derive(Debug, Default)]
+pub struct SessionPeers {
+    inner: Mutex<SessionPeersInner>,
+}
+
+#[derive(Debug, Default)]
+struct SessionPeersInner {
+    peers: HashMap<SessionId, Vec<PeerId>>,
+    order: VecDeque<SessionId>,
+}
+
+impl SessionPeers {
+    /// Records that `peer` sent a request judged for `session`.
+    pub fn record(&self, session: SessionId, peer: PeerId) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let inner = &mut *inner;
+        if let Some(peers) = inner.peers.get_mut(&session) {
+            if peers.last() != Some(&peer) {
+                peers.retain(|p| *p != peer);
+                if peers.len() >= PEERS_PER_SESSION {
+                    peers.remove(0);
+                }
+                peers.push(peer);
+            }
+            return;
+        }
+        while inner.peers.len() >= SESSION_PEERS_MAX {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            inner.peers.remove(&oldest);
+        }
+        inner.peers.insert(session, vec![peer]);
+        inner.order.push_back(session);
+    }
+
+    /// The peers that used `session`, newest last.
+    #[must_use]
+    pub fn peers(&self, session: &SessionId) -> Vec<PeerId> {
+        self.inner.lock().ok().and_then(|i| i.peers.get(session).cloned()).unwrap_or_default()
+    }
+
+    /// Every session with a known peer.
+    #[must_use]
+    pub fn sessions(&self) -> Vec<SessionId> {
+        self.inner.lock().map(|i| i.order.iter().copied().collect()).unwrap_or_default()
+    }
+}
+
+/// A refused receipt (`ReceiptAck` with `status`), encoded.
+fn receipt_refused(status: ReceiptStatus, desc: &str) -> Vec<u8> {
+    ReceiptAck::new(status, desc, 0).encode()
 }
 
 /// The Store service over one provider engine and one archive.
@@ -94,6 +250,8 @@ pub struct StoreService<C, S, K> {
     archive: Arc<dyn Archive>,
     advert: Vec<u8>,
     metrics: Arc<Metrics>,
+    limiter: PeerLimiter,
+    session_peers: Arc<SessionPeers>,
 }
 
 impl<C, S, K> std::fmt::Debug for StoreService<C, S, K> {
@@ -220,8 +378,11 @@ impl FreeStoreService {
 impl Inbound for FreeStoreService {
     async fn answer(&self, proto: Proto, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
         match proto {
-            // A free node advertises no payment policy.
-            Proto::Policy => Vec::new(),
+            // A free node advertises no payment policy, takes no receipts, is sent no terminations.
+            Proto::Policy | Proto::Termination => Vec::new(),
+            Proto::Receipt => {
+                receipt_refused(ReceiptStatus::Unsupported, "receipts not supported: this Store node is free to read")
+            }
             Proto::Store => self.query(&request).await,
         }
     }
@@ -301,7 +462,53 @@ where
     #[must_use]
     pub fn new(provider: Arc<Provider<C, S, K>>, archive: Arc<dyn Archive>, metrics: Arc<Metrics>) -> Self {
         let advert = provider.policy().advert().encode();
-        Self { provider, archive, advert, metrics }
+        Self {
+            provider,
+            archive,
+            advert,
+            metrics,
+            limiter: PeerLimiter::new(PeerLimit::default()),
+            session_peers: Arc::new(SessionPeers::default()),
+        }
+    }
+
+    /// Limits each peer to `limit`.
+    #[must_use]
+    pub fn with_peer_limit(mut self, limit: PeerLimit) -> Self {
+        self.limiter = PeerLimiter::new(limit);
+        self
+    }
+
+    /// Which peers used which session (updated from every verdict naming a session).
+    #[must_use]
+    pub const fn session_peers(&self) -> &Arc<SessionPeers> {
+        &self.session_peers
+    }
+
+    /// The 429 answer for a peer over its rate, or `None` when the request may go on.
+    fn rate_limited(&self, proto: Proto, peer: &PeerId, request: &[u8]) -> Option<Vec<u8>> {
+        let wait_ms = self.limiter.check(peer, wall_clock_ms()).err()?;
+        Metrics::bump(&self.metrics.rate_limited, 1);
+        let desc = format!(
+            "TOO_MANY_REQUESTS: more than {} requests per second from this peer; retry in {wait_ms} ms",
+            self.limiter.limit.per_sec
+        );
+        Some(match proto {
+            Proto::Store => StoreQueryResponse {
+                request_id: StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default(),
+                status_code: Some(status::TOO_MANY_REQUESTS),
+                status_desc: Some(desc),
+                ..StoreQueryResponse::default()
+            }
+            .encode(),
+            _ => receipt_refused(ReceiptStatus::Unavailable, &desc),
+        })
+    }
+
+    /// A delivery receipt goes to the engine, which keeps it for the stream's claims when it
+    /// verifies (see [`Provider::on_receipt`]).
+    async fn answer_receipt(&self, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+        self.provider.on_receipt(Some(&peer.to_bytes()), &request).await.encode()
     }
 
     #[must_use]
@@ -348,6 +555,9 @@ where
                 wall_clock_ms(),
             )
             .await;
+        if let (Some(peer), Some(session)) = (peer, verdict.session) {
+            self.session_peers.record(session, *peer);
+        }
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
             return (refusal(request.request_id, verdict), None);
@@ -411,13 +621,24 @@ where
                 Metrics::bump(&self.metrics.policy_requests, 1);
                 self.advert.clone()
             }
-            Proto::Store => self.query_from(Some(&peer), &request).await,
+            Proto::Store => match self.rate_limited(proto, &peer, &request) {
+                Some(refused) => refused,
+                None => self.query_from(Some(&peer), &request).await,
+            },
+            Proto::Receipt => match self.rate_limited(proto, &peer, &request) {
+                Some(refused) => refused,
+                None => self.answer_receipt(peer, request).await,
+            },
+            // Users answer terminations; a provider is never sent one.
+            Proto::Termination => Vec::new(),
         }
     }
 
     fn busy(&self, proto: Proto, request: &[u8]) -> Vec<u8> {
         match proto {
             Proto::Policy => self.advert.clone(),
+            Proto::Receipt => receipt_refused(ReceiptStatus::Unavailable, "the provider is at capacity; retry shortly"),
+            Proto::Termination => Vec::new(),
             Proto::Store => {
                 Metrics::bump(&self.metrics.busy, 1);
                 let request_id = StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default();
@@ -430,5 +651,63 @@ where
                 .encode()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_the_burst_then_the_rate_and_says_when() {
+        let limiter = PeerLimiter::new(PeerLimit { per_sec: 2, burst: 3 });
+        let (flooder, other) = (PeerId::random(), PeerId::random());
+        let t = 1_000_000;
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&flooder, t), Ok(()));
+        }
+        // Empty: the next token is 500 ms away at 2 per second.
+        assert_eq!(limiter.check(&flooder, t), Err(500));
+        assert_eq!(limiter.check(&flooder, t + 200), Err(300));
+        // Another peer has its own bucket.
+        assert_eq!(limiter.check(&other, t), Ok(()));
+        assert_eq!(limiter.check(&flooder, t + 500), Ok(()));
+        assert!(limiter.check(&flooder, t + 500).is_err());
+        // A long quiet spell refills to the burst, never beyond.
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&flooder, t + 60_000), Ok(()));
+        }
+        assert!(limiter.check(&flooder, t + 60_000).is_err());
+        // A clock going backwards takes nothing extra.
+        assert!(limiter.check(&flooder, t).is_err());
+    }
+
+    #[test]
+    fn limiter_map_stays_bounded() {
+        let limiter = PeerLimiter::new(PeerLimit { per_sec: 1, burst: 1 });
+        for i in 0..(LIMITED_PEERS_MAX + 10) {
+            let now = u64::try_from(i).unwrap_or(u64::MAX);
+            assert_eq!(limiter.check(&PeerId::random(), now), Ok(()));
+        }
+        assert!(limiter.tracked() <= LIMITED_PEERS_MAX);
+    }
+
+    #[test]
+    fn session_peers_keep_the_newest_and_stay_bounded() {
+        let peers = SessionPeers::default();
+        let session = SessionId([1; 32]);
+        let all: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+        for peer in &all {
+            peers.record(session, *peer);
+        }
+        peers.record(session, all[5]);
+        assert_eq!(peers.peers(&session), all[2..].to_vec());
+        for i in 0..SESSION_PEERS_MAX {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes());
+            peers.record(SessionId(id), all[0]);
+        }
+        assert!(peers.sessions().len() <= SESSION_PEERS_MAX);
+        assert!(peers.peers(&session).is_empty(), "the oldest session was forgotten");
     }
 }

@@ -11,12 +11,14 @@ pub mod proto;
 pub mod receipt;
 pub mod recommended;
 pub mod signing;
+pub mod termination;
 pub mod varint;
 
 pub use advert::{ADVERT_MAX_LEN, ExtensionTerms, LoadCap, ProviderAdvert, ReceiptTerms, SERVICE_IDS_MAX};
 pub use messages::*;
 pub use receipt::{DeliveryReceipt, RECEIPT_PROTOCOL, ReceiptAck, ReceiptStatus};
 pub use signing::*;
+pub use termination::{SESSION_TERMINATION_MAX_LEN, SessionTermination};
 
 /// Why bytes were refused.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]

@@ -103,8 +103,11 @@ pub enum ReceiptStatus {
     UnknownStream = 3,
     /// The bytes are not a receipt.
     Malformed = 4,
-    /// The provider cannot check it now (chain view or storage failure): retry later.
+    /// The provider cannot check it now (chain view or storage failure, rate limit, at
+    /// capacity): retry later.
     Unavailable = 5,
+    /// This node takes no delivery receipts (a free Store node).
+    Unsupported = 6,
 }
 
 impl ReceiptStatus {
@@ -117,6 +120,7 @@ impl ReceiptStatus {
             3 => Some(Self::UnknownStream),
             4 => Some(Self::Malformed),
             5 => Some(Self::Unavailable),
+            6 => Some(Self::Unsupported),
             _ => None,
         }
     }

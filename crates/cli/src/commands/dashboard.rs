@@ -39,6 +39,10 @@ pub struct DashboardArgs {
     /// on-chain earnings only.
     #[arg(long, value_name = "URL")]
     pub provider_admin: Option<String>,
+    /// File holding the provider's admin token (`store serve` prints where it wrote it:
+    /// <home>/store/admin-token-<provider account>).
+    #[arg(long, value_name = "PATH", requires = "provider_admin")]
+    pub provider_admin_token_file: Option<PathBuf>,
     /// Allow a non-loopback --listen address. Anyone who can reach it can then act with every
     /// key in the keystore: only on a network you trust.
     #[arg(long)]
@@ -92,9 +96,22 @@ pub fn run(args: &DashboardArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let token = match &args.provider_admin_token_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text.lines().next().unwrap_or_default().trim().to_owned()),
+            Err(e) => {
+                eprintln!("error: cannot read --provider-admin-token-file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
     let sessions: Option<Arc<dyn SessionSource>> = match args.provider_admin.as_deref().map(HttpSessions::new) {
         None => None,
-        Some(Ok(source)) => Some(Arc::new(source)),
+        Some(Ok(source)) => Some(Arc::new(match token {
+            Some(token) => source.with_token(token),
+            None => source,
+        })),
         Some(Err(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

@@ -16,7 +16,7 @@ use paystreams_store::{
     Archive as _, QueryError, STORE_SERVICE_ID,
     archive::{SqliteArchive, StoredMessage},
     client::{PaidStore, StoreClient},
-    provider::{ProviderConfig, SessionBackend, start},
+    provider::{AdminToken, ProviderConfig, ServiceOptions, SessionBackend, start},
     wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{Terms, User, UserConfig};
@@ -38,7 +38,7 @@ const SEEDED_MESSAGES: u32 = 48;
 #[command(after_help = "The demo leaves its data (chain, archive, sessions, keys) in the printed directory.
 With --keep-running the chain and the Store provider stay up until Ctrl-C, for the CLI
 (`paystream stream list --rpc URL --owner dev-0`, `paystream store query ...`) and the
-dashboard (`paystream dashboard --rpc URL --provider-admin http://ADMIN`).")]
+dashboard (`paystream dashboard --rpc URL --provider-admin http://ADMIN --provider-admin-token-file DIR/admin-token`).")]
 pub struct DemoArgs {
     /// Keep the chain and the provider running after the walkthrough until Ctrl-C.
     #[arg(long)]
@@ -188,6 +188,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         admin: Some(args.admin_addr),
         tick_interval: Duration::from_millis(500),
         claim_on_shutdown: true,
+        service: ServiceOptions {
+            admin_token: AdminToken::Generate(data_dir.join("admin-token")),
+            ..ServiceOptions::default()
+        },
     };
     let service = start(provider_config, archive).await.context("starting the Store provider")?;
     let address = service.addrs().first().context("the provider has no listen address")?.to_string();
@@ -355,9 +359,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         if let Some(admin) = service.admin_addr() {
             println!("  admin     http://{admin}/sessions");
             println!(
-                "Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin}",
+                "Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin} --provider-admin-token-file {}",
                 node.rpc_url(),
-                data_dir.join("keystore").display()
+                data_dir.join("keystore").display(),
+                data_dir.join("admin-token").display()
             );
         }
         println!(

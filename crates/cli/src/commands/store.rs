@@ -10,7 +10,7 @@ use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
     archive::{INSERT_BATCH_MAX, is_postgres_url, open_archive, parse_import},
     client::PaidStore,
-    provider::{ProviderConfig, SessionBackend, start},
+    provider::{AdminToken, ProviderConfig, ServiceOptions, SessionBackend, start},
     wire::StoreQueryRequest,
 };
 use paystreams_user::{AutoTopUp, Terms, UserConfig};
@@ -82,9 +82,27 @@ pub struct ServeArgs {
     /// Largest first (proposal-backed) response in bytes; larger pages are trimmed.
     #[arg(long, default_value_t = paystreams_wire::recommended::VAULT_PROOF_MAX_RESPONSE_BYTES)]
     pub first_response_cap: u64,
-    /// Admin HTTP endpoint (/health, /metrics, /sessions); "off" disables it.
+    /// Admin HTTP endpoint on loopback (/health, /metrics, /sessions,
+    /// POST /sessions/ID/terminate, POST /maintenance?secs=N); "off" disables it. Every path
+    /// but /health needs `Authorization: Bearer <token>`; the token is written (mode 0600) to
+    /// <home>/store/admin-token-<provider account> at start unless --admin-token-file is given.
     #[arg(long, default_value = "127.0.0.1:8041", value_name = "ADDR|off")]
     pub admin: String,
+    /// Read the admin token from this file (its first line, at least 16 characters) instead of
+    /// generating one.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Requests per second each peer may send (sustained); above it the answer is 429 with
+    /// when to retry, before any signature is checked.
+    #[arg(long, default_value_t = paystreams_store::service::PeerLimit::default().per_sec, value_name = "N")]
+    pub peer_rate: u32,
+    /// Requests a peer may send at once after a quiet spell.
+    #[arg(long, default_value_t = paystreams_store::service::PeerLimit::default().burst, value_name = "N")]
+    pub peer_burst: u32,
+    /// On Ctrl-C, connected users' sessions are paused (TEMPORARY termination) for this many
+    /// seconds of chain time, so a restart within it loses nobody's session (0: no notice).
+    #[arg(long, default_value_t = ServiceOptions::default().restart_pause_secs, value_name = "SECS")]
+    pub restart_pause_secs: u64,
     /// Fail closed when no chain event or block was seen for this long.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub staleness_ms: u64,
@@ -265,11 +283,30 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         .listen
         .parse()
         .map_err(|e| CliError::Usage(format!("--listen {:?} is not a multiaddr: {e}", args.listen)))?;
-    let admin = match args.admin.as_str() {
+    let admin: Option<std::net::SocketAddr> = match args.admin.as_str() {
         "off" => None,
         addr => {
             Some(addr.parse().map_err(|_| CliError::Usage(format!("--admin {addr:?} is not HOST:PORT or \"off\"")))?)
         }
+    };
+    if let Some(addr) = admin
+        && !addr.ip().is_loopback()
+    {
+        return Err(CliError::Usage(format!(
+            "--admin {addr} is not a loopback address: the admin endpoint can end every session, so it listens on \
+             127.0.0.1 or [::1] only (reach it from elsewhere through an SSH tunnel)"
+        )));
+    }
+    if args.peer_rate == 0 || args.peer_burst == 0 {
+        return Err(CliError::Usage("--peer-rate and --peer-burst must be at least 1".into()));
+    }
+    let admin_token_path = args
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| default_home().join("store").join(format!("admin-token-{}", provider.account_id())));
+    let admin_token = match &args.admin_token_file {
+        Some(path) => AdminToken::File(path.clone()),
+        None => AdminToken::Generate(admin_token_path.clone()),
     };
     let archive_spec = args.archive.clone().unwrap_or_else(default_archive);
     let sessions = match (&args.sessions, is_postgres_url(&archive_spec)) {
@@ -318,6 +355,11 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         admin,
         tick_interval: Duration::from_secs(2),
         claim_on_shutdown: true,
+        service: ServiceOptions {
+            peer_limit: paystreams_store::service::PeerLimit { per_sec: args.peer_rate, burst: args.peer_burst },
+            admin_token,
+            restart_pause_secs: args.restart_pause_secs,
+        },
     };
     let handle = start(config, archive).await.map_err(|e| CliError::Failed(e.to_string()))?;
     let addrs: Vec<String> = handle.addrs().iter().map(ToString::to_string).collect();
@@ -333,6 +375,7 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
             "peer_id": handle.peer_id().to_string(),
             "provider": provider.account_id().to_string(),
             "admin": handle.admin_addr().map(|a| format!("http://{a}")),
+            "admin_token_file": handle.admin_addr().map(|_| admin_token_path.display().to_string()),
             "archive_messages": count,
         }),
         || {
@@ -347,9 +390,12 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
                 paystreams_store::archive::redact_url(&archive_spec)
             ));
             if let Some(admin) = handle.admin_addr() {
-                text.push_str(&format!("admin http://{admin}/sessions  /metrics  /health\n"));
+                text.push_str(&format!(
+                    "admin http://{admin}/sessions  /metrics  /health (token in {}; send `Authorization: Bearer <token>`)\n",
+                    admin_token_path.display()
+                ));
             }
-            text.push_str("Ctrl-C stops serving and claims what accrued.");
+            text.push_str("Ctrl-C tells connected users to come back shortly (TEMPORARY), stops serving and claims what accrued.");
             text
         },
     );
@@ -503,7 +549,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         let mut returned = None;
         if args.close && ours.is_some() {
             let before = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
-            closed = user.close(&provider_account).await.map_err(|e| CliError::Failed(e.to_string()))?.is_some();
+            closed = paid.close().await.map_err(query_error)?.is_some();
             let after = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
             returned = closed.then(|| after.saturating_sub(before));
         }

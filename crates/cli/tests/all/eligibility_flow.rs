@@ -138,12 +138,18 @@ async fn eligibility_flow_against_a_real_node() {
     let advert = advert(&provider);
     let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE.into(), rate: 1, allocation: 10 };
 
-    // A first response over the first-response cap is refused and the session released.
+    // A first response over the first-response cap is refused, the session ended with a
+    // PERMANENT termination in that refusal (not queued again for a standalone push).
     let request = net.request();
     let bytes = user.propose(&advert, &terms).await.expect("propose");
     let verdict = net.send(&request, &bytes, FIRST_RESPONSE_CAP + 1).await;
     assert_eq!(verdict.code(), Some(StatusCode::ParamsRejected), "{verdict:?}");
-    assert!(verdict.grant.is_none() && verdict.termination.is_none());
+    assert!(verdict.grant.is_none());
+    assert_eq!(
+        verdict.termination.map(|t| (t.termination_type, t.resume_after)),
+        Some((TerminationType::Permanent, 0))
+    );
+    assert!(provider.take_terminations().expect("outbox").is_empty());
     let reaction = user.on_proposal_status(&p.0, &verdict.status, verdict.termination).await.expect("react");
     assert!(matches!(reaction, Reaction::Adjust { .. }), "{reaction:?}");
 

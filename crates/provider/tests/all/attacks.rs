@@ -248,6 +248,12 @@ async fn oversized_first_response() {
     assert_eq!(grant.kind, GrantKind::First { max_response_bytes: 65_536 });
     let refused = w.provider.finish_response(&grant, 65_537).await.expect("engine").expect_err("over cap");
     assert_refused(&refused, ParamsRejected);
+    // The refusal carries the PERMANENT termination; it is not queued again.
+    assert_eq!(
+        refused.termination.map(|t| (t.termination_type, t.resume_after)),
+        Some((TerminationType::Permanent, 0))
+    );
+    assert!(w.provider.take_terminations().expect("outbox").is_empty());
     // The session was released: a new proposal is accepted; its response at the cap is fine.
     let v = w.propose(&w.proposal(&key(51))).await;
     let grant = v.grant.expect("granted");

@@ -9,7 +9,7 @@ use paystreams_store::{
     STORE_SERVICE_ID,
     archive::StoredMessage,
     client::new_request_id,
-    provider::{ProviderConfig, SessionBackend},
+    provider::{ProviderConfig, ServiceOptions, SessionBackend},
     wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_wire::TokenStreamPolicy;
@@ -71,5 +71,6 @@ pub fn provider_config(rpc_url: String, key: SecretKey, listen: &str) -> Provide
         admin: None,
         tick_interval: Duration::from_millis(200),
         claim_on_shutdown: false,
+        service: ServiceOptions::default(),
     }
 }

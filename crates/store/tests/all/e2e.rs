@@ -18,7 +18,7 @@ use paystreams_store::{
     Archive, QueryError, STORE_SERVICE_ID,
     archive::SqliteArchive,
     client::{PaidStore, StoreClient},
-    provider::{ProviderConfig, ProviderHandle, SessionBackend, start},
+    provider::{ProviderConfig, ProviderHandle, ServiceOptions, SessionBackend, start},
 };
 use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::{StatusCode, TerminationType};
@@ -37,6 +37,8 @@ fn config(
     ProviderConfig {
         sessions,
         admin: Some("127.0.0.1:0".parse().expect("addr")),
+        // Restarting mid-session below serves on at once (no restart pause announced).
+        service: ServiceOptions { restart_pause_secs: 0, ..ServiceOptions::default() },
         ..provider_config(rpc_url, key, listen)
     }
 }
@@ -50,7 +52,10 @@ async fn admin_call(handle: &ProviderHandle, method: &str, path: &str) -> String
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let addr = handle.admin_addr().expect("admin");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect admin");
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let token = handle.admin_token().expect("token");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut body = String::new();
     stream.read_to_string(&mut body).await.expect("read");

@@ -6,4 +6,6 @@ mod common;
 mod e2e;
 mod exactness;
 mod faults;
+mod receipts;
+mod terminations;
 mod wire;
