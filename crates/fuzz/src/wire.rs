@@ -17,14 +17,15 @@ use paystreams_store::wire::{
     StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage,
 };
 use paystreams_wire::{
-    ACCEPTED_TOKENS_MAX, CanonicalStoreRequest, ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus,
-    RequestDigest as _, SERVICE_ID_MAX_LEN, STATUS_DESC_MAX_LEN, ServiceTermination, StatusCode, StreamParams,
-    StreamProof, StreamProposal, StreamProviderPolicy, TerminationType, TokenStreamPolicy, VaultOwnerAuthBody,
-    VaultProof, WireError, sign_proposal, sign_stream_proof, verify_proposal, verify_stream_proof,
+    ACCEPTED_TOKENS_MAX, CanonicalStoreRequest, DeliveryReceipt, ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof,
+    EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _, SERVICE_ID_MAX_LEN, STATUS_DESC_MAX_LEN,
+    ServiceTermination, SessionTermination, StatusCode, StreamParams, StreamProof, StreamProposal,
+    StreamProviderPolicy, TerminationType, TokenStreamPolicy, VaultOwnerAuthBody, VaultProof, WireError, sign_proposal,
+    sign_stream_proof, verify_proposal, verify_stream_proof,
 };
 
 /// The decoders, in selector order (the first input byte picks one, modulo this length).
-pub const DECODERS: [&str; 15] = [
+pub const DECODERS: [&str; 18] = [
     "vault_proof",
     "stream_params",
     "stream_proposal",
@@ -40,6 +41,9 @@ pub const DECODERS: [&str; 15] = [
     "store_query_request",
     "store_eligibility",
     "store_query_response",
+    "delivery_receipt",
+    "receipt_ack",
+    "session_termination",
 ];
 
 /// An unknown varint field (number 2047, value 1): every decoder must skip it.
@@ -64,7 +68,10 @@ pub fn decodes(data: &[u8]) -> bool {
         11 => MessageKeyValue::decode(input).is_ok(),
         12 => StoreQueryRequest::decode(input).is_ok(),
         13 => Eligibility::decode(input).is_ok(),
-        _ => StoreQueryResponse::decode(input).is_ok(),
+        14 => StoreQueryResponse::decode(input).is_ok(),
+        15 => DeliveryReceipt::decode(input).is_ok(),
+        16 => ReceiptAck::decode(input).is_ok(),
+        _ => SessionTermination::decode(input).is_ok(),
     }
 }
 
@@ -152,11 +159,24 @@ pub fn wire(data: &[u8]) {
                 check_eligibility(&eligibility);
             }
         }
-        _ => {
+        14 => {
             if let Some(response) =
                 round_trip("store_query_response", input, StoreQueryResponse::decode, StoreQueryResponse::encode)
             {
                 check_store_response(&response);
+            }
+        }
+        15 => drop(round_trip("delivery_receipt", input, DeliveryReceipt::decode, DeliveryReceipt::encode)),
+        16 => {
+            if let Some(ack) = round_trip("receipt_ack", input, ReceiptAck::decode, ReceiptAck::encode) {
+                assert!(ack.desc.len() <= STATUS_DESC_MAX_LEN, "receipt_ack: desc over the limit decoded");
+            }
+        }
+        _ => {
+            if let Some(pushed) =
+                round_trip("session_termination", input, SessionTermination::decode, SessionTermination::encode)
+            {
+                check_termination(&pushed.termination);
             }
         }
     }
@@ -440,7 +460,17 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         eligibility: Some(eligibility.clone()),
         pagination_cursor: Some([8; 32]),
     };
-    let encodings: [(usize, Vec<u8>); 16] = [
+    let receipt = DeliveryReceipt {
+        program_id: [1; 32],
+        stream_config: [2; 32],
+        stream_id: 4,
+        acknowledged_total: 1_000,
+        deliveries_digest: [3; 32],
+        signature: [4; 64],
+    };
+    let ack = ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", 1_000);
+    let pushed = SessionTermination { session_id: [6; 32], termination };
+    let encodings: [(usize, Vec<u8>); 19] = [
         (0, proposal.vault_proof.encode()),
         (1, params.encode()),
         (2, proposal.encode()),
@@ -457,6 +487,9 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         (12, request.encode()),
         (13, eligibility.encode()),
         (14, response.encode()),
+        (15, receipt.encode()),
+        (16, ack.encode()),
+        (17, pushed.encode()),
     ];
     encodings
         .into_iter()
