@@ -37,12 +37,15 @@ pub struct ChainClaimer<W> {
     program_id: ProgramId,
     /// Token vaults pay into this holding of the provider (native vaults pay the provider).
     payout_holding: Option<AccountId>,
+    /// One batch at a time: every batch signs with the provider key's next nonces, so two
+    /// batches sent at once (the follower's claims and a shutdown's, say) would reuse them.
+    submitting: tokio::sync::Mutex<()>,
 }
 
 impl<W: ChainWriter> ChainClaimer<W> {
     #[must_use]
     pub const fn new(writer: W, key: SecretKey, program_id: ProgramId, payout_holding: Option<AccountId>) -> Self {
-        Self { writer, key, program_id, payout_holding }
+        Self { writer, key, program_id, payout_holding, submitting: tokio::sync::Mutex::const_new(()) }
     }
 
     fn call(&self, claim: &Claim) -> client::Call {
@@ -60,7 +63,10 @@ impl<W: ChainWriter> ChainClaimer<W> {
 impl<W: ChainWriter> ClaimSubmitter for ChainClaimer<W> {
     async fn claim_batch(&self, claims: &[Claim]) -> Result<Vec<bool>, ChainError> {
         let calls: Vec<client::Call> = claims.iter().map(|c| self.call(c)).collect();
-        let outcomes = self.writer.submit_batch(&calls, &[&self.key]).await?;
+        let outcomes = {
+            let _one_at_a_time = self.submitting.lock().await;
+            self.writer.submit_batch(&calls, &[&self.key]).await?
+        };
         let mut included = vec![false; claims.len()];
         for ((slot, outcome), claim) in included.iter_mut().zip(&outcomes).zip(claims) {
             match outcome {

@@ -1179,6 +1179,8 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         view: &StreamView,
     ) -> Result<Option<PlannedClaim>, EngineError> {
         let closed = view.state == StreamState::Closed;
+        // Nothing more accrues on a closed stream: what is there is claimed, however little.
+        let min = if closed { 1 } else { min };
         if view.accrued.0 == 0 || view.accrued.0 < min {
             if closed && view.accrued.0 == 0 {
                 self.store.remove_claimable(key).await?;
@@ -1186,16 +1188,22 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             return Ok(None);
         }
         let receipt_paid = view.extensions.as_ref().filter(|e| e.receipt_key.is_some()).map(|e| e.receipt_paid.0);
-        let receipt = match receipt_paid {
+        let (receipt, payout) = match receipt_paid {
             // A receipt stream pays only what a receipt acknowledges beyond what it paid.
             Some(paid) => match self.store.latest_receipt(key).await? {
-                Some(r) if r.body.acknowledged_total > paid => Some(r),
+                Some(r) if r.body.acknowledged_total > paid => {
+                    let payout = r.body.acknowledged_total.saturating_sub(paid).min(view.accrued.0);
+                    (Some(r), payout)
+                }
                 _ => return Ok(None),
             },
-            None => None,
+            None => (None, view.accrued.0),
         };
         let claim = Claim { stream: key, token_id: token, receipt };
-        Ok(Some(PlannedClaim { claim, amount: view.accrued.0, closed }))
+        // A closed stream is forgotten once a claim empties it; one that a receipt pays only in
+        // part stays claimable for the receipt acknowledging the rest.
+        let emptied = closed && payout == view.accrued.0;
+        Ok(Some(PlannedClaim { claim, amount: payout, closed: emptied }))
     }
 
     /// Submits the planned claims as one batch; forgets closed streams that were claimed.
@@ -1340,7 +1348,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         }
         let key = StreamKey { vault: session.vault, stream_id: wire.stream_id };
         let kept_total = |kept: Option<ChainReceipt>| kept.map_or(0, |r| r.body.acknowledged_total);
-        let Some(view) = self.chain.stream(&vault.owner, vault.vault_id, wire.stream_id).await? else {
+        // Read fresh: whether the stream is closed decides whether it must be made claimable
+        // again (a cached view from before the close would say no).
+        let Some(view) = self.chain.stream_fresh(&vault.owner, vault.vault_id, wire.stream_id).await? else {
             return Ok(unknown());
         };
         let Some(receipt_key) = view
@@ -1385,10 +1395,9 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             debug!(?key, total = wire.acknowledged_total, "receipt kept");
             if view.state == StreamState::Closed {
                 // A closed stream may have been claimed and forgotten before this receipt
-                // acknowledged the rest: claimable again, and claimed now (nothing more
-                // accrues on it, so there is nothing to wait for).
+                // acknowledged the rest: claimable again (the next tick claims it; a closed
+                // stream is claimed whatever the amount, nothing more accrues on it).
                 self.store.add_claimable(key, session.token_id).await?;
-                self.claim_stream(key, Some(session.token_id), 1).await?;
             }
             return Ok(ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", wire.acknowledged_total));
         }
@@ -1406,7 +1415,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
 struct PlannedClaim {
     claim: Claim,
     amount: u128,
-    /// The stream is closed: once claimed nothing more can accrue.
+    /// The stream is closed and this claim empties it: forgotten once the claim is included.
     closed: bool,
 }
 

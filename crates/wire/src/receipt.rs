@@ -265,6 +265,6 @@ mod tests {
         }
         let big_status = Writer::new().uint(1, u64::from(u32::MAX) + 1).finish();
         assert!(matches!(ReceiptAck::decode(&big_status), Err(WireError::UnknownEnum { .. })));
-        assert_eq!(ReceiptStatus::from_code(6), None);
+        assert_eq!(ReceiptStatus::from_code(7), None);
     }
 }

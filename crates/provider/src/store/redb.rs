@@ -26,6 +26,11 @@ from_redb!(
     redb::SetDurabilityError
 );
 
+/// How long [`RedbKv::open`] waits for a file this process is still closing.
+const REOPEN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often it looks again meanwhile.
+const REOPEN_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// redb backend (the default).
 pub struct RedbKv {
     db: redb::Database,
@@ -47,7 +52,18 @@ impl RedbKv {
     /// # Errors
     /// Storage failures, including another process holding the file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = redb::Database::create(path)?;
+        // A store this process just closed may still be held for a moment by a storage call
+        // finishing on the blocking pool (those cannot be cancelled): wait for it, bounded.
+        // Another process holding the file keeps it past the bound and is reported.
+        let waited_since = std::time::Instant::now();
+        let db = loop {
+            match redb::Database::create(path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if waited_since.elapsed() < REOPEN_WAIT_MAX => {
+                    std::thread::sleep(REOPEN_RETRY);
+                }
+                other => break other?,
+            }
+        };
         let txn = db.begin_write()?;
         for table in Table::ALL {
             txn.open_table(table_def(table))?;
