@@ -174,6 +174,9 @@ pub struct PaidStore<C> {
     terms: Terms,
     /// Applies pushed terminations; stopped when the store is dropped.
     terminations: JoinHandle<()>,
+    /// What the engine did on the last pushed termination, reported by the next
+    /// [`PaidStore::page`] instead of silently opening a new session.
+    pushed: Arc<std::sync::Mutex<Option<Reaction>>>,
 }
 
 impl<C> Drop for PaidStore<C> {
@@ -182,11 +185,13 @@ impl<C> Drop for PaidStore<C> {
     }
 }
 
-/// Hands every termination `provider_peer` pushes to the user engine.
+/// Hands every termination `provider_peer` pushes to the user engine and keeps what it did in
+/// `outcome`.
 fn follow_terminations<C: ChainView + ChainWriter + 'static>(
     client: &StoreClient,
     user: &Arc<User<C>>,
     provider_id: [u8; 32],
+    outcome: Arc<std::sync::Mutex<Option<Reaction>>>,
 ) -> JoinHandle<()> {
     let mut pushed = client.terminations();
     let (user, provider_peer) = (Arc::clone(user), client.peer_id());
@@ -195,7 +200,13 @@ fn follow_terminations<C: ChainView + ChainWriter + 'static>(
             match pushed.recv().await {
                 Ok((peer, message)) if peer == provider_peer => {
                     match user.on_termination(&provider_id, &message.session_id, message.termination).await {
-                        Ok(reaction) => info!(?reaction, "the provider ended or paused a session"),
+                        Ok(Reaction::Ignored) => {}
+                        Ok(reaction) => {
+                            info!(?reaction, "the provider ended or paused a session");
+                            if let Ok(mut last) = outcome.lock() {
+                                *last = Some(reaction);
+                            }
+                        }
                         Err(e) => warn!(error = %e, "could not act on a pushed termination"),
                     }
                 }
@@ -221,8 +232,9 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
         if user.select(&advert.provider_id, terms.vault_id, &terms.service_id).await? {
             user.usable(&advert.provider_id).await?;
         }
-        let terminations = follow_terminations(&client, &user, advert.provider_id);
-        Ok(Self { client, user, advert, terms, terminations })
+        let pushed = Arc::new(std::sync::Mutex::new(None));
+        let terminations = follow_terminations(&client, &user, advert.provider_id, Arc::clone(&pushed));
+        Ok(Self { client, user, advert, terms, terminations, pushed })
     }
 
     /// Connects to the provider at `provider` (a multiaddr ending in `/p2p/<peer id>`) as the
@@ -331,6 +343,13 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
     /// # Errors
     /// A refusal the user cannot fix by retrying, a termination, or a Store error.
     pub async fn page(&self, base: &StoreQueryRequest) -> Result<PageOutcome, QueryError> {
+        // A termination the provider pushed since the last page ends this query the way the
+        // same termination in a response would.
+        match self.pushed.lock().ok().and_then(|mut last| last.take()) {
+            Some(Reaction::Closed { stream_id }) => return Err(QueryError::Terminated { stream: stream_id }),
+            Some(Reaction::WaitUntil { resume_after }) => return Err(QueryError::Paused(resume_after)),
+            _ => {}
+        }
         let provider = self.advert.provider_id;
         let mut retries = 0u32;
         loop {

@@ -805,8 +805,14 @@ impl<C: ChainView + ChainWriter> User<C> {
         termination: Option<ServiceTermination>,
     ) -> Result<Reaction, UserError> {
         if let Some(t) = termination {
-            let session = self.current(provider)?.ok_or(UserError::NoSession)?;
-            return self.react_to_termination(&session, &t).await;
+            return match self.current(provider)? {
+                Some(session) => self.react_to_termination(&session, &t).await,
+                // Already acted on: the same termination was pushed and handled meanwhile.
+                None => Ok(match t.termination_type {
+                    TerminationType::Permanent => Reaction::Closed { stream_id: None },
+                    TerminationType::Temporary => Reaction::WaitUntil { resume_after: t.resume_after },
+                }),
+            };
         }
         let desc = status.status_desc.clone();
         Ok(match status.code() {

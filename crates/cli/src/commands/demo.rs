@@ -298,8 +298,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     client.advance_time(30).await?;
     let closed = client.close_by_provider(&provider_key, user, vault_id, stream_id, None).await?;
     show_stream(&client.require_stream(user, vault_id, stream_id).await?);
-    // The provider's follower sees the close and ends the session; the user's next request
-    // gets a PERMANENT ServiceTermination and the engine closes out.
+    // The provider's follower sees the close and ends the session; its PERMANENT
+    // ServiceTermination reaches the user pushed (the user is connected) or with the next
+    // request, whichever comes first, and the engine closes out.
     provider_sees(&service, &closed, "the close").await?;
     match paid.page(&news).await {
         Err(QueryError::Terminated { stream }) => {
@@ -308,7 +309,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
                 |id| format!("it closed stream {id}"),
             );
             println!(
-                "    the next request gets a PERMANENT ServiceTermination; the user's engine closes out: {outcome}"
+                "    a PERMANENT ServiceTermination reaches the user (pushed, or with the next request); the user's engine closes out: {outcome}"
             );
         }
         Ok(_) => bail!("the provider served a request on a stream it had closed"),
