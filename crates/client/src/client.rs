@@ -19,7 +19,7 @@ use paystreams_program::{
     Event, ExtensionSettings,
     client::{self as builders, Call, VaultRef},
     payment_streams_program_id,
-    receipt::{DeliveryReceipt, ReceiptBody},
+    receipt::DeliveryReceipt,
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
@@ -115,26 +115,6 @@ pub fn claimed_amount(receipt: &ReceiptInfo) -> u128 {
             _ => None,
         })
         .fold(0_u128, u128::saturating_add)
-}
-
-/// Signs a delivery receipt for a stream: the user acknowledges `acknowledged_total` delivered.
-#[must_use]
-pub fn sign_receipt(
-    receipt_key: &SecretKey,
-    vault: &VaultRef,
-    stream_id: u64,
-    acknowledged_total: u128,
-    deliveries_digest: [u8; 32],
-) -> DeliveryReceipt {
-    let body = ReceiptBody {
-        program_id: vault.program_id,
-        stream_config: vault.stream(stream_id),
-        stream_id,
-        acknowledged_total,
-        deliveries_digest,
-    };
-    let signature = receipt_key.sign(&body.digest()).0;
-    DeliveryReceipt { body, signature }
 }
 
 /// The node connection under a client (so `RpcChain::new(client)` reads through it).

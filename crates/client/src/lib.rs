@@ -22,7 +22,7 @@ pub mod preflight;
 pub use amount::{AmountError, parse_amount};
 pub use client::{
     Client, DEFAULT_INCLUSION_TIMEOUT, DEFAULT_RPC_URL, Progress, ProgressFn, TokenRecipient, claimed_amount,
-    sign_receipt, stream_events,
+    stream_events,
 };
 pub use error::{ClientError, Result, TxFailure};
 pub use explain::{Facts, Operation, explain};

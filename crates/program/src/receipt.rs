@@ -8,7 +8,13 @@
 //! `"/paystreams/v1/DeliveryReceipt/"` NUL-padded to 32 bytes. See `docs/delivery-receipts.md`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::{AccountId, ProgramId, crypto::verify_bip340, domain_prefix, sha256};
+use paystreams_lez_core::{
+    AccountId, ProgramId,
+    crypto::{SecretKey, verify_bip340},
+    domain_prefix, sha256,
+};
+
+use crate::client::VaultRef;
 
 /// Domain prefix of the receipt digest.
 pub const RECEIPT_DOMAIN: [u8; 32] = domain_prefix("/paystreams/v1/DeliveryReceipt/");
@@ -46,6 +52,28 @@ pub struct DeliveryReceipt {
 }
 
 impl DeliveryReceipt {
+    /// The receipt `receipt_key` signs for `stream_id` of `vault`: the user acknowledges
+    /// `acknowledged_total` delivered over the stream's life, covering the deliveries whose
+    /// digest is `deliveries_digest`.
+    #[must_use]
+    pub fn sign(
+        receipt_key: &SecretKey,
+        vault: &VaultRef,
+        stream_id: u64,
+        acknowledged_total: u128,
+        deliveries_digest: [u8; 32],
+    ) -> Self {
+        let body = ReceiptBody {
+            program_id: vault.program_id,
+            stream_config: vault.stream(stream_id),
+            stream_id,
+            acknowledged_total,
+            deliveries_digest,
+        };
+        let signature = receipt_key.sign(&body.digest()).0;
+        Self { body, signature }
+    }
+
     /// True when the signature verifies under `receipt_key`.
     #[must_use]
     pub fn verify(&self, receipt_key: &[u8; 32]) -> bool {

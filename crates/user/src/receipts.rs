@@ -9,11 +9,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{AccountId, crypto::SecretKey, domain_prefix, sha256};
-use paystreams_program::{
-    ExtensionSettings,
-    client::VaultRef,
-    receipt::{DeliveryReceipt, ReceiptBody},
-};
+use paystreams_program::{ExtensionSettings, client::VaultRef, receipt::DeliveryReceipt};
 use paystreams_rpc::chain_view::ChainView;
 use paystreams_wire::{DeliveryReceipt as WireReceipt, ProviderAdvert, ReceiptTerms};
 
@@ -94,14 +90,7 @@ pub async fn sign_receipt(
     let observed = view.accrued.0.saturating_add(ext.receipt_paid.0);
     let acknowledged_total = observed.max(book.acknowledged_total);
     let deliveries_digest = book.next_digest(response_digest);
-    let body = ReceiptBody {
-        program_id: vault.program_id,
-        stream_config: vault.stream(stream_id),
-        stream_id,
-        acknowledged_total,
-        deliveries_digest,
-    };
-    let receipt = DeliveryReceipt { body, signature: receipt_key.sign(&body.digest()).0 };
+    let receipt = DeliveryReceipt::sign(receipt_key, vault, stream_id, acknowledged_total, deliveries_digest);
     *book = ReceiptBook { acknowledged_total, deliveries_digest, deliveries: book.deliveries.saturating_add(1) };
     Ok(Some(to_wire(&receipt)))
 }

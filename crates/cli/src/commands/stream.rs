@@ -7,7 +7,7 @@ use std::{
 
 use borsh::BorshDeserialize as _;
 use clap::{Subcommand, ValueEnum};
-use paystreams_client::{Client, claimed_amount, sign_receipt};
+use paystreams_client::{Client, claimed_amount};
 use paystreams_lez_core::{AccountId, crypto::PublicKey};
 use paystreams_program::{ExtensionSettings, receipt::DeliveryReceipt, state::StreamState};
 use paystreams_rpc::{StreamFilter, StreamView, clock::wall_clock_secs};
@@ -435,7 +435,7 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                 }
                 None => [0; 32],
             };
-            let receipt = sign_receipt(&key.key, &vault, stream.stream_id, *acknowledged, digest);
+            let receipt = DeliveryReceipt::sign(&key.key, &vault, stream.stream_id, *acknowledged, digest);
             let encoded = hex::encode(borsh::to_vec(&receipt).unwrap_or_default());
             ctx.emit(&json!({ "receipt": encoded, "acknowledged_total": acknowledged.to_string() }), || {
                 encoded.clone()

@@ -5,9 +5,9 @@
 //! Block times follow the wall clock (plus dev time jumps), so expectations are computed from
 //! the times the program reports in its events; every balance is then checked exactly.
 
-use paystreams_client::{ClientError, TxFailure, claimed_amount, sign_receipt, stream_events};
+use paystreams_client::{ClientError, TxFailure, claimed_amount, stream_events};
 use paystreams_lez_core::crypto::SecretKey;
-use paystreams_program::{Event, ExtensionSettings};
+use paystreams_program::{Event, ExtensionSettings, receipt::DeliveryReceipt};
 use paystreams_rpc::{ReceiptInfo, TxStatus};
 
 use crate::common::dev_node;
@@ -344,7 +344,7 @@ async fn every_extension() {
     assert_eq!(missing.code, 6037);
     assert!(missing.explanation.contains(&hex::encode(receipt_key.public_key().to_bytes())), "{}", missing.explanation);
     let vault = client.vault_ref(o, 1, [0; 32]);
-    let first = sign_receipt(&receipt_key, &vault, rc, 25, [1; 32]);
+    let first = DeliveryReceipt::sign(&receipt_key, &vault, rc, 25, [1; 32]);
     let before = client.balance(p).await.expect("balance");
     let r = client.claim(&provider, o, 1, rc, Some(first)).await.expect("claim with receipt");
     assert_eq!(claimed_amount(&r), 25);
@@ -354,9 +354,9 @@ async fn every_extension() {
     let stale = failure(unchecked.claim(&provider, o, 1, rc, Some(first)).await);
     assert_eq!(stale.code, 6041);
     assert!(stale.explanation.contains("beyond the 25 already paid"), "{}", stale.explanation);
-    let forged = sign_receipt(&provider, &vault, rc, 40, [1; 32]);
+    let forged = DeliveryReceipt::sign(&provider, &vault, rc, 40, [1; 32]);
     assert_eq!(failure(unchecked.claim(&provider, o, 1, rc, Some(forged)).await).code, 6039);
-    let second = sign_receipt(&receipt_key, &vault, rc, 40, [2; 32]);
+    let second = DeliveryReceipt::sign(&receipt_key, &vault, rc, 40, [2; 32]);
     let r = client.claim(&provider, o, 1, rc, Some(second)).await.expect("second receipt");
     assert_eq!(claimed_amount(&r), 15);
     let view = client.stream(o, 1, rc).await.expect("rpc").expect("stream");

@@ -2,135 +2,24 @@
 //! in-memory chain; the user signs a cumulative receipt after every response, the provider
 //! keeps the latest and claims with it.
 
-use paystreams_lez_core::{crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id};
-use paystreams_program::{
-    client::{self, VaultRef},
-    payment_streams_program_id,
-    state::VaultPrivacyTier,
-};
-use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, Verdict};
-use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
-use paystreams_user::{Reaction, Session, Terms, User, UserConfig};
-use paystreams_wire::{
-    CanonicalStoreRequest, DeliveryReceipt, ProviderAdvert, ReceiptAck, ReceiptStatus, ReceiptTerms,
-    RequestDigest as _, StatusCode, TokenStreamPolicy,
-};
+use paystreams_program::client;
+use paystreams_rpc::chain_view::ChainView as _;
+use paystreams_user::UserConfig;
+use paystreams_wire::{DeliveryReceipt, ReceiptAck, ReceiptStatus, ReceiptTerms};
 
-const SERVICE: &str = "/vac/waku/store-query/3.0.0";
-const PEER: &[u8] = b"alice's peer id";
+use crate::common::{Net, PEER, key, net_with};
 
-fn key(byte: u8) -> SecretKey {
-    SecretKey::from_bytes(&[byte; 32]).expect("key")
-}
-
-type Engine = Provider<InMemoryChain, MemoryStore, ChainClaimer<InMemoryChain>>;
-
-struct Net {
-    chain: InMemoryChain,
-    provider: Engine,
-    provider_key: SecretKey,
-    user: User<InMemoryChain>,
-    vault: VaultRef,
-    cursor: usize,
-    requests: u64,
-}
-
-fn net(receipts: ReceiptTerms, prefer_receipts: bool) -> Net {
-    let (alice, provider_key) = (key(1), key(2));
-    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], 1_000)
-        .expect("chain");
-    let vault = VaultRef::native(payment_streams_program_id(), alice.account_id(), 0);
-    for call in [
-        client::initialize_vault(&vault, VaultPrivacyTier::Public),
-        client::deposit(&vault, 10_000, authenticated_transfer_program_id(), None),
-    ] {
-        assert!(chain.submit_now(&call, &[&alice]).expect("submit").is_included());
-    }
-    let mut policy = ProviderPolicy::new(
-        provider_key.account_id().0,
-        vec![SERVICE.into()],
-        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: 7, min_allocation: 1_000 }],
-    );
-    policy.extensions.receipts = receipts;
-    let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
-    let provider =
-        Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
-    let config = UserConfig { prefer_receipts, ..UserConfig::default() };
-    let user = User::new(alice, chain.clone(), config);
-    Net { chain, provider, provider_key, user, vault, cursor: 0, requests: 0 }
-}
-
-impl Net {
-    fn now_ms(&self) -> u64 {
-        self.chain.now_secs().expect("now") * 1000
-    }
-
-    fn provider_id(&self) -> [u8; 32] {
-        self.provider_key.account_id().0
-    }
-
-    /// The user's session with the provider (its receipt book included).
-    fn session(&self) -> Session {
-        self.user.current(&self.provider_id()).expect("state").expect("a session")
-    }
-
-    fn request(&mut self) -> CanonicalStoreRequest {
-        self.requests += 1;
-        CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
-    }
-
-    async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8]) -> Verdict {
-        let verdict = self.provider.handle(PEER, &request.digest(), Some(proof), self.now_ms()).await;
-        if let Some(grant) = verdict.grant {
-            assert_eq!(self.provider.finish_response(&grant, 500).await.expect("engine"), Ok(()));
-        }
-        verdict
-    }
-
-    async fn sync(&mut self) {
-        let events = self.chain.events_since(self.cursor).expect("events");
-        self.cursor += events.len();
-        for event in events {
-            self.provider.on_event(&event).await.expect("on_event");
-        }
-    }
-
-    async fn open(&mut self) -> u64 {
-        let advert = ProviderAdvert::decode(&self.provider.policy().advert().encode()).expect("advert");
-        let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE.into(), rate: 1, allocation: 10 };
-        let request = self.request();
-        let bytes = self.user.propose(&advert, &terms).await.expect("propose");
-        let verdict = self.send(&request, &bytes).await;
-        assert_eq!(verdict.code(), Some(StatusCode::Ok), "{verdict:?}");
-        let reaction = self.user.on_proposal_status(&self.provider_id(), &verdict.status, None).await.expect("react");
-        let Reaction::StreamCreated { stream_id } = reaction else { panic!("{reaction:?}") };
-        self.sync().await;
-        stream_id
-    }
-
-    /// One served request; returns the response's digest (what the receipt chain covers).
-    async fn served(&mut self) -> [u8; 32] {
-        let request = self.request();
-        let bytes = self.user.proof(&self.provider_id(), &request).await.expect("proof");
-        let verdict = self.send(&request, &bytes).await;
-        assert!(verdict.is_granted(), "{verdict:?}");
-        sha256(&[b"response to ", request.request_id.as_bytes()])
-    }
-
-    fn balance(&self, account: paystreams_lez_core::AccountId) -> u128 {
-        self.chain.with_inner(|i| i.chain.state().get(&account).map_or(0, |a| a.balance)).expect("read")
-    }
-
-    /// The user's funds: its account plus its vault.
-    async fn user_funds(&self) -> u128 {
-        let vault = self.chain.vault(&self.vault.owner, 0).await.expect("read").expect("vault");
-        self.balance(self.vault.owner) + vault.balance.0
-    }
+/// A provider asking at least 7 per second and 1,000 allocated, with `receipts` as its receipt
+/// terms; the user prefers receipts where they are optional when `prefer_receipts`.
+fn receipt_net(receipts: ReceiptTerms, prefer_receipts: bool) -> Net {
+    net_with(UserConfig { prefer_receipts, ..UserConfig::default() }, 7, 1_000, |policy| {
+        policy.extensions.receipts = receipts;
+    })
 }
 
 #[tokio::test]
 async fn a_provider_is_paid_exactly_what_the_receipts_acknowledge() {
-    let mut n = net(ReceiptTerms::Required, false);
+    let mut n = receipt_net(ReceiptTerms::Required, false);
     let (user_before, provider_before) = (n.user_funds().await, n.balance(n.provider_key.account_id()));
     let stream_id = n.open().await;
     let owner = n.vault.owner;
@@ -192,7 +81,7 @@ async fn streams_carry_a_receipt_key_only_where_the_provider_takes_receipts() {
         (ReceiptTerms::Accepted, true, true),
         (ReceiptTerms::Required, false, true),
     ] {
-        let mut n = net(terms, prefer);
+        let mut n = receipt_net(terms, prefer);
         let stream_id = n.open().await;
         let view = n.chain.stream(&n.vault.owner, 0, stream_id).await.expect("read").expect("stream");
         let has_key = view.extensions.as_ref().is_some_and(|e| e.receipt_key.is_some());
@@ -207,7 +96,7 @@ async fn streams_carry_a_receipt_key_only_where_the_provider_takes_receipts() {
 
 #[tokio::test]
 async fn a_final_receipt_after_the_user_closed_the_stream_is_still_paid() {
-    let mut n = net(ReceiptTerms::Required, false);
+    let mut n = receipt_net(ReceiptTerms::Required, false);
     let (user_before, provider_before) = (n.user_funds().await, n.balance(n.provider_key.account_id()));
     let stream_id = n.open().await;
     let mut session = n.session();

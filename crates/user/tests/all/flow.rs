@@ -1,129 +1,16 @@
-//! Both engines over an in-process transport (direct calls) against the in-memory chain.
+//! The user engine against the provider engine: the whole flow, promises, the attempt cap,
+//! terminations, monitoring, durable state across restarts and crashes.
 
-use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_program::{
     client::{self, VaultRef},
     payment_streams_program_id,
-    state::{StreamState, VaultPrivacyTier},
+    state::StreamState,
 };
-use paystreams_provider::{ChainClaimer, EngineLimits, MemoryStore, Provider, ProviderPolicy, Verdict};
 use paystreams_rpc::chain_view::{ChainView as _, InMemoryChain};
-use paystreams_user::{AutoTopUp, Notice, Phase, Reaction, Terms, User, UserConfig, UserError, UserStore};
-use paystreams_wire::{CanonicalStoreRequest, ProviderAdvert, RequestDigest as _, StatusCode, TokenStreamPolicy};
+use paystreams_user::{AutoTopUp, Notice, Phase, Reaction, User, UserConfig, UserError, UserStore};
+use paystreams_wire::StatusCode;
 
-const SERVICE: &str = "/vac/waku/store-query/3.0.0";
-
-fn key(byte: u8) -> SecretKey {
-    SecretKey::from_bytes(&[byte; 32]).expect("key")
-}
-
-type Engine = Provider<InMemoryChain, MemoryStore, ChainClaimer<InMemoryChain>>;
-
-struct Net {
-    chain: InMemoryChain,
-    provider: Engine,
-    provider_key: SecretKey,
-    user: User<InMemoryChain>,
-    cursor: usize,
-    requests: u64,
-}
-
-fn net(config: UserConfig, min_rate: u64) -> Net {
-    let (alice, provider_key) = (key(1), key(2));
-    let chain = InMemoryChain::new(&[(alice.account_id(), 1_000_000), (provider_key.account_id(), 1_000)], 1_000)
-        .expect("chain");
-    let vault = VaultRef::native(payment_streams_program_id(), alice.account_id(), 0);
-    for call in [
-        client::initialize_vault(&vault, VaultPrivacyTier::Public),
-        client::deposit(&vault, 10_000, authenticated_transfer_program_id(), None),
-    ] {
-        assert!(chain.submit_now(&call, &[&alice]).expect("submit").is_included());
-    }
-    let policy = ProviderPolicy::new(
-        provider_key.account_id().0,
-        vec![SERVICE.into()],
-        vec![TokenStreamPolicy { token_id: [0; 32], min_rate, min_allocation: 100 }],
-    );
-    let claimer = ChainClaimer::new(chain.clone(), provider_key.clone(), payment_streams_program_id(), None);
-    let provider =
-        Provider::new(policy, EngineLimits::default(), chain.clone(), MemoryStore::new(), claimer).expect("provider");
-    let user = User::new(alice, chain.clone(), config);
-    Net { chain, provider, provider_key, user, cursor: 0, requests: 0 }
-}
-
-/// Discovery: the provider's advert, encoded and decoded as a discovery record would be.
-fn advert(n: &Net) -> ProviderAdvert {
-    ProviderAdvert::decode(&n.provider.policy().advert().encode()).expect("advert")
-}
-
-fn terms(rate: u64, allocation: u64) -> Terms {
-    Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE.into(), rate, allocation }
-}
-
-impl Net {
-    fn now_ms(&self) -> u64 {
-        self.chain.now_secs().expect("now") * 1000
-    }
-
-    fn request(&mut self) -> CanonicalStoreRequest {
-        self.requests += 1;
-        CanonicalStoreRequest { request_id: format!("req-{}", self.requests), ..CanonicalStoreRequest::default() }
-    }
-
-    /// The transport: the provider judges, the service answers `response_len` bytes when allowed.
-    async fn send(&self, request: &CanonicalStoreRequest, proof: &[u8], response_len: u64) -> Verdict {
-        let verdict = self.provider.handle(b"user-peer", &request.digest(), Some(proof), self.now_ms()).await;
-        if let Some(grant) = verdict.grant
-            && let Err(refusal) = self.provider.finish_response(&grant, response_len).await.expect("engine")
-        {
-            return refusal;
-        }
-        verdict
-    }
-
-    async fn sync(&mut self) {
-        let events = self.chain.events_since(self.cursor).expect("events");
-        self.cursor += events.len();
-        for event in events {
-            self.provider.on_event(&event).await.expect("on_event");
-        }
-    }
-
-    async fn advance(&mut self, secs: u64) {
-        self.chain.advance_by(secs).expect("advance");
-        self.sync().await;
-    }
-
-    fn provider_id(&self) -> [u8; 32] {
-        self.provider_key.account_id().0
-    }
-
-    /// Proposal, first response, stream creation.
-    async fn open(&mut self) -> u64 {
-        let advert = advert(self);
-        let request = self.request();
-        let bytes = self.user.propose(&advert, &terms(1, 10)).await.expect("propose");
-        let verdict = self.send(&request, &bytes, 1_000).await;
-        assert_eq!(verdict.code(), Some(StatusCode::Ok), "{verdict:?}");
-        let reaction = self
-            .user
-            .on_proposal_status(&self.provider_id(), &verdict.status, verdict.termination)
-            .await
-            .expect("react");
-        let Reaction::StreamCreated { stream_id } = reaction else { panic!("{reaction:?}") };
-        self.sync().await;
-        stream_id
-    }
-
-    async fn proof_request(&mut self) -> (Verdict, Reaction) {
-        let request = self.request();
-        let bytes = self.user.proof(&self.provider_id(), &request).await.expect("proof");
-        let verdict = self.send(&request, &bytes, 500).await;
-        let reaction =
-            self.user.on_proof_status(&self.provider_id(), &verdict.status, verdict.termination).await.expect("react");
-        (verdict, reaction)
-    }
-}
+use crate::common::{Net, advert, key, net, terms};
 
 #[tokio::test]
 async fn full_flow_then_permanent_termination_recovers_funds() {
