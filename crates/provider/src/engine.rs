@@ -1278,7 +1278,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     }
 
     /// Handles a `DeliveryReceipt` (`/paystreams/receipt/1.0.0`) from `requester` (its
-    /// transport identity, as for [`Provider::handle_from`]): keeps it as the stream's latest
+    /// transport identity, as for [`Provider::handle`]): keeps it as the stream's latest
     /// receipt, which the stream's claims then carry, when the stream is bound to a session of
     /// that requester, the receipt names this program, that stream account and stream id,
     /// its signature verifies under the stream's receipt key, and it acknowledges more than
