@@ -22,7 +22,7 @@ use std::{
 use libp2p::PeerId;
 use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionId, SessionStore, Verdict};
 use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
-use paystreams_wire::{EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _};
+use paystreams_wire::{EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _, StatusCode, TerminationType};
 use tracing::{debug, warn};
 
 use crate::{
@@ -273,10 +273,26 @@ fn refusal(request_id: String, verdict: Verdict) -> StoreQueryResponse {
     StoreQueryResponse {
         request_id,
         status_code: Some(status::BAD_REQUEST),
-        status_desc: Some("BAD_REQUEST".into()),
+        status_desc: Some(refusal_desc(&verdict)),
         eligibility: Some(Eligibility { status: verdict.status, termination: verdict.termination }),
         ..StoreQueryResponse::default()
     }
+}
+
+/// Store's `status_desc` for an eligibility refusal: the verdict's code name and reason (and
+/// the termination, if any) in words, for clients that read only Store's own fields; field 30
+/// carries the same verdict as the spec defines it.
+fn refusal_desc(verdict: &Verdict) -> String {
+    let name = verdict.status.code().map_or("ELIGIBILITY_REFUSED", StatusCode::name);
+    let mut desc = format!("{name}: {}", verdict.status.status_desc);
+    match verdict.termination {
+        Some(t) if t.termination_type == TerminationType::Permanent => {
+            desc.push_str(" (PERMANENT termination: this session is over; send a new proposal for more service)");
+        }
+        Some(t) => desc.push_str(&format!(" (TEMPORARY termination: retry after chain time {})", t.resume_after)),
+        None => {}
+    }
+    desc
 }
 
 /// Decodes a request and checks Store's own rules; the error is the response to send.

@@ -411,6 +411,17 @@ pub enum StatusCode {
 }
 
 impl StatusCode {
+    /// The spec's name for the code (`PARAMS_REJECTED`, ...), as clients print it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::ParamsRejected => "PARAMS_REJECTED",
+            Self::ProofInvalid => "PROOF_INVALID",
+            Self::StreamNotActive => "STREAM_NOT_ACTIVE",
+        }
+    }
+
     /// The reference's default description.
     #[must_use]
     pub const fn default_desc(self) -> &'static str {

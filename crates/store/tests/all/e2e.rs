@@ -98,6 +98,9 @@ async fn paid_store_queries_over_libp2p() {
     let unpaid = store.send(&query()).await.expect("answer");
     assert_eq!(unpaid.status_code, Some(400));
     assert!(unpaid.messages.is_empty());
+    // A client that reads only Store's own fields still learns why, and what to do.
+    let desc = unpaid.status_desc.clone().expect("status_desc");
+    assert!(desc.starts_with("PROOF_INVALID: no eligibility proof: send a StreamProposal first"), "{desc}");
     let status = unpaid.eligibility.expect("eligibility at field 30").status;
     assert_eq!(status.code(), Some(StatusCode::ProofInvalid));
 

@@ -210,6 +210,8 @@ async fn admin_terminate_is_pushed_and_in_the_next_response() {
     let next = w.prove(&session, stream_id).await;
     assert_eq!(next.status_code, Some(400));
     assert_eq!(termination_of(&next), Some(termination));
+    let desc = next.status_desc.clone().unwrap_or_default();
+    assert!(desc.contains("PERMANENT termination"), "Store's own status_desc says it too: {desc}");
     assert!(w.provider().metrics().terminations_pushed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
 
@@ -226,6 +228,11 @@ async fn maintenance_is_pushed_and_in_the_next_response() {
     let next = w.prove(&session, stream_id).await;
     assert_eq!(next.status_code, Some(400));
     assert_eq!(termination_of(&next), Some(termination));
+    let desc = next.status_desc.clone().unwrap_or_default();
+    assert!(
+        desc.starts_with("STREAM_NOT_ACTIVE: ") && desc.contains(&format!("retry after chain time {until}")),
+        "{desc}"
+    );
     // Ending maintenance serves the same session again.
     let (status, _) = w.admin("POST", "/maintenance?secs=0", &[w.host(), w.token()]).await;
     assert_eq!(status, 200);
