@@ -7,7 +7,7 @@
 //! and 4) and types 6 and 7 are errors; a repeated scalar keeps the last occurrence; varints
 //! longer than 64 bits and lengths past the end of the buffer are errors. Decoders read an absent
 //! scalar as its zero value (a standard proto3 encoder leaves zeros out); fixed-length bytes
-//! fields (ids, keys, signatures) stay required: see `docs/wire.md`, "Presence". Writing:
+//! fields (ids, keys, signatures) stay required: see `docs/store.md`, "Presence". Writing:
 //! ascending field order, every field written, zero values included.
 
 use crate::{
