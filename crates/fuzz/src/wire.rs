@@ -1,8 +1,10 @@
 //! The off-chain codecs: LIP-155 messages, the provider advert and the Store v3 messages.
 //!
-//! What the codecs promise (see `paystreams_wire::proto`): decoders skip unknown fields, keep
-//! the last occurrence of a repeated scalar and accept non-minimal varints, so many inputs
-//! decode to one value and input bytes are not canonical. Encoders are canonical: ascending
+//! What the codecs promise (see `paystreams_wire::proto`): decoders skip unknown fields (of wire
+//! types 0, 1, 2 and 5), read an absent scalar as zero (as a standard proto3 encoder leaves zeros
+//! out, while our encoders write them) and keep the last occurrence of a repeated scalar, so many
+//! inputs decode to one value and input bytes are not canonical: the checks compare values, and
+//! bytes only between two encodings of one value. Encoders are canonical: ascending
 //! field numbers, minimal varints, one encoding per value. So for every decoded value `v`:
 //! `decode(encode(v)) == v`, `encode(decode(encode(v))) == encode(v)`, and an unknown field
 //! appended to `encode(v)` changes nothing (unless the message grows past its size limit).

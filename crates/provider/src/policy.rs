@@ -228,19 +228,26 @@ mod tests {
         let advert = policy().advert();
         let bytes = advert.encode();
         assert_eq!(ProviderAdvert::decode(&bytes), Ok(advert.clone()));
-        let mut without_ext = advert.clone();
-        without_ext.extensions = None;
-        let mut without_cap = without_ext.clone();
-        without_cap.load_cap = None;
+        // A prefix decodes only when it ends between fields, after at least one service id: the
+        // fields cut off read as absent (no further service ids, no deferral, no load cap, no
+        // extension terms); a cut inside a field is refused.
+        let mut decoded_prefixes = 0_usize;
         for cut in 0..bytes.len() {
-            // The only prefixes that decode drop whole optional fields: the extension terms,
-            // then the load cap.
             if let Ok(decoded) = ProviderAdvert::decode(bytes.get(..cut).unwrap_or_default()) {
-                let expected = if cut == without_ext.encode().len() { &without_ext } else { &without_cap };
-                assert_eq!(&decoded, expected, "prefix {cut}");
-                assert_eq!(cut, expected.encode().len());
+                decoded_prefixes += 1;
+                assert_eq!(
+                    (&decoded.policy, decoded.provider_id),
+                    (&advert.policy, advert.provider_id),
+                    "prefix {cut}"
+                );
+                assert!(advert.service_ids.starts_with(&decoded.service_ids), "prefix {cut}");
+                assert!(decoded.deferred_first_proof == advert.deferred_first_proof || !decoded.deferred_first_proof);
+                assert!(decoded.load_cap == advert.load_cap || decoded.load_cap.is_none(), "prefix {cut}");
+                assert_eq!(decoded.extensions, None, "prefix {cut}");
             }
         }
+        let boundaries = advert.service_ids.len() + 1 + usize::from(advert.load_cap.is_some());
+        assert_eq!(decoded_prefixes, boundaries);
         let mut no_cap = advert;
         no_cap.load_cap = None;
         no_cap.deferred_first_proof = false;

@@ -129,13 +129,12 @@ impl ExtensionTerms {
             }
         }
         Ok(Self {
-            activation_fee_accepted: fee_ok.ok_or(WireError::MissingField("extensions.activation_fee_accepted"))?,
+            activation_fee_accepted: fee_ok.unwrap_or(false),
             activation_fee_min: fee_min.ok_or(WireError::MissingField("extensions.activation_fee_min"))?,
-            auto_pause_accepted: pause_ok.ok_or(WireError::MissingField("extensions.auto_pause_accepted"))?,
-            auto_pause_min_secs: pause_min.ok_or(WireError::MissingField("extensions.auto_pause_min_secs"))?,
-            auto_claim_on_close_accepted: claim_ok
-                .ok_or(WireError::MissingField("extensions.auto_claim_on_close_accepted"))?,
-            receipts: receipts.ok_or(WireError::MissingField("extensions.receipts"))?,
+            auto_pause_accepted: pause_ok.unwrap_or(false),
+            auto_pause_min_secs: pause_min.unwrap_or(0),
+            auto_claim_on_close_accepted: claim_ok.unwrap_or(false),
+            receipts: receipts.unwrap_or_default(),
         })
     }
 }
@@ -152,7 +151,9 @@ fn flag(value: Value<'_>, field: &'static str) -> Result<bool, WireError> {
 /// What a provider publishes through discovery: the spec's `StreamProviderPolicy` plus the
 /// provider id, the accepted service ids and the extensions it supports.
 ///
-/// Encoding (protobuf, our own message; fields in order, zero values written):
+/// Encoding (protobuf, our own message; fields in order, zero values written; on decode an
+/// absent scalar reads as zero / false / `refused`, while `policy`, `provider_id`, at least one
+/// `service_id` and `activation_fee_min` (16 bytes) are required):
 /// `1 bytes policy (StreamProviderPolicy)`, `2 bytes provider_id (32)`,
 /// `3 repeated bytes service_id`, `4 uint64 deferred_first_proof (0|1)`,
 /// `5 optional bytes load_cap { 1 uint64 window_secs; 2 uint64 max_requests; 3 uint64 max_bytes }`,
@@ -245,7 +246,7 @@ impl ProviderAdvert {
             policy: policy.ok_or(WireError::MissingField("advert.policy"))?,
             provider_id: provider_id.ok_or(WireError::MissingField("advert.provider_id"))?,
             service_ids,
-            deferred_first_proof: deferred.ok_or(WireError::MissingField("advert.deferred_first_proof"))?,
+            deferred_first_proof: deferred.unwrap_or(false),
             load_cap,
             extensions,
         })
@@ -263,13 +264,9 @@ fn decode_load_cap(input: &[u8]) -> Result<LoadCap, WireError> {
             _ => {}
         }
     }
-    let window_secs = window.ok_or(WireError::MissingField("load_cap.window_secs"))?;
+    let window_secs = window.unwrap_or(0);
     if window_secs == 0 {
         return Err(WireError::InvalidFrame("load cap window must be positive"));
     }
-    Ok(LoadCap {
-        window_secs,
-        max_requests: requests.ok_or(WireError::MissingField("load_cap.max_requests"))?,
-        max_bytes: max_bytes.ok_or(WireError::MissingField("load_cap.max_bytes"))?,
-    })
+    Ok(LoadCap { window_secs, max_requests: requests.unwrap_or(0), max_bytes: max_bytes.unwrap_or(0) })
 }

@@ -101,7 +101,7 @@ impl StreamParams {
     }
 
     /// # Errors
-    /// Any malformed or missing field, or a `service_id` over 128 bytes.
+    /// Any malformed field, or a `service_id` over 128 bytes (absent fields read as zero / empty).
     pub fn decode(input: &[u8]) -> Result<Self, WireError> {
         let (mut service_id, mut rate, mut allocation, mut deadline) = (None, None, None, None);
         let mut reader = Reader::new(input);
@@ -121,10 +121,10 @@ impl StreamParams {
             }
         }
         Ok(Self {
-            service_id: required(service_id, "stream_params.service_id")?,
-            stream_rate: required(rate, "stream_params.stream_rate")?,
-            allocation: required(allocation, "stream_params.allocation")?,
-            create_stream_deadline: required(deadline, "stream_params.create_stream_deadline")?,
+            service_id: service_id.unwrap_or_default(),
+            stream_rate: rate.unwrap_or(0),
+            allocation: allocation.unwrap_or(0),
+            create_stream_deadline: deadline.unwrap_or(0),
         })
     }
 
@@ -271,7 +271,7 @@ impl TokenStreamPolicy {
     }
 
     /// # Errors
-    /// Any malformed or missing field.
+    /// Any malformed field or a missing `token_id` (absent minimums read as zero).
     pub fn decode(input: &[u8]) -> Result<Self, WireError> {
         let (mut token_id, mut min_rate, mut min_allocation) = (None, None, None);
         let mut reader = Reader::new(input);
@@ -285,8 +285,8 @@ impl TokenStreamPolicy {
         }
         Ok(Self {
             token_id: required(token_id, "token_stream_policy.token_id")?,
-            min_rate: required(min_rate, "token_stream_policy.min_rate")?,
-            min_allocation: required(min_allocation, "token_stream_policy.min_allocation")?,
+            min_rate: min_rate.unwrap_or(0),
+            min_allocation: min_allocation.unwrap_or(0),
         })
     }
 }
@@ -312,8 +312,8 @@ impl StreamProviderPolicy {
     }
 
     /// # Errors
-    /// Oversized input, malformed or missing fields, no accepted token, too many, or a
-    /// duplicate token id.
+    /// Oversized input, malformed fields, no accepted token, too many, or a duplicate token id
+    /// (absent scalars read as zero).
     pub fn decode(input: &[u8]) -> Result<Self, WireError> {
         check_size(input, POLICY_MAX_LEN)?;
         let (mut delay, mut cap) = (None, None);
@@ -340,8 +340,8 @@ impl StreamProviderPolicy {
             return Err(WireError::MissingField("policy.accepted_tokens"));
         }
         Ok(Self {
-            max_create_stream_deadline_delay: required(delay, "policy.max_create_stream_deadline_delay")?,
-            vault_proof_max_response_bytes: required(cap, "policy.vault_proof_max_response_bytes")?,
+            max_create_stream_deadline_delay: delay.unwrap_or(0),
+            vault_proof_max_response_bytes: cap.unwrap_or(0),
             accepted_tokens,
         })
     }
@@ -375,8 +375,8 @@ impl ServiceTermination {
     }
 
     /// # Errors
-    /// Malformed or missing fields, an unknown type, or a PERMANENT termination with a non-zero
-    /// `resume_after`.
+    /// Malformed fields, an unknown type, or a PERMANENT termination with a non-zero
+    /// `resume_after` (absent fields read as zero: TEMPORARY, resume at 0).
     pub fn decode(input: &[u8]) -> Result<Self, WireError> {
         check_size(input, SMALL_MESSAGE_MAX_LEN)?;
         let (mut kind, mut resume_after) = (None, None);
@@ -388,12 +388,12 @@ impl ServiceTermination {
                 _ => {}
             }
         }
-        let termination_type = match required(kind, "termination.termination_type")? {
+        let termination_type = match kind.unwrap_or(0) {
             0 => TerminationType::Temporary,
             1 => TerminationType::Permanent,
             other => return Err(WireError::UnknownEnum { field: "termination.termination_type", value: other }),
         };
-        let resume_after = required(resume_after, "termination.resume_after")?;
+        let resume_after = resume_after.unwrap_or(0);
         if termination_type == TerminationType::Permanent && resume_after != 0 {
             return Err(WireError::InvalidFrame("PERMANENT termination must have resume_after 0"));
         }

@@ -1,10 +1,14 @@
-//! A minimal, strict protobuf codec: varint (wire type 0) and length-delimited (wire type 2)
-//! fields only, as the reference implementation reads and writes them.
+//! A minimal, strict protobuf codec. Our messages use varint (wire type 0) and length-delimited
+//! (wire type 2) fields only, written as the reference implementation writes them.
 //!
-//! Reading: field number 0 and wire types other than 0 and 2 are errors; unknown fields of type 0
-//! or 2 are skipped; a repeated scalar keeps the last occurrence; varints longer than 64 bits and
-//! lengths past the end of the buffer are errors. Writing: ascending field order, every field
-//! written, zero values included.
+//! Reading follows standard protobuf: fields of wire types 0, 1 (64-bit), 2 and 5 (32-bit) are
+//! read, so unknown fields of any of them are skipped (a known field of type 1 or 5 is the wrong
+//! type); field number 0, field numbers above 2^29 - 1 ([`MAX_FIELD_NUMBER`]), groups (types 3
+//! and 4) and types 6 and 7 are errors; a repeated scalar keeps the last occurrence; varints
+//! longer than 64 bits and lengths past the end of the buffer are errors. Decoders read an absent
+//! scalar as its zero value (a standard proto3 encoder leaves zeros out); fixed-length bytes
+//! fields (ids, keys, signatures) stay required: see `docs/store.md`, "Presence". Writing:
+//! ascending field order, every field written, zero values included.
 
 use crate::{
     WireError,
@@ -13,14 +17,24 @@ use crate::{
 
 /// Wire type of varint fields.
 pub const WIRE_VARINT: u8 = 0;
+/// Wire type of 64-bit fields (`fixed64`, `sfixed64`, `double`).
+pub const WIRE_FIXED64: u8 = 1;
 /// Wire type of length-delimited fields.
 pub const WIRE_LEN: u8 = 2;
+/// Wire type of 32-bit fields (`fixed32`, `sfixed32`, `float`).
+pub const WIRE_FIXED32: u8 = 5;
+/// Largest field number protobuf allows (2^29 - 1).
+pub const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
 /// One decoded field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
+    /// A 64-bit field (wire type 1), little-endian as on the wire.
+    Fixed64(u64),
+    /// A 32-bit field (wire type 5), little-endian as on the wire.
+    Fixed32(u32),
 }
 
 /// Iterates the fields of one message.
@@ -43,6 +57,12 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(WireError::UnexpectedEof)?;
+        self.rest = rest;
+        Ok(*head)
+    }
+
     /// The next field, or `None` at the end of the message.
     ///
     /// # Errors
@@ -53,7 +73,10 @@ impl<'a> Reader<'a> {
         }
         let tag = self.varint()?;
         let wire_type = u8::try_from(tag & 0x7).map_err(|_| WireError::InvalidFrame("wire type"))?;
-        let number = u32::try_from(tag >> 3).map_err(|_| WireError::InvalidFrame("field number too large"))?;
+        let number = u32::try_from(tag >> 3)
+            .ok()
+            .filter(|n| *n <= MAX_FIELD_NUMBER)
+            .ok_or(WireError::InvalidFrame("field number above 2^29 - 1"))?;
         if number == 0 {
             return Err(WireError::InvalidFrame("field number 0"));
         }
@@ -68,6 +91,8 @@ impl<'a> Reader<'a> {
                 self.rest = rest;
                 Ok(Some((number, Value::Bytes(bytes))))
             }
+            WIRE_FIXED64 => Ok(Some((number, Value::Fixed64(u64::from_le_bytes(self.take::<8>()?))))),
+            WIRE_FIXED32 => Ok(Some((number, Value::Fixed32(u32::from_le_bytes(self.take::<4>()?))))),
             _ => Err(WireError::InvalidFrame("unsupported wire type")),
         }
     }
@@ -123,7 +148,7 @@ pub fn fixed<const N: usize>(value: Value<'_>, field: &'static str) -> Result<[u
         Value::Bytes(bytes) => {
             bytes.try_into().map_err(|_| WireError::WrongLength { field, expected: N, got: bytes.len() })
         }
-        Value::Varint(_) => Err(WireError::WrongType(field)),
+        Value::Varint(_) | Value::Fixed64(_) | Value::Fixed32(_) => Err(WireError::WrongType(field)),
     }
 }
 
@@ -134,7 +159,7 @@ pub fn fixed<const N: usize>(value: Value<'_>, field: &'static str) -> Result<[u
 pub fn uint(value: Value<'_>, field: &'static str) -> Result<u64, WireError> {
     match value {
         Value::Varint(v) => Ok(v),
-        Value::Bytes(_) => Err(WireError::WrongType(field)),
+        Value::Bytes(_) | Value::Fixed64(_) | Value::Fixed32(_) => Err(WireError::WrongType(field)),
     }
 }
 
@@ -145,6 +170,6 @@ pub fn uint(value: Value<'_>, field: &'static str) -> Result<u64, WireError> {
 pub fn bytes<'a>(value: Value<'a>, field: &'static str) -> Result<&'a [u8], WireError> {
     match value {
         Value::Bytes(b) => Ok(b),
-        Value::Varint(_) => Err(WireError::WrongType(field)),
+        Value::Varint(_) | Value::Fixed64(_) | Value::Fixed32(_) => Err(WireError::WrongType(field)),
     }
 }

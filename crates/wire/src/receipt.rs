@@ -4,13 +4,15 @@
 //! the on-chain receipt (`paystreams_program::receipt`), so the provider can put a received
 //! receipt into its claim unchanged. See `docs/delivery-receipts.md`, "On the wire".
 //!
-//! `DeliveryReceipt` (every field required, fixed lengths checked):
+//! `DeliveryReceipt` (every bytes field required, fixed lengths checked; an absent `stream_id`
+//! reads as 0):
 //! `1 bytes program_id (32: the program id's eight u32 words, little-endian)`,
 //! `2 bytes stream_config (32)`, `3 uint64 stream_id`,
 //! `4 bytes acknowledged_total (16, big-endian u128)`, `5 bytes deliveries_digest (32)`,
 //! `6 bytes signature (64, BIP-340)`.
 //!
-//! `ReceiptAck`: `1 uint32 status` ([`ReceiptStatus`]), `2 string desc` (at most
+//! `ReceiptAck` (absent `status` / `desc` read as 0 / empty; `kept_total` required):
+//! `1 uint32 status` ([`ReceiptStatus`]), `2 string desc` (at most
 //! [`STATUS_DESC_MAX_LEN`] bytes), `3 bytes kept_total (16, big-endian u128: the acknowledged
 //! total of the receipt the provider now keeps for the stream; zero when none)`.
 
@@ -80,7 +82,7 @@ impl DeliveryReceipt {
         Ok(Self {
             program_id: program_id.ok_or(WireError::MissingField("delivery_receipt.program_id"))?,
             stream_config: stream_config.ok_or(WireError::MissingField("delivery_receipt.stream_config"))?,
-            stream_id: stream_id.ok_or(WireError::MissingField("delivery_receipt.stream_id"))?,
+            stream_id: stream_id.unwrap_or(0),
             acknowledged_total: total.ok_or(WireError::MissingField("delivery_receipt.acknowledged_total"))?,
             deliveries_digest: digest.ok_or(WireError::MissingField("delivery_receipt.deliveries_digest"))?,
             signature: signature.ok_or(WireError::MissingField("delivery_receipt.signature"))?,
@@ -198,8 +200,8 @@ impl ReceiptAck {
             }
         }
         Ok(Self {
-            status: status.ok_or(WireError::MissingField("receipt_ack.status"))?,
-            desc: desc.ok_or(WireError::MissingField("receipt_ack.desc"))?,
+            status: status.unwrap_or(0),
+            desc: desc.unwrap_or_default(),
             kept_total: kept.ok_or(WireError::MissingField("receipt_ack.kept_total"))?,
         })
     }

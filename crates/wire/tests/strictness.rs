@@ -39,17 +39,25 @@ fn every_truncation_of_every_message_is_refused() {
             EligibilityProof::decode(b).is_ok()
         }),
         ("policy", policy().encode(), |b| StreamProviderPolicy::decode(b).is_ok()),
-        (
-            "termination",
-            ServiceTermination { termination_type: TerminationType::Temporary, resume_after: 9 }.encode(),
-            |b| ServiceTermination::decode(b).is_ok(),
-        ),
         ("status", EligibilityStatus::ok().encode(), |b| EligibilityStatus::decode(b).is_ok()),
     ];
     for (name, bytes, decodes) in messages {
         assert!(decodes(&bytes), "{name} decodes whole");
         for cut in 0..bytes.len() {
             assert!(!decodes(bytes.get(..cut).unwrap_or_default()), "{name} truncated to {cut} bytes must be refused");
+        }
+    }
+    // A termination's fields are scalars that read as zero when absent: a cut between fields
+    // decodes to the fields before it, a cut inside a field is refused.
+    let termination = ServiceTermination { termination_type: TerminationType::Permanent, resume_after: 0 };
+    let bytes = termination.encode();
+    assert_eq!(bytes, [0x08, 0x01, 0x10, 0x00]);
+    for cut in 0..bytes.len() {
+        let decoded = ServiceTermination::decode(bytes.get(..cut).unwrap_or_default());
+        match cut {
+            0 => assert_eq!(decoded.map(|t| t.termination_type), Ok(TerminationType::Temporary)),
+            2 => assert_eq!(decoded, Ok(termination)),
+            _ => assert_eq!(decoded, Err(WireError::UnexpectedEof), "cut at {cut}"),
         }
     }
 }
@@ -92,8 +100,12 @@ fn unknown_fields_are_skipped_and_bad_wire_types_refused() {
     let mut with_unknown = proto::Writer::new();
     with_unknown.uint(9, 5).bytes(1, &1_u64.to_le_bytes()).bytes(2, &[1; 64]).bytes(10, b"x");
     assert_eq!(StreamProof::decode(&with_unknown.finish()).map(|p| p.stream_id), Ok(1));
-    // Field 1 with wire type 5 (fixed32).
-    assert!(matches!(StreamProof::decode(&[0x0d, 0, 0, 0, 0]), Err(WireError::InvalidFrame(_))));
+    // Field 1 with wire type 5 (fixed32): read, and the wrong type for `stream_id`.
+    assert_eq!(StreamProof::decode(&[0x0d, 0, 0, 0, 0]), Err(WireError::WrongType("stream_proof.stream_id")));
+    // Groups (wire types 3 and 4) and wire types 6 and 7 are refused.
+    for tag in [0x0b, 0x0c, 0x0e, 0x0f] {
+        assert!(matches!(StreamProof::decode(&[tag, 0]), Err(WireError::InvalidFrame(_))), "tag {tag:#x}");
+    }
     // Field number 0.
     assert!(matches!(StreamProof::decode(&[0x00, 0]), Err(WireError::InvalidFrame(_))));
     // 11-byte varint.

@@ -9,3 +9,4 @@ mod faults;
 mod receipts;
 mod terminations;
 mod wire;
+mod wire_standard;
