@@ -3,13 +3,13 @@
 //! values; our bytes decode with prost to the same values; unknown fields of wire types 0, 1, 2
 //! and 5 are skipped; a field number above 2^29 - 1 is refused.
 
-use std::fmt::Debug;
+#[path = "../../../wire/tests/support/proto3_check.rs"]
+mod proto3_check;
 
 use paystreams_store::wire::{Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse, WakuMessage};
-use paystreams_wire::{
-    EligibilityStatus, ServiceTermination, StatusCode, TerminationType, WireError, proto::MAX_FIELD_NUMBER, varint,
-};
+use paystreams_wire::{EligibilityStatus, ServiceTermination, StatusCode, TerminationType, WireError};
 use prost::Message;
+use proto3_check::check;
 
 #[derive(Clone, PartialEq, Message)]
 struct PWakuMessage {
@@ -151,42 +151,6 @@ fn p_response(v: &StoreQueryResponse) -> PStoreQueryResponse {
         eligibility_status: v.eligibility.as_ref().map(p_eligibility),
         pagination_cursor: v.pagination_cursor.map(|c| c.to_vec()),
     }
-}
-
-/// Unknown fields of wire types 0, 1, 2 and 5, the last at the largest field number.
-fn unknown_fields() -> Vec<u8> {
-    let mut out = Vec::new();
-    for (number, wire_type, body) in [
-        (1000_u64, 0_u64, vec![0x96, 0x01]),
-        (1001, 1, vec![1, 2, 3, 4, 5, 6, 7, 8]),
-        (1002, 2, vec![3, b'a', b'b', b'c']),
-        (u64::from(MAX_FIELD_NUMBER), 5, vec![9, 9, 9, 9]),
-    ] {
-        varint::encode((number << 3) | wire_type, &mut out);
-        out.extend_from_slice(&body);
-    }
-    out
-}
-
-fn check<O, P>(ours: &O, theirs: &P, decode: impl Fn(&[u8]) -> Result<O, WireError>, encode: impl Fn(&O) -> Vec<u8>)
-where
-    O: PartialEq + Debug,
-    P: Message + Default + PartialEq + Debug,
-{
-    let standard = theirs.encode_to_vec();
-    assert_eq!(decode(&standard).as_ref(), Ok(ours), "standard bytes {}", hex::encode(&standard));
-    let mut with_unknown = standard.clone();
-    with_unknown.extend(unknown_fields());
-    assert_eq!(decode(&with_unknown).as_ref(), Ok(ours), "unknown fields after");
-    let mut unknown_first = unknown_fields();
-    unknown_first.extend(&standard);
-    assert_eq!(decode(&unknown_first).as_ref(), Ok(ours), "unknown fields before");
-    let mut too_large = standard;
-    varint::encode((u64::from(MAX_FIELD_NUMBER) + 1) << 3, &mut too_large);
-    too_large.push(0);
-    assert_eq!(decode(&too_large), Err(WireError::InvalidFrame("field number above 2^29 - 1")));
-    let ours_bytes = encode(ours);
-    assert_eq!(P::decode(ours_bytes.as_slice()).as_ref(), Ok(theirs), "our bytes {}", hex::encode(&ours_bytes));
 }
 
 fn waku_messages() -> [WakuMessage; 2] {
