@@ -19,8 +19,9 @@ use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
+    lightpush::{LIGHTPUSH_SERVICE_ID, LightpushRequest, LightpushResponse},
     net::{NetError, NoInbound, P2p, Proto, split_peer_addr},
-    wire::{StoreQueryRequest, StoreQueryResponse},
+    wire::{Eligibility, StoreQueryRequest, StoreQueryResponse, WakuMessage},
 };
 
 /// Most times one page is re-sent with a fresh request id after PROOF_INVALID (a lost race
@@ -42,6 +43,8 @@ pub enum QueryError {
     NotOffered(String),
     #[error("Store error {code}: {desc}")]
     Store { code: u32, desc: String },
+    #[error("Lightpush error {code}: {desc}")]
+    Lightpush { code: u32, desc: String },
     #[error("the provider paused service until chain time {0}; retry then")]
     Paused(u64),
     #[error("the provider ended the session (stream {stream:?} closed, its unaccrued funds are back in the vault)")]
@@ -119,6 +122,15 @@ impl StoreClient {
         Ok(StoreQueryResponse::decode(&bytes)?)
     }
 
+    /// Sends one Lightpush request as is (`/vac/waku/lightpush/3.0.0`).
+    ///
+    /// # Errors
+    /// Network failures or a response that does not decode.
+    pub async fn send_push(&self, request: &LightpushRequest) -> Result<LightpushResponse, QueryError> {
+        let bytes = self.p2p.request(self.peer, Some(self.addr.clone()), Proto::Lightpush, request.encode()).await?;
+        Ok(LightpushResponse::decode(&bytes)?)
+    }
+
     /// Drops the connection (the next request dials again).
     pub async fn disconnect(&self) {
         self.p2p.disconnect(self.peer).await;
@@ -149,6 +161,104 @@ pub fn new_request_id() -> String {
     let mut bytes = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// A paid request of some service: what the shared proposal/proof loop
+/// ([`PaidStore::exchange`]) needs to know about it.
+trait PaidRequest: Clone + Send + Sync {
+    type Response: Send;
+    type Canonical: paystreams_wire::RequestDigest + Send + Sync;
+    /// This request with a fresh id and no proof.
+    fn fresh(&self, request_id: String) -> Self;
+    fn canonical(&self) -> Self::Canonical;
+    fn set_proof(&mut self, proof: Vec<u8>);
+    fn send(&self, client: &StoreClient) -> impl Future<Output = Result<Self::Response, QueryError>> + Send;
+    fn eligibility(response: &Self::Response) -> Option<&Eligibility>;
+    fn is_success(response: &Self::Response) -> bool;
+    /// What acknowledges a served response (the digest of its encoding).
+    fn delivered(response: &Self::Response) -> [u8; 32];
+    /// The error for a response that was not served.
+    fn error(response: &Self::Response) -> QueryError;
+}
+
+impl PaidRequest for StoreQueryRequest {
+    type Response = StoreQueryResponse;
+    type Canonical = paystreams_wire::CanonicalStoreRequest;
+
+    fn fresh(&self, request_id: String) -> Self {
+        Self { request_id, eligibility_proof: None, ..self.clone() }
+    }
+
+    fn canonical(&self) -> Self::Canonical {
+        Self::canonical(self)
+    }
+
+    fn set_proof(&mut self, proof: Vec<u8>) {
+        self.eligibility_proof = Some(proof);
+    }
+
+    async fn send(&self, client: &StoreClient) -> Result<StoreQueryResponse, QueryError> {
+        client.send(self).await
+    }
+
+    fn eligibility(response: &StoreQueryResponse) -> Option<&Eligibility> {
+        response.eligibility.as_ref()
+    }
+
+    fn is_success(response: &StoreQueryResponse) -> bool {
+        response.is_success()
+    }
+
+    fn delivered(response: &StoreQueryResponse) -> [u8; 32] {
+        sha256(&[&response.encode()])
+    }
+
+    fn error(response: &StoreQueryResponse) -> QueryError {
+        store_error(response)
+    }
+}
+
+impl PaidRequest for LightpushRequest {
+    type Response = LightpushResponse;
+    type Canonical = crate::lightpush::CanonicalLightpushRequest;
+
+    fn fresh(&self, request_id: String) -> Self {
+        Self { request_id, eligibility_proof: None, ..self.clone() }
+    }
+
+    fn canonical(&self) -> Self::Canonical {
+        Self::canonical(self)
+    }
+
+    fn set_proof(&mut self, proof: Vec<u8>) {
+        self.eligibility_proof = Some(proof);
+    }
+
+    async fn send(&self, client: &StoreClient) -> Result<LightpushResponse, QueryError> {
+        client.send_push(self).await
+    }
+
+    fn eligibility(response: &LightpushResponse) -> Option<&Eligibility> {
+        response.eligibility.as_ref()
+    }
+
+    fn is_success(response: &LightpushResponse) -> bool {
+        response.is_success()
+    }
+
+    fn delivered(response: &LightpushResponse) -> [u8; 32] {
+        sha256(&[&response.encode()])
+    }
+
+    fn error(response: &LightpushResponse) -> QueryError {
+        match &response.eligibility {
+            Some(e) if e.status.code() != Some(StatusCode::Ok) => QueryError::Refused(e.status.status_desc.clone()),
+            _ => QueryError::Lightpush {
+                code: response.status_code,
+                desc: response.status_desc.clone().unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// What happened on one page.
@@ -343,7 +453,15 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
     /// # Errors
     /// A refusal the user cannot fix by retrying, a termination, or a Store error.
     pub async fn page(&self, base: &StoreQueryRequest) -> Result<PageOutcome, QueryError> {
-        // A termination the provider pushed since the last page ends this query the way the
+        let (response, stream_created, retries) = self.exchange(base).await?;
+        Ok(PageOutcome { response, stream_created, retries })
+    }
+
+    /// One paid request of any service, on this provider's session for these terms: proposes
+    /// when there is no session with a stream yet, otherwise signs a stream proof over the
+    /// request's canonical digest; reacts to the verdict through the user engine.
+    async fn exchange<R: PaidRequest>(&self, base: &R) -> Result<(R::Response, Option<u64>, u32), QueryError> {
+        // A termination the provider pushed since the last request ends this one the way the
         // same termination in a response would.
         match self.pushed.lock().ok().and_then(|mut last| last.take()) {
             Some(Reaction::Closed { stream_id }) => return Err(QueryError::Terminated { stream: stream_id }),
@@ -353,20 +471,18 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
         let provider = self.advert.provider_id;
         let mut retries = 0u32;
         loop {
-            let mut request = base.clone();
-            request.request_id = new_request_id();
-            request.eligibility_proof = None;
+            let mut request = base.fresh(new_request_id());
             let session = self.session()?.filter(|s| s.phase.stream_id().is_some());
             let proposing = session.is_none();
             let proof = match &session {
                 None => self.user.propose(&self.advert, &self.terms).await?,
                 Some(session) => self.user.proof_for(session, &request.canonical()).await?,
             };
-            request.eligibility_proof = Some(proof);
-            let response = self.client.send(&request).await?;
-            let Some(eligibility) = response.eligibility.clone() else {
-                // No verdict: the query was malformed (nothing was charged).
-                return Err(store_error(&response));
+            request.set_proof(proof);
+            let response = request.send(&self.client).await?;
+            let Some(eligibility) = R::eligibility(&response).cloned() else {
+                // No verdict: the request was malformed (nothing was charged).
+                return Err(R::error(&response));
             };
             let reaction = if proposing {
                 self.user.on_proposal_status(&provider, &eligibility.status, eligibility.termination).await?
@@ -375,17 +491,17 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
             };
             match reaction {
                 Reaction::Served | Reaction::StreamCreated { .. } => {
-                    if !response.is_success() {
-                        return Err(store_error(&response));
+                    if !R::is_success(&response) {
+                        return Err(R::error(&response));
                     }
                     if let Some(mut session) = self.session()? {
-                        self.acknowledge(&mut session, &sha256(&[&response.encode()])).await;
+                        self.acknowledge(&mut session, &R::delivered(&response)).await;
                     }
                     let stream_created = match reaction {
                         Reaction::StreamCreated { stream_id } => Some(stream_id),
                         _ => None,
                     };
-                    return Ok(PageOutcome { response, stream_created, retries });
+                    return Ok((response, stream_created, retries));
                 }
                 Reaction::Adjust { desc } | Reaction::ResendFresh { desc } => {
                     retries = retries.saturating_add(1);
@@ -400,6 +516,86 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
                 Reaction::Ignored => return Err(QueryError::Refused("the response named no session".into())),
             }
         }
+    }
+}
+
+/// What happened on one push.
+#[derive(Clone, Debug)]
+pub struct PushOutcome {
+    pub response: LightpushResponse,
+    /// The message's 14/WAKU2-MESSAGE hash (what a Store lookup by hash finds).
+    pub message_hash: [u8; 32],
+    /// Set when this push's proposal led to a new stream.
+    pub stream_created: Option<u64>,
+    /// How many times the push was re-sent before it was served.
+    pub retries: u32,
+}
+
+impl PushOutcome {
+    /// Whether the provider already had this message (paid, not stored twice).
+    #[must_use]
+    pub fn duplicate(&self) -> bool {
+        self.response.status_desc.as_deref().is_some_and(|d| d.contains("already stored"))
+    }
+}
+
+/// Paid Lightpush pushes to one provider through the user engine: the same connection, session
+/// handling and termination following as [`PaidStore`], on the user's session for
+/// (provider, vault, [`LIGHTPUSH_SERVICE_ID`]), separate from its Store session.
+#[derive(Debug)]
+pub struct PaidLightpush<C> {
+    inner: PaidStore<C>,
+}
+
+impl<C: ChainView + ChainWriter + 'static> PaidLightpush<C> {
+    /// Connects as [`PaidStore::connect`] does, for the Lightpush service (`terms.service_id`
+    /// is set to [`LIGHTPUSH_SERVICE_ID`]).
+    ///
+    /// # Errors
+    /// A bad address, network failures, or a provider that does not serve Lightpush.
+    pub async fn connect(provider: &str, user: Arc<User<C>>, mut terms: Terms) -> Result<Self, QueryError> {
+        LIGHTPUSH_SERVICE_ID.clone_into(&mut terms.service_id);
+        Ok(Self { inner: PaidStore::connect(provider, user, terms).await? })
+    }
+
+    /// As [`PaidLightpush::connect`], over an existing client.
+    ///
+    /// # Errors
+    /// Network failures or a provider that does not serve Lightpush.
+    pub async fn new(client: StoreClient, user: Arc<User<C>>, mut terms: Terms) -> Result<Self, QueryError> {
+        LIGHTPUSH_SERVICE_ID.clone_into(&mut terms.service_id);
+        Ok(Self { inner: PaidStore::new(client, user, terms).await? })
+    }
+
+    /// The shared paid-connection state (client, engine, advert, session).
+    #[must_use]
+    pub const fn paid(&self) -> &PaidStore<C> {
+        &self.inner
+    }
+
+    /// Pushes one message on `pubsub_topic`, paid like a Store page.
+    ///
+    /// # Errors
+    /// A refusal the user cannot fix by retrying, a termination, or a Lightpush error (an
+    /// invalid message is refused before any payment is looked at).
+    pub async fn push(&self, pubsub_topic: &str, message: WakuMessage) -> Result<PushOutcome, QueryError> {
+        let message_hash = message.hash(pubsub_topic);
+        let base = LightpushRequest {
+            request_id: String::new(),
+            pubsub_topic: Some(pubsub_topic.to_owned()),
+            message: Some(message),
+            eligibility_proof: None,
+        };
+        let (response, stream_created, retries) = self.inner.exchange(&base).await?;
+        Ok(PushOutcome { response, message_hash, stream_created, retries })
+    }
+
+    /// Closes the Lightpush session (see [`PaidStore::close`]).
+    ///
+    /// # Errors
+    /// Chain or store failures.
+    pub async fn close(&self) -> Result<Option<u64>, QueryError> {
+        self.inner.close().await
     }
 }
 

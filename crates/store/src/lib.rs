@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod client;
+pub mod lightpush;
 pub mod net;
 pub mod provider;
 pub mod service;
@@ -15,8 +16,9 @@ pub mod wire;
 pub use archive::{
     Archive, ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage, open_archive,
 };
-pub use client::{PaidStore, QueryError, StoreClient};
-pub use net::{P2p, POLICY_PROTOCOL, STORE_PROTOCOL};
+pub use client::{PaidLightpush, PaidStore, PushOutcome, QueryError, StoreClient};
+pub use lightpush::{LIGHTPUSH_SERVICE_ID, LightpushRequest, LightpushResponse, LightpushService};
+pub use net::{LIGHTPUSH_PROTOCOL, P2p, POLICY_PROTOCOL, STORE_PROTOCOL};
 pub use provider::{ProviderConfig, ProviderHandle, SessionBackend};
 pub use service::{Metrics, StoreService};
 pub use wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage};

@@ -2,6 +2,8 @@
 //! (an unsigned-varint length prefix, then the protobuf body, bounded):
 //!
 //! - `/vac/waku/store-query/3.0.0`: `StoreQueryRequest` → `StoreQueryResponse`;
+//! - `/vac/waku/lightpush/3.0.0`: `LightpushRequest` → `LightpushResponse` (paid pushes
+//!   stored in the archive, see `crate::lightpush`);
 //! - `/paystreams/policy/1.0.0`: empty request → `ProviderAdvert` (policy, `provider_id`,
 //!   accepted service ids, extensions);
 //! - `/paystreams/receipt/1.0.0` (user → provider): a signed `DeliveryReceipt` → a receipt
@@ -35,10 +37,15 @@ use paystreams_wire::{SESSION_TERMINATION_MAX_LEN, SessionTermination, varint};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::wire::{REQUEST_MAX_LEN, RESPONSE_MAX_LEN};
+use crate::{
+    lightpush::{LIGHTPUSH_REQUEST_MAX_LEN, LIGHTPUSH_RESPONSE_MAX_LEN},
+    wire::{REQUEST_MAX_LEN, RESPONSE_MAX_LEN},
+};
 
 /// Store v3's protocol id.
 pub const STORE_PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0");
+/// Lightpush v3's protocol id.
+pub const LIGHTPUSH_PROTOCOL: StreamProtocol = StreamProtocol::new(crate::lightpush::LIGHTPUSH_SERVICE_ID);
 /// The provider's policy advertisement.
 pub const POLICY_PROTOCOL: StreamProtocol = StreamProtocol::new("/paystreams/policy/1.0.0");
 /// Largest policy answer: the largest advert the decoder accepts.
@@ -148,6 +155,7 @@ impl request_response::Codec for FramedCodec {
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     store: request_response::Behaviour<FramedCodec>,
+    lightpush: request_response::Behaviour<FramedCodec>,
     policy: request_response::Behaviour<FramedCodec>,
     receipt: request_response::Behaviour<FramedCodec>,
     termination: request_response::Behaviour<FramedCodec>,
@@ -171,6 +179,11 @@ impl Behaviour {
                 [(STORE_PROTOCOL, to_provider.clone())],
                 config.clone(),
             ),
+            lightpush: request_response::Behaviour::with_codec(
+                FramedCodec { request_max: LIGHTPUSH_REQUEST_MAX_LEN, response_max: LIGHTPUSH_RESPONSE_MAX_LEN },
+                [(LIGHTPUSH_PROTOCOL, to_provider.clone())],
+                config.clone(),
+            ),
             policy: request_response::Behaviour::with_codec(
                 FramedCodec { request_max: 0, response_max: POLICY_MAX_LEN },
                 [(POLICY_PROTOCOL, to_provider.clone())],
@@ -192,6 +205,7 @@ impl Behaviour {
     fn send_request(&mut self, proto: Proto, peer: &PeerId, body: Vec<u8>) -> OutboundRequestId {
         match proto {
             Proto::Store => self.store.send_request(peer, body),
+            Proto::Lightpush => self.lightpush.send_request(peer, body),
             Proto::Policy => self.policy.send_request(peer, body),
             Proto::Receipt => self.receipt.send_request(peer, body),
             Proto::Termination => self.termination.send_request(peer, body),
@@ -201,6 +215,7 @@ impl Behaviour {
     fn send_response(&mut self, proto: Proto, channel: ResponseChannel<Vec<u8>>, body: Vec<u8>) -> bool {
         match proto {
             Proto::Store => self.store.send_response(channel, body),
+            Proto::Lightpush => self.lightpush.send_response(channel, body),
             Proto::Policy => self.policy.send_response(channel, body),
             Proto::Receipt => self.receipt.send_response(channel, body),
             Proto::Termination => self.termination.send_response(channel, body),
@@ -213,6 +228,8 @@ impl Behaviour {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Proto {
     Store,
+    /// `/vac/waku/lightpush/3.0.0`, user → provider.
+    Lightpush,
     Policy,
     /// `/paystreams/receipt/1.0.0`, user → provider.
     Receipt,
@@ -494,6 +511,7 @@ async fn drive<I: Inbound>(
             event = swarm.select_next_some() => {
                 let (proto, event) = match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Store(e)) => (Proto::Store, e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Lightpush(e)) => (Proto::Lightpush, e),
                     SwarmEvent::Behaviour(BehaviourEvent::Policy(e)) => (Proto::Policy, e),
                     SwarmEvent::Behaviour(BehaviourEvent::Receipt(e)) => (Proto::Receipt, e),
                     SwarmEvent::Behaviour(BehaviourEvent::Termination(e)) => (Proto::Termination, e),

@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 
 use crate::{
     archive::{Archive, ArchiveError, ArchivePage, ArchiveQuery},
+    lightpush::{self, LightpushMetrics, LightpushService},
     net::{Inbound, Proto},
     wire::{Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse, status},
 };
@@ -55,6 +56,8 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Standalone terminations delivered to a connected user.
     pub terminations_pushed: AtomicU64,
+    /// The Lightpush service's counters.
+    pub lightpush: LightpushMetrics,
 }
 
 impl Metrics {
@@ -67,7 +70,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let [params, proof, inactive] = &self.refused;
-        format!(
+        let mut text = format!(
             "# TYPE paystreams_store_queries_total counter\npaystreams_store_queries_total {}\n\
              # TYPE paystreams_store_served_total counter\npaystreams_store_served_total {}\n\
              # TYPE paystreams_store_bad_requests_total counter\npaystreams_store_bad_requests_total {}\n\
@@ -97,7 +100,9 @@ impl Metrics {
             get(&self.busy),
             get(&self.rate_limited),
             get(&self.terminations_pushed),
-        )
+        );
+        text.push_str(&self.lightpush.render());
+        text
     }
 }
 
@@ -252,6 +257,7 @@ pub struct StoreService<C, S, K> {
     metrics: Arc<Metrics>,
     limiter: PeerLimiter,
     session_peers: Arc<SessionPeers>,
+    lightpush: LightpushService<C, S, K>,
 }
 
 impl<C, S, K> std::fmt::Debug for StoreService<C, S, K> {
@@ -282,7 +288,7 @@ fn refusal(request_id: String, verdict: Verdict) -> StoreQueryResponse {
 /// Store's `status_desc` for an eligibility refusal: the verdict's code name and reason (and
 /// the termination, if any) in words, for clients that read only Store's own fields; field 30
 /// carries the same verdict as the spec defines it.
-fn refusal_desc(verdict: &Verdict) -> String {
+pub(crate) fn refusal_desc(verdict: &Verdict) -> String {
     let name = verdict.status.code().map_or("ELIGIBILITY_REFUSED", StatusCode::name);
     let mut desc = format!("{name}: {}", verdict.status.status_desc);
     match verdict.termination {
@@ -400,10 +406,14 @@ impl Inbound for FreeStoreService {
                 receipt_refused(ReceiptStatus::Unsupported, "receipts not supported: this Store node is free to read")
             }
             Proto::Store => self.query(&request).await,
+            Proto::Lightpush => lightpush::not_served(&request, "this Store node is free to read and takes no pushes"),
         }
     }
 
-    fn busy(&self, _proto: Proto, request: &[u8]) -> Vec<u8> {
+    fn busy(&self, proto: Proto, request: &[u8]) -> Vec<u8> {
+        if proto == Proto::Lightpush {
+            return lightpush::too_many(request, "at capacity; retry shortly");
+        }
         Metrics::bump(&self.metrics.busy, 1);
         StoreQueryResponse {
             request_id: StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default(),
@@ -478,13 +488,21 @@ where
     #[must_use]
     pub fn new(provider: Arc<Provider<C, S, K>>, archive: Arc<dyn Archive>, metrics: Arc<Metrics>) -> Self {
         let advert = provider.policy().advert().encode();
+        let session_peers = Arc::new(SessionPeers::default());
+        let lightpush = LightpushService::new(
+            Arc::clone(&provider),
+            Arc::clone(&archive),
+            Arc::clone(&metrics),
+            Arc::clone(&session_peers),
+        );
         Self {
             provider,
             archive,
             advert,
             metrics,
             limiter: PeerLimiter::new(PeerLimit::default()),
-            session_peers: Arc::new(SessionPeers::default()),
+            session_peers,
+            lightpush,
         }
     }
 
@@ -517,6 +535,7 @@ where
                 ..StoreQueryResponse::default()
             }
             .encode(),
+            Proto::Lightpush => lightpush::too_many(request, &desc),
             _ => receipt_refused(ReceiptStatus::Unavailable, &desc),
         })
     }
@@ -645,6 +664,10 @@ where
                 Some(refused) => refused,
                 None => self.answer_receipt(peer, request).await,
             },
+            Proto::Lightpush => match self.rate_limited(proto, &peer, &request) {
+                Some(refused) => refused,
+                None => self.lightpush.push_from(Some(&peer), &request).await,
+            },
             // Users answer terminations; a provider is never sent one.
             Proto::Termination => Vec::new(),
         }
@@ -655,6 +678,7 @@ where
             Proto::Policy => self.advert.clone(),
             Proto::Receipt => receipt_refused(ReceiptStatus::Unavailable, "the provider is at capacity; retry shortly"),
             Proto::Termination => Vec::new(),
+            Proto::Lightpush => lightpush::too_many(request, "the provider is at capacity; retry shortly"),
             Proto::Store => {
                 Metrics::bump(&self.metrics.busy, 1);
                 let request_id = StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default();

@@ -60,7 +60,7 @@ fn unzigzag(value: u64) -> i64 {
     half ^ sign.wrapping_neg()
 }
 
-fn string(value: Value<'_>, field: &'static str) -> Result<String, WireError> {
+pub(crate) fn string(value: Value<'_>, field: &'static str) -> Result<String, WireError> {
     let raw = bytes(value, field)?;
     if raw.len() > TOPIC_MAX_LEN {
         return Err(WireError::TooLarge { size: raw.len(), max: TOPIC_MAX_LEN });
@@ -76,7 +76,7 @@ fn boolean(value: Value<'_>, field: &'static str) -> Result<bool, WireError> {
     }
 }
 
-fn check_size(input: &[u8], max: usize) -> Result<(), WireError> {
+pub(crate) fn check_size(input: &[u8], max: usize) -> Result<(), WireError> {
     if input.len() > max { Err(WireError::TooLarge { size: input.len(), max }) } else { Ok(()) }
 }
 

@@ -1,0 +1,583 @@
+//! Lightpush v3 (`/vac/waku/lightpush/3.0.0`), the second Waku service paid by streams: a
+//! pushed message is judged by the provider engine like a Store query and, when paid, stored
+//! in the archive, where Store queries find it.
+//!
+//! Wire (19/WAKU2-LIGHTPUSH v3, with the LIP-155 eligibility extension at field 30, as Store):
+//!
+//! ```protobuf
+//! message LightpushRequest {
+//!   string request_id = 1;
+//!   optional string pubsub_topic = 20;
+//!   WakuMessage message = 21;
+//!   optional bytes eligibility_proof = 30;   // EligibilityProof
+//! }
+//! message LightpushResponse {
+//!   string request_id = 1;
+//!   uint32 status_code = 10;
+//!   optional string status_desc = 11;
+//!   optional uint32 relay_peer_count = 12;
+//!   optional bytes eligibility_status = 30;  // EligibilityStatus (+ termination at its field 3)
+//! }
+//! ```
+//!
+//! Decoding follows proto3 (absent scalars read as zero, unknown fields skipped) and is bounded;
+//! encoders write every field they hold, in ascending order. A stream proof signs
+//! [`CanonicalLightpushRequest`]: the request without field 30, Borsh, under the domain prefix
+//! [`LIGHTPUSH_ELIGIBILITY_PREFIX`].
+//!
+//! The service ([`LightpushService`]) answers, cheapest first: the peer's token bucket (shared
+//! with Store) → 429; decode and Lightpush's own rules → 400/413/420 without an eligibility
+//! verdict (nothing judged, nothing charged); a proposal for another service → 400 with
+//! PARAMS_REJECTED, before the engine sees it; the engine's verdict ([`Provider::handle`] with
+//! the peer as requester) → on refusal 400 with the verdict at field 30 and in words in
+//! `status_desc`; a stream proof of a session opened for another service → 400 PROOF_INVALID;
+//! the message is inserted into the archive (deduplicated by its 14/WAKU2-MESSAGE hash); the
+//! response is accounted (`finish_response`) and answered 200 `OK`.
+
+use std::sync::{Arc, atomic::AtomicU64};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use libp2p::PeerId;
+use paystreams_lez_core::domain_prefix;
+use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
+use paystreams_wire::{
+    ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus, RequestDigest, StatusCode, WireError,
+    proto::{Reader, Writer, bytes, uint},
+};
+use tracing::{debug, warn};
+
+use crate::{
+    archive::{Archive, StoredMessage},
+    service::{Metrics, SessionPeers, refusal_desc},
+    wire::{Eligibility, PAYLOAD_MAX_LEN, WakuMessage, check_size, string},
+};
+
+/// Lightpush v3's protocol id, which is also the `service_id` its sessions are proposed for.
+pub const LIGHTPUSH_SERVICE_ID: &str = "/vac/waku/lightpush/3.0.0";
+/// Largest request frame: the largest payload plus 64 KiB for the rest (as Logos Delivery).
+pub const LIGHTPUSH_REQUEST_MAX_LEN: usize = PAYLOAD_MAX_LEN + 64 * 1024;
+/// Largest response frame: a status, its description and an eligibility verdict.
+pub const LIGHTPUSH_RESPONSE_MAX_LEN: usize = 8 * 1024;
+/// Longest `status_desc` a decoder accepts.
+pub const STATUS_DESC_MAX_LEN: usize = 4096;
+/// Domain prefix of the Lightpush eligibility (stream proof) digest, beside Store's
+/// `/LEZ/v0.1/StoreEligibility/`.
+pub const LIGHTPUSH_ELIGIBILITY_PREFIX: [u8; 32] = domain_prefix("/LEZ/v0.1/LightpushEligibility/");
+
+/// Lightpush v3 status codes (the RFC's table and Logos Delivery's additions).
+pub mod status {
+    pub const SUCCESS: u32 = 200;
+    pub const BAD_REQUEST: u32 = 400;
+    pub const PAYLOAD_TOO_LARGE: u32 = 413;
+    pub const INVALID_MESSAGE: u32 = 420;
+    pub const UNSUPPORTED_PUBSUB_TOPIC: u32 = 421;
+    pub const TOO_MANY_REQUESTS: u32 = 429;
+    pub const INTERNAL_SERVER_ERROR: u32 = 500;
+    pub const SERVICE_NOT_AVAILABLE: u32 = 503;
+
+    /// The code's name, as status descriptions start with it.
+    #[must_use]
+    pub const fn name(code: u32) -> &'static str {
+        match code {
+            SUCCESS => "SUCCESS",
+            BAD_REQUEST => "BAD_REQUEST",
+            PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+            INVALID_MESSAGE => "INVALID_MESSAGE",
+            UNSUPPORTED_PUBSUB_TOPIC => "UNSUPPORTED_PUBSUB_TOPIC",
+            TOO_MANY_REQUESTS => "TOO_MANY_REQUESTS",
+            INTERNAL_SERVER_ERROR => "INTERNAL_SERVER_ERROR",
+            SERVICE_NOT_AVAILABLE => "SERVICE_NOT_AVAILABLE",
+            _ => "ERROR",
+        }
+    }
+}
+
+/// `LightpushRequest` with the eligibility proof at field 30.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct LightpushRequest {
+    pub request_id: String,
+    pub pubsub_topic: Option<String>,
+    pub message: Option<WakuMessage>,
+    pub eligibility_proof: Option<Vec<u8>>,
+}
+
+impl LightpushRequest {
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(1, self.request_id.as_bytes());
+        if let Some(t) = &self.pubsub_topic {
+            w.bytes(20, t.as_bytes());
+        }
+        if let Some(m) = &self.message {
+            w.bytes(21, &m.encode());
+        }
+        if let Some(p) = &self.eligibility_proof {
+            w.bytes(30, p);
+        }
+        w.finish()
+    }
+
+    /// # Errors
+    /// Oversized or malformed input (an oversized payload is [`WireError::TooLarge`]).
+    pub fn decode(input: &[u8]) -> Result<Self, WireError> {
+        check_size(input, LIGHTPUSH_REQUEST_MAX_LEN)?;
+        let mut r = Self::default();
+        let mut reader = Reader::new(input);
+        while let Some((number, value)) = reader.next_field()? {
+            match number {
+                1 => r.request_id = string(value, "request_id")?,
+                20 => r.pubsub_topic = Some(string(value, "pubsub_topic")?),
+                21 => r.message = Some(WakuMessage::decode(bytes(value, "message")?)?),
+                30 => {
+                    let p = bytes(value, "eligibility_proof")?;
+                    check_size(p, ELIGIBILITY_PROOF_MAX_LEN)?;
+                    r.eligibility_proof = Some(p.to_vec());
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
+    /// What a stream proof signs: the request without its eligibility proof.
+    #[must_use]
+    pub fn canonical(&self) -> CanonicalLightpushRequest {
+        CanonicalLightpushRequest {
+            request_id: self.request_id.clone(),
+            pubsub_topic: self.pubsub_topic.clone(),
+            message: self.message.as_ref().map(CanonicalWakuMessage::from),
+        }
+    }
+
+    /// Lightpush's own rules, checked before any payment is looked at so that a malformed push
+    /// costs nothing, and the message as the archive will store it.
+    ///
+    /// # Errors
+    /// The status code and the text for `status_desc`.
+    pub fn validate(&self) -> Result<StoredMessage, (u32, String)> {
+        if self.request_id.is_empty() {
+            return Err((status::BAD_REQUEST, "request_id must be set".into()));
+        }
+        let Some(pubsub_topic) = self.pubsub_topic.clone().filter(|t| !t.is_empty()) else {
+            return Err((
+                status::BAD_REQUEST,
+                "pubsub_topic must be set: this provider stores pushed messages under the pubsub topic the request names"
+                    .into(),
+            ));
+        };
+        let Some(message) = self.message.clone() else {
+            return Err((status::BAD_REQUEST, "message must be set".into()));
+        };
+        if message.ephemeral {
+            return Err((
+                status::INVALID_MESSAGE,
+                "ephemeral messages are not accepted: this provider stores what is pushed (it does not relay)".into(),
+            ));
+        }
+        StoredMessage::new(pubsub_topic, message).map_err(|why| (status::INVALID_MESSAGE, why))
+    }
+}
+
+/// The message as a stream proof signs it (every field of [`WakuMessage`], in its order).
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct CanonicalWakuMessage {
+    pub payload: Vec<u8>,
+    pub content_topic: String,
+    pub version: u32,
+    pub timestamp: Option<i64>,
+    pub meta: Vec<u8>,
+    pub ephemeral: bool,
+}
+
+impl From<&WakuMessage> for CanonicalWakuMessage {
+    fn from(m: &WakuMessage) -> Self {
+        Self {
+            payload: m.payload.clone(),
+            content_topic: m.content_topic.clone(),
+            version: m.version,
+            timestamp: m.timestamp,
+            meta: m.meta.clone(),
+            ephemeral: m.ephemeral,
+        }
+    }
+}
+
+/// Lightpush v3's canonical request (the `LightpushRequest` without its eligibility proof),
+/// Borsh in the protobuf's field order with presence-byte optionals, as Store's
+/// `CanonicalStoreRequest`.
+#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
+pub struct CanonicalLightpushRequest {
+    pub request_id: String,
+    pub pubsub_topic: Option<String>,
+    pub message: Option<CanonicalWakuMessage>,
+}
+
+impl RequestDigest for CanonicalLightpushRequest {
+    fn domain_prefix(&self) -> [u8; 32] {
+        LIGHTPUSH_ELIGIBILITY_PREFIX
+    }
+
+    fn canonical_body(&self) -> Vec<u8> {
+        borsh::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// `LightpushResponse` with the eligibility status at field 30.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct LightpushResponse {
+    pub request_id: String,
+    pub status_code: u32,
+    pub status_desc: Option<String>,
+    pub relay_peer_count: Option<u32>,
+    pub eligibility: Option<Eligibility>,
+}
+
+impl LightpushResponse {
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(1, self.request_id.as_bytes()).uint(10, u64::from(self.status_code));
+        if let Some(desc) = &self.status_desc {
+            w.bytes(11, desc.as_bytes());
+        }
+        if let Some(count) = self.relay_peer_count {
+            w.uint(12, u64::from(count));
+        }
+        if let Some(e) = &self.eligibility {
+            w.bytes(30, &e.encode());
+        }
+        w.finish()
+    }
+
+    /// # Errors
+    /// Oversized or malformed input.
+    pub fn decode(input: &[u8]) -> Result<Self, WireError> {
+        check_size(input, LIGHTPUSH_RESPONSE_MAX_LEN)?;
+        let mut r = Self::default();
+        let mut reader = Reader::new(input);
+        let u32_of =
+            |v: u64, field: &'static str| u32::try_from(v).map_err(|_| WireError::UnknownEnum { field, value: v });
+        while let Some((number, value)) = reader.next_field()? {
+            match number {
+                1 => r.request_id = string(value, "request_id")?,
+                10 => r.status_code = u32_of(uint(value, "status_code")?, "status_code")?,
+                11 => {
+                    let d = bytes(value, "status_desc")?;
+                    check_size(d, STATUS_DESC_MAX_LEN)?;
+                    r.status_desc = Some(
+                        String::from_utf8(d.to_vec())
+                            .map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?,
+                    );
+                }
+                12 => r.relay_peer_count = Some(u32_of(uint(value, "relay_peer_count")?, "relay_peer_count")?),
+                30 => r.eligibility = Some(Eligibility::decode(bytes(value, "eligibility_status")?)?),
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
+    /// Whether the push was accepted (200).
+    #[must_use]
+    pub const fn is_success(&self) -> bool {
+        self.status_code == status::SUCCESS
+    }
+
+    /// An answer without an eligibility verdict: `CODE_NAME: why`.
+    #[must_use]
+    pub fn plain(request_id: String, code: u32, why: &str) -> Self {
+        Self {
+            request_id,
+            status_code: code,
+            status_desc: Some(format!("{}: {why}", status::name(code))),
+            ..Self::default()
+        }
+    }
+
+    /// The refusal for an eligibility verdict: 400, the verdict in words in `status_desc` (for
+    /// clients that ignore field 30) and as the spec defines it at field 30.
+    #[must_use]
+    pub fn refused(request_id: String, verdict: Verdict) -> Self {
+        Self {
+            request_id,
+            status_code: status::BAD_REQUEST,
+            status_desc: Some(refusal_desc(&verdict)),
+            relay_peer_count: None,
+            eligibility: Some(Eligibility { status: verdict.status, termination: verdict.termination }),
+        }
+    }
+}
+
+/// The request id of an encoded request, when it decodes (for 429 answers).
+fn request_id_of(body: &[u8]) -> String {
+    LightpushRequest::decode(body).map(|r| r.request_id).unwrap_or_default()
+}
+
+/// The 429 answer to a push that cannot be taken now (`why` says when to retry).
+#[must_use]
+pub fn too_many(body: &[u8], why: &str) -> Vec<u8> {
+    LightpushResponse::plain(request_id_of(body), status::TOO_MANY_REQUESTS, why).encode()
+}
+
+/// The answer of a node that takes no pushes (503, `why`).
+#[must_use]
+pub fn not_served(body: &[u8], why: &str) -> Vec<u8> {
+    LightpushResponse::plain(request_id_of(body), status::SERVICE_NOT_AVAILABLE, why).encode()
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LightpushMetrics {
+    pub pushes: AtomicU64,
+    /// Pushes served and paid.
+    pub stored: AtomicU64,
+    /// Paid pushes whose message was already in the archive.
+    pub duplicates: AtomicU64,
+    pub bad_requests: AtomicU64,
+    /// Pushes refused by the eligibility verdict (or for the session's service).
+    pub refused: AtomicU64,
+    pub archive_errors: AtomicU64,
+}
+
+impl LightpushMetrics {
+    /// Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        [
+            ("pushes", &self.pushes),
+            ("stored", &self.stored),
+            ("duplicates", &self.duplicates),
+            ("bad_requests", &self.bad_requests),
+            ("refused", &self.refused),
+            ("archive_errors", &self.archive_errors),
+        ]
+        .iter()
+        .map(|(name, counter)| {
+            format!(
+                "# TYPE paystreams_lightpush_{name}_total counter\npaystreams_lightpush_{name}_total {}\n",
+                get(counter)
+            )
+        })
+        .collect()
+    }
+}
+
+/// The paid Lightpush service over one provider engine and one archive (the Store service's).
+pub struct LightpushService<C, S, K> {
+    provider: Arc<Provider<C, S, K>>,
+    archive: Arc<dyn Archive>,
+    metrics: Arc<Metrics>,
+    session_peers: Arc<SessionPeers>,
+}
+
+impl<C, S, K> std::fmt::Debug for LightpushService<C, S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LightpushService").field("archive", &self.archive).finish_non_exhaustive()
+    }
+}
+
+impl<C, S, K> LightpushService<C, S, K>
+where
+    C: ChainView + 'static,
+    S: SessionStore + 'static,
+    K: ClaimSubmitter + 'static,
+{
+    #[must_use]
+    pub const fn new(
+        provider: Arc<Provider<C, S, K>>,
+        archive: Arc<dyn Archive>,
+        metrics: Arc<Metrics>,
+        session_peers: Arc<SessionPeers>,
+    ) -> Self {
+        Self { provider, archive, metrics, session_peers }
+    }
+
+    /// Answers one encoded `LightpushRequest` from `peer` with an encoded `LightpushResponse`
+    /// (the peer's rate is checked by the caller). Without a peer, proofs are refused.
+    pub async fn push_from(&self, peer: Option<&PeerId>, body: &[u8]) -> Vec<u8> {
+        let m = &self.metrics.lightpush;
+        Metrics::bump(&m.pushes, 1);
+        let (response, encoded) = self.push_response(peer, body).await;
+        match response.status_code {
+            status::SUCCESS => {}
+            status::BAD_REQUEST | status::PAYLOAD_TOO_LARGE | status::INVALID_MESSAGE
+                if response.eligibility.is_none() =>
+            {
+                Metrics::bump(&m.bad_requests, 1);
+            }
+            status::BAD_REQUEST => Metrics::bump(&m.refused, 1),
+            _ => {}
+        }
+        encoded.unwrap_or_else(|| response.encode())
+    }
+
+    async fn push_response(&self, peer: Option<&PeerId>, body: &[u8]) -> (LightpushResponse, Option<Vec<u8>>) {
+        let request = match LightpushRequest::decode(body) {
+            Ok(r) => r,
+            Err(e @ WireError::TooLarge { .. }) => {
+                let why = format!("{e}; payloads are at most {PAYLOAD_MAX_LEN} bytes");
+                return (LightpushResponse::plain(String::new(), status::PAYLOAD_TOO_LARGE, &why), None);
+            }
+            Err(e) => {
+                let why = format!("malformed LightpushRequest: {e}");
+                return (LightpushResponse::plain(String::new(), status::BAD_REQUEST, &why), None);
+            }
+        };
+        let stored = match request.validate() {
+            Ok(stored) => stored,
+            Err((code, why)) => return (LightpushResponse::plain(request.request_id, code, &why), None),
+        };
+        if let Some(refused) = other_service_proposal(request.eligibility_proof.as_deref()) {
+            return (LightpushResponse::refused(request.request_id, refused), None);
+        }
+        let digest = request.canonical().digest();
+        let requester = peer.map(|p| p.to_bytes());
+        let verdict = self
+            .provider
+            .handle(
+                requester.as_deref().unwrap_or_default(),
+                &digest,
+                request.eligibility_proof.as_deref(),
+                wall_clock_ms(),
+            )
+            .await;
+        if let (Some(peer), Some(session)) = (peer, verdict.session) {
+            self.session_peers.record(session, *peer);
+        }
+        let Some(grant) = verdict.grant else {
+            debug!(code = verdict.status.status_code, desc = %verdict.status.status_desc, "push refused");
+            return (LightpushResponse::refused(request.request_id, verdict), None);
+        };
+        if let GrantKind::Stream { .. } = grant.kind {
+            match self.provider.store().session(grant.session).await {
+                Ok(Some(session)) if session.params.service_id == LIGHTPUSH_SERVICE_ID => {}
+                Ok(Some(session)) => {
+                    let refused = Verdict {
+                        status: EligibilityStatus::new(
+                            StatusCode::ProofInvalid,
+                            format!(
+                                "this stream pays for {}, not Lightpush; propose a session for service_id {LIGHTPUSH_SERVICE_ID}",
+                                session.params.service_id
+                            ),
+                        ),
+                        session: Some(grant.session),
+                        termination: None,
+                        grant: None,
+                    };
+                    return (LightpushResponse::refused(request.request_id, refused), None);
+                }
+                Ok(None) | Err(_) => {
+                    return (unavailable(request.request_id, "cannot read the session; retry shortly"), None);
+                }
+            }
+        }
+        let archive = Arc::clone(&self.archive);
+        let new = match tokio::task::spawn_blocking(move || archive.insert(std::slice::from_ref(&stored))).await {
+            Ok(Ok(new)) => new,
+            Ok(Err(e)) => {
+                Metrics::bump(&self.metrics.lightpush.archive_errors, 1);
+                warn!(error = %e, "archive insert failed");
+                return (unavailable(request.request_id, "the archive is unavailable; retry shortly"), None);
+            }
+            Err(e) => {
+                Metrics::bump(&self.metrics.lightpush.archive_errors, 1);
+                warn!(error = %e, "archive task failed");
+                return (unavailable(request.request_id, "internal error"), None);
+            }
+        };
+        let response = LightpushResponse {
+            request_id: request.request_id.clone(),
+            status_code: status::SUCCESS,
+            status_desc: Some(if new == 0 { "OK (already stored)".into() } else { "OK".into() }),
+            relay_peer_count: None,
+            eligibility: Some(Eligibility { status: EligibilityStatus::ok(), termination: verdict.termination }),
+        };
+        let encoded = response.encode();
+        let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
+        match self.provider.finish_response(&grant, len).await {
+            Ok(Ok(())) => {
+                Metrics::bump(&self.metrics.lightpush.stored, 1);
+                if new == 0 {
+                    Metrics::bump(&self.metrics.lightpush.duplicates, 1);
+                }
+                (response, Some(encoded))
+            }
+            Ok(Err(refused)) => (LightpushResponse::refused(request.request_id, refused), None),
+            Err(e) => {
+                warn!(error = %e, "engine failed accounting a push");
+                (unavailable(request.request_id, "internal error"), None)
+            }
+        }
+    }
+}
+
+fn unavailable(request_id: String, why: &str) -> LightpushResponse {
+    LightpushResponse::plain(request_id, status::SERVICE_NOT_AVAILABLE, why)
+}
+
+/// A proposal for another service than Lightpush, refused before the engine would open a
+/// session for it (PARAMS_REJECTED, the user proposes again for Lightpush).
+fn other_service_proposal(proof: Option<&[u8]>) -> Option<Verdict> {
+    let Ok(EligibilityProof::Proposal(proposal)) = EligibilityProof::decode(proof?) else { return None };
+    let service = &proposal.stream_params.service_id;
+    (service.as_slice() != LIGHTPUSH_SERVICE_ID.as_bytes()).then(|| Verdict {
+        status: EligibilityStatus::new(
+            StatusCode::ParamsRejected,
+            format!(
+                "this is Lightpush: propose with service_id {LIGHTPUSH_SERVICE_ID} (the proposal names {})",
+                String::from_utf8_lossy(service)
+            ),
+        ),
+        session: None,
+        termination: None,
+        grant: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_the_domain_padded_with_nuls() {
+        let text = b"/LEZ/v0.1/LightpushEligibility/";
+        assert_eq!(&LIGHTPUSH_ELIGIBILITY_PREFIX[..text.len()], text);
+        assert!(LIGHTPUSH_ELIGIBILITY_PREFIX[text.len()..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn validation_names_what_is_missing() {
+        let message = WakuMessage {
+            payload: b"hi".to_vec(),
+            content_topic: "/app/1/chat/proto".into(),
+            timestamp: Some(1),
+            ..WakuMessage::default()
+        };
+        let mut r = LightpushRequest {
+            request_id: "r".into(),
+            pubsub_topic: Some("/waku/2/rs/0/0".into()),
+            message: Some(message),
+            eligibility_proof: None,
+        };
+        assert!(r.validate().is_ok());
+        r.pubsub_topic = None;
+        assert_eq!(r.validate().expect_err("refused").0, status::BAD_REQUEST);
+        r.pubsub_topic = Some("/waku/2/rs/0/0".into());
+        if let Some(m) = r.message.as_mut() {
+            m.timestamp = None;
+        }
+        let (code, why) = r.validate().expect_err("refused");
+        assert_eq!(code, status::INVALID_MESSAGE);
+        assert!(why.contains("timestamp"), "{why}");
+        if let Some(m) = r.message.as_mut() {
+            m.timestamp = Some(1);
+            m.content_topic.clear();
+        }
+        assert_eq!(r.validate().expect_err("refused").0, status::INVALID_MESSAGE);
+        r.message = None;
+        assert_eq!(r.validate().expect_err("refused").0, status::BAD_REQUEST);
+    }
+}
