@@ -7,6 +7,7 @@ mod e2e;
 mod exactness;
 mod faults;
 mod lightpush;
+mod lightpush_wire;
 mod receipts;
 mod terminations;
 mod wire;

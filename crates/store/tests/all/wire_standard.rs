@@ -4,7 +4,7 @@
 //! and 5 are skipped; a field number above 2^29 - 1 is refused.
 
 #[path = "../../../wire/tests/support/proto3_check.rs"]
-mod proto3_check;
+pub(crate) mod proto3_check;
 
 use paystreams_store::wire::{Eligibility, MessageKeyValue, StoreQueryRequest, StoreQueryResponse, WakuMessage};
 use paystreams_wire::{EligibilityStatus, ServiceTermination, StatusCode, TerminationType, WireError};
@@ -12,7 +12,7 @@ use prost::Message;
 use proto3_check::check;
 
 #[derive(Clone, PartialEq, Message)]
-struct PWakuMessage {
+pub(crate) struct PWakuMessage {
     #[prost(bytes = "vec", tag = "1")]
     payload: Vec<u8>,
     #[prost(string, tag = "2")]
@@ -38,7 +38,7 @@ struct PMessageKeyValue {
 }
 
 #[derive(Clone, PartialEq, Message)]
-struct PServiceTermination {
+pub(crate) struct PServiceTermination {
     #[prost(int32, tag = "1")]
     termination_type: i32,
     #[prost(uint64, tag = "2")]
@@ -46,7 +46,7 @@ struct PServiceTermination {
 }
 
 #[derive(Clone, PartialEq, Message)]
-struct PEligibility {
+pub(crate) struct PEligibility {
     #[prost(uint32, optional, tag = "1")]
     status_code: Option<u32>,
     #[prost(string, optional, tag = "2")]
@@ -97,7 +97,7 @@ struct PStoreQueryResponse {
     pagination_cursor: Option<Vec<u8>>,
 }
 
-fn p_waku(v: &WakuMessage) -> PWakuMessage {
+pub(crate) fn p_waku(v: &WakuMessage) -> PWakuMessage {
     PWakuMessage {
         payload: v.payload.clone(),
         content_topic: v.content_topic.clone(),
@@ -116,7 +116,7 @@ fn p_entry(v: &MessageKeyValue) -> PMessageKeyValue {
     }
 }
 
-fn p_eligibility(v: &Eligibility) -> PEligibility {
+pub(crate) fn p_eligibility(v: &Eligibility) -> PEligibility {
     PEligibility {
         status_code: Some(v.status.status_code),
         status_desc: Some(v.status.status_desc.clone()),
@@ -153,7 +153,7 @@ fn p_response(v: &StoreQueryResponse) -> PStoreQueryResponse {
     }
 }
 
-fn waku_messages() -> [WakuMessage; 2] {
+pub(crate) fn waku_messages() -> [WakuMessage; 2] {
     [
         WakuMessage::default(),
         WakuMessage {
@@ -167,7 +167,7 @@ fn waku_messages() -> [WakuMessage; 2] {
     ]
 }
 
-fn eligibilities() -> Vec<Eligibility> {
+pub(crate) fn eligibilities() -> Vec<Eligibility> {
     vec![
         Eligibility { status: EligibilityStatus::new(StatusCode::Ok, ""), termination: None },
         Eligibility {
