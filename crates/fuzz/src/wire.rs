@@ -1,4 +1,5 @@
-//! The off-chain codecs: LIP-155 messages, the provider advert and the Store v3 messages.
+//! The off-chain codecs: LIP-155 messages, the provider advert, the Store v3 and Lightpush v3
+//! messages.
 //!
 //! What the codecs promise (see `paystreams_wire::proto`): decoders skip unknown fields (of wire
 //! types 0, 1, 2 and 5), read an absent scalar as zero (as a standard proto3 encoder leaves zeros
@@ -14,6 +15,7 @@ use std::{fmt::Debug, sync::OnceLock};
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{crypto::SecretKey, sha256};
 use paystreams_provider::{ProviderAdvert, ProviderPolicy};
+use paystreams_store::lightpush::{CanonicalLightpushRequest, LightpushRequest, LightpushResponse};
 use paystreams_store::wire::{
     CONTENT_TOPICS_MAX, Eligibility, MESSAGE_HASHES_MAX, MessageKeyValue, PAYLOAD_MAX_LEN, RESPONSE_MESSAGES_MAX,
     StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage,
@@ -27,7 +29,7 @@ use paystreams_wire::{
 };
 
 /// The decoders, in selector order (the first input byte picks one, modulo this length).
-pub const DECODERS: [&str; 18] = [
+pub const DECODERS: [&str; 20] = [
     "vault_proof",
     "stream_params",
     "stream_proposal",
@@ -46,6 +48,8 @@ pub const DECODERS: [&str; 18] = [
     "delivery_receipt",
     "receipt_ack",
     "session_termination",
+    "lightpush_request",
+    "lightpush_response",
 ];
 
 /// An unknown varint field (number 2047, value 1): every decoder must skip it.
@@ -73,7 +77,9 @@ pub fn decodes(data: &[u8]) -> bool {
         14 => StoreQueryResponse::decode(input).is_ok(),
         15 => DeliveryReceipt::decode(input).is_ok(),
         16 => ReceiptAck::decode(input).is_ok(),
-        _ => SessionTermination::decode(input).is_ok(),
+        17 => SessionTermination::decode(input).is_ok(),
+        18 => LightpushRequest::decode(input).is_ok(),
+        _ => LightpushResponse::decode(input).is_ok(),
     }
 }
 
@@ -174,11 +180,28 @@ pub fn wire(data: &[u8]) {
                 assert!(ack.desc.len() <= STATUS_DESC_MAX_LEN, "receipt_ack: desc over the limit decoded");
             }
         }
-        _ => {
+        17 => {
             if let Some(pushed) =
                 round_trip("session_termination", input, SessionTermination::decode, SessionTermination::encode)
             {
                 check_termination(&pushed.termination);
+            }
+        }
+        18 => {
+            if let Some(request) =
+                round_trip("lightpush_request", input, LightpushRequest::decode, LightpushRequest::encode)
+            {
+                check_lightpush_request(&request);
+            }
+        }
+        _ => {
+            if let Some(response) =
+                round_trip("lightpush_response", input, LightpushResponse::decode, LightpushResponse::encode)
+            {
+                assert_eq!(response.is_success(), response.status_code == 200);
+                if let Some(eligibility) = &response.eligibility {
+                    check_eligibility(eligibility);
+                }
             }
         }
     }
@@ -370,6 +393,30 @@ fn check_store_request(request: &StoreQueryRequest) {
     }
 }
 
+/// Validation returns (and what it accepts is storable), the signed canonical
+/// form survives Borsh, and a carried eligibility proof is itself checked.
+fn check_lightpush_request(request: &LightpushRequest) {
+    if let Some(message) = &request.message {
+        check_waku_message(message);
+    }
+    if let Ok(stored) = request.validate() {
+        assert!(!stored.message.ephemeral && stored.message.timestamp.is_some(), "unstorable push validated");
+        assert_eq!(Some(stored.pubsub_topic.as_str()), request.pubsub_topic.as_deref());
+    }
+    let canonical = request.canonical();
+    let body = canonical.canonical_body();
+    assert_eq!(CanonicalLightpushRequest::try_from_slice(&body).ok().as_ref(), Some(&canonical), "canonical body");
+    assert_eq!(canonical.digest(), sha256(&[&canonical.domain_prefix(), &body]));
+    if let Some(proof) = &request.eligibility_proof {
+        assert!(proof.len() <= ELIGIBILITY_PROOF_MAX_LEN, "eligibility proof over the limit decoded");
+        if let Some(proof) =
+            round_trip("lightpush_request.eligibility_proof", proof, EligibilityProof::decode, EligibilityProof::encode)
+        {
+            check_eligibility_proof(&proof);
+        }
+    }
+}
+
 fn check_eligibility(eligibility: &Eligibility) {
     check_status(&eligibility.status);
     if let Some(termination) = &eligibility.termination {
@@ -472,7 +519,20 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     };
     let ack = ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", 1_000);
     let pushed = SessionTermination { session_id: [6; 32], termination };
-    let encodings: [(usize, Vec<u8>); 19] = [
+    let push = LightpushRequest {
+        request_id: "p1".into(),
+        pubsub_topic: Some("/waku/2/rs/0/0".into()),
+        message: Some(message.clone()),
+        eligibility_proof: Some(EligibilityProof::Proof(proof).encode()),
+    };
+    let pushed_answer = LightpushResponse {
+        request_id: "p1".into(),
+        status_code: 400,
+        status_desc: Some("PROOF_INVALID: no eligibility proof".into()),
+        relay_peer_count: Some(0),
+        eligibility: Some(eligibility.clone()),
+    };
+    let encodings: [(usize, Vec<u8>); 21] = [
         (0, proposal.vault_proof.encode()),
         (1, params.encode()),
         (2, proposal.encode()),
@@ -492,6 +552,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         (15, receipt.encode()),
         (16, ack.encode()),
         (17, pushed.encode()),
+        (18, push.encode()),
+        (19, pushed_answer.encode()),
     ];
     encodings
         .into_iter()
