@@ -1,4 +1,5 @@
-//! `paystream store`: the Store v3 history service over libp2p, paid by payment streams.
+//! `paystream store`: the Store v3 history service over libp2p, paid by payment streams, and
+//! Lightpush v3 pushes into its archive, paid the same way.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -7,11 +8,11 @@ use clap::Subcommand;
 use paystreams_client::keystore::default_home;
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
-    Archive, QueryError, STORE_SERVICE_ID,
+    Archive, LIGHTPUSH_SERVICE_ID, QueryError, STORE_SERVICE_ID,
     archive::{INSERT_BATCH_MAX, is_postgres_url, open_archive, parse_import},
-    client::PaidStore,
+    client::{PaidLightpush, PaidStore},
     provider::{AdminToken, ProviderConfig, ServiceOptions, SessionBackend, start},
-    wire::StoreQueryRequest,
+    wire::{PAYLOAD_MAX_LEN, StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{AutoTopUp, Terms, UserConfig};
 use paystreams_wire::{ExtensionTerms, ReceiptTerms, TokenStreamPolicy};
@@ -22,7 +23,8 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, table};
 /// The pubsub topic queries use when `--content-topic` is given without `--pubsub-topic`.
 pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
 
-/// Store v3 history queries over libp2p, paid by stream: serve, import, query.
+/// Store v3 history queries over libp2p, paid by stream: serve, import, query; and Lightpush
+/// v3 pushes into the archive, paid the same way: push.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples (with `paystream node --dev` running):
   paystream store import messages.jsonl
@@ -30,6 +32,7 @@ pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
       # prints: listening on /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo…
   paystream vault init --owner dev-0 --vault-id 0 && paystream vault deposit --owner dev-0 --vault-id 0 --amount 10000
   paystream store query --provider /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo… --from dev-0 --content-topic /demo/1/chat/proto
+  paystream store push --provider /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo… --from dev-0 --content-topic /demo/1/chat/proto --payload 'hello'
 
 The first query to a provider carries a signed proposal; when the provider accepts, the user
 creates the stream on chain and every later page carries a proof signed with a session key.
@@ -55,6 +58,9 @@ pub enum StoreCommand {
     Import(ImportArgs),
     /// Query a provider, paying by stream; prints messages and what they cost.
     Query(QueryArgs),
+    /// Push one message to a provider over Lightpush v3, paying by stream; the provider stores
+    /// it in its archive, where Store queries find it.
+    Push(PushArgs),
 }
 
 /// `store serve`.
@@ -203,6 +209,51 @@ pub struct QueryArgs {
     pub top_up: Option<u128>,
 }
 
+/// `store push`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The push is paid like a query, on its own session: the first push to a provider \
+carries a signed proposal for the Lightpush service (/vac/waku/lightpush/3.0.0); when the provider \
+accepts, the stream is created on chain and later pushes carry a stream proof. The session stays \
+open for later pushes (`paystream session list`, `paystream session close`); --close closes it.
+
+The provider stores the message (deduplicated by its message hash) under the pubsub topic, so a \
+Store query for the content topic finds it:
+  paystream store push  --provider ADDR --from dev-0 --content-topic /demo/1/chat/proto --payload 'hello'
+  paystream store push  --provider ADDR --from dev-0 --content-topic /demo/1/chat/proto --payload @photo.jpg
+  paystream store query --provider ADDR --from dev-0 --content-topic /demo/1/chat/proto")]
+pub struct PushArgs {
+    /// The provider's address as it printed it: /ip4/HOST/tcp/PORT/p2p/PEER_ID.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub provider: String,
+    /// Key that owns the paying vault.
+    #[arg(long)]
+    pub from: String,
+    /// The paying vault (native token).
+    #[arg(long, default_value_t = 0)]
+    pub vault_id: u64,
+    /// The message's content topic (e.g. /app/1/chat/proto).
+    #[arg(long, value_name = "TOPIC")]
+    pub content_topic: String,
+    /// Pubsub topic the message is pushed on and stored under.
+    #[arg(long, default_value = DEFAULT_PUBSUB_TOPIC, value_name = "TOPIC")]
+    pub pubsub_topic: String,
+    /// The payload: text as given, or @FILE for a file's bytes (at most 153600 bytes).
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub payload: String,
+    /// The message's time: Unix nanoseconds, or seconds with an `s` suffix [default: now].
+    #[arg(long, value_parser = parse_time)]
+    pub timestamp: Option<i64>,
+    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Allocation to offer when a new session is opened [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub allocation: u64,
+    /// Close the session's stream after this push (the unaccrued rest returns to the vault).
+    #[arg(long)]
+    pub close: bool,
+}
+
 /// `--top-up` applies when the stream has at most this long left.
 pub const TOP_UP_WHEN_REMAINING_SECS: u64 = 60;
 
@@ -245,6 +296,7 @@ pub fn run(args: &StoreArgs) -> std::process::ExitCode {
         StoreCommand::Import(a) => import(&ctx, a),
         StoreCommand::Serve(a) => serve_runtime(&ctx, a),
         StoreCommand::Query(a) => ctx.block_on(query(&ctx, a)),
+        StoreCommand::Push(a) => ctx.block_on(push(&ctx, a)),
     };
     ctx.finish(result)
 }
@@ -333,7 +385,7 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
     };
     let mut policy = ProviderPolicy::new(
         provider.account_id().0,
-        vec![STORE_SERVICE_ID.to_owned()],
+        vec![STORE_SERVICE_ID.to_owned(), LIGHTPUSH_SERVICE_ID.to_owned()],
         vec![TokenStreamPolicy { token_id: [0; 32], min_rate: args.min_rate, min_allocation: args.min_allocation }],
     );
     policy.first_response_cap = args.first_response_cap;
@@ -599,6 +651,95 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         }
     }
     outcome.map_err(query_error)
+}
+
+/// The payload of `--payload`: the text, or the bytes of the file after `@`.
+fn read_payload(arg: &str) -> CmdResult<Vec<u8>> {
+    let bytes = match arg.strip_prefix('@') {
+        Some(path) => {
+            let len = std::fs::metadata(path).map_err(|e| CliError::Usage(format!("--payload @{path}: {e}")))?.len();
+            if len > u64::try_from(PAYLOAD_MAX_LEN).unwrap_or(u64::MAX) {
+                return Err(CliError::Usage(format!(
+                    "--payload @{path} is {len} bytes; a Waku message payload is at most {PAYLOAD_MAX_LEN}"
+                )));
+            }
+            std::fs::read(path).map_err(|e| CliError::Usage(format!("--payload @{path}: {e}")))?
+        }
+        None => arg.as_bytes().to_vec(),
+    };
+    if bytes.len() > PAYLOAD_MAX_LEN {
+        return Err(CliError::Usage(format!(
+            "--payload is {} bytes; a Waku message payload is at most {PAYLOAD_MAX_LEN}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+async fn push(ctx: &Ctx, args: &PushArgs) -> CmdResult {
+    if args.content_topic.is_empty() || args.pubsub_topic.is_empty() {
+        return Err(CliError::Usage("--content-topic and --pubsub-topic must not be empty".into()));
+    }
+    let payload = read_payload(&args.payload)?;
+    let timestamp = match args.timestamp {
+        Some(t) => t,
+        None => i64::try_from(paystreams_rpc::clock::wall_clock_ms())
+            .ok()
+            .and_then(|ms| ms.checked_mul(1_000_000))
+            .ok_or_else(|| CliError::Failed("the system clock is out of range; pass --timestamp".into()))?,
+    };
+    let owner = ctx.key(&args.from)?;
+    let client = ctx.client()?;
+    client.require_vault(owner.account_id(), args.vault_id).await?;
+    let user = Arc::new(super::session::open_user(&client, &owner, UserConfig::default()).await?);
+    let terms = Terms {
+        vault_id: args.vault_id,
+        token_id: [0; 32],
+        service_id: LIGHTPUSH_SERVICE_ID.into(),
+        rate: args.rate,
+        allocation: args.allocation,
+    };
+    let paid = PaidLightpush::connect(&args.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let message = WakuMessage {
+        payload,
+        content_topic: args.content_topic.clone(),
+        timestamp: Some(timestamp),
+        ..WakuMessage::default()
+    };
+    let outcome = paid.push(&args.pubsub_topic, message).await.map_err(query_error)?;
+    let stream_id = paid.paid().stream_id().map_err(query_error)?;
+    let closed = if args.close { paid.close().await.map_err(query_error)? } else { None };
+    let hash = hex::encode(outcome.message_hash);
+    ctx.emit(
+        &json!({
+            "hash": hash,
+            "pubsub_topic": args.pubsub_topic,
+            "content_topic": args.content_topic,
+            "timestamp": timestamp.to_string(),
+            "stored": !outcome.duplicate(),
+            "status_desc": outcome.response.status_desc,
+            "stream_id": stream_id,
+            "stream_created": outcome.stream_created,
+            "closed_now": closed.is_some(),
+        }),
+        || {
+            let mut text = String::new();
+            if let Some(stream_id) = outcome.stream_created {
+                text.push_str(&format!("provider accepted the proposal; created stream {stream_id} on chain\n"));
+            }
+            let what = if outcome.duplicate() { "already stored" } else { "stored" };
+            text.push_str(&format!("✓ pushed message {hash} ({what}) on {}", args.pubsub_topic));
+            match (closed, stream_id) {
+                (Some(s), _) => text.push_str(&format!("; stream {s} closed, the rest of its allocation is back in the vault")),
+                (None, Some(s)) => text.push_str(&format!(
+                    "; the Lightpush session stays open on stream {s} for later pushes (`paystream session close` ends it)"
+                )),
+                (None, None) => {}
+            }
+            text
+        },
+    );
+    Ok(())
 }
 
 fn query_error(e: QueryError) -> CliError {

@@ -10,5 +10,6 @@ mod batch_claims;
 mod common;
 mod eligibility_flow;
 mod lifecycle;
+mod push_cli;
 mod store_cli;
 mod wallet_cli;

@@ -27,9 +27,9 @@ const TOPIC: &str = "/cli/1/chat/proto";
 const PUBSUB: &str = "/waku/2/default-waku/proto";
 
 /// Kills the child when dropped (a failed assertion must not leave providers running).
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 impl Drop for Provider {
@@ -66,7 +66,7 @@ fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::proces
 }
 
 /// Starts `store serve` and waits for its "listening on" line.
-fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
+pub(crate) fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
     let mut child = paystream()
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
@@ -90,14 +90,14 @@ fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
     Provider { child, address }
 }
 
-struct Chain {
-    node: paystreams_node::NodeHandle,
-    client: Client,
+pub(crate) struct Chain {
+    pub(crate) node: paystreams_node::NodeHandle,
+    pub(crate) client: Client,
     _dir: tempfile::TempDir,
-    keystore: std::path::PathBuf,
+    pub(crate) keystore: std::path::PathBuf,
 }
 
-async fn chain() -> Chain {
+pub(crate) async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
     let (node, client) = dev_node(Some(&keystore)).await;
