@@ -39,7 +39,7 @@ use std::sync::{Arc, atomic::AtomicU64};
 use borsh::{BorshDeserialize, BorshSerialize};
 use libp2p::PeerId;
 use paystreams_lez_core::domain_prefix;
-use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionStore, Verdict};
+use paystreams_provider::{Admission, ClaimSubmitter, GrantKind, SessionStore, Verdict, refusal_desc};
 use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
 use paystreams_wire::{
     ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus, RequestDigest, StatusCode, WireError,
@@ -49,7 +49,7 @@ use tracing::{debug, warn};
 
 use crate::{
     archive::{Archive, StoredMessage},
-    service::{Metrics, SessionPeers, refusal_desc},
+    service::{Metrics, SessionPeers},
     wire::{Eligibility, PAYLOAD_MAX_LEN, WakuMessage, check_size, string},
 };
 
@@ -315,10 +315,17 @@ fn request_id_of(body: &[u8]) -> String {
     LightpushRequest::decode(body).map(|r| r.request_id).unwrap_or_default()
 }
 
-/// The 429 answer to a push that cannot be taken now (`why` says when to retry).
+/// The 429 answer to a push that cannot be taken now; `desc` (`TOO_MANY_REQUESTS: …`, e.g.
+/// [`paystreams_provider::admission::RateLimited::desc`]) says when to retry.
 #[must_use]
-pub fn too_many(body: &[u8], why: &str) -> Vec<u8> {
-    LightpushResponse::plain(request_id_of(body), status::TOO_MANY_REQUESTS, why).encode()
+pub fn too_many(body: &[u8], desc: &str) -> Vec<u8> {
+    LightpushResponse {
+        request_id: request_id_of(body),
+        status_code: status::TOO_MANY_REQUESTS,
+        status_desc: Some(desc.to_owned()),
+        ..LightpushResponse::default()
+    }
+    .encode()
 }
 
 /// The answer of a node that takes no pushes (503, `why`).
@@ -365,42 +372,39 @@ impl LightpushMetrics {
     }
 }
 
-/// The paid Lightpush service over one provider engine and one archive (the Store service's).
-pub struct LightpushService<C, S, K> {
-    provider: Arc<Provider<C, S, K>>,
+/// The paid Lightpush service over one archive (the Store service's), run through the shared
+/// engine path ([`Admission`]) the caller passes: the Store service's, so one peer's token
+/// bucket covers its queries and its pushes.
+#[derive(Debug)]
+pub struct LightpushService {
     archive: Arc<dyn Archive>,
     metrics: Arc<Metrics>,
     session_peers: Arc<SessionPeers>,
 }
 
-impl<C, S, K> std::fmt::Debug for LightpushService<C, S, K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LightpushService").field("archive", &self.archive).finish_non_exhaustive()
-    }
-}
-
-impl<C, S, K> LightpushService<C, S, K>
-where
-    C: ChainView + 'static,
-    S: SessionStore + 'static,
-    K: ClaimSubmitter + 'static,
-{
+impl LightpushService {
     #[must_use]
-    pub const fn new(
-        provider: Arc<Provider<C, S, K>>,
-        archive: Arc<dyn Archive>,
-        metrics: Arc<Metrics>,
-        session_peers: Arc<SessionPeers>,
-    ) -> Self {
-        Self { provider, archive, metrics, session_peers }
+    pub const fn new(archive: Arc<dyn Archive>, metrics: Arc<Metrics>, session_peers: Arc<SessionPeers>) -> Self {
+        Self { archive, metrics, session_peers }
     }
 
     /// Answers one encoded `LightpushRequest` from `peer` with an encoded `LightpushResponse`
-    /// (the peer's rate is checked by the caller). Without a peer, proofs are refused.
-    pub async fn push_from(&self, peer: Option<&PeerId>, body: &[u8]) -> Vec<u8> {
+    /// (the peer's rate, step 1 of `admission`, is checked by the caller). Without a peer,
+    /// proofs are refused.
+    pub async fn push_from<C, S, K>(
+        &self,
+        admission: &Admission<C, S, K>,
+        peer: Option<&PeerId>,
+        body: &[u8],
+    ) -> Vec<u8>
+    where
+        C: ChainView + 'static,
+        S: SessionStore + 'static,
+        K: ClaimSubmitter + 'static,
+    {
         let m = &self.metrics.lightpush;
         Metrics::bump(&m.pushes, 1);
-        let (response, encoded) = self.push_response(peer, body).await;
+        let (response, encoded) = self.push_response(admission, peer, body).await;
         match response.status_code {
             status::SUCCESS => {}
             status::BAD_REQUEST | status::PAYLOAD_TOO_LARGE | status::INVALID_MESSAGE
@@ -414,7 +418,17 @@ where
         encoded.unwrap_or_else(|| response.encode())
     }
 
-    async fn push_response(&self, peer: Option<&PeerId>, body: &[u8]) -> (LightpushResponse, Option<Vec<u8>>) {
+    async fn push_response<C, S, K>(
+        &self,
+        admission: &Admission<C, S, K>,
+        peer: Option<&PeerId>,
+        body: &[u8],
+    ) -> (LightpushResponse, Option<Vec<u8>>)
+    where
+        C: ChainView + 'static,
+        S: SessionStore + 'static,
+        K: ClaimSubmitter + 'static,
+    {
         let request = match LightpushRequest::decode(body) {
             Ok(r) => r,
             Err(e @ WireError::TooLarge { .. }) => {
@@ -435,9 +449,8 @@ where
         }
         let digest = request.canonical().digest();
         let requester = peer.map(|p| p.to_bytes());
-        let verdict = self
-            .provider
-            .handle(
+        let verdict = admission
+            .judge(
                 requester.as_deref().unwrap_or_default(),
                 &digest,
                 request.eligibility_proof.as_deref(),
@@ -452,7 +465,7 @@ where
             return (LightpushResponse::refused(request.request_id, verdict), None);
         };
         if let GrantKind::Stream { .. } = grant.kind {
-            match self.provider.store().session(grant.session).await {
+            match admission.provider().store().session(grant.session).await {
                 Ok(Some(session)) if session.params.service_id == LIGHTPUSH_SERVICE_ID => {}
                 Ok(Some(session)) => {
                     let refused = Verdict {
@@ -497,7 +510,7 @@ where
         };
         let encoded = response.encode();
         let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
-        match self.provider.finish_response(&grant, len).await {
+        match admission.finish(&grant, len).await {
             Ok(Ok(())) => {
                 Metrics::bump(&self.metrics.lightpush.stored, 1);
                 if new == 0 {
