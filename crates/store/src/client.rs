@@ -166,55 +166,72 @@ pub fn new_request_id() -> String {
 /// A paid request of some service: what the shared proposal/proof loop
 /// ([`PaidStore::exchange`]) needs to know about it.
 trait PaidRequest: Clone + Send + Sync {
-    type Response: Send;
+    type Response: PaidResponse;
     type Canonical: paystreams_wire::RequestDigest + Send + Sync;
-    /// This request with a fresh id and no proof.
-    fn fresh(&self, request_id: String) -> Self;
+    /// The request id and the eligibility proof (field 30).
+    fn id_and_proof(&mut self) -> (&mut String, &mut Option<Vec<u8>>);
     fn canonical(&self) -> Self::Canonical;
-    fn set_proof(&mut self, proof: Vec<u8>);
     fn send(&self, client: &StoreClient) -> impl Future<Output = Result<Self::Response, QueryError>> + Send;
-    fn eligibility(response: &Self::Response) -> Option<&Eligibility>;
-    fn is_success(response: &Self::Response) -> bool;
-    /// What acknowledges a served response (the digest of its encoding).
-    fn delivered(response: &Self::Response) -> [u8; 32];
-    /// The error for a response that was not served.
-    fn error(response: &Self::Response) -> QueryError;
+
+    /// This request with a fresh id and no proof.
+    fn fresh(&self, request_id: String) -> Self {
+        let mut fresh = self.clone();
+        let (id, proof) = fresh.id_and_proof();
+        *id = request_id;
+        *proof = None;
+        fresh
+    }
+}
+
+/// A paid service's response: its verdict at field 30 and its own status.
+trait PaidResponse: Send {
+    fn eligibility(&self) -> Option<&Eligibility>;
+    fn is_success(&self) -> bool;
+    fn encode(&self) -> Vec<u8>;
+    /// The service's own status, for a response that was not served by a verdict's refusal.
+    fn service_error(&self) -> QueryError;
+
+    /// The error for a response that was not served: the verdict's reason when it refused.
+    fn error(&self) -> QueryError {
+        match self.eligibility() {
+            Some(e) if e.status.code() != Some(StatusCode::Ok) => QueryError::Refused(e.status.status_desc.clone()),
+            _ => self.service_error(),
+        }
+    }
 }
 
 impl PaidRequest for StoreQueryRequest {
     type Response = StoreQueryResponse;
     type Canonical = paystreams_wire::CanonicalStoreRequest;
 
-    fn fresh(&self, request_id: String) -> Self {
-        Self { request_id, eligibility_proof: None, ..self.clone() }
+    fn id_and_proof(&mut self) -> (&mut String, &mut Option<Vec<u8>>) {
+        (&mut self.request_id, &mut self.eligibility_proof)
     }
 
     fn canonical(&self) -> Self::Canonical {
         Self::canonical(self)
     }
 
-    fn set_proof(&mut self, proof: Vec<u8>) {
-        self.eligibility_proof = Some(proof);
-    }
-
     async fn send(&self, client: &StoreClient) -> Result<StoreQueryResponse, QueryError> {
         client.send(self).await
     }
+}
 
-    fn eligibility(response: &StoreQueryResponse) -> Option<&Eligibility> {
-        response.eligibility.as_ref()
+impl PaidResponse for StoreQueryResponse {
+    fn eligibility(&self) -> Option<&Eligibility> {
+        self.eligibility.as_ref()
     }
 
-    fn is_success(response: &StoreQueryResponse) -> bool {
-        response.is_success()
+    fn is_success(&self) -> bool {
+        Self::is_success(self)
     }
 
-    fn delivered(response: &StoreQueryResponse) -> [u8; 32] {
-        sha256(&[&response.encode()])
+    fn encode(&self) -> Vec<u8> {
+        Self::encode(self)
     }
 
-    fn error(response: &StoreQueryResponse) -> QueryError {
-        store_error(response)
+    fn service_error(&self) -> QueryError {
+        QueryError::Store { code: self.status_code.unwrap_or(0), desc: self.status_desc.clone().unwrap_or_default() }
     }
 }
 
@@ -222,42 +239,34 @@ impl PaidRequest for LightpushRequest {
     type Response = LightpushResponse;
     type Canonical = crate::lightpush::CanonicalLightpushRequest;
 
-    fn fresh(&self, request_id: String) -> Self {
-        Self { request_id, eligibility_proof: None, ..self.clone() }
+    fn id_and_proof(&mut self) -> (&mut String, &mut Option<Vec<u8>>) {
+        (&mut self.request_id, &mut self.eligibility_proof)
     }
 
     fn canonical(&self) -> Self::Canonical {
         Self::canonical(self)
     }
 
-    fn set_proof(&mut self, proof: Vec<u8>) {
-        self.eligibility_proof = Some(proof);
-    }
-
     async fn send(&self, client: &StoreClient) -> Result<LightpushResponse, QueryError> {
         client.send_push(self).await
     }
+}
 
-    fn eligibility(response: &LightpushResponse) -> Option<&Eligibility> {
-        response.eligibility.as_ref()
+impl PaidResponse for LightpushResponse {
+    fn eligibility(&self) -> Option<&Eligibility> {
+        self.eligibility.as_ref()
     }
 
-    fn is_success(response: &LightpushResponse) -> bool {
-        response.is_success()
+    fn is_success(&self) -> bool {
+        Self::is_success(self)
     }
 
-    fn delivered(response: &LightpushResponse) -> [u8; 32] {
-        sha256(&[&response.encode()])
+    fn encode(&self) -> Vec<u8> {
+        Self::encode(self)
     }
 
-    fn error(response: &LightpushResponse) -> QueryError {
-        match &response.eligibility {
-            Some(e) if e.status.code() != Some(StatusCode::Ok) => QueryError::Refused(e.status.status_desc.clone()),
-            _ => QueryError::Lightpush {
-                code: response.status_code,
-                desc: response.status_desc.clone().unwrap_or_default(),
-            },
-        }
+    fn service_error(&self) -> QueryError {
+        QueryError::Lightpush { code: self.status_code, desc: self.status_desc.clone().unwrap_or_default() }
     }
 }
 
@@ -478,11 +487,11 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
                 None => self.user.propose(&self.advert, &self.terms).await?,
                 Some(session) => self.user.proof_for(session, &request.canonical()).await?,
             };
-            request.set_proof(proof);
+            *request.id_and_proof().1 = Some(proof);
             let response = request.send(&self.client).await?;
-            let Some(eligibility) = R::eligibility(&response).cloned() else {
+            let Some(eligibility) = response.eligibility().cloned() else {
                 // No verdict: the request was malformed (nothing was charged).
-                return Err(R::error(&response));
+                return Err(response.error());
             };
             let reaction = if proposing {
                 self.user.on_proposal_status(&provider, &eligibility.status, eligibility.termination).await?
@@ -491,11 +500,11 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
             };
             match reaction {
                 Reaction::Served | Reaction::StreamCreated { .. } => {
-                    if !R::is_success(&response) {
-                        return Err(R::error(&response));
+                    if !response.is_success() {
+                        return Err(response.error());
                     }
                     if let Some(mut session) = self.session()? {
-                        self.acknowledge(&mut session, &R::delivered(&response)).await;
+                        self.acknowledge(&mut session, &sha256(&[&response.encode()])).await;
                     }
                     let stream_created = match reaction {
                         Reaction::StreamCreated { stream_id } => Some(stream_id),
@@ -596,13 +605,5 @@ impl<C: ChainView + ChainWriter + 'static> PaidLightpush<C> {
     /// Chain or store failures.
     pub async fn close(&self) -> Result<Option<u64>, QueryError> {
         self.inner.close().await
-    }
-}
-
-fn store_error(response: &StoreQueryResponse) -> QueryError {
-    let desc = response.status_desc.clone().unwrap_or_default();
-    match &response.eligibility {
-        Some(e) if e.status.code() != Some(StatusCode::Ok) => QueryError::Refused(e.status.status_desc.clone()),
-        _ => QueryError::Store { code: response.status_code.unwrap_or(0), desc },
     }
 }

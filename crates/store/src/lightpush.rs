@@ -40,7 +40,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use libp2p::PeerId;
 use paystreams_lez_core::domain_prefix;
 use paystreams_provider::{Admission, ClaimSubmitter, GrantKind, SessionStore, Verdict, refusal_desc};
-use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
+use paystreams_rpc::chain_view::ChainView;
 use paystreams_wire::{
     ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus, RequestDigest, StatusCode, WireError,
     proto::{Reader, Writer, bytes, uint},
@@ -49,8 +49,8 @@ use tracing::{debug, warn};
 
 use crate::{
     archive::{Archive, StoredMessage},
-    service::{Metrics, SessionPeers},
-    wire::{Eligibility, PAYLOAD_MAX_LEN, WakuMessage, check_size, string},
+    service::{Metrics, SessionPeers, judge_from},
+    wire::{Eligibility, PAYLOAD_MAX_LEN, WakuMessage, check_size, status_desc, string},
 };
 
 /// Lightpush v3's protocol id, which is also the `service_id` its sessions are proposed for.
@@ -59,8 +59,6 @@ pub const LIGHTPUSH_SERVICE_ID: &str = "/vac/waku/lightpush/3.0.0";
 pub const LIGHTPUSH_REQUEST_MAX_LEN: usize = PAYLOAD_MAX_LEN + 64 * 1024;
 /// Largest response frame: a status, its description and an eligibility verdict.
 pub const LIGHTPUSH_RESPONSE_MAX_LEN: usize = 8 * 1024;
-/// Longest `status_desc` a decoder accepts.
-pub const STATUS_DESC_MAX_LEN: usize = 4096;
 /// Domain prefix of the Lightpush eligibility (stream proof) digest, beside Store's
 /// `/LEZ/v0.1/StoreEligibility/`.
 pub const LIGHTPUSH_ELIGIBILITY_PREFIX: [u8; 32] = domain_prefix("/LEZ/v0.1/LightpushEligibility/");
@@ -263,14 +261,7 @@ impl LightpushResponse {
             match number {
                 1 => r.request_id = string(value, "request_id")?,
                 10 => r.status_code = u32_of(uint(value, "status_code")?, "status_code")?,
-                11 => {
-                    let d = bytes(value, "status_desc")?;
-                    check_size(d, STATUS_DESC_MAX_LEN)?;
-                    r.status_desc = Some(
-                        String::from_utf8(d.to_vec())
-                            .map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?,
-                    );
-                }
+                11 => r.status_desc = Some(status_desc(value)?),
                 12 => r.relay_peer_count = Some(u32_of(uint(value, "relay_peer_count")?, "relay_peer_count")?),
                 30 => r.eligibility = Some(Eligibility::decode(bytes(value, "eligibility_status")?)?),
                 _ => {}
@@ -448,18 +439,8 @@ impl LightpushService {
             return (LightpushResponse::refused(request.request_id, refused), None);
         }
         let digest = request.canonical().digest();
-        let requester = peer.map(|p| p.to_bytes());
-        let verdict = admission
-            .judge(
-                requester.as_deref().unwrap_or_default(),
-                &digest,
-                request.eligibility_proof.as_deref(),
-                wall_clock_ms(),
-            )
-            .await;
-        if let (Some(peer), Some(session)) = (peer, verdict.session) {
-            self.session_peers.record(session, *peer);
-        }
+        let proof = request.eligibility_proof.as_deref();
+        let verdict = judge_from(admission, &self.session_peers, peer, &digest, proof).await;
         let Some(grant) = verdict.grant else {
             debug!(code = verdict.status.status_code, desc = %verdict.status.status_desc, "push refused");
             return (LightpushResponse::refused(request.request_id, verdict), None);

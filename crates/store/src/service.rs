@@ -166,6 +166,29 @@ impl SessionPeers {
     }
 }
 
+/// The engine's verdict (step 3 of `admission`) on a request from `peer`, whose peer id is the
+/// requester (without a peer, proofs are refused), recording which peer used the session the
+/// verdict names (where terminations are pushed).
+pub(crate) async fn judge_from<C, S, K>(
+    admission: &Admission<C, S, K>,
+    session_peers: &SessionPeers,
+    peer: Option<&PeerId>,
+    digest: &[u8; 32],
+    proof: Option<&[u8]>,
+) -> Verdict
+where
+    C: ChainView + 'static,
+    S: SessionStore + 'static,
+    K: ClaimSubmitter + 'static,
+{
+    let requester = peer.map(|p| p.to_bytes());
+    let verdict = admission.judge(requester.as_deref().unwrap_or_default(), digest, proof, wall_clock_ms()).await;
+    if let (Some(peer), Some(session)) = (peer, verdict.session) {
+        session_peers.record(session, *peer);
+    }
+    verdict
+}
+
 /// A refused receipt (`ReceiptAck` with `status`), encoded.
 fn receipt_refused(status: ReceiptStatus, desc: &str) -> Vec<u8> {
     ReceiptAck::new(status, desc, 0).encode()
@@ -479,19 +502,8 @@ where
             Err(response) => return (*response, None),
         };
         let digest = request.canonical().digest();
-        let requester = peer.map(|p| p.to_bytes());
-        let verdict = self
-            .admission
-            .judge(
-                requester.as_deref().unwrap_or_default(),
-                &digest,
-                request.eligibility_proof.as_deref(),
-                wall_clock_ms(),
-            )
-            .await;
-        if let (Some(peer), Some(session)) = (peer, verdict.session) {
-            self.session_peers.record(session, *peer);
-        }
+        let proof = request.eligibility_proof.as_deref();
+        let verdict = judge_from(&self.admission, &self.session_peers, peer, &digest, proof).await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
             return (refusal(request.request_id, verdict), None);

@@ -76,6 +76,16 @@ fn boolean(value: Value<'_>, field: &'static str) -> Result<bool, WireError> {
     }
 }
 
+/// Longest `status_desc` a response decoder accepts (Store's and Lightpush's).
+pub const SERVICE_STATUS_DESC_MAX_LEN: usize = 4096;
+
+/// A response's `status_desc` (field 11 of Store's and Lightpush's responses): UTF-8, bounded.
+pub(crate) fn status_desc(value: Value<'_>) -> Result<String, WireError> {
+    let d = bytes(value, "status_desc")?;
+    check_size(d, SERVICE_STATUS_DESC_MAX_LEN)?;
+    String::from_utf8(d.to_vec()).map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))
+}
+
 pub(crate) fn check_size(input: &[u8], max: usize) -> Result<(), WireError> {
     if input.len() > max { Err(WireError::TooLarge { size: input.len(), max }) } else { Ok(()) }
 }
@@ -405,14 +415,7 @@ impl StoreQueryResponse {
                     r.status_code =
                         Some(u32::try_from(v).map_err(|_| WireError::UnknownEnum { field: "status_code", value: v })?);
                 }
-                11 => {
-                    let d = bytes(value, "status_desc")?;
-                    check_size(d, 4096)?;
-                    r.status_desc = Some(
-                        String::from_utf8(d.to_vec())
-                            .map_err(|_| WireError::InvalidFrame("status_desc is not UTF-8"))?,
-                    );
-                }
+                11 => r.status_desc = Some(status_desc(value)?),
                 20 => {
                     if r.messages.len() >= RESPONSE_MESSAGES_MAX {
                         return Err(WireError::InvalidFrame("more than 1000 messages in one response"));
