@@ -39,7 +39,7 @@ pub enum QueryError {
     User(#[from] UserError),
     #[error("the provider refused: {0}")]
     Refused(String),
-    #[error("the provider does not offer Store ({0})")]
+    #[error("the provider does not offer {0}")]
     NotOffered(String),
     #[error("Store error {code}: {desc}")]
     Store { code: u32, desc: String },
@@ -346,7 +346,11 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
     pub async fn new(client: StoreClient, user: Arc<User<C>>, terms: Terms) -> Result<Self, QueryError> {
         let advert = client.advert().await?;
         if !advert.service_ids.contains(&terms.service_id) {
-            return Err(QueryError::NotOffered(format!("it serves {:?}", advert.service_ids)));
+            return Err(QueryError::NotOffered(format!(
+                "{} (it serves {}; a `store serve` provider offers Store and Lightpush)",
+                terms.service_id,
+                advert.service_ids.join(", ")
+            )));
         }
         if user.select(&advert.provider_id, terms.vault_id, &terms.service_id).await? {
             user.usable(&advert.provider_id).await?;

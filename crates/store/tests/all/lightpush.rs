@@ -224,3 +224,54 @@ async fn paid_pushes_fill_the_archive_and_money_is_exact() {
     provider.shutdown().await;
     node.shutdown().await;
 }
+
+/// A provider that does not take Lightpush sessions is named as such, and the per-peer limit
+/// (the same bucket as Store queries) answers pushes 429 with when to retry, before any proof
+/// is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_only_providers_and_flooding_peers_are_told_so() {
+    let node = paystreams_node::start(NodeConfig::ephemeral_dev()).await.expect("node");
+    let client = Client::connect(&node.rpc_url()).expect("client");
+    let (user_key, provider_key) = (node.dev_keys()[0].clone(), node.dev_keys()[1].clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive: Arc<dyn Archive> = Arc::new(SqliteArchive::open(&dir.path().join("archive.sqlite")).expect("archive"));
+    let mut config = provider_config(node.rpc_url(), provider_key, "/ip4/127.0.0.1/tcp/0");
+    config.service.peer_limit = paystreams_store::service::PeerLimit { per_sec: 1, burst: 2 };
+    let provider = start(config, Arc::clone(&archive)).await.expect("provider");
+    let address = provider.addrs()[0].to_string();
+
+    let user = Arc::new(User::new(user_key, RpcChain::new(client), UserConfig::default()));
+    let terms = Terms { vault_id: 0, token_id: [0; 32], service_id: String::new(), rate: 0, allocation: 0 };
+    match PaidLightpush::connect(&address, user, terms).await {
+        Err(e @ paystreams_store::QueryError::NotOffered(_)) => {
+            let text = e.to_string();
+            assert!(text.contains(LIGHTPUSH_SERVICE_ID) && text.contains(STORE_SERVICE_ID), "{text}");
+        }
+        other => panic!("a Store-only provider offers no Lightpush: {other:?}"),
+    }
+
+    // Pushes from one peer past its burst: 429 with when to retry, nothing judged or stored.
+    let raw = StoreClient::connect(&address).await.expect("client");
+    let mut codes = Vec::new();
+    for n in 0..6 {
+        let push = LightpushRequest {
+            request_id: new_request_id(),
+            pubsub_topic: Some(PUBSUB.into()),
+            message: Some(message(0, n)),
+            eligibility_proof: None,
+        };
+        let answer = raw.send_push(&push).await.expect("answer");
+        if answer.status_code == status::TOO_MANY_REQUESTS {
+            let desc = answer.status_desc.clone().expect("desc");
+            assert!(desc.starts_with("TOO_MANY_REQUESTS:") && desc.contains("retry in"), "{desc}");
+            assert!(answer.eligibility.is_none(), "no verdict for a rate-limited push");
+            assert_eq!(answer.request_id, push.request_id);
+        }
+        codes.push(answer.status_code);
+    }
+    assert_eq!(codes[..2], [status::BAD_REQUEST; 2], "the burst is judged (and refused: unpaid)");
+    assert!(codes.contains(&status::TOO_MANY_REQUESTS), "{codes:?}");
+    assert_eq!(stored(&archive, &topic(0)), 0);
+    provider.shutdown().await;
+    node.shutdown().await;
+}
