@@ -1,5 +1,5 @@
 //! The off-chain codecs: LIP-155 messages, the provider advert, the Store v3 and Lightpush v3
-//! messages.
+//! messages and Waku metadata.
 //!
 //! What the codecs promise (see `paystreams_wire::proto`): decoders skip unknown fields (of wire
 //! types 0, 1, 2 and 5), read an absent scalar as zero (as a standard proto3 encoder leaves zeros
@@ -18,7 +18,7 @@ use paystreams_provider::{ProviderAdvert, ProviderPolicy};
 use paystreams_store::lightpush::{CanonicalLightpushRequest, LightpushRequest, LightpushResponse};
 use paystreams_store::wire::{
     CONTENT_TOPICS_MAX, Eligibility, MESSAGE_HASHES_MAX, MessageKeyValue, PAYLOAD_MAX_LEN, RESPONSE_MESSAGES_MAX,
-    StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage,
+    SHARDS_MAX, StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage, WakuMetadata,
 };
 use paystreams_wire::{
     ACCEPTED_TOKENS_MAX, CanonicalStoreRequest, DeliveryReceipt, ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof,
@@ -29,7 +29,7 @@ use paystreams_wire::{
 };
 
 /// The decoders, in selector order (the first input byte picks one, modulo this length).
-pub const DECODERS: [&str; 20] = [
+pub const DECODERS: [&str; 21] = [
     "vault_proof",
     "stream_params",
     "stream_proposal",
@@ -48,6 +48,7 @@ pub const DECODERS: [&str; 20] = [
     "delivery_receipt",
     "receipt_ack",
     "session_termination",
+    "waku_metadata",
     "lightpush_request",
     "lightpush_response",
 ];
@@ -78,7 +79,8 @@ pub fn decodes(data: &[u8]) -> bool {
         15 => DeliveryReceipt::decode(input).is_ok(),
         16 => ReceiptAck::decode(input).is_ok(),
         17 => SessionTermination::decode(input).is_ok(),
-        18 => LightpushRequest::decode(input).is_ok(),
+        18 => WakuMetadata::decode(input).is_ok(),
+        19 => LightpushRequest::decode(input).is_ok(),
         _ => LightpushResponse::decode(input).is_ok(),
     }
 }
@@ -188,6 +190,11 @@ pub fn wire(data: &[u8]) {
             }
         }
         18 => {
+            if let Some(metadata) = round_trip("waku_metadata", input, WakuMetadata::decode, WakuMetadata::encode) {
+                assert!(metadata.shards.len() <= SHARDS_MAX, "waku_metadata: more shards than the limit decoded");
+            }
+        }
+        19 => {
             if let Some(request) =
                 round_trip("lightpush_request", input, LightpushRequest::decode, LightpushRequest::encode)
             {
@@ -532,7 +539,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         relay_peer_count: Some(0),
         eligibility: Some(eligibility.clone()),
     };
-    let encodings: [(usize, Vec<u8>); 21] = [
+    let encodings: [(usize, Vec<u8>); 22] = [
         (0, proposal.vault_proof.encode()),
         (1, params.encode()),
         (2, proposal.encode()),
@@ -552,8 +559,9 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         (15, receipt.encode()),
         (16, ack.encode()),
         (17, pushed.encode()),
-        (18, push.encode()),
-        (19, pushed_answer.encode()),
+        (18, WakuMetadata { cluster_id: Some(1), shards: (0..8).collect() }.encode()),
+        (19, push.encode()),
+        (20, pushed_answer.encode()),
     ];
     encodings
         .into_iter()

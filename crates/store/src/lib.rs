@@ -18,10 +18,12 @@ pub use archive::{
 };
 pub use client::{PaidLightpush, PaidStore, PushOutcome, QueryError, StoreClient};
 pub use lightpush::{LIGHTPUSH_SERVICE_ID, LightpushRequest, LightpushResponse, LightpushService};
-pub use net::{LIGHTPUSH_PROTOCOL, P2p, POLICY_PROTOCOL, STORE_PROTOCOL};
+pub use net::{
+    LIGHTPUSH_PROTOCOL, METADATA_PROTOCOL, NodeOptions, P2p, POLICY_PROTOCOL, PeerInfo, STORE_PROTOCOL, WakuNetwork,
+};
 pub use provider::{ProviderConfig, ProviderHandle, SessionBackend};
 pub use service::{Metrics, StoreService};
-pub use wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage};
+pub use wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage, WakuMetadata};
 
 /// The service id Store providers accept in `StreamParams` (Store's protocol id).
 pub const STORE_SERVICE_ID: &str = "/vac/waku/store-query/3.0.0";

@@ -9,6 +9,7 @@
 mod batch_claims;
 mod common;
 mod eligibility_flow;
+mod js_waku;
 mod lifecycle;
 mod push_cli;
 mod store_cli;

@@ -7,10 +7,7 @@ use std::path::Path;
 
 use paystreams_program::state::StreamState;
 
-use crate::{
-    common::{paystream, wait_for},
-    store_cli::{chain, serve},
-};
+use crate::common::{chain, paystream, serve, wait_for};
 
 const TOPIC: &str = "/push/1/cli/proto";
 
