@@ -11,6 +11,7 @@ mod common;
 mod eligibility_flow;
 mod js_waku;
 mod lifecycle;
+mod lightpush_js;
 mod push_cli;
 mod store_cli;
 mod wallet_cli;
