@@ -44,7 +44,6 @@ fn archived(path: &std::path::Path) -> Vec<Vec<u8>> {
     not(has_node),
     ignore = "needs Node.js and `npm ci` at the repo root (PAYSTREAMS_REQUIRE_NODE=1 makes it an error)"
 )]
-#[expect(clippy::too_many_lines, reason = "one flow, unpaid then paid, step by step")]
 async fn js_waku_pushes_are_refused_unpaid_and_stored_when_paid() {
     let chain = chain().await;
     let rpc = chain.node.rpc_url();
