@@ -49,6 +49,7 @@ use tracing::{debug, warn};
 
 use crate::{
     archive::{Archive, StoredMessage},
+    net::{DEFAULT_SHARD_COUNT, WakuNetwork, autoshard_pubsub_topic},
     service::{Metrics, SessionPeers, judge_from},
     wire::{Eligibility, PAYLOAD_MAX_LEN, WakuMessage, check_size, status_desc, string},
 };
@@ -161,7 +162,7 @@ impl LightpushRequest {
         let Some(pubsub_topic) = self.pubsub_topic.clone().filter(|t| !t.is_empty()) else {
             return Err((
                 status::BAD_REQUEST,
-                "pubsub_topic must be set: this provider stores pushed messages under the pubsub topic the request names"
+                "pubsub_topic must be set, or the content topic must be /APPLICATION/VERSION/NAME/ENCODING on a shard this node serves (autosharding)"
                     .into(),
             ));
         };
@@ -319,6 +320,23 @@ pub fn too_many(body: &[u8], desc: &str) -> Vec<u8> {
     .encode()
 }
 
+/// The request as it is validated and stored: without a pubsub topic, the one Waku
+/// autosharding assigns its content topic in `network`'s cluster (over
+/// [`DEFAULT_SHARD_COUNT`] shards, js-waku's default), when `network` serves that shard. A
+/// stream proof still signs the request as sent ([`LightpushRequest::canonical`]).
+#[must_use]
+pub fn with_pubsub_topic(request: &LightpushRequest, network: &WakuNetwork) -> LightpushRequest {
+    let mut request = request.clone();
+    if request.pubsub_topic.is_none()
+        && let Some(message) = &request.message
+        && let Ok(topic) = autoshard_pubsub_topic(&message.content_topic, network.cluster_id, DEFAULT_SHARD_COUNT)
+        && network.shards.iter().any(|shard| topic.ends_with(&format!("/{shard}")))
+    {
+        request.pubsub_topic = Some(topic);
+    }
+    request
+}
+
 /// The answer of a node that takes no pushes (503, `why`).
 #[must_use]
 pub fn not_served(body: &[u8], why: &str) -> Vec<u8> {
@@ -371,12 +389,23 @@ pub struct LightpushService {
     archive: Arc<dyn Archive>,
     metrics: Arc<Metrics>,
     session_peers: Arc<SessionPeers>,
+    /// The node's cluster and shards: where a push without a pubsub topic is stored.
+    network: WakuNetwork,
 }
 
 impl LightpushService {
+    /// A service on js-waku's default network (cluster 1, shards 0 to 7).
     #[must_use]
-    pub const fn new(archive: Arc<dyn Archive>, metrics: Arc<Metrics>, session_peers: Arc<SessionPeers>) -> Self {
-        Self { archive, metrics, session_peers }
+    pub fn new(archive: Arc<dyn Archive>, metrics: Arc<Metrics>, session_peers: Arc<SessionPeers>) -> Self {
+        Self { archive, metrics, session_peers, network: WakuNetwork::default() }
+    }
+
+    /// Serves `network`: a push without a pubsub topic is stored under the topic autosharding
+    /// gives its content topic in this cluster.
+    #[must_use]
+    pub fn with_network(mut self, network: WakuNetwork) -> Self {
+        self.network = network;
+        self
     }
 
     /// Answers one encoded `LightpushRequest` from `peer` with an encoded `LightpushResponse`
@@ -431,7 +460,7 @@ impl LightpushService {
                 return (LightpushResponse::plain(String::new(), status::BAD_REQUEST, &why), None);
             }
         };
-        let stored = match request.validate() {
+        let stored = match with_pubsub_topic(&request, &self.network).validate() {
             Ok(stored) => stored,
             Err((code, why)) => return (LightpushResponse::plain(request.request_id, code, &why), None),
         };
@@ -540,6 +569,35 @@ mod tests {
         let text = b"/LEZ/v0.1/LightpushEligibility/";
         assert_eq!(&LIGHTPUSH_ELIGIBILITY_PREFIX[..text.len()], text);
         assert!(LIGHTPUSH_ELIGIBILITY_PREFIX[text.len()..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn a_missing_pubsub_topic_is_derived_by_autosharding_on_served_shards() {
+        let message = WakuMessage {
+            payload: b"hi".to_vec(),
+            content_topic: "/app/1/chat/proto".into(),
+            timestamp: Some(1),
+            ..WakuMessage::default()
+        };
+        let request =
+            LightpushRequest { request_id: "r".into(), message: Some(message.clone()), ..LightpushRequest::default() };
+        let expected = autoshard_pubsub_topic("/app/1/chat/proto", 1, DEFAULT_SHARD_COUNT).expect("topic");
+        let derived = with_pubsub_topic(&request, &WakuNetwork::default());
+        assert_eq!(derived.pubsub_topic.as_deref(), Some(expected.as_str()));
+        assert_eq!(derived.validate().expect("valid").pubsub_topic, expected);
+        // The signed request is the one sent: deriving changes what is stored, not the digest.
+        assert_eq!(request.canonical().pubsub_topic, None);
+        // A node that does not serve the shard derives nothing, and the push is refused.
+        let elsewhere = WakuNetwork { cluster_id: 1, shards: vec![] };
+        assert_eq!(with_pubsub_topic(&request, &elsewhere).validate().expect_err("refused").0, status::BAD_REQUEST);
+        // A topic given is kept; a content topic autosharding cannot read derives nothing.
+        let given = LightpushRequest { pubsub_topic: Some("/waku/2/rs/9/9".into()), ..request.clone() };
+        assert_eq!(with_pubsub_topic(&given, &WakuNetwork::default()), given);
+        let odd = LightpushRequest {
+            message: Some(WakuMessage { content_topic: "not-a-topic".into(), ..message }),
+            ..request
+        };
+        assert_eq!(with_pubsub_topic(&odd, &WakuNetwork::default()).pubsub_topic, None);
     }
 
     #[test]

@@ -571,7 +571,8 @@ async fn start_with<S: SessionStore + 'static>(
 
     let metrics = Arc::new(Metrics::default());
     let service = StoreService::new(Arc::clone(&provider), archive, Arc::clone(&metrics))
-        .with_peer_limit(config.service.peer_limit);
+        .with_peer_limit(config.service.peer_limit)
+        .with_network(config.service.network.clone());
     let session_peers = Arc::clone(service.session_peers());
     let options = NodeOptions {
         listen: std::iter::once(config.listen.clone()).chain(config.service.ws_listen.clone()).collect(),

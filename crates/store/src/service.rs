@@ -438,6 +438,14 @@ where
         self
     }
 
+    /// Serves `network`'s cluster and shards (where Lightpush stores a push without a pubsub
+    /// topic).
+    #[must_use]
+    pub fn with_network(mut self, network: crate::net::WakuNetwork) -> Self {
+        self.lightpush = self.lightpush.with_network(network);
+        self
+    }
+
     /// Which peers used which session (updated from every verdict naming a session).
     #[must_use]
     pub const fn session_peers(&self) -> &Arc<SessionPeers> {
