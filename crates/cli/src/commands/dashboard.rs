@@ -52,7 +52,8 @@ pub struct DashboardArgs {
     pub history_blocks: u64,
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default info).
+pub(super) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Another subscriber already installed is fine.
@@ -63,7 +64,8 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(super) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -23,13 +23,13 @@ use paystreams_wire::StatusCode;
 
 use crate::common::{dev_node, paystream, wait_for};
 
-const TOPIC: &str = "/cli/1/chat/proto";
-const PUBSUB: &str = "/waku/2/default-waku/proto";
+pub(crate) const TOPIC: &str = "/cli/1/chat/proto";
+pub(crate) const PUBSUB: &str = "/waku/2/default-waku/proto";
 
 /// Kills the child when dropped (a failed assertion must not leave providers running).
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 impl Drop for Provider {
@@ -39,7 +39,7 @@ impl Drop for Provider {
     }
 }
 
-fn write_messages(path: &Path, n: u32) {
+pub(crate) fn write_messages(path: &Path, n: u32) {
     let lines: Vec<String> = (0..n)
         .map(|i| {
             serde_json::json!({
@@ -54,7 +54,7 @@ fn write_messages(path: &Path, n: u32) {
     std::fs::write(path, lines.join("\n") + "\n").expect("write import file");
 }
 
-fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
+pub(crate) fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
     paystream()
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
@@ -66,7 +66,7 @@ fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::proces
 }
 
 /// Starts `store serve` and waits for its "listening on" line.
-fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
+pub(crate) fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
     let mut child = paystream()
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
@@ -90,14 +90,14 @@ fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
     Provider { child, address }
 }
 
-struct Chain {
-    node: paystreams_node::NodeHandle,
-    client: Client,
+pub(crate) struct Chain {
+    pub(crate) node: paystreams_node::NodeHandle,
+    pub(crate) client: Client,
     _dir: tempfile::TempDir,
-    keystore: std::path::PathBuf,
+    pub(crate) keystore: std::path::PathBuf,
 }
 
-async fn chain() -> Chain {
+pub(crate) async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");
     let (node, client) = dev_node(Some(&keystore)).await;
