@@ -7,6 +7,7 @@
 
 #![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
+pub mod admission;
 pub mod claims;
 pub mod engine;
 pub mod follow;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod session;
 pub mod store;
 
+pub use admission::{Admission, Described, PeerLimit, PeerLimiter, RateLimited, refusal_desc, response_budget};
 pub use claims::{ChainClaimer, Claim, ClaimSubmitter, NoClaims};
 pub use engine::{EngineError, Grant, GrantKind, Provider, TickStats, Verdict};
 pub use follow::{FollowerConfig, FollowerStats, run_follower};

@@ -20,9 +20,11 @@ use std::{
 };
 
 use libp2p::PeerId;
-use paystreams_provider::{ClaimSubmitter, GrantKind, Provider, SessionId, SessionStore, Verdict};
+use paystreams_provider::{
+    Admission, ClaimSubmitter, Provider, SessionId, SessionStore, Verdict, refusal_desc, response_budget,
+};
 use paystreams_rpc::{chain_view::ChainView, clock::wall_clock_ms};
-use paystreams_wire::{EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _, StatusCode, TerminationType};
+use paystreams_wire::{EligibilityStatus, ReceiptAck, ReceiptStatus, RequestDigest as _};
 use tracing::{debug, warn};
 
 use crate::{
@@ -101,89 +103,9 @@ impl Metrics {
     }
 }
 
-/// Per-peer request rate, applied before anything else is done for a request.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct PeerLimit {
-    /// Sustained requests per second per peer (at least 1).
-    pub per_sec: u32,
-    /// Requests a peer may send at once after a quiet spell (at least 1).
-    pub burst: u32,
-}
-
-impl Default for PeerLimit {
-    /// 50 requests per second, bursts of 100: a user paging through 100 pages as fast as
-    /// loopback allows stays under it, a flood from one peer does not.
-    fn default() -> Self {
-        Self { per_sec: 50, burst: 100 }
-    }
-}
-
-/// Peers tracked at once by [`PeerLimiter`]; beyond it full buckets are dropped first (they are
-/// the same as new ones), then the least recently seen.
-pub const LIMITED_PEERS_MAX: usize = 65_536;
-
-/// One peer's bucket, in thousandths of a request.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    milli: u64,
-    at_ms: u64,
-}
-
-/// A token bucket per peer, with time passed in (`now_ms`), so tests decide the clock.
-#[derive(Debug)]
-pub struct PeerLimiter {
-    limit: PeerLimit,
-    buckets: Mutex<HashMap<PeerId, Bucket>>,
-}
-
-impl PeerLimiter {
-    #[must_use]
-    pub fn new(limit: PeerLimit) -> Self {
-        let limit = PeerLimit { per_sec: limit.per_sec.max(1), burst: limit.burst.max(1) };
-        Self { limit, buckets: Mutex::new(HashMap::new()) }
-    }
-
-    fn capacity(&self) -> u64 {
-        u64::from(self.limit.burst).saturating_mul(1_000)
-    }
-
-    /// Takes one request from `peer`'s bucket at `now_ms` (Unix ms); `Err` carries how many
-    /// milliseconds until the next request is allowed.
-    ///
-    /// # Errors
-    /// The bucket is empty.
-    pub fn check(&self, peer: &PeerId, now_ms: u64) -> Result<(), u64> {
-        let capacity = self.capacity();
-        // Thousandths of a request refilled per millisecond = requests per second.
-        let rate = u64::from(self.limit.per_sec);
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
-        if buckets.len() >= LIMITED_PEERS_MAX && !buckets.contains_key(peer) {
-            buckets
-                .retain(|_, b| b.milli.saturating_add(now_ms.saturating_sub(b.at_ms).saturating_mul(rate)) < capacity);
-            if buckets.len() >= LIMITED_PEERS_MAX
-                && let Some(oldest) = buckets.iter().min_by_key(|(_, b)| b.at_ms).map(|(p, _)| *p)
-            {
-                buckets.remove(&oldest);
-            }
-        }
-        let bucket = buckets.entry(*peer).or_insert(Bucket { milli: capacity, at_ms: now_ms });
-        let elapsed = now_ms.saturating_sub(bucket.at_ms);
-        bucket.milli = bucket.milli.saturating_add(elapsed.saturating_mul(rate)).min(capacity);
-        bucket.at_ms = bucket.at_ms.max(now_ms);
-        if bucket.milli >= 1_000 {
-            bucket.milli = bucket.milli.saturating_sub(1_000);
-            Ok(())
-        } else {
-            Err(1_000_u64.saturating_sub(bucket.milli).div_ceil(rate))
-        }
-    }
-
-    /// Peers currently tracked.
-    #[must_use]
-    pub fn tracked(&self) -> usize {
-        self.buckets.lock().map_or(0, |b| b.len())
-    }
-}
+/// Per-peer limits are the engine path's ([`paystreams_provider::admission`]), keyed by the
+/// peer id's bytes.
+pub use paystreams_provider::admission::{LIMITED_PEERS_MAX, PeerLimit, PeerLimiter};
 
 /// Sessions remembered by [`SessionPeers`]; beyond it the oldest are forgotten (their users
 /// still get terminations in their next response).
@@ -246,11 +168,11 @@ fn receipt_refused(status: ReceiptStatus, desc: &str) -> Vec<u8> {
 
 /// The Store service over one provider engine and one archive.
 pub struct StoreService<C, S, K> {
-    provider: Arc<Provider<C, S, K>>,
+    /// The engine path: per-peer limit, verdict, response accounting.
+    admission: Admission<C, S, K>,
     archive: Arc<dyn Archive>,
     advert: Vec<u8>,
     metrics: Arc<Metrics>,
-    limiter: PeerLimiter,
     session_peers: Arc<SessionPeers>,
 }
 
@@ -273,26 +195,12 @@ fn refusal(request_id: String, verdict: Verdict) -> StoreQueryResponse {
     StoreQueryResponse {
         request_id,
         status_code: Some(status::BAD_REQUEST),
+        // Store's `status_desc` carries the verdict in words for clients that read only Store's
+        // own fields; field 30 carries the same verdict as the spec defines it.
         status_desc: Some(refusal_desc(&verdict)),
         eligibility: Some(Eligibility { status: verdict.status, termination: verdict.termination }),
         ..StoreQueryResponse::default()
     }
-}
-
-/// Store's `status_desc` for an eligibility refusal: the verdict's code name and reason (and
-/// the termination, if any) in words, for clients that read only Store's own fields; field 30
-/// carries the same verdict as the spec defines it.
-fn refusal_desc(verdict: &Verdict) -> String {
-    let name = verdict.status.code().map_or("ELIGIBILITY_REFUSED", StatusCode::name);
-    let mut desc = format!("{name}: {}", verdict.status.status_desc);
-    match verdict.termination {
-        Some(t) if t.termination_type == TerminationType::Permanent => {
-            desc.push_str(" (PERMANENT termination: this session is over; send a new proposal for more service)");
-        }
-        Some(t) => desc.push_str(&format!(" (TEMPORARY termination: retry after chain time {})", t.resume_after)),
-        None => {}
-    }
-    desc
 }
 
 /// Decodes a request and checks Store's own rules; the error is the response to send.
@@ -479,11 +387,10 @@ where
     pub fn new(provider: Arc<Provider<C, S, K>>, archive: Arc<dyn Archive>, metrics: Arc<Metrics>) -> Self {
         let advert = provider.policy().advert().encode();
         Self {
-            provider,
+            admission: Admission::new(provider, PeerLimit::default()),
             archive,
             advert,
             metrics,
-            limiter: PeerLimiter::new(PeerLimit::default()),
             session_peers: Arc::new(SessionPeers::default()),
         }
     }
@@ -491,7 +398,7 @@ where
     /// Limits each peer to `limit`.
     #[must_use]
     pub fn with_peer_limit(mut self, limit: PeerLimit) -> Self {
-        self.limiter = PeerLimiter::new(limit);
+        self.admission = Admission::new(Arc::clone(self.admission.provider()), limit);
         self
     }
 
@@ -503,12 +410,9 @@ where
 
     /// The 429 answer for a peer over its rate, or `None` when the request may go on.
     fn rate_limited(&self, proto: Proto, peer: &PeerId, request: &[u8]) -> Option<Vec<u8>> {
-        let wait_ms = self.limiter.check(peer, wall_clock_ms()).err()?;
+        let limited = self.admission.rate(&peer.to_bytes(), wall_clock_ms()).err()?;
         Metrics::bump(&self.metrics.rate_limited, 1);
-        let desc = format!(
-            "TOO_MANY_REQUESTS: more than {} requests per second from this peer; retry in {wait_ms} ms",
-            self.limiter.limit.per_sec
-        );
+        let desc = limited.desc();
         Some(match proto {
             Proto::Store => StoreQueryResponse {
                 request_id: StoreQueryRequest::decode(request).map(|r| r.request_id).unwrap_or_default(),
@@ -524,12 +428,12 @@ where
     /// A delivery receipt goes to the engine, which keeps it for the stream's claims when it
     /// verifies (see [`Provider::on_receipt`]).
     async fn answer_receipt(&self, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
-        self.provider.on_receipt(Some(&peer.to_bytes()), &request).await.encode()
+        self.admission.provider().on_receipt(Some(&peer.to_bytes()), &request).await.encode()
     }
 
     #[must_use]
     pub const fn provider(&self) -> &Arc<Provider<C, S, K>> {
-        &self.provider
+        self.admission.provider()
     }
 
     /// Answers one encoded `StoreQueryRequest` with an encoded `StoreQueryResponse`.
@@ -563,8 +467,8 @@ where
         let digest = request.canonical().digest();
         let requester = peer.map(|p| p.to_bytes());
         let verdict = self
-            .provider
-            .handle(
+            .admission
+            .judge(
                 requester.as_deref().unwrap_or_default(),
                 &digest,
                 request.eligibility_proof.as_deref(),
@@ -582,10 +486,7 @@ where
             Ok(page) => page,
             Err(response) => return (*response, None),
         };
-        let trim_to = match grant.kind {
-            GrantKind::First { max_response_bytes } => Some(max_response_bytes),
-            GrantKind::Stream { .. } => None,
-        };
+        let trim_to = response_budget(&grant);
         let eligibility = Eligibility { status: EligibilityStatus::ok(), termination: verdict.termination };
         let (response, trimmed) = page_response(&request, page, Some(eligibility), trim_to);
         if trimmed {
@@ -593,7 +494,7 @@ where
         }
         let encoded = response.encode();
         let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
-        match self.provider.finish_response(&grant, len).await {
+        match self.admission.finish(&grant, len).await {
             Ok(Ok(())) => (response, Some(encoded)),
             Ok(Err(refused)) => {
                 self.count_refusal(&refused);
@@ -673,40 +574,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_allows_the_burst_then_the_rate_and_says_when() {
-        let limiter = PeerLimiter::new(PeerLimit { per_sec: 2, burst: 3 });
-        let (flooder, other) = (PeerId::random(), PeerId::random());
-        let t = 1_000_000;
-        for _ in 0..3 {
-            assert_eq!(limiter.check(&flooder, t), Ok(()));
-        }
-        // Empty: the next token is 500 ms away at 2 per second.
-        assert_eq!(limiter.check(&flooder, t), Err(500));
-        assert_eq!(limiter.check(&flooder, t + 200), Err(300));
-        // Another peer has its own bucket.
-        assert_eq!(limiter.check(&other, t), Ok(()));
-        assert_eq!(limiter.check(&flooder, t + 500), Ok(()));
-        assert!(limiter.check(&flooder, t + 500).is_err());
-        // A long quiet spell refills to the burst, never beyond.
-        for _ in 0..3 {
-            assert_eq!(limiter.check(&flooder, t + 60_000), Ok(()));
-        }
-        assert!(limiter.check(&flooder, t + 60_000).is_err());
-        // A clock going backwards takes nothing extra.
-        assert!(limiter.check(&flooder, t).is_err());
-    }
-
-    #[test]
-    fn limiter_map_stays_bounded() {
-        let limiter = PeerLimiter::new(PeerLimit { per_sec: 1, burst: 1 });
-        for i in 0..(LIMITED_PEERS_MAX + 10) {
-            let now = u64::try_from(i).unwrap_or(u64::MAX);
-            assert_eq!(limiter.check(&PeerId::random(), now), Ok(()));
-        }
-        assert!(limiter.tracked() <= LIMITED_PEERS_MAX);
-    }
 
     #[test]
     fn session_peers_keep_the_newest_and_stay_bounded() {

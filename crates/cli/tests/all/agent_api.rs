@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
-    common::{paystream, wait_for},
-    store_cli::{PUBSUB, TOPIC, chain, import, serve, write_messages},
+    common::{chain, import, paystream, serve, wait_for},
+    store_cli::{PUBSUB, TOPIC, write_messages},
 };
 
 /// A running `paystream agent`, killed when dropped.

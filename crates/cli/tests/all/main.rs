@@ -10,6 +10,7 @@ mod agent_api;
 mod batch_claims;
 mod common;
 mod eligibility_flow;
+mod js_waku;
 mod lifecycle;
 mod store_cli;
 mod wallet_cli;
