@@ -26,9 +26,9 @@ use crate::{
 };
 
 /// A running `paystream agent`, killed when dropped.
-struct AgentProcess {
+pub(crate) struct AgentProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     token: String,
 }
 
@@ -39,7 +39,7 @@ impl Drop for AgentProcess {
     }
 }
 
-fn start_agent(rpc: &str, keystore: &Path, home: &Path, token_file: &Path) -> AgentProcess {
+pub(crate) fn start_agent(rpc: &str, keystore: &Path, home: &Path, token_file: &Path) -> AgentProcess {
     let mut child = paystream()
         .args(["agent", "--rpc", rpc, "--keystore"])
         .arg(keystore)
@@ -97,7 +97,7 @@ impl AgentProcess {
         http(&self.addr, method, path, &[("Host", &self.addr), ("Authorization", &auth)], bytes.as_deref()).await
     }
 
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, value) = self.call(method, path, body).await;
         assert_eq!(status, 200, "{method} {path}: {value}");
         value

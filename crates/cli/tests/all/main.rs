@@ -7,6 +7,7 @@
 //! demo (`tests/demo.rs`), the README's first command, which runs alone as a user runs it.
 
 mod agent_api;
+mod agent_js;
 mod batch_claims;
 mod common;
 mod eligibility_flow;
