@@ -16,7 +16,7 @@
 //! build error, so CI cannot pass without running those tests. The build script runs again
 //! when these variables or `PATH` change, and when Debian's package database changes (an
 //! `apt-get install` of the program), and for `has_node` when `npm ci` changes `node_modules`
-//! (or, before the first `npm ci`, when `package-lock.json` changes: touch it after installing).
+//! (before the first `npm ci`, on every build).
 
 use std::{
     env,
