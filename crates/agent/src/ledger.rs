@@ -263,3 +263,57 @@ impl<C: ChainWriter> ChainWriter for Recorder<C> {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use paystreams_program::event::{Closer, StreamRef};
+
+    use super::*;
+
+    fn stream(owner: AccountId, stream_id: u64) -> StreamRef {
+        StreamRef { owner, vault_id: 0, stream_id, provider: AccountId([9; 32]), stream_config: AccountId([8; 32]) }
+    }
+
+    #[test]
+    fn creation_top_up_and_close_add_up_and_survive_a_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owner = AccountId([1; 32]);
+        let path = Ledger::default_path(dir.path(), "owner");
+        let ledger = Ledger::open(owner, &path).expect("new ledger");
+        let other = AccountId([2; 32]);
+        // Another owner's stream is not this ledger's business.
+        assert!(!ledger.apply(&[Event::StreamCreated { stream: stream(other, 0), rate: 1, allocation: 7, at: 1 }]));
+        assert!(ledger.apply(&[Event::StreamCreated { stream: stream(owner, 3), rate: 2, allocation: 500, at: 1 }]));
+        assert!(ledger.apply(&[Event::StreamToppedUp {
+            stream: stream(owner, 3),
+            amount: 250,
+            allocation: 750,
+            at: 5
+        }]));
+        ledger.set_service(0, 3, "/vac/waku/store-query/3.0.0");
+        assert!(ledger.apply(&[Event::StreamClosed {
+            stream: stream(owner, 3),
+            by: Closer::Owner,
+            released: 730,
+            accrued: 20,
+            at: 15
+        }]));
+        assert_eq!(ledger.total_allocated(), Some(750));
+        ledger.save().expect("save");
+        let reloaded = Ledger::open(owner, &path).expect("reload");
+        let streams = reloaded.streams();
+        assert_eq!(streams, ledger.streams());
+        let [s] = streams.as_slice() else { panic!("one stream: {streams:?}") };
+        assert_eq!((s.allocated, s.refunded, s.closed), (750, 730, true));
+        assert_eq!(s.service_id.as_deref(), Some("/vac/waku/store-query/3.0.0"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        }
+        // A file that is not a ledger is refused with advice, not read as empty.
+        std::fs::write(&path, b"not json").expect("write");
+        let err = Ledger::open(owner, &path).expect_err("refused");
+        assert!(err.to_string().contains("move it aside"), "{err}");
+    }
+}
