@@ -40,11 +40,23 @@ impl Drop for AgentProcess {
 }
 
 pub(crate) fn start_agent(rpc: &str, keystore: &Path, home: &Path, token_file: &Path) -> AgentProcess {
+    start_agent_with(rpc, keystore, home, token_file, &[])
+}
+
+/// As [`start_agent`], with `extra` flags.
+pub(crate) fn start_agent_with(
+    rpc: &str,
+    keystore: &Path,
+    home: &Path,
+    token_file: &Path,
+    extra: &[&str],
+) -> AgentProcess {
     let mut child = paystream()
         .args(["agent", "--rpc", rpc, "--keystore"])
         .arg(keystore)
         .args(["--from", "dev-0", "--listen", "127.0.0.1:0", "--token-file"])
         .arg(token_file)
+        .args(extra)
         .env("PAYSTREAMS_HOME", home)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -251,6 +263,25 @@ async fn an_app_pays_through_the_agent_and_the_money_adds_up() {
     let (status, repeat) = agent.call("POST", "/v1/outcome", Some(json!({ "session": session, "status": "OK" }))).await;
     assert_eq!((status, &repeat["reaction"]), (200, &json!("served")), "{repeat}");
 
+    // While the agent holds the owner's user state, the CLI for that owner is told who holds it.
+    let busy = tokio::task::spawn_blocking({
+        let (rpc, keystore, home) = (rpc.clone(), chain.keystore.clone(), work.path().to_owned());
+        move || {
+            paystream()
+                .args(["session", "--rpc", &rpc, "--keystore"])
+                .arg(&keystore)
+                .args(["list", "--from", "dev-0"])
+                .env("PAYSTREAMS_HOME", &home)
+                .output()
+                .expect("runs")
+        }
+    })
+    .await
+    .expect("session list");
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(!busy.status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another paystream process") && stderr.contains(" agent"), "{stderr}");
+
     // Restart: the session and its stream are picked up again.
     drop(agent);
     let agent = start_agent(&rpc, &chain.keystore, work.path(), &token_file);
@@ -306,7 +337,19 @@ async fn an_app_pays_through_the_agent_and_the_money_adds_up() {
     assert_eq!(vault.balance.0 + earned, 50_000, "deposit = vault + provider's earnings, to the unit");
     assert_eq!(vault.total_allocated.0, 0, "no stream holds anything");
 
-    let warnings = agent.ok("GET", "/v1/warnings", None).await;
-    assert!(warnings["warnings"].is_array());
+    // A spending cap below what the ledger already counts refuses a new session, says why, and
+    // warns.
+    drop(agent);
+    let capped = start_agent_with(&rpc, &chain.keystore, work.path(), &token_file, &["--spending-cap", "600"]);
+    let (status, refusal) = capped
+        .call("POST", "/v1/proof", Some(json!({ "provider": addr, "request_digest": hex::encode([3u8; 32]) })))
+        .await;
+    assert_eq!(status, 409, "{refusal}");
+    assert!(refusal["error"].as_str().expect("error").contains("spending cap"), "{refusal}");
+    let warnings = capped.ok("GET", "/v1/warnings", None).await;
+    let kinds: Vec<&str> =
+        warnings["warnings"].as_array().expect("warnings").iter().filter_map(|w| w["kind"].as_str()).collect();
+    assert!(kinds.contains(&"spending_cap"), "{warnings}");
+    assert_eq!(capped.ok("GET", "/v1/spending", None).await["total"], *total, "the ledger survived the restart");
     drop(provider);
 }
