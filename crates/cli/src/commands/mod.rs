@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own module and returns the process exit code.
 
 pub mod account;
+pub mod agent;
 pub mod dashboard;
 pub mod demo;
 pub mod keys;
@@ -51,6 +52,9 @@ pub enum Command {
     Store(store::StoreArgs),
     /// Paid sessions with providers: list, show, close.
     Session(session::SessionArgs),
+    /// Run the user side as a local service: apps on any stack get the EligibilityProof to
+    /// attach to their own requests over a loopback HTTP API (docs/agent.md).
+    Agent(agent::AgentArgs),
 }
 
 /// Dispatches a parsed command line.
@@ -69,5 +73,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dashboard(args) => dashboard::run(&args),
         Command::Store(args) => store::run(&args),
         Command::Session(args) => session::run(&args),
+        Command::Agent(args) => agent::run(&args),
     }
 }
