@@ -144,3 +144,71 @@ async fn js_waku_pushes_are_refused_unpaid_and_stored_when_paid() {
     assert_eq!(after.0 + earned, before.0, "the provider earned {earned}; the vault holds {}", after.0);
     drop(provider);
 }
+
+/// Paid pushes from a js-waku app through `paystream agent`: the app computes each request's
+/// canonical Lightpush digest itself, the agent hands out the proof (a proposal first, then
+/// stream proofs over that digest, which the provider verifies), the app attaches it as field 30
+/// and reports each verdict back; every message lands in the archive once; after the agent
+/// closes the session the provider earned exactly what left the vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_node),
+    ignore = "needs Node.js and `npm ci` at the repo root (PAYSTREAMS_REQUIRE_NODE=1 makes it an error)"
+)]
+async fn a_js_waku_app_pays_its_pushes_through_the_agent() {
+    let chain = chain().await;
+    let rpc = chain.node.rpc_url();
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive_path = work.path().join("archive.sqlite");
+    let archive = archive_path.display().to_string();
+    let sessions = work.path().join("sessions.redb").display().to_string();
+    let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions]);
+    let ws = provider.ws_address.clone().expect("store serve listens on WebSocket by default");
+    let token_file = work.path().join("agent-token");
+    let agent = crate::agent_api::start_agent(&rpc, &chain.keystore, work.path(), &token_file);
+    let before = balances(&chain).await;
+
+    let url = format!("http://{}", agent.addr);
+    let token_path = token_file.display().to_string();
+    let env = [
+        ("AGENT_URL", url.as_str()),
+        ("AGENT_TOKEN_FILE", token_path.as_str()),
+        ("PROVIDER", provider.address.as_str()),
+        ("PROVIDER_WS", ws.as_str()),
+        ("CONTENT_TOPIC", TOPIC),
+        ("PAYLOADS", "first,second,third"),
+    ];
+    let run = run_js("test/lightpush-agent.mjs", &env, JS_TIMEOUT).await;
+    let seen = run.verdict();
+    assert_eq!(seen["ok"], true, "{seen}\n{}", run.stderr);
+    let pushes = seen["pushes"].as_array().expect("pushes");
+    let kinds: Vec<&str> = pushes.iter().filter_map(|p| p["kind"].as_str()).collect();
+    assert_eq!(kinds, ["proposal", "stream_proof", "stream_proof"], "{seen}");
+    assert!(pushes.iter().all(|p| p["status"] == 200 && p["status_desc"] == "OK"), "{seen}");
+    assert_eq!(archived(&archive_path), [b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]);
+
+    // The stream runs a while; the agent closes the session; the provider claims; exact money.
+    chain.client.advance_time(5).await.expect("time moves");
+    let listed = agent.ok("GET", "/v1/sessions", None).await;
+    let ids: Vec<String> = listed["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 1, "{listed}");
+    let stream_id = listed["sessions"][0]["stream_id"].as_u64().expect("a stream");
+    agent.ok("POST", &format!("/v1/sessions/{}/close", ids[0]), None).await;
+    let owner = chain.node.dev_keys()[0].account_id();
+    wait_for("the provider's claim after the close", async || {
+        let view = chain.client.require_stream(owner, 0, stream_id).await.expect("stream");
+        (view.state == paystreams_program::state::StreamState::Closed && view.accrued.0 == 0).then_some(())
+    })
+    .await;
+    let after = balances(&chain).await;
+    let earned = after.1 - before.1;
+    assert!(earned >= 5, "five seconds of the stream at least: {earned}");
+    assert_eq!(after.0 + earned, before.0, "the provider earned {earned}; the vault holds {}", after.0);
+    drop(agent);
+    drop(provider);
+}
