@@ -148,8 +148,9 @@ async fn js_waku_pushes_are_refused_unpaid_and_stored_when_paid() {
 /// Paid pushes from a js-waku app through `paystream agent`: the app computes each request's
 /// canonical Lightpush digest itself, the agent hands out the proof (a proposal first, then
 /// stream proofs over that digest, which the provider verifies), the app attaches it as field 30
-/// and reports each verdict back; every message lands in the archive once; after the agent
-/// closes the session the provider earned exactly what left the vault.
+/// and reports each verdict back; every message lands in the archive once; the js-waku app of
+/// `examples/waku-paid-store` reads them back with paid Store queries through the same agent;
+/// after the agent closes both sessions the provider earned exactly what left the vault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_node),
@@ -187,27 +188,44 @@ async fn a_js_waku_app_pays_its_pushes_through_the_agent() {
     assert!(pushes.iter().all(|p| p["status"] == 200 && p["status_desc"] == "OK"), "{seen}");
     assert_eq!(archived(&archive_path), [b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]);
 
-    // The stream runs a while; the agent closes the session; the provider claims; exact money.
+    // The js-waku app of examples/ reads them back with paid Store queries through the agent.
+    let pubsub = seen["pubsub_topic"].as_str().expect("pubsub topic").to_owned();
+    let env = [
+        ("AGENT_URL", url.as_str()),
+        ("AGENT_TOKEN_FILE", token_path.as_str()),
+        ("PROVIDER", provider.address.as_str()),
+        ("PROVIDER_WS", ws.as_str()),
+        ("PUBSUB_TOPIC", pubsub.as_str()),
+        ("CONTENT_TOPIC", TOPIC),
+    ];
+    let run = run_js("../examples/waku-paid-store/app.mjs", &env, JS_TIMEOUT).await;
+    let read = run.verdict();
+    assert_eq!(read["ok"], true, "{read}\n{}", run.stderr);
+    assert_eq!(read["messages"], serde_json::json!(["first", "second", "third"]), "{read}");
+
+    // The streams run a while; the agent closes both sessions (Lightpush's and Store's); the
+    // provider claims; exact money.
     chain.client.advance_time(5).await.expect("time moves");
     let listed = agent.ok("GET", "/v1/sessions", None).await;
-    let ids: Vec<String> = listed["sessions"]
+    let sessions: Vec<(String, u64)> = listed["sessions"]
         .as_array()
         .expect("sessions")
         .iter()
-        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .filter_map(|s| Some((s["id"].as_str()?.to_owned(), s["stream_id"].as_u64()?)))
         .collect();
-    assert_eq!(ids.len(), 1, "{listed}");
-    let stream_id = listed["sessions"][0]["stream_id"].as_u64().expect("a stream");
-    agent.ok("POST", &format!("/v1/sessions/{}/close", ids[0]), None).await;
+    assert_eq!(sessions.len(), 2, "one Lightpush and one Store session: {listed}");
     let owner = chain.node.dev_keys()[0].account_id();
-    wait_for("the provider's claim after the close", async || {
-        let view = chain.client.require_stream(owner, 0, stream_id).await.expect("stream");
-        (view.state == paystreams_program::state::StreamState::Closed && view.accrued.0 == 0).then_some(())
-    })
-    .await;
+    for (id, stream_id) in &sessions {
+        agent.ok("POST", &format!("/v1/sessions/{id}/close"), None).await;
+        wait_for("the provider's claim after the close", async || {
+            let view = chain.client.require_stream(owner, 0, *stream_id).await.expect("stream");
+            (view.state == paystreams_program::state::StreamState::Closed && view.accrued.0 == 0).then_some(())
+        })
+        .await;
+    }
     let after = balances(&chain).await;
     let earned = after.1 - before.1;
-    assert!(earned >= 5, "five seconds of the stream at least: {earned}");
+    assert!(earned >= 5, "five seconds of the streams at least: {earned}");
     assert_eq!(after.0 + earned, before.0, "the provider earned {earned}; the vault holds {}", after.0);
     drop(agent);
     drop(provider);
