@@ -3,6 +3,7 @@
 pub mod account;
 pub mod dashboard;
 pub mod demo;
+pub mod gate;
 pub mod keys;
 pub mod node;
 pub mod output;
@@ -51,6 +52,9 @@ pub enum Command {
     Store(store::StoreArgs),
     /// Paid sessions with providers: list, show, close.
     Session(session::SessionArgs),
+    /// The provider side as a local service: a loopback HTTP API any service asks whether a
+    /// request is paid (default http://127.0.0.1:8042).
+    Gate(gate::GateArgs),
 }
 
 /// Dispatches a parsed command line.
@@ -69,5 +73,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dashboard(args) => dashboard::run(&args),
         Command::Store(args) => store::run(&args),
         Command::Session(args) => session::run(&args),
+        Command::Gate(args) => gate::run(&args),
     }
 }

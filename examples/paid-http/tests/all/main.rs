@@ -1,0 +1,3 @@
+//! The paid HTTP example through `paystream gate`, over real sockets, on a real embedded node.
+
+mod gate;
