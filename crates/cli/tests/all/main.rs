@@ -9,6 +9,7 @@
 mod batch_claims;
 mod common;
 mod eligibility_flow;
+mod gate_cli;
 mod lifecycle;
 mod store_cli;
 mod wallet_cli;
