@@ -6,7 +6,8 @@
 //! proposal, served within the first-response cap, then the stream created), a first response
 //! over the cap refused with a PERMANENT termination, later requests on stream proofs, a
 //! replayed and a forged proof refused, the gate restarting (sessions survive in redb), the
-//! API's token and Host checks, the provider's claims, and balances that add up to the unit.
+//! API's token and Host checks, a second session in a row, the provider's claims, and balances
+//! that add up to the unit.
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -25,13 +26,13 @@ use paystreams_rpc::remote::RpcChain;
 use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
 
-const DEPOSIT: u128 = 5_000;
+pub const DEPOSIT: u128 = 5_000;
 const MIN_RATE: u64 = 2;
 const MIN_ALLOCATION: u64 = 1_000;
 /// Two quotes fit, fifty do not.
 const FIRST_CAP: u64 = 400;
 
-fn gate_config(rpc_url: String, key: SecretKey, sessions: &Path, addr: SocketAddr) -> GateConfig {
+pub fn gate_config(rpc_url: String, key: SecretKey, sessions: &Path, addr: SocketAddr) -> GateConfig {
     let mut policy = ProviderPolicy::new(
         key.account_id().0,
         vec![SERVICE_ID.into()],
@@ -55,7 +56,7 @@ fn gate_config(rpc_url: String, key: SecretKey, sessions: &Path, addr: SocketAdd
 }
 
 /// The example service in front of `gate`, on a port of its own.
-async fn start_service(gate: &GateHandle) -> (String, tokio::task::JoinHandle<()>) {
+pub async fn start_service(gate: &GateHandle) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = router(GateClient::new(&format!("http://{}", gate.addr()), gate.token()));
@@ -65,11 +66,11 @@ async fn start_service(gate: &GateHandle) -> (String, tokio::task::JoinHandle<()
     (format!("http://{addr}"), task)
 }
 
-fn terms() -> Terms {
+pub fn terms() -> Terms {
     Terms { vault_id: 0, token_id: [0; 32], service_id: SERVICE_ID.into(), rate: 0, allocation: 0 }
 }
 
-fn quotes(body: &[u8]) -> usize {
+pub fn quotes(body: &[u8]) -> usize {
     let json: serde_json::Value = serde_json::from_slice(body).expect("json body");
     json["quotes"].as_array().expect("quotes").len()
 }
@@ -213,6 +214,15 @@ async fn paid_http_through_the_gate() {
     client.advance_time(30).await.expect("time");
     assert_eq!(a.close().await.expect("close a"), Some(stream_a));
     assert_eq!(b.close().await.expect("close b"), Some(stream_b));
+
+    // A second session in a row: a's next request proposes again and gets a new stream.
+    let again = a.get("/v1/quotes?n=2").await.expect("a's second session");
+    let stream_a2 = again.stream_created.expect("a new stream");
+    assert_ne!(stream_a2, stream_a);
+    assert_eq!(quotes(&again.body), 2);
+    assert_eq!(quotes(&a.get("/v1/quotes?n=4").await.expect("paid on the new stream").body), 4);
+    client.advance_time(10).await.expect("time");
+    assert_eq!(a.close().await.expect("close a again"), Some(stream_a2));
     service.abort();
     gate.shutdown().await;
 
@@ -220,15 +230,19 @@ async fn paid_http_through_the_gate() {
     // nothing accrued is left unclaimed.
     let mut in_vaults = 0_u128;
     let mut unclaimed = 0_u128;
-    for (key, stream) in [(&user_keys[0], Some(stream_a)), (&user_keys[1], Some(stream_b)), (&user_keys[2], None)] {
+    let streams: [(&SecretKey, &[u64]); 3] =
+        [(&user_keys[0], &[stream_a, stream_a2]), (&user_keys[1], &[stream_b]), (&user_keys[2], &[])];
+    for (key, ids) in streams {
         let u = key.account_id();
         in_vaults += client.vault(u, 0).await.expect("vault").expect("exists").balance.0;
-        if let Some(id) = stream {
-            unclaimed += client.require_stream(u, 0, id).await.expect("stream").accrued.0;
+        for id in ids {
+            let stream = client.require_stream(u, 0, *id).await.expect("stream");
+            assert_eq!(stream.state, paystreams_program::state::StreamState::Closed);
+            unclaimed += stream.accrued.0;
         }
     }
     let earned = client.balance(p).await.expect("balance") - provider_start;
-    assert!(earned >= 2 * 30 * u128::from(MIN_RATE), "thirty seconds of two streams: {earned}");
+    assert!(earned >= (2 * 30 + 10) * u128::from(MIN_RATE), "thirty seconds of two streams, ten of a third: {earned}");
     assert_eq!(unclaimed, 0, "the provider claimed everything on shutdown");
     assert_eq!(earned + in_vaults + unclaimed, 3 * DEPOSIT, "deposits = earned + vaults + unclaimed, to the unit");
     let mut supply_after = client.balance(p).await.expect("balance");
