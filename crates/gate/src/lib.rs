@@ -70,8 +70,13 @@ pub const RECENT_SESSIONS_MAX: usize = 100_000;
 pub const TERMINATION_DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The gate's routes besides the shared admin routes: (method, path).
-pub const API_ROUTES: [(&str, &str); 4] =
-    [("POST", "/v1/check"), ("POST", "/v1/served"), ("GET", "/v1/policy"), ("GET", "/v1/terminations")];
+pub const API_ROUTES: [(&str, &str); 5] = [
+    ("POST", "/v1/check"),
+    ("POST", "/v1/served"),
+    ("POST", "/v1/receipt"),
+    ("GET", "/v1/policy"),
+    ("GET", "/v1/terminations"),
+];
 
 /// Everything a gate needs.
 #[derive(Clone, Debug)]
@@ -365,6 +370,7 @@ fn api_router<S: SessionStore + 'static>(state: Arc<GateState<S>>) -> Router {
     Router::new()
         .route("/v1/check", post(check_handler::<S>))
         .route("/v1/served", post(served_handler::<S>))
+        .route("/v1/receipt", post(receipt_handler::<S>))
         .route("/v1/policy", get(policy_handler::<S>))
         .route("/v1/terminations", get(terminations_handler::<S>))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_MAX))
@@ -611,6 +617,63 @@ async fn served_handler<S: SessionStore + 'static>(
             format!("the engine could not account the response ({e}); do not serve it, retry the request shortly"),
         ),
     }
+}
+
+/// `POST /v1/receipt` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// The same requester id as in the session's `/v1/check` calls.
+    pub requester: String,
+    /// Base64 of the `DeliveryReceipt` bytes the user sent.
+    pub receipt: String,
+}
+
+fn receipt_name(code: u32) -> &'static str {
+    use paystreams_wire::ReceiptStatus as R;
+    match R::from_code(code) {
+        Some(R::Kept) => "KEPT",
+        Some(R::NotNewer) => "NOT_NEWER",
+        Some(R::Invalid) => "INVALID",
+        Some(R::UnknownStream) => "UNKNOWN_STREAM",
+        Some(R::Malformed) => "MALFORMED",
+        Some(R::Unavailable) => "UNAVAILABLE",
+        Some(R::Unsupported) | None => "UNSUPPORTED",
+    }
+}
+
+/// A delivery receipt a user sent for its stream, kept for the stream's claims when it verifies
+/// (see `Provider::on_receipt`); the answer is the `ReceiptAck` as JSON and as base64 bytes, for
+/// the service to return to the user.
+async fn receipt_handler<S: SessionStore + 'static>(
+    State(state): State<Arc<GateState<S>>>,
+    body: Result<Json<ReceiptRequest>, JsonRejection>,
+) -> Response {
+    let metrics = &state.metrics;
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => return json_rejection(metrics, &rejection),
+    };
+    let requester = match parse_requester(&request.requester) {
+        Ok(r) => r,
+        Err(e) => return bad_request(metrics, e),
+    };
+    let bytes = match b64().decode(&request.receipt) {
+        Ok(bytes) if bytes.len() <= PROOF_MAX_LEN => bytes,
+        Ok(_) => return bad_request(metrics, format!("receipt over {PROOF_MAX_LEN} bytes")),
+        Err(e) => return bad_request(metrics, format!("receipt must be standard base64 ({e})")),
+    };
+    if let Err(limited) = state.admission.rate(&requester, wall_clock_ms()) {
+        GateMetrics::bump(&metrics.rate_limited, 1);
+        return error_response(StatusCode::TOO_MANY_REQUESTS, limited.desc());
+    }
+    let ack = state.admission.provider().on_receipt(Some(&requester), &bytes).await;
+    Json(serde_json::json!({
+        "status": { "code": ack.status, "name": receipt_name(ack.status), "desc": ack.desc },
+        "kept_total": ack.kept_total.to_string(),
+        "ack": b64().encode(ack.encode()),
+    }))
+    .into_response()
 }
 
 async fn policy_handler<S: SessionStore + 'static>(State(state): State<Arc<GateState<S>>>) -> Response {

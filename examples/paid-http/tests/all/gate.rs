@@ -191,6 +191,15 @@ async fn paid_http_through_the_gate() {
         .await
         .expect("answer");
     assert_eq!(unknown.status, 404);
+    // Receipts: bytes that are no receipt get the engine's MALFORMED ack (this provider's streams
+    // carry none); bad base64 is the caller's 400.
+    let receipt = |text: &str| serde_json::json!({ "requester": a.requester(), "receipt": text });
+    let malformed =
+        http.post_json(&format!("{gate_url}/v1/receipt"), gate.token(), &receipt("AAEC")).await.expect("answer");
+    assert_eq!((malformed.status, malformed.json()["status"]["name"].as_str()), (200, Some("MALFORMED")));
+    let not_base64 =
+        http.post_json(&format!("{gate_url}/v1/receipt"), gate.token(), &receipt("%%")).await.expect("answer");
+    assert_eq!(not_base64.status, 400);
 
     // The gate restarts on the same address and session file: the same sessions serve on.
     service.abort();
