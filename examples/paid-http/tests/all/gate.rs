@@ -6,7 +6,8 @@
 //! proposal, served within the first-response cap, then the stream created), a first response
 //! over the cap refused with a PERMANENT termination, later requests on stream proofs, a
 //! replayed and a forged proof refused, the gate restarting (sessions survive in redb), the
-//! API's token and Host checks, a second session in a row, the provider's claims, and balances
+//! API's token and Host checks, a termination listed for the service and delivered in the
+//! next answer, a second session in a row, the provider's claims, and balances
 //! that add up to the unit.
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -14,7 +15,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use paystreams_client::Client;
 use paystreams_example_paid_http::{
     SERVICE_ID, STATUS_HEADER, TERMINATION_HEADER,
-    client::{PaidHttp, request_id},
+    client::{PaidHttp, PaidHttpError, request_id},
     service::{GateClient, router},
 };
 use paystreams_gate::{GateConfig, GateHandle};
@@ -219,10 +220,40 @@ async fn paid_http_through_the_gate() {
         serde_json::from_slice(&sessions_report.body).expect("report json");
     assert_eq!(report.bound, 2);
 
-    // Service accrues; the users close; the gate stops and claims what accrued.
+    let gate_url = format!("http://{}", gate.addr());
+    let metrics = http.get_authorized(&format!("{gate_url}/metrics"), gate.token()).await.expect("metrics");
+    assert!(String::from_utf8_lossy(&metrics.body).contains("paystreams_gate_paid_total 2\n"));
+
+    // Service accrues. The provider ends b's session: the service finds the termination in the
+    // list, and b's next request gets it, on which b's engine closes the stream.
     client.advance_time(30).await.expect("time");
+    let session_b = hex::encode(b.session().expect("store").expect("b's session").session_id);
+    let ended = http
+        .post_json(&format!("{gate_url}/sessions/{session_b}/terminate"), gate.token(), &serde_json::json!({}))
+        .await
+        .expect("answer");
+    assert_eq!(ended.status, 200, "{:?}", ended.json());
+    let mut listed = None;
+    for _ in 0..200 {
+        let page =
+            http.get_authorized(&format!("{gate_url}/v1/terminations?since=0"), gate.token()).await.expect("list");
+        let json = page.json();
+        if let Some(entry) = json["terminations"].as_array().and_then(|l| l.iter().find(|e| e["session"] == session_b))
+        {
+            listed = Some(entry.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = listed.expect("the termination is listed for the service");
+    assert_eq!(listed["termination"]["type"], "PERMANENT");
+    match b.get("/v1/quotes?n=1").await {
+        Err(PaidHttpError::Terminated { stream }) => assert_eq!(stream, Some(stream_b)),
+        other => panic!("b's session is over: {other:?}"),
+    }
+
+    // a closes; a second session in a row follows; the gate stops and claims what accrued.
     assert_eq!(a.close().await.expect("close a"), Some(stream_a));
-    assert_eq!(b.close().await.expect("close b"), Some(stream_b));
 
     // A second session in a row: a's next request proposes again and gets a new stream.
     let again = a.get("/v1/quotes?n=2").await.expect("a's second session");
