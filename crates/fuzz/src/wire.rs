@@ -1,4 +1,5 @@
-//! The off-chain codecs: LIP-155 messages, the provider advert and the Store v3 messages.
+//! The off-chain codecs: LIP-155 messages, the provider advert, the Store v3 messages and Waku
+//! metadata.
 //!
 //! What the codecs promise (see `paystreams_wire::proto`): decoders skip unknown fields (of wire
 //! types 0, 1, 2 and 5), read an absent scalar as zero (as a standard proto3 encoder leaves zeros
@@ -16,7 +17,7 @@ use paystreams_lez_core::{crypto::SecretKey, sha256};
 use paystreams_provider::{ProviderAdvert, ProviderPolicy};
 use paystreams_store::wire::{
     CONTENT_TOPICS_MAX, Eligibility, MESSAGE_HASHES_MAX, MessageKeyValue, PAYLOAD_MAX_LEN, RESPONSE_MESSAGES_MAX,
-    StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage,
+    SHARDS_MAX, StoreQueryRequest, StoreQueryResponse, TOPIC_MAX_LEN, WakuMessage, WakuMetadata,
 };
 use paystreams_wire::{
     ACCEPTED_TOKENS_MAX, CanonicalStoreRequest, DeliveryReceipt, ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof,
@@ -27,7 +28,7 @@ use paystreams_wire::{
 };
 
 /// The decoders, in selector order (the first input byte picks one, modulo this length).
-pub const DECODERS: [&str; 18] = [
+pub const DECODERS: [&str; 19] = [
     "vault_proof",
     "stream_params",
     "stream_proposal",
@@ -46,6 +47,7 @@ pub const DECODERS: [&str; 18] = [
     "delivery_receipt",
     "receipt_ack",
     "session_termination",
+    "waku_metadata",
 ];
 
 /// An unknown varint field (number 2047, value 1): every decoder must skip it.
@@ -73,7 +75,8 @@ pub fn decodes(data: &[u8]) -> bool {
         14 => StoreQueryResponse::decode(input).is_ok(),
         15 => DeliveryReceipt::decode(input).is_ok(),
         16 => ReceiptAck::decode(input).is_ok(),
-        _ => SessionTermination::decode(input).is_ok(),
+        17 => SessionTermination::decode(input).is_ok(),
+        _ => WakuMetadata::decode(input).is_ok(),
     }
 }
 
@@ -174,11 +177,16 @@ pub fn wire(data: &[u8]) {
                 assert!(ack.desc.len() <= STATUS_DESC_MAX_LEN, "receipt_ack: desc over the limit decoded");
             }
         }
-        _ => {
+        17 => {
             if let Some(pushed) =
                 round_trip("session_termination", input, SessionTermination::decode, SessionTermination::encode)
             {
                 check_termination(&pushed.termination);
+            }
+        }
+        _ => {
+            if let Some(metadata) = round_trip("waku_metadata", input, WakuMetadata::decode, WakuMetadata::encode) {
+                assert!(metadata.shards.len() <= SHARDS_MAX, "waku_metadata: more shards than the limit decoded");
             }
         }
     }
@@ -472,7 +480,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     };
     let ack = ReceiptAck::new(ReceiptStatus::Kept, "receipt kept", 1_000);
     let pushed = SessionTermination { session_id: [6; 32], termination };
-    let encodings: [(usize, Vec<u8>); 19] = [
+    let encodings: [(usize, Vec<u8>); 20] = [
         (0, proposal.vault_proof.encode()),
         (1, params.encode()),
         (2, proposal.encode()),
@@ -492,6 +500,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         (15, receipt.encode()),
         (16, ack.encode()),
         (17, pushed.encode()),
+        (18, WakuMetadata { cluster_id: Some(1), shards: (0..8).collect() }.encode()),
     ];
     encodings
         .into_iter()

@@ -16,10 +16,10 @@ pub use archive::{
     Archive, ArchiveError, ArchivePage, ArchiveQuery, PostgresArchive, SqliteArchive, StoredMessage, open_archive,
 };
 pub use client::{PaidStore, QueryError, StoreClient};
-pub use net::{P2p, POLICY_PROTOCOL, STORE_PROTOCOL};
+pub use net::{METADATA_PROTOCOL, NodeOptions, P2p, POLICY_PROTOCOL, PeerInfo, STORE_PROTOCOL, WakuNetwork};
 pub use provider::{ProviderConfig, ProviderHandle, SessionBackend};
 pub use service::{Metrics, StoreService};
-pub use wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage};
+pub use wire::{StoreQueryRequest, StoreQueryResponse, WakuMessage, WakuMetadata};
 
 /// The service id Store providers accept in `StreamParams` (Store's protocol id).
 pub const STORE_SERVICE_ID: &str = "/vac/waku/store-query/3.0.0";

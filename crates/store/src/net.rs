@@ -1,6 +1,12 @@
-//! libp2p transport: TCP, Noise, Yamux, and two request-response protocols with Waku's framing
-//! (an unsigned-varint length prefix, then the protobuf body, bounded):
+//! libp2p transport: TCP and WebSocket, Noise, Yamux or Mplex (js-waku's default libp2p offers
+//! Mplex only), the standard libp2p protocols other Waku software expects (identify
+//! `/ipfs/id/1.0.0` with its push variant, ping `/ipfs/ping/1.0.0`), and request-response
+//! protocols with Waku's framing (an unsigned-varint length prefix, then the protobuf body,
+//! bounded):
 //!
+//! - `/vac/waku/metadata/1.0.0`: `WakuMetadataRequest` → `WakuMetadataResponse`, the node's
+//!   cluster and shards ([`WakuNetwork`]); every node answers it, js-waku asks before it uses a
+//!   peer;
 //! - `/vac/waku/store-query/3.0.0`: `StoreQueryRequest` → `StoreQueryResponse`;
 //! - `/paystreams/policy/1.0.0`: empty request → `ProviderAdvert` (policy, `provider_id`,
 //!   accepted service ids, extensions);
@@ -25,9 +31,10 @@ use std::{
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt as _};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm,
+    Multiaddr, PeerId, StreamProtocol, Swarm, identify,
     identity::Keypair,
     multiaddr::Protocol,
+    ping,
     request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel},
     swarm::{NetworkBehaviour, SwarmEvent},
 };
@@ -35,8 +42,17 @@ use paystreams_wire::{SESSION_TERMINATION_MAX_LEN, SessionTermination, varint};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::wire::{REQUEST_MAX_LEN, RESPONSE_MAX_LEN};
+use crate::wire::{METADATA_MAX_LEN, REQUEST_MAX_LEN, RESPONSE_MAX_LEN, WakuMetadata};
 
+/// Waku metadata (cluster and shards).
+pub const METADATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/metadata/1.0.0");
+/// The identify protocol version string, libp2p's customary value (js-libp2p sends the same).
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
+/// Waku's default cluster: The Waku Network, js-waku's `DEFAULT_CLUSTER_ID`.
+pub const DEFAULT_CLUSTER_ID: u32 = 1;
+/// Shards of the default cluster (js-waku's `DEFAULT_NUM_SHARDS`): autosharding maps every
+/// content topic to one of them.
+pub const DEFAULT_SHARD_COUNT: u32 = 8;
 /// Store v3's protocol id.
 pub const STORE_PROTOCOL: StreamProtocol = StreamProtocol::new("/vac/waku/store-query/3.0.0");
 /// The provider's policy advertisement.
@@ -144,9 +160,99 @@ impl request_response::Codec for FramedCodec {
     }
 }
 
-/// The four protocols.
+/// The agent version identify announces: names the software and what it serves.
+#[must_use]
+pub fn agent_version(serve: bool) -> String {
+    let role = if serve { "Store v3 provider paid by LIP-155 payment streams" } else { "user" };
+    format!("paystreams/{} ({role})", env!("CARGO_PKG_VERSION"))
+}
+
+/// The Waku network a node belongs to, announced over `/vac/waku/metadata/1.0.0`: a js-waku
+/// node uses a Store peer for a pubsub topic only when the peer's cluster is its own and its
+/// shards include the topic's shard (`/waku/2/rs/<cluster>/<shard>`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WakuNetwork {
+    pub cluster_id: u32,
+    pub shards: Vec<u32>,
+}
+
+impl Default for WakuNetwork {
+    /// js-waku's default network config: cluster 1, shards 0 to 7.
+    fn default() -> Self {
+        Self { cluster_id: DEFAULT_CLUSTER_ID, shards: (0..DEFAULT_SHARD_COUNT).collect() }
+    }
+}
+
+impl WakuNetwork {
+    fn metadata(&self) -> WakuMetadata {
+        WakuMetadata { cluster_id: Some(self.cluster_id), shards: self.shards.clone() }
+    }
+}
+
+/// The pubsub topic Waku autosharding (and js-waku with its default network config) assigns
+/// to `content_topic` (`/{application}/{version}/{name}/{encoding}`, optionally with a leading
+/// generation 0): `/waku/2/rs/{cluster_id}/{shard}`, the shard being the last eight bytes of
+/// SHA-256(application ‖ version), big-endian, modulo `shard_count`. A js-waku app queries
+/// Store under this pubsub topic, so messages it should find are archived under it.
+///
+/// # Errors
+/// A malformed content topic, or `shard_count` 0.
+pub fn autoshard_pubsub_topic(content_topic: &str, cluster_id: u32, shard_count: u32) -> Result<String, String> {
+    use sha2::{Digest as _, Sha256};
+    let parts: Vec<&str> = content_topic.split('/').collect();
+    let fields = match parts.as_slice() {
+        ["", fields @ ..] if fields.len() == 4 => fields,
+        ["", generation, fields @ ..] if fields.len() == 4 => {
+            if *generation != "0" {
+                return Err(format!("{content_topic:?}: only generation 0 is defined"));
+            }
+            fields
+        }
+        _ => {
+            return Err(format!(
+                "{content_topic:?} is not a Waku content topic: use /APPLICATION/VERSION/NAME/ENCODING"
+            ));
+        }
+    };
+    if fields.iter().any(|f| f.is_empty()) {
+        return Err(format!("{content_topic:?}: application, version, name and encoding must not be empty"));
+    }
+    if shard_count == 0 {
+        return Err("the cluster must have at least one shard".to_owned());
+    }
+    let digest = Sha256::new().chain_update(fields[0]).chain_update(fields[1]).finalize();
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&digest[24..]);
+    let shard = u64::from_be_bytes(tail) % u64::from(shard_count);
+    Ok(format!("/waku/2/rs/{cluster_id}/{shard}"))
+}
+
+/// How a node starts.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Addresses to listen on: TCP (`/ip4/127.0.0.1/tcp/0`) or WebSocket
+    /// (`/ip4/127.0.0.1/tcp/0/ws`); empty for a node that only dials.
+    pub listen: Vec<Multiaddr>,
+    /// What metadata announces.
+    pub network: WakuNetwork,
+}
+
+/// What a node learned about a peer from identify and ping.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    /// The peer's identify answer: agent version and protocols, when received.
+    pub agent_version: Option<String>,
+    pub protocols: Vec<String>,
+    /// The last ping round trip, when one succeeded.
+    pub rtt: Option<Duration>,
+}
+
+/// Our protocols and the standard ones.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    metadata: request_response::Behaviour<FramedCodec>,
     store: request_response::Behaviour<FramedCodec>,
     policy: request_response::Behaviour<FramedCodec>,
     receipt: request_response::Behaviour<FramedCodec>,
@@ -154,7 +260,7 @@ pub struct Behaviour {
 }
 
 impl Behaviour {
-    fn new(serve: bool) -> Self {
+    fn new(keypair: &Keypair, serve: bool) -> Self {
         // A provider answers the user → provider protocols and sends terminations; a user the
         // other way round.
         let (to_provider, to_user) = if serve {
@@ -166,6 +272,16 @@ impl Behaviour {
             .with_request_timeout(REQUEST_TIMEOUT)
             .with_max_concurrent_streams(CONCURRENT_STREAMS_MAX);
         Self {
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
+                    .with_agent_version(agent_version(serve)),
+            ),
+            ping: ping::Behaviour::default(),
+            metadata: request_response::Behaviour::with_codec(
+                FramedCodec { request_max: METADATA_MAX_LEN, response_max: METADATA_MAX_LEN },
+                [(METADATA_PROTOCOL, ProtocolSupport::Full)],
+                config.clone(),
+            ),
             store: request_response::Behaviour::with_codec(
                 FramedCodec { request_max: REQUEST_MAX_LEN, response_max: RESPONSE_MAX_LEN },
                 [(STORE_PROTOCOL, to_provider.clone())],
@@ -189,28 +305,36 @@ impl Behaviour {
         }
     }
 
-    fn send_request(&mut self, proto: Proto, peer: &PeerId, body: Vec<u8>) -> OutboundRequestId {
-        match proto {
-            Proto::Store => self.store.send_request(peer, body),
-            Proto::Policy => self.policy.send_request(peer, body),
-            Proto::Receipt => self.receipt.send_request(peer, body),
-            Proto::Termination => self.termination.send_request(peer, body),
+    fn rr(&mut self, kind: Kind) -> &mut request_response::Behaviour<FramedCodec> {
+        match kind {
+            Kind::Metadata => &mut self.metadata,
+            Kind::Service(Proto::Store) => &mut self.store,
+            Kind::Service(Proto::Policy) => &mut self.policy,
+            Kind::Service(Proto::Receipt) => &mut self.receipt,
+            Kind::Service(Proto::Termination) => &mut self.termination,
         }
     }
 
-    fn send_response(&mut self, proto: Proto, channel: ResponseChannel<Vec<u8>>, body: Vec<u8>) -> bool {
-        match proto {
-            Proto::Store => self.store.send_response(channel, body),
-            Proto::Policy => self.policy.send_response(channel, body),
-            Proto::Receipt => self.receipt.send_response(channel, body),
-            Proto::Termination => self.termination.send_response(channel, body),
-        }
-        .is_ok()
+    fn send_request(&mut self, kind: Kind, peer: &PeerId, body: Vec<u8>) -> OutboundRequestId {
+        self.rr(kind).send_request(peer, body)
+    }
+
+    fn send_response(&mut self, kind: Kind, channel: ResponseChannel<Vec<u8>>, body: Vec<u8>) -> bool {
+        self.rr(kind).send_response(channel, body).is_ok()
     }
 }
 
+/// A request-response protocol: one of the service's, or metadata (answered by the node
+/// itself). Each protocol numbers its requests on its own, so pending requests are keyed by
+/// both.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    Service(Proto),
+    Metadata,
+}
+
 /// Which protocol a request is for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Proto {
     Store,
     Policy,
@@ -264,7 +388,7 @@ enum Command {
     Request {
         peer: PeerId,
         addr: Option<Multiaddr>,
-        proto: Proto,
+        kind: Kind,
         body: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
     },
@@ -280,6 +404,10 @@ enum Command {
     },
     Connected {
         reply: oneshot::Sender<HashSet<PeerId>>,
+    },
+    PeerInfo {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<PeerInfo>>,
     },
     Shutdown,
 }
@@ -322,32 +450,57 @@ impl P2p {
         listen: Option<Multiaddr>,
         inbound: Option<Arc<I>>,
     ) -> Result<Self, NetError> {
+        Self::start_with(
+            keypair,
+            NodeOptions { listen: listen.into_iter().collect(), ..NodeOptions::default() },
+            inbound,
+        )
+        .await
+    }
+
+    /// Starts a node listening on every address of `options.listen` (TCP or WebSocket); returns
+    /// once each listener is up, so [`P2p::listen_addrs`] has the real ports, in the same order.
+    ///
+    /// # Errors
+    /// Transport setup or listen failures.
+    pub async fn start_with<I: Inbound>(
+        keypair: Keypair,
+        options: NodeOptions,
+        inbound: Option<Arc<I>>,
+    ) -> Result<Self, NetError> {
         let serve = inbound.is_some();
+        let identity = keypair.clone();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
                 libp2p::tcp::Config::default().nodelay(true),
                 libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
+                (libp2p::yamux::Config::default, libp2p_mplex::Config::default),
             )
             .map_err(|e| NetError::Setup(e.to_string()))?
-            .with_behaviour(|_| Behaviour::new(serve))
+            .with_websocket(libp2p::noise::Config::new, (libp2p::yamux::Config::default, libp2p_mplex::Config::default))
+            .await
+            .map_err(|e| NetError::Setup(e.to_string()))?
+            .with_behaviour(|_| Behaviour::new(&identity, serve))
             .map_err(|e| NetError::Setup(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .build();
         let peer_id = *swarm.local_peer_id();
         let mut addrs = Vec::new();
-        if let Some(addr) = listen {
-            swarm
+        for addr in options.listen {
+            let listener = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
             loop {
                 match swarm.select_next_some().await {
-                    SwarmEvent::NewListenAddr { address, .. } => {
+                    SwarmEvent::NewListenAddr { listener_id, address } if listener_id == listener => {
                         addrs.push(address.with(Protocol::P2p(peer_id)));
                         break;
                     }
-                    SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
+                    SwarmEvent::ListenerError { listener_id, error }
+                    | SwarmEvent::ListenerClosed { listener_id, reason: Err(error), .. }
+                        if listener_id == listener =>
+                    {
                         return Err(NetError::Listen { addr, reason: error.to_string() });
                     }
                     _ => {}
@@ -356,7 +509,8 @@ impl P2p {
         }
         let (commands, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let terminations = (!serve).then(|| broadcast::channel(TERMINATIONS_BUFFERED).0);
-        let task = tokio::spawn(drive(swarm, rx, inbound, terminations.clone()));
+        let node = Node { network: options.network, inbound, terminations: terminations.clone() };
+        let task = tokio::spawn(drive(swarm, rx, node));
         Ok(Self { peer_id, listen: addrs, commands, task: Arc::new(std::sync::Mutex::new(Some(task))), terminations })
     }
 
@@ -400,9 +554,55 @@ impl P2p {
         proto: Proto,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, NetError> {
+        self.send(peer, addr, Kind::Service(proto), body).await
+    }
+
+    async fn send(
+        &self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        kind: Kind,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Request { peer, addr, proto, body, reply }).await.map_err(|_| NetError::Stopped)?;
+        self.commands.send(Command::Request { peer, addr, kind, body, reply }).await.map_err(|_| NetError::Stopped)?;
         answer.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Asks `peer` for its Waku metadata (cluster and shards), sending ours.
+    ///
+    /// # Errors
+    /// Dial, timeout, protocol or size failures, or an answer that does not decode.
+    pub async fn metadata(
+        &self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        ours: &WakuNetwork,
+    ) -> Result<WakuMetadata, NetError> {
+        let bytes = self.metadata_raw(peer, addr, ours.metadata().encode()).await?;
+        WakuMetadata::decode(&bytes)
+            .map_err(|e| NetError::Request { peer, reason: format!("malformed metadata answer: {e}") })
+    }
+
+    /// Sends a metadata request of the caller's bytes and returns the answer's bytes as they
+    /// came.
+    ///
+    /// # Errors
+    /// Dial, timeout, protocol or size failures.
+    pub async fn metadata_raw(
+        &self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        self.send(peer, addr, Kind::Metadata, request).await
+    }
+
+    /// What identify and ping told this node about `peer` so far (`None`: nothing yet).
+    pub async fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::PeerInfo { peer, reply }).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     /// Stops the node: closes the listener and every connection, and returns once the swarm
@@ -432,6 +632,17 @@ impl P2p {
 
 type Answer = (Proto, ResponseChannel<Vec<u8>>, Vec<u8>);
 
+/// Where the answer to one outbound request goes.
+type Reply = oneshot::Sender<Result<Vec<u8>, NetError>>;
+
+/// The entry for `peer`, created when there is room.
+fn peer_entry(peers: &mut HashMap<PeerId, PeerInfo>, peer: PeerId) -> Option<&mut PeerInfo> {
+    if peers.len() >= PEER_INFO_MAX && !peers.contains_key(&peer) {
+        return None;
+    }
+    Some(peers.entry(peer).or_default())
+}
+
 /// A user node's answer to a pushed termination: hand it out, acknowledge with an empty body
 /// (also when it does not decode: the provider cannot do better, the next response carries it).
 fn take_termination(peer: PeerId, body: &[u8], sink: Option<&broadcast::Sender<(PeerId, SessionTermination)>>) {
@@ -445,13 +656,22 @@ fn take_termination(peer: PeerId, body: &[u8], sink: Option<&broadcast::Sender<(
     }
 }
 
-async fn drive<I: Inbound>(
-    mut swarm: Swarm<Behaviour>,
-    mut commands: mpsc::Receiver<Command>,
+/// What the swarm task answers with.
+struct Node<I> {
+    network: WakuNetwork,
     inbound: Option<Arc<I>>,
     terminations: Option<broadcast::Sender<(PeerId, SessionTermination)>>,
-) {
-    let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>> = HashMap::new();
+}
+
+/// Most peers whose identify and ping results are kept (connected peers; entries are dropped
+/// when the last connection closes).
+pub const PEER_INFO_MAX: usize = 4_096;
+
+async fn drive<I: Inbound>(mut swarm: Swarm<Behaviour>, mut commands: mpsc::Receiver<Command>, node: Node<I>) {
+    let Node { network, inbound, terminations } = node;
+    let metadata_answer = network.metadata().encode();
+    let mut peers: HashMap<PeerId, PeerInfo> = HashMap::new();
+    let mut pending: HashMap<(Kind, OutboundRequestId), Reply> = HashMap::new();
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(CHANNEL_CAPACITY);
     let permits = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENT_MAX));
     // Handler tasks, so stopping ends them and releases what the handler holds.
@@ -462,17 +682,18 @@ async fn drive<I: Inbound>(
             command = commands.recv() => {
                 let Some(command) = command else { break };
                 match command {
-                    Command::Request { peer, addr, proto, body, reply } => {
+                    Command::Request { peer, addr, kind, body, reply } => {
                         if let Some(addr) = addr {
                             swarm.add_peer_address(peer, addr);
                         }
-                        let id = swarm.behaviour_mut().send_request(proto, &peer, body);
-                        pending.insert(id, reply);
+                        let id = swarm.behaviour_mut().send_request(kind, &peer, body);
+                        pending.insert((kind, id), reply);
                     }
                     Command::Push { peer, proto, body, reply } => {
                         if swarm.is_connected(&peer) {
-                            let id = swarm.behaviour_mut().send_request(proto, &peer, body);
-                            pending.insert(id, reply);
+                            let kind = Kind::Service(proto);
+                            let id = swarm.behaviour_mut().send_request(kind, &peer, body);
+                            pending.insert((kind, id), reply);
                         } else {
                             let _ = reply.send(Err(NetError::NotConnected(peer)));
                         }
@@ -483,20 +704,41 @@ async fn drive<I: Inbound>(
                     Command::Connected { reply } => {
                         let _ = reply.send(swarm.connected_peers().copied().collect());
                     }
+                    Command::PeerInfo { peer, reply } => {
+                        let _ = reply.send(peers.get(&peer).cloned());
+                    }
                     Command::Shutdown => break,
                 }
             }
             Some((proto, channel, body)) = answers.recv() => {
-                if !swarm.behaviour_mut().send_response(proto, channel, body) {
+                if !swarm.behaviour_mut().send_response(Kind::Service(proto), channel, body) {
                     debug!("peer went away before its response was sent");
                 }
             }
             event = swarm.select_next_some() => {
-                let (proto, event) = match event {
-                    SwarmEvent::Behaviour(BehaviourEvent::Store(e)) => (Proto::Store, e),
-                    SwarmEvent::Behaviour(BehaviourEvent::Policy(e)) => (Proto::Policy, e),
-                    SwarmEvent::Behaviour(BehaviourEvent::Receipt(e)) => (Proto::Receipt, e),
-                    SwarmEvent::Behaviour(BehaviourEvent::Termination(e)) => (Proto::Termination, e),
+                let (kind, event) = match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Store(e)) => (Kind::Service(Proto::Store), e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Policy(e)) => (Kind::Service(Proto::Policy), e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Receipt(e)) => (Kind::Service(Proto::Receipt), e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Termination(e)) => (Kind::Service(Proto::Termination), e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Metadata(e)) => (Kind::Metadata, e),
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                        if let Some(entry) = peer_entry(&mut peers, peer_id) {
+                            entry.agent_version = Some(info.agent_version);
+                            entry.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                        }
+                        continue;
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+                        if let Some(entry) = peer_entry(&mut peers, peer) {
+                            entry.rtt = Some(rtt);
+                        }
+                        continue;
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                        peers.remove(&peer_id);
+                        continue;
+                    }
                     other => {
                         debug!(?other, "swarm event");
                         continue;
@@ -504,15 +746,29 @@ async fn drive<I: Inbound>(
                 };
                 match event {
                     request_response::Event::Message { peer, message: request_response::Message::Request { request, channel, .. }, .. } => {
+                        let proto = match kind {
+                            Kind::Metadata => {
+                                match WakuMetadata::decode(&request) {
+                                    Ok(theirs) if theirs.cluster_id.is_some_and(|c| c != network.cluster_id) => {
+                                        debug!(%peer, ?theirs, "metadata from a peer of another cluster");
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => debug!(%peer, error = %e, "malformed metadata request; answering anyway"),
+                                }
+                                let _ = swarm.behaviour_mut().send_response(kind, channel, metadata_answer.clone());
+                                continue;
+                            }
+                            Kind::Service(proto) => proto,
+                        };
                         if proto == Proto::Termination {
                             take_termination(peer, &request, terminations.as_ref());
-                            let _ = swarm.behaviour_mut().send_response(proto, channel, Vec::new());
+                            let _ = swarm.behaviour_mut().send_response(kind, channel, Vec::new());
                             continue;
                         }
                         let Some(handler) = inbound.clone() else { continue };
                         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                             let body = handler.busy(proto, &request);
-                            let _ = swarm.behaviour_mut().send_response(proto, channel, body);
+                            let _ = swarm.behaviour_mut().send_response(kind, channel, body);
                             continue;
                         };
                         let tx = answers_tx.clone();
@@ -523,12 +779,12 @@ async fn drive<I: Inbound>(
                         });
                     }
                     request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
-                        if let Some(reply) = pending.remove(&request_id) {
+                        if let Some(reply) = pending.remove(&(kind, request_id)) {
                             let _ = reply.send(Ok(response));
                         }
                     }
                     request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                        if let Some(reply) = pending.remove(&request_id) {
+                        if let Some(reply) = pending.remove(&(kind, request_id)) {
                             let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
                         }
                     }
@@ -541,4 +797,27 @@ async fn drive<I: Inbound>(
         }
     }
     handlers.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What js-waku 0.0.36 (`contentTopicToPubsubTopic(topic, 1, 8)` of `@waku/utils` 0.0.27)
+    /// derives for these topics.
+    #[test]
+    fn autosharding_matches_js_waku() {
+        for (topic, expected) in [
+            ("/paystreams/1/interop/proto", "/waku/2/rs/1/0"),
+            ("/toy-chat/2/huilong/proto", "/waku/2/rs/1/7"),
+            ("/a/b/c/d", "/waku/2/rs/1/3"),
+            ("/0/app/1/x/proto", "/waku/2/rs/1/4"),
+        ] {
+            assert_eq!(autoshard_pubsub_topic(topic, 1, 8).as_deref(), Ok(expected), "{topic}");
+        }
+        for bad in ["", "/a/b/c", "a/b/c/d", "/1/a/b/c/d", "/a//c/d", "/x/y/a/b/c/d"] {
+            assert!(autoshard_pubsub_topic(bad, 1, 8).is_err(), "{bad:?}");
+        }
+        assert!(autoshard_pubsub_topic("/a/b/c/d", 1, 0).is_err());
+    }
 }

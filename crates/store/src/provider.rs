@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     archive::Archive,
-    net::{NetError, P2p, Proto},
+    net::{NetError, NodeOptions, P2p, Proto, WakuNetwork},
     service::{Metrics, PeerLimit, SessionPeers, StoreService},
 };
 
@@ -64,11 +64,22 @@ pub struct ServiceOptions {
     /// On stopping, connected users' sessions are paused (TEMPORARY) for this many seconds of
     /// chain time: a restarted process serves them again after that. 0: no pause, no notice.
     pub restart_pause_secs: u64,
+    /// A WebSocket listener beside [`ProviderConfig::listen`] (`/ip4/127.0.0.1/tcp/0/ws`), for
+    /// js-waku in Node.js and browsers; `None`: TCP only.
+    pub ws_listen: Option<Multiaddr>,
+    /// The Waku cluster and shards the node announces over `/vac/waku/metadata/1.0.0`.
+    pub network: WakuNetwork,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
-        Self { peer_limit: PeerLimit::default(), admin_token: AdminToken::Ephemeral, restart_pause_secs: 10 }
+        Self {
+            peer_limit: PeerLimit::default(),
+            admin_token: AdminToken::Ephemeral,
+            restart_pause_secs: 10,
+            ws_listen: None,
+            network: WakuNetwork::default(),
+        }
     }
 }
 
@@ -148,10 +159,17 @@ impl ProviderHandle {
         self.p2p.peer_id()
     }
 
-    /// Dialable addresses, each ending in `/p2p/<peer id>`.
+    /// Dialable addresses, each ending in `/p2p/<peer id>`: TCP first, then WebSocket when
+    /// configured.
     #[must_use]
     pub fn addrs(&self) -> &[Multiaddr] {
         self.p2p.listen_addrs()
+    }
+
+    /// The WebSocket address (for js-waku), when listening on one.
+    #[must_use]
+    pub fn ws_addr(&self) -> Option<&Multiaddr> {
+        self.addrs().iter().find(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ws(_))))
     }
 
     #[must_use]
@@ -313,17 +331,18 @@ impl App for StoreApp {
         let service = StoreService::new(Arc::clone(&provider), archive, Arc::clone(&metrics))
             .with_peer_limit(config.service.peer_limit);
         let session_peers = Arc::clone(service.session_peers());
-        let p2p =
-            match P2p::start(node_keypair(&config.provider_key), Some(config.listen.clone()), Some(Arc::new(service)))
-                .await
-            {
-                Ok(p2p) => p2p,
-                Err(e) => {
-                    // Not serving after all: stop the follower (releasing the session store).
-                    let _ = process.stop().await;
-                    return Err(e.into());
-                }
-            };
+        let options = NodeOptions {
+            listen: std::iter::once(config.listen.clone()).chain(config.service.ws_listen.clone()).collect(),
+            network: config.service.network.clone(),
+        };
+        let p2p = match P2p::start_with(node_keypair(&config.provider_key), options, Some(Arc::new(service))).await {
+            Ok(p2p) => p2p,
+            Err(e) => {
+                // Not serving after all: stop the follower (releasing the session store).
+                let _ = process.stop().await;
+                return Err(e.into());
+            }
+        };
         for addr in p2p.listen_addrs() {
             info!(%addr, "Store service listening");
         }

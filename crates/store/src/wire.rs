@@ -434,6 +434,78 @@ impl StoreQueryResponse {
     }
 }
 
+/// Largest Waku metadata frame accepted, either way ([`SHARDS_MAX`] shards with room to spare).
+pub const METADATA_MAX_LEN: usize = 8 * 1024;
+/// Most shards one metadata message may list (Waku shard indices are below 1024).
+pub const SHARDS_MAX: usize = 1_024;
+
+/// `/vac/waku/metadata/1.0.0`'s request and response (`WakuMetadataRequest` and
+/// `WakuMetadataResponse` have the same two fields): the sender's cluster and the shards it
+/// serves.
+///
+/// Decoding follows proto3: `cluster_id` (1, `optional uint32`) absent reads as `None`; shards
+/// (2, `repeated uint32`) are read packed or unpacked, at most [`SHARDS_MAX`]. Encoding writes
+/// the cluster id when set and the shards unpacked, one field each, as js-waku and nwaku write
+/// them (js-waku 0.0.36's reader does not understand the packed form).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct WakuMetadata {
+    pub cluster_id: Option<u32>,
+    pub shards: Vec<u32>,
+}
+
+fn uint32(value: u64, field: &'static str) -> Result<u32, WireError> {
+    u32::try_from(value).map_err(|_| WireError::UnknownEnum { field, value })
+}
+
+impl WakuMetadata {
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        if let Some(cluster) = self.cluster_id {
+            w.uint(1, u64::from(cluster));
+        }
+        for shard in &self.shards {
+            w.uint(2, u64::from(*shard));
+        }
+        w.finish()
+    }
+
+    /// # Errors
+    /// An oversized message, malformed fields, values past `u32`, more than [`SHARDS_MAX`]
+    /// shards.
+    pub fn decode(input: &[u8]) -> Result<Self, WireError> {
+        check_size(input, METADATA_MAX_LEN)?;
+        let mut m = Self::default();
+        let push = |shards: &mut Vec<u32>, value: u64| {
+            if shards.len() >= SHARDS_MAX {
+                return Err(WireError::TooLarge { size: shards.len() + 1, max: SHARDS_MAX });
+            }
+            shards.push(uint32(value, "metadata.shards")?);
+            Ok(())
+        };
+        let mut reader = Reader::new(input);
+        while let Some((number, value)) = reader.next_field()? {
+            match number {
+                1 => m.cluster_id = Some(uint32(uint(value, "metadata.cluster_id")?, "metadata.cluster_id")?),
+                2 => match value {
+                    Value::Bytes(packed) => {
+                        let mut rest = packed;
+                        while !rest.is_empty() {
+                            let (v, tail) = paystreams_wire::varint::decode(rest)
+                                .map_err(|_| WireError::InvalidFrame("metadata.shards: bad packed varint"))?;
+                            push(&mut m.shards, v)?;
+                            rest = tail;
+                        }
+                    }
+                    other => push(&mut m.shards, uint(other, "metadata.shards")?)?,
+                },
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

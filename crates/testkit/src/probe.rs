@@ -9,12 +9,14 @@
 //! | `has_postgres` | `PAYSTREAMS_TEST_POSTGRES` names a server, or `initdb` and `pg_ctl` exist under `/usr/lib/postgresql/*/bin` | `apt-get install postgresql` |
 //! | `has_chromium` | Chromium and ChromeDriver are found (`PAYSTREAMS_CHROMIUM`/`PAYSTREAMS_CHROMEDRIVER` or `PATH`) | `apt-get install chromium chromium-driver` |
 //! | `has_valgrind` | `valgrind` is on `PATH` | `apt-get install valgrind` |
+//! | `has_node` | `node` is on `PATH` and the repo root's `node_modules/@waku/sdk` is installed | `apt-get install nodejs npm && npm ci` (at the repo root) |
 //!
 //! A test that needs one is marked `#[cfg_attr(not(has_postgres), ignore = "...")]`. Setting
-//! `PAYSTREAMS_REQUIRE_POSTGRES=1` (or `_BROWSER`, `_VALGRIND`) turns a missing program into a
+//! `PAYSTREAMS_REQUIRE_POSTGRES=1` (or `_BROWSER`, `_VALGRIND`, `_NODE`) turns a missing program into a
 //! build error, so CI cannot pass without running those tests. The build script runs again
 //! when these variables or `PATH` change, and when Debian's package database changes (an
-//! `apt-get install` of the program).
+//! `apt-get install` of the program), and for `has_node` when `npm ci` changes `node_modules`
+//! (or, before the first `npm ci`, when `package-lock.json` changes: touch it after installing).
 
 use std::{
     env,
@@ -35,11 +37,13 @@ pub enum Tool {
     Chromium,
     /// valgrind for instruction counts.
     Valgrind,
+    /// Node.js with the repo's npm project installed (js-waku tests).
+    Node,
 }
 
 impl Tool {
     /// Every tool, in a fixed order.
-    pub const ALL: [Self; 3] = [Self::Postgres, Self::Chromium, Self::Valgrind];
+    pub const ALL: [Self; 4] = [Self::Postgres, Self::Chromium, Self::Valgrind, Self::Node];
 
     /// The `cfg` name set when the tool is present.
     #[must_use]
@@ -48,6 +52,7 @@ impl Tool {
             Self::Postgres => "has_postgres",
             Self::Chromium => "has_chromium",
             Self::Valgrind => "has_valgrind",
+            Self::Node => "has_node",
         }
     }
 
@@ -58,6 +63,7 @@ impl Tool {
             Self::Postgres => "PAYSTREAMS_REQUIRE_POSTGRES",
             Self::Chromium => "PAYSTREAMS_REQUIRE_BROWSER",
             Self::Valgrind => "PAYSTREAMS_REQUIRE_VALGRIND",
+            Self::Node => "PAYSTREAMS_REQUIRE_NODE",
         }
     }
 
@@ -70,6 +76,7 @@ impl Tool {
             }
             Self::Chromium => "apt-get install chromium chromium-driver",
             Self::Valgrind => "apt-get install valgrind",
+            Self::Node => "apt-get install nodejs npm && npm ci (at the repository root)",
         }
     }
 
@@ -80,8 +87,28 @@ impl Tool {
             Self::Postgres => postgres_url().is_some() || postgres_bin_dir().is_some(),
             Self::Chromium => chromium().is_some(),
             Self::Valgrind => on_path("valgrind").is_some(),
+            Self::Node => node().is_some(),
         }
     }
+}
+
+/// The repository root: the nearest ancestor of the package this file is compiled into
+/// holding both `Cargo.lock` and `package.json`.
+#[must_use]
+pub fn repo_root() -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file() && dir.join("package.json").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// `node` on `PATH` and the repo root (whose `node_modules` has `@waku/sdk` installed), when
+/// both are there.
+#[must_use]
+pub fn node() -> Option<(PathBuf, PathBuf)> {
+    let node = on_path("node")?;
+    let root = repo_root()?;
+    root.join("node_modules/@waku/sdk/package.json").is_file().then_some((node, root))
 }
 
 /// The server named by `PAYSTREAMS_TEST_POSTGRES`, if set and not empty.
@@ -122,7 +149,7 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
     env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
-/// For a build script: declares the three `cfg`s, sets those whose tool is present, and fails
+/// For a build script: declares the `cfg`s, sets those whose tool is present, and fails
 /// the build when a `PAYSTREAMS_REQUIRE_*` variable asks for a missing tool.
 pub fn emit_cfgs() {
     for var in ["PATH", "PAYSTREAMS_TEST_POSTGRES", "PAYSTREAMS_CHROMIUM", "PAYSTREAMS_CHROMEDRIVER"] {
@@ -130,6 +157,20 @@ pub fn emit_cfgs() {
     }
     if Path::new(DPKG_STATUS).is_file() {
         println!("cargo::rerun-if-changed={DPKG_STATUS}");
+    }
+    // This file is compiled into build scripts of other packages: watch it explicitly.
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("crates/testkit/src/probe.rs"))
+        .find(|p| p.is_file());
+    if let Some(probe) = probe {
+        println!("cargo::rerun-if-changed={}", probe.display());
+    }
+    if let Some(root) = repo_root() {
+        // npm writes this file on every install; before the first one, watch the lock file.
+        let installed = root.join("node_modules/.package-lock.json");
+        let watched = if installed.is_file() { installed } else { root.join("package-lock.json") };
+        println!("cargo::rerun-if-changed={}", watched.display());
     }
     for tool in Tool::ALL {
         println!("cargo::rustc-check-cfg=cfg({})", tool.cfg());

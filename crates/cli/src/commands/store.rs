@@ -65,6 +65,20 @@ pub struct ServeArgs {
     /// libp2p listen address; tcp/0 picks a free port.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0", value_name = "MULTIADDR")]
     pub listen: String,
+    /// WebSocket listen address beside --listen, for js-waku (which dials /ws addresses; plain
+    /// ws is fine on loopback, put a TLS proxy in front for browsers elsewhere); tcp/0 picks a
+    /// free port; "off" disables it.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0/ws", value_name = "MULTIADDR|off")]
+    pub ws_listen: String,
+    /// Waku cluster announced over /vac/waku/metadata/1.0.0 (js-waku's default is 1, The Waku
+    /// Network); a js-waku app uses this node only for pubsub topics /waku/2/rs/<cluster>/<shard>
+    /// of its own cluster.
+    #[arg(long, default_value_t = paystreams_store::net::DEFAULT_CLUSTER_ID, value_name = "ID", value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    pub cluster_id: u32,
+    /// A shard this node serves, repeatable [default: 0 to 7, every shard js-waku's
+    /// autosharding maps content topics to in its default network config].
+    #[arg(long = "shard", value_name = "INDEX", value_parser = clap::value_parser!(u32).range(0..=1_023))]
+    pub shards: Vec<u32>,
     /// Message archive: a SQLite file path, or postgres://… (then sessions live there too).
     #[arg(long, value_name = "PATH|URL")]
     pub archive: Option<String>,
@@ -371,6 +385,24 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         .listen
         .parse()
         .map_err(|e| CliError::Usage(format!("--listen {:?} is not a multiaddr: {e}", args.listen)))?;
+    let ws_listen = match args.ws_listen.as_str() {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|e| {
+            CliError::Usage(format!(
+                "--ws-listen {addr:?} is not a multiaddr ({e}); use e.g. /ip4/127.0.0.1/tcp/8000/ws, or \"off\""
+            ))
+        })?),
+    };
+    let network = {
+        let mut shards = args.shards.clone();
+        shards.sort_unstable();
+        shards.dedup();
+        if shards.is_empty() {
+            paystreams_store::WakuNetwork { cluster_id: args.cluster_id, ..paystreams_store::WakuNetwork::default() }
+        } else {
+            paystreams_store::WakuNetwork { cluster_id: args.cluster_id, shards }
+        }
+    };
     let admin: Option<std::net::SocketAddr> = match args.admin.as_str() {
         "off" => None,
         addr => {
@@ -416,7 +448,13 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
         admin,
         tick_interval: Duration::from_secs(2),
         claim_on_shutdown: true,
-        service: ServiceOptions { peer_limit, admin_token, restart_pause_secs: args.restart_pause_secs },
+        service: ServiceOptions {
+            peer_limit,
+            admin_token,
+            restart_pause_secs: args.restart_pause_secs,
+            ws_listen,
+            network: network.clone(),
+        },
     };
     let handle = start(config, archive).await.map_err(|e| CliError::Failed(e.to_string()))?;
     let addrs: Vec<String> = handle.addrs().iter().map(ToString::to_string).collect();
@@ -426,6 +464,9 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
             "event": "listening",
             "addrs": addrs,
             "peer_id": handle.peer_id().to_string(),
+            "ws_addr": handle.ws_addr().map(ToString::to_string),
+            "cluster_id": network.cluster_id,
+            "shards": network.shards,
             "provider": provider.account_id().to_string(),
             "admin": handle.admin_addr().map(|a| format!("http://{a}")),
             "admin_token_file": handle.admin_addr().map(|_| admin_token_path.display().to_string()),
@@ -436,6 +477,10 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
             for addr in &addrs {
                 text.push_str(&format!("listening on {addr}\n"));
             }
+            text.push_str(&format!(
+                "Waku cluster {} shards {:?} (js-waku pubsub topics /waku/2/rs/{}/<shard>)\n",
+                network.cluster_id, network.shards, network.cluster_id
+            ));
             text.push_str(&format!(
                 "provider {} ({}), archive {} ({count} messages), sessions {sessions_text}\n",
                 provider.name,

@@ -1,8 +1,9 @@
 //! Helpers the CLI's integration tests share.
 
 use std::{
+    io::{BufRead as _, BufReader},
     path::Path,
-    process::Command,
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -41,4 +42,134 @@ pub async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) 
         assert!(Instant::now() < deadline, "timed out after {WAIT_FOR_DEADLINE:?} waiting for {what}");
         tokio::time::sleep(WAIT_FOR_POLL).await;
     }
+}
+
+/// A `paystream store serve` process, killed when dropped (a failed assertion must not leave
+/// providers running).
+pub struct Provider {
+    pub child: Child,
+    /// Its TCP address, ending in `/p2p/<peer id>`.
+    pub address: String,
+    /// Its WebSocket address (js-waku dials it), when it listens on one.
+    pub ws_address: Option<String>,
+    pub peer_id: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long a provider may take to start before the test fails.
+const SERVE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Starts `paystream store serve` as provider `dev-1` (admin endpoint off) with `extra` flags
+/// and waits for the addresses it prints (`listening on …`, TCP first, then WebSocket).
+pub fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
+    let mut child = paystream()
+        .args(["store", "--rpc", rpc, "--keystore"])
+        .arg(keystore)
+        .args(["serve", "--provider", "dev-1", "--admin", "off", "--first-response-cap", "100000"])
+        .args(extra)
+        .env("PAYSTREAMS_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut addrs = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                addrs.push(addr.trim().to_owned());
+            } else if !addrs.is_empty() {
+                // The addresses are printed together, first thing.
+                let _ = tx.send(std::mem::take(&mut addrs));
+            }
+        }
+    });
+    let addrs = rx.recv_timeout(SERVE_DEADLINE).expect("the provider printed its addresses");
+    let address = addrs[0].clone();
+    let ws_address = addrs.iter().find(|a| a.contains("/ws/")).cloned();
+    let peer_id = address.rsplit("/p2p/").next().expect("a /p2p/ address").to_owned();
+    Provider { child, address, ws_address, peer_id }
+}
+
+/// What a JavaScript script printed and how it ended.
+#[derive(Debug)]
+pub struct JsRun {
+    pub status: Option<i32>,
+    /// Each stdout line that parses as JSON, in order.
+    pub lines: Vec<serde_json::Value>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl JsRun {
+    /// The last JSON line, which the scripts under `js/test/` make their verdict; fails the
+    /// test, showing everything printed, when the script failed or printed none.
+    pub fn verdict(&self) -> &serde_json::Value {
+        assert_eq!(self.status, Some(0), "the script failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.lines
+            .last()
+            .unwrap_or_else(|| panic!("no JSON output\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `node js/<script>` from the repository root (so it resolves the root's `node_modules`)
+/// with `env` added, and fails the test if it has not ended after `timeout`.
+pub async fn run_js(script: &str, env: &[(&str, &str)], timeout: Duration) -> JsRun {
+    let (node, root) = paystreams_testkit::probe::node().unwrap_or_else(|| {
+        panic!("Node.js and the npm project are needed: {}", paystreams_testkit::probe::Tool::Node.install_hint())
+    });
+    let mut command = tokio::process::Command::new(node);
+    command
+        .arg(root.join("js").join(script))
+        .current_dir(&root)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("node starts");
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("js/{script} did not finish within {timeout:?}"))
+        .expect("node ran");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    JsRun { status: output.status.code(), lines, stdout, stderr: String::from_utf8_lossy(&output.stderr).into_owned() }
+}
+
+/// `paystream store import FILE --archive ARCHIVE`.
+pub fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
+    paystream()
+        .args(["store", "--rpc", rpc, "--keystore"])
+        .arg(keystore)
+        .args(["import"])
+        .arg(file)
+        .args(["--archive", archive])
+        .output()
+        .expect("runs")
+}
+
+/// A dev node whose `dev-0` has a vault (0) holding 50 000 units, and its keystore.
+pub struct Chain {
+    pub node: paystreams_node::NodeHandle,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+    pub keystore: std::path::PathBuf,
+}
+
+pub async fn chain() -> Chain {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keystore = dir.path().join("keystore");
+    let (node, client) = dev_node(Some(&keystore)).await;
+    let user = node.dev_keys()[0].clone();
+    client.init_vault(&user, 0, None).await.expect("vault");
+    client.deposit(&user, 0, 50_000).await.expect("deposit");
+    Chain { node, client, _dir: dir, keystore }
 }

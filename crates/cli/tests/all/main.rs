@@ -10,6 +10,7 @@ mod batch_claims;
 mod common;
 mod eligibility_flow;
 mod gate_cli;
+mod js_waku;
 mod lifecycle;
 mod store_cli;
 mod wallet_cli;

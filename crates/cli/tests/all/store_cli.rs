@@ -2,15 +2,9 @@
 //! paid query; and two provider processes sharing one PostgreSQL database serving one user's
 //! session alternately, with a request replayed to the other process refused.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    path::Path,
-    process::{Child, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
 
-use paystreams_client::{Client, RpcChain};
+use paystreams_client::RpcChain;
 use paystreams_program::state::StreamState;
 use paystreams_store::{
     STORE_SERVICE_ID,
@@ -21,23 +15,10 @@ use paystreams_testkit::postgres::TestDatabase;
 use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
-use crate::common::{dev_node, paystream, wait_for};
+use crate::common::{chain, import, paystream, serve, wait_for};
 
 const TOPIC: &str = "/cli/1/chat/proto";
 const PUBSUB: &str = "/waku/2/default-waku/proto";
-
-/// Kills the child when dropped (a failed assertion must not leave providers running).
-struct Provider {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_messages(path: &Path, n: u32) {
     let lines: Vec<String> = (0..n)
@@ -52,59 +33,6 @@ fn write_messages(path: &Path, n: u32) {
         })
         .collect();
     std::fs::write(path, lines.join("\n") + "\n").expect("write import file");
-}
-
-fn import(rpc: &str, keystore: &Path, file: &Path, archive: &str) -> std::process::Output {
-    paystream()
-        .args(["store", "--rpc", rpc, "--keystore"])
-        .arg(keystore)
-        .args(["import"])
-        .arg(file)
-        .args(["--archive", archive])
-        .output()
-        .expect("runs")
-}
-
-/// Starts `store serve` and waits for its "listening on" line.
-fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
-    let mut child = paystream()
-        .args(["store", "--rpc", rpc, "--keystore"])
-        .arg(keystore)
-        .args(["serve", "--provider", "dev-1", "--admin", "off", "--first-response-cap", "100000"])
-        .args(extra)
-        .env("PAYSTREAMS_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawns");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(60)).expect("the provider printed its address");
-    Provider { child, address }
-}
-
-struct Chain {
-    node: paystreams_node::NodeHandle,
-    client: Client,
-    _dir: tempfile::TempDir,
-    keystore: std::path::PathBuf,
-}
-
-async fn chain() -> Chain {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keystore = dir.path().join("keystore");
-    let (node, client) = dev_node(Some(&keystore)).await;
-    let user = node.dev_keys()[0].clone();
-    client.init_vault(&user, 0, None).await.expect("vault");
-    client.deposit(&user, 0, 50_000).await.expect("deposit");
-    Chain { node, client, _dir: dir, keystore }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ mod common;
 mod e2e;
 mod exactness;
 mod faults;
+mod interop;
 mod receipts;
 mod terminations;
 mod wire;
