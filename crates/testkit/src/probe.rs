@@ -16,7 +16,7 @@
 //! build error, so CI cannot pass without running those tests. The build script runs again
 //! when these variables or `PATH` change, and when Debian's package database changes (an
 //! `apt-get install` of the program), and for `has_node` when `npm ci` changes `node_modules`
-//! (or, before the first `npm ci`, when `package-lock.json` changes: touch it after installing).
+//! (before the first `npm ci`, on every build).
 
 use std::{
     env,
@@ -167,10 +167,9 @@ pub fn emit_cfgs() {
         println!("cargo::rerun-if-changed={}", probe.display());
     }
     if let Some(root) = repo_root() {
-        // npm writes this file on every install; before the first one, watch the lock file.
-        let installed = root.join("node_modules/.package-lock.json");
-        let watched = if installed.is_file() { installed } else { root.join("package-lock.json") };
-        println!("cargo::rerun-if-changed={}", watched.display());
+        // npm writes this file on every install. Before the first one it does not exist, and
+        // cargo then reruns the probe on every build, so a later `npm ci` is seen.
+        println!("cargo::rerun-if-changed={}", root.join("node_modules/.package-lock.json").display());
     }
     for tool in Tool::ALL {
         println!("cargo::rustc-check-cfg=cfg({})", tool.cfg());

@@ -26,6 +26,7 @@ async fn js_waku_finds_and_queries(provider: &Provider, pubsub: &str, via: &str)
     let env = [("PROVIDER_WS", ws), ("CONTENT_TOPIC", TOPIC), ("DISCOVERY", via)];
     let run = run_js("test/store-discovery.mjs", &env, JS_TIMEOUT).await;
     let seen = run.verdict();
+    eprintln!("js-waku saw: {seen}");
     assert_eq!(seen["ok"], true, "{seen}\n{}", run.stderr);
     assert_eq!((seen["provider"].as_str(), seen["via"].as_str()), (Some(provider.peer_id.as_str()), Some(via)));
     // Identify: what js-waku recorded for the peer.

@@ -126,3 +126,64 @@ fn metadata_decodes_what_standard_encoders_write() {
     assert!(WakuMetadata::decode(&[0x10, 0x80, 0x80, 0x80, 0x80, 0x10]).is_err());
     assert!(WakuMetadata::decode(&vec![0u8; paystreams_store::wire::METADATA_MAX_LEN + 1]).is_err());
 }
+
+/// A peer that offers Mplex only (as js-waku's default libp2p does) gets a connection, identify
+/// and ping over TCP and over WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mplex_only_peer_connects_over_tcp_and_websocket() {
+    use futures::StreamExt as _;
+    use libp2p::{identify, ping, swarm::SwarmEvent};
+
+    #[derive(libp2p::swarm::NetworkBehaviour)]
+    struct Minimal {
+        identify: identify::Behaviour,
+        ping: ping::Behaviour,
+    }
+
+    let server = P2p::start_with::<NoInbound>(
+        Keypair::generate_ed25519(),
+        NodeOptions {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("tcp"), "/ip4/127.0.0.1/tcp/0/ws".parse().expect("ws")],
+            network: WakuNetwork::default(),
+        },
+        None,
+    )
+    .await
+    .expect("listens");
+    for addr in server.listen_addrs().to_vec() {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p_mplex::Config::default)
+            .expect("tcp")
+            .with_websocket(libp2p::noise::Config::new, libp2p_mplex::Config::default)
+            .await
+            .expect("ws")
+            .with_behaviour(|key| Minimal {
+                identify: identify::Behaviour::new(identify::Config::new("ipfs/0.1.0".to_owned(), key.public())),
+                ping: ping::Behaviour::default(),
+            })
+            .expect("behaviour")
+            .build();
+        swarm.dial(addr.clone()).expect("dial");
+        let (mut identified, mut pinged) = (None, false);
+        tokio::time::timeout(DEADLINE, async {
+            while identified.is_none() || !pinged {
+                match swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(MinimalEvent::Identify(identify::Event::Received { info, .. })) => {
+                        identified = Some(info);
+                    }
+                    SwarmEvent::Behaviour(MinimalEvent::Ping(ping::Event { result: Ok(_), .. })) => pinged = true,
+                    SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial {addr} failed: {error}"),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("identify and ping over {addr} within the deadline"));
+        let info = identified.expect("identified");
+        assert_eq!(info.public_key.to_peer_id(), server.peer_id());
+        assert!(info.agent_version.starts_with("paystreams/"), "{}", info.agent_version);
+        assert!(info.protocols.iter().any(|p| p.as_ref() == "/vac/waku/metadata/1.0.0"), "{:?}", info.protocols);
+    }
+    server.shutdown().await;
+}
