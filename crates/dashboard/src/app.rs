@@ -9,7 +9,7 @@ use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use paystreams_client::{Client, Keystore, NamedKey};
 
-use crate::{error::PageError, format, hub::Hub, sessions::SessionSource, view};
+use crate::{agent::HttpAgent, error::PageError, format, hub::Hub, sessions::SessionSource, view};
 
 /// Most keystore identities shown.
 pub const IDENTITIES_MAX: usize = 100;
@@ -19,6 +19,8 @@ pub struct AppState {
     pub client: Client,
     pub keystore_dir: PathBuf,
     pub sessions: Option<Arc<dyn SessionSource>>,
+    /// The user's agent, for the user view.
+    pub agent: Option<Arc<HttpAgent>>,
     pub hub: Arc<Hub>,
     /// Anti-forgery token every form carries.
     pub csrf: String,

@@ -11,12 +11,15 @@
 //!   events with the program's own fold, and its event history.
 //! - **Provider view**: streams paying a keystore identity, claimable totals, "claim all", and
 //!   the provider engine's sessions from a [`SessionSource`].
+//! - **User sessions**: the sessions, spending and warnings of a running `paystream agent`
+//!   ([`HttpAgent`]).
 //! - **Actions** with a confirmation step: vault create, deposit, withdraw, stream create,
 //!   pause, resume, top-up, close, claim, claim all; failures explained with the fix.
 //!
 //! See `docs/dashboard.md`.
 
 pub mod actions;
+pub mod agent;
 pub mod app;
 pub mod chart;
 pub mod error;
@@ -43,6 +46,7 @@ use axum::{
 use paystreams_client::Client;
 use tokio::{sync::watch, task::JoinHandle};
 
+pub use agent::{AgentReport, HttpAgent};
 pub use app::AppState;
 pub use hub::{HISTORY_BLOCKS_DEFAULT, Hub};
 pub use sessions::{HttpSessions, SessionSource, SessionSourceError, StoreSessions};
@@ -67,6 +71,8 @@ pub struct DashboardConfig {
     pub allow_remote: bool,
     /// Blocks read back at start for stream histories and charts.
     pub history_blocks: u64,
+    /// A running `paystream agent` whose sessions, spending and warnings the user view shows.
+    pub agent: Option<HttpAgent>,
 }
 
 impl DashboardConfig {
@@ -79,6 +85,7 @@ impl DashboardConfig {
             keystore_dir: keystore_dir.into(),
             allow_remote: false,
             history_blocks: HISTORY_BLOCKS_DEFAULT,
+            agent: None,
         }
     }
 }
@@ -102,6 +109,8 @@ pub fn router(state: Arc<AppState>, stop: watch::Receiver<bool>) -> Router {
         .route("/fragments/provider/{provider}", get(pages::frag_provider))
         .route("/fragments/providers", get(pages::frag_providers))
         .route("/fragments/sessions", get(pages::frag_sessions))
+        .route("/user", get(pages::user))
+        .route("/fragments/agent", get(pages::frag_agent))
         .route("/static/{file}", get(pages::static_file))
         .route("/health", get(|| async { "ok" }))
         .fallback(pages::not_found)
@@ -177,6 +186,7 @@ pub async fn start(
         client: client.clone(),
         keystore_dir: config.keystore_dir.clone(),
         sessions,
+        agent: config.agent.clone().map(Arc::new),
         hub: Arc::clone(&hub),
         csrf: security::new_token(),
         allowed_hosts,

@@ -464,6 +464,151 @@ pub async fn frag_sessions(State(app): State<Arc<AppState>>) -> Page {
     Ok(fragment(sessions_html(&app).await?))
 }
 
+struct AgentSessionLine {
+    id: String,
+    provider: String,
+    service: String,
+    phase: String,
+    stream: String,
+    state: String,
+    rate: String,
+    accrued: String,
+    unaccrued: String,
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+struct AgentFragment {
+    configured: bool,
+    source: String,
+    error: String,
+    owner: String,
+    vault: String,
+    /// (kind, message)
+    warnings: Vec<(String, String)>,
+    /// allocated, spent, refunded, unaccrued
+    total: (String, String, String, String),
+    cap: String,
+    /// provider, service, allocated, spent, refunded, open streams
+    spending: Vec<(String, String, String, String, String, String)>,
+    sessions: Vec<AgentSessionLine>,
+}
+
+/// A JSON value as text: strings as they are, numbers in digits, null as a dash.
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A decimal-string amount from the agent, grouped; anything else shown as it came.
+fn json_amount(v: &serde_json::Value) -> String {
+    match v.as_str() {
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => format::group_digits(s),
+        _ => json_text(v),
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(12).collect()
+}
+
+async fn agent_html(app: &AppState) -> Result<String, PageError> {
+    let mut fragment = AgentFragment {
+        configured: app.agent.is_some(),
+        source: String::new(),
+        error: String::new(),
+        owner: String::new(),
+        vault: String::new(),
+        warnings: vec![],
+        total: Default::default(),
+        cap: String::new(),
+        spending: vec![],
+        sessions: vec![],
+    };
+    let Some(agent) = &app.agent else { return html(&fragment) };
+    fragment.source = agent.url().to_owned();
+    let report = match agent.report().await {
+        Ok(report) => report,
+        Err(e) => {
+            fragment.error = e;
+            return html(&fragment);
+        }
+    };
+    let empty = Vec::new();
+    fragment.owner = report.sessions["owner"].as_str().unwrap_or_default().to_owned();
+    fragment.vault = json_text(&report.sessions["vault_id"]);
+    fragment.warnings = report.warnings["warnings"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .rev()
+        .take(SESSIONS_SHOWN_MAX)
+        .map(|w| (json_text(&w["kind"]), json_text(&w["message"])))
+        .collect();
+    let total = &report.spending["total"];
+    fragment.total = (
+        json_amount(&total["allocated"]),
+        json_amount(&total["spent"]),
+        json_amount(&total["refunded"]),
+        json_amount(&total["unaccrued"]),
+    );
+    fragment.cap = report.spending["spending_cap"].as_str().map(format::group_digits).unwrap_or_default();
+    fragment.spending = report.spending["by_provider"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .take(SESSIONS_SHOWN_MAX)
+        .map(|r| {
+            (
+                short(&json_text(&r["provider"])),
+                json_text(&r["service_id"]),
+                json_amount(&r["allocated"]),
+                json_amount(&r["spent"]),
+                json_amount(&r["refunded"]),
+                json_text(&r["open_streams"]),
+            )
+        })
+        .collect();
+    fragment.sessions = report.sessions["sessions"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .take(SESSIONS_SHOWN_MAX)
+        .map(|s| AgentSessionLine {
+            id: short(&json_text(&s["id"])),
+            provider: short(&json_text(&s["provider"])),
+            service: json_text(&s["service_id"]),
+            phase: json_text(&s["phase"]),
+            stream: json_text(&s["stream_id"]),
+            state: json_text(&s["state"]),
+            rate: json_amount(&s["rate"]),
+            accrued: json_amount(&s["accrued"]),
+            unaccrued: json_amount(&s["unaccrued"]),
+        })
+        .collect();
+    html(&fragment)
+}
+
+pub async fn frag_agent(State(app): State<Arc<AppState>>) -> Page {
+    Ok(fragment(agent_html(&app).await?))
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    layout: Layout,
+    agent: String,
+}
+
+pub async fn user(State(app): State<Arc<AppState>>) -> Page {
+    let layout = app.layout("User sessions", "user").await?;
+    let agent = agent_html(&app).await?;
+    render(&UserPage { layout, agent })
+}
+
 // ----- Pages -----
 
 #[derive(Template)]

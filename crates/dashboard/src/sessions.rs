@@ -97,33 +97,61 @@ impl HttpSessions {
     }
 
     async fn fetch(&self) -> Result<ProviderReport, SessionSourceError> {
-        let unreachable = |detail: String| SessionSourceError::Unreachable { url: self.url.clone(), detail };
-        let mut request = hyper::Request::get(self.uri.clone()).header(hyper::header::ACCEPT, "application/json");
-        if let Some(token) = &self.token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request.body(Empty::new()).map_err(|e| unreachable(e.to_string()))?;
-        let response = tokio::time::timeout(SESSIONS_TIMEOUT, self.client.request(request))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} s", SESSIONS_TIMEOUT.as_secs())))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = response.status();
-        let body =
-            tokio::time::timeout(SESSIONS_TIMEOUT, Limited::new(response.into_body(), SESSIONS_RESPONSE_MAX).collect())
-                .await
-                .map_err(|_| unreachable(format!("the body did not arrive within {} s", SESSIONS_TIMEOUT.as_secs())))?
-                .map_err(|e| SessionSourceError::Invalid {
-                    url: self.url.clone(),
-                    detail: format!("{e} (at most {SESSIONS_RESPONSE_MAX} bytes are read)"),
-                })?
-                .to_bytes();
-        if !status.is_success() {
-            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            return Err(SessionSourceError::Status { url: self.url.clone(), status: status.as_u16(), body: text });
-        }
+        let body = match get_bytes(&self.client, &self.uri, self.token.as_deref(), SESSIONS_RESPONSE_MAX).await {
+            Ok(body) => body,
+            Err(GetError::Unreachable(detail)) => {
+                return Err(SessionSourceError::Unreachable { url: self.url.clone(), detail });
+            }
+            Err(GetError::TooLarge(detail)) => {
+                return Err(SessionSourceError::Invalid { url: self.url.clone(), detail });
+            }
+            Err(GetError::Status(status, body)) => {
+                return Err(SessionSourceError::Status { url: self.url.clone(), status, body });
+            }
+        };
         serde_json::from_slice(&body)
             .map_err(|e| SessionSourceError::Invalid { url: self.url.clone(), detail: e.to_string() })
     }
+}
+
+/// Why a local API's `GET` failed.
+#[derive(Debug)]
+pub(crate) enum GetError {
+    Unreachable(String),
+    TooLarge(String),
+    /// A non-success status and the start of the body.
+    Status(u16, String),
+}
+
+/// `GET uri` (with the bearer `token`), within [`SESSIONS_TIMEOUT`] for the answer and again
+/// for the body, reading at most `max` bytes: the one HTTP fetch the dashboard makes to the
+/// local APIs it shows (the provider's admin endpoint, the user's agent).
+pub(crate) async fn get_bytes(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    uri: &Uri,
+    token: Option<&str>,
+    max: usize,
+) -> Result<Bytes, GetError> {
+    let mut request = hyper::Request::get(uri.clone()).header(hyper::header::ACCEPT, "application/json");
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(Empty::new()).map_err(|e| GetError::Unreachable(e.to_string()))?;
+    let response = tokio::time::timeout(SESSIONS_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| GetError::Unreachable(format!("no answer within {} s", SESSIONS_TIMEOUT.as_secs())))?
+        .map_err(|e| GetError::Unreachable(e.to_string()))?;
+    let status = response.status();
+    let body = tokio::time::timeout(SESSIONS_TIMEOUT, Limited::new(response.into_body(), max).collect())
+        .await
+        .map_err(|_| GetError::Unreachable(format!("the body did not arrive within {} s", SESSIONS_TIMEOUT.as_secs())))?
+        .map_err(|e| GetError::TooLarge(format!("{e} (at most {max} bytes are read)")))?
+        .to_bytes();
+    if !status.is_success() {
+        let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+        return Err(GetError::Status(status.as_u16(), text));
+    }
+    Ok(body)
 }
 
 impl SessionSource for HttpSessions {

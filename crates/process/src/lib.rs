@@ -92,14 +92,19 @@ pub enum AdminToken {
 /// Shortest admin token accepted from a file.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
 
-fn fresh_token() -> String {
+/// A fresh random bearer token (32 random bytes, hex).
+#[must_use]
+pub fn fresh_token() -> String {
     let mut bytes = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
 /// Writes `token` to `path`, readable and writable by the owner only.
-fn write_token(path: &FsPath, token: &str) -> std::io::Result<()> {
+///
+/// # Errors
+/// The file cannot be created, restricted or written.
+pub fn write_token(path: &FsPath, token: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -477,13 +482,15 @@ pub trait Notifier: Send + Sync {
     fn notify(&self, open: &[SessionId], termination: ServiceTermination) -> usize;
 }
 
-/// Who may use the admin endpoint (and a service's local API): requests naming this host,
-/// from no foreign origin, with the token (`/health` needs no token).
+/// Who may use a local HTTP API (a provider's admin endpoint and the gate's API, the user's
+/// agent): requests naming this host, from no foreign origin, with the token (`/health` needs
+/// no token).
 #[derive(Debug)]
 pub struct AdminGuard {
     hosts: Vec<String>,
     origins: Vec<String>,
     token: String,
+    token_hint: String,
 }
 
 impl AdminGuard {
@@ -494,7 +501,15 @@ impl AdminGuard {
         let mut hosts = vec![bound.to_string(), format!("localhost:{port}"), format!("127.0.0.1:{port}")];
         hosts.dedup();
         let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
-        Self { hosts, origins, token }
+        let token_hint = "the process printed where its token file is at start".to_owned();
+        Self { hosts, origins, token, token_hint }
+    }
+
+    /// Replaces the "where is the token" part of the 401 answer.
+    #[must_use]
+    pub fn with_token_hint(mut self, hint: impl Into<String>) -> Self {
+        self.token_hint = hint.into();
+        self
     }
 
     /// The response to send instead, when the request may not go on.
@@ -528,7 +543,7 @@ impl AdminGuard {
         if !constant_time_eq(given.as_bytes(), self.token.as_bytes()) {
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
-                "send `Authorization: Bearer <token>`; the process printed where its token file is at start".into(),
+                format!("send `Authorization: Bearer <token>`; {}", self.token_hint),
             );
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return Some(response);

@@ -7,7 +7,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use paystreams_lez_core::crypto::SecretKey;
 pub use paystreams_process::{
-    ADMIN_STOP_TIMEOUT, ADMIN_TOKEN_MIN_LEN, AdminToken, HEAD_CACHE_TTL, SUBSCRIBE_WAIT, SessionBackend,
+    ADMIN_STOP_TIMEOUT, ADMIN_TOKEN_MIN_LEN, AdminGuard, AdminToken, HEAD_CACHE_TTL, SUBSCRIBE_WAIT, SessionBackend,
+    fresh_token, write_token,
 };
 use paystreams_process::{
     App, BoxFuture, Notifier, Opened, ProcessConfig, ProcessError, ProcessHandle, TerminationSource, open,

@@ -7,7 +7,9 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use paystreams_client::{DEFAULT_RPC_URL, default_keystore_dir};
-use paystreams_dashboard::{DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAULT, HttpSessions, SessionSource};
+use paystreams_dashboard::{
+    DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAULT, HttpAgent, HttpSessions, SessionSource,
+};
 
 /// Serve the live web dashboard: balances, vaults and streams of your keystore identities with
 /// accrual ticking every second, stream charts and histories, a provider view, and actions
@@ -19,6 +21,7 @@ use paystreams_dashboard::{DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAU
   paystream dashboard                                        # then open http://127.0.0.1:8040
   paystream dashboard --rpc http://127.0.0.1:3040 --keystore ~/.local/share/paystreams/keystore
   paystream dashboard --provider-admin http://127.0.0.1:8041 # also show the Store provider's sessions
+  paystream dashboard --agent http://127.0.0.1:8060 --agent-token-file ~/.local/share/paystreams/agent/<owner>.token
 
 The dashboard signs with the keys in --keystore, so it listens on loopback only and refuses
 requests whose Host is not that address; other web sites cannot post to it (anti-forgery
@@ -43,6 +46,14 @@ pub struct DashboardArgs {
     /// <home>/store/admin-token-<provider account>).
     #[arg(long, value_name = "PATH", requires = "provider_admin")]
     pub provider_admin_token_file: Option<PathBuf>,
+    /// Address of a running `paystream agent` (as it printed it): the "User sessions" page
+    /// shows its sessions, spending and warnings.
+    #[arg(long, value_name = "URL")]
+    pub agent: Option<String>,
+    /// File holding the agent's token (`paystream agent` prints where it wrote it:
+    /// <home>/agent/<owner account>.token by default).
+    #[arg(long, value_name = "PATH", requires = "agent")]
+    pub agent_token_file: Option<PathBuf>,
     /// Allow a non-loopback --listen address. Anyone who can reach it can then act with every
     /// key in the keystore: only on a network you trust.
     #[arg(long)]
@@ -52,7 +63,8 @@ pub struct DashboardArgs {
     pub history_blocks: u64,
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default info).
+pub(super) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Another subscriber already installed is fine.
@@ -63,7 +75,8 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(super) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -117,6 +130,23 @@ pub fn run(args: &DashboardArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let agent = match args.agent.as_deref().map(HttpAgent::new) {
+        None => None,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Some(Ok(agent)) => match &args.agent_token_file {
+            None => Some(agent),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(agent.with_token(text.lines().next().unwrap_or_default().trim().to_owned())),
+                Err(e) => {
+                    eprintln!("error: cannot read --agent-token-file {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
+        },
+    };
     let keystore_dir = args.keystore.clone().unwrap_or_else(default_keystore_dir);
     let config = DashboardConfig {
         listen: args.listen,
@@ -124,6 +154,7 @@ pub fn run(args: &DashboardArgs) -> ExitCode {
         keystore_dir,
         allow_remote: args.allow_remote,
         history_blocks: args.history_blocks,
+        agent,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

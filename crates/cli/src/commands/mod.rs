@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own module and returns the process exit code.
 
 pub mod account;
+pub mod agent;
 pub mod dashboard;
 pub mod demo;
 pub mod gate;
@@ -55,6 +56,9 @@ pub enum Command {
     /// The provider side as a local service: a loopback HTTP API any service asks whether a
     /// request is paid (default http://127.0.0.1:8042).
     Gate(gate::GateArgs),
+    /// Run the user side as a local service: apps on any stack get the EligibilityProof to
+    /// attach to their own requests over a loopback HTTP API (docs/agent.md).
+    Agent(agent::AgentArgs),
 }
 
 /// Dispatches a parsed command line.
@@ -74,5 +78,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Store(args) => store::run(&args),
         Command::Session(args) => session::run(&args),
         Command::Gate(args) => gate::run(&args),
+        Command::Agent(args) => agent::run(&args),
     }
 }

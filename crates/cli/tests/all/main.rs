@@ -6,6 +6,8 @@
 //! (`PAYSTREAMS_CRASH_KILLS=50 cargo test --release -p paystream --test node_crash`), and the
 //! demo (`tests/demo.rs`), the README's first command, which runs alone as a user runs it.
 
+mod agent_api;
+mod agent_js;
 mod batch_claims;
 mod common;
 mod eligibility_flow;

@@ -17,10 +17,10 @@ use paystreams_wire::StatusCode;
 
 use crate::common::{chain, import, paystream, serve, wait_for};
 
-const TOPIC: &str = "/cli/1/chat/proto";
-const PUBSUB: &str = "/waku/2/default-waku/proto";
+pub(crate) const TOPIC: &str = "/cli/1/chat/proto";
+pub(crate) const PUBSUB: &str = "/waku/2/default-waku/proto";
 
-fn write_messages(path: &Path, n: u32) {
+pub(crate) fn write_messages(path: &Path, n: u32) {
     let lines: Vec<String> = (0..n)
         .map(|i| {
             serde_json::json!({
