@@ -1,15 +1,17 @@
 //! The provider's Store service: every query goes through the provider engine before the
 //! archive is read.
 //!
-//! Order of work per query (cheapest first, and nothing charged for a malformed query):
-//! 0. the requesting peer's token bucket ([`PeerLimiter`]) → 429 `TOO_MANY_REQUESTS` saying
+//! Order of work per query (cheapest first, and nothing charged for a malformed query), on the
+//! engine path every paid service shares ([`Admission`]; steps 1 and 3 are Store's own):
+//! 0. the requesting peer's token bucket ([`Admission::rate`]) → 429 `TOO_MANY_REQUESTS` saying
 //!    when to retry, before the request is checked or the engine asked;
 //! 1. decode (bounded) and check Store's own rules → 400 without an eligibility verdict;
-//! 2. the engine judges the `EligibilityProof` against the canonical request digest → on
+//! 2. the engine judges the `EligibilityProof` against the canonical request digest
+//!    ([`Admission::judge`]) → on
 //!    refusal 400 `BAD_REQUEST`, no messages, the verdict at field 30 (with a termination if any);
 //! 3. the archive page is read; a proposal-backed first response is trimmed to the
 //!    first-response cap (fewer messages, with a cursor to continue) rather than refused;
-//! 4. the engine accounts the response size (`finish_response`); then 200 with `{0, "ok"}`.
+//! 4. the engine accounts the response size ([`Admission::finish`]); then 200 with `{0, "ok"}`.
 
 use std::{
     collections::{HashMap, VecDeque},

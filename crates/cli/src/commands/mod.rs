@@ -4,6 +4,7 @@ pub mod account;
 pub mod agent;
 pub mod dashboard;
 pub mod demo;
+pub mod gate;
 pub mod keys;
 pub mod node;
 pub mod output;
@@ -52,6 +53,9 @@ pub enum Command {
     Store(store::StoreArgs),
     /// Paid sessions with providers: list, show, close.
     Session(session::SessionArgs),
+    /// The provider side as a local service: a loopback HTTP API any service asks whether a
+    /// request is paid (default http://127.0.0.1:8042).
+    Gate(gate::GateArgs),
     /// Run the user side as a local service: apps on any stack get the EligibilityProof to
     /// attach to their own requests over a loopback HTTP API (docs/agent.md).
     Agent(agent::AgentArgs),
@@ -73,6 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dashboard(args) => dashboard::run(&args),
         Command::Store(args) => store::run(&args),
         Command::Session(args) => session::run(&args),
+        Command::Gate(args) => gate::run(&args),
         Command::Agent(args) => agent::run(&args),
     }
 }

@@ -66,9 +66,8 @@ pub enum StoreCommand {
 /// `store serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Provider key (streams must name its account; claims are signed with it).
-    #[arg(long)]
-    pub provider: String,
+    #[command(flatten)]
+    pub shared: ProviderArgs,
     /// libp2p listen address; tcp/0 picks a free port.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0", value_name = "MULTIADDR")]
     pub listen: String,
@@ -89,8 +88,28 @@ pub struct ServeArgs {
     /// Message archive: a SQLite file path, or postgres://… (then sessions live there too).
     #[arg(long, value_name = "PATH|URL")]
     pub archive: Option<String>,
-    /// Session store: a redb file path or postgres://… [default: PostgreSQL when --archive is,
-    /// else <home>/store/sessions-<provider>.redb].
+    /// Admin HTTP endpoint on loopback (/health, /metrics, /sessions,
+    /// POST /sessions/ID/terminate, POST /maintenance?secs=N); "off" disables it. Every path
+    /// but /health needs `Authorization: Bearer <token>`; the token is written (mode 0600) to
+    /// <home>/store/admin-token-<provider account> at start unless --admin-token-file is given.
+    #[arg(long, default_value = "127.0.0.1:8041", value_name = "ADDR|off")]
+    pub admin: String,
+    /// On Ctrl-C, connected users' sessions are paused (TEMPORARY termination) for this many
+    /// seconds of chain time, so a restart within it loses nobody's session (0: no notice).
+    #[arg(long, default_value_t = ServiceOptions::default().restart_pause_secs, value_name = "SECS")]
+    pub restart_pause_secs: u64,
+}
+
+/// What every provider process takes (`store serve`, `gate`): the key, the policy, the session
+/// store, per-requester limits, the token file.
+#[derive(Debug, clap::Args)]
+pub struct ProviderArgs {
+    /// Provider key (streams must name its account; claims are signed with it).
+    #[arg(long)]
+    pub provider: String,
+    /// Session store: a redb file path or postgres://… (several processes serving one provider
+    /// share a PostgreSQL store) [default: PostgreSQL when `store serve --archive` is, else
+    /// <home>/<store|gate>/sessions-<provider>.redb].
     #[arg(long, value_name = "PATH|URL")]
     pub sessions: Option<String>,
     /// Smallest rate per second accepted.
@@ -99,30 +118,21 @@ pub struct ServeArgs {
     /// Smallest allocation accepted.
     #[arg(long, default_value_t = 100)]
     pub min_allocation: u64,
-    /// Largest first (proposal-backed) response in bytes; larger pages are trimmed.
+    /// Largest first (proposal-backed) response in bytes (Store trims larger pages; the gate
+    /// refuses a larger reported response and ends the session).
     #[arg(long, default_value_t = paystreams_wire::recommended::VAULT_PROOF_MAX_RESPONSE_BYTES)]
     pub first_response_cap: u64,
-    /// Admin HTTP endpoint on loopback (/health, /metrics, /sessions,
-    /// POST /sessions/ID/terminate, POST /maintenance?secs=N); "off" disables it. Every path
-    /// but /health needs `Authorization: Bearer <token>`; the token is written (mode 0600) to
-    /// <home>/store/admin-token-<provider account> at start unless --admin-token-file is given.
-    #[arg(long, default_value = "127.0.0.1:8041", value_name = "ADDR|off")]
-    pub admin: String,
-    /// Read the admin token from this file (its first line, at least 16 characters) instead of
-    /// generating one.
+    /// Read the admin/API token from this file (its first line, at least 16 characters) instead
+    /// of generating one.
     #[arg(long, value_name = "PATH")]
     pub admin_token_file: Option<PathBuf>,
-    /// Requests per second each peer may send (sustained); above it the answer is 429 with
-    /// when to retry, before any signature is checked.
+    /// Requests per second each peer (requester) may send (sustained); above it the answer is
+    /// 429 with when to retry, before any signature is checked.
     #[arg(long, default_value_t = paystreams_store::service::PeerLimit::default().per_sec, value_name = "N")]
     pub peer_rate: u32,
-    /// Requests a peer may send at once after a quiet spell.
+    /// Requests a peer (requester) may send at once after a quiet spell.
     #[arg(long, default_value_t = paystreams_store::service::PeerLimit::default().burst, value_name = "N")]
     pub peer_burst: u32,
-    /// On Ctrl-C, connected users' sessions are paused (TEMPORARY termination) for this many
-    /// seconds of chain time, so a restart within it loses nobody's session (0: no notice).
-    #[arg(long, default_value_t = ServiceOptions::default().restart_pause_secs, value_name = "SECS")]
-    pub restart_pause_secs: u64,
     /// Fail closed when no chain event or block was seen for this long.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub staleness_ms: u64,
@@ -148,6 +158,83 @@ pub struct ServeArgs {
     /// Refuse streams with automatic claim on provider close.
     #[arg(long)]
     pub no_auto_claim_on_close: bool,
+}
+
+impl ProviderArgs {
+    /// The per-requester limit.
+    ///
+    /// # Errors
+    /// A zero rate or burst.
+    pub fn peer_limit(&self) -> CmdResult<paystreams_store::service::PeerLimit> {
+        if self.peer_rate == 0 || self.peer_burst == 0 {
+            return Err(CliError::Usage("--peer-rate and --peer-burst must be at least 1".into()));
+        }
+        Ok(paystreams_store::service::PeerLimit { per_sec: self.peer_rate, burst: self.peer_burst })
+    }
+
+    /// The token's source: the given file, or a fresh token written to `generated`.
+    #[must_use]
+    pub fn admin_token(&self, generated: &std::path::Path) -> (AdminToken, PathBuf) {
+        match &self.admin_token_file {
+            Some(path) => (AdminToken::File(path.clone()), path.clone()),
+            None => (AdminToken::Generate(generated.to_path_buf()), generated.to_path_buf()),
+        }
+    }
+
+    /// The session store: `--sessions`, else `fallback` (PostgreSQL at that URL, or a redb file
+    /// `sessions-<account>.redb` under `<home>/<dir>`).
+    ///
+    /// # Errors
+    /// The default directory cannot be created.
+    pub fn session_backend(&self, account: &str, dir: &str, postgres: Option<&str>) -> CmdResult<SessionBackend> {
+        Ok(match (&self.sessions, postgres) {
+            (Some(s), _) if is_postgres_url(s) => SessionBackend::Postgres(s.clone()),
+            (Some(path), _) => SessionBackend::Redb(PathBuf::from(path)),
+            (None, Some(url)) => SessionBackend::Postgres(url.to_owned()),
+            (None, None) => {
+                let dir = default_home().join(dir);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+                SessionBackend::Redb(dir.join(format!("sessions-{account}.redb")))
+            }
+        })
+    }
+
+    /// The policy for `provider_id` serving `service_ids`.
+    #[must_use]
+    pub fn policy(&self, provider_id: [u8; 32], service_ids: Vec<String>) -> ProviderPolicy {
+        let mut policy = ProviderPolicy::new(
+            provider_id,
+            service_ids,
+            vec![TokenStreamPolicy { token_id: [0; 32], min_rate: self.min_rate, min_allocation: self.min_allocation }],
+        );
+        policy.first_response_cap = self.first_response_cap;
+        policy.extensions = ExtensionTerms {
+            activation_fee_accepted: !self.no_activation_fee,
+            activation_fee_min: self.min_activation_fee,
+            auto_pause_accepted: !self.no_auto_pause,
+            auto_pause_min_secs: self.min_auto_pause,
+            auto_claim_on_close_accepted: !self.no_auto_claim_on_close,
+            receipts: self.receipts,
+        };
+        policy
+    }
+
+    /// The engine's limits.
+    #[must_use]
+    pub fn limits(&self) -> EngineLimits {
+        EngineLimits { staleness_bound_ms: self.staleness_ms, ..EngineLimits::default() }
+    }
+}
+
+/// Where a session store is, for printing (a PostgreSQL URL without its password).
+#[must_use]
+pub fn sessions_text(sessions: &SessionBackend) -> String {
+    match sessions {
+        SessionBackend::Memory => "memory".to_owned(),
+        SessionBackend::Redb(p) => p.display().to_string(),
+        SessionBackend::Postgres(url) => paystreams_store::archive::redact_url(url),
+    }
 }
 
 fn parse_receipts(value: &str) -> Result<ReceiptTerms, String> {
@@ -344,7 +431,8 @@ fn serve_runtime(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
 }
 
 async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
-    let provider = ctx.key(&args.provider)?;
+    let shared = &args.shared;
+    let provider = ctx.key(&shared.provider)?;
     let listen = args
         .listen
         .parse()
@@ -381,29 +469,15 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
              127.0.0.1 or [::1] only (reach it from elsewhere through an SSH tunnel)"
         )));
     }
-    if args.peer_rate == 0 || args.peer_burst == 0 {
-        return Err(CliError::Usage("--peer-rate and --peer-burst must be at least 1".into()));
-    }
-    let admin_token_path = args
-        .admin_token_file
-        .clone()
-        .unwrap_or_else(|| default_home().join("store").join(format!("admin-token-{}", provider.account_id())));
-    let admin_token = match &args.admin_token_file {
-        Some(path) => AdminToken::File(path.clone()),
-        None => AdminToken::Generate(admin_token_path.clone()),
-    };
+    let peer_limit = shared.peer_limit()?;
+    let (admin_token, admin_token_path) =
+        shared.admin_token(&default_home().join("store").join(format!("admin-token-{}", provider.account_id())));
     let archive_spec = args.archive.clone().unwrap_or_else(default_archive);
-    let sessions = match (&args.sessions, is_postgres_url(&archive_spec)) {
-        (Some(s), _) if is_postgres_url(s) => SessionBackend::Postgres(s.clone()),
-        (Some(path), _) => SessionBackend::Redb(PathBuf::from(path)),
-        (None, true) => SessionBackend::Postgres(archive_spec.clone()),
-        (None, false) => {
-            let dir = default_home().join("store");
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
-            SessionBackend::Redb(dir.join(format!("sessions-{}.redb", provider.account_id())))
-        }
-    };
+    let sessions = shared.session_backend(
+        &provider.account_id().to_string(),
+        "store",
+        is_postgres_url(&archive_spec).then_some(archive_spec.as_str()),
+    )?;
     let archive_for_open = archive_spec.clone();
     let archive = tokio::task::spawn_blocking(move || open_archive_at(&archive_for_open))
         .await
@@ -415,32 +489,20 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
             .map_err(|e| CliError::Failed(e.to_string()))?
             .map_err(|e| CliError::Failed(e.to_string()))?
     };
-    let mut policy = ProviderPolicy::new(
-        provider.account_id().0,
-        vec![STORE_SERVICE_ID.to_owned(), LIGHTPUSH_SERVICE_ID.to_owned()],
-        vec![TokenStreamPolicy { token_id: [0; 32], min_rate: args.min_rate, min_allocation: args.min_allocation }],
-    );
-    policy.first_response_cap = args.first_response_cap;
-    policy.extensions = ExtensionTerms {
-        activation_fee_accepted: !args.no_activation_fee,
-        activation_fee_min: args.min_activation_fee,
-        auto_pause_accepted: !args.no_auto_pause,
-        auto_pause_min_secs: args.min_auto_pause,
-        auto_claim_on_close_accepted: !args.no_auto_claim_on_close,
-        receipts: args.receipts,
-    };
+    let policy =
+        shared.policy(provider.account_id().0, vec![STORE_SERVICE_ID.to_owned(), LIGHTPUSH_SERVICE_ID.to_owned()]);
     let config = ProviderConfig {
         rpc_url: ctx.common.rpc.clone(),
         provider_key: provider.key.clone(),
         listen,
         policy,
-        limits: EngineLimits { staleness_bound_ms: args.staleness_ms, ..EngineLimits::default() },
+        limits: shared.limits(),
         sessions: sessions.clone(),
         admin,
         tick_interval: Duration::from_secs(2),
         claim_on_shutdown: true,
         service: ServiceOptions {
-            peer_limit: paystreams_store::service::PeerLimit { per_sec: args.peer_rate, burst: args.peer_burst },
+            peer_limit,
             admin_token,
             restart_pause_secs: args.restart_pause_secs,
             ws_listen,
@@ -449,11 +511,7 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
     };
     let handle = start(config, archive).await.map_err(|e| CliError::Failed(e.to_string()))?;
     let addrs: Vec<String> = handle.addrs().iter().map(ToString::to_string).collect();
-    let sessions_text = match &sessions {
-        SessionBackend::Memory => "memory".to_owned(),
-        SessionBackend::Redb(p) => p.display().to_string(),
-        SessionBackend::Postgres(url) => paystreams_store::archive::redact_url(url),
-    };
+    let sessions_text = sessions_text(&sessions);
     ctx.emit(
         &json!({
             "event": "listening",

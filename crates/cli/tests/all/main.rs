@@ -11,6 +11,7 @@ mod agent_js;
 mod batch_claims;
 mod common;
 mod eligibility_flow;
+mod gate_cli;
 mod js_waku;
 mod lifecycle;
 mod lightpush_js;

@@ -1,0 +1,6 @@
+#[path = "../../crates/testkit/src/probe.rs"]
+mod probe;
+
+fn main() {
+    probe::emit_cfgs();
+}
