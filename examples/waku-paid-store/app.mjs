@@ -21,95 +21,22 @@
 //
 // Run from the repository root after `npm ci` (see README.md next to this file).
 import "../../js/lib/polyfill.mjs";
-import { readFileSync } from "node:fs";
 import { privateKeyFromProtobuf } from "@libp2p/crypto/keys";
 import { proto_store } from "@waku/proto";
 import { Protocols } from "@waku/sdk";
-import all from "it-all";
-import * as lp from "it-length-prefixed";
-import { pipe } from "it-pipe";
-import { Uint8ArrayList } from "uint8arraylist";
+import { agentClient, b64, exchange, field30, unb64, withField30 } from "../../js/lib/eligibility.mjs";
 import { emit, env, lightNodeFor, waitForPeers, within } from "../../js/lib/waku.mjs";
 
 const STORE_PROTOCOL = "/vac/waku/store-query/3.0.0";
 const STEP_MS = 20_000;
 const PAGES_MAX = 100;
 
-const agentUrl = env("AGENT_URL").replace(/\/$/, "");
-const token = readFileSync(env("AGENT_TOKEN_FILE"), "utf8").split("\n")[0].trim();
+const agent = agentClient(env("AGENT_URL"), env("AGENT_TOKEN_FILE"));
 const provider = env("PROVIDER");
 const providerWs = env("PROVIDER_WS");
 const pubsubTopic = env("PUBSUB_TOPIC");
 const contentTopic = env("CONTENT_TOPIC");
 const pageSize = BigInt(process.env.PAGE_SIZE ?? "5");
-
-/** One call to the agent's API; throws with the agent's own error text. */
-async function agent(method, path, body) {
-  const response = await fetch(`${agentUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await response.json();
-  if (!response.ok) throw new Error(`agent ${method} ${path}: HTTP ${response.status}: ${answer.error}`);
-  return answer;
-}
-
-const b64 = (bytes) => Buffer.from(bytes).toString("base64");
-const unb64 = (text) => new Uint8Array(Buffer.from(text, "base64"));
-
-function varint(value) {
-  const out = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  out.push(v);
-  return out;
-}
-
-/** `request` with `proof` appended as field 30 (length-delimited): what @waku/proto lacks. */
-function withField30(request, proof) {
-  const tag = varint((30 << 3) | 2);
-  const len = varint(proof.length);
-  const out = new Uint8Array(request.length + tag.length + len.length + proof.length);
-  out.set(request, 0);
-  out.set(tag, request.length);
-  out.set(len, request.length + tag.length);
-  out.set(proof, request.length + tag.length + len.length);
-  return out;
-}
-
-/** The bytes of field 30 of an encoded response (the eligibility status), if present. */
-function field30(bytes) {
-  let i = 0;
-  const readVarint = () => {
-    let value = 0;
-    let shift = 0;
-    for (;;) {
-      if (i >= bytes.length) throw new Error("truncated varint in the response");
-      const b = bytes[i++];
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
-      shift += 7;
-    }
-  };
-  while (i < bytes.length) {
-    const key = readVarint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
-    if (wire === 0) readVarint();
-    else if (wire === 1) i += 8;
-    else if (wire === 5) i += 4;
-    else if (wire === 2) {
-      const len = readVarint();
-      if (field === 30) return bytes.subarray(i, i + len);
-      i += len;
-    } else throw new Error(`unexpected wire type ${wire} in the response`);
-  }
-  return null;
-}
 
 const report = { ok: false, messages: [], pages: [] };
 let node;
@@ -143,13 +70,7 @@ try {
       paginationLimit: pageSize,
     });
     const proof = await agent("POST", "/v1/proof", { provider, store_request: b64(request) });
-    const stream = await within(STEP_MS, "opening a Store stream", node.libp2p.dialProtocol(peer.id, STORE_PROTOCOL));
-    const chunks = await within(
-      STEP_MS,
-      "Store query",
-      pipe([withField30(request, unb64(proof.eligibility_proof))], (s) => lp.encode(s), stream, (s) => lp.decode(s), (s) => all(s)),
-    );
-    const bytes = new Uint8ArrayList(...chunks).subarray();
+    const bytes = await exchange(node, peer.id, STORE_PROTOCOL, withField30(request, unb64(proof.eligibility_proof)), STEP_MS);
     const response = proto_store.StoreQueryResponse.decode(bytes);
     const eligibility = field30(bytes);
     if (!eligibility) throw new Error(`the provider sent no verdict: ${response.statusCode} ${response.statusDesc}`);

@@ -13,39 +13,20 @@
 // Prints one JSON line: { ok, pubsub_topic, pushes: [{kind, status, status_desc, reaction}] }.
 import "../lib/polyfill.mjs";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { privateKeyFromProtobuf } from "@libp2p/crypto/keys";
 import { proto_lightpush as proto } from "@waku/proto";
 import { Protocols, utf8ToBytes } from "@waku/sdk";
-import all from "it-all";
-import * as lp from "it-length-prefixed";
-import { pipe } from "it-pipe";
-import { Uint8ArrayList } from "uint8arraylist";
+import { agentClient, b64, exchange, field30, unb64, withField30 } from "../lib/eligibility.mjs";
 import { emit, env, lightNodeFor, waitForPeers, within } from "../lib/waku.mjs";
 
 const STEP_MS = 20_000;
 const LIGHTPUSH_V3 = "/vac/waku/lightpush/3.0.0";
 
-const agentUrl = env("AGENT_URL").replace(/\/$/, "");
-const token = readFileSync(env("AGENT_TOKEN_FILE"), "utf8").split("\n")[0].trim();
+const agent = agentClient(env("AGENT_URL"), env("AGENT_TOKEN_FILE"));
 const provider = env("PROVIDER");
 const providerWs = env("PROVIDER_WS");
 const contentTopic = env("CONTENT_TOPIC");
 const payloads = env("PAYLOADS").split(",");
-
-async function agent(method, path, body) {
-  const response = await fetch(`${agentUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await response.json();
-  if (!response.ok) throw new Error(`agent ${method} ${path}: HTTP ${response.status}: ${answer.error}`);
-  return answer;
-}
-
-const b64 = (bytes) => Buffer.from(bytes).toString("base64");
-const unb64 = (text) => new Uint8Array(Buffer.from(text, "base64"));
 
 // The canonical Lightpush request a stream proof signs: Borsh (u32 little-endian lengths,
 // presence bytes for optionals) of the request without field 30, under its domain prefix.
@@ -73,55 +54,6 @@ function requestDigest(requestId, pubsubTopic, m) {
   return createHash("sha256").update(PREFIX).update(body).digest("hex");
 }
 
-function varint(value) {
-  const out = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return out;
-}
-
-function withField30(request, proof) {
-  const head = [...varint((30 << 3) | 2), ...varint(proof.length)];
-  const out = new Uint8Array(request.length + head.length + proof.length);
-  out.set(request, 0);
-  out.set(head, request.length);
-  out.set(proof, request.length + head.length);
-  return out;
-}
-
-/** The bytes of field 30 of an encoded response, if present. */
-function field30(bytes) {
-  let i = 0;
-  const readVarint = () => {
-    let value = 0;
-    let shift = 0;
-    for (;;) {
-      if (i >= bytes.length) throw new Error("truncated varint in the response");
-      const b = bytes[i++];
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
-      shift += 7;
-    }
-  };
-  while (i < bytes.length) {
-    const key = readVarint();
-    const wire = key % 8;
-    if (wire === 0) readVarint();
-    else if (wire === 1) i += 8;
-    else if (wire === 5) i += 4;
-    else if (wire === 2) {
-      const len = readVarint();
-      if (Math.floor(key / 8) === 30) return bytes.subarray(i, i + len);
-      i += len;
-    } else throw new Error(`unexpected wire type ${wire} in the response`);
-  }
-  return null;
-}
-
 const report = { ok: false, pushes: [] };
 let node;
 try {
@@ -147,13 +79,7 @@ try {
       service_id: LIGHTPUSH_V3,
       request_digest: digest,
     });
-    const stream = await within(STEP_MS, "opening the stream", node.libp2p.dialProtocol(peer.id, LIGHTPUSH_V3));
-    const chunks = await within(
-      STEP_MS,
-      "the push's answer",
-      pipe([withField30(request, unb64(proof.eligibility_proof))], (s) => lp.encode(s), stream, (s) => lp.decode(s), (s) => all(s)),
-    );
-    const bytes = new Uint8ArrayList(...chunks).subarray();
+    const bytes = await exchange(node, peer.id, LIGHTPUSH_V3, withField30(request, unb64(proof.eligibility_proof)), STEP_MS);
     const response = proto.LightPushResponseV3.decode(bytes);
     const eligibility = field30(bytes);
     if (!eligibility) throw new Error(`no verdict: ${response.statusCode} ${response.statusDesc}`);

@@ -9,12 +9,9 @@
 // Prints one JSON line: the status js-waku's own decoder read, and the response bytes (hex)
 // so the caller can read the verdict at field 30; exits 0 when an answer came back.
 import "../lib/polyfill.mjs";
-import { Protocols, utf8ToBytes } from "@waku/sdk";
 import { proto_lightpush as proto } from "@waku/proto";
-import all from "it-all";
-import * as lp from "it-length-prefixed";
-import { pipe } from "it-pipe";
-import { Uint8ArrayList } from "uint8arraylist";
+import { Protocols, utf8ToBytes } from "@waku/sdk";
+import { exchange, withField30 } from "../lib/eligibility.mjs";
 import { emit, env, lightNodeFor, waitForPeers, within } from "../lib/waku.mjs";
 
 const STEP_MS = 20_000;
@@ -25,30 +22,6 @@ const contentTopic = env("CONTENT_TOPIC");
 const payload = env("PAYLOAD");
 const proof = Uint8Array.from(Buffer.from(env("PROOF_HEX"), "hex"));
 const providerId = providerWs.split("/p2p/")[1];
-
-/** Protobuf unsigned varint. */
-function varint(value) {
-  const out = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return Uint8Array.from(out);
-}
-
-/** `body` followed by field 30 (wire type 2) holding `bytes`. */
-function withField30(body, bytes) {
-  const tag = varint((30 << 3) | 2);
-  const len = varint(bytes.length);
-  const out = new Uint8Array(body.length + tag.length + len.length + bytes.length);
-  out.set(body, 0);
-  out.set(tag, body.length);
-  out.set(len, body.length + tag.length);
-  out.set(bytes, body.length + tag.length + len.length);
-  return out;
-}
 
 const node = await lightNodeFor(providerWs);
 const report = { ok: false, provider: providerId };
@@ -66,13 +39,7 @@ try {
   report.request_id = requestId;
   report.peer_id = node.libp2p.peerId.toString();
 
-  const stream = await within(STEP_MS, "opening the stream", node.libp2p.dialProtocol(peer.id, LIGHTPUSH_V3));
-  const chunks = await within(
-    STEP_MS,
-    "the push's answer",
-    pipe([request], (source) => lp.encode(source), stream, (source) => lp.decode(source), (source) => all(source)),
-  );
-  const bytes = new Uint8ArrayList(...chunks).subarray();
+  const bytes = await exchange(node, peer.id, LIGHTPUSH_V3, request, STEP_MS);
   const response = proto.LightPushResponseV3.decode(bytes);
   report.status_code = response.statusCode;
   report.status_desc = response.statusDesc ?? null;
