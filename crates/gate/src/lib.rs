@@ -488,14 +488,23 @@ async fn check_handler<S: SessionStore + 'static>(
         Ok(r) => r,
         Err(e) => return bad_request(metrics, e),
     };
-    if let Some(service) = &request.service_id
-        && !state.advert.service_ids.contains(service)
-    {
-        return bad_request(
-            metrics,
-            format!("service_id {service:?} is not served by this gate; it serves {:?}", state.advert.service_ids),
-        );
-    }
+    // The service the request is for: a session pays only for the service it was proposed for.
+    let service = match (&request.service_id, state.advert.service_ids.as_slice()) {
+        (Some(service), served) if served.contains(service) => service.clone(),
+        (Some(service), served) => {
+            return bad_request(
+                metrics,
+                format!("service_id {service:?} is not served by this gate; it serves {served:?}"),
+            );
+        }
+        (None, [only]) => only.clone(),
+        (None, served) => {
+            return bad_request(
+                metrics,
+                format!("this gate serves several services ({served:?}); name the request's service_id"),
+            );
+        }
+    };
     let digest: [u8; 32] = match hex::decode(&request.request_digest).ok().and_then(|b| b.try_into().ok()) {
         Some(d) => d,
         None => return bad_request(metrics, "request_digest must be 64 hex characters (a SHA-256 digest)".into()),
@@ -539,7 +548,7 @@ async fn check_handler<S: SessionStore + 'static>(
             ),
         );
     }
-    let mut verdict = state.admission.judge(&requester, &digest, proof.as_deref(), now).await;
+    let mut verdict = state.admission.judge(&requester, service.as_bytes(), &digest, proof.as_deref(), now).await;
     if let Some(session) = verdict.session {
         state.log.seen(session);
         let waiting = state.log.take_pending(&session);

@@ -182,11 +182,19 @@ where
             .map_err(|retry_in_ms| RateLimited { retry_in_ms, per_sec: self.limiter.limit.per_sec })
     }
 
-    /// Step 3: the engine's verdict on `proof` for a request with canonical digest `digest`
-    /// from `requester` (see [`Provider::handle`]). Serve only when it carries a grant, at most
+    /// Step 3: the engine's verdict on `proof` for a request to `service_id` with canonical
+    /// digest `digest` from `requester` (see [`Provider::handle_for`]: a session pays only for
+    /// the service it was proposed for). Serve only when it carries a grant, at most
     /// [`response_budget`] bytes.
-    pub async fn judge(&self, requester: &[u8], digest: &[u8; 32], proof: Option<&[u8]>, now_ms: u64) -> Verdict {
-        self.provider.handle(requester, digest, proof, now_ms).await
+    pub async fn judge(
+        &self,
+        requester: &[u8],
+        service_id: &[u8],
+        digest: &[u8; 32],
+        proof: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Verdict {
+        self.provider.handle_for(requester, Some(service_id), digest, proof, now_ms).await
     }
 
     /// Step 4: accounts a granted response of `len` bytes before it is sent. `Ok(Err(verdict))`:

@@ -229,6 +229,22 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         eligibility_proof: Option<&[u8]>,
         now_ms: u64,
     ) -> Verdict {
+        self.handle_for(requester, None, request_digest, eligibility_proof, now_ms).await
+    }
+
+    /// As [`Provider::handle`] for a request to the service `service_id` (its protocol id, as
+    /// proposals name it): a proposal naming another service is refused PARAMS_REJECTED before
+    /// anything else is checked, and a stream proof is granted only under a session proposed
+    /// for this service (one stream pays for one service; a Store session cannot pay for
+    /// Lightpush or the other way round). `None` checks no service (one-service providers).
+    pub async fn handle_for(
+        &self,
+        requester: &[u8],
+        service_id: Option<&[u8]>,
+        request_digest: &[u8; 32],
+        eligibility_proof: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Verdict {
         let Some(bytes) = eligibility_proof else {
             return Verdict::refuse(
                 StatusCode::ProofInvalid,
@@ -242,8 +258,24 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
         // An identity that cannot be stored is an unknown requester.
         let requester = (!requester.is_empty() && requester.len() <= REQUESTER_MAX_LEN).then_some(requester);
         let result = match &decoded {
-            EligibilityProof::Proposal(proposal) => self.handle_proposal(requester, proposal, now_ms).await,
-            EligibilityProof::Proof(proof) => self.handle_proof(requester, request_digest, proof, now_ms).await,
+            EligibilityProof::Proposal(proposal) => {
+                if let Some(service) = service_id
+                    && proposal.stream_params.service_id.as_slice() != service
+                {
+                    return Verdict::refuse(
+                        StatusCode::ParamsRejected,
+                        format!(
+                            "this request is for service {}; propose with that service_id (the proposal names {})",
+                            String::from_utf8_lossy(service),
+                            String::from_utf8_lossy(&proposal.stream_params.service_id)
+                        ),
+                    );
+                }
+                self.handle_proposal(requester, proposal, now_ms).await
+            }
+            EligibilityProof::Proof(proof) => {
+                self.handle_proof(requester, service_id, request_digest, proof, now_ms).await
+            }
         };
         result.unwrap_or_else(|e| {
             warn!(error = %e, "failing closed");
@@ -560,6 +592,7 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
     async fn handle_proof(
         &self,
         requester: Option<&[u8]>,
+        service_id: Option<&[u8]>,
         digest: &[u8; 32],
         proof: &StreamProof,
         now_ms: u64,
@@ -580,6 +613,19 @@ impl<C: ChainView, S: SessionStore, K: ClaimSubmitter> Provider<C, S, K> {
             ));
         };
         let id = session.id;
+        if let Some(service) = service_id
+            && session.params.service_id.as_bytes() != service
+        {
+            return Ok(Verdict::refuse(
+                StatusCode::ProofInvalid,
+                format!(
+                    "this session pays for service {}, not {}; propose a session for service_id {}",
+                    session.params.service_id,
+                    String::from_utf8_lossy(service),
+                    String::from_utf8_lossy(service)
+                ),
+            ));
+        }
         if let Some(reason) = session.ended() {
             return Ok(Self::ended_verdict(&session, reason));
         }

@@ -39,10 +39,10 @@ use std::sync::{Arc, atomic::AtomicU64};
 use borsh::{BorshDeserialize, BorshSerialize};
 use libp2p::PeerId;
 use paystreams_lez_core::domain_prefix;
-use paystreams_provider::{Admission, ClaimSubmitter, GrantKind, SessionStore, Verdict, refusal_desc};
+use paystreams_provider::{Admission, ClaimSubmitter, SessionStore, Verdict, refusal_desc};
 use paystreams_rpc::chain_view::ChainView;
 use paystreams_wire::{
-    ELIGIBILITY_PROOF_MAX_LEN, EligibilityProof, EligibilityStatus, RequestDigest, StatusCode, WireError,
+    ELIGIBILITY_PROOF_MAX_LEN, EligibilityStatus, RequestDigest, WireError,
     proto::{Reader, Writer, bytes, uint},
 };
 use tracing::{debug, warn};
@@ -464,39 +464,13 @@ impl LightpushService {
             Ok(stored) => stored,
             Err((code, why)) => return (LightpushResponse::plain(request.request_id, code, &why), None),
         };
-        if let Some(refused) = other_service_proposal(request.eligibility_proof.as_deref()) {
-            return (LightpushResponse::refused(request.request_id, refused), None);
-        }
         let digest = request.canonical().digest();
         let proof = request.eligibility_proof.as_deref();
-        let verdict = judge_from(admission, &self.session_peers, peer, &digest, proof).await;
+        let verdict = judge_from(admission, &self.session_peers, peer, LIGHTPUSH_SERVICE_ID, &digest, proof).await;
         let Some(grant) = verdict.grant else {
             debug!(code = verdict.status.status_code, desc = %verdict.status.status_desc, "push refused");
             return (LightpushResponse::refused(request.request_id, verdict), None);
         };
-        if let GrantKind::Stream { .. } = grant.kind {
-            match admission.provider().store().session(grant.session).await {
-                Ok(Some(session)) if session.params.service_id == LIGHTPUSH_SERVICE_ID => {}
-                Ok(Some(session)) => {
-                    let refused = Verdict {
-                        status: EligibilityStatus::new(
-                            StatusCode::ProofInvalid,
-                            format!(
-                                "this stream pays for {}, not Lightpush; propose a session for service_id {LIGHTPUSH_SERVICE_ID}",
-                                session.params.service_id
-                            ),
-                        ),
-                        session: Some(grant.session),
-                        termination: None,
-                        grant: None,
-                    };
-                    return (LightpushResponse::refused(request.request_id, refused), None);
-                }
-                Ok(None) | Err(_) => {
-                    return (unavailable(request.request_id, "cannot read the session; retry shortly"), None);
-                }
-            }
-        }
         let archive = Arc::clone(&self.archive);
         let new = match tokio::task::spawn_blocking(move || archive.insert(std::slice::from_ref(&stored))).await {
             Ok(Ok(new)) => new,
@@ -539,25 +513,6 @@ impl LightpushService {
 
 fn unavailable(request_id: String, why: &str) -> LightpushResponse {
     LightpushResponse::plain(request_id, status::SERVICE_NOT_AVAILABLE, why)
-}
-
-/// A proposal for another service than Lightpush, refused before the engine would open a
-/// session for it (PARAMS_REJECTED, the user proposes again for Lightpush).
-fn other_service_proposal(proof: Option<&[u8]>) -> Option<Verdict> {
-    let Ok(EligibilityProof::Proposal(proposal)) = EligibilityProof::decode(proof?) else { return None };
-    let service = &proposal.stream_params.service_id;
-    (service.as_slice() != LIGHTPUSH_SERVICE_ID.as_bytes()).then(|| Verdict {
-        status: EligibilityStatus::new(
-            StatusCode::ParamsRejected,
-            format!(
-                "this is Lightpush: propose with service_id {LIGHTPUSH_SERVICE_ID} (the proposal names {})",
-                String::from_utf8_lossy(service)
-            ),
-        ),
-        session: None,
-        termination: None,
-        grant: None,
-    })
 }
 
 #[cfg(test)]

@@ -170,11 +170,13 @@ impl SessionPeers {
 
 /// The engine's verdict (step 3 of `admission`) on a request from `peer`, whose peer id is the
 /// requester (without a peer, proofs are refused), recording which peer used the session the
-/// verdict names (where terminations are pushed).
+/// verdict names (where terminations are pushed). `service_id`: the service the request is
+/// for; only a session proposed for it pays.
 pub(crate) async fn judge_from<C, S, K>(
     admission: &Admission<C, S, K>,
     session_peers: &SessionPeers,
     peer: Option<&PeerId>,
+    service_id: &str,
     digest: &[u8; 32],
     proof: Option<&[u8]>,
 ) -> Verdict
@@ -184,7 +186,8 @@ where
     K: ClaimSubmitter + 'static,
 {
     let requester = peer.map(|p| p.to_bytes());
-    let verdict = admission.judge(requester.as_deref().unwrap_or_default(), digest, proof, wall_clock_ms()).await;
+    let requester = requester.as_deref().unwrap_or_default();
+    let verdict = admission.judge(requester, service_id.as_bytes(), digest, proof, wall_clock_ms()).await;
     if let (Some(peer), Some(session)) = (peer, verdict.session) {
         session_peers.record(session, *peer);
     }
@@ -513,7 +516,8 @@ where
         };
         let digest = request.canonical().digest();
         let proof = request.eligibility_proof.as_deref();
-        let verdict = judge_from(&self.admission, &self.session_peers, peer, &digest, proof).await;
+        let verdict =
+            judge_from(&self.admission, &self.session_peers, peer, crate::STORE_SERVICE_ID, &digest, proof).await;
         let Some(grant) = verdict.grant else {
             self.count_refusal(&verdict);
             return (refusal(request.request_id, verdict), None);

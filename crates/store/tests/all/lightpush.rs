@@ -146,8 +146,29 @@ async fn user_flow(rpc: String, owner: SecretKey, address: String, archive: Arc<
     let answer = raw.send_push(&cross).await.expect("answer");
     assert_eq!(answer.status_code, status::BAD_REQUEST);
     let desc = answer.status_desc.expect("desc");
-    assert!(desc.contains("not Lightpush"), "{desc}");
+    assert!(
+        desc.starts_with(
+            "PROOF_INVALID: this session pays for service /vac/waku/store-query/3.0.0, not /vac/waku/lightpush/3.0.0"
+        ),
+        "{desc}"
+    );
     assert_eq!(stored(&archive, &topic(i)), PUSHES as usize);
+
+    // Nor does a stream proof of the Lightpush session pay for a Store query.
+    let push_session = paid.paid().session().expect("session").expect("lightpush session");
+    let mut cross_query = query();
+    cross_query.content_topics = vec![topic(i)];
+    cross_query.eligibility_proof = Some(user.proof_for(&push_session, &cross_query.canonical()).await.expect("proof"));
+    let answer = raw.send(&cross_query).await.expect("answer");
+    assert_eq!(answer.status_code, Some(paystreams_store::wire::status::BAD_REQUEST));
+    assert!(answer.messages.is_empty());
+    let desc = answer.status_desc.expect("desc");
+    assert!(
+        desc.starts_with(
+            "PROOF_INVALID: this session pays for service /vac/waku/lightpush/3.0.0, not /vac/waku/store-query/3.0.0"
+        ),
+        "{desc}"
+    );
 
     // Close both sessions (Store's and Lightpush's).
     assert!(paid.close().await.expect("close").is_some());
