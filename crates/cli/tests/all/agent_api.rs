@@ -5,9 +5,8 @@
 //! and the exact balance at the end.
 
 use std::{
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Stdio},
+    process::Child,
     time::Duration,
 };
 
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
-    common::{chain, import, paystream, serve, wait_for},
+    common::{chain, import, paystream, serve, spawn_and_read, wait_for},
     store_cli::{PUBSUB, TOPIC, write_messages},
 };
 
@@ -51,27 +50,16 @@ pub(crate) fn start_agent_with(
     token_file: &Path,
     extra: &[&str],
 ) -> AgentProcess {
-    let mut child = paystream()
+    let mut command = paystream();
+    command
         .args(["agent", "--rpc", rpc, "--keystore"])
         .arg(keystore)
         .args(["--from", "dev-0", "--listen", "127.0.0.1:0", "--token-file"])
         .arg(token_file)
         .args(extra)
-        .env("PAYSTREAMS_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawns");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("agent listening on http://") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the agent printed its address");
+        .env("PAYSTREAMS_HOME", home);
+    let (child, addrs) = spawn_and_read(&mut command, "agent listening on http://", Duration::from_secs(60));
+    let addr = addrs[0].clone();
     let token = std::fs::read_to_string(token_file).expect("token file").trim().to_owned();
     #[cfg(unix)]
     {

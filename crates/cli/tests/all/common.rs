@@ -65,33 +65,43 @@ impl Drop for Provider {
 /// How long a provider may take to start before the test fails.
 const SERVE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Spawns `command` (stdout piped, stderr shown) and returns it with the lines it printed on
+/// stdout that start with `prefix` (the prefix taken off), once it has printed them all (the
+/// first line after them that does not start with `prefix` ends the list); fails the test after
+/// `deadline`. Long-running processes print their addresses this way when they are ready.
+pub fn spawn_and_read(command: &mut Command, prefix: &'static str, deadline: Duration) -> (Child, Vec<String>) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                found.push(rest.trim().to_owned());
+            } else if !found.is_empty() {
+                let _ = tx.send(std::mem::take(&mut found));
+            }
+        }
+        // The process ended (or closed stdout) right after the lines.
+        if !found.is_empty() {
+            let _ = tx.send(found);
+        }
+    });
+    let found = rx.recv_timeout(deadline).unwrap_or_else(|_| panic!("no {prefix:?} line within {deadline:?}"));
+    (child, found)
+}
+
 /// Starts `paystream store serve` as provider `dev-1` (admin endpoint off) with `extra` flags
 /// and waits for the addresses it prints (`listening on …`, TCP first, then WebSocket).
 pub fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provider {
-    let mut child = paystream()
+    let mut command = paystream();
+    command
         .args(["store", "--rpc", rpc, "--keystore"])
         .arg(keystore)
         .args(["serve", "--provider", "dev-1", "--admin", "off", "--first-response-cap", "100000"])
         .args(extra)
-        .env("PAYSTREAMS_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawns");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut addrs = Vec::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                addrs.push(addr.trim().to_owned());
-            } else if !addrs.is_empty() {
-                // The addresses are printed together, first thing.
-                let _ = tx.send(std::mem::take(&mut addrs));
-            }
-        }
-    });
-    let addrs = rx.recv_timeout(SERVE_DEADLINE).expect("the provider printed its addresses");
+        .env("PAYSTREAMS_HOME", home);
+    let (child, addrs) = spawn_and_read(&mut command, "listening on ", SERVE_DEADLINE);
     let address = addrs[0].clone();
     let ws_address = addrs.iter().find(|a| a.contains("/ws/")).cloned();
     let peer_id = address.rsplit("/p2p/").next().expect("a /p2p/ address").to_owned();

@@ -2,13 +2,13 @@
 //! token (mode 0600), serves the policy behind the token, and stops on a signal.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     path::Path,
-    process::{Child, Stdio},
+    process::Child,
     time::Duration,
 };
 
-use crate::common::{dev_node, paystream};
+use crate::common::{dev_node, paystream, spawn_and_read};
 
 const SERVICE: &str = "/paystreams/example/paid-http/1";
 
@@ -56,17 +56,10 @@ async fn gate_serves_its_api_on_loopback_behind_a_token() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 
-    let mut child = gate(&rpc, &keystore, &home, "127.0.0.1:0").stdout(Stdio::piped()).spawn().expect("spawns");
-    let stdout = child.stdout.take().expect("stdout");
+    let (child, lines) =
+        spawn_and_read(&mut gate(&rpc, &keystore, &home, "127.0.0.1:0"), "gate http://", Duration::from_secs(60));
     let gate_process = Gate(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("the gate printed its address");
-    let rest = line.strip_prefix("gate http://").expect("gate line");
+    let rest = &lines[0];
     let addr = rest.split_whitespace().next().expect("address").to_owned();
     let token_path = rest.split("token in ").nth(1).and_then(|r| r.split(';').next()).expect("token path").to_owned();
     let token = std::fs::read_to_string(&token_path).expect("token file").trim().to_owned();
