@@ -65,6 +65,23 @@ impl Drop for Provider {
 /// How long a provider may take to start before the test fails.
 const SERVE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Writes `n` messages as `store import` reads them (JSON lines): on `content_topic` under
+/// `pubsub_topic`, text `line 00`, `line 01`..., one second apart.
+pub fn write_messages(path: &Path, pubsub_topic: &str, content_topic: &str, n: u32) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "pubsub_topic": pubsub_topic,
+                "content_topic": content_topic,
+                "text": format!("line {i:02}"),
+                "timestamp": 1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000_000,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").expect("write import file");
+}
+
 /// Spawns `command` (stdout piped, stderr shown) and returns it with the lines it printed on
 /// stdout that start with `prefix` (the prefix taken off), once it has printed them all (the
 /// first line after them that does not start with `prefix` ends the list); fails the test after

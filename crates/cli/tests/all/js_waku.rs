@@ -13,7 +13,7 @@ use std::time::Duration;
 use paystreams_store::net::{DEFAULT_CLUSTER_ID, DEFAULT_SHARD_COUNT, autoshard_pubsub_topic};
 use serde_json::Value;
 
-use crate::common::{Chain, Provider, chain, import, run_js, serve};
+use crate::common::{Chain, Provider, chain, import, run_js, serve, write_messages};
 
 const TOPIC: &str = "/paystreams/1/interop/proto";
 /// One js-waku run: start, discovery, ping, query and stop, with room for a slow machine.
@@ -77,18 +77,7 @@ async fn a_default_js_waku_light_node_finds_and_queries_the_provider() {
     let sessions = work.path().join("sessions.redb").display().to_string();
     let pubsub = autoshard_pubsub_topic(TOPIC, DEFAULT_CLUSTER_ID, DEFAULT_SHARD_COUNT).expect("a Waku content topic");
     let messages = work.path().join("messages.jsonl");
-    let lines: Vec<String> = (0..3)
-        .map(|i| {
-            serde_json::json!({
-                "pubsub_topic": pubsub,
-                "content_topic": TOPIC,
-                "text": format!("hello {i}"),
-                "timestamp": 1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000_000,
-            })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(&messages, lines.join("\n") + "\n").expect("write messages");
+    write_messages(&messages, &pubsub, TOPIC, 3);
     let out = import(&rpc, &chain.keystore, &messages, &archive);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let before = balances(&chain).await;

@@ -20,19 +20,9 @@ use crate::common::{chain, import, paystream, serve, wait_for};
 pub(crate) const TOPIC: &str = "/cli/1/chat/proto";
 pub(crate) const PUBSUB: &str = "/waku/2/default-waku/proto";
 
+/// `n` messages on [`TOPIC`] under [`PUBSUB`] as `store import` reads them.
 pub(crate) fn write_messages(path: &Path, n: u32) {
-    let lines: Vec<String> = (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "pubsub_topic": PUBSUB,
-                "content_topic": TOPIC,
-                "text": format!("line {i:02}"),
-                "timestamp": 1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000_000,
-            })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(path, lines.join("\n") + "\n").expect("write import file");
+    crate::common::write_messages(path, PUBSUB, TOPIC, n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
