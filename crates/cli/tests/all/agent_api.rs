@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
-    common::{chain, import, paystream, serve, spawn_and_read, wait_for},
-    store_cli::{PUBSUB, TOPIC, write_messages},
+    common::{chain, paystream, serve, spawn_and_read, wait_for},
+    store_cli::{PUBSUB, TOPIC},
 };
 
 /// A running `paystream agent`, killed when dropped.
@@ -179,11 +179,7 @@ async fn an_app_pays_through_the_agent_and_the_money_adds_up() {
     let chain = chain().await;
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
-    let archive = work.path().join("archive.sqlite").display().to_string();
-    let messages = work.path().join("messages.jsonl");
-    write_messages(&messages, 12);
-    let out = import(&rpc, &chain.keystore, &messages, &archive);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let archive = chain.seeded_archive(work.path(), 12);
     let sessions = work.path().join("sessions.redb").display().to_string();
     let provider = serve(
         &rpc,

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::{
     agent_api::start_agent,
-    common::{chain, import, run_js, serve, wait_for},
-    store_cli::{PUBSUB, TOPIC, write_messages},
+    common::{chain, run_js, serve, wait_for},
+    store_cli::{PUBSUB, TOPIC},
 };
 
 /// One js-waku run: start, dial, three paid pages, stop, with room for a slow machine.
@@ -27,11 +27,7 @@ async fn the_js_waku_example_pays_through_the_agent_and_gets_every_message() {
     let chain = chain().await;
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
-    let archive = work.path().join("archive.sqlite").display().to_string();
-    let messages = work.path().join("messages.jsonl");
-    write_messages(&messages, 12);
-    let out = import(&rpc, &chain.keystore, &messages, &archive);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let archive = chain.seeded_archive(work.path(), 12);
     let sessions = work.path().join("sessions.redb").display().to_string();
     let provider = serve(
         &rpc,

@@ -191,6 +191,19 @@ pub struct Chain {
     pub keystore: std::path::PathBuf,
 }
 
+impl Chain {
+    /// An archive at `dir/archive.sqlite` holding `n` messages of the CLI tests' topic
+    /// ([`crate::store_cli::TOPIC`]), filled through `paystream store import`; its path.
+    pub fn seeded_archive(&self, dir: &Path, n: u32) -> String {
+        let archive = dir.join("archive.sqlite").display().to_string();
+        let file = dir.join("messages.jsonl");
+        crate::store_cli::write_messages(&file, n);
+        let out = import(&self.node.rpc_url(), &self.keystore, &file, &archive);
+        assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+        archive
+    }
+}
+
 pub async fn chain() -> Chain {
     let dir = tempfile::tempdir().expect("tempdir");
     let keystore = dir.path().join("keystore");

@@ -145,10 +145,7 @@ async fn twenty_queries_in_a_minute_reuse_one_session_until_it_is_closed() {
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let (provider_home, user_home) = (work.path().join("provider"), work.path().join("user"));
-    let archive = work.path().join("archive.sqlite").display().to_string();
-    let file = work.path().join("messages.jsonl");
-    write_messages(&file, 20);
-    assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
+    let archive = chain.seeded_archive(work.path(), 20);
     let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "5000"]);
     let user = chain.node.dev_keys()[0].account_id();
     let started = std::time::Instant::now();
@@ -221,10 +218,7 @@ async fn killed_queries_lose_no_session_and_never_open_a_second() {
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let (provider_home, user_home) = (work.path().join("provider"), work.path().join("user"));
-    let archive = work.path().join("archive.sqlite").display().to_string();
-    let file = work.path().join("messages.jsonl");
-    write_messages(&file, 30);
-    assert!(import(&rpc, &chain.keystore, &file, &archive).status.success());
+    let archive = chain.seeded_archive(work.path(), 30);
     let provider = serve(&rpc, &chain.keystore, &provider_home, &["--archive", &archive, "--min-allocation", "500"]);
     let user = chain.node.dev_keys()[0].account_id();
     let mut rng = paystreams_testkit::rng::Rng::from_env_or_clock("store query kills");

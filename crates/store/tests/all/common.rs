@@ -1,9 +1,11 @@
-//! What the end-to-end and fault tests share: the archive's contents, the query, and a provider
-//! configuration on a local chain.
+//! What the end-to-end and fault tests share: the archive's contents, the query, a provider
+//! configuration on a local chain, and a chain with funded users.
 
 use std::time::Duration;
 
-use paystreams_lez_core::crypto::SecretKey;
+use paystreams_client::Client;
+use paystreams_lez_core::{AccountId, crypto::SecretKey};
+use paystreams_node::{NodeConfig, NodeHandle};
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
     STORE_SERVICE_ID,
@@ -73,4 +75,33 @@ pub fn provider_config(rpc_url: String, key: SecretKey, listen: &str) -> Provide
         claim_on_shutdown: false,
         service: ServiceOptions::default(),
     }
+}
+
+/// An in-process dev node whose first dev key is the provider and the next `users` are users,
+/// each with vault 0 holding `deposit`.
+pub struct FundedChain {
+    pub node: NodeHandle,
+    pub client: Client,
+    pub provider_key: SecretKey,
+    pub provider_account: AccountId,
+    /// The provider's balance before anything was paid.
+    pub provider_before: u128,
+    pub users: Vec<SecretKey>,
+}
+
+pub async fn funded_chain(users: usize, deposit: u128) -> FundedChain {
+    let accounts = u32::try_from(users + 1).expect("a few users");
+    let node = paystreams_node::start(NodeConfig { dev_accounts: accounts, ..NodeConfig::ephemeral_dev() })
+        .await
+        .expect("node");
+    let client = Client::connect(&node.rpc_url()).expect("client");
+    let provider_key = node.dev_keys()[0].clone();
+    let user_keys: Vec<SecretKey> = node.dev_keys()[1..=users].to_vec();
+    let provider_account = provider_key.account_id();
+    let provider_before = client.balance(provider_account).await.expect("balance");
+    for user in &user_keys {
+        client.init_vault(user, 0, None).await.expect("vault");
+        client.deposit(user, 0, deposit).await.expect("deposit");
+    }
+    FundedChain { node, client, provider_key, provider_account, provider_before, users: user_keys }
 }

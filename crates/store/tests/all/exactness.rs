@@ -12,7 +12,6 @@ use std::{sync::Arc, time::Duration};
 
 use paystreams_client::Client;
 use paystreams_lez_core::crypto::SecretKey;
-use paystreams_node::NodeConfig;
 use paystreams_program::state::StreamState;
 use paystreams_rpc::{StreamFilter, remote::RpcChain};
 use paystreams_store::{
@@ -24,7 +23,7 @@ use paystreams_store::{
 use paystreams_testkit::rng::Rng;
 use paystreams_user::{Terms, User, UserConfig, UserStore};
 
-use crate::common::{messages, provider_config, query};
+use crate::common::{FundedChain, funded_chain, messages, provider_config, query};
 
 /// Users querying at once.
 const USERS: usize = 6;
@@ -74,19 +73,8 @@ async fn run_round(rpc: &str, owner: &SecretKey, state: &std::path::Path, provid
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_unit_deposited_is_earned_or_still_in_the_vaults() {
     let mut rng = Rng::from_env_or_clock("exactness");
-    let users_plus_provider = u32::try_from(USERS + 1).expect("small");
-    let node = paystreams_node::start(NodeConfig { dev_accounts: users_plus_provider, ..NodeConfig::ephemeral_dev() })
-        .await
-        .expect("node");
-    let client = Client::connect(&node.rpc_url()).expect("client");
-    let provider_key = node.dev_keys()[0].clone();
-    let users: Vec<SecretKey> = node.dev_keys()[1..=USERS].to_vec();
-    let provider_account = provider_key.account_id();
-    let provider_before = client.balance(provider_account).await.expect("balance");
-    for user in &users {
-        client.init_vault(user, 0, None).await.expect("vault");
-        client.deposit(user, 0, DEPOSIT).await.expect("deposit");
-    }
+    let FundedChain { node, client, provider_key, provider_account, provider_before, users } =
+        funded_chain(USERS, DEPOSIT).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive: Arc<dyn Archive> = Arc::new(SqliteArchive::open(&dir.path().join("archive.sqlite")).expect("archive"));

@@ -23,7 +23,7 @@ use paystreams_store::{
 use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::{EligibilityProof, RequestDigest as _, StatusCode, sign_stream_proof};
 
-use crate::common::{PUBSUB, provider_config, query};
+use crate::common::{FundedChain, PUBSUB, funded_chain, provider_config, query};
 
 /// Users pushing at once.
 const USERS: usize = 3;
@@ -181,19 +181,8 @@ async fn user_flow(rpc: String, owner: SecretKey, address: String, archive: Arc<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_pushes_fill_the_archive_and_money_is_exact() {
-    let users_plus_provider = u32::try_from(USERS + 1).expect("small");
-    let node = paystreams_node::start(NodeConfig { dev_accounts: users_plus_provider, ..NodeConfig::ephemeral_dev() })
-        .await
-        .expect("node");
-    let client = Client::connect(&node.rpc_url()).expect("client");
-    let provider_key = node.dev_keys()[0].clone();
-    let users: Vec<SecretKey> = node.dev_keys()[1..=USERS].to_vec();
-    let provider_account = provider_key.account_id();
-    let provider_before = client.balance(provider_account).await.expect("balance");
-    for user in &users {
-        client.init_vault(user, 0, None).await.expect("vault");
-        client.deposit(user, 0, DEPOSIT).await.expect("deposit");
-    }
+    let FundedChain { node, client, provider_key, provider_account, provider_before, users } =
+        funded_chain(USERS, DEPOSIT).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive: Arc<dyn Archive> = Arc::new(SqliteArchive::open(&dir.path().join("archive.sqlite")).expect("archive"));
