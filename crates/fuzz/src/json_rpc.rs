@@ -175,6 +175,10 @@ fn check_call(fx: &Fixture, request: &str) {
             other => panic!("admitted transaction not committed under automine: {other:?}"),
         }
         assert!(fx.chain.head_height() > height, "automine did not produce a block");
+    } else if method == "sendTransactions" && success && batch_admitted(fx, &parsed, object.get("result"), request) {
+        // At least one transaction of the batch was admitted (each checked above): the chain
+        // moves by exactly what was admitted.
+        assert!(fx.chain.head_height() > height, "automine did not produce a block for an admitted batch: {request}");
     } else {
         if method == "sendTransaction"
             && object.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64)
@@ -190,6 +194,47 @@ fn check_call(fx: &Fixture, request: &str) {
         assert_eq!(fx.chain.state_root(), root, "state changed without an admitted transaction: {request}");
         assert_eq!(fx.chain.head_height(), height, "a block was produced without an admitted transaction: {request}");
     }
+}
+
+/// Checks a successful `sendTransactions` answer against its request: one outcome per
+/// transaction sent, in order; each admitted one (a hash) passes every offline check, is
+/// answered with its own hash and is committed; each refused one (an error) carries an API
+/// error code. Whether any transaction was admitted.
+fn batch_admitted(fx: &Fixture, parsed: &jsonrpsee::types::Request<'_>, result: Option<&Value>, request: &str) -> bool {
+    let params: Option<Value> = parsed.params.as_deref().and_then(|p| serde_json::from_str(p.get()).ok());
+    let sent = match &params {
+        Some(Value::Array(items)) => items.first(),
+        Some(Value::Object(fields)) => fields.get("transactions"),
+        _ => None,
+    };
+    let Some(Value::Array(sent)) = sent else { panic!("sendTransactions succeeded without a list: {request}") };
+    let Some(Value::Array(outcomes)) = result else { panic!("sendTransactions answered no list: {request}") };
+    assert_eq!(outcomes.len(), sent.len(), "one outcome per transaction sent: {request}");
+    let mut admitted = false;
+    for (text, outcome) in sent.iter().zip(outcomes) {
+        match (outcome.get("hash"), outcome.get("error")) {
+            (Some(hash), None) => {
+                let text = text.as_str().unwrap_or_else(|| panic!("an admitted entry is not a string: {request}"));
+                let tx = offline_checks(text)
+                    .unwrap_or_else(|why| panic!("the node admitted a transaction that fails {why}: {request}"));
+                assert_eq!(hash, &json!(hex::encode(tx.hash())), "returned hash is not the transaction's");
+                match fx.chain.receipt(&tx.hash()) {
+                    Ok(Some(_)) => {}
+                    other => panic!("admitted transaction not committed under automine: {other:?}"),
+                }
+                admitted = true;
+            }
+            (None, Some(error)) => {
+                let code = error.get("code").and_then(Value::as_i64);
+                assert!(
+                    code.is_some_and(|c| KNOWN_ERROR_CODES.contains(&c)),
+                    "batch entry error code outside the API's codes for {request}: {outcome}"
+                );
+            }
+            _ => panic!("a batch outcome needs exactly one of hash and error: {outcome}"),
+        }
+    }
+    admitted
 }
 
 /// The `transaction` parameter, positional or named, when it is a string.
@@ -374,8 +419,14 @@ fn send_transaction_request(fx: &Fixture, s: &mut Source<'_>) -> String {
         s.mutate(&mut raw, 2);
         text = String::from_utf8_lossy(&raw).into_owned();
     }
-    let params = if s.bool() { json!([text]) } else { json!({ "transaction": text }) };
-    json!({ "jsonrpc": "2.0", "id": s.u32(), "method": "sendTransaction", "params": params }).to_string()
+    // One in four goes as a batch of one (`sendTransactions`), positional or named.
+    let (method, params) = match (s.one_in(4), s.bool()) {
+        (false, true) => ("sendTransaction", json!([text])),
+        (false, false) => ("sendTransaction", json!({ "transaction": text })),
+        (true, true) => ("sendTransactions", json!([[text]])),
+        (true, false) => ("sendTransactions", json!({ "transactions": [text] })),
+    };
+    json!({ "jsonrpc": "2.0", "id": s.u32(), "method": method, "params": params }).to_string()
 }
 
 /// Requests for a few methods as text (mode byte 0), and structured and transaction inputs.
