@@ -254,9 +254,10 @@ pub struct ImportArgs {
     pub archive: Option<String>,
 }
 
-/// `store query`.
+/// Who pays and on what terms a new session is proposed: shared by every paid command
+/// (`store query`, `store push`).
 #[derive(Debug, clap::Args)]
-pub struct QueryArgs {
+pub struct PayerArgs {
     /// The provider's address as it printed it: /ip4/HOST/tcp/PORT/p2p/PEER_ID.
     #[arg(long, value_name = "MULTIADDR")]
     pub provider: String,
@@ -266,6 +267,32 @@ pub struct QueryArgs {
     /// The paying vault (native token).
     #[arg(long, default_value_t = 0)]
     pub vault_id: u64,
+    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Allocation to offer when a new session is opened [default: the provider's minimum].
+    #[arg(long, default_value_t = 0)]
+    pub allocation: u64,
+}
+
+impl PayerArgs {
+    /// The terms a new session for `service_id` is proposed on.
+    fn terms(&self, service_id: &str) -> Terms {
+        Terms {
+            vault_id: self.vault_id,
+            token_id: [0; 32],
+            service_id: service_id.into(),
+            rate: self.rate,
+            allocation: self.allocation,
+        }
+    }
+}
+
+/// `store query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub payer: PayerArgs,
     /// Content topic to match (repeatable, at most 10).
     #[arg(long = "content-topic", value_name = "TOPIC")]
     pub content_topics: Vec<String>,
@@ -293,12 +320,6 @@ pub struct QueryArgs {
     /// Hashes only (Store's include_data = false).
     #[arg(long)]
     pub hashes_only: bool,
-    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Allocation to offer when a new session is opened [default: the provider's minimum].
-    #[arg(long, default_value_t = 0)]
-    pub allocation: u64,
     /// Close the session's stream after this query (the unaccrued rest returns to the vault).
     /// Without it the session stays open for later queries and its stream keeps accruing at its
     /// rate until its allocation is spent or it is closed (`paystream session close`).
@@ -323,15 +344,8 @@ Store query for the content topic finds it:
   paystream store push  --provider ADDR --from dev-0 --content-topic /demo/1/chat/proto --payload @photo.jpg
   paystream store query --provider ADDR --from dev-0 --content-topic /demo/1/chat/proto")]
 pub struct PushArgs {
-    /// The provider's address as it printed it: /ip4/HOST/tcp/PORT/p2p/PEER_ID.
-    #[arg(long, value_name = "MULTIADDR")]
-    pub provider: String,
-    /// Key that owns the paying vault.
-    #[arg(long)]
-    pub from: String,
-    /// The paying vault (native token).
-    #[arg(long, default_value_t = 0)]
-    pub vault_id: u64,
+    #[command(flatten)]
+    pub payer: PayerArgs,
     /// The message's content topic (e.g. /app/1/chat/proto).
     #[arg(long, value_name = "TOPIC")]
     pub content_topic: String,
@@ -344,12 +358,6 @@ pub struct PushArgs {
     /// The message's time: Unix nanoseconds, or seconds with an `s` suffix [default: now].
     #[arg(long, value_parser = parse_time)]
     pub timestamp: Option<i64>,
-    /// Rate per second to offer when a new session is opened [default: the provider's minimum].
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Allocation to offer when a new session is opened [default: the provider's minimum].
-    #[arg(long, default_value_t = 0)]
-    pub allocation: u64,
     /// Close the session's stream after this push (the unaccrued rest returns to the vault).
     #[arg(long)]
     pub close: bool,
@@ -599,28 +607,24 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
     if args.page_size == 0 {
         return Err(CliError::Usage("--page-size must be at least 1".into()));
     }
-    let owner = ctx.key(&args.from)?;
+    let owner = ctx.key(&args.payer.from)?;
     let client = ctx.client()?;
-    let (vault, _) = client.require_vault(owner.account_id(), args.vault_id).await?;
+    let (vault, _) = client.require_vault(owner.account_id(), args.payer.vault_id).await?;
     let config = UserConfig {
         auto_top_up: args.top_up.map(|amount| AutoTopUp { when_remaining_secs: TOP_UP_WHEN_REMAINING_SECS, amount }),
         ..UserConfig::default()
     };
     let user = Arc::new(super::session::open_user(&client, &owner, config).await?);
-    let terms = Terms {
-        vault_id: args.vault_id,
-        token_id: [0; 32],
-        service_id: STORE_SERVICE_ID.into(),
-        rate: args.rate,
-        allocation: args.allocation,
-    };
-    let paid = PaidStore::connect(&args.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let terms = args.payer.terms(STORE_SERVICE_ID);
+    let paid = PaidStore::connect(&args.payer.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
     let provider_account = paid.advert().provider_id;
     // What the reused stream had left unaccrued before this query: the query's cost is what
     // left it (claims by the provider do not change it).
     let reused = paid.stream_id().map_err(query_error)?;
     let unaccrued_before = match reused {
-        Some(stream_id) => client.stream(owner.account_id(), args.vault_id, stream_id).await?.map(|v| v.unaccrued.0),
+        Some(stream_id) => {
+            client.stream(owner.account_id(), args.payer.vault_id, stream_id).await?.map(|v| v.unaccrued.0)
+        }
         None => None,
     };
     let provider_id = paystreams_lez_core::AccountId(paid.advert().provider_id);
@@ -630,7 +634,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
             "provider {provider_id}: min rate {}/s, min allocation {}; paying from vault {} (unallocated {})",
             token.map_or(0, |t| t.min_rate),
             token.map_or(0, |t| t.min_allocation),
-            args.vault_id,
+            args.payer.vault_id,
             vault.unallocated.0
         );
         if let Some(stream_id) = reused {
@@ -699,12 +703,12 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         let mut closed = false;
         let mut returned = None;
         if args.close && ours.is_some() {
-            let before = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
+            let before = client.vault(owner.account_id(), args.payer.vault_id).await?.map_or(0, |v| v.unallocated.0);
             closed = paid.close().await.map_err(query_error)?.is_some();
-            let after = client.vault(owner.account_id(), args.vault_id).await?.map_or(0, |v| v.unallocated.0);
+            let after = client.vault(owner.account_id(), args.payer.vault_id).await?.map_or(0, |v| v.unallocated.0);
             returned = closed.then(|| after.saturating_sub(before));
         }
-        let view = client.require_stream(owner.account_id(), args.vault_id, stream_id).await?;
+        let view = client.require_stream(owner.account_id(), args.payer.vault_id, stream_id).await?;
         // Spent during this query: what left the unaccrued part (on a close, what did not come
         // back to the vault).
         // Unknown when the stream was closed by someone else (what came back is not ours to see).
@@ -787,18 +791,12 @@ async fn push(ctx: &Ctx, args: &PushArgs) -> CmdResult {
             .and_then(|ms| ms.checked_mul(1_000_000))
             .ok_or_else(|| CliError::Failed("the system clock is out of range; pass --timestamp".into()))?,
     };
-    let owner = ctx.key(&args.from)?;
+    let owner = ctx.key(&args.payer.from)?;
     let client = ctx.client()?;
-    client.require_vault(owner.account_id(), args.vault_id).await?;
+    client.require_vault(owner.account_id(), args.payer.vault_id).await?;
     let user = Arc::new(super::session::open_user(&client, &owner, UserConfig::default()).await?);
-    let terms = Terms {
-        vault_id: args.vault_id,
-        token_id: [0; 32],
-        service_id: LIGHTPUSH_SERVICE_ID.into(),
-        rate: args.rate,
-        allocation: args.allocation,
-    };
-    let paid = PaidLightpush::connect(&args.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
+    let terms = args.payer.terms(LIGHTPUSH_SERVICE_ID);
+    let paid = PaidLightpush::connect(&args.payer.provider, Arc::clone(&user), terms).await.map_err(query_error)?;
     let message = WakuMessage {
         payload,
         content_topic: args.content_topic.clone(),

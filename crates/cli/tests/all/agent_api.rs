@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
-    common::{chain, paystream, serve, spawn_and_read, wait_for},
+    common::{chain, paystream, serve_archive, spawn_and_read, wait_for},
     store_cli::{PUBSUB, TOPIC},
 };
 
@@ -180,13 +180,7 @@ async fn an_app_pays_through_the_agent_and_the_money_adds_up() {
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let archive = chain.seeded_archive(work.path(), 12);
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(
-        &rpc,
-        &chain.keystore,
-        work.path(),
-        &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"],
-    );
+    let provider = serve_archive(&chain, work.path(), &archive, &["--min-allocation", "500"]);
     let addr = provider.address.clone();
     let provider_account = chain.node.dev_keys()[1].account_id();
     let owner = chain.node.dev_keys()[0].account_id();

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     agent_api::start_agent,
-    common::{chain, run_js, serve, wait_for},
+    common::{chain, run_js, serve_archive, wait_for},
     store_cli::{PUBSUB, TOPIC},
 };
 
@@ -28,13 +28,7 @@ async fn the_js_waku_example_pays_through_the_agent_and_gets_every_message() {
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let archive = chain.seeded_archive(work.path(), 12);
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(
-        &rpc,
-        &chain.keystore,
-        work.path(),
-        &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"],
-    );
+    let provider = serve_archive(&chain, work.path(), &archive, &["--min-allocation", "500"]);
     let ws = provider.ws_address.clone().expect("store serve listens on WebSocket by default");
     let owner = chain.node.dev_keys()[0].account_id();
     let provider_account = chain.node.dev_keys()[1].account_id();

@@ -125,6 +125,15 @@ pub fn serve(rpc: &str, keystore: &Path, home: &Path, extra: &[&str]) -> Provide
     Provider { child, address, ws_address, peer_id }
 }
 
+/// Starts `paystream store serve` (see [`serve`]) on `archive` with its sessions in
+/// `dir/sessions.redb` (so a restart on the same `dir` continues them), and `extra` flags.
+pub fn serve_archive(chain: &Chain, dir: &Path, archive: &str, extra: &[&str]) -> Provider {
+    let sessions = dir.join("sessions.redb").display().to_string();
+    let mut flags = vec!["--archive", archive, "--sessions", sessions.as_str()];
+    flags.extend_from_slice(extra);
+    serve(&chain.node.rpc_url(), &chain.keystore, dir, &flags)
+}
+
 /// What a JavaScript script printed and how it ended.
 #[derive(Debug)]
 pub struct JsRun {

@@ -21,7 +21,7 @@ use paystreams_store::{
 use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
-use crate::common::{Chain, chain, run_js, serve, wait_for};
+use crate::common::{Chain, chain, run_js, serve_archive, wait_for};
 
 const TOPIC: &str = "/paystreams/1/lightpush/proto";
 /// One js-waku run: start, discovery, push and stop, with room for a slow machine.
@@ -46,12 +46,10 @@ fn archived(path: &std::path::Path) -> Vec<Vec<u8>> {
 )]
 async fn js_waku_pushes_are_refused_unpaid_and_stored_when_paid() {
     let chain = chain().await;
-    let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let archive_path = work.path().join("archive.sqlite");
     let archive = archive_path.display().to_string();
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions]);
+    let provider = serve_archive(&chain, work.path(), &archive, &[]);
     let ws = provider.ws_address.clone().expect("store serve listens on WebSocket by default");
     let before = balances(&chain).await;
 
@@ -162,8 +160,7 @@ async fn a_js_waku_app_pays_its_pushes_through_the_agent() {
     let work = tempfile::tempdir().expect("tempdir");
     let archive_path = work.path().join("archive.sqlite");
     let archive = archive_path.display().to_string();
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(&rpc, &chain.keystore, work.path(), &["--archive", &archive, "--sessions", &sessions]);
+    let provider = serve_archive(&chain, work.path(), &archive, &[]);
     let ws = provider.ws_address.clone().expect("store serve listens on WebSocket by default");
     let token_file = work.path().join("agent-token");
     let agent = crate::agent_api::start_agent(&rpc, &chain.keystore, work.path(), &token_file);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use paystreams_program::state::StreamState;
 
-use crate::common::{chain, paystream, serve, wait_for};
+use crate::common::{chain, paystream, serve_archive, wait_for};
 
 const TOPIC: &str = "/push/1/cli/proto";
 
@@ -31,13 +31,7 @@ async fn push_then_query_through_the_binary() {
     let rpc = chain.node.rpc_url();
     let work = tempfile::tempdir().expect("tempdir");
     let archive = work.path().join("archive.sqlite").display().to_string();
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(
-        &rpc,
-        &chain.keystore,
-        work.path(),
-        &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"],
-    );
+    let provider = serve_archive(&chain, work.path(), &archive, &["--min-allocation", "500"]);
     let provider_account = chain.node.dev_keys()[1].account_id();
     let user = chain.node.dev_keys()[0].account_id();
     let provider_before = chain.client.balance(provider_account).await.expect("balance");

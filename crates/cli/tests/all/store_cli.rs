@@ -15,7 +15,7 @@ use paystreams_testkit::postgres::TestDatabase;
 use paystreams_user::{Reaction, Terms, User, UserConfig};
 use paystreams_wire::StatusCode;
 
-use crate::common::{chain, import, paystream, serve, wait_for};
+use crate::common::{chain, import, paystream, serve, serve_archive, wait_for};
 
 pub(crate) const TOPIC: &str = "/cli/1/chat/proto";
 pub(crate) const PUBSUB: &str = "/waku/2/default-waku/proto";
@@ -49,13 +49,7 @@ async fn import_serve_and_query_through_the_binary() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let sessions = work.path().join("sessions.redb").display().to_string();
-    let provider = serve(
-        &rpc,
-        &chain.keystore,
-        work.path(),
-        &["--archive", &archive, "--sessions", &sessions, "--min-allocation", "500"],
-    );
+    let provider = serve_archive(&chain, work.path(), &archive, &["--min-allocation", "500"]);
     let provider_account = chain.node.dev_keys()[1].account_id();
     let provider_before = chain.client.balance(provider_account).await.expect("balance");
     let query = tokio::task::spawn_blocking({
