@@ -1,0 +1,1 @@
+//! The reference program's eleven instructions as RISC Zero serde words.
