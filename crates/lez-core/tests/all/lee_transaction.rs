@@ -23,7 +23,7 @@ fn program_id_hex(text: &str) -> ProgramId {
 }
 
 #[test]
-fn message_prefix_is_leez_public_prefix() {
+fn message_prefix_is_lez_public_prefix() {
     assert_eq!(hex::encode(PUBLIC_MESSAGE_PREFIX), "2f4c45452f76302e332f4d6573736167652f5075626c69632f00000000000000");
 }
 

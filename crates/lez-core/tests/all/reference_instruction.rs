@@ -195,3 +195,24 @@ fn malformed_instructions_are_refused() {
     bad_provider.extend([10, 0, 200, 0, 0, 0]);
     assert!(matches!(from_words::<RefInstruction>(&bad_provider), Err(WordsError::Invalid { what: "account id", .. })));
 }
+
+proptest::proptest! {
+    /// Arbitrary words (biased to small values, so valid prefixes occur) never panic the
+    /// decoder, and whatever decodes re-encodes to exactly the same words.
+    #[test]
+    fn arbitrary_words_never_panic_and_decoded_instructions_are_canonical(
+        words in proptest::collection::vec(proptest::prop_oneof![0_u32..12, proptest::prelude::any::<u32>()], 0..40)
+    ) {
+        if let Ok(instruction) = from_words::<RefInstruction>(&words) {
+            proptest::prop_assert_eq!(to_words(&instruction), words);
+        }
+    }
+
+    #[test]
+    fn create_stream_round_trips(vault_id: u64, stream_id: u64, provider: [u8; 32], rate: u64, allocation: u128) {
+        let instruction = RefInstruction::CreateStream { vault_id, stream_id, provider: AccountId(provider), rate, allocation };
+        let words = to_words(&instruction);
+        proptest::prop_assert_eq!(words.len(), 23);
+        proptest::prop_assert_eq!(from_words::<RefInstruction>(&words), Ok(instruction));
+    }
+}
