@@ -472,14 +472,14 @@ impl<T: ToWords, const N: usize> ToWords for [T; N] {
 }
 
 impl<T: FromWords, const N: usize> FromWords for [T; N] {
-    const MIN_WORDS: usize = T::MIN_WORDS * N;
+    const MIN_WORDS: usize = T::MIN_WORDS.saturating_mul(N);
 
     fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
-        let mut items = Vec::with_capacity(N.min(r.remaining().max(1)));
+        let mut items = Vec::with_capacity(N.min(r.remaining()));
         for _ in 0..N {
             items.push(T::read_words(r)?);
         }
-        // Exactly N items were pushed above.
+        // Exactly N items were pushed above, so this conversion cannot fail.
         items.try_into().map_err(|_| WordsError::Invalid {
             what: "fixed array",
             at: r.position(),
