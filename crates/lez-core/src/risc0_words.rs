@@ -509,6 +509,10 @@ tuple_words!(A);
 tuple_words!(A, B);
 tuple_words!(A, B, C);
 tuple_words!(A, B, C, D);
+tuple_words!(A, B, C, D, E);
+tuple_words!(A, B, C, D, E, F);
+tuple_words!(A, B, C, D, E, F, G);
+tuple_words!(A, B, C, D, E, F, G, H);
 
 impl ToWords for crate::AccountId {
     /// LEZ's `AccountId` serialises through `Display` (`collect_str`), so inside an instruction

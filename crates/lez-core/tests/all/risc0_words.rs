@@ -196,3 +196,29 @@ proptest! {
         }
     }
 }
+
+/// Expectations pinned by RISC Zero's own serializer tests (`risc0/zkvm/src/serde/serializer.rs`
+/// `test_struct` and `test_str`, read at risc0 commit `084cc37c`, an older release whose rules for
+/// these types are the ones v3.0.5 states): a struct of bool, i8, u8, i16, u16, i32, u32, i64, u64
+/// (signed values sign-extended), and two strings.
+#[test]
+fn risc0_own_serializer_test_vectors() {
+    let fields = (true, -4_i8, 4_u8, -5_i16, 5_u16, -6_i32, 6_u32, (-7_i64, 7_u64));
+    let expected = [
+        1,
+        (-4_i32).cast_unsigned(),
+        4,
+        (-5_i32).cast_unsigned(),
+        5,
+        (-6_i32).cast_unsigned(),
+        6,
+        (-7_i32).cast_unsigned(),
+        0xffff_ffff,
+        7,
+        0,
+    ];
+    assert_eq!(to_words(&fields), expected);
+    assert_eq!(from_words::<(bool, i8, u8, i16, u16, i32, u32, (i64, u64))>(&expected), Ok(fields));
+    let strings = ("a".to_owned(), "abc".to_owned());
+    assert_eq!(to_words(&strings), [1, 0x0000_0061, 3, 0x0063_6261]);
+}
