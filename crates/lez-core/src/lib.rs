@@ -11,8 +11,11 @@ pub mod account;
 pub mod clock;
 pub mod crypto;
 pub mod ids;
+pub mod lee_transaction;
 pub mod pda;
 pub mod program;
+pub mod reference_instruction;
+pub mod risc0_words;
 pub mod token;
 pub mod transfer;
 

@@ -15,7 +15,11 @@
 //! | WithdrawToOwner | vault_config, vault_holding, owner S | (refused: 6044) |
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::{AccountId, ProgramId};
+use paystreams_lez_core::{
+    AccountId, ProgramId,
+    reference_instruction::{RefInstruction, RefPrivacyTier},
+    risc0_words::to_words,
+};
 
 use crate::{receipt::DeliveryReceipt, state::VaultPrivacyTier};
 
@@ -91,6 +95,92 @@ impl Instruction {
     }
 }
 
+/// Why an instruction has no form in the reference program's enum: it uses one of this
+/// implementation's extensions, which `lez_payment_streams_core::Instruction` cannot express.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NotInReference {
+    /// `CreateStream` with any [`ExtensionSettings`] field set (auto-pause, activation fee,
+    /// auto-claim on provider close, receipt key).
+    StreamExtensions,
+    /// `Claim` or `CloseStreamByProvider` carrying a delivery receipt.
+    DeliveryReceipt,
+}
+
+impl std::fmt::Display for NotInReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::StreamExtensions => {
+                "CreateStream with extension settings has no form in the reference program's instruction enum; \
+                 create a plain stream (all extension settings at their defaults) to stay byte-compatible"
+            }
+            Self::DeliveryReceipt => {
+                "a claim or provider close with a delivery receipt has no form in the reference program's \
+                 instruction enum; receipts are an extension of this implementation"
+            }
+        })
+    }
+}
+
+impl Instruction {
+    /// The same instruction as the reference program's enum, when it uses no extension: a
+    /// transaction carrying [`Self::to_reference_words`] is what the reference's client builds.
+    ///
+    /// # Errors
+    /// [`NotInReference`] naming the extension in use.
+    pub fn to_reference(&self) -> Result<RefInstruction, NotInReference> {
+        Ok(match *self {
+            Self::InitializeVault { vault_id, privacy_tier, token_id } => RefInstruction::InitializeVault {
+                vault_id,
+                privacy_tier: match privacy_tier {
+                    VaultPrivacyTier::Public => RefPrivacyTier::Public,
+                    VaultPrivacyTier::PseudonymousFunding => RefPrivacyTier::PseudonymousFunding,
+                },
+                token_id,
+            },
+            Self::Deposit { vault_id, amount, authenticated_transfer_program_id } => {
+                RefInstruction::Deposit { vault_id, amount, authenticated_transfer_program_id }
+            }
+            Self::Withdraw { vault_id, amount } => RefInstruction::Withdraw { vault_id, amount },
+            Self::CreateStream { vault_id, stream_id, provider, rate, allocation, extensions } => {
+                if extensions != ExtensionSettings::default() {
+                    return Err(NotInReference::StreamExtensions);
+                }
+                RefInstruction::CreateStream { vault_id, stream_id, provider, rate, allocation }
+            }
+            Self::PauseStream { vault_id, stream_id } => RefInstruction::PauseStream { vault_id, stream_id },
+            Self::ResumeStream { vault_id, stream_id } => RefInstruction::ResumeStream { vault_id, stream_id },
+            Self::TopUpStream { vault_id, stream_id, vault_total_allocated_increase } => {
+                RefInstruction::TopUpStream { vault_id, stream_id, vault_total_allocated_increase }
+            }
+            Self::CloseStreamByOwner { vault_id, stream_id } => {
+                RefInstruction::CloseStreamByOwner { vault_id, stream_id }
+            }
+            Self::Claim { vault_id, stream_id, receipt } => {
+                if receipt.is_some() {
+                    return Err(NotInReference::DeliveryReceipt);
+                }
+                RefInstruction::Claim { vault_id, stream_id }
+            }
+            Self::CloseStreamByProvider { vault_id, stream_id, receipt } => {
+                if receipt.is_some() {
+                    return Err(NotInReference::DeliveryReceipt);
+                }
+                RefInstruction::CloseStreamByProvider { vault_id, stream_id }
+            }
+            Self::WithdrawToOwner { vault_id, amount } => RefInstruction::WithdrawToOwner { vault_id, amount },
+        })
+    }
+
+    /// The reference program's RISC Zero serde words for this instruction (see
+    /// [`Self::to_reference`]).
+    ///
+    /// # Errors
+    /// [`NotInReference`] naming the extension in use.
+    pub fn to_reference_words(&self) -> Result<Vec<u32>, NotInReference> {
+        self.to_reference().map(|instruction| to_words(&instruction))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +229,122 @@ mod tests {
             lines.push_str(&format!("{}: {}\n", instruction.name(), hex::encode(&bytes)));
         }
         insta::assert_snapshot!("instructions", lines);
+    }
+
+    /// Without extensions, each of our instructions maps to the reference's instruction of the
+    /// same discriminant, with the words pinned in `paystreams-lez-core`'s
+    /// `tests/all/reference_instruction.rs` (those vectors are [computed], see there). With an
+    /// extension in use there is no reference form, and the error says which extension.
+    #[test]
+    fn instructions_without_extensions_map_to_the_reference_words() {
+        let provider = AccountId([11; 32]);
+        let plain = [
+            (
+                Instruction::InitializeVault { vault_id: 7, privacy_tier: VaultPrivacyTier::Public, token_id: [0; 32] },
+                [vec![0, 7, 0, 0], vec![0; 32]].concat(),
+            ),
+            (
+                Instruction::Deposit { vault_id: 1, amount: 42, authenticated_transfer_program_id: ProgramId([3; 8]) },
+                vec![1, 1, 0, 42, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3, 3],
+            ),
+            (Instruction::Withdraw { vault_id: 1, amount: 2 }, vec![2, 1, 0, 2, 0, 0, 0]),
+            (
+                Instruction::CreateStream {
+                    vault_id: 3,
+                    stream_id: 4,
+                    provider,
+                    rate: 10,
+                    allocation: 200,
+                    extensions: ExtensionSettings::default(),
+                },
+                vec![
+                    3,
+                    3,
+                    0,
+                    4,
+                    0,
+                    43,
+                    1_631_991_659,
+                    1_463_236_683,
+                    1_482_049_352,
+                    1_868_655_482,
+                    1_127_703_112,
+                    1_733_318_244,
+                    1_363_430_251,
+                    959_601_256,
+                    1_698_974_806,
+                    1_147_295_298,
+                    7_231_846,
+                    10,
+                    0,
+                    200,
+                    0,
+                    0,
+                    0,
+                ],
+            ),
+            (Instruction::PauseStream { vault_id: 5, stream_id: 6 }, vec![4, 5, 0, 6, 0]),
+            (Instruction::ResumeStream { vault_id: 5, stream_id: 6 }, vec![5, 5, 0, 6, 0]),
+            (
+                Instruction::TopUpStream {
+                    vault_id: 0x1_0000_0002,
+                    stream_id: 3,
+                    vault_total_allocated_increase: (1 << 64) + 5,
+                },
+                vec![6, 2, 1, 3, 0, 5, 0, 1, 0],
+            ),
+            (Instruction::CloseStreamByOwner { vault_id: 1, stream_id: 2 }, vec![7, 1, 0, 2, 0]),
+            (Instruction::Claim { vault_id: 1, stream_id: 2, receipt: None }, vec![8, 1, 0, 2, 0]),
+            (Instruction::CloseStreamByProvider { vault_id: 1, stream_id: 2, receipt: None }, vec![9, 1, 0, 2, 0]),
+            (
+                Instruction::WithdrawToOwner { vault_id: 9, amount: u128::MAX },
+                vec![10, 9, 0, u32::MAX, u32::MAX, u32::MAX, u32::MAX],
+            ),
+        ];
+        for (discriminant, (instruction, words)) in plain.iter().enumerate() {
+            assert_eq!(instruction.to_reference_words().as_ref(), Ok(words), "{}", instruction.name());
+            assert_eq!(words.first().map(|w| *w as usize), Some(discriminant));
+        }
+        let tier = Instruction::InitializeVault {
+            vault_id: 7,
+            privacy_tier: VaultPrivacyTier::PseudonymousFunding,
+            token_id: [0; 32],
+        };
+        assert_eq!(tier.to_reference_words().ok().and_then(|w| w.get(3).copied()), Some(1));
+
+        let receipt = DeliveryReceipt {
+            body: ReceiptBody {
+                program_id: ProgramId([1; 8]),
+                stream_config: AccountId([2; 32]),
+                stream_id: 2,
+                acknowledged_total: 30,
+                deliveries_digest: [4; 32],
+            },
+            signature: [6; 64],
+        };
+        let with_extensions = [
+            (ExtensionSettings { auto_pause_after: 60, ..ExtensionSettings::default() }, "auto-pause"),
+            (ExtensionSettings { activation_fee: 1, ..ExtensionSettings::default() }, "activation fee"),
+            (ExtensionSettings { auto_claim_on_provider_close: true, ..ExtensionSettings::default() }, "auto-claim"),
+            (ExtensionSettings { receipt_key: Some([9; 32]), ..ExtensionSettings::default() }, "receipt key"),
+        ];
+        for (extensions, which) in with_extensions {
+            let create = Instruction::CreateStream {
+                vault_id: 3,
+                stream_id: 4,
+                provider,
+                rate: 10,
+                allocation: 200,
+                extensions,
+            };
+            assert_eq!(create.to_reference(), Err(NotInReference::StreamExtensions), "{which}");
+        }
+        assert_eq!(
+            Instruction::Claim { vault_id: 1, stream_id: 2, receipt: Some(receipt) }.to_reference(),
+            Err(NotInReference::DeliveryReceipt)
+        );
+        let close = Instruction::CloseStreamByProvider { vault_id: 1, stream_id: 2, receipt: Some(receipt) };
+        let err = close.to_reference().expect_err("a receipt is an extension");
+        assert!(err.to_string().contains("delivery receipt"), "{err}");
     }
 }

@@ -26,7 +26,7 @@ use paystreams_lez_core::{
 
 pub use error::StreamError;
 pub use event::Event;
-pub use instruction::{ExtensionSettings, Instruction};
+pub use instruction::{ExtensionSettings, Instruction, NotInReference};
 
 /// The payment-streams program's id on this implementation's chain. On LEZ proper it is the
 /// deployed guest's image id; every address helper takes the id as an argument.
