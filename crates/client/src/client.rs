@@ -24,7 +24,11 @@ use paystreams_program::{
 };
 use paystreams_rpc::{
     BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus,
-    VaultView, remote::NodeRpc,
+    VaultView,
+    remote::{
+        ChainAccess, Dialect, NodeRpc, RpcError,
+        lez::{AccountsAt, LezSettings},
+    },
 };
 pub use paystreams_rpc::{remote::DEFAULT_INCLUSION_TIMEOUT, stream_events};
 use paystreams_runtime::{Message, Transaction};
@@ -130,8 +134,27 @@ impl Client {
     /// # Errors
     /// When the URL is not usable.
     pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Dialect::Paystreams)
+    }
+
+    /// A client of the chain at `url`, spoken to as `access` says ([`Dialect::Lez`]: a LEZ
+    /// sequencer, LEZ's methods only). Nothing is sent yet.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect_via(url: &str, access: &ChainAccess) -> Result<Self> {
+        let mut client = Self::connect_with(url, access.dialect)?;
+        client.set_lez_settings(access.lez.clone());
+        Ok(client)
+    }
+
+    /// A client of the chain at `url`, spoken to in `dialect` with the default settings.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect_with(url: &str, dialect: Dialect) -> Result<Self> {
         Ok(Self {
-            node: NodeRpc::connect(url)?,
+            node: NodeRpc::connect_with(url, dialect)?,
             program_id: payment_streams_program_id(),
             names: BTreeMap::new(),
             preflight: true,
@@ -169,9 +192,17 @@ impl Client {
 
     /// Uses another payment-streams program id.
     #[must_use]
-    pub const fn with_program_id(mut self, program_id: ProgramId) -> Self {
+    pub fn with_program_id(mut self, program_id: ProgramId) -> Self {
         self.program_id = program_id;
+        let settings = LezSettings { program_id, ..self.node.lez_settings().clone() };
+        self.node.set_lez_settings(settings);
         self
+    }
+
+    /// The LEZ dialect's settings (drop detection, block polling); the program id stays this
+    /// client's.
+    pub fn set_lez_settings(&mut self, settings: LezSettings) {
+        self.node.set_lez_settings(LezSettings { program_id: self.program_id, ..settings });
     }
 
     /// Local names for accounts (e.g. keystore names), used in error explanations.
@@ -209,19 +240,27 @@ impl Client {
         VaultRef { program_id: self.program_id, owner, vault_id, token_id }
     }
 
+    /// Whether this client speaks to a LEZ sequencer (LEZ's methods only).
+    #[must_use]
+    pub fn is_lez(&self) -> bool {
+        self.node.dialect() == Dialect::Lez
+    }
+
     // ----- Reads -----
 
     /// # Errors
     /// RPC failure.
     pub async fn account(&self, id: AccountId) -> Result<Account> {
+        if self.is_lez() {
+            return Ok(self.node.lez_account(id).await?);
+        }
         self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>> {
-        let nonces = self.node.http().get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))?;
-        Ok(nonces.into_iter().map(|n| n.0).collect())
+        Ok(self.node.nonces(ids).await?)
     }
 
     /// The native balance of an account.
@@ -247,6 +286,9 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn vault(&self, owner: AccountId, vault_id: u64) -> Result<Option<VaultView>> {
+        if self.is_lez() {
+            return Ok(self.node.lez_vault(&owner, vault_id).await?);
+        }
         self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
     }
 
@@ -268,12 +310,20 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_vaults(&self, owner: AccountId) -> Result<Vec<VaultView>> {
+        self.node.require_paystreams(
+            "listing an owner's vaults",
+            "paystreams_listVaults",
+            "show one with `paystream vault show --owner KEY --vault-id N`",
+        )?;
         self.node.http().list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>> {
+        if self.is_lez() {
+            return Ok(self.node.lez_stream(&owner, vault_id, stream_id).await?);
+        }
         self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
     }
 
@@ -295,18 +345,31 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_streams(&self, filter: StreamFilter) -> Result<Vec<StreamView>> {
+        self.node.require_paystreams(
+            "listing streams",
+            "paystreams_listStreams",
+            "show one with `paystream stream show --owner KEY --vault-id N --stream-id M`",
+        )?;
         self.node.http().list_streams(filter).await.map_err(self.rpc_err("listStreams"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn last_block_id(&self) -> Result<u64> {
+        if self.is_lez() {
+            return Ok(self.node.lez_last_block_id().await?);
+        }
         self.node.http().get_last_block_id().await.map_err(self.rpc_err("getLastBlockId"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn block(&self, block_id: u64) -> Result<Option<BlockInfo>> {
+        self.node.require_paystreams(
+            "reading a block as paystreams JSON",
+            "paystreams_getBlock",
+            "LEZ's getBlock answers the base64 block (`NodeRpc::lez_blocks`)",
+        )?;
         self.node.http().get_block(block_id).await.map_err(self.rpc_err("getBlock"))
     }
 
@@ -315,6 +378,9 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn chain_time(&self) -> Result<u64> {
+        if self.is_lez() {
+            return Ok(self.node.lez_clock().await?.timestamp_ms / 1000);
+        }
         let height = self.last_block_id().await?;
         let block =
             self.block(height).await?.ok_or_else(|| ClientError::NotFound(format!("block {height} is missing")))?;
@@ -324,6 +390,11 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn program_ids(&self) -> Result<BTreeMap<String, String>> {
+        self.node.require_paystreams(
+            "listing program ids as paystreams JSON",
+            "paystreams_getProgramIds",
+            "LEZ's getProgramIds answers each id as eight numbers",
+        )?;
         self.node.http().get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
     }
 
@@ -332,6 +403,11 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn advance_time(&self, seconds: u64) -> Result<BlockInfo> {
+        self.node.require_paystreams(
+            "moving the chain clock",
+            "the dev method paystreams_devAdvanceTime",
+            "a LEZ sequencer's clock follows the wall clock: wait instead",
+        )?;
         self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
     }
 
@@ -340,12 +416,22 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn mine(&self, blocks: Option<u32>) -> Result<BlockInfo> {
+        self.node.require_paystreams(
+            "mining blocks on demand",
+            "the dev method paystreams_devMine",
+            "a LEZ sequencer produces blocks on its own schedule: wait instead",
+        )?;
         self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn receipt(&self, hash: HexHash) -> Result<Option<ReceiptInfo>> {
+        self.node.require_paystreams(
+            "reading a transaction receipt",
+            "paystreams_getTransactionReceipt",
+            "LEZ keeps no receipts: getTransaction tells whether and where a transaction was included",
+        )?;
         self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
     }
 
@@ -408,6 +494,9 @@ impl Client {
         instruction_data: Vec<u8>,
         signers: &[&SecretKey],
     ) -> Result<ReceiptInfo> {
+        if self.is_lez() {
+            return self.execute_lez(op, program_id, account_ids, instruction_data, signers).await;
+        }
         let hash = if self.preflight && *op != Operation::Other {
             self.report(&Progress::Checking);
             match self.check(op, program_id, &account_ids, &instruction_data, signers).await {
@@ -813,6 +902,87 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A pre-flight refusal, explained from the chain state (not sent: no hash).
+    async fn refusal(&self, op: &Operation, error: &paystreams_runtime::TxError) -> TxFailure {
+        let info = TxErrorInfo::from(error);
+        let facts = self.facts_or_names(op).await;
+        let (code, name) = root_cause(info.code, &facts)
+            .map_or((info.code, info.name), |cause| (cause.code(), cause.name().to_owned()));
+        TxFailure {
+            code,
+            explanation: explain(op, code, &info.message, &facts),
+            name,
+            message: info.message,
+            hash: None,
+            block_id: None,
+        }
+    }
+
+    /// Reads every account the transaction reads with no block landing in between (LEZ cannot
+    /// pin a read to a height), signs with those nonces, runs pre-flight on that read, sends,
+    /// polls `getTransaction`, and derives the receipt by running the transaction on the read
+    /// (`NodeRpc::lez_confirm`). A dropped transaction is explained by running pre-flight again
+    /// on the state after it.
+    async fn execute_lez(
+        &self,
+        op: &Operation,
+        program_id: ProgramId,
+        account_ids: Vec<AccountId>,
+        instruction_data: Vec<u8>,
+        signers: &[&SecretKey],
+    ) -> Result<ReceiptInfo> {
+        let checked = self.preflight && *op != Operation::Other;
+        if checked {
+            self.report(&Progress::Checking);
+        }
+        let signer_ids: Vec<AccountId> = signers.iter().map(|key| key.account_id()).collect();
+        let ids = Snapshot::ids_read(&account_ids, &signer_ids);
+        let read: AccountsAt = self.node.lez_read(&ids).await?;
+        let snapshot: Snapshot = read.accounts.clone().into_iter().collect();
+        let nonces = signer_ids.iter().map(|id| snapshot.account(id).map_or(0, |a| a.nonce)).collect();
+        let message = Message {
+            program_id,
+            account_ids: account_ids.clone(),
+            nonces,
+            instruction_data: instruction_data.clone(),
+        };
+        let tx = Transaction::sign(message, signers);
+        if checked && let Verdict::Refused(error) = preflight(&runtime_for(self.program_id()), &snapshot, &tx) {
+            return Err(ClientError::Transaction(Box::new(self.refusal(op, &error).await)));
+        }
+        self.report(&Progress::Sending);
+        let hash = self.send_transaction(&tx).await?;
+        match self.node.lez_confirm(hash, &tx, &read, |elapsed| self.report(&Progress::Waiting { hash, elapsed })).await
+        {
+            Ok(inclusion) => {
+                if !inclusion.events_exact() {
+                    tracing::warn!(
+                        %hash,
+                        "included; its events are not known exactly (another transaction touched its accounts first)"
+                    );
+                }
+                Ok(inclusion.into_receipt())
+            }
+            Err(RpcError::Dropped { hash, reason }) => {
+                // Why it failed: the same call checked on the chain as it is now.
+                if *op != Operation::Other
+                    && let Checked::Refused(failure) =
+                        self.check(op, program_id, &account_ids, &instruction_data, signers).await
+                {
+                    return Err(ClientError::Transaction(Box::new(TxFailure {
+                        hash: Some(hash),
+                        message: format!("dropped by the sequencer ({reason}); checked again: {}", failure.message),
+                        ..*failure
+                    })));
+                }
+                Err(RpcError::Dropped { hash, reason }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// The outcome of [`Client::check`].
 pub(crate) enum Checked {
     /// Refused before sending: the failure, explained.
@@ -872,20 +1042,7 @@ impl Client {
         };
         let tx = Transaction::sign(message, signers);
         match preflight(&runtime_for(self.program_id()), &snapshot, &tx) {
-            Verdict::Refused(error) => {
-                let info = TxErrorInfo::from(&error);
-                let facts = self.facts_or_names(op).await;
-                let (code, name) = root_cause(info.code, &facts)
-                    .map_or((info.code, info.name), |cause| (cause.code(), cause.name().to_owned()));
-                Checked::Refused(Box::new(TxFailure {
-                    code,
-                    explanation: explain(op, code, &info.message, &facts),
-                    name,
-                    message: info.message,
-                    hash: None,
-                    block_id: None,
-                }))
-            }
+            Verdict::Refused(error) => Checked::Refused(Box::new(self.refusal(op, &error).await)),
             Verdict::Passes => Checked::Send(tx),
             Verdict::Undecided(why) => {
                 tracing::debug!(%why, "pre-flight leaves the transaction to the chain");

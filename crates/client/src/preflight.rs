@@ -19,11 +19,9 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
 };
 
-use paystreams_lez_core::{Account, AccountId, ProgramId, clock::CLOCK_ACCOUNT_IDS};
-use paystreams_program::PaymentStreamsProgram;
+use paystreams_lez_core::{Account, AccountId, clock::CLOCK_ACCOUNT_IDS};
 use paystreams_runtime::{BlockContext, Overlay, Runtime, StateView, Transaction, TxError};
 
 /// The accounts a transaction reads, as the chain held them at one block height. Accounts that
@@ -105,11 +103,9 @@ pub enum Verdict {
     Undecided(String),
 }
 
-/// The runtime a node runs, with the payment-streams program installed at `program_id` too.
-#[must_use]
-pub fn runtime_for(program_id: ProgramId) -> Runtime {
-    Runtime::new().with_program(Arc::new(PaymentStreamsProgram::new(program_id)))
-}
+/// The runtime a node runs, with the payment-streams program installed (also what the LEZ
+/// dialect derives receipts with).
+pub use paystreams_rpc::remote::lez::runtime_for;
 
 /// Runs `tx` through `runtime` on `snapshot` at the snapshot's time and, if it fails there, at
 /// the latest time the clock can show; see the module documentation for when it refuses.

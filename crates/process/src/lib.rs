@@ -35,7 +35,7 @@ use paystreams_provider::{
 use paystreams_rpc::{
     chain_view::ChainView,
     events::{EventSource, Liveness},
-    remote::{RpcChain, WsEvents, WsSubscription},
+    remote::{ChainAccess, RpcChain, WsEvents, WsSubscription},
 };
 use paystreams_wire::ServiceTermination;
 use rand_core::RngCore as _;
@@ -165,6 +165,9 @@ impl AdminToken {
 pub struct ProcessConfig {
     /// The chain's JSON-RPC URL (its WebSocket is the same address with `ws://`).
     pub rpc_url: String,
+    /// How to speak to it: a paystreams node (events over its WebSocket) or a LEZ sequencer
+    /// (LEZ's methods only; events from polled blocks).
+    pub chain: ChainAccess,
     /// The provider account's key: streams name it, claims are signed with it.
     pub provider_key: SecretKey,
     pub policy: ProviderPolicy,
@@ -299,7 +302,7 @@ pub async fn start_engine<S: SessionStore + 'static>(
     store: S,
     admin_token: Option<String>,
 ) -> Result<Opened<S>, ProcessError> {
-    let client = Client::connect(&config.rpc_url).map_err(|e| ProcessError::Chain(e.to_string()))?;
+    let client = Client::connect_via(&config.rpc_url, &config.chain).map_err(|e| ProcessError::Chain(e.to_string()))?;
     client.last_block_id().await.map_err(|e| {
         ProcessError::Chain(format!("{e} (is the chain running at {}? start it with `paystream node`)", config.rpc_url))
     })?;

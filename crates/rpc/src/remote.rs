@@ -1,11 +1,19 @@
 //! The chain seen through a node's JSON-RPC (the `client` feature): [`NodeRpc`] is one node's
 //! HTTP endpoint with the submission primitives (sign with current nonces, send, wait for
 //! inclusion), [`RpcChain`] implements [`ChainView`] and [`ChainWriter`] over it, and
-//! [`WsEvents`] is the [`EventSource`] over the node's `subscribeEvents` WebSocket subscription.
+//! [`WsEvents`] is the [`EventSource`] over the node's events.
+//!
+//! A [`NodeRpc`] speaks one [`Dialect`], chosen when it connects: [`Dialect::Paystreams`] uses
+//! our node's richer methods (receipts, decoded views, `subscribeEvents`); [`Dialect::Lez`] uses
+//! only the methods a LEZ sequencer has ([`lez`]: submit and poll `getTransaction`, views folded
+//! locally from `getAccount`, events from polled blocks). Everything above this seam (the typed
+//! client, the engines, the CLI) is the same in both.
 //!
 //! The typed client (`paystreams-client`) builds its commands on [`NodeRpc`]; the provider's
 //! follower and claimer are built on [`RpcChain`] and [`WsEvents`] by the service that runs
 //! the provider.
+
+pub mod lez;
 
 use std::{
     collections::HashMap,
@@ -58,6 +66,17 @@ pub enum RpcError {
         waited.as_secs()
     )]
     Timeout { hash: HexHash, waited: Duration },
+    /// LEZ keeps no record of a transaction it did not include: it is reported dropped once the
+    /// signer's nonce moved past it or enough blocks went by without it.
+    #[error(
+        "transaction {hash} was dropped by the sequencer ({reason}); a LEZ sequencer keeps no record of failed \
+         transactions. Run the command again with pre-flight on (the default): it runs the transaction locally \
+         through the program and explains the failure"
+    )]
+    Dropped { hash: HexHash, reason: String },
+    /// The operation needs a method a LEZ sequencer does not have.
+    #[error("{what} needs {needs}, which a LEZ sequencer does not have (--chain lez); {instead}")]
+    NotInLez { what: &'static str, needs: &'static str, instead: &'static str },
 }
 
 impl RpcError {
@@ -83,12 +102,67 @@ impl RpcError {
     }
 }
 
-/// One node's JSON-RPC endpoint over HTTP, with how long submissions wait for inclusion.
+/// Which methods a chain endpoint has.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Dialect {
+    /// A paystreams node (`paystream node`): receipts, decoded vault and stream views, event
+    /// subscriptions, dev methods.
+    #[default]
+    Paystreams,
+    /// A LEZ sequencer (or `paystream node --rpc-methods lez`): LEZ's methods only.
+    Lez,
+}
+
+impl Dialect {
+    /// The name `--chain` takes.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Paystreams => "paystreams",
+            Self::Lez => "lez",
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "paystreams" => Ok(Self::Paystreams),
+            "lez" => Ok(Self::Lez),
+            other => Err(format!(
+                "unknown chain {other:?}: use `paystreams` (a paystreams node) or `lez` (a LEZ sequencer, LEZ's methods \
+                 only)"
+            )),
+        }
+    }
+}
+
+/// How to speak to a chain endpoint: its dialect and the LEZ dialect's settings. What a
+/// long-running process (provider, gate, agent) is configured with beside the URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainAccess {
+    pub dialect: Dialect,
+    /// Used in [`Dialect::Lez`] only.
+    pub lez: lez::LezSettings,
+}
+
+/// One node's JSON-RPC endpoint over HTTP, with its dialect and how long submissions wait for
+/// inclusion.
 #[derive(Clone, Debug)]
 pub struct NodeRpc {
     url: String,
     http: HttpClient,
     inclusion_timeout: Duration,
+    dialect: Dialect,
+    lez: lez::LezSettings,
 }
 
 impl NodeRpc {
@@ -97,11 +171,68 @@ impl NodeRpc {
     /// # Errors
     /// When the URL is not usable.
     pub fn connect(url: &str) -> Result<Self, RpcError> {
+        Self::connect_with(url, Dialect::Paystreams)
+    }
+
+    /// The chain at `url`, spoken to in `dialect`. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect_with(url: &str, dialect: Dialect) -> Result<Self, RpcError> {
         let http = HttpClientBuilder::default()
             .request_timeout(REQUEST_TIMEOUT)
             .build(url)
             .map_err(|e| RpcError::Connection { url: url.to_owned(), detail: e.to_string() })?;
-        Ok(Self { url: url.to_owned(), http, inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT })
+        Ok(Self {
+            url: url.to_owned(),
+            http,
+            inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT,
+            dialect,
+            lez: lez::LezSettings::default(),
+        })
+    }
+
+    /// The chain at `url`, spoken to as `access` says. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn connect_via(url: &str, access: &ChainAccess) -> Result<Self, RpcError> {
+        let mut node = Self::connect_with(url, access.dialect)?;
+        node.lez = access.lez.clone();
+        Ok(node)
+    }
+
+    /// The methods this endpoint is spoken to with.
+    #[must_use]
+    pub const fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The LEZ dialect's settings (drop detection, block polling, the program id).
+    #[must_use]
+    pub const fn lez_settings(&self) -> &lez::LezSettings {
+        &self.lez
+    }
+
+    /// Changes the LEZ dialect's settings.
+    pub fn set_lez_settings(&mut self, settings: lez::LezSettings) {
+        self.lez = settings;
+    }
+
+    /// Refuses, naming what is missing, when this endpoint is a LEZ sequencer.
+    ///
+    /// # Errors
+    /// [`RpcError::NotInLez`] in the LEZ dialect.
+    pub const fn require_paystreams(
+        &self,
+        what: &'static str,
+        needs: &'static str,
+        instead: &'static str,
+    ) -> Result<(), RpcError> {
+        match self.dialect {
+            Dialect::Paystreams => Ok(()),
+            Dialect::Lez => Err(RpcError::NotInLez { what, needs, instead }),
+        }
     }
 
     #[must_use]
@@ -149,10 +280,27 @@ impl NodeRpc {
         signers: &[&SecretKey],
     ) -> Result<HexHash, RpcError> {
         let ids = signers.iter().map(|k| k.account_id()).collect();
-        let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.error("getAccountsNonces"))?;
-        let message =
-            Message { program_id, account_ids, nonces: nonces.into_iter().map(|n| n.0).collect(), instruction_data };
+        let nonces = self.nonces(ids).await?;
+        let message = Message { program_id, account_ids, nonces, instruction_data };
         self.send_transaction(&Transaction::sign(message, signers)).await
+    }
+
+    /// The accounts' current nonces, in order.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>, RpcError> {
+        match self.dialect {
+            Dialect::Paystreams => Ok(self
+                .http
+                .get_accounts_nonces(ids)
+                .await
+                .map_err(self.error("getAccountsNonces"))?
+                .into_iter()
+                .map(|n| n.0)
+                .collect()),
+            Dialect::Lez => self.lez_nonces(ids).await,
+        }
     }
 
     /// Sends a signed transaction; returns its hash without waiting for inclusion.
@@ -281,6 +429,9 @@ impl RpcChain {
         vault_id: u64,
         stream_id: u64,
     ) -> Result<Option<StreamView>, ChainError> {
+        if self.node.dialect == Dialect::Lez {
+            return self.node.lez_stream(owner, vault_id, stream_id).await.map_err(|e| unavailable(&e));
+        }
         self.node
             .http
             .get_stream(*owner, vault_id, stream_id)
@@ -323,6 +474,10 @@ impl ChainView for RpcChain {
             return Ok(ChainHead { height, time_secs, observed_at_ms });
         }
         let fetched = async {
+            if self.node.dialect == Dialect::Lez {
+                let clock = self.node.lez_clock().await.map_err(|e| unavailable(&e))?;
+                return Ok::<_, ChainError>((clock.block_id, clock.timestamp_ms / 1000));
+            }
             let http = &self.node.http;
             let height =
                 http.get_last_block_id().await.map_err(|e| unavailable(&self.node.error("getLastBlockId")(e)))?;
@@ -357,6 +512,9 @@ impl ChainView for RpcChain {
     }
 
     async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
+        if self.node.dialect == Dialect::Lez {
+            return self.node.lez_vault(owner, vault_id).await.map_err(|e| unavailable(&e));
+        }
         self.node.http.get_vault(*owner, vault_id).await.map_err(|e| unavailable(&self.node.error("getVault")(e)))
     }
 
@@ -402,6 +560,9 @@ impl ChainWriter for RpcChain {
     /// receipt is [`SubmitOutcome::Failed`] with its code and name; RPC failures and inclusion
     /// timeouts are [`ChainError::Unavailable`].
     async fn submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+        if self.node.dialect == Dialect::Lez {
+            return self.lez_submit(call, signers).await;
+        }
         let hash = self
             .node
             .send_signed(call.program_id, call.account_ids.clone(), call.instruction_data(), signers)
@@ -420,16 +581,16 @@ impl ChainWriter for RpcChain {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        if self.node.dialect == Dialect::Lez {
+            // LEZ has no batch submission; one by one, each signed on a fresh read.
+            let mut out = Vec::with_capacity(calls.len());
+            for call in calls {
+                out.push(self.lez_submit(call, signers).await?);
+            }
+            return Ok(out);
+        }
         let ids = signers.iter().map(|k| k.account_id()).collect();
-        let nonces: Vec<u128> = self
-            .node
-            .http
-            .get_accounts_nonces(ids)
-            .await
-            .map_err(|e| unavailable(&self.node.error("getAccountsNonces")(e)))?
-            .into_iter()
-            .map(|n| n.0)
-            .collect();
+        let nonces: Vec<u128> = self.node.nonces(ids).await.map_err(|e| unavailable(&e))?;
         let mut encoded = Vec::with_capacity(calls.len());
         for (offset, call) in (0_u128..).zip(calls) {
             let nonces = nonces
@@ -476,6 +637,33 @@ impl ChainWriter for RpcChain {
             }
         }
         Ok(out)
+    }
+}
+
+impl RpcChain {
+    /// [`ChainWriter::submit`] in the LEZ dialect: a dropped transaction is
+    /// [`SubmitOutcome::Failed`] with code 0 and the reason (LEZ gives no error code); the events
+    /// are the derived ones, empty when they are not known exactly.
+    async fn lez_submit(&self, call: &Call, signers: &[&SecretKey]) -> Result<SubmitOutcome, ChainError> {
+        let message = |nonces| Message {
+            program_id: call.program_id,
+            account_ids: call.account_ids.clone(),
+            nonces,
+            instruction_data: call.instruction_data(),
+        };
+        match self.node.lez_submit(message, &call.account_ids, signers, |_| {}).await {
+            Ok(inclusion) => {
+                if !inclusion.events_exact() {
+                    warn!(hash = %inclusion.hash, "included; its events are not known exactly (another transaction touched its accounts)");
+                }
+                Ok(outcome_of(inclusion.into_receipt()))
+            }
+            Err(RpcError::Dropped { hash, reason }) => {
+                warn!(%hash, %reason, "transaction dropped by the sequencer");
+                Ok(SubmitOutcome::Failed { code: 0, name: format!("dropped: {reason}") })
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
     }
 }
 

@@ -70,6 +70,8 @@ pub struct ServiceOptions {
     pub ws_listen: Option<Multiaddr>,
     /// The Waku cluster and shards the node announces over `/vac/waku/metadata/1.0.0`.
     pub network: WakuNetwork,
+    /// How the process speaks to the chain at [`ProviderConfig::rpc_url`].
+    pub chain: paystreams_rpc::remote::ChainAccess,
 }
 
 impl Default for ServiceOptions {
@@ -80,6 +82,7 @@ impl Default for ServiceOptions {
             restart_pause_secs: 10,
             ws_listen: None,
             network: WakuNetwork::default(),
+            chain: paystreams_rpc::remote::ChainAccess::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl ProviderConfig {
     fn process(&self) -> ProcessConfig {
         ProcessConfig {
             rpc_url: self.rpc_url.clone(),
+            chain: self.service.chain.clone(),
             provider_key: self.provider_key.clone(),
             policy: self.policy.clone(),
             limits: self.limits,

@@ -7,6 +7,8 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use paystreams_client::{DEFAULT_RPC_URL, default_keystore_dir};
+
+use super::output::ChainArg;
 use paystreams_dashboard::{
     DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAULT, HttpAgent, HttpSessions, SessionSource,
 };
@@ -61,6 +63,11 @@ pub struct DashboardArgs {
     /// Blocks read back at start for stream histories and charts.
     #[arg(long, value_name = "N", default_value_t = HISTORY_BLOCKS_DEFAULT)]
     pub history_blocks: u64,
+    /// What answers at --rpc. The dashboard needs a paystreams node: `lez` is refused (it
+    /// lists vaults and streams, reads receipts and follows block JSON, which LEZ's methods do
+    /// not give).
+    #[arg(long, env = "PAYSTREAMS_CHAIN", value_enum, default_value_t = ChainArg::Paystreams)]
+    pub chain: ChainArg,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default info).
@@ -101,6 +108,15 @@ pub(super) async fn wait_for_signal() {
 #[must_use]
 pub fn run(args: &DashboardArgs) -> ExitCode {
     init_tracing();
+    if args.chain == ChainArg::Lez {
+        eprintln!(
+            "error: the dashboard needs a paystreams node at --rpc: it lists an owner's vaults and a provider's \
+             streams (paystreams_listVaults, paystreams_listStreams), reads receipts and follows blocks as JSON, which \
+             a LEZ sequencer does not offer. Use the wallet commands with --chain lez (`paystream vault show`, \
+             `paystream stream show`), or run the dashboard against `paystream node`"
+        );
+        return ExitCode::from(2);
+    }
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         eprintln!(
             "error: --listen {} is not a loopback address; the dashboard signs with your keystore's keys, so it listens on \

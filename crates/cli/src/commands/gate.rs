@@ -71,6 +71,7 @@ async fn serve(ctx: &Ctx, args: &GateArgs) -> CmdResult {
     let config = GateConfig {
         process: ProcessConfig {
             rpc_url: ctx.common.rpc.clone(),
+            chain: ctx.common.chain_access(),
             provider_key: provider.key.clone(),
             policy: shared.policy(provider.account_id().0, args.service_ids.clone()),
             limits: shared.limits(),

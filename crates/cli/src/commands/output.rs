@@ -13,7 +13,13 @@ use paystreams_client::{
     parse_amount,
 };
 use paystreams_lez_core::AccountId;
-use paystreams_rpc::{ReceiptInfo, remote::RpcError};
+use paystreams_rpc::{
+    ReceiptInfo,
+    remote::{
+        ChainAccess, Dialect, RpcError,
+        lez::{DEFAULT_DROP_AFTER_BLOCKS, DEFAULT_POLL_INTERVAL, LezSettings},
+    },
+};
 use serde_json::{Value, json};
 
 /// Exit code when the operation failed: a transaction failed or was refused, or something
@@ -36,6 +42,52 @@ pub struct CommonArgs {
     /// Print JSON on stdout instead of tables (u128 amounts as decimal strings); no spinner.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What answers at --rpc.
+    #[arg(long, global = true, env = "PAYSTREAMS_CHAIN", value_enum, default_value_t = ChainArg::Paystreams)]
+    pub chain: ChainArg,
+    /// With --chain lez: report a transaction dropped when this many blocks were produced after
+    /// it was sent without including it (a LEZ sequencer keeps no record of failed
+    /// transactions).
+    #[arg(long, global = true, env = "PAYSTREAMS_LEZ_DROP_AFTER_BLOCKS", value_name = "BLOCKS",
+          default_value_t = DEFAULT_DROP_AFTER_BLOCKS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lez_drop_after_blocks: u64,
+    /// With --chain lez: how often long-running commands (store serve, gate) poll for new blocks
+    /// to follow the chain, in milliseconds.
+    #[arg(long, global = true, env = "PAYSTREAMS_LEZ_POLL_MS", value_name = "MS",
+          default_value_t = u64::try_from(DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(500),
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub lez_poll_ms: u64,
+}
+
+/// The two kinds of chain endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChainArg {
+    /// A paystreams node (`paystream node`): receipts, decoded vault and stream views, event
+    /// subscriptions, dev methods.
+    Paystreams,
+    /// A LEZ sequencer, or `paystream node --rpc-methods lez`: LEZ's methods only. Views are
+    /// folded locally from getAccount, inclusion is polled with getTransaction (a failed
+    /// transaction is reported dropped), events come from polled blocks. Listing vaults or
+    /// streams and dev time control are refused.
+    Lez,
+}
+
+impl CommonArgs {
+    /// How to speak to the chain at `--rpc`.
+    #[must_use]
+    pub fn chain_access(&self) -> ChainAccess {
+        ChainAccess {
+            dialect: match self.chain {
+                ChainArg::Paystreams => Dialect::Paystreams,
+                ChainArg::Lez => Dialect::Lez,
+            },
+            lez: LezSettings {
+                drop_after_blocks: self.lez_drop_after_blocks,
+                poll_interval: Duration::from_millis(self.lez_poll_ms),
+                ..LezSettings::default()
+            },
+        }
+    }
 }
 
 /// Why a command failed.
@@ -147,7 +199,7 @@ impl Ctx {
 
     /// The client, with keystore names for explanations and the spinner wired to progress.
     pub fn client(&self) -> CmdResult<Client> {
-        let mut client = Client::connect(&self.common.rpc)?;
+        let mut client = Client::connect_via(&self.common.rpc, &self.common.chain_access())?;
         if let Ok(store) = self.keystore()
             && let Ok(keys) = store.list()
         {

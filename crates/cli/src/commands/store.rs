@@ -515,6 +515,7 @@ async fn serve(ctx: &Ctx, args: &ServeArgs) -> CmdResult {
             restart_pause_secs: args.restart_pause_secs,
             ws_listen,
             network: network.clone(),
+            chain: ctx.common.chain_access(),
         },
     };
     let handle = start(config, archive).await.map_err(|e| CliError::Failed(e.to_string()))?;
