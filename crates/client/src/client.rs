@@ -955,15 +955,8 @@ impl Client {
         let hash = self.send_transaction(&tx).await?;
         match self.node.lez_confirm(hash, &tx, &read, |elapsed| self.report(&Progress::Waiting { hash, elapsed })).await
         {
-            Ok(inclusion) => {
-                if !inclusion.events_exact() {
-                    tracing::warn!(
-                        %hash,
-                        "included; its events are not known exactly (another transaction touched its accounts first)"
-                    );
-                }
-                Ok(inclusion.into_receipt())
-            }
+            Ok(inclusion) if inclusion.events_exact() => Ok(inclusion.into_receipt()),
+            Ok(inclusion) => Err(ClientError::EffectsUnknown { hash, block_id: inclusion.block_id }),
             Err(RpcError::Dropped { hash, reason }) => {
                 // Why it failed: the same call checked on the chain as it is now.
                 if *op != Operation::Other

@@ -495,3 +495,73 @@ impl From<PendingLezAccount> for Account {
         Self { program_owner: ProgramId(a.program_owner), balance: a.balance, data: a.data, nonce: a.nonce }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::transfer::authenticated_transfer_program_id;
+    use paystreams_program::{
+        Event, ExtensionSettings,
+        client::{self as builders, VaultRef},
+        state::VaultPrivacyTier,
+    };
+    use paystreams_runtime::testkit::LocalChain;
+
+    use super::*;
+
+    fn claimed(events: &[ReceiptEvent]) -> Vec<u128> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ReceiptEvent::PaymentStreams { event: Event::Claimed { amount, .. } } => Some(*amount),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A claim signed on accounts read at 160 s and included in a block whose transactions read
+    /// 170 s: running it on the read, at the including block's time, gives the chain's events to
+    /// the unit; at the read's own time it would not.
+    #[test]
+    fn a_receipt_is_derived_exactly_from_the_read_at_the_including_blocks_time() {
+        let program_id = payment_streams_program_id();
+        let owner = SecretKey::from_bytes(&[7; 32]).expect("key");
+        let provider = SecretKey::from_bytes(&[8; 32]).expect("key");
+        let funded = [(owner.account_id(), 1_000_000), (provider.account_id(), 1)];
+        let mut chain = LocalChain::new(&funded, 100).expect("genesis").with_runtime(runtime_for(program_id));
+        let vault = VaultRef::native(program_id, owner.account_id(), 0);
+        for call in [
+            builders::initialize_vault(&vault, VaultPrivacyTier::Public),
+            builders::deposit(&vault, 10_000, authenticated_transfer_program_id(), None),
+            builders::create_stream(&vault, 0, provider.account_id(), 10, 1_000, ExtensionSettings::default()),
+        ] {
+            chain.submit(&call, &[&owner]).expect("applies");
+        }
+        chain.advance_to(160).expect("time");
+
+        let call = builders::claim(&vault, 0, provider.account_id(), None, None);
+        let ids: BTreeSet<AccountId> =
+            call.account_ids.iter().copied().chain([provider.account_id()]).chain(CLOCK_ACCOUNT_IDS).collect();
+        let read =
+            AccountsAt { height: chain.height(), accounts: ids.iter().map(|id| (*id, chain.account(id))).collect() };
+        let tx = chain.transaction(call.program_id, call.account_ids.clone(), call.instruction_data(), &[&provider]);
+
+        chain.advance_to(170).expect("time");
+        let included = chain.apply(&tx).expect("included");
+        assert_eq!(claimed(&included.receipt.events), vec![700]);
+
+        let runtime = runtime_for(program_id);
+        let at_inclusion = BlockContext { block_id: chain.height(), timestamp_ms: 170_000 };
+        let derived = run_on(&runtime, &read, &tx, &at_inclusion).expect("runs");
+        assert_eq!(derived, included.receipt.events, "the derived receipt is the chain's");
+        let at_read = BlockContext { block_id: read.height, timestamp_ms: 160_000 };
+        assert_eq!(claimed(&run_on(&runtime, &read, &tx, &at_read).expect("runs")), vec![600]);
+    }
+
+    #[test]
+    fn dialect_names_parse_and_others_are_refused_with_both_choices() {
+        assert_eq!("lez".parse::<super::super::Dialect>(), Ok(super::super::Dialect::Lez));
+        assert_eq!(" Paystreams ".parse::<super::super::Dialect>(), Ok(super::super::Dialect::Paystreams));
+        let error = "nssa".parse::<super::super::Dialect>().expect_err("unknown");
+        assert!(error.contains("`paystreams`") && error.contains("`lez`"), "{error}");
+    }
+}
