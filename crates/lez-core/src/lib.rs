@@ -12,6 +12,7 @@ pub mod clock;
 pub mod crypto;
 pub mod ids;
 pub mod lee_transaction;
+pub mod lez_block;
 pub mod pda;
 pub mod program;
 pub mod reference_instruction;
