@@ -100,7 +100,7 @@ errors! {
     ProviderEqualsOwner = 6027,
     /// The token id is not usable for this vault.
     UnsupportedTokenId = 6028,
-    /// The instruction bytes do not decode.
+    /// The instruction words do not decode.
     InvalidInstruction = 6029,
     /// Wrong number of accounts for this instruction.
     WrongAccountCount = 6030,

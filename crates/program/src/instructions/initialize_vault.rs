@@ -73,7 +73,7 @@ pub(crate) fn process(
             effects.chained_calls.push(ChainedCall {
                 program_id: definition.account.program_owner,
                 pre_states: vec![definition, AccountWithMetadata { is_authorized: true, ..holding }],
-                instruction_data: TokenInstruction::InitializeAccount.to_bytes(),
+                instruction_data: TokenInstruction::InitializeAccount.to_words(),
                 pda_seeds: vec![holding_seed],
             });
         }
