@@ -676,18 +676,22 @@ fn outcome_of(receipt: ReceiptInfo) -> SubmitOutcome {
     SubmitOutcome::Failed { code, name }
 }
 
-/// Opens `subscribeEvents` subscriptions on a node's WebSocket endpoint.
+/// The node's events: `subscribeEvents` subscriptions on a paystreams node's WebSocket
+/// endpoint, or, in the LEZ dialect, polled blocks ([`lez::follow::BlockEvents`]).
 #[derive(Clone, Debug)]
 pub struct WsEvents {
     ws_url: String,
     filter: EventFilter,
+    blocks: Option<lez::follow::BlockEvents>,
 }
 
 impl WsEvents {
-    /// Events matching `filter` from the node `node` talks to (same port, `ws://`).
+    /// Events matching `filter` from the node `node` talks to (same port, `ws://`; polled
+    /// blocks in the LEZ dialect).
     #[must_use]
     pub fn new(node: &NodeRpc, filter: EventFilter) -> Self {
-        Self { ws_url: node.ws_url(), filter }
+        let blocks = (node.dialect == Dialect::Lez).then(|| lez::follow::BlockEvents::new(node, filter.clone()));
+        Self { ws_url: node.ws_url(), filter, blocks }
     }
 
     /// Every event naming `provider`.
@@ -697,20 +701,29 @@ impl WsEvents {
     }
 }
 
-/// An open subscription; owns its WebSocket connection (dropping it closes both).
+/// An open subscription; owns its WebSocket connection (dropping it closes both), or its
+/// block-polling state.
 #[derive(Debug)]
 pub struct WsSubscription {
-    subscription: Subscription<EventNotification>,
-    _ws: WsClient,
+    inner: SubscriptionInner,
+}
+
+#[derive(Debug)]
+enum SubscriptionInner {
+    Ws { subscription: Subscription<EventNotification>, _ws: WsClient },
+    Blocks(Box<lez::follow::BlockSubscription>),
 }
 
 impl EventSubscription for WsSubscription {
     async fn next_event(&mut self) -> Option<EventNotification> {
-        loop {
-            match self.subscription.next().await? {
-                Ok(notification) => return Some(notification),
-                Err(e) => warn!(error = %e, "undecodable event notification skipped"),
-            }
+        match &mut self.inner {
+            SubscriptionInner::Ws { subscription, .. } => loop {
+                match subscription.next().await? {
+                    Ok(notification) => return Some(notification),
+                    Err(e) => warn!(error = %e, "undecodable event notification skipped"),
+                }
+            },
+            SubscriptionInner::Blocks(blocks) => blocks.next_event().await,
         }
     }
 }
@@ -719,6 +732,10 @@ impl EventSource for WsEvents {
     type Subscription = WsSubscription;
 
     async fn subscribe(&self) -> Result<WsSubscription, String> {
+        if let Some(blocks) = &self.blocks {
+            let subscription = blocks.subscribe().await?;
+            return Ok(WsSubscription { inner: SubscriptionInner::Blocks(Box::new(subscription)) });
+        }
         let ws = WsClientBuilder::default()
             .build(&self.ws_url)
             .await
@@ -727,6 +744,6 @@ impl EventSource for WsEvents {
             .subscribe_events(self.filter.clone())
             .await
             .map_err(|e| RpcError::from_call(&self.ws_url, "subscribeEvents", e).to_string())?;
-        Ok(WsSubscription { subscription, _ws: ws })
+        Ok(WsSubscription { inner: SubscriptionInner::Ws { subscription, _ws: ws } })
     }
 }

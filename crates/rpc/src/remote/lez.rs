@@ -46,6 +46,8 @@ use paystreams_runtime::{BlockContext, Message, Overlay, ReceiptEvent, Runtime, 
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+pub mod follow;
+
 use super::{NodeRpc, RECEIPT_POLL_MAX, RECEIPT_POLL_MIN, RpcError};
 use crate::{HexHash, ReceiptInfo, StreamView, TxStatus, VaultView, views};
 
