@@ -307,14 +307,15 @@ impl Client {
         Ok((view, vault))
     }
 
+    /// The owner's vaults. With a LEZ sequencer (no listing method): the vaults created in the
+    /// last `LezSettings::scan_blocks` blocks, found by scanning them.
+    ///
     /// # Errors
     /// RPC failure.
     pub async fn list_vaults(&self, owner: AccountId) -> Result<Vec<VaultView>> {
-        self.node.require_paystreams(
-            "listing an owner's vaults",
-            "paystreams_listVaults",
-            "show one with `paystream vault show --owner KEY --vault-id N`",
-        )?;
+        if self.is_lez() {
+            return Ok(self.node.lez_list_vaults(&owner).await?);
+        }
         self.node.http().list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
     }
 
@@ -342,14 +343,16 @@ impl Client {
         )))
     }
 
+    /// Streams by owner and/or provider. With a LEZ sequencer (no listing method): the
+    /// matching streams created in the last `LezSettings::scan_blocks` blocks, found by scanning
+    /// them.
+    ///
     /// # Errors
     /// RPC failure.
     pub async fn list_streams(&self, filter: StreamFilter) -> Result<Vec<StreamView>> {
-        self.node.require_paystreams(
-            "listing streams",
-            "paystreams_listStreams",
-            "show one with `paystream stream show --owner KEY --vault-id N --stream-id M`",
-        )?;
+        if self.is_lez() {
+            return Ok(self.node.lez_list_streams(&filter).await?);
+        }
         self.node.http().list_streams(filter).await.map_err(self.rpc_err("listStreams"))
     }
 

@@ -113,7 +113,7 @@ pub fn run(args: &DashboardArgs) -> ExitCode {
             "error: the dashboard needs a paystreams node at --rpc: it lists an owner's vaults and a provider's \
              streams (paystreams_listVaults, paystreams_listStreams), reads receipts and follows blocks as JSON, which \
              a LEZ sequencer does not offer. Use the wallet commands with --chain lez (`paystream vault show`, \
-             `paystream stream show`), or run the dashboard against `paystream node`"
+             `paystream stream show`, `stream list`), or run the dashboard against `paystream node`"
         );
         return ExitCode::from(2);
     }

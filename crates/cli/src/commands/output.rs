@@ -17,7 +17,7 @@ use paystreams_rpc::{
     ReceiptInfo,
     remote::{
         ChainAccess, Dialect, RpcError,
-        lez::{DEFAULT_DROP_AFTER_BLOCKS, DEFAULT_POLL_INTERVAL, LezSettings},
+        lez::{DEFAULT_DROP_AFTER_BLOCKS, DEFAULT_POLL_INTERVAL, DEFAULT_SCAN_BLOCKS, LezSettings},
     },
 };
 use serde_json::{Value, json};
@@ -57,6 +57,11 @@ pub struct CommonArgs {
           default_value_t = u64::try_from(DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(500),
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub lez_poll_ms: u64,
+    /// With --chain lez: how many recent blocks `vault list` and `stream list` scan (LEZ has no
+    /// listing method; vaults and streams created earlier are not listed).
+    #[arg(long, global = true, env = "PAYSTREAMS_LEZ_SCAN_BLOCKS", value_name = "BLOCKS",
+          default_value_t = DEFAULT_SCAN_BLOCKS, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub lez_scan_blocks: u64,
 }
 
 /// The two kinds of chain endpoint.
@@ -67,8 +72,8 @@ pub enum ChainArg {
     Paystreams,
     /// A LEZ sequencer, or `paystream node --rpc-methods lez`: LEZ's methods only. Views are
     /// folded locally from getAccount, inclusion is polled with getTransaction (a failed
-    /// transaction is reported dropped), events come from polled blocks. Listing vaults or
-    /// streams and dev time control are refused.
+    /// transaction is reported dropped), events come from polled blocks, listing scans the last
+    /// --lez-scan-blocks blocks. Dev time control is refused.
     Lez,
 }
 
@@ -84,6 +89,7 @@ impl CommonArgs {
             lez: LezSettings {
                 drop_after_blocks: self.lez_drop_after_blocks,
                 poll_interval: Duration::from_millis(self.lez_poll_ms),
+                scan_blocks: self.lez_scan_blocks,
                 ..LezSettings::default()
             },
         }

@@ -66,6 +66,10 @@ pub const BLOCK_BATCH_MAX: u64 = 100;
 /// it the events are reported unknown.
 pub const REPLAY_BLOCKS_MAX: u64 = 1000;
 
+/// How many recent blocks listing vaults or streams scans by default (LEZ has no listing
+/// method; see [`NodeRpc::lez_list_streams`]).
+pub const DEFAULT_SCAN_BLOCKS: u64 = 10_000;
+
 /// How many times a consistent read is tried before giving up.
 const CONSISTENT_READ_ATTEMPTS: usize = 5;
 
@@ -80,6 +84,8 @@ pub struct LezSettings {
     pub poll_interval: Duration,
     /// Blocks per `getBlockRange` call (at most [`BLOCK_BATCH_MAX`]).
     pub block_batch: u64,
+    /// See [`DEFAULT_SCAN_BLOCKS`].
+    pub scan_blocks: u64,
 }
 
 impl Default for LezSettings {
@@ -89,6 +95,7 @@ impl Default for LezSettings {
             drop_after_blocks: DEFAULT_DROP_AFTER_BLOCKS,
             poll_interval: DEFAULT_POLL_INTERVAL,
             block_batch: BLOCK_BATCH_MAX,
+            scan_blocks: DEFAULT_SCAN_BLOCKS,
         }
     }
 }
@@ -308,6 +315,74 @@ impl NodeRpc {
             message,
         })?;
         Ok(views::stream_view(&state, &program_id, owner, vault_id, stream_id, clock.timestamp_ms / 1000))
+    }
+
+    /// The payment-streams instructions of the last [`LezSettings::scan_blocks`] blocks, with
+    /// the accounts each named, oldest first.
+    async fn lez_scan(&self) -> Result<Vec<(paystreams_program::Instruction, Vec<AccountId>)>, RpcError> {
+        let head = self.lez_last_block_id().await?;
+        let start = head
+            .saturating_sub(self.lez.scan_blocks.saturating_sub(1))
+            .max(paystreams_lez_core::lez_block::GENESIS_BLOCK_ID);
+        let mut found = Vec::new();
+        if head < start {
+            return Ok(found);
+        }
+        for block in self.lez_blocks(start, head).await? {
+            for paystreams_lez_core::lee_transaction::LeeTransaction::Public(tx) in block.body.transactions {
+                if tx.message.program_id != self.lez.program_id {
+                    continue;
+                }
+                if let Ok(instruction) = paystreams_program::Instruction::from_words(&tx.message.instruction_data) {
+                    found.push((instruction, tx.message.account_ids));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The vaults of `owner` created in the last [`LezSettings::scan_blocks`] blocks (LEZ has
+    /// no listing method: vaults created earlier are not found), as they are now.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn lez_list_vaults(&self, owner: &AccountId) -> Result<Vec<VaultView>, RpcError> {
+        let mut ids = BTreeSet::new();
+        for (instruction, accounts) in self.lez_scan().await? {
+            if let paystreams_program::Instruction::InitializeVault { vault_id, .. } = instruction
+                && accounts.get(2) == Some(owner)
+            {
+                ids.insert(vault_id);
+            }
+        }
+        let mut views = Vec::with_capacity(ids.len());
+        for vault_id in ids {
+            views.extend(self.lez_vault(owner, vault_id).await?);
+        }
+        Ok(views)
+    }
+
+    /// The streams matching `filter` created in the last [`LezSettings::scan_blocks`] blocks
+    /// (LEZ has no listing method: streams created earlier are not found), folded now.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn lez_list_streams(&self, filter: &crate::StreamFilter) -> Result<Vec<StreamView>, RpcError> {
+        let mut keys = BTreeSet::new();
+        for (instruction, accounts) in self.lez_scan().await? {
+            if let paystreams_program::Instruction::CreateStream { vault_id, stream_id, provider, .. } = instruction
+                && let Some(owner) = accounts.get(3)
+                && filter.owner.is_none_or(|o| o == *owner)
+                && filter.provider.is_none_or(|p| p == provider)
+            {
+                keys.insert((*owner, vault_id, stream_id));
+            }
+        }
+        let mut views = Vec::with_capacity(keys.len());
+        for (owner, vault_id, stream_id) in keys {
+            views.extend(self.lez_stream(&owner, vault_id, stream_id).await?);
+        }
+        Ok(views)
     }
 
     /// Signs a call with the nonces of a consistent read of every account it reads, sends it and
