@@ -94,7 +94,7 @@ impl EventSource for BlockEvents {
                 Cursor { next: clock.block_id.saturating_add(1), previous_timestamp_ms: clock.timestamp_ms }
             }
         };
-        let mut interest = BTreeSet::new();
+        let mut interest = BTreeSet::from(CLOCK_ACCOUNT_IDS);
         interest.extend(self.filter.owner);
         interest.extend(self.filter.provider);
         Ok(BlockSubscription {
@@ -304,7 +304,7 @@ impl BlockSubscription {
     async fn refresh_mirror(&mut self, height: u64) -> Result<(), RpcError> {
         if self.mirror.interest.len() > MIRROR_MAX {
             debug!("mirror full; starting over");
-            self.mirror.interest.clear();
+            self.mirror.interest = BTreeSet::from(CLOCK_ACCOUNT_IDS);
             self.mirror.accounts.clear();
             self.mirror.interest.extend(self.filter.owner);
             self.mirror.interest.extend(self.filter.provider);
@@ -336,14 +336,16 @@ fn reads_of(tx: &LeePublicTransaction) -> BTreeSet<AccountId> {
         .collect()
 }
 
-/// The accounts the follower holds exactly as of the last block it processed.
+/// The accounts the follower holds exactly as of the last block it processed, and the clock
+/// accounts (as last read: every replay moves them to its own time first, and their
+/// post-states are not kept).
 #[derive(Debug, Default)]
 struct Mirror {
     accounts: BTreeMap<AccountId, Account>,
     interest: BTreeSet<AccountId>,
 }
 
-/// The mirror with the clock accounts the replay sets.
+/// The mirror as the runtime's state.
 struct MirrorView<'a> {
     accounts: &'a BTreeMap<AccountId, Account>,
 }
@@ -363,7 +365,7 @@ impl Mirror {
         if !reads.iter().any(|id| self.accounts.contains_key(id)) {
             return None;
         }
-        if !reads.iter().all(|id| self.accounts.contains_key(id)) {
+        if !reads.iter().chain(&CLOCK_ACCOUNT_IDS).all(|id| self.accounts.contains_key(id)) {
             self.forget(&reads);
             return None;
         }
@@ -404,5 +406,94 @@ impl Mirror {
         for id in ids {
             self.accounts.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::{
+        crypto::SecretKey,
+        transfer::{authenticated_transfer_program_id, transfer_instruction},
+    };
+    use paystreams_program::{
+        ExtensionSettings,
+        client::{self as builders, VaultRef},
+        payment_streams_program_id,
+        state::VaultPrivacyTier,
+    };
+    use paystreams_runtime::testkit::LocalChain;
+
+    use super::*;
+
+    fn stranger() -> AccountId {
+        SecretKey::from_bytes(&[5; 32]).expect("key").account_id()
+    }
+
+    /// A chain with a stream (rate 10, allocation 1000) created at 100 s, and a mirror of every
+    /// account a claim on it reads, as the chain holds them then.
+    fn setup() -> (LocalChain, Mirror, VaultRef, SecretKey, SecretKey) {
+        let program_id = payment_streams_program_id();
+        let owner = SecretKey::from_bytes(&[3; 32]).expect("key");
+        let provider = SecretKey::from_bytes(&[4; 32]).expect("key");
+        let funded = [(owner.account_id(), 1_000_000), (provider.account_id(), 1), (stranger(), 1)];
+        let mut chain = LocalChain::new(&funded, 100).expect("genesis").with_runtime(runtime_for(program_id));
+        let vault = VaultRef::native(program_id, owner.account_id(), 0);
+        for call in [
+            builders::initialize_vault(&vault, VaultPrivacyTier::Public),
+            builders::deposit(&vault, 10_000, authenticated_transfer_program_id(), None),
+            builders::create_stream(&vault, 0, provider.account_id(), 10, 1_000, ExtensionSettings::default()),
+        ] {
+            chain.submit(&call, &[&owner]).expect("applies");
+        }
+        let claim = builders::claim(&vault, 0, provider.account_id(), None, None);
+        let interest: BTreeSet<AccountId> =
+            claim.account_ids.iter().copied().chain([provider.account_id()]).chain(CLOCK_ACCOUNT_IDS).collect();
+        let accounts = interest.iter().map(|id| (*id, chain.account(id))).collect();
+        (chain, Mirror { accounts, interest }, vault, owner, provider)
+    }
+
+    #[test]
+    fn a_mirrored_transaction_replays_to_the_chains_events_and_post_state() {
+        let (mut chain, mut mirror, vault, _, provider) = setup();
+        chain.advance_to(130).expect("time");
+        let claim = builders::claim(&vault, 0, provider.account_id(), None, None);
+        let tx = chain.transaction(claim.program_id, claim.account_ids.clone(), claim.instruction_data(), &[&provider]);
+        let included = chain.apply(&tx).expect("included");
+        let chain_events: Vec<Event> = included
+            .receipt
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ReceiptEvent::PaymentStreams { event } => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(chain_events.as_slice(), [Event::Claimed { amount: 300, .. }]), "{chain_events:?}");
+
+        let runtime = runtime_for(payment_streams_program_id());
+        let replayed = mirror.replay(&runtime, &tx, &BlockContext { block_id: chain.height(), timestamp_ms: 130_000 });
+        assert_eq!(replayed, Some(chain_events));
+        for (id, account) in mirror.accounts.iter().filter(|(id, _)| !is_clock_account(id)) {
+            assert_eq!(*account, chain.account(id), "the mirror follows the chain for {id}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_naming_an_unmirrored_account_makes_the_mirror_forget_its_accounts() {
+        let (mut chain, mut mirror, _, owner, _) = setup();
+        let tx = chain.transaction(
+            authenticated_transfer_program_id(),
+            vec![owner.account_id(), stranger()],
+            transfer_instruction(5),
+            &[&owner],
+        );
+        chain.apply(&tx).expect("included");
+        let runtime = runtime_for(payment_streams_program_id());
+        assert_eq!(
+            mirror.replay(&runtime, &tx, &BlockContext { block_id: chain.height(), timestamp_ms: 100_000 }),
+            None
+        );
+        assert!(!mirror.accounts.contains_key(&owner.account_id()), "the owner's balance is no longer known");
+        assert!(mirror.interest.contains(&owner.account_id()), "it is read again once the follower catches up");
     }
 }
