@@ -40,7 +40,7 @@ use paystreams_lez_core::{
     crypto::SecretKey,
     lez_release::LezRelease,
     sha256,
-    transfer::{authenticated_transfer_program_id, transfer_instruction},
+    transfer::{authenticated_transfer_program_id, initialize_instruction, transfer_instruction},
 };
 use paystreams_node::{
     Chain, ChainConfig, RedbStorage, Storage,
@@ -235,7 +235,7 @@ fn build_templates(
             program_id: authenticated_transfer_program_id(),
             account_ids: vec![key.account_id()],
             nonces: vec![0],
-            instruction_data: transfer_instruction(0),
+            instruction_data: initialize_instruction(),
         };
         txs.push(Transaction::sign(message, &[&key]));
     }

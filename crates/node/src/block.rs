@@ -38,33 +38,7 @@ pub fn transactions_root(hashes: &[[u8; 32]]) -> [u8; 32] {
 /// A user transaction as it appears in a LEZ block body: in LEZ's envelope.
 #[must_use]
 pub fn envelope(tx: &Transaction) -> LeeTransaction {
-    LeeTransaction::Public(lee_public(tx))
-}
-
-/// The runtime's transaction as LEZ's public transaction. The runtime still carries its
-/// instruction as Borsh bytes; until it carries RISC Zero words, the bytes are packed into
-/// little-endian words (the last one zero-padded).
-fn lee_public(tx: &Transaction) -> paystreams_lez_core::lee_transaction::LeePublicTransaction {
-    use paystreams_lez_core::lee_transaction::{LeeMessage, LeePublicTransaction, LeeWitnessSet};
-    let words = tx
-        .message
-        .instruction_data
-        .chunks(4)
-        .map(|chunk| {
-            let mut four = [0_u8; 4];
-            four.iter_mut().zip(chunk).for_each(|(slot, byte)| *slot = *byte);
-            u32::from_le_bytes(four)
-        })
-        .collect();
-    LeePublicTransaction {
-        message: LeeMessage {
-            program_id: tx.message.program_id,
-            account_ids: tx.message.account_ids.clone(),
-            nonces: tx.message.nonces.clone(),
-            instruction_data: words,
-        },
-        witness_set: LeeWitnessSet { signatures_and_public_keys: tx.witness_set.signatures_and_public_keys.clone() },
-    }
+    LeeTransaction::Public(tx.clone())
 }
 
 /// A committed block: LEZ's header, the user transactions it executed, and what LEZ's block does
@@ -256,7 +230,7 @@ mod tests {
                 program_id: ProgramId([1, 2, 3, 4, 5, 6, 7, 8]),
                 account_ids: vec![AccountId([0x55; 32])],
                 nonces: vec![3],
-                instruction_data: vec![9, 8, 7],
+                instruction_data: vec![9, 8, 0x0102_0304],
             },
             witness_set: WitnessSet::default(),
         }

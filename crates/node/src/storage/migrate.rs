@@ -1,14 +1,14 @@
 //! The format version of the redb file.
 //!
-//! | version | `meta["format"]` | what changed |
-//! |---|---|---|
-//! | 1 | absent | JSON receipts |
-//! | 2 | `borsh(2u32)` | Borsh receipts |
-//! | 3 | `borsh(3u32)` | LEZ blocks (genesis at block 1, signed by the sequencer key, clock invocation last), the LEZ release and sequencer key in the genesis |
+//! | version | `meta["format"]` | receipts | transactions in blocks |
+//! |---|---|---|---|
+//! | 1 | absent | JSON text of the receipt (`tx_hash` hex) | Borsh, instruction as Borsh bytes |
+//! | 2 | `borsh(2u32)` | `borsh(StoredReceipt)` | Borsh, instruction as Borsh bytes |
+//! | 3 | `borsh(3u32)` | `borsh(StoredReceipt)` | LEZ's public transaction, instruction as RISC Zero serde words (hashes changed too); blocks are LEZ blocks (genesis at block 1, signed by the sequencer key), the genesis holds the LEZ release and the sequencer key |
 //!
-//! A file of an older version is refused, untouched, with a message naming both versions: the
-//! blocks of a dev chain are not worth converting (their hashes, signatures and genesis all
-//! change), so the way forward is a fresh data dir. A newer version is refused the same way.
+//! Older versions are refused untouched: their transactions (and so their hashes, block hashes
+//! and the receipts keyed by them) are in an encoding this node no longer speaks, and a dev chain
+//! is cheaper to start again than to convert. A newer version is refused untouched too.
 
 use redb::ReadableDatabase as _;
 
@@ -40,15 +40,16 @@ pub(super) fn stored_version(db: &redb::Database) -> Result<Option<u32>, Storage
     }
 }
 
-/// Marks a new file (`version` `None`) with [`FORMAT_VERSION`] inside `txn`, which the caller
-/// commits. Files of any other version are refused before this is called.
+/// Records [`FORMAT_VERSION`] in a new file inside `txn`, which the caller commits. Other
+/// versions are refused before this is called.
 pub(super) fn upgrade(txn: &redb::WriteTransaction, version: Option<u32>) -> Result<(), StorageError> {
     match version {
-        Some(FORMAT_VERSION) => Ok(()),
-        None => {
-            txn.open_table(META)?.insert(FORMAT_KEY, encode(&FORMAT_VERSION).as_slice())?;
-            Ok(())
+        Some(FORMAT_VERSION) => return Ok(()),
+        None => {}
+        Some(other) => {
+            return Err(StorageError::corrupt("format version", format!("unknown version {other}")));
         }
-        Some(other) => Err(StorageError::corrupt("format version", format!("unexpected version {other}"))),
     }
+    txn.open_table(META)?.insert(FORMAT_KEY, encode(&FORMAT_VERSION).as_slice())?;
+    Ok(())
 }

@@ -45,7 +45,7 @@ pub enum StorageError {
     )]
     NewerFormat { path: String, found: u32, supported: u32 },
     #[error(
-        "the database at {path} has format version {found}, older than version {supported} which this node reads (blocks are now LEZ blocks, genesis at block 1); an older dev chain is not converted: move the data dir away (or pass another --data-dir, or --ephemeral) to start a fresh chain"
+        "the database at {path} has format version {found}, older than version {supported} which this node reads (LEZ's transaction encoding and LEZ's blocks changed every stored transaction, hash and the genesis); an older dev chain is not converted: move the data dir away (or pass another --data-dir, or --ephemeral) to start a new chain"
     )]
     OlderFormat { path: String, found: u32, supported: u32 },
     #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]

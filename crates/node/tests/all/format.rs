@@ -56,7 +56,7 @@ fn older_formats_are_refused_untouched_naming_both_versions() {
         let error = RedbStorage::open(&path).err().expect("refused");
         let message = error.to_string();
         assert!(message.contains(&format!("format version {named}, older than version {FORMAT_VERSION}")), "{message}");
-        assert!(message.contains("start a fresh chain"), "{message}");
+        assert!(message.contains("start a new chain"), "{message}");
         assert_eq!(raw(&path), before, "left untouched");
         // The node's own open path says the same.
         let error = paystreams_node::open_storage(Some(dir.path())).err().expect("refused");
