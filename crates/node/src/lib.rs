@@ -30,10 +30,10 @@ use std::{
 use anyhow::Context as _;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use paystreams_lez_core::crypto::SecretKey;
-use paystreams_rpc::PaystreamsApiServer as _;
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use chain::{Chain, NodeError};
+pub use rpc::RpcMethods;
 pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
 pub use verify::{VerifyError, VerifyReport, verify};
 
@@ -83,6 +83,8 @@ pub struct NodeConfig {
     /// keystore).
     pub dev_accounts: u32,
     pub dev_balance: u128,
+    /// LEZ's methods and ours, or LEZ's only.
+    pub rpc_methods: RpcMethods,
 }
 
 impl NodeConfig {
@@ -99,6 +101,7 @@ impl NodeConfig {
             dev: false,
             dev_accounts: DEFAULT_DEV_ACCOUNTS,
             dev_balance: DEFAULT_DEV_BALANCE,
+            rpc_methods: RpcMethods::All,
         }
     }
 
@@ -247,7 +250,8 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
             format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
         })?;
     let addr = server.local_addr().context("listening address")?;
-    let module = rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_rpc();
+    let module =
+        rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_module(config.rpc_methods)?;
     let server = server.start(module);
 
     let (stop, mut stopped) = watch::channel(false);

@@ -3,6 +3,7 @@
 mod common;
 mod disk_full;
 mod format;
+mod lez_rpc;
 mod node;
 mod rpc_robustness;
 mod stream_index;
