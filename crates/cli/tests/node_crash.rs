@@ -68,7 +68,7 @@ fn transfer(from: &SecretKey, to: AccountId, nonce: u128) -> String {
         nonces: vec![nonce],
         instruction_data: paystreams_lez_core::transfer::transfer_instruction(1),
     };
-    base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, &[from]).to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, &[from]).envelope_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use paystreams_lez_core::{
     Account, AccountId, ProgramId,
     crypto::SecretKey,
     token::{TokenInstruction, token_program_id},
-    transfer::{authenticated_transfer_program_id, transfer_instruction},
+    transfer::{authenticated_transfer_program_id, initialize_instruction, transfer_instruction},
 };
 use paystreams_program::{
     Event, ExtensionSettings,
@@ -396,7 +396,7 @@ impl Client {
         self.execute(op, call.program_id, call.account_ids.clone(), call.instruction_data(), signers).await
     }
 
-    /// Any program, any accounts, any instruction bytes.
+    /// Any program, any accounts, any instruction words.
     ///
     /// # Errors
     /// As [`Client::submit_op`].
@@ -405,7 +405,7 @@ impl Client {
         op: &Operation,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<ReceiptInfo> {
         let hash = if self.preflight && *op != Operation::Other {
@@ -448,7 +448,7 @@ impl Client {
         &self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<HexHash> {
         self.report(&Progress::Sending);
@@ -483,7 +483,7 @@ impl Client {
             &Operation::InitAccount { account },
             authenticated_transfer_program_id(),
             vec![account],
-            transfer_instruction(0),
+            initialize_instruction(),
             &[key],
         )
         .await
@@ -536,7 +536,7 @@ impl Client {
         let holding = holding_key(holder, &definition_id);
         let holding_id = holding.account_id();
         let op = Operation::TokenCreate { definition: definition_id, holding: holding_id, supply };
-        let data = TokenInstruction::NewFungibleDefinition { name: name.to_owned(), total_supply: supply }.to_bytes();
+        let data = TokenInstruction::NewFungibleDefinition { name: name.to_owned(), total_supply: supply }.to_words();
         let receipt = self
             .execute(&op, token_program_id(), vec![definition_id, holding_id], data, &[definition, &holding])
             .await?;
@@ -578,7 +578,7 @@ impl Client {
             &op,
             token_program_id(),
             vec![definition_id, holding],
-            TokenInstruction::Mint { amount }.to_bytes(),
+            TokenInstruction::Mint { amount }.to_words(),
             &signers,
         )
         .await
@@ -604,7 +604,7 @@ impl Client {
             &op,
             token_program_id(),
             vec![source.account_id(), destination],
-            TokenInstruction::Transfer { amount }.to_bytes(),
+            TokenInstruction::Transfer { amount }.to_words(),
             &signers,
         )
         .await
@@ -852,7 +852,7 @@ impl Client {
         op: &Operation,
         program_id: ProgramId,
         account_ids: &[AccountId],
-        instruction_data: &[u8],
+        instruction_data: &[u32],
         signers: &[&SecretKey],
     ) -> Checked {
         let signer_ids: Vec<AccountId> = signers.iter().map(|key| key.account_id()).collect();

@@ -24,7 +24,7 @@ use std::{
 
 use paystreams_lez_core::{Account, AccountId, ProgramId, clock::CLOCK_ACCOUNT_IDS};
 use paystreams_program::PaymentStreamsProgram;
-use paystreams_runtime::{BlockContext, Overlay, Runtime, StateView, Transaction, TxError};
+use paystreams_runtime::{BlockContext, Overlay, Runtime, StateView, Transaction, TransactionChecks as _, TxError};
 
 /// The accounts a transaction reads, as the chain held them at one block height. Accounts that
 /// were never written are held too (as the default account): fetched and empty is not unknown.

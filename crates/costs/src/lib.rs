@@ -297,7 +297,7 @@ impl Chain {
         &mut self,
         program_id: ProgramId,
         account_ids: &[AccountId],
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<(), String> {
         self.0
@@ -398,7 +398,7 @@ fn token_chain() -> Result<(Chain, Actors, Token, VaultRef), String> {
     let create = TokenInstruction::NewFungibleDefinition { name: "USDX".to_owned(), total_supply: 1_000_000_000 };
     let holders = [&token.definition, &token.owner_holding];
     let accounts = [token.definition.account_id(), token.owner_holding.account_id()];
-    chain.submit_raw(token_program_id(), &accounts, create.to_bytes(), &holders)?;
+    chain.submit_raw(token_program_id(), &accounts, create.to_words(), &holders)?;
     let vault = VaultRef {
         program_id: payment_streams_program_id(),
         owner: actors.owner.account_id(),

@@ -25,7 +25,7 @@ use paystreams_node::{
 };
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
 use paystreams_rpc::codes;
-use paystreams_runtime::{MAX_TRANSACTION_BYTES, Message, Transaction};
+use paystreams_runtime::{MAX_TRANSACTION_BYTES, Message, Transaction, TransactionChecks as _};
 use serde_json::{Map, Value, json};
 
 use crate::{source::Source, transaction::sign};
@@ -357,7 +357,9 @@ fn value(fx: &Fixture, s: &mut Source<'_>, depth: u8) -> Value {
             let len = usize::from(s.byte() % 48);
             Value::String(String::from_utf8_lossy(s.bytes(len)).into_owned())
         }
-        10 => Value::String(base64::engine::general_purpose::STANDARD.encode(signed_transaction(fx, s).to_bytes())),
+        10 => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(signed_transaction(fx, s).envelope_bytes()))
+        }
         11 if depth > 0 => Value::Array((0..s.below(4)).map(|_| value(fx, s, depth.saturating_sub(1))).collect()),
         12 if depth > 0 => {
             let mut fields = Map::new();
@@ -378,7 +380,7 @@ fn account_id(fx: &Fixture, s: &mut Source<'_>) -> AccountId {
 }
 
 /// A transaction from a dev key: mostly a valid transfer or vault initialisation at the
-/// signer's current nonce, sometimes a stale nonce or arbitrary instruction bytes.
+/// signer's current nonce, sometimes a stale nonce or arbitrary instruction words.
 fn signed_transaction(fx: &Fixture, s: &mut Source<'_>) -> Transaction {
     let Some(key) = fx.keys.get(s.below(KEYS)) else { return sign(empty_message(), &[]) };
     let mut nonce = fx.chain.account(&key.account_id()).nonce;
@@ -394,19 +396,13 @@ fn signed_transaction(fx: &Fixture, s: &mut Source<'_>) -> Transaction {
         },
         2 => {
             let vault = client::VaultRef::native(payment_streams_program_id(), key.account_id(), u64::from(s.byte()));
-            let call = client::initialize_vault(&vault, VaultPrivacyTier::Public);
-            Message {
-                program_id: call.program_id,
-                account_ids: call.account_ids.clone(),
-                nonces: vec![nonce],
-                instruction_data: call.instruction_data(),
-            }
+            client::initialize_vault(&vault, VaultPrivacyTier::Public).message(vec![nonce])
         }
         _ => Message {
             program_id: payment_streams_program_id(),
             account_ids: (0..s.below(4)).map(|_| account_id(fx, s)).collect(),
             nonces: vec![nonce],
-            instruction_data: s.vec(48),
+            instruction_data: s.words(12),
         },
     };
     let hash = message.hash();
@@ -425,7 +421,7 @@ fn empty_message() -> Message {
 /// `sendTransaction` of a transaction built from the input, its bytes or its text sometimes
 /// mutated, with positional or named parameters.
 fn send_transaction_request(fx: &Fixture, s: &mut Source<'_>) -> String {
-    let mut bytes = signed_transaction(fx, s).to_bytes();
+    let mut bytes = signed_transaction(fx, s).envelope_bytes();
     if s.one_in(4) {
         s.mutate(&mut bytes, 3);
     }
@@ -482,7 +478,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         (
             "send-transaction",
             json!({"jsonrpc": "2.0", "id": 5, "method": "sendTransaction",
-                   "params": [base64::engine::general_purpose::STANDARD.encode(transfer.to_bytes())]}),
+                   "params": [base64::engine::general_purpose::STANDARD.encode(transfer.envelope_bytes())]}),
         ),
         ("subscribe-blocks", json!({"jsonrpc": "2.0", "id": 6, "method": "paystreams_subscribeBlocks"})),
     ];

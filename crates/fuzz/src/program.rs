@@ -41,7 +41,7 @@ use paystreams_program::{
     },
 };
 use paystreams_runtime::{
-    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TxError,
+    Applied, BlockContext, Message, Runtime, State, StateView as _, Transaction, TransactionChecks as _, TxError,
     testkit::{LocalChain, Signing},
 };
 
@@ -353,16 +353,16 @@ fn build_message<'f>(
                     vec![&f.token_definition],
                 ),
             };
-            (token_program_id(), ids, instruction.to_bytes(), signers)
+            (token_program_id(), ids, instruction.to_words(), signers)
         }
-        14 => (clock_program_id(), CLOCK_ACCOUNT_IDS.to_vec(), s.vec(16), vec![]),
+        14 => (clock_program_id(), CLOCK_ACCOUNT_IDS.to_vec(), s.words(4), vec![]),
         _ => {
             let ids = (0..s.below(4)).map(|_| known_id(f, s, slots)).collect();
-            (f.ps, ids, s.vec(64), vec![f.actor(s.below(ACTORS))])
+            (f.ps, ids, s.words(16), vec![f.actor(s.below(ACTORS))])
         }
     };
     if s.one_in(8) {
-        s.mutate(&mut instruction_data, 4);
+        s.mutate_words(&mut instruction_data, 4);
     }
     if s.one_in(8) {
         match s.byte() % 4 {
@@ -613,7 +613,7 @@ fn check_success(f: &Fixture, state: &State, tx: &Transaction, applied: &Applied
     }
     let mut vaults: Vec<VaultRef> = slots.iter().map(|slot| slot.vault).collect();
     if let Ok(Instruction::InitializeVault { vault_id, token_id, .. }) =
-        borsh::from_slice::<Instruction>(&tx.message.instruction_data)
+        Instruction::from_words(&tx.message.instruction_data)
     {
         for owner in &f.actors {
             vaults.push(VaultRef { program_id: f.ps, owner: owner.account_id(), vault_id, token_id });
@@ -718,7 +718,7 @@ pub fn applied_kind(data: &[u8]) -> Option<String> {
     chain.execute(&tx).ok()?;
     let program = &tx.message.program_id;
     Some(if *program == f.ps {
-        borsh::from_slice::<Instruction>(&tx.message.instruction_data)
+        Instruction::from_words(&tx.message.instruction_data)
             .map_or_else(|_| "payment-streams".to_owned(), |i| i.name().replace('_', "-"))
     } else if *program == token_program_id() {
         "token".to_owned()

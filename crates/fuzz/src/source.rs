@@ -117,6 +117,20 @@ impl<'a> Source<'a> {
         self.bytes(len).to_vec()
     }
 
+    /// Up to `max_len` instruction words, drawn as their little-endian bytes.
+    pub fn words(&mut self, max_len: usize) -> Vec<u32> {
+        let bytes = self.vec(max_len.saturating_mul(4));
+        pack_words(&bytes)
+    }
+
+    /// [`Source::mutate`] on the little-endian bytes of `words`, repacked (the last word
+    /// zero-padded).
+    pub fn mutate_words(&mut self, words: &mut Vec<u32>, max_edits: usize) {
+        let mut bytes = paystreams_lez_core::risc0_words::words_to_le_bytes(words);
+        self.mutate(&mut bytes, max_edits);
+        *words = pack_words(&bytes);
+    }
+
     /// Flips, overwrites, inserts or removes bytes of `bytes`, as many times as the input asks
     /// (at most `max_edits`).
     pub fn mutate(&mut self, bytes: &mut Vec<u8>, max_edits: usize) {
@@ -149,6 +163,20 @@ impl<'a> Source<'a> {
             }
         }
     }
+}
+
+/// Bytes packed little-endian into words, the last zero-padded.
+fn pack_words(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(4)
+        .map(|chunk| {
+            let mut four = [0_u8; 4];
+            for (to, from) in four.iter_mut().zip(chunk) {
+                *to = *from;
+            }
+            u32::from_le_bytes(four)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! Signed transactions: Borsh decoding with its limits, the stateless checks and signature
-//! verification.
+//! Signed transactions: decoding LEZ's envelope with its limits, the stateless checks and
+//! signature verification.
 //!
 //! Borsh gives every value exactly one encoding and `Transaction::decode` refuses trailing
-//! bytes, so a decoded transaction re-encodes to the very input bytes.
+//! bytes, so a decoded transaction re-encodes to the very input bytes (tag byte included), and
+//! its hash is the hash of those bytes without the tag.
 
 use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::transfer_instruction};
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
 use paystreams_runtime::{
-    MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_BYTES, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES, Message, Transaction,
-    TxError, WitnessSet,
+    MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_WORDS, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES, Message, Transaction,
+    TransactionChecks as _, TxError, WitnessSet,
 };
 
 /// Decodes `data` as a transaction and checks it.
@@ -25,6 +26,7 @@ pub fn transaction(data: &[u8]) {
                     error,
                     TxError::TransactionTooLarge { .. }
                         | TxError::MalformedTransaction { .. }
+                        | TxError::UnsupportedTransaction { .. }
                         | TxError::TooManyAccounts { .. }
                         | TxError::TooManySignatures { .. }
                         | TxError::InstructionTooLarge { .. }
@@ -33,6 +35,8 @@ pub fn transaction(data: &[u8]) {
             );
             if data.len() > MAX_TRANSACTION_BYTES {
                 assert_eq!(error.code(), 1001, "oversized input must be refused before decoding");
+            } else if matches!(data.first(), Some(1 | 2)) {
+                assert_eq!(error.code(), 1006, "other envelope kinds must be refused by name");
             }
             return;
         }
@@ -43,12 +47,17 @@ pub fn transaction(data: &[u8]) {
         tx.witness_set.signatures_and_public_keys.len() <= MAX_SIGNATURES_PER_TX,
         "decoded past the signature limit"
     );
-    assert!(tx.message.instruction_data.len() <= MAX_INSTRUCTION_BYTES, "decoded past the instruction limit");
+    assert!(tx.message.instruction_data.len() <= MAX_INSTRUCTION_WORDS, "decoded past the instruction limit");
     assert_eq!(tx.check_limits(), Ok(()), "a decoded transaction fails its own limits");
-    let bytes = tx.to_bytes();
+    let bytes = tx.envelope_bytes();
     assert_eq!(bytes, data, "a decoded transaction re-encodes to other bytes");
     assert_eq!(Transaction::decode(&bytes).as_ref(), Ok(&tx), "re-encoded transaction decodes differently");
-    assert_eq!(tx.hash(), sha256(&[data]), "transaction hash is not the hash of its bytes");
+    assert_eq!(data.first(), Some(&0), "only Public envelopes decode");
+    assert_eq!(
+        tx.hash(),
+        sha256(&[data.get(1..).unwrap_or_default()]),
+        "transaction hash is not the hash of its bytes without the tag"
+    );
 
     let structure = tx.check_structure();
     if structure.is_ok() {
@@ -98,12 +107,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         nonces: vec![0],
         instruction_data: transfer_instruction(250),
     };
-    let call_message = |call: client::Call, nonce: u128| Message {
-        program_id: call.program_id,
-        account_ids: call.account_ids.clone(),
-        nonces: vec![nonce],
-        instruction_data: call.instruction_data(),
-    };
+    let call_message = |call: client::Call, nonce: u128| call.message(vec![nonce]);
     let init = call_message(client::initialize_vault(&vault, VaultPrivacyTier::Public), 1);
     let create = call_message(
         client::create_stream(
@@ -133,6 +137,6 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ("two-signers", sign(both, &[&owner, &provider])),
     ]
     .into_iter()
-    .map(|(name, tx)| (name.to_owned(), tx.to_bytes()))
+    .map(|(name, tx)| (name.to_owned(), tx.envelope_bytes()))
     .collect()
 }

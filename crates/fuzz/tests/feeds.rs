@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use paystreams_fuzz::{TARGETS, json_rpc, program, source::Source, transaction, wire};
 use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey, sha256};
-use paystreams_runtime::Message;
+use paystreams_runtime::{Message, TransactionChecks as _};
 use paystreams_wire::proto::Writer;
 use proptest::prelude::*;
 
@@ -84,7 +84,7 @@ fn key(i: u8) -> SecretKey {
 }
 
 /// A signed transaction with arbitrary accounts, nonces and instruction (some signers
-/// repeated, some nonce counts off), in Borsh bytes.
+/// repeated, some nonce counts off), as envelope bytes.
 fn signed_transaction() -> impl Strategy<Value = Vec<u8>> {
     (
         prop::sample::select(vec![
@@ -94,13 +94,13 @@ fn signed_transaction() -> impl Strategy<Value = Vec<u8>> {
         ]),
         prop::collection::vec(prop_oneof![Just(AccountId([1; 32])), any::<[u8; 32]>().prop_map(AccountId)], 0..5),
         prop::collection::vec(0_u128..3, 0..4),
-        prop::collection::vec(any::<u8>(), 0..40),
+        prop::collection::vec(any::<u32>(), 0..10),
         prop::collection::vec(0_u8..3, 0..4),
     )
         .prop_map(|(program_id, account_ids, nonces, instruction_data, signer_ids)| {
             let keys: Vec<SecretKey> = signer_ids.iter().map(|i| key(*i)).collect();
             let refs: Vec<&SecretKey> = keys.iter().collect();
-            transaction::sign(Message { program_id, account_ids, nonces, instruction_data }, &refs).to_bytes()
+            transaction::sign(Message { program_id, account_ids, nonces, instruction_data }, &refs).envelope_bytes()
         })
 }
 

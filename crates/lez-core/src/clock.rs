@@ -32,6 +32,13 @@ pub fn clock_program_id() -> ProgramId {
     ProgramId::from_name("clock")
 }
 
+/// The clock program's instruction (LEZ's `clock_core::Instruction = Timestamp = u64`): the
+/// block's Unix-millisecond timestamp as RISC Zero serde words (low word, then high word).
+#[must_use]
+pub fn clock_instruction(timestamp_ms: u64) -> Vec<u32> {
+    crate::risc0_words::to_words(&timestamp_ms)
+}
+
 /// True when `id` is one of the three system clock accounts.
 #[must_use]
 pub fn is_clock_account(id: &AccountId) -> bool {

@@ -13,8 +13,10 @@
 //! - Transaction hash (`sendTransaction`'s answer, `getTransaction`'s key):
 //!   `SHA-256(borsh(PublicTransaction))`, without the envelope's tag byte, signatures included.
 //!
-//! The node, client and program still use `paystreams_runtime::Transaction` (Borsh instruction
-//! bytes, no envelope); this module is the codec they will switch to.
+//! This is the one transaction format of the tree: the runtime re-exports these types as
+//! `Message`, `WitnessSet` and `Transaction` (adding its limit and signature checks), the node
+//! decodes submissions with [`LeePublicTransaction::from_envelope`], and every client encodes
+//! them with [`LeePublicTransaction::envelope_bytes`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -145,17 +147,42 @@ impl LeePublicTransaction {
         Self { message, witness_set: LeeWitnessSet::default() }
     }
 
-    /// The Borsh encoding, without the envelope tag.
+    /// The Borsh encoding, without the envelope tag (what LEZ hashes).
     #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn borsh_bytes(&self) -> Vec<u8> {
         // Writing Borsh into a Vec cannot fail.
         borsh::to_vec(self).unwrap_or_default()
+    }
+
+    /// The submission bytes: the `LeeTransaction::Public` envelope (tag 0, then
+    /// [`Self::borsh_bytes`]). This is what `sendTransaction` carries in base64.
+    #[must_use]
+    pub fn envelope_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + borsh::object_length(self).unwrap_or(0));
+        out.push(TAG_PUBLIC);
+        // Writing Borsh into a Vec cannot fail.
+        let _ = borsh::to_writer(&mut out, self);
+        out
+    }
+
+    /// Decodes submission bytes: a `LeeTransaction` envelope that must be `Public`.
+    ///
+    /// # Errors
+    /// As [`LeeTransaction::decode`]; the other kinds are refused by name.
+    pub fn from_envelope(bytes: &[u8]) -> Result<Self, LeeTxError> {
+        LeeTransaction::decode(bytes).map(|LeeTransaction::Public(tx)| tx)
     }
 
     /// `SHA-256(borsh(PublicTransaction))`: no prefix, no envelope tag, signatures included.
     #[must_use]
     pub fn hash(&self) -> [u8; 32] {
-        sha256(&[&self.to_bytes()])
+        sha256(&[&self.borsh_bytes()])
+    }
+
+    /// The account ids of the signers, in witness-set order.
+    #[must_use]
+    pub fn signer_ids(&self) -> Vec<AccountId> {
+        self.witness_set.signatures_and_public_keys.iter().map(|(_, key)| key.account_id()).collect()
     }
 
     /// Whether every signature verifies over the message hash and the signature and nonce counts
@@ -179,13 +206,7 @@ impl LeeTransaction {
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
-            Self::Public(tx) => {
-                let inner = tx.to_bytes();
-                let mut out = Vec::with_capacity(1 + inner.len());
-                out.push(TAG_PUBLIC);
-                out.extend_from_slice(&inner);
-                out
-            }
+            Self::Public(tx) => tx.envelope_bytes(),
         }
     }
 

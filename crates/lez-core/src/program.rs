@@ -50,7 +50,8 @@ pub struct ChainedCall {
     pub program_id: ProgramId,
     /// The callee's pre-states as the caller predicts them (checked against the running diff).
     pub pre_states: Vec<AccountWithMetadata>,
-    pub instruction_data: Vec<u8>,
+    /// The callee's instruction as RISC Zero serde words (LEZ's `InstructionData`).
+    pub instruction_data: Vec<u32>,
     /// PDAs of the caller that count as authorised in the callee.
     pub pda_seeds: Vec<PdaSeed>,
 }
@@ -71,7 +72,8 @@ pub struct ProgramInput<'a> {
     pub self_program_id: ProgramId,
     pub caller_program_id: Option<ProgramId>,
     pub pre_states: Vec<AccountWithMetadata>,
-    pub instruction_data: &'a [u8],
+    /// The instruction as RISC Zero serde words (LEZ's `InstructionData`).
+    pub instruction_data: &'a [u32],
 }
 
 /// A program failure: a numeric code (stable, documented per program) and a human message.

@@ -6,7 +6,10 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-use crate::{AccountId, ProgramId};
+use crate::{
+    AccountId, ProgramId,
+    risc0_words::{FromWords, ToWords, WordReader, WordWriter, WordsError, to_words},
+};
 
 /// Longest token name, in bytes.
 pub const TOKEN_NAME_MAX_LEN: usize = 32;
@@ -45,8 +48,10 @@ impl TokenHolding {
     }
 }
 
-/// Token program instructions (Borsh enum).
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+/// Token program instructions, as RISC Zero serde words (this implementation's own encoding of
+/// its own enum, not LEZ's token program): word 0 is the variant index in declaration order, then
+/// the fields (`String` as a byte length and packed bytes, `u128` as four words).
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum TokenInstruction {
     /// Accounts: `[definition (authorised, default), supply holding (authorised, default)]`.
     /// Creates the definition and a holding with the whole supply.
@@ -61,8 +66,42 @@ pub enum TokenInstruction {
 }
 
 impl TokenInstruction {
+    /// The instruction words.
     #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
+    pub fn to_words(&self) -> Vec<u32> {
+        to_words(self)
+    }
+}
+
+impl ToWords for TokenInstruction {
+    fn write_words(&self, w: &mut WordWriter) {
+        match self {
+            Self::NewFungibleDefinition { name, total_supply } => {
+                w.variant(0);
+                crate::write_words!(w, name, total_supply);
+            }
+            Self::InitializeAccount => w.variant(1),
+            Self::Transfer { amount } => {
+                w.variant(2);
+                amount.write_words(w);
+            }
+            Self::Mint { amount } => {
+                w.variant(3);
+                amount.write_words(w);
+            }
+        }
+    }
+}
+
+impl FromWords for TokenInstruction {
+    const MIN_WORDS: usize = 1;
+
+    fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
+        Ok(match r.variant("token instruction", 4)? {
+            0 => Self::NewFungibleDefinition { name: String::read_words(r)?, total_supply: u128::read_words(r)? },
+            1 => Self::InitializeAccount,
+            2 => Self::Transfer { amount: u128::read_words(r)? },
+            _ => Self::Mint { amount: u128::read_words(r)? },
+        })
     }
 }

@@ -1,10 +1,15 @@
-//! The authenticated-transfer program's interface (native token).
+//! The authenticated-transfer program's interface (native token), LEZ's instruction enum.
 //!
-//! Instruction: a Borsh `u128` amount. With one account and amount 0 it initialises (claims) an
-//! authorised default account; with two accounts `[sender (authorised), recipient]` it moves
-//! native balance, claiming a default recipient (which then must be authorised too).
+//! `Instruction` (LEZ v0.2.0–v0.2.4, `authenticated_transfer_core`) as RISC Zero serde words:
+//! `Transfer { amount: u128 }` = 0 (`[0, a0, a1, a2, a3]`), with accounts `[sender (authorised),
+//! recipient]`, moving native balance and claiming a default recipient (which then must be
+//! authorised too); `Initialize` = 1 (`[1]`), with one authorised default account, which it
+//! claims.
 
-use crate::ProgramId;
+use crate::{
+    ProgramId,
+    risc0_words::{FromWords, ToWords, WordReader, WordWriter, WordsError, to_words},
+};
 
 /// The authenticated-transfer program's id in this implementation.
 #[must_use]
@@ -12,8 +17,46 @@ pub fn authenticated_transfer_program_id() -> ProgramId {
     ProgramId::from_name("authenticated_transfer")
 }
 
-/// Encodes a transfer (or, with amount 0 and one account, an initialisation).
+/// LEZ's `authenticated_transfer_core::Instruction`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TransferInstruction {
+    /// 0: `[sender, recipient]`.
+    Transfer { amount: u128 },
+    /// 1: `[account_to_initialize]`.
+    Initialize,
+}
+
+impl ToWords for TransferInstruction {
+    fn write_words(&self, w: &mut WordWriter) {
+        match self {
+            Self::Transfer { amount } => {
+                w.variant(0);
+                amount.write_words(w);
+            }
+            Self::Initialize => w.variant(1),
+        }
+    }
+}
+
+impl FromWords for TransferInstruction {
+    const MIN_WORDS: usize = 1;
+
+    fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
+        match r.variant("authenticated_transfer_core::Instruction", 2)? {
+            0 => Ok(Self::Transfer { amount: u128::read_words(r)? }),
+            _ => Ok(Self::Initialize),
+        }
+    }
+}
+
+/// The words of `Transfer { amount }`.
 #[must_use]
-pub fn transfer_instruction(amount: u128) -> Vec<u8> {
-    amount.to_le_bytes().to_vec()
+pub fn transfer_instruction(amount: u128) -> Vec<u32> {
+    to_words(&TransferInstruction::Transfer { amount })
+}
+
+/// The words of `Initialize`.
+#[must_use]
+pub fn initialize_instruction() -> Vec<u32> {
+    to_words(&TransferInstruction::Initialize)
 }

@@ -37,7 +37,7 @@ fn transfer(from: &SecretKey, to: paystreams_lez_core::AccountId, nonce: u128) -
         nonces: vec![nonce],
         instruction_data: paystreams_lez_core::transfer::transfer_instruction(1),
     };
-    base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, &[from]).to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, &[from]).envelope_bytes())
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {

@@ -39,7 +39,7 @@ use paystreams_lez_core::{
     clock::{CLOCK_01_ACCOUNT_ID, ClockAccountData},
     crypto::SecretKey,
     sha256,
-    transfer::{authenticated_transfer_program_id, transfer_instruction},
+    transfer::{authenticated_transfer_program_id, initialize_instruction, transfer_instruction},
 };
 use paystreams_node::{
     Chain, RedbStorage, Storage,
@@ -220,7 +220,7 @@ fn build_templates(runtime: &Runtime, genesis: &GenesisSpec, per_vault: u64, own
             program_id: authenticated_transfer_program_id(),
             account_ids: vec![key.account_id()],
             nonces: vec![0],
-            instruction_data: transfer_instruction(0),
+            instruction_data: initialize_instruction(),
         };
         txs.push(Transaction::sign(message, &[&key]));
     }

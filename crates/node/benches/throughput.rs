@@ -72,7 +72,7 @@ fn transactions(owner: &SecretKey, provider: &SecretKey, rounds: u64) -> (Vec<Tr
 }
 
 fn b64(tx: &Transaction) -> String {
-    base64::engine::general_purpose::STANDARD.encode(tx.to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes())
 }
 
 /// How the node receives the transactions.

@@ -106,7 +106,7 @@ mod tests {
                 program_id: ProgramId([1, 2, 3, 4, 5, 6, 7, 8]),
                 account_ids: vec![AccountId([0x55; 32])],
                 nonces: vec![3],
-                instruction_data: vec![9, 8, 7],
+                instruction_data: vec![9, 8, 0x0102_0304],
             },
             witness_set: WitnessSet::default(),
         }

@@ -14,7 +14,8 @@ use paystreams_rpc::{
     TxStatus, VaultView, clock::wall_clock_ms, views,
 };
 use paystreams_runtime::{
-    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TxError,
+    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TransactionChecks as _,
+    TxError,
 };
 use tokio::sync::broadcast;
 
@@ -144,8 +145,9 @@ pub fn block_info(block: &StoredBlock) -> BlockInfo {
     }
 }
 
-/// Decodes a transaction sent as base64 of its Borsh bytes, refusing oversized text before
-/// decoding it.
+/// Decodes a transaction sent as base64 of LEZ's `LeeTransaction` envelope (tag 0 `Public`, then
+/// the Borsh public transaction), refusing oversized text before decoding it. Envelopes of other
+/// kinds are refused by name (`UnsupportedTransaction`).
 fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
     use base64::Engine as _;
     // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
@@ -158,7 +160,7 @@ fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|e| {
         NodeError::Rejected(TxError::MalformedTransaction {
-            detail: format!("not base64 ({e}); send base64 of the Borsh bytes"),
+            detail: format!("not base64 ({e}); send base64 of the LEZ transaction envelope bytes"),
         })
     })?;
     Transaction::decode(&bytes).map_err(NodeError::Rejected)
@@ -592,7 +594,7 @@ impl Chain {
     /// Storage failure.
     pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, NodeError> {
         use base64::Engine as _;
-        let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes());
         if let Some(tx) = lock(&self.mempool).pending.get(hash) {
             return Ok(Some(TransactionInfo { hash: HexHash(*hash), transaction: encode(tx), block_id: None }));
         }

@@ -307,17 +307,9 @@ fn membership_proof(commitment: &Commitment) -> Option<MembershipProof> {
     (*commitment == DUMMY_COMMITMENT).then(|| (0, Vec::new()))
 }
 
-/// A stored transaction (base64 of its public-transaction Borsh) in LEZ's envelope.
+/// A stored transaction (base64 of its envelope, as the chain answers it) as LEZ's wire type.
 fn stored_as_lee(encoded: &str) -> Result<lez::LezTransaction, NodeError> {
-    use base64::Engine as _;
-    let inner = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| NodeError::Production(format!("stored transaction is not base64: {e}")))?;
-    let mut bytes = Vec::with_capacity(inner.len().saturating_add(1));
-    bytes.push(paystreams_lez_core::lee_transaction::TAG_PUBLIC);
-    bytes.extend_from_slice(&inner);
-    paystreams_lez_core::lee_transaction::LeeTransaction::decode(&bytes)
-        .map(lez::Base64Borsh)
+    lez::LezTransaction::decode(encoded)
         .map_err(|e| NodeError::Production(format!("stored transaction is not in LEZ's format: {e}")))
 }
 

@@ -1,7 +1,7 @@
 //! Off-chain helpers: the account list each instruction expects, in order, with which accounts
 //! must sign. Wallets, the CLI, the simulator and the engines build transactions from these.
 
-use paystreams_lez_core::{AccountId, ProgramId, clock::CLOCK_01_ACCOUNT_ID};
+use paystreams_lez_core::{AccountId, ProgramId, clock::CLOCK_01_ACCOUNT_ID, lee_transaction::LeeMessage};
 
 use crate::{
     instruction::{ExtensionSettings, Instruction},
@@ -47,7 +47,8 @@ impl VaultRef {
     }
 }
 
-/// An instruction ready to wrap in a transaction: program, accounts in order, and bytes.
+/// An instruction ready to wrap in a transaction: program, accounts in order, and the
+/// instruction (whose words go into the message).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Call {
     pub program_id: ProgramId,
@@ -57,8 +58,20 @@ pub struct Call {
 
 impl Call {
     #[must_use]
-    pub fn instruction_data(&self) -> Vec<u8> {
-        self.instruction.to_bytes()
+    pub fn instruction_data(&self) -> Vec<u32> {
+        self.instruction.to_words()
+    }
+
+    /// The public message carrying this call, with the signers' `nonces` in signing order: what
+    /// every signer signs (LEZ's `Message`).
+    #[must_use]
+    pub fn message(&self, nonces: Vec<u128>) -> LeeMessage {
+        LeeMessage {
+            program_id: self.program_id,
+            account_ids: self.account_ids.clone(),
+            nonces,
+            instruction_data: self.instruction_data(),
+        }
     }
 }
 

@@ -100,7 +100,7 @@ errors! {
     ProviderEqualsOwner = 6027,
     /// The token id is not usable for this vault.
     UnsupportedTokenId = 6028,
-    /// The instruction bytes do not decode.
+    /// The instruction words do not decode.
     InvalidInstruction = 6029,
     /// Wrong number of accounts for this instruction.
     WrongAccountCount = 6030,
@@ -132,6 +132,8 @@ errors! {
     TokenHoldingMismatch = 6043,
     /// The destination account is uninitialised and did not sign: initialise it first.
     DestinationUninitialized = 6044,
+    /// PseudonymousFunding needs LEZ's private accounts and shielded execution, which this chain does not have: create a Public vault.
+    PrivacyTierUnavailable = 6045,
 }
 
 impl From<StreamError> for ProgramError {

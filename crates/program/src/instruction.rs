@@ -1,4 +1,20 @@
-//! Instructions, Borsh-encoded, variants in the reference's discriminant order (0-10).
+//! Instructions as RISC Zero serde words, LEZ's `instruction_data`.
+//!
+//! Discriminants 0-10 are exactly the reference program's enum (`RefInstruction`): an
+//! instruction that uses no extension is encoded as the reference variant, so its words (and the
+//! transaction around them) equal what the reference's client builds. This implementation's
+//! extensions take discriminants of their own, emitted only when the extension is in use:
+//!
+//! | disc | variant | fields, in order |
+//! |---|---|---|
+//! | 11 | CreateStream with extensions | vault_id u64, stream_id u64, provider AccountId (base58 string), rate u64, allocation u128, auto_pause_after u64, activation_fee u128, auto_claim_on_provider_close bool, receipt_key Option<[u8; 32]> |
+//! | 12 | Claim with a receipt | vault_id u64, stream_id u64, receipt |
+//! | 13 | CloseStreamByProvider with a receipt | vault_id u64, stream_id u64, receipt |
+//!
+//! A receipt is its body (program_id [u32; 8], stream_config AccountId (base58 string),
+//! stream_id u64, acknowledged_total u128, deliveries_digest [u8; 32]) then its signature
+//! ([u8; 64]). Decoding refuses discriminant 11 with all extension settings at their defaults
+//! (that instruction's one encoding is discriminant 3), unknown discriminants and trailing words.
 //!
 //! Required accounts per instruction (W writable, S signer). Token vaults (non-native
 //! `token_id`) add the listed extra account.
@@ -18,10 +34,26 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
     AccountId, ProgramId,
     reference_instruction::{RefInstruction, RefPrivacyTier},
-    risc0_words::to_words,
+    risc0_words::{FromWords, ToWords, WordReader, WordWriter, WordsError, from_words, to_words},
 };
 
-use crate::{receipt::DeliveryReceipt, state::VaultPrivacyTier};
+use crate::{
+    receipt::{DeliveryReceipt, ReceiptBody},
+    state::VaultPrivacyTier,
+};
+
+/// Discriminant of `CreateStream` with extension settings.
+pub const DISC_CREATE_STREAM_EXTENDED: u32 = 11;
+/// Discriminant of `Claim` with a delivery receipt.
+pub const DISC_CLAIM_WITH_RECEIPT: u32 = 12;
+/// Discriminant of `CloseStreamByProvider` with a delivery receipt.
+pub const DISC_CLOSE_BY_PROVIDER_WITH_RECEIPT: u32 = 13;
+/// Number of discriminants (reference 0-10, extensions 11-13).
+pub const INSTRUCTION_VARIANTS: u32 = 14;
+
+/// Largest instruction the program accepts, in words (a claim with a receipt, the largest, takes
+/// 127).
+pub const INSTRUCTION_MAX_WORDS: usize = 256;
 
 /// Extension settings requested at stream creation. All defaults = a plain (version 1) stream.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
@@ -36,8 +68,65 @@ pub struct ExtensionSettings {
     pub receipt_key: Option<[u8; 32]>,
 }
 
+impl ToWords for ExtensionSettings {
+    fn write_words(&self, w: &mut WordWriter) {
+        paystreams_lez_core::write_words!(
+            w,
+            &self.auto_pause_after,
+            &self.activation_fee,
+            &self.auto_claim_on_provider_close,
+            &self.receipt_key
+        );
+    }
+}
+
+impl FromWords for ExtensionSettings {
+    const MIN_WORDS: usize = 8;
+
+    fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
+        Ok(Self {
+            auto_pause_after: u64::read_words(r)?,
+            activation_fee: u128::read_words(r)?,
+            auto_claim_on_provider_close: bool::read_words(r)?,
+            receipt_key: Option::<[u8; 32]>::read_words(r)?,
+        })
+    }
+}
+
+impl ToWords for DeliveryReceipt {
+    fn write_words(&self, w: &mut WordWriter) {
+        let body = &self.body;
+        paystreams_lez_core::write_words!(
+            w,
+            &body.program_id,
+            &body.stream_config,
+            &body.stream_id,
+            &body.acknowledged_total,
+            &body.deliveries_digest,
+            &self.signature
+        );
+    }
+}
+
+impl FromWords for DeliveryReceipt {
+    const MIN_WORDS: usize = 8 + 12 + 2 + 4 + 32 + 64;
+
+    fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
+        Ok(Self {
+            body: ReceiptBody {
+                program_id: ProgramId::read_words(r)?,
+                stream_config: AccountId::read_words(r)?,
+                stream_id: u64::read_words(r)?,
+                acknowledged_total: u128::read_words(r)?,
+                deliveries_digest: <[u8; 32]>::read_words(r)?,
+            },
+            signature: <[u8; 64]>::read_words(r)?,
+        })
+    }
+}
+
 /// A payment-streams instruction.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Instruction {
     /// 0. Create an empty vault recording its token.
     InitializeVault { vault_id: u64, privacy_tier: VaultPrivacyTier, token_id: [u8; 32] },
@@ -71,9 +160,124 @@ pub enum Instruction {
 }
 
 impl Instruction {
+    /// The instruction words: the reference's variant when no extension is in use, else this
+    /// implementation's extended variant (see the module docs).
     #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
+    pub fn to_words(&self) -> Vec<u32> {
+        let mut w = WordWriter::new();
+        match (self.to_reference(), self) {
+            (Ok(reference), _) => reference.write_words(&mut w),
+            (Err(_), Self::CreateStream { vault_id, stream_id, provider, rate, allocation, extensions }) => {
+                w.variant(DISC_CREATE_STREAM_EXTENDED);
+                paystreams_lez_core::write_words!(&mut w, vault_id, stream_id, provider, rate, allocation, extensions);
+            }
+            (Err(_), Self::Claim { vault_id, stream_id, receipt: Some(receipt) }) => {
+                w.variant(DISC_CLAIM_WITH_RECEIPT);
+                paystreams_lez_core::write_words!(&mut w, vault_id, stream_id, receipt);
+            }
+            (Err(_), Self::CloseStreamByProvider { vault_id, stream_id, receipt: Some(receipt) }) => {
+                w.variant(DISC_CLOSE_BY_PROVIDER_WITH_RECEIPT);
+                paystreams_lez_core::write_words!(&mut w, vault_id, stream_id, receipt);
+            }
+            // `to_reference` refuses only the three extended forms above.
+            (Err(_), _) => {}
+        }
+        w.into_words()
+    }
+
+    /// Decodes instruction words, strictly: one encoding per instruction, nothing after it.
+    ///
+    /// # Errors
+    /// [`WordsError`] naming what is wrong: an unknown discriminant, truncated or trailing
+    /// words, a malformed field, or an extended variant whose extension is empty.
+    pub fn from_words(words: &[u32]) -> Result<Self, WordsError> {
+        let mut r = WordReader::new(words);
+        let discriminant =
+            r.variant("payment-streams instruction (0-10 reference, 11-13 extensions)", INSTRUCTION_VARIANTS)?;
+        if discriminant < RefInstruction::VARIANTS {
+            return from_words::<RefInstruction>(words).map(Self::from_reference);
+        }
+        let instruction = match discriminant {
+            DISC_CREATE_STREAM_EXTENDED => {
+                let instruction = Self::CreateStream {
+                    vault_id: u64::read_words(&mut r)?,
+                    stream_id: u64::read_words(&mut r)?,
+                    provider: AccountId::read_words(&mut r)?,
+                    rate: u64::read_words(&mut r)?,
+                    allocation: u128::read_words(&mut r)?,
+                    extensions: ExtensionSettings::read_words(&mut r)?,
+                };
+                if let Self::CreateStream { extensions, .. } = &instruction
+                    && *extensions == ExtensionSettings::default()
+                {
+                    return Err(WordsError::Invalid {
+                        what: "CreateStream with extensions",
+                        at: 0,
+                        detail: "every extension setting is at its default; encode a plain stream as the \
+                                 reference's CreateStream (discriminant 3)"
+                            .into(),
+                    });
+                }
+                instruction
+            }
+            DISC_CLAIM_WITH_RECEIPT => Self::Claim {
+                vault_id: u64::read_words(&mut r)?,
+                stream_id: u64::read_words(&mut r)?,
+                receipt: Some(DeliveryReceipt::read_words(&mut r)?),
+            },
+            _ => Self::CloseStreamByProvider {
+                vault_id: u64::read_words(&mut r)?,
+                stream_id: u64::read_words(&mut r)?,
+                receipt: Some(DeliveryReceipt::read_words(&mut r)?),
+            },
+        };
+        r.finish()?;
+        Ok(instruction)
+    }
+
+    /// The instruction the reference's enum value stands for (no extension in use).
+    #[must_use]
+    pub const fn from_reference(reference: RefInstruction) -> Self {
+        match reference {
+            RefInstruction::InitializeVault { vault_id, privacy_tier, token_id } => Self::InitializeVault {
+                vault_id,
+                privacy_tier: match privacy_tier {
+                    RefPrivacyTier::Public => VaultPrivacyTier::Public,
+                    RefPrivacyTier::PseudonymousFunding => VaultPrivacyTier::PseudonymousFunding,
+                },
+                token_id,
+            },
+            RefInstruction::Deposit { vault_id, amount, authenticated_transfer_program_id } => {
+                Self::Deposit { vault_id, amount, authenticated_transfer_program_id }
+            }
+            RefInstruction::Withdraw { vault_id, amount } => Self::Withdraw { vault_id, amount },
+            RefInstruction::CreateStream { vault_id, stream_id, provider, rate, allocation } => Self::CreateStream {
+                vault_id,
+                stream_id,
+                provider,
+                rate,
+                allocation,
+                extensions: ExtensionSettings {
+                    auto_pause_after: 0,
+                    activation_fee: 0,
+                    auto_claim_on_provider_close: false,
+                    receipt_key: None,
+                },
+            },
+            RefInstruction::PauseStream { vault_id, stream_id } => Self::PauseStream { vault_id, stream_id },
+            RefInstruction::ResumeStream { vault_id, stream_id } => Self::ResumeStream { vault_id, stream_id },
+            RefInstruction::TopUpStream { vault_id, stream_id, vault_total_allocated_increase } => {
+                Self::TopUpStream { vault_id, stream_id, vault_total_allocated_increase }
+            }
+            RefInstruction::CloseStreamByOwner { vault_id, stream_id } => {
+                Self::CloseStreamByOwner { vault_id, stream_id }
+            }
+            RefInstruction::Claim { vault_id, stream_id } => Self::Claim { vault_id, stream_id, receipt: None },
+            RefInstruction::CloseStreamByProvider { vault_id, stream_id } => {
+                Self::CloseStreamByProvider { vault_id, stream_id, receipt: None }
+            }
+            RefInstruction::WithdrawToOwner { vault_id, amount } => Self::WithdrawToOwner { vault_id, amount },
+        }
     }
 
     /// The variant name in snake case, for logs and receipts.
@@ -186,8 +390,9 @@ mod tests {
     use super::*;
     use crate::receipt::ReceiptBody;
 
-    /// Every instruction's Borsh bytes, so a wire change is a reviewed diff. The first byte is
-    /// the reference's discriminant (0-10).
+    /// Every instruction's words (as little-endian bytes, LEZ's "instruction hex"), so a wire
+    /// change is a reviewed diff. Word 0 is the discriminant: the reference's 0-10, then our
+    /// extended variants 11-13. Each decodes back to itself.
     #[test]
     fn snapshots_of_every_instruction() {
         let provider = AccountId([5; 32]);
@@ -201,32 +406,43 @@ mod tests {
             },
             signature: [6; 64],
         };
+        let create = |extensions| Instruction::CreateStream {
+            vault_id: 1,
+            stream_id: 0,
+            provider,
+            rate: 10,
+            allocation: 200,
+            extensions,
+        };
         let all = [
             Instruction::InitializeVault { vault_id: 1, privacy_tier: VaultPrivacyTier::Public, token_id: [0; 32] },
             Instruction::Deposit { vault_id: 1, amount: 500, authenticated_transfer_program_id: ProgramId([7; 8]) },
             Instruction::Withdraw { vault_id: 1, amount: 5 },
-            Instruction::CreateStream {
-                vault_id: 1,
-                stream_id: 0,
-                provider,
-                rate: 10,
-                allocation: 200,
-                extensions: ExtensionSettings::default(),
-            },
+            create(ExtensionSettings::default()),
             Instruction::PauseStream { vault_id: 1, stream_id: 0 },
             Instruction::ResumeStream { vault_id: 1, stream_id: 0 },
             Instruction::TopUpStream { vault_id: 1, stream_id: 0, vault_total_allocated_increase: 9 },
             Instruction::CloseStreamByOwner { vault_id: 1, stream_id: 0 },
-            Instruction::Claim { vault_id: 1, stream_id: 0, receipt: Some(receipt) },
+            Instruction::Claim { vault_id: 1, stream_id: 0, receipt: None },
             Instruction::CloseStreamByProvider { vault_id: 1, stream_id: 0, receipt: None },
             Instruction::WithdrawToOwner { vault_id: 1, amount: 5 },
+            create(ExtensionSettings {
+                auto_pause_after: 60,
+                activation_fee: 3,
+                auto_claim_on_provider_close: true,
+                receipt_key: Some([9; 32]),
+            }),
+            Instruction::Claim { vault_id: 1, stream_id: 0, receipt: Some(receipt) },
+            Instruction::CloseStreamByProvider { vault_id: 1, stream_id: 0, receipt: Some(receipt) },
         ];
         let mut lines = String::new();
         for (discriminant, instruction) in all.iter().enumerate() {
-            let bytes = instruction.to_bytes();
-            assert_eq!(bytes.first().map(|b| usize::from(*b)), Some(discriminant));
-            assert_eq!(Instruction::try_from_slice(&bytes).ok().as_ref(), Some(instruction));
-            lines.push_str(&format!("{}: {}\n", instruction.name(), hex::encode(&bytes)));
+            let words = instruction.to_words();
+            assert_eq!(words.first().map(|w| *w as usize), Some(discriminant));
+            assert!(words.len() <= INSTRUCTION_MAX_WORDS, "{}: {} words", instruction.name(), words.len());
+            assert_eq!(Instruction::from_words(&words).as_ref(), Ok(instruction));
+            let bytes = paystreams_lez_core::risc0_words::words_to_le_bytes(&words);
+            lines.push_str(&format!("{} ({discriminant}): {}\n", instruction.name(), hex::encode(&bytes)));
         }
         insta::assert_snapshot!("instructions", lines);
     }

@@ -1,7 +1,7 @@
 //! The LIP-155 payment-streams program.
 //!
 //! Pure logic in LEZ's program shape: [`PaymentStreamsProgram::execute`] takes pre-states and
-//! instruction bytes and returns post-states, claims, chained calls and typed events, or a
+//! instruction words (RISC Zero serde, see `instruction`) and returns post-states, claims, chained calls and typed events, or a
 //! numbered [`StreamError`]. No I/O, no clock reads: time comes from the clock account the caller
 //! passes. Every instruction validates everything before it computes its outputs, and returns an
 //! error instead of partial output, so a failed instruction leaves state untouched.
@@ -19,14 +19,13 @@ pub mod pda;
 pub mod receipt;
 pub mod state;
 
-use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
     AccountPostState, ChainedCall, ProgramError, ProgramId, ProgramInput, ProgramOutput, program::Program,
 };
 
 pub use error::StreamError;
 pub use event::Event;
-pub use instruction::{ExtensionSettings, Instruction, NotInReference};
+pub use instruction::{ExtensionSettings, INSTRUCTION_MAX_WORDS, Instruction, NotInReference};
 
 /// The payment-streams program's id on this implementation's chain. On LEZ proper it is the
 /// deployed guest's image id; every address helper takes the id as an argument.
@@ -34,10 +33,6 @@ pub use instruction::{ExtensionSettings, Instruction, NotInReference};
 pub fn payment_streams_program_id() -> ProgramId {
     ProgramId::from_name("payment_streams")
 }
-
-/// Largest instruction the program accepts, in bytes (the biggest variant is a claim with a
-/// receipt, about 200 bytes).
-pub const INSTRUCTION_MAX_LEN: usize = 512;
 
 /// The program, with the id it runs under.
 #[derive(Clone, Copy, Debug)]
@@ -72,11 +67,11 @@ impl PaymentStreamsProgram {
     /// # Errors
     /// Any [`StreamError`]; nothing is produced then.
     pub fn process(&self, input: ProgramInput<'_>) -> Result<ProgramOutput, StreamError> {
-        if input.instruction_data.len() > INSTRUCTION_MAX_LEN {
+        if input.instruction_data.len() > INSTRUCTION_MAX_WORDS {
             return Err(StreamError::InvalidInstruction);
         }
         let instruction =
-            Instruction::try_from_slice(input.instruction_data).map_err(|_| StreamError::InvalidInstruction)?;
+            Instruction::from_words(input.instruction_data).map_err(|_| StreamError::InvalidInstruction)?;
         let effects = instructions::dispatch(&self.id, instruction, input.pre_states)?;
         Ok(ProgramOutput {
             post_states: effects.post_states,

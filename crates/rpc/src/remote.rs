@@ -146,7 +146,7 @@ impl NodeRpc {
         &self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<HexHash, RpcError> {
         let ids = signers.iter().map(|k| k.account_id()).collect();
@@ -160,7 +160,7 @@ impl NodeRpc {
     /// # Errors
     /// RPC failure or a stateless refusal by the node.
     pub async fn send_transaction(&self, tx: &Transaction) -> Result<HexHash, RpcError> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(tx.to_bytes());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes());
         self.http.send_transaction(encoded).await.map_err(self.error("sendTransaction"))
     }
 
@@ -438,14 +438,10 @@ impl ChainWriter for RpcChain {
                 .map(|n| n.checked_add(offset))
                 .collect::<Option<Vec<u128>>>()
                 .ok_or_else(|| ChainError::Unavailable("signer nonce overflow".into()))?;
-            let message = Message {
-                program_id: call.program_id,
-                account_ids: call.account_ids.clone(),
-                nonces,
-                instruction_data: call.instruction_data(),
-            };
-            encoded
-                .push(base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, signers).to_bytes()));
+            let message = call.message(nonces);
+            encoded.push(
+                base64::engine::general_purpose::STANDARD.encode(Transaction::sign(message, signers).envelope_bytes()),
+            );
         }
         // Each call's hash once admitted, or why the node refused it.
         let mut admitted: Vec<Result<HexHash, String>> = Vec::with_capacity(calls.len());

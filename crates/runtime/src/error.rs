@@ -14,14 +14,18 @@ pub enum TxError {
     // --- Encoding and limits (10xx) ---
     #[error("transaction is {size} bytes, more than the {max}-byte limit; split it into smaller transactions")]
     TransactionTooLarge { size: usize, max: usize },
-    #[error("transaction bytes do not decode: {detail}; re-encode it with this version's Borsh layout")]
+    #[error(
+        "transaction bytes do not decode: {detail}; encode it as LEZ's transaction envelope (tag 0 Public, then the Borsh public transaction)"
+    )]
     MalformedTransaction { detail: String },
     #[error("transaction names {count} accounts, more than the limit of {max}")]
     TooManyAccounts { count: usize, max: usize },
     #[error("transaction carries {count} signatures, more than the limit of {max}")]
     TooManySignatures { count: usize, max: usize },
-    #[error("instruction data is {size} bytes, more than the {max}-byte limit")]
-    InstructionTooLarge { size: usize, max: usize },
+    #[error("instruction data is {words} words, more than the {max}-word limit")]
+    InstructionTooLarge { words: usize, max: usize },
+    #[error("unsupported transaction: {detail}")]
+    UnsupportedTransaction { detail: String },
 
     // --- Message and signature checks (101x) ---
     #[error("account {account_id} is listed twice; list every account once")]
@@ -116,6 +120,7 @@ impl TxError {
             Self::TooManyAccounts { .. } => 1003,
             Self::TooManySignatures { .. } => 1004,
             Self::InstructionTooLarge { .. } => 1005,
+            Self::UnsupportedTransaction { .. } => 1006,
             Self::DuplicateAccountIds { .. } => 1010,
             Self::NonceCountMismatch { .. } => 1011,
             Self::InvalidSignature { .. } => 1012,
@@ -156,6 +161,7 @@ impl TxError {
             Self::TooManyAccounts { .. } => "TooManyAccounts",
             Self::TooManySignatures { .. } => "TooManySignatures",
             Self::InstructionTooLarge { .. } => "InstructionTooLarge",
+            Self::UnsupportedTransaction { .. } => "UnsupportedTransaction",
             Self::DuplicateAccountIds { .. } => "DuplicateAccountIds",
             Self::NonceCountMismatch { .. } => "NonceCountMismatch",
             Self::InvalidSignature { .. } => "InvalidSignature",

@@ -32,8 +32,8 @@ pub use receipt::{Receipt, ReceiptEvent};
 pub use runtime::{Applied, BlockContext, Runtime};
 pub use state::{Overlay, State, StateDiff, StateView};
 pub use transaction::{
-    MAX_ACCOUNTS_PER_TX, MAX_CHAINED_CALLS, MAX_INSTRUCTION_BYTES, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES,
-    Message, Transaction, WitnessSet,
+    MAX_ACCOUNTS_PER_TX, MAX_CHAINED_CALLS, MAX_INSTRUCTION_WORDS, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES,
+    Message, Transaction, TransactionChecks, WitnessSet,
 };
 
 /// The genesis state, as LEZ's `new_with_genesis_accounts` builds it: each funded account owned

@@ -11,7 +11,7 @@ use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
     Account, AccountId, AccountPostState, AccountWithMetadata, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramId,
     ProgramInput,
-    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
+    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_instruction, clock_program_id},
     program::Program,
 };
 
@@ -20,7 +20,7 @@ use crate::{
     builtins::{clock::ClockProgram, token::TokenProgram, transfer::AuthenticatedTransferProgram},
     receipt::{Receipt, ReceiptEvent},
     state::{StateDiff, StateView},
-    transaction::{MAX_CHAINED_CALLS, Transaction},
+    transaction::{MAX_CHAINED_CALLS, Transaction, TransactionChecks as _},
 };
 
 /// The block a transaction executes in.
@@ -63,7 +63,7 @@ impl Default for Runtime {
 struct PendingCall {
     program_id: ProgramId,
     pre_states: Vec<AccountWithMetadata>,
-    instruction_data: Vec<u8>,
+    instruction_data: Vec<u32>,
     /// `None` for the top-level call.
     caller: Option<ProgramId>,
     pda_seeds: Vec<PdaSeed>,
@@ -198,8 +198,7 @@ impl Runtime {
                 .iter()
                 .map(|id| AccountWithMetadata::new(*id, state.account(id), false))
                 .collect(),
-            // Writing Borsh into a Vec cannot fail.
-            instruction_data: borsh::to_vec(&ctx.timestamp_ms).unwrap_or_default(),
+            instruction_data: clock_instruction(ctx.timestamp_ms),
             caller: None,
             pda_seeds: vec![],
         };

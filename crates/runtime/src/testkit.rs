@@ -231,7 +231,7 @@ impl LocalChain {
         &self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&S],
     ) -> Transaction {
         let nonces = signers.iter().map(|k| self.state.account(&k.account_id()).nonce).collect();
@@ -261,7 +261,7 @@ impl LocalChain {
         Ok(applied)
     }
 
-    /// Builds, signs, runs and commits a call to any program with any instruction bytes.
+    /// Builds, signs, runs and commits a call to any program with any instruction words.
     ///
     /// # Errors
     /// As [`LocalChain::apply`].
@@ -269,7 +269,7 @@ impl LocalChain {
         &mut self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&S],
     ) -> Result<Applied, TxError> {
         let tx = self.transaction(program_id, account_ids, instruction_data, signers);

@@ -1,13 +1,17 @@
-//! Public transactions in LEZ's shape: a message, BIP-340 signatures over its hash, and the limits
-//! this implementation puts on them.
+//! Public transactions: LEZ's own types (`paystreams_lez_core::lee_transaction`), re-exported
+//! under the names the tree uses, and the limits and checks this implementation puts on them.
+//!
+//! Submission bytes are LEZ's `LeeTransaction` envelope (tag 0 `Public`, then the Borsh public
+//! transaction); the message carries the instruction as RISC Zero serde words; the hash is LEZ's
+//! (`SHA-256` of the public transaction's Borsh, no tag). Envelopes of other kinds (1
+//! `PrivacyPreserving`, 2 `ProgramDeployment`) are refused by name.
 
 use std::collections::BTreeSet;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::{
-    AccountId, ProgramId,
-    crypto::{PublicKey, SecretKey, Signature},
-    domain_prefix, sha256,
+use paystreams_lez_core::lee_transaction::LeeTxError;
+pub use paystreams_lez_core::lee_transaction::{
+    LeeMessage as Message, LeePublicTransaction as Transaction, LeeWitnessSet as WitnessSet,
+    MAX_LEE_TRANSACTION_BYTES as MAX_TRANSACTION_BYTES, PUBLIC_MESSAGE_PREFIX as MESSAGE_PREFIX,
 };
 
 use crate::TxError;
@@ -21,108 +25,66 @@ pub const MAX_ACCOUNTS_PER_TX: usize = 32;
 /// bound is what caps the CPU one transaction can burn before being refused.
 pub const MAX_SIGNATURES_PER_TX: usize = 8;
 
-/// Largest instruction, in bytes. The payment-streams program's largest instruction is about
-/// 200 bytes and the builtins' under 64; 16 KiB leaves room for other programs.
-pub const MAX_INSTRUCTION_BYTES: usize = 16 * 1024;
-
-/// Largest Borsh-encoded transaction, in bytes. Checked before decoding, so a peer cannot make
-/// the node allocate for an oversized payload.
-pub const MAX_TRANSACTION_BYTES: usize = 64 * 1024;
+/// Largest instruction, in RISC Zero serde words (4 bytes each). The payment-streams program's
+/// largest instruction (a claim with a delivery receipt) is under 200 words and the builtins'
+/// under 20; 4096 words (16 KiB) leaves room for other programs.
+pub const MAX_INSTRUCTION_WORDS: usize = 4096;
 
 /// Most chained calls one transaction may trigger in total (LEZ's `MAX_NUMBER_CHAINED_CALLS`):
 /// the top-level call plus at most 10 chained calls.
 pub const MAX_CHAINED_CALLS: usize = 10;
 
-/// Domain prefix of the public message hash, as LEZ's testnet signs it.
-pub const MESSAGE_PREFIX: [u8; 32] = domain_prefix("/LEE/v0.3/Message/Public/");
-
-/// What the signers sign: which program to run on which accounts, and one nonce per signer.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
-pub struct Message {
-    pub program_id: ProgramId,
-    pub account_ids: Vec<AccountId>,
-    /// One per signature, in witness-set order; each must equal that signer's current nonce.
-    pub nonces: Vec<u128>,
-    pub instruction_data: Vec<u8>,
-}
-
-impl Message {
-    /// `SHA-256("/LEE/v0.3/Message/Public/" padded to 32 || borsh(message))`: the 32-byte
-    /// prehash every signer signs.
-    #[must_use]
-    pub fn hash(&self) -> [u8; 32] {
-        // Writing Borsh into a Vec cannot fail.
-        let encoded = borsh::to_vec(self).unwrap_or_default();
-        sha256(&[&MESSAGE_PREFIX, &encoded])
-    }
-}
-
-/// The signatures over [`Message::hash`] and the x-only keys that made them.
-#[derive(Clone, PartialEq, Eq, Debug, Default, BorshSerialize, BorshDeserialize)]
-pub struct WitnessSet {
-    pub signatures_and_public_keys: Vec<(Signature, PublicKey)>,
-}
-
-/// A signed public transaction.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
-pub struct Transaction {
-    pub message: Message,
-    pub witness_set: WitnessSet,
-}
-
-impl Transaction {
-    /// Signs `message` with each key, in order (the nonces in the message must follow the same
-    /// order).
-    #[must_use]
-    pub fn sign(message: Message, keys: &[&SecretKey]) -> Self {
-        let hash = message.hash();
-        let signatures_and_public_keys = keys.iter().map(|key| (key.sign(&hash), key.public_key())).collect();
-        Self { message, witness_set: WitnessSet { signatures_and_public_keys } }
-    }
-
-    /// `SHA-256(borsh(tx))`, signatures included (as LEZ): the same message signed twice has
-    /// two hashes, because BIP-340 signing uses fresh auxiliary randomness.
-    #[must_use]
-    pub fn hash(&self) -> [u8; 32] {
-        sha256(&[&self.to_bytes()])
-    }
-
-    /// The Borsh encoding.
-    #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        // Writing Borsh into a Vec cannot fail.
-        borsh::to_vec(self).unwrap_or_default()
-    }
-
-    /// Decodes a transaction, refusing oversized input before decoding and trailing bytes after.
+/// The runtime's checks on a public transaction, before and around execution.
+pub trait TransactionChecks: Sized {
+    /// Decodes submission bytes (a `LeeTransaction` envelope), refusing oversized input before
+    /// decoding, trailing bytes after it, other envelope kinds by name, and any limit of
+    /// [`TransactionChecks::check_limits`].
     ///
     /// # Errors
-    /// [`TxError::TransactionTooLarge`], [`TxError::MalformedTransaction`], or any limit of
-    /// [`Transaction::check_limits`].
-    pub fn decode(bytes: &[u8]) -> Result<Self, TxError> {
-        if bytes.len() > MAX_TRANSACTION_BYTES {
-            return Err(TxError::TransactionTooLarge { size: bytes.len(), max: MAX_TRANSACTION_BYTES });
-        }
-        let mut rest = bytes;
-        let tx = Self::deserialize(&mut rest).map_err(|e| TxError::MalformedTransaction { detail: e.to_string() })?;
-        if !rest.is_empty() {
-            return Err(TxError::MalformedTransaction { detail: format!("{} trailing bytes", rest.len()) });
-        }
-        tx.check_limits()?;
-        Ok(tx)
-    }
-
-    /// The account ids of the signers, in witness-set order.
-    #[must_use]
-    pub fn signer_ids(&self) -> Vec<AccountId> {
-        self.witness_set.signatures_and_public_keys.iter().map(|(_, key)| key.account_id()).collect()
-    }
+    /// [`TxError::TransactionTooLarge`], [`TxError::UnsupportedTransaction`],
+    /// [`TxError::MalformedTransaction`], or a limit.
+    fn decode(bytes: &[u8]) -> Result<Self, TxError>;
 
     /// Checks the named limits (sizes and counts). Cheap; runs before any signature check.
     ///
     /// # Errors
     /// The first limit exceeded.
-    pub fn check_limits(&self) -> Result<(), TxError> {
+    fn check_limits(&self) -> Result<(), TxError>;
+
+    /// The stateless checks in LEZ's order, before signatures: limits, distinct account ids,
+    /// one nonce per signature, and (a deliberate addition) distinct signers, so no nonce is
+    /// bumped twice.
+    ///
+    /// # Errors
+    /// The first check that fails.
+    fn check_structure(&self) -> Result<(), TxError>;
+
+    /// Verifies every signature over the message hash.
+    ///
+    /// # Errors
+    /// [`TxError::TooManySignatures`] before any check, else the first
+    /// [`TxError::InvalidSignature`].
+    fn verify_signatures(&self) -> Result<(), TxError>;
+}
+
+impl From<LeeTxError> for TxError {
+    fn from(error: LeeTxError) -> Self {
+        match error {
+            LeeTxError::TooLarge { size, max } => Self::TransactionTooLarge { size, max },
+            LeeTxError::Unsupported(kind) => Self::UnsupportedTransaction { detail: kind.to_string() },
+            other => Self::MalformedTransaction { detail: other.to_string() },
+        }
+    }
+}
+
+impl TransactionChecks for Transaction {
+    fn decode(bytes: &[u8]) -> Result<Self, TxError> {
+        let tx = Self::from_envelope(bytes)?;
+        tx.check_limits()?;
+        Ok(tx)
+    }
+
+    fn check_limits(&self) -> Result<(), TxError> {
         let accounts = self.message.account_ids.len();
         if accounts > MAX_ACCOUNTS_PER_TX {
             return Err(TxError::TooManyAccounts { count: accounts, max: MAX_ACCOUNTS_PER_TX });
@@ -132,24 +94,19 @@ impl Transaction {
             return Err(TxError::TooManySignatures { count: signatures, max: MAX_SIGNATURES_PER_TX });
         }
         let instruction = self.message.instruction_data.len();
-        if instruction > MAX_INSTRUCTION_BYTES {
-            return Err(TxError::InstructionTooLarge { size: instruction, max: MAX_INSTRUCTION_BYTES });
+        if instruction > MAX_INSTRUCTION_WORDS {
+            return Err(TxError::InstructionTooLarge { words: instruction, max: MAX_INSTRUCTION_WORDS });
         }
         // Only in-memory transactions can get here oversized: `decode` refuses large input first.
-        let size = borsh::object_length(self).unwrap_or(usize::MAX);
+        // The envelope adds one tag byte to the Borsh length.
+        let size = borsh::object_length(self).map_or(usize::MAX, |n| n.saturating_add(1));
         if size > MAX_TRANSACTION_BYTES {
             return Err(TxError::TransactionTooLarge { size, max: MAX_TRANSACTION_BYTES });
         }
         Ok(())
     }
 
-    /// The stateless checks in LEZ's order, before signatures: limits, distinct account ids,
-    /// one nonce per signature, and (a deliberate addition) distinct signers, so no nonce is
-    /// bumped twice.
-    ///
-    /// # Errors
-    /// The first check that fails.
-    pub fn check_structure(&self) -> Result<(), TxError> {
+    fn check_structure(&self) -> Result<(), TxError> {
         self.check_limits()?;
         let mut seen = BTreeSet::new();
         for id in &self.message.account_ids {
@@ -170,12 +127,7 @@ impl Transaction {
         Ok(())
     }
 
-    /// Verifies every signature over the message hash.
-    ///
-    /// # Errors
-    /// [`TxError::TooManySignatures`] before any check, else the first
-    /// [`TxError::InvalidSignature`].
-    pub fn verify_signatures(&self) -> Result<(), TxError> {
+    fn verify_signatures(&self) -> Result<(), TxError> {
         let count = self.witness_set.signatures_and_public_keys.len();
         if count > MAX_SIGNATURES_PER_TX {
             return Err(TxError::TooManySignatures { count, max: MAX_SIGNATURES_PER_TX });
@@ -193,6 +145,8 @@ impl Transaction {
 
 #[cfg(test)]
 mod tests {
+    use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey, sha256};
+
     use super::*;
 
     fn key(byte: u8) -> SecretKey {
@@ -213,7 +167,7 @@ mod tests {
         let tx = Transaction::sign(message(), &[&key(7)]);
         tx.verify_signatures().expect("valid");
         assert_eq!(tx.signer_ids(), vec![key(7).account_id()]);
-        let decoded = Transaction::decode(&tx.to_bytes()).expect("decodes");
+        let decoded = Transaction::decode(&tx.envelope_bytes()).expect("decodes");
         assert_eq!(decoded, tx);
         assert_eq!(decoded.hash(), tx.hash());
     }
@@ -229,12 +183,16 @@ mod tests {
     #[test]
     fn decode_refuses_trailing_bytes_and_oversized_input() {
         let tx = Transaction::sign(message(), &[&key(7)]);
-        let mut bytes = tx.to_bytes();
+        let mut bytes = tx.envelope_bytes();
         bytes.push(0);
         assert_eq!(Transaction::decode(&bytes).map_err(|e| e.code()), Err(1002));
         let huge = vec![0_u8; MAX_TRANSACTION_BYTES + 1];
         assert_eq!(Transaction::decode(&huge).map_err(|e| e.code()), Err(1001));
-        assert_eq!(Transaction::decode(&[1, 2, 3]).map_err(|e| e.code()), Err(1002));
+        assert_eq!(Transaction::decode(&[0, 2, 3]).map_err(|e| e.code()), Err(1002));
+        assert_eq!(Transaction::decode(&[1, 2, 3]).map_err(|e| e.code()), Err(1006));
+        assert_eq!(Transaction::decode(&[2, 2, 3]).map_err(|e| e.code()), Err(1006));
+        // Without the envelope tag, a bare public transaction is refused.
+        assert!(Transaction::decode(&tx.borsh_bytes()).is_err());
     }
 
     #[test]
@@ -244,7 +202,7 @@ mod tests {
         let tx = Transaction { message: m, witness_set: WitnessSet::default() };
         assert_eq!(tx.check_limits().map_err(|e| e.code()), Err(1003));
         let mut m = message();
-        m.instruction_data = vec![0; MAX_INSTRUCTION_BYTES + 1];
+        m.instruction_data = vec![0; MAX_INSTRUCTION_WORDS + 1];
         let tx = Transaction { message: m, witness_set: WitnessSet::default() };
         assert_eq!(tx.check_limits().map_err(|e| e.code()), Err(1005));
         let keys: Vec<SecretKey> = (1..=9).map(key).collect();

@@ -115,7 +115,7 @@ impl Chain {
         self.submit_raw(call.program_id, call.account_ids.clone(), call.instruction_data(), signers)
     }
 
-    /// Submits any instruction bytes to any program.
+    /// Submits any instruction words to any program.
     ///
     /// # Errors
     /// As [`Chain::submit`].
@@ -123,7 +123,7 @@ impl Chain {
         &mut self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        instruction_data: Vec<u8>,
+        instruction_data: Vec<u32>,
         signers: &[&Key],
     ) -> Result<(), TxFailure> {
         match self.chain.submit_raw(program_id, account_ids, instruction_data, signers) {

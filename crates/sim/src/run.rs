@@ -176,7 +176,7 @@ impl Runner {
                 let definition = Key::derive(&token_definition_label(token)).map_err(internal)?;
                 let holding = Key::derive(&holding_label(&signer_name, token)).map_err(internal)?;
                 let data =
-                    TokenInstruction::NewFungibleDefinition { name: token.clone(), total_supply: *supply }.to_bytes();
+                    TokenInstruction::NewFungibleDefinition { name: token.clone(), total_supply: *supply }.to_words();
                 self.chain.submit_raw(
                     token_program_id(),
                     vec![definition.id, holding.id],

@@ -9,13 +9,16 @@
 
 use paystreams_lez_core::{
     AccountId, ProgramId,
+    clock::{CLOCK_ACCOUNT_IDS, clock_instruction},
     crypto::SecretKey,
     domain_prefix,
     lee_transaction::{
         LeeMessage, LeePublicTransaction, LeeTransaction, LeeTxError, MAX_LEE_TRANSACTION_BYTES, PUBLIC_MESSAGE_PREFIX,
         UnsupportedKind,
     },
+    risc0_words::from_words,
     sha256,
+    transfer::{TransferInstruction, initialize_instruction, transfer_instruction},
 };
 
 fn program_id_hex(text: &str) -> ProgramId {
@@ -57,14 +60,32 @@ fn clock_account_ids() -> Vec<AccountId> {
 }
 
 /// LEZ's `clock_invocation(timestamp)`: the clock program on the three clock accounts, no
-/// nonces, instruction `timestamp: u64` (two words), no signatures.
+/// nonces, instruction `timestamp: u64` (two words), no signatures. Built with the runtime's own
+/// pieces (the clock account ids and [`clock_instruction`]), checked against the restated ones.
 fn clock_invocation(clock_id: ProgramId, timestamp: u64) -> LeeTransaction {
-    LeeTransaction::Public(LeePublicTransaction::unsigned(LeeMessage::new(
-        clock_id,
-        clock_account_ids(),
-        vec![],
-        &timestamp,
-    )))
+    assert_eq!(CLOCK_ACCOUNT_IDS.to_vec(), clock_account_ids());
+    let message = LeeMessage {
+        program_id: clock_id,
+        account_ids: CLOCK_ACCOUNT_IDS.to_vec(),
+        nonces: vec![],
+        instruction_data: clock_instruction(timestamp),
+    };
+    assert_eq!(message, LeeMessage::new(clock_id, clock_account_ids(), vec![], &timestamp));
+    LeeTransaction::Public(LeePublicTransaction::unsigned(message))
+}
+
+/// LEZ's `authenticated_transfer_core::Instruction` (facts §2.1): `Transfer { amount }` = 0,
+/// `Initialize` = 1.
+#[test]
+fn authenticated_transfer_words() {
+    assert_eq!(transfer_instruction(100), [0, 100, 0, 0, 0]);
+    assert_eq!(transfer_instruction(u128::MAX), [0, u32::MAX, u32::MAX, u32::MAX, u32::MAX]);
+    assert_eq!(initialize_instruction(), [1]);
+    assert_eq!(from_words::<TransferInstruction>(&[1]), Ok(TransferInstruction::Initialize));
+    assert_eq!(from_words::<TransferInstruction>(&[0, 7, 0, 0, 0]), Ok(TransferInstruction::Transfer { amount: 7 }));
+    assert!(from_words::<TransferInstruction>(&[2]).is_err());
+    assert!(from_words::<TransferInstruction>(&[1, 0]).is_err());
+    assert!(from_words::<TransferInstruction>(&[0, 7, 0, 0]).is_err());
 }
 
 const CLOCK_V0_2_0: &str = "884e693a302d57de1ac4c405ca5bea1df707d1de11d9f87de51b78845aa98e63";
@@ -86,7 +107,7 @@ fn clock_transaction_timestamp_zero() {
                        0000000000000000";
     assert_eq!(hex::encode(public.message.to_bytes()), message_hex);
     assert_eq!(hex::encode(public.message.hash()), "3bc23d9961ec32680e50f4d6c1d5ec6a38918979b4bb07dae156937aa3551387");
-    assert_eq!(hex::encode(public.to_bytes()), format!("{message_hex}00000000"));
+    assert_eq!(hex::encode(public.borsh_bytes()), format!("{message_hex}00000000"));
     assert_eq!(hex::encode(tx.hash()), "45459c74bb9a6e9a34e71f211f29fa37f9ca5658114b7f610866243586d25246");
     let envelope = tx.to_bytes();
     assert_eq!(envelope.len(), 153);

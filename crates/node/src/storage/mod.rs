@@ -44,6 +44,10 @@ pub enum StorageError {
         "the database at {path} has format version {found}, newer than version {supported} which this node reads; run a newer paystream, or move the data dir away (or pass --ephemeral) to start a new chain"
     )]
     NewerFormat { path: String, found: u32, supported: u32 },
+    #[error(
+        "the database at {path} has format version {found}, older than version {supported} which this node reads (LEZ's transaction encoding changed every stored transaction and hash); it is not converted: move the data dir away (or pass --ephemeral) to start a new chain"
+    )]
+    OlderFormat { path: String, found: u32, supported: u32 },
     #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]
     LoadThreads { threads: usize },
 }

@@ -41,8 +41,9 @@ impl RedbStorage {
     ///
     /// # Errors
     /// [`StorageError::AlreadyOpen`] when another process holds it,
-    /// [`StorageError::NewerFormat`] for a file written by a newer node (left untouched),
-    /// [`StorageError::Corrupt`] when an old record cannot be converted (the file is then left
+    /// [`StorageError::NewerFormat`] for a file written by a newer node and
+    /// [`StorageError::OlderFormat`] for one written by an older node (both left untouched),
+    /// [`StorageError::Corrupt`] when a record cannot be read (the file is then left
     /// in its old format); other failures as [`StorageError::Database`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = redb::Database::create(path).map_err(|e| match e {
@@ -54,6 +55,15 @@ impl RedbStorage {
             && found > FORMAT_VERSION
         {
             return Err(StorageError::NewerFormat {
+                path: path.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if let Some(found) = version
+            && found < FORMAT_VERSION
+        {
+            return Err(StorageError::OlderFormat {
                 path: path.display().to_string(),
                 found,
                 supported: FORMAT_VERSION,

@@ -35,7 +35,7 @@ pub fn sign(call: &Call, keys: &[&SecretKey], nonces: Vec<u128>) -> Transaction 
 }
 
 pub fn b64(tx: &Transaction) -> String {
-    base64::engine::general_purpose::STANDARD.encode(tx.to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes())
 }
 
 pub fn vault(owner: &SecretKey, vault_id: u64) -> VaultRef {

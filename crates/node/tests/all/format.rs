@@ -1,10 +1,10 @@
-//! The redb file's format version: a data dir of the first format (no version, JSON receipts),
-//! built here byte for byte as the nodes of that format wrote it, is converted once on open; a
-//! conversion that fails leaves the old format whole; a newer format is refused untouched.
+//! The redb file's format version: data dirs of the older formats (1: no version, JSON receipts,
+//! built here byte for byte as the nodes of that format wrote it; 2: versioned), whose
+//! transactions predate LEZ's encoding, are refused untouched; a newer format is refused
+//! untouched too.
 
 use std::{path::Path, sync::Arc};
 
-use paystreams_lez_core::sha256;
 use paystreams_node::{
     Chain, FORMAT_VERSION, MemStorage, RedbStorage, Storage,
     block::{GenesisSpec, StoredBlock, StoredReceipt},
@@ -140,68 +140,31 @@ fn raw(path: &Path) -> Raw {
 }
 
 #[test]
-fn a_first_format_data_dir_is_converted_once_and_replays() {
+fn older_formats_are_refused_untouched_with_both_versions_named() {
     let contents = chain_contents();
     assert_eq!(contents.receipts.len(), 5);
-    assert_eq!(contents.receipts.iter().filter(|r| r.error.is_some()).count(), 1);
-    assert!(contents.receipts.iter().any(|r| !r.events.is_empty()));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join(paystreams_node::DB_FILE);
-    write_v1(&path, &contents, &[]);
-    assert_eq!(raw(&path).format, None, "the first format stores no version");
-
-    let storage = paystreams_node::open_storage(Some(dir.path())).expect("opens and converts");
-    for receipt in &contents.receipts {
-        assert_eq!(storage.receipt(&receipt.tx_hash).expect("read").as_ref(), Some(receipt));
+    for older in [1_u32, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(paystreams_node::DB_FILE);
+        write_v1(&path, &contents, &[]);
+        if older == 2 {
+            let db = redb::Database::open(&path).expect("raw open");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("format", borsh::to_vec(&older).expect("encode").as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let before = raw(&path);
+        let error = RedbStorage::open(&path).err().expect("refused");
+        let message = error.to_string();
+        assert!(message.contains(&format!("format version {older}, older than version {FORMAT_VERSION}")), "{message}");
+        assert!(message.contains("start a new chain"), "{message}");
+        assert_eq!(raw(&path), before, "format {older}: the file is left untouched");
+        assert!(paystreams_node::open_storage(Some(dir.path())).is_err(), "format {older} opened");
     }
-    let report = paystreams_node::verify(storage.as_ref()).expect("the converted chain replays");
-    assert_eq!(report.height, contents.blocks.last().expect("blocks").header.height);
-    assert_eq!((report.transactions, report.failed_transactions), (5, 1));
-    drop(storage);
-
-    let Raw { format, receipts } = raw(&path);
-    assert_eq!(format, Some(borsh::to_vec(&FORMAT_VERSION).expect("encode")));
-    assert_eq!(FORMAT_VERSION, 2);
-    assert_eq!(receipts.len(), contents.receipts.len());
-    for (key, bytes) in &receipts {
-        let receipt: StoredReceipt = borsh::from_slice(bytes).expect("stored as Borsh");
-        assert_eq!(receipt.tx_hash.as_slice(), key.as_slice());
-        assert_ne!(bytes.first(), Some(&b'{'), "no JSON left");
-    }
-
-    // Opening again converts nothing; the chain opens on it.
-    drop(RedbStorage::open(&path).expect("reopen"));
-    assert_eq!(raw(&path).receipts, receipts, "the second open rewrote nothing");
-    let storage = Arc::new(RedbStorage::open(&path).expect("reopen"));
-    let chain = Chain::open(storage as Arc<dyn Storage>, 0, 0).expect("the chain opens");
-    assert_eq!(chain.head_height(), report.height);
-}
-
-#[test]
-fn a_conversion_that_fails_leaves_the_first_format_whole() {
-    let contents = chain_contents();
-    // More receipts than one conversion batch, then one that is not JSON, last in key order:
-    // the batches before it were rewritten in the transaction when the conversion fails.
-    let mut extra: Vec<([u8; 32], Vec<u8>)> = (0_u32..5_000)
-        .map(|i| {
-            let mut hash = sha256(&[&i.to_le_bytes()]);
-            hash[0] = hash[0].min(0xfe);
-            let receipt = StoredReceipt { tx_hash: hash, block_id: 1, index: i, error: None, events: vec![] };
-            (hash, receipt_v1(&receipt))
-        })
-        .collect();
-    extra.push(([0xff; 32], b"not json".to_vec()));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join(paystreams_node::DB_FILE);
-    write_v1(&path, &contents, &extra);
-    let before = raw(&path);
-
-    let error = RedbStorage::open(&path).err().expect("refused");
-    let message = error.to_string();
-    assert!(message.contains(&format!("receipt {} (format 1)", hex::encode([0xff; 32]))), "{message}");
-    assert!(message.contains("move the data dir away"), "{message}");
-    assert_eq!(raw(&path), before, "the file is still the first format, unchanged");
-    assert_eq!(before.format, None);
+    assert_eq!(FORMAT_VERSION, 3);
 }
 
 #[test]

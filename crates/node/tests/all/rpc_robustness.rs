@@ -56,6 +56,24 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     let e = rpc_error(client.send_transaction("AAECAwQ=".into()).await);
     assert_eq!(e.code(), codes::TRANSACTION_REJECTED);
     assert_eq!(e.data().map(|d| d.get()), Some(r#"{"code":1002,"name":"MalformedTransaction"}"#));
+    // LEZ envelopes of the kinds this chain does not carry: refused by name.
+    for (envelope, kind) in [("AQAAAAA=", "PrivacyPreserving"), ("AgMAAAB/RUw=", "ProgramDeployment")] {
+        let e = rpc_error(client.send_transaction(envelope.into()).await);
+        assert_eq!(e.code(), codes::TRANSACTION_REJECTED);
+        assert!(e.message().contains(kind), "{}", e.message());
+        assert_eq!(
+            e.data().map(|d| d.get()),
+            Some(r#"{"code":1006,"name":"UnsupportedTransaction"}"#),
+            "{}",
+            e.message()
+        );
+    }
+    // A public transaction without its envelope tag is not a LEZ transaction.
+    let untagged = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(transfer(&key, other, 1, 0).borsh_bytes())
+    };
+    assert_eq!(rpc_error(client.send_transaction(untagged).await).code(), codes::TRANSACTION_REJECTED);
 
     // Bad signature: refused at submission, naming the signer.
     let mut tx = transfer(&key, other, 1, 0);

@@ -57,7 +57,7 @@ pub(crate) fn process(
             effects.chained_calls.push(ChainedCall {
                 program_id: holding.account.program_owner,
                 pre_states: vec![source, holding],
-                instruction_data: TokenInstruction::Transfer { amount }.to_bytes(),
+                instruction_data: TokenInstruction::Transfer { amount }.to_words(),
                 pda_seeds: vec![],
             });
         }

@@ -105,7 +105,7 @@ pub(crate) fn pay_out(
         effects.chained_calls.push(ChainedCall {
             program_id: holding.account.program_owner,
             pre_states: vec![AccountWithMetadata { is_authorized: true, ..holding }, destination],
-            instruction_data: TokenInstruction::Transfer { amount }.to_bytes(),
+            instruction_data: TokenInstruction::Transfer { amount }.to_words(),
             pda_seeds: vec![pda::vault_holding_seed(&config.account_id, &vault.config.token_id)],
         });
     }

@@ -84,7 +84,7 @@ impl Chain {
         &mut self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        data: Vec<u8>,
+        data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<(), TxError> {
         let before = self.chain.state().clone();
@@ -166,7 +166,7 @@ impl Chain {
         self.exec_raw(
             token_program_id(),
             vec![definition.account_id(), holding.account_id()],
-            ix.to_bytes(),
+            ix.to_words(),
             &[definition, holding],
         )
         .expect("token created");

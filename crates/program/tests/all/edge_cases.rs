@@ -64,7 +64,7 @@ fn claims_never_pay_into_an_uninitialised_account() {
         StreamError::DestinationUninitialized,
     );
     // Once initialised with authenticated transfer, the same claim pays.
-    let init = paystreams_lez_core::transfer::transfer_instruction(0);
+    let init = paystreams_lez_core::transfer::initialize_instruction();
     chain
         .exec_raw(
             paystreams_lez_core::transfer::authenticated_transfer_program_id(),

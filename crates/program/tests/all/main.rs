@@ -5,6 +5,7 @@ mod claim_instruction;
 mod common;
 mod edge_cases;
 mod extensions;
+mod reference_wire;
 mod stream_instructions;
 mod token_vaults;
 mod vault_instructions;

@@ -1,6 +1,7 @@
 //! The clock program (LEZ `clock`): rewrites the three clock accounts once per block.
 //!
-//! Instruction: a Borsh `u64` block timestamp in Unix milliseconds. Accounts: exactly
+//! Instruction: LEZ's `Timestamp = u64`, the block timestamp in Unix milliseconds as two RISC
+//! Zero serde words (low, then high). Accounts: exactly
 //! [`CLOCK_ACCOUNT_IDS`] in order, all owned by this program. With
 //! `current = CLOCK_01.block_id + 1` it writes `{current, timestamp}` into CLOCK_01 always,
 //! CLOCK_10 when `current % 10 == 0` and CLOCK_50 when `current % 50 == 0`, so programs can read
@@ -12,6 +13,7 @@ use paystreams_lez_core::{
     Account, AccountPostState, ProgramError, ProgramId, ProgramInput, ProgramOutput,
     clock::{CLOCK_ACCOUNT_IDS, CLOCK_CADENCES, ClockAccountData, clock_program_id},
     program::Program,
+    risc0_words::from_words,
 };
 
 use super::program_errors;
@@ -59,7 +61,7 @@ impl Program for ClockProgram {
         if let Some(caller) = input.caller_program_id {
             return Err(ClockError::CalledByProgram.with(caller));
         }
-        let timestamp_ms = u64::try_from_slice(input.instruction_data).map_err(|_| ClockError::InvalidInstruction)?;
+        let timestamp_ms = from_words::<u64>(input.instruction_data).map_err(|_| ClockError::InvalidInstruction)?;
         let ids: Vec<_> = input.pre_states.iter().map(|a| a.account_id).collect();
         if ids != CLOCK_ACCOUNT_IDS || input.pre_states.iter().any(|a| a.account.program_owner != self.id) {
             return Err(ClockError::InvalidAccounts.into());

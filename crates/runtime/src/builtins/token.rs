@@ -19,6 +19,7 @@ use paystreams_lez_core::{
     Account, AccountId, AccountPostState, AccountWithMetadata, Claim, ProgramError, ProgramId, ProgramInput,
     ProgramOutput,
     program::Program,
+    risc0_words::from_words,
     token::{TOKEN_NAME_MAX_LEN, TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
 };
 
@@ -27,7 +28,7 @@ use super::program_errors;
 program_errors! {
     /// Token program failures (3xxx).
     pub enum TokenError {
-        /// The instruction is not a Borsh token instruction.
+        /// The instruction is not a token instruction's words.
         InvalidInstruction = 3001,
         /// Wrong number of accounts for this instruction.
         InvalidAccounts = 3002,
@@ -237,7 +238,7 @@ impl Program for TokenProgram {
 
     fn execute(&self, input: ProgramInput<'_>) -> Result<ProgramOutput, ProgramError> {
         let instruction =
-            TokenInstruction::try_from_slice(input.instruction_data).map_err(|_| TokenError::InvalidInstruction)?;
+            from_words::<TokenInstruction>(input.instruction_data).map_err(|_| TokenError::InvalidInstruction)?;
         match instruction {
             TokenInstruction::NewFungibleDefinition { name, total_supply } => {
                 Self::new_definition(input.pre_states, name, total_supply)

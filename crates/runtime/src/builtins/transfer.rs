@@ -1,17 +1,20 @@
 //! Authenticated transfer: the native-token program (LEZ `authenticated_transfer`).
 //!
-//! Instruction: a Borsh `u128` amount.
-//! - `[account]` with amount 0 initialises: the account must be default and authorised, and is
+//! Instruction: LEZ's enum as RISC Zero serde words
+//! ([`paystreams_lez_core::transfer::TransferInstruction`]).
+//! - `Initialize` (`[1]`) on `[account]`: the account must be default and authorised, and is
 //!   claimed with [`Claim::Authorized`]. This is how a fresh key becomes able to receive without
 //!   signing (`wallet auth-transfer init`).
-//! - `[sender, recipient]` transfers: the sender must be authorised and owned by this program
+//! - `Transfer { amount }` (`[0, amount as 4 words]`) on `[sender, recipient]`: the sender must be authorised and owned by this program
 //!   (only the owner may debit). A default recipient is claimed with [`Claim::Authorized`], which
 //!   the runtime accepts only when the recipient authorised the transaction too.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
     AccountId, AccountPostState, AccountWithMetadata, Claim, ProgramError, ProgramId, ProgramInput, ProgramOutput,
-    program::Program, transfer::authenticated_transfer_program_id,
+    program::Program,
+    risc0_words::from_words,
+    transfer::{TransferInstruction, authenticated_transfer_program_id},
 };
 
 use super::program_errors;
@@ -19,9 +22,9 @@ use super::program_errors;
 program_errors! {
     /// Authenticated-transfer failures (2xxx).
     pub enum TransferError {
-        /// The instruction is not a Borsh u128 amount.
+        /// The instruction is not LEZ's `Transfer { amount }` or `Initialize` words.
         InvalidInstruction = 2001,
-        /// Expected [account] with amount 0 (initialise) or [sender, recipient] (transfer).
+        /// Expected [account] (Initialize) or [sender, recipient] (Transfer).
         InvalidAccounts = 2002,
         /// The account to initialise, or the sender, did not authorise the transaction.
         NotAuthorized = 2003,
@@ -119,11 +122,14 @@ impl Program for AuthenticatedTransferProgram {
     }
 
     fn execute(&self, input: ProgramInput<'_>) -> Result<ProgramOutput, ProgramError> {
-        let amount = u128::try_from_slice(input.instruction_data).map_err(|_| TransferError::InvalidInstruction)?;
+        let instruction =
+            from_words::<TransferInstruction>(input.instruction_data).map_err(|_| TransferError::InvalidInstruction)?;
         let mut accounts = input.pre_states.into_iter();
-        match (accounts.next(), accounts.next(), accounts.next()) {
-            (Some(account), None, None) if amount == 0 => Self::initialize(account),
-            (Some(sender), Some(recipient), None) => self.transfer(sender, recipient, amount),
+        match (instruction, accounts.next(), accounts.next(), accounts.next()) {
+            (TransferInstruction::Initialize, Some(account), None, None) => Self::initialize(account),
+            (TransferInstruction::Transfer { amount }, Some(sender), Some(recipient), None) => {
+                self.transfer(sender, recipient, amount)
+            }
             _ => Err(TransferError::InvalidAccounts.into()),
         }
     }

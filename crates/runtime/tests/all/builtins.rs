@@ -4,7 +4,7 @@ use paystreams_lez_core::{
     AccountId,
     clock::{CLOCK_01_ACCOUNT_ID, CLOCK_10_ACCOUNT_ID, CLOCK_50_ACCOUNT_ID, ClockAccountData, clock_program_id},
     token::{TokenDefinition, TokenHolding, TokenInstruction, token_program_id},
-    transfer::transfer_instruction,
+    transfer::{initialize_instruction, transfer_instruction},
 };
 use paystreams_runtime::{BlockContext, ReceiptEvent, Runtime, StateView as _, genesis};
 use proptest::prelude::*;
@@ -34,7 +34,7 @@ fn native_transfer_moves_balance_and_emits_an_event() {
 fn initialise_claims_a_fresh_account_which_can_then_receive_without_signing() {
     let mut h = harness();
     let fresh = key(9);
-    let applied = h.call(native(), vec![fresh.account_id()], transfer_instruction(0), &[&fresh]).expect("init");
+    let applied = h.call(native(), vec![fresh.account_id()], initialize_instruction(), &[&fresh]).expect("init");
     assert_eq!(applied.receipt.events, vec![ReceiptEvent::NativeAccountInitialized { account: fresh.account_id() }]);
     let account = h.account(&fresh.account_id());
     assert_eq!((account.program_owner, account.balance, account.nonce), (native(), 0, 1));
@@ -42,8 +42,8 @@ fn initialise_claims_a_fresh_account_which_can_then_receive_without_signing() {
         .expect("credit");
     assert_eq!(h.account(&fresh.account_id()).balance, 10);
     // Initialising twice, or without a signature, fails.
-    h.reject(native(), vec![fresh.account_id()], transfer_instruction(0), &[&fresh], 2004);
-    h.reject(native(), vec![key(8).account_id()], transfer_instruction(0), &[], 2003);
+    h.reject(native(), vec![fresh.account_id()], initialize_instruction(), &[&fresh], 2004);
+    h.reject(native(), vec![key(8).account_id()], initialize_instruction(), &[], 2003);
 }
 
 fn holding(h: &Harness, id: &AccountId) -> TokenHolding {
@@ -54,13 +54,13 @@ fn holding(h: &Harness, id: &AccountId) -> TokenHolding {
 fn tokens_create_mint_and_transfer_to_a_fresh_holding() {
     let mut h = harness();
     let (definition, supply, fresh) = (key(20), key(21), key(22));
-    let create = TokenInstruction::NewFungibleDefinition { name: "USDX".into(), total_supply: 1_000 }.to_bytes();
+    let create = TokenInstruction::NewFungibleDefinition { name: "USDX".into(), total_supply: 1_000 }.to_words();
     h.call(token_program_id(), vec![definition.account_id(), supply.account_id()], create, &[&definition, &supply])
         .expect("definition");
     assert_eq!(h.account(&definition.account_id()).program_owner, token_program_id());
     assert_eq!(holding(&h, &supply.account_id()).balance(), 1_000);
 
-    let mint = TokenInstruction::Mint { amount: 500 }.to_bytes();
+    let mint = TokenInstruction::Mint { amount: 500 }.to_words();
     let applied = h
         .call(token_program_id(), vec![definition.account_id(), supply.account_id()], mint.clone(), &[&definition])
         .expect("mint");
@@ -70,7 +70,7 @@ fn tokens_create_mint_and_transfer_to_a_fresh_holding() {
     assert_eq!(total, TokenDefinition::Fungible { name: "USDX".into(), total_supply: 1_500 });
     h.reject(token_program_id(), vec![definition.account_id(), supply.account_id()], mint, &[], 3003);
 
-    let transfer = TokenInstruction::Transfer { amount: 400 }.to_bytes();
+    let transfer = TokenInstruction::Transfer { amount: 400 }.to_words();
     // A fresh recipient must sign to be claimed...
     h.reject(token_program_id(), vec![supply.account_id(), fresh.account_id()], transfer.clone(), &[&supply], 1043);
     let applied = h
@@ -95,7 +95,7 @@ fn tokens_create_mint_and_transfer_to_a_fresh_holding() {
     h.call(token_program_id(), vec![supply.account_id(), fresh.account_id()], transfer, &[&supply]).expect("again");
     assert_eq!(holding(&h, &fresh.account_id()).balance(), 800);
     // Overdraft.
-    let too_much = TokenInstruction::Transfer { amount: 801 }.to_bytes();
+    let too_much = TokenInstruction::Transfer { amount: 801 }.to_words();
     h.reject(token_program_id(), vec![fresh.account_id(), supply.account_id()], too_much, &[&fresh], 3009);
 }
 
@@ -104,11 +104,11 @@ fn token_accounts_initialise_and_refuse_mismatched_definitions() {
     let mut h = harness();
     let (a_def, a_supply, b_def, b_supply, empty) = (key(20), key(21), key(23), key(24), key(25));
     for (def, supply) in [(&a_def, &a_supply), (&b_def, &b_supply)] {
-        let create = TokenInstruction::NewFungibleDefinition { name: "T".into(), total_supply: 10 }.to_bytes();
+        let create = TokenInstruction::NewFungibleDefinition { name: "T".into(), total_supply: 10 }.to_words();
         h.call(token_program_id(), vec![def.account_id(), supply.account_id()], create, &[def, supply])
             .expect("create");
     }
-    let init = TokenInstruction::InitializeAccount.to_bytes();
+    let init = TokenInstruction::InitializeAccount.to_words();
     h.call(token_program_id(), vec![a_def.account_id(), empty.account_id()], init.clone(), &[&empty]).expect("init");
     assert_eq!(
         holding(&h, &empty.account_id()),
@@ -116,9 +116,9 @@ fn token_accounts_initialise_and_refuse_mismatched_definitions() {
     );
     // Initialising against something that is not a definition fails.
     h.reject(token_program_id(), vec![key(1).account_id(), key(26).account_id()], init, &[&key(26)], 3006);
-    let transfer = TokenInstruction::Transfer { amount: 1 }.to_bytes();
+    let transfer = TokenInstruction::Transfer { amount: 1 }.to_words();
     h.reject(token_program_id(), vec![b_supply.account_id(), empty.account_id()], transfer, &[&b_supply], 3008);
-    let long = TokenInstruction::NewFungibleDefinition { name: "x".repeat(33), total_supply: 1 }.to_bytes();
+    let long = TokenInstruction::NewFungibleDefinition { name: "x".repeat(33), total_supply: 1 }.to_words();
     h.reject(token_program_id(), vec![key(27).account_id(), key(28).account_id()], long, &[&key(27), &key(28)], 3005);
 }
 

@@ -73,7 +73,7 @@ impl Harness {
         &self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        data: Vec<u8>,
+        data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Transaction {
         self.chain.transaction(program_id, account_ids, data, signers)
@@ -93,7 +93,7 @@ impl Harness {
         &mut self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        data: Vec<u8>,
+        data: Vec<u32>,
         signers: &[&SecretKey],
     ) -> Result<Applied, TxError> {
         let tx = self.tx(program_id, account_ids, data, signers);
@@ -105,7 +105,7 @@ impl Harness {
         &mut self,
         program_id: ProgramId,
         account_ids: Vec<AccountId>,
-        data: Vec<u8>,
+        data: Vec<u32>,
         signers: &[&SecretKey],
         code: u32,
     ) -> TxError {

@@ -4,8 +4,8 @@
 use paystreams_lez_core::{
     AccountId, AccountPostState, AccountWithMetadata, ChainedCall, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramError,
     ProgramInput, ProgramOutput,
-    clock::{CLOCK_01_ACCOUNT_ID, clock_program_id},
-    transfer::transfer_instruction,
+    clock::{CLOCK_01_ACCOUNT_ID, clock_instruction, clock_program_id},
+    transfer::{initialize_instruction, transfer_instruction},
 };
 
 use crate::common::{Harness, ProgramFn, key, native, output, pid, unchanged};
@@ -144,13 +144,14 @@ fn pda_authority(input: &ProgramInput<'_>) -> R {
     if let Some(pda) = pre.first_mut() {
         pda.is_authorized = true;
     }
-    let amount = if input.instruction_data.first() == Some(&0) { 0 } else { 10 };
+    let instruction_data =
+        if input.instruction_data.first() == Some(&0) { initialize_instruction() } else { transfer_instruction(10) };
     Ok(ProgramOutput {
         post_states: unchanged(input),
         chained_calls: vec![ChainedCall {
             program_id: native(),
             pre_states: pre,
-            instruction_data: transfer_instruction(amount),
+            instruction_data,
             pda_seeds: vec![SEED],
         }],
         events: vec![],
@@ -178,7 +179,7 @@ fn clock_caller(input: &ProgramInput<'_>) -> R {
         chained_calls: vec![ChainedCall {
             program_id: clock_program_id(),
             pre_states: vec![],
-            instruction_data: borsh::to_vec(&u64::MAX).expect("encodes"),
+            instruction_data: clock_instruction(u64::MAX),
             pda_seeds: vec![],
         }],
         events: vec![],
@@ -392,7 +393,7 @@ fn a_default_owned_account_with_a_bumped_nonce_is_stuck() {
 #[test]
 fn clock_accounts_and_the_clock_program_are_off_limits() {
     let (mut h, _, _) = harness();
-    h.reject(clock_program_id(), vec![], borsh::to_vec(&5_000_u64).expect("encodes"), &[], 1021);
+    h.reject(clock_program_id(), vec![], clock_instruction(5_000), &[], 1021);
     h.reject(pid("clock_caller"), vec![], vec![], &[], 1021);
     let own = AccountId([42; 32]);
     h.put(own, pid("mover"), 5);
