@@ -23,8 +23,8 @@ use paystreams_program::{
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus,
-    VaultView,
+    BlockInfo, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
+    TxErrorInfo, TxStatus, VaultView,
     remote::{
         ChainAccess, Dialect, NodeRpc, RpcError,
         lez::{AccountsAt, LezSettings},
@@ -173,7 +173,7 @@ impl Client {
         self.node.ws_url()
     }
 
-    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    /// The raw JSON-RPC client (implements `LezApiClient` and `PaystreamsApiClient`).
     #[must_use]
     pub const fn rpc(&self) -> &HttpClient {
         self.node.http()
@@ -251,16 +251,14 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn account(&self, id: AccountId) -> Result<Account> {
-        if self.is_lez() {
-            return Ok(self.node.lez_account(id).await?);
-        }
-        self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))
+        let account = self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))?;
+        Ok(account.into())
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>> {
-        Ok(self.node.nonces(ids).await?)
+        self.node.http().get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))
     }
 
     /// The native balance of an account.
@@ -289,7 +287,7 @@ impl Client {
         if self.is_lez() {
             return Ok(self.node.lez_vault(&owner, vault_id).await?);
         }
-        self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
+        self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("paystreams_getVault"))
     }
 
     /// The vault, or an error telling how to create it.
@@ -316,7 +314,7 @@ impl Client {
         if self.is_lez() {
             return Ok(self.node.lez_list_vaults(&owner).await?);
         }
-        self.node.http().list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
+        self.node.http().list_vaults(owner).await.map_err(self.rpc_err("paystreams_listVaults"))
     }
 
     /// # Errors
@@ -325,7 +323,7 @@ impl Client {
         if self.is_lez() {
             return Ok(self.node.lez_stream(&owner, vault_id, stream_id).await?);
         }
-        self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
+        self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("paystreams_getStream"))
     }
 
     /// The stream, or an error naming what exists.
@@ -353,7 +351,7 @@ impl Client {
         if self.is_lez() {
             return Ok(self.node.lez_list_streams(&filter).await?);
         }
-        self.node.http().list_streams(filter).await.map_err(self.rpc_err("listStreams"))
+        self.node.http().list_streams(filter).await.map_err(self.rpc_err("paystreams_listStreams"))
     }
 
     /// # Errors
@@ -373,7 +371,7 @@ impl Client {
             "paystreams_getBlock",
             "LEZ's getBlock answers the base64 block (`NodeRpc::lez_blocks`)",
         )?;
-        self.node.http().get_block(block_id).await.map_err(self.rpc_err("getBlock"))
+        self.node.http().get_block_info(block_id).await.map_err(self.rpc_err("paystreams_getBlock"))
     }
 
     /// The latest block's time in seconds.
@@ -398,7 +396,7 @@ impl Client {
             "paystreams_getProgramIds",
             "LEZ's getProgramIds answers each id as eight numbers",
         )?;
-        self.node.http().get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
+        self.node.http().get_program_ids_hex().await.map_err(self.rpc_err("paystreams_getProgramIds"))
     }
 
     /// Dev only: moves the chain clock forward and mines a block.
@@ -411,7 +409,7 @@ impl Client {
             "the dev method paystreams_devAdvanceTime",
             "a LEZ sequencer's clock follows the wall clock: wait instead",
         )?;
-        self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
+        self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("paystreams_devAdvanceTime"))
     }
 
     /// Dev only: mines blocks.
@@ -424,7 +422,7 @@ impl Client {
             "the dev method paystreams_devMine",
             "a LEZ sequencer produces blocks on its own schedule: wait instead",
         )?;
-        self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
+        self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("paystreams_devMine"))
     }
 
     /// # Errors
@@ -435,7 +433,7 @@ impl Client {
             "paystreams_getTransactionReceipt",
             "LEZ keeps no receipts: getTransaction tells whether and where a transaction was included",
         )?;
-        self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
+        self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("paystreams_getTransactionReceipt"))
     }
 
     /// The chain state that explains a failure of `op`.

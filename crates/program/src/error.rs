@@ -132,6 +132,8 @@ errors! {
     TokenHoldingMismatch = 6043,
     /// The destination account is uninitialised and did not sign: initialise it first.
     DestinationUninitialized = 6044,
+    /// PseudonymousFunding needs LEZ's private accounts and shielded execution, which this chain does not have: create a Public vault.
+    PrivacyTierUnavailable = 6045,
 }
 
 impl From<StreamError> for ProgramError {

@@ -4,7 +4,7 @@
 //! [`WsEvents`] is the [`EventSource`] over the node's events.
 //!
 //! A [`NodeRpc`] speaks one [`Dialect`], chosen when it connects: [`Dialect::Paystreams`] uses
-//! our node's richer methods (receipts, decoded views, `subscribeEvents`); [`Dialect::Lez`] uses
+//! our node's richer methods (receipts, decoded views, `paystreams_subscribeEvents`); [`Dialect::Lez`] uses
 //! only the methods a LEZ sequencer has ([`lez`]: submit and poll `getTransaction`, views folded
 //! locally from `getAccount`, events from polled blocks). Everything above this seam (the typed
 //! client, the engines, the CLI) is the same in both.
@@ -33,8 +33,8 @@ use paystreams_runtime::{Message, Transaction};
 use tracing::warn;
 
 use crate::{
-    EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, SEND_BATCH_MAX, StreamView,
-    TxStatus, VaultView,
+    EventFilter, EventNotification, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, SEND_BATCH_MAX,
+    StreamView, TxStatus, VaultView,
     chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
     clock::wall_clock_ms,
     events::{EventSource, EventSubscription, Liveness},
@@ -61,7 +61,7 @@ pub enum RpcError {
     #[error("the node refused {method}: {message} (JSON-RPC error {code})")]
     Rpc { method: &'static str, code: i32, message: String },
     #[error(
-        "transaction {hash} was not included within {} s; it may still be pending (query getTransactionReceipt), \
+        "transaction {hash} was not included within {} s; it may still be pending (query paystreams_getTransactionReceipt), \
          or the node is not producing blocks",
         waited.as_secs()
     )]
@@ -252,7 +252,7 @@ impl NodeRpc {
         }
     }
 
-    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    /// The raw JSON-RPC client (implements `LezApiClient` and `PaystreamsApiClient`).
     #[must_use]
     pub const fn http(&self) -> &HttpClient {
         &self.http
@@ -290,17 +290,8 @@ impl NodeRpc {
     /// # Errors
     /// RPC failure.
     pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>, RpcError> {
-        match self.dialect {
-            Dialect::Paystreams => Ok(self
-                .http
-                .get_accounts_nonces(ids)
-                .await
-                .map_err(self.error("getAccountsNonces"))?
-                .into_iter()
-                .map(|n| n.0)
-                .collect()),
-            Dialect::Lez => self.lez_nonces(ids).await,
-        }
+        // `getAccountsNonces` has LEZ's shape on both kinds of chain.
+        self.lez_nonces(ids).await
     }
 
     /// Sends a signed transaction; returns its hash without waiting for inclusion.
@@ -322,7 +313,7 @@ impl NodeRpc {
         let mut interval = RECEIPT_POLL_MIN;
         loop {
             if let Some(receipt) =
-                self.http.get_transaction_receipt(hash).await.map_err(self.error("getTransactionReceipt"))?
+                self.http.get_transaction_receipt(hash).await.map_err(self.error("paystreams_getTransactionReceipt"))?
                 && receipt.status != TxStatus::Pending
             {
                 return Ok(receipt);
@@ -344,7 +335,7 @@ fn unavailable(error: &RpcError) -> ChainError {
 
 /// [`ChainView`] and [`ChainWriter`] over a node's JSON-RPC.
 ///
-/// The head is the latest block (`getLastBlockId` + `getBlock`): its height, its timestamp in
+/// The head is the latest block (`getLastBlockId` + `paystreams_getBlock`): its height, its timestamp in
 /// seconds, and as `observed_at_ms` the wall-clock time this process fetched it — capped, when a
 /// [`Liveness`] is attached, by the last time the event follower knew its subscription to be
 /// open, so the provider engine fails closed while it may be missing events.
@@ -436,7 +427,7 @@ impl RpcChain {
             .http
             .get_stream(*owner, vault_id, stream_id)
             .await
-            .map_err(|e| unavailable(&RpcError::from_call(&self.node.url, "getStream", e)))
+            .map_err(|e| unavailable(&RpcError::from_call(&self.node.url, "paystreams_getStream", e)))
     }
 
     /// Reads the stream from the node and keeps it for readers at `height`.
@@ -482,9 +473,9 @@ impl ChainView for RpcChain {
             let height =
                 http.get_last_block_id().await.map_err(|e| unavailable(&self.node.error("getLastBlockId")(e)))?;
             let block = http
-                .get_block(height)
+                .get_block_info(height)
                 .await
-                .map_err(|e| unavailable(&self.node.error("getBlock")(e)))?
+                .map_err(|e| unavailable(&self.node.error("paystreams_getBlock")(e)))?
                 .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
             Ok::<_, ChainError>((height, block.header.timestamp_ms / 1000))
         }
@@ -515,7 +506,11 @@ impl ChainView for RpcChain {
         if self.node.dialect == Dialect::Lez {
             return self.node.lez_vault(owner, vault_id).await.map_err(|e| unavailable(&e));
         }
-        self.node.http.get_vault(*owner, vault_id).await.map_err(|e| unavailable(&self.node.error("getVault")(e)))
+        self.node
+            .http
+            .get_vault(*owner, vault_id)
+            .await
+            .map_err(|e| unavailable(&self.node.error("paystreams_getVault")(e)))
     }
 
     async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
@@ -573,7 +568,7 @@ impl ChainWriter for RpcChain {
     }
 
     /// Fetches the signers' nonces once, signs call `i` with nonce + `i`, sends the calls in
-    /// one `sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
+    /// one `paystreams_sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
     /// so the nonces stay in order) and only then waits for the receipts. A transaction refused
     /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it then fail on
     /// their nonce and are submitted again by the caller).
@@ -612,7 +607,7 @@ impl ChainWriter for RpcChain {
                 .http
                 .send_transactions(part.to_vec())
                 .await
-                .map_err(|e| unavailable(&self.node.error("sendTransactions")(e)))?;
+                .map_err(|e| unavailable(&self.node.error("paystreams_sendTransactions")(e)))?;
             admitted.extend(answers.into_iter().map(|answer| match (answer.hash, answer.error) {
                 (Some(hash), _) => Ok(hash),
                 (None, Some(e)) => Err(format!("{} ({})", e.message, e.code)),
@@ -676,7 +671,7 @@ fn outcome_of(receipt: ReceiptInfo) -> SubmitOutcome {
     SubmitOutcome::Failed { code, name }
 }
 
-/// The node's events: `subscribeEvents` subscriptions on a paystreams node's WebSocket
+/// The node's events: `paystreams_subscribeEvents` subscriptions on a paystreams node's WebSocket
 /// endpoint, or, in the LEZ dialect, polled blocks ([`lez::follow::BlockEvents`]).
 #[derive(Clone, Debug)]
 pub struct WsEvents {
@@ -743,7 +738,7 @@ impl EventSource for WsEvents {
         let subscription = ws
             .subscribe_events(self.filter.clone())
             .await
-            .map_err(|e| RpcError::from_call(&self.ws_url, "subscribeEvents", e).to_string())?;
+            .map_err(|e| RpcError::from_call(&self.ws_url, "paystreams_subscribeEvents", e).to_string())?;
         Ok(WsSubscription { inner: SubscriptionInner::Ws { subscription, _ws: ws } })
     }
 }

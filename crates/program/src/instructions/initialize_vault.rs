@@ -29,6 +29,11 @@ pub(crate) fn process(
         (config, holding, owner, Some(definition))
     };
     require_signer(&owner)?;
+    // A pseudonymous-funding vault promises funding through private accounts; without them the
+    // promise would be false, so the tier is refused rather than recorded.
+    if privacy_tier != VaultPrivacyTier::Public {
+        return Err(StreamError::PrivacyTierUnavailable);
+    }
     let config_seed = pda::vault_config_seed(&owner.account_id, vault_id);
     require_address(&config, &paystreams_lez_core::AccountId::for_public_pda(program_id, &config_seed))?;
     let holding_seed = pda::vault_holding_seed(&config.account_id, &token_id);

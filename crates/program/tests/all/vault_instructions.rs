@@ -26,11 +26,19 @@ fn initialize_vault_writes_the_reference_layout_and_refuses_a_second_init() {
 }
 
 #[test]
-fn initialize_vault_stores_pseudonymous_funding_tier() {
+fn initialize_vault_refuses_pseudonymous_funding_and_writes_nothing() {
     let (mut chain, a) = Chain::new(1000);
     let vault = native_vault(&a.owner);
-    chain.ok(client::initialize_vault(&vault, VaultPrivacyTier::PseudonymousFunding), &[&a.owner]);
-    assert_eq!(chain.vault_config(&vault).privacy_tier, VaultPrivacyTier::PseudonymousFunding);
+    chain.expect_err(
+        client::initialize_vault(&vault, VaultPrivacyTier::PseudonymousFunding),
+        &[&a.owner],
+        StreamError::PrivacyTierUnavailable,
+    );
+    assert!(chain.account(&vault.config()).is_default(), "no vault was created");
+    assert!(StreamError::PrivacyTierUnavailable.description().contains("private accounts"));
+    // The same vault id is still free for a Public vault.
+    chain.ok(client::initialize_vault(&vault, VaultPrivacyTier::Public), &[&a.owner]);
+    assert_eq!(chain.vault_config(&vault).privacy_tier, VaultPrivacyTier::Public);
 }
 
 #[test]

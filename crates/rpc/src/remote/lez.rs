@@ -30,11 +30,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::Engine as _;
-use jsonrpsee::{
-    core::{client::ClientT as _, params::ArrayParams},
-    rpc_params,
-};
 use paystreams_lez_core::{
     Account, AccountId, ProgramId,
     clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData},
@@ -43,13 +38,12 @@ use paystreams_lez_core::{
 };
 use paystreams_program::{PaymentStreamsProgram, payment_streams_program_id};
 use paystreams_runtime::{BlockContext, Message, Overlay, ReceiptEvent, Runtime, StateView, Transaction};
-use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 pub mod follow;
 
 use super::{NodeRpc, RECEIPT_POLL_MAX, RECEIPT_POLL_MIN, RpcError};
-use crate::{HexHash, ReceiptInfo, StreamView, TxStatus, VaultView, views};
+use crate::{HexHash, LezApiClient as _, ReceiptInfo, StreamView, TxStatus, VaultView, views};
 
 /// Blocks that may pass after a submission without the transaction before it is reported
 /// dropped (LEZ includes a valid transaction in the next block it produces unless the block is
@@ -151,14 +145,6 @@ impl Inclusion {
     }
 }
 
-/// Decodes one base64 LEZ block.
-fn decode_block(encoded: &str) -> Result<LezBlock, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|e| format!("a block is not base64: {e}"))?;
-    LezBlock::decode(&bytes).map_err(|e| e.to_string())
-}
-
 /// The clock account's data: the last completed block's id and timestamp (ms).
 fn clock_of(account: &Account) -> Result<ClockAccountData, String> {
     borsh::from_slice::<ClockAccountData>(&account.data)
@@ -166,16 +152,12 @@ fn clock_of(account: &Account) -> Result<ClockAccountData, String> {
 }
 
 impl NodeRpc {
-    async fn lez_call<R: DeserializeOwned>(&self, method: &'static str, params: ArrayParams) -> Result<R, RpcError> {
-        self.http.request(method, params).await.map_err(self.error(method))
-    }
-
     /// `getLastBlockId`.
     ///
     /// # Errors
     /// RPC failure.
     pub async fn lez_last_block_id(&self) -> Result<u64, RpcError> {
-        self.lez_call("getLastBlockId", rpc_params![]).await
+        self.http.get_last_block_id().await.map_err(self.error("getLastBlockId"))
     }
 
     /// `getAccount` (the default account for an id never written).
@@ -183,8 +165,7 @@ impl NodeRpc {
     /// # Errors
     /// RPC failure.
     pub async fn lez_account(&self, id: AccountId) -> Result<Account, RpcError> {
-        let account: PendingLezAccount = self.lez_call("getAccount", rpc_params![id]).await?;
-        Ok(account.into())
+        Ok(self.http.get_account(id).await.map_err(self.error("getAccount"))?.into())
     }
 
     /// `getAccountsNonces`, in order.
@@ -193,7 +174,7 @@ impl NodeRpc {
     /// RPC failure, or an answer of the wrong length.
     pub async fn lez_nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>, RpcError> {
         let expected = ids.len();
-        let nonces: Vec<u128> = self.lez_call("getAccountsNonces", rpc_params![ids]).await?;
+        let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.error("getAccountsNonces"))?;
         if nonces.len() != expected {
             return Err(RpcError::Rpc {
                 method: "getAccountsNonces",
@@ -209,7 +190,7 @@ impl NodeRpc {
     /// # Errors
     /// RPC failure.
     pub async fn lez_inclusion(&self, hash: HexHash) -> Result<Option<u64>, RpcError> {
-        let answer: Option<(String, u64)> = self.lez_call("getTransaction", rpc_params![hash]).await?;
+        let answer = self.http.get_transaction(hash).await.map_err(self.error("getTransaction"))?;
         Ok(answer.map(|(_, block_id)| block_id))
     }
 
@@ -224,14 +205,8 @@ impl NodeRpc {
         let mut from = start;
         while from <= end {
             let to = from.saturating_add(batch - 1).min(end);
-            let encoded: Vec<String> = self.lez_call("getBlockRange", rpc_params![from, to]).await?;
-            for text in &encoded {
-                blocks.push(decode_block(text).map_err(|message| RpcError::Rpc {
-                    method: "getBlockRange",
-                    code: 0,
-                    message,
-                })?);
-            }
+            let batch = self.http.get_block_range(from, to).await.map_err(self.error("getBlockRange"))?;
+            blocks.extend(batch.into_iter().map(|block| block.0));
             if to == u64::MAX {
                 break;
             }
@@ -556,21 +531,6 @@ fn run_on(
         .apply(&overlay, tx, &BlockContext::default())
         .map_err(|e| format!("the chain included the transaction, but it fails on the accounts read: {e}"))?;
     Ok(applied.receipt.events)
-}
-
-// TEMPORARY until `crate::lez::LezAccount` (LEZ's account JSON) lands: replaced by it.
-#[derive(serde::Deserialize)]
-struct PendingLezAccount {
-    program_owner: [u32; 8],
-    balance: u128,
-    data: Vec<u8>,
-    nonce: u128,
-}
-
-impl From<PendingLezAccount> for Account {
-    fn from(a: PendingLezAccount) -> Self {
-        Self { program_owner: ProgramId(a.program_owner), balance: a.balance, data: a.data, nonce: a.nonce }
-    }
 }
 
 #[cfg(test)]
