@@ -956,8 +956,10 @@ impl Client {
         let hash = self.send_transaction(&tx).await?;
         match self.node.lez_confirm(hash, &tx, &read, |elapsed| self.report(&Progress::Waiting { hash, elapsed })).await
         {
-            Ok(inclusion) if inclusion.events_exact() => Ok(inclusion.into_receipt()),
-            Ok(inclusion) => Err(ClientError::EffectsUnknown { hash, block_id: inclusion.block_id }),
+            Ok(inclusion) => match inclusion.events {
+                Ok(_) => Ok(inclusion.into_receipt()),
+                Err(reason) => Err(ClientError::EffectsUnknown { hash, block_id: inclusion.block_id, reason }),
+            },
             Err(RpcError::Dropped { hash, reason }) => {
                 // Why it failed: the same call checked on the chain as it is now.
                 if *op != Operation::Other

@@ -51,13 +51,13 @@ pub enum ClientError {
     #[error("{0}")]
     Invalid(String),
     /// LEZ mode: the transaction was included, but what it moved cannot be derived exactly (LEZ
-    /// keeps no receipts, and another transaction touched its accounts before it was included).
+    /// keeps no receipts; `reason` says why the derivation was not possible).
     #[error(
-        "transaction {hash} was included in block {block_id}, but its effects cannot be derived exactly: another \
-         transaction touched the same accounts before it (a LEZ sequencer keeps no receipts). Read the accounts \
-         (`paystream account balance`, `vault show`, `stream show`) to see the result"
+        "transaction {hash} was included in block {block_id}, but its effects cannot be derived exactly ({reason}; a \
+         LEZ sequencer keeps no receipts). Read the accounts (`paystream account balance`, `vault show`, \
+         `stream show`) to see the result"
     )]
-    EffectsUnknown { hash: HexHash, block_id: u64 },
+    EffectsUnknown { hash: HexHash, block_id: u64, reason: String },
 }
 
 impl ClientError {

@@ -20,8 +20,7 @@
 //!   and the inclusion named any of them, running the transaction through the real runtime on
 //!   that read, at the time the including block's transactions saw (the previous block's
 //!   timestamp), gives exactly the chain's post-state and the program's events. Otherwise the
-//!   events are unknown and the receipt carries none ([`Inclusion::events_exact`] says which):
-//!   no amount is ever guessed.
+//!   events are unknown, and [`Inclusion::events`] says why: no amount is ever guessed.
 //! - **Events** for followers come from polled blocks ([`BlockFollower`], `follow`).
 
 use std::{
@@ -121,15 +120,16 @@ pub struct Inclusion {
     pub hash: HexHash,
     pub block_id: u64,
     /// The program's events, derived by running the transaction on the accounts it was signed
-    /// on; `None` when another transaction touched those accounts before it was included.
-    pub events: Option<Vec<ReceiptEvent>>,
+    /// on; otherwise why they are not known (another transaction touched those accounts before
+    /// it was included, or the blocks could not be read).
+    pub events: Result<Vec<ReceiptEvent>, String>,
 }
 
 impl Inclusion {
     /// Whether the events are known.
     #[must_use]
     pub const fn events_exact(&self) -> bool {
-        self.events.is_some()
+        self.events.is_ok()
     }
 
     /// As a receipt (status included; no events when they are unknown).
@@ -407,13 +407,15 @@ impl NodeRpc {
         waiting: impl Fn(Duration),
     ) -> Result<Inclusion, RpcError> {
         let block_id = self.lez_wait(hash, tx, read.height, waiting).await?;
-        let events = match self.lez_replay(tx, read, block_id).await {
-            Ok(events) => events,
-            Err(e) => {
-                warn!(%hash, error = %e, "the receipt of an included transaction could not be derived");
-                None
-            }
-        };
+        let events = self.lez_replay(tx, read, block_id).await.and_then(|events| {
+            events.ok_or_else(|| {
+                "another transaction touched the same accounts between the read it was signed on and its inclusion"
+                    .to_owned()
+            })
+        });
+        if let Err(why) = &events {
+            warn!(%hash, %why, "the effects of an included transaction cannot be derived exactly");
+        }
         Ok(Inclusion { hash, block_id, events })
     }
 
