@@ -4,6 +4,7 @@ mod common;
 mod disk_full;
 mod format;
 mod lez_rpc;
+mod lez_wallet;
 mod node;
 mod rpc_robustness;
 mod stream_index;
