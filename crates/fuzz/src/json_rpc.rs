@@ -16,11 +16,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use jsonrpsee::RpcModule;
-use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id};
+use paystreams_lez_core::{
+    AccountId, crypto::SecretKey, lez_release::LezRelease, sha256, transfer::authenticated_transfer_program_id,
+};
 use paystreams_node::{
-    Chain, MemStorage, RpcMethods, Storage as _,
-    block::{GenesisAccount, GenesisSpec},
-    chain::{genesis_block, genesis_state},
+    Chain, ChainConfig, MemStorage, RpcMethods, Storage as _,
+    block::{GenesisAccount, GenesisSpec, StoredBlock},
+    chain::{genesis_parts, genesis_state},
     rpc::RpcServer,
 };
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
@@ -32,8 +34,6 @@ use crate::{source::Source, transaction::sign};
 
 /// Blocks after which the chain is recreated, bounding memory over long fuzzing runs.
 pub const CHAIN_HEIGHT_MAX: u64 = 2_048;
-/// Genesis time of the fuzzing chain, Unix milliseconds.
-const GENESIS_MS: u64 = 1_700_000_000_000;
 /// Dev accounts at genesis.
 const KEYS: usize = 4;
 /// Subscription notifications buffered per call (none are read).
@@ -69,16 +69,25 @@ fn dev_key(index: usize) -> SecretKey {
 
 fn build() -> Fixture {
     let keys: Vec<SecretKey> = (0..KEYS).map(dev_key).collect();
+    let release = LezRelease::DEFAULT;
+    let sequencer = dev_key(KEYS);
     let spec = GenesisSpec {
-        timestamp_ms: GENESIS_MS,
+        release,
+        sequencer: sequencer.public_key(),
         accounts: keys.iter().map(|k| GenesisAccount { secret_key: k.to_bytes(), balance: 1_000_000_000 }).collect(),
     };
-    let state = genesis_state(&spec);
+    let runtime = paystreams_runtime::Runtime::for_release(release);
+    let state = match genesis_state(&spec, &runtime) {
+        Ok(state) => state,
+        Err(error) => panic!("in-memory genesis failed: {error}"),
+    };
+    let head = StoredBlock::seal(genesis_parts(&state), &sequencer, runtime.builtin_ids().clock);
     let storage = Arc::new(MemStorage::new());
-    if let Err(error) = storage.init(&spec, &genesis_block(&spec, &state), &state) {
+    if let Err(error) = storage.init(&spec, &head, &state) {
         panic!("in-memory genesis failed: {error}");
     }
-    let chain = match Chain::open(storage, 0, 0) {
+    let config = ChainConfig { release, sequencer, dev_accounts: 0, dev_balance: 0 };
+    let chain = match Chain::open(storage, &config) {
         Ok(chain) => Arc::new(chain),
         Err(error) => panic!("in-memory chain failed to open: {error}"),
     };

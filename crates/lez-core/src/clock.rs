@@ -26,10 +26,12 @@ pub struct ClockAccountData {
     pub timestamp_ms: u64,
 }
 
-/// The clock program's id in this implementation.
+/// The clock program's id: LEZ's, of the default release
+/// ([`crate::lez_release::LezRelease::DEFAULT`], the live testnet's). A node started for another
+/// release runs it under that release's id ([`crate::lez_release::BuiltinIds`]).
 #[must_use]
 pub fn clock_program_id() -> ProgramId {
-    ProgramId::from_name("clock")
+    crate::lez_release::LezRelease::DEFAULT.builtin_ids().clock
 }
 
 /// The clock program's instruction (LEZ's `clock_core::Instruction = Timestamp = u64`): the

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod ids;
 pub mod lee_transaction;
 pub mod lez_block;
+pub mod lez_release;
 pub mod pda;
 pub mod program;
 pub mod reference_instruction;

@@ -11,10 +11,12 @@ use crate::{
     risc0_words::{FromWords, ToWords, WordReader, WordWriter, WordsError, to_words},
 };
 
-/// The authenticated-transfer program's id in this implementation.
+/// The authenticated-transfer program's id: LEZ's, of the default release
+/// ([`crate::lez_release::LezRelease::DEFAULT`], the live testnet's). A node started for another
+/// release runs it under that release's id ([`crate::lez_release::BuiltinIds`]).
 #[must_use]
 pub fn authenticated_transfer_program_id() -> ProgramId {
-    ProgramId::from_name("authenticated_transfer")
+    crate::lez_release::LezRelease::DEFAULT.builtin_ids().authenticated_transfer
 }
 
 /// LEZ's `authenticated_transfer_core::Instruction`.

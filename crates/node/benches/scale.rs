@@ -38,13 +38,14 @@ use paystreams_lez_core::{
     Account, AccountId,
     clock::{CLOCK_01_ACCOUNT_ID, ClockAccountData},
     crypto::SecretKey,
+    lez_release::LezRelease,
     sha256,
     transfer::{authenticated_transfer_program_id, initialize_instruction, transfer_instruction},
 };
 use paystreams_node::{
-    Chain, RedbStorage, Storage,
-    block::{GenesisAccount, GenesisSpec, Header, StoredBlock, transactions_root},
-    chain::{MAX_TXS_PER_BLOCK, genesis_block, genesis_state},
+    Chain, ChainConfig, RedbStorage, Storage,
+    block::{BlockParts, GenesisAccount, GenesisSpec, StoredBlock},
+    chain::{MAX_TXS_PER_BLOCK, genesis_parts, genesis_state},
     index::StreamIndex,
 };
 use paystreams_program::{
@@ -101,6 +102,15 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+/// The sequencer key of the bench chain (every open must present the same one).
+fn sequencer_key() -> SecretKey {
+    SecretKey::from_bytes(&[0x5e; 32]).unwrap()
+}
+
+fn chain_config() -> ChainConfig {
+    ChainConfig { sequencer: sequencer_key(), ..ChainConfig::dev(0, 0) }
 }
 
 fn treasury_key() -> SecretKey {
@@ -190,11 +200,16 @@ fn stream_terms(k: u64, s: u64) -> (u64, u128, ExtensionSettings) {
 }
 
 /// Builds the templates with the runtime on top of `genesis`.
-fn build_templates(runtime: &Runtime, genesis: &GenesisSpec, per_vault: u64, owners: &[AccountId]) -> State {
+fn build_templates(
+    runtime: &Runtime,
+    genesis: &GenesisSpec,
+    t0_ms: u64,
+    per_vault: u64,
+    owners: &[AccountId],
+) -> State {
     let program = payment_streams_program_id();
     let treasury = treasury_key();
-    let t0_ms = genesis.timestamp_ms;
-    let mut state = genesis_state(genesis);
+    let mut state = genesis_state(genesis, runtime).unwrap();
     let mut block = 0;
     let mut time = t0_ms;
     let keys: Vec<SecretKey> = (0..TEMPLATES).map(owner_key).collect();
@@ -351,10 +366,11 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
     // The setup happened two hours before the bench: streams have been accruing since.
     let t0_ms = wall_clock_ms() - 2 * 3_600_000;
     let genesis = GenesisSpec {
-        timestamp_ms: t0_ms,
+        release: LezRelease::DEFAULT,
+        sequencer: sequencer_key().public_key(),
         accounts: vec![GenesisAccount { secret_key: treasury_key().to_bytes(), balance: SUPPLY }],
     };
-    let template = build_templates(&runtime, &genesis, per_vault, &owners);
+    let template = build_templates(&runtime, &genesis, t0_ms, per_vault, &owners);
 
     let started = Instant::now();
     let mut accounts: BTreeMap<AccountId, Account> = template.iter().map(|(id, a)| (*id, a.clone())).collect();
@@ -376,21 +392,24 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
     f.put("streams", streams as f64);
     f.put("accounts", state.len() as f64);
 
-    // Commit: genesis, then the setup as block 1.
+    // Commit: genesis (block 1), then the setup as block 2.
     let started = Instant::now();
     let storage = RedbStorage::open(&dir.join("chain.redb")).unwrap();
-    let genesis_st = genesis_state(&genesis);
-    let block0 = genesis_block(&genesis, &genesis_st);
-    storage.init(&genesis, &block0, &genesis_st).unwrap();
+    let genesis_st = genesis_state(&genesis, &runtime).unwrap();
+    let clock_id = runtime.builtin_ids().clock;
+    let block1 = StoredBlock::seal(genesis_parts(&genesis_st), &sequencer_key(), clock_id);
+    storage.init(&genesis, &block1, &genesis_st).unwrap();
     let clock = ClockAccountData::try_from_slice(&state.account(&CLOCK_01_ACCOUNT_ID).data).unwrap();
-    let header = Header {
-        height: 1,
-        parent_hash: block0.hash,
+    let parts = BlockParts {
+        block_id: 2,
+        prev_block_hash: block1.hash(),
         timestamp_ms: clock.timestamp_ms,
+        transactions: vec![],
+        failed: vec![],
         state_root: state.state_root(),
-        transactions_root: transactions_root(&[]),
+        time_offset_ms: 0,
     };
-    let block = StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: 0 };
+    let block = StoredBlock::seal(parts, &sequencer_key(), clock_id);
     storage.commit_block(&block, &[], &StateDiff { accounts }, &StreamIndex::default()).unwrap();
     f.put("commit_s", started.elapsed().as_secs_f64());
     drop(storage);
@@ -460,7 +479,7 @@ fn child_first_open(dir: &Path) {
     let storage = Arc::new(RedbStorage::open(&dir.join("chain.redb")).unwrap());
     let head = storage.block(storage.load_head().unwrap().unwrap()).unwrap().unwrap();
     let had_index = storage.stream_index(&head).unwrap().is_some();
-    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, 0, 0).unwrap();
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &chain_config()).unwrap();
     let first = chain.stream(&owners[0], 0, 0);
     f.put("first_open_s", started.elapsed().as_secs_f64());
     f.put("first_open_had_index", f64::from(u8::from(had_index)));
@@ -475,7 +494,7 @@ fn child_open(dir: &Path, per_vault: u64) {
     let rss0 = rss_bytes();
     let started = Instant::now();
     let storage = RedbStorage::open(&dir.join("chain.redb")).unwrap();
-    let chain = Chain::open(Arc::new(storage), 0, 0).unwrap();
+    let chain = Chain::open(Arc::new(storage), &chain_config()).unwrap();
     let first = chain.stream(&owners[0], 0, 0);
     f.put("restart_s", started.elapsed().as_secs_f64());
     assert!(first.is_some());

@@ -1,30 +1,27 @@
-//! The block format: what the node hashes and stores for each block, each included transaction
+//! The block format: what the node signs and stores for each block, each included transaction
 //! and the genesis. Every type is Borsh, which is also its stored encoding (the snapshot tests at
 //! the end pin the bytes, so changing the format is a reviewed diff and a new
 //! [`crate::storage::FORMAT_VERSION`]).
+//!
+//! Every block is a LEZ block ([`paystreams_lez_core::lez_block`]): LEZ's header (id, previous
+//! hash, LEZ's hash over `HashableBlockData`, Unix-millisecond timestamp, the sequencer's BIP-340
+//! signature) over a body holding the transactions that succeeded, in order, then the clock
+//! invocation with the block's timestamp as the last transaction. Beside it the stored record
+//! keeps what LEZ's block does not carry: the failed transactions (LEZ drops them; their receipts
+//! keep the error), the state root, the root over every executed transaction and the dev time
+//! offset.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use paystreams_lez_core::sha256;
+use paystreams_lez_core::{
+    ProgramId,
+    crypto::{PublicKey, SecretKey},
+    lee_transaction::LeeTransaction,
+    lez_block::{BedrockStatus, HashableBlockData, LezBlock, LezBlockBody, LezBlockHeader},
+    lez_release::{LezRelease, clock_invocation},
+    sha256,
+};
 use paystreams_rpc::TxErrorInfo;
 use paystreams_runtime::{ReceiptEvent, Transaction};
-
-/// The block header, as hashed: `hash = SHA-256(borsh(header))`.
-#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
-pub struct Header {
-    pub height: u64,
-    pub parent_hash: [u8; 32],
-    pub timestamp_ms: u64,
-    pub state_root: [u8; 32],
-    pub transactions_root: [u8; 32],
-}
-
-impl Header {
-    /// `SHA-256(borsh(header))`.
-    #[must_use]
-    pub fn hash(&self) -> [u8; 32] {
-        sha256(&[&encode(self)])
-    }
-}
 
 /// Domain prefix of the transactions root.
 const TX_ROOT_PREFIX: [u8; 32] = paystreams_lez_core::domain_prefix("/paystreams/v1/TxRoot/");
@@ -38,14 +35,131 @@ pub fn transactions_root(hashes: &[[u8; 32]]) -> [u8; 32] {
     sha256(&parts)
 }
 
-/// A committed block: header, its hash, the transactions in execution order (successful and
-/// failed), and the dev time offset in force (node-local, not hashed) so a restart keeps it.
+/// A user transaction as it appears in a LEZ block body: in LEZ's envelope.
+#[must_use]
+pub fn envelope(tx: &Transaction) -> LeeTransaction {
+    LeeTransaction::Public(tx.clone())
+}
+
+/// A committed block: LEZ's header, the user transactions it executed, and what LEZ's block does
+/// not carry. [`StoredBlock::lez_block`] rebuilds LEZ's block from it.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct StoredBlock {
-    pub header: Header,
-    pub hash: [u8; 32],
+    /// LEZ's header: id, previous hash, hash, timestamp (Unix ms), sequencer signature.
+    pub header: LezBlockHeader,
+    /// Every user transaction executed, in order, the failed ones included.
     pub transactions: Vec<Transaction>,
+    /// Positions in `transactions` of the failed ones, ascending. They are not in LEZ's body.
+    pub failed: Vec<u32>,
+    /// The state root after the block (this implementation's, not LEZ's).
+    pub state_root: [u8; 32],
+    /// [`transactions_root`] over every executed transaction's hash, failed ones included.
+    pub transactions_root: [u8; 32],
+    /// The dev time offset in force (node-local) so a restart keeps it.
     pub time_offset_ms: u64,
+}
+
+/// What a block is made of before it is hashed and signed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BlockParts {
+    pub block_id: u64,
+    pub prev_block_hash: [u8; 32],
+    pub timestamp_ms: u64,
+    pub transactions: Vec<Transaction>,
+    pub failed: Vec<u32>,
+    pub state_root: [u8; 32],
+    pub time_offset_ms: u64,
+}
+
+/// LEZ's body of a block: the transactions that succeeded, in order, then the clock invocation
+/// with the block's timestamp under `clock_program_id`.
+fn lez_body(
+    transactions: &[Transaction],
+    failed: &[u32],
+    clock_program_id: ProgramId,
+    timestamp_ms: u64,
+) -> Vec<LeeTransaction> {
+    let mut body: Vec<LeeTransaction> = transactions
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| u32::try_from(*index).is_ok_and(|i| failed.binary_search(&i).is_err()))
+        .map(|(_, tx)| envelope(tx))
+        .collect();
+    body.push(clock_invocation(clock_program_id, timestamp_ms));
+    body
+}
+
+impl StoredBlock {
+    /// Hashes the parts as LEZ does (over `HashableBlockData`) and signs the hash with the
+    /// sequencer's key.
+    #[must_use]
+    pub fn seal(parts: BlockParts, sequencer: &SecretKey, clock_program_id: ProgramId) -> Self {
+        let hashes: Vec<[u8; 32]> = parts.transactions.iter().map(Transaction::hash).collect();
+        let data = HashableBlockData {
+            block_id: parts.block_id,
+            prev_block_hash: parts.prev_block_hash,
+            timestamp: parts.timestamp_ms,
+            transactions: lez_body(&parts.transactions, &parts.failed, clock_program_id, parts.timestamp_ms),
+        };
+        let hash = data.hash();
+        let header = LezBlockHeader {
+            block_id: parts.block_id,
+            prev_block_hash: parts.prev_block_hash,
+            hash,
+            timestamp: parts.timestamp_ms,
+            signature: sequencer.sign(&hash),
+        };
+        Self {
+            header,
+            transactions: parts.transactions,
+            failed: parts.failed,
+            state_root: parts.state_root,
+            transactions_root: transactions_root(&hashes),
+            time_offset_ms: parts.time_offset_ms,
+        }
+    }
+
+    #[must_use]
+    pub const fn height(&self) -> u64 {
+        self.header.block_id
+    }
+
+    /// LEZ's block hash.
+    #[must_use]
+    pub const fn hash(&self) -> [u8; 32] {
+        self.header.hash
+    }
+
+    #[must_use]
+    pub const fn parent_hash(&self) -> [u8; 32] {
+        self.header.prev_block_hash
+    }
+
+    /// Unix milliseconds.
+    #[must_use]
+    pub const fn timestamp_ms(&self) -> u64 {
+        self.header.timestamp
+    }
+
+    /// Whether the transaction at `index` failed.
+    #[must_use]
+    pub fn is_failed(&self, index: u32) -> bool {
+        self.failed.binary_search(&index).is_ok()
+    }
+
+    /// LEZ's block: this header over the succeeded transactions and the clock invocation
+    /// (under `clock_program_id`, the chain's release's clock id). A standalone chain settles on
+    /// no base layer, so its status is always [`BedrockStatus::Pending`].
+    #[must_use]
+    pub fn lez_block(&self, clock_program_id: ProgramId) -> LezBlock {
+        LezBlock {
+            header: self.header.clone(),
+            body: LezBlockBody {
+                transactions: lez_body(&self.transactions, &self.failed, clock_program_id, self.header.timestamp),
+            },
+            bedrock_status: BedrockStatus::Pending,
+        }
+    }
 }
 
 /// The outcome of one included transaction.
@@ -60,11 +174,13 @@ pub struct StoredReceipt {
     pub events: Vec<ReceiptEvent>,
 }
 
-/// The genesis: dev keys, their balances and the genesis time. Stored so that restarts and
-/// replays rebuild the same chain.
+/// The genesis: the LEZ release the chain runs, the sequencer's public key, and the dev keys
+/// with their balances. Stored so that restarts and replays rebuild the same chain (and a data
+/// dir is never reopened under another release or sequencer key).
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct GenesisSpec {
-    pub timestamp_ms: u64,
+    pub release: LezRelease,
+    pub sequencer: PublicKey,
     pub accounts: Vec<GenesisAccount>,
 }
 
@@ -89,13 +205,21 @@ mod tests {
 
     use super::*;
 
-    fn header() -> Header {
-        Header {
-            height: 7,
-            parent_hash: [0x11; 32],
-            timestamp_ms: 1_700_000_000_123,
+    fn stored_block() -> StoredBlock {
+        // Signing draws fresh randomness: a fixed signature keeps the bytes fixed.
+        StoredBlock {
+            header: LezBlockHeader {
+                block_id: 7,
+                prev_block_hash: [0x11; 32],
+                hash: [0x12; 32],
+                timestamp: 1_700_000_000_123,
+                signature: paystreams_lez_core::crypto::Signature([0x13; 64]),
+            },
+            transactions: vec![transaction(), transaction()],
+            failed: vec![1],
             state_root: [0x22; 32],
             transactions_root: transactions_root(&[[0x33; 32], [0x44; 32]]),
+            time_offset_ms: 20_000,
         }
     }
 
@@ -138,20 +262,58 @@ mod tests {
     }
 
     #[test]
-    fn header_bytes_and_hash_are_pinned() {
-        let header = header();
-        insta::assert_snapshot!("header_bytes", hex::encode(encode(&header)));
-        insta::assert_snapshot!("header_hash", hex::encode(header.hash()));
-    }
-
-    #[test]
     fn stored_block_bytes_are_pinned_and_round_trip() {
-        let header = header();
-        let block =
-            StoredBlock { hash: header.hash(), header, transactions: vec![transaction()], time_offset_ms: 20_000 };
+        let block = stored_block();
         let bytes = encode(&block);
         insta::assert_snapshot!("stored_block_bytes", hex::encode(&bytes));
         assert_eq!(StoredBlock::try_from_slice(&bytes).expect("decodes"), block);
+    }
+
+    /// A sealed block is LEZ's block: its body is the succeeded transactions then the clock
+    /// invocation with the block's timestamp, its hash covers exactly that, and the sequencer's
+    /// signature verifies once decoded from LEZ's bytes.
+    #[test]
+    fn a_sealed_block_is_a_signed_lez_block_without_its_failed_transactions() {
+        let sequencer = SecretKey::from_bytes(&[5; 32]).expect("key");
+        let clock = LezRelease::V0_2_4.builtin_ids().clock;
+        let (ok, bad) = (transaction(), Transaction { witness_set: WitnessSet::default(), ..transaction() });
+        let mut bad = bad;
+        bad.message.nonces = vec![4];
+        let parts = BlockParts {
+            block_id: 9,
+            prev_block_hash: [0x21; 32],
+            timestamp_ms: 1_754_550_000_123,
+            transactions: vec![bad.clone(), ok.clone()],
+            failed: vec![0],
+            state_root: [0x22; 32],
+            time_offset_ms: 0,
+        };
+        let block = StoredBlock::seal(parts, &sequencer, clock);
+        assert_eq!(block.transactions_root, transactions_root(&[bad.hash(), ok.hash()]));
+        let lez = LezBlock::decode(&block.lez_block(clock).to_bytes()).expect("decodes as LEZ's block");
+        assert!(lez.is_signed_by(&sequencer.public_key()));
+        assert!(!lez.is_signed_by(&SecretKey::from_bytes(&[6; 32]).expect("key").public_key()));
+        assert_eq!(lez.header.block_id, 9);
+        assert_eq!(lez.body.transactions, vec![envelope(&ok), clock_invocation(clock, 1_754_550_000_123)]);
+        assert!(block.is_failed(0) && !block.is_failed(1));
+    }
+
+    /// With no genesis transactions, a v0.2.0 genesis block (id 1, zero parent, timestamp 0,
+    /// `clock_invocation(0)` alone) has the hash LEZ's `HashableBlockData` gives.
+    #[test]
+    fn an_empty_genesis_hashes_as_lez_does() {
+        let sequencer = SecretKey::from_bytes(&[5; 32]).expect("key");
+        let parts = BlockParts {
+            block_id: paystreams_lez_core::lez_block::GENESIS_BLOCK_ID,
+            prev_block_hash: [0; 32],
+            timestamp_ms: 0,
+            transactions: vec![],
+            failed: vec![],
+            state_root: [0; 32],
+            time_offset_ms: 0,
+        };
+        let block = StoredBlock::seal(parts, &sequencer, LezRelease::V0_2_0.builtin_ids().clock);
+        assert_eq!(hex::encode(block.hash()), "1818aa7a25f1657904f6d0d06043448ccfc419557c1f85a9c1dc25208cf315f3");
     }
 
     #[test]
@@ -165,7 +327,8 @@ mod tests {
     #[test]
     fn genesis_bytes_are_pinned() {
         let genesis = GenesisSpec {
-            timestamp_ms: 1_700_000_000_000,
+            release: LezRelease::V0_2_4,
+            sequencer: SecretKey::from_bytes(&[0x78; 32]).expect("key").public_key(),
             accounts: vec![GenesisAccount { secret_key: [0x77; 32], balance: 1_000_000_000 }],
         };
         insta::assert_snapshot!("genesis_bytes", hex::encode(encode(&genesis)));

@@ -7,7 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use paystreams_lez_core::{AccountId, ProgramId, crypto::SecretKey};
+use paystreams_lez_core::{
+    AccountId, ProgramId,
+    crypto::{PublicKey, SecretKey},
+    lee_transaction::LeeTransaction,
+    lez_block::{GENESIS_BLOCK_ID, LezBlock},
+    lez_release::LezRelease,
+};
 use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
     BlockHeader, BlockInfo, EventNotification, HexHash, ReceiptInfo, StreamView, TransactionInfo, TxErrorInfo,
@@ -20,7 +26,7 @@ use paystreams_runtime::{
 use tokio::sync::broadcast;
 
 use crate::{
-    block::{GenesisAccount, GenesisSpec, Header, StoredBlock, StoredReceipt, transactions_root},
+    block::{BlockParts, GenesisAccount, GenesisSpec, StoredBlock, StoredReceipt, envelope},
     index::StreamIndex,
     metrics::Metrics,
     root::Leaves,
@@ -42,6 +48,10 @@ pub const DEV_MINE_MAX: u32 = 1_000;
 /// Most streams or vaults one list call returns.
 pub const LIST_MAX: usize = 10_000;
 
+/// Most blocks one [`Chain::lez_block_range`] call returns (LEZ's `getBlockRange` has no bound of
+/// its own; this one keeps a reply within the response size limit).
+pub const LEZ_BLOCK_RANGE_MAX: u64 = 1_000;
+
 /// Capacity of the committed-block broadcast; a subscriber further behind skips blocks.
 const BROADCAST_CAPACITY: usize = 1_024;
 
@@ -60,6 +70,32 @@ pub enum NodeError {
     Production(String),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("block with id {0} not found")]
+    BlockNotFound(u64),
+    /// The data dir cannot be opened with the given settings (another LEZ release, another
+    /// sequencer key); the message says what to do.
+    #[error("{0}")]
+    DataDir(String),
+}
+
+/// How a chain is created, or checked when it is reopened.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// The LEZ release whose builtin ids the chain runs (fixed at genesis).
+    pub release: LezRelease,
+    /// The key that signs every block (fixed at genesis).
+    pub sequencer: SecretKey,
+    /// Dev accounts funded at genesis (first start only).
+    pub dev_accounts: u32,
+    pub dev_balance: u128,
+}
+
+impl ChainConfig {
+    /// The default release, a fresh sequencer key, and `dev_accounts` accounts of `dev_balance`.
+    #[must_use]
+    pub fn dev(dev_accounts: u32, dev_balance: u128) -> Self {
+        Self { release: LezRelease::DEFAULT, sequencer: SecretKey::generate(), dev_accounts, dev_balance }
+    }
 }
 
 /// A block as it was committed, with its payment-streams events, for subscribers.
@@ -90,6 +126,8 @@ struct Mempool {
 /// The chain.
 pub struct Chain {
     runtime: Runtime,
+    release: LezRelease,
+    sequencer: SecretKey,
     program_id: ProgramId,
     storage: Arc<dyn Storage>,
     genesis: GenesisSpec,
@@ -104,42 +142,55 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Builds the genesis state of a spec.
-#[must_use]
-pub fn genesis_state(spec: &GenesisSpec) -> State {
+/// The genesis state of a spec, as LEZ builds it, then its clock invocation: the dev accounts
+/// funded directly (owned by authenticated transfer; LEZ funds through its faucet and vault
+/// programs, which this implementation does not run), the clock accounts created at
+/// `{block_id: 0, timestamp: 0}`, then the clock program run with timestamp 0, leaving
+/// CLOCK_01 = `{1, 0}`.
+///
+/// # Errors
+/// [`NodeError::Production`] when the clock invocation fails (it cannot on a fresh state).
+pub fn genesis_state(spec: &GenesisSpec, runtime: &Runtime) -> Result<State, NodeError> {
     let funded: Vec<(AccountId, u128)> = spec
         .accounts
         .iter()
         .filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok().map(|k| (k.account_id(), a.balance)))
         .collect();
-    paystreams_runtime::genesis(&funded, spec.timestamp_ms)
+    let mut state = paystreams_runtime::genesis_with(runtime.builtin_ids(), &funded, 0);
+    let ctx = BlockContext { block_id: GENESIS_BLOCK_ID, timestamp_ms: 0 };
+    let clock = runtime
+        .clock_update(&state, &ctx)
+        .map_err(|e| NodeError::Production(format!("genesis clock invocation failed: {e}")))?;
+    state.apply_diff(&clock);
+    Ok(state)
 }
 
-/// Block 0 for a genesis state.
+/// What block 1 is made of: LEZ's genesis shape (id 1, zero parent, timestamp 0), no user
+/// transactions (its body is the clock invocation alone), the genesis state's root.
 #[must_use]
-pub fn genesis_block(spec: &GenesisSpec, state: &State) -> StoredBlock {
-    let header = Header {
-        height: 0,
-        parent_hash: [0; 32],
-        timestamp_ms: spec.timestamp_ms,
+pub fn genesis_parts(state: &State) -> BlockParts {
+    BlockParts {
+        block_id: GENESIS_BLOCK_ID,
+        prev_block_hash: [0; 32],
+        timestamp_ms: 0,
+        transactions: vec![],
+        failed: vec![],
         state_root: state.state_root(),
-        transactions_root: transactions_root(&[]),
-    };
-    StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: 0 }
+        time_offset_ms: 0,
+    }
 }
 
 /// The block view the RPC serves.
 #[must_use]
 pub fn block_info(block: &StoredBlock) -> BlockInfo {
-    let h = &block.header;
     BlockInfo {
         header: BlockHeader {
-            height: h.height,
-            parent_hash: HexHash(h.parent_hash),
-            timestamp_ms: h.timestamp_ms,
-            state_root: HexHash(h.state_root),
-            transactions_root: HexHash(h.transactions_root),
-            hash: HexHash(block.hash),
+            height: block.height(),
+            parent_hash: HexHash(block.parent_hash()),
+            timestamp_ms: block.timestamp_ms(),
+            state_root: HexHash(block.state_root),
+            transactions_root: HexHash(block.transactions_root),
+            hash: HexHash(block.hash()),
         },
         transactions: block.transactions.iter().map(|tx| HexHash(tx.hash())).collect(),
     }
@@ -166,16 +217,41 @@ fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
     Transaction::decode(&bytes).map_err(NodeError::Rejected)
 }
 
+/// Refuses to reopen a chain under another release or sequencer key, saying what to do.
+fn check_reopen(genesis: &GenesisSpec, config: &ChainConfig) -> Result<(), NodeError> {
+    if genesis.release != config.release {
+        return Err(NodeError::DataDir(format!(
+            "this chain was created for LEZ release {stored} and cannot run under {asked}: its program ids and \
+             addresses are {stored}'s; pass --lez-release {stored}, or move the data dir away (or pass --ephemeral) \
+             to start a new chain under {asked}",
+            stored = genesis.release,
+            asked = config.release,
+        )));
+    }
+    if genesis.sequencer != config.sequencer.public_key() {
+        return Err(NodeError::DataDir(format!(
+            "the sequencer key given is not the one this chain's blocks are signed with ({}); restore the data \
+             dir's sequencer.key, or move the data dir away (or pass --ephemeral) to start a new chain",
+            genesis.sequencer
+        )));
+    }
+    Ok(())
+}
+
 impl Chain {
-    /// Opens the chain in `storage`: resumes from its head, or writes a new genesis with
-    /// `dev_accounts` fresh keys of `dev_balance` each.
+    /// Opens the chain in `storage`: resumes from its head, or writes a new genesis (block 1)
+    /// with `config.dev_accounts` fresh keys of `config.dev_balance` each, signed by
+    /// `config.sequencer`, under `config.release`'s builtin ids. A chain whose head is its
+    /// genesis gets block 2 at once, so no user transaction runs at the genesis time (0).
     ///
     /// # Errors
-    /// Storage failures, or a stored state that does not match its head block's state root.
-    pub fn open(storage: Arc<dyn Storage>, dev_accounts: u32, dev_balance: u128) -> Result<Self, NodeError> {
-        let runtime = Runtime::new();
+    /// Storage failures, a stored state that does not match its head block's state root, or a
+    /// stored chain of another release or sequencer key ([`NodeError::DataDir`]).
+    pub fn open(storage: Arc<dyn Storage>, config: &ChainConfig) -> Result<Self, NodeError> {
+        let runtime = Runtime::for_release(config.release);
         let program_id = payment_streams_program_id();
         let (genesis, state, leaves, head, index) = if let Some(genesis) = storage.genesis()? {
+            check_reopen(&genesis, config)?;
             let height = storage.load_head()?.ok_or_else(|| StorageError::Corrupt {
                 what: "head".into(),
                 detail: "genesis present but no head".into(),
@@ -187,12 +263,12 @@ impl Chain {
             let (state, leaves, index) = Self::load(storage.as_ref(), &head, &program_id)?;
             (genesis, state, leaves, head, index)
         } else {
-            let accounts = (0..dev_accounts)
-                .map(|_| GenesisAccount { secret_key: SecretKey::generate().to_bytes(), balance: dev_balance })
+            let accounts = (0..config.dev_accounts)
+                .map(|_| GenesisAccount { secret_key: SecretKey::generate().to_bytes(), balance: config.dev_balance })
                 .collect();
-            let genesis = GenesisSpec { timestamp_ms: wall_clock_ms(), accounts };
-            let state = genesis_state(&genesis);
-            let head = genesis_block(&genesis, &state);
+            let genesis = GenesisSpec { release: config.release, sequencer: config.sequencer.public_key(), accounts };
+            let state = genesis_state(&genesis, &runtime)?;
+            let head = StoredBlock::seal(genesis_parts(&state), &config.sequencer, runtime.builtin_ids().clock);
             storage.init(&genesis, &head, &state)?;
             let index = StreamIndex::rebuild(&state, &program_id);
             storage.save_stream_index(&head, &index)?;
@@ -201,10 +277,13 @@ impl Chain {
         };
         let dev_keys = genesis.accounts.iter().filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok()).collect();
         let metrics = Metrics::default();
-        metrics.set_height(head.header.height);
+        metrics.set_height(head.height());
         let (blocks, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Ok(Self {
+        let at_genesis = head.height() == GENESIS_BLOCK_ID;
+        let chain = Self {
             runtime,
+            release: config.release,
+            sequencer: config.sequencer.clone(),
             program_id,
             storage,
             dev_keys,
@@ -213,7 +292,11 @@ impl Chain {
             mempool: Mutex::new(Mempool::default()),
             blocks,
             metrics,
-        })
+        };
+        if at_genesis {
+            chain.produce_block(0, 0)?;
+        }
+        Ok(chain)
     }
 
     /// The committed state, checked against the head block's state root, and the stream index:
@@ -224,7 +307,7 @@ impl Chain {
         head: &StoredBlock,
         program_id: &ProgramId,
     ) -> Result<(State, Leaves, StreamIndex), NodeError> {
-        let height = head.header.height;
+        let height = head.height();
         let started = Instant::now();
         // The stored index is read while the accounts load (and their leaves are hashed).
         let (loaded, stored, index_read) = std::thread::scope(|scope| {
@@ -241,7 +324,7 @@ impl Chain {
         let leaves = Leaves::loaded(&state, leaves);
         let root = leaves.root().unwrap_or_else(|| state.state_root());
         let load_state = started.elapsed();
-        if root != head.header.state_root {
+        if root != head.state_root {
             return Err(StorageError::Corrupt {
                 what: "accounts".into(),
                 detail: format!("state root does not match block {height}'s header"),
@@ -401,14 +484,15 @@ impl Chain {
             hashes.into_iter().filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx))).collect()
         };
         let height =
-            inner.head.header.height.checked_add(1).ok_or_else(|| NodeError::Production("height overflow".into()))?;
+            inner.head.height().checked_add(1).ok_or_else(|| NodeError::Production("height overflow".into()))?;
         let time_offset_ms = inner.time_offset_ms.saturating_add(advance_ms);
-        let timestamp_ms = wall_clock_ms().saturating_add(time_offset_ms).max(inner.head.header.timestamp_ms);
+        let timestamp_ms = wall_clock_ms().saturating_add(time_offset_ms).max(inner.head.timestamp_ms());
         let ctx = BlockContext { block_id: height, timestamp_ms };
 
         let mut receipts = Vec::with_capacity(batch.len());
         let mut notifications = Vec::new();
         let mut failures: Vec<u32> = Vec::new();
+        let mut failed: Vec<u32> = Vec::new();
         let diff = {
             let mut overlay = Overlay::new(&inner.state);
             for (index, (hash, tx)) in batch.iter().enumerate() {
@@ -420,6 +504,7 @@ impl Chain {
                     }
                     Err(e) => {
                         failures.push(e.code());
+                        failed.push(index);
                         (Some(TxErrorInfo::from(&e)), vec![])
                     }
                 };
@@ -460,19 +545,16 @@ impl Chain {
         let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
         debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
-        let header = Header {
-            height,
-            parent_hash: inner.head.hash,
+        let parts = BlockParts {
+            block_id: height,
+            prev_block_hash: inner.head.hash(),
             timestamp_ms,
-            state_root,
-            transactions_root: transactions_root(&hashes),
-        };
-        let block = StoredBlock {
-            hash: header.hash(),
-            header,
             transactions: batch.iter().map(|(_, tx)| tx.clone()).collect(),
+            failed,
+            state_root,
             time_offset_ms,
         };
+        let block = StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock);
         let mut added = StreamIndex::default();
         for receipt in &receipts {
             for event in &receipt.events {
@@ -527,7 +609,7 @@ impl Chain {
 
     #[must_use]
     pub fn head_height(&self) -> u64 {
-        lock(&self.inner).head.header.height
+        lock(&self.inner).head.height()
     }
 
     #[must_use]
@@ -538,7 +620,7 @@ impl Chain {
     /// Latest block time in seconds (stream time).
     #[must_use]
     pub fn now_secs(&self) -> u64 {
-        lock(&self.inner).head.header.timestamp_ms.saturating_div(1000)
+        lock(&self.inner).head.timestamp_ms().saturating_div(1000)
     }
 
     #[must_use]
@@ -563,6 +645,69 @@ impl Chain {
     /// Storage failure.
     pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, NodeError> {
         Ok(self.storage.block(height)?)
+    }
+
+    /// The LEZ release whose builtin ids the chain runs.
+    #[must_use]
+    pub const fn lez_release(&self) -> LezRelease {
+        self.release
+    }
+
+    /// The sequencer's public key: every block's signature verifies under it
+    /// (`LezBlock::is_signed_by`).
+    #[must_use]
+    pub fn sequencer_public_key(&self) -> PublicKey {
+        self.sequencer.public_key()
+    }
+
+    /// A block as LEZ encodes it (`getBlock`): LEZ's header over the transactions that
+    /// succeeded and the clock invocation last. `None` beyond the head and for id 0.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn lez_block(&self, block_id: u64) -> Result<Option<LezBlock>, NodeError> {
+        let clock = self.runtime.builtin_ids().clock;
+        Ok(self.storage.block(block_id)?.map(|block| block.lez_block(clock)))
+    }
+
+    /// Blocks `start..=end` as LEZ encodes them (`getBlockRange`), at most
+    /// [`LEZ_BLOCK_RANGE_MAX`].
+    ///
+    /// # Errors
+    /// [`NodeError::InvalidArgument`] when `start > end` or the range is longer than
+    /// [`LEZ_BLOCK_RANGE_MAX`]; [`NodeError::BlockNotFound`] naming the first id with no block
+    /// (as LEZ's "Block with id {id} not found"); storage failure.
+    pub fn lez_block_range(&self, start: u64, end: u64) -> Result<Vec<LezBlock>, NodeError> {
+        if start > end {
+            return Err(NodeError::InvalidArgument(format!(
+                "the range starts at {start}, after its end {end}; pass start <= end"
+            )));
+        }
+        if end.saturating_sub(start) >= LEZ_BLOCK_RANGE_MAX {
+            return Err(NodeError::InvalidArgument(format!(
+                "at most {LEZ_BLOCK_RANGE_MAX} blocks per range; split {start}..={end}"
+            )));
+        }
+        (start..=end).map(|id| self.lez_block(id)?.ok_or(NodeError::BlockNotFound(id))).collect()
+    }
+
+    /// A transaction that succeeded, in LEZ's envelope, with the id of its block (LEZ's
+    /// `getTransaction`): `None` while pending, for unknown hashes and for transactions that
+    /// failed (LEZ drops those; [`Chain::receipt`] still reports them).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn lez_transaction(&self, hash: &[u8; 32]) -> Result<Option<(LeeTransaction, u64)>, NodeError> {
+        let Some(receipt) = self.storage.receipt(hash)? else {
+            return Ok(None);
+        };
+        if receipt.error.is_some() {
+            return Ok(None);
+        }
+        let block = self.storage.block(receipt.block_id)?;
+        let tx =
+            block.and_then(|b| b.transactions.into_iter().nth(usize::try_from(receipt.index).unwrap_or(usize::MAX)));
+        Ok(tx.map(|tx| (envelope(&tx), receipt.block_id)))
     }
 
     /// The receipt view of a transaction.
@@ -629,7 +774,7 @@ impl Chain {
     #[must_use]
     pub fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Option<StreamView> {
         let inner = lock(&self.inner);
-        let now = inner.head.header.timestamp_ms.saturating_div(1000);
+        let now = inner.head.timestamp_ms().saturating_div(1000);
         views::stream_view(&inner.state, &self.program_id, owner, vault_id, stream_id, now)
     }
 
@@ -643,7 +788,7 @@ impl Chain {
         provider: Option<&AccountId>,
     ) -> Result<Vec<StreamView>, NodeError> {
         let inner = lock(&self.inner);
-        let now = inner.head.header.timestamp_ms.saturating_div(1000);
+        let now = inner.head.timestamp_ms().saturating_div(1000);
         let view = |o: &AccountId, v: u64, s: u64| views::stream_view(&inner.state, &self.program_id, o, v, s, now);
         let keys: Vec<(AccountId, u64, u64)> = match (owner, provider) {
             (_, Some(provider)) => inner

@@ -5,10 +5,13 @@
 //! `/health` and `/metrics` beside it, and produces blocks every `block_time` or, with
 //! `automine`, one block per transaction.
 //!
-//! Each block applies its transactions in mempool order on an overlay of the committed state —
-//! failed ones are included with their error and change nothing — then the clock update as the
-//! last step, so user transactions in block N read block N−1's time (as on LEZ). The block, its
-//! receipts and its account changes commit in one durable storage transaction.
+//! Every block is a LEZ block (see [`block`]), signed by the node's sequencer key: genesis is block
+//! 1, and each block applies its transactions in mempool order on an overlay of the committed
+//! state — failed ones change nothing, stay out of LEZ's body and keep their receipts — then the
+//! clock invocation as the last transaction, so user transactions in block N read block N−1's
+//! time (as on LEZ). The builtins run under the program ids of the chosen LEZ release
+//! ([`NodeConfig::lez_release`]). The block, its receipts and its account changes commit in one
+//! durable storage transaction.
 
 pub mod block;
 pub mod chain;
@@ -29,10 +32,10 @@ use std::{
 
 use anyhow::Context as _;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
-use paystreams_lez_core::crypto::SecretKey;
+use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use chain::{Chain, NodeError};
+pub use chain::{Chain, ChainConfig, NodeError};
 pub use rpc::RpcMethods;
 pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
 pub use verify::{VerifyError, VerifyReport, verify};
@@ -66,6 +69,9 @@ pub const DEFAULT_DEV_ACCOUNTS: u32 = 10;
 /// File name of the redb database inside the data dir.
 pub const DB_FILE: &str = "chain.redb";
 
+/// File name of the sequencer's secret key inside the data dir (hex, owner-only permissions).
+pub const SEQUENCER_KEY_FILE: &str = "sequencer.key";
+
 /// How the node runs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -83,6 +89,12 @@ pub struct NodeConfig {
     /// keystore).
     pub dev_accounts: u32,
     pub dev_balance: u128,
+    /// The LEZ release whose builtin program ids the chain runs; fixed when the data dir is
+    /// created.
+    pub lez_release: LezRelease,
+    /// The key that signs blocks. `None`: the data dir's [`SEQUENCER_KEY_FILE`] (created on first
+    /// start), or a fresh key for a chain in memory.
+    pub sequencer_key: Option<SecretKey>,
     /// LEZ's methods and ours, or LEZ's only.
     pub rpc_methods: RpcMethods,
 }
@@ -101,6 +113,8 @@ impl NodeConfig {
             dev: false,
             dev_accounts: DEFAULT_DEV_ACCOUNTS,
             dev_balance: DEFAULT_DEV_BALANCE,
+            lez_release: LezRelease::DEFAULT,
+            sequencer_key: None,
             rpc_methods: RpcMethods::All,
         }
     }
@@ -148,6 +162,12 @@ impl NodeHandle {
     #[must_use]
     pub const fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The sequencer's public key (every block is signed by it).
+    #[must_use]
+    pub fn sequencer_public_key(&self) -> paystreams_lez_core::crypto::PublicKey {
+        self.chain.sequencer_public_key()
     }
 
     /// The funded genesis keys, in order (`dev-0` first).
@@ -204,30 +224,84 @@ pub fn open_storage(data_dir: Option<&Path>) -> anyhow::Result<Arc<dyn Storage>>
     Ok(Arc::new(storage))
 }
 
-/// Starts a node. Opening the storage (which may convert an older data dir) and loading the
-/// chain run on a blocking thread.
+/// The sequencer key kept in `data_dir`: read from [`SEQUENCER_KEY_FILE`], or created there
+/// once (owner-only permissions) when the file does not exist. Blocking.
+///
+/// # Errors
+/// The file cannot be read, written or parsed, naming it.
+pub fn load_or_create_sequencer_key(data_dir: &Path) -> anyhow::Result<SecretKey> {
+    use std::io::Write as _;
+    let path = data_dir.join(SEQUENCER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => paystreams_lez_core::crypto::secret_key_from_hex(text.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "the sequencer key {} is not a 32-byte hex secret key ({e}); restore it, or move the data dir away to \
+                 start a new chain",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).with_context(|| {
+                format!("cannot create data dir {}; pass a writable --data-dir or --ephemeral", data_dir.display())
+            })?;
+            let key = SecretKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            let mut file =
+                options.open(&path).with_context(|| format!("cannot create the sequencer key {}", path.display()))?;
+            writeln!(file, "{}", hex::encode(key.to_bytes()))
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write the sequencer key {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the sequencer key {}", path.display())),
+    }
+}
+
+/// Starts a node. Opening the storage and the sequencer key and loading the chain run on a
+/// blocking thread.
 ///
 /// # Errors
 /// Invalid config, storage or listening failures, each naming the flag to change.
-pub async fn start(config: NodeConfig) -> anyhow::Result<NodeHandle> {
+pub async fn start(mut config: NodeConfig) -> anyhow::Result<NodeHandle> {
     config.check()?;
     let data_dir = config.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || open_storage(data_dir.as_deref()))
-        .await
-        .context("storage open task failed")??;
+    let given = config.sequencer_key.clone();
+    let (storage, key) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let storage = open_storage(data_dir.as_deref())?;
+        let key = match (given, data_dir) {
+            (Some(key), _) => key,
+            (None, Some(dir)) => load_or_create_sequencer_key(&dir)?,
+            (None, None) => SecretKey::generate(),
+        };
+        Ok((storage, key))
+    })
+    .await
+    .context("storage open task failed")??;
+    config.sequencer_key = Some(key);
     start_with_storage(config, storage).await
 }
 
-/// Starts a node over a given storage (`config.data_dir` is ignored): for embedding and for
-/// fault-injection tests.
+/// Starts a node over a given storage (`config.data_dir` is ignored; without
+/// `config.sequencer_key` a fresh key signs): for embedding and for fault-injection tests.
 ///
 /// # Errors
 /// As [`start`].
 pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -> anyhow::Result<NodeHandle> {
     config.check()?;
     let chain = tokio::task::spawn_blocking({
-        let (accounts, balance) = (config.dev_accounts, config.dev_balance);
-        move || Chain::open(storage, accounts, balance)
+        let chain_config = ChainConfig {
+            release: config.lez_release,
+            sequencer: config.sequencer_key.clone().unwrap_or_else(SecretKey::generate),
+            dev_accounts: config.dev_accounts,
+            dev_balance: config.dev_balance,
+        };
+        move || Chain::open(storage, &chain_config)
     })
     .await
     .context("chain open task failed")?
@@ -278,6 +352,12 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
             }
         })
     });
-    tracing::info!(%addr, height = chain.head_height(), "paystreams node listening");
+    tracing::info!(
+        %addr,
+        height = chain.head_height(),
+        lez_release = %chain.lez_release(),
+        sequencer = %chain.sequencer_public_key(),
+        "paystreams node listening"
+    );
     Ok(NodeHandle { addr, chain, server, stop, producer })
 }

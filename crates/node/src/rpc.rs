@@ -107,6 +107,8 @@ impl From<NodeError> for ErrorObjectOwned {
             NodeError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
             NodeError::Storage(_) | NodeError::Production(_) => error(codes::STORAGE, e.to_string()),
             NodeError::InvalidArgument(_) => error(INVALID_PARAMS_CODE, e.to_string()),
+            NodeError::BlockNotFound(_) => error(INVALID_PARAMS_CODE, e.to_string()),
+            NodeError::DataDir(_) => error(codes::STORAGE, e.to_string()),
         }
     }
 }

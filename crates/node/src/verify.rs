@@ -1,12 +1,14 @@
 //! Offline verification: replays every stored block from genesis through the runtime and checks
-//! headers, receipts, state roots, the stored state and native-supply conservation.
+//! headers (LEZ's hash and the sequencer's signature), receipts, state roots, the stored state
+//! and native-supply conservation.
 
+use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
 use paystreams_runtime::{BlockContext, Overlay, Runtime, State, StateView as _};
 use serde::Serialize;
 
 use crate::{
     block::transactions_root,
-    chain::{genesis_block, genesis_state},
+    chain::{genesis_parts, genesis_state},
     storage::{Storage, StorageError},
 };
 
@@ -45,27 +47,39 @@ fn supply(state: &State) -> u128 {
 pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
     let genesis = storage.genesis()?.ok_or(VerifyError::Empty)?;
     let head = storage.load_head()?.ok_or(VerifyError::Empty)?;
-    let runtime = Runtime::new();
-    let mut state = genesis_state(&genesis);
-    let genesis_supply = supply(&state);
-    let expected_genesis = genesis_block(&genesis, &state);
+    let runtime = Runtime::for_release(genesis.release);
+    let clock = runtime.builtin_ids().clock;
     let mismatch = |height: u64, detail: String| VerifyError::Mismatch { height, detail };
-    let stored_genesis = storage.block(0)?.ok_or_else(|| mismatch(0, "missing".into()))?;
-    if stored_genesis.header != expected_genesis.header {
-        return Err(mismatch(0, "genesis header does not match the genesis spec".into()));
+    let mut state = genesis_state(&genesis, &runtime).map_err(|e| mismatch(GENESIS_BLOCK_ID, e.to_string()))?;
+    let genesis_supply = supply(&state);
+    let expected = genesis_parts(&state);
+    let stored_genesis =
+        storage.block(GENESIS_BLOCK_ID)?.ok_or_else(|| mismatch(GENESIS_BLOCK_ID, "missing".into()))?;
+    let g = &stored_genesis;
+    if g.height() != expected.block_id
+        || g.parent_hash() != expected.prev_block_hash
+        || g.timestamp_ms() != expected.timestamp_ms
+        || !g.transactions.is_empty()
+        || g.state_root != expected.state_root
+        || !g.lez_block(clock).is_signed_by(&genesis.sequencer)
+    {
+        return Err(mismatch(GENESIS_BLOCK_ID, "genesis block does not match the genesis spec".into()));
     }
     let mut parent = stored_genesis;
     let (mut transactions, mut failed) = (0_u64, 0_u64);
-    for height in 1..=head {
+    for height in GENESIS_BLOCK_ID.saturating_add(1)..=head {
         let block = storage.block(height)?.ok_or_else(|| mismatch(height, "missing".into()))?;
-        let header = &block.header;
-        if header.height != height || header.parent_hash != parent.hash || block.hash != header.hash() {
-            return Err(mismatch(height, "header does not chain to its parent or hash is wrong".into()));
+        if block.height() != height || block.parent_hash() != parent.hash() {
+            return Err(mismatch(height, "header does not chain to its parent".into()));
         }
-        if header.timestamp_ms < parent.header.timestamp_ms {
+        if !block.lez_block(clock).is_signed_by(&genesis.sequencer) {
+            return Err(mismatch(height, "LEZ hash or sequencer signature does not verify".into()));
+        }
+        if block.timestamp_ms() < parent.timestamp_ms() {
             return Err(mismatch(height, "timestamp before the parent's".into()));
         }
-        let ctx = BlockContext { block_id: height, timestamp_ms: header.timestamp_ms };
+        let ctx = BlockContext { block_id: height, timestamp_ms: block.timestamp_ms() };
+        let mut failed_here: Vec<u32> = Vec::new();
         let mut hashes = Vec::with_capacity(block.transactions.len());
         let diff = {
             let mut overlay = Overlay::new(&state);
@@ -86,6 +100,7 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
                     }
                     Err(e) if receipt.error.as_ref().is_some_and(|r| r.code == e.code()) => {
                         failed = failed.saturating_add(1);
+                        failed_here.push(receipt.index);
                     }
                     outcome => {
                         return Err(mismatch(
@@ -106,10 +121,13 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
             overlay.into_diff()
         };
         state.apply_diff(&diff);
-        if transactions_root(&hashes) != header.transactions_root {
+        if transactions_root(&hashes) != block.transactions_root {
             return Err(mismatch(height, "transactions root differs".into()));
         }
-        if state.state_root() != header.state_root {
+        if failed_here != block.failed {
+            return Err(mismatch(height, "the failed transactions differ from the block's record".into()));
+        }
+        if state.state_root() != block.state_root {
             return Err(mismatch(height, "state root differs from the replay".into()));
         }
         parent = block;

@@ -23,8 +23,8 @@ pub mod transaction;
 
 use paystreams_lez_core::{
     Account, AccountId,
-    clock::{CLOCK_ACCOUNT_IDS, ClockAccountData, clock_program_id},
-    transfer::authenticated_transfer_program_id,
+    clock::{CLOCK_ACCOUNT_IDS, ClockAccountData},
+    lez_release::BuiltinIds,
 };
 
 pub use error::TxError;
@@ -36,22 +36,29 @@ pub use transaction::{
     Message, Transaction, TransactionChecks, WitnessSet,
 };
 
+/// The genesis state, as LEZ's `new_with_genesis_accounts` builds it, under the default LEZ
+/// release's builtin ids: see [`genesis_with`].
+#[must_use]
+pub fn genesis(funded: &[(AccountId, u128)], timestamp_ms: u64) -> State {
+    genesis_with(&BuiltinIds::default(), funded, timestamp_ms)
+}
+
 /// The genesis state, as LEZ's `new_with_genesis_accounts` builds it: each funded account owned
-/// by authenticated transfer with its balance (so it can send at once), and the three clock
-/// accounts owned by the clock program reading `{block_id: 0, timestamp_ms}`.
+/// by authenticated transfer (under `builtins`' id) with its balance (so it can send at once),
+/// and the three clock accounts owned by the clock program reading `{block_id: 0, timestamp_ms}`.
 ///
 /// A later entry for the same id replaces an earlier one; clock ids cannot be funded.
 #[must_use]
-pub fn genesis(funded: &[(AccountId, u128)], timestamp_ms: u64) -> State {
+pub fn genesis_with(builtins: &BuiltinIds, funded: &[(AccountId, u128)], timestamp_ms: u64) -> State {
     let mut state = State::new();
-    let owner = authenticated_transfer_program_id();
+    let owner = builtins.authenticated_transfer;
     for (id, balance) in funded {
         state.insert(*id, Account { program_owner: owner, balance: *balance, data: vec![], nonce: 0 });
     }
     // Writing Borsh into a Vec cannot fail.
     let clock_data = borsh::to_vec(&ClockAccountData { block_id: 0, timestamp_ms }).unwrap_or_default();
     for id in CLOCK_ACCOUNT_IDS {
-        state.insert(id, Account { program_owner: clock_program_id(), balance: 0, data: clock_data.clone(), nonce: 0 });
+        state.insert(id, Account { program_owner: builtins.clock, balance: 0, data: clock_data.clone(), nonce: 0 });
     }
     state
 }

@@ -4,9 +4,7 @@
 //! them because the programs already emit typed events and the node can serve them cheaply.
 
 use borsh::BorshDeserialize as _;
-use paystreams_lez_core::{
-    AccountId, ProgramId, account::decimal_u128, token::token_program_id, transfer::authenticated_transfer_program_id,
-};
+use paystreams_lez_core::{AccountId, ProgramId, account::decimal_u128, lez_release::BuiltinIds};
 use serde::{Deserialize, Serialize};
 
 use crate::builtins::{token::TokenEvent, transfer::NativeEvent};
@@ -76,11 +74,17 @@ impl ReceiptEvent {
     /// no event is ever lost.
     #[must_use]
     pub fn decode(program_id: &ProgramId, data: &[u8]) -> Self {
+        Self::decode_with(&BuiltinIds::default(), program_id, data)
+    }
+
+    /// As [`ReceiptEvent::decode`], for builtins running under `builtins`' ids.
+    #[must_use]
+    pub fn decode_with(builtins: &BuiltinIds, program_id: &ProgramId, data: &[u8]) -> Self {
         let decoded = if *program_id == paystreams_program::payment_streams_program_id() {
             paystreams_program::Event::try_from_slice(data).ok().map(|event| Self::PaymentStreams { event })
-        } else if *program_id == authenticated_transfer_program_id() {
+        } else if *program_id == builtins.authenticated_transfer {
             NativeEvent::try_from_slice(data).ok().map(Self::from)
-        } else if *program_id == token_program_id() {
+        } else if *program_id == builtins.token {
             TokenEvent::try_from_slice(data).ok().map(Self::from)
         } else {
             None
@@ -175,7 +179,7 @@ mod tests {
     fn unknown_and_undecodable_events_stay_raw() {
         let program = ProgramId([9; 8]);
         assert_eq!(ReceiptEvent::decode(&program, &[1]), ReceiptEvent::Raw { program_id: program, data: vec![1] });
-        let token = token_program_id();
+        let token = paystreams_lez_core::token::token_program_id();
         assert!(matches!(ReceiptEvent::decode(&token, &[200]), ReceiptEvent::Raw { .. }));
     }
 }

@@ -11,7 +11,8 @@ use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
     Account, AccountId, AccountPostState, AccountWithMetadata, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramId,
     ProgramInput,
-    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_instruction, clock_program_id},
+    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_instruction},
+    lez_release::{BuiltinIds, LezRelease},
     program::Program,
 };
 
@@ -45,6 +46,8 @@ pub struct Applied {
 #[derive(Clone)]
 pub struct Runtime {
     programs: BTreeMap<ProgramId, Arc<dyn Program>>,
+    /// The ids the builtins run under.
+    builtins: BuiltinIds,
 }
 
 impl fmt::Debug for Runtime {
@@ -77,14 +80,34 @@ struct Execution {
 }
 
 impl Runtime {
-    /// The builtins (authenticated transfer, token, clock) and the payment-streams program.
+    /// The builtins (authenticated transfer, token, clock) under the default LEZ release's ids,
+    /// and the payment-streams program.
     #[must_use]
     pub fn new() -> Self {
-        Self { programs: BTreeMap::new() }
-            .with_program(Arc::new(AuthenticatedTransferProgram::default()))
+        Self::with_builtin_ids(BuiltinIds::default())
+    }
+
+    /// The builtins under `release`'s ids (authenticated transfer and clock take LEZ's ids;
+    /// token keeps its own), and the payment-streams program.
+    #[must_use]
+    pub fn for_release(release: LezRelease) -> Self {
+        Self::with_builtin_ids(release.builtin_ids())
+    }
+
+    /// The builtins under `ids`, and the payment-streams program.
+    #[must_use]
+    pub fn with_builtin_ids(ids: BuiltinIds) -> Self {
+        Self { programs: BTreeMap::new(), builtins: ids }
+            .with_program(Arc::new(AuthenticatedTransferProgram::with_id(ids.authenticated_transfer)))
             .with_program(Arc::new(TokenProgram::default()))
-            .with_program(Arc::new(ClockProgram::default()))
+            .with_program(Arc::new(ClockProgram::with_id(ids.clock)))
             .with_program(Arc::new(paystreams_program::PaymentStreamsProgram::default()))
+    }
+
+    /// The ids the builtins run under.
+    #[must_use]
+    pub const fn builtin_ids(&self) -> &BuiltinIds {
+        &self.builtins
     }
 
     /// Installs (or replaces) a program under its own id.
@@ -135,7 +158,7 @@ impl Runtime {
                 return Err(TxError::NonceMismatch { signer: *signer, expected, given: *given });
             }
         }
-        if tx.message.program_id == clock_program_id() {
+        if tx.message.program_id == self.builtins.clock {
             return Err(TxError::ClockProgramNotCallable);
         }
         let authorized: BTreeSet<AccountId> = signers.iter().copied().collect();
@@ -193,7 +216,7 @@ impl Runtime {
             return Err(TxError::ClockTimestampRegression { previous: previous.timestamp_ms, given: ctx.timestamp_ms });
         }
         let call = PendingCall {
-            program_id: clock_program_id(),
+            program_id: self.builtins.clock,
             pre_states: CLOCK_ACCOUNT_IDS
                 .iter()
                 .map(|id| AccountWithMetadata::new(*id, state.account(id), false))
@@ -228,7 +251,7 @@ impl Runtime {
                 }
             }
             let program_id = call.program_id;
-            if program_id == clock_program_id() && !allow_clock {
+            if program_id == self.builtins.clock && !allow_clock {
                 return Err(TxError::ClockProgramNotCallable);
             }
             let program = self.programs.get(&program_id).ok_or(TxError::UnknownProgram { program_id })?;
@@ -278,7 +301,8 @@ impl Runtime {
                 let account = apply_claim(&program_id, pre, post)?;
                 touched.insert(pre.account_id, account);
             }
-            events.extend(output.events.iter().map(|data| ReceiptEvent::decode(&program_id, data)));
+            events
+                .extend(output.events.iter().map(|data| ReceiptEvent::decode_with(&self.builtins, &program_id, data)));
             for chained in output.chained_calls.into_iter().rev() {
                 queue.push_front(PendingCall {
                     program_id: chained.program_id,

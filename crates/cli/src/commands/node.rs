@@ -8,7 +8,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 
 use anyhow::Context as _;
 use paystreams_client::Keystore;
-use paystreams_lez_core::crypto::SecretKey;
+use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
 use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig, RpcMethods};
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +45,15 @@ pub struct NodeArgs {
     /// Native balance of each dev account.
     #[arg(long, value_name = "AMOUNT", default_value_t = DEFAULT_DEV_BALANCE)]
     pub dev_balance: u128,
+    /// LEZ release whose builtin program ids the chain runs: v0.2.0, v0.2.1, v0.2.2, v0.2.3 or
+    /// v0.2.4 (the live testnet's; v0.2.2 to v0.2.4 share ids). Authenticated transfer and clock
+    /// run under that release's ids (RISC Zero image ids of its released programs), so their ids
+    /// and the addresses derived from them equal that network's. The token program keeps an id
+    /// of its own (it does not implement LEZ's token instructions), and so does the
+    /// payment-streams program (it is not the reference's guest). Fixed when a data dir is
+    /// created: reopening it under another release is refused.
+    #[arg(long, value_name = "RELEASE", default_value = "v0.2.4", value_parser = parse_release)]
+    pub lez_release: LezRelease,
     /// Keystore the dev keys are saved to as dev-0, dev-1, ... [default: the CLI's keystore].
     #[arg(long, value_name = "DIR")]
     pub keystore: Option<PathBuf>,
@@ -52,6 +61,11 @@ pub struct NodeArgs {
     /// JSON report and exit (0 = consistent).
     #[arg(long, conflicts_with = "ephemeral")]
     pub verify: bool,
+}
+
+/// Parses a release name (`v0.2.4` or `0.2.4`), listing the supported ones when it is unknown.
+fn parse_release(text: &str) -> Result<LezRelease, String> {
+    text.parse().map_err(|e: paystreams_lez_core::lez_release::UnknownRelease| e.to_string())
 }
 
 /// Parses `1s`, `500ms`, `2m`, `1h` or a bare number of seconds.
@@ -110,6 +124,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         dev: args.dev,
         dev_accounts: args.dev_accounts,
         dev_balance: args.dev_balance,
+        lez_release: args.lez_release,
         rpc_methods: args.rpc_methods,
         ..NodeConfig::new(data_dir)
     };
@@ -182,6 +197,15 @@ async fn serve(config: NodeConfig, keystore: PathBuf) -> anyhow::Result<()> {
             node.chain().head_height(),
             if dev { "on" } else { "off" }
         )?;
+        let ids = node.chain().runtime().builtin_ids();
+        writeln!(
+            out,
+            "  LEZ release: {} (authenticated transfer {}, clock {})",
+            node.chain().lez_release(),
+            ids.authenticated_transfer,
+            ids.clock
+        )?;
+        writeln!(out, "  sequencer key: {} (signs every block)", node.sequencer_public_key())?;
         writeln!(out, "  keystore: {}", keystore.display())?;
         writeln!(out, "\nDev accounts (test keys: never use them on a real network):")?;
         for (i, key) in node.dev_keys().iter().enumerate() {

@@ -15,6 +15,7 @@ mod gate_cli;
 mod js_waku;
 mod lifecycle;
 mod lightpush_js;
+mod node_cli;
 mod push_cli;
 mod store_cli;
 mod wallet_cli;

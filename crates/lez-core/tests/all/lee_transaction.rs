@@ -71,7 +71,9 @@ fn clock_invocation(clock_id: ProgramId, timestamp: u64) -> LeeTransaction {
         instruction_data: clock_instruction(timestamp),
     };
     assert_eq!(message, LeeMessage::new(clock_id, clock_account_ids(), vec![], &timestamp));
-    LeeTransaction::Public(LeePublicTransaction::unsigned(message))
+    let tx = paystreams_lez_core::lez_release::clock_invocation(clock_id, timestamp);
+    assert_eq!(tx, LeeTransaction::Public(LeePublicTransaction::unsigned(message)));
+    tx
 }
 
 /// LEZ's `authenticated_transfer_core::Instruction` (facts §2.1): `Transfer { amount }` = 0,

@@ -49,7 +49,7 @@ impl IndexMarker {
     }
 
     fn of(block: &StoredBlock) -> Self {
-        Self::at(block.header.height, block.hash)
+        Self::at(block.height(), block.hash())
     }
 }
 
@@ -127,10 +127,9 @@ pub(super) fn extend_for_block(
     let mut meta = txn.open_table(META)?;
     let marker = read_marker(&meta)?;
     let current_at_parent = block
-        .header
-        .height
+        .height()
         .checked_sub(1)
-        .is_some_and(|parent| marker == Some(IndexMarker::at(parent, block.header.parent_hash)));
+        .is_some_and(|parent| marker == Some(IndexMarker::at(parent, block.parent_hash())));
     if current_at_parent {
         write_index(txn, added)?;
         meta.insert(INDEX_MARKER_KEY, encode(&IndexMarker::of(block)).as_slice())?;

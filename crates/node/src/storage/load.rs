@@ -115,7 +115,7 @@ fn load_range(
 
 #[cfg(test)]
 mod tests {
-    use paystreams_lez_core::{ProgramId, sha256};
+    use paystreams_lez_core::{ProgramId, lez_release::LezRelease, sha256};
 
     use super::*;
     use crate::block::GenesisSpec;
@@ -151,8 +151,14 @@ mod tests {
         let empty = storage.load_split(3).expect("load empty");
         assert_eq!(empty, (State::new(), vec![]));
         let state = random_state(3_000);
-        let genesis = GenesisSpec { timestamp_ms: 0, accounts: vec![] };
-        storage.init(&genesis, &crate::chain::genesis_block(&genesis, &state), &state).expect("init");
+        let sequencer = paystreams_lez_core::crypto::SecretKey::from_bytes(&[1; 32]).expect("key");
+        let genesis = GenesisSpec { release: LezRelease::DEFAULT, sequencer: sequencer.public_key(), accounts: vec![] };
+        let block = crate::block::StoredBlock::seal(
+            crate::chain::genesis_parts(&state),
+            &sequencer,
+            LezRelease::DEFAULT.builtin_ids().clock,
+        );
+        storage.init(&genesis, &block, &state).expect("init");
         let loaded = storage.load_state().expect("load");
         assert_eq!(loaded, state);
         let leaves = root::Leaves::of(&state).into_inner();

@@ -52,8 +52,8 @@ impl Storage for MemStorage {
     fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
         let mut inner = self.lock();
         inner.genesis = Some(genesis.clone());
-        inner.blocks.insert(block.header.height, block.clone());
-        inner.head = Some(block.header.height);
+        inner.blocks.insert(block.height(), block.clone());
+        inner.head = Some(block.height());
         inner.state = state.clone();
         Ok(())
     }
@@ -66,12 +66,12 @@ impl Storage for MemStorage {
         _added: &StreamIndex,
     ) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        inner.blocks.insert(block.header.height, block.clone());
+        inner.blocks.insert(block.height(), block.clone());
         for receipt in receipts {
             inner.receipts.insert(receipt.tx_hash, receipt.clone());
         }
         inner.state.apply_diff(diff);
-        inner.head = Some(block.header.height);
+        inner.head = Some(block.height());
         Ok(())
     }
 

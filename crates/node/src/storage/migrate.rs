@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | 1 | absent | JSON text of the receipt (`tx_hash` hex) | Borsh, instruction as Borsh bytes |
 //! | 2 | `borsh(2u32)` | `borsh(StoredReceipt)` | Borsh, instruction as Borsh bytes |
-//! | 3 | `borsh(3u32)` | `borsh(StoredReceipt)` | LEZ's public transaction, instruction as RISC Zero serde words (hashes changed too) |
+//! | 3 | `borsh(3u32)` | `borsh(StoredReceipt)` | LEZ's public transaction, instruction as RISC Zero serde words (hashes changed too); blocks are LEZ blocks (genesis at block 1, signed by the sequencer key), the genesis holds the LEZ release and the sequencer key |
 //!
 //! Older versions are refused untouched: their transactions (and so their hashes, block hashes
 //! and the receipts keyed by them) are in an encoding this node no longer speaks, and a dev chain

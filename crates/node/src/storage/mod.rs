@@ -8,7 +8,7 @@
 //!
 //! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
 //! `index.rs` (the stored stream index: marker and key codecs), `migrate.rs` (the format
-//! version and the conversion of older data dirs), `memory.rs`.
+//! version; older and newer data dirs are refused), `memory.rs`.
 
 mod index;
 mod load;
@@ -45,7 +45,7 @@ pub enum StorageError {
     )]
     NewerFormat { path: String, found: u32, supported: u32 },
     #[error(
-        "the database at {path} has format version {found}, older than version {supported} which this node reads (LEZ's transaction encoding changed every stored transaction and hash); it is not converted: move the data dir away (or pass --ephemeral) to start a new chain"
+        "the database at {path} has format version {found}, older than version {supported} which this node reads (LEZ's transaction encoding and LEZ's blocks changed every stored transaction, hash and the genesis); an older dev chain is not converted: move the data dir away (or pass another --data-dir, or --ephemeral) to start a new chain"
     )]
     OlderFormat { path: String, found: u32, supported: u32 },
     #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]
@@ -94,7 +94,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure.
     fn load_head(&self) -> Result<Option<u64>, StorageError>;
 
-    /// Writes the genesis, block 0 and the genesis state atomically.
+    /// Writes the genesis, its block (block 1) and the genesis state atomically.
     ///
     /// # Errors
     /// Storage failure.

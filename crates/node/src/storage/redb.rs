@@ -1,5 +1,5 @@
 //! Storage in a redb file (`chain.redb` in the data dir): the tables, opening (with the format
-//! check and conversion), the block write and the reads.
+//! check), the block write and the reads.
 
 use std::path::Path;
 
@@ -36,38 +36,26 @@ fn begin_write(db: &redb::Database) -> Result<redb::WriteTransaction, StorageErr
 }
 
 impl RedbStorage {
-    /// Opens (creating if needed) the database file `path`, converting a file of an older
-    /// format in one transaction.
+    /// Opens (creating if needed) the database file `path`.
     ///
     /// # Errors
     /// [`StorageError::AlreadyOpen`] when another process holds it,
-    /// [`StorageError::NewerFormat`] for a file written by a newer node and
-    /// [`StorageError::OlderFormat`] for one written by an older node (both left untouched),
-    /// [`StorageError::Corrupt`] when a record cannot be read (the file is then left
-    /// in its old format); other failures as [`StorageError::Database`].
+    /// [`StorageError::NewerFormat`] or [`StorageError::OlderFormat`] for a file of another
+    /// format (left untouched); other failures as [`StorageError::Database`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = redb::Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.display().to_string() },
             other => StorageError::Database(other.into()),
         })?;
         let version = migrate::stored_version(&db)?;
-        if let Some(found) = version
-            && found > FORMAT_VERSION
-        {
-            return Err(StorageError::NewerFormat {
-                path: path.display().to_string(),
-                found,
-                supported: FORMAT_VERSION,
-            });
-        }
-        if let Some(found) = version
-            && found < FORMAT_VERSION
-        {
-            return Err(StorageError::OlderFormat {
-                path: path.display().to_string(),
-                found,
-                supported: FORMAT_VERSION,
-            });
+        if let Some(found) = version {
+            let path = path.display().to_string();
+            if found > FORMAT_VERSION {
+                return Err(StorageError::NewerFormat { path, found, supported: FORMAT_VERSION });
+            }
+            if found < FORMAT_VERSION {
+                return Err(StorageError::OlderFormat { path, found, supported: FORMAT_VERSION });
+            }
         }
         let txn = begin_write(&db)?;
         {
@@ -116,14 +104,14 @@ fn write_block(
     receipts: &[StoredReceipt],
     diff: &StateDiff,
 ) -> Result<(), StorageError> {
-    txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
+    txn.open_table(BLOCKS)?.insert(block.height(), encode(block).as_slice())?;
     let mut table = txn.open_table(RECEIPTS)?;
     for receipt in receipts {
         table.insert(receipt.tx_hash.as_slice(), encode(receipt).as_slice())?;
     }
     drop(table);
     write_accounts(txn, diff.accounts.iter())?;
-    txn.open_table(META)?.insert("head", encode(&block.header.height).as_slice())?;
+    txn.open_table(META)?.insert("head", encode(&block.height()).as_slice())?;
     Ok(())
 }
 
@@ -141,8 +129,8 @@ impl Storage for RedbStorage {
         {
             let mut meta = txn.open_table(META)?;
             meta.insert("genesis", encode(genesis).as_slice())?;
-            meta.insert("head", encode(&block.header.height).as_slice())?;
-            txn.open_table(BLOCKS)?.insert(block.header.height, encode(block).as_slice())?;
+            meta.insert("head", encode(&block.height()).as_slice())?;
+            txn.open_table(BLOCKS)?.insert(block.height(), encode(block).as_slice())?;
             write_accounts(&txn, state.iter())?;
         }
         txn.commit()?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::common::*;
 use jsonrpsee::ws_client::WsClientBuilder;
 use paystreams_client::Keystore;
+use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
 use paystreams_node::{NodeConfig, NodeHandle, start};
 use paystreams_program::{Event, state::StreamState};
 use paystreams_rpc::{EventFilter, LezApiClient as _, PaystreamsApiClient as _, StreamFilter, TxStatus, codes};
@@ -17,12 +18,13 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     let provider = node.dev_keys()[1].clone();
     assert_eq!(node.dev_keys().len(), 10);
     assert_eq!(client.get_account(owner.account_id()).await.expect("account").balance, 1_000_000_000);
-    assert_eq!(client.get_last_block_id().await.expect("height"), 0);
+    // Genesis is block 1; block 2 follows at once, so no transaction runs at the genesis time.
+    assert_eq!(client.get_last_block_id().await.expect("height"), GENESIS_BLOCK_ID + 1);
 
     let init = init_vault(&owner, 1, 0);
     let receipt = send(&client, &init).await;
     assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
-    assert_eq!(receipt.block_id, Some(1));
+    assert_eq!(receipt.block_id, Some(GENESIS_BLOCK_ID + 2));
     assert_eq!(send(&client, &deposit(&owner, 1, 1_000, 1)).await.status, TxStatus::Included);
 
     // Over-allocation: included as failed with the program's code; nothing changes.

@@ -100,10 +100,11 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     let (status, body) = raw(addr, "GET", "/health", b"").await;
     assert_eq!(status, 200);
     let health: Value = serde_json::from_str(&body).expect("health json");
-    assert_eq!(health["height"].as_u64(), Some(2));
+    // Genesis (1), the block after it (2), then one block per transaction sent.
+    assert_eq!(health["height"].as_u64(), Some(4));
     let (status, body) = raw(addr, "GET", "/metrics", b"").await;
     assert_eq!(status, 200);
-    assert!(body.contains("paystreams_block_height 2"), "{body}");
+    assert!(body.contains("paystreams_block_height 4"), "{body}");
     assert!(body.contains("paystreams_transactions_total 2"), "{body}");
     assert!(body.contains("paystreams_transaction_failures_total{code=\"1013\"} 1"), "{body}");
     assert!(body.contains("paystreams_mempool_size 0"), "{body}");

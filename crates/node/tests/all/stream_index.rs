@@ -4,10 +4,10 @@
 use std::{path::Path, sync::Arc};
 
 use crate::common::{create_stream, deposit, init_vault};
-use paystreams_lez_core::{AccountId, crypto::SecretKey};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, lez_release::LezRelease};
 use paystreams_node::{
-    Chain, RedbStorage, Storage,
-    block::{Header, StoredBlock, transactions_root},
+    Chain, ChainConfig, RedbStorage, Storage,
+    block::{BlockParts, StoredBlock},
     index::StreamIndex,
 };
 use paystreams_program::{
@@ -32,9 +32,18 @@ impl Rng {
     }
 }
 
+/// The same sequencer key on every open, so reopening is allowed.
+fn config(balance: u128) -> ChainConfig {
+    ChainConfig { sequencer: sequencer(), ..ChainConfig::dev(KEYS, balance) }
+}
+
+fn sequencer() -> SecretKey {
+    SecretKey::from_bytes(&[0x5e; 32]).expect("key")
+}
+
 fn open(path: &Path) -> (Arc<RedbStorage>, Chain) {
     let storage = Arc::new(RedbStorage::open(path).expect("open storage"));
-    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 1_000_000_000_000).expect("open chain");
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &config(1_000_000_000_000)).expect("open chain");
     (storage, chain)
 }
 
@@ -153,7 +162,7 @@ fn a_data_dir_without_the_index_rebuilds_it_once_and_stores_it() {
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
     assert_eq!(storage.stream_index(&head_block).expect("read"), None, "no index stored");
-    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, KEYS, 0).expect("open chain");
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &config(0)).expect("open chain");
     assert_eq!(listings(&chain), before, "the rebuilt index serves the same lists");
     assert_eq!(
         storage.stream_index(&head_block).expect("read"),
@@ -176,7 +185,7 @@ fn commit_without_index(path: &Path, block: &StoredBlock, diff: &StateDiff) {
     {
         txn.open_table(TableDefinition::<u64, &[u8]>::new("blocks"))
             .expect("blocks")
-            .insert(block.header.height, borsh::to_vec(block).expect("encode").as_slice())
+            .insert(block.height(), borsh::to_vec(block).expect("encode").as_slice())
             .expect("insert block");
         let mut accounts = txn.open_table(TableDefinition::<&[u8], &[u8]>::new("accounts")).expect("accounts");
         for (id, account) in &diff.accounts {
@@ -184,7 +193,7 @@ fn commit_without_index(path: &Path, block: &StoredBlock, diff: &StateDiff) {
         }
         txn.open_table(TableDefinition::<&str, &[u8]>::new("meta"))
             .expect("meta")
-            .insert("head", borsh::to_vec(&block.header.height).expect("encode").as_slice())
+            .insert("head", borsh::to_vec(&block.height()).expect("encode").as_slice())
             .expect("insert head");
     }
     txn.commit().expect("commit");
@@ -231,15 +240,16 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     state.apply_diff(&diff);
     // Committed as an older node (or any writer without the index) would: block, accounts and
     // head, no index entries and no marker.
-    let header = Header {
-        height: parent.header.height + 1,
-        parent_hash: parent.hash,
-        timestamp_ms: parent.header.timestamp_ms,
+    let parts = BlockParts {
+        block_id: parent.height() + 1,
+        prev_block_hash: parent.hash(),
+        timestamp_ms: parent.timestamp_ms(),
+        transactions: vec![],
+        failed: vec![],
         state_root: state.state_root(),
-        transactions_root: transactions_root(&[]),
+        time_offset_ms: parent.time_offset_ms,
     };
-    let block =
-        StoredBlock { hash: header.hash(), header, transactions: vec![], time_offset_ms: parent.time_offset_ms };
+    let block = StoredBlock::seal(parts, &sequencer(), LezRelease::DEFAULT.builtin_ids().clock);
     drop(storage);
     commit_without_index(&path, &block, &diff);
     let storage = RedbStorage::open(&path).expect("open storage");
@@ -247,7 +257,7 @@ fn blocks_committed_without_the_index_make_it_stale_and_it_is_rebuilt() {
     drop(storage);
 
     let (storage, chain) = open(&path);
-    assert_eq!(chain.head_height(), block.header.height);
+    assert_eq!(chain.head_height(), block.height());
     assert_eq!(
         chain.vaults(&new_owner).iter().map(|v| v.vault_id).collect::<Vec<_>>(),
         [vault_id],
@@ -288,6 +298,6 @@ fn accounts_that_do_not_match_the_head_state_root_are_refused_at_open() {
         txn.commit().expect("commit");
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
-    let error = Chain::open(storage as Arc<dyn Storage>, KEYS, 0).err().expect("refused");
+    let error = Chain::open(storage as Arc<dyn Storage>, &config(0)).err().expect("refused");
     assert!(error.to_string().contains("state root does not match"), "{error}");
 }

@@ -42,6 +42,14 @@ pub struct ClockProgram {
     id: ProgramId,
 }
 
+impl ClockProgram {
+    /// The program under `id` (a LEZ release's id for it).
+    #[must_use]
+    pub const fn with_id(id: ProgramId) -> Self {
+        Self { id }
+    }
+}
+
 impl Default for ClockProgram {
     fn default() -> Self {
         Self { id: clock_program_id() }

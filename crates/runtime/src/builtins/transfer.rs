@@ -52,6 +52,14 @@ pub struct AuthenticatedTransferProgram {
     id: ProgramId,
 }
 
+impl AuthenticatedTransferProgram {
+    /// The program under `id` (a LEZ release's id for it).
+    #[must_use]
+    pub const fn with_id(id: ProgramId) -> Self {
+        Self { id }
+    }
+}
+
 impl Default for AuthenticatedTransferProgram {
     fn default() -> Self {
         Self { id: authenticated_transfer_program_id() }
