@@ -157,6 +157,71 @@ mod lez {
         }
     }
 
+    /// `common::block::BlockHeader`.
+    #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+    pub struct BlockHeader {
+        pub block_id: u64,
+        pub prev_block_hash: [u8; 32],
+        pub hash: [u8; 32],
+        pub timestamp: u64,
+        pub signature: [u8; 64],
+    }
+
+    /// `common::block::BlockBody`.
+    #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+    pub struct BlockBody {
+        pub transactions: Vec<LeeTransaction>,
+    }
+
+    /// `common::block::BedrockStatus`.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+    pub enum BedrockStatus {
+        Pending,
+        Safe,
+        Finalized,
+    }
+
+    /// `common::block::Block`; JSON: base64 (standard, padded) of the Borsh.
+    #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+    pub struct Block {
+        pub header: BlockHeader,
+        pub body: BlockBody,
+        pub bedrock_status: BedrockStatus,
+    }
+
+    impl<'de> Deserialize<'de> for Block {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = <String as Deserialize>::deserialize(d)?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+            borsh::from_slice(&bytes).map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// `common::block::HashableBlockData`, what a block's hash covers.
+    #[derive(BorshSerialize)]
+    pub struct HashableBlockData<'a> {
+        pub block_id: u64,
+        pub prev_block_hash: [u8; 32],
+        pub timestamp: u64,
+        pub transactions: &'a Vec<LeeTransaction>,
+    }
+
+    /// The block hash's prefix: `/LEE/v0.3/Message/Block/` NUL-padded to 32 bytes.
+    pub const BLOCK_PREFIX: [u8; 32] = *b"/LEE/v0.3/Message/Block/\0\0\0\0\0\0\0\0";
+
+    impl Block {
+        /// `compute_hash`: SHA-256 of the prefix and the Borsh of `HashableBlockData`.
+        pub fn recompute_hash(&self) -> [u8; 32] {
+            let data = HashableBlockData {
+                block_id: self.header.block_id,
+                prev_block_hash: self.header.prev_block_hash,
+                timestamp: self.header.timestamp,
+                transactions: &self.body.transactions,
+            };
+            paystreams_lez_core::sha256(&[&BLOCK_PREFIX, &borsh::to_vec(&data).expect("borsh")])
+        }
+    }
+
     /// `lee_core::Commitment([u8; 32])`: derived serde, an array of 32 numbers.
     #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
     pub struct Commitment(pub [u8; 32]);
@@ -282,6 +347,28 @@ async fn lezs_wallet_requests_decode_into_lezs_types() {
     assert_eq!(dropped, None, "a failed transaction is never returned");
     let unchanged: lez::Account = wallet.call("getAccount", &format!(r#"["{recipient}"]"#)).await;
     assert_eq!(unchanged, after);
+
+    // The wallet's block reads: getBlock and the poller's getBlockRange from genesis (1).
+    let last: u64 = wallet.call("getLastBlockId", "").await;
+    let blocks: Vec<lez::Block> = wallet.call("getBlockRange", &format!("[1,{last}]")).await;
+    assert_eq!(blocks.len() as u64, last);
+    let sequencer = node.chain().sequencer_public_key();
+    let mut parent = [0_u8; 32];
+    for (id, block) in (1..).zip(&blocks) {
+        assert_eq!(block.header.block_id, id);
+        assert_eq!(block.header.prev_block_hash, parent, "block {id} chains to its parent");
+        assert_eq!(block.recompute_hash(), block.header.hash, "block {id}'s hash is LEZ's");
+        let signature = paystreams_lez_core::crypto::Signature(block.header.signature);
+        assert!(sequencer.verify(&block.header.hash, &signature), "block {id} is signed by the sequencer");
+        assert!(!block.body.transactions.contains(&failing), "a failed transaction is in no block");
+        parent = block.header.hash;
+    }
+    let single: Option<lez::Block> = wallet.call("getBlock", &format!("[{block_id}]")).await;
+    let single = single.expect("the transfer's block");
+    assert_eq!(Some(&single), blocks.get(usize::try_from(block_id - 1).expect("small")));
+    assert!(single.body.transactions.contains(&tx), "the transfer is in its block");
+    let beyond: Option<lez::Block> = wallet.call("getBlock", &format!("[{}]", last + 1_000)).await;
+    assert_eq!(beyond, None);
 
     // Private-state queries of the wallet's account manager.
     let commitment = lez::Commitment([3; 32]);
