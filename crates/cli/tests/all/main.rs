@@ -13,6 +13,7 @@ mod common;
 mod eligibility_flow;
 mod gate_cli;
 mod js_waku;
+mod lez_chain;
 mod lifecycle;
 mod lightpush_js;
 mod node_cli;
