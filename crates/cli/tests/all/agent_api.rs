@@ -105,7 +105,7 @@ impl AgentProcess {
 }
 
 /// The app: dials the provider with the identity the agent gives it.
-async fn app(agent: &AgentProcess, provider: &str) -> StoreClient {
+pub(crate) async fn app(agent: &AgentProcess, provider: &str) -> StoreClient {
     let identity = agent.ok("GET", &format!("/v1/identity?provider={provider}"), None).await;
     let key = B64.decode(identity["private_key"].as_str().expect("key")).expect("base64");
     let keypair = Keypair::from_protobuf_encoding(&key).expect("a libp2p key");
@@ -144,7 +144,12 @@ async fn page(
 }
 
 /// Reads every page of the topic; the first page's proof kind must be `first_kind`.
-async fn read_all(agent: &AgentProcess, client: &StoreClient, provider: &str, first_kind: &str) -> Vec<String> {
+pub(crate) async fn read_all(
+    agent: &AgentProcess,
+    client: &StoreClient,
+    provider: &str,
+    first_kind: &str,
+) -> Vec<String> {
     let mut texts = Vec::new();
     let mut cursor = None;
     for n in 0.. {
@@ -170,7 +175,7 @@ async fn read_all(agent: &AgentProcess, client: &StoreClient, provider: &str, fi
     texts
 }
 
-fn expected_texts() -> Vec<String> {
+pub(crate) fn expected_texts() -> Vec<String> {
     (0..12).map(|i| format!("line {i:02}")).collect()
 }
 
