@@ -15,7 +15,7 @@ use base64::Engine as _;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use paystreams_client::keystore::Keystore;
 use paystreams_lez_core::{AccountId, crypto::SecretKey, transfer::authenticated_transfer_program_id};
-use paystreams_rpc::{HexHash, PaystreamsApiClient as _, TxStatus};
+use paystreams_rpc::{HexHash, LezApiClient as _, PaystreamsApiClient as _, TxStatus};
 use paystreams_runtime::{Message, Transaction};
 use paystreams_testkit::rng::Rng;
 
@@ -106,7 +106,7 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
         let nonces = rpc.get_accounts_nonces(ids.clone()).await.expect("nonces");
         let sender = {
             let (keys, included) = (keys.clone(), Arc::clone(&included));
-            let mut nonces: Vec<u128> = nonces.iter().map(|n| n.0).collect();
+            let mut nonces: Vec<u128> = nonces.clone();
             tokio::spawn(async move {
                 for i in 0.. {
                     let from = i % ACCOUNTS;

@@ -23,8 +23,8 @@ use paystreams_program::{
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus,
-    VaultView, remote::NodeRpc,
+    BlockInfo, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
+    TxErrorInfo, TxStatus, VaultView, remote::NodeRpc,
 };
 pub use paystreams_rpc::{remote::DEFAULT_INCLUSION_TIMEOUT, stream_events};
 use paystreams_runtime::{Message, Transaction};
@@ -150,7 +150,7 @@ impl Client {
         self.node.ws_url()
     }
 
-    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    /// The raw JSON-RPC client (implements `LezApiClient` and `PaystreamsApiClient`).
     #[must_use]
     pub const fn rpc(&self) -> &HttpClient {
         self.node.http()
@@ -214,14 +214,14 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn account(&self, id: AccountId) -> Result<Account> {
-        self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))
+        let account = self.node.http().get_account(id).await.map_err(self.rpc_err("getAccount"))?;
+        Ok(account.into())
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn nonces(&self, ids: Vec<AccountId>) -> Result<Vec<u128>> {
-        let nonces = self.node.http().get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))?;
-        Ok(nonces.into_iter().map(|n| n.0).collect())
+        self.node.http().get_accounts_nonces(ids).await.map_err(self.rpc_err("getAccountsNonces"))
     }
 
     /// The native balance of an account.
@@ -247,7 +247,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn vault(&self, owner: AccountId, vault_id: u64) -> Result<Option<VaultView>> {
-        self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("getVault"))
+        self.node.http().get_vault(owner, vault_id).await.map_err(self.rpc_err("paystreams_getVault"))
     }
 
     /// The vault, or an error telling how to create it.
@@ -268,13 +268,13 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_vaults(&self, owner: AccountId) -> Result<Vec<VaultView>> {
-        self.node.http().list_vaults(owner).await.map_err(self.rpc_err("listVaults"))
+        self.node.http().list_vaults(owner).await.map_err(self.rpc_err("paystreams_listVaults"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn stream(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>> {
-        self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("getStream"))
+        self.node.http().get_stream(owner, vault_id, stream_id).await.map_err(self.rpc_err("paystreams_getStream"))
     }
 
     /// The stream, or an error naming what exists.
@@ -295,7 +295,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn list_streams(&self, filter: StreamFilter) -> Result<Vec<StreamView>> {
-        self.node.http().list_streams(filter).await.map_err(self.rpc_err("listStreams"))
+        self.node.http().list_streams(filter).await.map_err(self.rpc_err("paystreams_listStreams"))
     }
 
     /// # Errors
@@ -307,7 +307,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn block(&self, block_id: u64) -> Result<Option<BlockInfo>> {
-        self.node.http().get_block(block_id).await.map_err(self.rpc_err("getBlock"))
+        self.node.http().get_block_info(block_id).await.map_err(self.rpc_err("paystreams_getBlock"))
     }
 
     /// The latest block's time in seconds.
@@ -324,7 +324,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn program_ids(&self) -> Result<BTreeMap<String, String>> {
-        self.node.http().get_program_ids().await.map_err(self.rpc_err("getProgramIds"))
+        self.node.http().get_program_ids_hex().await.map_err(self.rpc_err("paystreams_getProgramIds"))
     }
 
     /// Dev only: moves the chain clock forward and mines a block.
@@ -332,7 +332,7 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn advance_time(&self, seconds: u64) -> Result<BlockInfo> {
-        self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("devAdvanceTime"))
+        self.node.http().dev_advance_time(seconds).await.map_err(self.rpc_err("paystreams_devAdvanceTime"))
     }
 
     /// Dev only: mines blocks.
@@ -340,13 +340,13 @@ impl Client {
     /// # Errors
     /// RPC failure or a node without `--dev`.
     pub async fn mine(&self, blocks: Option<u32>) -> Result<BlockInfo> {
-        self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("devMine"))
+        self.node.http().dev_mine(blocks).await.map_err(self.rpc_err("paystreams_devMine"))
     }
 
     /// # Errors
     /// RPC failure.
     pub async fn receipt(&self, hash: HexHash) -> Result<Option<ReceiptInfo>> {
-        self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("getTransactionReceipt"))
+        self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("paystreams_getTransactionReceipt"))
     }
 
     /// The chain state that explains a failure of `op`.

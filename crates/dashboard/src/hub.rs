@@ -1,5 +1,6 @@
-//! The live side: one background task follows the node over WebSocket (`subscribeEvents` for
-//! every payment-streams event, `subscribeBlocks` for the chain head), keeps a bounded log of
+//! The live side: one background task follows the node over WebSocket
+//! (`paystreams_subscribeEvents` for every payment-streams event, `paystreams_subscribeBlocks`
+//! for the chain head), keeps a bounded log of
 //! events (read back from recent blocks at start, so stream pages have a history), and
 //! broadcasts [`Push`] messages that the `/events` server-sent-events endpoint forwards to
 //! browsers.
@@ -283,7 +284,11 @@ async fn read_history(client: &Client, from: u64, to: u64) -> Result<Vec<EventNo
     let mut start = from;
     while start <= to {
         let end = start.saturating_add(BLOCK_RANGE_MAX - 1).min(to);
-        let blocks = client.rpc().get_block_range(start, end).await.map_err(|e| format!("getBlockRange: {e}"))?;
+        let blocks = client
+            .rpc()
+            .get_block_range_info(start, end)
+            .await
+            .map_err(|e| format!("paystreams_getBlockRange: {e}"))?;
         for block in blocks {
             for hash in &block.transactions {
                 let Some(receipt) = client.receipt(*hash).await.map_err(|e| e.to_string())? else { continue };
@@ -338,8 +343,9 @@ async fn follow_once(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let ws = WsClientBuilder::default().build(ws_url).await.map_err(|e| e.to_string())?;
-    let mut events = ws.subscribe_events(EventFilter::default()).await.map_err(|e| format!("subscribeEvents: {e}"))?;
-    let mut blocks = ws.subscribe_blocks().await.map_err(|e| format!("subscribeBlocks: {e}"))?;
+    let mut events =
+        ws.subscribe_events(EventFilter::default()).await.map_err(|e| format!("paystreams_subscribeEvents: {e}"))?;
+    let mut blocks = ws.subscribe_blocks().await.map_err(|e| format!("paystreams_subscribeBlocks: {e}"))?;
     let height = client.last_block_id().await.map_err(|e| e.to_string())?;
     if let Some(block) = client.block(height).await.map_err(|e| e.to_string())? {
         hub.set_head(Head { height, time: block.header.timestamp_ms / 1000 });

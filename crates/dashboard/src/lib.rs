@@ -6,7 +6,7 @@
 //! - **Overview**: chain height and time, every keystore identity with its balance, its vaults
 //!   and its streams. Accrued and unaccrued tick every second in the browser (integer math on
 //!   the decimal strings, from `rate` and `accrued_as_of`, in chain seconds), and server-sent
-//!   events from the node's `subscribeEvents` refresh exactly the rows an event touched.
+//!   events from the node's `paystreams_subscribeEvents` refresh exactly the rows an event touched.
 //! - **Stream page**: the stream's numbers, a chart of accrued versus time replayed from its
 //!   events with the program's own fold, and its event history.
 //! - **Provider view**: streams paying a keystore identity, claimable totals, "claim all", and

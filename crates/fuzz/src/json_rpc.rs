@@ -3,8 +3,9 @@
 //! The module is the one the node serves (automine on, dev methods off, so a request cannot
 //! mine blocks on its own). The chain is created once, from a fixed genesis of four funded
 //! keys, and recreated when it has grown past [`CHAIN_HEIGHT_MAX`] blocks. The first input
-//! byte picks arbitrary text, a structured request (a real method name with parameters built
-//! from the input) or a `sendTransaction` of a signed transaction built from the input.
+//! byte picks arbitrary text, a structured request (a real method name, LEZ's or a
+//! `paystreams_*` one, with parameters built from the input) or a `sendTransaction` of a signed
+//! transaction built from the input.
 //!
 //! Checks: every request that parses gets one well-formed JSON-RPC 2.0 response echoing its id,
 //! with a result or an error whose code is one this API documents; the state root and the head
@@ -15,15 +16,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use jsonrpsee::RpcModule;
-use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::authenticated_transfer_program_id};
+use paystreams_lez_core::{
+    AccountId, crypto::SecretKey, lez_release::LezRelease, sha256, transfer::authenticated_transfer_program_id,
+};
 use paystreams_node::{
-    Chain, MemStorage, Storage as _,
-    block::{GenesisAccount, GenesisSpec},
-    chain::{genesis_block, genesis_state},
+    Chain, ChainConfig, MemStorage, RpcMethods, Storage as _,
+    block::{GenesisAccount, GenesisSpec, StoredBlock},
+    chain::{genesis_parts, genesis_state},
     rpc::RpcServer,
 };
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
-use paystreams_rpc::{PaystreamsApiServer as _, codes};
+use paystreams_rpc::codes;
 use paystreams_runtime::{MAX_TRANSACTION_BYTES, Message, Transaction, TransactionChecks as _};
 use serde_json::{Map, Value, json};
 
@@ -31,8 +34,6 @@ use crate::{source::Source, transaction::sign};
 
 /// Blocks after which the chain is recreated, bounding memory over long fuzzing runs.
 pub const CHAIN_HEIGHT_MAX: u64 = 2_048;
-/// Genesis time of the fuzzing chain, Unix milliseconds.
-const GENESIS_MS: u64 = 1_700_000_000_000;
 /// Dev accounts at genesis.
 const KEYS: usize = 4;
 /// Subscription notifications buffered per call (none are read).
@@ -54,7 +55,7 @@ const KNOWN_ERROR_CODES: [i64; 8] = [
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     chain: Arc<Chain>,
-    module: RpcModule<RpcServer>,
+    module: RpcModule<()>,
     methods: Vec<&'static str>,
     keys: Vec<SecretKey>,
 }
@@ -68,20 +69,32 @@ fn dev_key(index: usize) -> SecretKey {
 
 fn build() -> Fixture {
     let keys: Vec<SecretKey> = (0..KEYS).map(dev_key).collect();
+    let release = LezRelease::DEFAULT;
+    let sequencer = dev_key(KEYS);
     let spec = GenesisSpec {
-        timestamp_ms: GENESIS_MS,
+        release,
+        sequencer: sequencer.public_key(),
         accounts: keys.iter().map(|k| GenesisAccount { secret_key: k.to_bytes(), balance: 1_000_000_000 }).collect(),
     };
-    let state = genesis_state(&spec);
+    let runtime = paystreams_runtime::Runtime::for_release(release);
+    let state = match genesis_state(&spec, &runtime) {
+        Ok(state) => state,
+        Err(error) => panic!("in-memory genesis failed: {error}"),
+    };
+    let head = StoredBlock::seal(genesis_parts(&state), &sequencer, runtime.builtin_ids().clock);
     let storage = Arc::new(MemStorage::new());
-    if let Err(error) = storage.init(&spec, &genesis_block(&spec, &state), &state) {
+    if let Err(error) = storage.init(&spec, &head, &state) {
         panic!("in-memory genesis failed: {error}");
     }
-    let chain = match Chain::open(storage, 0, 0) {
+    let config = ChainConfig { release, sequencer, dev_accounts: 0, dev_balance: 0 };
+    let chain = match Chain::open(storage, &config) {
         Ok(chain) => Arc::new(chain),
         Err(error) => panic!("in-memory chain failed to open: {error}"),
     };
-    let module = RpcServer::new(Arc::clone(&chain), true, false).into_rpc();
+    let module = match RpcServer::new(Arc::clone(&chain), true, false).into_module(RpcMethods::All) {
+        Ok(module) => module,
+        Err(error) => panic!("the node's RPC module failed to build: {error}"),
+    };
     let mut methods: Vec<&'static str> = module.method_names().collect();
     methods.sort_unstable();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -175,7 +188,10 @@ fn check_call(fx: &Fixture, request: &str) {
             other => panic!("admitted transaction not committed under automine: {other:?}"),
         }
         assert!(fx.chain.head_height() > height, "automine did not produce a block");
-    } else if method == "sendTransactions" && success && batch_admitted(fx, &parsed, object.get("result"), request) {
+    } else if method == "paystreams_sendTransactions"
+        && success
+        && batch_admitted(fx, &parsed, object.get("result"), request)
+    {
         // At least one transaction of the batch was admitted (each checked above): the chain
         // moves by exactly what was admitted.
         assert!(fx.chain.head_height() > height, "automine did not produce a block for an admitted batch: {request}");
@@ -196,7 +212,7 @@ fn check_call(fx: &Fixture, request: &str) {
     }
 }
 
-/// Checks a successful `sendTransactions` answer against its request: one outcome per
+/// Checks a successful `paystreams_sendTransactions` answer against its request: one outcome per
 /// transaction sent, in order; each admitted one (a hash) passes every offline check, is
 /// answered with its own hash and is committed; each refused one (an error) carries an API
 /// error code. Whether any transaction was admitted.
@@ -207,8 +223,12 @@ fn batch_admitted(fx: &Fixture, parsed: &jsonrpsee::types::Request<'_>, result: 
         Some(Value::Object(fields)) => fields.get("transactions"),
         _ => None,
     };
-    let Some(Value::Array(sent)) = sent else { panic!("sendTransactions succeeded without a list: {request}") };
-    let Some(Value::Array(outcomes)) = result else { panic!("sendTransactions answered no list: {request}") };
+    let Some(Value::Array(sent)) = sent else {
+        panic!("paystreams_sendTransactions succeeded without a list: {request}")
+    };
+    let Some(Value::Array(outcomes)) = result else {
+        panic!("paystreams_sendTransactions answered no list: {request}")
+    };
     assert_eq!(outcomes.len(), sent.len(), "one outcome per transaction sent: {request}");
     let mut admitted = false;
     for (text, outcome) in sent.iter().zip(outcomes) {
@@ -237,12 +257,12 @@ fn batch_admitted(fx: &Fixture, parsed: &jsonrpsee::types::Request<'_>, result: 
     admitted
 }
 
-/// The `transaction` parameter, positional or named, when it is a string.
+/// `sendTransaction`'s `tx` parameter, positional or named, when it is a string.
 fn transaction_param(params: Option<&str>) -> Option<String> {
     let params: Value = serde_json::from_str(params?).ok()?;
     let value = match &params {
         Value::Array(items) => items.first()?,
-        Value::Object(fields) => fields.get("transaction")?,
+        Value::Object(fields) => fields.get("tx")?,
         _ => return None,
     };
     value.as_str().map(str::to_owned)
@@ -303,7 +323,12 @@ fn structured_request(fx: &Fixture, s: &mut Source<'_>) -> String {
 }
 
 fn key_name(s: &mut Source<'_>) -> String {
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 17] = [
+        "tx",
+        "tx_hash",
+        "txHash",
+        "commitments",
+        "accountId",
         "owner",
         "provider",
         "vault_id",
@@ -415,12 +440,12 @@ fn send_transaction_request(fx: &Fixture, s: &mut Source<'_>) -> String {
         s.mutate(&mut raw, 2);
         text = String::from_utf8_lossy(&raw).into_owned();
     }
-    // One in four goes as a batch of one (`sendTransactions`), positional or named.
+    // One in four goes as a batch of one (`paystreams_sendTransactions`), positional or named.
     let (method, params) = match (s.one_in(4), s.bool()) {
         (false, true) => ("sendTransaction", json!([text])),
-        (false, false) => ("sendTransaction", json!({ "transaction": text })),
-        (true, true) => ("sendTransactions", json!([[text]])),
-        (true, false) => ("sendTransactions", json!({ "transactions": [text] })),
+        (false, false) => ("sendTransaction", json!({ "tx": text })),
+        (true, true) => ("paystreams_sendTransactions", json!([[text]])),
+        (true, false) => ("paystreams_sendTransactions", json!({ "transactions": [text] })),
     };
     json!({ "jsonrpc": "2.0", "id": s.u32(), "method": method, "params": params }).to_string()
 }
@@ -442,18 +467,29 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let texts = [
         ("get-last-block-id", json!({"jsonrpc": "2.0", "id": 1, "method": "getLastBlockId"})),
         ("get-account", json!({"jsonrpc": "2.0", "id": 2, "method": "getAccount", "params": [dev]})),
-        ("get-block-range", json!({"jsonrpc": "2.0", "id": "r", "method": "getBlockRange", "params": [0, 0]})),
-        ("list-streams", json!({"jsonrpc": "2.0", "id": 3, "method": "listStreams", "params": [{"owner": dev}]})),
+        (
+            "get-block-range",
+            json!({"jsonrpc": "2.0", "id": "r", "method": "paystreams_getBlockRange", "params": [0, 0]}),
+        ),
+        (
+            "list-streams",
+            json!({"jsonrpc": "2.0", "id": 3, "method": "paystreams_listStreams", "params": [{"owner": dev}]}),
+        ),
         (
             "get-vault",
-            json!({"jsonrpc": "2.0", "id": 4, "method": "getVault", "params": {"owner": dev, "vault_id": 0}}),
+            json!({"jsonrpc": "2.0", "id": 4, "method": "paystreams_getVault",
+                   "params": {"owner": dev, "vault_id": 0}}),
+        ),
+        (
+            "get-accounts-nonces",
+            json!({"jsonrpc": "2.0", "id": 7, "method": "getAccountsNonces", "params": {"accountIds": [dev]}}),
         ),
         (
             "send-transaction",
             json!({"jsonrpc": "2.0", "id": 5, "method": "sendTransaction",
                    "params": [base64::engine::general_purpose::STANDARD.encode(transfer.envelope_bytes())]}),
         ),
-        ("subscribe-blocks", json!({"jsonrpc": "2.0", "id": 6, "method": "subscribeBlocks"})),
+        ("subscribe-blocks", json!({"jsonrpc": "2.0", "id": 6, "method": "paystreams_subscribeBlocks"})),
     ];
     let mut seeds: Vec<(String, Vec<u8>)> = texts
         .into_iter()

@@ -528,20 +528,18 @@ impl FromWords for crate::AccountId {
     fn read_words(r: &mut WordReader<'_>) -> Result<Self, WordsError> {
         let at = r.position();
         let text = String::read_words(r)?;
-        let id: Self = text.parse().map_err(|e: crate::IdParseError| WordsError::Invalid {
-            what: "account id",
-            at,
-            detail: e.to_string(),
-        })?;
-        // Only the canonical base58 text round-trips (no surrounding spaces or other spellings).
-        if id.to_string() != text {
-            return Err(WordsError::Invalid {
-                what: "account id",
-                at,
-                detail: format!("{text:?} is not canonical base58"),
-            });
+        let invalid = |detail: String| WordsError::Invalid { what: "account id", at, detail };
+        // Decoded strictly (no trimming, base58 alphabet only) into exactly 32 bytes. Base58 of a
+        // fixed-length value has one spelling (each leading '1' is one leading zero byte, the
+        // rest is the number without leading zero digits), so no re-encoding check is needed.
+        let mut value = [0_u8; 32];
+        let len = bs58::decode(text.as_bytes())
+            .onto(&mut value[..])
+            .map_err(|e| invalid(format!("{text:?} is not base58 of 32 bytes: {e}")))?;
+        if len != 32 {
+            return Err(invalid(format!("{text:?} decodes to {len} bytes, not 32")));
         }
-        Ok(id)
+        Ok(Self(value))
     }
 }
 

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use jsonrpsee::http_client::HttpClientBuilder;
 use paystreams_lez_core::{crypto::SecretKey, transfer::authenticated_transfer_program_id};
 use paystreams_node::{NodeConfig, start};
-use paystreams_rpc::{PaystreamsApiClient as _, StreamFilter};
+use paystreams_rpc::{LezApiClient as _, PaystreamsApiClient as _, StreamFilter};
 use paystreams_runtime::{Message, Transaction};
 
 fn rss_kib() -> u64 {
@@ -84,7 +84,7 @@ async fn main() {
                         client.list_streams(StreamFilter { owner: Some(receiver), provider: None }).await.map(|_| ())
                     }
                     (6, _) => client.get_accounts_nonces(vec![receiver]).await.map(|_| ()),
-                    _ => client.get_block(paystreams_lez_core::lez_block::GENESIS_BLOCK_ID).await.map(|_| ()),
+                    _ => client.get_block_info(paystreams_lez_core::lez_block::GENESIS_BLOCK_ID).await.map(|_| ()),
                 };
                 local.push(t.elapsed());
                 if let Err(e) = result {

@@ -27,7 +27,7 @@ use paystreams_program::{
     payment_streams_program_id,
     state::VaultPrivacyTier,
 };
-use paystreams_rpc::{HexHash, PaystreamsApiClient as _, TxStatus};
+use paystreams_rpc::{HexHash, LezApiClient as _, PaystreamsApiClient as _, TxStatus};
 use paystreams_runtime::{BlockContext, Message, Overlay, Runtime, StateView as _, Transaction};
 
 /// Concurrent RPC clients submitting.

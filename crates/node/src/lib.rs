@@ -33,10 +33,10 @@ use std::{
 use anyhow::Context as _;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
-use paystreams_rpc::PaystreamsApiServer as _;
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use chain::{Chain, ChainConfig, NodeError};
+pub use rpc::RpcMethods;
 pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
 pub use verify::{VerifyError, VerifyReport, verify};
 
@@ -95,6 +95,8 @@ pub struct NodeConfig {
     /// The key that signs blocks. `None`: the data dir's [`SEQUENCER_KEY_FILE`] (created on first
     /// start), or a fresh key for a chain in memory.
     pub sequencer_key: Option<SecretKey>,
+    /// LEZ's methods and ours, or LEZ's only.
+    pub rpc_methods: RpcMethods,
 }
 
 impl NodeConfig {
@@ -113,6 +115,7 @@ impl NodeConfig {
             dev_balance: DEFAULT_DEV_BALANCE,
             lez_release: LezRelease::DEFAULT,
             sequencer_key: None,
+            rpc_methods: RpcMethods::All,
         }
     }
 
@@ -321,7 +324,8 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
             format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
         })?;
     let addr = server.local_addr().context("listening address")?;
-    let module = rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_rpc();
+    let module =
+        rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_module(config.rpc_methods)?;
     let server = server.start(module);
 
     let (stop, mut stopped) = watch::channel(false);

@@ -1,23 +1,91 @@
-//! The JSON-RPC server: [`PaystreamsApiServer`] over the [`Chain`].
+//! The JSON-RPC server over the [`Chain`]: LEZ's methods ([`LezApiServer`]) and ours
+//! ([`PaystreamsApiServer`], all `paystreams_*`), or LEZ's alone ([`RpcMethods::Lez`]).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
 
 use jsonrpsee::{
-    PendingSubscriptionSink,
+    PendingSubscriptionSink, RpcModule,
     core::{SubscriptionResult, async_trait},
     types::{ErrorObjectOwned, error::INVALID_PARAMS_CODE},
 };
-use paystreams_lez_core::AccountId;
+use paystreams_lez_core::{AccountId, domain_prefix, sha256};
 use paystreams_rpc::{
-    AccountInfo, Amount, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, PaystreamsApiServer, ReceiptInfo, RpcResult,
-    SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome, TransactionInfo, VaultView, codes,
+    AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, LezApiServer, PAYSTREAMS_METHOD_PREFIX,
+    PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome,
+    TransactionInfo, TxStatus, VaultView, codes,
+    lez::{
+        self, Commitment, DUMMY_COMMITMENT, DUMMY_COMMITMENT_HASH, LezAccount, LezBlockData, LezProgramIds,
+        MembershipProof, ProofsAndRoot, TransactionInBlock,
+    },
 };
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::chain::{Chain, CommittedBlock, DEV_MINE_MAX, NodeError, block_info};
 
-/// Most account ids one `getAccountsNonces` call may name.
+/// Most account ids one `getAccountsNonces` call may name (ours; LEZ sets no bound).
 pub const NONCES_MAX: usize = 1_000;
+
+/// Most commitments one `getProofsAndRoot` call may name (ours; LEZ sets no bound).
+pub const COMMITMENTS_MAX: usize = 1_000;
+
+/// Which methods the node serves (`paystream node --rpc-methods`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum RpcMethods {
+    /// LEZ's methods and ours (`paystreams_*`).
+    #[default]
+    All,
+    /// LEZ's methods only: a `paystreams_*` call answers -32601 saying so, as a LEZ sequencer
+    /// would answer "method not found". For testing clients that must need nothing LEZ lacks.
+    Lez,
+}
+
+impl std::str::FromStr for RpcMethods {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Self::All),
+            "lez" => Ok(Self::Lez),
+            other => {
+                Err(format!("unknown method set {other:?}; use `all` (LEZ's and paystreams_*) or `lez` (LEZ's only)"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RpcMethods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::All => "all",
+            Self::Lez => "lez",
+        })
+    }
+}
+
+/// LEZ's builtin program names: a program of ours whose name is one of these but which is not
+/// LEZ's program is listed by `getProgramIds` under `paystreams_<name>`, so a LEZ client never
+/// mistakes it for LEZ's.
+const LEZ_BUILTIN_NAMES: &[&str] = &["amm", "authenticated_transfer", "pinata", "privacy_preserving_circuit", "token"];
+
+/// Our programs that are LEZ's own (same instructions and semantics), listed under LEZ's name.
+const LEZ_PROGRAMS_WE_RUN: &[&str] = &["authenticated_transfer"];
+
+/// The key `getProgramIds` lists a program under, or `None` for one LEZ does not list (the clock).
+fn lez_program_key(name: &str) -> Option<String> {
+    if name == "clock" {
+        None
+    } else if LEZ_PROGRAMS_WE_RUN.contains(&name) || !LEZ_BUILTIN_NAMES.contains(&name) {
+        Some(name.to_owned())
+    } else {
+        Some(format!("{PAYSTREAMS_METHOD_PREFIX}{name}"))
+    }
+}
+
+/// Domain prefix of this node's channel id.
+const CHANNEL_ID_PREFIX: [u8; 32] = domain_prefix("/paystreams/v1/ChannelId/");
 
 /// Dev time moves in whole seconds; a century is far beyond any test and keeps the
 /// millisecond offset far from overflow.
@@ -46,15 +114,45 @@ impl From<NodeError> for ErrorObjectOwned {
 }
 
 /// The server side of the API.
+#[derive(Clone)]
 pub struct RpcServer {
     chain: Arc<Chain>,
     automine: bool,
     dev: bool,
+    channel_id: Arc<OnceLock<[u8; 32]>>,
 }
 
 impl RpcServer {
-    pub const fn new(chain: Arc<Chain>, automine: bool, dev: bool) -> Self {
-        Self { chain, automine, dev }
+    pub fn new(chain: Arc<Chain>, automine: bool, dev: bool) -> Self {
+        Self { chain, automine, dev, channel_id: Arc::default() }
+    }
+
+    /// The methods to serve: LEZ's, plus ours unless `methods` is [`RpcMethods::Lez`], in which
+    /// case each of ours answers -32601 naming the mode.
+    ///
+    /// # Errors
+    /// A method name registered twice (a bug).
+    pub fn into_module(self, methods: RpcMethods) -> anyhow::Result<RpcModule<()>> {
+        let mut module = RpcModule::new(());
+        module.merge(LezApiServer::into_rpc(self.clone()))?;
+        let ours = PaystreamsApiServer::into_rpc(self);
+        match methods {
+            RpcMethods::All => module.merge(ours)?,
+            RpcMethods::Lez => {
+                for name in ours.method_names() {
+                    module.register_method(name, move |_, _, _| -> RpcResult<()> {
+                        Err(error(
+                            codes::METHOD_NOT_FOUND,
+                            format!(
+                                "{name} is not served: this node runs in LEZ-only mode (--rpc-methods lez) and \
+                                 answers LEZ's methods only; restart it with --rpc-methods all for paystreams_* methods"
+                            ),
+                        ))
+                    })?;
+                }
+            }
+        }
+        Ok(module)
     }
 
     fn require_dev(&self, method: &str) -> RpcResult<()> {
@@ -108,13 +206,13 @@ pub(crate) fn block_capacity(automine: bool) -> usize {
 }
 
 #[async_trait]
-impl PaystreamsApiServer for RpcServer {
-    async fn send_transaction(&self, transaction: String) -> RpcResult<HexHash> {
+impl LezApiServer for RpcServer {
+    async fn send_transaction(&self, tx: String) -> RpcResult<HexHash> {
         let automine = self.automine;
         // Admission reads the receipts table (duplicates); automine also commits.
         let hash = self
             .blocking(move |chain| {
-                let hash = chain.submit_encoded(&transaction)?;
+                let hash = chain.submit_encoded(&tx)?;
                 // Mine until this transaction is committed: every call mines at least its own
                 // block, so concurrent senders never wait on each other for long.
                 while automine && chain.is_pending(&hash) {
@@ -126,6 +224,117 @@ impl PaystreamsApiServer for RpcServer {
         Ok(HexHash(hash))
     }
 
+    async fn check_health(&self) -> RpcResult<()> {
+        Ok(())
+    }
+
+    async fn get_block(&self, block_id: u64) -> RpcResult<Option<LezBlockData>> {
+        Err(lez_blocks_unavailable(block_id))
+    }
+
+    async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<LezBlockData>> {
+        check_range(start_block_id, end_block_id)?;
+        Err(lez_blocks_unavailable(start_block_id))
+    }
+
+    async fn get_last_block_id(&self) -> RpcResult<u64> {
+        Ok(self.chain.head_height())
+    }
+
+    async fn get_account_balance(&self, account_id: AccountId) -> RpcResult<u128> {
+        Ok(self.chain.account(&account_id).balance)
+    }
+
+    async fn get_transaction(&self, tx_hash: HexHash) -> RpcResult<Option<TransactionInBlock>> {
+        self.blocking(move |chain| {
+            // LEZ answers only transactions that took effect: pending, unknown and failed ones
+            // are null.
+            let included = chain.receipt(&tx_hash.0)?.is_some_and(|r| r.status == TxStatus::Included);
+            if !included {
+                return Ok(None);
+            }
+            let Some(TransactionInfo { transaction, block_id: Some(block_id), .. }) = chain.transaction(&tx_hash.0)?
+            else {
+                return Ok(None);
+            };
+            Ok(Some((stored_as_lee(&transaction)?, block_id)))
+        })
+        .await
+    }
+
+    async fn get_accounts_nonces(&self, account_ids: Vec<AccountId>) -> RpcResult<Vec<u128>> {
+        if account_ids.len() > NONCES_MAX {
+            return Err(error(INVALID_PARAMS_CODE, format!("at most {NONCES_MAX} account ids per call")));
+        }
+        Ok(account_ids.iter().map(|id| self.chain.account(id).nonce).collect())
+    }
+
+    async fn get_proof_for_commitment(&self, commitment: Commitment) -> RpcResult<Option<MembershipProof>> {
+        Ok(membership_proof(&commitment))
+    }
+
+    async fn get_proofs_and_root(&self, commitments: Vec<Commitment>) -> RpcResult<ProofsAndRoot> {
+        if commitments.len() > COMMITMENTS_MAX {
+            return Err(error(INVALID_PARAMS_CODE, format!("at most {COMMITMENTS_MAX} commitments per call")));
+        }
+        Ok((commitments.iter().map(membership_proof).collect(), DUMMY_COMMITMENT_HASH))
+    }
+
+    async fn get_account(&self, account_id: AccountId) -> RpcResult<LezAccount> {
+        Ok(LezAccount::from(self.chain.account(&account_id)))
+    }
+
+    async fn get_program_ids(&self) -> RpcResult<LezProgramIds> {
+        let runtime = self.chain.runtime();
+        Ok(runtime
+            .program_ids()
+            .filter_map(|id| runtime.program(id).and_then(|p| lez_program_key(p.name())).map(|key| (key, id.0)))
+            .collect())
+    }
+
+    async fn get_channel_id(&self) -> RpcResult<HexHash> {
+        let id = self.channel_id.get_or_init(|| {
+            // The genesis is fixed when the data dir is created, so the id is the same across
+            // restarts and differs between chains.
+            let genesis = borsh::to_vec(self.chain.genesis()).unwrap_or_default();
+            sha256(&[&CHANNEL_ID_PREFIX, &genesis])
+        });
+        Ok(HexHash(*id))
+    }
+}
+
+/// The commitment set of a chain without private transactions: LEZ's dummy commitment alone, at
+/// index 0 of a one-leaf tree (empty authentication path).
+fn membership_proof(commitment: &Commitment) -> Option<MembershipProof> {
+    (*commitment == DUMMY_COMMITMENT).then(|| (0, Vec::new()))
+}
+
+/// A stored transaction (base64 of its envelope, as the chain answers it) as LEZ's wire type.
+fn stored_as_lee(encoded: &str) -> Result<lez::LezTransaction, NodeError> {
+    lez::LezTransaction::decode(encoded)
+        .map_err(|e| NodeError::Production(format!("stored transaction is not in LEZ's format: {e}")))
+}
+
+fn lez_blocks_unavailable(block_id: u64) -> ErrorObjectOwned {
+    error(
+        codes::NOT_FOUND,
+        format!("block {block_id}: this node does not store blocks in LEZ's format yet; use paystreams_getBlock"),
+    )
+}
+
+/// Refuses a reversed range or one longer than [`BLOCK_RANGE_MAX`].
+fn check_range(start_block_id: u64, end_block_id: u64) -> RpcResult<()> {
+    if end_block_id < start_block_id {
+        return Err(error(INVALID_PARAMS_CODE, "end_block_id is before start_block_id"));
+    }
+    if end_block_id.saturating_sub(start_block_id) >= BLOCK_RANGE_MAX {
+        return Err(error(INVALID_PARAMS_CODE, format!("at most {BLOCK_RANGE_MAX} blocks per call")));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PaystreamsApiServer for RpcServer {
     async fn send_transactions(&self, transactions: Vec<String>) -> RpcResult<Vec<SubmitOutcome>> {
         let count = u64::try_from(transactions.len()).unwrap_or(u64::MAX);
         if count > SEND_BATCH_MAX {
@@ -161,7 +370,7 @@ impl PaystreamsApiServer for RpcServer {
         Ok(outcomes)
     }
 
-    async fn get_transaction(&self, hash: HexHash) -> RpcResult<Option<TransactionInfo>> {
+    async fn get_transaction_info(&self, hash: HexHash) -> RpcResult<Option<TransactionInfo>> {
         self.blocking(move |chain| chain.transaction(&hash.0)).await
     }
 
@@ -169,28 +378,16 @@ impl PaystreamsApiServer for RpcServer {
         self.blocking(move |chain| chain.receipt(&hash.0)).await
     }
 
-    async fn get_account(&self, account_id: AccountId) -> RpcResult<AccountInfo> {
+    async fn get_account_info(&self, account_id: AccountId) -> RpcResult<AccountInfo> {
         Ok(self.chain.account(&account_id))
     }
 
-    async fn get_accounts_nonces(&self, account_ids: Vec<AccountId>) -> RpcResult<Vec<Amount>> {
-        if account_ids.len() > NONCES_MAX {
-            return Err(error(INVALID_PARAMS_CODE, format!("at most {NONCES_MAX} account ids per call")));
-        }
-        Ok(account_ids.iter().map(|id| Amount(self.chain.account(id).nonce)).collect())
-    }
-
-    async fn get_block(&self, block_id: u64) -> RpcResult<Option<BlockInfo>> {
+    async fn get_block_info(&self, block_id: u64) -> RpcResult<Option<BlockInfo>> {
         self.blocking(move |chain| Ok(chain.block(block_id)?.as_ref().map(block_info))).await
     }
 
-    async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
-        if end_block_id < start_block_id {
-            return Err(error(INVALID_PARAMS_CODE, "end_block_id is before start_block_id"));
-        }
-        if end_block_id.saturating_sub(start_block_id) >= BLOCK_RANGE_MAX {
-            return Err(error(INVALID_PARAMS_CODE, format!("at most {BLOCK_RANGE_MAX} blocks per call")));
-        }
+    async fn get_block_range_info(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
+        check_range(start_block_id, end_block_id)?;
         let blocks = self
             .blocking(move |chain| {
                 (start_block_id..=end_block_id)
@@ -200,17 +397,11 @@ impl PaystreamsApiServer for RpcServer {
             .await?;
         (start_block_id..=end_block_id)
             .zip(blocks)
-            .map(|(height, block)| {
-                block.ok_or_else(|| error(codes::NOT_FOUND, format!("block {height} does not exist")))
-            })
+            .map(|(height, block)| block.ok_or_else(|| error(codes::NOT_FOUND, lez::block_not_found_message(height))))
             .collect()
     }
 
-    async fn get_last_block_id(&self) -> RpcResult<u64> {
-        Ok(self.chain.head_height())
-    }
-
-    async fn get_program_ids(&self) -> RpcResult<BTreeMap<String, String>> {
+    async fn get_program_ids_hex(&self) -> RpcResult<BTreeMap<String, String>> {
         let runtime = self.chain.runtime();
         Ok(runtime
             .program_ids()
@@ -273,7 +464,7 @@ impl PaystreamsApiServer for RpcServer {
     }
 
     async fn dev_advance_time(&self, seconds: u64) -> RpcResult<BlockInfo> {
-        self.require_dev("devAdvanceTime")?;
+        self.require_dev("paystreams_devAdvanceTime")?;
         if seconds > DEV_ADVANCE_MAX_SECS {
             return Err(error(INVALID_PARAMS_CODE, format!("advance at most {DEV_ADVANCE_MAX_SECS} seconds at once")));
         }
@@ -282,7 +473,7 @@ impl PaystreamsApiServer for RpcServer {
     }
 
     async fn dev_mine(&self, blocks: Option<u32>) -> RpcResult<BlockInfo> {
-        self.require_dev("devMine")?;
+        self.require_dev("paystreams_devMine")?;
         let count = blocks.unwrap_or(1);
         if count == 0 || count > DEV_MINE_MAX {
             return Err(error(INVALID_PARAMS_CODE, format!("mine between 1 and {DEV_MINE_MAX} blocks")));

@@ -1,7 +1,8 @@
 //! The chain seen through a node's JSON-RPC (the `client` feature): [`NodeRpc`] is one node's
 //! HTTP endpoint with the submission primitives (sign with current nonces, send, wait for
 //! inclusion), [`RpcChain`] implements [`ChainView`] and [`ChainWriter`] over it, and
-//! [`WsEvents`] is the [`EventSource`] over the node's `subscribeEvents` WebSocket subscription.
+//! [`WsEvents`] is the [`EventSource`] over the node's `paystreams_subscribeEvents` WebSocket
+//! subscription.
 //!
 //! The typed client (`paystreams-client`) builds its commands on [`NodeRpc`]; the provider's
 //! follower and claimer are built on [`RpcChain`] and [`WsEvents`] by the service that runs
@@ -25,8 +26,8 @@ use paystreams_runtime::{Message, Transaction};
 use tracing::warn;
 
 use crate::{
-    EventFilter, EventNotification, HexHash, PaystreamsApiClient as _, ReceiptInfo, SEND_BATCH_MAX, StreamView,
-    TxStatus, VaultView,
+    EventFilter, EventNotification, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, SEND_BATCH_MAX,
+    StreamView, TxStatus, VaultView,
     chain_view::{ChainError, ChainHead, ChainView, ChainWriter, SubmitOutcome},
     clock::wall_clock_ms,
     events::{EventSource, EventSubscription, Liveness},
@@ -53,7 +54,7 @@ pub enum RpcError {
     #[error("the node refused {method}: {message} (JSON-RPC error {code})")]
     Rpc { method: &'static str, code: i32, message: String },
     #[error(
-        "transaction {hash} was not included within {} s; it may still be pending (query getTransactionReceipt), \
+        "transaction {hash} was not included within {} s; it may still be pending (query paystreams_getTransactionReceipt), \
          or the node is not producing blocks",
         waited.as_secs()
     )]
@@ -121,7 +122,7 @@ impl NodeRpc {
         }
     }
 
-    /// The raw JSON-RPC client (implements `PaystreamsApiClient`).
+    /// The raw JSON-RPC client (implements `LezApiClient` and `PaystreamsApiClient`).
     #[must_use]
     pub const fn http(&self) -> &HttpClient {
         &self.http
@@ -150,8 +151,7 @@ impl NodeRpc {
     ) -> Result<HexHash, RpcError> {
         let ids = signers.iter().map(|k| k.account_id()).collect();
         let nonces = self.http.get_accounts_nonces(ids).await.map_err(self.error("getAccountsNonces"))?;
-        let message =
-            Message { program_id, account_ids, nonces: nonces.into_iter().map(|n| n.0).collect(), instruction_data };
+        let message = Message { program_id, account_ids, nonces, instruction_data };
         self.send_transaction(&Transaction::sign(message, signers)).await
     }
 
@@ -174,7 +174,7 @@ impl NodeRpc {
         let mut interval = RECEIPT_POLL_MIN;
         loop {
             if let Some(receipt) =
-                self.http.get_transaction_receipt(hash).await.map_err(self.error("getTransactionReceipt"))?
+                self.http.get_transaction_receipt(hash).await.map_err(self.error("paystreams_getTransactionReceipt"))?
                 && receipt.status != TxStatus::Pending
             {
                 return Ok(receipt);
@@ -196,7 +196,7 @@ fn unavailable(error: &RpcError) -> ChainError {
 
 /// [`ChainView`] and [`ChainWriter`] over a node's JSON-RPC.
 ///
-/// The head is the latest block (`getLastBlockId` + `getBlock`): its height, its timestamp in
+/// The head is the latest block (`getLastBlockId` + `paystreams_getBlock`): its height, its timestamp in
 /// seconds, and as `observed_at_ms` the wall-clock time this process fetched it — capped, when a
 /// [`Liveness`] is attached, by the last time the event follower knew its subscription to be
 /// open, so the provider engine fails closed while it may be missing events.
@@ -285,7 +285,7 @@ impl RpcChain {
             .http
             .get_stream(*owner, vault_id, stream_id)
             .await
-            .map_err(|e| unavailable(&RpcError::from_call(&self.node.url, "getStream", e)))
+            .map_err(|e| unavailable(&RpcError::from_call(&self.node.url, "paystreams_getStream", e)))
     }
 
     /// Reads the stream from the node and keeps it for readers at `height`.
@@ -327,9 +327,9 @@ impl ChainView for RpcChain {
             let height =
                 http.get_last_block_id().await.map_err(|e| unavailable(&self.node.error("getLastBlockId")(e)))?;
             let block = http
-                .get_block(height)
+                .get_block_info(height)
                 .await
-                .map_err(|e| unavailable(&self.node.error("getBlock")(e)))?
+                .map_err(|e| unavailable(&self.node.error("paystreams_getBlock")(e)))?
                 .ok_or_else(|| ChainError::Unavailable(format!("block {height} is missing")))?;
             Ok::<_, ChainError>((height, block.header.timestamp_ms / 1000))
         }
@@ -357,7 +357,11 @@ impl ChainView for RpcChain {
     }
 
     async fn vault(&self, owner: &AccountId, vault_id: u64) -> Result<Option<VaultView>, ChainError> {
-        self.node.http.get_vault(*owner, vault_id).await.map_err(|e| unavailable(&self.node.error("getVault")(e)))
+        self.node
+            .http
+            .get_vault(*owner, vault_id)
+            .await
+            .map_err(|e| unavailable(&self.node.error("paystreams_getVault")(e)))
     }
 
     async fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Result<Option<StreamView>, ChainError> {
@@ -412,7 +416,7 @@ impl ChainWriter for RpcChain {
     }
 
     /// Fetches the signers' nonces once, signs call `i` with nonce + `i`, sends the calls in
-    /// one `sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
+    /// one `paystreams_sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
     /// so the nonces stay in order) and only then waits for the receipts. A transaction refused
     /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it then fail on
     /// their nonce and are submitted again by the caller).
@@ -426,10 +430,7 @@ impl ChainWriter for RpcChain {
             .http
             .get_accounts_nonces(ids)
             .await
-            .map_err(|e| unavailable(&self.node.error("getAccountsNonces")(e)))?
-            .into_iter()
-            .map(|n| n.0)
-            .collect();
+            .map_err(|e| unavailable(&self.node.error("getAccountsNonces")(e)))?;
         let mut encoded = Vec::with_capacity(calls.len());
         for (offset, call) in (0_u128..).zip(calls) {
             let nonces = nonces
@@ -451,7 +452,7 @@ impl ChainWriter for RpcChain {
                 .http
                 .send_transactions(part.to_vec())
                 .await
-                .map_err(|e| unavailable(&self.node.error("sendTransactions")(e)))?;
+                .map_err(|e| unavailable(&self.node.error("paystreams_sendTransactions")(e)))?;
             admitted.extend(answers.into_iter().map(|answer| match (answer.hash, answer.error) {
                 (Some(hash), _) => Ok(hash),
                 (None, Some(e)) => Err(format!("{} ({})", e.message, e.code)),
@@ -488,7 +489,7 @@ fn outcome_of(receipt: ReceiptInfo) -> SubmitOutcome {
     SubmitOutcome::Failed { code, name }
 }
 
-/// Opens `subscribeEvents` subscriptions on a node's WebSocket endpoint.
+/// Opens `paystreams_subscribeEvents` subscriptions on a node's WebSocket endpoint.
 #[derive(Clone, Debug)]
 pub struct WsEvents {
     ws_url: String,
@@ -538,7 +539,7 @@ impl EventSource for WsEvents {
         let subscription = ws
             .subscribe_events(self.filter.clone())
             .await
-            .map_err(|e| RpcError::from_call(&self.ws_url, "subscribeEvents", e).to_string())?;
+            .map_err(|e| RpcError::from_call(&self.ws_url, "paystreams_subscribeEvents", e).to_string())?;
         Ok(WsSubscription { subscription, _ws: ws })
     }
 }

@@ -9,7 +9,7 @@ use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 use anyhow::Context as _;
 use paystreams_client::Keystore;
 use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
-use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig};
+use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig, RpcMethods};
 
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
@@ -28,9 +28,17 @@ pub struct NodeArgs {
     /// Mine one block per transaction as it arrives, and no timed blocks.
     #[arg(long)]
     pub automine: bool,
-    /// Enable the dev-only methods `devAdvanceTime` and `devMine`.
+    /// Enable the dev-only methods `paystreams_devAdvanceTime` and `paystreams_devMine`.
     #[arg(long)]
     pub dev: bool,
+    /// Which JSON-RPC methods to serve. `all`: LEZ's sequencer methods under LEZ's names and
+    /// shapes (sendTransaction, getTransaction, getAccount, getBlock, ...) plus our own
+    /// `paystreams_*` methods (receipts, vault and stream views, subscriptions, dev methods).
+    /// `lez`: LEZ's methods only, as a LEZ sequencer answers them; every `paystreams_*` call
+    /// gets error -32601 saying the node runs in LEZ-only mode. Use `lez` to check that a client
+    /// (e.g. one run with `--chain lez`) needs nothing a LEZ sequencer lacks.
+    #[arg(long, value_name = "all|lez", default_value_t = RpcMethods::All)]
+    pub rpc_methods: RpcMethods,
     /// Funded dev accounts created at genesis (first start of a data dir only).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_DEV_ACCOUNTS)]
     pub dev_accounts: u32,
@@ -117,6 +125,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         dev_accounts: args.dev_accounts,
         dev_balance: args.dev_balance,
         lez_release: args.lez_release,
+        rpc_methods: args.rpc_methods,
         ..NodeConfig::new(data_dir)
     };
     let keystore = args.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir);

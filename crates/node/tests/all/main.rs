@@ -4,6 +4,7 @@ mod common;
 mod disk_full;
 mod format;
 mod lez_blocks;
+mod lez_rpc;
 mod node;
 mod rpc_robustness;
 mod stream_index;

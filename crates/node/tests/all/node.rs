@@ -8,7 +8,7 @@ use paystreams_client::Keystore;
 use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
 use paystreams_node::{NodeConfig, NodeHandle, start};
 use paystreams_program::{Event, state::StreamState};
-use paystreams_rpc::{EventFilter, PaystreamsApiClient as _, StreamFilter, TxStatus, codes};
+use paystreams_rpc::{EventFilter, LezApiClient as _, PaystreamsApiClient as _, StreamFilter, TxStatus, codes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_receipts_views_and_subscriptions() {
@@ -34,7 +34,7 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     assert_eq!((error.code, error.name.as_str()), (6011, "AllocationExceedsUnallocated"));
     assert!(failed.block_id.is_some());
     let nonces = client.get_accounts_nonces(vec![owner.account_id()]).await.expect("nonces");
-    assert_eq!(nonces[0].0, 2, "a failed transaction bumps no nonce");
+    assert_eq!(nonces[0], 2, "a failed transaction bumps no nonce");
 
     // Re-submitting the same bytes is refused.
     let again = client.send_transaction(b64(&create_stream(&owner, 1, 0, provider.account_id(), 10, 2_000, 2))).await;
@@ -49,7 +49,7 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     assert_eq!((vault.balance.0, vault.total_allocated.0, vault.unallocated.0), (1_000, 500, 500));
     assert_eq!(client.list_vaults(owner.account_id()).await.expect("vaults").len(), 1);
 
-    // Time moves only by devAdvanceTime here (automine makes no timed blocks).
+    // Time moves only by paystreams_devAdvanceTime here (automine makes no timed blocks).
     let before = client.get_stream(owner.account_id(), 1, 0).await.expect("call").expect("stream");
     assert_eq!(before.state, StreamState::Active);
     let block = client.dev_advance_time(20).await.expect("advance");
@@ -90,18 +90,18 @@ async fn lifecycle_receipts_views_and_subscriptions() {
     assert_eq!(Some(event.block_id), paused.block_id);
 
     // Transaction and block lookups.
-    let info = client.get_transaction(paused.hash).await.expect("call").expect("tx");
+    let info = client.get_transaction_info(paused.hash).await.expect("call").expect("tx");
     assert_eq!(info.block_id, paused.block_id);
     let height = client.get_last_block_id().await.expect("height");
-    let range = client.get_block_range(1, height).await.expect("range");
+    let range = client.get_block_range_info(1, height).await.expect("range");
     assert_eq!(range.len() as u64, height);
     for pair in range.windows(2) {
         assert_eq!(pair[1].header.parent_hash, pair[0].header.hash);
         assert!(pair[1].header.timestamp_ms >= pair[0].header.timestamp_ms);
     }
-    let missing = rpc_error(client.get_block_range(1, height + 1).await);
+    let missing = rpc_error(client.get_block_range_info(1, height + 1).await);
     assert_eq!(missing.code(), codes::NOT_FOUND);
-    assert!(client.get_block(height + 1).await.expect("call").is_none());
+    assert!(client.get_block_info(height + 1).await.expect("call").is_none());
     assert!(client.get_program_ids().await.expect("ids").contains_key("payment_streams"));
     blocks.unsubscribe().await.expect("unsubscribe");
     node.shutdown().await;
@@ -178,7 +178,7 @@ async fn restart_from_the_data_dir_keeps_everything() {
     receipts.push(send(&client, &create_stream(&owner, 7, 1, provider, 3, 3_000, 3)).await);
     client.dev_advance_time(10).await.expect("advance");
     let head = client.get_last_block_id().await.expect("height");
-    let head_block = client.get_block(head).await.expect("call").expect("block");
+    let head_block = client.get_block_info(head).await.expect("call").expect("block");
     let stream = client.get_stream(owner.account_id(), 7, 0).await.expect("call");
     let keys: Vec<[u8; 32]> = node.dev_keys().iter().map(|k| k.to_bytes()).collect();
     node.shutdown().await;
@@ -189,7 +189,7 @@ async fn restart_from_the_data_dir_keeps_everything() {
     assert_eq!(restarted_keys, keys, "the genesis keys are reused");
     assert_eq!(save_keys(&node), ["dev-0", "dev-1", "dev-2"], "same keys, same names, no duplicates");
     assert_eq!(client.get_last_block_id().await.expect("height"), head);
-    assert_eq!(client.get_block(head).await.expect("call").expect("block"), head_block);
+    assert_eq!(client.get_block_info(head).await.expect("call").expect("block"), head_block);
     for receipt in &receipts {
         assert_eq!(client.get_transaction_receipt(receipt.hash).await.expect("call").as_ref(), Some(receipt));
     }
