@@ -5,6 +5,7 @@
 //! broadcasts [`Push`] messages that the `/events` server-sent-events endpoint forwards to
 //! browsers.
 
+use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
 use std::{
     collections::VecDeque,
     sync::{Mutex, MutexGuard, PoisonError},
@@ -350,11 +351,10 @@ async fn follow_once(
     if let Some(block) = client.block(height).await.map_err(|e| e.to_string())? {
         hub.set_head(Head { height, time: block.header.timestamp_ms / 1000 });
     }
-    // Read back what the log misses (everything recent on the first connection).
-    let from = hub.seen_to().map_or_else(
-        || height.saturating_sub(history_blocks.saturating_sub(1)),
-        |seen| seen.saturating_add(1).max(height.saturating_sub(history_blocks.saturating_sub(1))),
-    );
+    // Read back what the log misses (everything recent on the first connection); the chain
+    // starts at LEZ's genesis block id (1).
+    let oldest = height.saturating_sub(history_blocks.saturating_sub(1)).max(GENESIS_BLOCK_ID);
+    let from = hub.seen_to().map_or(oldest, |seen| seen.saturating_add(1).max(oldest));
     if from <= height {
         let history = read_history(client, from, height).await?;
         debug!(from, to = height, events = history.len(), "dashboard read back history");

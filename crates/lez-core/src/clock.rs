@@ -31,7 +31,7 @@ pub struct ClockAccountData {
 /// release runs it under that release's id ([`crate::lez_release::BuiltinIds`]).
 #[must_use]
 pub fn clock_program_id() -> ProgramId {
-    crate::lez_release::LezRelease::DEFAULT.builtin_ids().clock
+    crate::lez_release::LezRelease::DEFAULT.clock_id()
 }
 
 /// The clock program's instruction (LEZ's `clock_core::Instruction = Timestamp = u64`): the

@@ -794,13 +794,24 @@ impl LezRelease {
         self.pins().iter().find(|pin| pin.program == program).map(|pin| pin.id)
     }
 
+    /// LEZ's authenticated-transfer program id in this release (every release has one).
+    #[must_use]
+    pub fn authenticated_transfer_id(self) -> ProgramId {
+        self.program_id("authenticated_transfer").unwrap_or(ProgramId::DEFAULT)
+    }
+
+    /// LEZ's clock program id in this release (every release has one).
+    #[must_use]
+    pub fn clock_id(self) -> ProgramId {
+        self.program_id("clock").unwrap_or(ProgramId::DEFAULT)
+    }
+
     /// The ids the builtins of this implementation run under for this release.
     #[must_use]
     pub fn builtin_ids(self) -> BuiltinIds {
-        let id = |program: &str| self.program_id(program).unwrap_or(ProgramId::DEFAULT);
         BuiltinIds {
-            authenticated_transfer: id("authenticated_transfer"),
-            clock: id("clock"),
+            authenticated_transfer: self.authenticated_transfer_id(),
+            clock: self.clock_id(),
             token: crate::token::token_program_id(),
         }
     }

@@ -16,7 +16,7 @@ use crate::{
 /// release runs it under that release's id ([`crate::lez_release::BuiltinIds`]).
 #[must_use]
 pub fn authenticated_transfer_program_id() -> ProgramId {
-    crate::lez_release::LezRelease::DEFAULT.builtin_ids().authenticated_transfer
+    crate::lez_release::LezRelease::DEFAULT.authenticated_transfer_id()
 }
 
 /// LEZ's `authenticated_transfer_core::Instruction`.

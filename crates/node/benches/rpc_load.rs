@@ -84,7 +84,7 @@ async fn main() {
                         client.list_streams(StreamFilter { owner: Some(receiver), provider: None }).await.map(|_| ())
                     }
                     (6, _) => client.get_accounts_nonces(vec![receiver]).await.map(|_| ()),
-                    _ => client.get_block_info(0).await.map(|_| ()),
+                    _ => client.get_block_info(paystreams_lez_core::lez_block::GENESIS_BLOCK_ID).await.map(|_| ()),
                 };
                 local.push(t.elapsed());
                 if let Err(e) = result {

@@ -80,11 +80,11 @@ fn b64(tx: &Transaction) -> String {
 enum Submit {
     /// One `sendTransaction` per transaction from `CLIENTS` concurrent clients.
     One,
-    /// `sendTransactions` with up to `BATCH` transactions per call from `CLIENTS` clients.
+    /// `paystreams_sendTransactions` with up to `BATCH` transactions per call from `CLIENTS` clients.
     Batch,
 }
 
-/// Transactions per `sendTransactions` call.
+/// Transactions per `paystreams_sendTransactions` call.
 const BATCH: usize = 500;
 
 /// Submits each owner's list in order, `CLIENTS` clients at a time, and returns when the last

@@ -42,7 +42,7 @@ pub const MEMPOOL_MAX: usize = 50_000;
 /// one redb write) to well under a block interval; the rest waits for the next block.
 pub const MAX_TXS_PER_BLOCK: usize = 5_000;
 
-/// Most blocks one `devMine` call may produce, so a single request cannot stall the node.
+/// Most blocks one `paystreams_devMine` call may produce, so a single request cannot stall the node.
 pub const DEV_MINE_MAX: u32 = 1_000;
 
 /// Most streams or vaults one list call returns.

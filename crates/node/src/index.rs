@@ -1,4 +1,4 @@
-//! The stream index behind `listVaults` / `listStreams`: owner → vault ids and provider →
+//! The stream index behind `paystreams_listVaults` / `paystreams_listStreams`: owner → vault ids and provider →
 //! (owner, vault id, stream id).
 //!
 //! It is a function of the state ([`StreamIndex::rebuild`]): every vault config at its own PDA,

@@ -15,7 +15,7 @@ use paystreams_lez_core::{AccountId, domain_prefix, sha256};
 use paystreams_rpc::{
     AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, LezApiServer, PAYSTREAMS_METHOD_PREFIX,
     PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome,
-    TransactionInfo, TxStatus, VaultView, codes,
+    TransactionInfo, VaultView, codes,
     lez::{
         self, Commitment, DUMMY_COMMITMENT, DUMMY_COMMITMENT_HASH, LezAccount, LezBlockData, LezProgramIds,
         MembershipProof, ProofsAndRoot, TransactionInBlock,
@@ -107,7 +107,7 @@ impl From<NodeError> for ErrorObjectOwned {
             NodeError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
             NodeError::Storage(_) | NodeError::Production(_) => error(codes::STORAGE, e.to_string()),
             NodeError::InvalidArgument(_) => error(INVALID_PARAMS_CODE, e.to_string()),
-            NodeError::BlockNotFound(_) => error(INVALID_PARAMS_CODE, e.to_string()),
+            NodeError::BlockNotFound(id) => error(codes::NOT_FOUND, lez::block_not_found_message(*id)),
             NodeError::DataDir(_) => error(codes::STORAGE, e.to_string()),
         }
     }
@@ -229,12 +229,12 @@ impl LezApiServer for RpcServer {
     }
 
     async fn get_block(&self, block_id: u64) -> RpcResult<Option<LezBlockData>> {
-        Err(lez_blocks_unavailable(block_id))
+        Ok(self.blocking(move |chain| chain.lez_block(block_id)).await?.map(lez::Base64Borsh))
     }
 
     async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<LezBlockData>> {
-        check_range(start_block_id, end_block_id)?;
-        Err(lez_blocks_unavailable(start_block_id))
+        let blocks = self.blocking(move |chain| chain.lez_block_range(start_block_id, end_block_id)).await?;
+        Ok(blocks.into_iter().map(lez::Base64Borsh).collect())
     }
 
     async fn get_last_block_id(&self) -> RpcResult<u64> {
@@ -246,20 +246,10 @@ impl LezApiServer for RpcServer {
     }
 
     async fn get_transaction(&self, tx_hash: HexHash) -> RpcResult<Option<TransactionInBlock>> {
-        self.blocking(move |chain| {
-            // LEZ answers only transactions that took effect: pending, unknown and failed ones
-            // are null.
-            let included = chain.receipt(&tx_hash.0)?.is_some_and(|r| r.status == TxStatus::Included);
-            if !included {
-                return Ok(None);
-            }
-            let Some(TransactionInfo { transaction, block_id: Some(block_id), .. }) = chain.transaction(&tx_hash.0)?
-            else {
-                return Ok(None);
-            };
-            Ok(Some((stored_as_lee(&transaction)?, block_id)))
-        })
-        .await
+        // LEZ answers only transactions that took effect: pending, unknown and failed ones are
+        // null.
+        let found = self.blocking(move |chain| chain.lez_transaction(&tx_hash.0)).await?;
+        Ok(found.map(|(tx, block_id)| (lez::Base64Borsh(tx), block_id)))
     }
 
     async fn get_accounts_nonces(&self, account_ids: Vec<AccountId>) -> RpcResult<Vec<u128>> {
@@ -307,19 +297,6 @@ impl LezApiServer for RpcServer {
 /// index 0 of a one-leaf tree (empty authentication path).
 fn membership_proof(commitment: &Commitment) -> Option<MembershipProof> {
     (*commitment == DUMMY_COMMITMENT).then(|| (0, Vec::new()))
-}
-
-/// A stored transaction (base64 of its envelope, as the chain answers it) as LEZ's wire type.
-fn stored_as_lee(encoded: &str) -> Result<lez::LezTransaction, NodeError> {
-    lez::LezTransaction::decode(encoded)
-        .map_err(|e| NodeError::Production(format!("stored transaction is not in LEZ's format: {e}")))
-}
-
-fn lez_blocks_unavailable(block_id: u64) -> ErrorObjectOwned {
-    error(
-        codes::NOT_FOUND,
-        format!("block {block_id}: this node does not store blocks in LEZ's format yet; use paystreams_getBlock"),
-    )
 }
 
 /// Refuses a reversed range or one longer than [`BLOCK_RANGE_MAX`].

@@ -106,7 +106,17 @@ async fn lez_methods_answer_lezs_json_shapes_with_exact_u128_numbers() {
     assert_eq!(result_text(addr, "getTransaction", &format!(r#"["{}"]"#, failed.hash)).await, "null");
     assert_eq!(result_text(addr, "getTransaction", &format!(r#"{{"txHash":"{}"}}"#, failed.hash)).await, "null");
 
-    // Block ranges: bounded and ordered, as before.
+    // Blocks: from 1 (LEZ's genesis id), base64; a missing one in a range is LEZ's error.
+    assert_eq!(result_text(addr, "getBlock", "[0]").await, "null");
+    let head = node.chain().head_height();
+    let block = result_text(addr, "getBlock", &format!("[{head}]")).await;
+    let decoded: paystreams_rpc::lez::LezBlockData = serde_json::from_str(&block).expect("base64 block");
+    assert_eq!(decoded.0.header.block_id, head);
+    assert_eq!(result_text(addr, "getBlockRange", &format!("[{head},{head}]")).await, format!("[{block}]"));
+    let (code, message) = error_of(addr, "getBlockRange", &format!("[1,{}]", head + 1)).await;
+    assert_eq!((code, message), (-31999, format!("Block with id {} not found", head + 1)));
+
+    // Block ranges: bounded and ordered.
     let (code, _) = error_of(addr, "getBlockRange", "[5,4]").await;
     assert_eq!(code, -32602);
     let (code, message) = error_of(addr, "getBlockRange", "[0,5000]").await;

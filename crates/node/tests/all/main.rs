@@ -5,6 +5,7 @@ mod disk_full;
 mod format;
 mod lez_blocks;
 mod lez_rpc;
+mod lez_wallet;
 mod node;
 mod rpc_robustness;
 mod stream_index;
