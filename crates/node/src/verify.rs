@@ -2,7 +2,7 @@
 //! headers (LEZ's hash and the sequencer's signature), receipts, state roots, the stored state
 //! and native-supply conservation.
 
-use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
+use paystreams_lez_core::{lee_transaction::LeeTransaction, lez_block::GENESIS_BLOCK_ID};
 use paystreams_runtime::{BlockContext, Overlay, Runtime, State, StateView as _};
 use serde::Serialize;
 
@@ -72,9 +72,13 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
         if block.height() != height || block.parent_hash() != parent.hash() {
             return Err(mismatch(height, "header does not chain to its parent".into()));
         }
-        if !block.lez_block(clock).is_signed_by(&genesis.sequencer) {
+        let lez = block.lez_block(clock);
+        if !lez.is_signed_by(&genesis.sequencer) {
             return Err(mismatch(height, "LEZ hash or sequencer signature does not verify".into()));
         }
+        let Some(LeeTransaction::Public(clock_invocation)) = lez.body.transactions.last() else {
+            return Err(mismatch(height, "no clock invocation at the end of the body".into()));
+        };
         if block.timestamp_ms() < parent.timestamp_ms() {
             return Err(mismatch(height, "timestamp before the parent's".into()));
         }
@@ -115,8 +119,9 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport, VerifyError> {
                 }
                 transactions = transactions.saturating_add(1);
             }
-            let clock =
-                runtime.clock_update(&overlay, &ctx).map_err(|e| mismatch(height, format!("clock update: {e}")))?;
+            let clock = runtime
+                .apply_clock_invocation(&overlay, clock_invocation)
+                .map_err(|e| mismatch(height, format!("clock invocation: {e}")))?;
             overlay.apply_diff(&clock);
             overlay.into_diff()
         };

@@ -11,9 +11,11 @@ use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{
     Account, AccountId, AccountPostState, AccountWithMetadata, Claim, DATA_MAX_LENGTH, PdaSeed, ProgramId,
     ProgramInput,
-    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData, clock_instruction},
-    lez_release::{BuiltinIds, LezRelease},
+    clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData},
+    lee_transaction::LeeTransaction,
+    lez_release::{BuiltinIds, LezRelease, clock_invocation},
     program::Program,
+    risc0_words::from_words,
 };
 
 use crate::{
@@ -200,20 +202,51 @@ impl Runtime {
     }
 
     /// Runs the clock program as LEZ's sequencer does in the last transaction of a block:
-    /// `current = CLOCK_01.block_id + 1`, `{current, ctx.timestamp_ms}` written into CLOCK_01,
-    /// and into CLOCK_10 / CLOCK_50 when `current` is a multiple of 10 / 50.
+    /// [`Runtime::apply_clock_invocation`] of LEZ's `clock_invocation(ctx.timestamp_ms)` under
+    /// this runtime's clock id.
     ///
     /// `ctx.block_id` is not used for the count: as on LEZ, the clock counts its own invocations
     /// from 0 at genesis, whatever the block numbering.
     ///
     /// # Errors
-    /// [`TxError::ClockTimestampRegression`] when `ctx.timestamp_ms` is earlier than CLOCK_01's;
-    /// [`TxError::Program`] when the clock accounts are missing or malformed.
+    /// As [`Runtime::apply_clock_invocation`].
     pub fn clock_update(&self, state: &impl StateView, ctx: &BlockContext) -> Result<StateDiff, TxError> {
-        if let Ok(previous) = ClockAccountData::try_from_slice(&state.account(&CLOCK_01_ACCOUNT_ID).data)
-            && ctx.timestamp_ms < previous.timestamp_ms
+        let LeeTransaction::Public(tx) = clock_invocation(self.builtins.clock, ctx.timestamp_ms);
+        self.apply_clock_invocation(state, &tx)
+    }
+
+    /// Applies a clock invocation, the unsigned transaction LEZ's sequencer appends last to every
+    /// block (`clock_invocation(timestamp)`): the clock program on the three clock accounts, no
+    /// nonces, no signatures, the block's Unix-millisecond timestamp as its instruction. With
+    /// `current = CLOCK_01.block_id + 1` it writes `{current, timestamp}` into CLOCK_01, and into
+    /// CLOCK_10 / CLOCK_50 when `current` is a multiple of 10 / 50. Only the block producer runs
+    /// it; user transactions calling the clock program are refused ([`Runtime::apply`]).
+    ///
+    /// # Errors
+    /// [`TxError::MalformedTransaction`] when `tx` is not a clock invocation under this runtime's
+    /// clock id; [`TxError::ClockTimestampRegression`] when its timestamp is earlier than
+    /// CLOCK_01's; [`TxError::Program`] when the clock accounts are missing or malformed.
+    pub fn apply_clock_invocation(&self, state: &impl StateView, tx: &Transaction) -> Result<StateDiff, TxError> {
+        let message = &tx.message;
+        if message.program_id != self.builtins.clock
+            || message.account_ids != CLOCK_ACCOUNT_IDS
+            || !message.nonces.is_empty()
+            || !tx.witness_set.signatures_and_public_keys.is_empty()
         {
-            return Err(TxError::ClockTimestampRegression { previous: previous.timestamp_ms, given: ctx.timestamp_ms });
+            return Err(TxError::MalformedTransaction {
+                detail: format!(
+                    "not a clock invocation: expected the clock program {} on the three clock accounts, unsigned",
+                    self.builtins.clock
+                ),
+            });
+        }
+        let timestamp_ms = from_words::<u64>(&message.instruction_data).map_err(|e| TxError::MalformedTransaction {
+            detail: format!("clock invocation instruction is not a u64 timestamp: {e}"),
+        })?;
+        if let Ok(previous) = ClockAccountData::try_from_slice(&state.account(&CLOCK_01_ACCOUNT_ID).data)
+            && timestamp_ms < previous.timestamp_ms
+        {
+            return Err(TxError::ClockTimestampRegression { previous: previous.timestamp_ms, given: timestamp_ms });
         }
         let call = PendingCall {
             program_id: self.builtins.clock,
@@ -221,7 +254,7 @@ impl Runtime {
                 .iter()
                 .map(|id| AccountWithMetadata::new(*id, state.account(id), false))
                 .collect(),
-            instruction_data: clock_instruction(ctx.timestamp_ms),
+            instruction_data: message.instruction_data.clone(),
             caller: None,
             pda_seeds: vec![],
         };

@@ -98,6 +98,23 @@ fn genesis_is_block_1_with_the_clock_invocation_alone_and_clock_01_reads_1_0() {
     check_blocks(&chain);
 }
 
+/// LEZ's genesis hash reproduced end to end: a v0.2.0 chain's block 1 is LEZ's empty-genesis
+/// block (id 1, zero parent, timestamp 0, `clock_invocation(0)` alone), whatever accounts the
+/// genesis state funds, so its hash is the one LEZ's `HashableBlockData` gives.
+#[test]
+fn a_v0_2_0_chain_starts_with_lez_s_empty_genesis_block() {
+    for accounts in [0, 3] {
+        let config = ChainConfig { release: LezRelease::V0_2_0, ..ChainConfig::dev(accounts, 1_000) };
+        let chain = Chain::open(Arc::new(MemStorage::new()) as Arc<dyn Storage>, &config).expect("open chain");
+        let genesis = chain.lez_block(GENESIS_BLOCK_ID).expect("read").expect("genesis");
+        assert_eq!(
+            hex::encode(genesis.header.hash),
+            "1818aa7a25f1657904f6d0d06043448ccfc419557c1f85a9c1dc25208cf315f3"
+        );
+        assert!(genesis.is_signed_by(&config.sequencer.public_key()));
+    }
+}
+
 #[test]
 fn every_block_is_signed_with_the_clock_last_and_failed_transactions_keep_only_their_receipts() {
     let chain = chain(LezRelease::V0_2_4);

@@ -12,11 +12,19 @@ fn expect_code(result: Result<(), paystreams_runtime::TxError>, expected: Stream
 }
 
 #[test]
-fn garbage_instruction_bytes_are_refused() {
+fn garbage_instruction_words_are_refused() {
     let (mut chain, a, vault) = deposited(1);
     let ids = vec![vault.config(), vault.holding(), a.owner.account_id()];
-    for bytes in [vec![], vec![11], vec![0xff; 600], vec![3, 1, 2]] {
-        let result = chain.exec_raw(payment_streams_program_id(), ids.clone(), bytes, &[&a.owner]);
+    // A plain CreateStream re-tagged as the extended variant with every extension at its
+    // default: not the instruction's one encoding.
+    let mut empty_extension =
+        client::create_stream(&vault, 0, a.provider.account_id(), 1, 10, Default::default()).instruction_data();
+    empty_extension[0] = 11;
+    empty_extension.extend([0; 8]);
+    let mut trailing = client::withdraw(&vault, 1, None).instruction_data();
+    trailing.push(0);
+    for words in [vec![], vec![11], vec![14, 1, 0, 2, 0], vec![0xff; 600], vec![3, 1, 2], trailing, empty_extension] {
+        let result = chain.exec_raw(payment_streams_program_id(), ids.clone(), words, &[&a.owner]);
         expect_code(result, StreamError::InvalidInstruction);
     }
 }

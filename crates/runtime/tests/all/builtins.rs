@@ -195,3 +195,35 @@ proptest! {
         }
     }
 }
+
+/// The clock runs only as LEZ's clock invocation: the clock program on the three clock accounts,
+/// unsigned, no nonces, a `u64` timestamp; anything else is refused before it runs, and a valid
+/// invocation is what `clock_update` applies.
+#[test]
+fn only_a_well_formed_clock_invocation_runs_the_clock() {
+    use paystreams_lez_core::{
+        lee_transaction::LeeTransaction,
+        lez_release::{LezRelease, clock_invocation},
+    };
+    for release in [LezRelease::V0_2_0, LezRelease::V0_2_4] {
+        let runtime = paystreams_runtime::Runtime::for_release(release);
+        let state = paystreams_runtime::genesis_with(runtime.builtin_ids(), &[], 0);
+        let LeeTransaction::Public(tx) = clock_invocation(release.builtin_ids().clock, 5_000);
+        let applied = runtime.apply_clock_invocation(&state, &tx).expect("a clock invocation runs");
+        let ctx = BlockContext { block_id: 1, timestamp_ms: 5_000 };
+        assert_eq!(Some(applied), runtime.clock_update(&state, &ctx).ok());
+
+        let other = if release == LezRelease::V0_2_0 { LezRelease::V0_2_4 } else { LezRelease::V0_2_0 };
+        let LeeTransaction::Public(foreign) = clock_invocation(other.builtin_ids().clock, 5_000);
+        let mut unsigned_nonce = tx.clone();
+        unsigned_nonce.message.nonces = vec![0];
+        let mut short = tx.clone();
+        short.message.instruction_data.pop();
+        let mut accounts = tx.clone();
+        accounts.message.account_ids.reverse();
+        for bad in [foreign, unsigned_nonce, short, accounts] {
+            let error = runtime.apply_clock_invocation(&state, &bad).expect_err("refused");
+            assert_eq!(error.code(), 1002, "{release}: {error}");
+        }
+    }
+}
