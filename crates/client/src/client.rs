@@ -13,7 +13,7 @@ use paystreams_lez_core::{
     Account, AccountId, ProgramId,
     crypto::SecretKey,
     token::{TokenInstruction, token_program_id},
-    transfer::{authenticated_transfer_program_id, initialize_instruction, transfer_instruction},
+    transfer::{initialize_instruction, transfer_instruction},
 };
 use paystreams_program::{
     Event, ExtensionSettings,
@@ -37,7 +37,7 @@ use crate::{
     error::{ClientError, Result, TxFailure},
     explain::{Facts, Operation, explain, root_cause, token_balance},
     holding::holding_key,
-    preflight::{Snapshot, Verdict, preflight, runtime_for},
+    preflight::{Snapshot, Verdict, preflight},
 };
 
 /// How often a pre-flight snapshot is read again when a block lands while it is being read.
@@ -238,6 +238,22 @@ impl Client {
     #[must_use]
     pub const fn vault_ref(&self, owner: AccountId, vault_id: u64, token_id: [u8; 32]) -> VaultRef {
         VaultRef { program_id: self.program_id, owner, vault_id, token_id }
+    }
+
+    /// The id of the chain's authenticated-transfer program (deposits and native transfers
+    /// call it), learnt from the chain once (`NodeRpc::builtin_ids`): nodes of different LEZ
+    /// releases run it under different ids.
+    ///
+    /// # Errors
+    /// RPC failure.
+    pub async fn authenticated_transfer_id(&self) -> Result<ProgramId> {
+        Ok(self.node.builtin_ids().await?.authenticated_transfer)
+    }
+
+    /// The runtime the chain runs (its builtins under the chain's ids), with this client's
+    /// payment-streams program: what pre-flight runs transactions through.
+    async fn runtime(&self) -> Result<paystreams_runtime::Runtime> {
+        Ok(paystreams_rpc::remote::lez::runtime_with(self.program_id(), self.node.builtin_ids().await?))
     }
 
     /// Whether this client speaks to a LEZ sequencer (LEZ's methods only).
@@ -571,7 +587,7 @@ impl Client {
         let account = key.account_id();
         self.execute(
             &Operation::InitAccount { account },
-            authenticated_transfer_program_id(),
+            self.authenticated_transfer_id().await?,
             vec![account],
             initialize_instruction(),
             &[key],
@@ -600,7 +616,7 @@ impl Client {
         let op = Operation::NativeTransfer { from: from.account_id(), to, amount };
         self.execute(
             &op,
-            authenticated_transfer_program_id(),
+            self.authenticated_transfer_id().await?,
             vec![from.account_id(), to],
             transfer_instruction(amount),
             &signers,
@@ -719,12 +735,13 @@ impl Client {
     pub async fn deposit(&self, owner: &SecretKey, vault_id: u64, amount: u128) -> Result<ReceiptInfo> {
         let (_, vault) = self.require_vault(owner.account_id(), vault_id).await?;
         if vault.is_native() {
-            let call = builders::deposit(&vault, amount, authenticated_transfer_program_id(), None);
+            let call = builders::deposit(&vault, amount, self.authenticated_transfer_id().await?, None);
             let op = Operation::Deposit { vault, amount, source: owner.account_id() };
             return self.submit_op(&op, &call, &[owner]).await;
         }
         let source = holding_key(owner, &AccountId(vault.token_id));
-        let call = builders::deposit(&vault, amount, authenticated_transfer_program_id(), Some(source.account_id()));
+        let call =
+            builders::deposit(&vault, amount, self.authenticated_transfer_id().await?, Some(source.account_id()));
         let op = Operation::Deposit { vault, amount, source: source.account_id() };
         self.submit_op(&op, &call, &[owner, &source]).await
     }
@@ -949,7 +966,7 @@ impl Client {
             instruction_data: instruction_data.clone(),
         };
         let tx = Transaction::sign(message, signers);
-        if checked && let Verdict::Refused(error) = preflight(&runtime_for(self.program_id()), &snapshot, &tx) {
+        if checked && let Verdict::Refused(error) = preflight(&self.runtime().await?, &snapshot, &tx) {
             return Err(ClientError::Transaction(Box::new(self.refusal(op, &error).await)));
         }
         self.report(&Progress::Sending);
@@ -1037,7 +1054,14 @@ impl Client {
             instruction_data: instruction_data.to_vec(),
         };
         let tx = Transaction::sign(message, signers);
-        match preflight(&runtime_for(self.program_id()), &snapshot, &tx) {
+        let runtime = match self.runtime().await {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::debug!(error = %e, "pre-flight skipped: the chain's builtin ids could not be read");
+                return Checked::Unchecked;
+            }
+        };
+        match preflight(&runtime, &snapshot, &tx) {
             Verdict::Refused(error) => Checked::Refused(Box::new(self.refusal(op, &error).await)),
             Verdict::Passes => Checked::Send(tx),
             Verdict::Undecided(why) => {

@@ -163,6 +163,8 @@ pub struct NodeRpc {
     inclusion_timeout: Duration,
     dialect: Dialect,
     lez: lez::LezSettings,
+    /// The chain's builtin program ids, once learnt ([`NodeRpc::builtin_ids`]); shared by clones.
+    builtins: Arc<Mutex<Option<paystreams_lez_core::lez_release::BuiltinIds>>>,
 }
 
 impl NodeRpc {
@@ -189,6 +191,7 @@ impl NodeRpc {
             inclusion_timeout: DEFAULT_INCLUSION_TIMEOUT,
             dialect,
             lez: lez::LezSettings::default(),
+            builtins: Arc::default(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! `paystream account`: native balances and transfers.
 
 use clap::Subcommand;
-use paystreams_lez_core::{Account, token::token_program_id, transfer::authenticated_transfer_program_id};
+use paystreams_lez_core::{Account, ProgramId, token::token_program_id, transfer::authenticated_transfer_program_id};
 use serde_json::json;
 
 use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
@@ -58,10 +58,12 @@ pub fn run(args: &AccountArgs) -> std::process::ExitCode {
     ctx.finish(result)
 }
 
-fn owner_label(account: &Account) -> String {
+/// The owner program's name; `authenticated_transfer` is the chain's id for it (nodes of
+/// different LEZ releases run it under different ids).
+fn owner_label(account: &Account, authenticated_transfer: ProgramId) -> String {
     if account.is_default() {
         "none (never used)".to_owned()
-    } else if account.program_owner == authenticated_transfer_program_id() {
+    } else if account.program_owner == authenticated_transfer {
         "authenticated_transfer (native account)".to_owned()
     } else if account.program_owner == token_program_id() {
         "token".to_owned()
@@ -78,6 +80,9 @@ async fn run_inner(ctx: &Ctx, command: &AccountCommand) -> CmdResult {
         AccountCommand::Balance { account } => {
             let id = ctx.account_id(account)?;
             let state = client.account(id).await?;
+            // Only the human label needs it; a chain that does not name it shows the default.
+            let authenticated_transfer =
+                client.authenticated_transfer_id().await.unwrap_or_else(|_| authenticated_transfer_program_id());
             let value = json!({
                 "account_id": id.to_string(),
                 "balance": state.balance.to_string(),
@@ -90,7 +95,7 @@ async fn run_inner(ctx: &Ctx, command: &AccountCommand) -> CmdResult {
                     ("account", id.to_string()),
                     ("balance", state.balance.to_string()),
                     ("nonce", state.nonce.to_string()),
-                    ("owner", owner_label(&state)),
+                    ("owner", owner_label(&state, authenticated_transfer)),
                 ])
             });
         }

@@ -6,7 +6,7 @@
 use std::{path::Path, process::Output, time::Duration};
 
 use paystreams_client::{Client, ClientError, Keystore};
-use paystreams_lez_core::{AccountId, crypto::SecretKey};
+use paystreams_lez_core::{AccountId, crypto::SecretKey, lez_release::LezRelease};
 use paystreams_node::{NodeConfig, NodeHandle, RpcMethods};
 use paystreams_program::state::StreamState;
 use paystreams_rpc::remote::{Dialect, RpcError};
@@ -20,12 +20,18 @@ const BLOCK_TIME: Duration = Duration::from_millis(100);
 /// Our node in LEZ-methods-only mode (in memory, port 0, timed blocks), its dev keys saved in
 /// `keystore`, and a LEZ-dialect client to it.
 async fn lez_node(keystore: &Path) -> (NodeHandle, Client) {
+    node_of(keystore, RpcMethods::Lez, LezRelease::DEFAULT).await
+}
+
+/// As [`lez_node`], serving `methods`, with `release`'s builtin ids.
+async fn node_of(keystore: &Path, methods: RpcMethods, release: LezRelease) -> (NodeHandle, Client) {
     let config = NodeConfig {
         rpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         block_time: BLOCK_TIME,
         automine: false,
         dev: true,
-        rpc_methods: RpcMethods::Lez,
+        rpc_methods: methods,
+        lez_release: release,
         ..NodeConfig::new(None)
     };
     let node = paystreams_node::start(config).await.expect("node starts");
@@ -464,4 +470,29 @@ async fn an_app_pays_through_the_agent_with_lez_methods_only() {
     drop(agent);
     drop(provider);
     node.shutdown().await;
+}
+
+/// Deposits call the chain's own authenticated-transfer program, learnt from `getProgramIds`:
+/// against a node of LEZ v0.2.0 (another id than the default release's) the CLI's deposit goes
+/// through, with either dialect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_use_the_chains_authenticated_transfer_id() {
+    let v0_2_0 = LezRelease::V0_2_0.builtin_ids().authenticated_transfer;
+    assert_ne!(v0_2_0, LezRelease::DEFAULT.builtin_ids().authenticated_transfer);
+    for (methods, chain) in [(RpcMethods::All, "paystreams"), (RpcMethods::Lez, "lez")] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let keystore = work.path().join("keystore");
+        let (node, client) = node_of(&keystore, methods, LezRelease::V0_2_0).await;
+        let rpc = node.rpc_url();
+        assert_eq!(client.authenticated_transfer_id().await.expect("learnt"), v0_2_0);
+        let vault = ["--owner", "dev-0", "--vault-id", "0", "--chain", chain];
+        json(&rpc, &keystore, work.path(), &[&["vault", "init"][..], &vault].concat()).await;
+        let out =
+            json(&rpc, &keystore, work.path(), &[&["vault", "deposit"][..], &vault, &["--amount", "1000"]].concat())
+                .await;
+        assert_eq!(amount(&event(&out[0], "deposited")["amount"]), 1_000, "{chain}");
+        let view = client.vault(node.dev_keys()[0].account_id(), 0).await.expect("read").expect("vault");
+        assert_eq!(view.balance.0, 1_000, "{chain}");
+        node.shutdown().await;
+    }
 }

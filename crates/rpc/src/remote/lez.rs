@@ -34,6 +34,7 @@ use paystreams_lez_core::{
     clock::{CLOCK_01_ACCOUNT_ID, CLOCK_ACCOUNT_IDS, ClockAccountData},
     crypto::SecretKey,
     lez_block::LezBlock,
+    lez_release::BuiltinIds,
 };
 use paystreams_program::{PaymentStreamsProgram, payment_streams_program_id};
 use paystreams_runtime::{BlockContext, Message, Overlay, ReceiptEvent, Runtime, StateView, Transaction};
@@ -93,11 +94,19 @@ impl Default for LezSettings {
     }
 }
 
-/// The runtime a node runs, with the payment-streams program installed at `program_id` too:
-/// what pre-flight and receipt derivation run transactions through.
+/// The runtime a node of the default LEZ release runs, with the payment-streams program
+/// installed at `program_id` too.
 #[must_use]
 pub fn runtime_for(program_id: ProgramId) -> Runtime {
-    Runtime::new().with_program(Arc::new(PaymentStreamsProgram::new(program_id)))
+    runtime_with(program_id, BuiltinIds::default())
+}
+
+/// The runtime a node runs with its builtins under `builtins` (learnt from the node with
+/// [`NodeRpc::builtin_ids`]) and the payment-streams program installed at `program_id` too:
+/// what pre-flight, receipt derivation and the block follower run transactions through.
+#[must_use]
+pub fn runtime_with(program_id: ProgramId, builtins: BuiltinIds) -> Runtime {
+    Runtime::with_builtin_ids(builtins).with_program(Arc::new(PaymentStreamsProgram::new(program_id)))
 }
 
 /// Accounts as the chain held them after block `height` (read with no block landing in
@@ -152,6 +161,34 @@ fn clock_of(account: &Account) -> Result<ClockAccountData, String> {
 }
 
 impl NodeRpc {
+    /// The ids the chain runs its builtins under, learnt once per connection and kept:
+    /// authenticated transfer from `getProgramIds` (LEZ's method, answered in both dialects),
+    /// the clock from the owner of the clock account `CLOCK_01` (`getProgramIds` has no clock),
+    /// and our token program's own id.
+    ///
+    /// # Errors
+    /// RPC failure, or a chain that names no authenticated-transfer program.
+    pub async fn builtin_ids(&self) -> Result<BuiltinIds, RpcError> {
+        if let Some(ids) = self.builtins.lock().ok().and_then(|cached| *cached) {
+            return Ok(ids);
+        }
+        let programs = self.http.get_program_ids().await.map_err(self.error("getProgramIds"))?;
+        let authenticated_transfer = programs.get("authenticated_transfer").ok_or_else(|| RpcError::Rpc {
+            method: "getProgramIds",
+            code: 0,
+            message:
+                "the chain names no authenticated_transfer program; is --rpc a LEZ sequencer or a paystreams node?"
+                    .to_owned(),
+        })?;
+        let clock = self.lez_account(CLOCK_01_ACCOUNT_ID).await?.program_owner;
+        let ids =
+            BuiltinIds { authenticated_transfer: ProgramId(*authenticated_transfer), clock, ..BuiltinIds::default() };
+        if let Ok(mut cached) = self.builtins.lock() {
+            *cached = Some(ids);
+        }
+        Ok(ids)
+    }
+
     /// `getLastBlockId`.
     ///
     /// # Errors
@@ -497,7 +534,8 @@ impl NodeRpc {
             for paystreams_lez_core::lee_transaction::LeeTransaction::Public(other) in &block.body.transactions {
                 if block.header.block_id == block_id && other.hash() == ours {
                     let time = BlockContext { block_id: block_id - 1, timestamp_ms: previous_timestamp };
-                    return run_on(&runtime_for(self.lez.program_id), read, tx, &time).map(Some);
+                    let builtins = self.builtin_ids().await.map_err(|e| e.to_string())?;
+                    return run_on(&runtime_with(self.lez.program_id, builtins), read, tx, &time).map(Some);
                 }
                 let names_watched = other.message.account_ids.iter().any(|id| watched.contains(id))
                     || other

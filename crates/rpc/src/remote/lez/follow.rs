@@ -44,7 +44,7 @@ use paystreams_program::{
 use paystreams_runtime::{BlockContext, Overlay, ReceiptEvent, Runtime, StateView};
 use tracing::{debug, warn};
 
-use super::{NodeRpc, RpcError, runtime_for};
+use super::{NodeRpc, RpcError, runtime_with};
 use crate::{
     EventFilter, EventNotification, HexHash,
     events::{EventSource, EventSubscription},
@@ -100,7 +100,7 @@ impl EventSource for BlockEvents {
         Ok(BlockSubscription {
             node: self.node.clone(),
             filter: self.filter.clone(),
-            runtime: runtime_for(self.node.lez.program_id),
+            runtime: runtime_with(self.node.lez.program_id, self.node.builtin_ids().await.map_err(|e| e.to_string())?),
             cursor,
             shared: Arc::clone(&self.cursor),
             pending: VecDeque::new(),
@@ -423,7 +423,7 @@ mod tests {
     };
     use paystreams_runtime::testkit::LocalChain;
 
-    use super::*;
+    use super::{super::runtime_for, *};
 
     fn stranger() -> AccountId {
         SecretKey::from_bytes(&[5; 32]).expect("key").account_id()
