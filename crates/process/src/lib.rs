@@ -1,6 +1,6 @@
 //! A provider process, shared by every paid service (`store serve`, `gate`): the provider
-//! engine on the chain (RPC reads with a head cache, WebSocket events through the follower,
-//! claims), its session store (memory, redb or PostgreSQL), and the loopback admin endpoint
+//! engine on the chain (RPC reads with a head cache, events through the follower: the node's
+//! WebSocket subscription, or polled blocks when the chain is a LEZ sequencer, claims), its session store (memory, redb or PostgreSQL), and the loopback admin endpoint
 //! (`/health`, `/metrics`, `/sessions`, `POST /sessions/{id}/terminate`,
 //! `POST /maintenance?secs=N`, plus the service's own routes) behind a bearer token and
 //! Host/Origin checks ([`AdminGuard`]).
