@@ -43,6 +43,7 @@ pub fn gate_config(rpc_url: String, key: SecretKey, sessions: &Path, addr: Socke
     GateConfig {
         process: ProcessConfig {
             rpc_url,
+            chain: paystreams_rpc::remote::ChainAccess::default(),
             provider_key: key,
             policy,
             limits: EngineLimits { staleness_bound_ms: 5_000, recheck_lead_secs: 5, ..EngineLimits::default() },
