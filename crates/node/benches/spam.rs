@@ -4,13 +4,15 @@
 //! `cargo bench -p paystreams-node --bench spam [-- ATTEMPTS]`.
 //!
 //! A durable chain (redb, immediate durability, in a temporary directory) receives ATTEMPTS
-//! (default 10,000) signed transactions of each kind of spam through its admission path
+//! (default 50,000) signed transactions of each kind of spam through its admission path
 //! (`Chain::submit`, what `sendTransaction` runs after decoding), a block produced after every
 //! [`MAX_TXS_PER_BLOCK`] attempts, and the growth of `chain.redb` is extrapolated to a million:
 //! - a stale nonce, a nonce gap, a transfer the sender cannot cover: refused at admission;
 //! - transfers from fresh keys to an unclaimed account: admitted, failing in execution, kept in
 //!   the bounded table of failed transactions. Run twice: with the default bound (the table
-//!   filling) and with a bound of ATTEMPTS / 4 (then full, only blocks grow).
+//!   filling: the cost per kept failure) and with a bound of ATTEMPTS / 10 (the table full after
+//!   the first block: the growth over the second half of the run is the steady cost, which is
+//!   extrapolated).
 
 #![allow(clippy::unwrap_used, reason = "a benchmark binary: fail loudly")]
 
@@ -43,6 +45,12 @@ struct Run {
     attempts: usize,
     refused: usize,
     growth: i128,
+    /// File length after each block.
+    sizes: Vec<u64>,
+    /// Growth of the allocated pages (what the records take, however the file grows).
+    allocated: i128,
+    /// Allocated bytes after each block.
+    allocated_sizes: Vec<u64>,
     kept: u64,
     blocks: u64,
     seconds: f64,
@@ -61,8 +69,11 @@ fn run(retained: u64, spam: impl Fn(&SecretKey, AccountId, usize) -> Transaction
     chain.produce_block(MAX_TXS_PER_BLOCK, 0).unwrap();
     let transactions: Vec<Transaction> = (0..attempts).map(|i| spam(&payer, payee, i)).collect();
     let (before, head) = (file_len(&path), chain.head_height());
+    let allocated_before = storage.allocated_bytes().unwrap();
+    let mut allocated_sizes = Vec::new();
     let started = Instant::now();
     let mut refused = 0;
+    let mut sizes = Vec::new();
     for part in transactions.chunks(MAX_TXS_PER_BLOCK) {
         for tx in part {
             match chain.submit(tx.clone()) {
@@ -72,12 +83,17 @@ fn run(retained: u64, spam: impl Fn(&SecretKey, AccountId, usize) -> Transaction
             }
         }
         chain.produce_block(MAX_TXS_PER_BLOCK, 0).unwrap();
+        sizes.push(file_len(&path));
+        allocated_sizes.push(storage.allocated_bytes().unwrap());
     }
     let seconds = started.elapsed().as_secs_f64();
     Run {
         attempts,
         refused,
         growth: i128::from(file_len(&path)) - i128::from(before),
+        sizes,
+        allocated: i128::from(storage.allocated_bytes().unwrap()) - i128::from(allocated_before),
+        allocated_sizes,
         kept: storage.failed_len().unwrap(),
         blocks: chain.head_height() - head,
         seconds,
@@ -85,15 +101,16 @@ fn run(retained: u64, spam: impl Fn(&SecretKey, AccountId, usize) -> Transaction
 }
 
 fn report(kind: &str, run: &Run) {
-    let per_million = run.growth * 1_000_000 / i128::try_from(run.attempts.max(1)).unwrap();
+    let per_million = run.allocated * 1_000_000 / i128::try_from(run.attempts.max(1)).unwrap();
     println!(
-        "{kind:<44} attempts {:>7}  refused {:>7}  blocks {:>4}  kept failures {:>7}  file growth {:>11} B  \
-         per million attempts {:>13} B ({:.1} MB)  {:.0} attempts/s",
+        "{kind:<50} attempts {:>7}  refused {:>7}  blocks {:>4}  kept failures {:>7}  file growth {:>10} B  \
+         allocated growth {:>10} B  per million attempts {:>13} B ({:.1} MB)  {:.0} attempts/s",
         run.attempts,
         run.refused,
         run.blocks,
         run.kept,
         run.growth,
+        run.allocated,
         per_million,
         per_million as f64 / 1e6,
         run.attempts as f64 / run.seconds
@@ -101,7 +118,7 @@ fn report(kind: &str, run: &Run) {
 }
 
 fn main() {
-    let attempts: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000);
+    let attempts: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(50_000);
     let sink = SecretKey::generate().account_id();
     println!("spam: {attempts} attempts per kind, blocks of {MAX_TXS_PER_BLOCK}, redb with immediate durability");
     let stale = run(FAILED_RETAINED, |payer, payee, i| transfer(payer, payee, 1 + i as u128, 0), attempts);
@@ -115,19 +132,29 @@ fn main() {
     }
     let failing = |_: &SecretKey, _: AccountId, _: usize| transfer(&SecretKey::generate(), sink, 0, 0);
     let filling = run(FAILED_RETAINED, failing, attempts);
+    println!("  file length after each block (bound {FAILED_RETAINED}): {:?}", filling.sizes);
+    println!("  allocated bytes after each block (bound {FAILED_RETAINED}): {:?}", filling.allocated_sizes);
     report(&format!("failing in execution (table filling, bound {FAILED_RETAINED})"), &filling);
-    let bound = u64::try_from(attempts / 4).unwrap().max(1);
-    let full_run = run(bound, failing, attempts);
-    report(&format!("failing in execution (bound {bound}, mostly full)"), &full_run);
-    // Beyond the bound the table no longer grows: the growth is the table's fill (bound entries)
-    // plus what the blocks add, so the steady cost per million is the growth less the fill.
-    let per_entry = filling.growth / i128::try_from(attempts.max(1)).unwrap();
-    let steady = full_run.growth - per_entry * i128::from(bound);
-    let steady_per_million = steady * 1_000_000 / i128::try_from(attempts - attempts / 4).unwrap().max(1);
+    let bound = u64::try_from(attempts / 10).unwrap().max(1);
+    let full = run(bound, failing, attempts);
+    report(&format!("failing in execution (bound {bound}, full)"), &full);
+    println!("  file length after each block (bound {bound}): {:?}", full.sizes);
+    println!("  allocated bytes after each block (bound {bound}): {:?}", full.allocated_sizes);
+    // The cost per kept failure while the table fills, and the steady growth once it is full
+    // (second half of the bounded run), extrapolated to a million attempts.
+    let per_entry = filling.allocated / i128::try_from(attempts.max(1)).unwrap();
+    let sizes = &full.allocated_sizes;
+    let half = sizes.len() / 2;
+    let (mid, end) = (sizes.get(half.saturating_sub(1)).copied().unwrap_or(0), *sizes.last().unwrap());
+    let later_attempts = (sizes.len() - half) * MAX_TXS_PER_BLOCK;
+    let steady_per_million =
+        (i128::from(end) - i128::from(mid)) * 1_000_000 / i128::try_from(later_attempts.max(1)).unwrap();
     println!(
-        "failing in execution, once the table is full: ~{per_entry} B per kept failure while filling (at most \
-         {} MB for {FAILED_RETAINED}), then ~{steady_per_million} B per million attempts (blocks only; \
-         negative or zero: within redb's reuse of freed pages)",
-        (per_entry * i128::from(FAILED_RETAINED)) / 1_000_000
+        "failing in execution: ~{per_entry} B allocated per kept failure while the table fills (the default bound \
+         of {FAILED_RETAINED}: ~{} MB at most); once full, {steady_per_million} B per million further attempts \
+         ({} attempts over the last {} blocks)",
+        (per_entry * i128::from(FAILED_RETAINED)) / 1_000_000,
+        later_attempts,
+        sizes.len() - half
     );
 }

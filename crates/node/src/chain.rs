@@ -95,6 +95,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every code [`Refusal::code`] gives.
+    pub const CODES: std::ops::RangeInclusive<u32> = 1101..=1105;
+
     /// The code in the JSON-RPC error's `data`.
     #[must_use]
     pub const fn code(&self) -> u32 {

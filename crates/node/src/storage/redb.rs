@@ -84,6 +84,19 @@ impl RedbStorage {
         self
     }
 
+    /// Bytes of the file in use: allocated pages (records, metadata and fragmentation), as
+    /// opposed to the file's length, which redb grows in large steps. For measurements.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn allocated_bytes(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_write()?;
+        let stats = txn.stats()?;
+        txn.abort()?;
+        let page = u64::try_from(stats.page_size()).unwrap_or(u64::MAX);
+        Ok(stats.allocated_pages().saturating_mul(page))
+    }
+
     fn write(&self) -> Result<redb::WriteTransaction, StorageError> {
         begin_write(&self.db)
     }
