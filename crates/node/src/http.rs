@@ -33,7 +33,7 @@ use jsonrpsee::{
     server::{HttpBody, HttpRequest, HttpResponse},
     types::{
         ErrorObjectOwned,
-        error::{INVALID_REQUEST_CODE, METHOD_NOT_FOUND_CODE, PARSE_ERROR_CODE, reject_too_big_batch_request},
+        error::{INVALID_REQUEST_CODE, METHOD_NOT_FOUND_CODE, PARSE_ERROR_CODE},
     },
 };
 use serde::Deserialize;
@@ -318,7 +318,11 @@ fn plan(body: &[u8], subscriptions: &HashSet<String>, host: Option<&str>) -> Res
             return Err(invalid_request("an empty batch; send at least one request object"));
         }
         if objects.len() > MAX_BATCH_LEN as usize {
-            return Err(reject_too_big_batch_request(MAX_BATCH_LEN as usize));
+            return Err(ErrorObjectOwned::owned(
+                INVALID_REQUEST_CODE,
+                format!("Invalid Request: a batch may hold at most {MAX_BATCH_LEN} requests; split it"),
+                Some(serde_json::json!({ "limit": MAX_BATCH_LEN })),
+            ));
         }
         (true, objects)
     } else {

@@ -290,8 +290,8 @@ async fn every_rule_of_json_rpc_2_over_http() {
         .collect();
     let members = single(addr, &format!("[{}]", over.join(","))).await;
     rule(
-        "a batch over the limit gets one error",
-        code_of(&members).is_some() && id_of(&members) == "null",
+        "a batch over the limit gets one -32600 error naming the limit",
+        code_of(&members) == Some(-32600) && id_of(&members) == "null" && message_of(&members).contains("at most 100"),
         &format!("{members:?}"),
     );
 
