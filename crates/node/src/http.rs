@@ -228,6 +228,7 @@ where
     let Some(forward) = plan.forward_text() else {
         return Ok(plan.respond(&[]));
     };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
     parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(forward.len()));
     let response = inner.call(HttpRequest::from_parts(parts, HttpBody::from(forward))).await?;
     if response.status() != http::StatusCode::OK {

@@ -339,6 +339,23 @@ async fn request_size_is_bounded_before_the_body_is_read() {
     let (status, text) = read_response(&mut stream).await;
     rule("a chunked body past the limit gets 413", status == 413, &text);
 
+    // A chunked body within the limit is answered as any other.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let call = r#"{"jsonrpc":"2.0","id":"chunked","method":"getLastBlockId"}"#;
+    let (first, second) = call.split_at(10);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+        first.len(),
+        second.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let (status, text) = read_response(&mut stream).await;
+    rule(
+        "a chunked body within the limit is answered",
+        status == 200 && text.contains(r#""id":"chunked","result""#),
+        &text,
+    );
+
     // The node still answers.
     let members = single(addr, r#"{"jsonrpc":"2.0","id":1,"method":"getLastBlockId"}"#).await;
     rule("the node answers after oversize requests", members.contains_key("result"), &format!("{members:?}"));
