@@ -39,7 +39,11 @@ use jsonrpsee::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::{MAX_BATCH_LEN, MAX_REQUEST_BODY_BYTES, chain::Chain, rpc::METHODS_WITH_EFFECTS};
+use crate::{
+    MAX_BATCH_LEN, MAX_REQUEST_BODY_BYTES,
+    chain::Chain,
+    rpc::{METHODS_WITH_EFFECTS, Outcome, REFUSED_NO_EFFECT, log_notification},
+};
 
 /// What jsonrpsee's own request limit must allow beyond [`MAX_REQUEST_BODY_BYTES`]: the request
 /// this layer forwards carries ids of its own (at most 3 digits each, in a batch of at most
@@ -393,16 +397,13 @@ fn entry(object: &RawValue, slot: usize, subscriptions: &HashSet<String>, host: 
         return match id {
             Some(id) => Entry::Answer { id, error },
             None => {
-                tracing::info!(%method, "notification refused: a subscription needs a WebSocket connection");
+                log_notification(&method, &Outcome::Refused("a subscription needs a WebSocket connection"));
                 Entry::Silent
             }
         };
     }
     if id.is_none() && !METHODS_WITH_EFFECTS.contains(&method.as_str()) {
-        tracing::info!(
-            %method,
-            "notification refused: the method's only effect is its answer, and a notification gets none; send it with an id"
-        );
+        log_notification(&method, &Outcome::Refused(REFUSED_NO_EFFECT));
         return Entry::Silent;
     }
     Entry::Forward { slot, id, method }
@@ -438,8 +439,8 @@ impl Plan {
                             ),
                         }),
                         None => match error {
-                            Some(error) => tracing::warn!(%method, %error, "notification failed"),
-                            None => tracing::info!(%method, "notification executed"),
+                            Some(error) => log_notification(method, &Outcome::Failed(error)),
+                            None => log_notification(method, &Outcome::Executed),
                         },
                     }
                 }

@@ -487,10 +487,7 @@ fn notification_as_call(
     n: &jsonrpsee::core::middleware::Notification<'_>,
 ) -> Option<jsonrpsee::types::Request<'static>> {
     if !METHODS_WITH_EFFECTS.contains(&n.method.as_ref()) {
-        tracing::info!(
-            method = %n.method,
-            "notification refused: the method's only effect is its answer, and a notification gets none; send it with an id"
-        );
+        log_notification(&n.method, &Outcome::Refused(REFUSED_NO_EFFECT));
         return None;
     }
     let mut request = jsonrpsee::types::Request::owned(
@@ -503,10 +500,51 @@ fn notification_as_call(
 }
 
 fn log_notification_outcome(method: &str, response: &jsonrpsee::MethodResponse) {
-    if response.is_error() {
-        tracing::warn!(%method, response = %response.to_json(), "notification failed");
-    } else {
-        tracing::info!(%method, "notification executed");
+    let outcome =
+        if response.is_error() { Outcome::Failed(response.to_json().get().to_owned()) } else { Outcome::Executed };
+    log_notification(method, &outcome);
+}
+
+/// Why a notification of a method without effects is refused.
+pub(crate) const REFUSED_NO_EFFECT: &str =
+    "the method's only effect is its answer, and a notification gets none; send it with an id";
+
+/// What became of a notification.
+pub(crate) enum Outcome {
+    /// Not executed, for this reason.
+    Refused(&'static str),
+    Executed,
+    /// Executed and answered with this error (JSON text).
+    Failed(String),
+}
+
+/// Most log lines about notifications per second; the rest are counted, and the count is logged
+/// with the next line after the second ends, so a flood of notifications cannot flood the log.
+pub const NOTIFICATION_LOG_LINES_PER_SECOND: u32 = 20;
+
+/// Logs what became of a notification (refusals and successes at `info`, failures at `warn`),
+/// within [`NOTIFICATION_LOG_LINES_PER_SECOND`].
+pub(crate) fn log_notification(method: &str, outcome: &Outcome) {
+    static WINDOW: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)> = std::sync::Mutex::new((None, 0, 0));
+    {
+        let mut window = WINDOW.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if window.0.is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(1)) {
+            if window.2 > 0 {
+                tracing::warn!(suppressed = window.2, "more notification outcomes than the log takes; not logged");
+            }
+            *window = (Some(now), 0, 0);
+        }
+        if window.1 >= NOTIFICATION_LOG_LINES_PER_SECOND {
+            window.2 = window.2.saturating_add(1);
+            return;
+        }
+        window.1 += 1;
+    }
+    match outcome {
+        Outcome::Refused(reason) => tracing::info!(%method, "notification refused: {reason}"),
+        Outcome::Executed => tracing::info!(%method, "notification executed"),
+        Outcome::Failed(error) => tracing::warn!(%method, %error, "notification failed"),
     }
 }
 
