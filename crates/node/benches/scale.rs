@@ -410,7 +410,7 @@ fn build(dir: &Path, owners_count: u64, per_vault: u64) {
         time_offset_ms: 0,
     };
     let block = StoredBlock::seal(parts, &sequencer_key(), clock_id);
-    storage.commit_block(&block, &[], &StateDiff { accounts }, &StreamIndex::default()).unwrap();
+    storage.commit_block(&block, &[], &[], &StateDiff { accounts }, &StreamIndex::default()).unwrap();
     f.put("commit_s", started.elapsed().as_secs_f64());
     drop(storage);
     let size = std::fs::metadata(dir.join("chain.redb")).unwrap().len();

@@ -7,9 +7,13 @@
 //! hash, LEZ's hash over `HashableBlockData`, Unix-millisecond timestamp, the sequencer's BIP-340
 //! signature) over a body holding the transactions that succeeded, in order, then the clock
 //! invocation with the block's timestamp as the last transaction. Beside it the stored record
-//! keeps what LEZ's block does not carry: the failed transactions (LEZ drops them; their receipts
-//! keep the error), the state root, the root over every executed transaction and the dev time
-//! offset.
+//! keeps what LEZ's block does not carry: how many transactions failed, the state root, the root
+//! over the body's transactions and the dev time offset.
+//!
+//! Failed transactions are not stored in blocks (LEZ drops them too): each is kept as a
+//! [`FailedTransaction`] (its receipt and its bytes) in a bounded table that drops the oldest
+//! first (see `storage` and docs/node.md "Failed transactions"), so spam that fails in execution
+//! cannot grow the stored chain without bound.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::{
@@ -41,19 +45,19 @@ pub fn envelope(tx: &Transaction) -> LeeTransaction {
     LeeTransaction::Public(tx.clone())
 }
 
-/// A committed block: LEZ's header, the user transactions it executed, and what LEZ's block does
-/// not carry. [`StoredBlock::lez_block`] rebuilds LEZ's block from it.
+/// A committed block: LEZ's header, the user transactions that succeeded, and what LEZ's block
+/// does not carry. [`StoredBlock::lez_block`] rebuilds LEZ's block from it.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct StoredBlock {
     /// LEZ's header: id, previous hash, hash, timestamp (Unix ms), sequencer signature.
     pub header: LezBlockHeader,
-    /// Every user transaction executed, in order, the failed ones included.
+    /// The user transactions that succeeded, in order: LEZ's body before the clock invocation.
     pub transactions: Vec<Transaction>,
-    /// Positions in `transactions` of the failed ones, ascending. They are not in LEZ's body.
-    pub failed: Vec<u32>,
+    /// How many transactions failed in execution in this block (they are not stored here).
+    pub failed_count: u32,
     /// The state root after the block (this implementation's, not LEZ's).
     pub state_root: [u8; 32],
-    /// [`transactions_root`] over every executed transaction's hash, failed ones included.
+    /// [`transactions_root`] over the hashes of `transactions`.
     pub transactions_root: [u8; 32],
     /// The dev time offset in force (node-local) so a restart keeps it.
     pub time_offset_ms: u64,
@@ -65,7 +69,9 @@ pub struct BlockParts {
     pub block_id: u64,
     pub prev_block_hash: [u8; 32],
     pub timestamp_ms: u64,
+    /// Every user transaction executed, in order, the failed ones included.
     pub transactions: Vec<Transaction>,
+    /// Positions in `transactions` of the failed ones, ascending: they are left out of the block.
     pub failed: Vec<u32>,
     pub state_root: [u8; 32],
     pub time_offset_ms: u64,
@@ -73,18 +79,8 @@ pub struct BlockParts {
 
 /// LEZ's body of a block: the transactions that succeeded, in order, then the clock invocation
 /// with the block's timestamp under `clock_program_id`.
-fn lez_body(
-    transactions: &[Transaction],
-    failed: &[u32],
-    clock_program_id: ProgramId,
-    timestamp_ms: u64,
-) -> Vec<LeeTransaction> {
-    let mut body: Vec<LeeTransaction> = transactions
-        .iter()
-        .enumerate()
-        .filter(|(index, _)| u32::try_from(*index).is_ok_and(|i| failed.binary_search(&i).is_err()))
-        .map(|(_, tx)| envelope(tx))
-        .collect();
+fn lez_body(succeeded: &[Transaction], clock_program_id: ProgramId, timestamp_ms: u64) -> Vec<LeeTransaction> {
+    let mut body: Vec<LeeTransaction> = succeeded.iter().map(envelope).collect();
     body.push(clock_invocation(clock_program_id, timestamp_ms));
     body
 }
@@ -94,12 +90,20 @@ impl StoredBlock {
     /// sequencer's key.
     #[must_use]
     pub fn seal(parts: BlockParts, sequencer: &SecretKey, clock_program_id: ProgramId) -> Self {
-        let hashes: Vec<[u8; 32]> = parts.transactions.iter().map(Transaction::hash).collect();
+        let failed_count = u32::try_from(parts.failed.len()).unwrap_or(u32::MAX);
+        let succeeded: Vec<Transaction> = parts
+            .transactions
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| u32::try_from(*index).is_ok_and(|i| parts.failed.binary_search(&i).is_err()))
+            .map(|(_, tx)| tx)
+            .collect();
+        let hashes: Vec<[u8; 32]> = succeeded.iter().map(Transaction::hash).collect();
         let data = HashableBlockData {
             block_id: parts.block_id,
             prev_block_hash: parts.prev_block_hash,
             timestamp: parts.timestamp_ms,
-            transactions: lez_body(&parts.transactions, &parts.failed, clock_program_id, parts.timestamp_ms),
+            transactions: lez_body(&succeeded, clock_program_id, parts.timestamp_ms),
         };
         let hash = data.hash();
         let header = LezBlockHeader {
@@ -111,8 +115,8 @@ impl StoredBlock {
         };
         Self {
             header,
-            transactions: parts.transactions,
-            failed: parts.failed,
+            transactions: succeeded,
+            failed_count,
             state_root: parts.state_root,
             transactions_root: transactions_root(&hashes),
             time_offset_ms: parts.time_offset_ms,
@@ -141,12 +145,6 @@ impl StoredBlock {
         self.header.timestamp
     }
 
-    /// Whether the transaction at `index` failed.
-    #[must_use]
-    pub fn is_failed(&self, index: u32) -> bool {
-        self.failed.binary_search(&index).is_ok()
-    }
-
     /// LEZ's block: this header over the succeeded transactions and the clock invocation
     /// (under `clock_program_id`, the chain's release's clock id). A standalone chain settles on
     /// no base layer, so its status is always [`BedrockStatus::Pending`].
@@ -154,24 +152,31 @@ impl StoredBlock {
     pub fn lez_block(&self, clock_program_id: ProgramId) -> LezBlock {
         LezBlock {
             header: self.header.clone(),
-            body: LezBlockBody {
-                transactions: lez_body(&self.transactions, &self.failed, clock_program_id, self.header.timestamp),
-            },
+            body: LezBlockBody { transactions: lez_body(&self.transactions, clock_program_id, self.header.timestamp) },
             bedrock_status: BedrockStatus::Pending,
         }
     }
 }
 
-/// The outcome of one included transaction.
+/// The outcome of one executed transaction.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct StoredReceipt {
     pub tx_hash: [u8; 32],
     pub block_id: u64,
-    /// Position in the block.
+    /// Position in the block's `transactions` when it succeeded; position among the block's
+    /// failed transactions when it failed.
     pub index: u32,
     /// `None` when the transaction succeeded.
     pub error: Option<TxErrorInfo>,
     pub events: Vec<ReceiptEvent>,
+}
+
+/// A transaction that failed in execution, as kept in the bounded table of failed transactions:
+/// its receipt (first, so pruning reads only that) and the transaction.
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct FailedTransaction {
+    pub receipt: StoredReceipt,
+    pub transaction: Transaction,
 }
 
 /// The genesis: the LEZ release the chain runs, the sequencer's public key, and the dev keys
@@ -216,7 +221,7 @@ mod tests {
                 signature: paystreams_lez_core::crypto::Signature([0x13; 64]),
             },
             transactions: vec![transaction(), transaction()],
-            failed: vec![1],
+            failed_count: 1,
             state_root: [0x22; 32],
             transactions_root: transactions_root(&[[0x33; 32], [0x44; 32]]),
             time_offset_ms: 20_000,
@@ -289,13 +294,17 @@ mod tests {
             time_offset_ms: 0,
         };
         let block = StoredBlock::seal(parts, &sequencer, clock);
-        assert_eq!(block.transactions_root, transactions_root(&[bad.hash(), ok.hash()]));
+        assert_eq!(block.transactions_root, transactions_root(&[ok.hash()]));
+        assert_eq!(
+            (block.transactions.clone(), block.failed_count),
+            (vec![ok.clone()], 1),
+            "the failed one is not kept"
+        );
         let lez = LezBlock::decode(&block.lez_block(clock).to_bytes()).expect("decodes as LEZ's block");
         assert!(lez.is_signed_by(&sequencer.public_key()));
         assert!(!lez.is_signed_by(&SecretKey::from_bytes(&[6; 32]).expect("key").public_key()));
         assert_eq!(lez.header.block_id, 9);
         assert_eq!(lez.body.transactions, vec![envelope(&ok), clock_invocation(clock, 1_754_550_000_123)]);
-        assert!(block.is_failed(0) && !block.is_failed(1));
     }
 
     /// With no genesis transactions, a v0.2.0 genesis block (id 1, zero parent, timestamp 0,
@@ -322,6 +331,16 @@ mod tests {
         let bytes = encode(&receipt);
         insta::assert_snapshot!("receipt_bytes", hex::encode(&bytes));
         assert_eq!(StoredReceipt::try_from_slice(&bytes).expect("decodes"), receipt);
+    }
+
+    #[test]
+    fn failed_transaction_bytes_are_pinned_and_round_trip() {
+        let failed = FailedTransaction { receipt: receipt(), transaction: transaction() };
+        let bytes = encode(&failed);
+        insta::assert_snapshot!("failed_transaction_bytes", hex::encode(&bytes));
+        assert_eq!(FailedTransaction::try_from_slice(&bytes).expect("decodes"), failed);
+        // Pruning decodes the receipt alone from the front of the record.
+        assert_eq!(StoredReceipt::deserialize(&mut bytes.as_slice()).expect("prefix"), receipt());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! reads. Synchronous; the service runs block production on blocking threads.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
@@ -13,6 +13,8 @@ use paystreams_lez_core::{
     lee_transaction::LeeTransaction,
     lez_block::{GENESIS_BLOCK_ID, LezBlock},
     lez_release::LezRelease,
+    risc0_words::from_words,
+    transfer::TransferInstruction,
 };
 use paystreams_program::payment_streams_program_id;
 use paystreams_rpc::{
@@ -26,7 +28,7 @@ use paystreams_runtime::{
 use tokio::sync::broadcast;
 
 use crate::{
-    block::{BlockParts, GenesisAccount, GenesisSpec, StoredBlock, StoredReceipt, envelope},
+    block::{BlockParts, FailedTransaction, GenesisAccount, GenesisSpec, StoredBlock, StoredReceipt, envelope},
     index::StreamIndex,
     metrics::Metrics,
     root::Leaves,
@@ -37,6 +39,11 @@ use crate::{
 /// several seconds of work; beyond it `sendTransaction` answers -32002 so clients back off
 /// instead of the node growing without bound.
 pub const MEMPOOL_MAX: usize = 50_000;
+
+/// Most transactions one signer may have waiting in the mempool. Its nonces must follow one
+/// another, so more than this cannot be included in the next few blocks anyway; beyond it
+/// admission answers [`Refusal::TooManyPending`].
+pub const PENDING_PER_SIGNER_MAX: usize = 1_000;
 
 /// Most user transactions in one block. Bounds the time the chain lock is held (and the size of
 /// one redb write) to well under a block interval; the rest waits for the next block.
@@ -55,11 +62,72 @@ pub const LEZ_BLOCK_RANGE_MAX: u64 = 1_000;
 /// Capacity of the committed-block broadcast; a subscriber further behind skips blocks.
 const BROADCAST_CAPACITY: usize = 1_024;
 
+/// Why admission refused a transaction that passed the stateless checks: against the committed
+/// state and the mempool, it cannot succeed. Codes 1101-1105 (the runtime's refusals are
+/// 1001-1099); nothing of a refused transaction is kept.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "nonce {given} of signer {signer} is stale: the account's next nonce is {next}; re-sign with current nonces \
+         (getAccountsNonces)"
+    )]
+    StaleNonce { signer: AccountId, given: u128, next: u128 },
+    #[error(
+        "nonce {given} of signer {signer} is already used by a pending transaction: the account's next nonce is \
+         {next}; re-sign with nonce {next}, or wait for the pending one's receipt"
+    )]
+    NoncePending { signer: AccountId, given: u128, next: u128 },
+    #[error(
+        "nonce {given} of signer {signer} leaves a gap: the account's next nonce is {next} (current nonce plus its \
+         pending transactions); send the missing nonces first, or re-sign with nonce {next}"
+    )]
+    NonceGap { signer: AccountId, given: u128, next: u128 },
+    #[error(
+        "signer {signer} already has {pending} transactions pending, the most one signer may have; wait for their \
+         receipts, then send more"
+    )]
+    TooManyPending { signer: AccountId, pending: usize },
+    #[error(
+        "sender {sender} cannot cover a transfer of {amount}: its balance is {balance}, of which {pending} is already \
+         moved by its pending transfers; lower the amount, or fund the sender first"
+    )]
+    InsufficientBalance { sender: AccountId, amount: u128, balance: u128, pending: u128 },
+}
+
+impl Refusal {
+    /// The code in the JSON-RPC error's `data`.
+    #[must_use]
+    pub const fn code(&self) -> u32 {
+        match self {
+            Self::StaleNonce { .. } => 1101,
+            Self::NoncePending { .. } => 1102,
+            Self::NonceGap { .. } => 1103,
+            Self::TooManyPending { .. } => 1104,
+            Self::InsufficientBalance { .. } => 1105,
+        }
+    }
+
+    /// The name in the JSON-RPC error's `data`.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::StaleNonce { .. } => "StaleNonce",
+            Self::NoncePending { .. } => "NoncePending",
+            Self::NonceGap { .. } => "NonceGap",
+            Self::TooManyPending { .. } => "TooManyPending",
+            Self::InsufficientBalance { .. } => "InsufficientBalance",
+        }
+    }
+}
+
 /// Why the node refused a request or failed to produce a block.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("transaction rejected: {0}")]
     Rejected(TxError),
+    /// Refused at admission: cannot succeed against the committed state and the mempool.
+    #[error("transaction rejected: {0}")]
+    Refused(Refusal),
     #[error("transaction {0} was already submitted")]
     Duplicate(HexHash),
     #[error("the mempool is full ({MEMPOOL_MAX} transactions); retry in a few blocks")]
@@ -121,6 +189,59 @@ struct Inner {
 struct Mempool {
     queue: VecDeque<[u8; 32]>,
     pending: HashMap<[u8; 32], Transaction>,
+    /// What the pending transactions hold per account: signers' nonces, senders' transfers.
+    accounts: HashMap<AccountId, PendingOfAccount>,
+}
+
+/// What the pending transactions hold of one account.
+#[derive(Default)]
+struct PendingOfAccount {
+    /// Nonces of its pending transactions as a signer.
+    nonces: BTreeSet<u128>,
+    /// Sum of the authenticated transfers its pending transactions send from it.
+    outgoing: u128,
+}
+
+impl PendingOfAccount {
+    /// The nonce a new transaction of this signer must carry, given its committed nonce.
+    fn next_nonce(&self, committed: u128) -> u128 {
+        self.nonces.last().map_or(committed, |last| last.saturating_add(1).max(committed))
+    }
+}
+
+impl Mempool {
+    /// Records what a newly pending transaction holds.
+    fn hold(&mut self, tx: &Transaction, transfer: Option<(AccountId, u128)>) {
+        for (signer, nonce) in tx.signer_ids().into_iter().zip(&tx.message.nonces) {
+            self.accounts.entry(signer).or_default().nonces.insert(*nonce);
+        }
+        if let Some((sender, amount)) = transfer {
+            let entry = self.accounts.entry(sender).or_default();
+            entry.outgoing = entry.outgoing.saturating_add(amount);
+        }
+    }
+
+    /// Releases what a transaction no longer pending held.
+    fn release(&mut self, tx: &Transaction, transfer: Option<(AccountId, u128)>) {
+        let mut touched: Vec<AccountId> = Vec::new();
+        for (signer, nonce) in tx.signer_ids().into_iter().zip(&tx.message.nonces) {
+            if let Some(entry) = self.accounts.get_mut(&signer) {
+                entry.nonces.remove(nonce);
+                touched.push(signer);
+            }
+        }
+        if let Some((sender, amount)) = transfer
+            && let Some(entry) = self.accounts.get_mut(&sender)
+        {
+            entry.outgoing = entry.outgoing.saturating_sub(amount);
+            touched.push(sender);
+        }
+        for id in touched {
+            if self.accounts.get(&id).is_some_and(|e| e.nonces.is_empty() && e.outgoing == 0) {
+                self.accounts.remove(&id);
+            }
+        }
+    }
 }
 
 /// The chain.
@@ -401,12 +522,30 @@ impl Chain {
         Ok(tx)
     }
 
-    /// Duplicate and capacity checks, then admission of a checked transaction.
+    /// The sender and amount of an authenticated transfer (`Transfer { amount }` on
+    /// `[sender, recipient]`), `None` for any other transaction.
+    fn transfer_of(&self, tx: &Transaction) -> Option<(AccountId, u128)> {
+        if tx.message.program_id != self.runtime.builtin_ids().authenticated_transfer {
+            return None;
+        }
+        match (from_words::<TransferInstruction>(&tx.message.instruction_data), tx.message.account_ids.as_slice()) {
+            (Ok(TransferInstruction::Transfer { amount }), [sender, _]) => Some((*sender, amount)),
+            _ => None,
+        }
+    }
+
+    /// Duplicate and capacity checks, the checks against the committed state and the mempool
+    /// (each signer's nonce is its next one, its pending count within
+    /// [`PENDING_PER_SIGNER_MAX`], a transfer's sender covers it), then admission of a checked
+    /// transaction. Holds the chain lock while it reads the state and admits, so a block
+    /// committed meanwhile cannot make the view inconsistent (lock order: chain, then mempool).
     fn admit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
         let hash = tx.hash();
         if self.storage.receipt(&hash)?.is_some() {
             return Err(NodeError::Duplicate(HexHash(hash)));
         }
+        let transfer = self.transfer_of(&tx);
+        let inner = lock(&self.inner);
         let mut mempool = lock(&self.mempool);
         if mempool.pending.contains_key(&hash) {
             return Err(NodeError::Duplicate(HexHash(hash)));
@@ -414,6 +553,34 @@ impl Chain {
         if mempool.queue.len() >= MEMPOOL_MAX {
             return Err(NodeError::MempoolFull);
         }
+        for (signer, given) in tx.signer_ids().into_iter().zip(&tx.message.nonces) {
+            let committed = inner.state.account(&signer).nonce;
+            let held = mempool.accounts.get(&signer);
+            let next = held.map_or(committed, |h| h.next_nonce(committed));
+            let pending = held.map_or(0, |h| h.nonces.len());
+            let given = *given;
+            if given < committed {
+                return Err(NodeError::Refused(Refusal::StaleNonce { signer, given, next }));
+            }
+            if given > next {
+                return Err(NodeError::Refused(Refusal::NonceGap { signer, given, next }));
+            }
+            if held.is_some_and(|h| h.nonces.contains(&given)) {
+                return Err(NodeError::Refused(Refusal::NoncePending { signer, given, next }));
+            }
+            if pending >= PENDING_PER_SIGNER_MAX {
+                return Err(NodeError::Refused(Refusal::TooManyPending { signer, pending }));
+            }
+        }
+        if let Some((sender, amount)) = transfer {
+            let balance = inner.state.account(&sender).balance;
+            let pending = mempool.accounts.get(&sender).map_or(0, |h| h.outgoing);
+            if balance.saturating_sub(pending) < amount {
+                return Err(NodeError::Refused(Refusal::InsufficientBalance { sender, amount, balance, pending }));
+            }
+        }
+        drop(inner);
+        mempool.hold(&tx, transfer);
         mempool.queue.push_back(hash);
         mempool.pending.insert(hash, tx);
         self.metrics.set_mempool(mempool.queue.len());
@@ -493,19 +660,23 @@ impl Chain {
         let mut notifications = Vec::new();
         let mut failures: Vec<u32> = Vec::new();
         let mut failed: Vec<u32> = Vec::new();
+        let mut failed_txs: Vec<FailedTransaction> = Vec::new();
         let diff = {
             let mut overlay = Overlay::new(&inner.state);
-            for (index, (hash, tx)) in batch.iter().enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                let (error, events) = match self.runtime.apply_verified(&overlay, tx, &ctx) {
+            for (position, (hash, tx)) in batch.iter().enumerate() {
+                let position = u32::try_from(position).unwrap_or(u32::MAX);
+                // A receipt's index: its place in the block's body, or among its failed ones.
+                let (index, error, events) = match self.runtime.apply_verified(&overlay, tx, &ctx) {
                     Ok(applied) => {
                         overlay.apply_diff(&applied.diff);
-                        (None, applied.receipt.events)
+                        let index = u32::try_from(receipts.len().saturating_sub(failed.len())).unwrap_or(u32::MAX);
+                        (index, None, applied.receipt.events)
                     }
                     Err(e) => {
                         failures.push(e.code());
-                        failed.push(index);
-                        (Some(TxErrorInfo::from(&e)), vec![])
+                        let index = u32::try_from(failed.len()).unwrap_or(u32::MAX);
+                        failed.push(position);
+                        (index, Some(TxErrorInfo::from(&e)), vec![])
                     }
                 };
                 for event in &events {
@@ -518,7 +689,11 @@ impl Chain {
                         });
                     }
                 }
-                receipts.push(StoredReceipt { tx_hash: *hash, block_id: height, index, error, events });
+                let receipt = StoredReceipt { tx_hash: *hash, block_id: height, index, error, events };
+                if receipt.error.is_some() {
+                    failed_txs.push(FailedTransaction { receipt: receipt.clone(), transaction: tx.clone() });
+                }
+                receipts.push(receipt);
             }
             let clock = self.runtime.clock_update(&overlay, &ctx).map_err(|e| {
                 let message = format!("clock update of block {height} failed: {e}");
@@ -563,7 +738,7 @@ impl Chain {
                 }
             }
         }
-        if let Err(e) = self.storage.commit_block(&block, &receipts, &diff, &added) {
+        if let Err(e) = self.storage.commit_block(&block, &receipts, &failed_txs, &diff, &added) {
             inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
@@ -574,14 +749,19 @@ impl Chain {
         let info = block_info(&block);
         inner.head = block;
         inner.time_offset_ms = time_offset_ms;
-        drop(inner);
         {
+            // Still under the chain lock: admission sees the new state and the mempool without
+            // this batch together.
             let mut mempool = lock(&self.mempool);
             for hash in &hashes {
-                mempool.pending.remove(hash);
+                if let Some(tx) = mempool.pending.remove(hash) {
+                    let transfer = self.transfer_of(&tx);
+                    mempool.release(&tx, transfer);
+                }
             }
             self.metrics.set_mempool(mempool.queue.len());
         }
+        drop(inner);
         self.metrics.record_block(height, hashes.len(), &failures);
         tracing::info!(
             height,
@@ -746,9 +926,12 @@ impl Chain {
         let Some(receipt) = self.storage.receipt(hash)? else {
             return Ok(None);
         };
-        let block = self.storage.block(receipt.block_id)?;
-        let tx =
-            block.and_then(|b| b.transactions.into_iter().nth(usize::try_from(receipt.index).unwrap_or(usize::MAX)));
+        let tx = if receipt.error.is_some() {
+            self.storage.failed_transaction(receipt.block_id, receipt.index)?.map(|f| f.transaction)
+        } else {
+            let block = self.storage.block(receipt.block_id)?;
+            block.and_then(|b| b.transactions.into_iter().nth(usize::try_from(receipt.index).unwrap_or(usize::MAX)))
+        };
         Ok(tx.map(|tx| TransactionInfo {
             hash: HexHash(*hash),
             transaction: encode(&tx),

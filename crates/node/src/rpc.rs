@@ -111,6 +111,11 @@ impl From<NodeError> for ErrorObjectOwned {
                 e.to_string(),
                 Some(serde_json::json!({ "code": tx.code(), "name": tx.name() })),
             ),
+            NodeError::Refused(refusal) => ErrorObjectOwned::owned(
+                codes::TRANSACTION_REJECTED,
+                e.to_string(),
+                Some(serde_json::json!({ "code": refusal.code(), "name": refusal.name() })),
+            ),
             NodeError::Duplicate(_) => error(codes::DUPLICATE_TRANSACTION, e.to_string()),
             NodeError::MempoolFull => error(codes::MEMPOOL_FULL, e.to_string()),
             NodeError::Storage(_) | NodeError::Production(_) => error(codes::STORAGE, e.to_string()),

@@ -8,9 +8,9 @@ use std::{
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::{State, StateDiff};
 
-use super::{Storage, StorageError};
+use super::{FAILED_RETAINED, Storage, StorageError};
 use crate::{
-    block::{GenesisSpec, StoredBlock, StoredReceipt},
+    block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
 };
 
@@ -20,19 +20,33 @@ struct MemInner {
     head: Option<u64>,
     blocks: BTreeMap<u64, StoredBlock>,
     receipts: BTreeMap<[u8; 32], StoredReceipt>,
+    failed: BTreeMap<(u64, u32), FailedTransaction>,
     state: State,
 }
 
 /// Storage in memory: gone when the node stops.
-#[derive(Default)]
 pub struct MemStorage {
     inner: Mutex<MemInner>,
+    failed_retained: u64,
+}
+
+impl Default for MemStorage {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), failed_retained: FAILED_RETAINED }
+    }
 }
 
 impl MemStorage {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps at most `bound` failed transactions instead of [`FAILED_RETAINED`].
+    #[must_use]
+    pub fn with_failed_retained(mut self, bound: u64) -> Self {
+        self.failed_retained = bound;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, MemInner> {
@@ -62,6 +76,7 @@ impl Storage for MemStorage {
         &self,
         block: &StoredBlock,
         receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
         diff: &StateDiff,
         _added: &StreamIndex,
     ) -> Result<(), StorageError> {
@@ -69,6 +84,13 @@ impl Storage for MemStorage {
         inner.blocks.insert(block.height(), block.clone());
         for receipt in receipts {
             inner.receipts.insert(receipt.tx_hash, receipt.clone());
+        }
+        for entry in failed {
+            inner.failed.insert((entry.receipt.block_id, entry.receipt.index), entry.clone());
+        }
+        while u64::try_from(inner.failed.len()).unwrap_or(u64::MAX) > self.failed_retained {
+            let Some((_, oldest)) = inner.failed.pop_first() else { break };
+            inner.receipts.remove(&oldest.receipt.tx_hash);
         }
         inner.state.apply_diff(diff);
         inner.head = Some(block.height());
@@ -81,6 +103,14 @@ impl Storage for MemStorage {
 
     fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
         Ok(self.lock().receipts.get(tx_hash).cloned())
+    }
+
+    fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
+        Ok(self.lock().failed.get(&(block_id, index)).cloned())
+    }
+
+    fn failed_len(&self) -> Result<u64, StorageError> {
+        Ok(u64::try_from(self.lock().failed.len()).unwrap_or(u64::MAX))
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {

@@ -5,6 +5,7 @@
 //! | 1 | absent | JSON text of the receipt (`tx_hash` hex) | Borsh, instruction as Borsh bytes |
 //! | 2 | `borsh(2u32)` | `borsh(StoredReceipt)` | Borsh, instruction as Borsh bytes |
 //! | 3 | `borsh(3u32)` | `borsh(StoredReceipt)` | LEZ's public transaction, instruction as RISC Zero serde words (hashes changed too); blocks are LEZ blocks (genesis at block 1, signed by the sequencer key), the genesis holds the LEZ release and the sequencer key |
+//! | 4 | `borsh(4u32)` | `borsh(StoredReceipt)`; a failed one's index is its position among its block's failed transactions | as 3, but a block holds only its succeeded transactions and a count of failed ones; failed transactions live in the bounded `failed` table |
 //!
 //! Older versions are refused untouched: their transactions (and so their hashes, block hashes
 //! and the receipts keyed by them) are in an encoding this node no longer speaks, and a dev chain
@@ -17,7 +18,7 @@ use crate::block::encode;
 
 /// The format this node writes and reads. Bump it whenever a stored encoding changes: the
 /// snapshot tests of `block.rs` show when one did.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// `meta` key of the format version.
 pub(super) const FORMAT_KEY: &str = "format";

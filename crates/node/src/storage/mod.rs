@@ -2,9 +2,15 @@
 //! memory ([`MemStorage`]) for ephemeral chains and tests.
 //!
 //! One call to [`Storage::commit_block`] writes the block, its receipts (which double as the
-//! transaction index: hash → block and position), the account changes, the stream-index entries
-//! and the new head in one redb write transaction with [`redb::Durability::Immediate`], so after
-//! a crash either all of a block is on disk or none of it is.
+//! transaction index: hash → block and position), its failed transactions, the account changes,
+//! the stream-index entries and the new head in one redb write transaction with
+//! [`redb::Durability::Immediate`], so after a crash either all of a block is on disk or none of
+//! it is.
+//!
+//! Failed transactions are kept in a bounded table: at most [`FAILED_RETAINED`] (or the bound
+//! the storage was opened with), the oldest dropped first, with their receipts, in the same write
+//! transaction that adds the new ones. Blocks hold only the transactions that succeeded, so
+//! stored blocks grow only with transactions that changed state.
 //!
 //! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
 //! `index.rs` (the stored stream index: marker and key codecs), `migrate.rs` (the format
@@ -22,10 +28,25 @@ use paystreams_runtime::{State, StateDiff};
 
 pub use self::{load::LOAD_THREADS_MAX, memory::MemStorage, migrate::FORMAT_VERSION, redb::RedbStorage};
 use crate::{
-    block::{GenesisSpec, StoredBlock, StoredReceipt},
+    block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
     root,
 };
+
+/// Most failed transactions (with their receipts) a storage keeps by default; beyond it the
+/// oldest are dropped when a block commits. At ~1 KB each (transaction, receipt, keys) this is
+/// ~100 MB at most, and at the block limit of 5,000 transactions it still holds the last 20
+/// blocks' worth of failures; a client reads a failure's receipt within seconds of its block.
+pub const FAILED_RETAINED: u64 = 100_000;
+
+/// The key of a failed transaction in the bounded table: block id then position among the
+/// block's failed transactions, both big-endian, so the oldest sorts first.
+pub(crate) fn failed_key(block_id: u64, index: u32) -> [u8; 12] {
+    let mut key = [0_u8; 12];
+    key[..8].copy_from_slice(&block_id.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
 
 /// A storage failure. The node stops producing blocks rather than diverge from its disk.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +66,7 @@ pub enum StorageError {
     )]
     NewerFormat { path: String, found: u32, supported: u32 },
     #[error(
-        "the database at {path} has format version {found}, older than version {supported} which this node reads (LEZ's transaction encoding and LEZ's blocks changed every stored transaction, hash and the genesis); an older dev chain is not converted: move the data dir away (or pass another --data-dir, or --ephemeral) to start a new chain"
+        "the database at {path} has format version {found}, older than version {supported} which this node reads (its stored blocks, transactions or receipts are laid out differently); an older dev chain is not converted: move the data dir away (or pass another --data-dir, or --ephemeral) to start a new chain"
     )]
     OlderFormat { path: String, found: u32, supported: u32 },
     #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]
@@ -100,10 +121,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure.
     fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError>;
 
-    /// Commits a block, its receipts, its state changes and the stream-index entries it adds
-    /// (`added`, from its events) atomically, and moves the head. A stored index that was
-    /// current at the parent block becomes current at this one; any other stored index stays
-    /// stale. A storage that keeps no index ignores `added`.
+    /// Commits a block, the receipts of its transactions, its failed transactions (added to the
+    /// bounded table, whose oldest entries beyond its bound are dropped with their receipts), its
+    /// state changes and the stream-index entries it adds (`added`, from its events) atomically,
+    /// and moves the head. A stored index that was current at the parent block becomes current
+    /// at this one; any other stored index stays stale. A storage that keeps no index ignores
+    /// `added`.
     ///
     /// # Errors
     /// Storage failure; nothing of the block is then stored.
@@ -111,9 +134,22 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         block: &StoredBlock,
         receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
         diff: &StateDiff,
         added: &StreamIndex,
     ) -> Result<(), StorageError>;
+
+    /// A failed transaction still kept, by its receipt's block id and index.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError>;
+
+    /// How many failed transactions are kept.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn failed_len(&self) -> Result<u64, StorageError>;
 
     /// A block by height.
     ///

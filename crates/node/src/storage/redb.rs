@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
+use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::{State, StateDiff};
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 
-use super::{FORMAT_VERSION, Storage, StorageError, decode, index, migrate};
+use super::{FAILED_RETAINED, FORMAT_VERSION, Storage, StorageError, decode, failed_key, index, migrate};
 use crate::{
-    block::{GenesisSpec, StoredBlock, StoredReceipt, encode},
+    block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt, encode},
     index::StreamIndex,
 };
 
@@ -22,10 +23,14 @@ pub(super) const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new(
 pub(super) const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receipts");
 /// account id → borsh account; default accounts are removed.
 pub(super) const ACCOUNTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("accounts");
+/// [`failed_key`] (block id, index, big-endian) → borsh [`FailedTransaction`]; bounded, the
+/// oldest dropped first with its receipt.
+pub(super) const FAILED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("failed");
 
 /// Storage in a redb file (`chain.redb` in the data dir).
 pub struct RedbStorage {
     pub(super) db: redb::Database,
+    failed_retained: u64,
 }
 
 /// A write transaction that is durable once committed.
@@ -63,12 +68,20 @@ impl RedbStorage {
             txn.open_table(BLOCKS)?;
             txn.open_table(RECEIPTS)?;
             txn.open_table(ACCOUNTS)?;
+            txn.open_table(FAILED)?;
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
         }
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, failed_retained: FAILED_RETAINED })
+    }
+
+    /// Keeps at most `bound` failed transactions instead of [`FAILED_RETAINED`].
+    #[must_use]
+    pub const fn with_failed_retained(mut self, bound: u64) -> Self {
+        self.failed_retained = bound;
+        self
     }
 
     fn write(&self) -> Result<redb::WriteTransaction, StorageError> {
@@ -97,11 +110,14 @@ fn write_accounts<'a>(
     Ok(())
 }
 
-/// The block, its receipts, its account changes and the new head.
+/// The block, its receipts, its failed transactions (dropping the oldest beyond `retained`,
+/// with their receipts), its account changes and the new head.
 fn write_block(
     txn: &redb::WriteTransaction,
     block: &StoredBlock,
     receipts: &[StoredReceipt],
+    failed: &[FailedTransaction],
+    retained: u64,
     diff: &StateDiff,
 ) -> Result<(), StorageError> {
     txn.open_table(BLOCKS)?.insert(block.height(), encode(block).as_slice())?;
@@ -109,7 +125,20 @@ fn write_block(
     for receipt in receipts {
         table.insert(receipt.tx_hash.as_slice(), encode(receipt).as_slice())?;
     }
-    drop(table);
+    let mut kept = txn.open_table(FAILED)?;
+    for entry in failed {
+        let key = failed_key(entry.receipt.block_id, entry.receipt.index);
+        kept.insert(key.as_slice(), encode(entry).as_slice())?;
+    }
+    while kept.len()? > retained {
+        let Some((_, oldest)) = kept.pop_first()? else { break };
+        // The receipt comes first in the record: decode only that.
+        let receipt = StoredReceipt::deserialize(&mut oldest.value())
+            .map_err(|e| StorageError::corrupt("failed transaction", e))?;
+        drop(oldest);
+        table.remove(receipt.tx_hash.as_slice())?;
+    }
+    drop((table, kept));
     write_accounts(txn, diff.accounts.iter())?;
     txn.open_table(META)?.insert("head", encode(&block.height()).as_slice())?;
     Ok(())
@@ -141,11 +170,12 @@ impl Storage for RedbStorage {
         &self,
         block: &StoredBlock,
         receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
         diff: &StateDiff,
         added: &StreamIndex,
     ) -> Result<(), StorageError> {
         let txn = self.write()?;
-        write_block(&txn, block, receipts, diff)?;
+        write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
         index::extend_for_block(&txn, block, added)?;
         txn.commit()?;
         Ok(())
@@ -180,6 +210,17 @@ impl Storage for RedbStorage {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECEIPTS)?;
         table.get(tx_hash.as_slice())?.map(|v| decode("receipt", v.value())).transpose()
+    }
+
+    fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(FAILED)?;
+        let key = failed_key(block_id, index);
+        table.get(key.as_slice())?.map(|v| decode("failed transaction", v.value())).transpose()
+    }
+
+    fn failed_len(&self) -> Result<u64, StorageError> {
+        Ok(self.db.begin_read()?.open_table(FAILED)?.len()?)
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {

@@ -12,7 +12,7 @@ use paystreams_client::Client;
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_node::{
     MemStorage, NodeConfig, Storage, StorageError,
-    block::{GenesisSpec, StoredBlock, StoredReceipt},
+    block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
 };
 use paystreams_runtime::{State, StateDiff};
@@ -41,6 +41,7 @@ impl Storage for FillableDisk {
         &self,
         block: &StoredBlock,
         receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
         diff: &StateDiff,
         added: &StreamIndex,
     ) -> Result<(), StorageError> {
@@ -49,11 +50,19 @@ impl Storage for FillableDisk {
             let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
             return Err(StorageError::Database(redb::Error::Io(io)));
         }
-        self.inner.commit_block(block, receipts, diff, added)
+        self.inner.commit_block(block, receipts, failed, diff, added)
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
         self.inner.block(height)
+    }
+
+    fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
+        self.inner.failed_transaction(block_id, index)
+    }
+
+    fn failed_len(&self) -> Result<u64, StorageError> {
+        self.inner.failed_len()
     }
 
     fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {

@@ -101,7 +101,9 @@ async fn lez_methods_answer_lezs_json_shapes_with_exact_u128_numbers() {
     // getTransaction: null for an unknown hash, and null for a failed transaction, which our
     // receipt still reports.
     assert_eq!(result_text(addr, "getTransaction", &format!(r#"["{}"]"#, "ab".repeat(32))).await, "null");
-    let failed = send(&client, &transfer(&rich, to, 1, 7)).await;
+    let stranger = paystreams_lez_core::crypto::SecretKey::generate().account_id();
+    let nonce = node.chain().account(&rich.account_id()).nonce;
+    let failed = send(&client, &transfer(&rich, stranger, 1, nonce)).await;
     assert_eq!(failed.status, TxStatus::Failed, "{failed:?}");
     assert_eq!(result_text(addr, "getTransaction", &format!(r#"["{}"]"#, failed.hash)).await, "null");
     assert_eq!(result_text(addr, "getTransaction", &format!(r#"{{"txHash":"{}"}}"#, failed.hash)).await, "null");

@@ -313,12 +313,15 @@ async fn lezs_wallet_requests_decode_into_lezs_types() {
     let nonces: Vec<lez::Nonce> = wallet.call("getAccountsNonces", &format!(r#"[["{sender}","{recipient}"]]"#)).await;
     assert_eq!(nonces, vec![lez::Nonce(1), after.nonce]);
 
-    // A transaction that fails when executed (a nonce from the future): accepted, then
-    // dropped, so getTransaction stays null; our receipt (the oracle) says it failed.
+    // A transaction that fails when executed (a transfer to an unclaimed account that did not
+    // sign): accepted, then dropped, so getTransaction stays null; our receipt (the oracle) says
+    // it failed. (A nonce from the future is refused at admission.)
+    let stranger: lez::AccountId =
+        paystreams_lez_core::crypto::SecretKey::generate().account_id().to_string().parse().expect("base58");
     let message = lez::Message {
         program_id: at,
-        account_ids: vec![sender, recipient],
-        nonces: vec![lez::Nonce(7)],
+        account_ids: vec![sender, stranger],
+        nonces: vec![lez::Nonce(1)],
         instruction_data: lez::transfer_words(1),
     };
     let signature = key.sign(&message.hash());

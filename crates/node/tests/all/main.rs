@@ -9,4 +9,5 @@ mod lez_rpc;
 mod lez_wallet;
 mod node;
 mod rpc_robustness;
+mod spam;
 mod stream_index;

@@ -89,10 +89,17 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     assert_eq!(e.code(), codes::TRANSACTION_REJECTED);
     assert!(e.message().contains("listed twice"), "{}", e.message());
 
-    // Wrong nonce: stateful, so it is included as a failed transaction with code 1013.
-    let receipt = send(&client, &transfer(&key, other, 1, 5)).await;
+    // Wrong nonce: refused at admission against the account's nonce, saying which is next.
+    let e = rpc_error(client.send_transaction(b64(&transfer(&key, other, 1, 5))).await);
+    assert_eq!(e.code(), codes::TRANSACTION_REJECTED);
+    assert_eq!(e.data().map(|d| d.get()), Some(r#"{"code":1103,"name":"NonceGap"}"#));
+    assert!(e.message().contains("next nonce is 0"), "{}", e.message());
+    // A transfer to an unclaimed account that did not sign: known only in execution, so it is
+    // included as a failed transaction with code 1043.
+    let stranger = paystreams_lez_core::crypto::SecretKey::generate().account_id();
+    let receipt = send(&client, &transfer(&key, stranger, 1, 0)).await;
     assert_eq!(receipt.status, TxStatus::Failed);
-    assert_eq!(receipt.error.as_ref().map(|e| (e.code, e.name.as_str())), Some((1013, "NonceMismatch")));
+    assert_eq!(receipt.error.as_ref().map(|e| (e.code, e.name.as_str())), Some((1043, "UnauthorizedClaim")));
 
     // Still answering, and the good path still works.
     let receipt = send(&client, &transfer(&key, other, 1, 0)).await;
@@ -106,7 +113,7 @@ async fn hostile_requests_get_errors_and_the_node_stays_up() {
     assert_eq!(status, 200);
     assert!(body.contains("paystreams_block_height 4"), "{body}");
     assert!(body.contains("paystreams_transactions_total 2"), "{body}");
-    assert!(body.contains("paystreams_transaction_failures_total{code=\"1013\"} 1"), "{body}");
+    assert!(body.contains("paystreams_transaction_failures_total{code=\"1043\"} 1"), "{body}");
     assert!(body.contains("paystreams_mempool_size 0"), "{body}");
     assert!(body.contains("paystreams_tx_per_second"), "{body}");
     node.shutdown().await;
