@@ -62,8 +62,8 @@ pub enum ClientError {
     /// stopped answering, or refused the question): the hash is what finds it later.
     #[error(
         "transaction {hash} was sent, but whether it was included is unknown: {source}. It may still be included: \
-         look it up later by its hash (on a paystreams node, JSON-RPC paystreams_getTransactionReceipt; on LEZ, \
-         getTransaction), or read the accounts it touches before sending it again"
+         look it up later with `paystream tx show {hash}` (on LEZ, JSON-RPC getTransaction), and read the accounts \
+         it touches before sending it again"
     )]
     Unconfirmed { hash: HexHash, source: RpcError },
 }

@@ -15,6 +15,7 @@ pub mod sim;
 pub mod store;
 pub mod stream;
 pub mod token;
+pub mod tx;
 pub mod vault;
 
 use std::process::ExitCode;
@@ -63,6 +64,8 @@ pub enum Command {
     /// Run the user side as a local service: apps on any stack get the EligibilityProof to
     /// attach to their own requests over a loopback HTTP API (docs/agent.md).
     Agent(agent::AgentArgs),
+    /// Transactions: show one by its hash (included, failed, pending, or unknown to the node).
+    Tx(tx::TxArgs),
     /// The config file ($PAYSTREAMS_HOME/config.toml): init, show.
     Config(config::ConfigArgs),
 }
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Session(args) => session::run(&args, common),
         Command::Gate(args) => gate::run(&args, common),
         Command::Agent(args) => agent::run(&args, common),
+        Command::Tx(args) => tx::run(&args, common),
         Command::Config(args) => config::run(&args, common),
     }
 }

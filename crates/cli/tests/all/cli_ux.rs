@@ -75,6 +75,15 @@ async fn the_hash_is_printed_before_waiting_and_named_when_the_node_dies() {
     assert!(text(&out.stdout).contains(&hash), "{}", text(&out.stdout));
     let receipt = client.receipt(hash.parse().expect("hash")).await.expect("receipt call").expect("included");
     assert_eq!(receipt.hash.to_string(), hash);
+    // `tx show` finds it, and says when the node does not know a hash.
+    let out = run(&rpc, &keystore, dir.path(), &["--json", "tx", "show", &hash]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = json_of(&out);
+    assert_eq!((shown["status"].as_str(), shown["block_id"].as_u64()), (Some("included"), receipt.block_id), "{shown}");
+    let unknown = "ab".repeat(32);
+    let out = run(&rpc, &keystore, dir.path(), &["tx", "show", &unknown]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not known to the node"), "{}", text(&out.stderr));
 
     // --json: the result carries the hash too.
     let out = run(
@@ -130,7 +139,7 @@ async fn the_hash_is_printed_before_waiting_and_named_when_the_node_dies() {
     let error = json_of(&out);
     assert_eq!(error["error"]["tx_hash"].as_str(), Some(hash.as_str()), "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(&hash) && message.contains("look it up later"), "{message}");
+    assert!(message.contains(&format!("paystream tx show {hash}")), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
