@@ -53,6 +53,8 @@ pub enum Progress {
     Checking,
     /// Fetching nonces, signing and sending.
     Sending,
+    /// Sent: the node accepted the transaction under this hash (reported once, before waiting).
+    Sent { hash: HexHash },
     /// Sent; waiting for a block to include it.
     Waiting { hash: HexHash, elapsed: Duration },
 }
@@ -62,6 +64,7 @@ impl fmt::Display for Progress {
         match self {
             Self::Checking => f.write_str("checking chain state"),
             Self::Sending => f.write_str("signing and sending"),
+            Self::Sent { hash } => write!(f, "sent transaction {hash}; waiting for inclusion"),
             Self::Waiting { hash, elapsed } => {
                 write!(f, "waiting for inclusion of {}… ({} s)", &hash.to_string()[..12], elapsed.as_secs())
             }
@@ -527,7 +530,8 @@ impl Client {
         } else {
             self.send(program_id, account_ids, instruction_data, signers).await?
         };
-        let receipt = self.wait(hash).await?;
+        self.report(&Progress::Sent { hash });
+        let receipt = self.wait(hash).await.map_err(|e| e.after_sending(hash))?;
         if receipt.status == TxStatus::Included {
             return Ok(receipt);
         }
@@ -971,6 +975,7 @@ impl Client {
         }
         self.report(&Progress::Sending);
         let hash = self.send_transaction(&tx).await?;
+        self.report(&Progress::Sent { hash });
         match self.node.lez_confirm(hash, &tx, &read, |elapsed| self.report(&Progress::Waiting { hash, elapsed })).await
         {
             Ok(inclusion) => match inclusion.events {
@@ -991,7 +996,7 @@ impl Client {
                 }
                 Err(RpcError::Dropped { hash, reason }.into())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(ClientError::from(e).after_sending(hash)),
         }
     }
 }

@@ -58,9 +58,51 @@ pub enum ClientError {
          `stream show`) to see the result"
     )]
     EffectsUnknown { hash: HexHash, block_id: u64, reason: String },
+    /// The node accepted the transaction, then could not be asked whether it was included (it
+    /// stopped answering, or refused the question): the hash is what finds it later.
+    #[error(
+        "transaction {hash} was sent, but whether it was included is unknown: {source}. It may still be included: \
+         look it up later with `paystream tx show {hash}` (on LEZ, JSON-RPC getTransaction), and read the accounts \
+         it touches before sending it again"
+    )]
+    Unconfirmed { hash: HexHash, source: RpcError },
 }
 
 impl ClientError {
+    /// This error met while waiting for the inclusion of `hash`, which the node accepted:
+    /// failures to reach or query the node become [`ClientError::Unconfirmed`] (naming the
+    /// hash); errors that already name it, and outcomes, stay as they are.
+    #[must_use]
+    pub fn after_sending(self, hash: HexHash) -> Self {
+        match self {
+            Self::Node(source @ (RpcError::Connection { .. } | RpcError::Rpc { .. })) => {
+                Self::Unconfirmed { hash, source }
+            }
+            other => other,
+        }
+    }
+
+    /// The hash of the transaction this error is about, when it was sent.
+    #[must_use]
+    pub fn tx_hash(&self) -> Option<HexHash> {
+        match self {
+            Self::Transaction(failure) => failure.hash,
+            Self::Unconfirmed { hash, .. }
+            | Self::EffectsUnknown { hash, .. }
+            | Self::Node(RpcError::Timeout { hash, .. } | RpcError::Dropped { hash, .. }) => Some(*hash),
+            _ => None,
+        }
+    }
+
+    /// True when the node could not be reached (before or after sending).
+    #[must_use]
+    pub const fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Node(RpcError::Connection { .. }) | Self::Unconfirmed { source: RpcError::Connection { .. }, .. }
+        )
+    }
+
     /// The failed transaction, if this is one.
     #[must_use]
     pub fn tx_failure(&self) -> Option<&TxFailure> {

@@ -60,6 +60,27 @@ impl NamedKey {
     }
 }
 
+/// What [`Keystore::scan`] found: the keys, and the files that looked like keys but are not.
+#[derive(Clone, Debug, Default)]
+pub struct KeyScan {
+    pub keys: Vec<NamedKey>,
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A `*.json` file in the keystore that is not a readable key.
+#[derive(Clone, Debug)]
+pub struct SkippedFile {
+    pub path: PathBuf,
+    /// Why it is not a key.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a key ({}); skipped — move it out of the keystore", self.path.display(), self.reason)
+    }
+}
+
 /// A keystore directory.
 #[derive(Clone, Debug)]
 pub struct Keystore {
@@ -189,22 +210,46 @@ impl Keystore {
         Ok(NamedKey { name: file.name, key })
     }
 
-    /// Every key, sorted by name.
+    /// Every key, sorted by name; `*.json` files that are not keys are skipped with a warning
+    /// in the log (see [`Keystore::scan`]).
     ///
     /// # Errors
-    /// I/O failure or a corrupt key file.
+    /// The directory cannot be read.
     pub fn list(&self) -> Result<Vec<NamedKey>, KeystoreError> {
-        let mut keys = Vec::new();
+        let scan = self.scan()?;
+        for skipped in &scan.skipped {
+            tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "keystore file is not a key; skipped");
+        }
+        Ok(scan.keys)
+    }
+
+    /// Every key, sorted by name, and the `*.json` files in the directory that are not keys (a
+    /// stray file, a half-edited key), with why: one bad file never hides the other keys.
+    ///
+    /// # Errors
+    /// The directory cannot be read.
+    pub fn scan(&self) -> Result<KeyScan, KeystoreError> {
+        let mut scan = KeyScan::default();
         for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
             let path = entry.map_err(io_err(&self.dir))?.path();
             let is_key = path.extension().is_some_and(|e| e == "json")
                 && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'));
             if is_key {
-                keys.push(Self::read(&path)?);
+                match Self::read(&path) {
+                    Ok(key) => scan.keys.push(key),
+                    Err(KeystoreError::Corrupt { detail, .. }) => {
+                        scan.skipped.push(SkippedFile { path, reason: detail })
+                    }
+                    Err(KeystoreError::Io { source, .. }) => {
+                        scan.skipped.push(SkippedFile { path, reason: source.to_string() });
+                    }
+                    Err(other) => scan.skipped.push(SkippedFile { path, reason: other.to_string() }),
+                }
             }
         }
-        keys.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(keys)
+        scan.keys.sort_by(|a, b| a.name.cmp(&b.name));
+        scan.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(scan)
     }
 
     /// Saves a chain's dev keys as `dev-<i>`; an existing same-named file with another key is
@@ -279,5 +324,21 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert_eq!(store.list().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn files_that_are_not_keys_are_skipped_and_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Keystore::open(dir.path()).expect("open");
+        store.generate("alice").expect("generate");
+        fs::write(dir.path().join("notes.json"), b"{\"todo\": 1}").expect("write");
+        fs::write(dir.path().join("broken.json"), b"not json").expect("write");
+        let scan = store.scan().expect("scan");
+        assert_eq!(scan.keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["alice"]);
+        let skipped: Vec<String> = scan.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].contains("broken.json") && skipped[1].contains("notes.json"), "{skipped:?}");
+        assert_eq!(store.list().expect("list").len(), 1);
+        assert_eq!(store.resolve("alice").expect("resolve").name, "alice");
     }
 }

@@ -279,6 +279,24 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_creating_an_account_it_cannot_sign_for_is_refused() {
+        let ledger = Ledger::with_vault(120);
+        let owner = ledger.owner.clone();
+        let fresh = SecretKey::from_bytes(&[9; 32]).expect("key");
+        let ids = vec![owner.account_id(), fresh.account_id()];
+        let check = |signers: &[&SecretKey]| {
+            let signer_ids: Vec<AccountId> = signers.iter().map(|key| key.account_id()).collect();
+            let snapshot = Snapshot::read(ledger.chain.state(), &Snapshot::ids_read(&ids, &signer_ids));
+            let words = paystreams_lez_core::transfer::transfer_instruction(10);
+            let tx = ledger.chain.transaction(authenticated_transfer_program_id(), ids.clone(), words, signers);
+            preflight(ledger.chain.runtime(), &snapshot, &tx)
+        };
+        let unsigned = check(&[&owner]);
+        assert_eq!(refused_code(&unsigned), Some(1043), "{unsigned:?}");
+        assert_eq!(check(&[&owner, &fresh]), Verdict::Passes);
+    }
+
+    #[test]
     fn an_account_that_was_not_fetched_leaves_the_call_to_the_chain() {
         let ledger = Ledger::with_vault(120);
         let owner = ledger.owner.clone();

@@ -15,7 +15,7 @@
 
 pub mod block;
 pub mod chain;
-mod http;
+pub mod http;
 pub mod index;
 pub mod metrics;
 pub mod root;
@@ -36,6 +36,7 @@ use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use chain::{Chain, ChainConfig, NodeError};
+pub use http::ReadDeadlines;
 pub use rpc::RpcMethods;
 pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
 pub use verify::{VerifyError, VerifyReport, verify};
@@ -97,6 +98,9 @@ pub struct NodeConfig {
     pub sequencer_key: Option<SecretKey>,
     /// LEZ's methods and ours, or LEZ's only.
     pub rpc_methods: RpcMethods,
+    /// How long a client may take to send a request's headers and body
+    /// ([`ReadDeadlines::DEFAULT`]: 10 s and 15 s).
+    pub read_deadlines: ReadDeadlines,
 }
 
 impl NodeConfig {
@@ -116,6 +120,7 @@ impl NodeConfig {
             lez_release: LezRelease::DEFAULT,
             sequencer_key: None,
             rpc_methods: RpcMethods::All,
+            read_deadlines: ReadDeadlines::DEFAULT,
         }
     }
 
@@ -308,24 +313,48 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
     .context("cannot open the chain")?;
     let chain = Arc::new(chain);
 
+    let module =
+        rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_module(config.rpc_methods)?;
+    let subscriptions = module
+        .method_names()
+        .filter(|name| {
+            matches!(
+                module.method(name),
+                Some(
+                    jsonrpsee::server::MethodCallback::Subscription(_)
+                        | jsonrpsee::server::MethodCallback::Unsubscription(_)
+                )
+            )
+        })
+        .map(str::to_owned)
+        .collect();
     let server_config = ServerConfig::builder()
-        .max_request_body_size(MAX_REQUEST_BODY_BYTES)
+        // The HTTP layer enforces MAX_REQUEST_BODY_BYTES on HTTP bodies and forwards a request
+        // rewritten with ids of its own, which may be a little longer.
+        .max_request_body_size(MAX_REQUEST_BODY_BYTES + http::FORWARD_SLACK_BYTES)
         .max_response_body_size(MAX_RESPONSE_BODY_BYTES)
         .max_connections(MAX_CONNECTIONS)
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
+        .set_first_request_timeout(Some(config.read_deadlines.headers))
         .build();
     let server = Server::builder()
         .set_config(server_config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(http::HealthLayer::new(Arc::clone(&chain))))
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer(tower::layer::layer_fn(rpc::Notifications::new)),
+        )
+        .set_http_middleware(tower::ServiceBuilder::new().layer(http::HttpLayer::new(
+            Arc::clone(&chain),
+            subscriptions,
+            config.read_deadlines,
+        )))
         .build(config.rpc_addr)
         .await
         .with_context(|| {
             format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
         })?;
     let addr = server.local_addr().context("listening address")?;
-    let module =
-        rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_module(config.rpc_methods)?;
     let server = server.start(module);
 
     let (stop, mut stopped) = watch::channel(false);

@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    future::Future,
     sync::{Arc, OnceLock},
 };
 
@@ -30,6 +31,13 @@ pub const NONCES_MAX: usize = 1_000;
 
 /// Most commitments one `getProofsAndRoot` call may name (ours; LEZ sets no bound).
 pub const COMMITMENTS_MAX: usize = 1_000;
+
+/// The methods whose call changes the chain (submits a transaction, moves dev time, mines):
+/// sent as a JSON-RPC notification (no `id`), these are executed and their outcome is logged.
+/// Every other method's only effect is its answer, which a notification never gets: such a
+/// notification is refused, with a logged reason. See `docs/node.md` ("JSON-RPC by the letter").
+pub const METHODS_WITH_EFFECTS: &[&str] =
+    &["sendTransaction", "paystreams_sendTransactions", "paystreams_devAdvanceTime", "paystreams_devMine"];
 
 /// Which methods the node serves (`paystream node --rpc-methods`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -461,5 +469,145 @@ impl PaystreamsApiServer for RpcServer {
             return Err(error(INVALID_PARAMS_CODE, format!("mine between 1 and {DEV_MINE_MAX} blocks")));
         }
         self.mine(count, 0, block_capacity(self.automine)).await
+    }
+}
+
+/// Runs JSON-RPC notifications per [`METHODS_WITH_EFFECTS`] (jsonrpsee itself drops them): a
+/// notification of a method with effects is executed as a call whose answer is logged and
+/// discarded; any other notification is refused with a logged reason. Over HTTP the front layer
+/// (`http.rs`) has already turned notifications into calls, so this acts on WebSocket messages.
+#[derive(Clone)]
+pub struct Notifications<S> {
+    service: S,
+}
+
+impl<S> Notifications<S> {
+    pub const fn new(service: S) -> Self {
+        Self { service }
+    }
+}
+
+/// A notification as a call with an id of its own, or `None` (logged) when it is refused.
+fn notification_as_call(
+    n: &jsonrpsee::core::middleware::Notification<'_>,
+) -> Option<jsonrpsee::types::Request<'static>> {
+    if !METHODS_WITH_EFFECTS.contains(&n.method.as_ref()) {
+        log_notification(&n.method, &Outcome::Refused(REFUSED_NO_EFFECT));
+        return None;
+    }
+    let mut request = jsonrpsee::types::Request::owned(
+        n.method.to_string(),
+        n.params.as_ref().map(|p| p.clone().into_owned()),
+        jsonrpsee::types::Id::Str("notification".into()),
+    );
+    request.extensions = n.extensions.clone();
+    Some(request)
+}
+
+fn log_notification_outcome(method: &str, response: &jsonrpsee::MethodResponse) {
+    let outcome =
+        if response.is_error() { Outcome::Failed(response.to_json().get().to_owned()) } else { Outcome::Executed };
+    log_notification(method, &outcome);
+}
+
+/// Why a notification of a method without effects is refused.
+pub(crate) const REFUSED_NO_EFFECT: &str =
+    "the method's only effect is its answer, and a notification gets none; send it with an id";
+
+/// What became of a notification.
+pub(crate) enum Outcome {
+    /// Not executed, for this reason.
+    Refused(&'static str),
+    Executed,
+    /// Executed and answered with this error (JSON text).
+    Failed(String),
+}
+
+/// Most log lines about notifications per second; the rest are counted, and the count is logged
+/// with the next line after the second ends, so a flood of notifications cannot flood the log.
+pub const NOTIFICATION_LOG_LINES_PER_SECOND: u32 = 20;
+
+/// Logs what became of a notification (refusals and successes at `info`, failures at `warn`),
+/// within [`NOTIFICATION_LOG_LINES_PER_SECOND`].
+pub(crate) fn log_notification(method: &str, outcome: &Outcome) {
+    static WINDOW: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)> = std::sync::Mutex::new((None, 0, 0));
+    {
+        let mut window = WINDOW.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if window.0.is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(1)) {
+            if window.2 > 0 {
+                tracing::warn!(suppressed = window.2, "more notification outcomes than the log takes; not logged");
+            }
+            *window = (Some(now), 0, 0);
+        }
+        if window.1 >= NOTIFICATION_LOG_LINES_PER_SECOND {
+            window.2 = window.2.saturating_add(1);
+            return;
+        }
+        window.1 += 1;
+    }
+    match outcome {
+        Outcome::Refused(reason) => tracing::info!(%method, "notification refused: {reason}"),
+        Outcome::Executed => tracing::info!(%method, "notification executed"),
+        Outcome::Failed(error) => tracing::warn!(%method, %error, "notification failed"),
+    }
+}
+
+impl<S> jsonrpsee::server::middleware::rpc::RpcServiceT for Notifications<S>
+where
+    S: jsonrpsee::server::middleware::rpc::RpcServiceT<
+            MethodResponse = jsonrpsee::MethodResponse,
+            NotificationResponse = jsonrpsee::MethodResponse,
+            BatchResponse = jsonrpsee::MethodResponse,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        request: jsonrpsee::types::Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        self.service.call(request)
+    }
+
+    fn batch<'a>(
+        &self,
+        batch: jsonrpsee::core::middleware::Batch<'a>,
+    ) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        let calls: Vec<_> = batch
+            .iter()
+            .filter_map(|entry| match entry {
+                Ok(jsonrpsee::core::middleware::BatchEntry::Notification(n)) => notification_as_call(n),
+                _ => None,
+            })
+            .collect();
+        let service = self.service.clone();
+        async move {
+            for call in calls {
+                let method = call.method.to_string();
+                log_notification_outcome(&method, &service.call(call).await);
+            }
+            service.batch(batch).await
+        }
+    }
+
+    fn notification<'a>(
+        &self,
+        n: jsonrpsee::core::middleware::Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+        let call = notification_as_call(&n);
+        let service = self.service.clone();
+        async move {
+            if let Some(call) = call {
+                let method = call.method.to_string();
+                log_notification_outcome(&method, &service.call(call).await);
+            }
+            jsonrpsee::MethodResponse::notification().with_extensions(n.extensions)
+        }
     }
 }

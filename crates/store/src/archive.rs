@@ -558,17 +558,60 @@ pub struct ImportLine {
     pub ephemeral: bool,
 }
 
+/// Earliest timestamp an import accepts: 2001-09-09, the first instant whose Unix nanoseconds
+/// have 19 digits. Anything smaller is seconds, milliseconds or microseconds (or not a time).
+pub const IMPORT_TIMESTAMP_MIN_NS: i64 = 1_000_000_000_000_000_000;
+/// How far past the wall clock an imported timestamp may be (clock skew between machines).
+pub const IMPORT_TIMESTAMP_MAX_AHEAD_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// Refuses a timestamp that is not Unix nanoseconds of a plausible message time: zero,
+/// negative, in seconds/milliseconds/microseconds (named, with the factor that fixes it), or
+/// more than a day after `now_ns`.
+///
+/// # Errors
+/// What is wrong, in words.
+pub fn check_import_timestamp(timestamp: i64, now_ns: i64) -> Result<i64, String> {
+    let unit = |name: &str, factor: &str| {
+        format!(
+            "timestamp {timestamp} is not nanoseconds since the Unix epoch (it looks like {name}: multiply by {factor}); \
+             e.g. 1700000000000000000 is 2023-11-14"
+        )
+    };
+    match timestamp {
+        ..=0 => Err(format!(
+            "timestamp {timestamp} is not a time: give nanoseconds since the Unix epoch, e.g. 1700000000000000000 \
+             (2023-11-14)"
+        )),
+        1..100_000_000_000 => Err(unit("seconds", "1000000000")),
+        100_000_000_000..100_000_000_000_000 => Err(unit("milliseconds", "1000000")),
+        100_000_000_000_000..IMPORT_TIMESTAMP_MIN_NS => Err(unit("microseconds", "1000")),
+        t if t > now_ns.saturating_add(IMPORT_TIMESTAMP_MAX_AHEAD_NS) => Err(format!(
+            "timestamp {timestamp} is more than a day in the future (now is {now_ns} ns since the Unix epoch); give \
+             the message's real time in nanoseconds"
+        )),
+        t => Ok(t),
+    }
+}
+
+/// The wall clock in Unix nanoseconds (saturating).
+fn now_unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 fn base64_decode(field: &str, value: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(value).map_err(|e| format!("{field} is not base64: {e}"))
 }
 
 impl ImportLine {
-    /// Validates the line into a storable message.
+    /// Validates the line into a storable message; its timestamp must be Unix nanoseconds no
+    /// later than a day after `now_ns` (see [`check_import_timestamp`]).
     ///
     /// # Errors
     /// What is wrong with the line, in words.
-    pub fn into_stored(self) -> Result<StoredMessage, String> {
+    pub fn into_stored(self, now_ns: i64) -> Result<StoredMessage, String> {
         let payload = match (self.payload, self.text) {
             (Some(b64), None) => base64_decode("payload", &b64)?,
             (None, Some(text)) => text.into_bytes(),
@@ -582,6 +625,7 @@ impl ImportLine {
             }
             _ => return Err("timestamp must be an integer number of nanoseconds".into()),
         };
+        let timestamp = check_import_timestamp(timestamp, now_ns)?;
         let meta = match self.meta {
             Some(m) => base64_decode("meta", &m)?,
             None => Vec::new(),
@@ -604,6 +648,7 @@ impl ImportLine {
 /// # Errors
 /// `line N: what is wrong`.
 pub fn parse_import(text: &str) -> Result<Vec<StoredMessage>, String> {
+    let now_ns = now_unix_ns();
     let mut out = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index.saturating_add(1);
@@ -611,7 +656,7 @@ pub fn parse_import(text: &str) -> Result<Vec<StoredMessage>, String> {
             continue;
         }
         let parsed: ImportLine = serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
-        out.push(parsed.into_stored().map_err(|e| format!("line {number}: {e}"))?);
+        out.push(parsed.into_stored(now_ns).map_err(|e| format!("line {number}: {e}"))?);
     }
     Ok(out)
 }
@@ -622,12 +667,36 @@ mod tests {
 
     #[test]
     fn bad_import_lines_name_the_line() {
-        let text = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1}\n\n{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"timestamp\":2}\n";
+        let text = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1700000000000000000}\n\n{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"timestamp\":1700000000000000000}\n";
         assert_eq!(parse_import(text).expect_err("refused"), "line 3: give payload (base64) or text");
-        let eph =
-            "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1,\"ephemeral\":true}";
+        let eph = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1700000000000000000,\"ephemeral\":true}";
         assert!(parse_import(eph).expect_err("refused").contains("ephemeral"));
-        let unknown = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1,\"colour\":1}";
+        let unknown = "{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":1700000000000000000,\"colour\":1}";
         assert!(parse_import(unknown).expect_err("refused").starts_with("line 1: unknown field"));
+    }
+
+    #[test]
+    fn timestamps_must_be_nanoseconds_of_a_plausible_time() {
+        let now = 1_765_000_000_000_000_000;
+        let line = |ts: &str| {
+            format!("{{\"pubsub_topic\":\"/p\",\"content_topic\":\"/c\",\"text\":\"hi\",\"timestamp\":{ts}}}")
+        };
+        for (ts, says) in [
+            ("0", "is not a time"),
+            ("-5", "is not a time"),
+            ("1700000000", "looks like seconds"),
+            ("\"1700000000000\"", "looks like milliseconds"),
+            ("1700000000000000", "looks like microseconds"),
+            ("1865000000000000000", "in the future"),
+        ] {
+            let parsed: ImportLine = serde_json::from_str(&line(ts)).expect("json");
+            let error = parsed.into_stored(now).expect_err(ts);
+            assert!(error.contains(says) && error.contains("nanoseconds"), "{ts}: {error}");
+        }
+        let ok: ImportLine = serde_json::from_str(&line("1700000000123456789")).expect("json");
+        assert_eq!(ok.into_stored(now).expect("valid").message.timestamp, Some(1_700_000_000_123_456_789));
+        // A whole file with one bad line is refused, naming the line.
+        let file = format!("{}\n{}\n", line("1700000000000000000"), line("1700000000"));
+        assert!(parse_import(&file).expect_err("refused").starts_with("line 2: timestamp 1700000000 "));
     }
 }

@@ -17,8 +17,6 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
   # or be initialised on its own (needed before it can receive stream payouts):
   paystream account init bob")]
 pub struct AccountArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: AccountCommand,
 }
@@ -52,8 +50,8 @@ pub enum AccountCommand {
     },
 }
 
-pub fn run(args: &AccountArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &AccountArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(run_inner(&ctx, &args.command));
     ctx.finish(result)
 }

@@ -45,8 +45,6 @@ Examples:
   TOKEN=$(cat ~/.local/share/paystreams/agent/<owner>.token)
   curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8060/v1/spending")]
 pub struct AgentArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     /// Key that owns the paying vault.
     #[arg(long)]
     pub from: String,
@@ -84,9 +82,9 @@ pub struct AgentArgs {
     pub monitor_secs: u64,
 }
 
-pub fn run(args: &AgentArgs) -> std::process::ExitCode {
+pub fn run(args: &AgentArgs, common: &CommonArgs) -> std::process::ExitCode {
     super::dashboard::init_tracing();
-    let ctx = Ctx::new(args.common.clone());
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(serve(&ctx, args));
     ctx.finish(result)
 }

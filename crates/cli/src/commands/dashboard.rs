@@ -6,9 +6,9 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
-use paystreams_client::{DEFAULT_RPC_URL, default_keystore_dir};
+use paystreams_client::default_keystore_dir;
 
-use super::output::ChainArg;
+use super::output::{ChainArg, CommonArgs};
 use paystreams_dashboard::{
     DEFAULT_LISTEN, DashboardConfig, HISTORY_BLOCKS_DEFAULT, HttpAgent, HttpSessions, SessionSource,
 };
@@ -32,13 +32,6 @@ pub struct DashboardArgs {
     /// Address to serve the dashboard on (loopback unless --allow-remote).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// The node's JSON-RPC URL; live updates use its WebSocket on the same port.
-    #[arg(long, env = "PAYSTREAMS_RPC", default_value = DEFAULT_RPC_URL, value_name = "URL")]
-    pub rpc: String,
-    /// Keystore whose identities are shown and may sign actions
-    /// [default: $PAYSTREAMS_HOME/keystore, else <user data dir>/paystreams/keystore].
-    #[arg(long, env = "PAYSTREAMS_KEYSTORE", value_name = "DIR")]
-    pub keystore: Option<PathBuf>,
     /// Admin address of a running Store provider (its `GET /sessions` lists the provider
     /// engine's sessions: pending, bound, terminated). Without it the provider view shows
     /// on-chain earnings only.
@@ -63,11 +56,6 @@ pub struct DashboardArgs {
     /// Blocks read back at start for stream histories and charts.
     #[arg(long, value_name = "N", default_value_t = HISTORY_BLOCKS_DEFAULT)]
     pub history_blocks: u64,
-    /// What answers at --rpc. The dashboard needs a paystreams node: `lez` is refused (it
-    /// lists vaults and streams, reads receipts and follows block JSON, which LEZ's methods do
-    /// not give).
-    #[arg(long, env = "PAYSTREAMS_CHAIN", value_enum, default_value_t = ChainArg::Paystreams)]
-    pub chain: ChainArg,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default info).
@@ -106,9 +94,9 @@ pub(super) async fn wait_for_signal() {
 
 /// Runs the dashboard until Ctrl-C / SIGTERM.
 #[must_use]
-pub fn run(args: &DashboardArgs) -> ExitCode {
+pub fn run(args: &DashboardArgs, common: &CommonArgs) -> ExitCode {
     init_tracing();
-    if args.chain == ChainArg::Lez {
+    if common.chain == ChainArg::Lez {
         eprintln!(
             "error: the dashboard needs a paystreams node at --rpc: it lists an owner's vaults and a provider's \
              streams (paystreams_listVaults, paystreams_listStreams), reads receipts and follows blocks as JSON, which \
@@ -163,10 +151,10 @@ pub fn run(args: &DashboardArgs) -> ExitCode {
             },
         },
     };
-    let keystore_dir = args.keystore.clone().unwrap_or_else(default_keystore_dir);
+    let keystore_dir = common.keystore.clone().unwrap_or_else(default_keystore_dir);
     let config = DashboardConfig {
         listen: args.listen,
-        rpc_url: args.rpc.clone(),
+        rpc_url: common.rpc.clone(),
         keystore_dir,
         allow_remote: args.allow_remote,
         history_blocks: args.history_blocks,

@@ -73,11 +73,11 @@ pub fn run(args: &DemoArgs) -> ExitCode {
 }
 
 fn step(n: u32, text: &str) {
-    println!("\n[{n}] {text}");
+    outln!("\n[{n}] {text}");
 }
 
 fn show_stream(stream: &StreamView) {
-    println!(
+    outln!(
         "    stream {}: {:?}, rate {}/s, allocation {}, accrued {}, unaccrued {}{}",
         stream.stream_id,
         stream.state,
@@ -95,7 +95,7 @@ fn show_stream(stream: &StreamView) {
 fn show_page(response: &paystreams_store::StoreQueryResponse) {
     for entry in &response.messages {
         if let Some((m, _)) = &entry.message {
-            println!("      {}  {}", m.content_topic, String::from_utf8_lossy(&m.payload));
+            outln!("      {}  {}", m.content_topic, String::from_utf8_lossy(&m.payload));
         }
     }
 }
@@ -130,9 +130,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         }
         None => new_run_dir(&paystreams_client::keystore::default_home().join("demo"))?,
     };
-    println!("paystreams demo: a user pays a Store provider by the second for message history.");
-    println!("Everything runs here: an embedded chain, a Store provider on libp2p, and a user.");
-    println!("Data: {}", data_dir.display());
+    outln!("paystreams demo: a user pays a Store provider by the second for message history.");
+    outln!("Everything runs here: an embedded chain, a Store provider on libp2p, and a user.");
+    outln!("Data: {}", data_dir.display());
     let config = paystreams_node::NodeConfig {
         rpc_addr: args.rpc_addr,
         automine: true,
@@ -153,21 +153,21 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     step(1, "Funded accounts");
     let user_start = client.balance(user).await?;
     let provider_start = client.balance(provider).await?;
-    println!("    user     {user}  balance {user_start}");
-    println!("    provider {provider}  balance {provider_start}");
-    println!("    chain JSON-RPC {}", node.rpc_url());
+    outln!("    user     {user}  balance {user_start}");
+    outln!("    provider {provider}  balance {provider_start}");
+    outln!("    chain JSON-RPC {}", node.rpc_url());
 
     step(2, &format!("The user opens vault {vault_id} and deposits {DEPOSIT}"));
     client.init_vault(&user_key, vault_id, None).await?;
     client.deposit(&user_key, vault_id, DEPOSIT).await?;
     let view = client.vault(user, vault_id).await?.context("the demo vault is missing")?;
-    println!("    vault balance {}, unallocated {}", view.balance.0, view.unallocated.0);
+    outln!("    vault balance {}, unallocated {}", view.balance.0, view.unallocated.0);
 
     step(3, "The provider starts its Store service on libp2p with a seeded message archive");
     let archive = Arc::new(SqliteArchive::open(&data_dir.join("archive.sqlite")).context("opening the archive")?);
     let seeded = seed_messages()?;
     let added = archive.insert(&seeded).context("seeding the archive")?;
-    println!(
+    outln!(
         "    archive {} holds {} messages ({added} added now)",
         data_dir.join("archive.sqlite").display(),
         archive.count()?
@@ -195,9 +195,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let service = start(provider_config, archive).await.context("starting the Store provider")?;
     let address = service.addrs().first().context("the provider has no listen address")?.to_string();
-    println!("    listening on {address}");
+    outln!("    listening on {address}");
     if let Some(admin) = service.admin_addr() {
-        println!("    admin endpoint http://{admin}/sessions");
+        outln!("    admin endpoint http://{admin}/sessions");
     }
 
     step(4, "Discovery: the user asks the provider for its policy (/paystreams/policy/1.0.0)");
@@ -207,7 +207,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let terms = Terms { vault_id, token_id: [0; 32], service_id: STORE_SERVICE_ID.into(), rate: 0, allocation: 0 };
     let paid = PaidStore::new(store.clone(), Arc::clone(&engine), terms).await?;
     let token = paid.advert().policy.accepted_tokens.first().context("the policy lists no token")?;
-    println!(
+    outln!(
         "    provider {}: serves {:?}, native token at least {}/s and allocation {}, first response at most {} bytes",
         AccountId(paid.advert().provider_id),
         paid.advert().service_ids,
@@ -227,7 +227,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let first = paid.page(&request).await?;
     let first_len = first.response.encode().len();
-    println!(
+    outln!(
         "    status {} with eligibility {:?}; {} messages in {first_len} bytes (asked for {PAGE_SIZE}: trimmed to the {FIRST_RESPONSE_CAP}-byte first-response cap, with a cursor to continue)",
         first.response.status_code.unwrap_or_default(),
         first.response.eligibility.as_ref().map(|e| e.status.status_desc.clone()).unwrap_or_default(),
@@ -249,10 +249,10 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         let page = paid.page(&request).await?;
         pages = pages.saturating_add(1);
         received = received.saturating_add(page.response.messages.len());
-        println!("    page {pages}: {} messages", page.response.messages.len());
+        outln!("    page {pages}: {} messages", page.response.messages.len());
         request.pagination_cursor = page.response.pagination_cursor;
     }
-    println!("    {received} chat messages in {pages} pages; the archive had no more");
+    outln!("    {received} chat messages in {pages} pages; the archive had no more");
 
     step(8, "Live accrual: a minute of service passes; the stream accrues lazily, at chain time");
     client.advance_time(60).await?;
@@ -264,7 +264,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let news =
         StoreQueryRequest { content_topics: vec![NEWS_TOPIC.to_owned()], pagination_cursor: None, ..request.clone() };
     match paid.page(&news).await {
-        Err(QueryError::StreamInactive(desc)) => println!("    while paused: refused, STREAM_NOT_ACTIVE ({desc})"),
+        Err(QueryError::StreamInactive(desc)) => outln!("    while paused: refused, STREAM_NOT_ACTIVE ({desc})"),
         other => bail!("a paused stream was served: {other:?}"),
     }
     let before = client.require_stream(user, vault_id, stream_id).await?.accrued.0;
@@ -273,18 +273,18 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     if before != after {
         bail!("a paused stream accrued");
     }
-    println!("    a hundred seconds paused: accrued stays {after}");
+    outln!("    a hundred seconds paused: accrued stays {after}");
     let resumed = client.resume(&user_key, vault_id, stream_id).await?;
     provider_sees(&service, &resumed, "the resume").await?;
     let page = paid.page(&news).await?;
-    println!("    resumed: {} news messages served", page.response.messages.len());
+    outln!("    resumed: {} news messages served", page.response.messages.len());
     show_page(&page.response);
 
     step(10, "A query without payment is refused: Store status 400, PROOF_INVALID, no messages");
     let unpaid = store.send(&StoreQueryRequest { request_id: "unpaid-1".into(), ..news.clone() }).await?;
     let verdict = unpaid.eligibility.as_ref().map(|e| (e.status.code(), e.status.status_desc.clone()));
     let (code, desc) = verdict.clone().unwrap_or((None, String::new()));
-    println!(
+    outln!(
         "    Store status {}, eligibility {:?} (\"{desc}\"), {} messages",
         unpaid.status_code.unwrap_or_default(),
         code.map_or_else(|| "none".to_owned(), |c| format!("{c:?}")),
@@ -308,7 +308,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
                 || "the stream was already closed, so there was nothing left to close".to_owned(),
                 |id| format!("it closed stream {id}"),
             );
-            println!(
+            outln!(
                 "    a PERMANENT ServiceTermination reaches the user (pushed, or with the next request); the user's engine closes out: {outcome}"
             );
         }
@@ -332,7 +332,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             client.claim(&provider_key, user, vault_id, stream_id, None).await?;
         }
     }
-    println!("    provider balance {}", client.balance(provider).await?);
+    outln!("    provider balance {}", client.balance(provider).await?);
     let view = client.vault(user, vault_id).await?.context("the demo vault is missing")?;
     client.withdraw(&user_key, vault_id, view.unallocated.0, None).await?;
 
@@ -342,31 +342,31 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let vault_end = client.vault(user, vault_id).await?.context("the demo vault is missing")?.balance.0;
     let paid_out = provider_end.checked_sub(provider_start).context("provider balance went down")?;
     let spent = user_start.checked_sub(user_end).context("user balance went up")?;
-    println!("    user     {user_end} (spent {spent})");
-    println!(
+    outln!("    user     {user_end} (spent {spent})");
+    outln!(
         "    provider {provider_end} (earned {paid_out}: {} s of service at {MIN_RATE}/s)",
         paid_out / u128::from(MIN_RATE)
     );
-    println!("    vault    {vault_end}");
+    outln!("    vault    {vault_end}");
     if spent != paid_out || vault_end != 0 || paid_out == 0 {
         bail!("balances do not add up: user spent {spent}, provider earned {paid_out}, vault holds {vault_end}");
     }
-    println!("    user spent exactly what the provider earned; nothing was created or lost.");
+    outln!("    user spent exactly what the provider earned; nothing was created or lost.");
 
     if args.keep_running {
-        println!("\nThe chain and the Store provider keep running. Press Ctrl-C to stop.");
-        println!("  chain     {}", node.rpc_url());
-        println!("  provider  {address}");
+        outln!("\nThe chain and the Store provider keep running. Press Ctrl-C to stop.");
+        outln!("  chain     {}", node.rpc_url());
+        outln!("  provider  {address}");
         if let Some(admin) = service.admin_addr() {
-            println!("  admin     http://{admin}/sessions");
-            println!(
+            outln!("  admin     http://{admin}/sessions");
+            outln!(
                 "Try: paystream dashboard --rpc {} --keystore {} --provider-admin http://{admin} --provider-admin-token-file {}",
                 node.rpc_url(),
                 data_dir.join("keystore").display(),
                 data_dir.join("admin-token").display()
             );
         }
-        println!(
+        outln!(
             "     paystream store query --rpc {} --keystore {} --provider {address} --from dev-0 --vault-id {vault_id} --content-topic {CHAT_TOPIC}",
             node.rpc_url(),
             data_dir.join("keystore").display()
@@ -375,7 +375,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     }
     service.shutdown().await;
     node.shutdown().await;
-    println!("\nDemo complete. Data left for inspection in {}", data_dir.display());
+    outln!("\nDemo complete. Data left for inspection in {}", data_dir.display());
     Ok(())
 }
 

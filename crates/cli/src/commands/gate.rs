@@ -29,8 +29,6 @@ service to tell its users. The API, the admin routes (/health, /metrics, /sessio
 POST /sessions/ID/terminate, POST /maintenance?secs=N) and docs: docs/gate.md.")]
 pub struct GateArgs {
     #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
     pub shared: ProviderArgs,
     /// A service id the gate accepts in proposals (repeatable; at least one), e.g.
     /// /paystreams/example/paid-http/1.
@@ -41,8 +39,8 @@ pub struct GateArgs {
     pub listen: SocketAddr,
 }
 
-pub fn run(args: &GateArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &GateArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

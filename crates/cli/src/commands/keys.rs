@@ -14,8 +14,6 @@ use super::output::{CmdResult, CommonArgs, Ctx, fields, table};
 
 The node's dev accounts (dev-0, dev-1, ...) are written to the same keystore on first start.")]
 pub struct KeysArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: KeysCommand,
 }
@@ -39,8 +37,8 @@ pub enum KeysCommand {
     },
 }
 
-pub fn run(args: &KeysArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &KeysArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = run_inner(&ctx, &args.command);
     ctx.finish(result)
 }
@@ -68,7 +66,11 @@ fn run_inner(ctx: &Ctx, command: &KeysCommand) -> CmdResult {
             });
         }
         KeysCommand::List => {
-            let keys = store.list()?;
+            let scan = store.scan()?;
+            for skipped in &scan.skipped {
+                eprintln!("warning: {skipped}");
+            }
+            let keys = scan.keys;
             let value = json!(
                 keys.iter()
                     .map(|k| json!({ "name": k.name, "account_id": k.account_id().to_string() }))

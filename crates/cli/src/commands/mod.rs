@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod agent;
+pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod gate;
@@ -14,14 +15,18 @@ pub mod sim;
 pub mod store;
 pub mod stream;
 pub mod token;
+pub mod tx;
 pub mod vault;
 
 use std::process::ExitCode;
 
 /// The paystreams command line: local chain, wallet, streams, simulator, demo.
 #[derive(Debug, clap::Parser)]
-#[command(name = "paystream", version, about)]
+#[command(name = "paystream", version, about, after_help = GLOBAL_HELP)]
 pub struct Cli {
+    /// Flags every command takes, before or after the subcommand.
+    #[command(flatten)]
+    pub common: output::CommonArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,25 +64,44 @@ pub enum Command {
     /// Run the user side as a local service: apps on any stack get the EligibilityProof to
     /// attach to their own requests over a loopback HTTP API (docs/agent.md).
     Agent(agent::AgentArgs),
+    /// Transactions: show one by its hash (included, failed, pending, or unknown to the node).
+    Tx(tx::TxArgs),
+    /// The config file ($PAYSTREAMS_HOME/config.toml): init, show.
+    Config(config::ConfigArgs),
 }
+
+/// Where settings come from, shown under `paystream --help`.
+const GLOBAL_HELP: &str = "The flags above may come before or after the subcommand \
+(`paystream --json stream list` = `paystream stream list --json`).
+
+Environment: PAYSTREAMS_RPC (--rpc), PAYSTREAMS_KEYSTORE (--keystore), PAYSTREAMS_CHAIN (--chain),
+PAYSTREAMS_HOME (where keys, the chain, sessions, archives and the config file live; default
+<user data dir>/paystreams).
+
+Config file: $PAYSTREAMS_HOME/config.toml (rpc, chain, keystore, identity, node_rpc_addr,
+dashboard_listen; `paystream config init`, `paystream config show`). Precedence: flags >
+environment > config file > defaults.";
 
 /// Dispatches a parsed command line.
 #[must_use]
 pub fn run(cli: Cli) -> ExitCode {
+    let common = &cli.common;
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Sim(args) => sim::run(&args),
-        Command::Keys(args) => keys::run(&args),
-        Command::Account(args) => account::run(&args),
-        Command::Token(args) => token::run(&args),
-        Command::Vault(args) => vault::run(&args),
-        Command::Stream(args) => stream::run(&args),
-        Command::Pda(args) => pda::run(&args),
-        Command::Node(args) => node::run(&args),
-        Command::Dashboard(args) => dashboard::run(&args),
-        Command::Store(args) => store::run(&args),
-        Command::Session(args) => session::run(&args),
-        Command::Gate(args) => gate::run(&args),
-        Command::Agent(args) => agent::run(&args),
+        Command::Keys(args) => keys::run(&args, common),
+        Command::Account(args) => account::run(&args, common),
+        Command::Token(args) => token::run(&args, common),
+        Command::Vault(args) => vault::run(&args, common),
+        Command::Stream(args) => stream::run(&args, common),
+        Command::Pda(args) => pda::run(&args, common),
+        Command::Node(args) => node::run(&args, common),
+        Command::Dashboard(args) => dashboard::run(&args, common),
+        Command::Store(args) => store::run(&args, common),
+        Command::Session(args) => session::run(&args, common),
+        Command::Gate(args) => gate::run(&args, common),
+        Command::Agent(args) => agent::run(&args, common),
+        Command::Tx(args) => tx::run(&args, common),
+        Command::Config(args) => config::run(&args, common),
     }
 }

@@ -6,6 +6,7 @@
 
 use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
+use super::output::CommonArgs;
 use anyhow::Context as _;
 use paystreams_client::Keystore;
 use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
@@ -54,9 +55,6 @@ pub struct NodeArgs {
     /// created: reopening it under another release is refused.
     #[arg(long, value_name = "RELEASE", default_value = "v0.2.4", value_parser = parse_release)]
     pub lez_release: LezRelease,
-    /// Keystore the dev keys are saved to as dev-0, dev-1, ... [default: the CLI's keystore].
-    #[arg(long, value_name = "DIR")]
-    pub keystore: Option<PathBuf>,
     /// Replay every stored block from genesis, check state roots, receipts and supply, print a
     /// JSON report and exit (0 = consistent).
     #[arg(long, conflicts_with = "ephemeral")]
@@ -100,7 +98,7 @@ fn init_tracing() {
 
 /// Runs the node until Ctrl-C / SIGTERM, or verifies a data dir.
 #[must_use]
-pub fn run(args: &NodeArgs) -> ExitCode {
+pub fn run(args: &NodeArgs, common: &CommonArgs) -> ExitCode {
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -128,7 +126,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         rpc_methods: args.rpc_methods,
         ..NodeConfig::new(data_dir)
     };
-    let keystore = args.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir);
+    let keystore = common.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir);
     match runtime.block_on(serve(config, keystore)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,14 +9,14 @@ use std::{
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use paystreams_client::{
-    Client, ClientError, DEFAULT_RPC_URL, Keystore, KeystoreError, NamedKey, ProgressFn, default_keystore_dir,
-    parse_amount,
+    Client, ClientError, DEFAULT_RPC_URL, Keystore, KeystoreError, NamedKey, Progress, ProgressFn,
+    default_keystore_dir, parse_amount,
 };
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::{
     ReceiptInfo,
     remote::{
-        ChainAccess, Dialect, RpcError,
+        ChainAccess, Dialect,
         lez::{DEFAULT_DROP_AFTER_BLOCKS, DEFAULT_POLL_INTERVAL, DEFAULT_SCAN_BLOCKS, LezSettings},
     },
 };
@@ -29,6 +29,25 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when the node cannot be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
+/// Exit code when stdout was closed by its reader (`paystream … | head -1`): the output ends
+/// quietly, with the code a shell reports for a program ended by SIGPIPE (128 + 13).
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// Writes command output to stdout (see the `outln!` macro). A reader that closed the pipe
+/// ends the process quietly with [`EXIT_BROKEN_PIPE`]; any other write failure is reported on
+/// stderr and exits with [`EXIT_FAILED`].
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(EXIT_BROKEN_PIPE));
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(i32::from(EXIT_FAILED));
+    }
+}
 
 /// Flags every wallet command takes (also after the subcommand).
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +81,9 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "PAYSTREAMS_LEZ_SCAN_BLOCKS", value_name = "BLOCKS",
           default_value_t = DEFAULT_SCAN_BLOCKS, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub lez_scan_blocks: u64,
+    /// Where each effective setting came from (filled by `config::parse_command_line`).
+    #[arg(skip)]
+    pub sources: super::config::Sources,
 }
 
 /// The two kinds of chain endpoint.
@@ -112,7 +134,7 @@ pub enum CliError {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            Self::Client(ClientError::Node(RpcError::Connection { .. })) => EXIT_UNREACHABLE,
+            Self::Client(error) if error.is_unreachable() => EXIT_UNREACHABLE,
             Self::Usage(_) | Self::Keystore(KeystoreError::InvalidName(_) | KeystoreError::NotFound { .. }) => {
                 EXIT_USAGE
             }
@@ -131,6 +153,10 @@ impl CliError {
                 "block_id": failure.block_id,
                 "preflight": failure.is_preflight(),
             }}),
+            Self::Client(error) => match error.tx_hash() {
+                Some(hash) => json!({ "error": { "message": error.to_string(), "tx_hash": hash.to_string() } }),
+                None => json!({ "error": { "message": error.to_string() } }),
+            },
             other => json!({ "error": { "message": other.to_string() } }),
         }
     }
@@ -203,7 +229,9 @@ impl Ctx {
         }
     }
 
-    /// The client, with keystore names for explanations and the spinner wired to progress.
+    /// The client, with keystore names for explanations and the spinner wired to progress. The
+    /// hash of every transaction sent is printed on stderr before waiting for its inclusion, so
+    /// it is known even if the node dies while the command waits.
     pub fn client(&self) -> CmdResult<Client> {
         let mut client = Client::connect_via(&self.common.rpc, &self.common.chain_access())?;
         if let Ok(store) = self.keystore()
@@ -211,17 +239,24 @@ impl Ctx {
         {
             client.set_names(keys.into_iter().map(|k| (k.account_id(), k.name)).collect::<BTreeMap<_, _>>());
         }
-        if let Some(bar) = &self.spinner {
-            let bar = bar.clone();
-            let callback: ProgressFn = Arc::new(move |progress| {
+        let spinner = self.spinner.clone();
+        let callback: ProgressFn = Arc::new(move |progress| {
+            if matches!(progress, Progress::Sent { .. }) {
+                let line = || eprintln!("{progress}");
+                match &spinner {
+                    Some(bar) if !bar.is_hidden() => bar.suspend(line),
+                    _ => line(),
+                }
+            }
+            if let Some(bar) = &spinner {
                 if bar.is_hidden() {
                     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                     bar.enable_steady_tick(Duration::from_millis(100));
                 }
                 bar.set_message(progress.to_string());
-            });
-            client.set_progress(Some(callback));
-        }
+            }
+        });
+        client.set_progress(Some(callback));
         Ok(client)
     }
 
@@ -235,9 +270,9 @@ impl Ctx {
     pub fn emit(&self, json: &Value, human: impl FnOnce() -> String) {
         self.clear_spinner();
         if self.common.json {
-            println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
         } else {
-            println!("{}", human());
+            outln!("{}", human());
         }
     }
 
@@ -278,7 +313,7 @@ impl Ctx {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 if self.common.json {
-                    println!("{}", serde_json::to_string_pretty(&error.to_json()).unwrap_or_default());
+                    outln!("{}", serde_json::to_string_pretty(&error.to_json()).unwrap_or_default());
                 }
                 eprintln!("error: {error}");
                 ExitCode::from(error.exit_code())

@@ -16,8 +16,6 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, fields};
   # this chain's program, a token vault
   paystream pda --owner alice --vault-id 1 --token-id <64 hex chars>")]
 pub struct PdaArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     /// Program id, 64 hex characters [default: this chain's payment-streams program].
     #[arg(long, value_name = "HEX")]
     pub program_id: Option<String>,
@@ -48,8 +46,8 @@ fn parse_token(text: &str) -> CmdResult<[u8; 32]> {
         .map_err(|e| CliError::Usage(format!("--token-id {text:?} is neither 64 hex characters nor a base58 id: {e}")))
 }
 
-pub fn run(args: &PdaArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &PdaArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = run_inner(&ctx, args);
     ctx.finish(result)
 }

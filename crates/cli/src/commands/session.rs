@@ -26,8 +26,6 @@ Examples:
   paystream session close 3f1a9c0b --from dev-0
   paystream session close --all --from dev-0")]
 pub struct SessionArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: SessionCommand,
 }
@@ -72,8 +70,8 @@ pub struct CloseArgs {
     pub owner: OwnerArgs,
 }
 
-pub fn run(args: &SessionArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &SessionArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(async {
         match &args.command {
             SessionCommand::List(a) => list(&ctx, a).await,

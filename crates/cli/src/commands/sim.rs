@@ -3,7 +3,7 @@
 //! Exit codes: 0 when every scenario ran (failed transactions are data in the output), 2 when a
 //! file cannot be read or is not a valid scenario, 1 for an internal failure.
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use paystreams_sim::ScenarioError;
 
@@ -20,7 +20,6 @@ pub struct SimArgs {
 /// Runs every file; stops at the first bad one.
 #[must_use]
 pub fn run(args: &SimArgs) -> ExitCode {
-    let stdout = std::io::stdout();
     for path in &args.files {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -47,9 +46,7 @@ pub fn run(args: &SimArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if writeln!(stdout.lock(), "{rendered}").is_err() {
-            return ExitCode::FAILURE;
-        }
+        outln!("{rendered}");
     }
     ExitCode::SUCCESS
 }

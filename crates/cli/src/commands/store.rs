@@ -27,7 +27,7 @@ pub const DEFAULT_PUBSUB_TOPIC: &str = "/waku/2/default-waku/proto";
 /// v3 pushes into the archive, paid the same way: push.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples (with `paystream node --dev` running):
-  paystream store import messages.jsonl
+  paystream store import examples/messages.jsonl
   paystream store serve --provider dev-1 --listen /ip4/127.0.0.1/tcp/60010
       # prints: listening on /ip4/127.0.0.1/tcp/60010/p2p/12D3Koo…
   paystream vault init --owner dev-0 --vault-id 0 && paystream vault deposit --owner dev-0 --vault-id 0 --amount 10000
@@ -44,8 +44,6 @@ after a query, or `paystream session close` any time (`paystream session list` s
 Several `store serve` processes can serve one provider id from one PostgreSQL database:
   paystream store serve --provider dev-1 --archive postgres://postgres@127.0.0.1/store")]
 pub struct StoreArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: StoreCommand,
 }
@@ -247,7 +245,10 @@ fn parse_receipts(value: &str) -> Result<ReceiptTerms, String> {
 /// `store import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// JSON lines: {"pubsub_topic","content_topic","text" or "payload" (base64),"timestamp" (ns)[,"meta","version"]}.
+    /// JSON lines: {"pubsub_topic","content_topic","text" or "payload" (base64),"timestamp"[,"meta","version"]}
+    /// (see examples/messages.jsonl). "timestamp" is nanoseconds since the Unix epoch (19 digits,
+    /// e.g. 1765090800000000000); seconds, milliseconds, zero, negative or future times are
+    /// refused, naming the line, and then nothing is imported.
     pub file: PathBuf,
     /// Message archive: a SQLite file path or postgres://… [default: <home>/store/archive.sqlite].
     #[arg(long, value_name = "PATH|URL")]
@@ -399,8 +400,8 @@ fn open_archive_at(spec: &str) -> CmdResult<Arc<dyn Archive>> {
     open_archive(spec).map(Arc::from).map_err(|e| CliError::Failed(e.to_string()))
 }
 
-pub fn run(args: &StoreArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &StoreArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = match &args.command {
         StoreCommand::Import(a) => import(&ctx, a),
         StoreCommand::Serve(a) => serve_runtime(&ctx, a),
@@ -672,7 +673,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
                 }
                 for entry in &page.response.messages {
                     if ctx.common.json {
-                        println!("{}", message_json(entry));
+                        outln!("{}", message_json(entry));
                     } else {
                         rows.push(message_row(entry));
                     }
@@ -689,7 +690,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         }
     }
     if !ctx.common.json {
-        println!("{}", table(&["timestamp (ns)", "content topic", "payload", "hash"], rows));
+        outln!("{}", table(&["timestamp (ns)", "content topic", "payload", "hash"], rows));
     }
     // What it cost: the stream's accrual during this query; close it only when asked.
     let stream_id = paid.stream_id().map_err(query_error)?.or(match &outcome {
@@ -736,7 +737,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
             }
         });
         if ctx.common.json {
-            println!("{summary}");
+            outln!("{summary}");
         } else {
             let tail = if closed {
                 "; stream closed, the rest of its allocation is back in the vault".to_owned()

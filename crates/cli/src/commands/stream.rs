@@ -33,8 +33,6 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields, ta
 Extensions (chosen at creation): --auto-pause-after S, --activation-fee F,
 --auto-claim-on-provider-close, --receipt-key KEY (claims then need receipts: see `stream receipt`).")]
 pub struct StreamArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: StreamCommand,
 }
@@ -174,8 +172,8 @@ pub enum StreamCommand {
     },
 }
 
-pub fn run(args: &StreamArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &StreamArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(run_inner(&ctx, &args.command));
     ctx.finish(result)
 }
@@ -286,7 +284,7 @@ async fn watch(
                 "rate": view.rate,
                 "planned_stop": view.planned_stop,
             });
-            println!("{line}");
+            outln!("{line}");
         } else {
             let text = format!(
                 "stream {stream_id} {:<6} accrued {accrued} / {} (+{}/s)  unaccrued {remaining}  t={estimated}{}",
@@ -296,9 +294,9 @@ async fn watch(
                 view.planned_stop.map_or_else(String::new, |s| format!("  stops at {s}"))
             );
             if tty {
-                print!("\r\x1b[2K{text}");
+                out!("\r\x1b[2K{text}");
             } else {
-                println!("{text}");
+                outln!("{text}");
             }
         }
         let _ = std::io::stdout().flush();
@@ -308,7 +306,7 @@ async fn watch(
         }
     }
     if tty {
-        println!();
+        outln!();
     }
     Ok(())
 }

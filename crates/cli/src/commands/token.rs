@@ -17,8 +17,6 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
   paystream token mint --token USDX --to dev-1 --amount 100
   paystream vault init --owner dev-0 --vault-id 1 --token USDX")]
 pub struct TokenArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: TokenCommand,
 }
@@ -76,8 +74,8 @@ pub enum TokenCommand {
     },
 }
 
-pub fn run(args: &TokenArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &TokenArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(run_inner(&ctx, &args.command));
     ctx.finish(result)
 }
@@ -108,7 +106,7 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
                 }),
             );
             if !ctx.common.json {
-                println!("  token id {} (hex {})", definition.account_id(), hex::encode(definition.account_id().0));
+                outln!("  token id {} (hex {})", definition.account_id(), hex::encode(definition.account_id().0));
             }
         }
         TokenCommand::Mint { token, to, amount } => {

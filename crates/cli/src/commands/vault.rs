@@ -19,8 +19,6 @@ use super::output::{CmdResult, CommonArgs, Ctx, amount_arg, fields, table};
 
 Only unallocated funds (balance minus what streams hold) can be withdrawn.")]
 pub struct VaultArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     #[command(subcommand)]
     pub command: VaultCommand,
 }
@@ -83,8 +81,8 @@ pub enum VaultCommand {
     },
 }
 
-pub fn run(args: &VaultArgs) -> std::process::ExitCode {
-    let ctx = Ctx::new(args.common.clone());
+pub fn run(args: &VaultArgs, common: &CommonArgs) -> std::process::ExitCode {
+    let ctx = Ctx::new(common.clone());
     let result = ctx.block_on(run_inner(&ctx, &args.command));
     ctx.finish(result)
 }

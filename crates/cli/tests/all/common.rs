@@ -222,3 +222,8 @@ pub async fn chain() -> Chain {
     client.deposit(&user, 0, 50_000).await.expect("deposit");
     Chain { node, client, _dir: dir, keystore }
 }
+
+/// The account of the keystore key `name`.
+pub fn key_id(keystore: &Path, name: &str) -> paystreams_lez_core::AccountId {
+    Keystore::open(keystore).expect("keystore").get(name).expect("key").account_id()
+}

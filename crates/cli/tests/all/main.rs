@@ -9,6 +9,7 @@
 mod agent_api;
 mod agent_js;
 mod batch_claims;
+mod cli_ux;
 mod common;
 mod eligibility_flow;
 mod gate_cli;

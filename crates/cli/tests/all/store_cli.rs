@@ -34,7 +34,7 @@ async fn import_serve_and_query_through_the_binary() {
 
     // A bad line fails the whole import and writes nothing.
     let bad = work.path().join("bad.jsonl");
-    std::fs::write(&bad, format!("{{\"pubsub_topic\":\"{PUBSUB}\",\"content_topic\":\"{TOPIC}\",\"text\":\"ok\",\"timestamp\":1}}\n{{\"pubsub_topic\":\"{PUBSUB}\"}}\n")).expect("write");
+    std::fs::write(&bad, format!("{{\"pubsub_topic\":\"{PUBSUB}\",\"content_topic\":\"{TOPIC}\",\"text\":\"ok\",\"timestamp\":1700000000000000000}}\n{{\"pubsub_topic\":\"{PUBSUB}\"}}\n")).expect("write");
     let out = import(&rpc, &chain.keystore, &bad, &archive);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"), "{}", String::from_utf8_lossy(&out.stderr));

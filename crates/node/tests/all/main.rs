@@ -3,6 +3,7 @@
 mod common;
 mod disk_full;
 mod format;
+mod jsonrpc_conformance;
 mod lez_blocks;
 mod lez_rpc;
 mod lez_wallet;
