@@ -10,14 +10,24 @@
 //! Checks: every request that parses gets one well-formed JSON-RPC 2.0 response echoing its id,
 //! with a result or an error whose code is one this API documents; the state root and the head
 //! do not move unless a transaction was admitted, and an admitted transaction passed decoding,
-//! the stateless checks and its signatures, and is committed under the hash returned.
+//! the stateless checks and its signatures, and is committed under the hash returned. Whether a
+//! transaction that passes those checks is admitted or refused (and with which code) is
+//! predicted by [`Admission`], an independent model of the node's admission rules.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, OnceLock},
+};
 
 use base64::Engine as _;
 use jsonrpsee::RpcModule;
 use paystreams_lez_core::{
-    AccountId, crypto::SecretKey, lez_release::LezRelease, sha256, transfer::authenticated_transfer_program_id,
+    AccountId,
+    crypto::SecretKey,
+    lez_release::LezRelease,
+    risc0_words::from_words,
+    sha256,
+    transfer::{TransferInstruction, authenticated_transfer_program_id},
 };
 use paystreams_node::{
     Chain, ChainConfig, MemStorage, RpcMethods, Storage as _,
@@ -134,9 +144,115 @@ pub fn json_rpc(data: &[u8]) {
     check_call(fx, &request);
 }
 
+/// What the node's admission decides for one transaction sent, predicted before the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Predicted {
+    /// Fails decoding, the stateless checks or a signature, or is a duplicate: refused, by
+    /// rules this harness checks otherwise.
+    Other,
+    Admitted,
+    /// Refused against the state and the mempool, with this `data.code`.
+    Refused(u32),
+}
+
+/// The node's admission rules against the committed state and the mempool (docs/node.md
+/// "Refusals"), modelled from the rules, not the node's code, for the transactions of one
+/// request: the mempool is empty before each request (automine commits what a request admitted
+/// before it answers), so each signer's next nonce is its committed one, then one more per
+/// transaction of the request already admitted, and an authenticated transfer's sender must cover
+/// it with what the request's earlier admitted transfers left. (A request carries at most 1,000
+/// transactions, the per-signer pending bound, so `TooManyPending` cannot occur here.)
+#[derive(Default)]
+struct Admission {
+    next: HashMap<AccountId, u128>,
+    spent: HashMap<AccountId, u128>,
+    seen: HashSet<[u8; 32]>,
+}
+
+impl Admission {
+    fn predict(&mut self, fx: &Fixture, text: &str) -> Predicted {
+        let Ok(tx) = offline_checks(text) else { return Predicted::Other };
+        let hash = tx.hash();
+        if !self.seen.insert(hash) || !matches!(fx.chain.receipt(&hash), Ok(None)) {
+            return Predicted::Other;
+        }
+        let signers: Vec<(AccountId, u128)> = tx.signer_ids().into_iter().zip(tx.message.nonces.clone()).collect();
+        for (signer, given) in &signers {
+            let committed = fx.chain.account(signer).nonce;
+            let next = self.next.get(signer).copied().unwrap_or(committed);
+            if *given < committed {
+                return Predicted::Refused(1101);
+            }
+            if *given > next {
+                return Predicted::Refused(1103);
+            }
+            if *given < next {
+                return Predicted::Refused(1102);
+            }
+        }
+        let transfer = (tx.message.program_id == authenticated_transfer_program_id())
+            .then(|| from_words::<TransferInstruction>(&tx.message.instruction_data).ok())
+            .flatten()
+            .and_then(|instruction| match (instruction, tx.message.account_ids.as_slice()) {
+                (TransferInstruction::Transfer { amount }, [sender, _]) => Some((*sender, amount)),
+                _ => None,
+            });
+        if let Some((sender, amount)) = transfer {
+            let left = fx.chain.account(&sender).balance.saturating_sub(self.spent.get(&sender).copied().unwrap_or(0));
+            if left < amount {
+                return Predicted::Refused(1105);
+            }
+            let spent = self.spent.entry(sender).or_default();
+            *spent = spent.saturating_add(amount);
+        }
+        for (signer, given) in signers {
+            self.next.insert(signer, given.saturating_add(1));
+        }
+        Predicted::Admitted
+    }
+}
+
+/// A fragment of the message of each admission refusal (batch entries carry no `data`).
+fn refusal_fragment(code: u32) -> &'static str {
+    match code {
+        1101 => "is stale: the account's next nonce is",
+        1102 => "is already used by a pending transaction",
+        1103 => "leaves a gap",
+        1105 => "cannot cover a transfer",
+        _ => "transaction rejected",
+    }
+}
+
+/// The transactions a `paystreams_sendTransactions` request carries, when it is a list.
+fn batch_param(parsed: &jsonrpsee::types::Request<'_>) -> Option<Vec<Value>> {
+    let params: Value = serde_json::from_str(parsed.params.as_deref()?.get()).ok()?;
+    match params {
+        Value::Array(items) => items.into_iter().next()?.as_array().cloned(),
+        Value::Object(mut fields) => fields.remove("transactions")?.as_array().cloned(),
+        _ => None,
+    }
+}
+
 fn check_call(fx: &Fixture, request: &str) {
     let root = fx.chain.state_root();
     let height = fx.chain.head_height();
+    // Admission predicted on the state before the call.
+    let predicted: Vec<Predicted> = match serde_json::from_str::<jsonrpsee::types::Request<'_>>(request) {
+        Ok(parsed) if parsed.method == "sendTransaction" => {
+            let text = transaction_param(parsed.params.as_deref().map(serde_json::value::RawValue::get));
+            text.map(|t| vec![Admission::default().predict(fx, &t)]).unwrap_or_default()
+        }
+        Ok(parsed) if parsed.method == "paystreams_sendTransactions" => {
+            let mut model = Admission::default();
+            batch_param(&parsed)
+                .filter(|items| items.len() <= 1_000)
+                .map(|items| {
+                    items.iter().map(|v| v.as_str().map_or(Predicted::Other, |t| model.predict(fx, t))).collect()
+                })
+                .unwrap_or_default()
+        }
+        _ => vec![],
+    };
     let outcome = fx.runtime.block_on(fx.module.raw_json_request(request, SUBSCRIPTION_BUFFER));
     let Ok((response, subscription)) = outcome else {
         // Not a JSON-RPC request: the server answers a parse error, nothing runs.
@@ -173,6 +289,18 @@ fn check_call(fx: &Fixture, request: &str) {
     };
     let method: &str = &parsed.method;
     let transaction_param = transaction_param(parsed.params.as_deref().map(serde_json::value::RawValue::get));
+    if method == "sendTransaction" && predicted.first() == Some(&Predicted::Admitted) {
+        assert!(success, "the node refused a transaction its admission rules accept: {request}: {response}");
+    }
+    if method == "sendTransaction"
+        && let Some(Predicted::Refused(code)) = predicted.first()
+    {
+        assert_eq!(
+            object.get("error").and_then(|e| e.pointer("/data/code")).and_then(Value::as_u64),
+            Some(u64::from(*code)),
+            "the node did not refuse with admission code {code}: {request}: {response}"
+        );
+    }
     if method == "sendTransaction" && success {
         let Some(text) = transaction_param else {
             panic!("sendTransaction succeeded without a transaction: {request}")
@@ -190,7 +318,7 @@ fn check_call(fx: &Fixture, request: &str) {
         assert!(fx.chain.head_height() > height, "automine did not produce a block");
     } else if method == "paystreams_sendTransactions"
         && success
-        && batch_admitted(fx, &parsed, object.get("result"), request)
+        && batch_admitted(fx, &parsed, object.get("result"), &predicted, request)
     {
         // At least one transaction of the batch was admitted (each checked above): the chain
         // moves by exactly what was admitted.
@@ -222,7 +350,13 @@ fn check_call(fx: &Fixture, request: &str) {
 /// transaction sent, in order; each admitted one (a hash) passes every offline check, is
 /// answered with its own hash and is committed; each refused one (an error) carries an API
 /// error code. Whether any transaction was admitted.
-fn batch_admitted(fx: &Fixture, parsed: &jsonrpsee::types::Request<'_>, result: Option<&Value>, request: &str) -> bool {
+fn batch_admitted(
+    fx: &Fixture,
+    parsed: &jsonrpsee::types::Request<'_>,
+    result: Option<&Value>,
+    predicted: &[Predicted],
+    request: &str,
+) -> bool {
     let params: Option<Value> = parsed.params.as_deref().and_then(|p| serde_json::from_str(p.get()).ok());
     let sent = match &params {
         Some(Value::Array(items)) => items.first(),
@@ -236,8 +370,27 @@ fn batch_admitted(fx: &Fixture, parsed: &jsonrpsee::types::Request<'_>, result: 
         panic!("paystreams_sendTransactions answered no list: {request}")
     };
     assert_eq!(outcomes.len(), sent.len(), "one outcome per transaction sent: {request}");
+    assert_eq!(predicted.len(), sent.len(), "every entry predicted: {request}");
     let mut admitted = false;
-    for (text, outcome) in sent.iter().zip(outcomes) {
+    for ((text, outcome), predicted) in sent.iter().zip(outcomes).zip(predicted) {
+        match predicted {
+            Predicted::Admitted => {
+                assert!(
+                    outcome.get("hash").is_some(),
+                    "refused an entry the admission rules accept: {outcome}: {request}"
+                );
+            }
+            Predicted::Refused(code) => {
+                let message = outcome.pointer("/error/message").and_then(Value::as_str).unwrap_or_default();
+                assert!(
+                    outcome.pointer("/error/code").and_then(Value::as_i64)
+                        == Some(i64::from(codes::TRANSACTION_REJECTED))
+                        && message.contains(refusal_fragment(*code)),
+                    "entry not refused as admission code {code}: {outcome}: {request}"
+                );
+            }
+            Predicted::Other => {}
+        }
         match (outcome.get("hash"), outcome.get("error")) {
             (Some(hash), None) => {
                 let text = text.as_str().unwrap_or_else(|| panic!("an admitted entry is not a string: {request}"));
