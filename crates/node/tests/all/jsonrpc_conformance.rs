@@ -435,7 +435,8 @@ async fn notifications_over_websocket() {
     let deadline = Instant::now() + PATIENCE;
     let receipt = loop {
         let receipt = client.get_transaction_receipt(HexHash(tx.hash())).await.expect("receipt call");
-        if receipt.is_some() || Instant::now() > deadline {
+        // Pending until automine commits it.
+        if receipt.as_ref().is_some_and(|r| r.status != TxStatus::Pending) || Instant::now() > deadline {
             break receipt;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
