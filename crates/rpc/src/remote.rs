@@ -573,8 +573,8 @@ impl ChainWriter for RpcChain {
     /// Fetches the signers' nonces once, signs call `i` with nonce + `i`, sends the calls in
     /// one `paystreams_sendTransactions` (in chunks of [`SEND_BATCH_MAX`]; the node admits them in order,
     /// so the nonces stay in order) and only then waits for the receipts. A transaction refused
-    /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it then fail on
-    /// their nonce and are submitted again by the caller).
+    /// at admission is [`SubmitOutcome::Failed`] with code 0 (the ones after it are then refused
+    /// at admission as a nonce gap, 1103, and are submitted again by the caller).
     async fn submit_batch(&self, calls: &[Call], signers: &[&SecretKey]) -> Result<Vec<SubmitOutcome>, ChainError> {
         if calls.is_empty() {
             return Ok(Vec::new());
