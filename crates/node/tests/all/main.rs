@@ -3,6 +3,7 @@
 mod common;
 mod disk_full;
 mod format;
+mod hostile_load;
 mod jsonrpc_conformance;
 mod lez_blocks;
 mod lez_rpc;
