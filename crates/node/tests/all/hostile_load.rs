@@ -559,3 +559,48 @@ fn a_well_behaved_client_is_served_through_each_attack() {
     drop(chain);
     node_runtime.block_on(node.shutdown());
 }
+
+/// The header deadline holds for every request of a kept-alive connection, not only the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_request_trickling_its_headers_is_cut_off() {
+    let deadline = Duration::from_millis(500);
+    let config = NodeConfig {
+        read_deadlines: ReadDeadlines { headers: deadline, body: deadline },
+        ..NodeConfig::ephemeral_dev()
+    };
+    let node = start(config).await.expect("start");
+    let addr = node.local_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"getLastBlockId"}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains(r#""result""#) {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await.expect("answer in time").expect("read");
+        assert!(n > 0, "closed before the first answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // The connection is kept alive; the next request's headers trickle, a byte every 100 ms.
+    let started = Instant::now();
+    let closed = tokio::time::timeout(PATIENCE, async {
+        for byte in request.bytes().cycle() {
+            if stream.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            let wait = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(wait);
+            tokio::select! {
+                () = &mut wait => {}
+                read = stream.read(&mut buf) => if matches!(read, Ok(0) | Err(_)) { return },
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a later request's trickled headers were not cut off");
+    assert!(started.elapsed() >= deadline, "cut off before the deadline: {:?}", started.elapsed());
+    node.shutdown().await;
+}
