@@ -2,7 +2,7 @@
 //! reads. Synchronous; the service runs block production on blocking threads.
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
@@ -32,7 +32,7 @@ use crate::{
     index::StreamIndex,
     metrics::Metrics,
     root::Leaves,
-    storage::{Storage, StorageError},
+    storage::{PendingTransaction, Storage, StorageError},
 };
 
 /// Most transactions waiting in the mempool. At the runtime's ~tens of thousands of tx/s this is
@@ -194,6 +194,22 @@ struct Mempool {
     pending: HashMap<[u8; 32], Transaction>,
     /// What the pending transactions hold per account: signers' nonces, senders' transfers.
     accounts: HashMap<AccountId, PendingOfAccount>,
+    /// The admission number of the next admitted transaction (the durable mempool's order).
+    next_seq: u64,
+    /// Admitted transactions not yet handed to storage, in admission order.
+    unsaved: Vec<([u8; 32], PendingTransaction)>,
+}
+
+/// The durable side of the mempool, one writer at a time (group commit): a submitter writes
+/// every admitted transaction not yet written, its own and those admitted meanwhile, in one
+/// storage commit; submitters whose transactions that commit carried only wait for it.
+#[derive(Default)]
+struct Saving {
+    /// Every transaction admitted with a lower number has been written, committed in a block,
+    /// or had its write fail (recorded in `failed`).
+    below: u64,
+    /// Admission numbers whose write failed, with the error; each is taken by its submitter.
+    failed: HashMap<u64, String>,
 }
 
 /// What the pending transactions hold of one account.
@@ -258,6 +274,8 @@ pub struct Chain {
     dev_keys: Vec<SecretKey>,
     inner: Mutex<Inner>,
     mempool: Mutex<Mempool>,
+    /// Lock order: `saving`, then `mempool`; never taken while `inner` or `mempool` is held.
+    saving: Mutex<Saving>,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     pub(crate) metrics: Metrics,
 }
@@ -414,13 +432,51 @@ impl Chain {
             inner: Mutex::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
             genesis,
             mempool: Mutex::new(Mempool::default()),
+            saving: Mutex::new(Saving::default()),
             blocks,
             metrics,
         };
         if at_genesis {
             chain.produce_block(0, 0)?;
         }
+        chain.restore_pending()?;
         Ok(chain)
+    }
+
+    /// Re-admits the transactions the storage kept pending (admitted before the node stopped,
+    /// not yet in a block), in their admission order, through the checks of a new submission
+    /// (signatures, duplicates, nonces and balances against the committed state and the ones
+    /// re-admitted before them). Those that no longer pass are dropped from storage and logged.
+    /// New admissions are numbered after every stored one.
+    fn restore_pending(&self) -> Result<(), NodeError> {
+        let stored = self.storage.pending_transactions()?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let total = stored.len();
+        let next = stored.iter().map(|entry| entry.seq.saturating_add(1)).max().unwrap_or(0);
+        let mut dropped = Vec::new();
+        for PendingTransaction { seq, transaction } in stored {
+            let hash = transaction.hash();
+            if let Err(e) = Self::check(transaction).and_then(|tx| self.admit(tx, Some(seq))) {
+                tracing::warn!(tx = %HexHash(hash), reason = %e, "a pending transaction no longer passes admission; dropped");
+                dropped.push(hash);
+            }
+        }
+        {
+            let mut mempool = lock(&self.mempool);
+            mempool.next_seq = mempool.next_seq.max(next);
+        }
+        lock(&self.saving).below = next;
+        if !dropped.is_empty() {
+            self.storage.remove_pending(&dropped)?;
+        }
+        tracing::info!(
+            restored = total.saturating_sub(dropped.len()),
+            dropped = dropped.len(),
+            "pending transactions restored to the mempool"
+        );
+        Ok(())
     }
 
     /// The committed state, checked against the head block's state root, and the stream index:
@@ -507,14 +563,78 @@ impl Chain {
         lock(&self.mempool).queue.len()
     }
 
-    /// Stateless checks, duplicate and capacity checks, then admission to the mempool.
+    /// Stateless checks, duplicate and capacity checks, then admission to the mempool, durable
+    /// (written to storage) when this returns.
     ///
     /// # Errors
     /// [`NodeError::Rejected`] naming the failed check, [`NodeError::Duplicate`],
     /// [`NodeError::MempoolFull`], or a storage failure.
     pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
         let tx = Self::check(tx)?;
-        self.admit(tx)
+        let (hash, seq) = self.admit(tx, None)?;
+        self.save(&[seq]).pop().unwrap_or(Ok(()))?;
+        Ok(hash)
+    }
+
+    /// Writes the admitted transactions numbered `seqs` to storage, together with every other
+    /// one admitted and not yet written (one commit), unless a write since their admission
+    /// already carried them. One result per number, in order: an error when the write that
+    /// carried it failed. A transaction whose write failed is taken out of the mempool again
+    /// unless a block being produced has already taken it.
+    fn save(&self, seqs: &[u64]) -> Vec<Result<(), NodeError>> {
+        let Some(last) = seqs.iter().max() else {
+            return vec![];
+        };
+        let mut saving = lock(&self.saving);
+        if saving.below <= *last {
+            let (entries, below) = {
+                let mut mempool = lock(&self.mempool);
+                let unsaved = std::mem::take(&mut mempool.unsaved);
+                // Those no longer pending are in a committed block: durable with it.
+                let entries: Vec<([u8; 32], PendingTransaction)> =
+                    unsaved.into_iter().filter(|(hash, _)| mempool.pending.contains_key(hash)).collect();
+                (entries, mempool.next_seq)
+            };
+            if !entries.is_empty()
+                && let Err(e) = self.storage.add_pending(&entries)
+            {
+                tracing::error!(error = %e, count = entries.len(), "writing accepted transactions failed; they are taken out of the mempool");
+                self.forget(&entries);
+                let detail = e.to_string();
+                for (_, entry) in &entries {
+                    saving.failed.insert(entry.seq, detail.clone());
+                }
+            }
+            saving.below = below;
+        }
+        seqs.iter()
+            .map(|seq| match saving.failed.remove(seq) {
+                Some(detail) => Err(NodeError::Storage(StorageError::PendingNotSaved { detail })),
+                None => Ok(()),
+            })
+            .collect()
+    }
+
+    /// Takes transactions whose write failed out of the mempool, those still queued (a block
+    /// being produced may hold the others).
+    fn forget(&self, entries: &[([u8; 32], PendingTransaction)]) {
+        let hashes: HashSet<[u8; 32]> = entries.iter().map(|(hash, _)| *hash).collect();
+        let mut mempool = lock(&self.mempool);
+        let mut removed = Vec::new();
+        mempool.queue.retain(|hash| {
+            let keep = !hashes.contains(hash);
+            if !keep {
+                removed.push(*hash);
+            }
+            keep
+        });
+        for hash in removed {
+            if let Some(tx) = mempool.pending.remove(&hash) {
+                let transfer = self.transfer_of(&tx);
+                mempool.release(&tx, transfer);
+            }
+        }
+        self.metrics.set_mempool(mempool.queue.len());
     }
 
     /// The stateless checks: structure and every signature. Needs no lock, so callers run it in
@@ -542,7 +662,11 @@ impl Chain {
     /// [`PENDING_PER_SIGNER_MAX`], a transfer's sender covers it), then admission of a checked
     /// transaction. Holds the chain lock while it reads the state and admits, so a block
     /// committed meanwhile cannot make the view inconsistent (lock order: chain, then mempool).
-    fn admit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
+    ///
+    /// A new transaction (`restored` is `None`) gets the next admission number and waits in
+    /// `unsaved` for [`Chain::save`]; a restored one keeps its stored number and is not written
+    /// again. Returns the hash and the admission number.
+    fn admit(&self, tx: Transaction, restored: Option<u64>) -> Result<([u8; 32], u64), NodeError> {
         let hash = tx.hash();
         if self.storage.receipt(&hash)?.is_some() {
             return Err(NodeError::Duplicate(HexHash(hash)));
@@ -583,11 +707,23 @@ impl Chain {
             }
         }
         drop(inner);
+        let seq = match restored {
+            Some(seq) => {
+                mempool.next_seq = mempool.next_seq.max(seq.saturating_add(1));
+                seq
+            }
+            None => {
+                let seq = mempool.next_seq;
+                mempool.next_seq = seq.saturating_add(1);
+                mempool.unsaved.push((hash, PendingTransaction { seq, transaction: tx.clone() }));
+                seq
+            }
+        };
         mempool.hold(&tx, transfer);
         mempool.queue.push_back(hash);
         mempool.pending.insert(hash, tx);
         self.metrics.set_mempool(mempool.queue.len());
-        Ok(hash)
+        Ok((hash, seq))
     }
 
     /// Decodes base64 Borsh and submits.
@@ -599,8 +735,9 @@ impl Chain {
     }
 
     /// Submits a batch of base64 Borsh transactions: decodes and verifies them on every core in
-    /// parallel, then admits the ones that passed in the given order. One result per input, in
-    /// order; a refusal does not stop the rest. Blocks the calling thread while verifying.
+    /// parallel, then admits the ones that passed in the given order and writes them to storage
+    /// in one commit. One result per input, in order; a refusal does not stop the rest. Blocks
+    /// the calling thread while verifying and writing.
     pub fn submit_encoded_batch(&self, encoded: &[String]) -> Vec<Result<[u8; 32], NodeError>> {
         let threads =
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, encoded.len().max(1));
@@ -630,7 +767,14 @@ impl Chain {
                 })
                 .collect()
         });
-        checked.into_iter().map(|tx| tx.and_then(|tx| self.admit(tx))).collect()
+        let admitted: Vec<Result<([u8; 32], u64), NodeError>> =
+            checked.into_iter().map(|tx| tx.and_then(|tx| self.admit(tx, None))).collect();
+        let seqs: Vec<u64> = admitted.iter().filter_map(|result| result.as_ref().ok().map(|(_, seq)| *seq)).collect();
+        let mut saved = self.save(&seqs).into_iter();
+        admitted
+            .into_iter()
+            .map(|result| result.and_then(|(hash, _)| saved.next().unwrap_or(Ok(())).map(|()| hash)))
+            .collect()
     }
 
     /// True while the transaction is admitted but not committed.

@@ -11,7 +11,8 @@
 //! clock invocation as the last transaction, so user transactions in block N read block N−1's
 //! time (as on LEZ). The builtins run under the program ids of the chosen LEZ release
 //! ([`NodeConfig::lez_release`]). The block, its receipts and its account changes commit in one
-//! durable storage transaction.
+//! durable storage transaction. Admitted transactions are durable before their submission is
+//! answered (the storage's pending table) and are re-admitted when the node opens again.
 
 pub mod block;
 pub mod chain;
@@ -323,7 +324,16 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
             dev_accounts: config.dev_accounts,
             dev_balance: config.dev_balance,
         };
-        move || Chain::open(storage, &chain_config)
+        let automine = config.automine;
+        move || {
+            let chain = Chain::open(storage, &chain_config)?;
+            // With automine every transaction is mined as it arrives: those restored to the
+            // mempool arrived before this start, so they are mined now, one block each.
+            while automine && chain.mempool_len() > 0 {
+                chain.produce_block(rpc::block_capacity(true), 0)?;
+            }
+            Ok::<_, NodeError>(chain)
+        }
     })
     .await
     .context("chain open task failed")?

@@ -1,4 +1,6 @@
-//! Storage in memory: gone when the node stops. Keeps no stream index (the chain rebuilds it).
+//! Storage in memory: gone when the node stops. Keeps no stream index (the chain rebuilds it);
+//! keeps the durable mempool's contract (pending transactions until their block), so a chain
+//! reopened on the same `MemStorage` finds them.
 
 use std::{
     collections::BTreeMap,
@@ -8,7 +10,7 @@ use std::{
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::{State, StateDiff};
 
-use super::{FAILED_RETAINED, Storage, StorageError};
+use super::{FAILED_RETAINED, PendingTransaction, Storage, StorageError};
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
@@ -22,6 +24,7 @@ struct MemInner {
     receipts: BTreeMap<[u8; 32], StoredReceipt>,
     failed: BTreeMap<(u64, u32), FailedTransaction>,
     state: State,
+    pending: BTreeMap<[u8; 32], PendingTransaction>,
 }
 
 /// Storage in memory: gone when the node stops.
@@ -84,6 +87,7 @@ impl Storage for MemStorage {
         inner.blocks.insert(block.height(), block.clone());
         for receipt in receipts {
             inner.receipts.insert(receipt.tx_hash, receipt.clone());
+            inner.pending.remove(&receipt.tx_hash);
         }
         for entry in failed {
             inner.failed.insert((entry.receipt.block_id, entry.receipt.index), entry.clone());
@@ -95,6 +99,30 @@ impl Storage for MemStorage {
         inner.state.apply_diff(diff);
         inner.head = Some(block.height());
         Ok(())
+    }
+
+    fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        for (hash, entry) in entries {
+            if !inner.receipts.contains_key(hash) {
+                inner.pending.insert(*hash, entry.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        for hash in hashes {
+            inner.pending.remove(hash);
+        }
+        Ok(())
+    }
+
+    fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
+        let mut entries: Vec<PendingTransaction> = self.lock().pending.values().cloned().collect();
+        entries.sort_by_key(|entry| entry.seq);
+        Ok(entries)
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

@@ -14,11 +14,13 @@
 //!
 //! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
 //! `index.rs` (the stored stream index: marker and key codecs), `migrate.rs` (the format
-//! version; older and newer data dirs are refused), `memory.rs`.
+//! version; older and newer data dirs are refused), `mempool.rs` (the durable mempool: admitted
+//! transactions not yet in a block), `memory.rs`.
 
 mod index;
 mod load;
 mod memory;
+mod mempool;
 mod migrate;
 mod redb;
 
@@ -26,7 +28,9 @@ use borsh::BorshDeserialize;
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::{State, StateDiff};
 
-pub use self::{load::LOAD_THREADS_MAX, memory::MemStorage, migrate::FORMAT_VERSION, redb::RedbStorage};
+pub use self::{
+    load::LOAD_THREADS_MAX, memory::MemStorage, mempool::PendingTransaction, migrate::FORMAT_VERSION, redb::RedbStorage,
+};
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
@@ -71,6 +75,13 @@ pub enum StorageError {
     OlderFormat { path: String, found: u32, supported: u32 },
     #[error("cannot load the accounts on {threads} threads; use 1 to {LOAD_THREADS_MAX}")]
     LoadThreads { threads: usize },
+    /// The durable mempool's write of an accepted transaction failed (another submitter's write,
+    /// shared with this one, carried the error).
+    #[error(
+        "the transaction could not be written to disk ({detail}), so it was not kept unless a block had already \
+         taken it; look it up by hash before sending it again, and free disk space if the disk is full"
+    )]
+    PendingNotSaved { detail: String },
 }
 
 impl StorageError {
@@ -124,7 +135,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Commits a block, the receipts of its transactions, its failed transactions (added to the
     /// bounded table, whose oldest entries beyond its bound are dropped with their receipts), its
     /// state changes and the stream-index entries it adds (`added`, from its events) atomically,
-    /// and moves the head. A stored index that was current at the parent block becomes current
+    /// removes the block's transactions (one receipt each) from the durable mempool, and moves
+    /// the head. A stored index that was current at the parent block becomes current
     /// at this one; any other stored index stays stale. A storage that keeps no index ignores
     /// `added`.
     ///
@@ -208,5 +220,35 @@ pub trait Storage: Send + Sync + 'static {
     fn save_stream_index(&self, head: &StoredBlock, index: &StreamIndex) -> Result<(), StorageError> {
         let _ = (head, index);
         Ok(())
+    }
+
+    /// Makes admitted transactions durable, keyed by their hashes, in one write with immediate
+    /// durability; a transaction whose receipt is already stored (a block included or failed it
+    /// meanwhile) is skipped, so no record outlives its block.
+    ///
+    /// The default keeps no durable mempool (a storage for tests that do not need one).
+    ///
+    /// # Errors
+    /// Storage failure; nothing of `entries` is then stored.
+    fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
+        let _ = entries;
+        Ok(())
+    }
+
+    /// Removes pending transactions by hash (those a restart found stale), in one write.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
+        let _ = hashes;
+        Ok(())
+    }
+
+    /// Every pending transaction, in admission order.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
+        Ok(vec![])
     }
 }

@@ -8,7 +8,10 @@ use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::{State, StateDiff};
 use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 
-use super::{FAILED_RETAINED, FORMAT_VERSION, Storage, StorageError, decode, failed_key, index, migrate};
+use super::{
+    FAILED_RETAINED, FORMAT_VERSION, PendingTransaction, Storage, StorageError, decode, failed_key, index, mempool,
+    migrate,
+};
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt, encode},
     index::StreamIndex,
@@ -71,6 +74,7 @@ impl RedbStorage {
             txn.open_table(FAILED)?;
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
+            txn.open_table(mempool::PENDING)?;
         }
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
@@ -190,6 +194,7 @@ impl Storage for RedbStorage {
         let txn = self.write()?;
         write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
         index::extend_for_block(&txn, block, added)?;
+        mempool::remove_committed(&txn, receipts)?;
         txn.commit()?;
         Ok(())
     }
@@ -211,6 +216,24 @@ impl Storage for RedbStorage {
         index::replace(&txn, head, index)?;
         txn.commit()?;
         Ok(())
+    }
+
+    fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        mempool::add(&txn, entries)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        mempool::remove(&txn, hashes.iter())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
+        mempool::read_all(&self.db)
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

@@ -8,6 +8,7 @@ mod jsonrpc_conformance;
 mod lez_blocks;
 mod lez_rpc;
 mod lez_wallet;
+mod mempool;
 mod node;
 mod rpc_robustness;
 mod spam;

@@ -1,0 +1,285 @@
+//! Nothing vanishes: a transaction the node accepted is on disk before the submission is
+//! answered, survives the node stopping before its block (reopened, it is pending again, in its
+//! order, and the next block includes it), leaves the durable mempool with its block, and what a
+//! restart finds stale is dropped. Memory storage keeps the same contract; a batch is one write.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use paystreams_lez_core::{Account, AccountId, crypto::SecretKey};
+use paystreams_node::{
+    Chain, ChainConfig, MemStorage, NodeConfig, RedbStorage, Storage, StorageError,
+    block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
+    chain::MAX_TXS_PER_BLOCK,
+    index::StreamIndex,
+    start, start_with_storage,
+    storage::PendingTransaction,
+};
+use paystreams_rpc::{LezApiClient as _, PaystreamsApiClient as _, TxStatus};
+use paystreams_runtime::{State, StateDiff, Transaction};
+
+use crate::common::*;
+
+const BALANCE: u128 = 1_000_000;
+
+/// Opens the chain on `storage` (the same sequencer key every time, as a data dir keeps it).
+fn open(storage: Arc<dyn Storage>, config: &ChainConfig) -> Chain {
+    Chain::open(storage, config).expect("chain opens")
+}
+
+fn status(chain: &Chain, hash: &[u8; 32]) -> Option<TxStatus> {
+    chain.receipt(hash).expect("read").map(|r| r.status)
+}
+
+/// Three transfers of one signer (consecutive nonces) and one of another, admitted, then the
+/// chain is dropped before any block (nothing is written when a chain is dropped, as when the
+/// process is killed); reopened on `reopen()`, they are pending again and the next block
+/// includes all four in order, to the unit; reopened again, the mempool is empty.
+fn survives_a_restart(reopen: &dyn Fn() -> Arc<dyn Storage>) {
+    let config = ChainConfig::dev(3, BALANCE);
+    let chain = open(reopen(), &config);
+    let keys = chain.dev_keys().to_vec();
+    let (a, b, c) = (&keys[0], &keys[1], &keys[2]);
+    let txs = [
+        transfer(a, b.account_id(), 10, 0),
+        transfer(a, b.account_id(), 20, 1),
+        transfer(b, c.account_id(), 5, 0),
+        transfer(a, b.account_id(), 30, 2),
+    ];
+    let hashes: Vec<[u8; 32]> = txs.iter().map(|tx| chain.submit(tx.clone()).expect("admitted")).collect();
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Pending)));
+    let height = chain.head_height();
+    drop(chain);
+
+    let chain = open(reopen(), &config);
+    assert_eq!(chain.head_height(), height, "no block was produced meanwhile");
+    assert_eq!(chain.mempool_len(), 4, "every admitted transaction is pending again");
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Pending)));
+    // Re-admitted in their order: a's nonces 0, 1, 2 in any other order would leave gaps.
+    let block = chain.produce_block(MAX_TXS_PER_BLOCK, 0).expect("block");
+    assert_eq!(block.info.transactions.iter().map(|h| h.0).collect::<Vec<_>>(), hashes);
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Included)));
+    assert_eq!(chain.account(&a.account_id()).balance, BALANCE - 60);
+    assert_eq!(chain.account(&b.account_id()).balance, BALANCE + 60 - 5);
+    assert_eq!(chain.account(&c.account_id()).balance, BALANCE + 5);
+    assert_eq!(chain.native_supply(), 3 * BALANCE);
+    drop(chain);
+
+    // The block took them out of the durable mempool in its own write.
+    let chain = open(reopen(), &config);
+    assert_eq!(chain.mempool_len(), 0);
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Included)));
+    assert_eq!(chain.account(&a.account_id()).nonce, 3);
+}
+
+#[test]
+fn admitted_transactions_survive_a_restart_before_their_block_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(paystreams_node::DB_FILE);
+    survives_a_restart(&|| Arc::new(RedbStorage::open(&path).expect("open")) as Arc<dyn Storage>);
+}
+
+#[test]
+fn memory_storage_keeps_the_same_contract() {
+    let storage: Arc<dyn Storage> = Arc::new(MemStorage::new());
+    survives_a_restart(&|| Arc::clone(&storage));
+}
+
+#[test]
+fn a_restart_drops_what_is_now_stale_and_readmits_the_rest_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(paystreams_node::DB_FILE);
+    let config = ChainConfig::dev(2, BALANCE);
+    let storage = Arc::new(RedbStorage::open(&path).expect("open"));
+    let chain = open(Arc::clone(&storage) as Arc<dyn Storage>, &config);
+    let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
+    let included = transfer(&a, b, 1, 0);
+    let included_hash = chain.submit(included.clone()).expect("admitted");
+    chain.produce_block(MAX_TXS_PER_BLOCK, 0).expect("block");
+    drop(chain);
+
+    // Records as a node that did not keep the durable mempool in step could have left them
+    // (a data dir written by an older node): the included transaction again (skipped: its
+    // receipt is stored), another one with its spent nonce (stale), then nonces 1 and 2 in
+    // admission order, then a gap.
+    let stale = transfer(&a, b, 2, 0);
+    let next = [transfer(&a, b, 3, 1), transfer(&a, b, 4, 2)];
+    let gapped = transfer(&a, b, 5, 9);
+    let records = [(100, &included), (101, &stale), (102, &next[0]), (103, &next[1]), (104, &gapped)];
+    let entries: Vec<([u8; 32], PendingTransaction)> = records
+        .iter()
+        .map(|(seq, tx)| (tx.hash(), PendingTransaction { seq: *seq, transaction: (*tx).clone() }))
+        .collect();
+    storage.add_pending(&entries).expect("write");
+    let stored: Vec<u64> = storage.pending_transactions().expect("read").iter().map(|p| p.seq).collect();
+    assert_eq!(stored, [101, 102, 103, 104], "a transaction with a receipt is not written");
+
+    let chain = open(Arc::clone(&storage) as Arc<dyn Storage>, &config);
+    assert_eq!(chain.mempool_len(), 2, "nonces 1 and 2 pending again, the stale one and the gap dropped");
+    assert_eq!(status(&chain, &included_hash), Some(TxStatus::Included));
+    assert_eq!(status(&chain, &stale.hash()), None);
+    assert_eq!(status(&chain, &gapped.hash()), None);
+    let kept: Vec<u64> = storage.pending_transactions().expect("read").iter().map(|p| p.seq).collect();
+    assert_eq!(kept, [102, 103], "dropped records are removed from disk");
+    // New admissions continue after the restored ones.
+    chain.submit(transfer(&a, b, 6, 3)).expect("admitted after the restored ones");
+    let seqs: Vec<u64> = storage.pending_transactions().expect("read").iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [102, 103, 105], "numbering resumes after the highest stored number");
+    chain.produce_block(MAX_TXS_PER_BLOCK, 0).expect("block");
+    assert_eq!(chain.account(&a.account_id()).balance, BALANCE - 1 - 3 - 4 - 6);
+    assert_eq!(chain.account(&b).balance, BALANCE + 14);
+    assert!(storage.pending_transactions().expect("read").is_empty());
+}
+
+/// Memory storage that counts the durable mempool's writes.
+#[derive(Default)]
+struct CountingStorage {
+    inner: MemStorage,
+    writes: AtomicUsize,
+    written: Mutex<Vec<usize>>,
+}
+
+impl Storage for CountingStorage {
+    fn genesis(&self) -> Result<Option<GenesisSpec>, StorageError> {
+        self.inner.genesis()
+    }
+
+    fn load_head(&self) -> Result<Option<u64>, StorageError> {
+        self.inner.load_head()
+    }
+
+    fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
+        self.inner.init(genesis, block, state)
+    }
+
+    fn commit_block(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
+        diff: &StateDiff,
+        added: &StreamIndex,
+    ) -> Result<(), StorageError> {
+        self.inner.commit_block(block, receipts, failed, diff, added)
+    }
+
+    fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
+        self.inner.failed_transaction(block_id, index)
+    }
+
+    fn failed_len(&self) -> Result<u64, StorageError> {
+        self.inner.failed_len()
+    }
+
+    fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {
+        self.inner.block(height)
+    }
+
+    fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError> {
+        self.inner.receipt(tx_hash)
+    }
+
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StorageError> {
+        self.inner.account(id)
+    }
+
+    fn load_state(&self) -> Result<State, StorageError> {
+        self.inner.load_state()
+    }
+
+    fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.written.lock().expect("lock").push(entries.len());
+        self.inner.add_pending(entries)
+    }
+
+    fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
+        self.inner.remove_pending(hashes)
+    }
+
+    fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
+        self.inner.pending_transactions()
+    }
+}
+
+/// A node whose timed blocks are an hour apart: transactions stay pending.
+fn held(data_dir: Option<std::path::PathBuf>) -> NodeConfig {
+    NodeConfig {
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        block_time: Duration::from_secs(3600),
+        dev: true,
+        ..NodeConfig::new(data_dir)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_made_durable_in_one_write_before_it_is_answered() {
+    let storage = Arc::new(CountingStorage::default());
+    let node = start_with_storage(held(None), Arc::clone(&storage) as Arc<dyn Storage>).await.expect("start");
+    let client = http(&node.rpc_url());
+    let (a, b) = (node.dev_keys()[0].clone(), node.dev_keys()[1].account_id());
+    let batch: Vec<Transaction> = (0..40).map(|n| transfer(&a, b, 1, n)).collect();
+    let outcomes = client.send_transactions(batch.iter().map(b64).collect()).await.expect("batch");
+    assert!(outcomes.iter().all(|o| o.hash.is_some()), "{outcomes:?}");
+    // Answered, hence on disk: one write of all forty.
+    assert_eq!(*storage.written.lock().expect("lock"), [40]);
+    assert_eq!(storage.pending_transactions().expect("read").len(), 40);
+    // One at a time: one write each (nothing else was waiting to be written with them).
+    for n in 40..43 {
+        client.send_transaction(b64(&transfer(&a, b, 1, n))).await.expect("admitted");
+    }
+    assert_eq!(storage.writes.load(Ordering::SeqCst), 4);
+    assert_eq!(storage.pending_transactions().expect("read").len(), 43);
+    client.dev_mine(Some(1)).await.expect("mine");
+    assert!(storage.pending_transactions().expect("read").is_empty(), "the block removed them");
+    assert_eq!(node.chain().account(&a.account_id()).balance, paystreams_node::DEFAULT_DEV_BALANCE - 43);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_with_automine_mines_what_it_had_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("chain");
+    let node = start(held(Some(data.clone()))).await.expect("start");
+    let client = http(&node.rpc_url());
+    let (a, b) = (node.dev_keys()[0].clone(), node.dev_keys()[1].account_id());
+    let (a_start, b_start) = (node.chain().account(&a.account_id()).balance, node.chain().account(&b).balance);
+    let hash = client.send_transaction(b64(&transfer(&a, b, 7, 0))).await.expect("admitted");
+    let receipt = client.get_transaction_receipt(hash).await.expect("call").expect("known");
+    assert_eq!(receipt.status, TxStatus::Pending);
+    // Stopping serves nothing more and produces no block.
+    node.shutdown().await;
+
+    let node = start(NodeConfig { automine: true, ..held(Some(data)) }).await.expect("restart");
+    let client = http(&node.rpc_url());
+    let receipt = client.get_transaction_receipt(hash).await.expect("call").expect("known after the restart");
+    assert_eq!(receipt.status, TxStatus::Included, "{receipt:?}");
+    assert_eq!(node.chain().account(&a.account_id()).balance, a_start - 7);
+    assert_eq!(node.chain().account(&b).balance, b_start + 7);
+    assert_eq!(node.chain().mempool_len(), 0);
+    node.shutdown().await;
+}
+
+#[test]
+fn a_record_that_does_not_verify_is_never_restored() {
+    // A record whose signature does not verify (a damaged or forged file) is dropped on reopen.
+    let storage = Arc::new(MemStorage::new());
+    let config = ChainConfig::dev(2, BALANCE);
+    let chain = open(Arc::clone(&storage) as Arc<dyn Storage>, &config);
+    let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
+    drop(chain);
+    let mut forged = transfer(&a, b, 1, 0);
+    let other = transfer(&SecretKey::generate(), b, 1, 0);
+    forged.witness_set = other.witness_set;
+    storage.add_pending(&[(forged.hash(), PendingTransaction { seq: 0, transaction: forged.clone() })]).expect("write");
+    let chain = open(Arc::clone(&storage) as Arc<dyn Storage>, &config);
+    assert_eq!(chain.mempool_len(), 0);
+    assert!(storage.pending_transactions().expect("read").is_empty());
+    assert_eq!(chain.account(&a.account_id()).balance, BALANCE);
+}
