@@ -233,7 +233,7 @@ impl Registry {
             wakers: Mutex::default(),
         });
         let mut victims = Vec::new();
-        let mut pressed = false;
+        let pressed;
         let id = {
             let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
             let of_address = table.per_address.get(&address).copied().unwrap_or(0);
