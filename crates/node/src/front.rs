@@ -221,8 +221,9 @@ impl Registry {
         }
     }
 
-    /// Admits a connection from `address`, closing another first if a limit is reached.
-    fn admit(self: &Arc<Self>, address: IpAddr, socket: TcpStream) -> TrackedIo {
+    /// Admits a connection from `address`, closing another first if a limit is reached; with the
+    /// connection, whether one was closed (the node is under pressure).
+    fn admit(self: &Arc<Self>, address: IpAddr, socket: TcpStream) -> (TrackedIo, bool) {
         let now_ms = self.now_ms();
         let state = Arc::new(ConnectionState {
             last_active_ms: AtomicU64::new(now_ms),
@@ -232,6 +233,7 @@ impl Registry {
             wakers: Mutex::default(),
         });
         let mut victims = Vec::new();
+        let pressed;
         let id = {
             let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
             let of_address = table.per_address.get(&address).copied().unwrap_or(0);
@@ -244,6 +246,7 @@ impl Registry {
                 victims.extend(busiest.and_then(|busiest| table.quietest_of(busiest, now_ms)));
             }
             let victims: Vec<Held> = victims.iter().filter_map(|id| table.remove(*id)).collect();
+            pressed = !victims.is_empty();
             let id = table.next_id;
             table.next_id += 1;
             table.connections.insert(id, Held { address, state: Arc::clone(&state) });
@@ -256,7 +259,7 @@ impl Registry {
             }
             id
         };
-        TrackedIo { socket, state, registry: Arc::clone(self), id }
+        (TrackedIo { socket, state, registry: Arc::clone(self), id, first_read: None }, pressed)
     }
 }
 
@@ -266,6 +269,8 @@ pub struct TrackedIo {
     state: Arc<ConnectionState>,
     registry: Arc<Registry>,
     id: u64,
+    /// Told when the connection is first read from.
+    first_read: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl TrackedIo {
@@ -292,6 +297,9 @@ impl AsyncRead for TrackedIo {
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.socket).poll_read(cx, buf);
+        if let Some(first_read) = this.first_read.take() {
+            let _ = first_read.send(());
+        }
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.touch();
         }
@@ -340,6 +348,9 @@ impl AsyncWrite for TrackedIo {
         self.socket.is_write_vectored()
     }
 }
+
+/// How long, under pressure, the accept loop waits for a new connection's first read.
+const FIRST_READ_WAIT: Duration = Duration::from_millis(10);
 
 /// How long a new connection is spared from eviction while others can be closed instead, so a
 /// client has time to send its request during a flood of new connections.
@@ -470,7 +481,9 @@ pub async fn serve<F, S, B>(
             }
         };
         let _ = socket.set_nodelay(true);
-        let io = registry.admit(remote.ip(), socket);
+        let (mut io, pressed) = registry.admit(remote.ip(), socket);
+        let (first_read, read) = tokio::sync::oneshot::channel();
+        io.first_read = Some(first_read);
         let state = Arc::clone(&io.state);
         let service = make_service();
         let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -510,7 +523,13 @@ pub async fn serve<F, S, B>(
             }
         });
         // The new connection's task runs next (tokio's LIFO slot): its request, if already
-        // sent, is read before a burst of further accepts could push it out.
+        // sent, is read before a burst of further accepts could push it out. Under pressure (a
+        // connection was just closed to make room) the next accept waits for that first read, a
+        // few milliseconds at most, so a flood of new connections cannot close a new client's
+        // connection before its request, already sent, has been read.
         tokio::task::yield_now().await;
+        if pressed {
+            let _ = tokio::time::timeout(FIRST_READ_WAIT, read).await;
+        }
     }
 }

@@ -338,6 +338,11 @@ fn lez_block_range_bounded(
         // The chain's refusal, with its message; nothing is read.
         return chain.lez_block_range(start, end);
     }
+    let head = chain.head_height();
+    if start == 0 || end > head {
+        // The first missing id, as the chain would find it after reading all the others.
+        return Err(NodeError::BlockNotFound(if start == 0 { 0 } else { head.max(start - 1) + 1 }));
+    }
     let mut blocks = Vec::new();
     let mut bytes = 0usize;
     for id in start..=end {
@@ -428,6 +433,12 @@ impl PaystreamsApiServer for RpcServer {
 
     async fn get_block_range_info(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
         check_range(start_block_id, end_block_id)?;
+        let head = self.chain.head_height();
+        if end_block_id > head {
+            // The first missing height, answered without reading the blocks before it.
+            let missing = head.max(start_block_id.saturating_sub(1)) + 1;
+            return Err(error(codes::NOT_FOUND, lez::block_not_found_message(missing)));
+        }
         let _turn = self.limits.range_read().await?;
         let blocks = self
             .blocking(move |chain| {

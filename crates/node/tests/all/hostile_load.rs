@@ -182,7 +182,10 @@ async fn probe(addr: SocketAddr, from: &SecretKey, to: &SecretKey, nonce: &mut u
     let mut height_after = height_before;
     let mut round = 0;
     while round < rounds || height_after < height_before + 3 {
-        assert!(started.elapsed() < PATIENCE, "the probe did not see 3 blocks in {PATIENCE:?} (height {height_after})");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "after {round} rounds in {PATIENCE:?}, the head went from {height_before} to {height_after}"
+        );
         let (latency, text) = timed_call(addr, "POST", "/", head).await.expect("getLastBlockId");
         latencies.push(latency);
         height_after = height_of(&text);
@@ -232,6 +235,8 @@ struct Attack {
     stop: Arc<AtomicBool>,
     ready: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
+    /// The head when the attack started.
+    head: Arc<AtomicU64>,
 }
 
 impl Attack {
@@ -331,7 +336,7 @@ fn trickle(addr: SocketAddr, attack: &Attack, body: bool, every: Duration) -> Ve
 
 /// 50 clients each sending, again and again, a batch of 100 block-range calls of 1000 blocks
 /// (half LEZ's `getBlockRange`, half `paystreams_getBlockRange`), and 50 more sending single
-/// `getBlockRange(1, 1000)` calls.
+/// `getBlockRange` calls for every block there is.
 fn range_floods(addr: SocketAddr, attack: &Attack) -> Vec<tokio::task::JoinHandle<()>> {
     let batch: Vec<String> = (0..100)
         .map(|i| {
@@ -340,14 +345,18 @@ fn range_floods(addr: SocketAddr, attack: &Attack) -> Vec<tokio::task::JoinHandl
         })
         .collect();
     let batch = Arc::new(format!("[{}]", batch.join(",")));
-    let single = r#"{"jsonrpc":"2.0","id":1,"method":"getBlockRange","params":[1,1000]}"#;
+    let single = r#"{"jsonrpc":"2.0","id":1,"method":"getBlockRange","params":[1,HEAD]}"#;
     (0..100)
         .map(|task| {
             let attack = attack.clone();
             let batch = Arc::clone(&batch);
             tokio::spawn(async move {
-                let body = if task % 2 == 0 { batch.as_str() } else { single };
                 while !attack.stopped() {
+                    // Single calls ask for every block there is (up to 1000): the most work one
+                    // call may ask for.
+                    let single =
+                        single.replace("HEAD", &attack.head.load(Ordering::Relaxed).clamp(1, 1000).to_string());
+                    let body = if task % 2 == 0 { batch.as_str() } else { single.as_str() };
                     let (_, text) = raw(addr, "POST", "/", body.as_bytes()).await;
                     attack.ready.fetch_add(1, Ordering::Relaxed);
                     // -32008: the batch refused before any block is read; -32009: busy.
@@ -405,7 +414,7 @@ async fn measure(
     client: &mut Client,
 ) -> Figures {
     let baseline = client.baseline;
-    let probe = probe(node.local_addr(), &client.from, &client.to, &mut client.nonce, 60).await;
+    let probe = probe(node.local_addr(), &client.from, &client.to, &mut client.nonce, 40).await;
     client.transferred += probe.transfers;
     let live_during = live_bytes();
     let rss_during = rss_bytes();
@@ -532,6 +541,7 @@ fn a_well_behaved_client_is_served_through_each_attack() {
 
         // Range floods: refused before any block is read, or bounded in concurrency.
         let attack = Attack::default();
+        attack.head.store(node.chain().head_height(), Ordering::Relaxed);
         let tasks = range_floods(addr, &attack);
         attack.in_place(200).await;
         let figures = measure("block-range batches", &node, attack.clone(), tasks, &mut client).await;
