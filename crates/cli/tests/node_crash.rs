@@ -1,7 +1,9 @@
 //! Crash test: the real `paystream node` binary, SIGKILLed at random moments while transactions
 //! stream in, restarted each time. Checks that every transaction a receipt reported as included
 //! is still included in the same block, that a replay of all blocks reproduces the state root
-//! (`paystream node --verify`), and that native supply is conserved.
+//! (`paystream node --verify`), and that native supply is conserved. And a transaction the
+//! node accepted (the CLI printed its hash) but had not yet put in a block when it was killed is
+//! pending again after the restart and included by the next block.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -157,4 +159,103 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
     assert_eq!(report["supply"], report["genesis_supply"], "{report}");
     assert!(report["transactions"].as_u64().expect("transactions") >= count as u64, "{report}");
     println!("{count} included transactions over {kills} kills; replay: {report}");
+}
+
+/// `paystream node` with hour-long blocks (nothing is included until the test says so) and the
+/// dev methods, on `data` and `keystore`; the child and its URL once it listens.
+fn start_held_node(data: &Path, keystore: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["node", "--dev", "--block-time", "1h", "--rpc-addr", "127.0.0.1:0", "--dev-accounts", "2"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--keystore")
+        .arg(keystore)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paystream node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("node printed its address").expect("read stdout");
+        if let Some(rest) = line.strip_prefix("paystream node listening on ") {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// `paystream ARGS --rpc URL --keystore DIR --json`, to its end: (exit code, stdout, stderr).
+fn cli(url: &str, keystore: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .args(["--rpc", url, "--json", "--keystore"])
+        .arg(keystore)
+        .env_remove("PAYSTREAMS_HOME")
+        .output()
+        .expect("run paystream");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The `status` `paystream tx show HASH --json` prints.
+fn tx_status(url: &str, keystore: &Path, hash: &str) -> String {
+    let (code, stdout, stderr) = cli(url, keystore, &["tx", "show", hash]);
+    assert_eq!(code, Some(0), "tx show: {stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("tx show --json");
+    shown["status"].as_str().expect("status").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_accepted_before_a_kill_9_is_included_after_the_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keystore) = (dir.path().join("chain"), dir.path().join("keystore"));
+    let (mut node, url) = start_held_node(&data, &keystore);
+    let store = Keystore::open(&keystore).expect("keystore");
+    let (from, to) = (store.get("dev-0").expect("dev-0").account_id(), store.get("dev-1").expect("dev-1").account_id());
+    let rpc = client(&url);
+    let balances = |rpc: HttpClient| async move {
+        let from = rpc.get_account_balance(from).await.expect("balance");
+        (from, rpc.get_account_balance(to).await.expect("balance"))
+    };
+    let (from_start, to_start) = balances(rpc.clone()).await;
+
+    // The CLI prints the hash once the node has accepted the transfer, then waits for a block
+    // that will not come before the kill.
+    let mut transfer = Command::new(BIN)
+        .args(["account", "transfer", "--from", "dev-0", "--to", "dev-1", "--amount", "1234", "--rpc", &url])
+        .arg("--keystore")
+        .arg(&keystore)
+        .env_remove("PAYSTREAMS_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn transfer");
+    let stderr = transfer.stderr.take().expect("stderr");
+    let hash = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("sent transaction ").and_then(|r| r.split(';').next()).map(str::to_owned))
+        .expect("the CLI printed the hash it sent");
+    assert_eq!(tx_status(&url, &keystore, &hash), "pending");
+    node.kill().expect("SIGKILL");
+    node.wait().expect("wait");
+    let _ = transfer.kill();
+    let _ = transfer.wait();
+
+    // Restarted on the same data dir: the transaction is pending again, and the next block
+    // includes it.
+    let (mut node, url) = start_held_node(&data, &keystore);
+    assert_eq!(tx_status(&url, &keystore, &hash), "pending", "the accepted transaction survived the kill");
+    let rpc = client(&url);
+    rpc.dev_mine(Some(1)).await.expect("mine");
+    assert_eq!(tx_status(&url, &keystore, &hash), "included");
+    assert_eq!(balances(rpc).await, (from_start - 1234, to_start + 1234));
+    node.kill().expect("kill");
+    node.wait().expect("wait");
 }

@@ -48,8 +48,9 @@ pub struct AgentArgs {
     /// Key that owns the paying vault.
     #[arg(long)]
     pub from: String,
-    /// Address of the API (loopback only; port 0 picks a free one).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_AGENT_LISTEN)]
+    /// Address of the API (loopback only; port 0 picks a free one); config file key
+    /// `agent_listen` (`paystream config --help`).
+    #[arg(long, value_name = "ADDR", env = super::config::AGENT_LISTEN_ENV, default_value = DEFAULT_AGENT_LISTEN)]
     pub listen: SocketAddr,
     /// Where to write the API's bearer token (mode 0600) [default: <home>/agent/<owner>.token].
     #[arg(long, value_name = "PATH")]

@@ -1,9 +1,12 @@
 //! The config file, `$PAYSTREAMS_HOME/config.toml`: the node's URL, the chain dialect, the
-//! keystore, the default identity and listen addresses, so a non-default setup needs no flags.
+//! keystore, the default identity and the listen addresses of the local services (node,
+//! dashboard, gate, agent), so a non-default setup needs no flags.
 //!
 //! Precedence: flags > environment variables > the file > built-in defaults. The file's values
 //! become the defaults of the command line before it is parsed, so clap applies the order
-//! itself, and [`Sources`] records where each effective value came from (`config show`).
+//! itself, and [`Sources`] records where each effective value came from (`config show`). A node
+//! address set in the file (`node_rpc_addr`) is also where the other commands reach the node
+//! when the file sets no `rpc`: a non-default port is written once.
 
 use std::{
     collections::BTreeMap,
@@ -40,6 +43,87 @@ pub struct ConfigFile {
     pub node_rpc_addr: Option<String>,
     /// Address `paystream dashboard` listens on (`dashboard --listen`).
     pub dashboard_listen: Option<String>,
+    /// Address `paystream gate` serves its API on (`gate --listen`).
+    pub gate_listen: Option<String>,
+    /// Address `paystream agent` serves its API on (`agent --listen`).
+    pub agent_listen: Option<String>,
+}
+
+/// A listen address the file may set: its key, the subcommand and argument it is the default
+/// of, the environment variable that overrides it, and the built-in default.
+pub struct ListenSetting {
+    pub key: &'static str,
+    pub command: &'static str,
+    pub arg: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+}
+
+/// The env var of `paystream node --rpc-addr`.
+pub const NODE_RPC_ADDR_ENV: &str = "PAYSTREAMS_NODE_RPC_ADDR";
+/// The env var of `paystream dashboard --listen`.
+pub const DASHBOARD_LISTEN_ENV: &str = "PAYSTREAMS_DASHBOARD_LISTEN";
+/// The env var of `paystream gate --listen`.
+pub const GATE_LISTEN_ENV: &str = "PAYSTREAMS_GATE_LISTEN";
+/// The env var of `paystream agent --listen`.
+pub const AGENT_LISTEN_ENV: &str = "PAYSTREAMS_AGENT_LISTEN";
+
+/// Every listen address the file may set, in the order `config show` and `config init` list them.
+pub const LISTEN_SETTINGS: [ListenSetting; 4] = [
+    ListenSetting {
+        key: "node_rpc_addr",
+        command: "node",
+        arg: "rpc_addr",
+        env: NODE_RPC_ADDR_ENV,
+        default: paystreams_node::DEFAULT_RPC_ADDR,
+    },
+    ListenSetting {
+        key: "dashboard_listen",
+        command: "dashboard",
+        arg: "listen",
+        env: DASHBOARD_LISTEN_ENV,
+        default: paystreams_dashboard::DEFAULT_LISTEN,
+    },
+    ListenSetting {
+        key: "gate_listen",
+        command: "gate",
+        arg: "listen",
+        env: GATE_LISTEN_ENV,
+        default: super::gate::DEFAULT_GATE_LISTEN,
+    },
+    ListenSetting {
+        key: "agent_listen",
+        command: "agent",
+        arg: "listen",
+        env: AGENT_LISTEN_ENV,
+        default: super::agent::DEFAULT_AGENT_LISTEN,
+    },
+];
+
+impl ConfigFile {
+    /// The file's value of a listen setting.
+    fn listen(&self, key: &str) -> Option<&String> {
+        match key {
+            "node_rpc_addr" => self.node_rpc_addr.as_ref(),
+            "dashboard_listen" => self.dashboard_listen.as_ref(),
+            "gate_listen" => self.gate_listen.as_ref(),
+            "agent_listen" => self.agent_listen.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The node URL the other commands use when the file sets no `rpc`: the node's own address
+    /// from `node_rpc_addr` (an unspecified IP, 0.0.0.0 or [::], read as loopback).
+    #[must_use]
+    pub fn rpc_from_node_addr(&self) -> Option<String> {
+        let addr: std::net::SocketAddr = self.node_rpc_addr.as_ref()?.parse().ok()?;
+        let ip = match addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Some(format!("http://{}", std::net::SocketAddr::new(ip, addr.port())))
+    }
 }
 
 /// The config file's path: `$PAYSTREAMS_HOME/config.toml`, else `<user data dir>/paystreams/config.toml`.
@@ -79,8 +163,8 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
         let what = e.message().trim_end().to_owned();
         match line {
             Some(line) => format!(
-                "line {line}: {what} (keys: rpc, chain, keystore, identity, node_rpc_addr, dashboard_listen; \
-                 strings in quotes)"
+                "line {line}: {what} (keys: rpc, chain, keystore, identity, node_rpc_addr, dashboard_listen, \
+                 gate_listen, agent_listen; strings in quotes)"
             ),
             None => what,
         }
@@ -90,6 +174,18 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
     {
         let line = text.lines().position(|l| l.trim_start().starts_with("chain")).map_or(0, |i| i.saturating_add(1));
         return Err(format!("line {line}: chain = {chain:?}: use \"paystreams\" or \"lez\""));
+    }
+    for setting in &LISTEN_SETTINGS {
+        if let Some(addr) = config.listen(setting.key)
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            let line =
+                text.lines().position(|l| l.trim_start().starts_with(setting.key)).map_or(0, |i| i.saturating_add(1));
+            return Err(format!(
+                "line {line}: {} = {addr:?} is not an address; write IP:PORT, e.g. {:?}",
+                setting.key, setting.default
+            ));
+        }
     }
     Ok(config)
 }
@@ -126,8 +222,8 @@ fn with_identity(command: clap::Command, identity: &'static str) -> clap::Comman
 /// The command line with the file's values as defaults.
 fn command_with(config: &ConfigFile) -> clap::Command {
     let mut command = Cli::command();
-    if let Some(rpc) = &config.rpc {
-        command = command.mut_arg("rpc", |a| a.default_value(leak(rpc)));
+    if let Some(rpc) = config.rpc.clone().or_else(|| config.rpc_from_node_addr()) {
+        command = command.mut_arg("rpc", |a| a.default_value(leak(&rpc)));
     }
     if let Some(chain) = &config.chain {
         command = command.mut_arg("chain", |a| a.default_value(leak(chain)));
@@ -135,11 +231,11 @@ fn command_with(config: &ConfigFile) -> clap::Command {
     if let Some(dir) = &config.keystore {
         command = command.mut_arg("keystore", |a| a.default_value(leak(&dir.display().to_string())));
     }
-    if let Some(addr) = &config.node_rpc_addr {
-        command = command.mut_subcommand("node", |c| c.mut_arg("rpc_addr", |a| a.default_value(leak(addr))));
-    }
-    if let Some(addr) = &config.dashboard_listen {
-        command = command.mut_subcommand("dashboard", |c| c.mut_arg("listen", |a| a.default_value(leak(addr))));
+    for setting in &LISTEN_SETTINGS {
+        if let Some(addr) = config.listen(setting.key) {
+            let addr = leak(addr);
+            command = command.mut_subcommand(setting.command, |c| c.mut_arg(setting.arg, |a| a.default_value(addr)));
+        }
     }
     if let Some(identity) = &config.identity {
         command = with_identity(command, leak(identity));
@@ -185,7 +281,15 @@ pub fn parse_command_line() -> Cli {
     );
     sources.insert(
         "rpc",
-        (Some(cli.common.rpc.clone()), source_of(&matches, "rpc", Some("PAYSTREAMS_RPC"), config.rpc.is_some())),
+        (
+            Some(cli.common.rpc.clone()),
+            match source_of(&matches, "rpc", Some("PAYSTREAMS_RPC"), config.rpc.is_some()) {
+                source if source == "default" && config.rpc_from_node_addr().is_some() => {
+                    "config file (node_rpc_addr)".to_owned()
+                }
+                source => source,
+            },
+        ),
     );
     sources.insert(
         "chain",
@@ -215,20 +319,28 @@ pub fn parse_command_line() -> Cli {
             if config.identity.is_some() { "config file" } else { "none: give --from / --owner" }.to_owned(),
         ),
     );
-    sources.insert(
-        "node_rpc_addr",
-        (
-            Some(config.node_rpc_addr.clone().unwrap_or_else(|| paystreams_node::DEFAULT_RPC_ADDR.to_owned())),
-            if config.node_rpc_addr.is_some() { "config file" } else { "default" }.to_owned(),
-        ),
-    );
-    sources.insert(
-        "dashboard_listen",
-        (
-            Some(config.dashboard_listen.clone().unwrap_or_else(|| paystreams_dashboard::DEFAULT_LISTEN.to_owned())),
-            if config.dashboard_listen.is_some() { "config file" } else { "default" }.to_owned(),
-        ),
-    );
+    for setting in &LISTEN_SETTINGS {
+        // The command that listens may be this one: its flag, environment and file then decide,
+        // and its parsed value is the effective one.
+        let running = matches.subcommand().filter(|(name, _)| *name == setting.command).map(|(_, sub)| sub);
+        let from_env = std::env::var(setting.env).ok().filter(|v| !v.is_empty());
+        let source =
+            match (running.and_then(|sub| sub.value_source(setting.arg)), &from_env, config.listen(setting.key)) {
+                (Some(ValueSource::CommandLine), _, _) => "flag".to_owned(),
+                (_, Some(_), _) => format!("environment ({})", setting.env),
+                (_, None, Some(_)) => "config file".to_owned(),
+                (_, None, None) => "default".to_owned(),
+            };
+        let parsed = running
+            .and_then(|sub| sub.get_raw(setting.arg))
+            .and_then(|mut raw| raw.next())
+            .map(|v| v.to_string_lossy().into_owned());
+        let value = parsed
+            .or(from_env)
+            .or_else(|| config.listen(setting.key).cloned())
+            .unwrap_or_else(|| setting.default.to_owned());
+        sources.insert(setting.key, (Some(value), source));
+    }
     cli.common.sources = sources;
     cli
 }
@@ -241,11 +353,15 @@ pub fn parse_command_line() -> Cli {
   chain = \"paystreams\"          # or \"lez\"
   keystore = \"/home/me/keys\"
   identity = \"dev-0\"            # used when --from / --owner is not given
-  node_rpc_addr = \"127.0.0.1:3050\"
-  dashboard_listen = \"127.0.0.1:8040\"
+  node_rpc_addr = \"127.0.0.1:3050\"   # paystream node --rpc-addr; also where commands reach the node
+                                   # when rpc is not set
+  dashboard_listen = \"127.0.0.1:8040\" # paystream dashboard --listen
+  gate_listen = \"127.0.0.1:8042\"      # paystream gate --listen
+  agent_listen = \"127.0.0.1:8060\"     # paystream agent --listen
 
-Precedence: flags > environment (PAYSTREAMS_RPC, PAYSTREAMS_CHAIN, PAYSTREAMS_KEYSTORE) > this file
-> built-in defaults.
+Precedence: flags > environment (PAYSTREAMS_RPC, PAYSTREAMS_CHAIN, PAYSTREAMS_KEYSTORE,
+PAYSTREAMS_NODE_RPC_ADDR, PAYSTREAMS_DASHBOARD_LISTEN, PAYSTREAMS_GATE_LISTEN,
+PAYSTREAMS_AGENT_LISTEN) > this file > built-in defaults.
 
 Examples:
   paystream config init --rpc http://127.0.0.1:3050 --identity dev-0
@@ -306,18 +422,22 @@ fn init(ctx: &Ctx, identity: Option<&str>, force: bool) -> CmdResult {
         identity: identity.map(str::to_owned).or_else(|| set("identity")),
         node_rpc_addr: set("node_rpc_addr"),
         dashboard_listen: set("dashboard_listen"),
+        gate_listen: set("gate_listen"),
+        agent_listen: set("agent_listen"),
     };
     let body = toml::to_string(&file).map_err(|e| CliError::Failed(format!("cannot render the config: {e}")))?;
-    let defaults: String = ["rpc", "chain", "keystore", "node_rpc_addr", "dashboard_listen"]
-        .iter()
-        .filter(|key| set(key).is_none())
-        .filter_map(|key| {
-            sources.get(*key).and_then(|(value, _)| value.as_ref()).map(|value| format!("# {key} = {value:?}\n"))
-        })
-        .collect();
+    let defaults: String =
+        ["rpc", "chain", "keystore", "node_rpc_addr", "dashboard_listen", "gate_listen", "agent_listen"]
+            .iter()
+            .filter(|key| set(key).is_none())
+            .filter_map(|key| {
+                sources.get(*key).and_then(|(value, _)| value.as_ref()).map(|value| format!("# {key} = {value:?}\n"))
+            })
+            .collect();
     let text = format!(
-        "# paystream settings: flags > environment (PAYSTREAMS_RPC, PAYSTREAMS_CHAIN, PAYSTREAMS_KEYSTORE) > this \
-         file > defaults.\n# `paystream config show` prints the effective values and where each came from.\n{body}{}",
+        "# paystream settings: flags > environment (PAYSTREAMS_RPC, PAYSTREAMS_CHAIN, PAYSTREAMS_KEYSTORE, \
+         PAYSTREAMS_NODE_RPC_ADDR, ...) > this file > defaults.\n# `paystream config show` prints the effective values \
+         and where each came from.\n{body}{}",
         if defaults.is_empty() { String::new() } else { format!("# defaults in effect:\n{defaults}") }
     );
     if let Some(dir) = path.parent() {

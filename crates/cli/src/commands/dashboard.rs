@@ -29,8 +29,9 @@ The dashboard signs with the keys in --keystore, so it listens on loopback only 
 requests whose Host is not that address; other web sites cannot post to it (anti-forgery
 token and Origin check). It loads nothing from the internet.")]
 pub struct DashboardArgs {
-    /// Address to serve the dashboard on (loopback unless --allow-remote).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    /// Address to serve the dashboard on (loopback unless --allow-remote); config file key
+    /// `dashboard_listen` (`paystream config --help`).
+    #[arg(long, value_name = "ADDR", env = super::config::DASHBOARD_LISTEN_ENV, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Admin address of a running Store provider (its `GET /sessions` lists the provider
     /// engine's sessions: pending, bound, terminated). Without it the provider view shows

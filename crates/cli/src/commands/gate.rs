@@ -13,6 +13,9 @@ use super::{
     store::{ProviderArgs, sessions_text},
 };
 
+/// Default API address.
+pub const DEFAULT_GATE_LISTEN: &str = "127.0.0.1:8042";
+
 /// Run the provider engine behind a loopback HTTP API (token-protected) that any service asks
 /// whether a request is paid.
 #[derive(Debug, clap::Args)]
@@ -34,8 +37,9 @@ pub struct GateArgs {
     /// /paystreams/example/paid-http/1.
     #[arg(long = "service-id", value_name = "ID", required = true)]
     pub service_ids: Vec<String>,
-    /// The API's address: loopback only (the API hands out service and ends sessions).
-    #[arg(long, default_value = "127.0.0.1:8042", value_name = "ADDR")]
+    /// The API's address: loopback only (the API hands out service and ends sessions); config
+    /// file key `gate_listen` (`paystream config --help`).
+    #[arg(long, default_value = DEFAULT_GATE_LISTEN, env = super::config::GATE_LISTEN_ENV, value_name = "ADDR")]
     pub listen: SocketAddr,
 }
 

@@ -20,8 +20,10 @@ pub struct NodeArgs {
     /// Keep the chain in memory only (nothing is written; the chain is gone on exit).
     #[arg(long)]
     pub ephemeral: bool,
-    /// JSON-RPC address (HTTP and WebSocket on one port; `/health` and `/metrics` too).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_RPC_ADDR)]
+    /// JSON-RPC address (HTTP and WebSocket on one port; `/health` and `/metrics` too). Set it
+    /// once in the config file (`node_rpc_addr = "127.0.0.1:3050"`, see `paystream config
+    /// --help`): the other commands then reach the node there too.
+    #[arg(long, value_name = "ADDR", env = super::config::NODE_RPC_ADDR_ENV, default_value = DEFAULT_RPC_ADDR)]
     pub rpc_addr: SocketAddr,
     /// Block interval, e.g. `1s`, `500ms`, `2m` (ignored with --automine).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]

@@ -227,3 +227,22 @@ pub async fn chain() -> Chain {
 pub fn key_id(keystore: &Path, name: &str) -> paystreams_lez_core::AccountId {
     Keystore::open(keystore).expect("keystore").get(name).expect("key").account_id()
 }
+
+/// A loopback port for a process under test to listen on, never the same twice in this test
+/// process. Taken below the kernel's ephemeral range (32768 and up on Linux), so no outgoing
+/// connection can take it between this check and the process binding it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(FIRST + (start + step) % SPAN).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN);
+}
