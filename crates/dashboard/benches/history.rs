@@ -1,7 +1,8 @@
 //! Time for the dashboard to show "live" on a long chain: a node with `PAYSTREAMS_HISTORY_TXS`
 //! transactions (default 100,000; three in four emit a payment-streams event), then the
 //! dashboard started against it, timed until it has read its history from the node's event
-//! index and follows the head. Run: `cargo bench -p paystreams-dashboard --bench history`.
+//! index and follows the head. Run: `cargo bench -p paystreams-dashboard --bench history`
+//! (`--profile dev` for a figure without an optimised build of the workspace's own crates).
 
 use std::{
     sync::Arc,
@@ -42,7 +43,9 @@ fn main() {
                 assert!(Instant::now() < deadline, "not live in time: {}", hub.status().1);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            println!("run {run}: live after {:.0?}", started.elapsed());
+            let live_after = started.elapsed();
+            let from = hub.history_from().expect("history read");
+            println!("run {run}: live after {} ms, history from block {from}", live_after.as_millis());
             dashboard.shutdown().await;
         }
         node.shutdown().await;

@@ -280,11 +280,49 @@ pub const fn kind(event: &Event) -> &'static str {
     }
 }
 
-/// Reads the payment-streams events of blocks `from..=to` from the node's event index
-/// (`paystreams_getEvents`, up to `EVENTS_PAGE_MAX` events per call), keeping the newest
-/// [`EVENT_LOG_MAX`] (what the log holds). Returns them oldest first, and how many calls it made.
-async fn read_history(client: &Client, from: u64, to: u64) -> Result<(Vec<EventNotification>, u64), String> {
-    let mut events: VecDeque<EventNotification> = VecDeque::new();
+/// What [`read_history`] read.
+struct History {
+    /// Oldest first, at most [`EVENT_LOG_MAX`].
+    events: Vec<EventNotification>,
+    /// The first block whose events are all in `events`.
+    covered_from: u64,
+    /// `paystreams_getEvents` calls made.
+    calls: u64,
+}
+
+/// Reads the newest payment-streams events of blocks `from..=to` from the node's event index
+/// (`paystreams_getEvents`), as many as the log keeps ([`EVENT_LOG_MAX`]): block ranges from the
+/// head backwards, each twice as long as the one before, until the log is full or `from` is
+/// reached. The work is bounded by the log's size, not by the chain's length.
+async fn read_history(client: &Client, from: u64, to: u64) -> Result<History, String> {
+    let mut ranges: Vec<Vec<EventNotification>> = Vec::new();
+    let (mut end, mut span, mut read, mut calls) = (to, 1_u64, 0_usize, 0_u64);
+    let mut covered_from = loop {
+        let start = end.saturating_sub(span - 1).max(from);
+        let (events, range_calls) = read_blocks(client, start, end).await?;
+        read = read.saturating_add(events.len());
+        calls = calls.saturating_add(range_calls);
+        ranges.push(events);
+        if read >= EVENT_LOG_MAX || start <= from {
+            break start;
+        }
+        end = start - 1;
+        span = span.saturating_mul(2);
+    };
+    let mut events: Vec<EventNotification> = ranges.into_iter().rev().flatten().collect();
+    if let Some(cut) = events.len().checked_sub(EVENT_LOG_MAX).filter(|cut| *cut > 0) {
+        // The oldest kept block is whole only if nothing of it was cut.
+        let oldest = events[cut].block_id;
+        covered_from = if events[cut - 1].block_id == oldest { oldest.saturating_add(1) } else { oldest };
+        events.drain(..cut);
+    }
+    Ok(History { events, covered_from, calls })
+}
+
+/// Every payment-streams event of blocks `from..=to`, page by page. Returns them oldest first,
+/// and how many calls it made.
+async fn read_blocks(client: &Client, from: u64, to: u64) -> Result<(Vec<EventNotification>, u64), String> {
+    let mut events = Vec::new();
     // Strictly after the last possible event of block `from - 1`: from the first of `from`.
     let mut after = from.checked_sub(1).map(|block_id| EventCursor { block_id, index: u32::MAX });
     let mut calls = 0_u64;
@@ -297,14 +335,11 @@ async fn read_history(client: &Client, from: u64, to: u64) -> Result<(Vec<EventN
                 past_end = true;
                 break;
             }
-            if events.len() >= EVENT_LOG_MAX {
-                events.pop_front();
-            }
-            events.push_back(indexed.notification);
+            events.push(indexed.notification);
         }
         match page.next {
             Some(next) if !past_end && next.block_id <= to && after.is_none_or(|a| next > a) => after = Some(next),
-            _ => return Ok((events.into(), calls)),
+            _ => return Ok((events, calls)),
         }
     }
 }
@@ -357,10 +392,16 @@ async fn follow_once(
     let oldest = height.saturating_sub(history_blocks.saturating_sub(1)).max(GENESIS_BLOCK_ID);
     let from = hub.seen_to().map_or(oldest, |seen| seen.saturating_add(1).max(oldest));
     if from <= height {
-        let (history, calls) = read_history(client, from, height).await?;
-        debug!(from, to = height, events = history.len(), calls, "dashboard read back history from the event index");
+        let History { events: history, covered_from, calls } = read_history(client, from, height).await?;
+        debug!(
+            from = covered_from,
+            to = height,
+            events = history.len(),
+            calls,
+            "dashboard read back history from the event index"
+        );
         let missed: Vec<EventNotification> = if hub.history_from().is_some() { history.clone() } else { vec![] };
-        hub.record_history(history, from, height);
+        hub.record_history(history, covered_from, height);
         // After a reconnection, what happened while disconnected is pushed too.
         for n in missed {
             let _ = hub.tx.send(Push::Event(Box::new(n)));
