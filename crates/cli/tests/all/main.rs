@@ -20,4 +20,5 @@ mod lightpush_js;
 mod node_cli;
 mod push_cli;
 mod store_cli;
+
 mod wallet_cli;
