@@ -415,6 +415,15 @@ impl PaystreamsApiServer for RpcServer {
         Ok(self.chain.streams(filter.owner.as_ref(), filter.provider.as_ref())?)
     }
 
+    async fn get_events(
+        &self,
+        _filter: paystreams_rpc::EventFilter,
+        _after: Option<paystreams_rpc::EventCursor>,
+        _limit: Option<u32>,
+    ) -> RpcResult<paystreams_rpc::EventPage> {
+        Err(error(codes::METHOD_NOT_FOUND, "paystreams_getEvents is not served by this node yet"))
+    }
+
     async fn subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
         let mut blocks = self.chain.subscribe();
         let sink = pending.accept().await?;
