@@ -23,8 +23,8 @@ use paystreams_program::{
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
-    TxErrorInfo, TxStatus, VaultView,
+    BlockInfo, EventCursor, EventFilter, EventPage, HexHash, IndexedEvent, LezApiClient as _, PaystreamsApiClient as _,
+    ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus, VaultView,
     remote::{
         ChainAccess, Dialect, NodeRpc, RpcError,
         lez::{AccountsAt, LezSettings},
@@ -466,6 +466,50 @@ impl Client {
             "LEZ keeps no receipts: getTransaction tells whether and where a transaction was included",
         )?;
         self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("paystreams_getTransactionReceipt"))
+    }
+
+    /// One page of the node's event index (`paystreams_getEvents`): events matching `filter`
+    /// strictly after `after` (from the first if `None`), at most `limit` (the node's maximum,
+    /// `EVENTS_PAGE_MAX`, if `None`), oldest first. Read on with the page's `next`.
+    ///
+    /// # Errors
+    /// RPC failure; a `vault_id` or `stream_id` without `owner` is refused by the node.
+    pub async fn events(
+        &self,
+        filter: EventFilter,
+        after: Option<EventCursor>,
+        limit: Option<u32>,
+    ) -> Result<EventPage> {
+        self.node.require_paystreams(
+            "reading the chain's event history",
+            "paystreams_getEvents",
+            "LEZ keeps no event index: read blocks with getBlockRange and decode their transactions",
+        )?;
+        self.node.http().get_events(filter, after, limit).await.map_err(self.rpc_err("paystreams_getEvents"))
+    }
+
+    /// Every event of one stream, oldest first, read page by page from the node's event index.
+    ///
+    /// # Errors
+    /// RPC failure, or a node whose pages do not move forward.
+    pub async fn stream_history(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Vec<IndexedEvent>> {
+        let filter =
+            EventFilter { owner: Some(owner), vault_id: Some(vault_id), stream_id: Some(stream_id), provider: None };
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.events(filter.clone(), after, None).await?;
+            events.extend(page.events);
+            match page.next {
+                None => return Ok(events),
+                Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+                Some(next) => {
+                    return Err(ClientError::Invalid(format!(
+                        "the node's event pages do not move forward (next {next:?} after {after:?}); is it a paystreams node?"
+                    )));
+                }
+            }
+        }
     }
 
     /// The chain state that explains a failure of `op`.

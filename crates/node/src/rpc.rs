@@ -14,9 +14,9 @@ use jsonrpsee::{
 };
 use paystreams_lez_core::{AccountId, domain_prefix, sha256};
 use paystreams_rpc::{
-    AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, LezApiServer, PAYSTREAMS_METHOD_PREFIX,
-    PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome,
-    TransactionInfo, VaultView, codes,
+    AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EVENTS_PAGE_MAX, EventFilter, HexHash, LezApiServer,
+    PAYSTREAMS_METHOD_PREFIX, PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView,
+    SubmitError, SubmitOutcome, TransactionInfo, VaultView, codes,
     lez::{
         self, Commitment, DUMMY_COMMITMENT, DUMMY_COMMITMENT_HASH, LezAccount, LezBlockData, LezProgramIds,
         MembershipProof, ProofsAndRoot, TransactionInBlock,
@@ -417,11 +417,27 @@ impl PaystreamsApiServer for RpcServer {
 
     async fn get_events(
         &self,
-        _filter: paystreams_rpc::EventFilter,
-        _after: Option<paystreams_rpc::EventCursor>,
-        _limit: Option<u32>,
+        filter: paystreams_rpc::EventFilter,
+        after: Option<paystreams_rpc::EventCursor>,
+        limit: Option<u32>,
     ) -> RpcResult<paystreams_rpc::EventPage> {
-        Err(error(codes::METHOD_NOT_FOUND, "paystreams_getEvents is not served by this node yet"))
+        if filter.owner.is_none() && (filter.vault_id.is_some() || filter.stream_id.is_some()) {
+            return Err(error(
+                INVALID_PARAMS_CODE,
+                "a vault_id or stream_id names a vault of one owner: give its owner too (filter.owner)",
+            ));
+        }
+        let limit = match limit {
+            None => EVENTS_PAGE_MAX,
+            Some(0) => {
+                return Err(error(
+                    INVALID_PARAMS_CODE,
+                    format!("limit 0 reads nothing; give 1 to {EVENTS_PAGE_MAX}, or omit it for {EVENTS_PAGE_MAX}"),
+                ));
+            }
+            Some(limit) => limit.min(EVENTS_PAGE_MAX),
+        };
+        self.blocking(move |chain| chain.events(&filter, after, limit)).await
     }
 
     async fn subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

@@ -2,6 +2,7 @@
 
 mod common;
 mod disk_full;
+mod event_index;
 mod format;
 mod jsonrpc_conformance;
 mod lez_blocks;
