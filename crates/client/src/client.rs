@@ -35,7 +35,7 @@ use paystreams_runtime::{Message, Transaction};
 
 use crate::{
     error::{ClientError, Result, TxFailure},
-    explain::{Facts, Operation, explain, root_cause, token_balance},
+    explain::{Audience, Facts, Operation, explain, root_cause, token_balance},
     holding::holding_key,
     preflight::{Snapshot, Verdict, preflight},
 };
@@ -89,6 +89,7 @@ pub struct Client {
     node: NodeRpc,
     program_id: ProgramId,
     names: BTreeMap<AccountId, String>,
+    audience: Audience,
     preflight: bool,
     progress: Option<ProgressFn>,
 }
@@ -160,6 +161,7 @@ impl Client {
             node: NodeRpc::connect_with(url, dialect)?,
             program_id: payment_streams_program_id(),
             names: BTreeMap::new(),
+            audience: Audience::CommandLine,
             preflight: true,
             progress: None,
         })
@@ -211,6 +213,11 @@ impl Client {
     /// Local names for accounts (e.g. keystore names), used in error explanations.
     pub fn set_names(&mut self, names: BTreeMap<AccountId, String>) {
         self.names = names;
+    }
+
+    /// Who reads this client's error explanations: the command line (default) or a web form.
+    pub const fn set_audience(&mut self, audience: Audience) {
+        self.audience = audience;
     }
 
     /// Turns the pre-flight checks on (default) or off (then every failure comes from a receipt).
@@ -316,9 +323,11 @@ impl Client {
     pub async fn require_vault(&self, owner: AccountId, vault_id: u64) -> Result<(VaultView, VaultRef)> {
         let view = self.vault(owner, vault_id).await?.ok_or_else(|| {
             let name = self.names.get(&owner).map_or_else(|| owner.to_string(), |n| format!("{n} ({owner})"));
-            ClientError::NotFound(format!(
-                "vault {vault_id} of {name} does not exist: create it with `paystream vault init --owner KEY --vault-id {vault_id}`"
-            ))
+            let how = match self.audience {
+                Audience::CommandLine => format!("`paystream vault init --owner KEY --vault-id {vault_id}`"),
+                Audience::WebForm => format!("\"Create a vault\" (vault id {vault_id})"),
+            };
+            ClientError::NotFound(format!("vault {vault_id} of {name} does not exist: create it with {how}"))
         })?;
         let vault = self.vault_ref(owner, vault_id, token_id_of(&view)?);
         Ok((view, vault))
@@ -354,8 +363,12 @@ impl Client {
             return Ok(stream);
         }
         let (view, _) = self.require_vault(owner, vault_id).await?;
+        let how = match self.audience {
+            Audience::CommandLine => format!("list them with `paystream stream list --owner {owner}`"),
+            Audience::WebForm => "the overview lists them".to_owned(),
+        };
         Err(ClientError::NotFound(format!(
-            "vault {vault_id} has no stream {stream_id} (it has {} streams, ids 0..{}): list them with `paystream stream list --owner {owner}`",
+            "vault {vault_id} has no stream {stream_id} (it has {} streams, ids 0..{}): {how}",
             view.next_stream_id, view.next_stream_id
         )))
     }
@@ -504,7 +517,7 @@ impl Client {
     /// # Errors
     /// RPC failure.
     pub async fn facts(&self, op: &Operation) -> Result<Facts> {
-        let mut facts = Facts { names: self.names.clone(), ..Facts::default() };
+        let mut facts = Facts { names: self.names.clone(), audience: self.audience, ..Facts::default() };
         if let Some(vault) = op.vault() {
             facts.vault = self.vault(vault.owner, vault.vault_id).await?;
             if let (Some(stream_id), false) = (op.stream_id(), matches!(op, Operation::CreateStream { .. })) {
@@ -522,7 +535,7 @@ impl Client {
     pub(crate) async fn facts_or_names(&self, op: &Operation) -> Facts {
         match self.facts(op).await {
             Ok(facts) => facts,
-            Err(_) => Facts { names: self.names.clone(), ..Facts::default() },
+            Err(_) => Facts { names: self.names.clone(), audience: self.audience, ..Facts::default() },
         }
     }
 
