@@ -414,7 +414,7 @@ async fn measure(
     client: &mut Client,
 ) -> Figures {
     let baseline = client.baseline;
-    let probe = probe(node.local_addr(), &client.from, &client.to, &mut client.nonce, 40).await;
+    let probe = probe(node.local_addr(), &client.from, &client.to, &mut client.nonce, 25).await;
     client.transferred += probe.transfers;
     let live_during = live_bytes();
     let rss_during = rss_bytes();
