@@ -84,11 +84,12 @@ impl FrontLimits {
             ("max_range_reads", self.max_range_reads),
         ];
         if let Some((name, _)) = all.iter().find(|(_, value)| *value == 0) {
-            anyhow::bail!("the limit {name} must be positive");
+            anyhow::bail!("the limit {name} must be positive (for the CLI: --{})", name.replace('_', "-"));
         }
         if self.max_connections_per_address > self.max_connections {
             anyhow::bail!(
-                "the per-address connection limit ({}) exceeds the total ({}); lower it or raise the total",
+                "the per-address connection limit ({}) exceeds the total ({}); lower --max-connections-per-address \
+                 or raise --max-connections",
                 self.max_connections_per_address,
                 self.max_connections
             );
