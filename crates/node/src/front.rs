@@ -84,11 +84,12 @@ impl FrontLimits {
             ("max_range_reads", self.max_range_reads),
         ];
         if let Some((name, _)) = all.iter().find(|(_, value)| *value == 0) {
-            anyhow::bail!("the limit {name} must be positive");
+            anyhow::bail!("the limit {name} must be positive (for the CLI: --{})", name.replace('_', "-"));
         }
         if self.max_connections_per_address > self.max_connections {
             anyhow::bail!(
-                "the per-address connection limit ({}) exceeds the total ({}); lower it or raise the total",
+                "the per-address connection limit ({}) exceeds the total ({}); lower --max-connections-per-address \
+                 or raise --max-connections",
                 self.max_connections_per_address,
                 self.max_connections
             );
@@ -111,6 +112,8 @@ struct ConnectionState {
     accepted_ms: u64,
     /// Requests received whole (headers and body) and not yet answered.
     answering: AtomicU64,
+    /// Requests whose headers have arrived, since the accept.
+    requests: AtomicU64,
     evicted: AtomicBool,
     /// The tasks reading and writing (a WebSocket's reader and writer may be different tasks).
     wakers: Mutex<[Option<Waker>; 2]>,
@@ -165,21 +168,30 @@ impl Table {
         Some(held)
     }
 
-    /// The connection of `address` to close first: one not answering a request it received
-    /// whole, then one older than [`YOUNG_MS`] (a new client has had no time to send its
-    /// request), then the one quiet the longest. A request still trickling in protects nothing.
+    /// The connection of `address` to close first: the one quiet the longest in the first
+    /// non-empty class of: connections with nothing to protect them (a request still trickling
+    /// in, or idle since its last exchange); new ones (younger than [`YOUNG_MS`]) still to send
+    /// their first request; connections that have lived [`KEPT_MS`] and were active within the
+    /// last [`KEPT_MS`] (a client that keeps talking, a subscriber receiving notifications);
+    /// connections answering a request they have received whole.
     fn quietest_of(&self, address: IpAddr, now_ms: u64) -> Option<u64> {
         self.connections
             .iter()
             .filter(|(_, held)| held.address == address)
             .min_by_key(|(id, held)| {
                 let state = &held.state;
-                (
-                    state.answering.load(Ordering::Relaxed) > 0,
-                    now_ms.saturating_sub(state.accepted_ms) < YOUNG_MS,
-                    state.last_active_ms.load(Ordering::Relaxed),
-                    **id,
-                )
+                let age = now_ms.saturating_sub(state.accepted_ms);
+                let last_active = state.last_active_ms.load(Ordering::Relaxed);
+                let class = if state.answering.load(Ordering::Relaxed) > 0 {
+                    3
+                } else if age >= KEPT_MS && now_ms.saturating_sub(last_active) < KEPT_MS {
+                    2
+                } else if age < YOUNG_MS && state.requests.load(Ordering::Relaxed) == 0 {
+                    1
+                } else {
+                    0
+                };
+                (class, last_active, **id)
             })
             .map(|(id, _)| *id)
     }
@@ -229,6 +241,7 @@ impl Registry {
             last_active_ms: AtomicU64::new(now_ms),
             accepted_ms: now_ms,
             answering: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             wakers: Mutex::default(),
         });
@@ -355,6 +368,10 @@ const FIRST_READ_WAIT: Duration = Duration::from_millis(10);
 /// How long a new connection is spared from eviction while others can be closed instead, so a
 /// client has time to send its request during a flood of new connections.
 const YOUNG_MS: u64 = 250;
+
+/// How long a connection must have lived, and how recently it must have been active, to be
+/// spared as a client that keeps talking.
+const KEPT_MS: u64 = 1000;
 
 /// One request on a connection: counted in [`ConnectionState::answering`] from the moment it has
 /// been received whole until its answer is ready (the last clone dropped).
@@ -487,6 +504,7 @@ pub async fn serve<F, S, B>(
         let state = Arc::clone(&io.state);
         let service = make_service();
         let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            state.requests.fetch_add(1, Ordering::Relaxed);
             let answering = Answering::new(Arc::clone(&state));
             if hyper::body::Body::is_end_stream(request.body()) {
                 answering.received();

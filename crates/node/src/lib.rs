@@ -35,7 +35,6 @@ use std::{
 
 use anyhow::Context as _;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
-
 use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
 use tokio::{sync::watch, task::JoinHandle};
 
