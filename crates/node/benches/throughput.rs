@@ -1,18 +1,28 @@
-//! Sustained throughput of the durable node versus the bare runtime.
+//! Sustained throughput of the durable node versus the bare runtime, on a workload where every
+//! transaction succeeds.
 //!
 //! `cargo bench -p paystreams-node --bench throughput [-- OWNERS ROUNDS]`
 //!
-//! Both sides run the same pre-signed transactions: per owner and round, create a stream, top
-//! it up, pause it, resume it, and a claim signed by the stream's provider. The node receives
-//! them over JSON-RPC (HTTP, several concurrent clients, one owner's transactions in order),
-//! checks signatures at admission, produces 100 ms blocks and commits each to redb with
-//! immediate durability in a temporary directory; the time runs until the last receipt is
-//! committed. The runtime applies them in memory (`Runtime::apply`, signatures included) in
-//! blocks of the same size limit with the clock update after each block.
+//! Setup (not timed), per owner: a native vault, a deposit, and `OLD_PER_ROUND` streams per
+//! round to a provider of its own; then the clock moves forward an hour (the node's dev clock,
+//! the runtime's block timestamps) so those streams have something to claim. Timed, per owner
+//! and round, 20 pre-signed transactions: 13 claims (the provider, each on another old
+//! stream), and from the owner a deposit, a new stream, 2 top-ups (of claimed streams), a pause
+//! and a resume (of one stream), a close (of another). Operations of the owner and of the
+//! provider never touch the same stream in an order-dependent way, so each succeeds in any
+//! interleaving of clients; the benchmark asserts zero failed receipts on both sides. The node
+//! receives them over JSON-RPC (HTTP, several concurrent clients, one owner's transactions in
+//! order), checks signatures at admission, produces 100 ms blocks and commits each to redb
+//! with immediate durability in a temporary directory; the time runs until the last receipt is
+//! committed. Inclusion latency: from sending a transaction (its call) to its block being
+//! applied (the chain's block broadcast). The runtime applies the same transactions in memory
+//! (`Runtime::apply`, signatures included) in blocks of the same size limit with the clock
+//! update and a state root after each block.
 
 #![allow(clippy::unwrap_used, reason = "a benchmark binary: fail loudly")]
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -43,31 +53,74 @@ fn sign(call: &Call, key: &SecretKey, nonce: u128) -> Transaction {
     Transaction::sign(message, &[key])
 }
 
-/// (setup, workload) per owner, in order.
+/// Old streams per owner and round: 13 claimed (2 of them also topped up), 1 paused and
+/// resumed, 1 closed.
+const OLD_PER_ROUND: u64 = 15;
+/// Claims per owner and round.
+const CLAIMS_PER_ROUND: u64 = 13;
+/// Timed transactions per owner and round.
+const PER_ROUND: usize = 20;
+/// How far the clock moves between the setup and the timed workload.
+const ADVANCE_SECS: u64 = 3_600;
+/// Each stream's rate (per second) and allocation: an hour accrues 3,600 of 100,000.
+const RATE: u64 = 1;
+const ALLOCATION: u128 = 100_000;
+
+/// (setup, workload) per owner, in order (the owner's nonces then the provider's).
 fn transactions(owner: &SecretKey, provider: &SecretKey, rounds: u64) -> (Vec<Transaction>, Vec<Transaction>) {
     let vault = VaultRef::native(payment_streams_program_id(), owner.account_id(), 1);
-    let setup = vec![
+    let old = OLD_PER_ROUND * rounds;
+    let mut setup = vec![
         sign(&client::initialize_vault(&vault, VaultPrivacyTier::Public), owner, 0),
-        sign(&client::deposit(&vault, 10_000_000, authenticated_transfer_program_id(), None), owner, 1),
+        sign(&client::deposit(&vault, 20_000_000, authenticated_transfer_program_id(), None), owner, 1),
     ];
+    let mut nonce = 2_u128;
+    for stream in 0..old {
+        let call = client::create_stream(
+            &vault,
+            stream,
+            provider.account_id(),
+            RATE,
+            ALLOCATION,
+            ExtensionSettings::default(),
+        );
+        setup.push(sign(&call, owner, nonce));
+        nonce += 1;
+    }
     let mut work = vec![];
-    let (mut nonce, mut provider_nonce) = (2_u128, 0_u128);
+    let mut provider_nonce = 0_u128;
     let mut owner_tx = |call: Call, work: &mut Vec<Transaction>| {
         work.push(sign(&call, owner, nonce));
         nonce += 1;
     };
-    for stream in 0..rounds {
+    for round in 0..rounds {
+        let base = round * OLD_PER_ROUND;
+        let (claimed, paused, closed) = (base, base + CLAIMS_PER_ROUND, base + CLAIMS_PER_ROUND + 1);
+        owner_tx(client::deposit(&vault, 1_000, authenticated_transfer_program_id(), None), &mut work);
+        let new_stream = old + round;
         owner_tx(
-            client::create_stream(&vault, stream, provider.account_id(), 1, 1_000, ExtensionSettings::default()),
+            client::create_stream(
+                &vault,
+                new_stream,
+                provider.account_id(),
+                RATE,
+                ALLOCATION,
+                ExtensionSettings::default(),
+            ),
             &mut work,
         );
-        owner_tx(client::top_up_stream(&vault, stream, 100), &mut work);
-        owner_tx(client::pause_stream(&vault, stream), &mut work);
-        owner_tx(client::resume_stream(&vault, stream), &mut work);
-        let claim = client::claim(&vault, stream, provider.account_id(), None, None);
-        work.push(sign(&claim, provider, provider_nonce));
-        provider_nonce += 1;
+        owner_tx(client::top_up_stream(&vault, claimed, 100), &mut work);
+        owner_tx(client::top_up_stream(&vault, claimed + 1, 100), &mut work);
+        owner_tx(client::pause_stream(&vault, paused), &mut work);
+        owner_tx(client::resume_stream(&vault, paused), &mut work);
+        owner_tx(client::close_stream_by_owner(&vault, closed), &mut work);
+        for stream in claimed..claimed + CLAIMS_PER_ROUND {
+            let claim = client::claim(&vault, stream, provider.account_id(), None, None);
+            work.push(sign(&claim, provider, provider_nonce));
+            provider_nonce += 1;
+        }
     }
+    debug_assert_eq!(work.len(), PER_ROUND * usize::try_from(rounds).unwrap());
     (setup, work)
 }
 
@@ -88,8 +141,11 @@ enum Submit {
 const BATCH: usize = 500;
 
 /// Submits each owner's list in order, `CLIENTS` clients at a time, and returns when the last
-/// transaction every client sent is committed: (elapsed, hashes in submission order).
-async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) -> (Duration, Vec<HexHash>) {
+/// transaction every client sent is committed: (elapsed, hashes in submission order with the
+/// instant each was sent).
+async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) -> (Duration, Vec<(HexHash, Instant)>) {
+    // Clients hold their signed envelopes ready, as the runtime side holds its transactions.
+    let per_owner: Vec<Vec<String>> = per_owner.iter().map(|list| list.iter().map(b64).collect()).collect();
     let started = Instant::now();
     let queue = Arc::new(std::sync::Mutex::new(per_owner));
     let mut tasks = vec![];
@@ -101,10 +157,10 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                 .max_request_size(64 * 1024 * 1024)
                 .build(url)
                 .unwrap();
-            let mut hashes: Vec<HexHash> = vec![];
+            let mut hashes: Vec<(HexHash, Instant)> = vec![];
             loop {
                 // A batch takes whole owner lists (each in nonce order) up to BATCH transactions.
-                let lists: Vec<Vec<Transaction>> = {
+                let lists: Vec<Vec<String>> = {
                     let mut queue = queue.lock().unwrap();
                     let mut taken = vec![];
                     let mut count = 0;
@@ -120,14 +176,15 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                 if lists.is_empty() {
                     break;
                 }
-                let txs: Vec<&Transaction> = lists.iter().flatten().collect();
+                let txs: Vec<&String> = lists.iter().flatten().collect();
                 match mode {
                     Submit::One => {
                         for tx in txs {
+                            let sent = Instant::now();
                             loop {
-                                match rpc.send_transaction(b64(tx)).await {
+                                match rpc.send_transaction(tx.clone()).await {
                                     Ok(hash) => {
-                                        hashes.push(hash);
+                                        hashes.push((hash, sent));
                                         break;
                                     }
                                     // Mempool full: back off and retry.
@@ -137,18 +194,19 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                         }
                     }
                     Submit::Batch => {
-                        let encoded: Vec<String> = txs.iter().map(|tx| b64(tx)).collect();
+                        let encoded: Vec<String> = txs.into_iter().cloned().collect();
+                        let sent = Instant::now();
                         let outcomes = rpc.send_transactions(encoded).await.unwrap();
                         for outcome in outcomes {
                             assert!(outcome.error.is_none(), "refused: {:?}", outcome.error);
-                            hashes.push(outcome.hash.unwrap());
+                            hashes.push((outcome.hash.unwrap(), sent));
                         }
                     }
                 }
             }
             // The mempool is first in, first out: once this client's last transaction is
             // committed, so are all of its earlier ones.
-            if let Some(last) = hashes.last() {
+            if let Some((last, _)) = hashes.last() {
                 loop {
                     let receipt = rpc.get_transaction_receipt(*last).await.unwrap().unwrap();
                     if receipt.status == TxStatus::Pending {
@@ -169,10 +227,10 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
 }
 
 /// Failed receipts among `hashes` (read after the timing; every one must be committed).
-async fn failed_receipts(url: &str, hashes: &[HexHash]) -> usize {
+async fn failed_receipts(url: &str, hashes: &[(HexHash, Instant)]) -> usize {
     let rpc = HttpClientBuilder::default().build(url).unwrap();
     let mut failed = 0;
-    for hash in hashes {
+    for (hash, _) in hashes {
         let receipt = rpc.get_transaction_receipt(*hash).await.unwrap().unwrap();
         match receipt.status {
             TxStatus::Failed => failed += 1,
@@ -183,15 +241,33 @@ async fn failed_receipts(url: &str, hashes: &[HexHash]) -> usize {
     failed
 }
 
-/// One node run: a fresh durable node, the setup (not timed), then the timed workload.
-/// Returns (keys, setup, work, elapsed, failed receipts, blocks).
-#[allow(clippy::type_complexity, reason = "a benchmark's one internal result")]
+/// What one node run measured.
+struct NodeRun {
+    elapsed: Duration,
+    failed: usize,
+    blocks: u64,
+    /// Inclusion latency percentiles (p50, p99).
+    latency: (Duration, Duration),
+}
+
+/// The `percent` percentile of sorted durations.
+fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * percent / 100]
+}
+
+/// One node run: a fresh durable node, the setup and the clock advance (not timed), then the
+/// timed workload.
+/// Returns the genesis keys, the setup and workload per owner, and the figures.
+#[expect(clippy::type_complexity, reason = "a benchmark's one internal result")]
 fn measure_node(
     runtime: &tokio::runtime::Runtime,
     owners: usize,
     rounds: u64,
     mode: Submit,
-) -> (Vec<SecretKey>, Vec<Vec<Transaction>>, Vec<Vec<Transaction>>, Duration, usize, u64) {
+) -> (Vec<SecretKey>, Vec<Vec<Transaction>>, Vec<Vec<Transaction>>, NodeRun) {
     let dir = tempfile::tempdir().unwrap();
     let config = NodeConfig {
         data_dir: Some(dir.path().join("chain")),
@@ -211,27 +287,60 @@ fn measure_node(
     }
     let url = node.rpc_url();
     let (_, setup_hashes) = runtime.block_on(run_on_node(&url, setup.clone(), Submit::Batch));
-    assert_eq!(runtime.block_on(failed_receipts(&url, &setup_hashes)), 0);
+    assert_eq!(runtime.block_on(failed_receipts(&url, &setup_hashes)), 0, "setup transactions failed");
+    let rpc = HttpClientBuilder::default().build(&url).unwrap();
+    runtime.block_on(rpc.dev_advance_time(ADVANCE_SECS)).unwrap();
     let start_height = node.chain().head_height();
+    // When each block was applied, from the chain's broadcast.
+    let mut blocks = node.chain().subscribe();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let applied = runtime.spawn(async move {
+        let mut applied: HashMap<HexHash, Instant> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                block = blocks.recv() => match block {
+                    Ok(block) => {
+                        let now = Instant::now();
+                        applied.extend(block.info.transactions.iter().map(|h| (*h, now)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        applied
+    });
     let (elapsed, hashes) = runtime.block_on(run_on_node(&url, work.clone(), mode));
     let height = node.chain().head_height() - start_height;
+    stop.send(()).unwrap();
+    let applied = runtime.block_on(applied).unwrap();
+    let mut latencies: Vec<Duration> = hashes
+        .iter()
+        .filter_map(|(hash, sent)| applied.get(hash).map(|at| at.saturating_duration_since(*sent)))
+        .collect();
+    latencies.sort();
     let failed = runtime.block_on(failed_receipts(&url, &hashes));
     runtime.block_on(node.shutdown());
-    (keys, setup, work, elapsed, failed, height)
+    let run =
+        NodeRun { elapsed, failed, blocks: height, latency: (percentile(&latencies, 50), percentile(&latencies, 99)) };
+    (keys, setup, work, run)
 }
 
-/// Applies blocks of transactions on an in-memory state. Returns (elapsed, failed).
+/// Applies blocks of transactions on an in-memory state, 100 ms apart after `offset_ms`.
+/// Returns (elapsed, failed).
 fn run_on_runtime(
     runtime: &Runtime,
     state: &mut paystreams_runtime::State,
     txs: &[Transaction],
     block: &mut u64,
+    offset_ms: u64,
 ) -> (Duration, usize) {
     let started = Instant::now();
     let mut failed = 0;
     for chunk in txs.chunks(MAX_TXS_PER_BLOCK) {
         *block += 1;
-        let ctx = BlockContext { block_id: *block, timestamp_ms: 1_700_000_000_000 + *block * 100 };
+        let ctx = BlockContext { block_id: *block, timestamp_ms: 1_700_000_000_000 + offset_ms + *block * 100 };
         let diff = {
             let mut overlay = Overlay::new(&*state);
             for tx in chunk {
@@ -261,45 +370,50 @@ fn main() {
     let rounds = args.get(1).copied().unwrap_or(5);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
-    let (_, _, _, one_elapsed, one_failed, one_blocks) = measure_node(&runtime, owners, rounds, Submit::One);
-    let (keys, setup, work, batch_elapsed, batch_failed, batch_blocks) =
-        measure_node(&runtime, owners, rounds, Submit::Batch);
+    let (_, _, _, one) = measure_node(&runtime, owners, rounds, Submit::One);
+    let (keys, setup, work, batch) = measure_node(&runtime, owners, rounds, Submit::Batch);
     let total: usize = work.iter().map(Vec::len).sum();
     let owner_keys = &keys[..owners];
 
-    // Runtime: the same genesis balances, the same transactions as the batch run.
+    // Runtime: the same genesis balances, the same transactions as the batch run, the same
+    // clock advance between the setup and the workload.
     let rt = Runtime::new();
     let funded: Vec<_> = keys.iter().map(|k| (k.account_id(), paystreams_node::DEFAULT_DEV_BALANCE)).collect();
     let mut state = paystreams_runtime::genesis(&funded, 1_700_000_000_000);
     let mut block = 0;
     let setup_flat: Vec<Transaction> = setup.into_iter().flatten().collect();
-    let (_, failed) = run_on_runtime(&rt, &mut state, &setup_flat, &mut block);
-    assert_eq!(failed, 0);
+    let (_, failed) = run_on_runtime(&rt, &mut state, &setup_flat, &mut block, 0);
+    assert_eq!(failed, 0, "setup transactions failed in the runtime");
     // Round-major order, as concurrent clients interleave owners.
     let work_flat: Vec<Transaction> = (0..work.iter().map(Vec::len).max().unwrap_or(0))
         .flat_map(|i| work.iter().filter_map(move |list| list.get(i).cloned()))
         .collect();
-    let (rt_elapsed, rt_failed) = run_on_runtime(&rt, &mut state, &work_flat, &mut block);
+    let (rt_elapsed, rt_failed) = run_on_runtime(&rt, &mut state, &work_flat, &mut block, ADVANCE_SECS * 1000);
     assert!(state.account(&owner_keys[0].account_id()).nonce > 0);
 
-    let one_rate = rate(total, one_elapsed);
-    let batch_rate = rate(total, batch_elapsed);
+    let one_rate = rate(total, one.elapsed);
+    let batch_rate = rate(total, batch.elapsed);
     let rt_rate = rate(total, rt_elapsed);
     println!(
-        "workload: {owners} owners x {rounds} rounds x (create, top-up, pause, resume, claim) = {total} transactions"
+        "workload: {owners} owners x {rounds} rounds x 20 (13 claims, deposit, create, 2 top-ups, pause, resume, \
+         close) = {total} transactions"
     );
+    let line = |name: &str, rate: f64, run: &NodeRun| {
+        println!(
+            "{name:<46}{rate:>8.0} tx/s  ({:.2?}, {} failed receipts, {} blocks, inclusion p50 {:.0?} p99 {:.0?})",
+            run.elapsed, run.failed, run.blocks, run.latency.0, run.latency.1
+        );
+    };
+    line(&format!("node, sendTransaction x{CLIENTS} clients:"), one_rate, &one);
+    line(&format!("node, sendTransactions ({BATCH}/call):"), batch_rate, &batch);
     println!(
-        "node, sendTransaction x{CLIENTS} clients:      {one_rate:>10.0} tx/s  ({one_elapsed:.2?}, {one_failed} failed receipts, {one_blocks} blocks)"
-    );
-    println!(
-        "node, sendTransactions ({BATCH}/call):      {batch_rate:>10.0} tx/s  ({batch_elapsed:.2?}, {batch_failed} failed receipts, {batch_blocks} blocks)"
-    );
-    println!(
-        "runtime (in memory, one thread, same blocks): {rt_rate:>10.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)"
+        "{:<46}{rt_rate:>8.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)",
+        "runtime (in memory, one thread, same blocks):"
     );
     println!(
         "node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction)",
         batch_rate / rt_rate,
         one_rate / rt_rate
     );
+    assert_eq!((one.failed, batch.failed, rt_failed), (0, 0, 0), "every transaction of the workload succeeds");
 }

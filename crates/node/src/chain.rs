@@ -22,8 +22,7 @@ use paystreams_rpc::{
     TxStatus, VaultView, clock::wall_clock_ms, views,
 };
 use paystreams_runtime::{
-    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TransactionChecks as _,
-    TxError,
+    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateView, Transaction, TransactionChecks as _, TxError,
 };
 use tokio::sync::broadcast;
 
@@ -276,6 +275,9 @@ pub struct Chain {
     mempool: Mutex<Mempool>,
     /// Lock order: `saving`, then `mempool`; never taken while `inner` or `mempool` is held.
     saving: Mutex<Saving>,
+    /// Held by the one block producer at a time, across execution and the durable commit
+    /// (during which `inner` is released). Taken before `inner`.
+    producing: Mutex<()>,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     pub(crate) metrics: Metrics,
 }
@@ -442,6 +444,7 @@ impl Chain {
             genesis,
             mempool: Mutex::new(Mempool::default()),
             saving: Mutex::new(Saving::default()),
+            producing: Mutex::new(()),
             blocks,
             metrics,
         };
@@ -798,8 +801,16 @@ impl Chain {
     /// # Errors
     /// Storage failure (the block is then discarded, its transactions go back to the mempool
     /// and the dev clock is not moved) or a failing clock update.
+    ///
+    /// The chain lock is held while the block executes, released while it is written (so
+    /// admission, its signature checks and the durable mempool's writes go on during the
+    /// fsync), and taken again to apply it: until then the block's transactions stay pending
+    /// and admission checks against the previous state plus the mempool that still holds them,
+    /// which gives the same answers as after the block. Readers see the block's state, its
+    /// receipts as included and its broadcast together, once all of it is applied.
     pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, NodeError> {
-        let mut inner = lock(&self.inner);
+        let _producing = lock(&self.producing);
+        let inner = lock(&self.inner);
         let batch: Vec<([u8; 32], Transaction)> = {
             let mut mempool = lock(&self.mempool);
             let take = max_txs.min(mempool.queue.len());
@@ -857,13 +868,17 @@ impl Chain {
             overlay.into_diff()
         };
 
-        // Apply in memory (keeping the previous values), compute the root, commit durably; undo
-        // the in-memory change if the commit fails.
-        let undo = StateDiff { accounts: diff.accounts.keys().map(|id| (*id, inner.state.account(id))).collect() };
+        // The new leaves and root from the previous state and the diff; the state itself is
+        // changed only once the block is durable.
         let leaves = inner.leaves.updated(&inner.state, &diff);
-        inner.state.apply_diff(&diff);
-        let state_root = leaves.root().unwrap_or_else(|| inner.state.state_root());
-        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
+        let state_root = match leaves.root() {
+            Some(root) => root,
+            None => {
+                let mut after = inner.state.clone();
+                after.apply_diff(&diff);
+                after.state_root()
+            }
+        };
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let parts = BlockParts {
             block_id: height,
@@ -874,6 +889,7 @@ impl Chain {
             state_root,
             time_offset_ms,
         };
+        drop(inner);
         let block = StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock);
         let mut added = StreamIndex::default();
         for receipt in &receipts {
@@ -883,12 +899,16 @@ impl Chain {
                 }
             }
         }
+        // Durable first, without the chain lock: nothing else changes `inner.state` or the head
+        // meanwhile (one producer at a time), and the batch is still pending.
         if let Err(e) = self.storage.commit_block(&block, &receipts, &failed_txs, &diff, &added) {
-            inner.state.apply_diff(&undo);
             self.requeue(&batch);
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
             return Err(e.into());
         }
+        let mut inner = lock(&self.inner);
+        inner.state.apply_diff(&diff);
+        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
         inner.index.extend(&added);
         inner.leaves = leaves;
         let info = block_info(&block);
@@ -1042,6 +1062,10 @@ impl Chain {
     /// # Errors
     /// Storage failure.
     pub fn lez_transaction(&self, hash: &[u8; 32]) -> Result<Option<(LeeTransaction, u64)>, NodeError> {
+        // Pending until its block is applied, though the block may already be on disk.
+        if self.is_pending(hash) {
+            return Ok(None);
+        }
         let Some(receipt) = self.storage.receipt(hash)? else {
             return Ok(None);
         };

@@ -11,6 +11,7 @@ mod lez_rpc;
 mod lez_wallet;
 mod mempool;
 mod node;
+mod pipeline;
 mod rpc_robustness;
 mod spam;
 mod stream_index;
