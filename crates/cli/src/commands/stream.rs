@@ -314,8 +314,7 @@ async fn history(
     vault_id: u64,
     stream_id: u64,
 ) -> Result<Vec<EventNotification>, ClientError> {
-    let _ = (client, owner, vault_id, stream_id);
-    Err(ClientError::Invalid("the node's event index is not available yet".to_owned()))
+    Ok(client.stream_history(owner, vault_id, stream_id).await?.into_iter().map(|e| e.notification).collect())
 }
 
 fn history_text(
@@ -424,9 +423,10 @@ async fn watch(
             outln!("{line}");
         } else {
             let clock = ChainClock::new(estimated, wall);
+            let state =
+                StreamStory::new(&view, None::<&[EventNotification]>).stopped.map_or("active", StopReason::short);
             let text = format!(
-                "stream {stream_id} {:<6} accrued {} / {} (+{})  unaccrued {}  at {}{}",
-                state_name(view.state),
+                "stream {stream_id} {state:<8} accrued {} / {} (+{})  unaccrued {}  at {}{}",
                 display::amount_in(accrued, &unit),
                 display::amount(view.allocation.0),
                 display::rate_in(if view.state == StreamState::Active { view.rate } else { 0 }, &unit),

@@ -20,5 +20,5 @@ mod lightpush_js;
 mod node_cli;
 mod push_cli;
 mod store_cli;
-
+mod stream_story;
 mod wallet_cli;
