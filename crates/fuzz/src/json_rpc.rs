@@ -640,11 +640,6 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                    "params": {"owner": dev, "vault_id": 0}}),
         ),
         (
-            "get-events",
-            json!({"jsonrpc": "2.0", "id": 8, "method": "paystreams_getEvents",
-                   "params": [{"owner": dev}, {"block_id": 1, "index": 0}, 10]}),
-        ),
-        (
             "get-accounts-nonces",
             json!({"jsonrpc": "2.0", "id": 7, "method": "getAccountsNonces", "params": {"accountIds": [dev]}}),
         ),

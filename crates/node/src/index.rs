@@ -488,4 +488,119 @@ mod tests {
         assert_eq!(index.stream_entries().count(), streams);
         assert!(streams > 300);
     }
+
+    /// Events in memory keyed as the storages key them: every lookup as a sorted key list.
+    struct Keyed {
+        events: BTreeMap<EventCursor, StoredEvent>,
+        keys: BTreeMap<EventLookup, BTreeSet<Vec<u8>>>,
+    }
+
+    impl Keyed {
+        fn new(events: &[(EventCursor, Event)]) -> Self {
+            let mut keyed = Self { events: BTreeMap::new(), keys: BTreeMap::new() };
+            for (cursor, event) in events {
+                for (lookup, key) in event_keys(*cursor, event) {
+                    keyed.keys.entry(lookup).or_default().insert(key);
+                }
+                keyed.keys.entry(EventLookup::All).or_default().insert(cursor_key(*cursor).to_vec());
+                keyed.events.insert(*cursor, StoredEvent { tx_hash: [0; 32], timestamp_ms: 0, event: event.clone() });
+            }
+            keyed
+        }
+    }
+
+    impl EventSource for Keyed {
+        type Error = std::convert::Infallible;
+
+        fn keys(
+            &self,
+            lookup: EventLookup,
+            prefix: &[u8],
+            start: &[u8],
+            visit: &mut dyn FnMut(&[u8]) -> bool,
+        ) -> Result<(), Self::Error> {
+            for key in self.keys.get(&lookup).into_iter().flat_map(|keys| keys.range(start.to_vec()..)) {
+                if !key.starts_with(prefix) || !visit(key) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+
+        fn event(&self, cursor: EventCursor) -> Result<Option<StoredEvent>, Self::Error> {
+            Ok(self.events.get(&cursor).cloned())
+        }
+    }
+
+    fn paused(owner: AccountId, stream_id: u64, provider: AccountId) -> Event {
+        let stream_ref = paystreams_program::event::StreamRef {
+            owner,
+            vault_id: 0,
+            stream_id,
+            provider,
+            stream_config: AccountId([0; 32]),
+        };
+        Event::StreamPaused { stream: stream_ref, at: 0 }
+    }
+
+    #[test]
+    fn cursors_order_and_step_across_blocks() {
+        let c = |block_id, index| EventCursor { block_id, index };
+        assert!(c(1, u32::MAX) < c(2, 0));
+        assert!(cursor_key(c(1, u32::MAX)) < cursor_key(c(2, 0)));
+        assert_eq!(cursor_after(c(1, 5)), Some(c(1, 6)));
+        assert_eq!(cursor_after(c(1, u32::MAX)), Some(c(2, 0)));
+        assert_eq!(cursor_after(c(u64::MAX, u32::MAX)), None);
+        let key = [b"prefix".as_slice(), &cursor_key(c(7, 9))].concat();
+        assert_eq!(cursor_of_key(&key), Some(c(7, 9)));
+        assert_eq!(cursor_of_key(&[0; 11]), None);
+    }
+
+    #[test]
+    fn a_page_reads_at_most_the_scan_bound_and_says_where_to_read_on() {
+        let (owner, provider, other) = (id(1), id(2), id(3));
+        // Every event is the owner's; only the last three are served by `provider`.
+        let total = u64::from(EVENTS_SCAN_MAX) * 2 + 3;
+        let events: Vec<(EventCursor, Event)> = (0..total)
+            .map(|i| {
+                let cursor = EventCursor { block_id: 10 + i / 4, index: u32::try_from(i % 4).expect("small") };
+                (cursor, paused(owner, i, if i + 3 >= total { provider } else { other }))
+            })
+            .collect();
+        let keyed = Keyed::new(&events);
+        let filter = EventFilter { owner: Some(owner), provider: Some(provider), ..EventFilter::default() };
+        assert_eq!(plan(&filter).0, EventLookup::Owner, "the owner's lookup, the provider checked per event");
+        let mut after = None;
+        let mut found = Vec::new();
+        let mut calls = 0;
+        loop {
+            let page = read_page(&keyed, &filter, after, 2, 99).expect("page");
+            calls += 1;
+            assert_eq!(page.through_block, 99);
+            found.extend(page.events.iter().map(|e| e.cursor));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<EventCursor> = events[events.len() - 3..].iter().map(|(c, _)| *c).collect();
+        assert_eq!(found, expected);
+        // Two calls stop at the scan bound with nothing found; then pages of 2 and 1.
+        assert_eq!(calls, 4);
+
+        // Without the provider, the owner's lookup serves every event in order, pages full.
+        let all = EventFilter { owner: Some(owner), ..EventFilter::default() };
+        let page = read_page(&keyed, &all, Some(events[4].0), 1_000, 99).expect("page");
+        assert_eq!(page.events.len(), 1_000);
+        assert_eq!(page.events[0].cursor, events[5].0);
+        assert_eq!(page.next, Some(events[1_004].0));
+        let stream = EventFilter { owner: Some(owner), vault_id: Some(0), stream_id: Some(7), provider: None };
+        let page = read_page(&keyed, &stream, None, 1_000, 99).expect("page");
+        assert_eq!(page.events.iter().map(|e| e.cursor).collect::<Vec<_>>(), [events[7].0]);
+        assert_eq!(page.next, None);
+        let past_the_end = EventCursor { block_id: u64::MAX, index: u32::MAX };
+        assert!(
+            read_page(&keyed, &EventFilter::default(), Some(past_the_end), 10, 99).expect("page").events.is_empty()
+        );
+    }
 }

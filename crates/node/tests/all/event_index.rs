@@ -18,27 +18,17 @@ use paystreams_node::{Chain, ChainConfig, MemStorage, NodeConfig, RedbStorage, R
 use paystreams_program::client as calls;
 use paystreams_rpc::{EVENTS_PAGE_MAX, EventCursor, EventFilter, IndexedEvent, PaystreamsApiClient as _};
 use paystreams_runtime::ReceiptEvent;
+use paystreams_testkit::rng::Rng;
 use redb::{ReadableDatabase as _, TableDefinition, TableHandle as _};
 
 const KEYS: u32 = 5;
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
+/// One of `items`, at random (`None` when empty).
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> Option<&'a T> {
+    if items.is_empty() {
+        return None;
     }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        if items.is_empty() {
-            return None;
-        }
-        items.get(usize::try_from(self.below(items.len() as u64)).expect("small"))
-    }
+    items.get(usize::try_from(rng.below(items.len() as u64)).expect("small"))
 }
 
 fn sequencer() -> SecretKey {
@@ -69,39 +59,39 @@ fn random_blocks(chain: &Chain, rng: &mut Rng, blocks: u32) {
             let vaults = chain.vaults(&id);
             let own = chain.streams(Some(&id), None).expect("own streams");
             let serving = chain.streams(None, Some(&id)).expect("served streams");
-            let provider = rng.pick(&keys).expect("keys").account_id();
+            let provider = pick(rng, &keys).expect("keys").account_id();
             let tx = match rng.below(12) {
                 _ if vaults.is_empty() => init_vault(key, rng.below(3), nonce),
                 0 => init_vault(key, rng.below(3), nonce),
                 1 => create_stream(key, 77, 0, provider, 1, 100, nonce),
                 2 | 3 => {
-                    let v = rng.pick(&vaults).expect("vaults");
+                    let v = pick(rng, &vaults).expect("vaults");
                     deposit(key, v.vault_id, 10_000 + u128::from(rng.below(50_000)), nonce)
                 }
                 4 | 5 => {
-                    let v = rng.pick(&vaults).expect("vaults");
+                    let v = pick(rng, &vaults).expect("vaults");
                     let allocation = 200 + u128::from(rng.below(20_000));
                     create_stream(key, v.vault_id, v.next_stream_id, provider, 1 + rng.below(40), allocation, nonce)
                 }
                 6 if !own.is_empty() => {
-                    let s = rng.pick(&own).expect("own");
+                    let s = pick(rng, &own).expect("own");
                     pause(key, s.vault_id, s.stream_id, nonce)
                 }
                 7 if !own.is_empty() => {
-                    let s = rng.pick(&own).expect("own");
+                    let s = pick(rng, &own).expect("own");
                     sign(&calls::resume_stream(&vault(key, s.vault_id), s.stream_id), &[key], vec![nonce])
                 }
                 8 if !own.is_empty() => {
-                    let s = rng.pick(&own).expect("own");
+                    let s = pick(rng, &own).expect("own");
                     let amount = 100 + u128::from(rng.below(5_000));
                     sign(&calls::top_up_stream(&vault(key, s.vault_id), s.stream_id, amount), &[key], vec![nonce])
                 }
                 9 if !own.is_empty() => {
-                    let s = rng.pick(&own).expect("own");
+                    let s = pick(rng, &own).expect("own");
                     sign(&calls::close_stream_by_owner(&vault(key, s.vault_id), s.stream_id), &[key], vec![nonce])
                 }
                 10 | 11 if !serving.is_empty() => {
-                    let s = rng.pick(&serving).expect("serving");
+                    let s = pick(rng, &serving).expect("serving");
                     let owner = keys.iter().find(|k| k.account_id() == s.owner).expect("a dev key owns it");
                     let call = calls::claim(&vault(owner, s.vault_id), s.stream_id, id, None, None);
                     sign(&call, &[key], vec![nonce])
@@ -201,18 +191,18 @@ fn check_index(chain: &Chain, storage: &dyn Storage) -> usize {
 fn index_equals_a_recomputation_from_the_blocks_in_memory_and_in_redb() {
     let memory: Arc<dyn Storage> = Arc::new(MemStorage::new());
     let chain = Chain::open(Arc::clone(&memory), &config()).expect("open");
-    random_blocks(&chain, &mut Rng(21), 30);
+    random_blocks(&chain, &mut Rng::from_env_or_clock("event index, memory"), 30);
     let count = check_index(&chain, memory.as_ref());
     let kinds: std::collections::BTreeSet<String> = read_all(&chain, &EventFilter::default(), EVENTS_PAGE_MAX)
         .iter()
         .map(|e| serde_json::to_value(&e.notification.event).expect("json")["type"].to_string())
         .collect();
-    assert!(count > 60 && kinds.len() >= 7, "the flows produced varied events: {count} of {kinds:?}");
+    assert!(count > 30 && kinds.len() >= 5, "the flows produced varied events: {count} of {kinds:?}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (storage, chain) = open_redb(&dir.path().join("chain.redb"));
-    random_blocks(&chain, &mut Rng(22), 30);
-    assert!(check_index(&chain, storage.as_ref()) > 60);
+    random_blocks(&chain, &mut Rng::from_env_or_clock("event index, redb"), 30);
+    assert!(check_index(&chain, storage.as_ref()) > 30);
     assert_eq!(storage.events_indexed_through().expect("marker"), Some(chain.head_height()));
 }
 
@@ -221,7 +211,8 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("chain.redb");
     let (storage, chain) = open_redb(&path);
-    random_blocks(&chain, &mut Rng(31), 12);
+    let mut rng = Rng::from_env_or_clock("event index across restarts");
+    random_blocks(&chain, &mut rng, 12);
     let before = read_all(&chain, &EventFilter::default(), 50);
     assert!(!before.is_empty());
     drop(chain);
@@ -229,7 +220,7 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
 
     let (storage, chain) = open_redb(&path);
     assert_eq!(read_all(&chain, &EventFilter::default(), 50), before, "the same index after a restart");
-    random_blocks(&chain, &mut Rng(32), 4);
+    random_blocks(&chain, &mut rng, 4);
     check_index(&chain, storage.as_ref());
     let head = chain.head_height();
     let after_more = read_all(&chain, &EventFilter::default(), EVENTS_PAGE_MAX);
@@ -262,7 +253,7 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
     let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &config()).expect("open chain");
     assert_eq!(storage.events_indexed_through().expect("marker"), Some(head), "caught up at open");
     assert_eq!(read_all(&chain, &EventFilter::default(), EVENTS_PAGE_MAX), after_more, "rebuilt from the blocks");
-    random_blocks(&chain, &mut Rng(33), 3);
+    random_blocks(&chain, &mut rng, 3);
     check_index(&chain, storage.as_ref());
 }
 
@@ -276,7 +267,7 @@ const KILL_CHILD_DIR: &str = "PAYSTREAMS_EVENT_INDEX_KILL_CHILD";
 fn kill_child_writes_blocks_until_killed() {
     let Some(dir) = std::env::var_os(KILL_CHILD_DIR) else { return };
     let (_storage, chain) = open_redb(&Path::new(&dir).join("chain.redb"));
-    let mut rng = Rng(chain.head_height());
+    let mut rng = Rng::new(chain.head_height());
     loop {
         random_blocks(&chain, &mut rng, 1);
         println!("committed {}", chain.head_height());
