@@ -23,8 +23,8 @@ use paystreams_program::{
     state::VaultPrivacyTier,
 };
 use paystreams_rpc::{
-    BlockInfo, HexHash, LezApiClient as _, PaystreamsApiClient as _, ReceiptInfo, StreamFilter, StreamView,
-    TxErrorInfo, TxStatus, VaultView,
+    BlockInfo, EventCursor, EventFilter, EventPage, HexHash, IndexedEvent, LezApiClient as _, PaystreamsApiClient as _,
+    ReceiptInfo, StreamFilter, StreamView, TxErrorInfo, TxStatus, VaultView,
     remote::{
         ChainAccess, Dialect, NodeRpc, RpcError,
         lez::{AccountsAt, LezSettings},
@@ -35,7 +35,7 @@ use paystreams_runtime::{Message, Transaction};
 
 use crate::{
     error::{ClientError, Result, TxFailure},
-    explain::{Facts, Operation, explain, root_cause, token_balance},
+    explain::{Audience, Facts, Operation, explain, root_cause, token_balance},
     holding::holding_key,
     preflight::{Snapshot, Verdict, preflight},
 };
@@ -89,6 +89,7 @@ pub struct Client {
     node: NodeRpc,
     program_id: ProgramId,
     names: BTreeMap<AccountId, String>,
+    audience: Audience,
     preflight: bool,
     progress: Option<ProgressFn>,
 }
@@ -160,6 +161,7 @@ impl Client {
             node: NodeRpc::connect_with(url, dialect)?,
             program_id: payment_streams_program_id(),
             names: BTreeMap::new(),
+            audience: Audience::CommandLine,
             preflight: true,
             progress: None,
         })
@@ -211,6 +213,11 @@ impl Client {
     /// Local names for accounts (e.g. keystore names), used in error explanations.
     pub fn set_names(&mut self, names: BTreeMap<AccountId, String>) {
         self.names = names;
+    }
+
+    /// Who reads this client's error explanations: the command line (default) or a web form.
+    pub const fn set_audience(&mut self, audience: Audience) {
+        self.audience = audience;
     }
 
     /// Turns the pre-flight checks on (default) or off (then every failure comes from a receipt).
@@ -316,9 +323,11 @@ impl Client {
     pub async fn require_vault(&self, owner: AccountId, vault_id: u64) -> Result<(VaultView, VaultRef)> {
         let view = self.vault(owner, vault_id).await?.ok_or_else(|| {
             let name = self.names.get(&owner).map_or_else(|| owner.to_string(), |n| format!("{n} ({owner})"));
-            ClientError::NotFound(format!(
-                "vault {vault_id} of {name} does not exist: create it with `paystream vault init --owner KEY --vault-id {vault_id}`"
-            ))
+            let how = match self.audience {
+                Audience::CommandLine => format!("`paystream vault init --owner KEY --vault-id {vault_id}`"),
+                Audience::WebForm => format!("\"Create a vault\" (vault id {vault_id})"),
+            };
+            ClientError::NotFound(format!("vault {vault_id} of {name} does not exist: create it with {how}"))
         })?;
         let vault = self.vault_ref(owner, vault_id, token_id_of(&view)?);
         Ok((view, vault))
@@ -354,8 +363,12 @@ impl Client {
             return Ok(stream);
         }
         let (view, _) = self.require_vault(owner, vault_id).await?;
+        let how = match self.audience {
+            Audience::CommandLine => format!("list them with `paystream stream list --owner {owner}`"),
+            Audience::WebForm => "the overview lists them".to_owned(),
+        };
         Err(ClientError::NotFound(format!(
-            "vault {vault_id} has no stream {stream_id} (it has {} streams, ids 0..{}): list them with `paystream stream list --owner {owner}`",
+            "vault {vault_id} has no stream {stream_id} (it has {} streams, ids 0..{}): {how}",
             view.next_stream_id, view.next_stream_id
         )))
     }
@@ -455,12 +468,56 @@ impl Client {
         self.node.http().get_transaction_receipt(hash).await.map_err(self.rpc_err("paystreams_getTransactionReceipt"))
     }
 
+    /// One page of the node's event index (`paystreams_getEvents`): events matching `filter`
+    /// strictly after `after` (from the first if `None`), at most `limit` (the node's maximum,
+    /// `EVENTS_PAGE_MAX`, if `None`), oldest first. Read on with the page's `next`.
+    ///
+    /// # Errors
+    /// RPC failure; a `vault_id` or `stream_id` without `owner` is refused by the node.
+    pub async fn events(
+        &self,
+        filter: EventFilter,
+        after: Option<EventCursor>,
+        limit: Option<u32>,
+    ) -> Result<EventPage> {
+        self.node.require_paystreams(
+            "reading the chain's event history",
+            "paystreams_getEvents",
+            "LEZ keeps no event index: read blocks with getBlockRange and decode their transactions",
+        )?;
+        self.node.http().get_events(filter, after, limit).await.map_err(self.rpc_err("paystreams_getEvents"))
+    }
+
+    /// Every event of one stream, oldest first, read page by page from the node's event index.
+    ///
+    /// # Errors
+    /// RPC failure, or a node whose pages do not move forward.
+    pub async fn stream_history(&self, owner: AccountId, vault_id: u64, stream_id: u64) -> Result<Vec<IndexedEvent>> {
+        let filter =
+            EventFilter { owner: Some(owner), vault_id: Some(vault_id), stream_id: Some(stream_id), provider: None };
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.events(filter.clone(), after, None).await?;
+            events.extend(page.events);
+            match page.next {
+                None => return Ok(events),
+                Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+                Some(next) => {
+                    return Err(ClientError::Invalid(format!(
+                        "the node's event pages do not move forward (next {next:?} after {after:?}); is it a paystreams node?"
+                    )));
+                }
+            }
+        }
+    }
+
     /// The chain state that explains a failure of `op`.
     ///
     /// # Errors
     /// RPC failure.
     pub async fn facts(&self, op: &Operation) -> Result<Facts> {
-        let mut facts = Facts { names: self.names.clone(), ..Facts::default() };
+        let mut facts = Facts { names: self.names.clone(), audience: self.audience, ..Facts::default() };
         if let Some(vault) = op.vault() {
             facts.vault = self.vault(vault.owner, vault.vault_id).await?;
             if let (Some(stream_id), false) = (op.stream_id(), matches!(op, Operation::CreateStream { .. })) {
@@ -478,7 +535,7 @@ impl Client {
     pub(crate) async fn facts_or_names(&self, op: &Operation) -> Facts {
         match self.facts(op).await {
             Ok(facts) => facts,
-            Err(_) => Facts { names: self.names.clone(), ..Facts::default() },
+            Err(_) => Facts { names: self.names.clone(), audience: self.audience, ..Facts::default() },
         }
     }
 

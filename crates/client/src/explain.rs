@@ -154,6 +154,26 @@ impl Operation {
     }
 }
 
+/// Who reads an explanation, which decides how a fix is worded: flags and commands at the
+/// command line, fields and actions in a web form (the dashboard), where a flag means nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Audience {
+    #[default]
+    CommandLine,
+    WebForm,
+}
+
+impl Audience {
+    /// The wording for this audience: `cli` at the command line, `form` in a web form.
+    #[must_use]
+    pub const fn say<'a>(self, cli: &'a str, form: &'a str) -> &'a str {
+        match self {
+            Self::CommandLine => cli,
+            Self::WebForm => form,
+        }
+    }
+}
+
 /// Chain state read to explain a failed operation.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
@@ -162,6 +182,8 @@ pub struct Facts {
     pub accounts: BTreeMap<AccountId, Account>,
     /// Local names (keystore) for accounts, used in messages.
     pub names: BTreeMap<AccountId, String>,
+    /// Who reads the explanation.
+    pub audience: Audience,
 }
 
 impl Facts {
@@ -199,19 +221,23 @@ fn state_name(state: StreamState) -> &'static str {
 }
 
 fn vault_missing(vault: &VaultRef, facts: &Facts) -> String {
-    format!(
-        "vault {} of {} does not exist: create it with `paystream vault init --owner KEY --vault-id {}`",
-        vault.vault_id,
-        facts.label(&vault.owner),
-        vault.vault_id
-    )
+    let how = match facts.audience {
+        Audience::CommandLine => format!("with `paystream vault init --owner KEY --vault-id {}`", vault.vault_id),
+        Audience::WebForm => format!("with \"Create a vault\" (vault id {})", vault.vault_id),
+    };
+    format!("vault {} of {} does not exist: create it {how}", vault.vault_id, facts.label(&vault.owner))
 }
 
 fn stream_missing(vault: &VaultRef, stream_id: u64, facts: &Facts) -> String {
     match &facts.vault {
         Some(v) => format!(
-            "vault {} has no stream {stream_id} (its streams are 0..{}): list them with `paystream stream list --owner {}`",
-            vault.vault_id, v.next_stream_id, vault.owner
+            "vault {} has no stream {stream_id} (its streams are 0..{}): {}",
+            vault.vault_id,
+            v.next_stream_id,
+            match facts.audience {
+                Audience::CommandLine => format!("list them with `paystream stream list --owner {}`", vault.owner),
+                Audience::WebForm => "the overview lists them".to_owned(),
+            }
         ),
         None => vault_missing(vault, facts),
     }
@@ -234,6 +260,7 @@ pub fn root_cause(code: u32, facts: &Facts) -> Option<StreamError> {
 #[must_use]
 #[expect(clippy::too_many_lines, reason = "one arm per failure code keeps the table readable")]
 pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> String {
+    let a = facts.audience;
     let vault_label = op.vault().map_or_else(String::new, |v| format!("vault {}", v.vault_id));
     let stream_label = op.stream_id().map_or_else(String::new, |s| format!("stream {s}"));
     let unallocated = facts.vault.as_ref().map(|v| v.unallocated.0);
@@ -241,15 +268,17 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
         (Some(StreamError::AllocationExceedsUnallocated), Operation::CreateStream { allocation, .. }) => {
             let have = unallocated.unwrap_or(0);
             format!(
-                "{vault_label} has {have} unallocated, stream needs {allocation}: deposit {} more or lower --allocation",
-                allocation.saturating_sub(have)
+                "{vault_label} has {have} unallocated, stream needs {allocation}: deposit {} more or lower {}",
+                allocation.saturating_sub(have),
+                a.say("--allocation", "the allocation")
             )
         }
         (Some(StreamError::AllocationExceedsUnallocated), Operation::TopUp { amount, .. }) => {
             let have = unallocated.unwrap_or(0);
             format!(
-                "{vault_label} has {have} unallocated, the top-up needs {amount}: deposit {} more or lower --amount",
-                amount.saturating_sub(have)
+                "{vault_label} has {have} unallocated, the top-up needs {amount}: deposit {} more or lower {}",
+                amount.saturating_sub(have),
+                a.say("--amount", "the amount")
             )
         }
         (Some(StreamError::InsufficientFunds), Operation::Withdraw { vault, amount, .. }) => match &facts.vault {
@@ -275,8 +304,8 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
                 )
             }
             Some(s) if s.state == StreamState::Paused && s.unaccrued.0 > 0 => format!(
-                "{stream_label} is paused with nothing accrued: nothing accrues until the owner resumes it \
-                 (`paystream stream resume`)"
+                "{stream_label} is paused with nothing accrued: nothing accrues until the owner resumes it ({})",
+                a.say("`paystream stream resume`", "\"Resume a stream\"")
             ),
             Some(s) => format!(
                 "{stream_label} is {} with nothing accrued and nothing left to accrue: there is nothing to claim",
@@ -304,13 +333,17 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
         }
         (Some(StreamError::ProviderEqualsOwner), _) => {
             let owner = op.vault().map(|v| facts.label(&v.owner)).unwrap_or_default();
-            format!("the provider is the vault owner {owner}: a stream pays someone else, pass another --provider")
+            format!(
+                "the provider is the vault owner {owner}: a stream pays someone else, {}",
+                a.say("pass another --provider", "enter another provider")
+            )
         }
         (Some(StreamError::ResumeZeroUnaccrued), _) => {
             let allocation = facts.stream.as_ref().map_or(0, |s| s.allocation.0);
             format!(
                 "{stream_label} is depleted (all {allocation} of its allocation accrued), so resuming cannot restart it: \
-                 top it up instead (`paystream stream top-up --amount N`), which adds funds and resumes it"
+                 top it up instead ({}), which adds funds and resumes it",
+                a.say("`paystream stream top-up --amount N`", "\"Top up a stream\"")
             )
         }
         (Some(StreamError::StreamNotPaused), _) => {
@@ -334,7 +367,8 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
         },
         (Some(StreamError::StreamClosed), _) => format!(
             "{stream_label} is closed for good; only claiming what already accrued is still possible: \
-             create a new stream (`paystream stream create`) to pay this provider again"
+             create a new stream ({}) to pay this provider again",
+            a.say("`paystream stream create`", "\"Create a stream\"")
         ),
         (Some(StreamError::DestinationUninitialized), op) => {
             let destination = match op {
@@ -345,14 +379,22 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
             let who = destination.map_or_else(|| "the destination".to_owned(), |d| format!("the destination {}", facts.label(&d)));
             format!(
                 "{who} has never been used on chain and a payout cannot create it: initialise the destination first \
-                 (`paystream account init KEY`, or send it funds with `paystream account transfer --to-key KEY`)"
+                 ({})",
+                a.say(
+                    "`paystream account init KEY`, or send it funds with `paystream account transfer --to-key KEY`",
+                    "its owner initialises it, or sends it funds signed by its own key, with the paystream command line"
+                )
             )
         }
         (Some(StreamError::ZeroDepositAmount | StreamError::ZeroWithdrawAmount | StreamError::ZeroTopUpAmount), _) => {
-            "the amount is zero: pass --amount above 0".to_owned()
+            format!("the amount is zero: {} above 0", a.say("pass --amount", "enter an amount"))
         }
-        (Some(StreamError::ZeroStreamRate), _) => "the rate is zero: pass --rate of at least 1 per second".to_owned(),
-        (Some(StreamError::ZeroStreamAllocation), _) => "the allocation is zero: pass --allocation above 0".to_owned(),
+        (Some(StreamError::ZeroStreamRate), _) => {
+            format!("the rate is zero: {} of at least 1 per second", a.say("pass --rate", "enter a rate"))
+        }
+        (Some(StreamError::ZeroStreamAllocation), _) => {
+            format!("the allocation is zero: {} above 0", a.say("pass --allocation", "enter an allocation"))
+        }
         (Some(StreamError::ActivationFeeExceedsUnaccrued), op) => {
             let fee = match op {
                 Operation::CreateStream { extensions, .. } => extensions.activation_fee,
@@ -364,15 +406,20 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
             };
             format!(
                 "the activation fee {fee} exceeds the {unaccrued} the stream has left to accrue: raise the allocation \
-                 (or top up) by at least {}, or lower --activation-fee",
-                fee.saturating_sub(unaccrued)
+                 (or top up) by at least {}, or lower {}",
+                fee.saturating_sub(unaccrued),
+                a.say("--activation-fee", "the activation fee")
             )
         }
         (Some(StreamError::AccountAlreadyInitialized), Operation::InitVault { vault }) => format!(
-            "{} already has a vault {}: pick another --vault-id (see `paystream vault list --owner {}`)",
+            "{} already has a vault {}: {}",
             facts.label(&vault.owner),
             vault.vault_id,
-            vault.owner
+            match a {
+                Audience::CommandLine =>
+                    format!("pick another --vault-id (see `paystream vault list --owner {}`)", vault.owner),
+                Audience::WebForm => "enter another vault id (the overview lists the owner's vaults)".to_owned(),
+            }
         ),
         (Some(StreamError::AccountAlreadyInitialized), Operation::CreateStream { .. }) => format!(
             "{stream_label} already exists: the next stream id is {}; retry so the client reads it again",
@@ -398,25 +445,38 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
                 .to_owned()
         }
         (Some(StreamError::UnsupportedTokenId), _) => {
-            "the --token is not a token definition on this chain: create one with `paystream token create` and pass its id"
-                .to_owned()
+            a.say(
+                "the --token is not a token definition on this chain: create one with `paystream token create` and pass its id",
+                "the vault's token is not a token definition on this chain",
+            )
+            .to_owned()
         }
         (Some(StreamError::TokenHoldingMismatch), _) => {
             "the token holding is for another token than the vault's: pass a holding of the vault's token".to_owned()
         }
         (Some(StreamError::WithdrawToOwnerNotNative), _) => {
-            "this is a token vault: withdraw to a token holding (`--to HOLDING_ID`, default: your own holding)".to_owned()
+            a.say(
+                "this is a token vault: withdraw to a token holding (`--to HOLDING_ID`, default: your own holding)",
+                "this is a token vault: withdraw to a token holding (the owner's own holding by default)",
+            )
+            .to_owned()
         }
         (Some(StreamError::ReceiptRequired), _) => {
             let key = facts.stream.as_ref().and_then(|s| s.extensions.as_ref()).and_then(|e| e.receipt_key.clone());
             format!(
-                "{stream_label} pays only against delivery receipts signed by key {}: ask the user for a receipt \
-                 (`paystream stream receipt`) and pass it with --receipt",
-                key.unwrap_or_else(|| "(unknown)".to_owned())
+                "{stream_label} pays only against delivery receipts signed by key {}: ask the user for a receipt {}",
+                key.unwrap_or_else(|| "(unknown)".to_owned()),
+                a.say(
+                    "(`paystream stream receipt`) and pass it with --receipt",
+                    "and claim with it from the paystream command line (the dashboard cannot attach receipts)"
+                )
             )
         }
         (Some(StreamError::ReceiptNotExpected), _) => {
-            format!("{stream_label} does not use delivery receipts (or this close does not pay out): drop --receipt")
+            format!(
+                "{stream_label} does not use delivery receipts (or this close does not pay out): {}",
+                a.say("drop --receipt", "send it without a receipt")
+            )
         }
         (Some(StreamError::InvalidReceiptSignature), _) => {
             format!("the receipt's signature does not verify under {stream_label}'s receipt key: have the user sign it with the key committed at creation")
@@ -432,7 +492,11 @@ pub fn explain(op: &Operation, code: u32, message: &str, facts: &Facts) -> Strin
             )
         }
         (Some(StreamError::InvalidReceiptKey), _) => {
-            "--receipt-key is not a valid x-only public key: pass the 32-byte hex public key shown by `paystream keys show`".to_owned()
+            a.say(
+                "--receipt-key is not a valid x-only public key: pass the 32-byte hex public key shown by `paystream keys show`",
+                "the receipt key is not a valid x-only public key: use the 32-byte hex public key of the key that signs receipts",
+            )
+            .to_owned()
         }
         (Some(err), _) => format!("{}: {}", err.name(), err.description()),
         (None, op) => explain_non_program(op, code, message, facts),
@@ -458,28 +522,32 @@ const UNAUTHORIZED_CLAIM: u32 = TxError::UnauthorizedClaim { program_id: ANY_PRO
 const UNCLAIMED_DEFAULT_ACCOUNT: u32 = TxError::DefaultAccountModifiedWithoutClaim { account_id: ANY_ACCOUNT }.code();
 
 fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) -> String {
+    let a = facts.audience;
     match (code, op) {
         (NATIVE_INSUFFICIENT_BALANCE, Operation::Deposit { vault, amount, .. }) => {
             let have = facts.account(&vault.owner).balance;
             format!(
-                "{} has {have} native balance, the deposit needs {amount}: lower --amount or fund the owner with {} more \
-                 (`paystream account transfer`)",
+                "{} has {have} native balance, the deposit needs {amount}: lower {} or fund the owner with {} more{}",
                 facts.label(&vault.owner),
-                amount.saturating_sub(have)
+                a.say("--amount", "the amount"),
+                amount.saturating_sub(have),
+                a.say(" (`paystream account transfer`)", "")
             )
         }
         (NATIVE_INSUFFICIENT_BALANCE, Operation::NativeTransfer { from, amount, .. }) => {
             let have = facts.account(from).balance;
             format!(
-                "{} has {have} native balance, the transfer needs {amount}: lower --amount or fund it with {} more",
+                "{} has {have} native balance, the transfer needs {amount}: lower {} or fund it with {} more",
                 facts.label(from),
+                a.say("--amount", "the amount"),
                 amount.saturating_sub(have)
             )
         }
         (NATIVE_SENDER_NOT_OWNED, Operation::NativeTransfer { from, .. } | Operation::Deposit { source: from, .. }) => {
             format!(
-                "{} is not a native account (never funded or owned by a program): fund it first with `paystream account transfer`",
-                facts.label(from)
+                "{} is not a native account (never funded or owned by a program): fund it first{}",
+                facts.label(from),
+                a.say(" with `paystream account transfer`", " (a transfer of native funds to it)")
             )
         }
         (NATIVE_ACCOUNT_NOT_DEFAULT, Operation::InitAccount { account }) => {
@@ -490,8 +558,10 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
             Operation::NativeTransfer { to, .. },
         ) if facts.account(to).is_default() => format!(
             "the recipient {} has never been used on chain: a transfer that creates it must be signed by the recipient too \
-             (pass --to-key NAME) or the recipient must be initialised first (`paystream account init NAME`)",
-            facts.label(to)
+             ({}) or the recipient must be initialised first{}",
+            facts.label(to),
+            a.say("pass --to-key NAME", "with the recipient's key"),
+            a.say(" (`paystream account init NAME`)", "")
         ),
         (
             UNAUTHORIZED_CLAIM | UNCLAIMED_DEFAULT_ACCOUNT | TOKEN_NOT_AUTHORIZED,
@@ -509,8 +579,9 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
         ) => {
             let have = facts.token_balance(from).unwrap_or(0);
             format!(
-                "the token holding {} has {have}, this needs {amount}: lower --amount or receive {} more tokens first",
+                "the token holding {} has {have}, this needs {amount}: lower {} or receive {} more tokens first",
                 facts.label(from),
+                a.say("--amount", "the amount"),
                 amount.saturating_sub(have)
             )
         }
@@ -521,7 +592,11 @@ fn explain_non_program(op: &Operation, code: u32, message: &str, facts: &Facts) 
             )
         }
         (TOKEN_ACCOUNT_NOT_DEFAULT, Operation::TokenCreate { definition, .. }) => {
-            format!("the token definition {} already exists: pick another --name", facts.label(definition))
+            format!(
+                "the token definition {} already exists: {}",
+                facts.label(definition),
+                a.say("pick another --name", "pick another name")
+            )
         }
         (NONCE_MISMATCH, _) => format!(
             "{message}. Another transaction from the same key was included first; run the command again (the wallet \
@@ -615,5 +690,68 @@ mod tests {
             assert!(!explain(&op, error.code(), "raw", &Facts::default()).is_empty());
         }
         assert_eq!(explain(&op, 99, "raw", &Facts::default()), "raw");
+    }
+
+    #[test]
+    fn explanations_for_a_web_form_name_no_flags_or_commands() {
+        let vault = VaultRef::native(ProgramId([1; 8]), AccountId([1; 32]), 3);
+        let (a, b) = (AccountId([4; 32]), AccountId([5; 32]));
+        let ops = [
+            Operation::InitAccount { account: a },
+            Operation::NativeTransfer { from: a, to: b, amount: 5 },
+            Operation::TokenCreate { definition: a, holding: b, supply: 5 },
+            Operation::TokenMint { definition: a, to: b, amount: 5 },
+            Operation::TokenTransfer { from: a, to: b, amount: 5 },
+            Operation::InitVault { vault },
+            Operation::Deposit { vault, amount: 5, source: a },
+            Operation::Withdraw { vault, amount: 5, to: a },
+            Operation::CreateStream {
+                vault,
+                stream_id: 0,
+                provider: b,
+                rate: 1,
+                allocation: 5,
+                extensions: ExtensionSettings::default(),
+            },
+            Operation::Pause { vault, stream_id: 0 },
+            Operation::Resume { vault, stream_id: 0 },
+            Operation::TopUp { vault, stream_id: 0, amount: 5 },
+            Operation::CloseByOwner { vault, stream_id: 0 },
+            Operation::CloseByProvider { vault, stream_id: 0, signer: b, destination: b },
+            Operation::Claim { vault, stream_id: 0, signer: b, destination: b, with_receipt: false },
+        ];
+        let runtime_codes = [
+            NATIVE_NOT_AUTHORIZED,
+            NATIVE_ACCOUNT_NOT_DEFAULT,
+            NATIVE_SENDER_NOT_OWNED,
+            NATIVE_INSUFFICIENT_BALANCE,
+            TOKEN_NOT_AUTHORIZED,
+            TOKEN_ACCOUNT_NOT_DEFAULT,
+            TOKEN_NOT_A_HOLDING,
+            TOKEN_INSUFFICIENT_BALANCE,
+            UNAUTHORIZED_CLAIM,
+            UNCLAIMED_DEFAULT_ACCOUNT,
+        ];
+        let codes = StreamError::ALL.iter().map(|e| e.code()).chain(runtime_codes);
+        let mut paused = stream_view(StreamState::Paused);
+        paused.unaccrued = Amount(5);
+        let facts = [
+            Facts::default(),
+            Facts { vault: Some(vault_view(120, 0)), stream: Some(paused), ..Facts::default() },
+            Facts {
+                vault: Some(vault_view(120, 0)),
+                stream: Some(stream_view(StreamState::Closed)),
+                ..Facts::default()
+            },
+        ];
+        for code in codes {
+            for op in &ops {
+                for facts in &facts {
+                    let web = Facts { audience: Audience::WebForm, ..facts.clone() };
+                    let text = explain(op, code, "raw", &web);
+                    assert!(!text.contains("--") && !text.contains('`'), "{code} {op:?}: {text}");
+                }
+            }
+        }
     }
 }

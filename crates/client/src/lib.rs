@@ -13,6 +13,7 @@
 
 pub mod amount;
 mod client;
+pub mod display;
 pub mod error;
 pub mod explain;
 pub mod holding;
@@ -25,7 +26,7 @@ pub use client::{
     stream_events,
 };
 pub use error::{ClientError, Result, TxFailure};
-pub use explain::{Facts, Operation, explain};
+pub use explain::{Audience, Facts, Operation, explain};
 pub use holding::{holding_id, holding_key};
 pub use keystore::{Keystore, KeystoreError, NamedKey, default_keystore_dir};
 pub use paystreams_rpc as rpc;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use paystreams_client::{ClientError, NamedKey, claimed_amount, parse_amount};
+use paystreams_client::{Audience, ClientError, NamedKey, claimed_amount, parse_amount};
 use paystreams_lez_core::AccountId;
 use paystreams_program::{ExtensionSettings, state::StreamState};
 use paystreams_rpc::{ReceiptInfo, StreamFilter};
@@ -269,8 +269,8 @@ pub fn validate(
                 None if keys.is_empty() => {
                     errors.insert(
                         field.name,
-                        "The keystore has no identities: create one with `paystream keys new NAME`, or point --keystore at \
-                         the keystore `paystream node --dev` writes its dev keys to."
+                        "The keystore has no identities yet: create one (paystream keys new NAME on the command line), \
+                         or start the dashboard on the keystore a dev node saves its funded dev keys to."
                             .to_owned(),
                     );
                 }
@@ -311,6 +311,13 @@ pub fn validate(
                 }
             },
             Input::Rate => match raw.replace('_', "").parse::<u64>() {
+                Ok(0) => {
+                    errors.insert(
+                        field.name,
+                        "A rate of 0 pays nothing: enter what the stream pays each second, at least 1 (e.g. 10)."
+                            .to_owned(),
+                    );
+                }
                 Ok(n) => {
                     validated.values.push((field.name, n.to_string()));
                     validated.rate = n;
@@ -319,13 +326,19 @@ pub fn validate(
                     errors.insert(
                         field.name,
                         format!(
-                            "{raw:?} is not a rate: use a whole number per second from 0 to {} (e.g. 10).",
+                            "{raw:?} is not a rate: enter a whole number per second from 1 to {} (e.g. 10).",
                             u64::MAX
                         ),
                     );
                 }
             },
             Input::Amount => match parse_amount(raw) {
+                Ok(0) => {
+                    errors.insert(
+                        field.name,
+                        format!("{} of 0 does nothing: enter a whole number of at least 1 (e.g. 1000).", field.label),
+                    );
+                }
                 Ok(n) => {
                     validated.values.push((field.name, n.to_string()));
                     validated.amount = n;
@@ -377,7 +390,9 @@ pub async fn review_lines(app: &AppState, action: &Validated, keys: &[NamedKey])
     match v.kind {
         Kind::VaultInit => vec![
             format!("Create vault {} for {signer}, holding the native token.", v.vault_id),
-            "Deposit into it afterwards, then create streams from it. (Token vaults: `paystream vault init --token`.)".to_owned(),
+            "Deposit into it afterwards, then create streams from it. (Vaults of other tokens are created from the \
+             command line.)"
+                .to_owned(),
         ],
         Kind::Deposit => vec![
             format!("Move {} from {signer} into vault {}.", format::amount(v.amount), v.vault_id),
@@ -513,7 +528,8 @@ pub fn explain_error(error: &ClientError) -> (String, String) {
 
 /// Submits a validated action.
 pub async fn execute(app: &AppState, action: &Validated, keys: &[NamedKey]) -> Outcome {
-    let client = app.named_client(keys);
+    let mut client = app.named_client(keys);
+    client.set_audience(Audience::WebForm);
     let v = action;
     let key = &v.signer.key;
     let stream_href = |owner: AccountId, stream_id: u64| format!("/streams/{owner}/{}/{stream_id}", v.vault_id);

@@ -1,7 +1,8 @@
 //! The live side: one background task follows the node over WebSocket
 //! (`paystreams_subscribeEvents` for every payment-streams event, `paystreams_subscribeBlocks`
 //! for the chain head), keeps a bounded log of
-//! events (read back from recent blocks at start, so stream pages have a history), and
+//! events (read back at start from the node's event index, `paystreams_getEvents`, for the
+//! recent blocks, so stream pages have a history), and
 //! broadcasts [`Push`] messages that the `/events` server-sent-events endpoint forwards to
 //! browsers.
 
@@ -13,10 +14,10 @@ use std::{
 };
 
 use jsonrpsee::ws_client::WsClientBuilder;
-use paystreams_client::{Client, stream_events};
+use paystreams_client::Client;
 use paystreams_lez_core::AccountId;
 use paystreams_program::Event;
-use paystreams_rpc::{BLOCK_RANGE_MAX, EventFilter, EventNotification, PaystreamsApiClient as _};
+use paystreams_rpc::{EventCursor, EventFilter, EventNotification, PaystreamsApiClient as _};
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -279,33 +280,68 @@ pub const fn kind(event: &Event) -> &'static str {
     }
 }
 
-/// Reads the payment-streams events of blocks `from..=to` (receipts of their transactions).
-async fn read_history(client: &Client, from: u64, to: u64) -> Result<Vec<EventNotification>, String> {
-    let mut events = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = start.saturating_add(BLOCK_RANGE_MAX - 1).min(to);
-        let blocks = client
-            .rpc()
-            .get_block_range_info(start, end)
-            .await
-            .map_err(|e| format!("paystreams_getBlockRange: {e}"))?;
-        for block in blocks {
-            for hash in &block.transactions {
-                let Some(receipt) = client.receipt(*hash).await.map_err(|e| e.to_string())? else { continue };
-                for event in stream_events(&receipt) {
-                    events.push(EventNotification {
-                        block_id: block.header.height,
-                        timestamp_ms: block.header.timestamp_ms,
-                        tx_hash: *hash,
-                        event: event.clone(),
-                    });
-                }
-            }
+/// What [`read_history`] read.
+struct History {
+    /// Oldest first, at most [`EVENT_LOG_MAX`].
+    events: Vec<EventNotification>,
+    /// The first block whose events are all in `events`.
+    covered_from: u64,
+    /// `paystreams_getEvents` calls made.
+    calls: u64,
+}
+
+/// Reads the newest payment-streams events of blocks `from..=to` from the node's event index
+/// (`paystreams_getEvents`), as many as the log keeps ([`EVENT_LOG_MAX`]): block ranges from the
+/// head backwards, each twice as long as the one before, until the log is full or `from` is
+/// reached. The work is bounded by the log's size, not by the chain's length.
+async fn read_history(client: &Client, from: u64, to: u64) -> Result<History, String> {
+    let mut ranges: Vec<Vec<EventNotification>> = Vec::new();
+    let (mut end, mut span, mut read, mut calls) = (to, 1_u64, 0_usize, 0_u64);
+    let mut covered_from = loop {
+        let start = end.saturating_sub(span - 1).max(from);
+        let (events, range_calls) = read_blocks(client, start, end).await?;
+        read = read.saturating_add(events.len());
+        calls = calls.saturating_add(range_calls);
+        ranges.push(events);
+        if read >= EVENT_LOG_MAX || start <= from {
+            break start;
         }
-        start = end.saturating_add(1);
+        end = start - 1;
+        span = span.saturating_mul(2);
+    };
+    let mut events: Vec<EventNotification> = ranges.into_iter().rev().flatten().collect();
+    if let Some(cut) = events.len().checked_sub(EVENT_LOG_MAX).filter(|cut| *cut > 0) {
+        // The oldest kept block is whole only if nothing of it was cut.
+        let oldest = events[cut].block_id;
+        covered_from = if events[cut - 1].block_id == oldest { oldest.saturating_add(1) } else { oldest };
+        events.drain(..cut);
     }
-    Ok(events)
+    Ok(History { events, covered_from, calls })
+}
+
+/// Every payment-streams event of blocks `from..=to`, page by page. Returns them oldest first,
+/// and how many calls it made.
+async fn read_blocks(client: &Client, from: u64, to: u64) -> Result<(Vec<EventNotification>, u64), String> {
+    let mut events = Vec::new();
+    // Strictly after the last possible event of block `from - 1`: from the first of `from`.
+    let mut after = from.checked_sub(1).map(|block_id| EventCursor { block_id, index: u32::MAX });
+    let mut calls = 0_u64;
+    loop {
+        let page = client.events(EventFilter::default(), after, None).await.map_err(|e| e.to_string())?;
+        calls = calls.saturating_add(1);
+        let mut past_end = false;
+        for indexed in page.events {
+            if indexed.cursor.block_id > to {
+                past_end = true;
+                break;
+            }
+            events.push(indexed.notification);
+        }
+        match page.next {
+            Some(next) if !past_end && next.block_id <= to && after.is_none_or(|a| next > a) => after = Some(next),
+            _ => return Ok((events, calls)),
+        }
+    }
 }
 
 /// Follows the node until `stop` turns true: subscribes, reads back missed blocks, records
@@ -356,10 +392,16 @@ async fn follow_once(
     let oldest = height.saturating_sub(history_blocks.saturating_sub(1)).max(GENESIS_BLOCK_ID);
     let from = hub.seen_to().map_or(oldest, |seen| seen.saturating_add(1).max(oldest));
     if from <= height {
-        let history = read_history(client, from, height).await?;
-        debug!(from, to = height, events = history.len(), "dashboard read back history");
+        let History { events: history, covered_from, calls } = read_history(client, from, height).await?;
+        debug!(
+            from = covered_from,
+            to = height,
+            events = history.len(),
+            calls,
+            "dashboard read back history from the event index"
+        );
         let missed: Vec<EventNotification> = if hub.history_from().is_some() { history.clone() } else { vec![] };
-        hub.record_history(history, from, height);
+        hub.record_history(history, covered_from, height);
         // After a reconnection, what happened while disconnected is pushed too.
         for n in missed {
             let _ = hub.tx.send(Push::Event(Box::new(n)));

@@ -417,6 +417,15 @@ impl Chain {
             let leaves = Leaves::of(&state);
             (genesis, state, leaves, head, index)
         };
+        let started = Instant::now();
+        let indexed = storage.index_missing_events()?;
+        if indexed > 0 {
+            tracing::info!(
+                blocks = indexed,
+                ms = started.elapsed().as_millis(),
+                "event index caught up from stored blocks"
+            );
+        }
         let dev_keys = genesis.accounts.iter().filter_map(|a| SecretKey::from_bytes(&a.secret_key).ok()).collect();
         let metrics = Metrics::default();
         metrics.set_height(head.height());
@@ -804,7 +813,6 @@ impl Chain {
         let ctx = BlockContext { block_id: height, timestamp_ms };
 
         let mut receipts = Vec::with_capacity(batch.len());
-        let mut notifications = Vec::new();
         let mut failures: Vec<u32> = Vec::new();
         let mut failed: Vec<u32> = Vec::new();
         let mut failed_txs: Vec<FailedTransaction> = Vec::new();
@@ -826,16 +834,6 @@ impl Chain {
                         (index, Some(TxErrorInfo::from(&e)), vec![])
                     }
                 };
-                for event in &events {
-                    if let ReceiptEvent::PaymentStreams { event } = event {
-                        notifications.push(EventNotification {
-                            block_id: height,
-                            timestamp_ms,
-                            tx_hash: HexHash(*hash),
-                            event: event.clone(),
-                        });
-                    }
-                }
                 let receipt = StoredReceipt { tx_hash: *hash, block_id: height, index, error, events };
                 if receipt.error.is_some() {
                     failed_txs.push(FailedTransaction { receipt: receipt.clone(), transaction: tx.clone() });
@@ -918,6 +916,11 @@ impl Chain {
             hash = %info.header.hash,
             "block committed"
         );
+        // What the event index got in the commit, in its order.
+        let notifications = crate::index::block_events(height, timestamp_ms, &receipts)
+            .into_iter()
+            .map(|indexed| indexed.notification)
+            .collect();
         let committed = Arc::new(CommittedBlock { info, events: notifications });
         // No subscriber is not an error.
         let _ = self.blocks.send(Arc::clone(&committed));
@@ -933,6 +936,20 @@ impl Chain {
     }
 
     // --- reads -----------------------------------------------------------------------------
+
+    /// One page of the event index (see [`Storage::events`]): events matching `filter`
+    /// strictly after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn events(
+        &self,
+        filter: &paystreams_rpc::EventFilter,
+        after: Option<paystreams_rpc::EventCursor>,
+        limit: u32,
+    ) -> Result<paystreams_rpc::EventPage, NodeError> {
+        Ok(self.storage.events(filter, after, limit)?)
+    }
 
     #[must_use]
     pub fn head_height(&self) -> u64 {

@@ -50,12 +50,13 @@ use crate::{
 /// [`MAX_BATCH_LEN`]), so it can be slightly longer than the body it was made from.
 pub const FORWARD_SLACK_BYTES: u32 = 16 * 1024;
 
-/// How long a client may take to send a request's headers (and, on a new connection, to send its
-/// first request at all) and its body.
+/// How long a client may take to send each request's headers (and so how long a connection may
+/// stay idle between requests) and its body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadDeadlines {
-    /// From the connection's accept to the end of its first request's headers; past it, the
-    /// connection is closed.
+    /// From the moment a connection waits for a request (its accept, or the previous answer on a
+    /// kept-alive connection) to the end of that request's headers; past it, the connection is
+    /// closed (hyper's header timer, set by [`crate::front`]).
     pub headers: Duration,
     /// From the end of the headers to the end of the body; past it, the request gets 408.
     pub body: Duration,

@@ -16,8 +16,10 @@
 
 pub mod block;
 pub mod chain;
+pub mod front;
 pub mod http;
 pub mod index;
+pub mod limits;
 pub mod metrics;
 pub mod root;
 pub mod rpc;
@@ -37,6 +39,7 @@ use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use chain::{Chain, ChainConfig, NodeError};
+pub use front::{FrontLimits, FrontStats};
 pub use http::ReadDeadlines;
 pub use rpc::RpcMethods;
 pub use storage::{FORMAT_VERSION, MemStorage, RedbStorage, Storage, StorageError};
@@ -55,12 +58,15 @@ pub const MAX_RESPONSE_BODY_BYTES: u32 = 16 * 1024 * 1024;
 /// Most calls in one JSON-RPC batch, so one request cannot queue unbounded work.
 pub const MAX_BATCH_LEN: u32 = 100;
 
-/// Most simultaneous connections (HTTP and WebSocket): a local dev chain serves a handful of
-/// wallets and engines; this bounds file descriptors and memory.
-pub const MAX_CONNECTIONS: u32 = 256;
+/// Default of [`FrontLimits::max_connections`]: most simultaneous connections (HTTP and
+/// WebSocket) in all; a new one beyond it closes the quietest connection of the busiest address.
+pub const MAX_CONNECTIONS: u32 = FrontLimits::DEFAULT.max_connections;
 
-/// Most subscriptions one WebSocket connection may hold.
-pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 32;
+/// Default of [`FrontLimits::max_subscriptions_per_connection`].
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = FrontLimits::DEFAULT.max_subscriptions_per_connection;
+
+/// jsonrpsee's own connection count, set far above what the front admits (see `start`).
+const JSONRPSEE_CONNECTIONS: u32 = 1 << 20;
 
 /// Default balance of each dev account.
 pub const DEFAULT_DEV_BALANCE: u128 = 1_000_000_000;
@@ -102,6 +108,8 @@ pub struct NodeConfig {
     /// How long a client may take to send a request's headers and body
     /// ([`ReadDeadlines::DEFAULT`]: 10 s and 15 s).
     pub read_deadlines: ReadDeadlines,
+    /// Connection, subscription and range-read limits ([`FrontLimits::DEFAULT`]).
+    pub limits: FrontLimits,
 }
 
 impl NodeConfig {
@@ -122,6 +130,7 @@ impl NodeConfig {
             sequencer_key: None,
             rpc_methods: RpcMethods::All,
             read_deadlines: ReadDeadlines::DEFAULT,
+            limits: FrontLimits::DEFAULT,
         }
     }
 
@@ -139,7 +148,7 @@ impl NodeConfig {
         if !self.automine && self.block_time.is_zero() {
             anyhow::bail!("the block time must be positive; pass e.g. --block-time 1s, or --automine");
         }
-        Ok(())
+        self.limits.check()
     }
 }
 
@@ -148,6 +157,7 @@ pub struct NodeHandle {
     addr: SocketAddr,
     chain: Arc<Chain>,
     server: ServerHandle,
+    registry: Arc<front::Registry>,
     stop: watch::Sender<bool>,
     producer: Option<JoinHandle<()>>,
 }
@@ -180,6 +190,12 @@ impl NodeHandle {
     #[must_use]
     pub fn dev_keys(&self) -> &[SecretKey] {
         self.chain.dev_keys()
+    }
+
+    /// Connections held now and connections closed to make room since the start.
+    #[must_use]
+    pub fn front_stats(&self) -> FrontStats {
+        self.registry.stats()
     }
 
     /// The chain, for in-process callers (tests, benchmarks).
@@ -323,8 +339,10 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
     .context("cannot open the chain")?;
     let chain = Arc::new(chain);
 
-    let module =
-        rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev).into_module(config.rpc_methods)?;
+    let rpc_limits = Arc::new(limits::RpcLimits::new(&config.limits));
+    let module = rpc::RpcServer::new(Arc::clone(&chain), config.automine, config.dev)
+        .with_limits(rpc_limits)
+        .into_module(config.rpc_methods)?;
     let subscriptions = module
         .method_names()
         .filter(|name| {
@@ -343,15 +361,21 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
         // rewritten with ids of its own, which may be a little longer.
         .max_request_body_size(MAX_REQUEST_BODY_BYTES + http::FORWARD_SLACK_BYTES)
         .max_response_body_size(MAX_RESPONSE_BODY_BYTES)
-        .max_connections(MAX_CONNECTIONS)
-        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        // Connections are counted and bounded by the front (`front.rs`), which never refuses a
+        // new client; jsonrpsee's own count (requests in flight and WebSockets, answered 429
+        // beyond it) must never bind first.
+        .max_connections(JSONRPSEE_CONNECTIONS)
+        .max_subscriptions_per_connection(config.limits.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
-        .set_first_request_timeout(Some(config.read_deadlines.headers))
         .build();
-    let server = Server::builder()
+    let services = Server::builder()
         .set_config(server_config)
         .set_rpc_middleware(
             jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer(tower::layer::layer_fn({
+                    let chain = Arc::clone(&chain);
+                    move |service| limits::BatchBound::new(service, Arc::clone(&chain))
+                }))
                 .layer(tower::layer::layer_fn(rpc::Notifications::new)),
         )
         .set_http_middleware(tower::ServiceBuilder::new().layer(http::HttpLayer::new(
@@ -359,13 +383,24 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
             subscriptions,
             config.read_deadlines,
         )))
-        .build(config.rpc_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
-        })?;
-    let addr = server.local_addr().context("listening address")?;
-    let server = server.start(module);
+        .to_service_builder();
+    let listener = tokio::net::TcpListener::bind(config.rpc_addr).await.with_context(|| {
+        format!("cannot listen on {}; is the port in use? pass another --rpc-addr", config.rpc_addr)
+    })?;
+    let addr = listener.local_addr().context("listening address")?;
+    let (stop_handle, server) = jsonrpsee::server::stop_channel();
+    let registry = front::Registry::new(config.limits);
+    let methods: jsonrpsee::Methods = module.into();
+    tokio::spawn(front::serve(
+        listener,
+        Arc::clone(&registry),
+        {
+            let stop_handle = stop_handle.clone();
+            move || services.clone().build(methods.clone(), stop_handle.clone())
+        },
+        config.read_deadlines.headers,
+        stop_handle,
+    ));
 
     let (stop, mut stopped) = watch::channel(false);
     let producer = (!config.automine).then(|| {
@@ -398,5 +433,5 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
         sequencer = %chain.sequencer_public_key(),
         "paystreams node listening"
     );
-    Ok(NodeHandle { addr, chain, server, stop, producer })
+    Ok(NodeHandle { addr, chain, server, registry, stop, producer })
 }

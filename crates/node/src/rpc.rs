@@ -14,9 +14,10 @@ use jsonrpsee::{
 };
 use paystreams_lez_core::{AccountId, domain_prefix, sha256};
 use paystreams_rpc::{
-    AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EventFilter, HexHash, LezApiServer, PAYSTREAMS_METHOD_PREFIX,
-    PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView, SubmitError, SubmitOutcome,
-    TransactionInfo, VaultView, codes,
+    AccountInfo, BLOCK_RANGE_MAX, BlockInfo, EVENTS_PAGE_MAX, EventFilter, HexHash, LezApiServer,
+    PAYSTREAMS_METHOD_PREFIX, PaystreamsApiServer, ReceiptInfo, RpcResult, SEND_BATCH_MAX, StreamFilter, StreamView,
+    SubmitError, SubmitOutcome, TransactionInfo, VaultView, codes,
+    lez::Base64Wire as _,
     lez::{
         self, Commitment, DUMMY_COMMITMENT, DUMMY_COMMITMENT_HASH, LezAccount, LezBlockData, LezProgramIds,
         MembershipProof, ProofsAndRoot, TransactionInBlock,
@@ -24,7 +25,16 @@ use paystreams_rpc::{
 };
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::chain::{Chain, CommittedBlock, DEV_MINE_MAX, NodeError, block_info};
+use crate::{
+    chain::{Chain, CommittedBlock, DEV_MINE_MAX, LEZ_BLOCK_RANGE_MAX, NodeError, block_info},
+    front::FrontLimits,
+    limits::RpcLimits,
+};
+
+/// What the blocks of one `getBlockRange` answer may take once encoded: the response limit less
+/// room for the JSON-RPC envelope. Past it the answer stops being built and the call is refused,
+/// naming how many blocks would have fit.
+const RANGE_ANSWER_BYTES_MAX: usize = crate::MAX_RESPONSE_BODY_BYTES as usize - 4096;
 
 /// Most account ids one `getAccountsNonces` call may name (ours; LEZ sets no bound).
 pub const NONCES_MAX: usize = 1_000;
@@ -133,11 +143,21 @@ pub struct RpcServer {
     automine: bool,
     dev: bool,
     channel_id: Arc<OnceLock<[u8; 32]>>,
+    limits: Arc<RpcLimits>,
 }
 
 impl RpcServer {
+    /// A server under the default limits ([`FrontLimits::DEFAULT`]).
     pub fn new(chain: Arc<Chain>, automine: bool, dev: bool) -> Self {
-        Self { chain, automine, dev, channel_id: Arc::default() }
+        let limits = Arc::new(RpcLimits::new(&FrontLimits::DEFAULT));
+        Self { chain, automine, dev, channel_id: Arc::default(), limits }
+    }
+
+    /// The same server under `limits` (range reads and subscriptions in all).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Arc<RpcLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The methods to serve: LEZ's, plus ours unless `methods` is [`RpcMethods::Lez`], in which
@@ -246,7 +266,8 @@ impl LezApiServer for RpcServer {
     }
 
     async fn get_block_range(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<LezBlockData>> {
-        let blocks = self.blocking(move |chain| chain.lez_block_range(start_block_id, end_block_id)).await?;
+        let _turn = self.limits.range_read().await?;
+        let blocks = self.blocking(move |chain| lez_block_range_bounded(chain, start_block_id, end_block_id)).await?;
         Ok(blocks.into_iter().map(lez::Base64Borsh).collect())
     }
 
@@ -304,6 +325,40 @@ impl LezApiServer for RpcServer {
         });
         Ok(HexHash(*id))
     }
+}
+
+/// [`Chain::lez_block_range`], built block by block and refused as soon as the encoded blocks pass
+/// [`RANGE_ANSWER_BYTES_MAX`], so an answer too large to send is never built whole.
+fn lez_block_range_bounded(
+    chain: &Chain,
+    start: u64,
+    end: u64,
+) -> Result<Vec<paystreams_lez_core::lez_block::LezBlock>, NodeError> {
+    if start > end || end.saturating_sub(start) >= LEZ_BLOCK_RANGE_MAX {
+        // The chain's refusal, with its message; nothing is read.
+        return chain.lez_block_range(start, end);
+    }
+    let head = chain.head_height();
+    if start == 0 || end > head {
+        // The first missing id, as the chain would find it after reading all the others.
+        return Err(NodeError::BlockNotFound(if start == 0 { 0 } else { head.max(start - 1) + 1 }));
+    }
+    let mut blocks = Vec::new();
+    let mut bytes = 0usize;
+    for id in start..=end {
+        let block = chain.lez_block(id)?.ok_or(NodeError::BlockNotFound(id))?;
+        // Base64 of the Borsh bytes, quoted, and a comma.
+        bytes = bytes.saturating_add(block.wire_bytes().len().div_ceil(3).saturating_mul(4).saturating_add(3));
+        if bytes > RANGE_ANSWER_BYTES_MAX {
+            return Err(NodeError::InvalidArgument(format!(
+                "blocks {start}..={id} already take more than {RANGE_ANSWER_BYTES_MAX} bytes encoded, the most one \
+                 answer may hold; ask for at most {} blocks from {start}",
+                (id - start).max(1)
+            )));
+        }
+        blocks.push(block);
+    }
+    Ok(blocks)
 }
 
 /// The commitment set of a chain without private transactions: LEZ's dummy commitment alone, at
@@ -378,6 +433,13 @@ impl PaystreamsApiServer for RpcServer {
 
     async fn get_block_range_info(&self, start_block_id: u64, end_block_id: u64) -> RpcResult<Vec<BlockInfo>> {
         check_range(start_block_id, end_block_id)?;
+        let head = self.chain.head_height();
+        if end_block_id > head {
+            // The first missing height, answered without reading the blocks before it.
+            let missing = head.max(start_block_id.saturating_sub(1)) + 1;
+            return Err(error(codes::NOT_FOUND, lez::block_not_found_message(missing)));
+        }
+        let _turn = self.limits.range_read().await?;
         let blocks = self
             .blocking(move |chain| {
                 (start_block_id..=end_block_id)
@@ -415,7 +477,39 @@ impl PaystreamsApiServer for RpcServer {
         Ok(self.chain.streams(filter.owner.as_ref(), filter.provider.as_ref())?)
     }
 
+    async fn get_events(
+        &self,
+        filter: paystreams_rpc::EventFilter,
+        after: Option<paystreams_rpc::EventCursor>,
+        limit: Option<u32>,
+    ) -> RpcResult<paystreams_rpc::EventPage> {
+        if filter.owner.is_none() && (filter.vault_id.is_some() || filter.stream_id.is_some()) {
+            return Err(error(
+                INVALID_PARAMS_CODE,
+                "a vault_id or stream_id names a vault of one owner: give its owner too (filter.owner)",
+            ));
+        }
+        let limit = match limit {
+            None => EVENTS_PAGE_MAX,
+            Some(0) => {
+                return Err(error(
+                    INVALID_PARAMS_CODE,
+                    format!("limit 0 reads nothing; give 1 to {EVENTS_PAGE_MAX}, or omit it for {EVENTS_PAGE_MAX}"),
+                ));
+            }
+            Some(limit) => limit.min(EVENTS_PAGE_MAX),
+        };
+        self.blocking(move |chain| chain.events(&filter, after, limit)).await
+    }
+
     async fn subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let _place = match self.limits.subscription() {
+            Ok(place) => place,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
         let mut blocks = self.chain.subscribe();
         let sink = pending.accept().await?;
         loop {
@@ -434,6 +528,13 @@ impl PaystreamsApiServer for RpcServer {
     }
 
     async fn subscribe_events(&self, pending: PendingSubscriptionSink, filter: EventFilter) -> SubscriptionResult {
+        let _place = match self.limits.subscription() {
+            Ok(place) => place,
+            Err(e) => {
+                pending.reject(e).await;
+                return Ok(());
+            }
+        };
         let mut blocks = self.chain.subscribe();
         let sink = pending.accept().await?;
         loop {

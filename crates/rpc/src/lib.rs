@@ -193,6 +193,19 @@ pub trait PaystreamsApi {
     #[method(name = "paystreams_listStreams")]
     async fn list_streams(&self, filter: StreamFilter) -> RpcResult<Vec<StreamView>>;
 
+    /// Payment-stream events of committed blocks from the node's event index, oldest first:
+    /// those matching `filter` strictly after `after` (from the first event if omitted), at most
+    /// `limit` (default and maximum `EVENTS_PAGE_MAX`). A `vault_id` or `stream_id` needs its
+    /// `owner` (error -32602 otherwise). Read on by passing the page's `next` as `after` until
+    /// it is null.
+    #[method(name = "paystreams_getEvents")]
+    async fn get_events(
+        &self,
+        filter: EventFilter,
+        after: Option<EventCursor>,
+        limit: Option<u32>,
+    ) -> RpcResult<EventPage>;
+
     /// New blocks as they commit (our JSON form).
     #[subscription(
         name = "paystreams_subscribeBlocks" => "paystreams_block",

@@ -258,3 +258,32 @@ pub struct EventNotification {
     pub tx_hash: HexHash,
     pub event: paystreams_program::Event,
 }
+
+/// Most events one `paystreams_getEvents` page holds (also the default page size).
+pub const EVENTS_PAGE_MAX: u32 = 1000;
+
+/// A position in the chain's event sequence: block id, then the event's ordinal in that block.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventCursor {
+    pub block_id: u64,
+    pub index: u32,
+}
+
+/// One page of `paystreams_getEvents`, oldest first.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<IndexedEvent>,
+    /// Pass as `after` to read on; null when no more events exist up to `through_block`.
+    pub next: Option<EventCursor>,
+    /// The last committed block the page reflects.
+    pub through_block: u64,
+}
+
+/// One event of the node's event index, with its position in the chain's event sequence.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct IndexedEvent {
+    pub cursor: EventCursor,
+    #[serde(flatten)]
+    pub notification: EventNotification,
+}

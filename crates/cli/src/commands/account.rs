@@ -1,7 +1,9 @@
 //! `paystream account`: native balances and transfers.
 
 use clap::Subcommand;
+use paystreams_client::display;
 use paystreams_lez_core::{Account, ProgramId, token::token_program_id, transfer::authenticated_transfer_program_id};
+use paystreams_program::state::{NATIVE_TOKEN_ID, token_label};
 use serde_json::json;
 
 use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields};
@@ -56,6 +58,11 @@ pub fn run(args: &AccountArgs, common: &CommonArgs) -> std::process::ExitCode {
     ctx.finish(result)
 }
 
+/// The unit of native balances in human output.
+fn native_unit() -> String {
+    token_label(&NATIVE_TOKEN_ID)
+}
+
 /// The owner program's name; `authenticated_transfer` is the chain's id for it (nodes of
 /// different LEZ releases run it under different ids).
 fn owner_label(account: &Account, authenticated_transfer: ProgramId) -> String {
@@ -91,7 +98,7 @@ async fn run_inner(ctx: &Ctx, command: &AccountCommand) -> CmdResult {
             ctx.emit(&value, || {
                 fields(&[
                     ("account", id.to_string()),
-                    ("balance", state.balance.to_string()),
+                    ("balance", display::amount_in(state.balance, &native_unit())),
                     ("nonce", state.nonce.to_string()),
                     ("owner", owner_label(&state, authenticated_transfer)),
                 ])
@@ -112,7 +119,7 @@ async fn run_inner(ctx: &Ctx, command: &AccountCommand) -> CmdResult {
             }
             let receipt = client.transfer(&from.key, to_id, *amount, to_key.as_ref().map(|k| &k.key)).await?;
             ctx.tx_done(
-                &format!("transferred {amount} from {} to {to_id}", from.name),
+                &format!("transferred {} from {} to {to_id}", display::amount_in(*amount, &native_unit()), from.name),
                 &receipt,
                 json!({ "from": from.account_id().to_string(), "to": to_id.to_string(), "amount": amount.to_string() }),
             );

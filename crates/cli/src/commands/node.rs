@@ -10,7 +10,9 @@ use super::output::CommonArgs;
 use anyhow::Context as _;
 use paystreams_client::Keystore;
 use paystreams_lez_core::{crypto::SecretKey, lez_release::LezRelease};
-use paystreams_node::{DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, NodeConfig, RpcMethods};
+use paystreams_node::{
+    DEFAULT_DEV_ACCOUNTS, DEFAULT_DEV_BALANCE, DEFAULT_RPC_ADDR, FrontLimits, NodeConfig, RpcMethods,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
@@ -61,6 +63,15 @@ pub struct NodeArgs {
     /// JSON report and exit (0 = consistent).
     #[arg(long, conflicts_with = "ephemeral")]
     pub verify: bool,
+    /// Most connections (HTTP and WebSocket) the node holds in all. A new connection is always
+    /// admitted: beyond this, the quietest connection of the busiest client address is closed
+    /// (docs/node.md, "Limits under load").
+    #[arg(long, value_name = "N", default_value_t = FrontLimits::DEFAULT.max_connections)]
+    pub max_connections: u32,
+    /// Most connections one client address holds; beyond it a new connection from that address
+    /// closes its quietest one. At most --max-connections.
+    #[arg(long, value_name = "N", default_value_t = FrontLimits::DEFAULT.max_connections_per_address)]
+    pub max_connections_per_address: u32,
 }
 
 /// Parses a release name (`v0.2.4` or `0.2.4`), listing the supported ones when it is unknown.
@@ -126,6 +137,11 @@ pub fn run(args: &NodeArgs, common: &CommonArgs) -> ExitCode {
         dev_balance: args.dev_balance,
         lez_release: args.lez_release,
         rpc_methods: args.rpc_methods,
+        limits: FrontLimits {
+            max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
+            ..FrontLimits::DEFAULT
+        },
         ..NodeConfig::new(data_dir)
     };
     let keystore = common.keystore.clone().unwrap_or_else(paystreams_client::keystore::default_keystore_dir);

@@ -10,11 +10,14 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use paystreams_client::{
     Client, ClientError, DEFAULT_RPC_URL, Keystore, KeystoreError, NamedKey, Progress, ProgressFn,
-    default_keystore_dir, parse_amount,
+    default_keystore_dir,
+    display::{self, ChainClock},
+    parse_amount,
 };
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::{
     ReceiptInfo,
+    clock::wall_clock_secs,
     remote::{
         ChainAccess, Dialect,
         lez::{DEFAULT_DROP_AFTER_BLOCKS, DEFAULT_POLL_INTERVAL, DEFAULT_SCAN_BLOCKS, LezSettings},
@@ -227,6 +230,28 @@ impl Ctx {
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Keystore names by account (empty when the keystore cannot be read): how accounts and
+    /// tokens are named in human output.
+    #[must_use]
+    pub fn names(&self) -> BTreeMap<AccountId, String> {
+        self.keystore()
+            .and_then(|store| Ok(store.list()?))
+            .map(|keys| keys.into_iter().map(|k| (k.account_id(), k.name)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The unit amounts of `token` (a view's token label) are counted in, for human output.
+    #[must_use]
+    pub fn unit(&self, token: &str) -> String {
+        display::token_unit(token, &self.names())
+    }
+
+    /// The chain's clock next to this machine's, from a chain time just read.
+    #[must_use]
+    pub fn clock(chain_secs: u64) -> ChainClock {
+        ChainClock::new(chain_secs, wall_clock_secs())
     }
 
     /// The client, with keystore names for explanations and the spinner wired to progress. The

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use clap::Subcommand;
-use paystreams_client::{Client, keystore::default_home};
+use paystreams_client::{Client, display, keystore::default_home};
 use paystreams_rpc::remote::RpcChain;
 use paystreams_user::{Phase, Session, User, UserConfig, UserStore, store::OPEN_WAIT};
 use serde_json::{Value, json};
@@ -120,7 +120,7 @@ fn phase_text(phase: Phase) -> String {
         Phase::Proposed => "proposed".into(),
         Phase::Creating { stream_id } => format!("creating stream {stream_id}"),
         Phase::Streaming { .. } => "streaming".into(),
-        Phase::Paused { until, .. } => format!("paused by the provider until {until}"),
+        Phase::Paused { until, .. } => format!("paused by the provider until {}", display::time(until)),
     }
 }
 
@@ -143,6 +143,9 @@ async fn describe(client: &Client, owner: paystreams_lez_core::AccountId, s: &Se
         "accrued": view.as_ref().map(|v| v.accrued.0.to_string()),
         "unaccrued": view.as_ref().map(|v| v.unaccrued.0.to_string()),
         "planned_stop": view.as_ref().and_then(|v| v.planned_stop),
+        "create_stream_deadline_date": display::time(s.deadline),
+        "planned_stop_date": view.as_ref().and_then(|v| v.planned_stop).map(display::time),
+        "unit": view.as_ref().map(|v| v.token_id.clone()),
     }))
 }
 
@@ -184,7 +187,7 @@ async fn list(ctx: &Ctx, args: &OwnerArgs) -> CmdResult {
                     text(r, "rate"),
                     text(r, "accrued"),
                     text(r, "unaccrued"),
-                    text(r, "planned_stop"),
+                    text(r, "planned_stop_date"),
                 ]
             })
             .collect();
@@ -196,7 +199,7 @@ async fn list(ctx: &Ctx, args: &OwnerArgs) -> CmdResult {
                 "service",
                 "stream",
                 "state",
-                "rate/s",
+                "rate (units/s)",
                 "accrued",
                 "unaccrued",
                 "planned stop",
@@ -220,14 +223,15 @@ async fn show(ctx: &Ctx, args: &ShowArgs) -> CmdResult {
             "vault_id",
             "service_id",
             "phase",
-            "create_stream_deadline",
+            "create_stream_deadline_date",
             "stream_id",
             "state",
             "rate",
             "allocation",
             "accrued",
             "unaccrued",
-            "planned_stop",
+            "unit",
+            "planned_stop_date",
         ];
         fields(&keys.iter().map(|k| (*k, text(&v, k))).collect::<Vec<_>>())
     });

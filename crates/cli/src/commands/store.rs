@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use clap::Subcommand;
-use paystreams_client::keystore::default_home;
+use paystreams_client::{display, keystore::default_home};
 use paystreams_provider::{EngineLimits, ProviderPolicy};
 use paystreams_store::{
     Archive, LIGHTPUSH_SERVICE_ID, QueryError, STORE_SERVICE_ID,
@@ -575,7 +575,7 @@ fn message_row(entry: &paystreams_store::wire::MessageKeyValue) -> Vec<String> {
                 _ => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(&m.payload)),
             };
             vec![
-                m.timestamp.unwrap_or(0).to_string(),
+                m.timestamp.map_or_else(|| "-".to_owned(), display::time_ns),
                 m.content_topic.clone(),
                 text,
                 hash.get(..16).unwrap_or_default().to_owned(),
@@ -592,6 +592,7 @@ fn message_json(entry: &paystreams_store::wire::MessageKeyValue) -> serde_json::
             "pubsub_topic": pubsub,
             "content_topic": m.content_topic,
             "timestamp": m.timestamp.unwrap_or(0).to_string(),
+            "date": m.timestamp.map(display::time_ns),
             "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
             "text": std::str::from_utf8(&m.payload).ok(),
         }),
@@ -690,7 +691,7 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         }
     }
     if !ctx.common.json {
-        outln!("{}", table(&["timestamp (ns)", "content topic", "payload", "hash"], rows));
+        outln!("{}", table(&["time (UTC)", "content topic", "payload", "hash"], rows));
     }
     // What it cost: the stream's accrual during this query; close it only when asked.
     let stream_id = paid.stream_id().map_err(query_error)?.or(match &outcome {
@@ -739,20 +740,24 @@ async fn query(ctx: &Ctx, args: &QueryArgs) -> CmdResult {
         if ctx.common.json {
             outln!("{summary}");
         } else {
+            let unit = ctx.unit(&view.token_id);
+            let rate = display::rate_in(view.rate, &unit);
             let tail = if closed {
                 "; stream closed, the rest of its allocation is back in the vault".to_owned()
             } else if open {
                 format!(
-                    "; the session stays open for later queries and its stream keeps accruing at {}/s until its \
+                    "; the session stays open for later queries and its stream keeps accruing at {rate} until its \
                      allocation is spent or you close it (`paystream session close {}`)",
-                    view.rate,
                     label.as_deref().and_then(|l| l.get(..16)).unwrap_or("--all")
                 )
             } else {
                 "; the stream is closed".to_owned()
             };
-            let cost = cost.map_or_else(|| "unknown (the stream was closed elsewhere)".to_owned(), |c| c.to_string());
-            eprintln!("{pages} page(s); cost {cost} (stream {stream_id} at {}/s){tail}", view.rate);
+            let cost = cost.map_or_else(
+                || "unknown (the stream was closed elsewhere)".to_owned(),
+                |c| display::amount_in(c, &unit),
+            );
+            eprintln!("{pages} page(s); cost {cost} (stream {stream_id} at {rate}){tail}");
         }
     }
     outcome.map_err(query_error)
@@ -815,6 +820,7 @@ async fn push(ctx: &Ctx, args: &PushArgs) -> CmdResult {
             "pubsub_topic": args.pubsub_topic,
             "content_topic": args.content_topic,
             "timestamp": timestamp.to_string(),
+            "date": display::time_ns(timestamp),
             "stored": !outcome.duplicate(),
             "status_desc": outcome.response.status_desc,
             "stream_id": stream_id,

@@ -1,16 +1,20 @@
 //! `paystream stream`: payment streams from a vault to a provider.
 
 use std::{
+    collections::BTreeMap,
     io::{IsTerminal as _, Write as _},
     time::Duration,
 };
 
 use borsh::BorshDeserialize as _;
 use clap::{Subcommand, ValueEnum};
-use paystreams_client::{Client, claimed_amount};
+use paystreams_client::{
+    Client, ClientError, claimed_amount,
+    display::{self, ChainClock, StopReason, StreamStory},
+};
 use paystreams_lez_core::{AccountId, crypto::PublicKey};
 use paystreams_program::{ExtensionSettings, receipt::DeliveryReceipt, state::StreamState};
-use paystreams_rpc::{StreamFilter, StreamView, clock::wall_clock_secs};
+use paystreams_rpc::{EventNotification, StreamFilter, StreamView, clock::wall_clock_secs};
 use serde_json::json;
 
 use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields, table};
@@ -21,6 +25,7 @@ use super::output::{CliError, CmdResult, CommonArgs, Ctx, amount_arg, fields, ta
 #[command(after_help = "Examples:
   paystream stream create --owner dev-0 --vault-id 0 --provider dev-1 --rate 10 --allocation 3600
   paystream stream show --owner dev-0 --vault-id 0 --stream-id 0
+  paystream stream history --owner dev-0 --vault-id 0 --stream-id 0
   paystream stream watch --owner dev-0 --vault-id 0 --stream-id 0
   paystream stream pause  --owner dev-0 --vault-id 0 --stream-id 0
   paystream stream resume --owner dev-0 --vault-id 0 --stream-id 0
@@ -153,6 +158,12 @@ pub enum StreamCommand {
         #[command(flatten)]
         stream: StreamRefArgs,
     },
+    /// Every event of a stream, oldest first: date, block, transaction, what happened (from the
+    /// node's event index).
+    History {
+        #[command(flatten)]
+        stream: StreamRefArgs,
+    },
     /// List streams by owner and/or provider.
     List {
         /// Owner key name or base58 account id.
@@ -211,31 +222,151 @@ fn stream_json(view: &StreamView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-fn stream_fields(v: &StreamView) -> String {
+/// The view's JSON plus what people need and machines may use: the story (`created_allocation`,
+/// `top_ups`, `funded`, `claimed`, `released`, `stopped`, …), dates and the chain's offset. The
+/// view's own fields are unchanged.
+fn stream_show_json(view: &StreamView, story: &StreamStory, clock: &ChainClock) -> serde_json::Value {
+    let mut value = stream_json(view);
+    if let (Some(object), Ok(serde_json::Value::Object(more))) = (value.as_object_mut(), serde_json::to_value(story)) {
+        object.extend(more);
+        object.insert("as_of_date".to_owned(), json!(display::time(view.as_of)));
+        object.insert("planned_stop_date".to_owned(), json!(view.planned_stop.map(display::time)));
+        object.insert("chain_offset_secs".to_owned(), json!(clock.offset_secs()));
+        object.insert("stopped_reason".to_owned(), json!(story.stopped.map(StopReason::describe)));
+    }
+    value
+}
+
+fn stream_fields(v: &StreamView, story: &StreamStory, clock: &ChainClock, unit: &str) -> String {
+    let money = |value: u128| display::amount_in(value, unit);
+    let state = match story.stopped {
+        None => state_name(v.state).to_owned(),
+        Some(reason) => format!(
+            "{}{}",
+            reason.describe(),
+            story.stopped_at.map_or_else(String::new, |at| format!(", since {}", clock.date_relative(at)))
+        ),
+    };
     let mut rows = vec![
         ("stream", format!("{} (vault {} of {})", v.stream_id, v.vault_id, v.owner)),
         ("provider", v.provider.to_string()),
-        ("token", v.token_id.clone()),
-        ("state", state_name(v.state).to_owned()),
-        ("rate", format!("{} / s", v.rate)),
-        ("allocation", v.allocation.0.to_string()),
-        ("accrued (claimable)", v.accrued.0.to_string()),
-        ("unaccrued", v.unaccrued.0.to_string()),
-        ("as of chain time", v.as_of.to_string()),
-        ("stops at", v.planned_stop.map_or_else(|| "-".to_owned(), |t| t.to_string())),
-        ("stream config", v.stream_config.to_string()),
+        ("token", format!("{unit} (amounts are whole base units)")),
+        ("state", state),
+        ("rate", display::rate_in(v.rate, unit)),
     ];
+    if story.from_events {
+        if let Some(created) = story.created_allocation {
+            rows.push((
+                "allocated at creation",
+                format!(
+                    "{}{}",
+                    money(created),
+                    story.created_at.map_or_else(String::new, |at| format!(" on {}", display::time(at)))
+                ),
+            ));
+        }
+        for top_up in &story.top_ups {
+            rows.push(("topped up", format!("{} on {}", money(top_up.amount), display::time(top_up.at))));
+        }
+        if let Some(funded) = story.funded.filter(|_| !story.top_ups.is_empty()) {
+            rows.push(("funded in total", money(funded)));
+        }
+        rows.push((
+            "claimed so far",
+            format!(
+                "{} ({} claim{}; paid out of the allocation)",
+                money(story.claimed),
+                story.claims,
+                plural(story.claims)
+            ),
+        ));
+        if story.released > 0 {
+            rows.push(("released to the vault at close", money(story.released)));
+        }
+    } else {
+        rows.push(("claimed so far", "unknown (the node's event index cannot be read)".to_owned()));
+    }
+    rows.extend([
+        ("allocation (still held)", money(v.allocation.0)),
+        ("accrued (claimable)", money(v.accrued.0)),
+        ("unaccrued", money(v.unaccrued.0)),
+        ("as of", clock.date_with_offset(v.as_of)),
+        ("stops at", v.planned_stop.map_or_else(|| "-".to_owned(), |t| clock.date_relative(t))),
+        ("stream config", v.stream_config.to_string()),
+    ]);
     if let Some(e) = &v.extensions {
         rows.push((
             "auto-pause after",
-            if e.auto_pause_after == 0 { "off".to_owned() } else { format!("{} s", e.auto_pause_after) },
+            if e.auto_pause_after == 0 { "off".to_owned() } else { display::duration(e.auto_pause_after) },
         ));
-        rows.push(("activation fee", e.activation_fee.0.to_string()));
+        rows.push(("activation fee", money(e.activation_fee.0)));
         rows.push(("auto-claim on provider close", e.auto_claim_on_provider_close.to_string()));
         rows.push(("receipt key", e.receipt_key.clone().unwrap_or_else(|| "-".to_owned())));
-        rows.push(("paid under receipts", e.receipt_paid.0.to_string()));
+        rows.push(("paid under receipts", money(e.receipt_paid.0)));
     }
     fields(&rows)
+}
+
+/// The stream's events, oldest first, from the node's event index.
+async fn history(
+    client: &Client,
+    owner: AccountId,
+    vault_id: u64,
+    stream_id: u64,
+) -> Result<Vec<EventNotification>, ClientError> {
+    let _ = (client, owner, vault_id, stream_id);
+    Err(ClientError::Invalid("the node's event index is not available yet".to_owned()))
+}
+
+fn history_text(
+    view: &StreamView,
+    events: &[EventNotification],
+    story: &StreamStory,
+    clock: &ChainClock,
+    unit: &str,
+    names: &BTreeMap<AccountId, String>,
+) -> String {
+    let mut text = if events.is_empty() {
+        format!("no events recorded for stream {} of vault {}", view.stream_id, view.vault_id)
+    } else {
+        table(
+            &["date (UTC)", "block", "transaction", "what happened"],
+            events
+                .iter()
+                .map(|n| {
+                    let hash = n.tx_hash.to_string();
+                    vec![
+                        display::time(n.timestamp_ms / 1000).trim_end_matches(" UTC").to_owned(),
+                        n.block_id.to_string(),
+                        hash.get(..16).map_or_else(|| hash.clone(), |h| format!("{h}…")),
+                        display::describe_event(&n.event, unit, names),
+                    ]
+                })
+                .collect(),
+        )
+    };
+    let money = |value: u128| display::amount_in(value, unit);
+    text.push_str(&format!(
+        "\nclaimed so far {}; allocation still held {} (accrued {}, unaccrued {}){}",
+        money(story.claimed),
+        money(view.allocation.0),
+        display::amount(view.accrued.0),
+        display::amount(view.unaccrued.0),
+        story.funded.map_or_else(String::new, |f| format!("; funded {}", money(f)))
+    ));
+    if story.released > 0 {
+        text.push_str(&format!("; released to the vault {}", money(story.released)));
+    }
+    text.push_str(&format!(
+        "\nstate: {}; as of {}",
+        story.stopped.map_or("active", StopReason::describe),
+        clock.date_with_offset(view.as_of)
+    ));
+    text
+}
+
+const fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// Accrual projected to chain time `now` from the view's rate and `accrued_as_of`.
@@ -262,12 +393,16 @@ async fn watch(
     let mut offset: i128 = 0;
     let mut updates = 0_u64;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut unit = String::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
         }
         let view = client.require_stream(owner, vault_id, stream_id).await?;
+        if unit.is_empty() {
+            unit = ctx.unit(&view.token_id);
+        }
         let wall = wall_clock_secs();
         offset = offset.max(i128::from(view.as_of) - i128::from(wall));
         let estimated = u64::try_from(i128::from(wall).saturating_add(offset)).unwrap_or(view.as_of).max(view.as_of);
@@ -278,6 +413,8 @@ async fn watch(
                 "stream_id": stream_id,
                 "state": view.state,
                 "chain_time": estimated,
+                "chain_time_date": display::time(estimated),
+                "chain_offset_secs": ChainClock::new(estimated, wall).offset_secs(),
                 "accrued": accrued.to_string(),
                 "unaccrued": remaining.to_string(),
                 "allocation": view.allocation.0.to_string(),
@@ -286,12 +423,16 @@ async fn watch(
             });
             outln!("{line}");
         } else {
+            let clock = ChainClock::new(estimated, wall);
             let text = format!(
-                "stream {stream_id} {:<6} accrued {accrued} / {} (+{}/s)  unaccrued {remaining}  t={estimated}{}",
+                "stream {stream_id} {:<6} accrued {} / {} (+{})  unaccrued {}  at {}{}",
                 state_name(view.state),
-                view.allocation.0,
-                if view.state == StreamState::Active { view.rate } else { 0 },
-                view.planned_stop.map_or_else(String::new, |s| format!("  stops at {s}"))
+                display::amount_in(accrued, &unit),
+                display::amount(view.allocation.0),
+                display::rate_in(if view.state == StreamState::Active { view.rate } else { 0 }, &unit),
+                display::amount(remaining),
+                clock.date_with_offset(estimated),
+                view.planned_stop.map_or_else(String::new, |s| format!("  stops {}", clock.date_relative(s)))
             );
             if tty {
                 out!("\r\x1b[2K{text}");
@@ -337,9 +478,12 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
             let (stream_id, receipt) =
                 client.create_stream(&owner.key, *vault_id, provider, *rate, *allocation, extensions).await?;
             let view = client.stream(owner.account_id(), *vault_id, stream_id).await?;
+            let unit = ctx.unit(view.as_ref().map_or("native", |v| v.token_id.as_str()));
             ctx.tx_done(
                 &format!(
-                    "created stream {stream_id} in vault {vault_id}: {rate}/s to {provider}, allocation {allocation}"
+                    "created stream {stream_id} in vault {vault_id}: {} to {provider}, allocation {}",
+                    display::rate_in(*rate, &unit),
+                    display::amount_in(*allocation, &unit)
                 ),
                 &receipt,
                 json!({ "stream_id": stream_id, "vault_id": vault_id, "stream": view.as_ref().map(stream_json) }),
@@ -364,8 +508,17 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
             let owner = ctx.key(&stream.owner)?;
             let receipt = client.top_up(&owner.key, stream.vault_id, stream.stream_id, *amount).await?;
             let view = client.stream(owner.account_id(), stream.vault_id, stream.stream_id).await?;
+            let unit = ctx.unit(view.as_ref().map_or("native", |v| v.token_id.as_str()));
             ctx.tx_done(
-                &format!("topped up stream {} by {amount}", stream.stream_id),
+                &format!(
+                    "topped up stream {} by {}{}",
+                    stream.stream_id,
+                    display::amount_in(*amount, &unit),
+                    view.as_ref().map_or_else(String::new, |v| format!(
+                        " (allocation now {})",
+                        display::amount_in(v.allocation.0, &unit)
+                    ))
+                ),
                 &receipt,
                 json!({ "amount": amount.to_string(), "stream": view.as_ref().map(stream_json) }),
             );
@@ -397,12 +550,17 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
             };
             let paid = claimed_amount(&tx);
             let after = client.stream(owner_id, stream.vault_id, stream.stream_id).await?;
+            let unit = ctx.unit(&view.token_id);
             ctx.tx_done(
                 &format!(
                     "closed stream {} as {}{}",
                     stream.stream_id,
                     if role == Closer::Owner { "owner" } else { "provider" },
-                    if paid > 0 { format!(", paid {paid} to the provider") } else { String::new() }
+                    if paid > 0 {
+                        format!(", paid {} to the provider", display::amount_in(paid, &unit))
+                    } else {
+                        String::new()
+                    }
                 ),
                 &tx,
                 json!({ "paid": paid.to_string(), "stream": after.as_ref().map(stream_json) }),
@@ -414,8 +572,18 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
             let receipt = receipt.as_deref().map(parse_receipt).transpose()?;
             let tx = client.claim(&provider.key, owner_id, stream.vault_id, stream.stream_id, receipt).await?;
             let paid = claimed_amount(&tx);
+            let after = client.stream(owner_id, stream.vault_id, stream.stream_id).await?;
+            let unit = ctx.unit(after.as_ref().map_or("native", |v| v.token_id.as_str()));
             ctx.tx_done(
-                &format!("claimed {paid} from stream {}", stream.stream_id),
+                &format!(
+                    "claimed {} from stream {}{}",
+                    display::amount_in(paid, &unit),
+                    stream.stream_id,
+                    after.as_ref().map_or_else(String::new, |v| format!(
+                        " (paid out of its allocation, now {}; see `paystream stream show`)",
+                        display::amount_in(v.allocation.0, &unit)
+                    ))
+                ),
                 &tx,
                 json!({ "amount": paid.to_string() }),
             );
@@ -442,7 +610,46 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
         StreamCommand::Show { stream } => {
             let owner_id = ctx.account_id(&stream.owner)?;
             let view = client.require_stream(owner_id, stream.vault_id, stream.stream_id).await?;
-            ctx.emit(&stream_json(&view), || stream_fields(&view));
+            let events = history(&client, owner_id, stream.vault_id, stream.stream_id).await;
+            let story = StreamStory::new(&view, events.as_ref().ok());
+            if let Err(e) = &events {
+                eprintln!("warning: the stream's events cannot be read ({e}); claims and top-ups are not shown");
+            }
+            let clock = Ctx::clock(view.as_of);
+            let unit = ctx.unit(&view.token_id);
+            ctx.emit(&stream_show_json(&view, &story, &clock), || stream_fields(&view, &story, &clock, &unit));
+        }
+        StreamCommand::History { stream } => {
+            let owner_id = ctx.account_id(&stream.owner)?;
+            let view = client.require_stream(owner_id, stream.vault_id, stream.stream_id).await?;
+            let events = history(&client, owner_id, stream.vault_id, stream.stream_id).await?;
+            let story = StreamStory::new(&view, Some(&events));
+            let names = ctx.names();
+            let unit = display::token_unit(&view.token_id, &names);
+            let rows: Vec<serde_json::Value> = events
+                .iter()
+                .map(|n| {
+                    json!({
+                        "block_id": n.block_id,
+                        "timestamp_ms": n.timestamp_ms,
+                        "date": display::time(n.timestamp_ms / 1000),
+                        "tx_hash": n.tx_hash.to_string(),
+                        "kind": display::event_kind(&n.event),
+                        "description": display::describe_event(&n.event, &unit, &names),
+                        "event": n.event,
+                    })
+                })
+                .collect();
+            let clock = Ctx::clock(view.as_of);
+            let value = json!({
+                "owner": owner_id.to_string(),
+                "vault_id": stream.vault_id,
+                "stream_id": stream.stream_id,
+                "token_id": view.token_id,
+                "events": rows,
+                "summary": stream_show_json(&view, &story, &clock),
+            });
+            ctx.emit(&value, || history_text(&view, &events, &story, &clock, &unit, &names));
         }
         StreamCommand::List { owner, provider } => {
             if owner.is_none() && provider.is_none() {
@@ -458,6 +665,7 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                 if streams.is_empty() {
                     return "no streams match".to_owned();
                 }
+                let names = ctx.names();
                 table(
                     &["owner", "vault", "stream", "provider", "state", "rate", "allocation", "accrued"],
                     streams
@@ -468,10 +676,13 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                                 s.vault_id.to_string(),
                                 s.stream_id.to_string(),
                                 s.provider.to_string(),
-                                state_name(s.state).to_owned(),
-                                s.rate.to_string(),
-                                s.allocation.0.to_string(),
-                                s.accrued.0.to_string(),
+                                StreamStory::new(s, None::<&[EventNotification]>)
+                                    .stopped
+                                    .map_or("active", StopReason::short)
+                                    .to_owned(),
+                                display::rate_in(s.rate, &display::token_unit(&s.token_id, &names)),
+                                display::amount_in(s.allocation.0, &display::token_unit(&s.token_id, &names)),
+                                display::amount(s.accrued.0),
                             ]
                         })
                         .collect(),

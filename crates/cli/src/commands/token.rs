@@ -1,7 +1,7 @@
 //! `paystream token`: fungible tokens (definitions and holdings).
 
 use clap::Subcommand;
-use paystreams_client::{TokenRecipient, holding_id};
+use paystreams_client::{TokenRecipient, display, holding_id};
 use paystreams_lez_core::AccountId;
 use serde_json::json;
 
@@ -95,7 +95,11 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
             let definition = store.generate(&definition_name)?;
             let (receipt, holding) = client.token_create(&definition.key, &holder.key, name, *supply).await?;
             ctx.tx_done(
-                &format!("created token {name}: {supply} to {}'s holding {holding}", holder.name),
+                &format!(
+                    "created token {name}: {} {name} to {}'s holding {holding}",
+                    display::amount(*supply),
+                    holder.name
+                ),
                 &receipt,
                 json!({
                     "token_id": definition.account_id().to_string(),
@@ -128,8 +132,9 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
                     (client.token_mint(&definition.key, TokenRecipient::Holding(id), *amount).await?, id)
                 }
             };
+            let unit = ctx.unit(&definition_id.to_string());
             ctx.tx_done(
-                &format!("minted {amount} to holding {holding}"),
+                &format!("minted {} to holding {holding}", display::amount_in(*amount, &unit)),
                 &receipt,
                 json!({ "token_id": definition_id.to_string(), "holding": holding.to_string(), "amount": amount.to_string() }),
             );
@@ -148,8 +153,13 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
             };
             let target = recipient.as_ref().map_or(TokenRecipient::Holding(holding), TokenRecipient::User);
             let receipt = client.token_transfer(&from.key, definition_id, target, *amount).await?;
+            let unit = ctx.unit(&definition_id.to_string());
             ctx.tx_done(
-                &format!("transferred {amount} from {}'s holding to {holding}", from.name),
+                &format!(
+                    "transferred {} from {}'s holding to {holding}",
+                    display::amount_in(*amount, &unit),
+                    from.name
+                ),
                 &receipt,
                 json!({
                     "token_id": definition_id.to_string(),
@@ -170,10 +180,11 @@ async fn run_inner(ctx: &Ctx, command: &TokenCommand) -> CmdResult {
             let balance = client.token_balance(holding).await?;
             let value = json!({ "token_id": definition_id.to_string(), "holding": holding.to_string(), "balance": balance.to_string() });
             ctx.emit(&value, || {
+                let unit = ctx.unit(&definition_id.to_string());
                 fields(&[
-                    ("token", definition_id.to_string()),
+                    ("token", format!("{unit} ({definition_id}; amounts are whole base units)")),
                     ("holding", holding.to_string()),
-                    ("balance", balance.to_string()),
+                    ("balance", display::amount_in(balance, &unit)),
                 ])
             });
         }

@@ -1,6 +1,7 @@
 //! `paystream vault`: vaults hold the owner's funds that streams draw from.
 
 use clap::Subcommand;
+use paystreams_client::display;
 use paystreams_lez_core::AccountId;
 use paystreams_rpc::VaultView;
 use serde_json::json;
@@ -91,14 +92,14 @@ pub fn vault_json(v: &VaultView) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
 
-fn vault_fields(v: &VaultView) -> String {
+fn vault_fields(v: &VaultView, unit: &str) -> String {
     fields(&[
         ("owner", v.owner.to_string()),
         ("vault id", v.vault_id.to_string()),
-        ("token", v.token_id.clone()),
-        ("balance", v.balance.0.to_string()),
-        ("allocated to streams", v.total_allocated.0.to_string()),
-        ("unallocated", v.unallocated.0.to_string()),
+        ("token", format!("{unit} (amounts are whole base units)")),
+        ("balance", display::amount_in(v.balance.0, unit)),
+        ("allocated to streams", display::amount_in(v.total_allocated.0, unit)),
+        ("unallocated", display::amount_in(v.unallocated.0, unit)),
         ("next stream id", v.next_stream_id.to_string()),
         ("vault config", v.vault_config.to_string()),
         ("vault holding", v.vault_holding.to_string()),
@@ -123,12 +124,15 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
             let owner = ctx.key(owner)?;
             let receipt = client.deposit(&owner.key, *vault_id, *amount).await?;
             let view = client.vault(owner.account_id(), *vault_id).await?;
+            let unit = ctx.unit(view.as_ref().map_or("native", |v| v.token_id.as_str()));
             ctx.tx_done(
                 &format!(
-                    "deposited {amount} into vault {vault_id}{}",
+                    "deposited {} into vault {vault_id}{}",
+                    display::amount_in(*amount, &unit),
                     view.as_ref().map_or_else(String::new, |v| format!(
                         " (balance {}, unallocated {})",
-                        v.balance.0, v.unallocated.0
+                        display::amount(v.balance.0),
+                        display::amount(v.unallocated.0)
                     ))
                 ),
                 &receipt,
@@ -140,8 +144,9 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
             let to: Option<AccountId> = to.as_deref().map(|t| ctx.account_id(t)).transpose()?;
             let receipt = client.withdraw(&owner.key, *vault_id, *amount, to).await?;
             let view = client.vault(owner.account_id(), *vault_id).await?;
+            let unit = ctx.unit(view.as_ref().map_or("native", |v| v.token_id.as_str()));
             ctx.tx_done(
-                &format!("withdrew {amount} from vault {vault_id}"),
+                &format!("withdrew {} from vault {vault_id}", display::amount_in(*amount, &unit)),
                 &receipt,
                 json!({ "amount": amount.to_string(), "vault": view.as_ref().map(vault_json) }),
             );
@@ -149,7 +154,8 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
         VaultCommand::Show { owner, vault_id } => {
             let owner = ctx.account_id(owner)?;
             let (view, _) = client.require_vault(owner, *vault_id).await?;
-            ctx.emit(&vault_json(&view), || vault_fields(&view));
+            let unit = ctx.unit(&view.token_id);
+            ctx.emit(&vault_json(&view), || vault_fields(&view, &unit));
         }
         VaultCommand::List { owner } => {
             let owner_id = ctx.account_id(owner)?;
@@ -161,6 +167,7 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
                         "{owner} has no vaults; create one with `paystream vault init --owner {owner} --vault-id 0`"
                     );
                 }
+                let names = ctx.names();
                 table(
                     &["vault", "token", "balance", "allocated", "unallocated", "streams"],
                     vaults
@@ -168,10 +175,10 @@ async fn run_inner(ctx: &Ctx, command: &VaultCommand) -> CmdResult {
                         .map(|v| {
                             vec![
                                 v.vault_id.to_string(),
-                                v.token_id.clone(),
-                                v.balance.0.to_string(),
-                                v.total_allocated.0.to_string(),
-                                v.unallocated.0.to_string(),
+                                display::token_unit(&v.token_id, &names),
+                                display::amount(v.balance.0),
+                                display::amount(v.total_allocated.0),
+                                display::amount(v.unallocated.0),
                                 v.next_stream_id.to_string(),
                             ]
                         })

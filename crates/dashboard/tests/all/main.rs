@@ -4,5 +4,7 @@
 
 mod browser;
 mod common;
+mod history;
+mod history_chain;
 mod render;
 mod user_view;

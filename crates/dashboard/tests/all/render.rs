@@ -190,6 +190,44 @@ async fn actions_confirm_then_submit_and_explain_failures() {
         assert!(reply.body.contains(needle), "validation lacks {needle:?}: {}", reply.body);
     }
 
+    // A rate or an allocation of 0 is refused at review, saying what to enter instead.
+    let reply = post_form(
+        &url,
+        &[
+            ("csrf", &token),
+            ("step", "review"),
+            ("owner", "dev-0"),
+            ("vault_id", "0"),
+            ("provider", "dev-2"),
+            ("rate", "0"),
+            ("allocation", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    for needle in ["A rate of 0 pays nothing", "at least 1 (e.g. 10)", "Allocation of 0 does nothing"] {
+        assert!(reply.body.contains(needle), "validation lacks {needle:?}: {}", reply.body);
+    }
+
+    // A refusal explained for the web names what to change on the form, never a command-line flag.
+    let reply = post_form(
+        &url,
+        &[
+            ("csrf", &token),
+            ("step", "confirm"),
+            ("owner", "dev-0"),
+            ("vault_id", "0"),
+            ("provider", "dev-2"),
+            ("rate", "5"),
+            ("allocation", "999999999999"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    let explanation = explanation_text(&reply.body);
+    assert!(explanation.contains("lower the allocation"), "{explanation}");
+    assert!(!explanation.contains("--") && !explanation.contains('`'), "{explanation}");
+
     // Without the anti-forgery token, or from another origin, nothing happens.
     let fields =
         [("owner", "dev-0"), ("vault_id", "0"), ("provider", "dev-2"), ("rate", "5"), ("allocation", "10_000")];
@@ -407,4 +445,12 @@ async fn sessions_come_from_http_or_a_store() {
     let store = StoreSessions::new([7; 32], MemoryStore::new(), "memory");
     let report = store.report().await.expect("report");
     assert_eq!((report.pending, report.bound, report.ended, report.sessions.len()), (0, 0, 0, 0));
+}
+
+/// The text of the first failure explanation on a page.
+fn explanation_text(body: &str) -> String {
+    let start = body.find("class=\"explanation\"").unwrap_or_else(|| panic!("no explanation: {body}"));
+    let rest = &body[start..];
+    let open = rest.find('>').map_or(0, |i| i + 1);
+    rest[open..].split('<').next().unwrap_or_default().to_owned()
 }

@@ -1,6 +1,7 @@
 //! Storage in memory: gone when the node stops. Keeps no stream index (the chain rebuilds it);
 //! keeps the durable mempool's contract (pending transactions until their block), so a chain
-//! reopened on the same `MemStorage` finds them.
+//! reopened on the same `MemStorage` finds them; keeps the event index, in the layout of
+//! [`crate::index::event_keys`].
 
 use std::{
     collections::BTreeMap,
@@ -8,12 +9,13 @@ use std::{
 };
 
 use paystreams_lez_core::{Account, AccountId};
+use paystreams_rpc::{EventCursor, EventFilter, EventPage};
 use paystreams_runtime::{State, StateDiff};
 
 use super::{FAILED_RETAINED, PendingTransaction, Storage, StorageError};
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
-    index::StreamIndex,
+    index::{self, EventLookup, EventSource, StoredEvent, StreamIndex},
 };
 
 #[derive(Default)]
@@ -25,6 +27,60 @@ struct MemInner {
     failed: BTreeMap<(u64, u32), FailedTransaction>,
     state: State,
     pending: BTreeMap<[u8; 32], PendingTransaction>,
+    events: MemEvents,
+}
+
+/// The event index in memory: events by cursor, and each secondary lookup's keys.
+#[derive(Default)]
+struct MemEvents {
+    events: BTreeMap<EventCursor, StoredEvent>,
+    keys: BTreeMap<EventLookup, std::collections::BTreeSet<Vec<u8>>>,
+    /// The last block indexed.
+    through: u64,
+}
+
+impl MemEvents {
+    fn add_block(&mut self, block: &StoredBlock, receipts: &[StoredReceipt]) {
+        for event in index::block_events(block.height(), block.timestamp_ms(), receipts) {
+            for (lookup, key) in index::event_keys(event.cursor, &event.notification.event) {
+                self.keys.entry(lookup).or_default().insert(key);
+            }
+            self.events.insert(event.cursor, StoredEvent::of(&event));
+        }
+        self.through = block.height();
+    }
+}
+
+impl EventSource for MemEvents {
+    type Error = StorageError;
+
+    fn keys(
+        &self,
+        lookup: EventLookup,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        if lookup == EventLookup::All {
+            let Some(start) = index::cursor_of_key(start) else { return Ok(()) };
+            for cursor in self.events.range(start..).map(|(cursor, _)| cursor) {
+                if !visit(&index::cursor_key(*cursor)) {
+                    break;
+                }
+            }
+        } else if let Some(keys) = self.keys.get(&lookup) {
+            for key in keys.range(start.to_vec()..) {
+                if !key.starts_with(prefix) || !visit(key) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&self, cursor: EventCursor) -> Result<Option<StoredEvent>, StorageError> {
+        Ok(self.events.get(&cursor).cloned())
+    }
 }
 
 /// Storage in memory: gone when the node stops.
@@ -72,6 +128,7 @@ impl Storage for MemStorage {
         inner.blocks.insert(block.height(), block.clone());
         inner.head = Some(block.height());
         inner.state = state.clone();
+        inner.events.add_block(block, &[]);
         Ok(())
     }
 
@@ -98,6 +155,7 @@ impl Storage for MemStorage {
         }
         inner.state.apply_diff(diff);
         inner.head = Some(block.height());
+        inner.events.add_block(block, receipts);
         Ok(())
     }
 
@@ -123,6 +181,16 @@ impl Storage for MemStorage {
         let mut entries: Vec<PendingTransaction> = self.lock().pending.values().cloned().collect();
         entries.sort_by_key(|entry| entry.seq);
         Ok(entries)
+    }
+
+    fn events(&self, filter: &EventFilter, after: Option<EventCursor>, limit: u32) -> Result<EventPage, StorageError> {
+        let inner = self.lock();
+        index::read_page(&inner.events, filter, after, limit, inner.events.through)
+    }
+
+    fn events_indexed_through(&self) -> Result<Option<u64>, StorageError> {
+        let inner = self.lock();
+        Ok(inner.head.map(|_| inner.events.through))
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

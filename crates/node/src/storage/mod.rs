@@ -3,7 +3,8 @@
 //!
 //! One call to [`Storage::commit_block`] writes the block, its receipts (which double as the
 //! transaction index: hash → block and position), its failed transactions, the account changes,
-//! the stream-index entries and the new head in one redb write transaction with
+//! the stream-index entries, the block's events (the event index) and the new head in one redb
+//! write transaction with
 //! [`redb::Durability::Immediate`], so after a crash either all of a block is on disk or none of
 //! it is.
 //!
@@ -13,10 +14,12 @@
 //! stored blocks grow only with transactions that changed state.
 //!
 //! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
-//! `index.rs` (the stored stream index: marker and key codecs), `migrate.rs` (the format
-//! version; older and newer data dirs are refused), `mempool.rs` (the durable mempool: admitted
-//! transactions not yet in a block), `memory.rs`.
+//! `index.rs` (the stored stream index: marker and key codecs), `events.rs` (the stored event
+//! index: tables, marker, catch-up from stored blocks), `migrate.rs` (the format version; older
+//! and newer data dirs are refused), `mempool.rs` (the durable mempool: admitted transactions not
+//! yet in a block), `memory.rs`.
 
+mod events;
 mod index;
 mod load;
 mod memory;
@@ -82,6 +85,8 @@ pub enum StorageError {
          taken it; look it up by hash before sending it again, and free disk space if the disk is full"
     )]
     PendingNotSaved { detail: String },
+    #[error("this node's storage keeps no event index")]
+    NoEventIndex,
 }
 
 impl StorageError {
@@ -250,5 +255,45 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt record.
     fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
         Ok(vec![])
+    }
+
+    /// One page of the event index: events matching `filter` strictly after `after`, at most
+    /// `limit`, oldest first, as of one consistent view (see [`crate::index::read_page`]). The
+    /// index holds every payment-streams event of every committed block, written in the block's
+    /// own commit.
+    ///
+    /// The default keeps no event index.
+    ///
+    /// # Errors
+    /// [`StorageError::NoEventIndex`] for a storage without one; storage failure.
+    fn events(
+        &self,
+        filter: &paystreams_rpc::EventFilter,
+        after: Option<paystreams_rpc::EventCursor>,
+        limit: u32,
+    ) -> Result<paystreams_rpc::EventPage, StorageError> {
+        let _ = (filter, after, limit);
+        Err(StorageError::NoEventIndex)
+    }
+
+    /// The last block the stored event index holds, `None` without a valid one.
+    ///
+    /// The default keeps no event index.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn events_indexed_through(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+
+    /// Indexes the events of stored blocks the event index lacks (all of them for a data dir
+    /// written before it), from their receipts; returns how many blocks it indexed.
+    ///
+    /// The default keeps no event index.
+    ///
+    /// # Errors
+    /// Storage failure or a corrupt record; what was indexed before it stays.
+    fn index_missing_events(&self) -> Result<u64, StorageError> {
+        Ok(0)
     }
 }

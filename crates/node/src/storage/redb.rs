@@ -9,8 +9,8 @@ use paystreams_runtime::{State, StateDiff};
 use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition};
 
 use super::{
-    FAILED_RETAINED, FORMAT_VERSION, PendingTransaction, Storage, StorageError, decode, failed_key, index, mempool,
-    migrate,
+    FAILED_RETAINED, FORMAT_VERSION, PendingTransaction, Storage, StorageError, decode, events, failed_key, index,
+    mempool, migrate,
 };
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt, encode},
@@ -37,7 +37,7 @@ pub struct RedbStorage {
 }
 
 /// A write transaction that is durable once committed.
-fn begin_write(db: &redb::Database) -> Result<redb::WriteTransaction, StorageError> {
+pub(super) fn begin_write(db: &redb::Database) -> Result<redb::WriteTransaction, StorageError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(redb::Durability::Immediate)?;
     Ok(txn)
@@ -75,6 +75,7 @@ impl RedbStorage {
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
             txn.open_table(mempool::PENDING)?;
+            events::create_tables(&txn)?;
         }
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
@@ -179,6 +180,7 @@ impl Storage for RedbStorage {
             txn.open_table(BLOCKS)?.insert(block.height(), encode(block).as_slice())?;
             write_accounts(&txn, state.iter())?;
         }
+        events::index_genesis(&txn, block)?;
         txn.commit()?;
         Ok(())
     }
@@ -195,6 +197,7 @@ impl Storage for RedbStorage {
         write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
         index::extend_for_block(&txn, block, added)?;
         mempool::remove_committed(&txn, receipts)?;
+        events::index_block(&txn, block, receipts)?;
         txn.commit()?;
         Ok(())
     }
@@ -234,6 +237,23 @@ impl Storage for RedbStorage {
 
     fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
         mempool::read_all(&self.db)
+    }
+
+    fn events(
+        &self,
+        filter: &paystreams_rpc::EventFilter,
+        after: Option<paystreams_rpc::EventCursor>,
+        limit: u32,
+    ) -> Result<paystreams_rpc::EventPage, StorageError> {
+        events::page(&self.db, filter, after, limit)
+    }
+
+    fn events_indexed_through(&self) -> Result<Option<u64>, StorageError> {
+        events::indexed_through(&self.db)
+    }
+
+    fn index_missing_events(&self) -> Result<u64, StorageError> {
+        events::catch_up(&self.db)
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

@@ -2,7 +2,9 @@
 
 mod common;
 mod disk_full;
+mod event_index;
 mod format;
+mod hostile_load;
 mod jsonrpc_conformance;
 mod lez_blocks;
 mod lez_rpc;

@@ -105,3 +105,22 @@ pub async fn funded_chain(users: usize, deposit: u128) -> FundedChain {
     }
     FundedChain { node, client, provider_key, provider_account, provider_before, users: user_keys }
 }
+
+/// The block of `provider`'s latest payment-streams event on the chain (0 when it has none),
+/// read from the node's event index. Once the provider's follower has handled that block it has
+/// seen every close, and made every claim a close calls for; the chain head itself may be a
+/// block without any event of the provider (a time advance), which no follower ever sees.
+pub async fn last_event_block(client: &Client, provider: AccountId) -> u64 {
+    let filter = paystreams_rpc::EventFilter { provider: Some(provider), ..paystreams_rpc::EventFilter::default() };
+    let (mut after, mut last) = (None, 0);
+    loop {
+        let page = client.events(filter.clone(), after, None).await.expect("the node's event index");
+        if let Some(event) = page.events.last() {
+            last = event.cursor.block_id;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return last,
+        }
+    }
+}

@@ -23,7 +23,7 @@ use paystreams_store::{
 use paystreams_testkit::rng::Rng;
 use paystreams_user::{Terms, User, UserConfig, UserStore};
 
-use crate::common::{FundedChain, funded_chain, messages, provider_config, query};
+use crate::common::{FundedChain, funded_chain, last_event_block, messages, provider_config, query};
 
 /// Users querying at once.
 const USERS: usize = 6;
@@ -123,9 +123,9 @@ async fn every_unit_deposited_is_earned_or_still_in_the_vaults() {
         assert!(user.sessions().expect("sessions").is_empty(), "user {i} holds nothing");
     }
 
-    // The running provider handles every close (and claims) before it sees the next block.
-    let head = client.last_block_id().await.expect("head");
-    assert!(provider.wait_for_events_through(head, Duration::from_secs(60)).await, "provider caught up");
+    // The running provider handles every close (and claims) before it sees the next event.
+    let last = last_event_block(&client, provider_account).await;
+    assert!(provider.wait_for_events_through(last, Duration::from_secs(60)).await, "provider caught up");
     let streams =
         client.list_streams(StreamFilter { provider: Some(provider_account), owner: None }).await.expect("list");
     assert!(!streams.is_empty());

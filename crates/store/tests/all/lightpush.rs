@@ -23,7 +23,7 @@ use paystreams_store::{
 use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::{EligibilityProof, RequestDigest as _, StatusCode, sign_stream_proof};
 
-use crate::common::{FundedChain, PUBSUB, funded_chain, provider_config, query};
+use crate::common::{FundedChain, PUBSUB, funded_chain, last_event_block, provider_config, query};
 
 /// Users pushing at once.
 const USERS: usize = 3;
@@ -208,9 +208,9 @@ async fn paid_pushes_fill_the_archive_and_money_is_exact() {
         assert_eq!(task.await.expect("a user failed"), PUSHES as usize);
     }
 
-    // The running provider handles every close (and claims) before it sees the next block.
-    let head = client.last_block_id().await.expect("head");
-    assert!(provider.wait_for_events_through(head, std::time::Duration::from_secs(60)).await, "provider caught up");
+    // The running provider handles every close (and claims) before it sees the next event.
+    let last = last_event_block(&client, provider_account).await;
+    assert!(provider.wait_for_events_through(last, std::time::Duration::from_secs(60)).await, "provider caught up");
     let streams =
         client.list_streams(StreamFilter { provider: Some(provider_account), owner: None }).await.expect("list");
     assert_eq!(streams.len(), 2 * USERS, "one Lightpush and one Store stream per user");
