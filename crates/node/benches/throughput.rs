@@ -188,7 +188,13 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                                         break;
                                     }
                                     // Mempool full: back off and retry.
-                                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                                    Err(jsonrpsee::core::ClientError::Call(e))
+                                        if e.code() == paystreams_rpc::codes::MEMPOOL_FULL =>
+                                    {
+                                        tokio::time::sleep(Duration::from_millis(20)).await;
+                                    }
+                                    // Every transaction of the workload is admitted.
+                                    Err(e) => panic!("refused: {e}"),
                                 }
                             }
                         }
@@ -197,6 +203,7 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                         let encoded: Vec<String> = txs.into_iter().cloned().collect();
                         let sent = Instant::now();
                         let outcomes = rpc.send_transactions(encoded).await.unwrap();
+                        // Every transaction of the workload is admitted.
                         for outcome in outcomes {
                             assert!(outcome.error.is_none(), "refused: {:?}", outcome.error);
                             hashes.push((outcome.hash.unwrap(), sent));
