@@ -42,6 +42,8 @@ use paystreams_runtime::{BlockContext, Message, Overlay, Runtime, StateView as _
 
 /// Concurrent RPC clients submitting.
 const CLIENTS: usize = 8;
+/// Concurrent clients of the second one-per-call run: many users, each waiting for its answer.
+const MANY_CLIENTS: usize = 64;
 
 fn sign(call: &Call, key: &SecretKey, nonce: u128) -> Transaction {
     let message = Message {
@@ -131,8 +133,8 @@ fn b64(tx: &Transaction) -> String {
 /// How the node receives the transactions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Submit {
-    /// One `sendTransaction` per transaction from `CLIENTS` concurrent clients.
-    One,
+    /// One `sendTransaction` per transaction from this many concurrent clients.
+    One(usize),
     /// `paystreams_sendTransactions` with up to `BATCH` transactions per call from `CLIENTS` clients.
     Batch,
 }
@@ -149,7 +151,11 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
     let started = Instant::now();
     let queue = Arc::new(std::sync::Mutex::new(per_owner));
     let mut tasks = vec![];
-    for _ in 0..CLIENTS {
+    let clients = match mode {
+        Submit::One(clients) => clients,
+        Submit::Batch => CLIENTS,
+    };
+    for _ in 0..clients {
         let (queue, url) = (Arc::clone(&queue), url.to_owned());
         tasks.push(tokio::spawn(async move {
             let rpc = HttpClientBuilder::default()
@@ -165,7 +171,7 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                     let mut taken = vec![];
                     let mut count = 0;
                     while let Some(list) = queue.last() {
-                        if !taken.is_empty() && (mode == Submit::One || count + list.len() > BATCH) {
+                        if !taken.is_empty() && (matches!(mode, Submit::One(_)) || count + list.len() > BATCH) {
                             break;
                         }
                         count += list.len();
@@ -178,7 +184,7 @@ async fn run_on_node(url: &str, per_owner: Vec<Vec<Transaction>>, mode: Submit) 
                 }
                 let txs: Vec<&String> = lists.iter().flatten().collect();
                 match mode {
-                    Submit::One => {
+                    Submit::One(_) => {
                         for tx in txs {
                             let sent = Instant::now();
                             loop {
@@ -377,7 +383,8 @@ fn main() {
     let rounds = args.get(1).copied().unwrap_or(5);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
-    let (_, _, _, one) = measure_node(&runtime, owners, rounds, Submit::One);
+    let (_, _, _, one) = measure_node(&runtime, owners, rounds, Submit::One(CLIENTS));
+    let (_, _, _, many) = measure_node(&runtime, owners, rounds, Submit::One(MANY_CLIENTS));
     let (keys, setup, work, batch) = measure_node(&runtime, owners, rounds, Submit::Batch);
     let total: usize = work.iter().map(Vec::len).sum();
     let owner_keys = &keys[..owners];
@@ -399,6 +406,7 @@ fn main() {
     assert!(state.account(&owner_keys[0].account_id()).nonce > 0);
 
     let one_rate = rate(total, one.elapsed);
+    let many_rate = rate(total, many.elapsed);
     let batch_rate = rate(total, batch.elapsed);
     let rt_rate = rate(total, rt_elapsed);
     println!(
@@ -412,15 +420,22 @@ fn main() {
         );
     };
     line(&format!("node, sendTransaction x{CLIENTS} clients:"), one_rate, &one);
+    line(&format!("node, sendTransaction x{MANY_CLIENTS} clients:"), many_rate, &many);
     line(&format!("node, sendTransactions ({BATCH}/call):"), batch_rate, &batch);
     println!(
         "{:<46}{rt_rate:>8.0} tx/s  ({rt_elapsed:.2?}, {rt_failed} failed)",
         "runtime (in memory, one thread, same blocks):"
     );
     println!(
-        "node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction)",
+        "node/runtime ratio: {:.3} (sendTransactions), {:.3} (sendTransaction x{CLIENTS}), {:.3} (sendTransaction \
+         x{MANY_CLIENTS})",
         batch_rate / rt_rate,
-        one_rate / rt_rate
+        one_rate / rt_rate,
+        many_rate / rt_rate
     );
-    assert_eq!((one.failed, batch.failed, rt_failed), (0, 0, 0), "every transaction of the workload succeeds");
+    assert_eq!(
+        (one.failed, many.failed, batch.failed, rt_failed),
+        (0, 0, 0, 0),
+        "every transaction of the workload succeeds"
+    );
 }

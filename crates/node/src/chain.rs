@@ -3,7 +3,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -271,7 +271,9 @@ pub struct Chain {
     storage: Arc<dyn Storage>,
     genesis: GenesisSpec,
     dev_keys: Vec<SecretKey>,
-    inner: Mutex<Inner>,
+    /// Read by admission, the RPC's reads and a block's execution alike; written only by the
+    /// block producer when it applies a committed block.
+    inner: RwLock<Inner>,
     mempool: Mutex<Mempool>,
     /// Lock order: `saving`, then `mempool`; never taken while `inner` or `mempool` is held.
     saving: Mutex<Saving>,
@@ -284,6 +286,14 @@ pub struct Chain {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The genesis state of a spec, as LEZ builds it, then its clock invocation: the dev accounts
@@ -440,7 +450,7 @@ impl Chain {
             program_id,
             storage,
             dev_keys,
-            inner: Mutex::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
+            inner: RwLock::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
             genesis,
             mempool: Mutex::new(Mempool::default()),
             saving: Mutex::new(Saving::default()),
@@ -684,7 +694,7 @@ impl Chain {
             return Err(NodeError::Duplicate(HexHash(hash)));
         }
         let transfer = self.transfer_of(&tx);
-        let inner = lock(&self.inner);
+        let inner = read(&self.inner);
         let mut mempool = lock(&self.mempool);
         if mempool.pending.contains_key(&hash) {
             return Err(NodeError::Duplicate(HexHash(hash)));
@@ -802,15 +812,16 @@ impl Chain {
     /// Storage failure (the block is then discarded, its transactions go back to the mempool
     /// and the dev clock is not moved) or a failing clock update.
     ///
-    /// The chain lock is held while the block executes, released while it is written (so
-    /// admission, its signature checks and the durable mempool's writes go on during the
-    /// fsync), and taken again to apply it: until then the block's transactions stay pending
-    /// and admission checks against the previous state plus the mempool that still holds them,
-    /// which gives the same answers as after the block. Readers see the block's state, its
-    /// receipts as included and its broadcast together, once all of it is applied.
+    /// The chain lock is only read while the block executes and released while the block is
+    /// written, so admission (with its signature checks), the durable mempool's writes and the
+    /// RPC's reads go on during both; it is taken for writing only to apply the written block.
+    /// Until then the block's transactions stay pending and admission checks against the
+    /// previous state plus the mempool that still holds them, which gives the same answers as
+    /// after the block. Readers see the block's state, its receipts as included and its
+    /// broadcast together, once all of it is applied.
     pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, NodeError> {
         let _producing = lock(&self.producing);
-        let inner = lock(&self.inner);
+        let inner = read(&self.inner);
         let batch: Vec<([u8; 32], Transaction)> = {
             let mut mempool = lock(&self.mempool);
             let take = max_txs.min(mempool.queue.len());
@@ -906,7 +917,7 @@ impl Chain {
             tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
             return Err(e.into());
         }
-        let mut inner = lock(&self.inner);
+        let mut inner = write(&self.inner);
         inner.state.apply_diff(&diff);
         debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
         inner.index.extend(&added);
@@ -973,34 +984,34 @@ impl Chain {
 
     #[must_use]
     pub fn head_height(&self) -> u64 {
-        lock(&self.inner).head.height()
+        read(&self.inner).head.height()
     }
 
     #[must_use]
     pub fn head_info(&self) -> BlockInfo {
-        block_info(&lock(&self.inner).head)
+        block_info(&read(&self.inner).head)
     }
 
     /// Latest block time in seconds (stream time).
     #[must_use]
     pub fn now_secs(&self) -> u64 {
-        lock(&self.inner).head.timestamp_ms().saturating_div(1000)
+        read(&self.inner).head.timestamp_ms().saturating_div(1000)
     }
 
     #[must_use]
     pub fn state_root(&self) -> [u8; 32] {
-        lock(&self.inner).state.state_root()
+        read(&self.inner).state.state_root()
     }
 
     #[must_use]
     pub fn account(&self, id: &AccountId) -> paystreams_lez_core::Account {
-        lock(&self.inner).state.account(id)
+        read(&self.inner).state.account(id)
     }
 
     /// Sum of every native balance.
     #[must_use]
     pub fn native_supply(&self) -> u128 {
-        lock(&self.inner).state.iter().fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
+        read(&self.inner).state.iter().fold(0_u128, |sum, (_, a)| sum.saturating_add(a.balance))
     }
 
     /// A block by height.
@@ -1129,12 +1140,12 @@ impl Chain {
 
     #[must_use]
     pub fn vault(&self, owner: &AccountId, vault_id: u64) -> Option<VaultView> {
-        views::vault_view(&lock(&self.inner).state, &self.program_id, owner, vault_id)
+        views::vault_view(&read(&self.inner).state, &self.program_id, owner, vault_id)
     }
 
     #[must_use]
     pub fn vaults(&self, owner: &AccountId) -> Vec<VaultView> {
-        let inner = lock(&self.inner);
+        let inner = read(&self.inner);
         let ids = inner.index.vaults.get(owner).cloned().unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| views::vault_view(&inner.state, &self.program_id, owner, id))
@@ -1144,7 +1155,7 @@ impl Chain {
 
     #[must_use]
     pub fn stream(&self, owner: &AccountId, vault_id: u64, stream_id: u64) -> Option<StreamView> {
-        let inner = lock(&self.inner);
+        let inner = read(&self.inner);
         let now = inner.head.timestamp_ms().saturating_div(1000);
         views::stream_view(&inner.state, &self.program_id, owner, vault_id, stream_id, now)
     }
@@ -1158,7 +1169,7 @@ impl Chain {
         owner: Option<&AccountId>,
         provider: Option<&AccountId>,
     ) -> Result<Vec<StreamView>, NodeError> {
-        let inner = lock(&self.inner);
+        let inner = read(&self.inner);
         let now = inner.head.timestamp_ms().saturating_div(1000);
         let view = |o: &AccountId, v: u64, s: u64| views::stream_view(&inner.state, &self.program_id, o, v, s, now);
         let keys: Vec<(AccountId, u64, u64)> = match (owner, provider) {
