@@ -359,7 +359,12 @@ fn run_on_runtime(
             for tx in chunk {
                 match runtime.apply(&overlay, tx, &ctx) {
                     Ok(applied) => overlay.apply_diff(&applied.diff),
-                    Err(_) => failed += 1,
+                    Err(e) => {
+                        if failed == 0 {
+                            eprintln!("runtime: first failure in block {block}: {e}");
+                        }
+                        failed += 1;
+                    }
                 }
             }
             let clock = runtime.clock_update(&overlay, &ctx).unwrap();
@@ -398,6 +403,11 @@ fn main() {
     let setup_flat: Vec<Transaction> = setup.into_iter().flatten().collect();
     let (_, failed) = run_on_runtime(&rt, &mut state, &setup_flat, &mut block, 0);
     assert_eq!(failed, 0, "setup transactions failed in the runtime");
+    // The clock moves in a block of its own, as the node's `paystreams_devAdvanceTime` does.
+    block += 1;
+    let ctx = BlockContext { block_id: block, timestamp_ms: 1_700_000_000_000 + ADVANCE_SECS * 1000 + block * 100 };
+    let clock = rt.clock_update(&state, &ctx).unwrap();
+    state.apply_diff(&clock);
     // Round-major order, as concurrent clients interleave owners.
     let work_flat: Vec<Transaction> = (0..work.iter().map(Vec::len).max().unwrap_or(0))
         .flat_map(|i| work.iter().filter_map(move |list| list.get(i).cloned()))
