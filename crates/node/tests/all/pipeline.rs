@@ -210,6 +210,12 @@ fn overlapped_production_matches_serial_execution() {
         txs.len() - failed
     );
 
+    eprintln!(
+        "pipeline differential: {} admitted of {DRAWS} drawn, {failed} failed in execution, {} blocks",
+        txs.len(),
+        chain.head_height() - first_height
+    );
+
     // Serially: the genesis state, then every block the node made, at its time.
     let runtime = Runtime::for_release(chain.lez_release());
     let mut state = genesis_state(chain.genesis(), &runtime).expect("genesis");
