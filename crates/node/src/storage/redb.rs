@@ -288,13 +288,14 @@ impl Storage for RedbStorage {
     fn load_state(&self) -> Result<State, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;
-        let mut state = State::new();
+        let mut accounts = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
         for entry in table.iter()? {
             let (key, value) = entry?;
             let id: [u8; 32] =
                 key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
-            state.insert(AccountId(id), decode("account", value.value())?);
+            accounts.push((AccountId(id), decode("account", value.value())?));
         }
-        Ok(state)
+        // Keys come in ascending order: the state is built in one pass.
+        State::from_sorted(accounts).map_err(|e| StorageError::corrupt("accounts", e))
     }
 }
