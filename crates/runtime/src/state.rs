@@ -357,7 +357,8 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                shuffled.swap(i, usize::try_from(x % (i as u64 + 1)).unwrap_or(0));
+                let j = x.checked_rem(u64::try_from(i).unwrap_or(0).saturating_add(1)).unwrap_or(0);
+                shuffled.swap(i, usize::try_from(j).unwrap_or(0));
             }
             let mut incremental = State::new();
             for (id, account) in shuffled {
