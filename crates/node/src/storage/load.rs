@@ -46,16 +46,26 @@ impl RedbStorage {
         // Each range is read, decoded and leaf-hashed on its own thread (the last one on this
         // thread); the ranges come back in id order, so the state is built in one pass from
         // their concatenation, without a per-account search of the map.
-        let capacity = total / threads + total / threads / 8 + 16;
+        // The first range's vectors have room for every account, so the others are appended to
+        // them (room only reserved, not touched, until written); the others get an eighth more
+        // than a fair share.
+        let share = total / threads + total / threads / 8 + 16;
         let mut ranges = ranges.into_iter();
         let last = ranges.next_back();
         let parts: Vec<std::thread::Result<Result<Loaded, StorageError>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = ranges.map(|range| scope.spawn(move || load_range(range, capacity))).collect();
+            let workers: Vec<_> = ranges
+                .enumerate()
+                .map(|(i, range)| {
+                    let capacity = if i == 0 { total.saturating_add(16) } else { share };
+                    scope.spawn(move || load_range(range, capacity))
+                })
+                .collect();
+            let capacity = if threads == 1 { total.saturating_add(16) } else { share };
             let mine = last.map(|range| load_range(range, capacity));
             workers.into_iter().map(|worker| worker.join()).chain(mine.map(Ok)).collect()
         });
-        let mut accounts = Vec::with_capacity(total);
-        let mut leaves = Vec::with_capacity(total);
+        let mut accounts = Vec::new();
+        let mut leaves = Vec::new();
         for part in parts {
             let Ok(part) = part else {
                 // A loading thread failed (not the data): load again on this thread alone.
@@ -65,8 +75,14 @@ impl RedbStorage {
                 return Ok((state, leaves));
             };
             let (part_accounts, part_leaves) = part?;
-            accounts.extend(part_accounts);
-            leaves.extend(part_leaves);
+            if accounts.is_empty() {
+                // Whatever it held (nothing yet, or only an empty range) is replaced.
+                accounts = part_accounts;
+                leaves = part_leaves;
+            } else {
+                accounts.extend(part_accounts);
+                leaves.extend(part_leaves);
+            }
         }
         let state = State::from_sorted(accounts).map_err(|e| StorageError::corrupt("accounts", e))?;
         Ok((state, leaves))
