@@ -30,7 +30,7 @@ use paystreams_lez_core::{
 pub use error::TxError;
 pub use receipt::{Receipt, ReceiptEvent};
 pub use runtime::{Applied, BlockContext, Runtime};
-pub use state::{Overlay, State, StateDiff, StateView};
+pub use state::{Overlay, State, StateDiff, StateView, UnsortedAccounts};
 pub use transaction::{
     MAX_ACCOUNTS_PER_TX, MAX_CHAINED_CALLS, MAX_INSTRUCTION_WORDS, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES,
     Message, Transaction, TransactionChecks, WitnessSet,

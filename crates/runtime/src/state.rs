@@ -46,6 +46,16 @@ pub struct State {
     accounts: BTreeMap<AccountId, Account>,
 }
 
+/// Accounts given to [`State::from_sorted`] out of order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[error(
+    "account {id} comes after {previous}, which is not below it: give the accounts sorted by ascending id, each once"
+)]
+pub struct UnsortedAccounts {
+    pub previous: AccountId,
+    pub id: AccountId,
+}
+
 /// Domain prefix of a state-root leaf hash.
 const LEAF_PREFIX: [u8; 32] = domain_prefix("/paystreams/v1/StateRoot/Leaf/");
 /// Domain prefix of a state-root inner node hash.
@@ -67,6 +77,28 @@ impl State {
         } else {
             self.accounts.insert(id, account);
         }
+    }
+
+    /// The state holding `accounts`, built in one pass: `accounts` must be sorted by strictly
+    /// ascending id (as a storage's key order gives them). Default accounts are skipped, as
+    /// [`State::insert`] does. Equals inserting them one by one, without the per-insert
+    /// search and node splits: the map's nodes are filled bottom-up from the sorted input.
+    ///
+    /// # Errors
+    /// [`UnsortedAccounts`] naming the first id that is not above the one before it.
+    pub fn from_sorted(accounts: Vec<(AccountId, Account)>) -> Result<Self, UnsortedAccounts> {
+        if let Some(pair) = accounts.windows(2).find(|pair| matches!(pair, [a, b] if a.0 >= b.0)) {
+            let (previous, id) = match pair {
+                [a, b] => (a.0, b.0),
+                // `windows(2)` yields pairs only.
+                _ => (AccountId([0; 32]), AccountId([0; 32])),
+            };
+            return Err(UnsortedAccounts { previous, id });
+        }
+        // `BTreeMap`'s `FromIterator` bulk-builds from the collected input once it is sorted;
+        // on input already sorted, its sort is one linear pass of comparisons.
+        let accounts = accounts.into_iter().filter(|(_, account)| !account.is_default()).collect();
+        Ok(Self { accounts })
     }
 
     /// Commits a diff (post values replace current values).
@@ -291,5 +323,69 @@ mod tests {
         let mut committed = base.clone();
         committed.apply_diff(&overlay.into_diff());
         assert_eq!(committed.account(&AccountId([1; 32])).balance, 9);
+    }
+
+    fn arb_account() -> impl proptest::strategy::Strategy<Value = Account> {
+        use proptest::prelude::*;
+        // A few default accounts among them: the bulk constructor must skip them too.
+        (0_u8..4, 0_u128..1_000, proptest::collection::vec(any::<u8>(), 0..40), 0_u128..3).prop_map(
+            |(owner, balance, data, nonce)| {
+                if owner == 0 && balance < 100 {
+                    Account::default()
+                } else {
+                    Account { program_owner: ProgramId([u32::from(owner); 8]), balance, data, nonce }
+                }
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// The bulk constructor builds the same state as inserting the accounts one by one in
+        /// any order: equal maps, same root, same lookups (present, default and absent ids).
+        #[test]
+        fn bulk_constructor_equals_incremental_inserts(
+            entries in proptest::collection::btree_map(proptest::prelude::any::<[u8; 32]>(), arb_account(), 0..300),
+            probes in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..20),
+            seed in 0_u64..u64::MAX,
+        ) {
+            let sorted: Vec<(AccountId, Account)> =
+                entries.iter().map(|(id, account)| (AccountId(*id), account.clone())).collect();
+            // Incremental: inserted in a shuffled order.
+            let mut shuffled = sorted.clone();
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let j = x.checked_rem(u64::try_from(i).unwrap_or(0).saturating_add(1)).unwrap_or(0);
+                shuffled.swap(i, usize::try_from(j).unwrap_or(0));
+            }
+            let mut incremental = State::new();
+            for (id, account) in shuffled {
+                incremental.insert(id, account);
+            }
+            let bulk = State::from_sorted(sorted.clone()).expect("sorted input");
+            proptest::prop_assert_eq!(&bulk, &incremental);
+            proptest::prop_assert_eq!(bulk.len(), incremental.len());
+            proptest::prop_assert_eq!(bulk.state_root(), incremental.state_root());
+            proptest::prop_assert!(bulk.iter().eq(incremental.iter()));
+            for id in sorted.iter().map(|(id, _)| *id).chain(probes.into_iter().map(AccountId)) {
+                proptest::prop_assert_eq!(bulk.get(&id), incremental.get(&id));
+                proptest::prop_assert_eq!(bulk.account(&id), incremental.account(&id));
+            }
+        }
+    }
+
+    #[test]
+    fn bulk_constructor_refuses_unsorted_or_repeated_ids() {
+        let a = (AccountId([1; 32]), account(1));
+        let b = (AccountId([2; 32]), account(2));
+        let error = State::from_sorted(vec![b.clone(), a.clone()]).expect_err("unsorted");
+        assert_eq!(error, UnsortedAccounts { previous: b.0, id: a.0 });
+        assert!(error.to_string().contains("sorted by ascending id"), "{error}");
+        let error = State::from_sorted(vec![a.clone(), b.clone(), b.clone()]).expect_err("repeated");
+        assert_eq!(error, UnsortedAccounts { previous: b.0, id: b.0 });
+        assert_eq!(State::from_sorted(vec![]), Ok(State::new()));
+        assert_eq!(State::from_sorted(vec![a.clone(), b.clone()]), Ok([a, b].into_iter().collect()));
     }
 }
