@@ -325,8 +325,8 @@ fn chart_html(app: &AppState, view: &StreamView, curve: &chart::Curve) -> Result
         notes.push(match app.hub.history_from() {
             None => "The history is still being read from the node; the chart fills in shortly.".to_owned(),
             Some(from) => format!(
-                "The stream was created before block {from}, where this dashboard's history starts (raise --history-blocks to \
-                 read further back); the chart shows only the current value."
+                "The stream was created before block {from}, where this dashboard's history starts; the chart shows only \
+                 the current value."
             ),
         });
     }
@@ -344,12 +344,9 @@ fn chart_html(app: &AppState, view: &StreamView, curve: &chart::Curve) -> Result
     })
 }
 
-fn history_html(
-    app: &AppState,
-    view: &StreamView,
-    events: &[paystreams_rpc::EventNotification],
-) -> Result<String, PageError> {
-    let entries = events
+fn history_html(app: &AppState, view: &StreamView, history: &StreamEvents) -> Result<String, PageError> {
+    let entries = history
+        .events
         .iter()
         .rev()
         .take(HISTORY_SHOWN_MAX)
@@ -366,6 +363,7 @@ fn history_html(
         })
         .collect();
     let note = match app.hub.history_from() {
+        _ if history.from_index => "Every event of this stream, newest first.".to_owned(),
         None => "Reading the history from the node…".to_owned(),
         Some(from) => format!("Events from block {from} on, newest first."),
     };
@@ -424,18 +422,35 @@ pub async fn frag_earning_row(
     Ok(fragment(html(&EarningRowFragment { row: StreamRow::from_view(&view, &names) })?))
 }
 
+/// A stream's events, oldest first: its whole history from the node's event index, or (a node
+/// that serves none) what the hub's log holds.
+pub struct StreamEvents {
+    pub events: Vec<paystreams_rpc::EventNotification>,
+    /// True when read from the node's index (complete), false for the hub's bounded log.
+    pub from_index: bool,
+}
+
+async fn stream_events(app: &AppState, owner: AccountId, vault_id: u64, stream_id: u64) -> StreamEvents {
+    match app.client.stream_history(owner, vault_id, stream_id).await {
+        Ok(events) => StreamEvents { events: events.into_iter().map(|e| e.notification).collect(), from_index: true },
+        Err(e) => {
+            tracing::debug!(error = %e, "the node's event index cannot be read; the stream page uses the live log");
+            StreamEvents { events: app.hub.stream_events(owner, vault_id, stream_id), from_index: false }
+        }
+    }
+}
+
 async fn stream_parts(
     app: &AppState,
     o: &str,
     v: &str,
     s: &str,
-) -> Result<(StreamView, BTreeMap<AccountId, String>, Vec<paystreams_rpc::EventNotification>, chart::Curve), PageError>
-{
+) -> Result<(StreamView, BTreeMap<AccountId, String>, StreamEvents, chart::Curve), PageError> {
     let (owner, vault_id, stream_id) = parse_stream_path(o, v, s)?;
     let (_, names) = names(app)?;
     let view = view::stream_view(&app.client, owner, vault_id, stream_id).await?;
-    let events = app.hub.stream_events(owner, vault_id, stream_id);
-    let curve = chart::replay(&view, &events);
+    let events = stream_events(app, owner, vault_id, stream_id).await;
+    let curve = chart::replay(&view, &events.events);
     Ok((view, names, events, curve))
 }
 

@@ -100,8 +100,9 @@ pub fn run(args: &DashboardArgs, common: &CommonArgs) -> ExitCode {
     if common.chain == ChainArg::Lez {
         eprintln!(
             "error: the dashboard needs a paystreams node at --rpc: it lists an owner's vaults and a provider's \
-             streams (paystreams_listVaults, paystreams_listStreams), reads receipts and follows blocks as JSON, which \
-             a LEZ sequencer does not offer. Use the wallet commands with --chain lez (`paystream vault show`, \
+             streams (paystreams_listVaults, paystreams_listStreams), reads their history from the node's event index \
+             (paystreams_getEvents) and follows blocks as JSON, which a LEZ sequencer (or a node serving LEZ's methods \
+             only) does not offer. Use the wallet commands with --chain lez (`paystream vault show`, \
              `paystream stream show`, `stream list`), or run the dashboard against `paystream node`"
         );
         return ExitCode::from(2);

@@ -237,7 +237,14 @@ fn stream_show_json(view: &StreamView, story: &StreamStory, clock: &ChainClock) 
     value
 }
 
-fn stream_fields(v: &StreamView, story: &StreamStory, clock: &ChainClock, unit: &str) -> String {
+fn stream_fields(
+    v: &StreamView,
+    story: &StreamStory,
+    clock: &ChainClock,
+    unit: &str,
+    names: &BTreeMap<AccountId, String>,
+) -> String {
+    let who = |id: &AccountId| names.get(id).map_or_else(|| id.to_string(), |name| format!("{name} ({id})"));
     let money = |value: u128| display::amount_in(value, unit);
     let state = match story.stopped {
         None => state_name(v.state).to_owned(),
@@ -248,8 +255,8 @@ fn stream_fields(v: &StreamView, story: &StreamStory, clock: &ChainClock, unit: 
         ),
     };
     let mut rows = vec![
-        ("stream", format!("{} (vault {} of {})", v.stream_id, v.vault_id, v.owner)),
-        ("provider", v.provider.to_string()),
+        ("stream", format!("{} (vault {} of {})", v.stream_id, v.vault_id, who(&v.owner))),
+        ("provider", who(&v.provider)),
         ("token", format!("{unit} (amounts are whole base units)")),
         ("state", state),
         ("rate", display::rate_in(v.rate, unit)),
@@ -314,8 +321,7 @@ async fn history(
     vault_id: u64,
     stream_id: u64,
 ) -> Result<Vec<EventNotification>, ClientError> {
-    let _ = (client, owner, vault_id, stream_id);
-    Err(ClientError::Invalid("the node's event index is not available yet".to_owned()))
+    Ok(client.stream_history(owner, vault_id, stream_id).await?.into_iter().map(|e| e.notification).collect())
 }
 
 fn history_text(
@@ -424,9 +430,10 @@ async fn watch(
             outln!("{line}");
         } else {
             let clock = ChainClock::new(estimated, wall);
+            let state =
+                StreamStory::new(&view, None::<&[EventNotification]>).stopped.map_or("active", StopReason::short);
             let text = format!(
-                "stream {stream_id} {:<6} accrued {} / {} (+{})  unaccrued {}  at {}{}",
-                state_name(view.state),
+                "stream {stream_id} {state:<8} accrued {} / {} (+{})  unaccrued {}  at {}{}",
                 display::amount_in(accrued, &unit),
                 display::amount(view.allocation.0),
                 display::rate_in(if view.state == StreamState::Active { view.rate } else { 0 }, &unit),
@@ -616,8 +623,9 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                 eprintln!("warning: the stream's events cannot be read ({e}); claims and top-ups are not shown");
             }
             let clock = Ctx::clock(view.as_of);
-            let unit = ctx.unit(&view.token_id);
-            ctx.emit(&stream_show_json(&view, &story, &clock), || stream_fields(&view, &story, &clock, &unit));
+            let names = ctx.names();
+            let unit = display::token_unit(&view.token_id, &names);
+            ctx.emit(&stream_show_json(&view, &story, &clock), || stream_fields(&view, &story, &clock, &unit, &names));
         }
         StreamCommand::History { stream } => {
             let owner_id = ctx.account_id(&stream.owner)?;

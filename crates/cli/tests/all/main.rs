@@ -22,5 +22,5 @@ mod node_cli;
 mod push_cli;
 mod readme_walkthrough;
 mod store_cli;
-
+mod stream_story;
 mod wallet_cli;

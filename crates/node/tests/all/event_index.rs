@@ -267,6 +267,9 @@ const KILL_CHILD_DIR: &str = "PAYSTREAMS_EVENT_INDEX_KILL_CHILD";
 fn kill_child_writes_blocks_until_killed() {
     let Some(dir) = std::env::var_os(KILL_CHILD_DIR) else { return };
     let (_storage, chain) = open_redb(&Path::new(&dir).join("chain.redb"));
+    // What the previous writer had admitted when it was killed is durable and admitted again
+    // at open: include it first, so the writer's transactions carry the next nonces.
+    chain.produce_block(1_000, 3_000).expect("block of what was pending");
     let mut rng = Rng::new(chain.head_height());
     loop {
         random_blocks(&chain, &mut rng, 1);

@@ -611,6 +611,8 @@ async fn a_later_request_trickling_its_headers_is_cut_off() {
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
+    // The deadline runs from the moment the answer is written, which is after this instant.
+    let started = Instant::now();
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
@@ -620,7 +622,6 @@ async fn a_later_request_trickling_its_headers_is_cut_off() {
         answer.extend_from_slice(&buf[..n]);
     }
     // The connection is kept alive; the next request's headers trickle, a byte every 100 ms.
-    let started = Instant::now();
     let closed = tokio::time::timeout(PATIENCE, async {
         for byte in request.bytes().cycle() {
             if stream.write_all(&[byte]).await.is_err() {
