@@ -10,7 +10,12 @@
 //! alternate between the three so all see the same machine conditions.
 //!
 //! `cargo bench -p paystreams-store --bench paid_vs_free` (env `BENCH_REQUESTS`, default 4000
-//! per mode; `BENCH_CONCURRENCY`, default 8 requests in flight).
+//! per mode; `BENCH_CONCURRENCY`, default 8 requests in flight; `BENCH_MODES`, a comma-separated
+//! subset of `paid,presigned,free,client` to run only those, e.g. under `perf record`).
+//!
+//! Besides throughput and latency it prints the process's CPU time per query in each mode
+//! (user + system, from `/proc/self/stat` on Linux): how much more work a paid query is, and,
+//! against the elapsed time, whether the run was CPU-bound.
 
 use std::{
     sync::Arc,
@@ -72,11 +77,40 @@ enum Mode {
     PaidPresigned = 1,
     /// The same queries to a provider that takes no payment.
     Free = 2,
+    /// The whole user path a paying client runs per page ([`PaidStore::page`]): a fresh
+    /// request id, the session lookup, the signature, the send, the verdict's handling and
+    /// the delivery acknowledgement.
+    Client = 3,
 }
 
 struct Run {
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Process CPU time (user + system) spent during the round, when the platform tells.
+    cpu: Option<Duration>,
+}
+
+/// The process's CPU time so far (user + system), from `/proc/self/stat` (Linux; ticks of
+/// 1/100 s, the kernel's `USER_HZ` on every Linux architecture in use).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(utime.checked_add(stime)?.checked_mul(10)?))
+}
+
+fn selected(mode: Mode) -> bool {
+    let name = match mode {
+        Mode::Paid => "paid",
+        Mode::PaidPresigned => "presigned",
+        Mode::Free => "free",
+        Mode::Client => "client",
+    };
+    std::env::var("BENCH_MODES").ok().is_none_or(|modes| modes.split(',').any(|m| m.trim() == name))
 }
 
 fn main() {
@@ -160,9 +194,10 @@ async fn bench() {
     }
 
     let per_round = per_mode / ROUNDS;
-    let mut runs: [Vec<Run>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut runs: [Vec<Run>; 4] = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let paid = &paid;
     for _ in 0..ROUNDS {
-        for mode in [Mode::Paid, Mode::PaidPresigned, Mode::Free] {
+        for mode in [Mode::Paid, Mode::PaidPresigned, Mode::Free, Mode::Client].into_iter().filter(|m| selected(*m)) {
             // Presigned: the user signs the round's requests before the clock starts, as a user on
             // another machine would; the timed part is the provider's work and the transport.
             let mut presigned: Vec<Option<StoreQueryRequest>> = Vec::new();
@@ -174,7 +209,7 @@ async fn bench() {
                 }
             }
             presigned.resize_with(per_round, || None);
-            let started = Instant::now();
+            let (started, cpu_before) = (Instant::now(), process_cpu());
             let latencies: Vec<Duration> = stream::iter(presigned.into_iter().enumerate())
                 .map(|(i, ready)| {
                     let (user, to_paid, to_free) = (Arc::clone(&user), to_paid.clone(), to_free.clone());
@@ -182,6 +217,7 @@ async fn bench() {
                         let t = Instant::now();
                         let response = match (mode, ready) {
                             (Mode::Free, _) => to_free.send(&request(i)).await.expect("free"),
+                            (Mode::Client, _) => paid.page(&request(i)).await.expect("paid page").response,
                             (_, Some(r)) => to_paid.send(&r).await.expect("paid"),
                             (_, None) => {
                                 let mut r = request(i);
@@ -198,7 +234,9 @@ async fn bench() {
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
-            runs[mode as usize].push(Run { elapsed: started.elapsed(), latencies });
+            let elapsed = started.elapsed();
+            let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+            runs[mode as usize].push(Run { elapsed, latencies, cpu });
         }
     }
 
@@ -207,25 +245,45 @@ async fn bench() {
         let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
         let mut all: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
         all.sort();
-        let qps = total as f64 / elapsed.as_secs_f64();
-        (qps, percentile(&all, 50), percentile(&all, 99), total)
+        let qps = if total == 0 { 0.0 } else { total as f64 / elapsed.as_secs_f64() };
+        let cpu: Option<Duration> = runs.iter().map(|r| r.cpu).sum();
+        // CPU µs per query, and cores kept busy (CPU time over elapsed time).
+        let cpu = cpu.filter(|_| total > 0).map(|c| {
+            (c.as_secs_f64() * 1e6 / total as f64, c.as_secs_f64() / elapsed.as_secs_f64().max(f64::MIN_POSITIVE))
+        });
+        (qps, percentile(&all, 50), percentile(&all, 99), total, cpu)
     };
-    let [paid, presigned, free] = [Mode::Paid, Mode::PaidPresigned, Mode::Free].map(|m| summarize(&runs[m as usize]));
+    let [in_loop, presigned, free, client] =
+        [Mode::Paid, Mode::PaidPresigned, Mode::Free, Mode::Client].map(|m| summarize(&runs[m as usize]));
     println!(
         "Store queries over libp2p on loopback, {concurrency} in flight, 20 messages per page, {MESSAGES} archived, {ROUNDS} alternating rounds"
     );
-    for (name, (qps, p50, p99, n)) in
-        [("paid, user signs in the loop", paid), ("paid, proofs signed ahead", presigned), ("free", free)]
-    {
+    for (name, (qps, p50, p99, n, cpu)) in [
+        ("paid, user signs in the loop", in_loop),
+        ("paid, proofs signed ahead", presigned),
+        ("free", free),
+        ("paid, whole client path", client),
+    ] {
+        let cpu = cpu.map_or_else(String::new, |(per_query, cores)| {
+            format!(", CPU {per_query:.0} µs/query ({cores:.2} cores busy)")
+        });
         println!(
-            "  {name:<30} {n} queries, {qps:>6.0} q/s, p50 {:.3} ms, p99 {:.3} ms",
+            "  {name:<30} {n} queries, {qps:>6.0} q/s, p50 {:.3} ms, p99 {:.3} ms{cpu}",
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3
         );
     }
-    for (name, (qps, p50, p99, _)) in [("user signs in the loop", paid), ("proofs signed ahead", presigned)] {
+    for (name, target, (qps, p50, p99, _, cpu)) in [
+        ("user signs in the loop", 0.85, in_loop),
+        ("proofs signed ahead", 0.95, presigned),
+        ("whole client path", 0.85, client),
+    ] {
+        let cpu = match (cpu, free.4) {
+            (Some((paid, _)), Some((free, _))) if free > 0.0 => format!(", CPU per query {:.2}", paid / free),
+            _ => String::new(),
+        };
         println!(
-            "  paid/free, {name:<24} throughput {:.2} (target >= 0.80), latency p50 {:.2}, p99 {:.2}",
+            "  paid/free, {name:<24} throughput {:.2} (target >= {target:.2}), latency p50 {:.2}, p99 {:.2}{cpu}",
             qps / free.0,
             p50.as_secs_f64() / free.1.as_secs_f64(),
             p99.as_secs_f64() / free.2.as_secs_f64()

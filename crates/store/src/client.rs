@@ -507,7 +507,11 @@ impl<C: ChainView + ChainWriter + 'static> PaidStore<C> {
                     if !response.is_success() {
                         return Err(response.error());
                     }
-                    if let Some(mut session) = self.session()? {
+                    // Only a stream with a receipt key takes delivery receipts: re-encoding and
+                    // hashing every response for a session without one was pure waste.
+                    if let Some(mut session) = self.session()?
+                        && session.extensions.receipt_key.is_some()
+                    {
                         self.acknowledge(&mut session, &sha256(&[&response.encode()])).await;
                     }
                     let stream_created = match reaction {
