@@ -261,12 +261,10 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
 const KILL_CHILD_DIR: &str = "PAYSTREAMS_EVENT_INDEX_KILL_CHILD";
 
 /// The writer the kill test kills: blocks with events, forever, reporting each committed
-/// height on stdout. Run only as that test's child.
-#[test]
-#[ignore = "the child process of a_killed_node_leaves_block_and_event_index_together"]
-fn kill_child_writes_blocks_until_killed() {
-    let Some(dir) = std::env::var_os(KILL_CHILD_DIR) else { return };
-    let (_storage, chain) = open_redb(&Path::new(&dir).join("chain.redb"));
+/// height on stdout. Runs in the child process the kill test starts (the same test, with
+/// [`KILL_CHILD_DIR`] set).
+fn write_blocks_until_killed(dir: &Path) -> ! {
+    let (_storage, chain) = open_redb(&dir.join("chain.redb"));
     // What the previous writer had admitted when it was killed is durable and admitted again
     // at open: include it first, so the writer's transactions carry the next nonces.
     chain.produce_block(1_000, 3_000).expect("block of what was pending");
@@ -279,11 +277,14 @@ fn kill_child_writes_blocks_until_killed() {
 
 #[test]
 fn a_killed_node_leaves_block_and_event_index_together() {
+    if let Some(dir) = std::env::var_os(KILL_CHILD_DIR) {
+        write_blocks_until_killed(Path::new(&dir));
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("chain.redb");
     for round in 0..3_u64 {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["event_index::kill_child_writes_blocks_until_killed", "--exact", "--ignored", "--nocapture"])
+            .args(["event_index::a_killed_node_leaves_block_and_event_index_together", "--exact", "--nocapture"])
             .env(KILL_CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
