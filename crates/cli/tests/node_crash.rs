@@ -33,11 +33,13 @@ const INCLUDED_PER_ROUND: usize = 2;
 /// How long a round may take to see them.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 
-fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
+/// `paystream node NODE_ARGS --rpc-addr 127.0.0.1:0` on `data` and `keystore`; the child and its
+/// URL once it listens (its stdout is drained afterwards, so it never blocks on a full pipe).
+fn spawn_node(node_args: &[&str], data: &Path, keystore: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["node", "--automine", "--dev", "--rpc-addr", "127.0.0.1:0", "--dev-accounts"])
-        .arg(ACCOUNTS.to_string())
-        .arg("--data-dir")
+        .arg("node")
+        .args(node_args)
+        .args(["--rpc-addr", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .arg("--keystore")
         .arg(keystore)
@@ -54,9 +56,13 @@ fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
             break rest.split_whitespace().next().expect("url").to_owned();
         }
     };
-    // Keep draining so the node never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, url)
+}
+
+/// An automining dev node with [`ACCOUNTS`] funded keys.
+fn start_node(data: &Path, keystore: &Path) -> (Child, String) {
+    spawn_node(&["--automine", "--dev", "--dev-accounts", &ACCOUNTS.to_string()], data, keystore)
 }
 
 fn client(url: &str) -> HttpClient {
@@ -164,27 +170,7 @@ async fn kill_9_at_random_moments_loses_nothing_included() {
 /// `paystream node` with hour-long blocks (nothing is included until the test says so) and the
 /// dev methods, on `data` and `keystore`; the child and its URL once it listens.
 fn start_held_node(data: &Path, keystore: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["node", "--dev", "--block-time", "1h", "--rpc-addr", "127.0.0.1:0", "--dev-accounts", "2"])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--keystore")
-        .arg(keystore)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn paystream node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("node printed its address").expect("read stdout");
-        if let Some(rest) = line.strip_prefix("paystream node listening on ") {
-            break rest.split_whitespace().next().expect("url").to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    spawn_node(&["--dev", "--block-time", "1h", "--dev-accounts", "2"], data, keystore)
 }
 
 /// `paystream ARGS --rpc URL --keystore DIR --json`, to its end: (exit code, stdout, stderr).

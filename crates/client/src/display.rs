@@ -481,24 +481,6 @@ pub const fn event_time(event: &Event) -> Option<u64> {
     }
 }
 
-/// The event's short name as it appears in JSON (`stream_created`, `claimed`, …).
-#[must_use]
-pub const fn event_kind(event: &Event) -> &'static str {
-    match event {
-        Event::VaultInitialized { .. } => "vault_initialized",
-        Event::Deposited { .. } => "deposited",
-        Event::Withdrawn { .. } => "withdrawn",
-        Event::StreamCreated { .. } => "stream_created",
-        Event::StreamAutoPaused { .. } => "stream_auto_paused",
-        Event::StreamPaused { .. } => "stream_paused",
-        Event::StreamResumed { .. } => "stream_resumed",
-        Event::StreamToppedUp { .. } => "stream_topped_up",
-        Event::ActivationFeeCharged { .. } => "activation_fee_charged",
-        Event::StreamClosed { .. } => "stream_closed",
-        Event::Claimed { .. } => "claimed",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

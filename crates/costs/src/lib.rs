@@ -229,7 +229,7 @@ impl Scenario {
         let events = output
             .events
             .iter()
-            .map(|bytes| Event::try_from_slice(bytes).map(|event| event_kind(&event)))
+            .map(|bytes| Event::try_from_slice(bytes).map(|event| event.kind()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{}: undecodable event: {e}", self.name))?;
         if events != self.events {
@@ -240,24 +240,6 @@ impl Scenario {
             .chain
             .submit(&setup.call, &signers)
             .map_err(|e| format!("{}: the runtime refused the transaction: {e}", self.name))
-    }
-}
-
-/// The snake-case name of an event's variant.
-#[must_use]
-pub const fn event_kind(event: &Event) -> &'static str {
-    match event {
-        Event::VaultInitialized { .. } => "vault_initialized",
-        Event::Deposited { .. } => "deposited",
-        Event::Withdrawn { .. } => "withdrawn",
-        Event::StreamCreated { .. } => "stream_created",
-        Event::StreamAutoPaused { .. } => "stream_auto_paused",
-        Event::StreamPaused { .. } => "stream_paused",
-        Event::StreamResumed { .. } => "stream_resumed",
-        Event::StreamToppedUp { .. } => "stream_topped_up",
-        Event::ActivationFeeCharged { .. } => "activation_fee_charged",
-        Event::StreamClosed { .. } => "stream_closed",
-        Event::Claimed { .. } => "claimed",
     }
 }
 

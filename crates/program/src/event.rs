@@ -104,6 +104,25 @@ pub enum Event {
 }
 
 impl Event {
+    /// The snake-case name of the event's variant (`stream_created`, `claimed`, …), as JSON
+    /// output and cost tables name it.
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::VaultInitialized { .. } => "vault_initialized",
+            Self::Deposited { .. } => "deposited",
+            Self::Withdrawn { .. } => "withdrawn",
+            Self::StreamCreated { .. } => "stream_created",
+            Self::StreamAutoPaused { .. } => "stream_auto_paused",
+            Self::StreamPaused { .. } => "stream_paused",
+            Self::StreamResumed { .. } => "stream_resumed",
+            Self::StreamToppedUp { .. } => "stream_topped_up",
+            Self::ActivationFeeCharged { .. } => "activation_fee_charged",
+            Self::StreamClosed { .. } => "stream_closed",
+            Self::Claimed { .. } => "claimed",
+        }
+    }
+
     /// The stream this event concerns, if any.
     #[must_use]
     pub const fn stream(&self) -> Option<&StreamRef> {

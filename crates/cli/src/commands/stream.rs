@@ -642,7 +642,7 @@ async fn run_inner(ctx: &Ctx, command: &StreamCommand) -> CmdResult {
                         "timestamp_ms": n.timestamp_ms,
                         "date": display::time(n.timestamp_ms / 1000),
                         "tx_hash": n.tx_hash.to_string(),
-                        "kind": display::event_kind(&n.event),
+                        "kind": n.event.kind(),
                         "description": display::describe_event(&n.event, &unit, &names),
                         "event": n.event,
                     })
