@@ -14,8 +14,18 @@
 //!
 //! Step 2 is the service's own; everything else is here, so every service judges, limits and
 //! describes alike.
+//!
+//! A service whose answer costs work of its own (Store's archive read) may start that work
+//! while the verdict is still being reached, but only for a requester in good standing
+//! ([`Admission::in_good_standing`]: its last verdict for this service was a stream-proof
+//! grant), and it releases the result only on a grant. A requester without a live paying
+//! session, or whose last proof failed, costs that work only after a grant, as before.
 
-use std::{collections::HashMap, hash::Hash, sync::Arc, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    hash::Hash,
+    sync::{Arc, Mutex},
+};
 
 use paystreams_rpc::chain_view::ChainView;
 use paystreams_wire::{ServiceTermination, StatusCode, TerminationType};
@@ -137,10 +147,26 @@ impl RateLimited {
     }
 }
 
+/// Requesters remembered in good standing ([`Admission::in_good_standing`]); beyond it the set
+/// starts over (a forgotten requester only loses the overlap until its next grant).
+pub const GOOD_STANDING_MAX: usize = 65_536;
+
 /// The one engine path over one provider engine: rate limit, verdict, response accounting.
 pub struct Admission<C, S, K> {
     provider: Arc<Provider<C, S, K>>,
     limiter: PeerLimiter<Vec<u8>>,
+    /// (service id ‖ requester) whose last verdict for that service was a stream-proof grant.
+    standing: Mutex<HashSet<Vec<u8>>>,
+}
+
+/// The key of `requester`'s standing for `service_id`: the service id's length, the service id,
+/// the requester (unambiguous for any lengths).
+fn standing_key(requester: &[u8], service_id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service_id.len().saturating_add(requester.len()).saturating_add(8));
+    key.extend_from_slice(&u64::try_from(service_id.len()).unwrap_or(u64::MAX).to_be_bytes());
+    key.extend_from_slice(service_id);
+    key.extend_from_slice(requester);
+    key
 }
 
 impl<C, S, K> std::fmt::Debug for Admission<C, S, K> {
@@ -158,7 +184,7 @@ where
     /// The path over `provider`, limiting each requester to `limit`.
     #[must_use]
     pub fn new(provider: Arc<Provider<C, S, K>>, limit: PeerLimit) -> Self {
-        Self { provider, limiter: PeerLimiter::new(limit) }
+        Self { provider, limiter: PeerLimiter::new(limit), standing: Mutex::new(HashSet::new()) }
     }
 
     #[must_use]
@@ -186,6 +212,10 @@ where
     /// digest `digest` from `requester` (see [`Provider::handle_for`]: a session pays only for
     /// the service it was proposed for). Serve only when it carries a grant, at most
     /// [`response_budget`] bytes.
+    ///
+    /// The verdict also sets `requester`'s standing for `service_id`
+    /// ([`Admission::in_good_standing`]): in good standing after a stream-proof grant, out of
+    /// it after anything else.
     pub async fn judge(
         &self,
         requester: &[u8],
@@ -194,7 +224,34 @@ where
         proof: Option<&[u8]>,
         now_ms: u64,
     ) -> Verdict {
-        self.provider.handle_for(requester, Some(service_id), digest, proof, now_ms).await
+        let verdict = self.provider.handle_for(requester, Some(service_id), digest, proof, now_ms).await;
+        let good = matches!(verdict.grant, Some(Grant { kind: GrantKind::Stream { .. }, .. }));
+        if !requester.is_empty()
+            && let Ok(mut standing) = self.standing.lock()
+        {
+            let key = standing_key(requester, service_id);
+            if good {
+                if standing.len() >= GOOD_STANDING_MAX && !standing.contains(&key) {
+                    standing.clear();
+                }
+                standing.insert(key);
+            } else {
+                standing.remove(&key);
+            }
+        }
+        verdict
+    }
+
+    /// Whether `requester`'s last verdict for `service_id` was a stream-proof grant: it has a
+    /// known session, bound to a stream, whose last proof verified. A service may start the
+    /// work of answering such a requester's next request before [`Admission::judge`] returns
+    /// (nothing else is decided by it: every request is judged in full, and only a grant
+    /// releases the answer). A requester never granted, or whose last request was refused for
+    /// any reason (a bad signature, a replay, a stream no longer active), is not.
+    #[must_use]
+    pub fn in_good_standing(&self, requester: &[u8], service_id: &[u8]) -> bool {
+        !requester.is_empty()
+            && self.standing.lock().is_ok_and(|standing| standing.contains(&standing_key(requester, service_id)))
     }
 
     /// Step 4: accounts a granted response of `len` bytes before it is sent. `Ok(Err(verdict))`:

@@ -15,7 +15,10 @@
 //!
 //! Besides throughput and latency it prints the process's CPU time per query in each mode
 //! (user + system, from `/proc/self/stat` on Linux): how much more work a paid query is, and,
-//! against the elapsed time, whether the run was CPU-bound.
+//! against the elapsed time, whether the run was CPU-bound. And where a query's latency goes:
+//! the provider's own stages (its `Metrics::stage_nanos`: decode, verdict, archive wait,
+//! response) and the rest of the mean latency (the client, both swarms, the transport and the
+//! task hops between them).
 
 use std::{
     sync::Arc,
@@ -34,7 +37,7 @@ use paystreams_store::{
     client::{PaidStore, StoreClient, new_request_id},
     net::P2p,
     provider::{ProviderConfig, ServiceOptions, SessionBackend, start},
-    service::{FreeStoreService, Metrics},
+    service::{FreeStoreService, Metrics, Stage},
     wire::{StoreQueryRequest, WakuMessage},
 };
 use paystreams_user::{Terms, User, UserConfig};
@@ -88,6 +91,12 @@ struct Run {
     latencies: Vec<Duration>,
     /// Process CPU time (user + system) spent during the round, when the platform tells.
     cpu: Option<Duration>,
+    /// Nanoseconds the provider spent in each stage during the round.
+    stages: [u64; Stage::ALL.len()],
+}
+
+fn stages(metrics: &Metrics) -> [u64; Stage::ALL.len()] {
+    Stage::ALL.map(|s| metrics.stage_nanos[s as usize].load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The process's CPU time so far (user + system), from `/proc/self/stat` (Linux; ticks of
@@ -169,7 +178,8 @@ async fn bench() {
     )
     .await
     .expect("paid provider");
-    let free = Arc::new(FreeStoreService::new(archive.clone(), Arc::new(Metrics::default())));
+    let free_metrics = Arc::new(Metrics::default());
+    let free = Arc::new(FreeStoreService::new(archive.clone(), Arc::clone(&free_metrics)));
     let free_node =
         P2p::start(Keypair::generate_ed25519(), Some("/ip4/127.0.0.1/tcp/0".parse().expect("addr")), Some(free))
             .await
@@ -209,6 +219,8 @@ async fn bench() {
                 }
             }
             presigned.resize_with(per_round, || None);
+            let metrics = if mode == Mode::Free { &*free_metrics } else { paid_provider.metrics() };
+            let stages_before = stages(metrics);
             let (started, cpu_before) = (Instant::now(), process_cpu());
             let latencies: Vec<Duration> = stream::iter(presigned.into_iter().enumerate())
                 .map(|(i, ready)| {
@@ -236,7 +248,9 @@ async fn bench() {
                 .await;
             let elapsed = started.elapsed();
             let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
-            runs[mode as usize].push(Run { elapsed, latencies, cpu });
+            let after = stages(metrics);
+            let stages = std::array::from_fn(|i| after[i].saturating_sub(stages_before[i]));
+            runs[mode as usize].push(Run { elapsed, latencies, cpu, stages });
         }
     }
 
@@ -289,6 +303,41 @@ async fn bench() {
             p99.as_secs_f64() / free.2.as_secs_f64()
         );
     }
+    println!(
+        "  where the latency goes (µs per query, mean): provider decode / verdict / archive wait / response, rest (client, swarms, transport, hops)"
+    );
+    for (name, mode) in [
+        ("paid, user signs in the loop", Mode::Paid),
+        ("paid, proofs signed ahead", Mode::PaidPresigned),
+        ("free", Mode::Free),
+        ("paid, whole client path", Mode::Client),
+    ] {
+        let runs = &runs[mode as usize];
+        let n: usize = runs.iter().map(|r| r.latencies.len()).sum();
+        if n == 0 {
+            continue;
+        }
+        let per_query = |nanos: u64| nanos as f64 / 1e3 / n as f64;
+        let mean =
+            runs.iter().flat_map(|r| r.latencies.iter()).map(Duration::as_secs_f64).sum::<f64>() * 1e6 / n as f64;
+        let stage: Vec<f64> =
+            (0..Stage::ALL.len()).map(|i| per_query(runs.iter().map(|r| r.stages[i]).sum())).collect();
+        let handler: f64 = stage.iter().sum();
+        println!(
+            "  {name:<30} mean {mean:>6.0}: {:.1} / {:.1} / {:.1} / {:.1}, rest {:.0}",
+            stage[0],
+            stage[1],
+            stage[2],
+            stage[3],
+            mean - handler
+        );
+    }
+    let m = paid_provider.metrics();
+    println!(
+        "  paid provider: {} archive reads beside the verdict, {} discarded",
+        m.speculative_reads.load(std::sync::atomic::Ordering::Relaxed),
+        m.speculative_reads_discarded.load(std::sync::atomic::Ordering::Relaxed)
+    );
     paid_provider.shutdown().await;
     free_node.shutdown().await;
     node.shutdown().await;

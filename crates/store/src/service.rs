@@ -10,7 +10,12 @@
 //!    ([`Admission::judge`]) → on
 //!    refusal 400 `BAD_REQUEST`, no messages, the verdict at field 30 (with a termination if any);
 //! 3. the archive page is read; a proposal-backed first response is trimmed to the
-//!    first-response cap (fewer messages, with a cursor to continue) rather than refused;
+//!    first-response cap (fewer messages, with a cursor to continue) rather than refused. For a
+//!    requester in good standing ([`Admission::in_good_standing`]: its last proof for Store was
+//!    granted) the read starts as soon as the request is decoded and runs beside step 2, on the
+//!    blocking pool while the engine verifies; the page is still released only on a grant, and a
+//!    refused request's read is discarded unseen (counted in
+//!    `paystreams_store_speculative_reads_discarded_total`);
 //! 4. the engine accounts the response size ([`Admission::finish`]); then 200 with `{0, "ok"}`.
 
 use std::{
@@ -19,6 +24,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use libp2p::PeerId;
@@ -60,13 +66,77 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Standalone terminations delivered to a connected user.
     pub terminations_pushed: AtomicU64,
+    /// Archive reads started beside the verdict (requesters in good standing).
+    pub speculative_reads: AtomicU64,
+    /// Of those, reads whose request was refused: the page was dropped unseen.
+    pub speculative_reads_discarded: AtomicU64,
+    /// Time answering queries spent in each [`Stage`], in nanoseconds, summed over queries.
+    pub stage_nanos: [AtomicU64; Stage::ALL.len()],
     /// The Lightpush service's counters.
     pub lightpush: LightpushMetrics,
+}
+
+/// Where a Store query's answer spends its time (each query adds to [`Metrics::stage_nanos`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// Decoding and checking the request, and its canonical digest.
+    Decode = 0,
+    /// Waiting for the engine's verdict (nothing on a free service).
+    Judge = 1,
+    /// Waiting for the archive page after the verdict (the whole read when it started only
+    /// then; what is left of it when it ran beside the verdict).
+    Archive = 2,
+    /// Building, encoding and accounting the response.
+    Respond = 3,
+}
+
+impl Stage {
+    pub const ALL: [Self; 4] = [Self::Decode, Self::Judge, Self::Archive, Self::Respond];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Decode => "decode",
+            Self::Judge => "judge",
+            Self::Archive => "archive",
+            Self::Respond => "respond",
+        }
+    }
+}
+
+/// Times consecutive stages of one answer into [`Metrics::stage_nanos`].
+struct StageClock<'a> {
+    metrics: &'a Metrics,
+    last: Instant,
+}
+
+impl<'a> StageClock<'a> {
+    fn start(metrics: &'a Metrics) -> Self {
+        Self { metrics, last: Instant::now() }
+    }
+
+    /// Ends `stage` now (the next stage starts).
+    fn lap(&mut self, stage: Stage) {
+        let now = Instant::now();
+        let nanos = u64::try_from(now.saturating_duration_since(self.last).as_nanos()).unwrap_or(u64::MAX);
+        if let Some(counter) = self.metrics.stage_nanos.get(stage as usize) {
+            Metrics::bump(counter, nanos);
+        }
+        self.last = now;
+    }
 }
 
 impl Metrics {
     pub(crate) fn bump(counter: &AtomicU64, by: u64) {
         counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Seconds spent in `stage` so far, over all queries.
+    #[must_use]
+    pub fn stage_seconds(&self, stage: Stage) -> f64 {
+        self.stage_nanos
+            .get(stage as usize)
+            .map_or(0.0, |c| Duration::from_nanos(c.load(Ordering::Relaxed)).as_secs_f64())
     }
 
     /// Prometheus text exposition.
@@ -89,7 +159,10 @@ impl Metrics {
              # TYPE paystreams_store_policy_requests_total counter\npaystreams_store_policy_requests_total {}\n\
              # TYPE paystreams_store_busy_total counter\npaystreams_store_busy_total {}\n\
              # TYPE paystreams_store_rate_limited_total counter\npaystreams_store_rate_limited_total {}\n\
-             # TYPE paystreams_store_terminations_pushed_total counter\npaystreams_store_terminations_pushed_total {}\n",
+             # TYPE paystreams_store_terminations_pushed_total counter\npaystreams_store_terminations_pushed_total {}\n\
+             # TYPE paystreams_store_speculative_reads_total counter\npaystreams_store_speculative_reads_total {}\n\
+             # TYPE paystreams_store_speculative_reads_discarded_total counter\npaystreams_store_speculative_reads_discarded_total {}\n\
+             # TYPE paystreams_store_query_stage_seconds_total counter\n",
             get(&self.queries),
             get(&self.served),
             get(&self.bad_requests),
@@ -104,7 +177,16 @@ impl Metrics {
             get(&self.busy),
             get(&self.rate_limited),
             get(&self.terminations_pushed),
+            get(&self.speculative_reads),
+            get(&self.speculative_reads_discarded),
         );
+        for stage in Stage::ALL {
+            text.push_str(&format!(
+                "paystreams_store_query_stage_seconds_total{{stage=\"{}\"}} {:.9}\n",
+                stage.name(),
+                self.stage_seconds(stage)
+            ));
+        }
         text.push_str(&self.lightpush.render());
         text
     }
@@ -259,12 +341,12 @@ fn unavailable(request_id: String, desc: &str) -> StoreQueryResponse {
     }
 }
 
-/// Reads the request's page off the async runtime; the error is the response to send.
-async fn read_page(
-    archive: &Arc<dyn Archive>,
-    request: &StoreQueryRequest,
-    metrics: &Metrics,
-) -> Result<ArchivePage, Box<StoreQueryResponse>> {
+/// A read of an archive page on the blocking pool (see [`page_of`] for its answer).
+type PageRead = tokio::task::JoinHandle<Result<ArchivePage, ArchiveError>>;
+
+/// Starts reading the request's page off the async runtime. Dropping the handle discards the
+/// page (the read itself runs to its end).
+fn spawn_read(archive: &Arc<dyn Archive>, request: &StoreQueryRequest) -> PageRead {
     let query = ArchiveQuery {
         pubsub_topic: request.pubsub_topic.clone(),
         content_topics: request.content_topics.clone(),
@@ -279,7 +361,26 @@ async fn read_page(
             .clamp(1, PAGE_SIZE_MAX),
     };
     let archive = Arc::clone(archive);
-    match tokio::task::spawn_blocking(move || archive.query(&query)).await {
+    tokio::task::spawn_blocking(move || archive.query(&query))
+}
+
+/// Reads the request's page off the async runtime; the error is the response to send.
+async fn read_page(
+    archive: &Arc<dyn Archive>,
+    request: &StoreQueryRequest,
+    metrics: &Metrics,
+) -> Result<ArchivePage, Box<StoreQueryResponse>> {
+    page_of(spawn_read(archive, request), request, metrics).await
+}
+
+/// The page `read` finds, or the response to send instead (counted in `metrics`). Only a
+/// request being answered with its page gets here: a discarded read counts nowhere else.
+async fn page_of(
+    read: PageRead,
+    request: &StoreQueryRequest,
+    metrics: &Metrics,
+) -> Result<ArchivePage, Box<StoreQueryResponse>> {
+    match read.await {
         Ok(Ok(page)) => Ok(page),
         Ok(Err(ArchiveError::CursorNotFound)) => {
             Metrics::bump(&metrics.bad_requests, 1);
@@ -316,20 +417,32 @@ impl FreeStoreService {
     /// Answers one encoded `StoreQueryRequest`.
     pub async fn query(&self, body: &[u8]) -> Vec<u8> {
         Metrics::bump(&self.metrics.queries, 1);
-        let response = match decode_valid(body, &self.metrics) {
+        let mut clock = StageClock::start(&self.metrics);
+        let decoded = decode_valid(body, &self.metrics);
+        clock.lap(Stage::Decode);
+        let response = match decoded {
             Err(response) => *response,
-            Ok(request) => match read_page(&self.archive, &request, &self.metrics).await {
-                Err(response) => *response,
-                Ok(page) => {
-                    let (mut response, _) = page_response(&request, page, None, None);
-                    response.eligibility = None;
-                    Metrics::bump(&self.metrics.served, 1);
-                    Metrics::bump(&self.metrics.messages_served, u64::try_from(response.messages.len()).unwrap_or(0));
-                    response
+            Ok(request) => {
+                let page = read_page(&self.archive, &request, &self.metrics).await;
+                clock.lap(Stage::Archive);
+                match page {
+                    Err(response) => *response,
+                    Ok(page) => {
+                        let (mut response, _) = page_response(&request, page, None, None);
+                        response.eligibility = None;
+                        Metrics::bump(&self.metrics.served, 1);
+                        Metrics::bump(
+                            &self.metrics.messages_served,
+                            u64::try_from(response.messages.len()).unwrap_or(0),
+                        );
+                        response
+                    }
                 }
-            },
+            }
         };
-        response.encode()
+        let bytes = response.encode();
+        clock.lap(Stage::Respond);
+        bytes
     }
 }
 
@@ -509,20 +622,42 @@ where
 
     /// The response, with its encoding when it was already made (a granted response is encoded
     /// once, to account its size, and those bytes are sent).
+    ///
+    /// For a requester in good standing the page is read beside the verdict (see the module
+    /// documentation); it is used only on a grant.
     async fn query_response(&self, peer: Option<&PeerId>, body: &[u8]) -> (StoreQueryResponse, Option<Vec<u8>>) {
+        let mut clock = StageClock::start(&self.metrics);
         let request = match decode_valid(body, &self.metrics) {
             Ok(r) => r,
             Err(response) => return (*response, None),
         };
         let digest = request.canonical().digest();
         let proof = request.eligibility_proof.as_deref();
+        clock.lap(Stage::Decode);
+        let early = (proof.is_some()
+            && peer
+                .is_some_and(|p| self.admission.in_good_standing(&p.to_bytes(), crate::STORE_SERVICE_ID.as_bytes())))
+        .then(|| {
+            Metrics::bump(&self.metrics.speculative_reads, 1);
+            spawn_read(&self.archive, &request)
+        });
         let verdict =
             judge_from(&self.admission, &self.session_peers, peer, crate::STORE_SERVICE_ID, &digest, proof).await;
+        clock.lap(Stage::Judge);
         let Some(grant) = verdict.grant else {
+            if early.is_some() {
+                // The page read beside the verdict is dropped unseen.
+                Metrics::bump(&self.metrics.speculative_reads_discarded, 1);
+            }
             self.count_refusal(&verdict);
             return (refusal(request.request_id, verdict), None);
         };
-        let page = match read_page(&self.archive, &request, &self.metrics).await {
+        let page = match early {
+            Some(read) => page_of(read, &request, &self.metrics).await,
+            None => read_page(&self.archive, &request, &self.metrics).await,
+        };
+        clock.lap(Stage::Archive);
+        let page = match page {
             Ok(page) => page,
             Err(response) => return (*response, None),
         };
@@ -534,7 +669,9 @@ where
         }
         let encoded = response.encode();
         let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
-        match self.admission.finish(&grant, len).await {
+        let finished = self.admission.finish(&grant, len).await;
+        clock.lap(Stage::Respond);
+        match finished {
             Ok(Ok(())) => (response, Some(encoded)),
             Ok(Err(refused)) => {
                 self.count_refusal(&refused);

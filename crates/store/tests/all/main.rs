@@ -10,6 +10,7 @@ mod interop;
 mod lightpush;
 mod lightpush_wire;
 mod receipts;
+mod speculation;
 mod terminations;
 mod wire;
 mod wire_standard;
