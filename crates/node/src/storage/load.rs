@@ -1,7 +1,14 @@
-//! The parallel account loader: the accounts table split by id into key ranges, each read,
-//! decoded and leaf-hashed from its stored bytes on its own thread, in one read transaction;
-//! the state is then built in one pass from the ranges' sorted accounts
-//! ([`State::from_sorted`]).
+//! The parallel account loader: the accounts table split by id into key ranges ("pieces"),
+//! which the loading threads take one after another from a shared queue, each piece read,
+//! decoded and leaf-hashed from its stored bytes, all in one read transaction. A thread slowed
+//! down (by the stream-index read `Chain::open` runs beside the load, or by another process)
+//! takes fewer pieces, so the threads finish together. The state is then built in one pass
+//! from the pieces' sorted accounts ([`State::from_sorted_parts`]), which moves them once.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::State;
@@ -10,17 +17,24 @@ use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
 use super::{RedbStorage, Storage as _, StorageError, decode, redb::ACCOUNTS};
 use crate::root;
 
-/// Most loading threads: ranges split the key space by the first byte of the id, so there are
+/// Most loading threads: pieces split the key space by the first byte of the id, so there are
 /// at most 256 of them.
 pub const LOAD_THREADS_MAX: usize = 256;
 
+/// Pieces per loading thread: enough that the threads finish close together when one of them
+/// is slowed down, few enough that each piece's vectors stay large.
+const PIECES_PER_THREAD: usize = 8;
+
+/// One key range of the accounts table.
+type Piece = redb::Range<'static, &'static [u8], &'static [u8]>;
+
 impl RedbStorage {
-    /// [`crate::Storage::load_state_with_leaves`] over `threads` key ranges (the result does
-    /// not depend on it).
+    /// [`crate::Storage::load_state_with_leaves`] on `threads` threads (the result does not
+    /// depend on it).
     ///
     /// # Errors
     /// [`StorageError::LoadThreads`] unless `threads` is 1 to [`LOAD_THREADS_MAX`]; storage
-    /// failure or corrupt record.
+    /// failure or corrupt record (the first in id order of those read, when several are).
     pub fn load_split(&self, threads: usize) -> Result<(State, Vec<[u8; 32]>), StorageError> {
         if !(1..=LOAD_THREADS_MAX).contains(&threads) {
             return Err(StorageError::LoadThreads { threads });
@@ -28,11 +42,12 @@ impl RedbStorage {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;
         let total = usize::try_from(table.len()?).unwrap_or(0);
-        // Ids are hashes, so ranges by first byte hold about as many accounts each.
+        let pieces = if threads == 1 { 1 } else { threads.saturating_mul(PIECES_PER_THREAD).min(256) };
+        // Ids are hashes, so pieces by first byte hold about as many accounts each.
         let bounds: Vec<[u8; 1]> =
-            (1..threads).map(|i| [u8::try_from(i.saturating_mul(256) / threads).unwrap_or(u8::MAX)]).collect();
-        let mut ranges = Vec::with_capacity(threads);
-        for i in 0..threads {
+            (1..pieces).map(|i| [u8::try_from(i.saturating_mul(256) / pieces).unwrap_or(u8::MAX)]).collect();
+        let mut queue: Vec<(usize, Piece)> = Vec::with_capacity(pieces);
+        for i in 0..pieces {
             let lower = i.checked_sub(1).and_then(|j| bounds.get(j));
             let upper = bounds.get(i);
             let range = match (lower, upper) {
@@ -41,66 +56,86 @@ impl RedbStorage {
                 (Some(lo), None) => table.range::<&[u8]>(lo.as_slice()..)?,
                 (Some(lo), Some(hi)) => table.range::<&[u8]>(lo.as_slice()..hi.as_slice())?,
             };
-            ranges.push(range);
+            queue.push((i, range));
         }
-        // Each range is read, decoded and leaf-hashed on its own thread (the last one on this
-        // thread); the ranges come back in id order, so the state is built in one pass from
-        // their concatenation, without a per-account search of the map.
-        // The first range's vectors have room for every account, so the others are appended to
-        // them (room only reserved, not touched, until written); the others get an eighth more
-        // than a fair share.
-        let share = total / threads + total / threads / 8 + 16;
-        let mut ranges = ranges.into_iter();
-        let last = ranges.next_back();
-        let parts: Vec<std::thread::Result<Result<Loaded, StorageError>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = ranges
-                .enumerate()
-                .map(|(i, range)| {
-                    let capacity = if i == 0 { total.saturating_add(16) } else { share };
-                    scope.spawn(move || load_range(range, capacity))
-                })
-                .collect();
-            let capacity = if threads == 1 { total.saturating_add(16) } else { share };
-            let mine = last.map(|range| load_range(range, capacity));
-            workers.into_iter().map(|worker| worker.join()).chain(mine.map(Ok)).collect()
+        // Room for a fair share and an eighth more (room is only reserved, not touched, until
+        // written); a piece that holds more grows its vectors.
+        let share = total / pieces + total / pieces / 8 + 16;
+        let queue = Mutex::new(queue.into_iter());
+        let failed = AtomicBool::new(false);
+        // Takes pieces until none is left (or one failed: the load fails then anyway).
+        let work = || {
+            let mut done: Vec<(usize, Result<Loaded, StorageError>)> = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let Some((i, piece)) = queue.lock().ok().and_then(|mut queue| queue.next()) else { break };
+                let loaded = load_piece(piece, share);
+                if loaded.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                done.push((i, loaded));
+            }
+            done
+        };
+        let outcomes: Vec<std::thread::Result<_>> = std::thread::scope(|scope| {
+            let work = &work;
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            // This thread loads too.
+            let mine = work();
+            helpers.into_iter().map(|helper| helper.join()).chain([Ok(mine)]).collect()
         });
-        let mut accounts = Vec::new();
-        let mut leaves = Vec::new();
-        for part in parts {
-            let Ok(part) = part else {
+        let mut slots: Vec<Option<Result<Loaded, StorageError>>> = (0..pieces).map(|_| None).collect();
+        for outcome in outcomes {
+            let Ok(done) = outcome else {
                 // A loading thread failed (not the data): load again on this thread alone.
-                drop(accounts);
-                let state = self.load_state()?;
-                let leaves = root::Leaves::of(&state).into_inner();
-                return Ok((state, leaves));
+                return self.load_serial();
             };
-            let (part_accounts, part_leaves) = part?;
-            if accounts.is_empty() {
-                // Whatever it held (nothing yet, or only an empty range) is replaced.
-                accounts = part_accounts;
-                leaves = part_leaves;
-            } else {
-                accounts.extend(part_accounts);
-                leaves.extend(part_leaves);
+            for (i, loaded) in done {
+                if let Some(slot) = slots.get_mut(i) {
+                    *slot = Some(loaded);
+                }
             }
         }
-        let state = State::from_sorted(accounts).map_err(|e| StorageError::corrupt("accounts", e))?;
+        let mut accounts = Vec::with_capacity(pieces);
+        let mut leaves = Vec::with_capacity(total);
+        let mut missing = false;
+        for slot in slots {
+            match slot {
+                Some(Ok((piece_accounts, piece_leaves))) => {
+                    accounts.push(piece_accounts);
+                    leaves.extend(piece_leaves);
+                }
+                // The first failed piece in id order (of those read) names the error.
+                Some(Err(e)) => return Err(e),
+                // Not taken: only after a piece failed, whose error comes next in this loop.
+                None => missing = true,
+            }
+        }
+        if missing {
+            // No piece failed, yet one was not read (cannot happen): load on this thread.
+            drop((accounts, leaves));
+            return self.load_serial();
+        }
+        let state = State::from_sorted_parts(accounts).map_err(|e| StorageError::corrupt("accounts", e))?;
+        Ok((state, leaves))
+    }
+
+    /// The accounts read on this thread alone, then leaf-hashed.
+    fn load_serial(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+        let state = self.load_state()?;
+        let leaves = root::Leaves::of(&state).into_inner();
         Ok((state, leaves))
     }
 }
 
-/// One key range: its non-default accounts and their state-root leaves, both in id order.
+/// One piece: its non-default accounts and their state-root leaves, both in id order.
 type Loaded = (Vec<(AccountId, Account)>, Vec<[u8; 32]>);
 
-/// Reads and decodes one key range; returns its non-default accounts and their state-root
-/// leaves, in id order.
-fn load_range(
-    range: redb::Range<'static, &'static [u8], &'static [u8]>,
-    capacity: usize,
-) -> Result<Loaded, StorageError> {
+/// Reads and decodes one piece; returns its non-default accounts and their state-root leaves,
+/// in id order.
+fn load_piece(piece: Piece, capacity: usize) -> Result<Loaded, StorageError> {
     let mut leaves = Vec::with_capacity(capacity);
     let mut accounts = Vec::with_capacity(capacity);
-    for entry in range {
+    for entry in piece {
         let (key, value) = entry?;
         let id: [u8; 32] = key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
         let bytes = value.value();
@@ -123,22 +158,23 @@ mod tests {
     use super::*;
     use crate::block::GenesisSpec;
 
-    /// `count` accounts with ids spread over the whole key space and at the split points, of
-    /// varied balances, data and nonces.
-    fn random_state(count: u64) -> State {
+    /// `count` accounts with ids spread over the whole key space (drawn from `seed`) and, for
+    /// the first ones, at and around piece boundaries, of varied balances, data and nonces.
+    fn random_state(count: u64, seed: u64) -> State {
         let mut state = State::new();
         for i in 0..count {
-            let mut id = sha256(&[&i.to_le_bytes()]);
-            if i < 8 {
-                // First bytes at and around the range boundaries.
-                id[0] = [0x00, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xff][usize::try_from(i).unwrap_or(0)];
+            let mut id = sha256(&[&seed.to_le_bytes(), &i.to_le_bytes()]);
+            if let Some(first) = [0x00, 0x01, 0x0f, 0x10, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xab, 0xf0, 0xff]
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+            {
+                id[0] = *first;
             }
-            let data_len = usize::try_from(i % 97).unwrap_or(0);
+            let data_len = usize::try_from(i.wrapping_add(seed) % 97).unwrap_or(0);
             state.insert(
                 AccountId(id),
                 Account {
                     program_owner: ProgramId([u32::try_from(i % 3).unwrap_or(0); 8]),
-                    balance: u128::from(i).wrapping_mul(1_000_003),
+                    balance: u128::from(i ^ seed).wrapping_mul(1_000_003),
                     data: vec![u8::try_from(i % 251).unwrap_or(0); data_len],
                     nonce: u128::from(i % 5),
                 },
@@ -147,29 +183,76 @@ mod tests {
         state
     }
 
-    #[test]
-    fn split_load_equals_load_state_and_its_root_for_any_split() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let storage = RedbStorage::open(&dir.path().join("chain.redb")).expect("open");
-        let empty = storage.load_split(3).expect("load empty");
-        assert_eq!(empty, (State::new(), vec![]));
-        let state = random_state(3_000);
+    /// A redb storage in `dir` holding `state` as its genesis accounts.
+    fn stored(dir: &std::path::Path, state: &State) -> RedbStorage {
+        let storage = RedbStorage::open(&dir.join("chain.redb")).expect("open");
         let sequencer = paystreams_lez_core::crypto::SecretKey::from_bytes(&[1; 32]).expect("key");
         let genesis = GenesisSpec { release: LezRelease::DEFAULT, sequencer: sequencer.public_key(), accounts: vec![] };
         let block = crate::block::StoredBlock::seal(
-            crate::chain::genesis_parts(&state),
+            crate::chain::genesis_parts(state),
             &sequencer,
             LezRelease::DEFAULT.builtin_ids().clock,
         );
-        storage.init(&genesis, &block, &state).expect("init");
-        let loaded = storage.load_state().expect("load");
-        assert_eq!(loaded, state);
-        let leaves = root::Leaves::of(&state).into_inner();
-        for threads in [1, 2, 3, 7, 64] {
-            let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
-            assert_eq!(loaded, state, "{threads} ranges");
-            assert_eq!(loaded_leaves, leaves, "{threads} ranges");
-            assert_eq!(root::merkle_root(loaded_leaves), Some(state.state_root()), "{threads} ranges");
+        storage.init(&genesis, &block, state).expect("init");
+        storage
+    }
+
+    /// The parallel load builds the same state, leaves and root as the serial path (one
+    /// thread reading, `State::state_root` over the result) on random states of several sizes,
+    /// whatever the number of threads and pieces.
+    #[test]
+    fn parallel_load_equals_the_serial_load_and_its_root() {
+        for (count, seed) in [(0, 1), (1, 2), (2, 3), (13, 4), (300, 5), (3_000, 6)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let state = random_state(count, seed);
+            let storage = stored(dir.path(), &state);
+            let serial = storage.load_state().expect("serial load");
+            assert_eq!(serial, state, "{count} accounts");
+            let root = serial.state_root();
+            let leaves = root::Leaves::of(&serial).into_inner();
+            for threads in [1, 2, 3, 7, 64, LOAD_THREADS_MAX] {
+                let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
+                assert_eq!(loaded, serial, "{count} accounts, {threads} threads");
+                assert!(loaded.iter().eq(serial.iter()), "{count} accounts, {threads} threads");
+                assert_eq!(loaded_leaves, leaves, "{count} accounts, {threads} threads");
+                assert_eq!(root::merkle_root(loaded_leaves), Some(root), "{count} accounts, {threads} threads");
+            }
+        }
+    }
+
+    /// A stored row that does not decode, or whose key is not an id, fails the load with the
+    /// storage's "corrupt record" error naming what is wrong, whichever piece holds it.
+    #[test]
+    fn a_corrupt_account_row_is_refused_with_a_clear_error() {
+        let state = random_state(2_000, 7);
+        let ids: Vec<AccountId> = state.iter().map(|(id, _)| *id).collect();
+        // A row in the first piece, one in the middle, one in the last.
+        for victim in [ids.first(), ids.get(ids.len() / 2), ids.last()].into_iter().flatten() {
+            for (key, value, expected) in [
+                // Cut short: the nonce is missing.
+                (victim.0.to_vec(), vec![1_u8; 40], "corrupt database record account:"),
+                // Data longer than an account may hold.
+                (victim.0.to_vec(), [vec![1_u8; 48], u32::MAX.to_le_bytes().to_vec()].concat(), "exceeds"),
+                // A key of 31 bytes beside the victim.
+                (victim.0[..31].to_vec(), vec![0_u8; 68], "corrupt database record account id: not 32 bytes"),
+            ] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let storage = stored(dir.path(), &state);
+                {
+                    let txn = storage.db.begin_write().expect("write");
+                    txn.open_table(ACCOUNTS)
+                        .expect("accounts")
+                        .insert(key.as_slice(), value.as_slice())
+                        .expect("insert");
+                    txn.commit().expect("commit");
+                }
+                for threads in [1, 2, 5] {
+                    let error = storage.load_split(threads).expect_err("a corrupt row is refused");
+                    let message = error.to_string();
+                    assert!(message.contains(expected), "{threads} threads: {message}");
+                    assert!(message.contains("move the data dir away"), "says what to do: {message}");
+                }
+            }
         }
     }
 
@@ -181,6 +264,6 @@ mod tests {
             let error = storage.load_split(threads).expect_err("refused");
             assert!(error.to_string().contains("use 1 to 256"), "{error}");
         }
-        assert!(storage.load_split(LOAD_THREADS_MAX).is_ok());
+        assert_eq!(storage.load_split(LOAD_THREADS_MAX).expect("empty"), (State::new(), vec![]));
     }
 }
