@@ -3,7 +3,8 @@
 //! decoded and leaf-hashed from its stored bytes, all in one read transaction. A thread slowed
 //! down (by the stream-index read `Chain::open` runs beside the load, or by another process)
 //! takes fewer pieces, so the threads finish together. The state is then built in one pass
-//! from the pieces' sorted accounts ([`State::from_sorted_parts`]), which moves them once.
+//! from the pieces' sorted accounts ([`State::from_sorted_parts`], which moves them once) while
+//! another thread hashes the inner nodes of the state root over the leaves.
 
 use std::sync::{
     Mutex,
@@ -14,7 +15,7 @@ use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::State;
 use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
 
-use super::{RedbStorage, Storage as _, StorageError, decode, redb::ACCOUNTS};
+use super::{LoadedState, RedbStorage, Storage, StorageError, decode, redb::ACCOUNTS};
 use crate::root;
 
 /// Most loading threads: pieces split the key space by the first byte of the id, so there are
@@ -35,7 +36,7 @@ impl RedbStorage {
     /// # Errors
     /// [`StorageError::LoadThreads`] unless `threads` is 1 to [`LOAD_THREADS_MAX`]; storage
     /// failure or corrupt record (the first in id order of those read, when several are).
-    pub fn load_split(&self, threads: usize) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+    pub fn load_split(&self, threads: usize) -> Result<LoadedState, StorageError> {
         if !(1..=LOAD_THREADS_MAX).contains(&threads) {
             return Err(StorageError::LoadThreads { threads });
         }
@@ -115,16 +116,29 @@ impl RedbStorage {
             drop((accounts, leaves));
             return self.load_serial();
         }
-        let state = State::from_sorted_parts(accounts).map_err(|e| StorageError::corrupt("accounts", e))?;
-        Ok((state, leaves))
+        // The state is built on this thread while another hashes the root's inner nodes.
+        let (state, root) = std::thread::scope(|scope| {
+            let root = scope.spawn(|| root::merkle_root(leaves.clone()));
+            let state = State::from_sorted_parts(accounts);
+            (state, root.join())
+        });
+        let state = state.map_err(|e| StorageError::corrupt("accounts", e))?;
+        let root = root.ok().flatten().unwrap_or_else(|| state.state_root());
+        Ok((state, leaves, root))
     }
 
-    /// The accounts read on this thread alone, then leaf-hashed.
-    fn load_serial(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
-        let state = self.load_state()?;
-        let leaves = root::Leaves::of(&state).into_inner();
-        Ok((state, leaves))
+    /// The accounts read on this thread alone, then hashed.
+    fn load_serial(&self) -> Result<LoadedState, StorageError> {
+        Ok(with_leaves_and_root(self.load_state()?))
     }
+}
+
+/// `state` with its state-root leaves in id order and the root over them, hashed from the
+/// accounts (on every core for large states).
+pub(super) fn with_leaves_and_root(state: State) -> LoadedState {
+    let leaves = root::Leaves::of(&state).into_inner();
+    let root = root::merkle_root(leaves.clone()).unwrap_or_else(|| state.state_root());
+    (state, leaves, root)
 }
 
 /// One piece: its non-default accounts and their state-root leaves, both in id order.
@@ -186,6 +200,12 @@ mod tests {
     /// A redb storage in `dir` holding `state` as its genesis accounts.
     fn stored(dir: &std::path::Path, state: &State) -> RedbStorage {
         let storage = RedbStorage::open(&dir.join("chain.redb")).expect("open");
+        init(&storage, state);
+        storage
+    }
+
+    /// `state` stored as the genesis accounts of `storage`.
+    fn init(storage: &dyn crate::Storage, state: &State) {
         let sequencer = paystreams_lez_core::crypto::SecretKey::from_bytes(&[1; 32]).expect("key");
         let genesis = GenesisSpec { release: LezRelease::DEFAULT, sequencer: sequencer.public_key(), accounts: vec![] };
         let block = crate::block::StoredBlock::seal(
@@ -194,7 +214,6 @@ mod tests {
             LezRelease::DEFAULT.builtin_ids().clock,
         );
         storage.init(&genesis, &block, state).expect("init");
-        storage
     }
 
     /// The parallel load builds the same state, leaves and root as the serial path (one
@@ -210,12 +229,17 @@ mod tests {
             assert_eq!(serial, state, "{count} accounts");
             let root = serial.state_root();
             let leaves = root::Leaves::of(&serial).into_inner();
+            // The storage's default (load, then hash) agrees too.
+            let memory = crate::storage::MemStorage::new();
+            init(&memory, &state);
+            let by_default = memory.load_state_with_leaves().expect("default load");
+            assert_eq!(by_default, (serial.clone(), leaves.clone(), root), "{count} accounts");
             for threads in [1, 2, 3, 7, 64, LOAD_THREADS_MAX] {
-                let (loaded, loaded_leaves) = storage.load_split(threads).expect("load");
+                let (loaded, loaded_leaves, loaded_root) = storage.load_split(threads).expect("load");
                 assert_eq!(loaded, serial, "{count} accounts, {threads} threads");
                 assert!(loaded.iter().eq(serial.iter()), "{count} accounts, {threads} threads");
                 assert_eq!(loaded_leaves, leaves, "{count} accounts, {threads} threads");
-                assert_eq!(root::merkle_root(loaded_leaves), Some(root), "{count} accounts, {threads} threads");
+                assert_eq!(loaded_root, root, "{count} accounts, {threads} threads");
             }
         }
     }
@@ -264,6 +288,7 @@ mod tests {
             let error = storage.load_split(threads).expect_err("refused");
             assert!(error.to_string().contains("use 1 to 256"), "{error}");
         }
-        assert_eq!(storage.load_split(LOAD_THREADS_MAX).expect("empty"), (State::new(), vec![]));
+        let empty_root = State::new().state_root();
+        assert_eq!(storage.load_split(LOAD_THREADS_MAX).expect("empty"), (State::new(), vec![], empty_root));
     }
 }
