@@ -82,51 +82,26 @@ impl State {
     /// The state holding `accounts`, built in one pass: `accounts` must be sorted by strictly
     /// ascending id (as a storage's key order gives them). Default accounts are skipped, as
     /// [`State::insert`] does. Equals inserting them one by one, without the per-insert
-    /// search and node splits: the map's nodes are filled bottom-up from the sorted input.
+    /// search and node splits: the map's nodes are filled bottom-up from the sorted input,
+    /// which is moved once (into the nodes).
     ///
     /// # Errors
     /// [`UnsortedAccounts`] naming the first id that is not above the one before it.
-    pub fn from_sorted(accounts: Vec<(AccountId, Account)>) -> Result<Self, UnsortedAccounts> {
-        Self::from_sorted_parts(vec![accounts])
-    }
-
-    /// [`State::from_sorted`] over the concatenation of `parts` (consecutive key ranges read
-    /// separately, each in id order), without concatenating them first: the accounts are moved
-    /// once, into the map's build.
-    ///
-    /// # Errors
-    /// [`UnsortedAccounts`] naming the first id that is not above the one before it, within a
-    /// part or across two.
-    pub fn from_sorted_parts(parts: Vec<Vec<(AccountId, Account)>>) -> Result<Self, UnsortedAccounts> {
+    pub fn from_sorted(mut accounts: Vec<(AccountId, Account)>) -> Result<Self, UnsortedAccounts> {
         // One read pass: the order, and whether any default account must be skipped.
-        let mut previous: Option<&AccountId> = None;
         let mut defaults = false;
-        for (id, account) in parts.iter().flatten() {
+        let mut previous: Option<&AccountId> = None;
+        for (id, account) in &accounts {
             if let Some(previous) = previous.filter(|previous| *previous >= id) {
                 return Err(UnsortedAccounts { previous: *previous, id: *id });
             }
             previous = Some(id);
             defaults = defaults || account.is_default();
         }
-        let total = parts.iter().map(Vec::len).sum();
-        let mut parts = parts.into_iter();
-        // A single part without default accounts is the map's input as it is; otherwise the
-        // parts are moved into one vector (`BTreeMap`'s bulk build takes one).
-        let accounts = match (parts.len(), defaults) {
-            (1, false) => parts.next().unwrap_or_default(),
-            _ => {
-                let mut all = Vec::with_capacity(total);
-                for part in parts {
-                    if defaults {
-                        all.extend(part.into_iter().filter(|(_, account)| !account.is_default()));
-                    } else {
-                        all.extend(part);
-                    }
-                }
-                all
-            }
-        };
-        // `BTreeMap`'s `FromIterator` takes a vector's buffer as it is, sorts it (one linear
+        if defaults {
+            accounts.retain(|(_, account)| !account.is_default());
+        }
+        // `BTreeMap`'s `FromIterator` takes the vector's buffer as it is, sorts it (one linear
         // pass of comparisons on sorted input) and fills its nodes bottom-up.
         Ok(Self { accounts: accounts.into_iter().collect() })
     }
@@ -396,22 +371,6 @@ mod tests {
             }
             let bulk = State::from_sorted(sorted.clone()).expect("sorted input");
             proptest::prop_assert_eq!(&bulk, &incremental);
-            // The same accounts in consecutive parts (some empty), cut where the seed says.
-            let mut parts = vec![vec![]];
-            for (k, entry) in sorted.iter().enumerate() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if x % 7 == 0 || (k == 0 && seed % 2 == 0) {
-                    parts.push(vec![]);
-                }
-                if let Some(part) = parts.last_mut() {
-                    part.push(entry.clone());
-                }
-            }
-            let from_parts = State::from_sorted_parts(parts).expect("sorted parts");
-            proptest::prop_assert_eq!(&from_parts, &incremental);
-            proptest::prop_assert_eq!(from_parts.state_root(), incremental.state_root());
             proptest::prop_assert_eq!(bulk.len(), incremental.len());
             proptest::prop_assert_eq!(bulk.state_root(), incremental.state_root());
             proptest::prop_assert!(bulk.iter().eq(incremental.iter()));
@@ -432,20 +391,6 @@ mod tests {
         let error = State::from_sorted(vec![a.clone(), b.clone(), b.clone()]).expect_err("repeated");
         assert_eq!(error, UnsortedAccounts { previous: b.0, id: b.0 });
         assert_eq!(State::from_sorted(vec![]), Ok(State::new()));
-        // Across parts: each part sorted, but the second starts below the end of the first.
-        let c = (AccountId([3; 32]), account(3));
-        let error = State::from_sorted_parts(vec![vec![a.clone(), c.clone()], vec![], vec![b.clone()]])
-            .expect_err("parts out of order");
-        assert_eq!(error, UnsortedAccounts { previous: c.0, id: b.0 });
-        let error =
-            State::from_sorted_parts(vec![vec![a.clone()], vec![a.clone()]]).expect_err("repeated across parts");
-        assert_eq!(error, UnsortedAccounts { previous: a.0, id: a.0 });
-        assert_eq!(State::from_sorted_parts(vec![]), Ok(State::new()));
-        assert_eq!(State::from_sorted_parts(vec![vec![], vec![]]), Ok(State::new()));
-        assert_eq!(
-            State::from_sorted_parts(vec![vec![a.clone()], vec![], vec![b.clone(), c.clone()]]),
-            Ok([a.clone(), b.clone(), c].into_iter().collect())
-        );
         assert_eq!(State::from_sorted(vec![a.clone(), b.clone()]), Ok([a, b].into_iter().collect()));
     }
 }

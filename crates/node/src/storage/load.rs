@@ -2,14 +2,13 @@
 //! which the loading threads take one after another from a shared queue, each piece read,
 //! decoded and leaf-hashed from its stored bytes, all in one read transaction. A thread slowed
 //! down (by the stream-index read `Chain::open` runs beside the load, or by another process)
-//! takes fewer pieces, so the threads finish together. The state is then built in one pass
-//! from the pieces' sorted accounts ([`State::from_sorted_parts`], which moves them once) while
-//! another thread hashes the inner nodes of the state root over the leaves.
+//! takes fewer pieces, so the threads finish together. The calling thread also moves the
+//! pieces read, in id order, into one vector as they come in, and hands their emptied vectors
+//! back for the next pieces (memory already mapped, instead of fresh pages). The state is then
+//! built in one pass from that vector ([`State::from_sorted`]) while another thread hashes the
+//! inner nodes of the state root over the leaves.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use paystreams_lez_core::{Account, AccountId};
 use paystreams_runtime::State;
@@ -62,64 +61,41 @@ impl RedbStorage {
         // Room for a fair share and an eighth more (room is only reserved, not touched, until
         // written); a piece that holds more grows its vectors.
         let share = total / pieces + total / pieces / 8 + 16;
-        let queue = Mutex::new(queue.into_iter());
-        let failed = AtomicBool::new(false);
-        // Takes pieces until none is left (or one failed: the load fails then anyway).
-        let work = || {
-            let mut done: Vec<(usize, Result<Loaded, StorageError>)> = Vec::new();
-            while !failed.load(Ordering::Relaxed) {
-                let Some((i, piece)) = queue.lock().ok().and_then(|mut queue| queue.next()) else { break };
-                let loaded = load_piece(piece, share);
-                if loaded.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                done.push((i, loaded));
-            }
-            done
+        let loading = Loading {
+            queue: Mutex::new(queue.into_iter()),
+            board: Mutex::new(Board { pieces: (0..pieces).map(|_| None).collect(), running: 0, failed: false }),
+            changed: Condvar::new(),
+            spare: Mutex::new(Vec::new()),
+            share,
         };
-        let outcomes: Vec<std::thread::Result<_>> = std::thread::scope(|scope| {
-            let work = &work;
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-            // This thread loads too.
-            let mine = work();
-            helpers.into_iter().map(|helper| helper.join()).chain([Ok(mine)]).collect()
+        let collected = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads)
+                .map(|_| {
+                    loading.board().running += 1;
+                    scope.spawn(|| {
+                        // Counted out even if it panics, so the collector stops waiting for it.
+                        let _running = Running(&loading);
+                        while loading.load_next() {}
+                    })
+                })
+                .collect();
+            // This thread loads too, and moves the pieces, in order, into one vector as they
+            // come in.
+            let collected = loading.collect(total, pieces);
+            let joined = helpers.into_iter().all(|helper| helper.join().is_ok());
+            collected.filter(|_| joined)
         });
-        let mut slots: Vec<Option<Result<Loaded, StorageError>>> = (0..pieces).map(|_| None).collect();
-        for outcome in outcomes {
-            let Ok(done) = outcome else {
-                // A loading thread failed (not the data): load again on this thread alone.
-                return self.load_serial();
-            };
-            for (i, loaded) in done {
-                if let Some(slot) = slots.get_mut(i) {
-                    *slot = Some(loaded);
-                }
-            }
-        }
-        let mut accounts = Vec::with_capacity(pieces);
-        let mut leaves = Vec::with_capacity(total);
-        let mut missing = false;
-        for slot in slots {
-            match slot {
-                Some(Ok((piece_accounts, piece_leaves))) => {
-                    accounts.push(piece_accounts);
-                    leaves.extend(piece_leaves);
-                }
-                // The first failed piece in id order (of those read) names the error.
-                Some(Err(e)) => return Err(e),
-                // Not taken: only after a piece failed, whose error comes next in this loop.
-                None => missing = true,
-            }
-        }
-        if missing {
-            // No piece failed, yet one was not read (cannot happen): load on this thread.
-            drop((accounts, leaves));
-            return self.load_serial();
-        }
+        let (accounts, leaves) = match collected {
+            Some(Ok(collected)) => collected,
+            // The first failed piece in id order (of those read) names the error.
+            Some(Err(e)) => return Err(e),
+            // A loading thread failed (not the data): load again on this thread alone.
+            None => return self.load_serial(),
+        };
         // The state is built on this thread while another hashes the root's inner nodes.
         let (state, root) = std::thread::scope(|scope| {
             let root = scope.spawn(|| root::merkle_root(leaves.clone()));
-            let state = State::from_sorted_parts(accounts);
+            let state = State::from_sorted(accounts);
             (state, root.join())
         });
         let state = state.map_err(|e| StorageError::corrupt("accounts", e))?;
@@ -141,14 +117,125 @@ pub(super) fn with_leaves_and_root(state: State) -> LoadedState {
     (state, leaves, root)
 }
 
+/// The loading threads' shared work: pieces still to read, pieces read, vectors to reuse.
+struct Loading {
+    queue: Mutex<std::vec::IntoIter<(usize, Piece)>>,
+    board: Mutex<Board>,
+    /// Signalled when a piece is read or a loading thread stops.
+    changed: Condvar,
+    /// Vectors of pieces already moved out, emptied, their memory ready to be written again
+    /// (instead of fresh pages for every piece).
+    spare: Mutex<Vec<Loaded>>,
+    /// Room to reserve for a piece.
+    share: usize,
+}
+
+/// Pieces read (by index; taken out as they are collected), loading threads still running,
+/// whether a piece failed.
+struct Board {
+    pieces: Vec<Option<Result<Loaded, StorageError>>>,
+    running: usize,
+    failed: bool,
+}
+
+/// Counts a loading thread out when it stops, however it stops.
+struct Running<'a>(&'a Loading);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut board = self.0.board();
+        board.running = board.running.saturating_sub(1);
+        self.0.changed.notify_all();
+    }
+}
+
+impl Loading {
+    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the next piece, if any is left and none failed; false when there was none.
+    fn load_next(&self) -> bool {
+        if self.board().failed {
+            return false;
+        }
+        let Some((i, piece)) = self.queue.lock().unwrap_or_else(PoisonError::into_inner).next() else {
+            return false;
+        };
+        let vectors = self.spare.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let loaded = load_piece(piece, vectors, self.share);
+        let mut board = self.board();
+        board.failed = board.failed || loaded.is_err();
+        if let Some(slot) = board.pieces.get_mut(i) {
+            *slot = Some(loaded);
+        }
+        self.changed.notify_all();
+        true
+    }
+
+    /// Moves the pieces, in id order, into one vector of accounts and one of leaves, reading
+    /// pieces on this thread while the next one to move is not read yet. `None` when a
+    /// loading thread stopped before reading a piece it took (a bug, not the data).
+    fn collect(&self, total: usize, pieces: usize) -> Option<Result<Loaded, StorageError>> {
+        let mut accounts = Vec::with_capacity(total);
+        let mut leaves = Vec::with_capacity(total);
+        let mut next = 0;
+        while next < pieces {
+            let taken = self.board().pieces.get_mut(next).and_then(Option::take);
+            match taken {
+                Some(Ok((mut piece_accounts, mut piece_leaves))) => {
+                    accounts.append(&mut piece_accounts);
+                    leaves.append(&mut piece_leaves);
+                    self.spare.lock().unwrap_or_else(PoisonError::into_inner).push((piece_accounts, piece_leaves));
+                    next += 1;
+                }
+                Some(Err(e)) => {
+                    self.board().failed = true;
+                    return Some(Err(e));
+                }
+                None => {
+                    if self.load_next() {
+                        continue;
+                    }
+                    // Nothing left to read here: wait for the piece a helper is reading.
+                    let board = self.board();
+                    let board = self
+                        .changed
+                        .wait_while(board, |board| {
+                            board.pieces.get(next).is_some_and(Option::is_none) && board.running > 0
+                        })
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if board.pieces.get(next).is_some_and(Option::is_none) {
+                        // Every helper stopped and this piece was not read: after a failed
+                        // piece (whose error comes first) or a helper that panicked.
+                        let first_error = board.failed;
+                        drop(board);
+                        return if first_error { self.first_error(next) } else { None };
+                    }
+                }
+            }
+        }
+        Some(Ok((accounts, leaves)))
+    }
+
+    /// The error of the first failed piece after `from`, once the loading threads stopped.
+    fn first_error(&self, from: usize) -> Option<Result<Loaded, StorageError>> {
+        let mut board = self.board();
+        board.pieces.iter_mut().skip(from).find_map(|slot| match slot.take() {
+            Some(Err(e)) => Some(Err(e)),
+            _ => None,
+        })
+    }
+}
+
 /// One piece: its non-default accounts and their state-root leaves, both in id order.
 type Loaded = (Vec<(AccountId, Account)>, Vec<[u8; 32]>);
 
-/// Reads and decodes one piece; returns its non-default accounts and their state-root leaves,
-/// in id order.
-fn load_piece(piece: Piece, capacity: usize) -> Result<Loaded, StorageError> {
-    let mut leaves = Vec::with_capacity(capacity);
-    let mut accounts = Vec::with_capacity(capacity);
+/// Reads and decodes one piece into `vectors` (emptied ones to reuse) or new ones with room
+/// for `capacity`; returns its non-default accounts and their state-root leaves, in id order.
+fn load_piece(piece: Piece, vectors: Option<Loaded>, capacity: usize) -> Result<Loaded, StorageError> {
+    let (mut accounts, mut leaves) =
+        vectors.unwrap_or_else(|| (Vec::with_capacity(capacity), Vec::with_capacity(capacity)));
     for entry in piece {
         let (key, value) = entry?;
         let id: [u8; 32] = key.value().try_into().map_err(|_| StorageError::corrupt("account id", "not 32 bytes"))?;
@@ -270,7 +357,7 @@ mod tests {
                         .expect("insert");
                     txn.commit().expect("commit");
                 }
-                for threads in [1, 2, 5] {
+                for threads in [1, 2, 5, 64] {
                     let error = storage.load_split(threads).expect_err("a corrupt row is refused");
                     let message = error.to_string();
                     assert!(message.contains(expected), "{threads} threads: {message}");
