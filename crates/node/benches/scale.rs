@@ -4,7 +4,10 @@
 //! produced on top of the big state.
 //!
 //! `cargo bench -p paystreams-node --bench scale [-- N [STREAMS_PER_VAULT]]` (default 1,000,000
-//! streams, 4 per vault)
+//! streams, 4 per vault). `SCALE_DATA_DIR=DIR` keeps (and reuses) the data dir;
+//! `SCALE_RESTARTS=K` adds K restarts alone (`Chain::open` + first lookup, each in a fresh
+//! process, with its CPU time and the load average); `scale child-restart DIR` runs one on a
+//! kept data dir (to alternate two builds of the bench on the same data).
 //!
 //! Building the state: eight template owners are funded, open a native vault, deposit and
 //! create their streams with signed transactions applied by the real runtime (with the clock
@@ -98,6 +101,12 @@ impl Rng {
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let i = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
     sorted[i]
+}
+
+/// The median of `values` (NaN when there are none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn secs(d: Duration) -> f64 {
@@ -829,5 +838,10 @@ fn main() {
         ("tx_block_s", open.get("tx_block_s")),
     ] {
         println!("FIGURE node_scale.{key}={value}");
+    }
+    if !restarts.is_empty() {
+        let median_of = |key: &str| median(restarts.iter().map(|r| r.get(key)).collect());
+        println!("FIGURE node_scale.restart_alone_median_s={}", median_of("restart_s"));
+        println!("FIGURE node_scale.restart_alone_cpu_median_s={}", median_of("restart_cpu_s"));
     }
 }
