@@ -4,7 +4,10 @@
 //! produced on top of the big state.
 //!
 //! `cargo bench -p paystreams-node --bench scale [-- N [STREAMS_PER_VAULT]]` (default 1,000,000
-//! streams, 4 per vault)
+//! streams, 4 per vault). `SCALE_DATA_DIR=DIR` keeps (and reuses) the data dir;
+//! `SCALE_RESTARTS=K` adds K restarts alone (`Chain::open` + first lookup, each in a fresh
+//! process, with its CPU time and the load average); `scale child-restart DIR` runs one on a
+//! kept data dir (to alternate two builds of the bench on the same data).
 //!
 //! Building the state: eight template owners are funded, open a native vault, deposit and
 //! create their streams with signed transactions applied by the real runtime (with the clock
@@ -98,6 +101,12 @@ impl Rng {
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let i = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
     sorted[i]
+}
+
+/// The median of `values` (NaN when there are none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn secs(d: Duration) -> f64 {
@@ -433,12 +442,12 @@ fn child_breakdown(dir: &Path) {
     let state = storage.load_state().unwrap();
     f.put("load_state_s", started.elapsed().as_secs_f64());
     f.put("state_rss_bytes", rss_bytes().saturating_sub(rss0) as f64);
-    // What `Chain::open` runs: the accounts loaded and leaf-hashed from their stored bytes in
-    // one key range per core, then the inner nodes of the root.
+    // What `Chain::open` runs: the accounts loaded and leaf-hashed from their stored bytes on
+    // every core, then the state built while the root's inner nodes are hashed.
     let started = Instant::now();
-    let (loaded, leaves) = storage.load_state_with_leaves().unwrap();
-    let root = paystreams_node::root::merkle_root(leaves).unwrap();
+    let (loaded, leaves, root) = storage.load_state_with_leaves().unwrap();
     f.put("load_with_root_s", started.elapsed().as_secs_f64());
+    assert_eq!(paystreams_node::root::merkle_root(leaves), Some(root));
     assert_eq!(root, state.state_root());
     assert_eq!(loaded.len(), state.len());
     drop(loaded);
@@ -483,6 +492,40 @@ fn child_breakdown(dir: &Path) {
     f.put("index_read_s", started.elapsed().as_secs_f64());
     assert_eq!(stored.as_ref(), Some(&index), "the stored index equals a rebuild");
     f.put("index_streams", index.stream_entries().count() as f64);
+}
+
+/// CPU time of this process so far (user + system), from `/proc/self/stat` (clock ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses): utime and stime are 12th and
+    // 13th from there.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// The one-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").unwrap().split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// A restart alone: `Chain::open` on the data dir and the first lookup, its wall and CPU time
+/// and the load average when it started.
+fn child_restart(dir: &Path) {
+    let mut f = Figures::default();
+    let owners = read_owners(dir);
+    f.put("load_average", load_average());
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let storage = RedbStorage::open(&dir.join("chain.redb")).unwrap();
+    let chain = Chain::open(Arc::new(storage), &chain_config()).unwrap();
+    let first = chain.stream(&owners[0], 0, 0);
+    f.put("restart_s", started.elapsed().as_secs_f64());
+    f.put("restart_cpu_s", cpu_seconds() - cpu0);
+    assert!(first.is_some());
+    // Dropped (not timed): a database left open would need a repair at the next open.
+    drop(chain);
 }
 
 /// The first open of a data dir written without the stream index (as by an older node): the
@@ -638,6 +681,7 @@ fn main() {
             "child-breakdown" => child_breakdown(dir),
             "child-first-open" => child_first_open(dir),
             "child-open" => child_open(dir, numbers[0]),
+            "child-restart" => child_restart(dir),
             other => panic!("unknown mode {other}"),
         }
         return;
@@ -679,7 +723,10 @@ fn main() {
     println!("[3/4] restart breakdown ...");
     let breakdown = run_child(&["child-breakdown".into(), dir_arg.clone()]);
     println!("[4/4] Chain::open, lookups, blocks ...");
-    let open = run_child(&["child-open".into(), dir_arg, per_vault.to_string()]);
+    let open = run_child(&["child-open".into(), dir_arg.clone(), per_vault.to_string()]);
+    // SCALE_RESTARTS=K: K more restarts, each alone in a fresh process.
+    let repeats: usize = std::env::var("SCALE_RESTARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let restarts: Vec<Figures> = (0..repeats).map(|_| run_child(&["child-restart".into(), dir_arg.clone()])).collect();
 
     let streams = built.get("streams");
     let mib = |b: f64| b / (1024.0 * 1024.0);
@@ -705,6 +752,15 @@ fn main() {
         restart,
         if restart < TARGET_RESTART_S { "meets" } else { "MISSES" }
     );
+    for (i, r) in restarts.iter().enumerate() {
+        println!(
+            "restart {} alone                      {:>8.2} s   (CPU {:.2} s, load average {:.2})",
+            i + 1,
+            r.get("restart_s"),
+            r.get("restart_cpu_s"),
+            r.get("load_average")
+        );
+    }
     println!(
         "first open of the data dir           {:>8.2} s   ({})",
         first.get("first_open_s"),
@@ -716,7 +772,7 @@ fn main() {
     );
     println!("  parts, each timed alone in another process on the same data dir:");
     println!(
-        "    accounts loaded + state root (load_state_with_leaves + merkle_root, as Chain::open) {:.2} s",
+        "    accounts loaded + state root (load_state_with_leaves, as Chain::open) {:.2} s",
         breakdown.get("load_with_root_s")
     );
     println!(
@@ -782,5 +838,10 @@ fn main() {
         ("tx_block_s", open.get("tx_block_s")),
     ] {
         println!("FIGURE node_scale.{key}={value}");
+    }
+    if !restarts.is_empty() {
+        let median_of = |key: &str| median(restarts.iter().map(|r| r.get(key)).collect());
+        println!("FIGURE node_scale.restart_alone_median_s={}", median_of("restart_s"));
+        println!("FIGURE node_scale.restart_alone_cpu_median_s={}", median_of("restart_cpu_s"));
     }
 }

@@ -522,9 +522,9 @@ impl Chain {
             let (stored, index_read) = stored_index.join().unwrap_or_else(|_| (Ok(None), Duration::ZERO));
             (loaded, stored, index_read)
         });
-        let (state, leaves) = loaded?;
+        // The root over the loaded leaves, hashed by the storage while it built the state.
+        let (state, leaves, root) = loaded?;
         let leaves = Leaves::loaded(&state, leaves);
-        let root = leaves.root().unwrap_or_else(|| state.state_root());
         let load_state = started.elapsed();
         if root != head.state_root {
             return Err(StorageError::Corrupt {

@@ -82,23 +82,28 @@ impl State {
     /// The state holding `accounts`, built in one pass: `accounts` must be sorted by strictly
     /// ascending id (as a storage's key order gives them). Default accounts are skipped, as
     /// [`State::insert`] does. Equals inserting them one by one, without the per-insert
-    /// search and node splits: the map's nodes are filled bottom-up from the sorted input.
+    /// search and node splits: the map's nodes are filled bottom-up from the sorted input,
+    /// which is moved once (into the nodes).
     ///
     /// # Errors
     /// [`UnsortedAccounts`] naming the first id that is not above the one before it.
-    pub fn from_sorted(accounts: Vec<(AccountId, Account)>) -> Result<Self, UnsortedAccounts> {
-        if let Some(pair) = accounts.windows(2).find(|pair| matches!(pair, [a, b] if a.0 >= b.0)) {
-            let (previous, id) = match pair {
-                [a, b] => (a.0, b.0),
-                // `windows(2)` yields pairs only.
-                _ => (AccountId([0; 32]), AccountId([0; 32])),
-            };
-            return Err(UnsortedAccounts { previous, id });
+    pub fn from_sorted(mut accounts: Vec<(AccountId, Account)>) -> Result<Self, UnsortedAccounts> {
+        // One read pass: the order, and whether any default account must be skipped.
+        let mut defaults = false;
+        let mut previous: Option<&AccountId> = None;
+        for (id, account) in &accounts {
+            if let Some(previous) = previous.filter(|previous| *previous >= id) {
+                return Err(UnsortedAccounts { previous: *previous, id: *id });
+            }
+            previous = Some(id);
+            defaults = defaults || account.is_default();
         }
-        // `BTreeMap`'s `FromIterator` bulk-builds from the collected input once it is sorted;
-        // on input already sorted, its sort is one linear pass of comparisons.
-        let accounts = accounts.into_iter().filter(|(_, account)| !account.is_default()).collect();
-        Ok(Self { accounts })
+        if defaults {
+            accounts.retain(|(_, account)| !account.is_default());
+        }
+        // `BTreeMap`'s `FromIterator` takes the vector's buffer as it is, sorts it (one linear
+        // pass of comparisons on sorted input) and fills its nodes bottom-up.
+        Ok(Self { accounts: accounts.into_iter().collect() })
     }
 
     /// Commits a diff (post values replace current values).

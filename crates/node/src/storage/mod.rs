@@ -37,7 +37,6 @@ pub use self::{
 use crate::{
     block::{FailedTransaction, GenesisSpec, StoredBlock, StoredReceipt},
     index::StreamIndex,
-    root,
 };
 
 /// Most failed transactions (with their receipts) a storage keeps by default; beyond it the
@@ -117,6 +116,10 @@ fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, StorageErr
     T::try_from_slice(bytes).map_err(|e| StorageError::corrupt(what, e))
 }
 
+/// What a restart loads: every stored account, their state-root leaves in id order
+/// (`State::state_root`), and the root over them.
+pub type LoadedState = (State, Vec<[u8; 32]>, [u8; 32]);
+
 /// Where blocks, receipts and accounts live.
 pub trait Storage: Send + Sync + 'static {
     /// The stored genesis, `None` for a fresh store.
@@ -192,16 +195,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt record.
     fn load_state(&self) -> Result<State, StorageError>;
 
-    /// Every stored account and, in id order, their state-root leaves (`State::state_root`),
-    /// from which callers compute the root they check against the head block. The default
-    /// loads, then hashes.
+    /// Every stored account, their state-root leaves in id order and the root over them
+    /// (`State::state_root`), which callers check against the head block. The default loads,
+    /// then hashes.
     ///
     /// # Errors
     /// Storage failure or corrupt record.
-    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
-        let state = self.load_state()?;
-        let leaves = root::Leaves::of(&state).into_inner();
-        Ok((state, leaves))
+    fn load_state_with_leaves(&self) -> Result<LoadedState, StorageError> {
+        Ok(load::with_leaves_and_root(self.load_state()?))
     }
 
     /// The stored stream index if it is current at `head` (written for that very block), else

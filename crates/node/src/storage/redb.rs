@@ -209,10 +209,11 @@ impl Storage for RedbStorage {
         Ok(())
     }
 
-    /// The accounts table split by id into one key range per core (at most
-    /// [`super::LOAD_THREADS_MAX`]), each read, decoded and leaf-hashed from its stored bytes
-    /// (`borsh(account)`, what the leaf hashes) on its own thread, in one read transaction.
-    fn load_state_with_leaves(&self) -> Result<(State, Vec<[u8; 32]>), StorageError> {
+    /// The accounts table read, decoded and leaf-hashed from its stored bytes (`borsh(account)`,
+    /// what the leaf hashes) on every core (at most [`super::LOAD_THREADS_MAX`]), in one read
+    /// transaction; the root's inner nodes are hashed while the state is built
+    /// (`storage/load.rs`).
+    fn load_state_with_leaves(&self) -> Result<super::LoadedState, StorageError> {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.load_split(cores.min(super::LOAD_THREADS_MAX))
     }
