@@ -180,6 +180,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt record.
     fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError>;
 
+    /// Whether each transaction has a receipt (was included or failed in a block), in order:
+    /// admission's duplicate check for a whole batch, in one read.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn receipts_exist(&self, tx_hashes: &[[u8; 32]]) -> Result<Vec<bool>, StorageError> {
+        tx_hashes.iter().map(|hash| self.receipt(hash).map(|r| r.is_some())).collect()
+    }
+
     /// One stored account (`None` when default).
     ///
     /// # Errors

@@ -275,6 +275,12 @@ impl Storage for RedbStorage {
         table.get(tx_hash.as_slice())?.map(|v| decode("receipt", v.value())).transpose()
     }
 
+    fn receipts_exist(&self, tx_hashes: &[[u8; 32]]) -> Result<Vec<bool>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECEIPTS)?;
+        tx_hashes.iter().map(|hash| Ok(table.get(hash.as_slice())?.is_some())).collect()
+    }
+
     fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(FAILED)?;
