@@ -192,7 +192,8 @@ struct Inner {
 #[derive(Default)]
 struct Mempool {
     queue: VecDeque<[u8; 32]>,
-    pending: HashMap<[u8; 32], Transaction>,
+    /// Each pending transaction with its admission number.
+    pending: HashMap<[u8; 32], (Transaction, u64)>,
     /// What the pending transactions hold per account: signers' nonces, senders' transfers.
     accounts: HashMap<AccountId, PendingOfAccount>,
     /// The admission number of the next admitted transaction (the durable mempool's order).
@@ -284,6 +285,8 @@ struct Executed {
     hashes: Vec<[u8; 32]>,
     failures: Vec<u32>,
     time_offset_ms: u64,
+    /// One past the highest admission number among its transactions (`None` without any).
+    pending_below: Option<u64>,
     /// Where a waiting [`Chain::produce_block`] learns the outcome.
     reply: Mutex<Option<std::sync::mpsc::Sender<Outcome>>>,
 }
@@ -721,7 +724,7 @@ impl Chain {
             keep
         });
         for hash in removed {
-            if let Some(tx) = mempool.pending.remove(&hash) {
+            if let Some((tx, _)) = mempool.pending.remove(&hash) {
                 let transfer = self.transfer_of(&tx);
                 mempool.release(&tx, transfer);
             }
@@ -818,7 +821,7 @@ impl Chain {
         };
         mempool.hold(&tx, transfer);
         mempool.queue.push_back(hash);
-        mempool.pending.insert(hash, tx);
+        mempool.pending.insert(hash, (tx, seq));
         self.metrics.set_mempool(mempool.queue.len());
         Ok((hash, seq))
     }
@@ -1063,11 +1066,22 @@ impl Chain {
         for block in discarded.iter().rev() {
             self.requeue(&block.hashes);
         }
-        let batch: Vec<([u8; 32], Transaction)> = {
+        // The batch, and the end of its admission numbers (the mempool is in admission order).
+        let (batch, pending_below): (Vec<([u8; 32], Transaction)>, Option<u64>) = {
             let mut mempool = lock(&self.mempool);
             let take = max_txs.min(mempool.queue.len());
             let hashes: Vec<[u8; 32]> = mempool.queue.drain(..take).collect();
-            hashes.into_iter().filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx))).collect()
+            let mut end = None;
+            let batch = hashes
+                .into_iter()
+                .filter_map(|h| {
+                    mempool.pending.get(&h).map(|(tx, seq)| {
+                        end = end.max(Some(seq.saturating_add(1)));
+                        (h, tx.clone())
+                    })
+                })
+                .collect();
+            (batch, end)
         };
         let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
         let (parent_height, parent_hash, parent_time, parent_offset) = match &previous {
@@ -1185,6 +1199,7 @@ impl Chain {
             hashes,
             failures,
             time_offset_ms,
+            pending_below,
             reply: Mutex::new(None),
         })
     }
@@ -1201,12 +1216,13 @@ impl Chain {
         }
         // Durable first, without the chain lock: nothing else changes `inner.state` or the head
         // meanwhile (blocks are written in order, by one writer), and the batch is still pending.
-        if let Err(e) = self.storage.commit_block(
+        if let Err(e) = self.storage.commit_block_pending(
             &executed.block,
             &executed.receipts,
             &executed.failed_txs,
             &executed.diff,
             &executed.added,
+            executed.pending_below,
         ) {
             let mut pipeline = lock(&self.pipeline);
             pipeline.epoch = pipeline.epoch.wrapping_add(1);
@@ -1236,7 +1252,7 @@ impl Chain {
             // this batch together.
             let mut mempool = lock(&self.mempool);
             for hash in &executed.hashes {
-                if let Some(tx) = mempool.pending.remove(hash) {
+                if let Some((tx, _)) = mempool.pending.remove(hash) {
                     let transfer = self.transfer_of(&tx);
                     mempool.release(&tx, transfer);
                 }
@@ -1443,7 +1459,7 @@ impl Chain {
     pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, NodeError> {
         use base64::Engine as _;
         let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes());
-        if let Some(tx) = lock(&self.mempool).pending.get(hash) {
+        if let Some((tx, _)) = lock(&self.mempool).pending.get(hash) {
             return Ok(Some(TransactionInfo { hash: HexHash(*hash), transaction: encode(tx), block_id: None }));
         }
         let Some(receipt) = self.storage.receipt(hash)? else {

@@ -156,6 +156,27 @@ pub trait Storage: Send + Sync + 'static {
         added: &StreamIndex,
     ) -> Result<(), StorageError>;
 
+    /// [`Storage::commit_block`] by admission numbers: every admitted transaction numbered
+    /// below `pending_below` is in this block or an earlier one (blocks take the mempool in
+    /// admission order), so the durable mempool drops that range instead of looking up each
+    /// transaction. `None` (no numbered transaction in the block): by the receipts, as
+    /// `commit_block`. The default is `commit_block`.
+    ///
+    /// # Errors
+    /// As [`Storage::commit_block`].
+    fn commit_block_pending(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
+        diff: &StateDiff,
+        added: &StreamIndex,
+        pending_below: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let _ = pending_below;
+        self.commit_block(block, receipts, failed, diff, added)
+    }
+
     /// A failed transaction still kept, by its receipt's block id and index.
     ///
     /// # Errors

@@ -82,6 +82,7 @@ impl RedbStorage {
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
             txn.open_table(mempool::PENDING)?;
+            mempool::move_keyed_by_hash(&txn)?;
             events::create_tables(&txn)?;
         }
         migrate::upgrade(&txn, version)?;
@@ -204,6 +205,27 @@ impl Storage for RedbStorage {
         write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
         index::extend_for_block(&txn, block, added)?;
         mempool::remove_committed(&txn, receipts)?;
+        events::index_block(&txn, block, receipts)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn commit_block_pending(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
+        diff: &StateDiff,
+        added: &StreamIndex,
+        pending_below: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
+        index::extend_for_block(&txn, block, added)?;
+        match pending_below {
+            Some(end) => mempool::remove_below(&txn, end)?,
+            None => mempool::remove_committed(&txn, receipts)?,
+        }
         events::index_block(&txn, block, receipts)?;
         txn.commit()?;
         Ok(())
