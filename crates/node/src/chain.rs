@@ -351,6 +351,9 @@ pub struct Chain {
     pipeline: Mutex<Pipeline>,
     /// Signalled when a block is applied or discarded.
     applied: Condvar,
+    /// Set while a block executes (holding `inner` for reading for that long): the committer
+    /// then waits for the lock without queueing for it, so admission is not held up behind it.
+    executing: std::sync::atomic::AtomicBool,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     pub(crate) metrics: Metrics,
 }
@@ -528,6 +531,7 @@ impl Chain {
             producing: Mutex::new(()),
             pipeline: Mutex::new(Pipeline::default()),
             applied: Condvar::new(),
+            executing: std::sync::atomic::AtomicBool::new(false),
             blocks,
             metrics,
         };
@@ -544,12 +548,23 @@ impl Chain {
     /// re-admitted before them). Those that no longer pass are dropped from storage and logged.
     /// New admissions are numbered after every stored one.
     fn restore_pending(&self) -> Result<(), NodeError> {
+        // New admissions are numbered from where the durable mempool's numbers end, so the
+        // storage writes them (it skips numbers of committed blocks).
+        let floor = self.storage.pending_seq_floor()?;
+        {
+            let mut mempool = lock(&self.mempool);
+            mempool.next_seq = mempool.next_seq.max(floor);
+        }
+        {
+            let mut saving = lock(&self.saving);
+            saving.below = saving.below.max(floor);
+        }
         let stored = self.storage.pending_transactions()?;
         if stored.is_empty() {
             return Ok(());
         }
         let total = stored.len();
-        let next = stored.iter().map(|entry| entry.seq.saturating_add(1)).max().unwrap_or(0);
+        let next = stored.iter().map(|entry| entry.seq.saturating_add(1)).max().unwrap_or(0).max(floor);
         let mut dropped = Vec::new();
         for PendingTransaction { seq, transaction } in stored {
             let hash = transaction.hash();
@@ -1054,6 +1069,15 @@ impl Chain {
     /// Executes the next block on the committed state, or on the block executed before it
     /// while that one is still being written.
     fn execute_block(&self, max_txs: usize, advance_ms: u64) -> Result<Executed, NodeError> {
+        /// Clears `executing` however execution ends.
+        struct Executing<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Executing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        self.executing.store(true, std::sync::atomic::Ordering::Release);
+        let _executing = Executing(&self.executing);
         let inner = read(&self.inner);
         let (epoch, previous, discarded) = {
             let mut pipeline = lock(&self.pipeline);
@@ -1239,7 +1263,7 @@ impl Chain {
             tracing::error!(height, error = %e, "block commit failed; its transactions return to the mempool");
             return Err(e.into());
         }
-        let mut inner = write(&self.inner);
+        let mut inner = self.write_between_blocks();
         inner.state.apply_diff(&executed.diff);
         debug_assert_eq!(executed.block.state_root, inner.state.state_root(), "kept leaves give the state root");
         inner.index.extend(&executed.added);
@@ -1286,6 +1310,24 @@ impl Chain {
         // No subscriber is not an error.
         let _ = self.blocks.send(Arc::clone(&committed));
         Ok(committed)
+    }
+
+    /// The chain lock for writing, for applying a written block. While the next block executes
+    /// (a long read) this polls instead of queueing: a queued writer would hold up every
+    /// admission until the execution ends.
+    fn write_between_blocks(&self) -> RwLockWriteGuard<'_, Inner> {
+        loop {
+            match self.inner.try_write() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if !self.executing.load(std::sync::atomic::Ordering::Acquire) {
+                // Only short readers (admission, RPC reads): wait in line.
+                return write(&self.inner);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Puts the transactions of blocks discarded after a failed write back at the front of the

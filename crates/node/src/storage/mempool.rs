@@ -7,10 +7,11 @@
 //! [`PendingTransaction`]. Blocks take transactions in admission order (the mempool is first
 //! in, first out, and a discarded batch returns to its front), so once a block is committed
 //! every transaction numbered below its last one plus one is in it or an earlier block: the
-//! block's write removes that range and records its end (`pending_below` in `meta`). A write
-//! skips transactions numbered below it or with a stored receipt: redb runs one write
-//! transaction at a time, so either the block came first (the record is not written) or the
-//! record did (the block's write removes it), and no record outlives its block.
+//! block's write removes that range and records its end (`pending_below` in `meta`; a reopened
+//! chain numbers new admissions from there). A write skips transactions with a stored receipt:
+//! redb runs one write transaction at a time, so either the block came first (the record is
+//! not written) or the record did (the block's write removes it), and no record outlives its
+//! block.
 //!
 //! Data dirs written before kept the records keyed by hash (`pending`); opening moves them.
 
@@ -58,17 +59,15 @@ fn record(hash: &[u8; 32], entry: &PendingTransaction) -> Vec<u8> {
     bytes
 }
 
-/// Writes `entries`, skipping those already in a block: numbered below the last committed
-/// block's end, or with a stored receipt (records of any origin, e.g. an older node's).
+/// Writes `entries`, skipping those already in a block (with a stored receipt).
 pub(super) fn add(
     txn: &redb::WriteTransaction,
     entries: &[([u8; 32], PendingTransaction)],
 ) -> Result<(), StorageError> {
-    let below = below(txn)?;
     let receipts = txn.open_table(RECEIPTS)?;
     let mut table = txn.open_table(PENDING)?;
     for (hash, entry) in entries {
-        if entry.seq >= below && receipts.get(hash.as_slice())?.is_none() {
+        if receipts.get(hash.as_slice())?.is_none() {
             table.insert(entry.seq, record(hash, entry).as_slice())?;
         }
     }
@@ -145,6 +144,14 @@ pub(super) fn move_keyed_by_hash(txn: &redb::WriteTransaction) -> Result<(), Sto
         }
     }
     Ok(())
+}
+
+/// The end of the last committed block's admission numbers (0 when none was recorded).
+pub(super) fn floor(db: &redb::Database) -> Result<u64, StorageError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let value = meta.get(PENDING_BELOW)?;
+    value.map_or(Ok(0), |v| decode("pending_below", v.value()))
 }
 
 /// Every record, in admission order.

@@ -279,6 +279,15 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The lowest admission number the durable mempool still writes: numbers below it are
+    /// taken to be in committed blocks. A reopened chain numbers new admissions from here on.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn pending_seq_floor(&self) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
     /// Every pending transaction, in admission order.
     ///
     /// # Errors

@@ -268,6 +268,10 @@ impl Storage for RedbStorage {
         mempool::read_all(&self.db)
     }
 
+    fn pending_seq_floor(&self) -> Result<u64, StorageError> {
+        mempool::floor(&self.db)
+    }
+
     fn events(
         &self,
         filter: &paystreams_rpc::EventFilter,

@@ -396,3 +396,42 @@ fn overlapped_production_matches_serial_execution() {
     }
     assert_eq!(chain.mempool_len(), 0);
 }
+
+/// Blocks remove the durable mempool's records by admission number; a chain reopened after its
+/// blocks emptied the mempool numbers new admissions after them, so they are written (and
+/// found again by the next restart) and the next blocks remove only their own.
+#[test]
+fn admissions_after_a_reopen_stay_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain");
+    let config = ChainConfig::dev(2, BALANCE);
+    let open = || {
+        let storage: Arc<dyn Storage> = Arc::new(RedbStorage::open(&path).expect("open"));
+        Chain::open(storage, &config).expect("chain opens")
+    };
+    let chain = open();
+    let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
+    for nonce in 0..3 {
+        chain.submit(transfer(&a, b, 1, nonce)).expect("admitted");
+    }
+    chain.produce_block(10, 0).expect("block");
+    assert_eq!(chain.mempool_len(), 0);
+    drop(chain);
+
+    let chain = open();
+    let kept = [transfer(&a, b, 2, 3), transfer(&a, b, 3, 4)];
+    for tx in &kept {
+        chain.submit(tx.clone()).expect("admitted");
+    }
+    drop(chain);
+
+    let chain = open();
+    assert_eq!(chain.mempool_len(), 2, "both admissions were written before their answers");
+    chain.produce_block(1, 0).expect("block");
+    drop(chain);
+    let chain = open();
+    assert_eq!(chain.mempool_len(), 1, "the block removed its own record only");
+    assert!(chain.is_pending(&kept[1].hash()));
+    chain.produce_block(10, 0).expect("block");
+    assert_eq!(chain.account(&b).balance, BALANCE + 3 + 2 + 3);
+}
