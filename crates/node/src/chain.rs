@@ -182,7 +182,7 @@ struct Inner {
     state: State,
     /// The state-root leaves of `state`, so a block hashes only the accounts it changed.
     leaves: Leaves,
-    head: StoredBlock,
+    head: Arc<StoredBlock>,
     time_offset_ms: u64,
     index: StreamIndex,
 }
@@ -273,7 +273,7 @@ const PIPELINE_DEPTH: usize = 2;
 struct Executed {
     /// The pipeline's epoch when it executed: a failed write since discards it.
     epoch: u64,
-    block: StoredBlock,
+    block: Arc<StoredBlock>,
     receipts: Vec<StoredReceipt>,
     failed_txs: Vec<FailedTransaction>,
     /// Its changes to the state after the block before it.
@@ -411,6 +411,11 @@ pub fn genesis_parts(state: &State) -> BlockParts {
 /// The block view the RPC serves.
 #[must_use]
 pub fn block_info(block: &StoredBlock) -> BlockInfo {
+    block_info_listing(block, block.transactions.iter().map(|tx| HexHash(tx.hash())).collect())
+}
+
+/// [`block_info`] with the hashes of the block's transactions already known.
+fn block_info_listing(block: &StoredBlock, transactions: Vec<HexHash>) -> BlockInfo {
     BlockInfo {
         header: BlockHeader {
             height: block.height(),
@@ -420,7 +425,7 @@ pub fn block_info(block: &StoredBlock) -> BlockInfo {
             transactions_root: HexHash(block.transactions_root),
             hash: HexHash(block.hash()),
         },
-        transactions: block.transactions.iter().map(|tx| HexHash(tx.hash())).collect(),
+        transactions,
     }
 }
 
@@ -524,7 +529,13 @@ impl Chain {
             program_id,
             storage,
             dev_keys,
-            inner: RwLock::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
+            inner: RwLock::new(Inner {
+                state,
+                leaves,
+                time_offset_ms: head.time_offset_ms,
+                head: Arc::new(head),
+                index,
+            }),
             genesis,
             mempool: Mutex::new(Mempool::default()),
             saving: Mutex::new(Saving::default()),
@@ -1203,7 +1214,7 @@ impl Chain {
             time_offset_ms,
         };
         drop(inner);
-        let block = StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock);
+        let block = Arc::new(StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock));
         let mut added = StreamIndex::default();
         for receipt in &receipts {
             for event in &receipt.events {
@@ -1268,8 +1279,11 @@ impl Chain {
         debug_assert_eq!(executed.block.state_root, inner.state.state_root(), "kept leaves give the state root");
         inner.index.extend(&executed.added);
         inner.leaves = executed.leaves.clone();
-        let info = block_info(&executed.block);
-        inner.head = executed.block.clone();
+        // The hashes of the transactions that succeeded, known from the receipts.
+        let included =
+            executed.receipts.iter().filter(|receipt| receipt.error.is_none()).map(|receipt| HexHash(receipt.tx_hash));
+        let info = block_info_listing(&executed.block, included.collect());
+        inner.head = Arc::clone(&executed.block);
         inner.time_offset_ms = executed.time_offset_ms;
         {
             // Still under the chain lock: admission sees the new state and the mempool without
