@@ -2,8 +2,9 @@
 //! reads. Synchronous; the service runs block production on blocking threads.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -22,7 +23,8 @@ use paystreams_rpc::{
     TxStatus, VaultView, clock::wall_clock_ms, views,
 };
 use paystreams_runtime::{
-    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateView, Transaction, TransactionChecks as _, TxError,
+    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TransactionChecks as _,
+    TxError,
 };
 use tokio::sync::broadcast;
 
@@ -180,7 +182,7 @@ struct Inner {
     state: State,
     /// The state-root leaves of `state`, so a block hashes only the accounts it changed.
     leaves: Leaves,
-    head: StoredBlock,
+    head: Arc<StoredBlock>,
     time_offset_ms: u64,
     index: StreamIndex,
 }
@@ -190,7 +192,8 @@ struct Inner {
 #[derive(Default)]
 struct Mempool {
     queue: VecDeque<[u8; 32]>,
-    pending: HashMap<[u8; 32], Transaction>,
+    /// Each pending transaction with its admission number.
+    pending: HashMap<[u8; 32], (Transaction, u64)>,
     /// What the pending transactions hold per account: signers' nonces, senders' transfers.
     accounts: HashMap<AccountId, PendingOfAccount>,
     /// The admission number of the next admitted transaction (the durable mempool's order).
@@ -262,6 +265,69 @@ impl Mempool {
     }
 }
 
+/// Most blocks executed and not yet applied, the one being written included: the next block
+/// executes while the previous one is written, and waits for the one before that.
+const PIPELINE_DEPTH: usize = 2;
+
+/// A block executed and sealed, not yet written and applied.
+struct Executed {
+    /// The pipeline's epoch when it executed: a failed write since discards it.
+    epoch: u64,
+    block: Arc<StoredBlock>,
+    receipts: Vec<StoredReceipt>,
+    failed_txs: Vec<FailedTransaction>,
+    /// Its changes to the state after the block before it.
+    diff: StateDiff,
+    /// The state-root leaves once it is applied.
+    leaves: Leaves,
+    added: StreamIndex,
+    /// Its transactions, in order (to release from the mempool, or to requeue).
+    hashes: Vec<[u8; 32]>,
+    failures: Vec<u32>,
+    time_offset_ms: u64,
+    /// One past the highest admission number among its transactions (`None` without any).
+    pending_below: Option<u64>,
+    /// Where a waiting [`Chain::produce_block`] learns the outcome.
+    reply: Mutex<Option<std::sync::mpsc::Sender<Outcome>>>,
+}
+
+impl Executed {
+    fn reply(&self, outcome: Outcome) {
+        if let Some(reply) = lock(&self.reply).take() {
+            // A waiter that went away is not an error.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// A written and applied block, or why it was not.
+type Outcome = Result<Arc<CommittedBlock>, String>;
+
+/// A batch transaction after the parallel checks: the transaction, its hash, and whether its
+/// duplicate check (against the stored receipts) is done.
+type Checked = Result<(Transaction, [u8; 32], bool), NodeError>;
+
+/// Blocks between execution and application.
+#[derive(Default)]
+struct Pipeline {
+    /// Executed blocks not yet applied, oldest first; the first is being written.
+    unapplied: VecDeque<Arc<Executed>>,
+    /// Blocks discarded by a failed write whose transactions are not yet back in the queue.
+    discarded: Vec<Arc<Executed>>,
+    /// Bumped by every failed write.
+    epoch: u64,
+    /// The committer thread's queue, while it runs.
+    committer: Option<std::sync::mpsc::Sender<Arc<Executed>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What [`Chain::produce`] did with the block.
+enum Produced {
+    Committed(Arc<CommittedBlock>),
+    /// Handed to the committer; the outcome arrives here when asked for.
+    Handed(std::sync::mpsc::Receiver<Outcome>),
+}
+
 /// The chain.
 pub struct Chain {
     runtime: Runtime,
@@ -280,6 +346,14 @@ pub struct Chain {
     /// Held by the one block producer at a time, across execution and the durable commit
     /// (during which `inner` is released). Taken before `inner`.
     producing: Mutex<()>,
+    /// Executed blocks on their way to storage. Lock order: `producing`, `inner`, `pipeline`,
+    /// `mempool`.
+    pipeline: Mutex<Pipeline>,
+    /// Signalled when a block is applied or discarded.
+    applied: Condvar,
+    /// Set while a block executes (holding `inner` for reading for that long): the committer
+    /// then waits for the lock without queueing for it, so admission is not held up behind it.
+    executing: std::sync::atomic::AtomicBool,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     pub(crate) metrics: Metrics,
 }
@@ -337,6 +411,11 @@ pub fn genesis_parts(state: &State) -> BlockParts {
 /// The block view the RPC serves.
 #[must_use]
 pub fn block_info(block: &StoredBlock) -> BlockInfo {
+    block_info_listing(block, block.transactions.iter().map(|tx| HexHash(tx.hash())).collect())
+}
+
+/// [`block_info`] with the hashes of the block's transactions already known.
+fn block_info_listing(block: &StoredBlock, transactions: Vec<HexHash>) -> BlockInfo {
     BlockInfo {
         header: BlockHeader {
             height: block.height(),
@@ -346,7 +425,7 @@ pub fn block_info(block: &StoredBlock) -> BlockInfo {
             transactions_root: HexHash(block.transactions_root),
             hash: HexHash(block.hash()),
         },
-        transactions: block.transactions.iter().map(|tx| HexHash(tx.hash())).collect(),
+        transactions,
     }
 }
 
@@ -450,11 +529,20 @@ impl Chain {
             program_id,
             storage,
             dev_keys,
-            inner: RwLock::new(Inner { state, leaves, time_offset_ms: head.time_offset_ms, head, index }),
+            inner: RwLock::new(Inner {
+                state,
+                leaves,
+                time_offset_ms: head.time_offset_ms,
+                head: Arc::new(head),
+                index,
+            }),
             genesis,
             mempool: Mutex::new(Mempool::default()),
             saving: Mutex::new(Saving::default()),
             producing: Mutex::new(()),
+            pipeline: Mutex::new(Pipeline::default()),
+            applied: Condvar::new(),
+            executing: std::sync::atomic::AtomicBool::new(false),
             blocks,
             metrics,
         };
@@ -471,12 +559,23 @@ impl Chain {
     /// re-admitted before them). Those that no longer pass are dropped from storage and logged.
     /// New admissions are numbered after every stored one.
     fn restore_pending(&self) -> Result<(), NodeError> {
+        // New admissions are numbered from where the durable mempool's numbers end, so the
+        // storage writes them (it skips numbers of committed blocks).
+        let floor = self.storage.pending_seq_floor()?;
+        {
+            let mut mempool = lock(&self.mempool);
+            mempool.next_seq = mempool.next_seq.max(floor);
+        }
+        {
+            let mut saving = lock(&self.saving);
+            saving.below = saving.below.max(floor);
+        }
         let stored = self.storage.pending_transactions()?;
         if stored.is_empty() {
             return Ok(());
         }
         let total = stored.len();
-        let next = stored.iter().map(|entry| entry.seq.saturating_add(1)).max().unwrap_or(0);
+        let next = stored.iter().map(|entry| entry.seq.saturating_add(1)).max().unwrap_or(0).max(floor);
         let mut dropped = Vec::new();
         for PendingTransaction { seq, transaction } in stored {
             let hash = transaction.hash();
@@ -651,7 +750,7 @@ impl Chain {
             keep
         });
         for hash in removed {
-            if let Some(tx) = mempool.pending.remove(&hash) {
+            if let Some((tx, _)) = mempool.pending.remove(&hash) {
                 let transfer = self.transfer_of(&tx);
                 mempool.release(&tx, transfer);
             }
@@ -693,6 +792,11 @@ impl Chain {
         if self.storage.receipt(&hash)?.is_some() {
             return Err(NodeError::Duplicate(HexHash(hash)));
         }
+        self.admit_new(tx, hash, restored)
+    }
+
+    /// [`Chain::admit`] of a transaction whose hash has no receipt (checked by the caller).
+    fn admit_new(&self, tx: Transaction, hash: [u8; 32], restored: Option<u64>) -> Result<([u8; 32], u64), NodeError> {
         let transfer = self.transfer_of(&tx);
         let inner = read(&self.inner);
         let mut mempool = lock(&self.mempool);
@@ -743,7 +847,7 @@ impl Chain {
         };
         mempool.hold(&tx, transfer);
         mempool.queue.push_back(hash);
-        mempool.pending.insert(hash, tx);
+        mempool.pending.insert(hash, (tx, seq));
         self.metrics.set_mempool(mempool.queue.len());
         Ok((hash, seq))
     }
@@ -764,13 +868,34 @@ impl Chain {
         let threads =
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, encoded.len().max(1));
         let per_thread = encoded.len().div_ceil(threads).max(1);
-        let checked: Vec<Result<Transaction, NodeError>> = std::thread::scope(|scope| {
+        let checked: Vec<Checked> = std::thread::scope(|scope| {
             let workers: Vec<_> = encoded
                 .chunks(per_thread)
                 .map(|part| {
                     let handle = scope.spawn(move || {
-                        part.iter()
-                            .map(|text| decode_base64_transaction(text).and_then(Self::check))
+                        let checked: Vec<Result<(Transaction, [u8; 32]), NodeError>> = part
+                            .iter()
+                            .map(|text| {
+                                decode_base64_transaction(text).and_then(Self::check).map(|tx| {
+                                    let hash = tx.hash();
+                                    (tx, hash)
+                                })
+                            })
+                            .collect();
+                        // The duplicate check of the part in one read; should it fail, each
+                        // transaction is checked on its own at admission.
+                        let hashes: Vec<[u8; 32]> =
+                            checked.iter().filter_map(|r| r.as_ref().ok().map(|(_, hash)| *hash)).collect();
+                        let mut known = self.storage.receipts_exist(&hashes).ok().map(Vec::into_iter);
+                        checked
+                            .into_iter()
+                            .map(|r| {
+                                r.and_then(|(tx, hash)| match known.as_mut().map(|k| k.next().unwrap_or(false)) {
+                                    Some(true) => Err(NodeError::Duplicate(HexHash(hash))),
+                                    Some(false) => Ok((tx, hash, true)),
+                                    None => Ok((tx, hash, false)),
+                                })
+                            })
                             .collect::<Vec<_>>()
                     });
                     (part.len(), handle)
@@ -789,8 +914,16 @@ impl Chain {
                 })
                 .collect()
         });
-        let admitted: Vec<Result<([u8; 32], u64), NodeError>> =
-            checked.into_iter().map(|tx| tx.and_then(|tx| self.admit(tx, None))).collect();
+        let admitted: Vec<Result<([u8; 32], u64), NodeError>> = checked
+            .into_iter()
+            .map(|tx| {
+                tx.and_then(
+                    |(tx, hash, checked)| {
+                        if checked { self.admit_new(tx, hash, None) } else { self.admit(tx, None) }
+                    },
+                )
+            })
+            .collect();
         let seqs: Vec<u64> = admitted.iter().filter_map(|result| result.as_ref().ok().map(|(_, seq)| *seq)).collect();
         let mut saved = self.save(&seqs).into_iter();
         admitted
@@ -809,8 +942,9 @@ impl Chain {
     /// moving the dev clock forward by `advance_ms`. Commits it durably before returning.
     ///
     /// # Errors
-    /// Storage failure (the block is then discarded, its transactions go back to the mempool
-    /// and the dev clock is not moved) or a failing clock update.
+    /// Storage failure (the block is then discarded, its transactions, and those of any block
+    /// executed on top of it, go back to the mempool in order and the dev clock is not moved)
+    /// or a failing clock update.
     ///
     /// The chain lock is only read while the block executes and released while the block is
     /// written, so admission (with its signature checks), the durable mempool's writes and the
@@ -818,28 +952,198 @@ impl Chain {
     /// Until then the block's transactions stay pending and admission checks against the
     /// previous state plus the mempool that still holds them, which gives the same answers as
     /// after the block. Readers see the block's state, its receipts as included and its
-    /// broadcast together, once all of it is applied.
+    /// broadcast together, once all of it is applied. With a committer running
+    /// ([`Chain::start_committer`]) the block is written by it, after the blocks executed
+    /// before it; this call waits for the outcome.
     pub fn produce_block(&self, max_txs: usize, advance_ms: u64) -> Result<Arc<CommittedBlock>, NodeError> {
-        let _producing = lock(&self.producing);
+        match self.produce(max_txs, advance_ms, true)? {
+            Produced::Committed(block) => Ok(block),
+            Produced::Handed(outcome) => outcome
+                .recv()
+                .unwrap_or_else(|_| Err("the committer stopped before writing the block".into()))
+                .map_err(NodeError::Production),
+        }
+    }
+
+    /// Executes the next block and hands it to the committer without waiting for its write, so
+    /// the next block executes while this one is written. Waits first while a block executed
+    /// earlier is still unwritten beyond the one being written ([`PIPELINE_DEPTH`]). Without a
+    /// committer it is [`Chain::produce_block`]. A failed write is logged by the committer; its
+    /// transactions and those of the blocks executed on top go back to the mempool, in order,
+    /// before the next block executes.
+    ///
+    /// # Errors
+    /// As [`Chain::produce_block`] for what fails before the hand-off.
+    pub fn produce_block_pipelined(&self, max_txs: usize, advance_ms: u64) -> Result<(), NodeError> {
+        self.produce(max_txs, advance_ms, false).map(|_| ())
+    }
+
+    /// Starts the committer thread: blocks produced afterwards are written and applied by it,
+    /// in order, while the next block executes. It holds the chain weakly and ends with it, or
+    /// at [`Chain::stop_committer`].
+    pub fn start_committer(self: &Arc<Self>) {
+        let (sender, receiver) = std::sync::mpsc::channel::<Arc<Executed>>();
+        let chain = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("block-committer".into()).spawn(move || {
+            while let Ok(executed) = receiver.recv() {
+                let Some(chain) = chain.upgrade() else { return };
+                let outcome = chain.commit_executed(&executed);
+                if let Err(e) = &outcome {
+                    tracing::error!(height = executed.block.height(), error = %e, "block not committed");
+                }
+                executed.reply(outcome.map_err(|e| e.to_string()));
+            }
+        });
+        match spawned {
+            Ok(handle) => {
+                let mut pipeline = lock(&self.pipeline);
+                pipeline.committer = Some(sender);
+                pipeline.thread = Some(handle);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start the block committer; blocks are written as produced"),
+        }
+    }
+
+    /// Waits until every block handed to the committer is written and applied (or discarded),
+    /// then stops it. Later blocks are written as they are produced.
+    pub fn stop_committer(&self) {
+        let thread = {
+            let mut pipeline = lock(&self.pipeline);
+            pipeline.committer = None;
+            pipeline.thread.take()
+        };
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+
+    /// Execution, then the write inline (no committer) or the hand-off; `wait` returns the
+    /// committer's outcome channel instead of waiting for the pipeline depth only.
+    fn produce(&self, max_txs: usize, advance_ms: u64, wait: bool) -> Result<Produced, NodeError> {
+        let producing = loop {
+            let producing = lock(&self.producing);
+            let pipeline = lock(&self.pipeline);
+            // Written inline, a block must be the only one in flight; handed off, it may
+            // execute while the one before it is written.
+            let room = if pipeline.committer.is_some() { PIPELINE_DEPTH } else { 1 };
+            if pipeline.unapplied.len() < room {
+                break producing;
+            }
+            drop(producing);
+            // Woken when the committer applies or discards a block.
+            drop(self.applied.wait(pipeline).unwrap_or_else(PoisonError::into_inner));
+        };
+        let executed = Arc::new(self.execute_block(max_txs, advance_ms)?);
+        let mut pipeline = lock(&self.pipeline);
+        if executed.epoch != pipeline.epoch {
+            // The block it was executed on failed to be written meanwhile: its transactions go
+            // back after those of the discarded blocks.
+            drop(pipeline);
+            self.requeue(&executed.hashes);
+            self.requeue_discarded();
+            return Err(NodeError::Production(format!(
+                "block {} was executed on a block whose write failed; its transactions are back in the mempool",
+                executed.block.height()
+            )));
+        }
+        pipeline.unapplied.push_back(Arc::clone(&executed));
+        let Some(committer) = pipeline.committer.clone() else {
+            drop(pipeline);
+            let outcome = self.commit_executed(&executed);
+            if outcome.is_err() {
+                self.requeue_discarded();
+            }
+            drop(producing);
+            return outcome.map(Produced::Committed);
+        };
+        let (reply, outcome) = std::sync::mpsc::channel();
+        if wait {
+            *lock(&executed.reply) = Some(reply);
+        }
+        if committer.send(Arc::clone(&executed)).is_err() {
+            // The committer ended: write it here.
+            pipeline.committer = None;
+            drop(pipeline);
+            let outcome = self.commit_executed(&executed);
+            if outcome.is_err() {
+                self.requeue_discarded();
+            }
+            drop(producing);
+            return outcome.map(Produced::Committed);
+        }
+        drop((pipeline, producing));
+        Ok(Produced::Handed(outcome))
+    }
+
+    /// Executes the next block on the committed state, or on the block executed before it
+    /// while that one is still being written.
+    fn execute_block(&self, max_txs: usize, advance_ms: u64) -> Result<Executed, NodeError> {
+        /// Clears `executing` however execution ends.
+        struct Executing<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Executing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        self.executing.store(true, std::sync::atomic::Ordering::Release);
+        let _executing = Executing(&self.executing);
         let inner = read(&self.inner);
-        let batch: Vec<([u8; 32], Transaction)> = {
+        let (epoch, previous, discarded) = {
+            let mut pipeline = lock(&self.pipeline);
+            // Blocks still unapplied follow the applied head (the committer applies and
+            // removes a block under the chain's write lock). Blocks discarded by a failed
+            // write go back to the queue first, in the same view: a write failing later
+            // changes the epoch, and this block is then discarded too.
+            (pipeline.epoch, pipeline.unapplied.back().cloned(), std::mem::take(&mut pipeline.discarded))
+        };
+        for block in discarded.iter().rev() {
+            self.requeue(&block.hashes);
+        }
+        // The batch, and the end of its admission numbers (the mempool is in admission order).
+        let (batch, pending_below): (Vec<([u8; 32], Transaction)>, Option<u64>) = {
             let mut mempool = lock(&self.mempool);
             let take = max_txs.min(mempool.queue.len());
             let hashes: Vec<[u8; 32]> = mempool.queue.drain(..take).collect();
-            hashes.into_iter().filter_map(|h| mempool.pending.get(&h).cloned().map(|tx| (h, tx))).collect()
+            let mut end = None;
+            let batch = hashes
+                .into_iter()
+                .filter_map(|h| {
+                    mempool.pending.get(&h).map(|(tx, seq)| {
+                        end = end.max(Some(seq.saturating_add(1)));
+                        (h, tx.clone())
+                    })
+                })
+                .collect();
+            (batch, end)
         };
-        let height =
-            inner.head.height().checked_add(1).ok_or_else(|| NodeError::Production("height overflow".into()))?;
-        let time_offset_ms = inner.time_offset_ms.saturating_add(advance_ms);
-        let timestamp_ms = wall_clock_ms().saturating_add(time_offset_ms).max(inner.head.timestamp_ms());
+        let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
+        let (parent_height, parent_hash, parent_time, parent_offset) = match &previous {
+            Some(p) => (p.block.height(), p.block.hash(), p.block.timestamp_ms(), p.time_offset_ms),
+            None => (inner.head.height(), inner.head.hash(), inner.head.timestamp_ms(), inner.time_offset_ms),
+        };
+        let Some(height) = parent_height.checked_add(1) else {
+            drop(inner);
+            self.requeue(&hashes);
+            return Err(NodeError::Production("height overflow".into()));
+        };
+        let time_offset_ms = parent_offset.saturating_add(advance_ms);
+        let timestamp_ms = wall_clock_ms().saturating_add(time_offset_ms).max(parent_time);
         let ctx = BlockContext { block_id: height, timestamp_ms };
 
+        // The state this block executes on: the committed one, plus the previous block's
+        // changes while that block is being written.
+        let mut base = Overlay::new(&inner.state);
+        if let Some(previous) = &previous {
+            base.apply_diff(&previous.diff);
+        }
         let mut receipts = Vec::with_capacity(batch.len());
         let mut failures: Vec<u32> = Vec::new();
         let mut failed: Vec<u32> = Vec::new();
         let mut failed_txs: Vec<FailedTransaction> = Vec::new();
         let diff = {
-            let mut overlay = Overlay::new(&inner.state);
+            let mut overlay = Overlay::new(&base);
             for (position, (hash, tx)) in batch.iter().enumerate() {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
                 // A receipt's index: its place in the block's body, or among its failed ones.
@@ -867,41 +1171,50 @@ impl Chain {
                 tracing::error!("{message}");
                 NodeError::Production(message)
             });
-            let clock = match clock {
-                Ok(clock) => clock,
+            match clock {
+                Ok(clock) => overlay.apply_diff(&clock),
                 Err(e) => {
                     drop(overlay);
-                    self.requeue(&batch);
+                    drop(base);
+                    drop(inner);
+                    self.requeue(&hashes);
                     return Err(e);
                 }
-            };
-            overlay.apply_diff(&clock);
+            }
             overlay.into_diff()
         };
-
-        // The new leaves and root from the previous state and the diff; the state itself is
-        // changed only once the block is durable.
-        let leaves = inner.leaves.updated(&inner.state, &diff);
+        // The new leaves and root from the committed state and every change since (the
+        // previous block's, then this one's); the state itself is changed only once the block
+        // is durable.
+        let since_committed = match &previous {
+            Some(_) => {
+                let mut both = base.into_diff();
+                both.accounts.extend(diff.accounts.iter().map(|(id, account)| (*id, account.clone())));
+                Cow::Owned(both)
+            }
+            None => Cow::Borrowed(&diff),
+        };
+        let leaves = inner.leaves.updated(&inner.state, &since_committed);
         let state_root = match leaves.root() {
             Some(root) => root,
             None => {
                 let mut after = inner.state.clone();
-                after.apply_diff(&diff);
+                after.apply_diff(&since_committed);
                 after.state_root()
             }
         };
-        let hashes: Vec<[u8; 32]> = batch.iter().map(|(h, _)| *h).collect();
+        drop(since_committed);
         let parts = BlockParts {
             block_id: height,
-            prev_block_hash: inner.head.hash(),
+            prev_block_hash: parent_hash,
             timestamp_ms,
-            transactions: batch.iter().map(|(_, tx)| tx.clone()).collect(),
+            transactions: batch.into_iter().map(|(_, tx)| tx).collect(),
             failed,
             state_root,
             time_offset_ms,
         };
         drop(inner);
-        let block = StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock);
+        let block = Arc::new(StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock));
         let mut added = StreamIndex::default();
         for receipt in &receipts {
             for event in &receipt.events {
@@ -910,45 +1223,100 @@ impl Chain {
                 }
             }
         }
+        Ok(Executed {
+            epoch,
+            block,
+            receipts,
+            failed_txs,
+            diff,
+            leaves,
+            added,
+            hashes,
+            failures,
+            time_offset_ms,
+            pending_below,
+            reply: Mutex::new(None),
+        })
+    }
+
+    /// Writes an executed block (the oldest unapplied one) and applies it. On a failed write
+    /// the block and every block executed on top of it are discarded (their transactions are
+    /// requeued by the next production, in order).
+    fn commit_executed(&self, executed: &Arc<Executed>) -> Result<Arc<CommittedBlock>, NodeError> {
+        let height = executed.block.height();
+        if lock(&self.pipeline).epoch != executed.epoch {
+            return Err(NodeError::Production(format!(
+                "block {height} was discarded: the block before it was not written"
+            )));
+        }
         // Durable first, without the chain lock: nothing else changes `inner.state` or the head
-        // meanwhile (one producer at a time), and the batch is still pending.
-        if let Err(e) = self.storage.commit_block(&block, &receipts, &failed_txs, &diff, &added) {
-            self.requeue(&batch);
-            tracing::error!(height, error = %e, "block commit failed; transactions returned to the mempool");
+        // meanwhile (blocks are written in order, by one writer), and the batch is still pending.
+        if let Err(e) = self.storage.commit_block_pending(
+            &executed.block,
+            &executed.receipts,
+            &executed.failed_txs,
+            &executed.diff,
+            &executed.added,
+            executed.pending_below,
+        ) {
+            let mut pipeline = lock(&self.pipeline);
+            pipeline.epoch = pipeline.epoch.wrapping_add(1);
+            let discarded: Vec<Arc<Executed>> = pipeline.unapplied.drain(..).collect();
+            for later in discarded.iter().filter(|later| !Arc::ptr_eq(later, executed)) {
+                later.reply(Err(format!(
+                    "block {} was discarded: block {height} was not written",
+                    later.block.height()
+                )));
+            }
+            pipeline.discarded.extend(discarded);
+            drop(pipeline);
+            self.applied.notify_all();
+            tracing::error!(height, error = %e, "block commit failed; its transactions return to the mempool");
             return Err(e.into());
         }
-        let mut inner = write(&self.inner);
-        inner.state.apply_diff(&diff);
-        debug_assert_eq!(state_root, inner.state.state_root(), "kept leaves give the state root");
-        inner.index.extend(&added);
-        inner.leaves = leaves;
-        let info = block_info(&block);
-        inner.head = block;
-        inner.time_offset_ms = time_offset_ms;
+        let mut inner = self.write_between_blocks();
+        inner.state.apply_diff(&executed.diff);
+        debug_assert_eq!(executed.block.state_root, inner.state.state_root(), "kept leaves give the state root");
+        inner.index.extend(&executed.added);
+        inner.leaves = executed.leaves.clone();
+        // The hashes of the transactions that succeeded, known from the receipts.
+        let included =
+            executed.receipts.iter().filter(|receipt| receipt.error.is_none()).map(|receipt| HexHash(receipt.tx_hash));
+        let info = block_info_listing(&executed.block, included.collect());
+        inner.head = Arc::clone(&executed.block);
+        inner.time_offset_ms = executed.time_offset_ms;
         {
             // Still under the chain lock: admission sees the new state and the mempool without
             // this batch together.
             let mut mempool = lock(&self.mempool);
-            for hash in &hashes {
-                if let Some(tx) = mempool.pending.remove(hash) {
+            for hash in &executed.hashes {
+                if let Some((tx, _)) = mempool.pending.remove(hash) {
                     let transfer = self.transfer_of(&tx);
                     mempool.release(&tx, transfer);
                 }
             }
             self.metrics.set_mempool(mempool.queue.len());
         }
+        {
+            let mut pipeline = lock(&self.pipeline);
+            if pipeline.unapplied.front().is_some_and(|front| Arc::ptr_eq(front, executed)) {
+                pipeline.unapplied.pop_front();
+            }
+        }
         drop(inner);
-        self.metrics.record_block(height, hashes.len(), &failures);
+        self.applied.notify_all();
+        let timestamp_ms = executed.block.timestamp_ms();
+        self.metrics.record_block(height, executed.hashes.len(), &executed.failures);
         tracing::info!(
             height,
-            txs = hashes.len(),
-            failed = failures.len(),
+            txs = executed.hashes.len(),
+            failed = executed.failures.len(),
             timestamp_ms,
             hash = %info.header.hash,
             "block committed"
         );
         // What the event index got in the commit, in its order.
-        let notifications = crate::index::block_events(height, timestamp_ms, &receipts)
+        let notifications = crate::index::block_events(height, timestamp_ms, &executed.receipts)
             .into_iter()
             .map(|indexed| indexed.notification)
             .collect();
@@ -958,12 +1326,40 @@ impl Chain {
         Ok(committed)
     }
 
+    /// The chain lock for writing, for applying a written block. While the next block executes
+    /// (a long read) this polls instead of queueing: a queued writer would hold up every
+    /// admission until the execution ends.
+    fn write_between_blocks(&self) -> RwLockWriteGuard<'_, Inner> {
+        loop {
+            match self.inner.try_write() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if !self.executing.load(std::sync::atomic::Ordering::Acquire) {
+                // Only short readers (admission, RPC reads): wait in line.
+                return write(&self.inner);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Puts the transactions of blocks discarded after a failed write back at the front of the
+    /// queue, oldest block first. Called by the one producer (under `producing`).
+    fn requeue_discarded(&self) {
+        let discarded = std::mem::take(&mut lock(&self.pipeline).discarded);
+        for block in discarded.iter().rev() {
+            self.requeue(&block.hashes);
+        }
+    }
+
     /// Puts a discarded batch back at the front of the queue, in order.
-    fn requeue(&self, batch: &[([u8; 32], Transaction)]) {
+    fn requeue(&self, hashes: &[[u8; 32]]) {
         let mut mempool = lock(&self.mempool);
-        for (hash, _) in batch.iter().rev() {
+        for hash in hashes.iter().rev() {
             mempool.queue.push_front(*hash);
         }
+        self.metrics.set_mempool(mempool.queue.len());
     }
 
     // --- reads -----------------------------------------------------------------------------
@@ -1119,7 +1515,7 @@ impl Chain {
     pub fn transaction(&self, hash: &[u8; 32]) -> Result<Option<TransactionInfo>, NodeError> {
         use base64::Engine as _;
         let encode = |tx: &Transaction| base64::engine::general_purpose::STANDARD.encode(tx.envelope_bytes());
-        if let Some(tx) = lock(&self.mempool).pending.get(hash) {
+        if let Some((tx, _)) = lock(&self.mempool).pending.get(hash) {
             return Ok(Some(TransactionInfo { hash: HexHash(*hash), transaction: encode(tx), block_id: None }));
         }
         let Some(receipt) = self.storage.receipt(hash)? else {

@@ -211,6 +211,9 @@ impl NodeHandle {
         if let Some(producer) = self.producer.take() {
             let _ = producer.await;
         }
+        // Every block handed to the committer is written (or discarded) before this returns.
+        let chain = Arc::clone(&self.chain);
+        let _ = tokio::task::spawn_blocking(move || chain.stop_committer()).await;
         let _ = self.server.stop();
         self.server.clone().stopped().await;
         // Connection tasks hold the chain until they wind down; wait briefly so the database
@@ -403,6 +406,9 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
     ));
 
     let (stop, mut stopped) = watch::channel(false);
+    if !config.automine {
+        chain.start_committer();
+    }
     let producer = (!config.automine).then(|| {
         let chain = Arc::clone(&chain);
         let block_time = config.block_time;
@@ -415,9 +421,10 @@ pub async fn start_with_storage(config: NodeConfig, storage: Arc<dyn Storage>) -
                     _ = stopped.changed() => break,
                     _ = interval.tick() => {
                         let chain = Arc::clone(&chain);
-                        let produced = tokio::task::spawn_blocking(move || chain.produce_block(rpc::block_capacity(false), 0)).await;
+                        // Hands the block to the committer: the next one executes while it is written.
+                        let produced = tokio::task::spawn_blocking(move || chain.produce_block_pipelined(rpc::block_capacity(false), 0)).await;
                         match produced {
-                            Ok(Ok(_)) => {}
+                            Ok(Ok(())) => {}
                             Ok(Err(e)) => tracing::error!(error = %e, "block production failed"),
                             Err(e) => tracing::error!(error = %e, "block production task failed"),
                         }

@@ -159,6 +159,27 @@ pub trait Storage: Send + Sync + 'static {
         added: &StreamIndex,
     ) -> Result<(), StorageError>;
 
+    /// [`Storage::commit_block`] by admission numbers: every admitted transaction numbered
+    /// below `pending_below` is in this block or an earlier one (blocks take the mempool in
+    /// admission order), so the durable mempool drops that range instead of looking up each
+    /// transaction. `None` (no numbered transaction in the block): by the receipts, as
+    /// `commit_block`. The default is `commit_block`.
+    ///
+    /// # Errors
+    /// As [`Storage::commit_block`].
+    fn commit_block_pending(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
+        diff: &StateDiff,
+        added: &StreamIndex,
+        pending_below: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let _ = pending_below;
+        self.commit_block(block, receipts, failed, diff, added)
+    }
+
     /// A failed transaction still kept, by its receipt's block id and index.
     ///
     /// # Errors
@@ -182,6 +203,15 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt record.
     fn receipt(&self, tx_hash: &[u8; 32]) -> Result<Option<StoredReceipt>, StorageError>;
+
+    /// Whether each transaction has a receipt (was included or failed in a block), in order:
+    /// admission's duplicate check for a whole batch, in one read.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn receipts_exist(&self, tx_hashes: &[[u8; 32]]) -> Result<Vec<bool>, StorageError> {
+        tx_hashes.iter().map(|hash| self.receipt(hash).map(|r| r.is_some())).collect()
+    }
 
     /// One stored account (`None` when default).
     ///
@@ -248,6 +278,15 @@ pub trait Storage: Send + Sync + 'static {
     fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
         let _ = hashes;
         Ok(())
+    }
+
+    /// The lowest admission number the durable mempool still writes: numbers below it are
+    /// taken to be in committed blocks. A reopened chain numbers new admissions from here on.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn pending_seq_floor(&self) -> Result<u64, StorageError> {
+        Ok(0)
     }
 
     /// Every pending transaction, in admission order.

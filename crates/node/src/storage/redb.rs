@@ -82,6 +82,7 @@ impl RedbStorage {
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
             txn.open_table(mempool::PENDING)?;
+            mempool::move_keyed_by_hash(&txn)?;
             events::create_tables(&txn)?;
         }
         migrate::upgrade(&txn, version)?;
@@ -209,6 +210,27 @@ impl Storage for RedbStorage {
         Ok(())
     }
 
+    fn commit_block_pending(
+        &self,
+        block: &StoredBlock,
+        receipts: &[StoredReceipt],
+        failed: &[FailedTransaction],
+        diff: &StateDiff,
+        added: &StreamIndex,
+        pending_below: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let txn = self.write()?;
+        write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
+        index::extend_for_block(&txn, block, added)?;
+        match pending_below {
+            Some(end) => mempool::remove_below(&txn, end)?,
+            None => mempool::remove_committed(&txn, receipts)?,
+        }
+        events::index_block(&txn, block, receipts)?;
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The accounts table read, decoded and leaf-hashed from its stored bytes (`borsh(account)`,
     /// what the leaf hashes) on every core (at most [`super::LOAD_THREADS_MAX`]), in one read
     /// transaction; the root's inner nodes are hashed while the state is built
@@ -247,6 +269,10 @@ impl Storage for RedbStorage {
         mempool::read_all(&self.db)
     }
 
+    fn pending_seq_floor(&self) -> Result<u64, StorageError> {
+        mempool::floor(&self.db)
+    }
+
     fn events(
         &self,
         filter: &paystreams_rpc::EventFilter,
@@ -274,6 +300,12 @@ impl Storage for RedbStorage {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECEIPTS)?;
         table.get(tx_hash.as_slice())?.map(|v| decode("receipt", v.value())).transpose()
+    }
+
+    fn receipts_exist(&self, tx_hashes: &[[u8; 32]]) -> Result<Vec<bool>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECEIPTS)?;
+        tx_hashes.iter().map(|hash| Ok(table.get(hash.as_slice())?.is_some())).collect()
     }
 
     fn failed_transaction(&self, block_id: u64, index: u32) -> Result<Option<FailedTransaction>, StorageError> {
