@@ -85,6 +85,8 @@ impl RedbStorage {
             let joined = helpers.into_iter().all(|helper| helper.join().is_ok());
             collected.filter(|_| joined)
         });
+        // The spare vectors go now, before the state's memory is allocated.
+        drop(loading);
         let (accounts, leaves) = match collected {
             Some(Ok(collected)) => collected,
             // The first failed piece in id order (of those read) names the error.
