@@ -13,7 +13,8 @@
 //! not written) or the record did (the block's write removes it), and no record outlives its
 //! block.
 //!
-//! Data dirs written before kept the records keyed by hash (`pending`); opening moves them.
+//! Format-4 data dirs kept the records keyed by hash (`pending`); opening one moves them and
+//! records format 5 in the same write (`migrate.rs`).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_runtime::Transaction;
@@ -30,8 +31,7 @@ use crate::block::{StoredReceipt, encode};
 const PENDING_BY_HASH: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("pending");
 
 /// admission number → tx hash ‖ borsh [`PendingTransaction`]: admitted, not yet in a block.
-/// Added to format 4 without a version change: a data dir without it has no pending
-/// transactions.
+/// Format 5 (a version-4 file's records are moved here when it is opened).
 pub(super) const PENDING: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("pending_by_seq");
 
 /// `meta` key: every transaction numbered below it is in a committed block (borsh u64).

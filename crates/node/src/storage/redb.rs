@@ -68,7 +68,7 @@ impl RedbStorage {
             if found > FORMAT_VERSION {
                 return Err(StorageError::NewerFormat { path, found, supported: FORMAT_VERSION });
             }
-            if found < FORMAT_VERSION {
+            if found < FORMAT_VERSION && found != migrate::UPGRADES_FROM {
                 return Err(StorageError::OlderFormat { path, found, supported: FORMAT_VERSION });
             }
         }

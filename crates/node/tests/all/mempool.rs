@@ -283,3 +283,73 @@ fn a_record_that_does_not_verify_is_never_restored() {
     assert!(storage.pending_transactions().expect("read").is_empty());
     assert_eq!(chain.account(&a.account_id()).balance, BALANCE);
 }
+
+/// A format-4 data dir, as the node before format 5 left it: its accepted transactions keyed by
+/// hash in `pending`, no `pending_by_seq` table, version 4. Opened, it is upgraded in place
+/// (version 5, the old table gone) and its transactions are pending again, in their order; the
+/// next block includes them, to the unit.
+#[test]
+fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
+    use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+    const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+    const BY_SEQ: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("pending_by_seq");
+    const BY_HASH: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("pending");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(paystreams_node::DB_FILE);
+    let config = ChainConfig::dev(2, BALANCE);
+    let chain = open(Arc::new(RedbStorage::open(&path).expect("open")), &config);
+    let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
+    let txs = [transfer(&a, b, 7, 0), transfer(&a, b, 11, 1), transfer(&a, b, 13, 2)];
+    let hashes: Vec<[u8; 32]> = txs.iter().map(|tx| chain.submit(tx.clone()).expect("admitted")).collect();
+    drop(chain);
+
+    // Rewrite the file as format 4 kept it.
+    {
+        let db = redb::Database::open(&path).expect("raw open");
+        let txn = db.begin_write().expect("write");
+        let records: Vec<(Vec<u8>, Vec<u8>)> = txn
+            .open_table(BY_SEQ)
+            .expect("by seq")
+            .iter()
+            .expect("iter")
+            .map(|entry| {
+                let (_, value) = entry.expect("entry");
+                let (hash, pending) = value.value().split_at(32);
+                (hash.to_vec(), pending.to_vec())
+            })
+            .collect();
+        assert_eq!(records.len(), 3, "the three accepted transactions are on disk");
+        txn.delete_table(BY_SEQ).expect("drop by seq");
+        {
+            let mut by_hash = txn.open_table(BY_HASH).expect("by hash");
+            for (hash, pending) in &records {
+                by_hash.insert(hash.as_slice(), pending.as_slice()).expect("insert");
+            }
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("format", borsh::to_vec(&4_u32).expect("encode").as_slice()).expect("format");
+            meta.remove("pending_below").expect("remove");
+        }
+        txn.commit().expect("commit");
+    }
+
+    let storage = Arc::new(RedbStorage::open(&path).expect("a format-4 data dir opens"));
+    let seqs: Vec<u64> = storage.pending_transactions().expect("read").iter().map(|p| p.seq).collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "admission order kept: {seqs:?}");
+    let chain = open(Arc::clone(&storage) as Arc<dyn Storage>, &config);
+    assert_eq!(chain.mempool_len(), 3, "every accepted transaction is pending again");
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Pending)));
+    chain.produce_block(MAX_TXS_PER_BLOCK, 0).expect("block");
+    assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Included)));
+    assert_eq!(chain.account(&a.account_id()).balance, BALANCE - 31);
+    assert_eq!(chain.account(&b).balance, BALANCE + 31);
+    drop(chain);
+    drop(storage);
+
+    let db = redb::Database::open(&path).expect("raw open");
+    let txn = db.begin_read().expect("read");
+    let format = txn.open_table(META).expect("meta").get("format").expect("get").map(|v| v.value().to_vec());
+    assert_eq!(format, Some(borsh::to_vec(&paystreams_node::FORMAT_VERSION).expect("encode")), "recorded as format 5");
+    assert!(txn.open_table(BY_HASH).is_err(), "the old table is gone");
+}
