@@ -44,6 +44,13 @@ use crate::{
 /// How long one HTTP request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most requests one client has in flight to the node at once; more wait their turn. Below the
+/// node's share per client address (128 connections by default, `paystream node
+/// --max-connections-per-address`), so a busy client (a provider answering a thousand users)
+/// never opens more connections than the node keeps for it, and the node never has to close
+/// one of its connections with a request on it. Other clients on the same host keep room too.
+pub const MAX_CONCURRENT_REQUESTS: usize = 32;
+
 /// How long [`NodeRpc::wait_receipt`] waits for inclusion by default.
 pub const DEFAULT_INCLUSION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -183,6 +190,7 @@ impl NodeRpc {
     pub fn connect_with(url: &str, dialect: Dialect) -> Result<Self, RpcError> {
         let http = HttpClientBuilder::default()
             .request_timeout(REQUEST_TIMEOUT)
+            .max_concurrent_requests(MAX_CONCURRENT_REQUESTS)
             .build(url)
             .map_err(|e| RpcError::Connection { url: url.to_owned(), detail: e.to_string() })?;
         Ok(Self {

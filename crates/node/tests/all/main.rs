@@ -1,5 +1,6 @@
 //! Integration tests of the node (one binary, to keep link time down).
 
+mod client_share;
 mod common;
 mod disk_full;
 mod event_index;
