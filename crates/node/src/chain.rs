@@ -1050,13 +1050,7 @@ impl Chain {
         }
         pipeline.unapplied.push_back(Arc::clone(&executed));
         let Some(committer) = pipeline.committer.clone() else {
-            drop(pipeline);
-            let outcome = self.commit_executed(&executed);
-            if outcome.is_err() {
-                self.requeue_discarded();
-            }
-            drop(producing);
-            return outcome.map(Produced::Committed);
+            return self.commit_inline(&executed, pipeline, producing);
         };
         let (reply, outcome) = std::sync::mpsc::channel();
         if wait {
@@ -1065,16 +1059,28 @@ impl Chain {
         if committer.send(Arc::clone(&executed)).is_err() {
             // The committer ended: write it here.
             pipeline.committer = None;
-            drop(pipeline);
-            let outcome = self.commit_executed(&executed);
-            if outcome.is_err() {
-                self.requeue_discarded();
-            }
-            drop(producing);
-            return outcome.map(Produced::Committed);
+            return self.commit_inline(&executed, pipeline, producing);
         }
         drop((pipeline, producing));
         Ok(Produced::Handed(outcome))
+    }
+
+    /// Writes `executed` on this thread (no committer, or it ended): the pipeline's lock is
+    /// released first, the producer's after the write; a failed write puts the block's
+    /// transactions back at the front of the mempool.
+    fn commit_inline(
+        &self,
+        executed: &Arc<Executed>,
+        pipeline: MutexGuard<'_, Pipeline>,
+        producing: MutexGuard<'_, ()>,
+    ) -> Result<Produced, NodeError> {
+        drop(pipeline);
+        let outcome = self.commit_executed(executed);
+        if outcome.is_err() {
+            self.requeue_discarded();
+        }
+        drop(producing);
+        outcome.map(Produced::Committed)
     }
 
     /// Executes the next block on the committed state, or on the block executed before it
