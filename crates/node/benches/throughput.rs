@@ -255,6 +255,7 @@ async fn failed_receipts(url: &str, hashes: &[(HexHash, Instant)]) -> usize {
 }
 
 /// What one node run measured.
+#[derive(Clone)]
 struct NodeRun {
     elapsed: Duration,
     failed: usize,
@@ -324,7 +325,10 @@ fn measure_node(
         }
         applied
     });
+    // For profilers attached by time (see `BENCH_MODES`).
+    eprintln!("timed part starts: {mode:?}");
     let (elapsed, hashes) = runtime.block_on(run_on_node(&url, work.clone(), mode));
+    eprintln!("timed part ends");
     let height = node.chain().head_height() - start_height;
     stop.send(()).unwrap();
     let applied = runtime.block_on(applied).unwrap();
@@ -388,9 +392,22 @@ fn main() {
     let rounds = args.get(1).copied().unwrap_or(5);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
-    let (_, _, _, one) = measure_node(&runtime, owners, rounds, Submit::One(CLIENTS));
-    let (_, _, _, many) = measure_node(&runtime, owners, rounds, Submit::One(MANY_CLIENTS));
-    let (keys, setup, work, batch) = measure_node(&runtime, owners, rounds, Submit::Batch);
+    // `BENCH_MODES` (comma-separated: one, many, batch; all by default) runs only those node
+    // modes, for profiling one at a time; the runtime baseline always runs.
+    let wanted =
+        |name: &str| std::env::var("BENCH_MODES").ok().is_none_or(|modes| modes.split(',').any(|m| m.trim() == name));
+    let skipped = NodeRun { elapsed: Duration::MAX, failed: 0, blocks: 0, latency: (Duration::ZERO, Duration::ZERO) };
+    let run = |mode: Submit, name: &str| {
+        if wanted(name) { Some(measure_node(&runtime, owners, rounds, mode)) } else { None }
+    };
+    let one = run(Submit::One(CLIENTS), "one").map_or(skipped.clone(), |r| r.3);
+    let many = run(Submit::One(MANY_CLIENTS), "many").map_or(skipped.clone(), |r| r.3);
+    let (keys, setup, work, batch) = run(Submit::Batch, "batch").unwrap_or_else(|| {
+        let keys: Vec<SecretKey> = (0..owners * 2).map(|_| SecretKey::generate()).collect();
+        let (owner_keys, provider_keys) = keys.split_at(owners);
+        let (setup, work) = owner_keys.iter().zip(provider_keys).map(|(o, p)| transactions(o, p, rounds)).unzip();
+        (keys, setup, work, skipped)
+    });
     let total: usize = work.iter().map(Vec::len).sum();
     let owner_keys = &keys[..owners];
 

@@ -202,9 +202,12 @@ struct Mempool {
     unsaved: Vec<([u8; 32], PendingTransaction)>,
 }
 
-/// The durable side of the mempool, one writer at a time (group commit): a submitter writes
+/// The durable side of the mempool, one writer at a time (group commit): a submitter whose
+/// transaction is not yet written becomes the writer when no write is under way and writes
 /// every admitted transaction not yet written, its own and those admitted meanwhile, in one
-/// storage commit; submitters whose transactions that commit carried only wait for it.
+/// storage commit, without holding this state's lock; the others wait on [`Chain::saved`] and
+/// are all woken when a write ends, so a submitter that write carried returns at once instead
+/// of queueing behind later writes.
 #[derive(Default)]
 struct Saving {
     /// Every transaction admitted with a lower number has been written, committed in a block,
@@ -212,6 +215,56 @@ struct Saving {
     below: u64,
     /// Admission numbers whose write failed, with the error; each is taken by its submitter.
     failed: HashMap<u64, String>,
+    /// A submitter is writing (it has released the lock for the write).
+    writing: bool,
+}
+
+/// A submitter's turn to write the mempool, taken by setting [`Saving::writing`]. Dropping it
+/// ends the write however the writer leaves (a panic, or a blocking task dropped unrun
+/// included) and wakes every waiting submitter, blocking and async alike.
+struct WriteTurn<C: std::ops::Deref<Target = Chain>> {
+    chain: C,
+}
+
+impl<C: std::ops::Deref<Target = Chain>> WriteTurn<C> {
+    /// Writes every admitted transaction not yet written in one storage commit, then ends the
+    /// turn.
+    fn write(self) {
+        let chain = &*self.chain;
+        let (entries, below) = {
+            let mut mempool = lock(&chain.mempool);
+            let unsaved = std::mem::take(&mut mempool.unsaved);
+            // Those no longer pending are in a committed block: durable with it.
+            let entries: Vec<([u8; 32], PendingTransaction)> =
+                unsaved.into_iter().filter(|(hash, _)| mempool.pending.contains_key(hash)).collect();
+            (entries, mempool.next_seq)
+        };
+        let failure = if entries.is_empty() { None } else { chain.storage.add_pending(&entries).err() };
+        if let Some(e) = &failure {
+            tracing::error!(error = %e, count = entries.len(), "writing accepted transactions failed; they are taken out of the mempool");
+            chain.forget(&entries);
+        }
+        let mut saving = lock(&chain.saving);
+        if let Some(e) = failure {
+            let detail = e.to_string();
+            for (_, entry) in &entries {
+                saving.failed.insert(entry.seq, detail.clone());
+            }
+        }
+        saving.below = saving.below.max(below);
+    }
+}
+
+impl<C: std::ops::Deref<Target = Chain>> Drop for WriteTurn<C> {
+    fn drop(&mut self) {
+        let below = {
+            let mut saving = lock(&self.chain.saving);
+            saving.writing = false;
+            saving.below
+        };
+        self.chain.saved.notify_all();
+        self.chain.saved_below.send_replace(below);
+    }
 }
 
 /// What the pending transactions hold of one account.
@@ -341,8 +394,12 @@ pub struct Chain {
     /// block producer when it applies a committed block.
     inner: RwLock<Inner>,
     mempool: Mutex<Mempool>,
-    /// Lock order: `saving`, then `mempool`; never taken while `inner` or `mempool` is held.
+    /// Never held during a storage write, nor taken while `inner` or `mempool` is held.
     saving: Mutex<Saving>,
+    /// Signalled when a mempool write ends, for blocking submitters.
+    saved: Condvar,
+    /// [`Saving::below`] after each mempool write, for async submitters.
+    saved_below: tokio::sync::watch::Sender<u64>,
     /// Held by the one block producer at a time, across execution and the durable commit
     /// (during which `inner` is released). Taken before `inner`.
     producing: Mutex<()>,
@@ -539,6 +596,8 @@ impl Chain {
             genesis,
             mempool: Mutex::new(Mempool::default()),
             saving: Mutex::new(Saving::default()),
+            saved: Condvar::new(),
+            saved_below: tokio::sync::watch::Sender::new(0),
             producing: Mutex::new(()),
             pipeline: Mutex::new(Pipeline::default()),
             applied: Condvar::new(),
@@ -707,33 +766,68 @@ impl Chain {
             return vec![];
         };
         let mut saving = lock(&self.saving);
-        if saving.below <= *last {
-            let (entries, below) = {
-                let mut mempool = lock(&self.mempool);
-                let unsaved = std::mem::take(&mut mempool.unsaved);
-                // Those no longer pending are in a committed block: durable with it.
-                let entries: Vec<([u8; 32], PendingTransaction)> =
-                    unsaved.into_iter().filter(|(hash, _)| mempool.pending.contains_key(hash)).collect();
-                (entries, mempool.next_seq)
-            };
-            if !entries.is_empty()
-                && let Err(e) = self.storage.add_pending(&entries)
-            {
-                tracing::error!(error = %e, count = entries.len(), "writing accepted transactions failed; they are taken out of the mempool");
-                self.forget(&entries);
-                let detail = e.to_string();
-                for (_, entry) in &entries {
-                    saving.failed.insert(entry.seq, detail.clone());
-                }
+        while saving.below <= *last {
+            if saving.writing {
+                // Another submitter's write is under way; it may carry these transactions.
+                saving = self.saved.wait(saving).unwrap_or_else(PoisonError::into_inner);
+                continue;
             }
-            saving.below = below;
+            saving.writing = true;
+            drop(saving);
+            WriteTurn { chain: self }.write();
+            saving = lock(&self.saving);
         }
-        seqs.iter()
-            .map(|seq| match saving.failed.remove(seq) {
-                Some(detail) => Err(NodeError::Storage(StorageError::PendingNotSaved { detail })),
-                None => Ok(()),
-            })
-            .collect()
+        seqs.iter().map(|seq| Self::saved_outcome(&mut saving, *seq)).collect()
+    }
+
+    /// The outcome of the write that carried admission number `seq` (known to be behind
+    /// [`Saving::below`]).
+    fn saved_outcome(saving: &mut Saving, seq: u64) -> Result<(), NodeError> {
+        match saving.failed.remove(&seq) {
+            Some(detail) => Err(NodeError::Storage(StorageError::PendingNotSaved { detail })),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the admitted transaction numbered `seq` now, with everything admitted meanwhile,
+    /// when no write is under way; otherwise returns at once, leaving it to
+    /// [`Chain::durable`]. Called by a submitter already on a blocking thread, so the common
+    /// case costs no further hand-off.
+    pub fn write_if_idle(&self, seq: u64) {
+        let mut saving = lock(&self.saving);
+        if saving.below > seq || std::mem::replace(&mut saving.writing, true) {
+            return;
+        }
+        drop(saving);
+        WriteTurn { chain: self }.write();
+    }
+
+    /// [`Chain::save`] for one admitted transaction, waiting without holding a thread: the
+    /// caller whose transaction is not yet written, with no write under way, writes it and
+    /// everything admitted meanwhile on the blocking pool; the others wait for that write.
+    ///
+    /// # Errors
+    /// [`StorageError::PendingNotSaved`]: the write that carried it failed (the transaction is
+    /// then no longer pending), or no write could run (the node is shutting down).
+    pub async fn durable(self: &Arc<Self>, seq: u64) -> Result<(), NodeError> {
+        let mut written = self.saved_below.subscribe();
+        loop {
+            let write = {
+                let mut saving = lock(&self.saving);
+                if saving.below > seq {
+                    return Self::saved_outcome(&mut saving, seq);
+                }
+                !std::mem::replace(&mut saving.writing, true)
+            };
+            if write {
+                let turn = WriteTurn { chain: Arc::clone(self) };
+                tokio::task::spawn_blocking(move || turn.write())
+                    .await
+                    .map_err(|e| StorageError::PendingNotSaved { detail: format!("the write did not run: {e}") })?;
+            } else if written.changed().await.is_err() {
+                return Err(StorageError::PendingNotSaved { detail: "the node is shutting down".into() }.into());
+            }
+        }
     }
 
     /// Takes transactions whose write failed out of the mempool, those still queued (a block
@@ -850,6 +944,16 @@ impl Chain {
         mempool.pending.insert(hash, (tx, seq));
         self.metrics.set_mempool(mempool.queue.len());
         Ok((hash, seq))
+    }
+
+    /// Decodes base64 Borsh, checks and admits, leaving the durable write to
+    /// [`Chain::durable`]. Returns the hash and the admission number.
+    ///
+    /// # Errors
+    /// As [`Chain::submit`] before its write, plus undecodable input.
+    pub fn admit_encoded(&self, encoded: &str) -> Result<([u8; 32], u64), NodeError> {
+        let tx = Self::check(decode_base64_transaction(encoded)?)?;
+        self.admit(tx, None)
     }
 
     /// Decodes base64 Borsh and submits.

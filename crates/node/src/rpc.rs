@@ -241,14 +241,27 @@ pub(crate) fn block_capacity(automine: bool) -> usize {
 #[async_trait]
 impl LezApiServer for RpcServer {
     async fn send_transaction(&self, tx: String) -> RpcResult<HexHash> {
-        let automine = self.automine;
-        // Admission reads the receipts table (duplicates); automine also commits.
+        if !self.automine {
+            // Admission reads the receipts table (duplicates) on the blocking pool and, when no
+            // mempool write is under way, writes there too; otherwise the call waits for the
+            // write under way and the next, without holding a thread: one write carries every
+            // call admitted meanwhile.
+            let (hash, seq) = self
+                .blocking(move |chain| {
+                    let admitted = chain.admit_encoded(&tx)?;
+                    chain.write_if_idle(admitted.1);
+                    Ok(admitted)
+                })
+                .await?;
+            self.chain.durable(seq).await?;
+            return Ok(HexHash(hash));
+        }
         let hash = self
             .blocking(move |chain| {
                 let hash = chain.submit_encoded(&tx)?;
                 // Mine until this transaction is committed: every call mines at least its own
                 // block, so concurrent senders never wait on each other for long.
-                while automine && chain.is_pending(&hash) {
+                while chain.is_pending(&hash) {
                     chain.produce_block(1, 0)?;
                 }
                 Ok(hash)

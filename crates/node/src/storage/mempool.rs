@@ -1,20 +1,28 @@
-//! The durable mempool: every admitted transaction is written to the `pending_by_seq` table
-//! before its submission is answered, and leaves it in the write transaction of the block that
-//! includes (or fails) it, so a node killed between the two finds it again when it reopens.
+//! The durable mempool: every admitted transaction is written to the `pending_by_seq` table of
+//! its own redb file (`chain.mempool.redb` beside `chain.redb`) before its submission is
+//! answered, and leaves it once the block that includes (or fails) it is committed, so a node
+//! killed between the two finds it again when it reopens.
+//!
+//! **Its own file, so admission never waits for a block's write.** redb runs one write
+//! transaction at a time per file; in the chain's file an admission's write waited for the
+//! block being committed (tens of ms for a block of thousands of transactions) and the
+//! submitters with it. With two files the two writes run side by side.
 //!
 //! Keyed by admission number (big-endian u64, so records are appended at the end and a block
 //! removes a run at the start); each value is the transaction's hash, then the Borsh
 //! [`PendingTransaction`]. Blocks take transactions in admission order (the mempool is first
 //! in, first out, and a discarded batch returns to its front), so once a block is committed
-//! every transaction numbered below its last one plus one is in it or an earlier block: the
-//! block's write removes that range and records its end (`pending_below` in `meta`; a reopened
-//! chain numbers new admissions from there). A write skips transactions with a stored receipt:
-//! redb runs one write transaction at a time, so either the block came first (the record is
-//! not written) or the record did (the block's write removes it), and no record outlives its
-//! block.
+//! every transaction numbered below its last one plus one is in it or an earlier block. The
+//! block's own write records that end (`pending_below` in the chain file's `meta`), atomically
+//! with the block; then the records below it are removed from this file (without an fsync of
+//! their own: the next admission's write makes the removal durable). Records below
+//! `pending_below` are never read again, so a crash between the two, or a record written after
+//! its block (a write that found no receipt just before the block was committed), leaves
+//! nothing that comes back: the next block's removal, or the next open, drops them. A reopened
+//! chain numbers new admissions from `pending_below`.
 //!
-//! Format-4 data dirs kept the records keyed by hash (`pending`); opening one moves them and
-//! records format 5 in the same write (`migrate.rs`).
+//! Format-4 data dirs kept the records keyed by hash (`pending`), format-5 ones keyed by number
+//! in the chain file; opening either moves them here, then records format 6 (`migrate.rs`).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_runtime::Transaction;
@@ -24,17 +32,18 @@ use super::{
     StorageError, decode,
     redb::{META, RECEIPTS},
 };
-use crate::block::{StoredReceipt, encode};
+use crate::block::encode;
 
-/// Before: tx hash → borsh [`PendingTransaction`]. Read only to move its records (see
-/// [`move_keyed_by_hash`]).
+/// Format 4, in the chain file: tx hash → borsh [`PendingTransaction`]. Read only to move its
+/// records (see [`take_from_chain_file`]).
 const PENDING_BY_HASH: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("pending");
 
 /// admission number → tx hash ‖ borsh [`PendingTransaction`]: admitted, not yet in a block.
-/// Format 5 (a version-4 file's records are moved here when it is opened).
+/// In the mempool file from format 6 (in the chain file in format 5).
 pub(super) const PENDING: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("pending_by_seq");
 
-/// `meta` key: every transaction numbered below it is in a committed block (borsh u64).
+/// The chain file's `meta` key: every transaction numbered below it is in a committed block
+/// (borsh u64).
 const PENDING_BELOW: &str = "pending_below";
 
 /// An admitted transaction as the durable mempool keeps it.
@@ -59,12 +68,14 @@ fn record(hash: &[u8; 32], entry: &PendingTransaction) -> Vec<u8> {
     bytes
 }
 
-/// Writes `entries`, skipping those already in a block (with a stored receipt).
+/// Writes `entries` in the mempool file's `txn`, skipping those already in a block (a receipt
+/// in the chain file's `chain` read).
 pub(super) fn add(
     txn: &redb::WriteTransaction,
+    chain: &redb::ReadTransaction,
     entries: &[([u8; 32], PendingTransaction)],
 ) -> Result<(), StorageError> {
-    let receipts = txn.open_table(RECEIPTS)?;
+    let receipts = chain.open_table(RECEIPTS)?;
     let mut table = txn.open_table(PENDING)?;
     for (hash, entry) in entries {
         if receipts.get(hash.as_slice())?.is_none() {
@@ -74,46 +85,38 @@ pub(super) fn add(
     Ok(())
 }
 
-/// Removes the records of `hashes` (absent ones are fine), by a scan of the table: for records
-/// dropped at a restart and blocks committed without their admission numbers. Returns the
-/// highest number removed.
-pub(super) fn remove<'a>(
-    txn: &redb::WriteTransaction,
+/// The highest admission number among the records of `hashes` in the mempool file (for a
+/// block committed without its admission numbers), by a scan.
+pub(super) fn highest_of<'a>(
+    pool: &redb::Database,
     hashes: impl Iterator<Item = &'a [u8; 32]>,
 ) -> Result<Option<u64>, StorageError> {
     let hashes: std::collections::HashSet<&[u8; 32]> = hashes.collect();
     if hashes.is_empty() {
         return Ok(None);
     }
-    let mut table = txn.open_table(PENDING)?;
+    let txn = pool.begin_read()?;
+    let table = txn.open_table(PENDING)?;
     let mut highest = None;
-    table.retain(|seq, value| {
-        let hit = value.get(..32).is_some_and(|hash| hashes.iter().any(|h| h.as_slice() == hash));
-        if hit {
-            highest = highest.max(Some(seq));
+    for entry in table.iter()? {
+        let (seq, value) = entry?;
+        if value.value().get(..32).is_some_and(|hash| hashes.iter().any(|h| h.as_slice() == hash)) {
+            highest = highest.max(Some(seq.value()));
         }
-        !hit
-    })?;
+    }
     Ok(highest)
 }
 
-/// Removes the records of the transactions a block includes or fails (one receipt each), found
-/// by hash.
-pub(super) fn remove_committed(txn: &redb::WriteTransaction, receipts: &[StoredReceipt]) -> Result<(), StorageError> {
-    if let Some(highest) = remove(txn, receipts.iter().map(|r| &r.tx_hash))? {
-        raise_below(txn, highest.saturating_add(1))?;
-    }
+/// Removes every record numbered below `end` from the mempool file (a committed block's
+/// transactions and those of the blocks before it).
+pub(super) fn remove_below(txn: &redb::WriteTransaction, end: u64) -> Result<(), StorageError> {
+    txn.open_table(PENDING)?.retain_in(..end, |_, _| false)?;
     Ok(())
 }
 
-/// Removes every record numbered below `end` (a committed block's transactions and those of
-/// the blocks before it) and records `end`.
-pub(super) fn remove_below(txn: &redb::WriteTransaction, end: u64) -> Result<(), StorageError> {
-    txn.open_table(PENDING)?.retain_in(..end, |_, _| false)?;
-    raise_below(txn, end)
-}
-
-fn raise_below(txn: &redb::WriteTransaction, end: u64) -> Result<(), StorageError> {
+/// Records in the chain file's `txn` that every transaction numbered below `end` is in a
+/// committed block (never lowers it).
+pub(super) fn raise_below(txn: &redb::WriteTransaction, end: u64) -> Result<(), StorageError> {
     let current = below(txn)?;
     if end > current {
         txn.open_table(META)?.insert(PENDING_BELOW, encode(&end).as_slice())?;
@@ -121,9 +124,12 @@ fn raise_below(txn: &redb::WriteTransaction, end: u64) -> Result<(), StorageErro
     Ok(())
 }
 
-/// Moves the records of a data dir that kept them keyed by hash into the table keyed by
-/// admission number, and drops the old table.
-pub(super) fn move_keyed_by_hash(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+/// Takes the records an older data dir kept in the chain file (format 4: keyed by hash,
+/// `pending`; format 5: keyed by number, `pending_by_seq`) out of it, in the chain file's
+/// `txn`, for the caller to write to the mempool file before it commits `txn`.
+pub(super) fn take_from_chain_file(
+    txn: &redb::WriteTransaction,
+) -> Result<Vec<([u8; 32], PendingTransaction)>, StorageError> {
     let mut moved = Vec::new();
     {
         let old = txn.open_table(PENDING_BY_HASH)?;
@@ -135,15 +141,41 @@ pub(super) fn move_keyed_by_hash(txn: &redb::WriteTransaction) -> Result<(), Sto
                 .map_err(|_| StorageError::corrupt("pending transaction", "hash not 32 bytes"))?;
             moved.push((hash, decode::<PendingTransaction>("pending transaction", value.value())?));
         }
-    }
-    txn.delete_table(PENDING_BY_HASH)?;
-    if !moved.is_empty() {
-        let mut table = txn.open_table(PENDING)?;
-        for (hash, entry) in &moved {
-            table.insert(entry.seq, record(hash, entry).as_slice())?;
+        let by_seq = txn.open_table(PENDING)?;
+        for entry in by_seq.iter()? {
+            let (_, value) = entry?;
+            moved.push(parse(value.value())?);
         }
     }
+    txn.delete_table(PENDING_BY_HASH)?;
+    txn.delete_table(PENDING)?;
+    Ok(moved)
+}
+
+/// Writes records moved from the chain file (see [`take_from_chain_file`]).
+pub(super) fn put(
+    txn: &redb::WriteTransaction,
+    entries: &[([u8; 32], PendingTransaction)],
+) -> Result<(), StorageError> {
+    let mut table = txn.open_table(PENDING)?;
+    for (hash, entry) in entries {
+        table.insert(entry.seq, record(hash, entry).as_slice())?;
+    }
     Ok(())
+}
+
+/// Removes every record (a mempool file left beside a new chain file belongs to no chain).
+pub(super) fn clear(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+    txn.open_table(PENDING)?.retain(|_, _| false)?;
+    Ok(())
+}
+
+/// A record's hash and transaction.
+fn parse(bytes: &[u8]) -> Result<([u8; 32], PendingTransaction), StorageError> {
+    let (hash, body) = bytes
+        .split_first_chunk::<32>()
+        .ok_or_else(|| StorageError::corrupt("pending transaction", "shorter than a hash"))?;
+    Ok((*hash, decode::<PendingTransaction>("pending transaction", body)?))
 }
 
 /// The end of the last committed block's admission numbers (0 when none was recorded).
@@ -154,21 +186,33 @@ pub(super) fn floor(db: &redb::Database) -> Result<u64, StorageError> {
     value.map_or(Ok(0), |v| decode("pending_below", v.value()))
 }
 
-/// Every record, in admission order.
-pub(super) fn read_all(db: &redb::Database) -> Result<Vec<PendingTransaction>, StorageError> {
-    let txn = db.begin_read()?;
+/// Every record of the mempool file numbered from `floor` on, in admission order (those below
+/// are in committed blocks).
+pub(super) fn read_all(pool: &redb::Database, floor: u64) -> Result<Vec<PendingTransaction>, StorageError> {
+    let txn = pool.begin_read()?;
     let table = match txn.open_table(PENDING) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
         Err(e) => return Err(e.into()),
     };
     let mut entries = Vec::new();
-    for entry in table.iter()? {
+    for entry in table.range(floor..)? {
         let (_, value) = entry?;
-        let bytes = value.value();
-        let body =
-            bytes.get(32..).ok_or_else(|| StorageError::corrupt("pending transaction", "shorter than a hash"))?;
-        entries.push(decode::<PendingTransaction>("pending transaction", body)?);
+        entries.push(parse(value.value())?.1);
     }
     Ok(entries)
+}
+
+/// Removes the records of `hashes` from the mempool file (absent ones are fine), by a scan.
+pub(super) fn remove<'a>(
+    txn: &redb::WriteTransaction,
+    hashes: impl Iterator<Item = &'a [u8; 32]>,
+) -> Result<(), StorageError> {
+    let hashes: std::collections::HashSet<&[u8; 32]> = hashes.collect();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    txn.open_table(PENDING)?
+        .retain(|_, value| !value.get(..32).is_some_and(|hash| hashes.iter().any(|h| h.as_slice() == hash)))?;
+    Ok(())
 }

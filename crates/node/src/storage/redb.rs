@@ -1,4 +1,5 @@
-//! Storage in a redb file (`chain.redb` in the data dir): the tables, opening (with the format
+//! Storage in redb files (`chain.redb` in the data dir, and the durable mempool's
+//! `chain.mempool.redb` beside it, see `mempool.rs`): the tables, opening (with the format
 //! check), the block write and the reads.
 
 use std::path::Path;
@@ -37,11 +38,18 @@ pub(super) const FAILED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::ne
 /// in block times (`crates/node/benches/scale.rs`, `docs/benchmarks.md` "Scale").
 const REDB_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
-/// Storage in a redb file (`chain.redb` in the data dir).
+/// Storage in a redb file (`chain.redb` in the data dir) and the durable mempool's file beside
+/// it ([`RedbStorage::mempool_path`]).
 pub struct RedbStorage {
     pub(super) db: redb::Database,
+    /// The durable mempool (`mempool.rs`): its own file, so its writes never wait for a block's.
+    pool: redb::Database,
     failed_retained: u64,
 }
+
+/// The mempool file's page cache: it holds the pending transactions only (at most
+/// `MEMPOOL_MAX` of them, a few MiB).
+const POOL_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A write transaction that is durable once committed.
 pub(super) fn begin_write(db: &redb::Database) -> Result<redb::WriteTransaction, StorageError> {
@@ -58,20 +66,26 @@ impl RedbStorage {
     /// [`StorageError::NewerFormat`] or [`StorageError::OlderFormat`] for a file of another
     /// format (left untouched); other failures as [`StorageError::Database`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = redb::Database::builder().set_cache_size(REDB_CACHE_BYTES).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.display().to_string() },
-            other => StorageError::Database(other.into()),
-        })?;
+        let open = |path: &Path, cache: usize| {
+            redb::Database::builder().set_cache_size(cache).create(path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StorageError::AlreadyOpen { path: path.display().to_string() }
+                }
+                other => StorageError::Database(other.into()),
+            })
+        };
+        let db = open(path, REDB_CACHE_BYTES)?;
         let version = migrate::stored_version(&db)?;
         if let Some(found) = version {
             let path = path.display().to_string();
             if found > FORMAT_VERSION {
                 return Err(StorageError::NewerFormat { path, found, supported: FORMAT_VERSION });
             }
-            if found < FORMAT_VERSION && found != migrate::UPGRADES_FROM {
+            if found < FORMAT_VERSION && !migrate::UPGRADES_FROM.contains(&found) {
                 return Err(StorageError::OlderFormat { path, found, supported: FORMAT_VERSION });
             }
         }
+        let pool = open(&Self::mempool_path(path), POOL_CACHE_BYTES)?;
         let txn = begin_write(&db)?;
         {
             txn.open_table(META)?;
@@ -81,13 +95,28 @@ impl RedbStorage {
             txn.open_table(FAILED)?;
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
-            txn.open_table(mempool::PENDING)?;
-            mempool::move_keyed_by_hash(&txn)?;
             events::create_tables(&txn)?;
         }
+        // The mempool file is written first: a crash before the chain file's write leaves the
+        // records in both, and the next open moves them again (the same keys).
+        let moved = mempool::take_from_chain_file(&txn)?;
+        let pool_txn = begin_write(&pool)?;
+        if version.is_none() {
+            // A new chain: whatever a mempool file left here belonged to another one.
+            mempool::clear(&pool_txn)?;
+        }
+        mempool::put(&pool_txn, &moved)?;
+        pool_txn.commit()?;
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
-        Ok(Self { db, failed_retained: FAILED_RETAINED })
+        Ok(Self { db, pool, failed_retained: FAILED_RETAINED })
+    }
+
+    /// The durable mempool's file beside the chain file `path` (`chain.mempool.redb` beside
+    /// `chain.redb`).
+    #[must_use]
+    pub fn mempool_path(path: &Path) -> std::path::PathBuf {
+        path.with_extension("mempool.redb")
     }
 
     /// Keeps at most `bound` failed transactions instead of [`FAILED_RETAINED`].
@@ -201,13 +230,7 @@ impl Storage for RedbStorage {
         diff: &StateDiff,
         added: &StreamIndex,
     ) -> Result<(), StorageError> {
-        let txn = self.write()?;
-        write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
-        index::extend_for_block(&txn, block, added)?;
-        mempool::remove_committed(&txn, receipts)?;
-        events::index_block(&txn, block, receipts)?;
-        txn.commit()?;
-        Ok(())
+        self.commit_block_pending(block, receipts, failed, diff, added, None)
     }
 
     fn commit_block_pending(
@@ -219,15 +242,28 @@ impl Storage for RedbStorage {
         added: &StreamIndex,
         pending_below: Option<u64>,
     ) -> Result<(), StorageError> {
+        // Without the block's admission numbers, its records are found by hash.
+        let below = match pending_below {
+            Some(end) => Some(end),
+            None => mempool::highest_of(&self.pool, receipts.iter().map(|r| &r.tx_hash))?.map(|h| h.saturating_add(1)),
+        };
         let txn = self.write()?;
         write_block(&txn, block, receipts, failed, self.failed_retained, diff)?;
         index::extend_for_block(&txn, block, added)?;
-        match pending_below {
-            Some(end) => mempool::remove_below(&txn, end)?,
-            None => mempool::remove_committed(&txn, receipts)?,
+        if let Some(end) = below {
+            mempool::raise_below(&txn, end)?;
         }
         events::index_block(&txn, block, receipts)?;
         txn.commit()?;
+        // The block is durable, and with it the end of what is pending: the records below it
+        // are never read again, so their removal needs no fsync of its own (the next durable
+        // write of the mempool file carries it).
+        if let Some(end) = below {
+            let mut txn = self.pool.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            mempool::remove_below(&txn, end)?;
+            txn.commit()?;
+        }
         Ok(())
     }
 
@@ -252,21 +288,22 @@ impl Storage for RedbStorage {
     }
 
     fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
-        let txn = self.write()?;
-        mempool::add(&txn, entries)?;
+        let chain = self.db.begin_read()?;
+        let txn = begin_write(&self.pool)?;
+        mempool::add(&txn, &chain, entries)?;
         txn.commit()?;
         Ok(())
     }
 
     fn remove_pending(&self, hashes: &[[u8; 32]]) -> Result<(), StorageError> {
-        let txn = self.write()?;
+        let txn = begin_write(&self.pool)?;
         mempool::remove(&txn, hashes.iter())?;
         txn.commit()?;
         Ok(())
     }
 
     fn pending_transactions(&self) -> Result<Vec<PendingTransaction>, StorageError> {
-        mempool::read_all(&self.db)
+        mempool::read_all(&self.pool, mempool::floor(&self.db)?)
     }
 
     fn pending_seq_floor(&self) -> Result<u64, StorageError> {

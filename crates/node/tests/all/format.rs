@@ -47,7 +47,7 @@ fn write_old(path: &std::path::Path, version: Option<u32>) {
 
 #[test]
 fn older_formats_are_refused_untouched_naming_both_versions() {
-    assert_eq!(FORMAT_VERSION, 5);
+    assert_eq!(FORMAT_VERSION, 6);
     for (version, named) in [(None, 1), (Some(2), 2), (Some(3), 3)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(paystreams_node::DB_FILE);

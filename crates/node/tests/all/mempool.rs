@@ -137,12 +137,25 @@ fn a_restart_drops_what_is_now_stale_and_readmits_the_rest_in_order() {
     assert!(storage.pending_transactions().expect("read").is_empty());
 }
 
-/// Memory storage that counts the durable mempool's writes.
+/// Memory storage that counts the durable mempool's writes; a test can hold the next write
+/// until it lets it go, and make writes fail.
 #[derive(Default)]
 struct CountingStorage {
     inner: MemStorage,
     writes: AtomicUsize,
     written: Mutex<Vec<usize>>,
+    /// While set, a mempool write waits (after counting itself) until it is cleared.
+    hold: Mutex<bool>,
+    released: std::sync::Condvar,
+    /// Mempool writes fail with a full disk while set.
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl CountingStorage {
+    fn hold_writes(&self, hold: bool) {
+        *self.hold.lock().expect("lock") = hold;
+        self.released.notify_all();
+    }
 }
 
 impl Storage for CountingStorage {
@@ -196,6 +209,12 @@ impl Storage for CountingStorage {
     fn add_pending(&self, entries: &[([u8; 32], PendingTransaction)]) -> Result<(), StorageError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.written.lock().expect("lock").push(entries.len());
+        let held = self.hold.lock().expect("lock");
+        drop(self.released.wait_while(held, |held| *held).expect("lock"));
+        if self.fail.load(Ordering::SeqCst) {
+            let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+            return Err(StorageError::Database(redb::Error::Io(io)));
+        }
         self.inner.add_pending(entries)
     }
 
@@ -242,6 +261,79 @@ async fn a_batch_is_made_durable_in_one_write_before_it_is_answered() {
     node.shutdown().await;
 }
 
+/// Waits (without sleeping) until `done` holds.
+async fn until(done: impl Fn() -> bool) {
+    while !done() {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Sends one transfer from each of `keys` at nonce `nonce`, concurrently; the calls' results.
+fn send_all(
+    url: &str,
+    keys: &[SecretKey],
+    to: AccountId,
+    nonce: u128,
+) -> Vec<tokio::task::JoinHandle<Result<paystreams_rpc::HexHash, jsonrpsee::core::ClientError>>> {
+    keys.iter()
+        .map(|key| {
+            let (client, tx) = (http(url), b64(&transfer(key, to, 1, nonce)));
+            tokio::spawn(async move { client.send_transaction(tx).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_share_one_write_and_each_learns_its_outcome() {
+    let storage = Arc::new(CountingStorage::default());
+    let node = start_with_storage(held(None), Arc::clone(&storage) as Arc<dyn Storage>).await.expect("start");
+    let url = node.rpc_url();
+    let keys = node.dev_keys()[..9].to_vec();
+    let to = node.dev_keys()[9].account_id();
+    let chain = node.chain();
+
+    // One sender's write is under way (held on the disk); eight others are admitted meanwhile.
+    storage.hold_writes(true);
+    let first = send_all(&url, &keys[..1], to, 0);
+    until(|| storage.writes.load(Ordering::SeqCst) == 1).await;
+    let others = send_all(&url, &keys[1..], to, 0);
+    until(|| chain.mempool_len() == 9).await;
+    assert!(others.iter().chain(&first).all(|call| !call.is_finished()), "no answer before its write");
+    storage.hold_writes(false);
+    for call in first.into_iter().chain(others) {
+        call.await.expect("task").expect("admitted");
+    }
+    // The first write carried the first sender's alone; the next carried all eight others.
+    assert_eq!(*storage.written.lock().expect("lock"), [1, 8]);
+    assert_eq!(storage.pending_transactions().expect("read").len(), 9);
+
+    // The same with a full disk: every sender that write carried gets the error, and nothing
+    // of theirs stays pending.
+    storage.fail.store(true, Ordering::SeqCst);
+    storage.hold_writes(true);
+    let first = send_all(&url, &keys[..1], to, 1);
+    until(|| storage.writes.load(Ordering::SeqCst) == 3).await;
+    let others = send_all(&url, &keys[1..], to, 1);
+    until(|| chain.mempool_len() == 18).await;
+    storage.hold_writes(false);
+    for call in first.into_iter().chain(others) {
+        let message = call.await.expect("task").expect_err("the write failed").to_string();
+        assert!(message.contains("could not be written to disk"), "{message}");
+    }
+    assert_eq!(*storage.written.lock().expect("lock"), [1, 8, 1, 8]);
+    assert_eq!(chain.mempool_len(), 9, "the refused transactions are not pending");
+
+    // Space again: the same transactions are accepted, and the block includes all eighteen.
+    storage.fail.store(false, Ordering::SeqCst);
+    for call in send_all(&url, &keys, to, 1) {
+        call.await.expect("task").expect("admitted");
+    }
+    http(&url).dev_mine(Some(1)).await.expect("mine");
+    assert_eq!(chain.mempool_len(), 0);
+    assert_eq!(chain.account(&to).balance, paystreams_node::DEFAULT_DEV_BALANCE + 18);
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_with_automine_mines_what_it_had_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -284,12 +376,10 @@ fn a_record_that_does_not_verify_is_never_restored() {
     assert_eq!(chain.account(&a.account_id()).balance, BALANCE);
 }
 
-/// A format-4 data dir, as the node before format 5 left it: its accepted transactions keyed by
-/// hash in `pending`, no `pending_by_seq` table, version 4. Opened, it is upgraded in place
-/// (version 5, the old table gone) and its transactions are pending again, in their order; the
-/// next block includes them, to the unit.
-#[test]
-fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
+/// A data dir as a format-4 node (`keyed_by_hash`: records keyed by hash in the chain file) or
+/// a format-5 one (keyed by admission number in the chain file) left it, holding three accepted
+/// transactions: opened by this node, every one is pending again, in order, and is included.
+fn an_older_data_dir_is_upgraded_keeping_its_accepted_transactions(version: u32) {
     use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
     const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
     const BY_SEQ: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("pending_by_seq");
@@ -297,6 +387,7 @@ fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(paystreams_node::DB_FILE);
+    let pool = RedbStorage::mempool_path(&path);
     let config = ChainConfig::dev(2, BALANCE);
     let chain = open(Arc::new(RedbStorage::open(&path).expect("open")), &config);
     let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
@@ -304,36 +395,44 @@ fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
     let hashes: Vec<[u8; 32]> = txs.iter().map(|tx| chain.submit(tx.clone()).expect("admitted")).collect();
     drop(chain);
 
-    // Rewrite the file as format 4 kept it.
+    // Take the records out of the mempool file and rewrite the chain file as the older format
+    // kept them.
+    let records: Vec<(u64, Vec<u8>)> = {
+        let db = redb::Database::open(&pool).expect("raw open");
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(BY_SEQ).expect("by seq");
+        table
+            .iter()
+            .expect("iter")
+            .map(|entry| entry.map(|(k, v)| (k.value(), v.value().to_vec())).expect("entry"))
+            .collect()
+    };
+    assert_eq!(records.len(), 3, "the three accepted transactions are on disk");
+    std::fs::remove_file(&pool).expect("no mempool file in older formats");
     {
         let db = redb::Database::open(&path).expect("raw open");
         let txn = db.begin_write().expect("write");
-        let records: Vec<(Vec<u8>, Vec<u8>)> = txn
-            .open_table(BY_SEQ)
-            .expect("by seq")
-            .iter()
-            .expect("iter")
-            .map(|entry| {
-                let (_, value) = entry.expect("entry");
-                let (hash, pending) = value.value().split_at(32);
-                (hash.to_vec(), pending.to_vec())
-            })
-            .collect();
-        assert_eq!(records.len(), 3, "the three accepted transactions are on disk");
-        txn.delete_table(BY_SEQ).expect("drop by seq");
         {
-            let mut by_hash = txn.open_table(BY_HASH).expect("by hash");
-            for (hash, pending) in &records {
-                by_hash.insert(hash.as_slice(), pending.as_slice()).expect("insert");
-            }
             let mut meta = txn.open_table(META).expect("meta");
-            meta.insert("format", borsh::to_vec(&4_u32).expect("encode").as_slice()).expect("format");
-            meta.remove("pending_below").expect("remove");
+            meta.insert("format", borsh::to_vec(&version).expect("encode").as_slice()).expect("format");
+            if version == 4 {
+                meta.remove("pending_below").expect("remove");
+                let mut by_hash = txn.open_table(BY_HASH).expect("by hash");
+                for (_, record) in &records {
+                    let (hash, pending) = record.split_at(32);
+                    by_hash.insert(hash, pending).expect("insert");
+                }
+            } else {
+                let mut by_seq = txn.open_table(BY_SEQ).expect("by seq");
+                for (seq, record) in &records {
+                    by_seq.insert(*seq, record.as_slice()).expect("insert");
+                }
+            }
         }
         txn.commit().expect("commit");
     }
 
-    let storage = Arc::new(RedbStorage::open(&path).expect("a format-4 data dir opens"));
+    let storage = Arc::new(RedbStorage::open(&path).expect("an older data dir opens"));
     let seqs: Vec<u64> = storage.pending_transactions().expect("read").iter().map(|p| p.seq).collect();
     assert_eq!(seqs.len(), 3);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "admission order kept: {seqs:?}");
@@ -344,12 +443,40 @@ fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
     assert!(hashes.iter().all(|h| status(&chain, h) == Some(TxStatus::Included)));
     assert_eq!(chain.account(&a.account_id()).balance, BALANCE - 31);
     assert_eq!(chain.account(&b).balance, BALANCE + 31);
+    assert!(storage.pending_transactions().expect("read").is_empty(), "the block took them");
     drop(chain);
     drop(storage);
 
     let db = redb::Database::open(&path).expect("raw open");
     let txn = db.begin_read().expect("read");
     let format = txn.open_table(META).expect("meta").get("format").expect("get").map(|v| v.value().to_vec());
-    assert_eq!(format, Some(borsh::to_vec(&paystreams_node::FORMAT_VERSION).expect("encode")), "recorded as format 5");
-    assert!(txn.open_table(BY_HASH).is_err(), "the old table is gone");
+    assert_eq!(format, Some(borsh::to_vec(&paystreams_node::FORMAT_VERSION).expect("encode")), "recorded as current");
+    assert!(txn.open_table(BY_HASH).is_err(), "the format-4 table is gone");
+    assert!(txn.open_table(BY_SEQ).is_err(), "the format-5 table is gone from the chain file");
+}
+
+#[test]
+fn a_format_4_data_dir_is_upgraded_keeping_its_accepted_transactions() {
+    an_older_data_dir_is_upgraded_keeping_its_accepted_transactions(4);
+}
+
+#[test]
+fn a_format_5_data_dir_is_upgraded_keeping_its_accepted_transactions() {
+    an_older_data_dir_is_upgraded_keeping_its_accepted_transactions(5);
+}
+
+/// A mempool file left beside a new chain file (its chain deleted) is not replayed on the new
+/// chain.
+#[test]
+fn a_mempool_file_without_its_chain_is_not_replayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(paystreams_node::DB_FILE);
+    let config = ChainConfig::dev(2, BALANCE);
+    let chain = open(Arc::new(RedbStorage::open(&path).expect("open")), &config);
+    let (a, b) = (chain.dev_keys()[0].clone(), chain.dev_keys()[1].account_id());
+    chain.submit(transfer(&a, b, 7, 0)).expect("admitted");
+    drop(chain);
+    std::fs::remove_file(&path).expect("the chain file deleted");
+    let storage = RedbStorage::open(&path).expect("a new chain");
+    assert!(storage.pending_transactions().expect("read").is_empty());
 }
