@@ -97,16 +97,24 @@ impl RedbStorage {
             txn.open_table(index::INDEX_STREAMS)?;
             events::create_tables(&txn)?;
         }
-        // The mempool file is written first: a crash before the chain file's write leaves the
-        // records in both, and the next open moves them again (the same keys).
-        let moved = mempool::take_from_chain_file(&txn)?;
-        let pool_txn = begin_write(&pool)?;
-        if version.is_none() {
+        match version {
             // A new chain: whatever a mempool file left here belonged to another one.
-            mempool::clear(&pool_txn)?;
+            None => {
+                let pool_txn = begin_write(&pool)?;
+                mempool::clear(&pool_txn)?;
+                pool_txn.commit()?;
+            }
+            // An older format kept the records in the chain file. The mempool file is written
+            // first: a crash before the chain file's write leaves them in both, and the next
+            // open moves them again (the same keys).
+            Some(found) if found < FORMAT_VERSION => {
+                let moved = mempool::take_from_chain_file(&txn)?;
+                let pool_txn = begin_write(&pool)?;
+                mempool::put(&pool_txn, &moved)?;
+                pool_txn.commit()?;
+            }
+            Some(_) => {}
         }
-        mempool::put(&pool_txn, &moved)?;
-        pool_txn.commit()?;
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
         Ok(Self { db, pool, failed_retained: FAILED_RETAINED })
