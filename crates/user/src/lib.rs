@@ -202,6 +202,11 @@ pub struct User<C> {
     signers: Mutex<BTreeMap<[u8; 32], Arc<Signer>>>,
     /// Serialises state changes: build, commit, then publish.
     writer: tokio::sync::Mutex<()>,
+    /// Serialises the engine's own transactions (signed with the owner key, each waited for
+    /// until it is included): concurrent paths, such as a pushed termination and the next
+    /// request's, would otherwise sign the same nonce, and the node would refuse the second as
+    /// already pending.
+    submitting: tokio::sync::Mutex<()>,
 }
 
 impl<C> std::fmt::Debug for User<C> {
@@ -229,6 +234,7 @@ impl<C: ChainView + ChainWriter> User<C> {
             state: Mutex::new(snapshot),
             signers: Mutex::new(BTreeMap::new()),
             writer: tokio::sync::Mutex::new(()),
+            submitting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -595,6 +601,12 @@ impl<C: ChainView + ChainWriter> User<C> {
     }
 
     async fn submit(&self, call: &Call) -> Result<bool, UserError> {
+        let _turn = self.submitting.lock().await;
+        self.submit_in_turn(call).await
+    }
+
+    /// [`User::submit`] for a caller that holds the `submitting` turn.
+    async fn submit_in_turn(&self, call: &Call) -> Result<bool, UserError> {
         match self.chain.submit(call, &[&self.owner]).await? {
             SubmitOutcome::Included { .. } => Ok(true),
             SubmitOutcome::Failed { code, name } => {
@@ -780,13 +792,16 @@ impl<C: ChainView + ChainWriter> User<C> {
     /// # Errors
     /// Chain or store failures; the session is kept when the close could not be submitted.
     pub async fn close_session(&self, session_id: &[u8; 32]) -> Result<Option<u64>, UserError> {
+        // Looked up in the turn: a close that ran meanwhile (a pushed termination and the same
+        // termination in a response) has already forgotten the session.
+        let _turn = self.submitting.lock().await;
         let Some(s) = self.state()?.sessions.iter().find(|s| s.session_id == *session_id).cloned() else {
             return Ok(None);
         };
         let mut closed = None;
         if let Some(stream_id) = s.phase.stream_id() {
             let call = client::close_stream_by_owner(&self.vault_ref(s.vault_id, s.token_id), stream_id);
-            if self.submit(&call).await? {
+            if self.submit_in_turn(&call).await? {
                 closed = Some(stream_id);
             }
         }
