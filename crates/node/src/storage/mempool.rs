@@ -100,7 +100,7 @@ pub(super) fn highest_of<'a>(
     let mut highest = None;
     for entry in table.iter()? {
         let (seq, value) = entry?;
-        if value.value().get(..32).is_some_and(|hash| hashes.iter().any(|h| h.as_slice() == hash)) {
+        if names_one_of(value.value(), &hashes) {
             highest = highest.max(Some(seq.value()));
         }
     }
@@ -170,6 +170,11 @@ pub(super) fn clear(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Whether a record (hash, then transaction) is of one of `hashes`.
+fn names_one_of(record: &[u8], hashes: &std::collections::HashSet<&[u8; 32]>) -> bool {
+    record.first_chunk::<32>().is_some_and(|hash| hashes.contains(hash))
+}
+
 /// A record's hash and transaction.
 fn parse(bytes: &[u8]) -> Result<([u8; 32], PendingTransaction), StorageError> {
     let (hash, body) = bytes
@@ -212,7 +217,6 @@ pub(super) fn remove<'a>(
     if hashes.is_empty() {
         return Ok(());
     }
-    txn.open_table(PENDING)?
-        .retain(|_, value| !value.get(..32).is_some_and(|hash| hashes.iter().any(|h| h.as_slice() == hash)))?;
+    txn.open_table(PENDING)?.retain(|_, value| !names_one_of(value, &hashes))?;
     Ok(())
 }
