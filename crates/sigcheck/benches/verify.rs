@@ -1,13 +1,15 @@
 //! BIP-340 verification throughput: k256 (the program core's verifier) against libsecp256k1
 //! (this crate), side by side on the same signatures in one run; then signing with one held key
-//! (what a user does per request), k256's `SecretKey` against this crate's `Signer`.
+//! (what a user does per request), k256's `SecretKey` against this crate's `Signer`; then the
+//! public-key check every decoded transaction runs (`PublicKey::from_bytes`), k256 against
+//! libsecp256k1.
 //!
 //! `cargo bench -p paystreams-sigcheck --bench verify [-- SIGNATURES ROUNDS]`
 
 use std::{hint::black_box, time::Instant};
 
-use paystreams_lez_core::crypto::{SecretKey, verify_bip340 as k256_verify};
-use paystreams_sigcheck::{Signer, verify_bip340 as libsecp_verify};
+use paystreams_lez_core::crypto::{SecretKey, is_valid_public_key_portable, verify_bip340 as k256_verify};
+use paystreams_sigcheck::{Signer, is_valid_public_key, verify_bip340 as libsecp_verify};
 
 type Verifier = fn(&[u8; 32], &[u8; 32], &[u8; 64]) -> bool;
 type Sign<'a> = &'a dyn Fn(&[u8; 32], &[u8; 32]) -> [u8; 64];
@@ -70,4 +72,24 @@ fn main() {
     let k256_sign = sign_rate("k256", &|m, aux| secret.sign_with_aux(m, aux).0);
     let libsecp_sign = sign_rate("libsecp256k1", &|m, aux| signer.sign_bip340(m, aux));
     println!("libsecp256k1 / k256 signing throughput: {:.2}x", libsecp_sign / k256_sign);
+
+    println!("x-only public-key check, {signatures} keys x {rounds} rounds, one thread");
+    let keys: Vec<[u8; 32]> = set.iter().map(|(key, _, _)| *key).collect();
+    let check_rate = |name: &str, check: fn(&[u8; 32]) -> bool| {
+        let start = Instant::now();
+        let mut valid = 0_u64;
+        for _ in 0..rounds {
+            for key in &keys {
+                valid += u64::from(check(black_box(key)));
+            }
+        }
+        let total = u64::from(rounds) * keys.len() as u64;
+        assert_eq!(valid, total, "{name} refused a valid key");
+        let per_second = total as f64 / start.elapsed().as_secs_f64();
+        println!("{name:<14} {per_second:>10.0} checks/s         ({:.2} µs each)", 1e6 / per_second);
+        per_second
+    };
+    let k256_check = check_rate("k256", is_valid_public_key_portable);
+    let libsecp_check = check_rate("libsecp256k1", is_valid_public_key);
+    println!("libsecp256k1 / k256 key-check throughput: {:.2}x", libsecp_check / k256_check);
 }
