@@ -28,13 +28,7 @@ impl PublicKey {
     /// # Errors
     /// When no curve point has this x coordinate.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        #[cfg(feature = "libsecp256k1")]
-        let valid = paystreams_sigcheck::is_valid_public_key(&bytes);
-        #[cfg(not(feature = "libsecp256k1"))]
-        let valid = is_valid_public_key_portable(&bytes);
-        if !valid {
-            return Err(KeyError::InvalidPublicKey);
-        }
+        VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::InvalidPublicKey)?;
         Ok(Self(bytes))
     }
 
@@ -187,14 +181,6 @@ pub fn verify_bip340(x_only_public_key: &[u8; 32], prehash: &[u8; 32], signature
     let Ok(key) = VerifyingKey::from_bytes(x_only_public_key) else { return false };
     let Ok(signature) = k256::schnorr::Signature::try_from(signature.as_slice()) else { return false };
     key.verify_prehash(prehash, &signature).is_ok()
-}
-
-/// True when the 32 bytes are the x coordinate of a curve point below the field size: the
-/// check of [`PublicKey::from_bytes`] in pure Rust (k256), as a zkVM guest runs it. With the
-/// `libsecp256k1` feature that check uses libsecp256k1 instead, with the same answers.
-#[must_use]
-pub fn is_valid_public_key_portable(bytes: &[u8; 32]) -> bool {
-    VerifyingKey::from_bytes(bytes).is_ok()
 }
 
 fn decode_hex_32(text: &str) -> Result<[u8; 32], KeyError> {
