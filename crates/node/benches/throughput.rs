@@ -277,7 +277,6 @@ async fn failed_receipts(url: &str, hashes: &[(HexHash, Instant)]) -> usize {
 }
 
 /// What one node run measured.
-#[derive(Clone)]
 struct NodeRun {
     elapsed: Duration,
     failed: usize,
@@ -490,6 +489,6 @@ fn main() {
         "client back-offs for a full mempool (admission ahead of block production): {}",
         BACKOFFS.load(std::sync::atomic::Ordering::Relaxed)
     );
-    let failed: Vec<usize> = modes.iter().filter_map(|(_, run)| run.as_ref().map(|run| run.failed)).collect();
-    assert!(failed.iter().all(|&f| f == 0) && rt_failed == 0, "every transaction of the workload succeeds");
+    let node_failed = modes.iter().filter_map(|(_, run)| run.as_ref()).any(|run| run.failed > 0);
+    assert!(!node_failed && rt_failed == 0, "every transaction of the workload succeeds");
 }
