@@ -265,12 +265,19 @@ impl Storage for RedbStorage {
         txn.commit()?;
         // The block is durable, and with it the end of what is pending: the records below it
         // are never read again, so their removal needs no fsync of its own (the next durable
-        // write of the mempool file carries it).
+        // write of the mempool file carries it). Nor is a failed removal the block's failure:
+        // the block is written, and the next removal, or the next open, drops those records.
         if let Some(end) = below {
-            let mut txn = self.pool.begin_write()?;
-            txn.set_durability(redb::Durability::None)?;
-            mempool::remove_below(&txn, end)?;
-            txn.commit()?;
+            let remove = || -> Result<(), StorageError> {
+                let mut txn = self.pool.begin_write()?;
+                txn.set_durability(redb::Durability::None)?;
+                mempool::remove_below(&txn, end)?;
+                txn.commit()?;
+                Ok(())
+            };
+            if let Err(e) = remove() {
+                tracing::warn!(error = %e, "the mempool file still holds records of a written block; the next block's write removes them");
+            }
         }
         Ok(())
     }
