@@ -1,14 +1,29 @@
-//! The stored event index: one table of events by cursor, one key-only table per secondary
-//! lookup (owner, vault, stream, provider; see [`crate::index::event_keys`]), and a marker in
-//! `meta` naming the last block indexed. A block's entries are written in the block's own
-//! transaction when the index was current at its parent; a data dir without the tables (or with
-//! a stale marker) is brought up to its head from the stored blocks and their receipts by
-//! [`catch_up`], which the chain runs at open.
+//! The stored event index, in its own redb file (`chain.events.redb` beside `chain.redb`): one
+//! table of events by cursor, one key-only table per secondary lookup (owner, vault, stream,
+//! provider; see [`crate::index::event_keys`]), and a marker in its `meta` naming the last block
+//! indexed (height and hash).
+//!
+//! **Written behind the block, by its own thread.** The index is derived from the stored blocks
+//! and their receipts, so a block's write does not wait for it: once the block is durable, its
+//! events go to the indexer thread, which writes every block waiting for it in one transaction
+//! when the index is current at the first one's parent. A reader asks for the chain file's head
+//! and waits (at most [`READ_WAIT`]) until the index has reached it, so a page read after a
+//! block holds that block's events, as when the index was written in the block's own
+//! transaction. After a crash, a data dir of an older layout (the tables in the chain file,
+//! dropped at open), a missing file, or a marker that names no stored block, [`catch_up`]
+//! brings the index up to the head from the stored blocks and their receipts; the chain runs it
+//! at open, and the indexer runs it whenever a block arrives that does not follow its marker.
+
+use std::{
+    path::Path,
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc},
+    time::{Duration, Instant},
+};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use paystreams_lez_core::lez_block::GENESIS_BLOCK_ID;
-use paystreams_rpc::{EventCursor, EventFilter, EventPage};
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use paystreams_rpc::{EventCursor, EventFilter, EventPage, IndexedEvent};
+use redb::{ReadableDatabase as _, TableDefinition};
 
 use super::{
     StorageError, decode,
@@ -30,8 +45,19 @@ pub(super) const EVENTS_BY_STREAM: TableDefinition<'_, &[u8], ()> = TableDefinit
 /// Provider ‖ cursor → nothing.
 pub(super) const EVENTS_BY_PROVIDER: TableDefinition<'_, &[u8], ()> = TableDefinition::new("events_by_provider");
 
-/// `meta` key of the [`EventMarker`].
+/// The index file's `"event_index"` → the [`EventMarker`]. Older layouts kept the marker (and
+/// the tables) in the chain file's `meta`.
+const INDEX_META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+/// Key of the [`EventMarker`].
 const MARKER_KEY: &str = "event_index";
+
+/// Longest a read waits for the index to reach the head it was asked at; then it answers with
+/// what the index holds (the page names the last block it covers).
+pub(super) const READ_WAIT: Duration = Duration::from_secs(5);
+
+/// The index file's page cache: the index is written in order and read by key ranges.
+const INDEX_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Format of the stored event index; a marker of another version is stale (rebuilt).
 const EVENT_INDEX_VERSION: u32 = 1;
 /// Blocks indexed per write transaction while catching up.
@@ -61,8 +87,9 @@ fn secondary(lookup: EventLookup) -> Option<TableDefinition<'static, &'static [u
     }
 }
 
-/// Creates the tables (opening a data dir of this format written before the event index).
-pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+/// Creates the index file's tables.
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+    txn.open_table(INDEX_META)?;
     txn.open_table(EVENTS)?;
     for lookup in EventLookup::SECONDARY {
         if let Some(table) = secondary(lookup) {
@@ -82,121 +109,353 @@ fn read_marker(
         .filter(|m| m.version == EVENT_INDEX_VERSION))
 }
 
-/// Writes the entries of `block` and moves the marker to it.
-fn write_block_events(
-    txn: &redb::WriteTransaction,
-    block: &StoredBlock,
-    receipts: &[StoredReceipt],
-) -> Result<(), StorageError> {
-    let events = index::block_events(block.height(), block.timestamp_ms(), receipts);
-    if !events.is_empty() {
-        let mut table = txn.open_table(EVENTS)?;
-        let mut owner = txn.open_table(EVENTS_BY_OWNER)?;
-        let mut vault = txn.open_table(EVENTS_BY_VAULT)?;
-        let mut stream = txn.open_table(EVENTS_BY_STREAM)?;
-        let mut provider = txn.open_table(EVENTS_BY_PROVIDER)?;
-        for event in &events {
-            table.insert(index::cursor_key(event.cursor).as_slice(), encode(&StoredEvent::of(event)).as_slice())?;
-            for (lookup, key) in index::event_keys(event.cursor, &event.notification.event) {
-                let target = match lookup {
-                    EventLookup::All => continue,
-                    EventLookup::Owner => &mut owner,
-                    EventLookup::Vault => &mut vault,
-                    EventLookup::Stream => &mut stream,
-                    EventLookup::Provider => &mut provider,
-                };
-                target.insert(key.as_slice(), ())?;
+/// Drops an index an older layout kept in the chain file (its tables and its marker), in the
+/// chain file's `txn`: the index file is rebuilt from the blocks instead.
+pub(super) fn drop_from_chain_file(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+    txn.delete_table(EVENTS)?;
+    for lookup in EventLookup::SECONDARY {
+        if let Some(table) = secondary(lookup) {
+            txn.delete_table(table)?;
+        }
+    }
+    txn.open_table(META)?.remove(MARKER_KEY)?;
+    Ok(())
+}
+
+/// The index file beside the chain file `path` (`chain.events.redb` beside `chain.redb`).
+#[must_use]
+pub(super) fn index_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("events.redb")
+}
+
+/// A durable block's events, on their way to the indexer.
+struct BlockEvents {
+    height: u64,
+    hash: [u8; 32],
+    parent_hash: [u8; 32],
+    events: Vec<IndexedEvent>,
+}
+
+enum Job {
+    Block(BlockEvents),
+    /// Bring the index up to the head; the count of blocks indexed goes back, when asked for.
+    CatchUp(Option<mpsc::Sender<Result<u64, StorageError>>>),
+}
+
+/// How far the index is, for readers waiting on it.
+#[derive(Default)]
+struct Progress {
+    /// The last block the index holds.
+    through: Option<u64>,
+    /// The indexer's last write failed: readers answer from what is there instead of waiting.
+    failed: bool,
+}
+
+/// The index file and what the indexer and the readers share.
+struct Shared {
+    db: redb::Database,
+    chain: Arc<redb::Database>,
+    progress: Mutex<Progress>,
+    moved: Condvar,
+}
+
+fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
+    progress.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The event index of a chain file: its own file and the thread that writes it.
+pub(super) struct EventIndex {
+    shared: Arc<Shared>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventIndex {
+    /// Opens (creating if needed) the index file beside the chain file `path` and starts its
+    /// writer.
+    ///
+    /// # Errors
+    /// Storage failure, or [`StorageError::AlreadyOpen`].
+    pub(super) fn open(path: &Path, chain: Arc<redb::Database>) -> Result<Self, StorageError> {
+        let db = super::redb::open_file(&index_path(path), INDEX_CACHE_BYTES)?;
+        let txn = begin_write(&db)?;
+        create_tables(&txn)?;
+        txn.commit()?;
+        let shared = Arc::new(Shared { db, chain, progress: Mutex::default(), moved: Condvar::new() });
+        lock(&shared.progress).through = shared.indexed_through()?;
+        let (jobs, receiver) = mpsc::channel();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("event-indexer".into())
+                .spawn(move || shared.run(&receiver))
+                .map_err(|e| StorageError::Database(redb::Error::Io(e)))?
+        };
+        Ok(Self { shared, jobs: Some(jobs), thread: Some(thread) })
+    }
+
+    /// Hands a durable block's events to the indexer.
+    pub(super) fn block_written(&self, block: &StoredBlock, receipts: &[StoredReceipt]) {
+        let events = index::block_events(block.height(), block.timestamp_ms(), receipts);
+        let job = Job::Block(BlockEvents {
+            height: block.height(),
+            hash: block.hash(),
+            parent_hash: block.parent_hash(),
+            events,
+        });
+        self.send(job);
+    }
+
+    /// Asks the indexer to catch up with the head, without waiting.
+    pub(super) fn catch_up_later(&self) {
+        self.send(Job::CatchUp(None));
+    }
+
+    fn send(&self, job: Job) {
+        // Without a writer (it ended), the next open catches the index up.
+        if let Some(jobs) = &self.jobs
+            && jobs.send(job).is_err()
+        {
+            tracing::warn!("the event indexer has stopped; the index is caught up at the next start");
+        }
+    }
+
+    /// Brings the index up to the head (on the indexer's thread) and returns how many blocks it
+    /// indexed.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub(super) fn catch_up(&self) -> Result<u64, StorageError> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Job::CatchUp(Some(reply)));
+        answer.recv().unwrap_or_else(|_| self.shared.catch_up())
+    }
+
+    /// The block the stored index is current at, if its marker names a stored block.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt record.
+    pub(super) fn indexed_through(&self) -> Result<Option<u64>, StorageError> {
+        self.shared.indexed_through()
+    }
+
+    /// One page of the index, once it has reached the chain file's head (or [`READ_WAIT`]
+    /// passed, or the indexer's last write failed).
+    ///
+    /// # Errors
+    /// Storage failure, or [`StorageError::NoEventIndex`] while no index is stored.
+    pub(super) fn page(
+        &self,
+        filter: &EventFilter,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<EventPage, StorageError> {
+        let head: Option<u64> = self
+            .shared
+            .chain
+            .begin_read()?
+            .open_table(META)?
+            .get("head")?
+            .map(|v| decode("head", v.value()))
+            .transpose()?;
+        if let Some(head) = head {
+            let deadline = Instant::now() + READ_WAIT;
+            let mut progress = lock(&self.shared.progress);
+            while progress.through < Some(head) && !progress.failed {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+                progress = self.shared.moved.wait_timeout(progress, left).unwrap_or_else(PoisonError::into_inner).0;
+            }
+        }
+        let txn = self.shared.db.begin_read()?;
+        let through = read_marker(&txn.open_table(INDEX_META)?)?.ok_or(StorageError::NoEventIndex)?.height;
+        let view = ReadView { events: txn.open_table(EVENTS)?, txn: &txn };
+        index::read_page(&view, filter, after, limit, through)
+    }
+}
+
+impl Drop for EventIndex {
+    /// Lets the indexer write what it was handed, then closes the file (the data dir can be
+    /// opened again as soon as the storage is dropped).
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    /// The indexer: every job waiting is taken together; the blocks that follow the marker are
+    /// written in one transaction; a block that does not, or a catch-up asked for, runs the
+    /// catch-up from the stored blocks.
+    fn run(&self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut blocks = Vec::new();
+            let mut replies = Vec::new();
+            let mut catch_up = false;
+            for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
+                match job {
+                    Job::Block(block) => blocks.push(block),
+                    Job::CatchUp(reply) => {
+                        catch_up = true;
+                        replies.extend(reply);
+                    }
+                }
+            }
+            let outcome = self.write_blocks(&blocks).and_then(|followed| {
+                let mut indexed = 0;
+                if catch_up || !followed {
+                    indexed = self.catch_up()?;
+                }
+                Ok(indexed)
+            });
+            {
+                let mut progress = lock(&self.progress);
+                progress.failed = outcome.is_err();
+                if let Ok(Some(marker)) = self
+                    .db
+                    .begin_read()
+                    .map_err(StorageError::from)
+                    .and_then(|txn| read_marker(&txn.open_table(INDEX_META)?))
+                {
+                    progress.through = Some(marker.height);
+                }
+            }
+            self.moved.notify_all();
+            match outcome {
+                Ok(indexed) => {
+                    for reply in replies {
+                        let _ = reply.send(Ok(indexed));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event index not written; it is caught up with the next block");
+                    for reply in replies {
+                        let _ = reply.send(Err(StorageError::Database(redb::Error::Io(std::io::Error::other(
+                            format!("event index not written: {e}"),
+                        )))));
+                    }
+                }
             }
         }
     }
-    txn.open_table(META)?.insert(MARKER_KEY, encode(&EventMarker::of(block)).as_slice())?;
-    Ok(())
-}
 
-/// In the transaction committing `block`: adds its events when the index was current at its
-/// parent; otherwise leaves the (stale) index for [`catch_up`].
-pub(super) fn index_block(
-    txn: &redb::WriteTransaction,
-    block: &StoredBlock,
-    receipts: &[StoredReceipt],
-) -> Result<(), StorageError> {
-    let marker = read_marker(&txn.open_table(META)?)?;
-    let current_at_parent = block
-        .height()
-        .checked_sub(1)
-        .is_some_and(|parent| marker.is_some_and(|m| m.height == parent && m.block_hash == block.parent_hash()));
-    if current_at_parent {
-        write_block_events(txn, block, receipts)?;
-    }
-    Ok(())
-}
-
-/// In the transaction writing the genesis block (which has no transactions): the empty index is
-/// current at it.
-pub(super) fn index_genesis(txn: &redb::WriteTransaction, block: &StoredBlock) -> Result<(), StorageError> {
-    write_block_events(txn, block, &[])
-}
-
-/// The block the stored index is current at, if its marker names a stored block.
-pub(super) fn indexed_through(db: &redb::Database) -> Result<Option<u64>, StorageError> {
-    let txn = db.begin_read()?;
-    let Some(marker) = read_marker(&txn.open_table(META)?)? else { return Ok(None) };
-    let blocks = txn.open_table(BLOCKS)?;
-    let Some(stored) = blocks.get(marker.height)? else { return Ok(None) };
-    let block: StoredBlock = decode(&format!("block {}", marker.height), stored.value())?;
-    Ok((block.hash() == marker.block_hash).then_some(marker.height))
-}
-
-/// Brings the stored index up to the head from the stored blocks and their receipts (from the
-/// start when it has no valid marker), [`CATCH_UP_BLOCKS`] blocks per transaction. Returns how
-/// many blocks it indexed.
-pub(super) fn catch_up(db: &redb::Database) -> Result<u64, StorageError> {
-    let begin_write = || begin_write(db);
-    let head: Option<u64> =
-        db.begin_read()?.open_table(META)?.get("head")?.map(|v| decode("head", v.value())).transpose()?;
-    let Some(head) = head else { return Ok(0) };
-    let mut next = match indexed_through(db)? {
-        Some(height) => height.saturating_add(1),
-        None => {
-            let txn = begin_write()?;
-            clear(&txn)?;
-            txn.commit()?;
-            GENESIS_BLOCK_ID
+    /// Writes the blocks that follow the marker, in one transaction, up to the first that does
+    /// not; `false` when one did not.
+    fn write_blocks(&self, blocks: &[BlockEvents]) -> Result<bool, StorageError> {
+        if blocks.is_empty() {
+            return Ok(true);
         }
-    };
-    let mut indexed = 0_u64;
-    while next <= head {
-        let last = next.saturating_add(CATCH_UP_BLOCKS - 1).min(head);
-        let txn = begin_write()?;
-        for height in next..=last {
-            let block: StoredBlock = {
-                let blocks = txn.open_table(BLOCKS)?;
-                let stored = blocks.get(height)?.ok_or_else(|| {
-                    StorageError::corrupt(format!("block {height}"), "missing below the head while indexing events")
-                })?;
-                decode(&format!("block {height}"), stored.value())?
-            };
-            let receipts = {
-                let table = txn.open_table(RECEIPTS)?;
-                block
+        let txn = begin_write(&self.db)?;
+        let mut marker = read_marker(&txn.open_table(INDEX_META)?)?;
+        let mut followed = true;
+        for block in blocks {
+            // Anything else (no marker yet, a gap, a block a catch-up already indexed, a marker
+            // of another chain) is the catch-up's to sort out against the stored blocks.
+            let at = marker.map(|m| (m.height, m.block_hash));
+            if at != block.height.checked_sub(1).map(|parent| (parent, block.parent_hash)) {
+                followed = false;
+                break;
+            }
+            write_events(&txn, &block.events)?;
+            marker = Some(EventMarker { version: EVENT_INDEX_VERSION, height: block.height, block_hash: block.hash });
+        }
+        if let Some(marker) = marker {
+            txn.open_table(INDEX_META)?.insert(MARKER_KEY, encode(&marker).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(followed)
+    }
+
+    /// The block the stored index is current at, if its marker names a stored block.
+    fn indexed_through(&self) -> Result<Option<u64>, StorageError> {
+        let Some(marker) = read_marker(&self.db.begin_read()?.open_table(INDEX_META)?)? else { return Ok(None) };
+        let chain = self.chain.begin_read()?;
+        let blocks = chain.open_table(BLOCKS)?;
+        let Some(stored) = blocks.get(marker.height)? else { return Ok(None) };
+        let block: StoredBlock = decode(&format!("block {}", marker.height), stored.value())?;
+        Ok((block.hash() == marker.block_hash).then_some(marker.height))
+    }
+
+    /// Brings the index up to the chain file's head from the stored blocks and their receipts
+    /// (from the start when it has no valid marker), [`CATCH_UP_BLOCKS`] blocks per
+    /// transaction. Returns how many blocks it indexed.
+    fn catch_up(&self) -> Result<u64, StorageError> {
+        let chain = self.chain.begin_read()?;
+        let head: Option<u64> = chain.open_table(META)?.get("head")?.map(|v| decode("head", v.value())).transpose()?;
+        let Some(head) = head else { return Ok(0) };
+        let mut next = match self.indexed_through()? {
+            Some(height) => height.saturating_add(1),
+            None => {
+                let txn = begin_write(&self.db)?;
+                clear(&txn)?;
+                txn.commit()?;
+                GENESIS_BLOCK_ID
+            }
+        };
+        let blocks = chain.open_table(BLOCKS)?;
+        let receipts = chain.open_table(RECEIPTS)?;
+        let mut indexed = 0_u64;
+        while next <= head {
+            let last = next.saturating_add(CATCH_UP_BLOCKS - 1).min(head);
+            let txn = begin_write(&self.db)?;
+            let mut marker = None;
+            for height in next..=last {
+                let block: StoredBlock = {
+                    let stored = blocks.get(height)?.ok_or_else(|| {
+                        StorageError::corrupt(format!("block {height}"), "missing below the head while indexing events")
+                    })?;
+                    decode(&format!("block {height}"), stored.value())?
+                };
+                let block_receipts = block
                     .transactions
                     .iter()
                     .map(|tx| {
                         let hash = tx.hash();
-                        let stored = table.get(hash.as_slice())?.ok_or_else(|| {
+                        let stored = receipts.get(hash.as_slice())?.ok_or_else(|| {
                             StorageError::corrupt(format!("receipts of block {height}"), "a transaction has no receipt")
                         })?;
                         decode::<StoredReceipt>("receipt", stored.value())
                     })
-                    .collect::<Result<Vec<_>, StorageError>>()?
-            };
-            write_block_events(&txn, &block, &receipts)?;
+                    .collect::<Result<Vec<_>, StorageError>>()?;
+                write_events(&txn, &index::block_events(height, block.timestamp_ms(), &block_receipts))?;
+                marker = Some(EventMarker::of(&block));
+            }
+            if let Some(marker) = marker {
+                txn.open_table(INDEX_META)?.insert(MARKER_KEY, encode(&marker).as_slice())?;
+            }
+            txn.commit()?;
+            indexed = indexed.saturating_add(last - next + 1);
+            next = last.saturating_add(1);
         }
-        txn.commit()?;
-        indexed = indexed.saturating_add(last - next + 1);
-        next = last.saturating_add(1);
+        Ok(indexed)
     }
-    Ok(indexed)
+}
+
+/// Writes a block's events (the caller moves the marker).
+fn write_events(txn: &redb::WriteTransaction, events: &[IndexedEvent]) -> Result<(), StorageError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(EVENTS)?;
+    let mut owner = txn.open_table(EVENTS_BY_OWNER)?;
+    let mut vault = txn.open_table(EVENTS_BY_VAULT)?;
+    let mut stream = txn.open_table(EVENTS_BY_STREAM)?;
+    let mut provider = txn.open_table(EVENTS_BY_PROVIDER)?;
+    for event in events {
+        table.insert(index::cursor_key(event.cursor).as_slice(), encode(&StoredEvent::of(event)).as_slice())?;
+        for (lookup, key) in index::event_keys(event.cursor, &event.notification.event) {
+            let target = match lookup {
+                EventLookup::All => continue,
+                EventLookup::Owner => &mut owner,
+                EventLookup::Vault => &mut vault,
+                EventLookup::Stream => &mut stream,
+                EventLookup::Provider => &mut provider,
+            };
+            target.insert(key.as_slice(), ())?;
+        }
+    }
+    Ok(())
 }
 
 /// Empties the index and drops its marker.
@@ -208,7 +467,7 @@ fn clear(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
         }
     }
     create_tables(txn)?;
-    txn.open_table(META)?.remove(MARKER_KEY)?;
+    txn.open_table(INDEX_META)?.remove(MARKER_KEY)?;
     Ok(())
 }
 
@@ -253,17 +512,4 @@ impl EventSource for ReadView<'_> {
     fn event(&self, cursor: EventCursor) -> Result<Option<StoredEvent>, StorageError> {
         self.events.get(index::cursor_key(cursor).as_slice())?.map(|v| decode("event", v.value())).transpose()
     }
-}
-
-/// One page of the index as one read transaction sees it, through the last block it holds.
-pub(super) fn page(
-    db: &redb::Database,
-    filter: &EventFilter,
-    after: Option<EventCursor>,
-    limit: u32,
-) -> Result<EventPage, StorageError> {
-    let txn = db.begin_read()?;
-    let through = read_marker(&txn.open_table(META)?)?.ok_or(StorageError::NoEventIndex)?.height;
-    let view = ReadView { events: txn.open_table(EVENTS)?, txn: &txn };
-    index::read_page(&view, filter, after, limit, through)
 }

@@ -3,10 +3,10 @@
 //!
 //! One call to [`Storage::commit_block`] writes the block, its receipts (which double as the
 //! transaction index: hash → block and position), its failed transactions, the account changes,
-//! the stream-index entries, the block's events (the event index) and the new head in one redb
-//! write transaction with
+//! the stream-index entries and the new head in one redb write transaction with
 //! [`redb::Durability::Immediate`], so after a crash either all of a block is on disk or none of
-//! it is.
+//! it is. The block's events (the event index) are derived from it and written behind it, in a
+//! file of their own (`events.rs`).
 //!
 //! Failed transactions are kept in a bounded table: at most [`FAILED_RETAINED`] (or the bound
 //! the storage was opened with), the oldest dropped first, with their receipts, in the same write
@@ -15,7 +15,7 @@
 //!
 //! Files: `redb.rs` (tables, opening, writes, reads), `load.rs` (the parallel account loader),
 //! `index.rs` (the stored stream index: marker and key codecs), `events.rs` (the stored event
-//! index: tables, marker, catch-up from stored blocks), `migrate.rs` (the format version; older
+//! index: its file, its writer thread, marker, catch-up from stored blocks), `migrate.rs` (the format version; older
 //! and newer data dirs are refused), `mempool.rs` (the durable mempool: admitted transactions not
 //! yet in a block), `memory.rs`.
 
@@ -299,8 +299,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// One page of the event index: events matching `filter` strictly after `after`, at most
     /// `limit`, oldest first, as of one consistent view (see [`crate::index::read_page`]). The
-    /// index holds every payment-streams event of every committed block, written in the block's
-    /// own commit.
+    /// index holds every payment-streams event of every committed block; a storage that writes
+    /// it behind the blocks answers once it has reached the head block of the moment it was
+    /// asked (or says, in the page, the last block it reached).
     ///
     /// The default keeps no event index.
     ///

@@ -1,8 +1,8 @@
-//! Storage in redb files (`chain.redb` in the data dir, and the durable mempool's
-//! `chain.mempool.redb` beside it, see `mempool.rs`): the tables, opening (with the format
-//! check), the block write and the reads.
+//! Storage in redb files (`chain.redb` in the data dir, the durable mempool's
+//! `chain.mempool.redb` beside it, see `mempool.rs`, and the event index's `chain.events.redb`,
+//! see `events.rs`): the tables, opening (with the format check), the block write and the reads.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use borsh::BorshDeserialize as _;
 use paystreams_lez_core::{Account, AccountId};
@@ -41,10 +41,24 @@ const REDB_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// Storage in a redb file (`chain.redb` in the data dir) and the durable mempool's file beside
 /// it ([`RedbStorage::mempool_path`]).
 pub struct RedbStorage {
-    pub(super) db: redb::Database,
+    pub(super) db: Arc<redb::Database>,
     /// The durable mempool (`mempool.rs`): its own file, so its writes never wait for a block's.
     pool: redb::Database,
     failed_retained: u64,
+    /// The event index (`events.rs`): its own file, written behind the blocks by its own thread.
+    events: events::EventIndex,
+}
+
+/// Opens (creating if needed) one redb file with a page cache of `cache` bytes.
+///
+/// # Errors
+/// [`StorageError::AlreadyOpen`] when another process holds it; other failures as
+/// [`StorageError::Database`].
+pub(super) fn open_file(path: &Path, cache: usize) -> Result<redb::Database, StorageError> {
+    redb::Database::builder().set_cache_size(cache).create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen { path: path.display().to_string() },
+        other => StorageError::Database(other.into()),
+    })
 }
 
 /// The mempool file's page cache: it holds the pending transactions only (at most
@@ -66,15 +80,7 @@ impl RedbStorage {
     /// [`StorageError::NewerFormat`] or [`StorageError::OlderFormat`] for a file of another
     /// format (left untouched); other failures as [`StorageError::Database`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let open = |path: &Path, cache: usize| {
-            redb::Database::builder().set_cache_size(cache).create(path).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StorageError::AlreadyOpen { path: path.display().to_string() }
-                }
-                other => StorageError::Database(other.into()),
-            })
-        };
-        let db = open(path, REDB_CACHE_BYTES)?;
+        let db = open_file(path, REDB_CACHE_BYTES)?;
         let version = migrate::stored_version(&db)?;
         if let Some(found) = version {
             let path = path.display().to_string();
@@ -85,7 +91,7 @@ impl RedbStorage {
                 return Err(StorageError::OlderFormat { path, found, supported: FORMAT_VERSION });
             }
         }
-        let pool = open(&Self::mempool_path(path), POOL_CACHE_BYTES)?;
+        let pool = open_file(&Self::mempool_path(path), POOL_CACHE_BYTES)?;
         let txn = begin_write(&db)?;
         {
             txn.open_table(META)?;
@@ -95,7 +101,8 @@ impl RedbStorage {
             txn.open_table(FAILED)?;
             txn.open_table(index::INDEX_VAULTS)?;
             txn.open_table(index::INDEX_STREAMS)?;
-            events::create_tables(&txn)?;
+            // The event index lives in its own file (`events.rs`).
+            events::drop_from_chain_file(&txn)?;
         }
         match version {
             // A new chain: whatever a mempool file left here belonged to another one.
@@ -117,7 +124,9 @@ impl RedbStorage {
         }
         migrate::upgrade(&txn, version)?;
         txn.commit()?;
-        Ok(Self { db, pool, failed_retained: FAILED_RETAINED })
+        let db = Arc::new(db);
+        let events = events::EventIndex::open(path, Arc::clone(&db))?;
+        Ok(Self { db, pool, failed_retained: FAILED_RETAINED, events })
     }
 
     /// The durable mempool's file beside the chain file `path` (`chain.mempool.redb` beside
@@ -125,6 +134,13 @@ impl RedbStorage {
     #[must_use]
     pub fn mempool_path(path: &Path) -> std::path::PathBuf {
         path.with_extension("mempool.redb")
+    }
+
+    /// The event index's file beside the chain file `path` (`chain.events.redb` beside
+    /// `chain.redb`).
+    #[must_use]
+    pub fn events_path(path: &Path) -> std::path::PathBuf {
+        events::index_path(path)
     }
 
     /// Keeps at most `bound` failed transactions instead of [`FAILED_RETAINED`].
@@ -225,8 +241,8 @@ impl Storage for RedbStorage {
             txn.open_table(BLOCKS)?.insert(block.height(), encode(block).as_slice())?;
             write_accounts(&txn, state.iter())?;
         }
-        events::index_genesis(&txn, block)?;
         txn.commit()?;
+        self.events.catch_up_later();
         Ok(())
     }
 
@@ -261,8 +277,8 @@ impl Storage for RedbStorage {
         if let Some(end) = below {
             mempool::raise_below(&txn, end)?;
         }
-        events::index_block(&txn, block, receipts)?;
         txn.commit()?;
+        self.events.block_written(block, receipts);
         // The block is durable, and with it the end of what is pending: the records below it
         // are never read again, so their removal needs no fsync of its own (the next durable
         // write of the mempool file carries it). Nor is a failed removal the block's failure:
@@ -331,15 +347,15 @@ impl Storage for RedbStorage {
         after: Option<paystreams_rpc::EventCursor>,
         limit: u32,
     ) -> Result<paystreams_rpc::EventPage, StorageError> {
-        events::page(&self.db, filter, after, limit)
+        self.events.page(filter, after, limit)
     }
 
     fn events_indexed_through(&self) -> Result<Option<u64>, StorageError> {
-        events::indexed_through(&self.db)
+        self.events.indexed_through()
     }
 
     fn index_missing_events(&self) -> Result<u64, StorageError> {
-        events::catch_up(&self.db)
+        self.events.catch_up()
     }
 
     fn block(&self, height: u64) -> Result<Option<StoredBlock>, StorageError> {

@@ -1,8 +1,9 @@
 //! The event index behind `paystreams_getEvents`: equal to a recomputation from the stored
 //! blocks and their receipts after random flows (in memory and in redb), read page by page under
-//! every filter; kept across restarts; caught up from the blocks for a data dir without it;
-//! written in the block's own transaction (a killed node leaves block and index together); and
-//! served over JSON-RPC with its parameter rules.
+//! every filter; kept across restarts; caught up from the blocks for a data dir without it (or
+//! with an older layout's index in the chain file); written behind the blocks, yet read at the
+//! head (every page reflects the head block); caught up at open after a kill; and served over
+//! JSON-RPC with its parameter rules.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -227,26 +228,27 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
     drop(chain);
     drop(storage);
 
-    // What a node of this format from before the event index leaves: no marker, no tables.
+    // A data dir without the index file (copied without it, or written when the index's tables
+    // and marker were in the chain file, as this builds): rebuilt from the blocks at open, and
+    // the chain file's copy is dropped.
+    std::fs::remove_file(RedbStorage::events_path(&path)).expect("remove the index file");
+    let old_tables = ["events", "events_by_owner", "events_by_vault", "events_by_stream", "events_by_provider"];
     {
         let db = redb::Database::open(&path).expect("raw open");
         let txn = db.begin_write().expect("write");
         txn.open_table(TableDefinition::<&str, &[u8]>::new("meta"))
             .expect("meta")
-            .remove("event_index")
-            .expect("remove marker")
-            .expect("a marker was stored");
-        for table in ["events", "events_by_owner", "events_by_vault", "events_by_stream", "events_by_provider"] {
-            let deleted = if table == "events" {
-                txn.delete_table(TableDefinition::<&[u8], &[u8]>::new(table))
+            .insert("event_index", [9_u8; 44].as_slice())
+            .expect("an old marker");
+        for table in old_tables {
+            if table == "events" {
+                let mut events = txn.open_table(TableDefinition::<&[u8], &[u8]>::new(table)).expect("events");
+                events.insert([0_u8; 12].as_slice(), [1_u8; 3].as_slice()).expect("an old entry");
             } else {
-                txn.delete_table(TableDefinition::<&[u8], ()>::new(table))
-            };
-            assert!(deleted.expect("delete"), "{table} existed");
+                txn.open_table(TableDefinition::<&[u8], ()>::new(table)).expect("table");
+            }
         }
         txn.commit().expect("commit");
-        let read = db.begin_read().expect("read");
-        assert!(read.list_tables().expect("tables").all(|t| !t.name().starts_with("events")));
     }
     let storage = Arc::new(RedbStorage::open(&path).expect("open storage"));
     assert_eq!(storage.events_indexed_through().expect("marker"), None, "no index stored");
@@ -255,6 +257,13 @@ fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
     assert_eq!(read_all(&chain, &EventFilter::default(), EVENTS_PAGE_MAX), after_more, "rebuilt from the blocks");
     random_blocks(&chain, &mut rng, 3);
     check_index(&chain, storage.as_ref());
+    drop(chain);
+    drop(storage);
+    let db = redb::Database::open(&path).expect("raw open");
+    let read = db.begin_read().expect("read");
+    assert!(read.list_tables().expect("tables").all(|t| !t.name().starts_with("events")), "no index in the chain file");
+    let meta = read.open_table(TableDefinition::<&str, &[u8]>::new("meta")).expect("meta");
+    assert!(meta.get("event_index").expect("read").is_none(), "no index marker in the chain file");
 }
 
 /// Environment variable naming the data dir the child of the kill test writes to.
@@ -276,7 +285,7 @@ fn write_blocks_until_killed(dir: &Path) -> ! {
 }
 
 #[test]
-fn a_killed_node_leaves_block_and_event_index_together() {
+fn a_killed_node_finds_its_event_index_caught_up_at_open() {
     if let Some(dir) = std::env::var_os(KILL_CHILD_DIR) {
         write_blocks_until_killed(Path::new(&dir));
     }
@@ -284,7 +293,7 @@ fn a_killed_node_leaves_block_and_event_index_together() {
     let path = dir.path().join("chain.redb");
     for round in 0..3_u64 {
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["event_index::a_killed_node_leaves_block_and_event_index_together", "--exact", "--nocapture"])
+            .args(["event_index::a_killed_node_finds_its_event_index_caught_up_at_open", "--exact", "--nocapture"])
             .env(KILL_CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -305,11 +314,15 @@ fn a_killed_node_leaves_block_and_event_index_together() {
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
 
-        // Read before any catch-up: the index must be at the head by itself.
+        // The index is written behind the blocks: it may stop short of the head, never past
+        // it, and the catch-up the chain runs at open fills the rest from the stored blocks.
         let storage = Arc::new(RedbStorage::open(&path).expect("reopen after the kill"));
         let head = storage.load_head().expect("head").expect("a head");
+        let through = storage.events_indexed_through().expect("marker");
+        assert!(through <= Some(head), "round {round}: the index names a stored block at most");
+        let missing = head - through.unwrap_or(0);
+        assert_eq!(storage.index_missing_events().expect("catch up"), missing, "round {round}: the gap is filled");
         assert_eq!(storage.events_indexed_through().expect("marker"), Some(head), "round {round}");
-        assert_eq!(storage.index_missing_events().expect("catch up"), 0, "nothing for the catch-up to do");
         let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &config()).expect("open chain");
         check_index(&chain, storage.as_ref());
     }
