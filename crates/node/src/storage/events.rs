@@ -13,8 +13,14 @@
 //! dropped at open), a missing file, or a marker that names no stored block, [`catch_up`]
 //! brings the index up to the head from the stored blocks and their receipts; the chain runs it
 //! at open, and the indexer runs it whenever a block arrives that does not follow its marker.
+//!
+//! **The hand-off is bounded.** Blocks wait for the indexer with their events in memory, at
+//! most [`QUEUED_EVENTS`] events in all. A block that would go beyond that empties the queue
+//! and asks for a catch-up instead: the indexer then reads what it missed from the chain file,
+//! so a slow index file costs the index time, never the node memory or the block its commit.
 
 use std::{
+    collections::VecDeque,
     path::Path,
     sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc},
     time::{Duration, Instant},
@@ -62,6 +68,9 @@ const INDEX_CACHE_BYTES: usize = 64 * 1024 * 1024;
 const EVENT_INDEX_VERSION: u32 = 1;
 /// Blocks indexed per write transaction while catching up.
 const CATCH_UP_BLOCKS: u64 = 1_000;
+/// Most events waiting in memory for the indexer (a few hundred bytes each); beyond it, the
+/// waiting blocks are dropped and the indexer catches up from the chain file.
+const QUEUED_EVENTS: usize = 100_000;
 
 /// The last block the stored event index holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
@@ -136,10 +145,87 @@ struct BlockEvents {
     events: Vec<IndexedEvent>,
 }
 
-enum Job {
-    Block(BlockEvents),
-    /// Bring the index up to the head; the count of blocks indexed goes back, when asked for.
-    CatchUp(Option<mpsc::Sender<Result<u64, StorageError>>>),
+/// A reply to [`EventIndex::catch_up`]: the count of blocks indexed.
+type CatchUpReply = mpsc::Sender<Result<u64, StorageError>>;
+
+/// What waits for the indexer: blocks with their events (at most `limit` events in all), whether
+/// a catch-up is asked for, and who waits for its answer.
+struct Queue {
+    blocks: VecDeque<BlockEvents>,
+    events: usize,
+    limit: usize,
+    catch_up: bool,
+    replies: Vec<CatchUpReply>,
+    /// No more work is taken: the index is being closed, or its writer has ended.
+    closed: bool,
+}
+
+/// One turn of the indexer's work, taken from the [`Queue`] at once.
+struct Work {
+    blocks: Vec<BlockEvents>,
+    catch_up: bool,
+    replies: Vec<CatchUpReply>,
+}
+
+impl Queue {
+    fn new(limit: usize) -> Self {
+        Self { blocks: VecDeque::new(), events: 0, limit, catch_up: false, replies: Vec::new(), closed: false }
+    }
+
+    /// Queues a block; one that would take the queue beyond its limit empties it and asks for a
+    /// catch-up instead (the blocks dropped are read back from the chain file). `false` once
+    /// closed.
+    fn push(&mut self, block: BlockEvents) -> bool {
+        if self.closed {
+            return false;
+        }
+        let events = self.events.saturating_add(block.events.len());
+        if events > self.limit {
+            if !self.catch_up {
+                tracing::warn!(
+                    blocks = self.blocks.len().saturating_add(1),
+                    "the event index is behind; it catches up from the chain file"
+                );
+            }
+            self.blocks.clear();
+            self.events = 0;
+            self.catch_up = true;
+        } else {
+            self.blocks.push_back(block);
+            self.events = events;
+        }
+        true
+    }
+
+    /// Asks for a catch-up, answered on `reply` when given; `false` once closed.
+    fn ask_catch_up(&mut self, reply: Option<CatchUpReply>) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.catch_up = true;
+        self.replies.extend(reply);
+        true
+    }
+
+    fn is_idle(&self) -> bool {
+        self.blocks.is_empty() && !self.catch_up
+    }
+
+    /// Everything waiting, leaving the queue empty.
+    fn take(&mut self) -> Work {
+        self.events = 0;
+        Work {
+            blocks: std::mem::take(&mut self.blocks).into(),
+            catch_up: std::mem::take(&mut self.catch_up),
+            replies: std::mem::take(&mut self.replies),
+        }
+    }
+
+    /// Takes no more work and drops the waiting replies, so their callers stop waiting.
+    fn close(&mut self) {
+        self.closed = true;
+        self.replies.clear();
+    }
 }
 
 /// How far the index is, for readers waiting on it.
@@ -155,19 +241,30 @@ struct Progress {
 struct Shared {
     db: redb::Database,
     chain: Arc<redb::Database>,
+    queue: Mutex<Queue>,
+    /// Signalled when work is queued or the queue is closed.
+    queued: Condvar,
     progress: Mutex<Progress>,
     moved: Condvar,
 }
 
-fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
-    progress.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The event index of a chain file: its own file and the thread that writes it.
 pub(super) struct EventIndex {
     shared: Arc<Shared>,
-    jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Closes the queue when the indexer ends, however it ends, so no caller waits on it.
+struct ClosesQueue<'a>(&'a Shared);
+
+impl Drop for ClosesQueue<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.queue).close();
+    }
 }
 
 impl EventIndex {
@@ -181,41 +278,43 @@ impl EventIndex {
         let txn = begin_write(&db)?;
         create_tables(&txn)?;
         txn.commit()?;
-        let shared = Arc::new(Shared { db, chain, progress: Mutex::default(), moved: Condvar::new() });
+        let shared = Arc::new(Shared {
+            db,
+            chain,
+            queue: Mutex::new(Queue::new(QUEUED_EVENTS)),
+            queued: Condvar::new(),
+            progress: Mutex::default(),
+            moved: Condvar::new(),
+        });
         lock(&shared.progress).through = shared.indexed_through()?;
-        let (jobs, receiver) = mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("event-indexer".into())
-                .spawn(move || shared.run(&receiver))
+                .spawn(move || shared.run())
                 .map_err(|e| StorageError::Database(redb::Error::Io(e)))?
         };
-        Ok(Self { shared, jobs: Some(jobs), thread: Some(thread) })
+        Ok(Self { shared, thread: Some(thread) })
     }
 
     /// Hands a durable block's events to the indexer.
     pub(super) fn block_written(&self, block: &StoredBlock, receipts: &[StoredReceipt]) {
         let events = index::block_events(block.height(), block.timestamp_ms(), receipts);
-        let job = Job::Block(BlockEvents {
-            height: block.height(),
-            hash: block.hash(),
-            parent_hash: block.parent_hash(),
-            events,
-        });
-        self.send(job);
+        let block =
+            BlockEvents { height: block.height(), hash: block.hash(), parent_hash: block.parent_hash(), events };
+        self.queued(|queue| queue.push(block));
     }
 
     /// Asks the indexer to catch up with the head, without waiting.
     pub(super) fn catch_up_later(&self) {
-        self.send(Job::CatchUp(None));
+        self.queued(|queue| queue.ask_catch_up(None));
     }
 
-    fn send(&self, job: Job) {
-        // Without a writer (it ended), the next open catches the index up.
-        if let Some(jobs) = &self.jobs
-            && jobs.send(job).is_err()
-        {
+    fn queued(&self, add: impl FnOnce(&mut Queue) -> bool) {
+        if add(&mut lock(&self.shared.queue)) {
+            self.shared.queued.notify_one();
+        } else {
+            // Without a writer (it ended), the next open catches the index up.
             tracing::warn!("the event indexer has stopped; the index is caught up at the next start");
         }
     }
@@ -227,7 +326,8 @@ impl EventIndex {
     /// Storage failure.
     pub(super) fn catch_up(&self) -> Result<u64, StorageError> {
         let (reply, answer) = mpsc::channel();
-        self.send(Job::CatchUp(Some(reply)));
+        self.queued(|queue| queue.ask_catch_up(Some(reply)));
+        // A closed queue drops the reply: the catch-up runs here instead.
         answer.recv().unwrap_or_else(|_| self.shared.catch_up())
     }
 
@@ -277,7 +377,8 @@ impl Drop for EventIndex {
     /// Lets the indexer write what it was handed, then closes the file (the data dir can be
     /// opened again as soon as the storage is dropped).
     fn drop(&mut self) {
-        drop(self.jobs.take());
+        lock(&self.shared.queue).closed = true;
+        self.shared.queued.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -285,23 +386,22 @@ impl Drop for EventIndex {
 }
 
 impl Shared {
-    /// The indexer: every job waiting is taken together; the blocks that follow the marker are
+    /// The indexer: everything waiting is taken together; the blocks that follow the marker are
     /// written in one transaction; a block that does not, or a catch-up asked for, runs the
-    /// catch-up from the stored blocks.
-    fn run(&self, jobs: &mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut blocks = Vec::new();
-            let mut replies = Vec::new();
-            let mut catch_up = false;
-            for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
-                match job {
-                    Job::Block(block) => blocks.push(block),
-                    Job::CatchUp(reply) => {
-                        catch_up = true;
-                        replies.extend(reply);
-                    }
+    /// catch-up from the stored blocks. Once closed, it writes what is left and ends.
+    fn run(&self) {
+        let _closes = ClosesQueue(self);
+        loop {
+            let Work { blocks, catch_up, replies } = {
+                let mut queue = lock(&self.queue);
+                while queue.is_idle() && !queue.closed {
+                    queue = self.queued.wait(queue).unwrap_or_else(PoisonError::into_inner);
                 }
-            }
+                if queue.is_idle() {
+                    return;
+                }
+                queue.take()
+            };
             let outcome = self.write_blocks(&blocks).and_then(|followed| {
                 let mut indexed = 0;
                 if catch_up || !followed {
@@ -511,5 +611,98 @@ impl EventSource for ReadView<'_> {
 
     fn event(&self, cursor: EventCursor) -> Result<Option<StoredEvent>, StorageError> {
         self.events.get(index::cursor_key(cursor).as_slice())?.map(|v| decode("event", v.value())).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paystreams_lez_core::AccountId;
+    use paystreams_program::Event;
+    use paystreams_rpc::{EventNotification, HexHash};
+
+    use super::*;
+
+    /// Block `height` with `events` deposits.
+    fn block(height: u64, events: u32) -> BlockEvents {
+        let events = (0..events)
+            .map(|index| IndexedEvent {
+                cursor: EventCursor { block_id: height, index },
+                notification: EventNotification {
+                    block_id: height,
+                    timestamp_ms: height,
+                    tx_hash: HexHash([0; 32]),
+                    event: Event::Deposited { owner: AccountId([7; 32]), vault_id: 0, amount: 1 },
+                },
+            })
+            .collect();
+        BlockEvents { height, hash: [height as u8; 32], parent_hash: [0; 32], events }
+    }
+
+    fn heights(work: &Work) -> Vec<u64> {
+        work.blocks.iter().map(|b| b.height).collect()
+    }
+
+    #[test]
+    fn blocks_within_the_limit_wait_in_order_and_are_taken_together() {
+        let mut queue = Queue::new(10);
+        assert!(queue.is_idle());
+        for height in 1..=3 {
+            assert!(queue.push(block(height, 3)));
+        }
+        assert_eq!(queue.events, 9);
+        let work = queue.take();
+        assert_eq!(heights(&work), [1, 2, 3]);
+        assert!(!work.catch_up);
+        assert!(queue.is_idle());
+        assert_eq!(queue.events, 0);
+    }
+
+    #[test]
+    fn a_block_beyond_the_limit_drops_the_waiting_blocks_for_a_catch_up() {
+        let mut queue = Queue::new(10);
+        assert!(queue.push(block(1, 6)));
+        assert!(queue.push(block(2, 5)), "the queue takes it, as a catch-up");
+        assert_eq!(queue.events, 0, "nothing held in memory");
+        assert!(queue.blocks.is_empty());
+        // Later blocks queue again, beside the catch-up asked for (the indexer writes those
+        // that follow its marker; the catch-up reads the rest back from the chain file).
+        assert!(queue.push(block(3, 4)));
+        let work = queue.take();
+        assert!(work.catch_up);
+        assert_eq!(heights(&work), [3]);
+        // A block alone beyond the limit is never held either.
+        assert!(queue.push(block(4, 11)));
+        let work = queue.take();
+        assert!(work.catch_up);
+        assert!(work.blocks.is_empty());
+    }
+
+    #[test]
+    fn a_closed_queue_takes_nothing_and_lets_go_of_its_waiting_callers() {
+        let mut queue = Queue::new(10);
+        let (reply, answer) = mpsc::channel();
+        assert!(queue.ask_catch_up(Some(reply)));
+        queue.close();
+        assert!(answer.recv().is_err(), "a caller waiting for the catch-up's answer is let go");
+        assert!(!queue.push(block(1, 1)));
+        assert!(!queue.ask_catch_up(None));
+    }
+
+    #[test]
+    fn an_asked_catch_up_answers_every_caller() {
+        let mut queue = Queue::new(10);
+        let (first, first_answer) = mpsc::channel();
+        let (second, second_answer) = mpsc::channel();
+        assert!(queue.ask_catch_up(Some(first)));
+        assert!(queue.ask_catch_up(None));
+        assert!(queue.ask_catch_up(Some(second)));
+        let work = queue.take();
+        assert!(work.catch_up);
+        assert_eq!(work.replies.len(), 2);
+        for reply in work.replies {
+            reply.send(Ok(4)).expect("the caller waits");
+        }
+        assert_eq!(first_answer.recv().expect("answered").expect("ok"), 4);
+        assert_eq!(second_answer.recv().expect("answered").expect("ok"), 4);
     }
 }
