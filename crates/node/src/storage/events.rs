@@ -305,6 +305,11 @@ impl EventIndex {
         self.queued(|queue| queue.push(block));
     }
 
+    /// Lets at most `events` events wait for the indexer.
+    pub(super) fn set_queue_limit(&self, events: usize) {
+        lock(&self.shared.queue).limit = events;
+    }
+
     /// Asks the indexer to catch up with the head, without waiting.
     pub(super) fn catch_up_later(&self) {
         self.queued(|queue| queue.ask_catch_up(None));

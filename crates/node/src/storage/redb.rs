@@ -150,6 +150,14 @@ impl RedbStorage {
         self
     }
 
+    /// Lets at most `events` events wait in memory for the event indexer instead of its default
+    /// (100,000); beyond it, the indexer reads the blocks it missed back from the chain file.
+    #[must_use]
+    pub fn with_event_queue(self, events: usize) -> Self {
+        self.events.set_queue_limit(events);
+        self
+    }
+
     /// Bytes of the file in use: allocated pages (records, metadata and fragmentation), as
     /// opposed to the file's length, which redb grows in large steps. For measurements.
     ///

@@ -208,6 +208,22 @@ fn index_equals_a_recomputation_from_the_blocks_in_memory_and_in_redb() {
 }
 
 #[test]
+fn blocks_beyond_the_indexers_queue_are_read_back_from_the_chain_file() {
+    // No room for any event: every block with events is let go on its way to the indexer, which
+    // catches up from the chain file instead; blocks without events still queue.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.redb");
+    let storage = Arc::new(RedbStorage::open(&path).expect("open storage").with_event_queue(0));
+    let chain = Chain::open(Arc::clone(&storage) as Arc<dyn Storage>, &config()).expect("open chain");
+    random_blocks(&chain, &mut Rng::from_env_or_clock("event index, no queue"), 20);
+    let count = check_index(&chain, storage.as_ref());
+    assert!(count > 20);
+    chain.produce_block(1_000, 3_000).expect("an empty block");
+    assert_eq!(check_index(&chain, storage.as_ref()), count);
+    assert_eq!(storage.events_indexed_through().expect("marker"), Some(chain.head_height()));
+}
+
+#[test]
 fn index_survives_a_restart_and_is_caught_up_for_a_data_dir_without_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("chain.redb");
