@@ -33,7 +33,7 @@ use redb::{ReadableDatabase as _, TableDefinition};
 
 use super::{
     StorageError, decode,
-    redb::{BLOCKS, META, RECEIPTS, begin_write},
+    redb::{BLOCKS, META, RECEIPTS, begin_write, read_head},
 };
 use crate::{
     block::{StoredBlock, StoredReceipt, encode},
@@ -355,15 +355,7 @@ impl EventIndex {
         after: Option<EventCursor>,
         limit: u32,
     ) -> Result<EventPage, StorageError> {
-        let head: Option<u64> = self
-            .shared
-            .chain
-            .begin_read()?
-            .open_table(META)?
-            .get("head")?
-            .map(|v| decode("head", v.value()))
-            .transpose()?;
-        if let Some(head) = head {
+        if let Some(head) = read_head(&self.shared.chain.begin_read()?)? {
             let deadline = Instant::now() + READ_WAIT;
             let mut progress = lock(&self.shared.progress);
             while progress.through < Some(head) && !progress.failed {
@@ -487,8 +479,7 @@ impl Shared {
     /// transaction. Returns how many blocks it indexed.
     fn catch_up(&self) -> Result<u64, StorageError> {
         let chain = self.chain.begin_read()?;
-        let head: Option<u64> = chain.open_table(META)?.get("head")?.map(|v| decode("head", v.value())).transpose()?;
-        let Some(head) = head else { return Ok(0) };
+        let Some(head) = read_head(&chain)? else { return Ok(0) };
         let mut next = match self.indexed_through()? {
             Some(height) => height.saturating_add(1),
             None => {

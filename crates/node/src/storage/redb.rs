@@ -182,6 +182,14 @@ impl RedbStorage {
     }
 }
 
+/// The head block's height as `txn` sees the chain file; `None` before genesis.
+///
+/// # Errors
+/// Storage failure or corrupt record.
+pub(super) fn read_head(txn: &redb::ReadTransaction) -> Result<Option<u64>, StorageError> {
+    txn.open_table(META)?.get("head")?.map(|v| decode("head", v.value())).transpose()
+}
+
 fn write_accounts<'a>(
     txn: &redb::WriteTransaction,
     accounts: impl Iterator<Item = (&'a AccountId, &'a Account)>,
@@ -237,7 +245,7 @@ impl Storage for RedbStorage {
     }
 
     fn load_head(&self) -> Result<Option<u64>, StorageError> {
-        self.meta("head")?.map(|bytes| decode("head", &bytes)).transpose()
+        read_head(&self.db.begin_read()?)
     }
 
     fn init(&self, genesis: &GenesisSpec, block: &StoredBlock, state: &State) -> Result<(), StorageError> {
