@@ -8,8 +8,8 @@
 use paystreams_lez_core::{AccountId, crypto::SecretKey, sha256, transfer::transfer_instruction};
 use paystreams_program::{client, payment_streams_program_id, state::VaultPrivacyTier};
 use paystreams_runtime::{
-    MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_WORDS, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES, Message, Transaction,
-    TransactionChecks as _, TxError, WitnessSet,
+    KeyCache, MAX_ACCOUNTS_PER_TX, MAX_INSTRUCTION_WORDS, MAX_SIGNATURES_PER_TX, MAX_TRANSACTION_BYTES, Message,
+    Transaction, TransactionChecks as _, TxError, WitnessSet,
 };
 
 /// Decodes `data` as a transaction and checks it.
@@ -18,6 +18,7 @@ use paystreams_runtime::{
 /// When a decoded transaction breaks a limit `decode` promises, does not re-encode to its own
 /// bytes, or when the checks disagree with each other.
 pub fn transaction(data: &[u8]) {
+    admission_agrees(data);
     let tx = match Transaction::decode(data) {
         Ok(tx) => tx,
         Err(error) => {
@@ -80,6 +81,25 @@ pub fn transaction(data: &[u8]) {
         if !other.witness_set.signatures_and_public_keys.is_empty() {
             assert!(other.verify_signatures().is_err(), "signatures verified over a different message");
         }
+    }
+}
+
+/// Admission's one pass (`decode_and_verify`, each key lifted once by libsecp256k1) accepts
+/// exactly what decoding, the structure checks and the signature checks apart accept (k256 keys
+/// at decoding), and yields the same transaction.
+fn admission_agrees(data: &[u8]) {
+    let apart = Transaction::decode(data).and_then(|tx| {
+        tx.check_structure()?;
+        tx.verify_signatures()?;
+        Ok(tx)
+    });
+    // A small cache (one key a shard): the runs meet keys it holds and keys it does not.
+    static KEYS: std::sync::LazyLock<KeyCache> = std::sync::LazyLock::new(|| KeyCache::new(1));
+    let together = Transaction::decode_and_verify(data, &KEYS);
+    match (&apart, &together) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "admission's one pass decoded another transaction"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("admission's one pass disagrees with the checks apart: apart {apart:?}, one pass {together:?}"),
     }
 }
 

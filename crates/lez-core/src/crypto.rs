@@ -1,7 +1,7 @@
 //! BIP-340 Schnorr keys and signatures on secp256k1 (k256), over 32-byte prehashes, as LEZ signs
 //! transactions.
 
-use std::fmt;
+use std::{cell::Cell, fmt};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use k256::schnorr::{SigningKey, VerifyingKey, signature::hazmat::PrehashVerifier as _};
@@ -50,9 +50,35 @@ impl PublicKey {
     }
 }
 
+thread_local! {
+    /// Set on this thread while [`with_key_checks_by_caller`] decodes: Borsh decoding then
+    /// takes a key's bytes as they are, for the caller to check each one before returning.
+    static KEY_CHECKS_BY_CALLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `decode` with [`PublicKey`]'s Borsh check (a k256 lift of the x coordinate) left to
+/// the caller, who checks every key `decode` produced before anything else sees it: for a
+/// verifier that lifts the keys anyway (libsecp256k1), so each key is lifted once, not twice.
+/// Crate-private: [`crate::lee_transaction::LeePublicTransaction::from_envelope_with_keys`]
+/// is its one caller and never returns an unchecked key.
+pub(crate) fn with_key_checks_by_caller<T>(decode: impl FnOnce() -> T) -> T {
+    /// Restores the flag however `decode` ends, a panic included.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            KEY_CHECKS_BY_CALLER.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(KEY_CHECKS_BY_CALLER.with(|flag| flag.replace(true)));
+    decode()
+}
+
 impl BorshDeserialize for PublicKey {
     fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
         let bytes = <[u8; 32]>::deserialize_reader(reader)?;
+        if KEY_CHECKS_BY_CALLER.with(Cell::get) {
+            return Ok(Self(bytes));
+        }
         Self::from_bytes(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 }

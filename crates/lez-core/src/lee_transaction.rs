@@ -173,6 +173,30 @@ impl LeePublicTransaction {
         LeeTransaction::decode(bytes).map(|LeeTransaction::Public(tx)| tx)
     }
 
+    /// [`Self::from_envelope`] with each public key checked by `parse_key` instead of k256:
+    /// for a verifier that lifts the keys to curve points anyway (libsecp256k1), so each key is
+    /// lifted once. `parse_key` must return `None` exactly for bytes that are not the x
+    /// coordinate of a curve point; the parsed keys come back in witness-set order. Refuses
+    /// what [`Self::from_envelope`] refuses, with the same error for a key that is not on the
+    /// curve (when the input has several faults, the one reported may differ).
+    ///
+    /// # Errors
+    /// As [`Self::from_envelope`].
+    pub fn from_envelope_with_keys<K>(
+        bytes: &[u8],
+        mut parse_key: impl FnMut(&[u8; 32]) -> Option<K>,
+    ) -> Result<(Self, Vec<K>), LeeTxError> {
+        let tx = crate::crypto::with_key_checks_by_caller(|| Self::from_envelope(bytes))?;
+        let keys = tx
+            .witness_set
+            .signatures_and_public_keys
+            .iter()
+            .map(|(_, key)| parse_key(&key.to_bytes()))
+            .collect::<Option<Vec<K>>>()
+            .ok_or_else(|| LeeTxError::Malformed(crate::crypto::KeyError::InvalidPublicKey.to_string()))?;
+        Ok((tx, keys))
+    }
+
     /// `SHA-256(borsh(PublicTransaction))`: no prefix, no envelope tag, signatures included.
     #[must_use]
     pub fn hash(&self) -> [u8; 32] {

@@ -494,17 +494,6 @@ fn child_breakdown(dir: &Path) {
     f.put("index_streams", index.stream_entries().count() as f64);
 }
 
-/// CPU time of this process so far (user + system), from `/proc/self/stat` (clock ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which is in parentheses): utime and stime are 12th and
-    // 13th from there.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
 /// The one-minute load average.
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg").unwrap().split_whitespace().next().unwrap().parse().unwrap()
@@ -516,13 +505,13 @@ fn child_restart(dir: &Path) {
     let mut f = Figures::default();
     let owners = read_owners(dir);
     f.put("load_average", load_average());
-    let cpu0 = cpu_seconds();
+    let cpu0 = paystreams_testkit::cpu::process_cpu().unwrap();
     let started = Instant::now();
     let storage = RedbStorage::open(&dir.join("chain.redb")).unwrap();
     let chain = Chain::open(Arc::new(storage), &chain_config()).unwrap();
     let first = chain.stream(&owners[0], 0, 0);
     f.put("restart_s", started.elapsed().as_secs_f64());
-    f.put("restart_cpu_s", cpu_seconds() - cpu0);
+    f.put("restart_cpu_s", (paystreams_testkit::cpu::process_cpu().unwrap() - cpu0).as_secs_f64());
     assert!(first.is_some());
     // Dropped (not timed): a database left open would need a repair at the next open.
     drop(chain);

@@ -39,6 +39,7 @@ use paystreams_program::{
 };
 use paystreams_rpc::{HexHash, LezApiClient as _, PaystreamsApiClient as _, TxStatus};
 use paystreams_runtime::{BlockContext, Message, Overlay, Runtime, StateView as _, Transaction};
+use paystreams_testkit::cpu::process_cpu;
 
 /// Concurrent RPC clients submitting.
 const CLIENTS: usize = 8;
@@ -283,6 +284,8 @@ struct NodeRun {
     blocks: u64,
     /// Inclusion latency percentiles (p50, p99).
     latency: (Duration, Duration),
+    /// CPU time of the whole process (node and clients) over the timed part.
+    cpu: Option<Duration>,
 }
 
 /// The `percent` percentile of sorted durations.
@@ -348,7 +351,9 @@ fn measure_node(
     });
     // For profilers attached by time (see `BENCH_MODES`).
     eprintln!("timed part starts: {mode:?}");
+    let cpu_before = process_cpu();
     let (elapsed, hashes) = runtime.block_on(run_on_node(&url, work.clone(), mode));
+    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     eprintln!("timed part ends");
     let height = node.chain().head_height() - start_height;
     stop.send(()).unwrap();
@@ -360,8 +365,13 @@ fn measure_node(
     latencies.sort();
     let failed = runtime.block_on(failed_receipts(&url, &hashes));
     runtime.block_on(node.shutdown());
-    let run =
-        NodeRun { elapsed, failed, blocks: height, latency: (percentile(&latencies, 50), percentile(&latencies, 99)) };
+    let run = NodeRun {
+        elapsed,
+        failed,
+        blocks: height,
+        latency: (percentile(&latencies, 50), percentile(&latencies, 99)),
+        cpu,
+    };
     (keys, setup, work, run)
 }
 
@@ -469,8 +479,19 @@ fn main() {
     let mut ratios = vec![];
     for (name, run) in modes.iter().filter_map(|(name, run)| run.as_ref().map(|run| (name, run))) {
         let node_rate = rate(total, run.elapsed);
+        // CPU per transaction moves less with other load than throughput does.
+        let cpu = run.cpu.map_or_else(
+            || "CPU unknown".to_string(),
+            |cpu| {
+                format!(
+                    "CPU {:.0} µs/tx, {:.2} cores busy",
+                    cpu.as_secs_f64() * 1e6 / total as f64,
+                    cpu.as_secs_f64() / run.elapsed.as_secs_f64()
+                )
+            },
+        );
         println!(
-            "{:<46}{node_rate:>8.0} tx/s  ({:.2?}, {} failed receipts, {} blocks, inclusion p50 {:.0?} p99 {:.0?})",
+            "{:<46}{node_rate:>8.0} tx/s  ({:.2?}, {} failed receipts, {} blocks, inclusion p50 {:.0?} p99 {:.0?}, {cpu})",
             format!("node, {name}:"),
             run.elapsed,
             run.failed,

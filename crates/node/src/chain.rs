@@ -23,8 +23,8 @@ use paystreams_rpc::{
     TxStatus, VaultView, clock::wall_clock_ms, views,
 };
 use paystreams_runtime::{
-    BlockContext, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction, TransactionChecks as _,
-    TxError,
+    BlockContext, KeyCache, Overlay, ReceiptEvent, Runtime, State, StateDiff, StateView, Transaction,
+    TransactionChecks as _, TxError,
 };
 use tokio::sync::broadcast;
 
@@ -412,8 +412,62 @@ pub struct Chain {
     /// then waits for the lock without queueing for it, so admission is not held up behind it.
     executing: std::sync::atomic::AtomicBool,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
+    /// Signer keys parsed at admission, kept for the same signers' next transactions.
+    signer_keys: KeyCache,
+    verifiers: Verifiers,
     pub(crate) metrics: Metrics,
 }
+
+/// Bounds how many threads check signatures at once, whoever runs them (a batch's workers, the
+/// blocking threads of single submissions), to the machine's cores. Unbounded, a flood of
+/// submissions runs dozens of checking threads, and the block producer and writer get one
+/// thread's share of the cores among them: blocks fall behind admission and the mempool's queue
+/// grows. Bounded, they keep a fair share while the flood is checked.
+struct Verifiers {
+    running: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+impl Verifiers {
+    fn new() -> Self {
+        Self::at_most(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    }
+
+    fn at_most(max: usize) -> Self {
+        Self { running: Mutex::new(0), freed: Condvar::new(), max: max.max(1) }
+    }
+
+    /// Runs `checks` once fewer than `max` others run (blocking the calling thread meanwhile).
+    fn run<T>(&self, checks: impl FnOnce() -> T) -> T {
+        /// Frees the place however `checks` ends, a panic included.
+        struct Release<'a>(&'a Verifiers);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut running = lock(&self.0.running);
+                *running = running.saturating_sub(1);
+                drop(running);
+                self.0.freed.notify_one();
+            }
+        }
+        let mut running = lock(&self.running);
+        while *running >= self.max {
+            running = self.freed.wait(running).unwrap_or_else(PoisonError::into_inner);
+        }
+        *running = running.saturating_add(1);
+        drop(running);
+        let _release = Release(self);
+        checks()
+    }
+}
+
+/// How many transactions of a batch one checking thread takes per turn of [`Verifiers::run`].
+const CHECKS_PER_TURN: usize = 32;
+
+/// How many signer keys admission keeps parsed (~100 bytes each): a key lifts to a curve point
+/// with a field square root, ~10% of verifying a signature, and the same users sign
+/// transaction after transaction.
+const SIGNER_KEYS_KEPT: usize = 65_536;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -487,9 +541,11 @@ fn block_info_listing(block: &StoredBlock, transactions: Vec<HexHash>) -> BlockI
 }
 
 /// Decodes a transaction sent as base64 of LEZ's `LeeTransaction` envelope (tag 0 `Public`, then
-/// the Borsh public transaction), refusing oversized text before decoding it. Envelopes of other
-/// kinds are refused by name (`UnsupportedTransaction`).
-fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
+/// the Borsh public transaction), refusing oversized text before decoding it, and runs the
+/// stateless checks (structure and every signature, each key lifted once:
+/// `TransactionChecks::decode_and_verify`). Envelopes of other kinds are refused by name
+/// (`UnsupportedTransaction`).
+fn checked_base64_transaction(encoded: &str, keys: &KeyCache) -> Result<Transaction, NodeError> {
     use base64::Engine as _;
     // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
     let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES.saturating_div(3).saturating_add(1).saturating_mul(4);
@@ -504,7 +560,7 @@ fn decode_base64_transaction(encoded: &str) -> Result<Transaction, NodeError> {
             detail: format!("not base64 ({e}); send base64 of the LEZ transaction envelope bytes"),
         })
     })?;
-    Transaction::decode(&bytes).map_err(NodeError::Rejected)
+    Transaction::decode_and_verify(&bytes, keys).map_err(NodeError::Rejected)
 }
 
 /// Refuses to reopen a chain under another release or sequencer key, saying what to do.
@@ -603,6 +659,8 @@ impl Chain {
             applied: Condvar::new(),
             executing: std::sync::atomic::AtomicBool::new(false),
             blocks,
+            signer_keys: KeyCache::new(SIGNER_KEYS_KEPT),
+            verifiers: Verifiers::new(),
             metrics,
         };
         if at_genesis {
@@ -750,7 +808,11 @@ impl Chain {
     /// [`NodeError::Rejected`] naming the failed check, [`NodeError::Duplicate`],
     /// [`NodeError::MempoolFull`], or a storage failure.
     pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
-        let tx = Self::check(tx)?;
+        self.submit_checked(Self::check(tx)?)
+    }
+
+    /// [`Chain::submit`] of a transaction that passed [`Chain::check`].
+    fn submit_checked(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
         let (hash, seq) = self.admit(tx, None)?;
         self.save(&[seq]).pop().unwrap_or(Ok(()))?;
         Ok(hash)
@@ -952,7 +1014,7 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`] before its write, plus undecodable input.
     pub fn admit_encoded(&self, encoded: &str) -> Result<([u8; 32], u64), NodeError> {
-        let tx = Self::check(decode_base64_transaction(encoded)?)?;
+        let tx = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
         self.admit(tx, None)
     }
 
@@ -961,7 +1023,7 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`], plus undecodable input.
     pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], NodeError> {
-        self.submit(decode_base64_transaction(encoded)?)
+        self.submit_checked(self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?)
     }
 
     /// Submits a batch of base64 Borsh transactions: decodes and verifies them on every core in
@@ -978,11 +1040,17 @@ impl Chain {
                 .map(|part| {
                     let handle = scope.spawn(move || {
                         let checked: Vec<Result<(Transaction, [u8; 32]), NodeError>> = part
-                            .iter()
-                            .map(|text| {
-                                decode_base64_transaction(text).and_then(Self::check).map(|tx| {
-                                    let hash = tx.hash();
-                                    (tx, hash)
+                            .chunks(CHECKS_PER_TURN)
+                            .flat_map(|turn| {
+                                self.verifiers.run(|| {
+                                    turn.iter()
+                                        .map(|text| {
+                                            checked_base64_transaction(text, &self.signer_keys).map(|tx| {
+                                                let hash = tx.hash();
+                                                (tx, hash)
+                                            })
+                                        })
+                                        .collect::<Vec<_>>()
                                 })
                             })
                             .collect();
@@ -1699,5 +1767,41 @@ impl Chain {
             }
         };
         Ok(keys.into_iter().filter_map(|(o, v, s)| view(&o, v, s)).take(LIST_MAX).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Many threads checking at once never have more than `max` inside, and every place is
+    /// freed again, also by checks that panic.
+    #[test]
+    fn verifiers_bound_how_many_check_at_once() {
+        let verifiers = Verifiers::at_most(2);
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..2_000 {
+                        verifiers.run(|| {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::hint::black_box((0..50_u64).sum::<u64>());
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} checked at once");
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verifiers.run(|| panic!("a check panics"))));
+        assert!(panicked.is_err());
+        assert_eq!(*lock(&verifiers.running), 0, "a place stayed taken");
+        assert_eq!(verifiers.run(|| 7), 7);
     }
 }

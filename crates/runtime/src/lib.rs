@@ -28,6 +28,9 @@ use paystreams_lez_core::{
 };
 
 pub use error::TxError;
+/// Parsed signer keys kept for their next transactions (admission's
+/// [`TransactionChecks::decode_and_verify`]).
+pub use paystreams_sigcheck::KeyCache;
 pub use receipt::{Receipt, ReceiptEvent};
 pub use runtime::{Applied, BlockContext, Runtime};
 pub use state::{Overlay, State, StateDiff, StateView, UnsortedAccounts};

@@ -8,11 +8,16 @@
 
 use std::collections::BTreeSet;
 
-use paystreams_lez_core::lee_transaction::LeeTxError;
 pub use paystreams_lez_core::lee_transaction::{
     LeeMessage as Message, LeePublicTransaction as Transaction, LeeWitnessSet as WitnessSet,
     MAX_LEE_TRANSACTION_BYTES as MAX_TRANSACTION_BYTES, PUBLIC_MESSAGE_PREFIX as MESSAGE_PREFIX,
 };
+use paystreams_lez_core::{
+    crypto::{PublicKey, Signature},
+    lee_transaction::LeeTxError,
+};
+
+use paystreams_sigcheck::KeyCache;
 
 use crate::TxError;
 
@@ -65,6 +70,17 @@ pub trait TransactionChecks: Sized {
     /// [`TxError::TooManySignatures`] before any check, else the first
     /// [`TxError::InvalidSignature`].
     fn verify_signatures(&self) -> Result<(), TxError>;
+
+    /// [`TransactionChecks::decode`], [`TransactionChecks::check_structure`] and
+    /// [`TransactionChecks::verify_signatures`] in one, as a node runs them at admission, with
+    /// each public key lifted to a curve point once (libsecp256k1, through `keys`, which keeps
+    /// the keys it parsed for the signers' next transactions) where the three apart lift it
+    /// twice (k256 while decoding, libsecp256k1 to verify). Accepts exactly what the three
+    /// accept; when a transaction has several faults, the one reported may differ.
+    ///
+    /// # Errors
+    /// As the three.
+    fn decode_and_verify(bytes: &[u8], keys: &KeyCache) -> Result<Self, TxError>;
 }
 
 impl From<LeeTxError> for TxError {
@@ -128,19 +144,39 @@ impl TransactionChecks for Transaction {
     }
 
     fn verify_signatures(&self) -> Result<(), TxError> {
-        let count = self.witness_set.signatures_and_public_keys.len();
-        if count > MAX_SIGNATURES_PER_TX {
-            return Err(TxError::TooManySignatures { count, max: MAX_SIGNATURES_PER_TX });
-        }
-        let hash = self.message.hash();
-        for (index, (signature, key)) in self.witness_set.signatures_and_public_keys.iter().enumerate() {
-            // libsecp256k1 off-chain; the program core keeps k256 (same answers, tested).
-            if !paystreams_sigcheck::verify_bip340(&key.to_bytes(), &hash, &signature.0) {
-                return Err(TxError::InvalidSignature { index, signer: key.account_id() });
-            }
-        }
-        Ok(())
+        // libsecp256k1 off-chain; the program core keeps k256 (same answers, tested).
+        first_invalid_signature(self, |_, key, hash, signature| {
+            paystreams_sigcheck::verify_bip340(&key.to_bytes(), hash, &signature.0)
+        })
     }
+
+    fn decode_and_verify(bytes: &[u8], keys: &KeyCache) -> Result<Self, TxError> {
+        let (tx, keys) = Self::from_envelope_with_keys(bytes, |key| keys.parse(key))?;
+        tx.check_structure()?;
+        first_invalid_signature(&tx, |index, _, hash, signature| {
+            keys.get(index).is_some_and(|key| key.verify(hash, &signature.0))
+        })?;
+        Ok(tx)
+    }
+}
+
+/// [`TxError::TooManySignatures`] before any check, else the first signature (by witness-set
+/// index) that `valid` refuses over the message hash.
+fn first_invalid_signature(
+    tx: &Transaction,
+    mut valid: impl FnMut(usize, &PublicKey, &[u8; 32], &Signature) -> bool,
+) -> Result<(), TxError> {
+    let count = tx.witness_set.signatures_and_public_keys.len();
+    if count > MAX_SIGNATURES_PER_TX {
+        return Err(TxError::TooManySignatures { count, max: MAX_SIGNATURES_PER_TX });
+    }
+    let hash = tx.message.hash();
+    for (index, (signature, key)) in tx.witness_set.signatures_and_public_keys.iter().enumerate() {
+        if !valid(index, key, &hash, signature) {
+            return Err(TxError::InvalidSignature { index, signer: key.account_id() });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,6 +229,57 @@ mod tests {
         assert_eq!(Transaction::decode(&[2, 2, 3]).map_err(|e| e.code()), Err(1006));
         // Without the envelope tag, a bare public transaction is refused.
         assert!(Transaction::decode(&tx.borsh_bytes()).is_err());
+    }
+
+    /// An x coordinate with no curve point (x = 5: x³ + 7 = 132 is not a square mod p).
+    const OFF_CURVE: [u8; 32] = {
+        let mut x = [0; 32];
+        x[31] = 5;
+        x
+    };
+
+    /// Admission's one pass and the checks apart give the same answer, in the same words, for a
+    /// valid transaction, a wrong signature and a key off the curve; and the one pass leaves
+    /// Borsh decoding's own key check in force.
+    #[test]
+    fn decode_and_verify_answers_as_the_checks_apart() {
+        let apart = |bytes: &[u8]| {
+            Transaction::decode(bytes).and_then(|tx| {
+                tx.check_structure()?;
+                tx.verify_signatures()?;
+                Ok(tx)
+            })
+        };
+        let keys = KeyCache::new(8);
+        let mut two = message();
+        two.nonces.push(0);
+        let valid = Transaction::sign(two, &[&key(7), &key(8)]);
+        assert_eq!(Transaction::decode_and_verify(&valid.envelope_bytes(), &keys), Ok(valid.clone()));
+
+        let mut wrong = valid.clone();
+        let first = valid.witness_set.signatures_and_public_keys.first().expect("two signatures").0;
+        wrong.witness_set.signatures_and_public_keys.get_mut(1).expect("two signatures").0 = first;
+        let wrong = wrong.envelope_bytes();
+        let refused = Transaction::decode_and_verify(&wrong, &keys);
+        assert_eq!(refused, apart(&wrong));
+        assert_eq!(
+            refused.map_err(|e| e.code()),
+            Err(TxError::InvalidSignature { index: 1, signer: key(8).account_id() }.code())
+        );
+
+        let mut off_curve = valid.envelope_bytes();
+        let key_bytes = key(8).public_key().to_bytes();
+        let at = off_curve.windows(32).rposition(|w| w == key_bytes).expect("the second key is in the bytes");
+        off_curve.get_mut(at..at + 32).expect("inside").copy_from_slice(&OFF_CURVE);
+        let refused = Transaction::decode_and_verify(&off_curve, &keys);
+        assert_eq!(refused, apart(&off_curve));
+        assert!(
+            refused.as_ref().is_err_and(|e| e.to_string().contains("not a valid x-only public key")),
+            "{refused:?}"
+        );
+        // Decoding on this thread checks keys again after the one pass.
+        assert_eq!(Transaction::decode(&off_curve), refused);
+        assert!(Transaction::decode_and_verify(&valid.envelope_bytes(), &keys).is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! same secret keys.
 
 use paystreams_lez_core::crypto::{SecretKey, verify_bip340 as k256_verify};
-use paystreams_sigcheck::{Signer, VerifyingKey, is_valid_public_key, verify_bip340 as libsecp_verify};
+use paystreams_sigcheck::{KeyCache, Signer, VerifyingKey, is_valid_public_key, verify_bip340 as libsecp_verify};
 use proptest::prelude::*;
 
 const VECTORS: &str = include_str!("data/bip340-vectors.csv");
@@ -27,6 +27,12 @@ fn both(key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> bool {
     // the one-shot verifier rejects for their encoding).
     let parsed = VerifyingKey::from_bytes(key);
     assert_eq!(parsed.is_some(), is_valid_public_key(key));
+    // A cache of parsed keys answers the same when it parses the key and when it keeps it (a
+    // small cache, so the property runs also evict).
+    static CACHE: std::sync::LazyLock<KeyCache> = std::sync::LazyLock::new(|| KeyCache::new(32));
+    assert_eq!(CACHE.parse(key), parsed, "the cache parsed another key: {}", hex::encode(key));
+    assert_eq!(CACHE.parse(key), parsed, "the cache kept another key: {}", hex::encode(key));
+    assert!(CACHE.len() <= 32);
     assert_eq!(
         parsed.is_some_and(|k| k.verify(message, signature)),
         fast,
@@ -173,6 +179,32 @@ fn signers_reject_the_same_secret_keys_at_the_edges() {
         let key = Signer::from_secret_bytes(&secret).expect("a key").public_key();
         assert!(both(&key, &[1; 32], &signature));
     }
+}
+
+#[test]
+fn key_cache_stays_within_its_bound_and_keeps_answering() {
+    let cache = KeyCache::new(64);
+    assert!(cache.is_empty());
+    let keys: Vec<[u8; 32]> = (1..=1_000_u32)
+        .filter_map(|n| {
+            let mut secret = [0; 32];
+            secret[28..].copy_from_slice(&n.to_be_bytes());
+            Signer::from_secret_bytes(&secret).map(|signer| signer.public_key())
+        })
+        .collect();
+    assert_eq!(keys.len(), 1_000);
+    for round in 0..2 {
+        for key in &keys {
+            assert_eq!(cache.parse(key), VerifyingKey::from_bytes(key), "round {round}");
+            assert!(cache.len() <= 64, "{} keys kept", cache.len());
+        }
+    }
+    // Keys that do not parse are refused and not kept.
+    let len = cache.len();
+    let mut off_curve = [0; 32];
+    off_curve[31] = 5;
+    assert_eq!(cache.parse(&off_curve), None);
+    assert_eq!(cache.len(), len);
 }
 
 #[test]

@@ -40,6 +40,7 @@ use paystreams_store::{
     service::{FreeStoreService, Metrics, Stage},
     wire::{StoreQueryRequest, WakuMessage},
 };
+use paystreams_testkit::cpu::process_cpu;
 use paystreams_user::{Terms, User, UserConfig};
 use paystreams_wire::TokenStreamPolicy;
 
@@ -97,19 +98,6 @@ struct Run {
 
 fn stages(metrics: &Metrics) -> [u64; Stage::ALL.len()] {
     Stage::ALL.map(|s| metrics.stage_nanos[s as usize].load(std::sync::atomic::Ordering::Relaxed))
-}
-
-/// The process's CPU time so far (user + system), from `/proc/self/stat` (Linux; ticks of
-/// 1/100 s, the kernel's `USER_HZ` on every Linux architecture in use).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start at state (field 3);
-    // utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(utime.checked_add(stime)?.checked_mul(10)?))
 }
 
 fn selected(mode: Mode) -> bool {

@@ -7,7 +7,9 @@
 //! - [`postgres`]: a fresh database per test on the server `PAYSTREAMS_TEST_POSTGRES` names or,
 //!   without it, on a throw-away cluster the test process starts from Debian's server binaries.
 //! - [`rng`]: the one seeded random source of tests and benchmarks (seed printed, replayable).
+//! - [`cpu`]: the benchmark process's own CPU time, for CPU per operation.
 
+pub mod cpu;
 pub mod postgres;
 pub mod probe;
 pub mod rng;
