@@ -90,15 +90,26 @@ impl StoredBlock {
     /// sequencer's key.
     #[must_use]
     pub fn seal(parts: BlockParts, sequencer: &SecretKey, clock_program_id: ProgramId) -> Self {
+        let hashes = parts.transactions.iter().map(Transaction::hash).collect();
+        Self::seal_hashed(parts, hashes, sequencer, clock_program_id)
+    }
+
+    /// [`StoredBlock::seal`] with the hash of each of `parts.transactions`, in order, known to
+    /// the caller (admission computed them), so they are not encoded and hashed again.
+    #[must_use]
+    pub fn seal_hashed(
+        parts: BlockParts,
+        hashes: Vec<[u8; 32]>,
+        sequencer: &SecretKey,
+        clock_program_id: ProgramId,
+    ) -> Self {
+        debug_assert_eq!(hashes, parts.transactions.iter().map(Transaction::hash).collect::<Vec<_>>());
         let failed_count = u32::try_from(parts.failed.len()).unwrap_or(u32::MAX);
-        let succeeded: Vec<Transaction> = parts
-            .transactions
-            .into_iter()
-            .enumerate()
-            .filter(|(index, _)| u32::try_from(*index).is_ok_and(|i| parts.failed.binary_search(&i).is_err()))
-            .map(|(_, tx)| tx)
-            .collect();
-        let hashes: Vec<[u8; 32]> = succeeded.iter().map(Transaction::hash).collect();
+        let kept = |index: usize| u32::try_from(index).is_ok_and(|i| parts.failed.binary_search(&i).is_err());
+        let hashes: Vec<[u8; 32]> =
+            hashes.into_iter().enumerate().filter(|(index, _)| kept(*index)).map(|(_, hash)| hash).collect();
+        let succeeded: Vec<Transaction> =
+            parts.transactions.into_iter().enumerate().filter(|(index, _)| kept(*index)).map(|(_, tx)| tx).collect();
         let data = HashableBlockData {
             block_id: parts.block_id,
             prev_block_hash: parts.prev_block_hash,

@@ -544,8 +544,8 @@ fn block_info_listing(block: &StoredBlock, transactions: Vec<HexHash>) -> BlockI
 /// the Borsh public transaction), refusing oversized text before decoding it, and runs the
 /// stateless checks (structure and every signature, each key lifted once:
 /// `TransactionChecks::decode_and_verify`). Envelopes of other kinds are refused by name
-/// (`UnsupportedTransaction`).
-fn checked_base64_transaction(encoded: &str, keys: &KeyCache) -> Result<Transaction, NodeError> {
+/// (`UnsupportedTransaction`). Returns the transaction and its hash.
+fn checked_base64_transaction(encoded: &str, keys: &KeyCache) -> Result<(Transaction, [u8; 32]), NodeError> {
     use base64::Engine as _;
     // Base64 is 4 characters per 3 bytes; refuse longer text before decoding it.
     let max_chars = paystreams_runtime::MAX_TRANSACTION_BYTES.saturating_div(3).saturating_add(1).saturating_mul(4);
@@ -560,7 +560,12 @@ fn checked_base64_transaction(encoded: &str, keys: &KeyCache) -> Result<Transact
             detail: format!("not base64 ({e}); send base64 of the LEZ transaction envelope bytes"),
         })
     })?;
-    Transaction::decode_and_verify(&bytes, keys).map_err(NodeError::Rejected)
+    let tx = Transaction::decode_and_verify(&bytes, keys).map_err(NodeError::Rejected)?;
+    // Borsh gives a value one encoding and decoding refused trailing bytes, so the bytes after
+    // the envelope's tag are the ones `Transaction::hash` would encode again.
+    let hash = paystreams_lez_core::sha256(&[bytes.get(1..).unwrap_or_default()]);
+    debug_assert_eq!(hash, tx.hash(), "the hash of the received bytes is the transaction's");
+    Ok((tx, hash))
 }
 
 /// Refuses to reopen a chain under another release or sequencer key, saying what to do.
@@ -808,12 +813,14 @@ impl Chain {
     /// [`NodeError::Rejected`] naming the failed check, [`NodeError::Duplicate`],
     /// [`NodeError::MempoolFull`], or a storage failure.
     pub fn submit(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
-        self.submit_checked(Self::check(tx)?)
+        let tx = Self::check(tx)?;
+        let hash = tx.hash();
+        self.submit_checked(tx, hash)
     }
 
-    /// [`Chain::submit`] of a transaction that passed [`Chain::check`].
-    fn submit_checked(&self, tx: Transaction) -> Result<[u8; 32], NodeError> {
-        let (hash, seq) = self.admit(tx, None)?;
+    /// [`Chain::submit`] of a transaction that passed [`Chain::check`], with its hash.
+    fn submit_checked(&self, tx: Transaction, hash: [u8; 32]) -> Result<[u8; 32], NodeError> {
+        let (hash, seq) = self.admit_hashed(tx, hash, None)?;
         self.save(&[seq]).pop().unwrap_or(Ok(()))?;
         Ok(hash)
     }
@@ -945,6 +952,16 @@ impl Chain {
     /// again. Returns the hash and the admission number.
     fn admit(&self, tx: Transaction, restored: Option<u64>) -> Result<([u8; 32], u64), NodeError> {
         let hash = tx.hash();
+        self.admit_hashed(tx, hash, restored)
+    }
+
+    /// [`Chain::admit`] of a transaction whose hash the caller knows.
+    fn admit_hashed(
+        &self,
+        tx: Transaction,
+        hash: [u8; 32],
+        restored: Option<u64>,
+    ) -> Result<([u8; 32], u64), NodeError> {
         if self.storage.receipt(&hash)?.is_some() {
             return Err(NodeError::Duplicate(HexHash(hash)));
         }
@@ -1014,8 +1031,8 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`] before its write, plus undecodable input.
     pub fn admit_encoded(&self, encoded: &str) -> Result<([u8; 32], u64), NodeError> {
-        let tx = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
-        self.admit(tx, None)
+        let (tx, hash) = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
+        self.admit_hashed(tx, hash, None)
     }
 
     /// Decodes base64 Borsh and submits.
@@ -1023,7 +1040,8 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`], plus undecodable input.
     pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], NodeError> {
-        self.submit_checked(self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?)
+        let (tx, hash) = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
+        self.submit_checked(tx, hash)
     }
 
     /// Submits a batch of base64 Borsh transactions: decodes and verifies them on every core in
@@ -1044,12 +1062,7 @@ impl Chain {
                             .flat_map(|turn| {
                                 self.verifiers.run(|| {
                                     turn.iter()
-                                        .map(|text| {
-                                            checked_base64_transaction(text, &self.signer_keys).map(|tx| {
-                                                let hash = tx.hash();
-                                                (tx, hash)
-                                            })
-                                        })
+                                        .map(|text| checked_base64_transaction(text, &self.signer_keys))
                                         .collect::<Vec<_>>()
                                 })
                             })
@@ -1086,16 +1099,15 @@ impl Chain {
                 })
                 .collect()
         });
-        let admitted: Vec<Result<([u8; 32], u64), NodeError>> = checked
-            .into_iter()
-            .map(|tx| {
-                tx.and_then(
-                    |(tx, hash, checked)| {
-                        if checked { self.admit_new(tx, hash, None) } else { self.admit(tx, None) }
-                    },
-                )
-            })
-            .collect();
+        let admitted: Vec<Result<([u8; 32], u64), NodeError>> =
+            checked
+                .into_iter()
+                .map(|tx| {
+                    tx.and_then(|(tx, hash, checked)| {
+                        if checked { self.admit_new(tx, hash, None) } else { self.admit_hashed(tx, hash, None) }
+                    })
+                })
+                .collect();
         let seqs: Vec<u64> = admitted.iter().filter_map(|result| result.as_ref().ok().map(|(_, seq)| *seq)).collect();
         let mut saved = self.save(&seqs).into_iter();
         admitted
@@ -1392,7 +1404,12 @@ impl Chain {
             time_offset_ms,
         };
         drop(inner);
-        let block = Arc::new(StoredBlock::seal(parts, &self.sequencer, self.runtime.builtin_ids().clock));
+        let block = Arc::new(StoredBlock::seal_hashed(
+            parts,
+            hashes.clone(),
+            &self.sequencer,
+            self.runtime.builtin_ids().clock,
+        ));
         let mut added = StreamIndex::default();
         for receipt in &receipts {
             for event in &receipt.events {
