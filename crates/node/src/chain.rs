@@ -418,11 +418,13 @@ pub struct Chain {
     pub(crate) metrics: Metrics,
 }
 
-/// Bounds how many threads check signatures at once, whoever runs them (a batch's workers, the
-/// blocking threads of single submissions), to the machine's cores. Unbounded, a flood of
-/// submissions runs dozens of checking threads, and the block producer and writer get one
-/// thread's share of the cores among them: blocks fall behind admission and the mempool's queue
-/// grows. Bounded, they keep a fair share while the flood is checked.
+/// Bounds how many of the batch submissions' checking threads run at once to the machine's
+/// cores. Each batch call checks on a thread per core, so unbounded, eight calls ran sixteen
+/// checking threads, and the block producer and writer got one thread's share of the cores
+/// among them: blocks fell behind admission and the mempool's queue grew. Bounded, they keep a
+/// fair share while batches are checked. A single submission checks its one transaction on the
+/// thread its call already runs on, without a place: waiting for one there cost that
+/// latency-bound path throughput and CPU (see `docs/benchmarks.md`).
 struct Verifiers {
     running: Mutex<usize>,
     freed: Condvar,
@@ -1031,7 +1033,7 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`] before its write, plus undecodable input.
     pub fn admit_encoded(&self, encoded: &str) -> Result<([u8; 32], u64), NodeError> {
-        let (tx, hash) = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
+        let (tx, hash) = checked_base64_transaction(encoded, &self.signer_keys)?;
         self.admit_hashed(tx, hash, None)
     }
 
@@ -1040,7 +1042,7 @@ impl Chain {
     /// # Errors
     /// As [`Chain::submit`], plus undecodable input.
     pub fn submit_encoded(&self, encoded: &str) -> Result<[u8; 32], NodeError> {
-        let (tx, hash) = self.verifiers.run(|| checked_base64_transaction(encoded, &self.signer_keys))?;
+        let (tx, hash) = checked_base64_transaction(encoded, &self.signer_keys)?;
         self.submit_checked(tx, hash)
     }
 
